@@ -1,0 +1,1 @@
+//! Zhengyun control-plane HTTP API.

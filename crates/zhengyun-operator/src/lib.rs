@@ -1,0 +1,1 @@
+//! Zhengyun operator: kube-rs controllers that reconcile bureaus and environments.

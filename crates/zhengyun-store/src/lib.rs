@@ -1,0 +1,1 @@
+//! Zhengyun store: the SQL ledger, audit log and API tokens.
