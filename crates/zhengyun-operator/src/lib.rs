@@ -1,1 +1,75 @@
-//! Zhengyun operator: kube-rs controllers that reconcile bureaus and environments.
+//! Zhengyun operator: kube-rs controllers that admit environments against their bureau's quota
+//! and turn admitted ones into namespaces with everything a bureau needs inside.
+//!
+//! - [`admission`]: the pure admission rule.
+//! - [`resources`] and [`cluster`]: pure builders of the objects the operator applies.
+//! - `bureaus`: the bureau controller — admission and the bureau's status rollup.
+//! - `environments`: the environment controller — namespaces, quotas, policies, workloads.
+//! - [`leader`]: Lease-based leader election; [`metrics`]: the operator's own metrics.
+
+pub mod admission;
+mod apply;
+mod bureaus;
+pub mod cluster;
+mod conditions;
+mod environments;
+pub mod leader;
+pub mod metrics;
+pub mod resources;
+mod run;
+
+pub use run::{OperatorConfig, run};
+
+/// Field manager of every server-side apply by the operator.
+pub const MANAGER: &str = "zhengyun-operator";
+/// Field manager of admission decisions on environment status.
+pub const ADMISSION_MANAGER: &str = "zhengyun-admission";
+
+/// Why a reconciliation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the Kubernetes API failed.
+    #[error("unable to {action}: {source}")]
+    Kube {
+        /// What was being attempted, e.g. "apply ResourceQuota for wjw-prod".
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// An object could not be built from the spec.
+    #[error("unable to build {what}: {source}")]
+    Build {
+        /// Which object.
+        what: String,
+        /// The serialization error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An environment's namespace is still being deleted; cleanup waits for it.
+    #[error("namespace {0} is still terminating")]
+    NamespaceTerminating(String),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short, bounded label for the `reconcile_failures` metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "Kube",
+            Error::Build { .. } => "Build",
+            Error::NamespaceTerminating(_) => "NamespaceTerminating",
+            Error::Finalizer(_) => "Finalizer",
+        }
+    }
+
+    pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let action = action.into();
+        move |source| Error::Kube { action, source }
+    }
+}
+
+/// Result with the operator's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,14 +8,30 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "zhengyun", version, about)]
 pub struct Cli {
+    /// Log format: `json` for production log pipelines, `text` for a terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "ZHENGYUN_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
     Crds,
+    /// Run the operator: admit environments and reconcile them into namespaces.
+    Operator(zhengyun_operator::OperatorConfig),
 }
 
 impl Cli {
@@ -34,9 +50,53 @@ impl Cli {
     fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Crds => {
-                print!("{}", zhengyun_model::crds_yaml()?);
+                print!("{}", zhengyun_model::crds_yaml());
                 Ok(())
+            }
+            Command::Operator(config) => {
+                init_logging(self.log_format);
+                runtime()?.block_on(async {
+                    let client = kube::Client::try_default().await?;
+                    zhengyun_operator::run(client, config, shutdown_signal()).await
+                })
             }
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZHENGYUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

@@ -50,7 +50,9 @@ fn deployment(name: &str, replicas: i32, cpu: &str) -> anyhow::Result<Deployment
 }
 
 async fn running_pods(pods: &Api<Pod>, app: &str) -> anyhow::Result<Vec<Pod>> {
-    let list = pods.list(&ListParams::default().labels(&format!("app={app}"))).await?;
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await?;
     Ok(list
         .items
         .into_iter()
@@ -59,7 +61,8 @@ async fn running_pods(pods: &Api<Pod>, app: &str) -> anyhow::Result<Vec<Pod>> {
 }
 
 #[tokio::test]
-async fn quota_admission_refuses_pods_beyond_the_namespace_quota_and_admits_those_within() -> anyhow::Result<()> {
+async fn quota_admission_refuses_pods_beyond_the_namespace_quota_and_admits_those_within()
+-> anyhow::Result<()> {
     let client = client().await?;
     let ns = unique_name("e2e-quota");
     namespace_with_cpu_quota(&client, &ns, "1").await?;
@@ -67,19 +70,30 @@ async fn quota_admission_refuses_pods_beyond_the_namespace_quota_and_admits_thos
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
 
     // Three replicas of 400m against cpu: 1 — two fit, the third is refused by quota admission.
-    deployments.create(&PostParams::default(), &deployment("web", 3, "400m")?).await?;
+    deployments
+        .create(&PostParams::default(), &deployment("web", 3, "400m")?)
+        .await?;
     let running = eventually("two running pods", WAIT, || async {
         let running = running_pods(&pods, "web").await?;
         Ok((running.len() == 2).then_some(running))
     })
     .await?;
     for pod in &running {
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-        assert!(node.starts_with("devcluster-node-"), "pod bound to a simulated node, got {node:?}");
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        assert!(
+            node.starts_with("devcluster-node-"),
+            "pod bound to a simulated node, got {node:?}"
+        );
     }
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
     let refusal = eventually("a quota refusal on the ReplicaSet", WAIT, || async {
-        let list = replica_sets.list(&ListParams::default().labels("app=web")).await?;
+        let list = replica_sets
+            .list(&ListParams::default().labels("app=web"))
+            .await?;
         Ok(list.items.iter().find_map(|rs| {
             let conditions = rs.status.as_ref()?.conditions.as_ref()?;
             conditions
@@ -89,9 +103,16 @@ async fn quota_admission_refuses_pods_beyond_the_namespace_quota_and_admits_thos
         }))
     })
     .await?;
-    assert!(refusal.contains("exceeded quota"), "refusal message: {refusal}");
+    assert!(
+        refusal.contains("exceeded quota"),
+        "refusal message: {refusal}"
+    );
     let all = pods.list(&ListParams::default().labels("app=web")).await?;
-    assert_eq!(all.items.len(), 2, "the third pod must never have been created");
+    assert_eq!(
+        all.items.len(),
+        2,
+        "the third pod must never have been created"
+    );
 
     // A pod that alone exceeds the quota is refused at creation with 403 Forbidden.
     let pod: Pod = serde_json::from_value(json!({
@@ -102,12 +123,18 @@ async fn quota_admission_refuses_pods_beyond_the_namespace_quota_and_admits_thos
     match pods.create(&PostParams::default(), &pod).await {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 403);
-            assert!(status.message.contains("exceeded quota"), "{}", status.message);
+            assert!(
+                status.message.contains("exceeded quota"),
+                "{}",
+                status.message
+            );
         }
         other => panic!("expected a quota refusal, got {other:?}"),
     }
 
-    Api::<Namespace>::all(client).delete(&ns, &DeleteParams::default()).await?;
+    Api::<Namespace>::all(client)
+        .delete(&ns, &DeleteParams::default())
+        .await?;
     Ok(())
 }
 
@@ -117,7 +144,9 @@ async fn deleting_a_namespace_completes_and_removes_its_contents() -> anyhow::Re
     let ns = unique_name("e2e-delete");
     namespace_with_cpu_quota(&client, &ns, "2").await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    deployments.create(&PostParams::default(), &deployment("web", 1, "100m")?).await?;
+    deployments
+        .create(&PostParams::default(), &deployment("web", 1, "100m")?)
+        .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     eventually("a running pod", WAIT, || async {
         Ok((running_pods(&pods, "web").await?.len() == 1).then_some(()))
@@ -131,7 +160,11 @@ async fn deleting_a_namespace_completes_and_removes_its_contents() -> anyhow::Re
     })
     .await?;
     let leftover = pods.list(&ListParams::default()).await?;
-    assert!(leftover.items.is_empty(), "pods left behind: {}", leftover.items.len());
+    assert!(
+        leftover.items.is_empty(),
+        "pods left behind: {}",
+        leftover.items.len()
+    );
     Ok(())
 }
 
@@ -141,7 +174,10 @@ async fn rbac_forbids_an_impersonated_unprivileged_user() -> anyhow::Result<()> 
     let ns = unique_name("e2e-rbac");
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+        )
         .await?;
 
     let mut config = Config::infer().await?;
@@ -155,13 +191,19 @@ async fn rbac_forbids_an_impersonated_unprivileged_user() -> anyhow::Result<()> 
         other => panic!("expected 403 Forbidden, got {other:?}"),
     }
     let nobody_namespaces: Api<Namespace> = Api::all(nobody);
-    let ns_obj: Namespace = serde_json::from_value(json!({"metadata": {"name": unique_name("e2e-rbac-x")}}))?;
-    match nobody_namespaces.create(&PostParams::default(), &ns_obj).await {
+    let ns_obj: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": unique_name("e2e-rbac-x")}}))?;
+    match nobody_namespaces
+        .create(&PostParams::default(), &ns_obj)
+        .await
+    {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{}", status.message),
         other => panic!("expected 403 Forbidden, got {other:?}"),
     }
     // The same calls succeed for the cluster admin, so the 403s above are RBAC, not a broken API.
-    Api::<Pod>::namespaced(admin, &ns).list(&ListParams::default()).await?;
+    Api::<Pod>::namespaced(admin, &ns)
+        .list(&ListParams::default())
+        .await?;
     namespaces.delete(&ns, &DeleteParams::default()).await?;
     Ok(())
 }

@@ -1,0 +1,327 @@
+//! `CapacityPool`: the singleton (`default`) describing what the cluster can give out, how far
+//! it may be overcommitted, and the per-tier and per-container defaults the operator applies.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Condition;
+use crate::{
+    names::Tier,
+    quantity::{Quantity, QuantityError, Quota, Resource, ResourceAmounts, Unit},
+    validation::{Validate, ValidationErrors, field_path},
+};
+
+/// The only allowed name of the capacity pool.
+pub const POOL_NAME: &str = "default";
+
+/// Highest overcommit ratio accepted, in percent (10×).
+pub const MAX_OVERCOMMIT_PERCENT: u32 = 1000;
+
+/// What the cluster can give out. There is exactly one, named `default`.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "zhengyun.io",
+    version = "v1alpha1",
+    kind = "CapacityPool",
+    plural = "capacitypools",
+    shortname = "cp",
+    category = "zhengyun",
+    status = "CapacityPoolStatus",
+    derive = "PartialEq",
+    doc = "What the cluster can give out (singleton named 'default'): capacity, overcommit and defaults.",
+    printcolumn(name = "CPU", type_ = "string", json_path = ".spec.capacity.cpu"),
+    printcolumn(name = "Memory", type_ = "string", json_path = ".spec.capacity.memory"),
+    printcolumn(name = "Storage", type_ = "string", json_path = ".spec.capacity.storage"),
+    printcolumn(name = "CPU Overcommit %", type_ = "integer", json_path = ".spec.overcommit.cpuPercent"),
+    printcolumn(name = "Allocated CPU", type_ = "string", json_path = ".status.allocated.cpu"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("self.metadata.name == 'default'")
+        .message("the capacity pool is a singleton and must be named 'default'"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityPoolSpec {
+    /// Physical capacity of the cluster available to tenants.
+    pub capacity: Quota,
+
+    /// How far the sum of bureau quotas may exceed the capacity.
+    #[serde(default)]
+    pub overcommit: Overcommit,
+
+    /// PriorityClass given to the pods of each tier.
+    #[serde(default)]
+    pub priority_classes: TierPriorityClasses,
+
+    /// Defaults of the LimitRange in every environment namespace.
+    #[serde(default)]
+    pub limit_range: LimitRangeDefaults,
+}
+
+/// Overcommit ratios in percent: 150 means bureau quotas may add up to 1.5× the capacity.
+/// Only CPU, memory and storage can be overcommitted; GPUs and object counts never are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Overcommit {
+    /// CPU ratio in percent.
+    #[serde(default = "hundred")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub cpu_percent: u32,
+    /// Memory ratio in percent.
+    #[serde(default = "hundred")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub memory_percent: u32,
+    /// Storage ratio in percent.
+    #[serde(default = "hundred")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub storage_percent: u32,
+}
+
+fn hundred() -> u32 {
+    100
+}
+
+impl Default for Overcommit {
+    fn default() -> Self {
+        Self {
+            cpu_percent: 100,
+            memory_percent: 100,
+            storage_percent: 100,
+        }
+    }
+}
+
+impl Overcommit {
+    /// The ratio in percent for `resource` (100 for resources that cannot be overcommitted).
+    pub fn percent(&self, resource: Resource) -> u32 {
+        match resource {
+            Resource::Cpu => self.cpu_percent,
+            Resource::Memory => self.memory_percent,
+            Resource::Storage => self.storage_percent,
+            _ => 100,
+        }
+    }
+
+    fn check(&self, path: &str, errors: &mut ValidationErrors) {
+        let fields = [
+            ("cpuPercent", self.cpu_percent),
+            ("memoryPercent", self.memory_percent),
+            ("storagePercent", self.storage_percent),
+        ];
+        for (field, percent) in fields {
+            if !(1..=MAX_OVERCOMMIT_PERCENT).contains(&percent) {
+                errors.push(
+                    field_path(path, field),
+                    format!("must be between 1 and {MAX_OVERCOMMIT_PERCENT}"),
+                );
+            }
+        }
+    }
+}
+
+/// Name of the PriorityClass for each tier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TierPriorityClasses {
+    /// PriorityClass of gold environments.
+    #[serde(default = "default_gold")]
+    #[schemars(length(min = 1, max = 253))]
+    pub gold: String,
+    /// PriorityClass of silver environments.
+    #[serde(default = "default_silver")]
+    #[schemars(length(min = 1, max = 253))]
+    pub silver: String,
+    /// PriorityClass of bronze environments.
+    #[serde(default = "default_bronze")]
+    #[schemars(length(min = 1, max = 253))]
+    pub bronze: String,
+}
+
+fn default_gold() -> String {
+    "zhengyun-gold".to_owned()
+}
+
+fn default_silver() -> String {
+    "zhengyun-silver".to_owned()
+}
+
+fn default_bronze() -> String {
+    "zhengyun-bronze".to_owned()
+}
+
+impl Default for TierPriorityClasses {
+    fn default() -> Self {
+        Self {
+            gold: default_gold(),
+            silver: default_silver(),
+            bronze: default_bronze(),
+        }
+    }
+}
+
+impl TierPriorityClasses {
+    /// The PriorityClass name for `tier`.
+    pub fn for_tier(&self, tier: Tier) -> &str {
+        match tier {
+            Tier::Gold => &self.gold,
+            Tier::Silver => &self.silver,
+            Tier::Bronze => &self.bronze,
+        }
+    }
+
+    fn check(&self, path: &str, errors: &mut ValidationErrors) {
+        for &tier in Tier::ALL {
+            errors.check(
+                field_path(path, tier.as_str()),
+                check_dns1123_subdomain(self.for_tier(tier)),
+            );
+        }
+    }
+}
+
+/// PriorityClass names are DNS-1123 subdomains: labels joined by dots, at most 253 characters.
+fn check_dns1123_subdomain(name: &str) -> Result<(), String> {
+    if name.len() > 253 {
+        return Err("must be at most 253 characters".to_owned());
+    }
+    name.split('.')
+        .try_for_each(|label| {
+            crate::names::check_dns1123_label(label, crate::names::DNS1123_LABEL_MAX_LEN)
+        })
+        .map_err(|_| {
+            format!(
+                "{name:?} must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')"
+            )
+        })
+}
+
+/// Defaults for containers that do not declare their own requests and limits, so that every
+/// pod counts against the namespace quota.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitRangeDefaults {
+    /// Default requests.
+    #[serde(default = "ContainerResources::default_request")]
+    pub default_request: ContainerResources,
+    /// Default limits.
+    #[serde(default = "ContainerResources::default_limit")]
+    pub default: ContainerResources,
+}
+
+impl Default for LimitRangeDefaults {
+    fn default() -> Self {
+        Self {
+            default_request: ContainerResources::default_request(),
+            default: ContainerResources::default_limit(),
+        }
+    }
+}
+
+impl LimitRangeDefaults {
+    fn check(&self, path: &str, errors: &mut ValidationErrors) {
+        let request = self
+            .default_request
+            .parse(&field_path(path, "defaultRequest"), errors);
+        let limit = self.default.parse(&field_path(path, "default"), errors);
+        if let (Some(request), Some(limit)) = (request, limit) {
+            for (field, req, lim) in [("cpu", request.0, limit.0), ("memory", request.1, limit.1)] {
+                if req > lim {
+                    let at = field_path(&field_path(path, "defaultRequest"), field);
+                    errors.push(at, format!("must not exceed {path}.default.{field}"));
+                }
+            }
+        }
+    }
+}
+
+/// CPU and memory of one container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerResources {
+    /// CPU, e.g. `100m`.
+    pub cpu: Quantity,
+    /// Memory, e.g. `128Mi`.
+    pub memory: Quantity,
+}
+
+impl ContainerResources {
+    fn default_request() -> Self {
+        Self {
+            cpu: "100m".into(),
+            memory: "128Mi".into(),
+        }
+    }
+
+    fn default_limit() -> Self {
+        Self {
+            cpu: "500m".into(),
+            memory: "512Mi".into(),
+        }
+    }
+
+    /// (millicores, bytes), recording errors against `path`.
+    fn parse(&self, path: &str, errors: &mut ValidationErrors) -> Option<(u64, u64)> {
+        let cpu = self.cpu.parse(Unit::Millicores);
+        let memory = self.memory.parse(Unit::Bytes);
+        if let Err(e) = &cpu {
+            errors.push(field_path(path, "cpu"), e.to_string());
+        }
+        if let Err(e) = &memory {
+            errors.push(field_path(path, "memory"), e.to_string());
+        }
+        Some((cpu.ok()?, memory.ok()?))
+    }
+}
+
+/// What the operator observed about the pool.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityPoolStatus {
+    /// Sum of all bureau quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<Quota>,
+
+    /// Standard conditions, one per `type`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl CapacityPoolSpec {
+    /// What bureau quotas may add up to: capacity × overcommit, rounded down.
+    pub fn effective_capacity(&self) -> Result<ResourceAmounts, (Resource, QuantityError)> {
+        let capacity = self.capacity.to_amounts()?;
+        Ok(capacity.scale_percent(|r| self.overcommit.percent(r)))
+    }
+
+    fn check(&self, path: &str, errors: &mut ValidationErrors) {
+        let at = |field| field_path(path, field);
+        self.capacity.check(&at("capacity"), errors);
+        self.overcommit.check(&at("overcommit"), errors);
+        self.priority_classes.check(&at("priorityClasses"), errors);
+        self.limit_range.check(&at("limitRange"), errors);
+    }
+}
+
+impl Validate for CapacityPoolSpec {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        self.check("spec", &mut errors);
+        errors.into_result()
+    }
+}
+
+impl Validate for CapacityPool {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if self.metadata.name.as_deref() != Some(POOL_NAME) {
+            errors.push(
+                "metadata.name",
+                format!("must be {POOL_NAME:?}: the capacity pool is a singleton"),
+            );
+        }
+        self.spec.check("spec", &mut errors);
+        errors.into_result()
+    }
+}

@@ -1,0 +1,394 @@
+//! Names and the small vocabularies of the model: bureau codes, environment names, display
+//! names, purposes, tiers and kinds of bureau.
+//!
+//! A bureau code is the `metadata.name` of a `Bureau` and the first half of every namespace the
+//! bureau gets (`<bureau>-<purpose>`, e.g. `wjw-prod`). Namespaces are DNS-1123 labels of at most
+//! 63 characters; the longest purpose is `staging`, so a code could be 55 characters. We cap it
+//! at [`BUREAU_CODE_MAX_LEN`] = 40 instead, leaving 15 characters of headroom for names and label
+//! values derived from an environment name (`<bureau>-<purpose>-viewers`, prefixes) which are
+//! bound by the same 63-character limit.
+
+use std::{fmt, str::FromStr};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Longest DNS-1123 label Kubernetes accepts (namespace names, label values).
+pub const DNS1123_LABEL_MAX_LEN: usize = 63;
+
+/// Longest bureau code; see the module documentation for why 40 and not 55.
+pub const BUREAU_CODE_MAX_LEN: usize = 40;
+
+/// Longest catalog service name: it becomes a Service, a StatefulSet and PVC names such as
+/// `data-<name>-0`, all of which must stay well inside 63 characters.
+pub const SERVICE_NAME_MAX_LEN: usize = 40;
+
+/// Longest display name, in Unicode characters (not bytes): 区人民政府国有资产监督管理委员会 is 16.
+pub const DISPLAY_NAME_MAX_CHARS: usize = 128;
+
+/// Longest group name accepted in `adminGroups` / `viewerGroups`.
+pub const GROUP_NAME_MAX_LEN: usize = 256;
+
+/// Pattern of a DNS-1123 label (lowercase letters, digits and `-`, alphanumeric at both ends).
+pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// Pattern of a DNS-1035 label, which Kubernetes requires for Service names (starts with a letter).
+pub const DNS1035_LABEL_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+
+/// Checks that `value` is a DNS-1123 label of at most `max_len` characters.
+pub fn check_dns1123_label(value: &str, max_len: usize) -> Result<(), String> {
+    check_label_length(value, max_len)?;
+    let bytes = value.as_bytes();
+    let inner_ok = bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    let ends_ok = [bytes[0], bytes[bytes.len() - 1]]
+        .iter()
+        .all(u8::is_ascii_alphanumeric);
+    if inner_ok && ends_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} must consist of lowercase letters, digits and '-', \
+             and start and end with a letter or digit"
+        ))
+    }
+}
+
+/// Checks that `value` is a DNS-1035 label (a DNS-1123 label starting with a letter).
+pub fn check_dns1035_label(value: &str, max_len: usize) -> Result<(), String> {
+    check_dns1123_label(value, max_len)?;
+    if value.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Ok(())
+    } else {
+        Err(format!("{value:?} must start with a lowercase letter"))
+    }
+}
+
+fn check_label_length(value: &str, max_len: usize) -> Result<(), String> {
+    match value.len() {
+        0 => Err("must not be empty".to_owned()),
+        n if n > max_len => Err(format!("must be at most {max_len} characters, got {n}")),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a bureau code: a DNS-1123 label of at most [`BUREAU_CODE_MAX_LEN`] characters that
+/// does not produce namespaces in the `kube-` prefix Kubernetes reserves for itself.
+pub fn check_bureau_code(code: &str) -> Result<(), String> {
+    check_dns1123_label(code, BUREAU_CODE_MAX_LEN)?;
+    if code == "kube" || code.starts_with("kube-") {
+        return Err(format!(
+            "{code:?} is reserved: namespaces starting with 'kube-' belong to Kubernetes"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a catalog service name: a DNS-1035 label of at most [`SERVICE_NAME_MAX_LEN`] characters.
+pub fn check_service_name(name: &str) -> Result<(), String> {
+    check_dns1035_label(name, SERVICE_NAME_MAX_LEN)
+}
+
+/// Checks a display name: any Unicode, non-empty, at most [`DISPLAY_NAME_MAX_CHARS`] characters,
+/// without surrounding whitespace or control characters (it ends up in CSV statements and
+/// dashboards). Callers taking user input should [`normalize_display_name`] first.
+pub fn check_display_name(name: &str) -> Result<(), String> {
+    check_free_text(name, DISPLAY_NAME_MAX_CHARS)
+}
+
+/// Checks a group name from the identity provider (e.g. `wjw-admins`): free text like a display
+/// name, up to [`GROUP_NAME_MAX_LEN`] characters.
+pub fn check_group_name(name: &str) -> Result<(), String> {
+    check_free_text(name, GROUP_NAME_MAX_LEN)
+}
+
+fn check_free_text(text: &str, max_chars: usize) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if text.trim() != text {
+        return Err("must not start or end with whitespace".to_owned());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    let chars = text.chars().count();
+    if chars > max_chars {
+        return Err(format!(
+            "must be at most {max_chars} characters, got {chars}"
+        ));
+    }
+    Ok(())
+}
+
+/// What a caller should store for a display name typed by a person: the trimmed text.
+pub fn normalize_display_name(name: &str) -> String {
+    name.trim().to_owned()
+}
+
+/// The name of a bureau's environment, which is also its namespace: `<bureau>-<purpose>`.
+pub fn environment_name(bureau: &str, purpose: Purpose) -> String {
+    format!("{bureau}-{purpose}")
+}
+
+/// Splits an environment name into bureau code and purpose. The purpose is the part after the
+/// last `-` (purposes contain none), so the split is unambiguous even for bureau codes that
+/// contain dashes such as `zgc-keyu`. Returns `None` if the name has no valid purpose suffix or
+/// the bureau part is not a valid code.
+pub fn parse_environment_name(name: &str) -> Option<(&str, Purpose)> {
+    let (bureau, purpose) = name.rsplit_once('-')?;
+    let purpose = purpose.parse().ok()?;
+    check_bureau_code(bureau).ok()?;
+    Some((bureau, purpose))
+}
+
+/// Error for a string that is not one of an enum's values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not one of: {expected}")]
+pub struct UnknownVariant {
+    /// The rejected string.
+    pub value: String,
+    /// The accepted values, comma-separated.
+    pub expected: &'static str,
+}
+
+/// Implements `as_str`, `Display` and `FromStr` for a lowercase-serialized unit enum.
+macro_rules! lowercase_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The serialized (lowercase) form.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = UnknownVariant;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    _ => Err(UnknownVariant {
+                        value: s.to_owned(),
+                        expected: concat!($($text, ", "),+).trim_end_matches(", "),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+/// What an environment is for. Part of its name, so it never changes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    /// Development.
+    Dev,
+    /// Testing.
+    Test,
+    /// Pre-production.
+    Staging,
+    /// Production.
+    Prod,
+}
+
+lowercase_enum!(Purpose { Dev => "dev", Test => "test", Staging => "staging", Prod => "prod" });
+
+impl Purpose {
+    /// Whether environments of this purpose may carry an expiry date (only throw-away ones).
+    pub fn allows_expiry(self) -> bool {
+        matches!(self, Purpose::Dev | Purpose::Test)
+    }
+}
+
+/// Service tier of an environment: scheduling priority and price.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Highest priority, highest price.
+    Gold,
+    /// The default.
+    #[default]
+    Silver,
+    /// Lowest priority, preempted first, cheapest.
+    Bronze,
+}
+
+lowercase_enum!(Tier { Gold => "gold", Silver => "silver", Bronze => "bronze" });
+
+/// What kind of public body a tenant is.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BureauKind {
+    /// A district bureau or commission (委办局).
+    Bureau,
+    /// A town or street office (街镇).
+    Town,
+    /// A residents' community (社区), usually with a town as parent.
+    Community,
+    /// Any other agency.
+    Agency,
+}
+
+lowercase_enum!(BureauKind { Bureau => "bureau", Town => "town", Community => "community", Agency => "agency" });
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case("wjw")]
+    #[case("zgc-keyu")]
+    #[case("a")]
+    #[case("9")]
+    #[case("beitaipingzhuang")]
+    #[case("a234567890123456789012345678901234567890")]
+    #[case("kubernetes")]
+    fn valid_bureau_codes(#[case] code: &str) {
+        assert_eq!(check_bureau_code(code), Ok(()));
+    }
+
+    #[rstest]
+    #[case("", "must not be empty")]
+    #[case("a2345678901234567890123456789012345678901", "at most 40")]
+    #[case("WJW", "lowercase")]
+    #[case("-wjw", "start and end")]
+    #[case("wjw-", "start and end")]
+    #[case("wjw.prod", "lowercase")]
+    #[case("wjw_prod", "lowercase")]
+    #[case("卫健委", "lowercase")]
+    #[case("kube", "reserved")]
+    #[case("kube-system", "reserved")]
+    fn invalid_bureau_codes(#[case] code: &str, #[case] expected: &str) {
+        let message = check_bureau_code(code).expect_err(code);
+        assert!(message.contains(expected), "{code}: {message}");
+    }
+
+    #[test]
+    fn longest_bureau_code_gives_a_valid_namespace_for_every_purpose() {
+        let code = "a".repeat(BUREAU_CODE_MAX_LEN);
+        for &purpose in Purpose::ALL {
+            let name = environment_name(&code, purpose);
+            assert_eq!(
+                check_dns1123_label(&name, DNS1123_LABEL_MAX_LEN),
+                Ok(()),
+                "{name}"
+            );
+            assert!(name.len() + "-viewers".len() <= DNS1123_LABEL_MAX_LEN);
+        }
+    }
+
+    #[rstest]
+    #[case("wjw-prod", Some(("wjw", Purpose::Prod)))]
+    #[case("zgc-keyu-dev", Some(("zgc-keyu", Purpose::Dev)))]
+    #[case("wjw-staging", Some(("wjw", Purpose::Staging)))]
+    #[case("wjw-production", None)]
+    #[case("wjw", None)]
+    #[case("-prod", None)]
+    #[case("kube-prod", None)]
+    fn environment_names_split_at_the_last_dash(
+        #[case] name: &str,
+        #[case] expected: Option<(&str, Purpose)>,
+    ) {
+        assert_eq!(parse_environment_name(name), expected);
+    }
+
+    #[test]
+    fn environment_name_round_trips() {
+        let name = environment_name("zgc-keyu", Purpose::Test);
+        assert_eq!(name, "zgc-keyu-test");
+        assert_eq!(
+            parse_environment_name(&name),
+            Some(("zgc-keyu", Purpose::Test))
+        );
+    }
+
+    #[rstest]
+    #[case("区卫生健康委员会")]
+    #[case("区人民政府国有资产监督管理委员会")]
+    #[case("Haidian Health Commission")]
+    #[case("海淀区 卫生健康委员会 (试点)")]
+    fn valid_display_names(#[case] name: &str) {
+        assert_eq!(check_display_name(name), Ok(()));
+    }
+
+    #[rstest]
+    #[case("", "must not be empty")]
+    #[case("   ", "must not be empty")]
+    #[case("\u{3000}", "must not be empty")]
+    #[case(" 区民政局", "whitespace")]
+    #[case("区民政局\u{3000}", "whitespace")]
+    #[case("区民\n政局", "control")]
+    fn invalid_display_names(#[case] name: &str, #[case] expected: &str) {
+        let message = check_display_name(name).expect_err(name);
+        assert!(message.contains(expected), "{name:?}: {message}");
+    }
+
+    #[test]
+    fn display_name_length_counts_characters_not_bytes() {
+        let at_limit = "卫".repeat(DISPLAY_NAME_MAX_CHARS);
+        assert!(at_limit.len() > DISPLAY_NAME_MAX_CHARS);
+        assert_eq!(check_display_name(&at_limit), Ok(()));
+        let over = "卫".repeat(DISPLAY_NAME_MAX_CHARS + 1);
+        assert!(check_display_name(&over).is_err());
+    }
+
+    #[test]
+    fn normalizing_trims_ideographic_spaces_too() {
+        assert_eq!(normalize_display_name("\u{3000}区民政局 "), "区民政局");
+    }
+
+    #[rstest]
+    #[case("web", true)]
+    #[case("db-1", true)]
+    #[case("1db", false)]
+    #[case("Web", false)]
+    fn service_names_are_dns1035_labels(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(check_service_name(name).is_ok(), ok, "{name}");
+    }
+
+    #[test]
+    fn enums_parse_and_print_their_serialized_form() {
+        for &tier in Tier::ALL {
+            assert_eq!(tier.as_str().parse::<Tier>(), Ok(tier));
+            assert_eq!(serde_json::to_value(tier).ok(), Some(tier.as_str().into()));
+        }
+        let error = "platinum".parse::<Tier>().expect_err("not a tier");
+        assert_eq!(
+            error.to_string(),
+            "\"platinum\" is not one of: gold, silver, bronze"
+        );
+        assert_eq!(Tier::default(), Tier::Silver);
+        assert_eq!("community".parse(), Ok(BureauKind::Community));
+        assert!(Purpose::Dev.allows_expiry() && !Purpose::Prod.allows_expiry());
+    }
+}

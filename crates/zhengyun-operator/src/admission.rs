@@ -1,0 +1,265 @@
+//! Admission: which environments of one bureau get their quota. Pure, so the rule can be read
+//! and tested apart from the cluster.
+//!
+//! The rule, applied on every reconciliation of a bureau:
+//! 1. What is already admitted stays admitted (quota is never taken back from a running
+//!    environment, even if the bureau's quota was lowered; the bureau then reports
+//!    `OverAllocated`). Environments being deleted keep their share until their namespace is gone.
+//! 2. Resizes of admitted environments are considered in creation order (name as tie-break): a
+//!    resize that fits is granted; one that does not keeps the old quota and is reported.
+//! 3. Waiting environments are considered in creation order (name as tie-break). Each one that
+//!    fits the bureau's remaining quota is admitted; one that does not stays `QuotaExceeded`
+//!    with what is missing, and a later, smaller one that fits is still admitted (first fit).
+
+use std::cmp::Ordering;
+
+use zhengyun_model::quantity::{MAX_BASE_UNITS, ResourceAmounts, Shortfall};
+
+/// One environment as admission sees it.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// Environment name.
+    pub name: String,
+    /// Creation time in seconds since the epoch; the order of admission.
+    pub created: i64,
+    /// What its spec asks for.
+    pub requested: ResourceAmounts,
+    /// What it currently holds, if admitted.
+    pub admitted: Option<ResourceAmounts>,
+    /// Whether it is being deleted.
+    pub deleting: bool,
+}
+
+/// What admission decided for one environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Holds `quota`, as before (nothing to write).
+    Keep,
+    /// Newly admitted, or resized: now holds the requested quota.
+    Grant(ResourceAmounts),
+    /// Not admitted: this is what is missing.
+    Exceeded(Vec<Shortfall>),
+    /// Admitted, but its resize does not fit; it keeps its current quota.
+    ResizeBlocked(Vec<Shortfall>),
+}
+
+/// The decision for every candidate, in admission order, and the bureau's allocation after it.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// One decision per candidate.
+    pub decisions: Vec<(String, Decision)>,
+    /// Σ quota held by admitted environments after this plan.
+    pub allocated: ResourceAmounts,
+}
+
+fn creation_order(a: &Candidate, b: &Candidate) -> Ordering {
+    a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name))
+}
+
+/// Decides admission for one bureau with quota `limit`.
+pub fn plan(limit: &ResourceAmounts, mut candidates: Vec<Candidate>) -> Plan {
+    candidates.sort_by(creation_order);
+    let mut allocated = candidates
+        .iter()
+        .filter_map(|c| c.admitted.as_ref())
+        .fold(ResourceAmounts::ZERO, saturating_add);
+    let mut decisions = Vec::with_capacity(candidates.len());
+
+    for c in candidates.iter().filter(|c| c.admitted.is_some()) {
+        let held = c.admitted.unwrap_or(ResourceAmounts::ZERO);
+        let decision = if c.deleting || held == c.requested {
+            Decision::Keep
+        } else {
+            let others = allocated
+                .checked_sub(&held)
+                .unwrap_or(ResourceAmounts::ZERO);
+            match others.checked_add(&c.requested) {
+                Some(after) if after.fits_within(limit) => {
+                    allocated = after;
+                    Decision::Grant(c.requested)
+                }
+                _ => Decision::ResizeBlocked(c.requested.shortfall(&remaining(limit, &others))),
+            }
+        };
+        decisions.push((c.name.clone(), decision));
+    }
+
+    for c in candidates
+        .iter()
+        .filter(|c| c.admitted.is_none() && !c.deleting)
+    {
+        let decision = match allocated.checked_add(&c.requested) {
+            Some(after) if after.fits_within(limit) => {
+                allocated = after;
+                Decision::Grant(c.requested)
+            }
+            _ => Decision::Exceeded(c.requested.shortfall(&remaining(limit, &allocated))),
+        };
+        decisions.push((c.name.clone(), decision));
+    }
+    Plan {
+        decisions,
+        allocated,
+    }
+}
+
+/// Sum that clamps at the maximum instead of overflowing: an absurd total must still compare as
+/// "does not fit", never wrap around to a small number.
+fn saturating_add(total: ResourceAmounts, more: &ResourceAmounts) -> ResourceAmounts {
+    let mut sum = ResourceAmounts::ZERO;
+    for (resource, value) in total.iter() {
+        sum.set(
+            resource,
+            value.saturating_add(more.get(resource)).min(MAX_BASE_UNITS),
+        );
+    }
+    sum
+}
+
+/// What is left of `limit` after `used`, per resource (zero where `used` already exceeds it).
+fn remaining(limit: &ResourceAmounts, used: &ResourceAmounts) -> ResourceAmounts {
+    let mut left = ResourceAmounts::ZERO;
+    for (resource, value) in limit.iter() {
+        left.set(resource, value.saturating_sub(used.get(resource)));
+    }
+    left
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zhengyun_model::quantity::Resource;
+
+    fn cpu(millicores: u64) -> ResourceAmounts {
+        ResourceAmounts::ZERO.with(Resource::Cpu, millicores)
+    }
+
+    fn waiting(name: &str, created: i64, millicores: u64) -> Candidate {
+        Candidate {
+            name: name.into(),
+            created,
+            requested: cpu(millicores),
+            admitted: None,
+            deleting: false,
+        }
+    }
+
+    fn admitted(name: &str, created: i64, held: u64, requested: u64) -> Candidate {
+        Candidate {
+            name: name.into(),
+            created,
+            requested: cpu(requested),
+            admitted: Some(cpu(held)),
+            deleting: false,
+        }
+    }
+
+    fn granted(plan: &Plan) -> Vec<&str> {
+        plan.decisions
+            .iter()
+            .filter(|(_, d)| matches!(d, Decision::Grant(_)))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn thirty_equal_requests_against_room_for_ten_admit_the_ten_oldest() {
+        let candidates = (0..30)
+            .rev()
+            .map(|i| waiting(&format!("env-{i:02}"), i, 1000))
+            .collect();
+        let plan = plan(&cpu(10_000), candidates);
+        let expected: Vec<String> = (0..10).map(|i| format!("env-{i:02}")).collect();
+        assert_eq!(granted(&plan), expected);
+        assert_eq!(plan.allocated, cpu(10_000));
+        let exceeded = plan
+            .decisions
+            .iter()
+            .filter(|(_, d)| matches!(d, Decision::Exceeded(_)))
+            .count();
+        assert_eq!(exceeded, 20);
+    }
+
+    #[test]
+    fn equal_creation_times_are_ordered_by_name() {
+        let plan = plan(
+            &cpu(1000),
+            vec![waiting("b", 5, 1000), waiting("a", 5, 1000)],
+        );
+        assert_eq!(granted(&plan), ["a"]);
+    }
+
+    #[test]
+    fn an_exceeded_environment_is_told_how_much_is_missing() {
+        let plan = plan(
+            &cpu(1500),
+            vec![admitted("a", 1, 1000, 1000), waiting("b", 2, 1000)],
+        );
+        let (_, decision) = &plan.decisions[1];
+        let Decision::Exceeded(short) = decision else {
+            panic!("expected Exceeded, got {decision:?}")
+        };
+        assert_eq!(short.len(), 1);
+        assert_eq!(
+            (short[0].resource, short[0].missing()),
+            (Resource::Cpu, 500)
+        );
+    }
+
+    #[test]
+    fn a_later_smaller_request_that_fits_is_not_held_behind_a_larger_one() {
+        let plan = plan(
+            &cpu(1000),
+            vec![waiting("big", 1, 2000), waiting("small", 2, 500)],
+        );
+        assert_eq!(granted(&plan), ["small"]);
+    }
+
+    #[test]
+    fn admitted_environments_keep_their_quota_when_the_bureau_quota_shrinks() {
+        let plan = plan(
+            &cpu(500),
+            vec![admitted("a", 1, 1000, 1000), waiting("b", 2, 100)],
+        );
+        assert_eq!(plan.decisions[0].1, Decision::Keep);
+        assert!(matches!(plan.decisions[1].1, Decision::Exceeded(_)));
+        assert_eq!(plan.allocated, cpu(1000));
+    }
+
+    #[test]
+    fn a_resize_that_fits_is_granted_and_one_that_does_not_keeps_the_old_quota() {
+        let plan1 = plan(
+            &cpu(3000),
+            vec![admitted("a", 1, 1000, 2000), admitted("b", 2, 1000, 1000)],
+        );
+        assert_eq!(plan1.decisions[0].1, Decision::Grant(cpu(2000)));
+        let plan2 = plan(
+            &cpu(2500),
+            vec![admitted("a", 1, 1000, 2000), admitted("b", 2, 1000, 1000)],
+        );
+        assert!(matches!(plan2.decisions[0].1, Decision::ResizeBlocked(_)));
+        assert_eq!(plan2.allocated, cpu(2000));
+    }
+
+    #[test]
+    fn a_deleting_environment_holds_its_share_until_it_is_gone() {
+        let mut leaving = admitted("a", 1, 1000, 1000);
+        leaving.deleting = true;
+        let plan = plan(&cpu(1000), vec![leaving, waiting("b", 2, 1000)]);
+        assert!(matches!(plan.decisions[1].1, Decision::Exceeded(_)));
+    }
+
+    #[test]
+    fn an_environment_asking_for_a_resource_the_bureau_lacks_is_not_admitted() {
+        let gpu = ResourceAmounts::ZERO.with(Resource::Gpu, 1);
+        let candidate = Candidate {
+            name: "g".into(),
+            created: 1,
+            requested: gpu,
+            admitted: None,
+            deleting: false,
+        };
+        let plan = plan(&cpu(1000), vec![candidate]);
+        assert!(matches!(plan.decisions[0].1, Decision::Exceeded(_)));
+    }
+}

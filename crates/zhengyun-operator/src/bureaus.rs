@@ -1,0 +1,430 @@
+//! The bureau controller: the single authority that admits environments (see [`crate::admission`])
+//! and rolls the bureau's allocation, usage and conditions up into its status.
+//!
+//! Each bureau is reconciled by one task at a time, and it reads its environments with a fresh,
+//! consistent LIST (never a cache), so the decision always sees the previous decision's writes:
+//! however many requests arrive at once, through whichever door, a bureau is never over-allocated.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::{Api, Client, Resource as _, ResourceExt};
+use serde_json::{Value, json};
+use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, Time};
+use zhengyun_model::quantity::{Resource, ResourceAmounts, Shortfall};
+
+use crate::admission::{Candidate, Decision, plan};
+use crate::conditions::{condition, find, has_same};
+use crate::environments::{capacity_pool, granted};
+use crate::metrics::Metrics;
+use crate::resources::QUOTA_NAME;
+use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
+
+const CONTROLLER: &str = "bureau";
+
+/// What the bureau controller needs.
+pub(crate) struct Context {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub bureaus: kube::runtime::reflector::Store<Bureau>,
+}
+
+/// Entry point of each reconciliation.
+pub(crate) async fn reconcile(bureau: Arc<Bureau>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    admit(&bureau, &ctx).await?;
+    Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// Retries failures after a short delay.
+pub(crate) fn error_policy(_bureau: Arc<Bureau>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, "bureau reconciliation failed");
+    ctx.metrics.failure(CONTROLLER, error.metric_label());
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn describe(short: &[Shortfall]) -> String {
+    short
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn admit(bureau: &Bureau, ctx: &Context) -> Result<()> {
+    let name = bureau.name_any();
+    let api: Api<Environment> = Api::all(ctx.client.clone());
+    let envs = api
+        .list(&ListParams::default().fields(&format!("spec.bureau={name}")))
+        .await
+        .map_err(Error::kube(format!("list environments of bureau {name}")))?
+        .items;
+    let limit = bureau
+        .spec
+        .quota
+        .to_amounts()
+        .unwrap_or(ResourceAmounts::ZERO);
+
+    let mut blocked_shrinks = Vec::new();
+    let mut candidates = Vec::with_capacity(envs.len());
+    for env in &envs {
+        let Ok(mut requested) = env.spec.quota.to_amounts() else {
+            continue;
+        };
+        let held = granted(env);
+        if let Some(held) = held
+            && let Some(over) = shrink_below_usage(&ctx.client, env, &requested, &held).await?
+        {
+            blocked_shrinks.push((env.name_any(), over));
+            requested = held;
+        }
+        candidates.push(Candidate {
+            name: env.name_any(),
+            created: env
+                .creation_timestamp()
+                .map(|t| t.0.as_second())
+                .unwrap_or(i64::MAX),
+            requested,
+            admitted: held,
+            deleting: env.metadata.deletion_timestamp.is_some(),
+        });
+    }
+    let plan = plan(&limit, candidates);
+    for (env_name, decision) in &plan.decisions {
+        let Some(env) = envs.iter().find(|e| e.name_any() == *env_name) else {
+            continue;
+        };
+        let shrink = blocked_shrinks
+            .iter()
+            .find(|(n, _)| n == env_name)
+            .map(|(_, m)| m.as_str());
+        record(ctx, bureau, env, decision, shrink).await?;
+    }
+    report(ctx, bureau, &envs, &plan.allocated).await
+}
+
+/// If `requested` is below what the environment's pods and volumes already use, what is over.
+async fn shrink_below_usage(
+    client: &Client,
+    env: &Environment,
+    requested: &ResourceAmounts,
+    held: &ResourceAmounts,
+) -> Result<Option<String>> {
+    if held.fits_within(requested) {
+        return Ok(None);
+    }
+    let ns = env.name_any();
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns)
+        .get_opt(QUOTA_NAME)
+        .await
+        .map_err(Error::kube(format!("read ResourceQuota of {ns}")))?;
+    let used = quota
+        .and_then(|q| q.status)
+        .and_then(|s| s.used)
+        .unwrap_or_default();
+    let over: Vec<String> = Resource::ALL
+        .iter()
+        .filter_map(|&r| {
+            let in_use = used.get(r.resource_quota_key())?.0.as_str();
+            let in_use = r.unit().parse(in_use).ok()?;
+            (requested.get(r) < in_use).then(|| {
+                format!(
+                    "{r}: {} requested but {} in use",
+                    r.unit().format(requested.get(r)),
+                    r.unit().format(in_use)
+                )
+            })
+        })
+        .collect();
+    Ok((!over.is_empty()).then(|| over.join("; ")))
+}
+
+/// Writes admission's part of an environment's status, if it changed.
+async fn record(
+    ctx: &Context,
+    bureau: &Bureau,
+    env: &Environment,
+    decision: &Decision,
+    shrink: Option<&str>,
+) -> Result<()> {
+    let status = env.status.clone().unwrap_or_default();
+    let generation = env.metadata.generation;
+    let bureau_name = bureau.name_any();
+    let mut conditions = Vec::new();
+    let (phase, quota, transition) = match decision {
+        Decision::Keep => (
+            status.phase.unwrap_or(EnvironmentPhase::Admitted),
+            granted(env),
+            None,
+        ),
+        Decision::Grant(q) => {
+            let newly = status.admitted_quota.is_none();
+            let phase = if newly {
+                EnvironmentPhase::Admitted
+            } else {
+                status.phase.unwrap_or(EnvironmentPhase::Admitted)
+            };
+            (
+                phase,
+                Some(*q),
+                newly.then_some((
+                    "Admitted",
+                    format!("admitted within the quota of bureau {bureau_name}"),
+                )),
+            )
+        }
+        Decision::Exceeded(short) => {
+            let message = format!(
+                "does not fit the remaining quota of bureau {bureau_name}: {}",
+                describe(short)
+            );
+            let newly = status.phase != Some(EnvironmentPhase::QuotaExceeded);
+            (
+                EnvironmentPhase::QuotaExceeded,
+                None,
+                newly.then_some(("QuotaExceeded", message)),
+            )
+        }
+        Decision::ResizeBlocked(short) => {
+            let message = format!(
+                "resize does not fit the remaining quota of bureau {bureau_name}: {}",
+                describe(short)
+            );
+            conditions.push(condition(
+                &status.conditions,
+                "ResizeBlocked",
+                true,
+                "QuotaExceeded",
+                message,
+                generation,
+            ));
+            (
+                status.phase.unwrap_or(EnvironmentPhase::Admitted),
+                granted(env),
+                None,
+            )
+        }
+    };
+    let admitted = match decision {
+        Decision::Exceeded(short) => condition(
+            &status.conditions,
+            "Admitted",
+            false,
+            "QuotaExceeded",
+            format!(
+                "does not fit the remaining quota of bureau {bureau_name}: {}",
+                describe(short)
+            ),
+            generation,
+        ),
+        _ => condition(
+            &status.conditions,
+            "Admitted",
+            true,
+            "Admitted",
+            format!("admitted within the quota of bureau {bureau_name}"),
+            generation,
+        ),
+    };
+    conditions.insert(0, admitted);
+    if let Some(over) = shrink {
+        let message = format!(
+            "spec.quota is below what is already in use ({over}); keeping the current quota"
+        );
+        conditions.push(condition(
+            &status.conditions,
+            "QuotaShrinkBlocked",
+            true,
+            "BelowUsage",
+            message,
+            generation,
+        ));
+    }
+    let admitted_at = match (&quota, &status.admitted_at) {
+        (Some(_), Some(at)) => Some(at.clone()),
+        (Some(_), None) => Some(Time(Timestamp::now())),
+        (None, _) => None,
+    };
+    let quota = quota.map(|q| q.to_quota());
+    let owned_conditions_unchanged = conditions.iter().all(|c| has_same(&status.conditions, c))
+        && ["ResizeBlocked", "QuotaShrinkBlocked"].iter().all(|t| {
+            find(&status.conditions, t).is_none() || conditions.iter().any(|c| c.type_ == *t)
+        });
+    if status.phase == Some(phase) && status.admitted_quota == quota && owned_conditions_unchanged {
+        return Ok(());
+    }
+    let mut body = json!({"phase": phase, "conditions": conditions});
+    if let Some(q) = &quota {
+        body["admittedQuota"] = json!(q);
+        body["admittedAt"] = json!(admitted_at);
+    }
+    let patch =
+        json!({"apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "status": body});
+    Api::<Environment>::all(ctx.client.clone())
+        .patch_status(
+            &env.name_any(),
+            &PatchParams::apply(ADMISSION_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "record admission of environment {}",
+            env.name_any()
+        )))?;
+    if let Some((reason, note)) = transition {
+        let type_ = if reason == "Admitted" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        publish(&ctx.recorder, env, type_, reason, &note).await;
+    }
+    Ok(())
+}
+
+async fn publish(
+    recorder: &Recorder,
+    env: &Environment,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Admit".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &env.object_ref(&())).await {
+        tracing::debug!(error = %e, "unable to publish an event");
+    }
+}
+
+/// Rolls allocation, usage and conditions up into the bureau's status, if they changed.
+async fn report(
+    ctx: &Context,
+    bureau: &Bureau,
+    envs: &[Environment],
+    allocated: &ResourceAmounts,
+) -> Result<()> {
+    let status = bureau.status.clone().unwrap_or_default();
+    let generation = bureau.metadata.generation;
+    let used = envs
+        .iter()
+        .filter_map(|e| e.status.as_ref()?.usage.as_ref()?.to_amounts().ok())
+        .fold(ResourceAmounts::ZERO, |total, u| {
+            total.checked_add(&u).unwrap_or(total)
+        });
+    let limit = bureau
+        .spec
+        .quota
+        .to_amounts()
+        .unwrap_or(ResourceAmounts::ZERO);
+    let over_allocated = !allocated.fits_within(&limit);
+    let over_capacity = over_capacity(ctx).await?;
+    let conditions = vec![
+        condition(
+            &status.conditions,
+            "OverAllocated",
+            over_allocated,
+            if over_allocated {
+                "QuotaLowered"
+            } else {
+                "WithinQuota"
+            },
+            if over_allocated {
+                format!(
+                    "admitted environments hold more than the bureau quota: {}",
+                    describe(&allocated.shortfall(&limit))
+                )
+            } else {
+                "admitted environments fit the bureau quota".to_owned()
+            },
+            generation,
+        ),
+        condition(
+            &status.conditions,
+            "OverCapacity",
+            over_capacity.is_some(),
+            if over_capacity.is_some() {
+                "PoolOvercommitted"
+            } else {
+                "WithinCapacity"
+            },
+            over_capacity.unwrap_or_else(|| "all bureau quotas fit the capacity pool".to_owned()),
+            generation,
+        ),
+    ];
+    let count = u32::try_from(
+        envs.iter()
+            .filter(|e| e.metadata.deletion_timestamp.is_none())
+            .count(),
+    )
+    .unwrap_or(u32::MAX);
+    let allocated_q = allocated.to_quota();
+    let used_q = used.to_quota();
+    if status.allocated.as_ref() == Some(&allocated_q)
+        && status.used.as_ref() == Some(&used_q)
+        && status.environments == count
+        && status.observed_generation == generation
+        && conditions.iter().all(|c| has_same(&status.conditions, c))
+    {
+        return Ok(());
+    }
+    let patch: Value = json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau",
+        "status": {
+            "allocated": allocated_q, "used": used_q, "environments": count,
+            "observedGeneration": generation, "conditions": conditions,
+        }
+    });
+    Api::<Bureau>::all(ctx.client.clone())
+        .patch_status(
+            &bureau.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "update status of bureau {}",
+            bureau.name_any()
+        )))?;
+    Ok(())
+}
+
+/// Whether the sum of all bureau quotas exceeds the pool's capacity × overcommit, and by what.
+async fn over_capacity(ctx: &Context) -> Result<Option<String>> {
+    let pool = capacity_pool(&ctx.client).await?;
+    if pool.capacity == Default::default() {
+        return Ok(None);
+    }
+    let Ok(capacity) = pool.effective_capacity() else {
+        return Ok(None);
+    };
+    let total = ctx
+        .bureaus
+        .state()
+        .iter()
+        .filter_map(|b| b.spec.quota.to_amounts().ok())
+        .fold(ResourceAmounts::ZERO, |total, q| {
+            total.checked_add(&q).unwrap_or(total)
+        });
+    let mut core = ResourceAmounts::ZERO;
+    for r in [Resource::Cpu, Resource::Memory, Resource::Storage] {
+        core.set(r, total.get(r));
+    }
+    let short = core.shortfall(&capacity);
+    Ok((!short.is_empty()).then(|| {
+        format!(
+            "bureau quotas exceed the pool's capacity × overcommit: {}",
+            describe(&short)
+        )
+    }))
+}

@@ -1,0 +1,180 @@
+//! Cluster-wide objects every environment relies on: the tenant ClusterRoles its RoleBindings
+//! point at, and one PriorityClass per tier. Applied once when the operator starts leading.
+//!
+//! The tenant roles are written so that invariant 3 holds: a bureau can run its workloads but
+//! can never raise its own quota. They grant nothing on resourcequotas, limitranges,
+//! namespaces, networkpolicies (the platform's baseline policies) or RBAC objects.
+
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use serde_json::json;
+use zhengyun_model::crd::TierPriorityClasses;
+
+use crate::resources::{MANAGED_BY, TENANT_ADMIN_ROLE, TENANT_VIEWER_ROLE};
+
+/// What a bureau's admins may do inside their own namespaces.
+const ADMIN_RULES: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "pods",
+            "pods/log",
+            "pods/exec",
+            "pods/portforward",
+            "services",
+            "configmaps",
+            "secrets",
+            "persistentvolumeclaims",
+            "serviceaccounts",
+        ],
+    ),
+    (
+        "apps",
+        &[
+            "deployments",
+            "deployments/scale",
+            "statefulsets",
+            "statefulsets/scale",
+            "replicasets",
+        ],
+    ),
+    ("batch", &["jobs", "cronjobs"]),
+    ("autoscaling", &["horizontalpodautoscalers"]),
+    ("policy", &["poddisruptionbudgets"]),
+    ("networking.k8s.io", &["ingresses"]),
+];
+
+/// What everyone bound to a namespace may read (viewers and admins).
+const READ_RULES: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "pods",
+            "pods/log",
+            "services",
+            "endpoints",
+            "configmaps",
+            "persistentvolumeclaims",
+            "events",
+            "resourcequotas",
+            "limitranges",
+            "serviceaccounts",
+        ],
+    ),
+    ("apps", &["deployments", "statefulsets", "replicasets"]),
+    ("batch", &["jobs", "cronjobs"]),
+    ("autoscaling", &["horizontalpodautoscalers"]),
+    ("policy", &["poddisruptionbudgets"]),
+    ("networking.k8s.io", &["ingresses", "networkpolicies"]),
+    ("events.k8s.io", &["events"]),
+];
+
+const WRITE_VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+const READ_VERBS: &[&str] = &["get", "list", "watch"];
+
+fn rules(sets: &[&[(&str, &[&str])]], verbs: &[&str]) -> Vec<serde_json::Value> {
+    sets.iter()
+        .flat_map(|set| set.iter())
+        .map(|(group, resources)| json!({"apiGroups": [group], "resources": resources, "verbs": verbs}))
+        .collect()
+}
+
+/// The two tenant ClusterRoles.
+pub fn tenant_roles() -> Result<Vec<ClusterRole>, serde_json::Error> {
+    let labels = json!({"app.kubernetes.io/managed-by": MANAGED_BY});
+    let mut admin_rules = rules(&[ADMIN_RULES], WRITE_VERBS);
+    admin_rules.extend(rules(&[READ_RULES], READ_VERBS));
+    let viewer_rules = rules(&[READ_RULES], READ_VERBS);
+    [
+        (TENANT_ADMIN_ROLE, admin_rules),
+        (TENANT_VIEWER_ROLE, viewer_rules),
+    ]
+    .into_iter()
+    .map(|(name, rules)| {
+        serde_json::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels},
+            "rules": rules,
+        }))
+    })
+    .collect()
+}
+
+/// One PriorityClass per tier; gold preempts silver preempts bronze.
+pub fn priority_classes(
+    names: &TierPriorityClasses,
+) -> Result<Vec<PriorityClass>, serde_json::Error> {
+    [(names.gold.as_str(), 100_000, "gold"), (names.silver.as_str(), 10_000, "silver"), (names.bronze.as_str(), 1_000, "bronze")]
+        .into_iter()
+        .map(|(name, value, tier)| {
+            serde_json::from_value(json!({
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "zhengyun.io/tier": tier}},
+                "value": value,
+                "globalDefault": false,
+                "description": format!("Zhengyun {tier} tier"),
+            }))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_roles_grant_nothing_that_could_raise_a_quota_or_open_the_network() {
+        for role in tenant_roles().unwrap() {
+            for rule in role.rules.unwrap_or_default() {
+                let writes = rule.verbs.iter().any(|v| !READ_VERBS.contains(&v.as_str()));
+                for resource in rule.resources.unwrap_or_default() {
+                    let forbidden = [
+                        "resourcequotas",
+                        "limitranges",
+                        "namespaces",
+                        "networkpolicies",
+                        "roles",
+                        "rolebindings",
+                        "clusterroles",
+                        "clusterrolebindings",
+                    ];
+                    assert!(
+                        !(writes && forbidden.contains(&resource.as_str())),
+                        "{resource} is writable"
+                    );
+                    assert_ne!(resource, "*");
+                }
+                assert!(
+                    !rule
+                        .verbs
+                        .iter()
+                        .any(|v| v == "*" || v == "escalate" || v == "bind" || v == "impersonate")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn viewers_cannot_read_secrets() {
+        let roles = tenant_roles().unwrap();
+        let viewer = roles
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(TENANT_VIEWER_ROLE))
+            .unwrap();
+        let reads_secrets = viewer
+            .rules
+            .iter()
+            .flatten()
+            .any(|r| r.resources.iter().flatten().any(|x| x == "secrets"));
+        assert!(!reads_secrets);
+    }
+}

@@ -1,0 +1,321 @@
+//! The environment controller: turns an admitted Environment into its namespace and everything
+//! inside it, keeps them as declared (drift is repaired on the next event), reports the phase,
+//! and on deletion removes the namespace before letting the Environment go.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use zhengyun_model::crd::{
+    Bureau, CapacityPool, CapacityPoolSpec, Environment, EnvironmentPhase, POOL_NAME,
+};
+use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts};
+
+use crate::conditions::{condition, find, has_same};
+use crate::metrics::Metrics;
+use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_name};
+use crate::{Error, MANAGER, Result, apply};
+
+/// Finalizer that keeps an Environment until its namespace is gone.
+pub const FINALIZER: &str = "zhengyun.io/environment-cleanup";
+const CONTROLLER: &str = "environment";
+
+/// What the environment controller needs.
+pub(crate) struct Context {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub catalog: Catalog,
+    pub recorder: Recorder,
+}
+
+/// Entry point of each reconciliation.
+pub(crate) async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let api: Api<Environment> = Api::all(ctx.client.clone());
+    finalizer(&api, FINALIZER, env, |event| async {
+        match event {
+            Event::Apply(env) => converge(&env, &ctx).await,
+            Event::Cleanup(env) => cleanup(&env, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Retries failures with a short delay; a namespace still terminating is not a failure.
+pub(crate) fn error_policy(_env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> Action {
+    if waiting_for_namespace(error) {
+        return Action::requeue(Duration::from_secs(2));
+    }
+    tracing::warn!(error = %error, "environment reconciliation failed");
+    ctx.metrics.failure(CONTROLLER, error.metric_label());
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn waiting_for_namespace(error: &Error) -> bool {
+    matches!(error, Error::Finalizer(e) if matches!(**e, kube::runtime::finalizer::Error::CleanupFailed(Error::NamespaceTerminating(_))))
+}
+
+/// The quota admission granted this environment, if it is admitted.
+pub(crate) fn granted(env: &Environment) -> Option<ResourceAmounts> {
+    env.status
+        .as_ref()?
+        .admitted_quota
+        .as_ref()?
+        .to_amounts()
+        .ok()
+}
+
+async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
+    let Some(granted) = granted(env) else {
+        // Not admitted (yet): the bureau controller decides and writes the phase.
+        return Ok(Action::await_change());
+    };
+    let name = env.name_any();
+    let bureau = Api::<Bureau>::all(ctx.client.clone())
+        .get_opt(&env.spec.bureau)
+        .await
+        .map_err(Error::kube(format!("read bureau {}", env.spec.bureau)))?;
+    let (admins, viewers) = bureau
+        .map(|b| (b.spec.admin_groups, b.spec.viewer_groups))
+        .unwrap_or_default();
+    let pool = capacity_pool(&ctx.client).await?;
+    let inputs = Inputs {
+        env,
+        granted: &granted,
+        admin_groups: &admins,
+        viewer_groups: &viewers,
+        pool: &pool,
+        catalog: &ctx.catalog,
+    };
+    let desired = materialize(&inputs).map_err(|source| Error::Build {
+        what: format!("objects of {name}"),
+        source,
+    })?;
+    let (namespace, usage) = apply_all(&ctx.client, desired).await?;
+    let active = namespace.status.and_then(|s| s.phase).as_deref() == Some("Active");
+    report(env, ctx, active, usage).await?;
+    Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// The capacity pool's spec, or the built-in defaults while there is none.
+pub(crate) async fn capacity_pool(client: &Client) -> Result<CapacityPoolSpec> {
+    let pool = Api::<CapacityPool>::all(client.clone())
+        .get_opt(POOL_NAME)
+        .await
+        .map_err(Error::kube("read the capacity pool"))?;
+    match pool {
+        Some(pool) => Ok(pool.spec),
+        None => serde_json::from_value(json!({"capacity": {}})).map_err(|source| Error::Build {
+            what: "default capacity pool".into(),
+            source,
+        }),
+    }
+}
+
+/// Applies the namespace, then everything inside it concurrently. Returns the namespace and
+/// what the environment's pods and volumes use according to its ResourceQuota.
+async fn apply_all(client: &Client, desired: Materialized) -> Result<(Namespace, Quota)> {
+    let namespace = apply::cluster(client, &desired.namespace).await?;
+    let quota = apply::namespaced(client, &desired.quota).await?;
+    let mut tasks: Vec<futures::future::BoxFuture<'_, Result<()>>> = Vec::new();
+    let limits = &desired.limits;
+    tasks.push(Box::pin(async move {
+        apply::namespaced(client, limits).await.map(drop)
+    }));
+    for o in &desired.policies {
+        tasks.push(Box::pin(async move {
+            apply::namespaced(client, o).await.map(drop)
+        }));
+    }
+    for o in &desired.bindings {
+        tasks.push(Box::pin(async move {
+            apply::namespaced(client, o).await.map(drop)
+        }));
+    }
+    for o in &desired.services {
+        tasks.push(Box::pin(async move {
+            apply::namespaced(client, o).await.map(drop)
+        }));
+    }
+    for o in &desired.deployments {
+        tasks.push(Box::pin(async move {
+            apply::namespaced(client, o).await.map(drop)
+        }));
+    }
+    for o in &desired.stateful_sets {
+        tasks.push(Box::pin(async move {
+            apply::namespaced(client, o).await.map(drop)
+        }));
+    }
+    try_join_all(tasks).await?;
+    let used = quota.status.and_then(|s| s.used).unwrap_or_default();
+    Ok((namespace, usage_from(&used)))
+}
+
+/// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's.
+fn usage_from(
+    used: &std::collections::BTreeMap<
+        String,
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+    >,
+) -> Quota {
+    let mut quota = Quota::default();
+    for resource in QuotaResource::ALL {
+        if let Some(q) = used.get(resource.resource_quota_key()) {
+            quota.set(resource, Some(q.0.as_str().into()));
+        }
+    }
+    quota
+}
+
+async fn report(env: &Environment, ctx: &Context, active: bool, usage: Quota) -> Result<()> {
+    let status = env.status.clone().unwrap_or_default();
+    let phase = if active {
+        EnvironmentPhase::Ready
+    } else {
+        EnvironmentPhase::Admitted
+    };
+    let (reason, message) = if active {
+        (
+            "NamespaceReady",
+            "namespace, quota, limits, network policies and role bindings are in place",
+        )
+    } else {
+        (
+            "NamespaceNotActive",
+            "waiting for the namespace to become Active",
+        )
+    };
+    let ready = condition(
+        &status.conditions,
+        "Ready",
+        active,
+        reason,
+        message,
+        env.metadata.generation,
+    );
+    let unchanged = status.phase == Some(phase)
+        && status.namespace.as_deref() == Some(namespace_name(env).as_str())
+        && status.usage.as_ref() == Some(&usage)
+        && status.observed_generation == env.metadata.generation
+        && has_same(&status.conditions, &ready);
+    if unchanged {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+        "status": {
+            "phase": phase,
+            "namespace": namespace_name(env),
+            "usage": usage,
+            "observedGeneration": env.metadata.generation,
+            "conditions": [ready],
+        }
+    });
+    Api::<Environment>::all(ctx.client.clone())
+        .patch_status(
+            &env.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "update status of environment {}",
+            env.name_any()
+        )))?;
+    if status.phase != Some(phase) && phase == EnvironmentPhase::Ready {
+        publish(
+            ctx,
+            env,
+            "Ready",
+            "Namespace and everything in it are in place",
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Publishes an Event about `env`; failing to publish one never fails a reconciliation.
+async fn publish(ctx: &Context, env: &Environment, reason: &str, note: &str) {
+    let event = KubeEvent {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &env.object_ref(&())).await {
+        tracing::debug!(error = %e, "unable to publish an event");
+    }
+}
+
+async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action> {
+    let name = namespace_name(env);
+    mark_terminating(env, ctx).await?;
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let Some(ns) = namespaces
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube(format!("read namespace {name}")))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let ours = ns
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == env.meta().uid.as_ref());
+    if !ours {
+        // A namespace of the same name that this environment never created is left alone.
+        return Ok(Action::await_change());
+    }
+    if ns.metadata.deletion_timestamp.is_none() {
+        namespaces
+            .delete(&name, &DeleteParams::background())
+            .await
+            .map_err(Error::kube(format!("delete namespace {name}")))?;
+    }
+    Err(Error::NamespaceTerminating(name))
+}
+
+async fn mark_terminating(env: &Environment, ctx: &Context) -> Result<()> {
+    let status = env.status.clone().unwrap_or_default();
+    if status.phase == Some(EnvironmentPhase::Terminating) {
+        return Ok(());
+    }
+    let previous = find(&status.conditions, "Ready")
+        .cloned()
+        .into_iter()
+        .collect::<Vec<_>>();
+    let ready = condition(
+        &previous,
+        "Ready",
+        false,
+        "Terminating",
+        "the environment is being deleted",
+        env.metadata.generation,
+    );
+    let patch = json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+        "status": {"phase": EnvironmentPhase::Terminating, "namespace": namespace_name(env), "conditions": [ready]},
+    });
+    Api::<Environment>::all(ctx.client.clone())
+        .patch_status(
+            &env.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "mark environment {} terminating",
+            env.name_any()
+        )))?;
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The operator's own Prometheus metrics: reconciliations by controller and outcome, failures by
+//! kind, and how long reconciliations take. Labels are bounded: no object or user names.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    controller: &'static str,
+    error: &'static str,
+}
+
+/// Counters and histograms shared by the controllers.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciliations: Family<ControllerLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    durations: Family<ControllerLabels, Histogram>,
+    leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("zhengyun_operator");
+        let reconciliations = Family::<ControllerLabels, Counter>::default();
+        let failures = Family::<FailureLabels, Counter>::default();
+        let durations = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+        });
+        let leader = Gauge::default();
+        registry.register(
+            "reconciliations",
+            "Reconciliations started",
+            reconciliations.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Reconciliations that failed, by error kind",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            durations.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease",
+            leader.clone(),
+        );
+        Self {
+            registry,
+            reconciliations,
+            failures,
+            durations,
+            leader,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a reconciliation of `controller` and times it until the guard drops.
+    pub fn reconcile(self: &Arc<Self>, controller: &'static str) -> ReconcileTimer {
+        self.reconciliations
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+        ReconcileTimer {
+            metrics: Arc::clone(self),
+            controller,
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts a failed reconciliation by its error kind.
+    pub fn failure(&self, controller: &'static str, error: &'static str) {
+        self.failures
+            .get_or_create(&FailureLabels { controller, error })
+            .inc();
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Mutable access for other parts of the operator to register their own metrics.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+}
+
+/// Observes a reconciliation's duration when dropped.
+#[derive(Debug)]
+pub struct ReconcileTimer {
+    metrics: Arc<Metrics>,
+    controller: &'static str,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        let labels = ControllerLabels {
+            controller: self.controller,
+        };
+        self.metrics
+            .durations
+            .get_or_create(&labels)
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconciliation_and_a_failure_show_up_in_the_exposition() {
+        let metrics = Arc::new(Metrics::default());
+        drop(metrics.reconcile("environment"));
+        metrics.failure("environment", "Kube");
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"zhengyun_operator_reconciliations_total{controller="environment"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"zhengyun_operator_reconcile_failures_total{controller="environment",error="Kube"} 1"#), "{text}");
+        assert!(
+            text.contains("zhengyun_operator_reconcile_duration_seconds_count"),
+            "{text}"
+        );
+    }
+}

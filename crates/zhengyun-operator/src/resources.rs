@@ -1,0 +1,391 @@
+//! What an admitted environment becomes: pure builders for the Namespace and everything the
+//! operator keeps inside it. Reconciliation applies these with server-side apply; keeping them
+//! pure lets tests read the exact objects a bureau will get.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use zhengyun_model::crd::{CapacityPoolSpec, CatalogService, Environment, ServiceKind};
+use zhengyun_model::quantity::{Resource, ResourceAmounts};
+
+/// Label naming the bureau on every object the operator creates.
+pub const BUREAU_LABEL: &str = "zhengyun.io/bureau";
+/// Label naming the environment on every object the operator creates.
+pub const ENVIRONMENT_LABEL: &str = "zhengyun.io/environment";
+/// Label naming the tier on the namespace.
+pub const TIER_LABEL: &str = "zhengyun.io/tier";
+/// `app.kubernetes.io/managed-by` value of everything the operator owns.
+pub const MANAGED_BY: &str = "zhengyun";
+/// ClusterRole bound to a bureau's admin groups in each of its namespaces.
+pub const TENANT_ADMIN_ROLE: &str = "zhengyun-tenant-admin";
+/// ClusterRole bound to a bureau's viewer groups in each of its namespaces.
+pub const TENANT_VIEWER_ROLE: &str = "zhengyun-tenant-viewer";
+/// Name of the ResourceQuota in each environment namespace.
+pub const QUOTA_NAME: &str = "zhengyun-quota";
+/// Name of the LimitRange in each environment namespace.
+pub const LIMITS_NAME: &str = "zhengyun-defaults";
+
+/// Where catalog images come from.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    /// Registry prefix, e.g. `registry.gov.local/zhengyun`.
+    pub registry: String,
+}
+
+impl Catalog {
+    fn postgres_image(&self) -> String {
+        format!("{}/postgres:16", self.registry.trim_end_matches('/'))
+    }
+}
+
+/// Everything an admitted environment becomes, in the order it is applied.
+#[derive(Clone, Debug, Default)]
+pub struct Materialized {
+    /// The namespace `<bureau>-<purpose>`.
+    pub namespace: Namespace,
+    /// The environment's granted quota.
+    pub quota: ResourceQuota,
+    /// Container defaults.
+    pub limits: LimitRange,
+    /// Default deny, same bureau, DNS.
+    pub policies: Vec<NetworkPolicy>,
+    /// The bureau's groups bound to the tenant roles.
+    pub bindings: Vec<RoleBinding>,
+    /// Catalog web workloads.
+    pub deployments: Vec<Deployment>,
+    /// Catalog databases.
+    pub stateful_sets: Vec<StatefulSet>,
+    /// Services of the catalog workloads.
+    pub services: Vec<Service>,
+}
+
+/// Inputs of [`materialize`].
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    /// The environment (must have a name and uid).
+    pub env: &'a Environment,
+    /// The quota admission granted it.
+    pub granted: &'a ResourceAmounts,
+    /// The bureau's admin groups.
+    pub admin_groups: &'a [String],
+    /// The bureau's viewer groups.
+    pub viewer_groups: &'a [String],
+    /// The capacity pool's defaults (built-in defaults when there is no pool).
+    pub pool: &'a CapacityPoolSpec,
+    /// Catalog images.
+    pub catalog: &'a Catalog,
+}
+
+/// Builds every object of an admitted environment.
+pub fn materialize(inputs: &Inputs<'_>) -> Result<Materialized, serde_json::Error> {
+    let ns = namespace_name(inputs.env);
+    let builder = Builder { inputs, ns: &ns };
+    let mut out = Materialized {
+        namespace: builder.namespace()?,
+        quota: builder.resource_quota()?,
+        limits: builder.limit_range()?,
+        policies: builder.network_policies()?,
+        bindings: builder.role_bindings()?,
+        ..Materialized::default()
+    };
+    for service in &inputs.env.spec.services {
+        match service.kind {
+            ServiceKind::Web => out.deployments.push(builder.web(service)?),
+            ServiceKind::Postgres => out.stateful_sets.push(builder.postgres(service)?),
+        }
+        out.services.push(builder.service(service)?);
+    }
+    Ok(out)
+}
+
+/// The namespace of an environment: its own name, `<bureau>-<purpose>`.
+pub fn namespace_name(env: &Environment) -> String {
+    env.metadata.name.clone().unwrap_or_default()
+}
+
+/// The owner reference every object of an environment carries.
+pub fn owner_reference(env: &Environment) -> OwnerReference {
+    OwnerReference {
+        api_version: "zhengyun.io/v1alpha1".into(),
+        kind: "Environment".into(),
+        name: env.metadata.name.clone().unwrap_or_default(),
+        uid: env.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+struct Builder<'a> {
+    inputs: &'a Inputs<'a>,
+    ns: &'a str,
+}
+
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
+    serde_json::from_value(value)
+}
+
+impl Builder<'_> {
+    fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                MANAGED_BY.to_owned(),
+            ),
+            (BUREAU_LABEL.to_owned(), self.inputs.env.spec.bureau.clone()),
+            (
+                ENVIRONMENT_LABEL.to_owned(),
+                namespace_name(self.inputs.env),
+            ),
+        ])
+    }
+
+    fn metadata(&self, name: &str) -> Value {
+        json!({
+            "name": name,
+            "namespace": self.ns,
+            "labels": self.labels(),
+            "ownerReferences": [owner_reference(self.inputs.env)],
+        })
+    }
+
+    fn namespace(&self) -> Result<Namespace, serde_json::Error> {
+        let mut labels = self.labels();
+        labels.insert(TIER_LABEL.into(), self.inputs.env.spec.tier.as_str().into());
+        labels.insert(
+            "zhengyun.io/purpose".into(),
+            self.inputs.env.spec.purpose.as_str().into(),
+        );
+        for mode in ["enforce", "audit", "warn"] {
+            labels.insert(
+                format!("pod-security.kubernetes.io/{mode}"),
+                "restricted".into(),
+            );
+            labels.insert(
+                format!("pod-security.kubernetes.io/{mode}-version"),
+                "latest".into(),
+            );
+        }
+        typed(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": self.ns, "labels": labels, "ownerReferences": [owner_reference(self.inputs.env)]},
+        }))
+    }
+
+    fn resource_quota(&self) -> Result<ResourceQuota, serde_json::Error> {
+        let mut hard = BTreeMap::new();
+        for resource in Resource::ALL {
+            // Priced resources are always capped (absent means none); object counts only when
+            // the environment asks for a cap, since a cap of zero pods would stop everything.
+            let counted = resource.unit() == zhengyun_model::quantity::Unit::Count
+                && resource != Resource::Gpu
+                && resource != Resource::LoadBalancers;
+            if counted && self.inputs.env.spec.quota.get(resource).is_none() {
+                continue;
+            }
+            let value = self.inputs.granted.get(resource);
+            hard.insert(
+                resource.resource_quota_key().to_owned(),
+                resource.unit().format(value),
+            );
+        }
+        // Limits follow requests for CPU and memory, so a tenant cannot burst past its share.
+        hard.insert(
+            "limits.cpu".into(),
+            Resource::Cpu
+                .unit()
+                .format(self.inputs.granted.get(Resource::Cpu)),
+        );
+        hard.insert(
+            "limits.memory".into(),
+            Resource::Memory
+                .unit()
+                .format(self.inputs.granted.get(Resource::Memory)),
+        );
+        hard.insert("services.nodeports".into(), "0".into());
+        typed(json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": self.metadata(QUOTA_NAME),
+            "spec": {"hard": hard},
+        }))
+    }
+
+    fn limit_range(&self) -> Result<LimitRange, serde_json::Error> {
+        let defaults = &self.inputs.pool.limit_range;
+        typed(json!({
+            "apiVersion": "v1", "kind": "LimitRange",
+            "metadata": self.metadata(LIMITS_NAME),
+            "spec": {"limits": [{
+                "type": "Container",
+                "defaultRequest": {"cpu": defaults.default_request.cpu.as_str(), "memory": defaults.default_request.memory.as_str()},
+                "default": {"cpu": defaults.default.cpu.as_str(), "memory": defaults.default.memory.as_str()},
+            }]},
+        }))
+    }
+
+    fn network_policies(&self) -> Result<Vec<NetworkPolicy>, serde_json::Error> {
+        let bureau = &self.inputs.env.spec.bureau;
+        let same_bureau = json!([{"namespaceSelector": {"matchLabels": {BUREAU_LABEL: bureau}}}]);
+        let policies = [
+            json!({
+                "metadata": self.metadata("zhengyun-default-deny"),
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            }),
+            json!({
+                "metadata": self.metadata("zhengyun-allow-same-bureau"),
+                "spec": {
+                    "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                    "ingress": [{"from": same_bureau}],
+                    "egress": [{"to": same_bureau}],
+                },
+            }),
+            json!({
+                "metadata": self.metadata("zhengyun-allow-dns"),
+                "spec": {
+                    "podSelector": {}, "policyTypes": ["Egress"],
+                    "egress": [{
+                        "to": [{
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }],
+                },
+            }),
+        ];
+        policies
+            .into_iter()
+            .map(|mut p| {
+                p["apiVersion"] = json!("networking.k8s.io/v1");
+                p["kind"] = json!("NetworkPolicy");
+                typed(p)
+            })
+            .collect()
+    }
+
+    fn role_bindings(&self) -> Result<Vec<RoleBinding>, serde_json::Error> {
+        let binding = |name: &str, role: &str, groups: &[String]| {
+            let subjects: Vec<Value> = groups
+                .iter()
+                .map(|g| json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g}))
+                .collect();
+            typed::<RoleBinding>(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": self.metadata(name),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": subjects,
+            }))
+        };
+        Ok(vec![
+            binding(
+                "zhengyun-admins",
+                TENANT_ADMIN_ROLE,
+                self.inputs.admin_groups,
+            )?,
+            binding(
+                "zhengyun-viewers",
+                TENANT_VIEWER_ROLE,
+                self.inputs.viewer_groups,
+            )?,
+        ])
+    }
+
+    fn pod_template(
+        &self,
+        service: &CatalogService,
+        image: &str,
+        port: u16,
+        volume: Option<&str>,
+    ) -> Value {
+        let tier = self.inputs.env.spec.tier;
+        let mut container = json!({
+            "name": service.name,
+            "image": image,
+            "ports": [{"containerPort": port, "name": "service"}],
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "runAsNonRoot": true,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        });
+        if let Some(volume) = volume {
+            container["volumeMounts"] =
+                json!([{"name": volume, "mountPath": "/var/lib/postgresql/data"}]);
+        }
+        json!({
+            "metadata": {"labels": self.workload_labels(service)},
+            "spec": {
+                "priorityClassName": self.inputs.pool.priority_classes.for_tier(tier),
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 999, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [container],
+            },
+        })
+    }
+
+    fn workload_labels(&self, service: &CatalogService) -> BTreeMap<String, String> {
+        let mut labels = self.labels();
+        labels.insert("app.kubernetes.io/name".into(), service.name.clone());
+        labels
+    }
+
+    fn web(&self, service: &CatalogService) -> Result<Deployment, serde_json::Error> {
+        let image = service.image.clone().unwrap_or_default();
+        typed(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": self.metadata(&service.name),
+            "spec": {
+                "replicas": service.replicas.unwrap_or(1),
+                "selector": {"matchLabels": {"app.kubernetes.io/name": service.name}},
+                "template": self.pod_template(service, &image, 8080, None),
+            },
+        }))
+    }
+
+    fn postgres(&self, service: &CatalogService) -> Result<StatefulSet, serde_json::Error> {
+        let image = service
+            .image
+            .clone()
+            .unwrap_or_else(|| self.inputs.catalog.postgres_image());
+        let storage = service
+            .storage
+            .as_ref()
+            .map(|q| q.as_str().to_owned())
+            .unwrap_or_default();
+        typed(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": self.metadata(&service.name),
+            "spec": {
+                "replicas": 1,
+                "serviceName": service.name,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": service.name}},
+                "template": self.pod_template(service, &image, 5432, Some("data")),
+                "volumeClaimTemplates": [{
+                    "metadata": {"name": "data", "labels": self.labels()},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
+                }],
+            },
+        }))
+    }
+
+    fn service(&self, service: &CatalogService) -> Result<Service, serde_json::Error> {
+        let port = match service.kind {
+            ServiceKind::Web => 8080,
+            ServiceKind::Postgres => 5432,
+        };
+        typed(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": self.metadata(&service.name),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/name": service.name},
+                "ports": [{"name": "service", "port": port, "targetPort": "service"}],
+            },
+        }))
+    }
+}
