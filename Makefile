@@ -30,7 +30,9 @@ unit:
 	$(CARGO) test --workspace --exclude zhengyun-e2e --locked
 
 e2e: devcluster
-	scripts/with-cluster.sh $(CARGO) test -p zhengyun-e2e --locked -- --test-threads=4
+	$(CARGO) build -p zhengyun --locked
+	scripts/with-cluster.sh $(CARGO) test -p zhengyun-e2e --locked -- --test-threads=8
+	@echo "operator log of the end-to-end run: target/e2e-operator.log"
 
 ## generate: regenerate committed files (CRD YAML)
 generate:

@@ -151,6 +151,10 @@ func run(o options, shape nodeShape) error {
 	if err := ensureNodes(ctx, client, o.nodes, shape); err != nil {
 		return err
 	}
+	if err := ensureStorageClass(ctx, client); err != nil {
+		return err
+	}
+	go runProvisioner(ctx, client)
 	if err := startKwok(ctx, st.kubeconfig(), o.verbose); err != nil {
 		return fmt.Errorf("kwok: %w", err)
 	}

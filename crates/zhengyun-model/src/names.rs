@@ -132,7 +132,7 @@ pub fn environment_name(bureau: &str, purpose: Purpose) -> String {
     format!("{bureau}-{purpose}")
 }
 
-/// Splits an environment name into bureau code and purpose. The purpose is the part after the
+/// Splits an unsuffixed environment name into bureau code and purpose. The purpose is the part after the
 /// last `-` (purposes contain none), so the split is unambiguous even for bureau codes that
 /// contain dashes such as `zgc-keyu`. Returns `None` if the name has no valid purpose suffix or
 /// the bureau part is not a valid code.
@@ -141,6 +141,22 @@ pub fn parse_environment_name(name: &str) -> Option<(&str, Purpose)> {
     let purpose = purpose.parse().ok()?;
     check_bureau_code(bureau).ok()?;
     Some((bureau, purpose))
+}
+
+/// Whether `name` is a valid environment name of `bureau`: `<bureau>-<purpose>` or
+/// `<bureau>-<purpose>-<suffix>`. Unlike [`parse_environment_name`], this is exact for suffixed
+/// names, because the bureau is known.
+pub fn environment_belongs_to(name: &str, bureau: &str) -> bool {
+    let Some(rest) = name.strip_prefix(bureau).and_then(|r| r.strip_prefix('-')) else {
+        return false;
+    };
+    let (purpose, suffix) = match rest.split_once('-') {
+        Some((p, s)) => (p, Some(s)),
+        None => (rest, None),
+    };
+    purpose.parse::<Purpose>().is_ok()
+        && suffix.is_none_or(|s| check_dns1123_label(s, DNS1123_LABEL_MAX_LEN).is_ok())
+        && name.len() <= DNS1123_LABEL_MAX_LEN
 }
 
 /// Error for a string that is not one of an enum's values.
@@ -390,5 +406,28 @@ mod tests {
         assert_eq!(Tier::default(), Tier::Silver);
         assert_eq!("community".parse(), Ok(BureauKind::Community));
         assert!(Purpose::Dev.allows_expiry() && !Purpose::Prod.allows_expiry());
+    }
+}
+
+#[cfg(test)]
+mod belongs_tests {
+    use super::environment_belongs_to;
+
+    #[rstest::rstest]
+    #[case("wjw-prod", "wjw", true)]
+    #[case("wjw-dev-2", "wjw", true)]
+    #[case("zgc-keyu-test-payroll", "zgc-keyu", true)]
+    #[case("wjw-test-dev", "wjw", true)]
+    #[case("wjw-test-dev", "wjw-test", true)]
+    #[case("wjw-prod", "wj", false)]
+    #[case("wjw-play", "wjw", false)]
+    #[case("wjw-prod-", "wjw", false)]
+    #[case("fgw-prod", "wjw", false)]
+    fn an_environment_belongs_to_the_bureau_its_name_starts_with(
+        #[case] name: &str,
+        #[case] bureau: &str,
+        #[case] ok: bool,
+    ) {
+        assert_eq!(environment_belongs_to(name, bureau), ok);
     }
 }

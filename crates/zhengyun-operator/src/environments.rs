@@ -21,7 +21,7 @@ use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts
 use crate::conditions::{condition, find, has_same};
 use crate::metrics::Metrics;
 use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_name};
-use crate::{Error, MANAGER, Result, apply};
+use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
 /// Finalizer that keeps an Environment until its namespace is gone.
 pub const FINALIZER: &str = "zhengyun.io/environment-cleanup";
@@ -74,15 +74,19 @@ pub(crate) fn granted(env: &Environment) -> Option<ResourceAmounts> {
 }
 
 async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
-    let Some(granted) = granted(env) else {
-        // Not admitted (yet): the bureau controller decides and writes the phase.
-        return Ok(Action::await_change());
-    };
-    let name = env.name_any();
     let bureau = Api::<Bureau>::all(ctx.client.clone())
         .get_opt(&env.spec.bureau)
         .await
         .map_err(Error::kube(format!("read bureau {}", env.spec.bureau)))?;
+    let Some(granted) = granted(env) else {
+        // Not admitted (yet): the bureau controller decides and writes the phase, unless there
+        // is no such bureau to decide.
+        if bureau.is_none() {
+            report_missing_bureau(env, ctx).await?;
+        }
+        return Ok(Action::await_change());
+    };
+    let name = env.name_any();
     let (admins, viewers) = bureau
         .map(|b| (b.spec.admin_groups, b.spec.viewer_groups))
         .unwrap_or_default();
@@ -240,6 +244,43 @@ async fn report(env: &Environment, ctx: &Context, active: bool, usage: Quota) ->
         )
         .await;
     }
+    Ok(())
+}
+
+/// Reports an environment whose bureau does not exist. Written as admission's own condition, so
+/// the bureau controller replaces it once the bureau appears.
+async fn report_missing_bureau(env: &Environment, ctx: &Context) -> Result<()> {
+    let status = env.status.clone().unwrap_or_default();
+    let message = format!(
+        "bureau {:?} does not exist; the environment waits for it",
+        env.spec.bureau
+    );
+    let admitted = condition(
+        &status.conditions,
+        "Admitted",
+        false,
+        "BureauNotFound",
+        message,
+        env.metadata.generation,
+    );
+    if status.phase == Some(EnvironmentPhase::Pending) && has_same(&status.conditions, &admitted) {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+        "status": {"phase": EnvironmentPhase::Pending, "conditions": [admitted]},
+    });
+    Api::<Environment>::all(ctx.client.clone())
+        .patch_status(
+            &env.name_any(),
+            &PatchParams::apply(ADMISSION_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "report the missing bureau of environment {}",
+            env.name_any()
+        )))?;
     Ok(())
 }
 

@@ -31,7 +31,14 @@ enum Command {
     /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
     Crds,
     /// Run the operator: admit environments and reconcile them into namespaces.
-    Operator(zhengyun_operator::OperatorConfig),
+    Operator {
+        #[command(flatten)]
+        config: zhengyun_operator::OperatorConfig,
+        /// Stop gracefully when standard input closes (for supervisors and test harnesses that
+        /// hold a pipe to the process).
+        #[arg(long, hide = true)]
+        stop_on_stdin_eof: bool,
+    },
 }
 
 impl Cli {
@@ -53,11 +60,14 @@ impl Cli {
                 print!("{}", zhengyun_model::crds_yaml());
                 Ok(())
             }
-            Command::Operator(config) => {
+            Command::Operator {
+                config,
+                stop_on_stdin_eof,
+            } => {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
                     let client = kube::Client::try_default().await?;
-                    zhengyun_operator::run(client, config, shutdown_signal()).await
+                    zhengyun_operator::run(client, config, shutdown_signal(stop_on_stdin_eof)).await
                 })
             }
         }
@@ -82,8 +92,22 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C (or, if asked, when standard input closes).
+async fn shutdown_signal(stdin_eof: bool) {
+    let eof = async move {
+        if !stdin_eof {
+            return std::future::pending().await;
+        }
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+    };
+    tokio::select! {
+        _ = eof => {}
+        _ = signals() => {}
+    }
+}
+
+async fn signals() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: a client for the devcluster named by `KUBECONFIG`, unique
 //! names so tests share one cluster without colliding, and polling with a deadline.
 
+pub mod operator;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -18,8 +18,9 @@ pub const MAX_SERVICES: usize = 16;
 /// Most replicas of one web service.
 pub const MAX_REPLICAS: u32 = 20;
 
-/// One environment of a bureau. `metadata.name` must be `<spec.bureau>-<spec.purpose>`, which is
-/// also the name of its namespace.
+/// One environment of a bureau. `metadata.name` must be `<spec.bureau>-<spec.purpose>`, or that
+/// followed by `-<suffix>` when a bureau runs several environments of one purpose (`wjw-dev-2`,
+/// `wjw-test-payroll`); it is also the name of its namespace, so at most 63 characters.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "zhengyun.io",
@@ -39,8 +40,10 @@ pub const MAX_REPLICAS: u32 = 20;
     printcolumn(name = "Memory", type_ = "string", json_path = ".spec.quota.memory"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     selectable = ".spec.bureau",
-    validation = Rule::new("self.metadata.name == self.spec.bureau + '-' + self.spec.purpose")
-        .message("metadata.name must be <spec.bureau>-<spec.purpose>"),
+    validation = Rule::new("self.metadata.name == self.spec.bureau + '-' + self.spec.purpose || self.metadata.name.startsWith(self.spec.bureau + '-' + self.spec.purpose + '-')")
+        .message("metadata.name must be <spec.bureau>-<spec.purpose> or <spec.bureau>-<spec.purpose>-<suffix>"),
+    validation = Rule::new("self.metadata.name.size() <= 63 && !self.metadata.name.contains('.')")
+        .message("metadata.name is also the namespace name: a DNS-1123 label of at most 63 characters"),
 )]
 #[x_kube(
     validation = Rule::new("!has(self.expiresAt) || self.purpose == 'dev' || self.purpose == 'test'")
@@ -300,10 +303,28 @@ impl Validate for Environment {
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let expected = self.spec.expected_name();
-        if self.metadata.name.as_deref() != Some(expected.as_str()) {
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        let suffix = name.strip_prefix(expected.as_str());
+        let well_formed = match suffix {
+            Some("") => true,
+            Some(rest) => rest.strip_prefix('-').is_some_and(|s| !s.is_empty()),
+            None => false,
+        };
+        if !well_formed {
             errors.push(
                 "metadata.name",
-                format!("must be {expected:?} (<spec.bureau>-<spec.purpose>)"),
+                format!("must be {expected:?} or {expected:?} followed by \"-<suffix>\""),
+            );
+        } else if name.len() > names::DNS1123_LABEL_MAX_LEN {
+            let max = names::DNS1123_LABEL_MAX_LEN;
+            errors.push(
+                "metadata.name",
+                format!("must be at most {max} characters (it names the namespace)"),
+            );
+        } else if let Some(rest) = suffix.and_then(|s| s.strip_prefix('-')) {
+            errors.check(
+                "metadata.name",
+                names::check_dns1123_label(rest, names::DNS1123_LABEL_MAX_LEN),
             );
         }
         self.spec.check("spec", &mut errors);

@@ -239,7 +239,7 @@ fn schema_of(crd_name: &str) -> Value {
 #[case(
     "environments.zhengyun.io",
     "",
-    "self.metadata.name == self.spec.bureau + '-' + self.spec.purpose"
+    "self.metadata.name == self.spec.bureau + '-' + self.spec.purpose || self.metadata.name.startsWith(self.spec.bureau + '-' + self.spec.purpose + '-')"
 )]
 #[case(
     "environments.zhengyun.io",
@@ -381,7 +381,7 @@ fn every_cel_rule_compiles_and_stays_within_the_cost_budget() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         rules_in(&kcel::compile_schema(&schema_of(&name)), &mut rules);
     }
-    assert_eq!(rules.len(), 13, "{rules:?}");
+    assert_eq!(rules.len(), 14, "{rules:?}");
     let over: Vec<_> = rules.iter().filter(|(_, over)| *over).collect();
     assert!(over.is_empty(), "{over:?}");
 }
@@ -782,4 +782,29 @@ fn sample_environments_fit_the_sample_bureau_which_fits_the_pool() {
         .effective_capacity()
         .expect("valid capacity");
     assert!(bureau.fits_within(&pool));
+}
+
+#[rstest]
+#[case::plain("wjw-test", true)]
+#[case::with_suffix("wjw-test-2", true)]
+#[case::with_word_suffix("wjw-test-payroll", true)]
+#[case::empty_suffix("wjw-test-", false)]
+#[case::glued_suffix("wjw-testing", false)]
+#[case::other_purpose("wjw-prod", false)]
+#[case::upper_suffix("wjw-test-A", false)]
+#[case::too_long(
+    "wjw-test-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    false
+)]
+fn environment_names_are_bureau_purpose_and_an_optional_suffix(
+    #[case] name: &str,
+    #[case] ok: bool,
+) {
+    let mut env = environment("wjw", Purpose::Test);
+    env.metadata.name = Some(name.into());
+    let result = env.validate();
+    assert_eq!(result.is_ok(), ok, "{name}: {result:?}");
+    if let Err(errors) = result {
+        assert_eq!(fields(&errors), ["metadata.name"], "{errors}");
+    }
 }

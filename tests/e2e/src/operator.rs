@@ -1,0 +1,160 @@
+//! The operator under test: CRDs installed once, one `zhengyun operator` process shared by the
+//! tests of a test binary, which a test may kill (SIGKILL) and start again. The process holds a
+//! pipe to its standard input and stops by itself when the test binary exits.
+
+use std::fs::OpenOptions;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+
+use crate::eventually;
+
+struct Running {
+    child: Child,
+    _stdin: Option<ChildStdin>,
+    metrics_port: u16,
+}
+
+static OPERATOR: tokio::sync::Mutex<Option<Running>> = tokio::sync::Mutex::const_new(None);
+
+fn binary() -> PathBuf {
+    if let Ok(path) = std::env::var("ZHENGYUN_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("debug/zhengyun")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Installs (server-side applies) the Zhengyun CRDs and waits until they are served.
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in zhengyun_model::crds() {
+        api.patch(
+            &crd.name_any(),
+            &PatchParams::apply("zhengyun-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("apply CRD {}", crd.name_any()))?;
+    }
+    for crd in zhengyun_model::crds() {
+        let name = crd.name_any();
+        eventually(
+            &format!("CRD {name} established"),
+            Duration::from_secs(60),
+            || async {
+                let crd = api.get(&name).await?;
+                let established = crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                Ok(established.then_some(()))
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn spawn() -> anyhow::Result<Running> {
+    let bin = binary();
+    let metrics_port = free_port()?;
+    let log_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-operator.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let mut child = Command::new(&bin)
+        .args([
+            "operator",
+            "--stop-on-stdin-eof",
+            "--lease-name",
+            "zhengyun-e2e",
+            "--lease-seconds",
+            "3",
+        ])
+        .arg("--operator-addr")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "start {} (build it with `cargo build -p zhengyun`)",
+                bin.display()
+            )
+        })?;
+    let stdin = child.stdin.take();
+    Ok(Running {
+        child,
+        _stdin: stdin,
+        metrics_port,
+    })
+}
+
+/// Makes sure CRDs are installed and an operator is running.
+pub async fn ensure_operator() -> anyhow::Result<()> {
+    let mut guard = OPERATOR.lock().await;
+    if let Some(running) = guard.as_mut()
+        && running.child.try_wait()?.is_none()
+    {
+        return Ok(());
+    }
+    install_crds(&crate::client().await?).await?;
+    *guard = Some(spawn()?);
+    Ok(())
+}
+
+/// Kills the operator with SIGKILL (no chance to clean up) and starts a new one.
+pub async fn kill_and_restart_operator() -> anyhow::Result<()> {
+    let mut guard = OPERATOR.lock().await;
+    if let Some(mut running) = guard.take() {
+        running.child.kill()?;
+        running.child.wait()?;
+    }
+    *guard = Some(spawn()?);
+    Ok(())
+}
+
+/// The operator's current /metrics text.
+pub async fn operator_metrics() -> anyhow::Result<String> {
+    let port = OPERATOR
+        .lock()
+        .await
+        .as_ref()
+        .map(|r| r.metrics_port)
+        .context("no operator running")?;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    Ok(body)
+}
+
+/// The value of counter `name` with `labels` (e.g. `controller="environment"`) in `metrics`.
+pub fn counter(metrics: &str, name: &str, labels: &str) -> u64 {
+    let prefix = format!("{name}{{{labels}}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
