@@ -50,8 +50,12 @@ cluster:
 cluster-down:
 	@scripts/cluster.sh down
 
-bench:
-	@echo "no benchmarks yet"
+## bench: performance figures (release build); BENCH_SIZES overrides the environment counts
+BENCH_SIZES ?= 200 1000
+bench: devcluster
+	$(CARGO) build --release --locked -p zhengyun
+	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge
+	scripts/with-cluster.sh target/release/bench-converge $(BENCH_SIZES)
 
 clean: cluster-down
 	rm -rf target .devcluster tests/devcluster/bin

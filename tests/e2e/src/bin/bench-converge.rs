@@ -1,0 +1,264 @@
+//! `make bench` (converge): how long the operator takes to bring N environments from creation
+//! to Ready, against the floor of a minimal client writing the same objects directly to the same
+//! API server in the same run, and the operator's peak memory.
+//!
+//! Usage: `bench-converge [N ...]` (default 200 1000). Needs KUBECONFIG and a built
+//! `zhengyun` binary (ZHENGYUN_BIN, default target/release/zhengyun).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use zhengyun_e2e::operator::install_crds;
+use zhengyun_e2e::{eventually, unique_name};
+use zhengyun_model::crd::{Bureau, CapacityPoolSpec, Environment, EnvironmentPhase};
+use zhengyun_operator::resources::{Catalog, Inputs, Materialized, materialize};
+
+const CONCURRENCY: usize = 16;
+const ENVS_PER_BUREAU: usize = 10;
+
+fn env_object(bureau: &str, i: usize) -> anyhow::Result<Environment> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+        "metadata": {"name": format!("{bureau}-dev-{i}")},
+        "spec": {"bureau": bureau, "purpose": "dev", "tier": "bronze", "quota": {"cpu": "1", "memory": "1Gi", "storage": "1Gi"}}
+    }))?)
+}
+
+async fn create_bureaus(client: &Client, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let api: Api<Bureau> = Api::all(client.clone());
+    let codes: Vec<String> = (0..n.div_ceil(ENVS_PER_BUREAU))
+        .map(|i| format!("{prefix}{i}"))
+        .collect();
+    for code in &codes {
+        let b: Bureau = serde_json::from_value(json!({
+            "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
+            "spec": {"displayName": "区基准测试局", "kind": "agency", "quota": {"cpu": "100", "memory": "100Gi", "storage": "100Gi"},
+                     "adminGroups": [format!("{code}-admins")]}
+        }))?;
+        api.create(&PostParams::default(), &b).await?;
+    }
+    Ok(codes)
+}
+
+fn env_names(codes: &[String], n: usize) -> Vec<(String, usize)> {
+    (0..n)
+        .map(|i| (codes[i / ENVS_PER_BUREAU].clone(), i % ENVS_PER_BUREAU))
+        .collect()
+}
+
+/// The floor: write each Environment and everything the operator would make of it, directly.
+async fn direct(client: &Client, n: usize) -> anyhow::Result<(Duration, Vec<String>)> {
+    let prefix = unique_name("bf").replace('-', "");
+    let codes = create_bureaus(client, &prefix[..prefix.len().min(12)], n).await?;
+    let pool: CapacityPoolSpec = serde_json::from_value(json!({"capacity": {}}))?;
+    let catalog = Catalog {
+        registry: "registry.local/zhengyun".into(),
+    };
+    let start = Instant::now();
+    stream::iter(env_names(&codes, n))
+        .map(|(code, i)| {
+            let (client, pool, catalog) = (client.clone(), pool.clone(), catalog.clone());
+            async move {
+                let envs: Api<Environment> = Api::all(client.clone());
+                let env = envs.create(&PostParams::default(), &env_object(&code, i)?).await?;
+                let granted = env.spec.quota.to_amounts().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let groups = vec![format!("{code}-admins")];
+                let inputs = Inputs { env: &env, granted: &granted, admin_groups: &groups, viewer_groups: &[], pool: &pool, catalog: &catalog };
+                write_all(&client, materialize(&inputs)?).await?;
+                let status = json!({"apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+                    "status": {"phase": "Ready", "namespace": env.name_any(), "admittedQuota": env.spec.quota}});
+                envs.patch_status(&env.name_any(), &PatchParams::apply("bench-direct").force(), &Patch::Apply(&status)).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok((start.elapsed(), codes))
+}
+
+async fn write_all(client: &Client, m: Materialized) -> anyhow::Result<()> {
+    let pp = PatchParams::apply("bench-direct").force();
+    let ns = m.namespace.name_any();
+    Api::<Namespace>::all(client.clone())
+        .patch(&ns, &pp, &Patch::Apply(&m.namespace))
+        .await?;
+    macro_rules! put {
+        ($ty:ty, $obj:expr) => {
+            Api::<$ty>::namespaced(client.clone(), &ns)
+                .patch(&$obj.name_any(), &pp, &Patch::Apply(&$obj))
+                .await?;
+        };
+    }
+    put!(k8s_openapi::api::core::v1::ResourceQuota, m.quota);
+    put!(k8s_openapi::api::core::v1::LimitRange, m.limits);
+    for p in m.policies {
+        put!(k8s_openapi::api::networking::v1::NetworkPolicy, p);
+    }
+    for b in m.bindings {
+        put!(k8s_openapi::api::rbac::v1::RoleBinding, b);
+    }
+    Ok(())
+}
+
+/// The operator: create N Environments and wait until every one is Ready.
+async fn operator(client: &Client, n: usize) -> anyhow::Result<(Duration, Vec<String>)> {
+    let prefix = unique_name("bo").replace('-', "");
+    let codes = create_bureaus(client, &prefix[..prefix.len().min(12)], n).await?;
+    let envs: Api<Environment> = Api::all(client.clone());
+    let start = Instant::now();
+    stream::iter(env_names(&codes, n))
+        .map(|(code, i)| {
+            let envs = envs.clone();
+            async move {
+                envs.create(&PostParams::default(), &env_object(&code, i)?)
+                    .await
+                    .map(drop)
+                    .map_err(anyhow::Error::from)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let codes_ref = &codes;
+    eventually(
+        "every environment Ready",
+        Duration::from_secs(3600),
+        || async {
+            let list = envs.list(&ListParams::default()).await?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|e| codes_ref.contains(&e.spec.bureau))
+                .filter(|e| {
+                    e.status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)
+                })
+                .count();
+            Ok((ready == n).then_some(()))
+        },
+    )
+    .await?;
+    Ok((start.elapsed(), codes))
+}
+
+async fn cleanup(client: &Client, codes: &[String], direct: bool) -> anyhow::Result<()> {
+    let envs: Api<Environment> = Api::all(client.clone());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let list = envs.list(&ListParams::default()).await?;
+    for env in list.items.iter().filter(|e| codes.contains(&e.spec.bureau)) {
+        if direct {
+            let _ = namespaces
+                .delete(&env.name_any(), &DeleteParams::background())
+                .await;
+        }
+        let _ = envs.delete(&env.name_any(), &DeleteParams::default()).await;
+    }
+    for code in codes {
+        let _ = Api::<Bureau>::all(client.clone())
+            .delete(code, &DeleteParams::default())
+            .await;
+    }
+    Ok(())
+}
+
+/// Waits until the benchmark's operator holds its Lease, so start-up is not timed.
+async fn wait_for_leader(client: &Client) -> anyhow::Result<()> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-system");
+    eventually("the operator to lead", Duration::from_secs(120), || async {
+        let lease = leases.get_opt("zhengyun-bench").await?;
+        Ok(lease.and_then(|l| l.spec?.holder_identity).map(|_| ()))
+    })
+    .await
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
+    let sizes = if sizes.is_empty() {
+        vec![200, 1000]
+    } else {
+        sizes
+    };
+    let client = zhengyun_e2e::client().await?;
+    install_crds(&client).await?;
+    let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/zhengyun").into()
+    });
+    let mut results = Vec::new();
+    for n in sizes {
+        let (floor, direct_codes) = direct(&client, n).await.context("direct writes")?;
+        cleanup(&client, &direct_codes, true).await?;
+        let mut child = std::process::Command::new(&bin)
+            .args([
+                "operator",
+                "--stop-on-stdin-eof",
+                "--lease-name",
+                "zhengyun-bench",
+                "--lease-seconds",
+                "3",
+                "--operator-addr",
+                "127.0.0.1:0",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("start {bin}"))?;
+        wait_for_leader(&client).await?;
+        let (took, codes) = operator(&client, n).await.context("operator convergence")?;
+        let rss = peak_rss_kib(child.id()).unwrap_or(0);
+        cleanup(&client, &codes, false).await?;
+        // Let the operator finish the deletions it was asked for before it stops.
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let codes_ref = &codes;
+        let _ = eventually("namespaces deleted", Duration::from_secs(1800), || async {
+            let left = namespaces
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|ns| {
+                    ns.labels()
+                        .get("zhengyun.io/bureau")
+                        .is_some_and(|b| codes_ref.contains(b))
+                })
+                .count();
+            Ok((left == 0).then_some(()))
+        })
+        .await;
+        drop(child.stdin.take());
+        let _ = child.wait();
+        let ratio = took.as_secs_f64() / floor.as_secs_f64();
+        println!(
+            "converge {n:>5} environments: operator {:>7.2} s, direct-write floor {:>7.2} s, ratio {ratio:.2}, operator peak RSS {:.1} MiB",
+            took.as_secs_f64(),
+            floor.as_secs_f64(),
+            rss as f64 / 1024.0
+        );
+        results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor.as_secs_f64(),
+            "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0}));
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench");
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        format!("{dir}/converge.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    Ok(())
+}
