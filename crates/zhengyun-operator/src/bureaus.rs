@@ -20,7 +20,7 @@ use zhengyun_model::quantity::{Resource, ResourceAmounts, Shortfall};
 
 use crate::admission::{Candidate, Decision, plan};
 use crate::conditions::{condition, find, has_same};
-use crate::environments::{capacity_pool, granted};
+use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
 use crate::resources::QUOTA_NAME;
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
@@ -33,6 +33,7 @@ pub(crate) struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub bureaus: kube::runtime::reflector::Store<Bureau>,
+    pub pools: kube::runtime::reflector::Store<zhengyun_model::crd::CapacityPool>,
 }
 
 /// Entry point of each reconciliation.
@@ -96,6 +97,7 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<()> {
         });
     }
     let plan = plan(&limit, candidates);
+    tracing::debug!(bureau = %name, environments = envs.len(), allocated = ?plan.allocated, "admission planned");
     for (env_name, decision) in &plan.decisions {
         let Some(env) = envs.iter().find(|e| e.name_any() == *env_name) else {
             continue;
@@ -401,7 +403,7 @@ async fn report(
 
 /// Whether the sum of all bureau quotas exceeds the pool's capacity × overcommit, and by what.
 async fn over_capacity(ctx: &Context) -> Result<Option<String>> {
-    let pool = capacity_pool(&ctx.client).await?;
+    let pool = pool_spec(&ctx.pools)?;
     if pool.capacity == Default::default() {
         return Ok(None);
     }

@@ -11,6 +11,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use zhengyun_model::crd::{
@@ -33,6 +34,8 @@ pub(crate) struct Context {
     pub metrics: Arc<Metrics>,
     pub catalog: Catalog,
     pub recorder: Recorder,
+    pub bureaus: Store<Bureau>,
+    pub pools: Store<CapacityPool>,
 }
 
 /// Entry point of each reconciliation.
@@ -74,23 +77,20 @@ pub(crate) fn granted(env: &Environment) -> Option<ResourceAmounts> {
 }
 
 async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
-    let bureau = Api::<Bureau>::all(ctx.client.clone())
-        .get_opt(&env.spec.bureau)
-        .await
-        .map_err(Error::kube(format!("read bureau {}", env.spec.bureau)))?;
+    let bureau = ctx.bureaus.get(&ObjectRef::new(&env.spec.bureau));
     let Some(granted) = granted(env) else {
         // Not admitted (yet): the bureau controller decides and writes the phase, unless there
         // is no such bureau to decide.
-        if bureau.is_none() {
+        if bureau.is_none() && bureau_missing(env, ctx).await? {
             report_missing_bureau(env, ctx).await?;
         }
         return Ok(Action::await_change());
     };
     let name = env.name_any();
     let (admins, viewers) = bureau
-        .map(|b| (b.spec.admin_groups, b.spec.viewer_groups))
+        .map(|b| (b.spec.admin_groups.clone(), b.spec.viewer_groups.clone()))
         .unwrap_or_default();
-    let pool = capacity_pool(&ctx.client).await?;
+    let pool = pool_spec(&ctx.pools)?;
     let inputs = Inputs {
         env,
         granted: &granted,
@@ -115,13 +115,22 @@ pub(crate) async fn capacity_pool(client: &Client) -> Result<CapacityPoolSpec> {
         .get_opt(POOL_NAME)
         .await
         .map_err(Error::kube("read the capacity pool"))?;
-    match pool {
-        Some(pool) => Ok(pool.spec),
-        None => serde_json::from_value(json!({"capacity": {}})).map_err(|source| Error::Build {
-            what: "default capacity pool".into(),
-            source,
-        }),
-    }
+    pool.map(|p| Ok(p.spec)).unwrap_or_else(default_pool)
+}
+
+/// The capacity pool's spec from the watch cache, or the built-in defaults while there is none.
+pub(crate) fn pool_spec(pools: &Store<CapacityPool>) -> Result<CapacityPoolSpec> {
+    pools
+        .get(&ObjectRef::new(POOL_NAME))
+        .map(|p| Ok(p.spec.clone()))
+        .unwrap_or_else(default_pool)
+}
+
+fn default_pool() -> Result<CapacityPoolSpec> {
+    serde_json::from_value(json!({"capacity": {}})).map_err(|source| Error::Build {
+        what: "default capacity pool".into(),
+        source,
+    })
 }
 
 /// Applies the namespace, then everything inside it concurrently. Returns the namespace and
@@ -247,6 +256,15 @@ async fn report(env: &Environment, ctx: &Context, active: bool, usage: Quota) ->
     Ok(())
 }
 
+/// Confirms with the API server (the cache may not have caught up yet) that there is no bureau.
+async fn bureau_missing(env: &Environment, ctx: &Context) -> Result<bool> {
+    let found = Api::<Bureau>::all(ctx.client.clone())
+        .get_opt(&env.spec.bureau)
+        .await
+        .map_err(Error::kube(format!("read bureau {}", env.spec.bureau)))?;
+    Ok(found.is_none())
+}
+
 /// Reports an environment whose bureau does not exist. Written as admission's own condition, so
 /// the bureau controller replaces it once the bureau appears.
 async fn report_missing_bureau(env: &Environment, ctx: &Context) -> Result<()> {
@@ -307,6 +325,7 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action> {
         .await
         .map_err(Error::kube(format!("read namespace {name}")))?
     else {
+        release_quota(env, ctx).await?;
         return Ok(Action::await_change());
     };
     let ours = ns
@@ -324,6 +343,39 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action> {
             .map_err(Error::kube(format!("delete namespace {name}")))?;
     }
     Err(Error::NamespaceTerminating(name))
+}
+
+/// Gives the environment's quota back once its namespace is gone. Written as admission's own
+/// fields, so the bureau controller sees the change and admits whoever waits next.
+async fn release_quota(env: &Environment, ctx: &Context) -> Result<()> {
+    let status = env.status.clone().unwrap_or_default();
+    if status.admitted_quota.is_none() {
+        return Ok(());
+    }
+    let admitted = condition(
+        &status.conditions,
+        "Admitted",
+        false,
+        "Released",
+        "the namespace is gone; the quota is released",
+        env.metadata.generation,
+    );
+    let patch = json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+        "status": {"phase": EnvironmentPhase::Terminating, "conditions": [admitted]},
+    });
+    Api::<Environment>::all(ctx.client.clone())
+        .patch_status(
+            &env.name_any(),
+            &PatchParams::apply(ADMISSION_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "release the quota of environment {}",
+            env.name_any()
+        )))?;
+    Ok(())
 }
 
 async fn mark_terminating(env: &Environment, ctx: &Context) -> Result<()> {

@@ -14,10 +14,16 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::Config as WatcherConfig;
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -180,6 +186,67 @@ where
     ctrl.watches(Api::<K>::all(client.clone()), managed(), owner_env::<K>)
 }
 
+/// What, in an Environment, is worth a reconciliation: its spec, admission's decision, its
+/// deletion and finalizers, and annotations (a touch forces a resync). The environment
+/// controller's own status writes (phase, usage, conditions) are not.
+fn env_trigger(env: &Environment) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    env.metadata.generation.hash(&mut h);
+    serde_json::to_string(&env.status.as_ref().and_then(|s| s.admitted_quota.as_ref()))
+        .ok()
+        .hash(&mut h);
+    env.metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    env.metadata.finalizers.hash(&mut h);
+    env.metadata.annotations.hash(&mut h);
+    Some(h.finish())
+}
+
+/// What, in an Environment, admission and the bureau rollup depend on.
+fn bureau_trigger(env: &Environment) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    env.metadata.generation.hash(&mut h);
+    let status = env.status.as_ref();
+    serde_json::to_string(&status.map(|s| (&s.admitted_quota, &s.usage, s.phase)))
+        .ok()
+        .hash(&mut h);
+    env.metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+fn no_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+type Events<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
+
+/// A reflector-backed store of `K` (without managedFields) and the event stream that keeps it.
+fn reflected<K>(client: &Client) -> (Store<K>, Events<K>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(Api::<K>::all(client.clone()), WatcherConfig::default())
+        .default_backoff()
+        .modify(no_managed_fields)
+        .reflect(writer)
+        .boxed();
+    (reader, stream)
+}
+
 async fn run_controllers(
     client: Client,
     config: &OperatorConfig,
@@ -191,27 +258,43 @@ async fn run_controllers(
         instance: None,
     };
     let recorder = Recorder::new(client.clone(), reporter);
+    // No debounce: a trailing-edge debounce keeps postponing objects that change continuously
+    // (a namespace being torn down), which delays admission; predicates cut the noise instead.
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
 
-    let env_ctrl = Controller::new(
-        Api::<Environment>::all(client.clone()),
-        WatcherConfig::default(),
+    let (bureaus, bureau_stream) = reflected::<Bureau>(&client);
+    let (pools, pool_stream) = reflected::<CapacityPool>(&client);
+    let (envs, env_stream) = reflected::<Environment>(&client);
+    let (env_events_tx, env_events_rx) =
+        futures::channel::mpsc::unbounded::<Result<Environment, watcher::Error>>();
+    let (bureau_events_tx, bureau_events_rx) =
+        futures::channel::mpsc::unbounded::<Result<Bureau, watcher::Error>>();
+    let (pool_events_tx, pool_events_rx) =
+        futures::channel::mpsc::unbounded::<Result<CapacityPool, watcher::Error>>();
+    // Each watch feeds both controllers.
+    let env_stream = tee(env_stream, env_events_tx, bureau_trigger);
+    let bureau_stream = tee(bureau_stream, bureau_events_tx, |_: &Bureau| None);
+    let pool_stream = tee(pool_stream, pool_events_tx, |_: &CapacityPool| None);
+
+    let env_store = envs.clone();
+    let env_ctrl = Controller::for_stream(
+        env_stream.predicate_filter(env_trigger, PredicateConfig::default()),
+        envs.clone(),
     )
-    .with_config(controller_config.clone());
-    let env_store = env_ctrl.store();
-    let mut env_ctrl = env_ctrl.watches(
-        Api::<Bureau>::all(client.clone()),
-        WatcherConfig::default(),
-        move |bureau: Bureau| {
-            let name = bureau.name_any();
-            env_store
-                .state()
-                .into_iter()
-                .filter(|e| e.spec.bureau == name)
-                .map(|e| ObjectRef::from_obj(&*e))
-                .collect::<Vec<_>>()
-        },
-    );
+    .with_config(controller_config.clone())
+    .watches_stream(bureau_stream, move |bureau: Bureau| {
+        let name = bureau.name_any();
+        env_store
+            .state()
+            .into_iter()
+            .filter(|e| e.spec.bureau == name)
+            .map(|e| ObjectRef::from_obj(&*e))
+            .collect::<Vec<_>>()
+    })
+    .watches_stream(pool_stream, |_pool: CapacityPool| {
+        None::<ObjectRef<Environment>>
+    });
+    let mut env_ctrl = env_ctrl;
     env_ctrl = watch_children::<Namespace>(env_ctrl, &client);
     env_ctrl = watch_children::<ResourceQuota>(env_ctrl, &client);
     env_ctrl = watch_children::<LimitRange>(env_ctrl, &client);
@@ -227,43 +310,73 @@ async fn run_controllers(
             registry: config.catalog_registry.clone(),
         },
         recorder: recorder.clone(),
+        bureaus: bureaus.clone(),
+        pools: pools.clone(),
     });
-    let envs = env_ctrl
+    let env_run = env_ctrl
         .graceful_shutdown_on(graceful.clone())
         .run(environments::reconcile, environments::error_policy, env_ctx)
         .for_each(|_| futures::future::ready(()));
 
-    let bureau_ctrl = Controller::new(Api::<Bureau>::all(client.clone()), WatcherConfig::default())
-        .with_config(controller_config);
-    let bureau_store = bureau_ctrl.store();
-    let all_bureaus = bureau_store.clone();
+    let all_bureaus = bureaus.clone();
     let bureau_ctx = Arc::new(bureaus::Context {
         client: client.clone(),
         metrics,
         recorder,
-        bureaus: bureau_store,
+        bureaus: bureaus.clone(),
+        pools,
     });
-    let bureaus = bureau_ctrl
-        .watches(
-            Api::<Environment>::all(client.clone()),
-            WatcherConfig::default(),
+    let bureau_run = Controller::for_stream(bureau_events_rx, bureaus)
+        .with_config(controller_config)
+        .watches_stream(
+            env_events_rx.predicate_filter(bureau_trigger, PredicateConfig::default()),
             |env: Environment| Some(ObjectRef::<Bureau>::new(&env.spec.bureau)),
         )
-        .watches(
-            Api::<CapacityPool>::all(client.clone()),
-            WatcherConfig::default(),
-            move |_pool: CapacityPool| {
-                all_bureaus
-                    .state()
-                    .iter()
-                    .map(|b| ObjectRef::from_obj(&**b))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(pool_events_rx, move |_pool: CapacityPool| {
+            all_bureaus
+                .state()
+                .iter()
+                .map(|b| ObjectRef::from_obj(&**b))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(graceful)
         .run(bureaus::reconcile, bureaus::error_policy, bureau_ctx)
         .for_each(|_| futures::future::ready(()));
-    futures::future::join(envs, bureaus).await;
+    futures::future::join(env_run, bureau_run).await;
+}
+
+/// Decodes `events` into the objects touched, and sends a copy of each to `copy` when it was
+/// deleted or when `changed` (a hash of what the other side cares about; `None`: everything)
+/// differs from the last copy sent. Deletions always pass, unlike a plain predicate filter.
+fn tee<K: Resource + Clone + Send + 'static>(
+    events: Events<K>,
+    copy: futures::channel::mpsc::UnboundedSender<Result<K, watcher::Error>>,
+    changed: fn(&K) -> Option<u64>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    events
+        .inspect(move |event| {
+            let (obj, deleted) = match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, false),
+                Ok(watcher::Event::Delete(o)) => (o, true),
+                _ => return,
+            };
+            let key = obj.meta().uid.clone().unwrap_or_default();
+            let send = if deleted {
+                seen.remove(&key);
+                true
+            } else {
+                match changed(obj) {
+                    None => true,
+                    Some(hash) => seen.insert(key, hash) != Some(hash),
+                }
+            };
+            if send {
+                tracing::debug!(deleted, name = %obj.name_any(), "forwarding a watch event");
+                let _ = copy.unbounded_send(Ok(obj.clone()));
+            }
+        })
+        .touched_objects()
 }
 
 async fn serve(addr: SocketAddr, health: Health, mut stop: watch::Receiver<bool>) {
