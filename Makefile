@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test cluster cluster-down devcluster tools fmt-check clippy unit e2e generate generate-check bench clean
+.PHONY: postgres postgres-down run test cluster cluster-down devcluster tools fmt-check clippy unit e2e generate generate-check bench clean
 
 ## run: start the devcluster and show how to use it
 run: cluster
@@ -26,8 +26,9 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## unit: unit tests, and the store's suite on SQLite and on a real PostgreSQL
 unit:
-	$(CARGO) test --workspace --exclude zhengyun-e2e --locked
+	scripts/with-postgres.sh $(CARGO) test --workspace --exclude zhengyun-e2e --locked
 
 e2e: devcluster
 	$(CARGO) build -p zhengyun --locked
@@ -50,12 +51,19 @@ cluster:
 cluster-down:
 	@scripts/cluster.sh down
 
+postgres:
+	@scripts/postgres.sh up
+
+postgres-down:
+	@scripts/postgres.sh down
+
 ## bench: performance figures (release build); BENCH_SIZES overrides the environment counts
 BENCH_SIZES ?= 200 1000
 bench: devcluster
 	$(CARGO) build --release --locked -p zhengyun
 	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge
 	scripts/with-cluster.sh target/release/bench-converge $(BENCH_SIZES)
+	$(CARGO) run --release --locked -p zhengyun-store --example ingest
 
-clean: cluster-down
+clean: cluster-down postgres-down
 	rm -rf target .devcluster tests/devcluster/bin

@@ -134,8 +134,8 @@ fn default_pool() -> Result<CapacityPoolSpec> {
 }
 
 /// Applies the namespace, then everything inside it concurrently. Returns the namespace and
-/// what the environment's pods and volumes use according to its ResourceQuota.
-async fn apply_all(client: &Client, desired: Materialized) -> Result<(Namespace, Quota)> {
+/// what the environment's pods and volumes use according to its ResourceQuota, once counted.
+async fn apply_all(client: &Client, desired: Materialized) -> Result<(Namespace, Option<Quota>)> {
     let namespace = apply::cluster(client, &desired.namespace).await?;
     let quota = apply::namespaced(client, &desired.quota).await?;
     let mut tasks: Vec<futures::future::BoxFuture<'_, Result<()>>> = Vec::new();
@@ -169,8 +169,12 @@ async fn apply_all(client: &Client, desired: Materialized) -> Result<(Namespace,
         }));
     }
     try_join_all(tasks).await?;
-    let used = quota.status.and_then(|s| s.used).unwrap_or_default();
-    Ok((namespace, usage_from(&used)))
+    // A quota the quota controller has not counted yet says nothing about usage: keep the last report.
+    let usage = quota
+        .status
+        .and_then(|s| s.used)
+        .map(|used| usage_from(&used));
+    Ok((namespace, usage))
 }
 
 /// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's.
@@ -189,7 +193,12 @@ fn usage_from(
     quota
 }
 
-async fn report(env: &Environment, ctx: &Context, active: bool, usage: Quota) -> Result<()> {
+async fn report(
+    env: &Environment,
+    ctx: &Context,
+    active: bool,
+    usage: Option<Quota>,
+) -> Result<()> {
     let status = env.status.clone().unwrap_or_default();
     let phase = if active {
         EnvironmentPhase::Ready
@@ -217,7 +226,7 @@ async fn report(env: &Environment, ctx: &Context, active: bool, usage: Quota) ->
     );
     let unchanged = status.phase == Some(phase)
         && status.namespace.as_deref() == Some(namespace_name(env).as_str())
-        && status.usage.as_ref() == Some(&usage)
+        && (usage.is_none() || status.usage == usage)
         && status.observed_generation == env.metadata.generation
         && has_same(&status.conditions, &ready);
     if unchanged {
@@ -228,7 +237,7 @@ async fn report(env: &Environment, ctx: &Context, active: bool, usage: Quota) ->
         "status": {
             "phase": phase,
             "namespace": namespace_name(env),
-            "usage": usage,
+            "usage": usage.or(status.usage.clone()),
             "observedGeneration": env.metadata.generation,
             "conditions": [ready],
         }

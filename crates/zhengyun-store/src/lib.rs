@@ -1,1 +1,204 @@
-//! Zhengyun store: the SQL ledger, audit log and API tokens.
+//! Zhengyun store: the SQL ledger, audit log and API tokens, on SQLite (a file, zero set-up,
+//! the default) or PostgreSQL (production). Kubernetes holds desired state; this crate holds
+//! money and history.
+//!
+//! - [`tokens`]: bearer tokens for the API — random, shown once, stored as SHA-256, compared
+//!   in constant time — and the principals they authenticate.
+//! - [`audit`]: the append-only audit log, a SHA-256 hash chain that [`Store::verify_audit`]
+//!   recomputes.
+//! - [`ledger`]: usage intervals, idempotent by their key (invariant 4), sampler checkpoints and
+//!   usage totals.
+//! - [`statements`]: closed monthly statements, which never change, and the signed adjustment
+//!   lines that correct them (invariant 5).
+//!
+//! # Two backends, one behaviour
+//!
+//! [`Store::connect`] picks the backend from the URL and applies the embedded migrations
+//! (`migrations/sqlite`, `migrations/postgres`: the same schema in two dialects). Queries are
+//! written once where the dialects agree and twice where they do not (locking, casts). Every
+//! write that reads before it writes runs in a transaction that takes its lock first —
+//! `BEGIN IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on PostgreSQL — so concurrent callers,
+//! in one process or several, serialize instead of racing.
+//!
+//! Nothing in this crate updates or deletes a closed statement line, an adjustment or an audit
+//! entry, and the schema backs that up with triggers that refuse `UPDATE` and `DELETE` on those
+//! tables.
+
+pub mod audit;
+pub mod error;
+pub mod ledger;
+pub mod statements;
+pub mod tokens;
+
+mod connect;
+mod time;
+
+use std::time::Duration;
+
+pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
+pub use error::{Error, Result};
+pub use ledger::{MeterUsage, Recorded};
+pub use tokens::{BootstrapOutcome, Principal, Role, TokenId, TokenInfo, TokenSecret};
+
+/// The database behind a [`Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (or memory).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`, for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// How to connect. The defaults suit both the API and the operator.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Connections in the pool (SQLite in memory always uses one: each connection would be a
+    /// different database).
+    pub max_connections: u32,
+    /// How long a query waits for a free connection (or a new one) before failing with
+    /// [`Error::Unavailable`]; keeps the API answering 503 instead of hanging.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits for another writer before giving up with
+    /// [`Error::Unavailable`].
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The store: a connection pool to one database. Cheap to clone; clones share the pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool. The body is compiled once per backend,
+/// so it may use any query that both dialects accept.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// What differs between the two pools, so that `with_pool!` bodies can stay written once.
+trait PoolExt {
+    type Db: sqlx::Database;
+
+    /// Begins a write transaction. On SQLite it takes the database's write lock at once
+    /// (`BEGIN IMMEDIATE`): a transaction that reads first and writes later could otherwise
+    /// fail with `SQLITE_BUSY` without waiting. On PostgreSQL the statements lock the rows
+    /// they depend on (see [`PoolExt::dialect`]).
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, Self::Db>>;
+
+    /// Begins a read-only transaction that sees one snapshot throughout.
+    async fn begin_snapshot(&self) -> sqlx::Result<sqlx::Transaction<'static, Self::Db>>;
+
+    /// The statement for this backend, where the dialects differ.
+    fn dialect(&self, sqlite: &'static str, postgres: &'static str) -> &'static str;
+}
+
+impl PoolExt for sqlx::SqlitePool {
+    type Db = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn begin_snapshot(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        // A deferred transaction in WAL mode reads one snapshot from its first SELECT on.
+        self.begin().await
+    }
+
+    fn dialect(&self, sqlite: &'static str, _: &'static str) -> &'static str {
+        sqlite
+    }
+}
+
+impl PoolExt for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.begin().await
+    }
+
+    async fn begin_snapshot(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+    }
+
+    fn dialect(&self, _: &'static str, postgres: &'static str) -> &'static str {
+        postgres
+    }
+}
+
+impl Store {
+    /// Connects to `url` and applies pending migrations: `sqlite://path?mode=rwc` (WAL,
+    /// `synchronous=FULL`, busy timeout), `sqlite::memory:`, or `postgres://…` /
+    /// `postgresql://…`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with explicit pool options.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Self> {
+        let store = connect::open(url, options).await?;
+        connect::migrate(&store).await?;
+        tracing::info!(
+            backend = store.backend().as_str(),
+            "store ready, schema up to date"
+        );
+        Ok(store)
+    }
+
+    /// A private in-memory SQLite store, for tests of the layers above.
+    pub async fn in_memory() -> Result<Self> {
+        Self::connect("sqlite::memory:").await
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
+            .map_err(error::db("checking the database"))?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for queries in flight.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await);
+    }
+}

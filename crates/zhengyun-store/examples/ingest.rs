@@ -1,0 +1,123 @@
+//! Ledger ingest and read-back rate, for `make bench`:
+//!
+//! ```text
+//! cargo run --release -p zhengyun-store --example ingest -- [INTERVALS] [BATCH] [DATABASE_URL]
+//! ```
+//!
+//! Writes INTERVALS (default 500,000) hourly intervals of 1,000 bureaus × 3 environments × 2
+//! kinds in batches of BATCH (default 10,000), the way the sampler's hourly close does, then
+//! replays them all (every one a duplicate), streams them back, and sums them per meter. The
+//! default database is a new SQLite file in the temporary directory, removed afterwards.
+
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use jiff::{SignedDuration, Timestamp};
+use zhengyun_metering::{Meter, TimeRange, UsageInterval, UsageKind};
+use zhengyun_model::{names::Tier, quantity::Resource};
+use zhengyun_store::Store;
+
+type Failure = Box<dyn std::error::Error>;
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let mut args = std::env::args().skip(1);
+    let count: usize = args.next().map_or(Ok(500_000), |a| a.parse())?;
+    let batch: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
+    let temp = std::env::temp_dir().join(format!("zhengyun-ingest-{}.db", std::process::id()));
+    let url = args
+        .next()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", temp.display()));
+
+    let intervals = generate(count)?;
+    let store = Store::connect(&url).await?;
+    println!(
+        "backend: {}; {count} intervals in batches of {batch}",
+        store.backend().as_str()
+    );
+
+    let started = Instant::now();
+    let mut new = 0;
+    for chunk in intervals.chunks(batch) {
+        new += store.record_intervals(chunk).await?.new;
+    }
+    report("ingest (new)", new, started);
+
+    let started = Instant::now();
+    let mut duplicates = 0;
+    for chunk in intervals.chunks(batch) {
+        duplicates += store.record_intervals(chunk).await?.duplicates;
+    }
+    report("replay (all duplicates)", duplicates, started);
+
+    let everything = TimeRange::new(start(), start() + SignedDuration::from_hours(24 * 365))?;
+    let started = Instant::now();
+    let streamed = store
+        .intervals_between(everything)
+        .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+        .await?;
+    report("stream back", streamed, started);
+
+    let started = Instant::now();
+    let meters = store.usage_totals(everything, None).await?;
+    println!(
+        "{:<26} {:>9} meters in {:>7.3} s",
+        "usage totals",
+        meters.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    store.close().await;
+    if url.contains(&temp.display().to_string()) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = temp.clone().into_os_string();
+            file.push(suffix);
+            std::fs::remove_file(file).ok();
+        }
+    }
+    Ok(())
+}
+
+fn start() -> Timestamp {
+    Timestamp::from_second(1_793_462_400).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// `count` intervals: hour after hour, each hour one interval per meter.
+fn generate(count: usize) -> Result<Vec<UsageInterval>, Failure> {
+    let mut meters = Vec::new();
+    for bureau in 0..1_000 {
+        let code = format!("b{bureau:04}");
+        for purpose in ["dev", "test", "prod"] {
+            for kind in UsageKind::ALL {
+                meters.push(Meter::new(
+                    code.clone(),
+                    format!("{code}-{purpose}"),
+                    Resource::Cpu,
+                    kind,
+                    Tier::Silver,
+                )?);
+            }
+        }
+    }
+    let mut intervals = Vec::with_capacity(count);
+    for (n, meter) in (0..count).zip(meters.iter().cycle()) {
+        let hour = i64::try_from(n / meters.len())?;
+        let from = start() + SignedDuration::from_hours(hour);
+        let amount = 500 + u64::try_from(n % 7_000)?;
+        intervals.push(UsageInterval::new(
+            meter.clone(),
+            from,
+            from + SignedDuration::from_hours(1),
+            amount,
+        )?);
+    }
+    Ok(intervals)
+}
+
+fn report(what: &str, n: u64, started: Instant) {
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{what:<26} {n:>9} intervals in {seconds:>7.3} s = {:>9.0} intervals/s",
+        n as f64 / seconds
+    );
+}

@@ -1,0 +1,526 @@
+//! The audit log: who changed what, when, with what result — as a hash chain an auditor can
+//! recompute without trusting the database.
+//!
+//! Entries are numbered 1, 2, 3… without gaps. Each stores the hash of the previous entry
+//! (`prev_hash`; 64 zeros for the first) and its own
+//!
+//! ```text
+//! hash = SHA-256( prev_hash as 32 raw bytes ‖ canonical(entry) )
+//! ```
+//!
+//! written as 64 lowercase hex digits. `canonical` is the ASCII tag `zhengyun-audit-v1`
+//! followed by the fields in this order: `seq`, `at_us` (each an 8-byte big-endian signed
+//! integer), then `principal`, `role`, `bureau`, `action`, `object`, `quota_before`,
+//! `quota_after`, `result`, `request_id`, each either `0x00` (absent) or `0x01`, a 4-byte
+//! big-endian byte length and the UTF-8 bytes exactly as stored. Length prefixes make the
+//! encoding unambiguous without escaping, so any language can recompute it.
+//!
+//! Appends serialize on the `audit_head` row (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
+//! `SELECT … FOR UPDATE`), so concurrent appends — from one process or several — always extend
+//! the chain and never fork it. Instants are kept to the microsecond; that is what is hashed.
+//!
+//! The chain detects any change, insertion or deletion of stored entries, and the head row
+//! detects truncation of the newest. Someone able to rewrite every entry from some point on
+//! *and* the head can rebuild a consistent chain; publishing [`Store::audit_head`] elsewhere
+//! (logs, metrics) from time to time defeats that too.
+
+use futures::TryStreamExt;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    PoolExt, Store,
+    error::{Error, Result, db},
+    time::{from_micros, to_micros},
+    tokens::Role,
+    with_pool,
+};
+
+/// The hash that the first entry's `prev_hash` holds.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const CANONICAL_TAG: &[u8] = b"zhengyun-audit-v1";
+/// The most entries one [`Store::audit_log`] call returns.
+pub const MAX_PAGE: u32 = 1000;
+const DEFAULT_PAGE: u32 = 100;
+
+/// One audited action, as the API records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// When the call was made; stored to the microsecond.
+    pub at: Timestamp,
+    /// Who made it: a token id, or a system name such as `system:operator`.
+    pub principal: String,
+    /// The principal's role, if it had one.
+    pub role: Option<Role>,
+    /// The bureau concerned (the caller's, or the target's for platform actions).
+    pub bureau: Option<String>,
+    /// What was done, e.g. `environment.create`, `bureau.quota.update`, `token.revoke`.
+    pub action: String,
+    /// What it was done to, e.g. `environments/wjw-prod`.
+    pub object: String,
+    /// The quota before the change, as JSON, when one changed.
+    pub quota_before: Option<serde_json::Value>,
+    /// The quota after the change, as JSON, when one changed.
+    pub quota_after: Option<serde_json::Value>,
+    /// The outcome, e.g. `created`, `pending`, `denied`, `conflict`.
+    pub result: String,
+    /// The request id of the API call, to find it in the logs.
+    pub request_id: String,
+}
+
+/// A stored entry with its place in the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+/// Which entries [`Store::audit_log`] returns: those matching every given field, in chain
+/// order, after the cursor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this bureau.
+    pub bureau: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this principal.
+    pub principal: Option<String>,
+    /// Only entries at or after this instant.
+    pub from: Option<Timestamp>,
+    /// Only entries before this instant.
+    pub to: Option<Timestamp>,
+    /// Only entries after this `seq` (the last `seq` of the previous page).
+    pub after: Option<u64>,
+    /// At most this many (0 means 100; capped at [`MAX_PAGE`]).
+    pub limit: u32,
+}
+
+/// The newest entry of the chain, as recorded separately from the entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditHead {
+    /// Number of entries (the last `seq`).
+    pub seq: u64,
+    /// The last entry's hash ([`GENESIS_HASH`] when empty).
+    pub hash: String,
+}
+
+/// What [`Store::verify_audit`] found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum ChainStatus {
+    /// Every entry hashes to what is stored and links to its predecessor.
+    Intact {
+        /// How many entries were checked.
+        entries: u64,
+    },
+    /// The first entry that does not check out.
+    Broken {
+        /// Its position.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// An entry as stored: the columns that are hashed, in hashing order.
+#[derive(Clone, Debug)]
+struct StoredEntry {
+    seq: i64,
+    at_us: i64,
+    principal: String,
+    role: Option<String>,
+    bureau: Option<String>,
+    action: String,
+    object: String,
+    quota_before: Option<String>,
+    quota_after: Option<String>,
+    result: String,
+    request_id: String,
+}
+
+type StoredRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+);
+
+const SELECT_ENTRIES: &str = "SELECT seq, at_us, principal, role, bureau, action, object, \
+                              quota_before, quota_after, result, request_id, prev_hash, hash \
+                              FROM audit_log";
+
+const VERIFY_ENTRIES: &str = "SELECT seq, at_us, principal, role, bureau, action, object, \
+                              quota_before, quota_after, result, request_id, prev_hash, hash \
+                              FROM audit_log ORDER BY seq";
+
+impl StoredEntry {
+    fn new(seq: i64, entry: &AuditEntry) -> Self {
+        let json = |value: &Option<serde_json::Value>| value.as_ref().map(|v| v.to_string());
+        Self {
+            seq,
+            at_us: to_micros(entry.at),
+            principal: entry.principal.clone(),
+            role: entry.role.map(|r| r.as_str().to_owned()),
+            bureau: entry.bureau.clone(),
+            action: entry.action.clone(),
+            object: entry.object.clone(),
+            quota_before: json(&entry.quota_before),
+            quota_after: json(&entry.quota_after),
+            result: entry.result.clone(),
+            request_id: entry.request_id.clone(),
+        }
+    }
+
+    fn from_row(row: StoredRow) -> (Self, String, String) {
+        let (seq, at_us, principal, role, bureau, action, object, before, after, result, rid, p, h) =
+            row;
+        let entry = Self {
+            seq,
+            at_us,
+            principal,
+            role,
+            bureau,
+            action,
+            object,
+            quota_before: before,
+            quota_after: after,
+            result,
+            request_id: rid,
+        };
+        (entry, p, h)
+    }
+
+    /// The bytes hashed after the previous hash; see the module documentation.
+    fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(CANONICAL_TAG);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.at_us.to_be_bytes());
+        for field in [
+            Some(&self.principal),
+            self.role.as_ref(),
+            self.bureau.as_ref(),
+            Some(&self.action),
+            Some(&self.object),
+            self.quota_before.as_ref(),
+            self.quota_after.as_ref(),
+            Some(&self.result),
+            Some(&self.request_id),
+        ] {
+            match field {
+                None => out.push(0),
+                Some(text) => {
+                    out.push(1);
+                    // Fields longer than 4 GiB cannot reach the database; saturating keeps
+                    // this infallible without making such a field hash like a shorter one.
+                    let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// `SHA-256(prev ‖ canonical)` in hex, or `None` if `prev` is not 64 hex digits.
+    fn hash(&self, prev: &str) -> Option<String> {
+        let prev = hex::decode(prev).ok().filter(|bytes| bytes.len() == 32)?;
+        let mut hasher = Sha256::new();
+        hasher.update(&prev);
+        hasher.update(self.canonical());
+        Some(hex::encode(hasher.finalize()))
+    }
+
+    fn into_entry(self) -> Result<AuditEntry> {
+        let seq = self.seq;
+        let corrupt =
+            |what: &str| Error::Corrupt(format!("audit entry {seq} has an invalid {what}"));
+        let json = |text: Option<String>, what: &str| {
+            text.map(|t| serde_json::from_str(&t).map_err(|_| corrupt(what)))
+                .transpose()
+        };
+        Ok(AuditEntry {
+            at: from_micros(self.at_us, "an audit entry")?,
+            principal: self.principal,
+            role: self
+                .role
+                .map(|r| r.parse().map_err(|_| corrupt("role")))
+                .transpose()?,
+            bureau: self.bureau,
+            action: self.action,
+            object: self.object,
+            quota_before: json(self.quota_before, "quota before")?,
+            quota_after: json(self.quota_after, "quota after")?,
+            result: self.result,
+            request_id: self.request_id,
+        })
+    }
+}
+
+fn seq_of(seq: i64) -> u64 {
+    // Sequence numbers are checked positive by the schema.
+    u64::try_from(seq).unwrap_or(0)
+}
+
+fn check_entry(entry: &AuditEntry) -> Result<()> {
+    for (field, value) in [
+        ("principal", &entry.principal),
+        ("action", &entry.action),
+        ("object", &entry.object),
+        ("result", &entry.result),
+        ("request id", &entry.request_id),
+    ] {
+        if value.trim().is_empty() {
+            return Err(Error::invalid(field, "must not be empty"));
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Appends `entry` to the audit log and returns it with its `seq` and hashes. Concurrent
+    /// appends are serialized: the chain never forks.
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord> {
+        check_entry(entry)?;
+        const DOING: &str = "appending to the audit log";
+        let (stored, prev_hash, hash) = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
+            let (head_seq, head_hash): (i64, String) = sqlx::query_as(pool.dialect(
+                "SELECT seq, hash FROM audit_head WHERE id = 1",
+                "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            ))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            let stored = StoredEntry::new(head_seq + 1, entry);
+            let hash = stored.hash(&head_hash).ok_or_else(|| {
+                Error::Corrupt(format!("the audit head holds an invalid hash {head_hash:?}"))
+            })?;
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at_us, principal, role, bureau, action, object, \
+                 quota_before, quota_after, result, request_id, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(stored.seq)
+            .bind(stored.at_us)
+            .bind(&stored.principal)
+            .bind(&stored.role)
+            .bind(&stored.bureau)
+            .bind(&stored.action)
+            .bind(&stored.object)
+            .bind(&stored.quota_before)
+            .bind(&stored.quota_after)
+            .bind(&stored.result)
+            .bind(&stored.request_id)
+            .bind(&head_hash)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(stored.seq)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(DOING))?;
+            tx.commit().await.map_err(db(DOING))?;
+            (stored, head_hash, hash)
+        });
+        Ok(AuditRecord {
+            seq: seq_of(stored.seq),
+            entry: stored.into_entry()?,
+            prev_hash,
+            hash,
+        })
+    }
+
+    /// Entries matching `filter`, oldest first. Page with `filter.after = last.seq`. Fails with
+    /// [`Error::Corrupt`] if a matching entry can no longer be read as an entry (a role or
+    /// quota altered into nonsense); [`Store::verify_audit`] then names it.
+    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        let limit = match filter.limit {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let rows: Vec<StoredRow> = with_pool!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new(SELECT_ENTRIES);
+            query.push(" WHERE TRUE");
+            for (column, value) in [
+                ("bureau", &filter.bureau),
+                ("action", &filter.action),
+                ("principal", &filter.principal),
+            ] {
+                if let Some(value) = value {
+                    query.push(format_args!(" AND {column} = ")).push_bind(value.clone());
+                }
+            }
+            if let Some(from) = filter.from {
+                query.push(" AND at_us >= ").push_bind(to_micros(from));
+            }
+            if let Some(to) = filter.to {
+                query.push(" AND at_us < ").push_bind(to_micros(to));
+            }
+            if let Some(after) = filter.after {
+                let after = i64::try_from(after).unwrap_or(i64::MAX);
+                query.push(" AND seq > ").push_bind(after);
+            }
+            query.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+            query.build_query_as().fetch_all(pool).await
+        })
+        .map_err(db("reading the audit log"))?;
+        rows.into_iter()
+            .map(|row| {
+                let (stored, prev_hash, hash) = StoredEntry::from_row(row);
+                Ok(AuditRecord {
+                    seq: seq_of(stored.seq),
+                    entry: stored.into_entry()?,
+                    prev_hash,
+                    hash,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest entry's `seq` and hash, to publish elsewhere as an anchor.
+    pub async fn audit_head(&self) -> Result<AuditHead> {
+        let (seq, hash): (i64, String) = with_pool!(self, pool =>
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(pool)
+                .await)
+        .map_err(db("reading the audit head"))?;
+        Ok(AuditHead {
+            seq: seq_of(seq),
+            hash,
+        })
+    }
+
+    /// Recomputes the whole chain from one consistent snapshot and names the first entry that
+    /// does not check out.
+    pub async fn verify_audit(&self) -> Result<ChainStatus> {
+        const DOING: &str = "verifying the audit log";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_snapshot().await.map_err(db(DOING))?;
+            let (head_seq, head_hash): (i64, String) =
+                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?;
+            let mut chain = ChainCheck::new();
+            {
+                let mut rows = sqlx::query_as::<_, StoredRow>(VERIFY_ENTRIES)
+                .fetch(&mut *tx);
+                while let Some(row) = rows.try_next().await.map_err(db(DOING))? {
+                    if let Some(broken) = chain.check(StoredEntry::from_row(row)) {
+                        return Ok(broken);
+                    }
+                }
+            }
+            tx.commit().await.map_err(db(DOING))?;
+            Ok(chain.finish(head_seq, &head_hash))
+        })
+    }
+}
+
+/// The running state of a verification.
+struct ChainCheck {
+    expected_seq: i64,
+    prev_hash: String,
+}
+
+impl ChainCheck {
+    fn new() -> Self {
+        Self {
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_owned(),
+        }
+    }
+
+    fn check(
+        &mut self,
+        (entry, prev_hash, hash): (StoredEntry, String, String),
+    ) -> Option<ChainStatus> {
+        let broken = |seq: i64, reason: String| {
+            Some(ChainStatus::Broken {
+                seq: seq_of(seq),
+                reason,
+            })
+        };
+        if entry.seq != self.expected_seq {
+            return broken(
+                self.expected_seq,
+                format!(
+                    "entry {} is missing (the next stored entry is {})",
+                    self.expected_seq, entry.seq
+                ),
+            );
+        }
+        if prev_hash != self.prev_hash {
+            return broken(
+                entry.seq,
+                format!(
+                    "its prev_hash does not match the hash of entry {}: an earlier entry was \
+                     replaced or this link was altered",
+                    entry.seq - 1
+                ),
+            );
+        }
+        if entry.hash(&prev_hash).as_deref() != Some(hash.as_str()) {
+            return broken(
+                entry.seq,
+                "its contents do not match its hash: the entry was altered".to_owned(),
+            );
+        }
+        self.expected_seq += 1;
+        self.prev_hash = hash;
+        None
+    }
+
+    fn finish(self, head_seq: i64, head_hash: &str) -> ChainStatus {
+        let last = self.expected_seq - 1;
+        if head_seq != last {
+            let seq = last.min(head_seq) + 1;
+            let reason = if head_seq > last {
+                format!(
+                    "the head records {head_seq} entries but the log ends at entry {last}: newer entries were deleted"
+                )
+            } else {
+                format!(
+                    "entry {seq} is not recorded in the head, which ends at entry {head_seq}: entries were added around the store"
+                )
+            };
+            return ChainStatus::Broken {
+                seq: seq_of(seq),
+                reason,
+            };
+        }
+        if head_hash != self.prev_hash {
+            return ChainStatus::Broken {
+                seq: seq_of(last.max(1)),
+                reason: "the head's hash does not match the last entry".to_owned(),
+            };
+        }
+        ChainStatus::Intact {
+            entries: seq_of(last),
+        }
+    }
+}

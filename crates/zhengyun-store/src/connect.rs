@@ -1,0 +1,132 @@
+//! Opening a pool from a URL, and the embedded schema migrations.
+
+use std::{borrow::Cow, str::FromStr};
+
+use sqlx::{
+    SqlSafeStr,
+    migrate::{Migration, MigrationType, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use crate::{
+    Pool, Store, StoreOptions,
+    error::{Error, Result, db},
+};
+
+/// `(version, description, SQL)` of each migration, oldest first, per backend. Embedded so the
+/// binary needs no files next to it; sqlx records a checksum of each, so editing an applied
+/// migration is refused at start-up instead of silently diverging.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../migrations/postgres/0001_initial.sql"),
+)];
+
+pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
+    let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Pool::Postgres(open_postgres(url, options).await?)
+    } else if url.starts_with("sqlite:") {
+        Pool::Sqlite(open_sqlite(url, options).await?)
+    } else {
+        return Err(Error::invalid(
+            "database URL",
+            "expected sqlite://PATH?mode=rwc, sqlite::memory: or postgres://…",
+        ));
+    };
+    Ok(Store { pool })
+}
+
+async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<sqlx::SqlitePool> {
+    // The URL is not echoed: it could carry credentials in other schemes and is the
+    // operator's own input anyway.
+    let parsed = SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid("database URL", format!("not a SQLite URL: {e}")))?;
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let mut connect = parsed
+        .foreign_keys(true)
+        .busy_timeout(options.busy_timeout)
+        // A committed audit entry or ledger row must survive a power cut, not only a crash.
+        .synchronous(SqliteSynchronous::Full)
+        // 16 MiB of page cache per connection instead of 2 MiB, so that the ledger's indexes
+        // stay in memory during batch inserts.
+        .pragma("cache_size", "-16384");
+    if !in_memory {
+        connect = connect.journal_mode(SqliteJournalMode::Wal);
+    }
+    if !url.contains("mode=") {
+        connect = connect.create_if_missing(true);
+    }
+    let max_connections = if in_memory {
+        1
+    } else {
+        options.max_connections
+    };
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        // An in-memory database lives only as long as its connection.
+        .idle_timeout(if in_memory { None } else { Some(IDLE) })
+        .max_lifetime(if in_memory { None } else { Some(LIFETIME) })
+        .connect_with(connect)
+        .await
+        .map_err(db("opening the SQLite database"))
+}
+
+const IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+const LIFETIME: std::time::Duration = std::time::Duration::from_secs(1800);
+
+async fn open_postgres(url: &str, options: &StoreOptions) -> Result<sqlx::PgPool> {
+    let connect = PgConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid("database URL", format!("not a PostgreSQL URL: {e}")))?
+        .application_name("zhengyun");
+    PgPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(db("connecting to PostgreSQL"))
+}
+
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock meanwhile, so an API
+/// and an operator starting together migrate once. SQLite has no such lock: if a concurrent
+/// start-up wins the race, our attempt fails and the retry finds the schema applied.
+pub(crate) async fn migrate(store: &Store) -> Result<()> {
+    match &store.pool {
+        Pool::Sqlite(pool) => {
+            let migrator = migrator(SQLITE_MIGRATIONS);
+            if migrator.run(pool).await.is_err() {
+                migrator.run(pool).await.map_err(Error::Migration)?;
+            }
+        }
+        Pool::Postgres(pool) => {
+            migrator(POSTGRES_MIGRATIONS)
+                .run(pool)
+                .await
+                .map_err(Error::Migration)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,415 @@
+//! The metering ledger: usage intervals, each stored once under its idempotency key
+//! (invariant 4), the sampler's checkpoints, and usage totals over a time range.
+//!
+//! Writing an interval that is already stored is a no-op, so the sampler may replay after a
+//! restart or relist. Writing a key that is stored with another amount or tier is a
+//! [`Error::Conflict`] and the whole batch is rolled back: the same interval measured twice
+//! differently is a bug to surface, not a choice to make silently.
+//!
+//! Amounts are `u64` in the metering crate and `BIGINT` here; amounts above `i64::MAX` (8 EiB of
+//! memory, 9.2 × 10^15 cores) are refused rather than wrapped.
+//!
+//! Batches go in as multi-row `INSERT … ON CONFLICT DO NOTHING` statements of
+//! [`ROWS_PER_STATEMENT`] rows inside one transaction; only when a statement inserts fewer rows
+//! than it carried are the stored amounts read back and compared.
+
+use std::collections::{HashMap, hash_map::Entry};
+
+use futures::{StreamExt, stream::BoxStream};
+use jiff::Timestamp;
+use serde::Serialize;
+use zhengyun_metering::{Meter, TimeRange, UsageInterval, UsageKind, usage::parse_resource};
+use zhengyun_model::names::Tier;
+
+use crate::{
+    PoolExt, Store,
+    error::{Error, Result, db},
+    time::{from_micros, now_micros, to_micros},
+    with_pool,
+};
+
+/// Rows per `INSERT` statement: 10 parameters each stays well inside SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters.
+pub const ROWS_PER_STATEMENT: usize = 1000;
+
+/// What [`Store::record_intervals`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recorded {
+    /// Intervals stored by this call.
+    pub new: u64,
+    /// Intervals that were already stored, identically (or given twice in the batch).
+    pub duplicates: u64,
+}
+
+/// The unit-seconds one meter accumulated within a range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeterUsage {
+    /// Bureau, environment, resource, kind and tier.
+    #[serde(flatten)]
+    pub meter: Meter,
+    /// Σ amount × seconds of overlap with the range, exactly.
+    #[serde(serialize_with = "u128_as_string")]
+    pub unit_seconds: u128,
+}
+
+fn u128_as_string<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// An interval as bound: `amount` already checked to fit a `BIGINT`.
+struct Row<'a> {
+    interval: &'a UsageInterval,
+    amount: i64,
+}
+
+type IntervalRow = (String, String, String, String, String, i64, i64, i64);
+
+const SELECT_INTERVALS: &str = "SELECT bureau, environment, resource, kind, tier, start_s, end_s, amount \
+     FROM usage_intervals WHERE end_s > $1 AND start_s < $2";
+
+impl Store {
+    /// Stores `intervals` that are not stored yet, in one transaction. Returns how many were
+    /// new. Fails with [`Error::Conflict`], storing nothing, if a key is already stored (or
+    /// given twice) with another amount or tier.
+    pub async fn record_intervals(&self, intervals: &[UsageInterval]) -> Result<Recorded> {
+        self.record(intervals, None).await
+    }
+
+    /// [`Store::record_intervals`] and [`Store::save_checkpoint`] in one transaction: the
+    /// checkpoint moves if and only if the intervals are stored.
+    pub async fn record_intervals_with_checkpoint(
+        &self,
+        intervals: &[UsageInterval],
+        stream: &str,
+        at: Timestamp,
+    ) -> Result<Recorded> {
+        check_stream(stream)?;
+        self.record(intervals, Some((stream, at))).await
+    }
+
+    async fn record(
+        &self,
+        intervals: &[UsageInterval],
+        checkpoint: Option<(&str, Timestamp)>,
+    ) -> Result<Recorded> {
+        const DOING: &str = "recording usage intervals";
+        let mut rows = unique_rows(intervals)?;
+        // In key order, consecutive rows land on neighbouring index pages: faster on SQLite
+        // than the sampler's (hour, meter) order.
+        rows.sort_unstable_by(|a, b| a.interval.key().cmp(b.interval.key()));
+        if rows.is_empty() && checkpoint.is_none() {
+            return Ok(Recorded::default());
+        }
+        let duplicates_in_batch = intervals.len() - rows.len();
+        let recorded_at = now_micros();
+        let new = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
+            let mut new = 0;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO usage_intervals (idempotency_key, bureau, environment, resource, \
+                     kind, tier, start_s, end_s, amount, recorded_at_us) ",
+                );
+                insert.push_values(chunk, |mut values, row| {
+                    let interval = row.interval;
+                    values
+                        .push_bind(interval.key().as_str().to_owned())
+                        .push_bind(interval.bureau().to_owned())
+                        .push_bind(interval.environment().to_owned())
+                        .push_bind(interval.resource().as_str())
+                        .push_bind(interval.kind().as_str())
+                        .push_bind(interval.tier().as_str())
+                        .push_bind(interval.start().as_second())
+                        .push_bind(interval.end().as_second())
+                        .push_bind(row.amount)
+                        .push_bind(recorded_at);
+                });
+                insert.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+                let inserted = insert
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?
+                    .rows_affected();
+                new += inserted;
+                if usize::try_from(inserted).ok() != Some(chunk.len()) {
+                    let mut select = sqlx::QueryBuilder::new(
+                        "SELECT idempotency_key, amount, tier FROM usage_intervals \
+                         WHERE idempotency_key IN (",
+                    );
+                    let mut keys = select.separated(", ");
+                    for row in chunk {
+                        keys.push_bind(row.interval.key().as_str().to_owned());
+                    }
+                    select.push(")");
+                    let stored: Vec<(String, i64, String)> = select
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db(DOING))?;
+                    // Dropping `tx` on the error path rolls the whole batch back.
+                    check_stored(chunk, &stored)?;
+                }
+            }
+            if let Some((stream, at)) = checkpoint {
+                sqlx::query(UPSERT_CHECKPOINT)
+                    .bind(stream)
+                    .bind(to_micros(at))
+                    .bind(recorded_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("saving a sampler checkpoint"))?;
+            }
+            tx.commit().await.map_err(db(DOING))?;
+            new
+        });
+        let given = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        let in_batch = u64::try_from(duplicates_in_batch).unwrap_or(u64::MAX);
+        Ok(Recorded {
+            new,
+            duplicates: given.saturating_sub(new) + in_batch,
+        })
+    }
+
+    /// Records that sampler stream `stream` has written everything before `at` (kept to the
+    /// microsecond). Overwrites the previous checkpoint, even with an earlier instant: the
+    /// sampler owns its checkpoints.
+    pub async fn save_checkpoint(&self, stream: &str, at: Timestamp) -> Result<()> {
+        check_stream(stream)?;
+        with_pool!(self, pool => sqlx::query(UPSERT_CHECKPOINT)
+            .bind(stream)
+            .bind(to_micros(at))
+            .bind(now_micros())
+            .execute(pool)
+            .await
+            .map(drop))
+        .map_err(db("saving a sampler checkpoint"))?;
+        Ok(())
+    }
+
+    /// The last checkpoint of sampler stream `stream`, if it ever saved one.
+    pub async fn checkpoint(&self, stream: &str) -> Result<Option<Timestamp>> {
+        let at: Option<i64> = with_pool!(self, pool =>
+            sqlx::query_scalar("SELECT at_us FROM sampler_checkpoints WHERE name = $1")
+                .bind(stream)
+                .fetch_optional(pool)
+                .await)
+        .map_err(db("reading a sampler checkpoint"))?;
+        at.map(|at| from_micros(at, "a sampler checkpoint"))
+            .transpose()
+    }
+
+    /// Every stored interval that overlaps `range`, whole (not clipped), streamed in no
+    /// particular order: feed them to a `StatementBuilder`, which counts only the part inside
+    /// its month. The stream holds one pooled connection until it is dropped.
+    pub fn intervals_between(&self, range: TimeRange) -> BoxStream<'_, Result<UsageInterval>> {
+        let (from, to) = (range.start().as_second(), range.end().as_second());
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, IntervalRow>(SELECT_INTERVALS)
+            .bind(from)
+            .bind(to)
+            .fetch(pool));
+        rows.map(|row| {
+            row.map_err(db("reading usage intervals"))
+                .and_then(interval_of)
+        })
+        .boxed()
+    }
+
+    /// Unit-seconds per meter (bureau, environment, resource, kind, tier) within `range`,
+    /// counting only the overlap of each interval with it, optionally for one bureau. Sorted by
+    /// meter (resources in quota order), the same on both backends whatever their collation.
+    /// A tier change gives an environment two rows for one resource and kind; add them up for
+    /// tier-independent totals.
+    pub async fn usage_totals(
+        &self,
+        range: TimeRange,
+        bureau: Option<&str>,
+    ) -> Result<Vec<MeterUsage>> {
+        const DOING: &str = "summing usage";
+        let (from, to) = (range.start().as_second(), range.end().as_second());
+        let rows: Vec<(String, String, String, String, String, u128)> = match &self.pool {
+            crate::Pool::Sqlite(pool) => {
+                // SQLite integers are 64-bit; SUM fails on overflow rather than wrapping, and
+                // splitting the amount at bit 32 keeps every term and sum far from it.
+                let rows: Vec<(String, String, String, String, String, i64, i64)> =
+                    sqlx::query_as(SQLITE_TOTALS)
+                        .bind(from)
+                        .bind(to)
+                        .bind(bureau)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(db(DOING))?;
+                rows.into_iter()
+                    .map(|(b, e, r, k, t, high, low)| {
+                        let total = (u128::try_from(high).unwrap_or(0) << 32)
+                            + u128::try_from(low).unwrap_or(0);
+                        (b, e, r, k, t, total)
+                    })
+                    .collect()
+            }
+            crate::Pool::Postgres(pool) => {
+                let rows: Vec<(String, String, String, String, String, String)> =
+                    sqlx::query_as(POSTGRES_TOTALS)
+                        .bind(from)
+                        .bind(to)
+                        .bind(bureau)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(db(DOING))?;
+                rows.into_iter()
+                    .map(|(b, e, r, k, t, total)| {
+                        let total = total.parse().map_err(|_| {
+                            Error::Corrupt(format!("usage of {e} sums to {total:?}"))
+                        })?;
+                        Ok((b, e, r, k, t, total))
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+        let mut totals = rows
+            .into_iter()
+            .map(
+                |(bureau, environment, resource, kind, tier, unit_seconds)| {
+                    Ok(MeterUsage {
+                        meter: meter_of(bureau, environment, &resource, &kind, &tier)?,
+                        unit_seconds,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        totals.sort_unstable_by(|a, b| a.meter.cmp(&b.meter));
+        Ok(totals)
+    }
+}
+
+const SQLITE_TOTALS: &str = "SELECT bureau, environment, resource, kind, tier, \
+       SUM((amount >> 32) * (MIN(end_s, $2) - MAX(start_s, $1))), \
+       SUM((amount & 4294967295) * (MIN(end_s, $2) - MAX(start_s, $1))) \
+     FROM usage_intervals WHERE end_s > $1 AND start_s < $2 AND ($3 IS NULL OR bureau = $3) \
+     GROUP BY bureau, environment, resource, kind, tier";
+const POSTGRES_TOTALS: &str = "SELECT bureau, environment, resource, kind, tier, \
+       SUM(amount::numeric * (LEAST(end_s, $2) - GREATEST(start_s, $1)))::text \
+     FROM usage_intervals \
+     WHERE end_s > $1 AND start_s < $2 AND ($3::text IS NULL OR bureau = $3) \
+     GROUP BY bureau, environment, resource, kind, tier";
+
+/// The batch without repeated keys; a key repeated with another amount or tier is a conflict.
+fn unique_rows(intervals: &[UsageInterval]) -> Result<Vec<Row<'_>>> {
+    let mut seen: HashMap<&str, &UsageInterval> = HashMap::with_capacity(intervals.len());
+    let mut rows = Vec::with_capacity(intervals.len());
+    for interval in intervals {
+        let amount = i64::try_from(interval.amount()).map_err(|_| {
+            Error::invalid(
+                "amount",
+                format!(
+                    "{} of interval {} exceeds the ledger's 64-bit signed range",
+                    interval.amount(),
+                    interval.key()
+                ),
+            )
+        })?;
+        match seen.entry(interval.key().as_str()) {
+            Entry::Vacant(slot) => {
+                slot.insert(interval);
+                rows.push(Row { interval, amount });
+            }
+            Entry::Occupied(first) => {
+                let first = *first.get();
+                if (first.amount(), first.tier()) != (interval.amount(), interval.tier()) {
+                    return Err(conflict(
+                        interval,
+                        first.amount(),
+                        first.tier().as_str(),
+                        "given earlier in the same batch",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Every row of `chunk` is stored exactly as given.
+fn check_stored(chunk: &[Row<'_>], stored: &[(String, i64, String)]) -> Result<()> {
+    let stored: HashMap<&str, (i64, &str)> = stored
+        .iter()
+        .map(|(key, amount, tier)| (key.as_str(), (*amount, tier.as_str())))
+        .collect();
+    for row in chunk {
+        let interval = row.interval;
+        match stored.get(interval.key().as_str()) {
+            Some(&(amount, tier)) if (amount, tier) == (row.amount, interval.tier().as_str()) => {}
+            Some(&(amount, tier)) => {
+                let amount = u64::try_from(amount).unwrap_or(0);
+                return Err(conflict(interval, amount, tier, "already recorded"));
+            }
+            None => {
+                return Err(Error::Conflict(format!(
+                    "interval {} was neither stored nor found",
+                    interval.key()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn conflict(interval: &UsageInterval, amount: u64, tier: &str, how: &str) -> Error {
+    Error::Conflict(format!(
+        "usage interval {} {how} with amount {amount} at tier {tier}, now given with amount {} \
+         at tier {}",
+        interval.key(),
+        interval.amount(),
+        interval.tier()
+    ))
+}
+
+fn check_stream(stream: &str) -> Result<()> {
+    if stream.trim().is_empty() || stream.len() > 200 {
+        return Err(Error::invalid(
+            "checkpoint stream",
+            "must be 1 to 200 bytes and not blank",
+        ));
+    }
+    Ok(())
+}
+
+/// Sets a checkpoint; binds: stream name, instant (µs), time saved (µs).
+const UPSERT_CHECKPOINT: &str = "INSERT INTO sampler_checkpoints (name, at_us, saved_at_us) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET at_us = excluded.at_us, saved_at_us = excluded.saved_at_us";
+
+fn meter_of(
+    bureau: String,
+    environment: String,
+    resource: &str,
+    kind: &str,
+    tier: &str,
+) -> Result<Meter> {
+    let corrupt = |what: &str, value: &str| {
+        Error::Corrupt(format!(
+            "a usage interval of {environment} has the unknown {what} {value:?}"
+        ))
+    };
+    let resource = parse_resource(resource).ok_or_else(|| corrupt("resource", resource))?;
+    let kind: UsageKind = kind.parse().map_err(|_| corrupt("kind", kind))?;
+    let tier: Tier = tier.parse().map_err(|_| corrupt("tier", tier))?;
+    Meter::new(bureau, environment.clone(), resource, kind, tier)
+        .map_err(|e| Error::Corrupt(format!("a usage interval of {environment}: {e}")))
+}
+
+fn interval_of(row: IntervalRow) -> Result<UsageInterval> {
+    let (bureau, environment, resource, kind, tier, start, end, amount) = row;
+    let what = format!("a usage interval of {environment}");
+    let meter = meter_of(bureau, environment, &resource, &kind, &tier)?;
+    let instant = |s: i64| {
+        Timestamp::from_second(s)
+            .map_err(|_| Error::Corrupt(format!("{what} has an impossible instant {s}")))
+    };
+    let amount =
+        u64::try_from(amount).map_err(|_| Error::Corrupt(format!("{what} has amount {amount}")))?;
+    UsageInterval::new(meter, instant(start)?, instant(end)?, amount)
+        .map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}

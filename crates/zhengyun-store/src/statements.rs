@@ -1,0 +1,289 @@
+//! Closed monthly statements and their adjustments (invariant 5: a closed statement never
+//! changes; corrections are new signed adjustment lines).
+//!
+//! A closed statement is stored as a header (the statement as JSON without its lines: month,
+//! zone, currency, totals, budget flags) and one row per line (the line as JSON, plus its
+//! reference, bureau, environment and amount as columns for SQL readers). Reading one back
+//! reassembles it and re-runs the conservation checks, so a line altered behind the store's back
+//! is reported as [`Error::Corrupt`] instead of being billed.
+//!
+//! This module has no function that updates or deletes; the schema refuses `UPDATE` and
+//! `DELETE` on these tables as well.
+
+use zhengyun_metering::{AdjustmentLine, AdjustmentReason, Month, Statement};
+
+use crate::{
+    PoolExt, Store,
+    error::{Error, Result, db},
+    ledger::ROWS_PER_STATEMENT,
+    time::now_micros,
+    with_pool,
+};
+
+/// A statement line or adjustment as stored.
+struct LineRow {
+    reference: String,
+    bureau: String,
+    environment: String,
+    amount: String,
+    json: String,
+}
+
+fn to_json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::invalid(what, e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+fn reason_name(reason: AdjustmentReason) -> &'static str {
+    match reason {
+        AdjustmentReason::Correction => "correction",
+        AdjustmentReason::Addition => "addition",
+        AdjustmentReason::Reversal => "reversal",
+    }
+}
+
+impl Store {
+    /// Closes `month` with `statement`, which must be of that month and pass every
+    /// conservation check. A month closes once: closing it again is an [`Error::Conflict`],
+    /// whatever the statement.
+    pub async fn close_statement(&self, month: Month, statement: &Statement) -> Result<()> {
+        const DOING: &str = "closing a statement";
+        if statement.month != month {
+            return Err(Error::invalid(
+                "statement",
+                format!("it is the statement of {}, not {month}", statement.month),
+            ));
+        }
+        statement
+            .check_conservation()
+            .map_err(|source| Error::Metering {
+                what: "statement",
+                source: Box::new(source),
+            })?;
+        let header = to_json(&header_of(statement), "statement")?;
+        let lines = statement
+            .lines
+            .iter()
+            .map(|line| {
+                Ok(LineRow {
+                    reference: line.key.reference(month),
+                    bureau: line.key.meter.bureau().to_owned(),
+                    environment: line.key.meter.environment().to_owned(),
+                    amount: line.amount.to_string(),
+                    json: to_json(line, "statement line")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let month_text = month.to_string();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
+            let inserted = sqlx::query(
+                "INSERT INTO closed_statements (month, closed_at_us, header) VALUES ($1, $2, $3) \
+                 ON CONFLICT (month) DO NOTHING",
+            )
+            .bind(&month_text)
+            .bind(now_micros())
+            .bind(&header)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(DOING))?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(Error::Conflict(format!("the statement of {month} is already closed")));
+            }
+            for (chunk_no, chunk) in lines.chunks(ROWS_PER_STATEMENT).enumerate() {
+                let first = chunk_no * ROWS_PER_STATEMENT;
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO closed_statement_lines \
+                     (month, line_no, reference, bureau, environment, amount, line) ",
+                );
+                insert.push_values(chunk.iter().enumerate(), |mut values, (i, line)| {
+                    values
+                        .push_bind(month_text.clone())
+                        .push_bind(i64::try_from(first + i).unwrap_or(i64::MAX))
+                        .push_bind(line.reference.clone())
+                        .push_bind(line.bureau.clone())
+                        .push_bind(line.environment.clone())
+                        .push_bind(line.amount.clone())
+                        .push_bind(line.json.clone());
+                });
+                insert.build().execute(&mut *tx).await.map_err(db(DOING))?;
+            }
+            tx.commit().await.map_err(db(DOING))?;
+            Ok(())
+        })
+    }
+
+    /// The closed statement of `month`, or `None` if the month is not closed. Fails with
+    /// [`Error::Corrupt`] if the stored statement no longer passes its conservation checks.
+    pub async fn closed_statement(&self, month: Month) -> Result<Option<Statement>> {
+        const DOING: &str = "reading a closed statement";
+        let month_text = month.to_string();
+        let (header, lines): (Option<String>, Vec<String>) = with_pool!(self, pool => {
+            let mut tx = pool.begin_snapshot().await.map_err(db(DOING))?;
+            let header: Option<String> =
+                sqlx::query_scalar("SELECT header FROM closed_statements WHERE month = $1")
+                    .bind(&month_text)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?;
+            let lines: Vec<String> = sqlx::query_scalar(
+                "SELECT line FROM closed_statement_lines WHERE month = $1 ORDER BY line_no",
+            )
+            .bind(&month_text)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            tx.commit().await.map_err(db(DOING))?;
+            (header, lines)
+        });
+        let Some(header) = header else {
+            return Ok(None);
+        };
+        let what = format!("the closed statement of {month}");
+        let mut statement: Statement = from_json(&header, &what)?;
+        statement.lines = lines
+            .iter()
+            .map(|line| from_json(line, &what))
+            .collect::<Result<_>>()?;
+        if statement.month != month {
+            return Err(Error::Corrupt(format!(
+                "{what} is labelled {}",
+                statement.month
+            )));
+        }
+        statement
+            .check_conservation()
+            .map_err(|e| Error::Corrupt(format!("{what} fails its conservation checks: {e}")))?;
+        Ok(Some(statement))
+    }
+
+    /// The months with a closed statement, oldest first.
+    pub async fn closed_months(&self) -> Result<Vec<Month>> {
+        let months: Vec<String> = with_pool!(self, pool =>
+            sqlx::query_scalar("SELECT month FROM closed_statements ORDER BY month")
+                .fetch_all(pool)
+                .await)
+        .map_err(db("listing closed statements"))?;
+        months
+            .iter()
+            .map(|m| {
+                m.parse()
+                    .map_err(|_| Error::Corrupt(format!("a closed statement has month {m:?}")))
+            })
+            .collect()
+    }
+
+    /// Issues adjustment `lines` (computed by `zhengyun_metering::adjustments`) for the closed
+    /// `month`. `issued_before` is how many adjustments of the month the caller saw when it
+    /// computed them (`adjustments(month).len()`): if others were issued meanwhile, nothing is
+    /// stored and the result is [`Error::Conflict`], so two concurrent corrections can never
+    /// correct the same difference twice. Recompute and try again.
+    pub async fn add_adjustments(
+        &self,
+        month: Month,
+        issued_before: usize,
+        lines: &[AdjustmentLine],
+    ) -> Result<()> {
+        const DOING: &str = "issuing adjustments";
+        if let Some(line) = lines.iter().find(|line| line.month != month) {
+            return Err(Error::invalid(
+                "adjustment",
+                format!("{} adjusts {}, not {month}", line.reference(), line.month),
+            ));
+        }
+        let rows = lines
+            .iter()
+            .map(|line| {
+                Ok((
+                    reason_name(line.reason),
+                    LineRow {
+                        reference: line.reference(),
+                        bureau: line.key.meter.bureau().to_owned(),
+                        environment: line.key.meter.environment().to_owned(),
+                        amount: line.amount.to_string(),
+                        json: to_json(line, "adjustment")?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let month_text = month.to_string();
+        let issued_at = now_micros();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
+            let closed: Option<String> = sqlx::query_scalar(pool.dialect(
+                "SELECT month FROM closed_statements WHERE month = $1",
+                "SELECT month FROM closed_statements WHERE month = $1 FOR UPDATE",
+            ))
+            .bind(&month_text)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            if closed.is_none() {
+                return Err(Error::NotFound(format!("closed statement of {month}")));
+            }
+            let issued: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM statement_adjustments WHERE month = $1")
+                    .bind(&month_text)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?;
+            if usize::try_from(issued).ok() != Some(issued_before) {
+                return Err(Error::Conflict(format!(
+                    "{issued} adjustments of {month} are issued, not {issued_before}: \
+                     recompute them"
+                )));
+            }
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO statement_adjustments \
+                     (month, issued_at_us, reference, bureau, environment, reason, amount, line) ",
+                );
+                insert.push_values(chunk, |mut values, (reason, line)| {
+                    values
+                        .push_bind(month_text.clone())
+                        .push_bind(issued_at)
+                        .push_bind(line.reference.clone())
+                        .push_bind(line.bureau.clone())
+                        .push_bind(line.environment.clone())
+                        .push_bind(*reason)
+                        .push_bind(line.amount.clone())
+                        .push_bind(line.json.clone());
+                });
+                insert.build().execute(&mut *tx).await.map_err(db(DOING))?;
+            }
+            tx.commit().await.map_err(db(DOING))?;
+            Ok(())
+        })
+    }
+
+    /// The adjustments issued for `month`, in the order they were issued.
+    pub async fn adjustments(&self, month: Month) -> Result<Vec<AdjustmentLine>> {
+        let lines: Vec<String> = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT line FROM statement_adjustments WHERE month = $1 ORDER BY seq",
+        )
+        .bind(month.to_string())
+        .fetch_all(pool)
+        .await)
+        .map_err(db("reading adjustments"))?;
+        let what = format!("an adjustment of {month}");
+        lines.iter().map(|line| from_json(line, &what)).collect()
+    }
+}
+
+/// A copy of `statement` without its lines, which can be many.
+fn header_of(statement: &Statement) -> Statement {
+    Statement {
+        month: statement.month,
+        time_zone: statement.time_zone.clone(),
+        currency: statement.currency.clone(),
+        period: statement.period,
+        lines: Vec::new(),
+        environments: statement.environments.clone(),
+        bureaus: statement.bureaus.clone(),
+        platform: statement.platform.clone(),
+    }
+}

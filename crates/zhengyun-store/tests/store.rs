@@ -1,0 +1,1048 @@
+//! The store suite: every test runs on SQLite and on PostgreSQL (see `support` for when the
+//! PostgreSQL half runs), each on a database of its own.
+
+#[macro_use]
+mod support;
+
+use std::collections::BTreeSet;
+
+use futures::TryStreamExt;
+use jiff::{Timestamp, civil::Date};
+use rust_decimal::Decimal;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use support::TestDb;
+use zhengyun_metering::{
+    AdjustmentLine, Calendar, Meter, Month, RateCard, RateSchedule, Statement, TimeRange,
+    UsageInterval, UsageKind, adjustments,
+};
+use zhengyun_model::{names::Tier, quantity::Resource};
+use zhengyun_store::{
+    AuditEntry, AuditFilter, BootstrapOutcome, ChainStatus, Role, Store, TokenId,
+};
+
+on_both_backends!(
+    a_token_authenticates_as_its_role_and_bureau_until_revoked,
+    a_wrong_or_malformed_secret_authenticates_nobody,
+    bureau_roles_need_a_bureau_and_platform_roles_refuse_one,
+    tokens_are_stored_as_hashes_and_listed_without_secrets,
+    bootstrap_admin_is_idempotent_and_never_undoes_a_revocation,
+    an_intact_audit_chain_verifies_and_an_altered_row_is_named,
+    deleted_audit_entries_break_the_chain_where_they_were,
+    the_database_refuses_to_update_audit_entries,
+    fifty_concurrent_appends_make_one_unbroken_chain,
+    the_audit_log_filters_and_pages_in_chain_order,
+    recording_the_same_intervals_twice_stores_them_once,
+    an_interval_key_recorded_with_another_amount_is_a_conflict_and_stores_nothing,
+    amounts_beyond_the_ledger_range_are_refused,
+    checkpoints_round_trip_and_move_with_their_intervals,
+    usage_totals_count_only_the_overlap_exactly,
+    intervals_between_streams_every_overlapping_interval_whole,
+    a_closed_statement_reads_back_identical_and_closes_once,
+    closed_statement_lines_cannot_be_changed_and_tampering_is_caught,
+    an_unbalanced_statement_is_refused,
+    adjustments_need_a_closed_month_and_the_count_the_caller_saw,
+    ping_answers,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn ts(text: &str) -> Timestamp {
+    text.parse().expect("test timestamp")
+}
+
+fn meter(environment: &str, resource: Resource, kind: UsageKind, tier: Tier) -> Meter {
+    let (bureau, _) = zhengyun_model::names::parse_environment_name(environment).expect("name");
+    Meter::new(bureau, environment, resource, kind, tier).expect("meter")
+}
+
+fn cpu(environment: &str) -> Meter {
+    meter(environment, Resource::Cpu, UsageKind::Reserved, Tier::Gold)
+}
+
+/// `hours` consecutive hourly intervals of `amount` from `start`.
+fn hourly(meter: &Meter, start: &str, hours: i64, amount: u64) -> Vec<UsageInterval> {
+    let start = ts(start);
+    (0..hours)
+        .map(|h| {
+            let from = start + jiff::SignedDuration::from_hours(h);
+            let to = from + jiff::SignedDuration::from_hours(1);
+            UsageInterval::new(meter.clone(), from, to, amount).expect("interval")
+        })
+        .collect()
+}
+
+fn range(start: &str, end: &str) -> TimeRange {
+    TimeRange::new(ts(start), ts(end)).expect("range")
+}
+
+fn entry(n: u32, bureau: &str, action: &str) -> AuditEntry {
+    AuditEntry {
+        at: ts("2026-11-05T08:00:00Z") + jiff::SignedDuration::from_secs(i64::from(n)),
+        principal: format!("token-{}", n % 3),
+        role: Some(Role::BureauAdmin),
+        bureau: Some(bureau.to_owned()),
+        action: action.to_owned(),
+        object: format!("environments/{bureau}-dev"),
+        quota_before: Some(json!({"cpu": "2", "memory": "4Gi"})),
+        quota_after: Some(json!({"cpu": format!("{n}"), "memory": "8Gi"})),
+        result: "ok".to_owned(),
+        request_id: format!("req-{n}"),
+    }
+}
+
+fn schedule() -> RateSchedule {
+    let date = |s: &str| s.parse::<Date>().expect("date");
+    let price = |s: &str| Decimal::from_str_exact(s).expect("price");
+    let mut card = RateCard::new(date("2026-01-01"), "CNY");
+    for tier in [Tier::Gold, Tier::Silver, Tier::Bronze] {
+        card = card
+            .with_price(tier, Resource::Cpu, price("0.08"))
+            .and_then(|c| c.with_price(tier, Resource::Memory, price("0.0100")))
+            .expect("prices");
+    }
+    RateSchedule::new([card]).expect("schedule")
+}
+
+fn november() -> Month {
+    Month::new(2026, 11).expect("month")
+}
+
+/// November 2026 in Shanghai, for two bureaus and three environments.
+fn november_usage() -> Vec<UsageInterval> {
+    let mut intervals = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 48, 1_500);
+    intervals.extend(hourly(
+        &meter(
+            "wjw-dev",
+            Resource::Memory,
+            UsageKind::Consumed,
+            Tier::Bronze,
+        ),
+        "2026-11-10T00:00:00Z",
+        10,
+        3 << 30,
+    ));
+    intervals.extend(hourly(&cpu("jtj-test"), "2026-11-20T00:00:00Z", 5, 250));
+    intervals
+}
+
+fn statement_of(intervals: &[UsageInterval]) -> Statement {
+    Statement::build(november(), &Calendar::default(), &schedule(), intervals).expect("statement")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+async fn a_token_authenticates_as_its_role_and_bureau_until_revoked(db: &TestDb) {
+    let store = &db.store;
+    let (id, secret) = store
+        .create_token(Role::BureauAdmin, Some("wjw"), "wjw CI pipeline")
+        .await
+        .expect("issue");
+    assert!(
+        secret.expose().starts_with(&format!("zy_{id}_")),
+        "{}",
+        secret.expose()
+    );
+    let principal = store
+        .authenticate(secret.expose())
+        .await
+        .expect("authenticate")
+        .expect("a valid token");
+    assert_eq!(principal.token, id);
+    assert_eq!(principal.role, Role::BureauAdmin);
+    assert_eq!(principal.bureau.as_deref(), Some("wjw"));
+
+    store.revoke_token(&id).await.expect("revoke");
+    assert_eq!(
+        store.authenticate(secret.expose()).await.expect("auth"),
+        None
+    );
+    let first_revocation = store.list_tokens().await.expect("list")[0].revoked_at;
+    assert!(first_revocation.is_some());
+    store
+        .revoke_token(&id)
+        .await
+        .expect("revoking twice is fine");
+    assert_eq!(
+        store.list_tokens().await.expect("list")[0].revoked_at,
+        first_revocation
+    );
+
+    let unknown: TokenId = "0123456789abcdef".parse().expect("id");
+    let missing = store.revoke_token(&unknown).await.expect_err("unknown id");
+    assert_eq!(missing.metric_label(), "not_found");
+}
+
+async fn a_wrong_or_malformed_secret_authenticates_nobody(db: &TestDb) {
+    let store = &db.store;
+    let (id, secret) = store
+        .create_token(Role::Finance, None, "finance")
+        .await
+        .expect("issue");
+    let secret = secret.expose();
+    // Same id, one character of the random part changed.
+    let mut wrong = secret.to_owned();
+    let last = wrong.pop().expect("non-empty");
+    wrong.push(if last == 'A' { 'B' } else { 'A' });
+    for attempt in [
+        wrong.as_str(),
+        &secret[..secret.len() - 1],
+        &format!("{secret}x"),
+        &format!("zy_{id}_"),
+        "",
+        "zy_",
+        "Bearer whatever",
+        &secret.to_uppercase(),
+    ] {
+        assert_eq!(
+            store.authenticate(attempt).await.expect("auth"),
+            None,
+            "{attempt:?}"
+        );
+    }
+    assert!(store.authenticate(secret).await.expect("auth").is_some());
+}
+
+async fn bureau_roles_need_a_bureau_and_platform_roles_refuse_one(db: &TestDb) {
+    let store = &db.store;
+    for (role, bureau) in [
+        (Role::BureauAdmin, None),
+        (Role::BureauViewer, None),
+        (Role::BureauViewer, Some("Not A Code")),
+        (Role::PlatformAdmin, Some("wjw")),
+        (Role::Finance, Some("wjw")),
+        (Role::Auditor, Some("wjw")),
+    ] {
+        let err = store
+            .create_token(role, bureau, "x")
+            .await
+            .expect_err("refused");
+        assert_eq!(err.metric_label(), "invalid", "{role} {bureau:?}: {err}");
+    }
+    assert!(store.list_tokens().await.expect("list").is_empty());
+    // The schema holds the same rule, whatever the code above it does.
+    let forged = db
+        .raw(
+            "INSERT INTO api_tokens (id, secret_sha256, role, bureau, description, created_at_us) \
+             VALUES ('aaaaaaaaaaaaaaaa', zeroblob(32), 'bureau-admin', NULL, '', 0)",
+            "INSERT INTO api_tokens (id, secret_sha256, role, bureau, description, created_at_us) \
+             VALUES ('aaaaaaaaaaaaaaaa', decode(repeat('00', 32), 'hex'), 'bureau-admin', NULL, '', 0)",
+        )
+        .await;
+    assert!(forged.is_err(), "{forged:?}");
+}
+
+async fn tokens_are_stored_as_hashes_and_listed_without_secrets(db: &TestDb) {
+    let store = &db.store;
+    let (id, secret) = store
+        .create_token(Role::Auditor, None, "审计局 annual audit")
+        .await
+        .expect("issue");
+    let listed = store.list_tokens().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].role, Role::Auditor);
+    assert_eq!(listed[0].description, "审计局 annual audit");
+    let shown = format!(
+        "{listed:?} {}",
+        serde_json::to_string(&listed).expect("json")
+    );
+    let tail = secret.expose().rsplit('_').next().expect("tail");
+    assert!(!shown.contains(tail), "{shown}");
+    assert!(!format!("{secret:?}").contains(tail));
+
+    let stored = db
+        .raw_texts("SELECT id || ' ' || role || ' ' || description FROM api_tokens")
+        .await;
+    assert!(!stored.iter().any(|row| row.contains(tail)));
+    let hash_len = db
+        .raw_texts("SELECT CAST(length(secret_sha256) AS TEXT) FROM api_tokens")
+        .await;
+    assert_eq!(hash_len, ["32"]);
+    // The stored hash is SHA-256 of the secret: check it through the database's own view.
+    let expected = hex::encode(Sha256::digest(secret.expose().as_bytes()));
+    let stored_hex = match db.backend() {
+        zhengyun_store::Backend::Sqlite => {
+            db.raw_texts("SELECT lower(hex(secret_sha256)) FROM api_tokens")
+                .await
+        }
+        zhengyun_store::Backend::Postgres => {
+            db.raw_texts("SELECT encode(secret_sha256, 'hex') FROM api_tokens")
+                .await
+        }
+    };
+    assert_eq!(stored_hex, [expected]);
+}
+
+async fn bootstrap_admin_is_idempotent_and_never_undoes_a_revocation(db: &TestDb) {
+    let store = &db.store;
+    let first = "bootstrap-secret-0123456789abcdef0123456789";
+    let second = "another-bootstrap-secret-fedcba9876543210";
+    assert_eq!(
+        store.bootstrap_admin(first).await.expect("bootstrap"),
+        BootstrapOutcome::Created
+    );
+    assert_eq!(
+        store.bootstrap_admin(first).await.expect("again"),
+        BootstrapOutcome::Unchanged
+    );
+    let admin = store
+        .authenticate(first)
+        .await
+        .expect("auth")
+        .expect("valid");
+    assert_eq!(
+        (admin.token.as_str(), admin.role),
+        ("bootstrap", Role::PlatformAdmin)
+    );
+    assert_eq!(admin.bureau, None);
+
+    assert_eq!(
+        store.bootstrap_admin(second).await.expect("rotate"),
+        BootstrapOutcome::Replaced
+    );
+    assert_eq!(store.authenticate(first).await.expect("auth"), None);
+    assert!(store.authenticate(second).await.expect("auth").is_some());
+
+    store
+        .revoke_token(&TokenId::bootstrap())
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store.bootstrap_admin(second).await.expect("restart"),
+        BootstrapOutcome::Revoked
+    );
+    assert_eq!(store.authenticate(second).await.expect("auth"), None);
+    assert_eq!(store.list_tokens().await.expect("list").len(), 1);
+
+    let short = store.bootstrap_admin("too-short").await.expect_err("short");
+    assert_eq!(short.metric_label(), "invalid");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+async fn append_five(store: &Store) {
+    for n in 1..=5 {
+        let record = store
+            .append_audit(&entry(n, "wjw", "environment.resize"))
+            .await
+            .expect("append");
+        assert_eq!(record.seq, u64::from(n));
+    }
+}
+
+async fn an_intact_audit_chain_verifies_and_an_altered_row_is_named(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 0 }
+    );
+    append_five(store).await;
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 5 }
+    );
+    assert_eq!(store.audit_head().await.expect("head").seq, 5);
+
+    // Someone with database access lifts the guard and edits entry 3's quota.
+    db.raw(
+        "DROP TRIGGER audit_log_no_update; \
+         UPDATE audit_log SET quota_after = '{\"cpu\":\"64\",\"memory\":\"8Gi\"}' WHERE seq = 3",
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; \
+         UPDATE audit_log SET quota_after = '{\"cpu\":\"64\",\"memory\":\"8Gi\"}' WHERE seq = 3",
+    )
+    .await
+    .expect("tamper");
+    match store.verify_audit().await.expect("verify") {
+        ChainStatus::Broken { seq, reason } => {
+            assert_eq!(seq, 3, "{reason}");
+            assert!(reason.contains("altered"), "{reason}");
+        }
+        intact => panic!("tampering went unnoticed: {intact:?}"),
+    }
+}
+
+async fn deleted_audit_entries_break_the_chain_where_they_were(db: &TestDb) {
+    let store = &db.store;
+    append_five(store).await;
+    db.raw(
+        "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 5",
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; \
+         DELETE FROM audit_log WHERE seq = 5",
+    )
+    .await
+    .expect("delete the newest");
+    assert!(
+        matches!(
+            store.verify_audit().await.expect("verify"),
+            ChainStatus::Broken { seq: 5, .. }
+        ),
+        "a truncated tail must be noticed"
+    );
+    db.raw(
+        "DELETE FROM audit_log WHERE seq = 2",
+        "DELETE FROM audit_log WHERE seq = 2",
+    )
+    .await
+    .expect("delete from the middle");
+    match store.verify_audit().await.expect("verify") {
+        ChainStatus::Broken { seq, reason } => {
+            assert_eq!(seq, 2, "{reason}");
+            assert!(reason.contains("missing"), "{reason}");
+        }
+        intact => panic!("a gap went unnoticed: {intact:?}"),
+    }
+}
+
+async fn the_database_refuses_to_update_audit_entries(db: &TestDb) {
+    append_five(&db.store).await;
+    for (sqlite, postgres) in [
+        (
+            "UPDATE audit_log SET result = 'denied' WHERE seq = 1",
+            "UPDATE audit_log SET result = 'denied' WHERE seq = 1",
+        ),
+        (
+            "DELETE FROM audit_log WHERE seq = 1",
+            "DELETE FROM audit_log WHERE seq = 1",
+        ),
+        ("DELETE FROM audit_log", "TRUNCATE audit_log"),
+    ] {
+        let refused = db.raw(sqlite, postgres).await;
+        assert!(refused.is_err(), "{sqlite}: {refused:?}");
+    }
+    assert_eq!(
+        db.store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 5 }
+    );
+}
+
+async fn fifty_concurrent_appends_make_one_unbroken_chain(db: &TestDb) {
+    let tasks: Vec<_> = (1..=50)
+        .map(|n| {
+            let store = db.store.clone();
+            tokio::spawn(async move {
+                store
+                    .append_audit(&entry(
+                        n,
+                        if n % 2 == 0 { "wjw" } else { "jtj" },
+                        "environment.create",
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    let mut seqs = BTreeSet::new();
+    for task in tasks {
+        let record = task.await.expect("task").expect("append");
+        assert!(seqs.insert(record.seq), "seq {} given twice", record.seq);
+    }
+    assert_eq!(seqs, (1..=50).collect());
+    assert_eq!(
+        db.store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 50 }
+    );
+    let all = db
+        .store
+        .audit_log(&AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("list");
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    assert_eq!(
+        db.store.audit_head().await.expect("head").hash,
+        all[49].hash
+    );
+}
+
+async fn the_audit_log_filters_and_pages_in_chain_order(db: &TestDb) {
+    let store = &db.store;
+    for n in 1..=12 {
+        let (bureau, action) = match n % 3 {
+            0 => ("wjw", "environment.create"),
+            1 => ("jtj", "environment.create"),
+            _ => ("wjw", "bureau.quota.update"),
+        };
+        store
+            .append_audit(&entry(n, bureau, action))
+            .await
+            .expect("append");
+    }
+    let system = AuditEntry {
+        role: None,
+        bureau: None,
+        quota_before: None,
+        quota_after: None,
+        principal: "system:operator".to_owned(),
+        ..entry(13, "wjw", "environment.admit")
+    };
+    let stored = store.append_audit(&system).await.expect("append");
+    assert_eq!(stored.entry, system);
+
+    let seqs = |records: Vec<zhengyun_store::AuditRecord>| -> Vec<u64> {
+        records.iter().map(|r| r.seq).collect()
+    };
+    let list = |filter: AuditFilter| async move { store.audit_log(&filter).await.expect("list") };
+
+    let wjw = list(AuditFilter {
+        bureau: Some("wjw".to_owned()),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(seqs(wjw.clone()), [2, 3, 5, 6, 8, 9, 11, 12]);
+    assert_eq!(wjw[0].entry, entry(2, "wjw", "bureau.quota.update"));
+
+    let quota_changes = list(AuditFilter {
+        bureau: Some("wjw".to_owned()),
+        action: Some("bureau.quota.update".to_owned()),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(seqs(quota_changes), [2, 5, 8, 11]);
+
+    let by_principal = list(AuditFilter {
+        principal: Some("token-0".to_owned()),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(seqs(by_principal), [3, 6, 9, 12]);
+
+    let window = list(AuditFilter {
+        from: Some(ts("2026-11-05T08:00:04Z")),
+        to: Some(ts("2026-11-05T08:00:07Z")),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(seqs(window), [4, 5, 6]);
+
+    let first_page = list(AuditFilter {
+        limit: 5,
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(seqs(first_page), [1, 2, 3, 4, 5]);
+    let next_page = list(AuditFilter {
+        limit: 5,
+        after: Some(5),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(seqs(next_page), [6, 7, 8, 9, 10]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger
+
+async fn recording_the_same_intervals_twice_stores_them_once(db: &TestDb) {
+    let store = &db.store;
+    // More than two INSERT statements' worth, so chunk boundaries are crossed.
+    let mut batch = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 1_200, 1_000);
+    batch.extend(hourly(&cpu("jtj-prod"), "2026-11-01T00:00:00Z", 1_300, 500));
+    let first = store.record_intervals(&batch).await.expect("record");
+    assert_eq!((first.new, first.duplicates), (2_500, 0));
+    let replay = store.record_intervals(&batch).await.expect("replay");
+    assert_eq!((replay.new, replay.duplicates), (0, 2_500));
+
+    // A replay overlapping new data stores only the new part, and a batch repeating itself
+    // counts the repeats as duplicates.
+    let mut overlapping = hourly(&cpu("wjw-prod"), "2027-02-01T00:00:00Z", 10, 1_000);
+    overlapping.extend(overlapping.clone());
+    overlapping.push(batch[0].clone());
+    let mixed = store.record_intervals(&overlapping).await.expect("record");
+    assert_eq!((mixed.new, mixed.duplicates), (10, 11));
+
+    let stored = db
+        .raw_texts("SELECT CAST(COUNT(*) AS TEXT) FROM usage_intervals")
+        .await;
+    assert_eq!(stored, ["2510"]);
+    let everything = range("2026-01-01T00:00:00Z", "2028-01-01T00:00:00Z");
+    let totals = store.usage_totals(everything, None).await.expect("totals");
+    let expected: Vec<(String, u128)> = vec![
+        ("jtj-prod".to_owned(), 1_300 * 3_600 * 500),
+        ("wjw-prod".to_owned(), 1_210 * 3_600 * 1_000),
+    ];
+    let found: Vec<(String, u128)> = totals
+        .iter()
+        .map(|t| (t.meter.environment().to_owned(), t.unit_seconds))
+        .collect();
+    assert_eq!(found, expected);
+}
+
+async fn an_interval_key_recorded_with_another_amount_is_a_conflict_and_stores_nothing(
+    db: &TestDb,
+) {
+    let store = &db.store;
+    let original = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 3, 1_000);
+    store.record_intervals(&original).await.expect("record");
+
+    let remeasured = hourly(&cpu("wjw-prod"), "2026-11-01T01:00:00Z", 1, 1_001);
+    let mut batch = hourly(&cpu("jtj-prod"), "2026-11-01T00:00:00Z", 5, 10);
+    batch.extend(remeasured);
+    let err = store.record_intervals(&batch).await.expect_err("conflict");
+    assert_eq!(err.metric_label(), "conflict", "{err}");
+    let message = err.to_string();
+    assert!(message.contains("wjw-prod/cpu/reserved/"), "{message}");
+    assert!(
+        message.contains("1000") && message.contains("1001"),
+        "{message}"
+    );
+
+    let retiered = UsageInterval::new(
+        meter("wjw-prod", Resource::Cpu, UsageKind::Reserved, Tier::Silver),
+        original[0].start(),
+        original[0].end(),
+        1_000,
+    )
+    .expect("interval");
+    let err = store
+        .record_intervals(&[retiered])
+        .await
+        .expect_err("conflict");
+    assert_eq!(err.metric_label(), "conflict", "{err}");
+
+    let twice = [
+        original[0].clone(),
+        UsageInterval::new(cpu("wjw-prod"), original[0].start(), original[0].end(), 7)
+            .expect("interval"),
+    ];
+    let err = store.record_intervals(&twice).await.expect_err("conflict");
+    assert!(err.to_string().contains("same batch"), "{err}");
+
+    // Nothing of the refused batches was kept: the jtj intervals are not there.
+    let stored = db
+        .raw_texts("SELECT environment FROM usage_intervals")
+        .await;
+    assert_eq!(stored, ["wjw-prod"; 3]);
+}
+
+async fn amounts_beyond_the_ledger_range_are_refused(db: &TestDb) {
+    let huge = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 1, u64::MAX);
+    let err = db.store.record_intervals(&huge).await.expect_err("refused");
+    assert_eq!(err.metric_label(), "invalid", "{err}");
+    let largest = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 1, i64::MAX as u64);
+    db.store.record_intervals(&largest).await.expect("fits");
+    let totals = db
+        .store
+        .usage_totals(range("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"), None)
+        .await
+        .expect("totals");
+    assert_eq!(totals[0].unit_seconds, u128::from(i64::MAX as u64) * 3_600);
+}
+
+async fn checkpoints_round_trip_and_move_with_their_intervals(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(store.checkpoint("pods").await.expect("read"), None);
+    let at = ts("2026-11-05T10:00:00.123456Z");
+    store.save_checkpoint("pods", at).await.expect("save");
+    assert_eq!(store.checkpoint("pods").await.expect("read"), Some(at));
+    assert_eq!(store.checkpoint("pvcs").await.expect("read"), None);
+
+    let batch = hourly(&cpu("wjw-prod"), "2026-11-05T10:00:00Z", 2, 100);
+    let later = ts("2026-11-05T12:00:00Z");
+    store
+        .record_intervals_with_checkpoint(&batch, "pods", later)
+        .await
+        .expect("record");
+    assert_eq!(store.checkpoint("pods").await.expect("read"), Some(later));
+
+    // A refused batch leaves the checkpoint where it was.
+    let conflicting = hourly(&cpu("wjw-prod"), "2026-11-05T10:00:00Z", 1, 999);
+    store
+        .record_intervals_with_checkpoint(&conflicting, "pods", ts("2026-11-05T13:00:00Z"))
+        .await
+        .expect_err("conflict");
+    assert_eq!(store.checkpoint("pods").await.expect("read"), Some(later));
+
+    // Saving an earlier instant is the sampler's call to make.
+    store.save_checkpoint("pods", at).await.expect("save");
+    assert_eq!(store.checkpoint("pods").await.expect("read"), Some(at));
+}
+
+async fn usage_totals_count_only_the_overlap_exactly(db: &TestDb) {
+    let store = &db.store;
+    let memory = meter(
+        "wjw-dev",
+        Resource::Memory,
+        UsageKind::Consumed,
+        Tier::Bronze,
+    );
+    let mut batch = vec![
+        // Straddles the start of the range: 30 minutes inside.
+        UsageInterval::new(
+            cpu("wjw-prod"),
+            ts("2026-10-31T15:30:00Z"),
+            ts("2026-10-31T16:30:00Z"),
+            2_000,
+        )
+        .expect("interval"),
+        // Wholly before the range: not counted.
+        UsageInterval::new(
+            cpu("wjw-prod"),
+            ts("2026-10-31T14:00:00Z"),
+            ts("2026-10-31T15:00:00Z"),
+            9,
+        )
+        .expect("interval"),
+        // 10 TiB for a whole month: 2.8 × 10^19 byte-seconds, beyond a 64-bit sum.
+        UsageInterval::new(
+            memory.clone(),
+            ts("2026-10-31T16:00:00Z"),
+            ts("2026-11-30T16:00:00Z"),
+            10 << 40,
+        )
+        .expect("interval"),
+    ];
+    batch.extend(hourly(&cpu("jtj-prod"), "2026-11-10T00:00:00Z", 3, 250));
+    store.record_intervals(&batch).await.expect("record");
+
+    let month = Calendar::default().month_range(november()).expect("range");
+    let expected_memory = (10u128 << 40) * 30 * 86_400;
+    assert!(expected_memory > u128::from(u64::MAX));
+    let all = store.usage_totals(month, None).await.expect("totals");
+    let found: Vec<(&str, Resource, u128)> = all
+        .iter()
+        .map(|t| (t.meter.environment(), t.meter.resource(), t.unit_seconds))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("jtj-prod", Resource::Cpu, 3 * 3_600 * 250),
+            ("wjw-dev", Resource::Memory, expected_memory),
+            ("wjw-prod", Resource::Cpu, 1_800 * 2_000),
+        ]
+    );
+    // The same figures as the metering crate's own clipping.
+    for total in &all {
+        let independent: u128 = batch
+            .iter()
+            .filter(|i| i.meter() == &total.meter)
+            .map(|i| i.unit_seconds_within(&month))
+            .sum();
+        assert_eq!(total.unit_seconds, independent, "{:?}", total.meter);
+    }
+    let wjw = store
+        .usage_totals(month, Some("wjw"))
+        .await
+        .expect("totals");
+    assert_eq!(wjw.len(), 2);
+    assert!(wjw.iter().all(|t| t.meter.bureau() == "wjw"));
+    let none = store
+        .usage_totals(month, Some("nobody"))
+        .await
+        .expect("totals");
+    assert!(none.is_empty());
+}
+
+async fn intervals_between_streams_every_overlapping_interval_whole(db: &TestDb) {
+    let store = &db.store;
+    let batch = november_usage();
+    let mut outside = hourly(&cpu("wjw-prod"), "2026-12-05T00:00:00Z", 4, 1_500);
+    outside.extend(hourly(&cpu("wjw-prod"), "2026-10-05T00:00:00Z", 4, 1_500));
+    store.record_intervals(&batch).await.expect("record");
+    store.record_intervals(&outside).await.expect("record");
+
+    let month = Calendar::default().month_range(november()).expect("range");
+    let mut streamed: Vec<UsageInterval> = store
+        .intervals_between(month)
+        .try_collect()
+        .await
+        .expect("stream");
+    streamed.sort_by(|a, b| a.key().cmp(b.key()));
+    let mut expected: Vec<UsageInterval> = batch
+        .into_iter()
+        .filter(|i| i.range().intersection(&month).is_some())
+        .collect();
+    expected.sort_by(|a, b| a.key().cmp(b.key()));
+    assert_eq!(streamed, expected);
+
+    // Building a statement from the stream gives the statement of the raw intervals.
+    let from_store = statement_of(&streamed);
+    from_store.check_against_usage(&expected).expect("recount");
+    assert_eq!(from_store, statement_of(&expected));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements
+
+async fn a_closed_statement_reads_back_identical_and_closes_once(db: &TestDb) {
+    let store = &db.store;
+    let statement = statement_of(&november_usage());
+    assert!(statement.lines.len() >= 3);
+    assert_eq!(
+        store.closed_statement(november()).await.expect("read"),
+        None
+    );
+    store
+        .close_statement(november(), &statement)
+        .await
+        .expect("close");
+    assert_eq!(
+        store.closed_statement(november()).await.expect("read"),
+        Some(statement.clone())
+    );
+    assert_eq!(store.closed_months().await.expect("months"), [november()]);
+
+    let mut different = statement_of(&november_usage()[..10]);
+    different.month = november();
+    let again = store
+        .close_statement(november(), &different)
+        .await
+        .expect_err("closed once");
+    assert_eq!(again.metric_label(), "conflict", "{again}");
+    let wrong_month = store
+        .close_statement(Month::new(2026, 12).expect("month"), &statement)
+        .await
+        .expect_err("wrong month");
+    assert_eq!(wrong_month.metric_label(), "invalid");
+    assert_eq!(
+        store.closed_statement(november()).await.expect("read"),
+        Some(statement)
+    );
+}
+
+async fn closed_statement_lines_cannot_be_changed_and_tampering_is_caught(db: &TestDb) {
+    let store = &db.store;
+    let statement = statement_of(&november_usage());
+    store
+        .close_statement(november(), &statement)
+        .await
+        .expect("close");
+    for (sqlite, postgres) in [
+        (
+            "UPDATE closed_statement_lines SET amount = '0.00'",
+            "UPDATE closed_statement_lines SET amount = '0.00'",
+        ),
+        (
+            "DELETE FROM closed_statement_lines",
+            "DELETE FROM closed_statement_lines",
+        ),
+        (
+            "DELETE FROM closed_statements",
+            "TRUNCATE closed_statements CASCADE",
+        ),
+        (
+            "UPDATE closed_statements SET header = '{}'",
+            "UPDATE closed_statements SET header = '{}'",
+        ),
+    ] {
+        assert!(
+            db.raw(sqlite, postgres).await.is_err(),
+            "{sqlite} was allowed"
+        );
+    }
+    assert_eq!(
+        store.closed_statement(november()).await.expect("read"),
+        Some(statement.clone())
+    );
+
+    // Past the triggers, a halved line no longer adds up to the stored totals.
+    let line = &statement.lines[0];
+    let halved = serde_json::to_string(&zhengyun_metering::StatementLine {
+        amount: line.amount / Decimal::TWO,
+        ..line.clone()
+    })
+    .expect("json");
+    let tamper_sqlite = format!(
+        "DROP TRIGGER closed_statement_lines_no_update; \
+         UPDATE closed_statement_lines SET line = '{halved}' WHERE line_no = 0"
+    );
+    let tamper_postgres = format!(
+        "ALTER TABLE closed_statement_lines DISABLE TRIGGER closed_statement_lines_append_only; \
+         UPDATE closed_statement_lines SET line = '{halved}' WHERE line_no = 0"
+    );
+    db.raw(leak(tamper_sqlite), leak(tamper_postgres))
+        .await
+        .expect("tamper");
+    let err = store
+        .closed_statement(november())
+        .await
+        .expect_err("tampering caught");
+    assert_eq!(err.metric_label(), "corrupt", "{err}");
+}
+
+/// Raw SQL must be `'static` (sqlx's guard against injection); tests may build it.
+fn leak(sql: String) -> &'static str {
+    Box::leak(sql.into_boxed_str())
+}
+
+async fn an_unbalanced_statement_is_refused(db: &TestDb) {
+    let mut statement = statement_of(&november_usage());
+    statement.lines[0].amount += Decimal::ONE;
+    let err = db
+        .store
+        .close_statement(november(), &statement)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.metric_label(), "metering", "{err}");
+    assert_eq!(db.store.closed_months().await.expect("months"), []);
+}
+
+async fn adjustments_need_a_closed_month_and_the_count_the_caller_saw(db: &TestDb) {
+    let store = &db.store;
+    let usage = november_usage();
+    let closed = statement_of(&usage[..20]);
+    let recomputed = statement_of(&usage);
+    let corrections = adjustments(&closed, &[], &recomputed).expect("adjustments");
+    assert!(!corrections.is_empty());
+
+    let not_closed = store
+        .add_adjustments(november(), 0, &corrections)
+        .await
+        .expect_err("not closed");
+    assert_eq!(not_closed.metric_label(), "not_found", "{not_closed}");
+
+    store
+        .close_statement(november(), &closed)
+        .await
+        .expect("close");
+    store
+        .add_adjustments(november(), 0, &corrections)
+        .await
+        .expect("issue");
+    assert_eq!(
+        store.adjustments(november()).await.expect("read"),
+        corrections
+    );
+
+    // A second correction run that computed against the same (empty) set must not land.
+    let stale = store
+        .add_adjustments(november(), 0, &corrections)
+        .await
+        .expect_err("stale");
+    assert_eq!(stale.metric_label(), "conflict", "{stale}");
+    let issued = store.adjustments(november()).await.expect("read");
+    assert!(
+        adjustments(&closed, &issued, &recomputed)
+            .expect("none")
+            .is_empty()
+    );
+    zhengyun_metering::check_adjusted(&closed, &issued, &recomputed).expect("balanced");
+
+    let december = AdjustmentLine {
+        month: Month::new(2026, 12).expect("month"),
+        ..corrections[0].clone()
+    };
+    let wrong = store
+        .add_adjustments(november(), issued.len(), &[december])
+        .await
+        .expect_err("wrong month");
+    assert_eq!(wrong.metric_label(), "invalid");
+    assert!(
+        db.raw(
+            "UPDATE statement_adjustments SET amount = '0'",
+            "UPDATE statement_adjustments SET amount = '0'"
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(
+        store.closed_statement(november()).await.expect("read"),
+        Some(closed)
+    );
+}
+
+async fn ping_answers(db: &TestDb) {
+    db.store.ping().await.expect("ping");
+}
+
+/// Compiles only if every store future is `Send`, as axum handlers and spawned tasks need.
+#[allow(dead_code)]
+fn store_futures_are_send(store: &Store, entry: &AuditEntry, batch: &[UsageInterval]) {
+    fn send<T: Send>(_: T) {}
+    let month = november();
+    let statement = statement_of(&[]);
+    send(store.create_token(Role::Finance, None, ""));
+    send(store.authenticate(""));
+    send(store.list_tokens());
+    send(store.revoke_token(&TokenId::bootstrap()));
+    send(store.bootstrap_admin(""));
+    send(store.append_audit(entry));
+    send(store.audit_log(&AuditFilter::default()));
+    send(store.verify_audit());
+    send(store.record_intervals(batch));
+    send(store.checkpoint(""));
+    send(store.intervals_between(range("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")));
+    send(store.usage_totals(range("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"), None));
+    send(store.close_statement(month, &statement));
+    send(store.closed_statement(month));
+    send(store.add_adjustments(month, 0, &[]));
+    send(store.adjustments(month));
+    send(store.ping());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend-specific: connection failures are "unavailable", not "bug".
+
+#[tokio::test]
+async fn an_unreachable_postgres_server_is_unavailable() {
+    // Port 1 on loopback: nothing listens there.
+    let options = zhengyun_store::StoreOptions {
+        acquire_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    let err = Store::connect_with("postgres://nobody@127.0.0.1:1/zhengyun", &options)
+        .await
+        .expect_err("nothing listens");
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.metric_label(), "unavailable");
+}
+
+#[tokio::test]
+async fn a_sqlite_file_that_cannot_be_opened_is_unavailable() {
+    let err = Store::connect("sqlite:///nonexistent-dir-zhengyun/store.db?mode=rw")
+        .await
+        .expect_err("no such directory");
+    assert!(err.is_unavailable(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_url_of_another_kind_is_invalid() {
+    let err = Store::connect("mysql://root@localhost/zhengyun")
+        .await
+        .expect_err("unsupported");
+    assert_eq!(err.metric_label(), "invalid");
+    assert!(!err.to_string().contains("root@"), "{err}");
+}
+
+#[tokio::test]
+async fn an_in_memory_store_works_for_the_layers_above() {
+    let store = Store::in_memory().await.expect("memory");
+    store
+        .bootstrap_admin(&"x".repeat(40))
+        .await
+        .expect("bootstrap");
+    store
+        .append_audit(&entry(1, "wjw", "bureau.create"))
+        .await
+        .expect("append");
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 1 }
+    );
+}
+
+#[tokio::test]
+async fn two_stores_on_one_sqlite_file_migrate_once_and_share_the_chain() {
+    let db = TestDb::sqlite().await;
+    let second = Store::connect(db.url()).await.expect("second process");
+    db.store
+        .append_audit(&entry(1, "wjw", "a"))
+        .await
+        .expect("first");
+    second
+        .append_audit(&entry(2, "wjw", "b"))
+        .await
+        .expect("second");
+    assert_eq!(
+        db.store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 2 }
+    );
+    second.close().await;
+    db.run(async |_| {}).await;
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL for the store tests: `scripts/postgres.sh up|down|url|status`.
+#
+# `up` installs Debian's `postgresql` package if no initdb is found (as root, with apt-get),
+# creates a cluster in .devcluster/postgres/data (trust authentication, listening on 127.0.0.1
+# only, durability off because the data is disposable), starts it on port 55432 or the next free
+# one, creates the database `zhengyun` and records the port in .devcluster/postgres/port and the
+# pid in .devcluster/postgres/pid. It does nothing if the cluster is already running.
+# `url` prints postgres://postgres@127.0.0.1:PORT/zhengyun for ZHENGYUN_TEST_POSTGRES_URL.
+#
+# PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` OS user
+# (created by the package) and every server command runs through `runuser -u postgres --`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${ZHENGYUN_POSTGRES_DIR:-.devcluster/postgres}
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+DATA="$DIR/data"
+LOG="$DIR/postgres.log"
+FIRST_PORT=${ZHENGYUN_POSTGRES_PORT:-55432}
+DATABASE=zhengyun
+
+die() { echo "postgres.sh: $*" >&2; exit 1; }
+
+find_bin() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
+}
+
+install_postgres() {
+  [ "$(id -u)" -eq 0 ] || die "initdb not found under /usr/lib/postgresql/*/bin; install Debian's postgresql package (as root: apt-get install postgresql)"
+  echo "installing PostgreSQL from Debian's packages…"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+}
+
+# Runs a server command as the cluster's owner: `postgres` when we are root, else ourselves.
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+  local port
+  for port in $(seq "$FIRST_PORT" $((FIRST_PORT + 100))); do
+    port_in_use "$port" || { echo "$port"; return 0; }
+  done
+  die "no free port in $FIRST_PORT..$((FIRST_PORT + 100))"
+}
+
+running_pid() {
+  [ -f "$DATA/postmaster.pid" ] && [ -f "$DIR/port" ] || return 1
+  local pid
+  pid=$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q postgres "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+}
+
+url() { echo "postgres://postgres@127.0.0.1:$(cat "$DIR/port")/$DATABASE"; }
+
+init_cluster() {
+  local bin=$1
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || die "the postgres OS user is missing; reinstall the postgresql package"
+    chown postgres: "$DIR"
+    runuser -u postgres -- test -x "$DIR" || die "user postgres cannot reach $DIR; make its parent directories searchable (chmod o+x) or set ZHENGYUN_POSTGRES_DIR"
+  fi
+  echo "creating a PostgreSQL cluster in $DATA…"
+  as_owner "$bin/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --no-locale >"$DIR/initdb.log" 2>&1 \
+    || { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
+}
+
+up() {
+  if pid=$(running_pid); then
+    echo "PostgreSQL already running (pid $pid): $(url)"
+    return 0
+  fi
+  local bin
+  bin=$(find_bin) || { install_postgres; bin=$(find_bin) || die "initdb still not found after installing postgresql"; }
+  [ -f "$DATA/PG_VERSION" ] || init_cluster "$bin"
+  local port
+  port=$(free_port)
+  [ "$(id -u)" -ne 0 ] || { touch "$LOG"; chown postgres: "$LOG"; }
+  # No Unix socket (its default directory may not exist or be writable); tests use TCP.
+  # fsync and friends are off: this cluster holds nothing worth keeping across a power cut.
+  as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start -o \
+    "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    >/dev/null || { tail -n 20 "$LOG" >&2; die "PostgreSQL did not start; see $LOG"; }
+  echo "$port" >"$DIR/port"
+  head -n 1 "$DATA/postmaster.pid" >"$DIR/pid"
+  local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
+  if [ -z "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" ]; then
+    "${psql[@]}" -c "CREATE DATABASE $DATABASE" >/dev/null
+  fi
+  echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') running (pid $(cat "$DIR/pid")): $(url)"
+}
+
+down() {
+  if ! running_pid >/dev/null; then
+    echo "no PostgreSQL running in $DATA"
+    rm -f "$DIR/pid" "$DIR/port"
+    return 0
+  fi
+  local bin
+  bin=$(find_bin) || die "pg_ctl not found"
+  as_owner "$bin/pg_ctl" -D "$DATA" -m fast -w -t 60 stop >/dev/null
+  rm -f "$DIR/pid" "$DIR/port"
+  echo "PostgreSQL stopped"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  url) running_pid >/dev/null || die "PostgreSQL is not running; start it with: scripts/postgres.sh up"; url ;;
+  status) if pid=$(running_pid); then echo "running (pid $pid): $(url)"; else echo "not running"; exit 1; fi ;;
+  *) echo "usage: $0 up|down|url|status" >&2; exit 2 ;;
+esac
