@@ -22,6 +22,7 @@ use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts
 use crate::conditions::{condition, find, has_same};
 use crate::metrics::Metrics;
 use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_name};
+use crate::versions::ChildVersions;
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
 /// Finalizer that keeps an Environment until its namespace is gone.
@@ -36,6 +37,7 @@ pub(crate) struct Context {
     pub recorder: Recorder,
     pub bureaus: Store<Bureau>,
     pub pools: Store<CapacityPool>,
+    pub versions: Arc<ChildVersions>,
 }
 
 /// Entry point of each reconciliation.
@@ -103,7 +105,7 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
         what: format!("objects of {name}"),
         source,
     })?;
-    let (namespace, usage) = apply_all(&ctx.client, desired).await?;
+    let (namespace, usage) = apply_all(ctx, desired).await?;
     let active = namespace.status.and_then(|s| s.phase).as_deref() == Some("Active");
     report(env, ctx, active, usage).await?;
     Ok(Action::requeue(Duration::from_secs(600)))
@@ -135,39 +137,48 @@ fn default_pool() -> Result<CapacityPoolSpec> {
 
 /// Applies the namespace, then everything inside it concurrently. Returns the namespace and
 /// what the environment's pods and volumes use according to its ResourceQuota, once counted.
-async fn apply_all(client: &Client, desired: Materialized) -> Result<(Namespace, Option<Quota>)> {
+async fn apply_all(ctx: &Context, desired: Materialized) -> Result<(Namespace, Option<Quota>)> {
+    let client = &ctx.client;
+    // The namespace and the quota are always applied: their status (phase, usage) is reported.
     let namespace = apply::cluster(client, &desired.namespace).await?;
     let quota = apply::namespaced(client, &desired.quota).await?;
+    let versions = &ctx.versions;
     let mut tasks: Vec<futures::future::BoxFuture<'_, Result<()>>> = Vec::new();
-    let limits = &desired.limits;
-    tasks.push(Box::pin(async move {
-        apply::namespaced(client, limits).await.map(drop)
-    }));
-    for o in &desired.policies {
-        tasks.push(Box::pin(async move {
-            apply::namespaced(client, o).await.map(drop)
-        }));
-    }
-    for o in &desired.bindings {
-        tasks.push(Box::pin(async move {
-            apply::namespaced(client, o).await.map(drop)
-        }));
-    }
-    for o in &desired.services {
-        tasks.push(Box::pin(async move {
-            apply::namespaced(client, o).await.map(drop)
-        }));
-    }
-    for o in &desired.deployments {
-        tasks.push(Box::pin(async move {
-            apply::namespaced(client, o).await.map(drop)
-        }));
-    }
-    for o in &desired.stateful_sets {
-        tasks.push(Box::pin(async move {
-            apply::namespaced(client, o).await.map(drop)
-        }));
-    }
+    tasks.push(Box::pin(apply_if_changed(
+        client,
+        versions,
+        &desired.limits,
+    )));
+    tasks.extend(
+        desired
+            .policies
+            .iter()
+            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
+    );
+    tasks.extend(
+        desired
+            .bindings
+            .iter()
+            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
+    );
+    tasks.extend(
+        desired
+            .services
+            .iter()
+            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
+    );
+    tasks.extend(
+        desired
+            .deployments
+            .iter()
+            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
+    );
+    tasks.extend(
+        desired
+            .stateful_sets
+            .iter()
+            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
+    );
     try_join_all(tasks).await?;
     // A quota the quota controller has not counted yet says nothing about usage: keep the last report.
     let usage = quota
@@ -175,6 +186,23 @@ async fn apply_all(client: &Client, desired: Materialized) -> Result<(Namespace,
         .and_then(|s| s.used)
         .map(|used| usage_from(&used));
     Ok((namespace, usage))
+}
+
+/// Applies a namespaced child unless it is exactly as last written and untouched since.
+async fn apply_if_changed<K>(client: &Client, versions: &ChildVersions, obj: &K) -> Result<()>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+{
+    if versions.unchanged(obj) {
+        return Ok(());
+    }
+    let applied = apply::namespaced(client, obj).await?;
+    versions.wrote(obj, &applied);
+    Ok(())
 }
 
 /// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's.
@@ -335,6 +363,7 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action> {
         .map_err(Error::kube(format!("read namespace {name}")))?
     else {
         release_quota(env, ctx).await?;
+        ctx.versions.forget_namespace(&name);
         return Ok(Action::await_change());
     };
     let ours = ns

@@ -17,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod resources;
 mod run;
+mod versions;
 
 pub use run::{OperatorConfig, run};
 

@@ -32,6 +32,7 @@ use zhengyun_model::crd::{Bureau, CapacityPool, Environment};
 use crate::leader::{LeaseConfig, LeaseLock};
 use crate::metrics::Metrics;
 use crate::resources::{Catalog, ENVIRONMENT_LABEL, MANAGED_BY};
+use crate::versions::ChildVersions;
 use crate::{Error, MANAGER, Result, apply, bureaus, cluster, environments};
 
 /// Settings of the operator (flags of `zhengyun operator`).
@@ -173,7 +174,11 @@ fn owner_env<K: Resource>(obj: K) -> Option<ObjectRef<Environment>> {
         .map(|name| ObjectRef::new(name))
 }
 
-fn watch_children<K>(ctrl: Controller<Environment>, client: &Client) -> Controller<Environment>
+fn watch_children<K>(
+    ctrl: Controller<Environment>,
+    client: &Client,
+    versions: &Arc<ChildVersions>,
+) -> Controller<Environment>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -183,7 +188,11 @@ where
         + Sync
         + 'static,
 {
-    ctrl.watches(Api::<K>::all(client.clone()), managed(), owner_env::<K>)
+    let versions = Arc::clone(versions);
+    ctrl.watches(Api::<K>::all(client.clone()), managed(), move |obj: K| {
+        versions.observe(&obj);
+        owner_env(obj)
+    })
 }
 
 /// What, in an Environment, is worth a reconciliation: its spec, admission's decision, its
@@ -295,15 +304,17 @@ async fn run_controllers(
         None::<ObjectRef<Environment>>
     });
     let mut env_ctrl = env_ctrl;
-    env_ctrl = watch_children::<Namespace>(env_ctrl, &client);
-    env_ctrl = watch_children::<ResourceQuota>(env_ctrl, &client);
-    env_ctrl = watch_children::<LimitRange>(env_ctrl, &client);
-    env_ctrl = watch_children::<NetworkPolicy>(env_ctrl, &client);
-    env_ctrl = watch_children::<RoleBinding>(env_ctrl, &client);
-    env_ctrl = watch_children::<Service>(env_ctrl, &client);
-    env_ctrl = watch_children::<Deployment>(env_ctrl, &client);
-    env_ctrl = watch_children::<StatefulSet>(env_ctrl, &client);
+    let versions = Arc::new(ChildVersions::default());
+    env_ctrl = watch_children::<Namespace>(env_ctrl, &client, &versions);
+    env_ctrl = watch_children::<ResourceQuota>(env_ctrl, &client, &versions);
+    env_ctrl = watch_children::<LimitRange>(env_ctrl, &client, &versions);
+    env_ctrl = watch_children::<NetworkPolicy>(env_ctrl, &client, &versions);
+    env_ctrl = watch_children::<RoleBinding>(env_ctrl, &client, &versions);
+    env_ctrl = watch_children::<Service>(env_ctrl, &client, &versions);
+    env_ctrl = watch_children::<Deployment>(env_ctrl, &client, &versions);
+    env_ctrl = watch_children::<StatefulSet>(env_ctrl, &client, &versions);
     let env_ctx = Arc::new(environments::Context {
+        versions,
         client: client.clone(),
         metrics: metrics.clone(),
         catalog: Catalog {

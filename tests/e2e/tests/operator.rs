@@ -353,13 +353,17 @@ async fn thirty_environments_against_room_for_ten_admit_exactly_the_ten_oldest_e
                     .is_none()
             );
         }
-        let b = bureaus.get(&code).await?;
-        let allocated = b
-            .status
-            .and_then(|s| s.allocated)
-            .and_then(|a| a.cpu)
-            .map(|q| q.as_str().to_owned());
-        assert_eq!(allocated.as_deref(), Some("10"));
+        // The bureau's status rolls up the ten admitted environments (written just after them).
+        eventually("bureau allocation of 10 CPU", WAIT, || async {
+            let b = bureaus.get(&code).await?;
+            let allocated = b
+                .status
+                .and_then(|s| s.allocated)
+                .and_then(|a| a.cpu)
+                .map(|q| q.as_str().to_owned());
+            Ok((allocated.as_deref() == Some("10")).then_some(()))
+        })
+        .await?;
 
         if round == 2 {
             // Deleting an admitted environment admits the next one in order.

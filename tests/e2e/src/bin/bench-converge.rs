@@ -223,27 +223,6 @@ async fn main() -> anyhow::Result<()> {
         wait_for_leader(&client).await?;
         let (took, codes) = operator(&client, n).await.context("operator convergence")?;
         let rss = peak_rss_kib(child.id()).unwrap_or(0);
-        cleanup(&client, &codes, false).await?;
-        // Let the operator finish the deletions it was asked for before it stops.
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let codes_ref = &codes;
-        let _ = eventually("namespaces deleted", Duration::from_secs(1800), || async {
-            let left = namespaces
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .filter(|ns| {
-                    ns.labels()
-                        .get("zhengyun.io/bureau")
-                        .is_some_and(|b| codes_ref.contains(b))
-                })
-                .count();
-            Ok((left == 0).then_some(()))
-        })
-        .await;
-        drop(child.stdin.take());
-        let _ = child.wait();
         let ratio = took.as_secs_f64() / floor.as_secs_f64();
         println!(
             "converge {n:>5} environments: operator {:>7.2} s, direct-write floor {:>7.2} s, ratio {ratio:.2}, operator peak RSS {:.1} MiB",
@@ -251,6 +230,11 @@ async fn main() -> anyhow::Result<()> {
             floor.as_secs_f64(),
             rss as f64 / 1024.0
         );
+        // Stop the operator, then remove what it made directly (without waiting for the namespace
+        // controller, which deletes slowly and is not what is measured here).
+        drop(child.stdin.take());
+        let _ = child.wait();
+        cleanup(&client, &codes, true).await?;
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor.as_secs_f64(),
             "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0}));
     }
