@@ -89,6 +89,16 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     };
     let name = env.name_any();
+    // The watch cache may not have the bureau yet right after both were created; its groups
+    // must never be applied as empty, so ask the API server then.
+    let bureau = match bureau {
+        Some(b) => Some(b),
+        None => Api::<Bureau>::all(ctx.client.clone())
+            .get_opt(&env.spec.bureau)
+            .await
+            .map_err(Error::kube(format!("read bureau {}", env.spec.bureau)))?
+            .map(Arc::new),
+    };
     let (admins, viewers) = bureau
         .map(|b| (b.spec.admin_groups.clone(), b.spec.viewer_groups.clone()))
         .unwrap_or_default();
@@ -105,8 +115,7 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
         what: format!("objects of {name}"),
         source,
     })?;
-    let (namespace, usage) = apply_all(ctx, desired).await?;
-    let active = namespace.status.and_then(|s| s.phase).as_deref() == Some("Active");
+    let (active, usage) = apply_all(ctx, desired).await?;
     report(env, ctx, active, usage).await?;
     Ok(Action::requeue(Duration::from_secs(600)))
 }
@@ -137,13 +146,26 @@ fn default_pool() -> Result<CapacityPoolSpec> {
 
 /// Applies the namespace, then everything inside it concurrently. Returns the namespace and
 /// what the environment's pods and volumes use according to its ResourceQuota, once counted.
-async fn apply_all(ctx: &Context, desired: Materialized) -> Result<(Namespace, Option<Quota>)> {
+async fn apply_all(ctx: &Context, desired: Materialized) -> Result<(bool, Option<Quota>)> {
     let client = &ctx.client;
-    // The namespace and the quota are always applied: their status (phase, usage) is reported.
-    let namespace = apply::cluster(client, &desired.namespace).await?;
-    let quota = apply::namespaced(client, &desired.quota).await?;
     let versions = &ctx.versions;
+    let ns = desired.namespace.name_any();
+    // The namespace first (everything else lives in it), then the rest at once.
+    if !versions.unchanged(&desired.namespace) {
+        let applied = apply::cluster(client, &desired.namespace).await?;
+        versions.wrote(&desired.namespace, &applied);
+        versions.note_namespace(&applied);
+    }
     let mut tasks: Vec<futures::future::BoxFuture<'_, Result<()>>> = Vec::new();
+    let quota = &desired.quota;
+    tasks.push(Box::pin(async move {
+        if !versions.unchanged(quota) {
+            let applied = apply::namespaced(client, quota).await?;
+            versions.wrote(quota, &applied);
+            versions.note_quota(&applied);
+        }
+        Ok(())
+    }));
     tasks.push(Box::pin(apply_if_changed(
         client,
         versions,
@@ -180,12 +202,12 @@ async fn apply_all(ctx: &Context, desired: Materialized) -> Result<(Namespace, O
             .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
     );
     try_join_all(tasks).await?;
+    let observed = versions.observed(&ns);
     // A quota the quota controller has not counted yet says nothing about usage: keep the last report.
-    let usage = quota
-        .status
-        .and_then(|s| s.used)
-        .map(|used| usage_from(&used));
-    Ok((namespace, usage))
+    Ok((
+        observed.active.unwrap_or(false),
+        observed.used.map(|used| usage_from(&used)),
+    ))
 }
 
 /// Applies a namespaced child unless it is exactly as last written and untouched since.

@@ -178,6 +178,7 @@ fn watch_children<K>(
     ctrl: Controller<Environment>,
     client: &Client,
     versions: &Arc<ChildVersions>,
+    note: fn(&ChildVersions, &K),
 ) -> Controller<Environment>
 where
     K: Resource<DynamicType = ()>
@@ -191,6 +192,7 @@ where
     let versions = Arc::clone(versions);
     ctrl.watches(Api::<K>::all(client.clone()), managed(), move |obj: K| {
         versions.observe(&obj);
+        note(&versions, &obj);
         owner_env(obj)
     })
 }
@@ -286,6 +288,7 @@ async fn run_controllers(
     let pool_stream = tee(pool_stream, pool_events_tx, |_: &CapacityPool| None);
 
     let env_store = envs.clone();
+    let every_env = envs.clone();
     let env_ctrl = Controller::for_stream(
         env_stream.predicate_filter(env_trigger, PredicateConfig::default()),
         envs.clone(),
@@ -300,19 +303,22 @@ async fn run_controllers(
             .map(|e| ObjectRef::from_obj(&*e))
             .collect::<Vec<_>>()
     })
-    .watches_stream(pool_stream, |_pool: CapacityPool| {
-        None::<ObjectRef<Environment>>
+    .watches_stream(pool_stream, move |_pool: CapacityPool| {
+        // The pool's defaults (LimitRange, PriorityClass names) reach every environment.
+        every_env.state().iter().map(|e| ObjectRef::from_obj(&**e)).collect::<Vec<_>>()
     });
     let mut env_ctrl = env_ctrl;
     let versions = Arc::new(ChildVersions::default());
-    env_ctrl = watch_children::<Namespace>(env_ctrl, &client, &versions);
-    env_ctrl = watch_children::<ResourceQuota>(env_ctrl, &client, &versions);
-    env_ctrl = watch_children::<LimitRange>(env_ctrl, &client, &versions);
-    env_ctrl = watch_children::<NetworkPolicy>(env_ctrl, &client, &versions);
-    env_ctrl = watch_children::<RoleBinding>(env_ctrl, &client, &versions);
-    env_ctrl = watch_children::<Service>(env_ctrl, &client, &versions);
-    env_ctrl = watch_children::<Deployment>(env_ctrl, &client, &versions);
-    env_ctrl = watch_children::<StatefulSet>(env_ctrl, &client, &versions);
+    env_ctrl =
+        watch_children::<Namespace>(env_ctrl, &client, &versions, ChildVersions::note_namespace);
+    env_ctrl =
+        watch_children::<ResourceQuota>(env_ctrl, &client, &versions, ChildVersions::note_quota);
+    env_ctrl = watch_children::<LimitRange>(env_ctrl, &client, &versions, |_, _| {});
+    env_ctrl = watch_children::<NetworkPolicy>(env_ctrl, &client, &versions, |_, _| {});
+    env_ctrl = watch_children::<RoleBinding>(env_ctrl, &client, &versions, |_, _| {});
+    env_ctrl = watch_children::<Service>(env_ctrl, &client, &versions, |_, _| {});
+    env_ctrl = watch_children::<Deployment>(env_ctrl, &client, &versions, |_, _| {});
+    env_ctrl = watch_children::<StatefulSet>(env_ctrl, &client, &versions, |_, _| {});
     let env_ctx = Arc::new(environments::Context {
         versions,
         client: client.clone(),

@@ -5,11 +5,13 @@
 //! operator's own write produced — someone edited or deleted it (a deletion is stamped with a
 //! new resourceVersion). A converged environment then costs no writes and almost no calls.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
@@ -22,10 +24,21 @@ struct Entry {
     seen: Option<String>,
 }
 
-/// Written and observed versions of every child, by kind, namespace and name.
+/// Written and observed versions of every child, by kind, namespace and name, and the last
+/// observed status of each environment's namespace and quota (what the operator reports).
 #[derive(Debug, Default)]
 pub struct ChildVersions {
     entries: Mutex<HashMap<Key, Entry>>,
+    statuses: Mutex<HashMap<String, Observed>>,
+}
+
+/// What the watches last saw of an environment's namespace and ResourceQuota.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Whether the namespace is Active.
+    pub active: Option<bool>,
+    /// The quota's `status.used`, once the quota controller has counted it.
+    pub used: Option<BTreeMap<String, Quantity>>,
 }
 
 fn key<K: Resource<DynamicType = ()>>(obj: &K) -> Key {
@@ -87,6 +100,35 @@ impl ChildVersions {
     /// Forgets every child in `namespace` (after the environment is gone).
     pub fn forget_namespace(&self, namespace: &str) {
         self.with(|m| m.retain(|(_, ns, name), _| ns != namespace && name != namespace));
+        self.with_statuses(|m| m.remove(namespace));
+    }
+
+    fn with_statuses<T>(&self, f: impl FnOnce(&mut HashMap<String, Observed>) -> T) -> T {
+        let mut guard = self
+            .statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Records a namespace's phase (from a watch event or an apply response).
+    pub fn note_namespace(&self, ns: &Namespace) {
+        let active = ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Active");
+        self.with_statuses(|m| m.entry(ns.name_any()).or_default().active = Some(active));
+    }
+
+    /// Records a quota's usage (from a watch event or an apply response), once counted.
+    pub fn note_quota(&self, quota: &ResourceQuota) {
+        let Some(used) = quota.status.as_ref().and_then(|s| s.used.clone()) else {
+            return;
+        };
+        let ns = quota.namespace().unwrap_or_default();
+        self.with_statuses(|m| m.entry(ns).or_default().used = Some(used));
+    }
+
+    /// What was last observed of the namespace `ns` and its quota.
+    pub fn observed(&self, ns: &str) -> Observed {
+        self.with_statuses(|m| m.get(ns).cloned().unwrap_or_default())
     }
 }
 
