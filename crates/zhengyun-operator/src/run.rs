@@ -305,7 +305,11 @@ async fn run_controllers(
     })
     .watches_stream(pool_stream, move |_pool: CapacityPool| {
         // The pool's defaults (LimitRange, PriorityClass names) reach every environment.
-        every_env.state().iter().map(|e| ObjectRef::from_obj(&**e)).collect::<Vec<_>>()
+        every_env
+            .state()
+            .iter()
+            .map(|e| ObjectRef::from_obj(&**e))
+            .collect::<Vec<_>>()
     });
     let mut env_ctrl = env_ctrl;
     let versions = Arc::new(ChildVersions::default());
