@@ -46,3 +46,31 @@ where
         .await
         .map_err(Error::kube(format!("apply {} {name}", K::kind(&()))))
 }
+
+/// Applies `status` to the status subresource of the cluster-scoped resource `obj`, as `manager`
+/// (forced: each manager owns the status fields it writes). `action` says what it was for.
+pub async fn status<K>(
+    client: &Client,
+    manager: &str,
+    obj: &K,
+    status: serde_json::Value,
+    action: String,
+) -> Result<()>
+where
+    K: Resource<Scope = ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    Api::<K>::all(client.clone())
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube(action))?;
+    Ok(())
+}

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::{Api, Client, Resource as _, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, Time};
 use zhengyun_model::quantity::{Resource, ResourceAmounts, Shortfall};
 
@@ -23,7 +23,7 @@ use crate::conditions::{condition, find, has_same};
 use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
 use crate::resources::QUOTA_NAME;
-use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
+use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
 const CONTROLLER: &str = "bureau";
 
@@ -266,19 +266,8 @@ async fn record(
         body["admittedQuota"] = json!(q);
         body["admittedAt"] = json!(admitted_at);
     }
-    let patch =
-        json!({"apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "status": body});
-    Api::<Environment>::all(ctx.client.clone())
-        .patch_status(
-            &env.name_any(),
-            &PatchParams::apply(ADMISSION_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube(format!(
-            "record admission of environment {}",
-            env.name_any()
-        )))?;
+    let action = format!("record admission of environment {}", env.name_any());
+    apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
     if let Some((reason, note)) = transition {
         let type_ = if reason == "Admitted" {
             EventType::Normal
@@ -380,24 +369,12 @@ async fn report(
     {
         return Ok(());
     }
-    let patch: Value = json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau",
-        "status": {
-            "allocated": allocated_q, "used": used_q, "environments": count,
-            "observedGeneration": generation, "conditions": conditions,
-        }
+    let body = json!({
+        "allocated": allocated_q, "used": used_q, "environments": count,
+        "observedGeneration": generation, "conditions": conditions,
     });
-    Api::<Bureau>::all(ctx.client.clone())
-        .patch_status(
-            &bureau.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube(format!(
-            "update status of bureau {}",
-            bureau.name_any()
-        )))?;
+    let action = format!("update status of bureau {}", bureau.name_any());
+    apply::status(&ctx.client, MANAGER, bureau, body, action).await?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{Event, finalizer};
@@ -282,27 +282,15 @@ async fn report(
     if unchanged {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
-        "status": {
-            "phase": phase,
-            "namespace": namespace_name(env),
-            "usage": usage.or(status.usage.clone()),
-            "observedGeneration": env.metadata.generation,
-            "conditions": [ready],
-        }
+    let body = json!({
+        "phase": phase,
+        "namespace": namespace_name(env),
+        "usage": usage.or(status.usage.clone()),
+        "observedGeneration": env.metadata.generation,
+        "conditions": [ready],
     });
-    Api::<Environment>::all(ctx.client.clone())
-        .patch_status(
-            &env.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube(format!(
-            "update status of environment {}",
-            env.name_any()
-        )))?;
+    let action = format!("update status of environment {}", env.name_any());
+    apply::status(&ctx.client, MANAGER, env, body, action).await?;
     if status.phase != Some(phase) && phase == EnvironmentPhase::Ready {
         publish(
             ctx,
@@ -343,21 +331,12 @@ async fn report_missing_bureau(env: &Environment, ctx: &Context) -> Result<()> {
     if status.phase == Some(EnvironmentPhase::Pending) && has_same(&status.conditions, &admitted) {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
-        "status": {"phase": EnvironmentPhase::Pending, "conditions": [admitted]},
-    });
-    Api::<Environment>::all(ctx.client.clone())
-        .patch_status(
-            &env.name_any(),
-            &PatchParams::apply(ADMISSION_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube(format!(
-            "report the missing bureau of environment {}",
-            env.name_any()
-        )))?;
+    let body = json!({"phase": EnvironmentPhase::Pending, "conditions": [admitted]});
+    let action = format!(
+        "report the missing bureau of environment {}",
+        env.name_any()
+    );
+    apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
     Ok(())
 }
 
@@ -420,21 +399,9 @@ async fn release_quota(env: &Environment, ctx: &Context) -> Result<()> {
         "the namespace is gone; the quota is released",
         env.metadata.generation,
     );
-    let patch = json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
-        "status": {"phase": EnvironmentPhase::Terminating, "conditions": [admitted]},
-    });
-    Api::<Environment>::all(ctx.client.clone())
-        .patch_status(
-            &env.name_any(),
-            &PatchParams::apply(ADMISSION_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube(format!(
-            "release the quota of environment {}",
-            env.name_any()
-        )))?;
+    let body = json!({"phase": EnvironmentPhase::Terminating, "conditions": [admitted]});
+    let action = format!("release the quota of environment {}", env.name_any());
+    apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
     Ok(())
 }
 
@@ -455,20 +422,8 @@ async fn mark_terminating(env: &Environment, ctx: &Context) -> Result<()> {
         "the environment is being deleted",
         env.metadata.generation,
     );
-    let patch = json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
-        "status": {"phase": EnvironmentPhase::Terminating, "namespace": namespace_name(env), "conditions": [ready]},
-    });
-    Api::<Environment>::all(ctx.client.clone())
-        .patch_status(
-            &env.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube(format!(
-            "mark environment {} terminating",
-            env.name_any()
-        )))?;
+    let body = json!({"phase": EnvironmentPhase::Terminating, "namespace": namespace_name(env), "conditions": [ready]});
+    let action = format!("mark environment {} terminating", env.name_any());
+    apply::status(&ctx.client, MANAGER, env, body, action).await?;
     Ok(())
 }
