@@ -171,36 +171,14 @@ async fn apply_all(ctx: &Context, desired: Materialized) -> Result<(bool, Option
         versions,
         &desired.limits,
     )));
-    tasks.extend(
-        desired
-            .policies
-            .iter()
-            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
-    );
-    tasks.extend(
-        desired
-            .bindings
-            .iter()
-            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
-    );
-    tasks.extend(
-        desired
-            .services
-            .iter()
-            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
-    );
-    tasks.extend(
-        desired
-            .deployments
-            .iter()
-            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
-    );
-    tasks.extend(
-        desired
-            .stateful_sets
-            .iter()
-            .map(|o| Box::pin(apply_if_changed(client, versions, o)) as _),
-    );
+    macro_rules! apply_each {
+        ($($list:ident),+) => {$(
+            for o in &desired.$list {
+                tasks.push(Box::pin(apply_if_changed(client, versions, o)));
+            }
+        )+};
+    }
+    apply_each!(policies, bindings, services, deployments, stateful_sets);
     try_join_all(tasks).await?;
     let observed = versions.observed(&ns);
     // A quota the quota controller has not counted yet says nothing about usage: keep the last report.

@@ -181,13 +181,7 @@ fn watch_children<K>(
     note: fn(&ChildVersions, &K),
 ) -> Controller<Environment>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let versions = Arc::clone(versions);
     ctrl.watches(Api::<K>::all(client.clone()), managed(), move |obj: K| {
@@ -236,18 +230,29 @@ fn no_managed_fields<K: Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
 }
 
-type Events<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
+/// What the operator can watch and cache.
+trait Watched:
+    Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static
+{
+}
 
-/// A reflector-backed store of `K` (without managedFields) and the event stream that keeps it.
-fn reflected<K>(client: &Client) -> (Store<K>, Events<K>)
-where
+impl<K> Watched for K where
     K: Resource<DynamicType = ()>
         + Clone
         + std::fmt::Debug
         + DeserializeOwned
         + Send
         + Sync
-        + 'static,
+        + 'static
+{
+}
+
+type Events<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
+
+/// A reflector-backed store of `K` (without managedFields) and the event stream that keeps it.
+fn reflected<K>(client: &Client) -> (Store<K>, Events<K>)
+where
+    K: Watched,
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(Api::<K>::all(client.clone()), WatcherConfig::default())
@@ -393,7 +398,6 @@ fn tee<K: Resource + Clone + Send + 'static>(
                 }
             };
             if send {
-                tracing::debug!(deleted, name = %obj.name_any(), "forwarding a watch event");
                 let _ = copy.unbounded_send(Ok(obj.clone()));
             }
         })
