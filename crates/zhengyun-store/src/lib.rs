@@ -8,6 +8,7 @@
 //!   recomputes.
 //! - [`ledger`]: usage intervals, idempotent by their key (invariant 4), sampler checkpoints and
 //!   usage totals.
+//! - [`requests`]: change requests that wait for a platform admin's approval.
 //! - [`statements`]: closed monthly statements, which never change, and the signed adjustment
 //!   lines that correct them (invariant 5).
 //!
@@ -27,6 +28,7 @@
 pub mod audit;
 pub mod error;
 pub mod ledger;
+pub mod requests;
 pub mod statements;
 pub mod tokens;
 
@@ -38,6 +40,7 @@ use std::time::Duration;
 pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
 pub use error::{Error, Result};
 pub use ledger::{MeterUsage, Recorded};
+pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};
 pub use tokens::{BootstrapOutcome, Principal, Role, TokenId, TokenInfo, TokenSecret};
 
 /// The database behind a [`Store`].
