@@ -20,6 +20,19 @@ pub struct Cli {
     command: Command,
 }
 
+/// Where money and history are kept.
+#[derive(Clone, Debug, clap::Args)]
+struct DatabaseArgs {
+    /// The database: `sqlite://path?mode=rwc` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "ZHENGYUN_DATABASE_URL",
+        default_value = "sqlite://zhengyun.db?mode=rwc",
+        hide_env_values = true
+    )]
+    database_url: String,
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum LogFormat {
     Text,
@@ -30,6 +43,30 @@ enum LogFormat {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
     Crds,
+    /// Print the API's OpenAPI 3.1 document as JSON.
+    Openapi,
+    /// Serve the control-plane HTTP API.
+    Api {
+        #[command(flatten)]
+        api: zhengyun_api::ApiConfig,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Stop gracefully when standard input closes.
+        #[arg(long, hide = true)]
+        stop_on_stdin_eof: bool,
+    },
+    /// Run the API and the operator in one process, for a laptop or a demo.
+    Dev {
+        #[command(flatten)]
+        api: zhengyun_api::ApiConfig,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        operator: zhengyun_operator::OperatorConfig,
+        /// Stop gracefully when standard input closes.
+        #[arg(long, hide = true)]
+        stop_on_stdin_eof: bool,
+    },
     /// Run the operator: admit environments and reconcile them into namespaces.
     Operator {
         #[command(flatten)]
@@ -60,6 +97,50 @@ impl Cli {
                 print!("{}", zhengyun_model::crds_yaml());
                 Ok(())
             }
+            Command::Openapi => {
+                print!("{}", zhengyun_api::openapi_json());
+                Ok(())
+            }
+            Command::Api {
+                api,
+                database,
+                stop_on_stdin_eof,
+            } => {
+                init_logging(self.log_format);
+                runtime()?.block_on(async {
+                    let state = api_state(&database).await?;
+                    zhengyun_api::serve(&api, state, shutdown_signal(stop_on_stdin_eof)).await?;
+                    Ok(())
+                })
+            }
+            Command::Dev {
+                api,
+                database,
+                operator,
+                stop_on_stdin_eof,
+            } => {
+                init_logging(self.log_format);
+                runtime()?.block_on(async {
+                    let state = api_state(&database).await?;
+                    let client = kube::Client::try_default().await?;
+                    let (stop, _) = tokio::sync::watch::channel(false);
+                    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    };
+                    let operator_task =
+                        zhengyun_operator::run(client, operator, stopped(stop.subscribe()));
+                    let api_task = zhengyun_api::serve(&api, state, stopped(stop.subscribe()));
+                    let signal = async {
+                        shutdown_signal(stop_on_stdin_eof).await;
+                        let _ = stop.send(true);
+                    };
+                    let (operator_result, api_result, ()) =
+                        tokio::join!(operator_task, api_task, signal);
+                    operator_result?;
+                    api_result?;
+                    Ok(())
+                })
+            }
             Command::Operator {
                 config,
                 stop_on_stdin_eof,
@@ -72,6 +153,18 @@ impl Cli {
             }
         }
     }
+}
+
+/// Connects the store and a cluster client with timeouts that suit an API: a request that
+/// cannot reach the cluster fails in seconds with a 503 rather than hanging.
+async fn api_state(database: &DatabaseArgs) -> anyhow::Result<zhengyun_api::AppState> {
+    let store = zhengyun_store::Store::connect(&database.database_url).await?;
+    let mut config = kube::Config::infer().await?;
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.read_timeout = Some(std::time::Duration::from_secs(15));
+    config.write_timeout = Some(std::time::Duration::from_secs(15));
+    let client = kube::Client::try_from(config)?;
+    Ok(zhengyun_api::AppState::new(store, client))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
