@@ -205,7 +205,15 @@ async fn create_environment(
     Path(bureau): Path<String>,
     Json(body): Json<CreateEnvironment>,
 ) -> ApiResult<Response> {
-    audit.about("environment.create", String::new(), Some(&bureau));
+    let requested_name = body
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{bureau}-{}", body.purpose));
+    audit.about(
+        "environment.create",
+        format!("environments/{requested_name}"),
+        Some(&bureau),
+    );
     caller.require(&WRITERS)?;
     caller.require_bureau(&bureau)?;
     let env = environment_from(&bureau, &body)?;

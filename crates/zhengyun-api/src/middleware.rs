@@ -169,6 +169,7 @@ async fn record(
         action: note.action.unwrap_or(route_action),
         object: note
             .object
+            .filter(|o| !o.is_empty())
             .unwrap_or_else(|| path.trim_start_matches("/api/v1/").to_owned()),
         quota_before: note.before,
         quota_after: note.after,

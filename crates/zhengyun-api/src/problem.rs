@@ -28,11 +28,13 @@ pub struct InvalidField {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// A URI naming the kind of problem, e.g. `https://zhengyun.io/problems/quota-exceeded`.
-    #[serde(rename = "type")]
-    pub kind: String,
+    /// A URI naming the kind of problem, e.g. `https://zhengyun.io/problems/not-found`.
+    #[serde(rename = "type", serialize_with = "problem_uri")]
+    #[schema(value_type = String, example = "https://zhengyun.io/problems/not-found")]
+    pub kind: &'static str,
     /// A short summary of the kind of problem.
-    pub title: String,
+    #[schema(value_type = String)]
+    pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,
     /// What happened this time, for a human.
@@ -47,10 +49,15 @@ pub struct Problem {
 
 impl Problem {
     /// A problem of `status`, with `slug` naming its kind and `title` summarising it.
-    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
-            kind: format!("https://zhengyun.io/problems/{slug}"),
-            title: title.to_owned(),
+            kind: slug,
+            title,
             status: status.as_u16(),
             detail: detail.into(),
             request_id: None,
@@ -158,6 +165,13 @@ impl Problem {
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
+}
+
+fn problem_uri<S: serde::Serializer>(
+    slug: &&'static str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format!("https://zhengyun.io/problems/{slug}"))
 }
 
 fn body_field(path: &str) -> String {
