@@ -378,6 +378,16 @@ async fn a_request_beyond_the_bureau_quota_waits_for_approval_and_approval_appli
     cleanup(&bureau).await
 }
 
+/// One row of the authorization matrix: method, path, body, extra headers, and the expected
+/// status for each caller.
+type Case<'a> = (
+    Method,
+    String,
+    Option<Value>,
+    &'a [(&'a str, &'a str)],
+    [u16; 8],
+);
+
 #[tokio::test]
 async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow::Result<()> {
     let api = Api::start().await?;
@@ -421,7 +431,7 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
     let b = &bureau;
     let stale = [("if-match", "1")];
     // method, path, body, headers, expected status per caller in the order above.
-    let table: Vec<(Method, String, Option<Value>, &[(&str, &str)], [u16; 8])> = vec![
+    let table: Vec<Case> = vec![
         (
             Method::GET,
             "/api/v1/bureaus".into(),
