@@ -1,4 +1,8 @@
-//! Command line of the `zhengyun` binary: one subcommand per role of the process.
+//! Command line of the `zhengyun` binary: one subcommand per role of the process, and the
+//! everyday API commands for bureau IT staff.
+
+mod client;
+mod commands;
 
 use std::process::ExitCode;
 
@@ -16,6 +20,8 @@ pub struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
+    #[command(flatten)]
+    common: commands::Common,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,6 +82,8 @@ enum Command {
         #[arg(long, hide = true)]
         stop_on_stdin_eof: bool,
     },
+    #[command(flatten)]
+    Client(commands::ApiCommand),
 }
 
 impl Cli {
@@ -97,6 +105,7 @@ impl Cli {
                 print!("{}", zhengyun_model::crds_yaml());
                 Ok(())
             }
+            Command::Client(command) => runtime()?.block_on(command.run(self.common)),
             Command::Openapi => {
                 print!("{}", zhengyun_api::openapi_json());
                 Ok(())
