@@ -5,13 +5,9 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: postgres postgres-down run test cluster cluster-down devcluster tools fmt-check clippy unit e2e generate generate-check bench clean
 
-## run: start the devcluster and show how to use it
-run: cluster
-	@echo
-	@echo "The devcluster is running. Use it with:"
-	@echo "  export KUBECONFIG=$(CURDIR)/.devcluster/kubeconfig"
-	@echo "  $(CURDIR)/tests/devcluster/bin/kubectl get nodes"
-	@echo "Stop it with: make cluster-down"
+## run: the devcluster, the CRDs and sample tenants, and `zhengyun dev` (API + operator); Ctrl-C stops it
+run:
+	@scripts/run.sh
 
 ## test: formatting, lints, unit tests, generated-file drift, then integration tests on a devcluster
 test: tools fmt-check clippy unit generate-check e2e

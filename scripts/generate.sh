@@ -9,11 +9,13 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p manifests/crds openapi
 cargo run -q --locked -p zhengyun -- crds > "$tmp/crds.yaml"
 cargo run -q --locked -p zhengyun -- openapi > "$tmp/openapi.json"
+python3 scripts/tenants-to-bureaus.py data/tenants-haidian.yaml > "$tmp/bureaus-haidian.yaml"
 
 # generated file → committed path
 declare -A files=(
   [crds.yaml]=manifests/crds/crds.yaml
   [openapi.json]=openapi/openapi.json
+  [bureaus-haidian.yaml]=manifests/samples/bureaus-haidian.yaml
 )
 stale=0
 for name in "${!files[@]}"; do
