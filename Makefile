@@ -28,7 +28,7 @@ unit:
 
 e2e: devcluster
 	$(CARGO) build -p zhengyun --locked
-	scripts/with-cluster.sh $(CARGO) test -p zhengyun-e2e --locked -- --test-threads=8
+	scripts/with-cluster.sh scripts/e2e.sh
 	@echo "operator log of the end-to-end run: target/e2e-operator.log"
 
 ## generate: regenerate committed files (CRD YAML)

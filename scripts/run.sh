@@ -66,8 +66,14 @@ step "Installing the CRDs, a capacity pool, a rate card and the Haidian sample t
 "$KUBECTL" wait --for condition=established --timeout=60s \
   crd/bureaus.zhengyun.io crd/environments.zhengyun.io crd/capacitypools.zhengyun.io crd/ratecards.zhengyun.io >/dev/null
 "$KUBECTL" apply --server-side --field-manager=zhengyun-run \
-  -f manifests/samples/capacitypool.yaml -f manifests/samples/ratecard-2026.yaml \
-  -f manifests/samples/bureaus-haidian.yaml >/dev/null
+  -f manifests/samples/capacitypool.yaml -f manifests/samples/ratecard-2026.yaml >/dev/null
+# Create the sample bureaus that are missing; leave existing ones (and quotas changed since) alone.
+if ! out=$("$KUBECTL" create -f manifests/samples/bureaus-haidian.yaml 2>&1); then
+  if printf '%s\n' "$out" | grep -v -e AlreadyExists -e '^bureau.zhengyun.io/.* created$' | grep -q .; then
+    printf '%s\n' "$out" >&2
+    die "could not create the sample bureaus"
+  fi
+fi
 echo "$("$KUBECTL" get bureaus --no-headers | wc -l) bureaus onboarded"
 
 step "Starting zhengyun dev (API on $API_URL, operator metrics on http://$OPERATOR_ADDR/metrics)"

@@ -42,8 +42,10 @@ pub struct AuditQuery {
     /// Entries before this instant (RFC 3339).
     pub to: Option<String>,
     /// Entries after this sequence number (the last of the previous page).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: Option<u64>,
-    /// Page size, at most 1000 (default 100).
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -119,6 +121,20 @@ async fn list_audit(
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<Response> {
     caller.require(&READERS)?;
+    if let Some(limit) = query.limit
+        && !(1..=zhengyun_store::audit::MAX_PAGE).contains(&limit)
+    {
+        return Err(Problem::invalid_field(
+            "limit",
+            format!("must be between 1 and {}", zhengyun_store::audit::MAX_PAGE),
+        ));
+    }
+    if query
+        .after
+        .is_some_and(|after| i64::try_from(after).is_err())
+    {
+        return Err(Problem::invalid_field("after", "must be a sequence number"));
+    }
     let filter = AuditFilter {
         bureau: query.bureau,
         action: query.action,

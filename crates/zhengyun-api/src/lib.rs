@@ -45,7 +45,7 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use problem::Problem;
+pub use problem::{PROBLEM_JSON, Problem};
 pub use state::AppState;
 
 /// How the API process listens and starts.
@@ -115,11 +115,72 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The OpenAPI document as pretty JSON, as committed in `openapi/openapi.json`.
+/// The OpenAPI document as pretty JSON, as committed in `openapi/openapi.json`: the generated
+/// document with every error documented as `application/problem+json`, including the ones
+/// any `/api/v1` call can meet (400, 401, 403, 404, 422, 500, 503; 413 and 415 with a body).
 pub fn openapi_json() -> String {
-    let mut text = openapi().to_pretty_json().unwrap_or_default();
+    let mut doc = serde_json::to_value(openapi()).unwrap_or_default();
+    document_problems(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
+}
+
+fn document_problems(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let problem = json!({"schema": {"$ref": "#/components/schemas/Problem"}});
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in item.values_mut() {
+            let has_body = operation.get("requestBody").is_some();
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                let content = response.get_mut("content").and_then(Value::as_object_mut);
+                if let Some(content) = content
+                    && content
+                        .get("application/json")
+                        .is_some_and(|c| c["schema"]["$ref"] == "#/components/schemas/Problem")
+                    && let Some(json) = content.remove("application/json")
+                {
+                    content.insert(PROBLEM_JSON.to_owned(), json);
+                }
+            }
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let mut defaults = vec![
+                ("400", "The request cannot be read"),
+                ("401", "No token, or an unknown or revoked one"),
+                ("403", "The token's role or bureau does not allow this"),
+                ("404", "No such object"),
+                ("422", "Invalid fields"),
+                ("500", "A fault of the server, logged under the request id"),
+                (
+                    "503",
+                    "The cluster or the database is unavailable; retry later",
+                ),
+            ];
+            if has_body {
+                defaults.push(("413", "The body is larger than 1 MiB"));
+                defaults.push(("415", "The body is not JSON"));
+            }
+            for (status, description) in defaults {
+                responses.entry(status).or_insert_with(|| {
+                    json!({"description": description, "content": {PROBLEM_JSON: problem.clone()}})
+                });
+            }
+        }
+    }
 }
 
 /// The whole application: `/api/v1/…` behind authentication and audit, the probes, metrics

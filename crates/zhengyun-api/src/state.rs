@@ -10,7 +10,16 @@ use tokio::sync::OwnedMutexGuard;
 use zhengyun_model::crd::{Bureau, Environment};
 use zhengyun_store::Store;
 
+use zhengyun_model::names;
+
 use crate::{metrics::HttpMetrics, problem::Problem};
+
+/// A name that cannot be a bureau code names no bureau: 404, decided before it reaches the
+/// cluster (where it could not even be put in a URL or a field selector).
+fn valid_bureau(name: &str) -> Result<(), Problem> {
+    names::check_bureau_code(name)
+        .map_err(|reason| Problem::not_found(format!("bureau {name:?} not found: {reason}")))
+}
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone, Debug)]
@@ -84,6 +93,7 @@ impl AppState {
 
     /// Bureau `name`, or 404.
     pub async fn bureau(&self, name: &str) -> Result<Bureau, Problem> {
+        valid_bureau(name)?;
         self.bureaus()
             .get_opt(name)
             .await?
@@ -93,12 +103,19 @@ impl AppState {
     /// Every environment of `bureau`, read from the API server (not a cache), so a request
     /// sees the environments created just before it.
     pub async fn environments_of(&self, bureau: &str) -> Result<Vec<Environment>, Problem> {
+        valid_bureau(bureau)?;
         let params = ListParams::default().fields(&format!("spec.bureau={bureau}"));
         Ok(self.environments().list(&params).await?.items)
     }
 
     /// Environment `name` of `bureau`, or 404 (also when it belongs to another bureau).
     pub async fn environment(&self, bureau: &str, name: &str) -> Result<Environment, Problem> {
+        valid_bureau(bureau)?;
+        if names::check_dns1123_label(name, 63).is_err() {
+            return Err(Problem::not_found(format!(
+                "environment {name:?} not found: not a valid environment name"
+            )));
+        }
         self.environments()
             .get_opt(name)
             .await?
