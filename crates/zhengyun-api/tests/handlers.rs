@@ -529,3 +529,21 @@ async fn the_served_openapi_document_is_the_generated_one() {
     let generated: Value = serde_json::from_str(&zhengyun_api::openapi_json()).expect("json");
     assert_eq!(body, generated);
 }
+
+#[tokio::test]
+async fn a_path_name_that_cannot_exist_is_404_without_reaching_the_cluster() {
+    let h = harness().await;
+    // The cluster is unreachable here: a 404 (not a 503) shows the name was refused first.
+    for uri in [
+        "/api/v1/bureaus/%01%C2%B0",
+        "/api/v1/bureaus/%F0%9E%BB%A1%1F/environments",
+        "/api/v1/bureaus/wjw/environments/%F3%96%93%8F%3C",
+        "/api/v1/bureaus/wjw,metadata.name=x/environments",
+        "/api/v1/bureaus/卫健委",
+    ] {
+        let (status, body, headers) = h
+            .call(request(Method::GET, uri, Some(&h.admin), None))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::NOT_FOUND);
+    }
+}
