@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 : "${KUBECONFIG:?run through scripts/with-cluster.sh}"
 cargo test -p zhengyun-e2e --locked -- --test-threads=8
 SCHEMATHESIS_SEED=${SCHEMATHESIS_SEED:-20261127} scripts/schemathesis.sh
+scripts/check-api-guides.sh

@@ -195,6 +195,30 @@ pub enum ApiCommand {
     /// Issue, list and revoke API tokens (platform admin).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Read the audit log, or verify its hash chain (auditor, platform admin).
+    Audit {
+        #[command(subcommand)]
+        verify: Option<AuditCommand>,
+        /// Only this bureau's entries.
+        #[arg(long = "of-bureau")]
+        of_bureau: Option<String>,
+        /// Only this action, e.g. `environment.create`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries after this sequence number.
+        #[arg(long)]
+        after: Option<u64>,
+        /// At most this many entries (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+/// Audit subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain and name the first broken entry.
+    Verify,
 }
 
 /// What must be escaped in a path segment: everything but RFC 3986's unreserved characters.
@@ -249,6 +273,64 @@ impl ApiCommand {
             }
             ApiCommand::Requests(command) => requests(&api, command, out).await,
             ApiCommand::Token(command) => tokens(&api, command, out).await,
+            ApiCommand::Audit {
+                verify: Some(AuditCommand::Verify),
+                ..
+            } => {
+                let body = api.get("/api/v1/audit/verify").await?.body;
+                let message = if body["intact"] == true {
+                    format!(
+                        "the audit log is intact: {} entries verified",
+                        text(&body["entries"])
+                    )
+                } else {
+                    format!(
+                        "the audit log is BROKEN at entry {}: {}",
+                        text(&body["firstBrokenSeq"]),
+                        text(&body["reason"])
+                    )
+                };
+                say(out, &body, &message);
+                anyhow::ensure!(body["intact"] == true, "audit chain verification failed");
+                Ok(())
+            }
+            ApiCommand::Audit {
+                verify: None,
+                of_bureau,
+                action,
+                after,
+                limit,
+            } => {
+                let mut query = vec![format!("limit={limit}")];
+                if let Some(bureau) = of_bureau {
+                    query.push(format!("bureau={}", segment(&bureau)));
+                }
+                if let Some(action) = action {
+                    query.push(format!("action={}", segment(&action)));
+                }
+                if let Some(after) = after {
+                    query.push(format!("after={after}"));
+                }
+                let body = api
+                    .get(&format!("/api/v1/audit?{}", query.join("&")))
+                    .await?
+                    .body;
+                table(
+                    out,
+                    &body,
+                    &[
+                        ("SEQ", "seq"),
+                        ("AT", "at"),
+                        ("PRINCIPAL", "principal"),
+                        ("ROLE", "role"),
+                        ("BUREAU", "bureau"),
+                        ("ACTION", "action"),
+                        ("OBJECT", "object"),
+                        ("RESULT", "result"),
+                    ],
+                );
+                Ok(())
+            }
         }
     }
 }
