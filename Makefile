@@ -57,8 +57,9 @@ postgres-down:
 BENCH_SIZES ?= 200 1000
 bench: devcluster
 	$(CARGO) build --release --locked -p zhengyun
-	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge
+	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api
 	scripts/with-cluster.sh target/release/bench-converge $(BENCH_SIZES)
+	scripts/with-cluster.sh target/release/bench-api
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
 
 clean: cluster-down postgres-down
