@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: postgres postgres-down run test cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart generate generate-check bench clean
+.PHONY: postgres postgres-down run test cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
 
 ## run: start the devcluster and show how to use it
 run: cluster
@@ -14,7 +14,7 @@ run: cluster
 	@echo "Stop it with: make cluster-down"
 
 ## test: formatting, lints, unit tests, generated-file drift, then integration tests on a devcluster
-test: tools fmt-check clippy unit generate-check e2e chart
+test: tools fmt-check clippy unit generate-check e2e chart docs
 
 tools:
 	@scripts/ensure-tools.sh
@@ -42,6 +42,12 @@ CHECKS_CLUSTER := DEVCLUSTER_DIR=.devcluster/checks DEVCLUSTER_ARGS=--fresh scri
 ## chart: helm lint, server-side dry-runs of the chart and manifests/deploy, least-privilege RBAC
 chart: devcluster helm
 	$(CHECKS_CLUSTER) scripts/check-chart.sh
+
+## docs: run the guides' commands (docs/operators.md: install with Helm, onboard bureaus, upgrade)
+docs: devcluster helm
+	$(CARGO) build -p zhengyun --locked
+	$(CHECKS_CLUSTER) scripts/check-docs.sh
+	@echo "operator log of the guide's run: target/docs-operator.log"
 
 ## generate: regenerate committed files (CRD YAML, the chart's CRDs, manifests/deploy)
 generate:
