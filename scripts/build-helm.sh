@@ -2,7 +2,7 @@
 # Builds tools/helm/bin/helm from the Go module proxy (helm.sh/helm/v3, pinned in
 # tools/helm/go.mod as a `tool`) when it is missing or older than tools/helm/go.mod.
 # A module of its own: Helm pins Kubernetes libraries of another minor version than
-# tests/devcluster. The first build downloads and compiles Helm: about two minutes on 2 cores.
+# tests/devcluster. The first build downloads and compiles Helm: two to four minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../tools/helm"
 command -v go >/dev/null || { echo "Go is required to build Helm (see README)" >&2; exit 1; }
@@ -12,7 +12,7 @@ fi
 version=$(awk '$1 == "helm.sh/helm/v3" {print $2}' go.mod)
 k8s_minor=$(awk '$1 == "k8s.io/client-go" {split($2, v, "."); print v[2]}' go.mod)
 [ -n "$version" ] && [ -n "$k8s_minor" ] || { echo "tools/helm/go.mod does not pin helm.sh/helm/v3 and k8s.io/client-go" >&2; exit 1; }
-echo "building Helm $version (first build downloads and compiles it: about two minutes on 2 cores)…"
+echo "building Helm $version (first build downloads and compiles it: two to four minutes on 2 cores)…"
 start=$SECONDS
 # What Helm's own release build sets: its version, and the Kubernetes version that `helm
 # template` and `helm lint` assume (that of the client libraries it is built with).

@@ -91,7 +91,7 @@ cat manifests/deploy/*.yaml | dry_run "manifests/deploy/"
 step "RBAC, applied for real"
 # Resource names in RBAC checks resolve through discovery: the CRDs must be served. They are
 # left installed, as `make test`'s other checks install them too.
-kubectl apply --server-side -f manifests/crds/crds.yaml >/dev/null 2>&1
+kubectl apply --server-side -f manifests/crds/crds.yaml >/dev/null
 kubectl wait --for condition=established --timeout=60s -f manifests/crds/crds.yaml >/dev/null
 helm template "$RELEASE" "$CHART" -n "$NS" \
   --show-only templates/serviceaccounts.yaml --show-only templates/rbac-operator.yaml \
