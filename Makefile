@@ -3,14 +3,14 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: postgres postgres-down run test cluster cluster-down devcluster tools fmt-check clippy unit e2e generate generate-check bench clean
+.PHONY: postgres postgres-down run test cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
 
 ## run: the devcluster, the CRDs and sample tenants, and `zhengyun dev` (API + operator); Ctrl-C stops it
 run:
 	@scripts/run.sh
 
 ## test: formatting, lints, unit tests, generated-file drift, then integration tests on a devcluster
-test: tools fmt-check clippy unit generate-check e2e
+test: tools fmt-check clippy unit generate-check e2e chart docs
 
 tools:
 	@scripts/ensure-tools.sh
@@ -31,7 +31,21 @@ e2e: devcluster
 	scripts/with-cluster.sh scripts/e2e.sh
 	@echo "operator log of the end-to-end run: target/e2e-operator.log"
 
-## generate: regenerate committed files (CRD YAML)
+# The chart's checks run on a fresh devcluster of their own, so that they see a cluster without
+# Zhengyun and leave the development cluster alone.
+CHECKS_CLUSTER := DEVCLUSTER_DIR=.devcluster/checks DEVCLUSTER_ARGS=--fresh scripts/with-cluster.sh
+
+## chart: helm lint, server-side dry-runs of the chart and manifests/deploy, least-privilege RBAC
+chart: devcluster helm
+	$(CHECKS_CLUSTER) scripts/check-chart.sh
+
+## docs: run the guides' commands (docs/operators.md: install with Helm, onboard bureaus, upgrade)
+docs: devcluster helm
+	$(CARGO) build -p zhengyun --locked
+	$(CHECKS_CLUSTER) scripts/check-docs.sh
+	@echo "operator log of the guide's run: target/docs-operator.log"
+
+## generate: regenerate committed files (CRD YAML, the chart's CRDs, manifests/deploy)
 generate:
 	scripts/generate.sh
 
@@ -40,6 +54,10 @@ generate-check:
 
 devcluster:
 	@scripts/build-devcluster.sh
+
+## helm: build tools/helm/bin/helm from the Go module proxy
+helm:
+	@scripts/build-helm.sh
 
 cluster:
 	@scripts/cluster.sh up
@@ -63,4 +81,4 @@ bench: devcluster
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
 
 clean: cluster-down postgres-down
-	rm -rf target .devcluster tests/devcluster/bin
+	rm -rf target .devcluster tests/devcluster/bin tools/helm/bin
