@@ -37,6 +37,7 @@ CHECKS_CLUSTER := DEVCLUSTER_DIR=.devcluster/checks DEVCLUSTER_ARGS=--fresh scri
 
 ## chart: helm lint, server-side dry-runs of the chart and manifests/deploy, least-privilege RBAC
 chart: devcluster helm
+	$(CARGO) build -p zhengyun --locked
 	$(CHECKS_CLUSTER) scripts/check-chart.sh
 
 ## docs: run the guides' commands (docs/operators.md: install with Helm, onboard bureaus, upgrade)

@@ -239,5 +239,50 @@ as "$API" deny "bind a tenant role" \
 as "$API" deny "create a namespace" kubectl create namespace zhengyun-check-api
 as "$API" deny "create a ResourceQuota" kubectl create quota check --hard=cpu=1000 -n "$SCRATCH"
 
+# The API itself, running as the chart's API service account, through its everyday calls: any
+# permission the chart forgot shows as an error status.
+step "zhengyun api as $API"
+if [ -x target/debug/zhengyun ]; then
+  kubectl config view --raw --minify | sed "/^  user:\$/a\\    as: $API" > "$tmp/api.kubeconfig"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  api_token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  KUBECONFIG="$tmp/api.kubeconfig" ZHENGYUN_BOOTSTRAP_TOKEN=$api_token \
+    ZHENGYUN_DATABASE_URL="sqlite://$tmp/api.db?mode=rwc" ZHENGYUN_API_ADDR=127.0.0.1:$port \
+    target/debug/zhengyun api > "$tmp/api.log" 2>&1 &
+  api_pid=$!
+  url=http://127.0.0.1:$port
+  for _ in $(seq 1 60); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.5; done
+  # call STATUS METHOD PATH [BODY]: one API call as the platform admin, expecting STATUS.
+  call() {
+    local want=$1 method=$2 path=$3 body=${4:-} got
+    got=$(curl -s -o "$tmp/answer" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $api_token" \
+      ${body:+-H 'Content-Type: application/json' -d "$body"} "$url$path")
+    if [ "$got" = "$want" ]; then ok; else fail "API as its service account: $method $path answered $got, want $want: $(cat "$tmp/answer")"; fi
+  }
+  code=chk$(date +%s | tail -c 6)
+  call 200 GET /readyz
+  call 201 POST /api/v1/bureaus "{\"name\":\"$code\",\"displayName\":\"区统计局\",\"kind\":\"bureau\",\"quota\":{\"cpu\":\"4\",\"memory\":\"8Gi\"}}"
+  call 200 PATCH "/api/v1/bureaus/$code" '{"quota":{"cpu":"6","memory":"8Gi"}}'
+  call 201 POST /api/v1/tokens "{\"role\":\"bureau-admin\",\"bureau\":\"$code\"}"
+  call 201 POST "/api/v1/bureaus/$code/environments" '{"purpose":"dev","quota":{"cpu":"1","memory":"1Gi"}}'
+  call 200 GET "/api/v1/bureaus/$code/environments"
+  call 200 PATCH "/api/v1/bureaus/$code/environments/$code-dev" '{"quota":{"cpu":"2","memory":"1Gi"}}'
+  call 202 POST "/api/v1/bureaus/$code/environments" '{"purpose":"prod","quota":{"cpu":"50","memory":"1Gi"}}'
+  request_id=$(sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' "$tmp/answer")
+  call 200 POST "/api/v1/requests/$request_id/approve" '{}'
+  call 202 DELETE "/api/v1/bureaus/$code/environments/$code-dev"
+  call 202 DELETE "/api/v1/bureaus/$code/environments/$code-prod"
+  for _ in $(seq 1 20); do
+    [ "$(kubectl get environments --field-selector "spec.bureau=$code" --no-headers 2>/dev/null | wc -l)" = 0 ] && break
+    sleep 0.5
+  done
+  call 204 DELETE "/api/v1/bureaus/$code"
+  kill "$api_pid" 2>/dev/null || true
+  wait "$api_pid" 2>/dev/null || true
+  if grep -qi forbidden "$tmp/api.log"; then fail "the API's log shows a forbidden call: $(grep -i forbidden "$tmp/api.log" | head -3)"; fi
+else
+  fail "target/debug/zhengyun is missing: cargo build -p zhengyun"
+fi
+
 echo "chart: $passed passed, $failures failed"
 [ "$failures" = 0 ]
