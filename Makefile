@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: postgres postgres-down run test cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
+.PHONY: fuzz postgres postgres-down run test cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
 
 ## run: the devcluster, the CRDs and sample tenants, and `zhengyun dev` (API + operator); Ctrl-C stops it
 run:
@@ -45,6 +45,10 @@ docs: devcluster helm
 	$(CARGO) build -p zhengyun --locked
 	$(CHECKS_CLUSTER) scripts/check-docs.sh
 	@echo "operator log of the guide's run: target/docs-operator.log"
+
+## fuzz: every fuzz target briefly (FUZZ_SECONDS each, default 20); longer by hand: cd fuzz && cargo +nightly fuzz run specs
+fuzz:
+	scripts/fuzz.sh
 
 ## generate: regenerate committed files (CRD YAML, the chart's CRDs, manifests/deploy)
 generate:
