@@ -17,16 +17,30 @@ use crate::{
 /// `(version, description, SQL)` of each migration, oldest first, per backend. Embedded so the
 /// binary needs no files next to it; sqlx records a checksum of each, so editing an applied
 /// migration is refused at start-up instead of silently diverging.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        3,
+        "usage rollups",
+        include_str!("../migrations/sqlite/0003_usage_rollups.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        3,
+        "usage rollups",
+        include_str!("../migrations/postgres/0003_usage_rollups.sql"),
+    ),
+];
 
 pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
     let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
