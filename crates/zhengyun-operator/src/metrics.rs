@@ -1,5 +1,6 @@
-//! The operator's own Prometheus metrics: reconciliations by controller and outcome, failures by
-//! kind, and how long reconciliations take. Labels are bounded: no object or user names.
+//! The operator's Prometheus metrics: its own (`zhengyun_operator_*`: reconciliations by
+//! controller and outcome, failures by kind, how long reconciliations take; labels are bounded,
+//! no object or user names) and the finance metrics of [`crate::metering`] (`zhengyun_*`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::metering::MeteringMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
@@ -27,6 +30,7 @@ struct FailureLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    metering: Arc<MeteringMetrics>,
     reconciliations: Family<ControllerLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     durations: Family<ControllerLabels, Histogram>,
@@ -35,7 +39,10 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("zhengyun_operator");
+        let mut root = Registry::default();
+        let metering = Arc::new(MeteringMetrics::default());
+        root.register_collector(Box::new(metering.clone()));
+        let registry = root.sub_registry_with_prefix("zhengyun_operator");
         let reconciliations = Family::<ControllerLabels, Counter>::default();
         let failures = Family::<FailureLabels, Counter>::default();
         let durations = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
@@ -63,7 +70,8 @@ impl Default for Metrics {
             leader.clone(),
         );
         Self {
-            registry,
+            registry: root,
+            metering,
             reconciliations,
             failures,
             durations,
@@ -90,6 +98,11 @@ impl Metrics {
         self.failures
             .get_or_create(&FailureLabels { controller, error })
             .inc();
+    }
+
+    /// The finance metrics fed by the metering sampler.
+    pub fn metering(&self) -> &Arc<MeteringMetrics> {
+        &self.metering
     }
 
     /// Records whether this replica leads.

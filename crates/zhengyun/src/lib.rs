@@ -26,6 +26,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once at start-up, so the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
