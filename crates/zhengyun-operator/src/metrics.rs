@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -115,6 +116,14 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every metric: what scrapers that do not
+    /// ask for OpenMetrics, and `promtool check metrics`, read.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 

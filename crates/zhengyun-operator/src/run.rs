@@ -482,14 +482,27 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
     (StatusCode::OK, "ok")
 }
 
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format
+/// otherwise.
 async fn metrics(
     State(health): State<Health>,
+    headers: axum::http::HeaderMap,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
+    let openmetrics = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        health.metrics.render(),
-    )
+            health.metrics.render(),
+        )
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            health.metrics.render_prometheus(),
+        )
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body)
 }

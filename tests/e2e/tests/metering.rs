@@ -108,9 +108,9 @@ fn schedule() -> anyhow::Result<RateSchedule> {
     let mut card = RateCard::new("2026-01-01".parse()?, "CNY");
     for tier in Tier::ALL {
         card = card
-            .with_price(*tier, Resource::Cpu, price("0.08")?)?
-            .with_price(*tier, Resource::Memory, price("0.01")?)?
-            .with_price(*tier, Resource::Storage, price("0.0012")?)?;
+            .with_price(*tier, Resource::Cpu, price("100")?)?
+            .with_price(*tier, Resource::Memory, price("10")?)?
+            .with_price(*tier, Resource::Storage, price("1")?)?;
     }
     Ok(RateSchedule::new([card])?)
 }
@@ -136,6 +136,7 @@ fn series(intervals: &[UsageInterval], bureau: &str) -> BTreeMap<(Resource, Usag
 
 fn assert_within(what: &str, found: u128, expected: u128, tolerance: u128) {
     let error = found.abs_diff(expected);
+    println!("{what}: ledger {found}, independent count {expected}, off by {error}");
     assert!(
         error <= tolerance,
         "{what}: ledger {found}, independent count {expected}, off by {error} (> {tolerance})"

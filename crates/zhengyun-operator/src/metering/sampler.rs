@@ -107,8 +107,8 @@ pub(crate) async fn run(
     let costs = CostWorker::spawn(
         store.clone(),
         calendar.clone(),
-        bureaus,
-        cards,
+        bureaus.clone(),
+        cards.clone(),
         metrics.clone(),
     );
     let period = i64::from(config.metering_period);
@@ -116,31 +116,33 @@ pub(crate) async fn run(
     let mut listing = Listing::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut priced_once = false;
+    let mut priced: Option<Prices> = None;
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             input = inputs.next() => match input {
-                Some(input) => {
-                    let prices = matches!(input, Input::Prices);
-                    take(&mut tracker, &mut listing, input, now_s(), &metrics);
-                    if prices && priced_once {
-                        costs.recompute(None);
-                    }
-                }
+                Some(input) => take(&mut tracker, &mut listing, input, now_s(), &metrics),
                 None => break,
             },
             _ = tick.tick() => {
                 if !listing.ready() {
                     continue;
                 }
-                let closed = close_due(&mut tracker, &store, &calendar, &metrics, now_s(), period, lateness).await;
-                if !priced_once {
-                    priced_once = true;
-                    costs.recompute(None);
-                } else if !closed.is_empty() {
-                    costs.recompute(Some(closed));
+                let mut months = close_due(&mut tracker, &store, &calendar, &metrics, now_s(), period, lateness).await;
+                // Rate cards change every month's price; budgets only the current month's flags.
+                let prices = Prices::of(&bureaus, &cards);
+                match &priced {
+                    Some(last) if last.cards == prices.cards => {
+                        if last.budgets != prices.budgets {
+                            months.insert(calendar.month_of(Timestamp::now()));
+                        }
+                        if !months.is_empty() {
+                            costs.recompute(Some(months));
+                        }
+                    }
+                    _ => costs.recompute(None),
                 }
+                priced = Some(prices);
             }
         }
     }
@@ -452,7 +454,7 @@ impl CostWorker {
     ) -> Self {
         let (requests, mut rx) = mpsc::unbounded_channel::<Option<BTreeSet<Month>>>();
         tokio::spawn(async move {
-            let mut by_month: BTreeMap<Month, BTreeMap<String, Decimal>> = BTreeMap::new();
+            let mut state = Priced::default();
             while let Some(first) = rx.recv().await {
                 // Coalesce what queued up meanwhile: None means every month.
                 let mut wanted = first;
@@ -466,13 +468,7 @@ impl CostWorker {
                     };
                 }
                 price(
-                    &store,
-                    &calendar,
-                    &bureaus,
-                    &cards,
-                    &metrics,
-                    &mut by_month,
-                    wanted,
+                    &store, &calendar, &bureaus, &cards, &metrics, &mut state, wanted,
                 )
                 .await;
             }
@@ -486,23 +482,42 @@ impl CostWorker {
     }
 }
 
+/// What the cost worker remembers between runs.
+#[derive(Debug, Default)]
+struct Priced {
+    /// Each month's bureau totals.
+    by_month: BTreeMap<Month, BTreeMap<String, Decimal>>,
+    /// Why the rate cards could not be used, as last logged.
+    unpriced: Option<String>,
+    /// Whether every month has been priced since the rate cards last changed.
+    complete: bool,
+}
+
 async fn price(
     store: &Store,
     calendar: &Calendar,
     bureaus: &Reflection<Bureau>,
     cards: &Reflection<RateCard>,
     metrics: &MeteringMetrics,
-    by_month: &mut BTreeMap<Month, BTreeMap<String, Decimal>>,
+    state: &mut Priced,
     wanted: Option<BTreeSet<Month>>,
 ) {
     let specs: Vec<_> = cards.state().iter().map(|c| c.spec.clone()).collect();
     let schedule = match RateSchedule::from_specs(specs.iter()) {
         Ok(schedule) => schedule,
         Err(e) => {
-            tracing::info!(error = %e, "no usable rate cards; cost metrics wait for one");
+            let error = e.to_string();
+            if state.unpriced.as_ref() != Some(&error) {
+                tracing::info!(%error, "no usable rate cards; cost metrics wait for one");
+                state.unpriced = Some(error);
+            }
             return;
         }
     };
+    state.unpriced = None;
+    let wanted = wanted.filter(|_| state.complete);
+    state.complete = wanted.is_none();
+    let by_month = &mut state.by_month;
     let budgets = budgets(bureaus);
     let current = calendar.month_of(Timestamp::now());
     let months = match wanted {
@@ -512,6 +527,7 @@ async fn price(
             Ok(None) => BTreeSet::new(),
             Err(e) => {
                 tracing::warn!(error = %e, "unable to read the ledger's span");
+                state.complete = false;
                 return;
             }
         },
@@ -537,10 +553,33 @@ async fn price(
             Err(e) => {
                 tracing::warn!(error = %e, %month, "unable to price a month");
                 metrics.store_failed();
+                by_month.remove(&month);
             }
         }
     }
     metrics.set_costs(schedule.currency(), by_month, current);
+}
+
+/// What prices depend on besides the ledger: the rate cards and the bureaus' budgets.
+#[derive(Debug, PartialEq)]
+struct Prices {
+    cards: Vec<String>,
+    budgets: BTreeMap<String, Decimal>,
+}
+
+impl Prices {
+    fn of(bureaus: &Reflection<Bureau>, cards: &Reflection<RateCard>) -> Self {
+        let mut specs: Vec<String> = cards
+            .state()
+            .iter()
+            .filter_map(|c| serde_json::to_string(&c.spec).ok())
+            .collect();
+        specs.sort();
+        Self {
+            cards: specs,
+            budgets: budgets(bureaus),
+        }
+    }
 }
 
 /// Each bureau's monthly budget, where it has a valid one.
