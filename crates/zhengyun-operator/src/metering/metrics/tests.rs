@@ -157,3 +157,171 @@ fn restoring_from_the_ledger_replaces_the_counters() {
     );
     assert!(!text.contains(r#"zhengyun_reserved_resource_seconds_total{bureau="wjw""#));
 }
+
+/// Metric names (as sampled) and each one's label names, from the classic exposition of `sample`.
+fn exported() -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(sample()));
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).expect("encode");
+    let mut metrics: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let labels = metrics.entry(line[..name_end].to_owned()).or_default();
+        if let Some(set) = line[name_end..]
+            .strip_prefix('{')
+            .and_then(|l| l.split_once('}'))
+        {
+            for pair in set.0.split(',') {
+                if let Some((label, _)) = pair.split_once('=') {
+                    labels.insert(label.to_owned());
+                }
+            }
+        }
+    }
+    metrics
+}
+
+fn panels(value: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    for panel in value["panels"].as_array().into_iter().flatten() {
+        out.push(panel.clone());
+        panels(panel, out);
+    }
+}
+
+/// Identifiers of `expr` that name Zhengyun metrics.
+fn metric_names(expr: &str) -> Vec<&str> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| t.starts_with("zhengyun_"))
+        .collect()
+}
+
+/// Label names used in `by (…)` clauses and in `{…}` matchers of `expr`.
+fn label_names(expr: &str) -> Vec<String> {
+    let mut labels = Vec::new();
+    for (_, rest) in expr
+        .match_indices("by (")
+        .map(|(i, _)| ((), &expr[i + 4..]))
+    {
+        let list = rest.split(')').next().unwrap_or_default();
+        labels.extend(list.split(',').map(|l| l.trim().to_owned()));
+    }
+    for part in expr.split('{').skip(1) {
+        let matchers = part.split('}').next().unwrap_or_default();
+        for matcher in matchers.split(',') {
+            let name = matcher
+                .split(['=', '!', '~'])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            labels.push(name.to_owned());
+        }
+    }
+    labels.retain(|l| !l.is_empty());
+    labels
+}
+
+fn balanced(expr: &str) -> bool {
+    let mut stack = Vec::new();
+    let mut quoted = false;
+    for c in expr.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            _ if quoted => {}
+            '(' | '{' | '[' => stack.push(c),
+            ')' | '}' | ']' => {
+                let open = stack.pop();
+                let matches = matches!(
+                    (open, c),
+                    (Some('('), ')') | (Some('{'), '}') | (Some('['), ']')
+                );
+                if !matches {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    stack.is_empty() && !quoted
+}
+
+#[test]
+fn the_finance_dashboard_queries_only_metrics_and_labels_the_operator_exports() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dashboards/zhengyun-finance.json"
+    );
+    let text = std::fs::read_to_string(path).expect("dashboards/zhengyun-finance.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(dashboard["uid"], "zhengyun-finance");
+    let exported = exported();
+    let mut all = Vec::new();
+    panels(&dashboard, &mut all);
+    assert!(all.len() >= 4, "a dashboard with panels");
+    let mut queried = std::collections::BTreeSet::new();
+    let template = dashboard["templating"]["list"][1]["definition"]
+        .as_str()
+        .expect("the bureau variable's query");
+    let mut exprs: Vec<(String, String)> = vec![("bureau variable".into(), template.to_owned())];
+    for panel in &all {
+        let title = panel["title"]
+            .as_str()
+            .expect("every panel has a title")
+            .to_owned();
+        assert!(panel["datasource"].is_object(), "{title}: a datasource");
+        let targets = panel["targets"]
+            .as_array()
+            .expect("every panel has targets");
+        assert!(!targets.is_empty(), "{title}: at least one query");
+        for target in targets {
+            let expr = target["expr"].as_str().expect("a PromQL expression");
+            exprs.push((title.clone(), expr.to_owned()));
+        }
+    }
+    for (title, expr) in &exprs {
+        assert!(balanced(expr), "{title}: unbalanced brackets in {expr}");
+        let names = metric_names(expr);
+        assert!(
+            !names.is_empty(),
+            "{title}: queries no Zhengyun metric: {expr}"
+        );
+        let mut labels = std::collections::BTreeSet::new();
+        for name in names {
+            let known = exported
+                .get(name)
+                .unwrap_or_else(|| panic!("{title}: {name} is not exported by the operator"));
+            labels.extend(known.iter().cloned());
+            queried.insert(name.to_owned());
+        }
+        for label in label_names(expr) {
+            assert!(
+                labels.contains(&label),
+                "{title}: no metric of {expr} has label {label}"
+            );
+        }
+    }
+    // Finance's four questions are all on it.
+    for needed in [
+        "zhengyun_cost_month_to_date",
+        "zhengyun_budget_ratio",
+        "zhengyun_reserved_resource_seconds_total",
+        "zhengyun_consumed_resource_seconds_total",
+        "zhengyun_quota_admitted",
+        "zhengyun_quota_used",
+    ] {
+        assert!(
+            queried.contains(needed),
+            "the dashboard does not show {needed}"
+        );
+    }
+}
+
+#[rstest::rstest]
+#[case::by_clause("sum by (bureau, environment) (x)", &["bureau", "environment"])]
+#[case::matchers(r#"x{bureau=~"$bureau",resource="cpu",level!="ok"}"#, &["bureau", "resource", "level"])]
+fn dashboard_label_extraction(#[case] expr: &str, #[case] expected: &[&str]) {
+    assert_eq!(label_names(expr), expected);
+}
