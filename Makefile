@@ -64,6 +64,7 @@ bench: devcluster
 	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge
 	scripts/with-cluster.sh target/release/bench-converge $(BENCH_SIZES)
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
+	$(CARGO) run --release --locked -p zhengyun-store --example month
 
 clean: cluster-down postgres-down
 	rm -rf target .devcluster tests/devcluster/bin
