@@ -84,6 +84,7 @@ bench: devcluster
 	scripts/with-cluster.sh target/release/bench-converge $(BENCH_SIZES)
 	scripts/with-cluster.sh target/release/bench-api
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
+	$(CARGO) run --release --locked -p zhengyun-store --example month
 
 clean: cluster-down postgres-down
 	rm -rf target .devcluster tests/devcluster/bin tools/helm/bin

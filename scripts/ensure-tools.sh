@@ -15,3 +15,20 @@ for comp in rustfmt clippy; do
     if command -v rustup >/dev/null; then rustup component add "$comp"; else echo "cargo $comp missing" >&2; exit 1; fi
   fi
 done
+# promtool (from Debian's prometheus package) checks the operator's /metrics exposition in the
+# end-to-end tests. Only the package's files are needed: its Prometheus server is not started.
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "installing promtool (Debian's prometheus package)…"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    # The package enables and starts its server where an init system runs; tests need only promtool.
+    if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+  else
+    echo "promtool is required (as root: apt-get install prometheus, or install it from prometheus.io)" >&2
+    exit 1
+  fi
+fi

@@ -232,6 +232,62 @@ impl<'a> StatementBuilder<'a> {
         Ok(true)
     }
 
+    /// The parts of the month priced by one rate card each (or by none, before the first card),
+    /// in order. Pre-summed usage given to [`StatementBuilder::add_usage`] must lie within one.
+    pub fn periods(&self) -> impl Iterator<Item = TimeRange> + '_ {
+        self.periods.iter().map(|p| p.range)
+    }
+
+    /// Counts `unit_seconds` already summed for `meter` over `range`, which must lie within one
+    /// of the [`StatementBuilder::periods`]: what a ledger keeping rollups hands over instead of
+    /// its raw intervals. Returns `false` (counting nothing) for a range outside the month.
+    /// Fails if the range straddles a rate change or the month's edge, falls before the first
+    /// rate card, or a sum overflows `u128`.
+    pub fn add_usage(
+        &mut self,
+        meter: &Meter,
+        range: TimeRange,
+        unit_seconds: u128,
+    ) -> Result<bool> {
+        if range.intersection(&self.range).is_none() {
+            return Ok(false);
+        }
+        let Some(slot_no) = self
+            .periods
+            .iter()
+            .position(|p| p.range.start() <= range.start() && range.end() <= p.range.end())
+        else {
+            return Err(Error::Unbalanced {
+                scope: format!("usage of {} over {range}", meter.environment()),
+                expected: "a range within one rate period of the month".to_owned(),
+                found: "a range across a rate change or the month's edge".to_owned(),
+            });
+        };
+        if self.periods[slot_no].card.is_none() {
+            return Err(Error::NoRateCardEffective { at: range.start() });
+        }
+        let periods = self.periods.len();
+        let usage = match self.environments.get_mut(meter.environment()) {
+            Some(usage) => usage,
+            None => self
+                .environments
+                .entry(meter.environment().to_owned())
+                .or_insert_with(|| EnvironmentUsage {
+                    bureau: meter.bureau().to_owned(),
+                    series: BTreeMap::new(),
+                }),
+        };
+        let slot = &mut usage
+            .series
+            .entry((meter.resource(), meter.kind(), meter.tier()))
+            .or_insert_with(|| vec![None; periods])[slot_no];
+        let sum = slot.unwrap_or(0).checked_add(unit_seconds);
+        *slot = Some(sum.ok_or(Error::Overflow {
+            what: "the unit-seconds of a statement line",
+        })?);
+        Ok(true)
+    }
+
     /// Prices every line and sums the totals.
     pub fn finish(self) -> Result<Statement> {
         let mut lines = Vec::new();

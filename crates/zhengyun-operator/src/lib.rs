@@ -5,7 +5,8 @@
 //! - [`resources`] and [`cluster`]: pure builders of the objects the operator applies.
 //! - `bureaus`: the bureau controller — admission and the bureau's status rollup.
 //! - `environments`: the environment controller — namespaces, quotas, policies, workloads.
-//! - [`leader`]: Lease-based leader election; [`metrics`]: the operator's own metrics.
+//! - [`metering`]: the sampler writing usage intervals to the ledger, and the finance metrics.
+//! - [`leader`]: Lease-based leader election; [`metrics`]: the operator's metrics.
 
 pub mod admission;
 mod apply;
@@ -14,12 +15,13 @@ pub mod cluster;
 mod conditions;
 mod environments;
 pub mod leader;
+pub mod metering;
 pub mod metrics;
 pub mod resources;
 mod run;
 mod versions;
 
-pub use run::{OperatorConfig, run};
+pub use run::{OperatorConfig, run, run_with_store};
 
 /// Field manager of every server-side apply by the operator.
 pub const MANAGER: &str = "zhengyun-operator";

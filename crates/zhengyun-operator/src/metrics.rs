@@ -1,16 +1,20 @@
-//! The operator's own Prometheus metrics: reconciliations by controller and outcome, failures by
-//! kind, and how long reconciliations take. Labels are bounded: no object or user names.
+//! The operator's Prometheus metrics: its own (`zhengyun_operator_*`: reconciliations by
+//! controller and outcome, failures by kind, how long reconciliations take; labels are bounded,
+//! no object or user names) and the finance metrics of [`crate::metering`] (`zhengyun_*`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::metering::MeteringMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
@@ -27,6 +31,7 @@ struct FailureLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    metering: Arc<MeteringMetrics>,
     reconciliations: Family<ControllerLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     durations: Family<ControllerLabels, Histogram>,
@@ -35,7 +40,10 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("zhengyun_operator");
+        let mut root = Registry::default();
+        let metering = Arc::new(MeteringMetrics::default());
+        root.register_collector(Box::new(metering.clone()));
+        let registry = root.sub_registry_with_prefix("zhengyun_operator");
         let reconciliations = Family::<ControllerLabels, Counter>::default();
         let failures = Family::<FailureLabels, Counter>::default();
         let durations = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
@@ -63,7 +71,8 @@ impl Default for Metrics {
             leader.clone(),
         );
         Self {
-            registry,
+            registry: root,
+            metering,
             reconciliations,
             failures,
             durations,
@@ -92,6 +101,11 @@ impl Metrics {
             .inc();
     }
 
+    /// The finance metrics fed by the metering sampler.
+    pub fn metering(&self) -> &Arc<MeteringMetrics> {
+        &self.metering
+    }
+
     /// Records whether this replica leads.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
@@ -102,6 +116,14 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every metric: what scrapers that do not
+    /// ask for OpenMetrics, and `promtool check metrics`, read.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 

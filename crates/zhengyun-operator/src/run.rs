@@ -29,7 +29,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use zhengyun_model::crd::{Bureau, CapacityPool, Environment};
 
+use anyhow::Context as _;
+use zhengyun_metering::Calendar;
+
 use crate::leader::{LeaseConfig, LeaseLock};
+use crate::metering::{self, MeteringConfig};
 use crate::metrics::Metrics;
 use crate::resources::{Catalog, ENVIRONMENT_LABEL, MANAGED_BY};
 use crate::versions::ChildVersions;
@@ -63,6 +67,16 @@ pub struct OperatorConfig {
     /// Most reconciliations running at once, per controller.
     #[arg(long, env = "ZHENGYUN_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+    /// Database of the metering ledger: `sqlite://PATH?mode=rwc` or `postgres://…`.
+    #[arg(
+        long,
+        env = "ZHENGYUN_DATABASE_URL",
+        default_value = "sqlite://zhengyun.db?mode=rwc",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    #[command(flatten)]
+    pub metering: MeteringConfig,
 }
 
 #[derive(Clone)]
@@ -71,13 +85,31 @@ struct Health {
     leading: watch::Receiver<bool>,
 }
 
-/// Runs the operator until `shutdown` resolves. Controllers run only while this replica leads;
-/// losing the Lease ends the function with an error so that the process restarts cleanly.
+/// Runs the operator until `shutdown` resolves, with the ledger at `config.database_url`.
+/// Controllers and the metering sampler run only while this replica leads; losing the Lease ends
+/// the function with an error so that the process restarts cleanly.
 pub async fn run(
     client: Client,
     config: OperatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let store = zhengyun_store::Store::connect(&config.database_url)
+        .await
+        .context("unable to open the metering ledger (--database-url)")?;
+    let result = run_with_store(client, store.clone(), config, shutdown).await;
+    store.close().await;
+    result
+}
+
+/// [`run`] with a store opened by the caller (for a process that shares it with the API).
+pub async fn run_with_store(
+    client: Client,
+    store: zhengyun_store::Store,
+    config: OperatorConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let calendar = Calendar::new(&config.metering.time_zone)
+        .with_context(|| format!("unknown --time-zone {:?}", config.metering.time_zone))?;
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -124,8 +156,24 @@ pub async fn run(
         }
     };
     let graceful = futures::future::FutureExt::shared(graceful);
+    let sampler = {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let graceful = graceful.clone();
+        tokio::spawn(async move {
+            graceful.await;
+            let _ = stop_tx.send(true);
+        });
+        metering::run(
+            client.clone(),
+            store,
+            config.metering.clone(),
+            calendar,
+            metrics.metering().clone(),
+            stop_rx,
+        )
+    };
     let controllers = run_controllers(client, &config, metrics.clone(), graceful);
-    controllers.await;
+    futures::future::join(controllers, sampler).await;
     metrics.set_leader(false);
     let stopping = *stop_rx.borrow();
     let _ = election.await;
@@ -434,14 +482,27 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
     (StatusCode::OK, "ok")
 }
 
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format
+/// otherwise.
 async fn metrics(
     State(health): State<Health>,
+    headers: axum::http::HeaderMap,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
+    let openmetrics = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        health.metrics.render(),
-    )
+            health.metrics.render(),
+        )
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            health.metrics.render_prometheus(),
+        )
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body)
 }

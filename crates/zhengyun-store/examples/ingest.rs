@@ -7,7 +7,8 @@
 //! Writes INTERVALS (default 500,000) hourly intervals of 1,000 bureaus × 3 environments × 2
 //! kinds in batches of BATCH (default 10,000), the way the sampler's hourly close does, then
 //! replays them all (every one a duplicate), streams them back, and sums them per meter. The
-//! default database is a new SQLite file in the temporary directory, removed afterwards.
+//! default database is a new SQLite file in the temporary directory, removed afterwards. The
+//! ingest rate is also written to `target/bench/ledger-ingest.json`.
 
 use std::time::Instant;
 
@@ -41,7 +42,19 @@ async fn main() -> Result<(), Failure> {
     for chunk in intervals.chunks(batch) {
         new += store.record_intervals(chunk).await?.new;
     }
-    report("ingest (new)", new, started);
+    let rate = report("ingest (new)", new, started);
+    let figures = serde_json::json!({
+        "backend": store.backend().as_str(),
+        "intervals": new,
+        "batch": batch,
+        "ingestIntervalsPerSecond": rate,
+    });
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("ledger-ingest.json"),
+        serde_json::to_string_pretty(&figures)? + "\n",
+    )?;
 
     let started = Instant::now();
     let mut duplicates = 0;
@@ -114,10 +127,10 @@ fn generate(count: usize) -> Result<Vec<UsageInterval>, Failure> {
     Ok(intervals)
 }
 
-fn report(what: &str, n: u64, started: Instant) {
+/// Prints and returns the rate.
+fn report(what: &str, n: u64, started: Instant) -> f64 {
     let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "{what:<26} {n:>9} intervals in {seconds:>7.3} s = {:>9.0} intervals/s",
-        n as f64 / seconds
-    );
+    let rate = n as f64 / seconds;
+    println!("{what:<26} {n:>9} intervals in {seconds:>7.3} s = {rate:>9.0} intervals/s");
+    rate
 }

@@ -28,6 +28,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "change requests",
         include_str!("../migrations/sqlite/0002_change_requests.sql"),
     ),
+    (
+        3,
+        "usage rollups",
+        include_str!("../migrations/sqlite/0003_usage_rollups.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -39,6 +44,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "change requests",
         include_str!("../migrations/postgres/0002_change_requests.sql"),
+    ),
+    (
+        3,
+        "usage rollups",
+        include_str!("../migrations/postgres/0003_usage_rollups.sql"),
     ),
 ];
 

@@ -13,7 +13,7 @@
 //! [`ROWS_PER_STATEMENT`] rows inside one transaction; only when a statement inserts fewer rows
 //! than it carried are the stored amounts read back and compared.
 
-use std::collections::{HashMap, hash_map::Entry};
+use std::collections::{HashMap, HashSet, hash_map::Entry};
 
 use futures::{StreamExt, stream::BoxStream};
 use jiff::Timestamp;
@@ -24,6 +24,7 @@ use zhengyun_model::names::Tier;
 use crate::{
     PoolExt, Store,
     error::{Error, Result, db},
+    rollup::{self, DailySums},
     time::{from_micros, now_micros, to_micros},
     with_pool,
 };
@@ -107,6 +108,7 @@ impl Store {
         let new = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(db(DOING))?;
             let mut new = 0;
+            let mut daily = DailySums::default();
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO usage_intervals (idempotency_key, bureau, environment, resource, \
@@ -126,15 +128,22 @@ impl Store {
                         .push_bind(row.amount)
                         .push_bind(recorded_at);
                 });
-                insert.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-                let inserted = insert
-                    .build()
-                    .execute(&mut *tx)
+                insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
+                let inserted: Vec<String> = insert
+                    .build_query_scalar()
+                    .fetch_all(&mut *tx)
                     .await
-                    .map_err(db(DOING))?
-                    .rows_affected();
-                new += inserted;
-                if usize::try_from(inserted).ok() != Some(chunk.len()) {
+                    .map_err(db(DOING))?;
+                new += u64::try_from(inserted.len()).unwrap_or(u64::MAX);
+                if inserted.len() == chunk.len() {
+                    for row in chunk {
+                        daily.add(row.interval);
+                    }
+                } else {
+                    let inserted: HashSet<&str> = inserted.iter().map(String::as_str).collect();
+                    for row in chunk.iter().filter(|r| inserted.contains(r.interval.key().as_str())) {
+                        daily.add(row.interval);
+                    }
                     let mut select = sqlx::QueryBuilder::new(
                         "SELECT idempotency_key, amount, tier FROM usage_intervals \
                          WHERE idempotency_key IN (",
@@ -153,6 +162,7 @@ impl Store {
                     check_stored(chunk, &stored)?;
                 }
             }
+            rollup::write(&mut tx, std::mem::take(&mut daily)).await?;
             if let Some((stream, at)) = checkpoint {
                 sqlx::query(UPSERT_CHECKPOINT)
                     .bind(stream)
@@ -221,57 +231,21 @@ impl Store {
     /// counting only the overlap of each interval with it, optionally for one bureau. Sorted by
     /// meter (resources in quota order), the same on both backends whatever their collation.
     /// A tier change gives an environment two rows for one resource and kind; add them up for
-    /// tier-independent totals.
+    /// tier-independent totals. Reads the daily rollup for whole UTC days and the raw intervals
+    /// only at the edges.
     pub async fn usage_totals(
         &self,
         range: TimeRange,
         bureau: Option<&str>,
     ) -> Result<Vec<MeterUsage>> {
-        const DOING: &str = "summing usage";
-        let (from, to) = (range.start().as_second(), range.end().as_second());
-        let rows: Vec<(String, String, String, String, String, u128)> = match &self.pool {
-            crate::Pool::Sqlite(pool) => {
-                // SQLite integers are 64-bit; SUM fails on overflow rather than wrapping, and
-                // splitting the amount at bit 32 keeps every term and sum far from it.
-                let rows: Vec<(String, String, String, String, String, i64, i64)> =
-                    sqlx::query_as(SQLITE_TOTALS)
-                        .bind(from)
-                        .bind(to)
-                        .bind(bureau)
-                        .fetch_all(pool)
-                        .await
-                        .map_err(db(DOING))?;
-                rows.into_iter()
-                    .map(|(b, e, r, k, t, high, low)| {
-                        let total = (u128::try_from(high).unwrap_or(0) << 32)
-                            + u128::try_from(low).unwrap_or(0);
-                        (b, e, r, k, t, total)
-                    })
-                    .collect()
-            }
-            crate::Pool::Postgres(pool) => {
-                let rows: Vec<(String, String, String, String, String, String)> =
-                    sqlx::query_as(POSTGRES_TOTALS)
-                        .bind(from)
-                        .bind(to)
-                        .bind(bureau)
-                        .fetch_all(pool)
-                        .await
-                        .map_err(db(DOING))?;
-                rows.into_iter()
-                    .map(|(b, e, r, k, t, total)| {
-                        let total = total.parse().map_err(|_| {
-                            Error::Corrupt(format!("usage of {e} sums to {total:?}"))
-                        })?;
-                        Ok((b, e, r, k, t, total))
-                    })
-                    .collect::<Result<_>>()?
-            }
-        };
-        let mut totals = rows
+        let rows = self
+            .sums_over(&[range], bureau)
+            .await?
             .into_iter()
+            .flatten();
+        let mut totals = rows
             .map(
-                |(bureau, environment, resource, kind, tier, unit_seconds)| {
+                |((bureau, environment, resource, kind, tier), unit_seconds)| {
                     Ok(MeterUsage {
                         meter: meter_of(bureau, environment, &resource, &kind, &tier)?,
                         unit_seconds,
@@ -283,17 +257,6 @@ impl Store {
         Ok(totals)
     }
 }
-
-const SQLITE_TOTALS: &str = "SELECT bureau, environment, resource, kind, tier, \
-       SUM((amount >> 32) * (MIN(end_s, $2) - MAX(start_s, $1))), \
-       SUM((amount & 4294967295) * (MIN(end_s, $2) - MAX(start_s, $1))) \
-     FROM usage_intervals WHERE end_s > $1 AND start_s < $2 AND ($3 IS NULL OR bureau = $3) \
-     GROUP BY bureau, environment, resource, kind, tier";
-const POSTGRES_TOTALS: &str = "SELECT bureau, environment, resource, kind, tier, \
-       SUM(amount::numeric * (LEAST(end_s, $2) - GREATEST(start_s, $1)))::text \
-     FROM usage_intervals \
-     WHERE end_s > $1 AND start_s < $2 AND ($3::text IS NULL OR bureau = $3) \
-     GROUP BY bureau, environment, resource, kind, tier";
 
 /// The batch without repeated keys; a key repeated with another amount or tier is a conflict.
 fn unique_rows(intervals: &[UsageInterval]) -> Result<Vec<Row<'_>>> {
@@ -381,7 +344,7 @@ const UPSERT_CHECKPOINT: &str = "INSERT INTO sampler_checkpoints (name, at_us, s
      VALUES ($1, $2, $3) \
      ON CONFLICT (name) DO UPDATE SET at_us = excluded.at_us, saved_at_us = excluded.saved_at_us";
 
-fn meter_of(
+pub(crate) fn meter_of(
     bureau: String,
     environment: String,
     resource: &str,

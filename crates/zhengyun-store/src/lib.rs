@@ -9,6 +9,8 @@
 //! - [`ledger`]: usage intervals, idempotent by their key (invariant 4), sampler checkpoints and
 //!   usage totals.
 //! - [`requests`]: change requests that wait for a platform admin's approval.
+//! - [`reports`]: a month's statement, a bureau's usage and all-time totals, read from daily
+//!   rollups that recording maintains (see `rollup`), fast whatever the ledger's size.
 //! - [`statements`]: closed monthly statements, which never change, and the signed adjustment
 //!   lines that correct them (invariant 5).
 //!
@@ -28,11 +30,13 @@
 pub mod audit;
 pub mod error;
 pub mod ledger;
+pub mod reports;
 pub mod requests;
 pub mod statements;
 pub mod tokens;
 
 mod connect;
+mod rollup;
 mod time;
 
 use std::time::Duration;
@@ -40,6 +44,7 @@ use std::time::Duration;
 pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
 pub use error::{Error, Result};
 pub use ledger::{MeterUsage, Recorded};
+pub use reports::{ResourceUsage, UsageCounter};
 pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};
 pub use tokens::{BootstrapOutcome, Principal, Role, TokenId, TokenInfo, TokenSecret};
 

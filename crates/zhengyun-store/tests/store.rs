@@ -4,7 +4,7 @@
 #[macro_use]
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::TryStreamExt;
 use jiff::{Timestamp, civil::Date};
@@ -19,7 +19,7 @@ use zhengyun_metering::{
 use zhengyun_model::{names::Tier, quantity::Resource};
 use zhengyun_store::{
     AuditEntry, AuditFilter, BootstrapOutcome, ChainStatus, NewRequest, RequestFilter, RequestKind,
-    RequestState, Role, Store, TokenId,
+    RequestState, ResourceUsage, Role, Store, TokenId, UsageCounter,
 };
 
 on_both_backends!(
@@ -47,6 +47,12 @@ on_both_backends!(
     a_change_request_is_pending_until_decided_once,
     concurrent_decisions_on_one_request_let_exactly_one_win,
     change_requests_list_by_bureau_and_state_and_reopen_after_a_failed_apply,
+    a_month_statement_from_the_rollups_equals_the_statement_of_the_raw_intervals,
+    a_closed_month_statement_is_returned_unchanged_whatever_the_ledger_gets_later,
+    usage_before_the_first_rate_card_fails_the_month_statement,
+    bureau_usage_sums_each_environment_resource_and_kind_over_any_range,
+    replayed_intervals_add_nothing_to_the_rollups_or_the_counters,
+    usage_counters_and_span_cover_the_whole_ledger,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1169,4 +1175,259 @@ async fn two_stores_on_one_sqlite_file_migrate_once_and_share_the_chain() {
     );
     second.close().await;
     db.run(async |_| {}).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements and usage from the rollups
+
+/// Awkward usage around November 2026 in Shanghai: intervals across the month's edges (16:00
+/// UTC), across UTC midnights, several days long, of amount zero, beyond 64-bit sums, and two
+/// tiers of one environment.
+fn awkward_usage() -> Vec<UsageInterval> {
+    let mut intervals = november_usage();
+    let memory = meter(
+        "jtj-prod",
+        Resource::Memory,
+        UsageKind::Reserved,
+        Tier::Silver,
+    );
+    let spans = [
+        ("2026-10-31T15:00:00Z", "2026-10-31T17:00:00Z", 1_000),
+        ("2026-11-03T23:59:59Z", "2026-11-04T00:00:01Z", 7),
+        ("2026-11-05T05:17:00Z", "2026-11-09T11:43:12Z", 3_001),
+        ("2026-11-30T15:59:00Z", "2026-12-01T00:00:00Z", 123_456),
+        ("2026-11-12T00:00:00Z", "2026-11-12T01:00:00Z", 0),
+    ];
+    for (start, end, amount) in spans {
+        for m in [cpu("jtj-prod"), memory.clone()] {
+            let interval = UsageInterval::new(m, ts(start), ts(end), amount);
+            intervals.push(interval.expect("interval"));
+        }
+    }
+    let bronze = meter("jtj-prod", Resource::Cpu, UsageKind::Reserved, Tier::Bronze);
+    intervals.extend(hourly(&bronze, "2026-11-14T10:00:00Z", 20, 3));
+    let huge = meter(
+        "wjw-prod",
+        Resource::Storage,
+        UsageKind::Consumed,
+        Tier::Gold,
+    );
+    intervals.push(
+        UsageInterval::new(
+            huge,
+            ts("2026-10-20T00:00:00Z"),
+            ts("2026-12-20T00:00:00Z"),
+            u64::MAX >> 1,
+        )
+        .expect("interval"),
+    );
+    intervals
+}
+
+fn budgets(pairs: &[(&str, &str)]) -> BTreeMap<String, Decimal> {
+    pairs
+        .iter()
+        .map(|(b, v)| ((*b).to_owned(), Decimal::from_str_exact(v).expect("budget")))
+        .collect()
+}
+
+async fn a_month_statement_from_the_rollups_equals_the_statement_of_the_raw_intervals(db: &TestDb) {
+    let store = &db.store;
+    let intervals = awkward_usage();
+    for chunk in intervals.chunks(7) {
+        store.record_intervals(chunk).await.expect("record");
+    }
+    let calendar = Calendar::default();
+    for zone_calendar in [
+        calendar.clone(),
+        Calendar::new("Asia/Kolkata").expect("zone"),
+    ] {
+        let mut expected = Statement::build(november(), &zone_calendar, &schedule(), &intervals)
+            .expect("statement");
+        let budgets = budgets(&[("wjw", "5.00"), ("jtj", "100000000000.00")]);
+        expected.flag_budgets(&budgets).expect("flag");
+        let statement = store
+            .month_statement(november(), &zone_calendar, &schedule(), &budgets)
+            .await
+            .expect("month statement");
+        assert_eq!(statement, expected, "{}", zone_calendar.name());
+        statement.check_conservation().expect("conserved");
+        statement
+            .check_against_usage(&intervals)
+            .expect("nothing lost or doubled");
+        let flagged: Vec<_> = statement
+            .bureaus
+            .iter()
+            .map(|b| {
+                (
+                    b.bureau.as_str(),
+                    b.budget.as_ref().map(|s| s.level.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(flagged, [("jtj", Some("ok")), ("wjw", Some("exceeded"))]);
+    }
+}
+
+async fn a_closed_month_statement_is_returned_unchanged_whatever_the_ledger_gets_later(
+    db: &TestDb,
+) {
+    let store = &db.store;
+    let calendar = Calendar::default();
+    store
+        .record_intervals(&november_usage())
+        .await
+        .expect("record");
+    let open = store
+        .month_statement(november(), &calendar, &schedule(), &BTreeMap::new())
+        .await
+        .expect("open statement");
+    store
+        .close_statement(november(), &open)
+        .await
+        .expect("close");
+    let late = hourly(&cpu("wjw-test"), "2026-11-25T00:00:00Z", 4, 4_000);
+    store.record_intervals(&late).await.expect("late usage");
+    let again = store
+        .month_statement(
+            november(),
+            &calendar,
+            &schedule(),
+            &budgets(&[("wjw", "1.00")]),
+        )
+        .await
+        .expect("closed statement");
+    assert_eq!(again, open);
+    // The late usage is in the ledger (for adjustments), just not on the closed statement.
+    let month = calendar.month_range(november()).expect("range");
+    let usage = store.bureau_usage("wjw", month).await.expect("usage");
+    assert!(
+        usage.iter().any(|u| u.environment == "wjw-test"),
+        "{usage:?}"
+    );
+}
+
+async fn usage_before_the_first_rate_card_fails_the_month_statement(db: &TestDb) {
+    let store = &db.store;
+    let early = hourly(&cpu("wjw-prod"), "2025-12-31T10:00:00Z", 3, 1_000);
+    store.record_intervals(&early).await.expect("record");
+    let december = Month::new(2025, 12).expect("month");
+    let error = store
+        .month_statement(
+            december,
+            &Calendar::default(),
+            &schedule(),
+            &BTreeMap::new(),
+        )
+        .await
+        .expect_err("no card in force");
+    assert_eq!(error.metric_label(), "metering", "{error}");
+}
+
+async fn bureau_usage_sums_each_environment_resource_and_kind_over_any_range(db: &TestDb) {
+    let store = &db.store;
+    let intervals = awkward_usage();
+    store.record_intervals(&intervals).await.expect("record");
+    let ranges = [
+        range("2026-10-31T16:00:00Z", "2026-11-30T16:00:00Z"),
+        range("2026-11-04T00:00:00Z", "2026-11-04T00:00:01Z"),
+        range("2026-11-03T12:34:56Z", "2026-11-09T01:02:03Z"),
+        range("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+    ];
+    for range in ranges {
+        for bureau in ["jtj", "wjw", "nobody"] {
+            let mut expected: BTreeMap<(String, Resource, UsageKind), u128> = BTreeMap::new();
+            for i in intervals.iter().filter(|i| i.bureau() == bureau) {
+                if i.range().intersection(&range).is_some() {
+                    *expected
+                        .entry((i.environment().to_owned(), i.resource(), i.kind()))
+                        .or_default() += i.unit_seconds_within(&range);
+                }
+            }
+            let expected: Vec<ResourceUsage> = expected
+                .into_iter()
+                .map(
+                    |((environment, resource, kind), unit_seconds)| ResourceUsage {
+                        environment,
+                        resource,
+                        kind,
+                        unit_seconds,
+                    },
+                )
+                .collect();
+            let found = store.bureau_usage(bureau, range).await.expect("usage");
+            assert_eq!(found, expected, "{bureau} over {range}");
+        }
+    }
+    let refused = store.bureau_usage("WJW'; --", ranges[0]).await;
+    assert_eq!(refused.expect_err("invalid").metric_label(), "invalid");
+}
+
+async fn replayed_intervals_add_nothing_to_the_rollups_or_the_counters(db: &TestDb) {
+    let store = &db.store;
+    let intervals = awkward_usage();
+    store.record_intervals(&intervals).await.expect("record");
+    let first = store.usage_counters().await.expect("counters");
+    // A replay of everything, and a batch mixing old and new intervals.
+    store.record_intervals(&intervals).await.expect("replay");
+    let extra = hourly(&cpu("wjw-prod"), "2026-11-28T00:00:00Z", 2, 500);
+    let mut mixed = intervals[..10].to_vec();
+    mixed.extend(extra.iter().cloned());
+    let recorded = store.record_intervals(&mixed).await.expect("mixed");
+    assert_eq!((recorded.new, recorded.duplicates), (2, 10));
+    let after = store.usage_counters().await.expect("counters");
+    let wjw_cpu = |counters: &[UsageCounter]| {
+        counters
+            .iter()
+            .find(|c| {
+                c.bureau == "wjw" && c.resource == Resource::Cpu && c.kind == UsageKind::Reserved
+            })
+            .map(|c| c.unit_seconds)
+            .unwrap_or(0)
+    };
+    assert_eq!(wjw_cpu(&after), wjw_cpu(&first) + 2 * 3_600 * 500);
+    let month = Calendar::default().month_range(november()).expect("range");
+    let mut all = intervals.clone();
+    all.extend(extra);
+    let statement = store
+        .month_statement(
+            november(),
+            &Calendar::default(),
+            &schedule(),
+            &BTreeMap::new(),
+        )
+        .await
+        .expect("statement");
+    statement
+        .check_against_usage(&all)
+        .expect("each interval counted once");
+    assert!(month.seconds() > 0);
+}
+
+async fn usage_counters_and_span_cover_the_whole_ledger(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(store.usage_span().await.expect("span"), None);
+    assert!(store.usage_counters().await.expect("counters").is_empty());
+    let intervals = awkward_usage();
+    store.record_intervals(&intervals).await.expect("record");
+    let mut expected: BTreeMap<(String, Resource, UsageKind), u128> = BTreeMap::new();
+    for i in &intervals {
+        *expected
+            .entry((i.bureau().to_owned(), i.resource(), i.kind()))
+            .or_default() += i.unit_seconds();
+    }
+    let expected: Vec<UsageCounter> = expected
+        .into_iter()
+        .map(|((bureau, resource, kind), unit_seconds)| UsageCounter {
+            bureau,
+            resource,
+            kind,
+            unit_seconds,
+        })
+        .collect();
+    assert_eq!(store.usage_counters().await.expect("counters"), expected);
+    assert_eq!(
+        store.usage_span().await.expect("span"),
+        Some(range("2026-10-20T00:00:00Z", "2026-12-20T00:00:00Z"))
+    );
 }

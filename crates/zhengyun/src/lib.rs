@@ -45,6 +45,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once at start-up, so the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
@@ -65,8 +67,8 @@ enum Command {
     Dev {
         #[command(flatten)]
         api: zhengyun_api::ApiConfig,
-        #[command(flatten)]
-        database: DatabaseArgs,
+        /// (`--database-url` is shared: the API's tokens and audit log and the operator's
+        /// ledger live in one database.)
         #[command(flatten)]
         operator: zhengyun_operator::OperatorConfig,
         /// Stop gracefully when standard input closes.
@@ -117,20 +119,21 @@ impl Cli {
             } => {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
-                    let state = api_state(&database).await?;
+                    let store = zhengyun_store::Store::connect(&database.database_url).await?;
+                    let state = api_state(store).await?;
                     zhengyun_api::serve(&api, state, shutdown_signal(stop_on_stdin_eof)).await?;
                     Ok(())
                 })
             }
             Command::Dev {
                 api,
-                database,
                 operator,
                 stop_on_stdin_eof,
             } => {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
-                    let state = api_state(&database).await?;
+                    let store = zhengyun_store::Store::connect(&operator.database_url).await?;
+                    let state = api_state(store.clone()).await?;
                     let client = kube::Client::try_default().await?;
                     let (stop, _) = tokio::sync::watch::channel(false);
                     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -166,8 +169,7 @@ impl Cli {
 
 /// Connects the store and a cluster client with timeouts that suit an API: a request that
 /// cannot reach the cluster fails in seconds with a 503 rather than hanging.
-async fn api_state(database: &DatabaseArgs) -> anyhow::Result<zhengyun_api::AppState> {
-    let store = zhengyun_store::Store::connect(&database.database_url).await?;
+async fn api_state(store: zhengyun_store::Store) -> anyhow::Result<zhengyun_api::AppState> {
     let mut config = kube::Config::infer().await?;
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(15));
@@ -225,4 +227,16 @@ async fn signals() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn every_subcommand_has_unique_consistent_arguments() {
+        Cli::command().debug_assert();
+    }
 }

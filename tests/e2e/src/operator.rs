@@ -23,6 +23,33 @@ struct Running {
 
 static OPERATOR: tokio::sync::Mutex<Option<Running>> = tokio::sync::Mutex::const_new(None);
 
+/// Flags added to every `zhengyun operator` this test binary starts.
+static EXTRA_ARGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Starts every later operator of this test binary with `args` too (e.g. a short
+/// `--metering-period`). Call before [`ensure_operator`].
+pub fn use_operator_args(args: &[&str]) {
+    if let Ok(mut extra) = EXTRA_ARGS.lock() {
+        *extra = args.iter().map(|a| (*a).to_owned()).collect();
+    }
+}
+
+/// The metering ledger of this test binary's operators: a SQLite file under `target/e2e/`,
+/// new for each run of the binary and kept across operator restarts.
+pub fn ledger_url() -> String {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e");
+        let _ = std::fs::create_dir_all(&dir);
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "e2e".to_owned());
+        dir.join(format!("ledger-{binary}-{}.db", std::process::id()))
+    });
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
 fn binary() -> PathBuf {
     if let Ok(path) = std::env::var("ZHENGYUN_BIN") {
         return PathBuf::from(path);
@@ -89,6 +116,9 @@ fn spawn() -> anyhow::Result<Running> {
         ])
         .arg("--operator-addr")
         .arg(format!("127.0.0.1:{metrics_port}"))
+        .arg("--database-url")
+        .arg(ledger_url())
+        .args(EXTRA_ARGS.lock().map(|a| a.clone()).unwrap_or_default())
         .stdin(Stdio::piped())
         .stdout(log.try_clone()?)
         .stderr(log)

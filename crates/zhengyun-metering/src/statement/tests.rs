@@ -541,3 +541,58 @@ fn line_references_name_month_meter_and_rate_card() {
         "2026-11/wjw-prod/cpu/reserved/gold/2026-11-15"
     );
 }
+
+#[test]
+fn pre_summed_usage_per_rate_period_prices_the_same_as_the_raw_intervals() {
+    let calendar = Calendar::default();
+    let ledger = busy_ledger(&calendar);
+    let raw = Statement::build(month("2026-11"), &calendar, &schedule(), &ledger).expect("raw");
+    let schedule = schedule();
+    let mut builder = StatementBuilder::new(month("2026-11"), &calendar, &schedule).expect("new");
+    let periods: Vec<TimeRange> = builder.periods().collect();
+    let mut sums: BTreeMap<(Meter, usize), u128> = BTreeMap::new();
+    for interval in &ledger {
+        for (p, period) in periods.iter().enumerate() {
+            *sums.entry((interval.meter().clone(), p)).or_default() +=
+                interval.unit_seconds_within(period);
+        }
+    }
+    for ((meter, p), unit_seconds) in sums.into_iter().filter(|(_, us)| *us > 0) {
+        assert!(
+            builder
+                .add_usage(&meter, periods[p], unit_seconds)
+                .expect("add")
+        );
+    }
+    assert_eq!(builder.finish().expect("statement"), raw);
+}
+
+#[rstest]
+#[case::across_the_rate_change("2026-11-14T15:00:00Z", "2026-11-14T17:00:00Z")]
+#[case::across_the_month_end("2026-11-30T15:00:00Z", "2026-11-30T17:00:00Z")]
+fn pre_summed_usage_must_lie_within_one_rate_period(#[case] start: &str, #[case] end: &str) {
+    let calendar = Calendar::default();
+    let schedule = schedule();
+    let mut builder = StatementBuilder::new(month("2026-11"), &calendar, &schedule).expect("new");
+    let m = meter("wjw-prod", Resource::Cpu, Reserved, Tier::Gold);
+    let range = TimeRange::new(ts(start), ts(end)).expect("range");
+    let error = builder
+        .add_usage(&m, range, 7_200_000)
+        .expect_err("straddles");
+    assert_eq!(error.metric_label(), "unbalanced");
+}
+
+#[test]
+fn pre_summed_usage_outside_the_month_is_ignored() {
+    let calendar = Calendar::default();
+    let schedule = schedule();
+    let mut builder = StatementBuilder::new(month("2026-11"), &calendar, &schedule).expect("new");
+    let m = meter("wjw-prod", Resource::Cpu, Reserved, Tier::Gold);
+    let december = TimeRange::new(ts("2026-12-02T00:00:00Z"), ts("2026-12-03T00:00:00Z"));
+    assert!(
+        !builder
+            .add_usage(&m, december.expect("range"), 1)
+            .expect("add")
+    );
+    assert!(builder.finish().expect("statement").lines.is_empty());
+}

@@ -1,0 +1,409 @@
+//! Finance metrics, rendered at each scrape from the ledger's figures and the watch caches.
+//! Labels are bureaus, environments, resources and currencies: never pods or users.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `zhengyun_quota_hard` | gauge | bureau, resource, unit |
+//! | `zhengyun_quota_admitted` | gauge | bureau, environment, resource, unit |
+//! | `zhengyun_quota_used` | gauge | bureau, environment, resource, unit |
+//! | `zhengyun_reserved_resource_seconds_total` | counter | bureau, resource, unit |
+//! | `zhengyun_consumed_resource_seconds_total` | counter | bureau, resource, unit |
+//! | `zhengyun_cost_total` | counter | bureau, currency |
+//! | `zhengyun_cost_month_to_date` | gauge | bureau, currency |
+//! | `zhengyun_budget_monthly` | gauge | bureau, currency |
+//! | `zhengyun_budget_ratio` | gauge | bureau |
+//! | `zhengyun_budget_status` | gauge (1 for the current level) | bureau, level |
+//! | `zhengyun_metering_checkpoint_timestamp_seconds` | gauge | |
+//! | `zhengyun_metering_intervals_total` | counter | |
+//! | `zhengyun_metering_failures_total` | counter | stage |
+//!
+//! Units are Prometheus' base units: CPU in cores, memory and storage in bytes, GPUs and
+//! objects as counts (`unit` says which), so resource-seconds are core-seconds, byte-seconds…
+//! The resource-seconds counters are restored from the ledger at start-up and advance as windows
+//! close; cost is the sum of the month statements' bureau totals (closed months as closed),
+//! so it too survives restarts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store as Reflection;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use zhengyun_metering::{BudgetLevel, Month, Statement, UsageInterval, UsageKind};
+use zhengyun_model::crd::{Bureau, Environment};
+use zhengyun_model::quantity::{Quota, Resource, Unit};
+use zhengyun_store::UsageCounter;
+
+/// The figures behind the finance metrics; see the module documentation.
+#[derive(Debug, Default)]
+pub struct MeteringMetrics {
+    figures: RwLock<Figures>,
+    caches: Mutex<Option<(Reflection<Bureau>, Reflection<Environment>)>>,
+    intervals: AtomicU64,
+    failures: [AtomicU64; STAGES.len()],
+}
+
+const STAGES: [&str; 4] = ["store", "close", "watch", "quantity"];
+
+#[derive(Debug, Default)]
+struct Figures {
+    usage: BTreeMap<(String, Resource, UsageKind), u128>,
+    currency: String,
+    cost_total: BTreeMap<String, Decimal>,
+    month_to_date: BTreeMap<String, Decimal>,
+    budgets: BTreeMap<String, (Decimal, Option<Decimal>, BudgetLevel)>,
+    checkpoint: Option<i64>,
+}
+
+impl MeteringMetrics {
+    /// Uses these caches for the quota gauges.
+    pub(crate) fn watch(&self, bureaus: Reflection<Bureau>, envs: Reflection<Environment>) {
+        if let Ok(mut caches) = self.caches.lock() {
+            *caches = Some((bureaus, envs));
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Figures)) {
+        if let Ok(mut figures) = self.figures.write() {
+            change(&mut figures);
+        }
+    }
+
+    /// Replaces the resource-seconds counters with the ledger's totals.
+    pub fn restore_usage(&self, counters: Vec<UsageCounter>) {
+        self.update(|f| {
+            f.usage = counters
+                .into_iter()
+                .map(|c| ((c.bureau, c.resource, c.kind), c.unit_seconds))
+                .collect();
+        });
+    }
+
+    /// Adds newly written intervals to the counters.
+    pub fn add_usage(&self, intervals: &[UsageInterval], written: u64) {
+        self.intervals.fetch_add(written, Ordering::Relaxed);
+        self.update(|f| {
+            for i in intervals {
+                let slot = f
+                    .usage
+                    .entry((i.bureau().to_owned(), i.resource(), i.kind()))
+                    .or_default();
+                *slot = slot.saturating_add(i.unit_seconds());
+            }
+        });
+    }
+
+    /// Records the sampler's checkpoint (Unix seconds).
+    pub fn set_checkpoint(&self, at: i64) {
+        self.update(|f| f.checkpoint = Some(at));
+    }
+
+    /// Sets the costs from each month's bureau totals; `current` is month to date.
+    pub fn set_costs(
+        &self,
+        currency: &str,
+        by_month: &BTreeMap<Month, BTreeMap<String, Decimal>>,
+        current: Month,
+    ) {
+        let mut total: BTreeMap<String, Decimal> = BTreeMap::new();
+        for amounts in by_month.values() {
+            for (bureau, amount) in amounts {
+                let slot = total.entry(bureau.clone()).or_default();
+                *slot = slot.saturating_add(*amount);
+            }
+        }
+        let month_to_date = by_month.get(&current).cloned().unwrap_or_default();
+        self.update(|f| {
+            f.currency = currency.to_owned();
+            f.cost_total = total;
+            f.month_to_date = month_to_date;
+        });
+    }
+
+    /// Sets budget status from the current month's statement (flagged with `budgets`).
+    pub fn set_budgets(&self, statement: &Statement, budgets: &BTreeMap<String, Decimal>) {
+        let mut status = BTreeMap::new();
+        for (bureau, budget) in budgets {
+            let flagged = statement.bureau(bureau).and_then(|b| b.budget.as_ref());
+            let (ratio, level) = match flagged {
+                Some(s) => (s.ratio, s.level),
+                None => (
+                    (!budget.is_zero()).then_some(Decimal::ZERO),
+                    BudgetLevel::Ok,
+                ),
+            };
+            status.insert(bureau.clone(), (*budget, ratio, level));
+        }
+        self.update(|f| f.budgets = status);
+    }
+
+    fn fail(&self, stage: &str) {
+        if let Some(i) = STAGES.iter().position(|s| *s == stage) {
+            self.failures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a failed read or write of the ledger.
+    pub fn store_failed(&self) {
+        self.fail("store");
+    }
+
+    /// Counts a window that could not be closed (it is retried).
+    pub fn close_failed(&self) {
+        self.fail("close");
+    }
+
+    /// Counts a failed watch (it is retried).
+    pub fn watch_failed(&self) {
+        self.fail("watch");
+    }
+
+    /// Counts an object with a quantity that did not parse.
+    pub fn bad_quantity(&self) {
+        self.fail("quantity");
+    }
+}
+
+/// The unit label and the scale from base units to it.
+fn unit_of(resource: Resource) -> (&'static str, f64) {
+    match resource.unit() {
+        Unit::Millicores => ("core", 1_000.0),
+        Unit::Bytes => ("byte", 1.0),
+        Unit::Count => ("integer", 1.0),
+    }
+}
+
+fn value(base_units: u128, resource: Resource) -> f64 {
+    // Metrics are a view, never a bill: floating point is fine here.
+    base_units as f64 / unit_of(resource).1
+}
+
+fn money(amount: Decimal) -> f64 {
+    amount.to_f64().unwrap_or(f64::NAN)
+}
+
+/// One family: its descriptor, then each sample.
+fn family<const N: usize>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = ([(&'static str, String); N], f64)>,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in samples {
+        let sample = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(v).encode(sample)?,
+            _ => ConstGauge::new(v).encode(sample)?,
+        }
+    }
+    Ok(())
+}
+
+type QuotaSample = ([(&'static str, String); 4], f64);
+
+/// Each resource set in `quota`, as gauge samples labelled with `bureau` and `environment`.
+fn quota_samples(quota: &Quota, bureau: &str, environment: &str, out: &mut Vec<QuotaSample>) {
+    let Ok(amounts) = quota.to_amounts() else {
+        return;
+    };
+    for resource in Resource::ALL {
+        if quota.get(resource).is_some() {
+            out.push((
+                [
+                    ("bureau", bureau.to_owned()),
+                    ("environment", environment.to_owned()),
+                    ("resource", resource.as_str().to_owned()),
+                    ("unit", unit_of(resource).0.to_owned()),
+                ],
+                value(u128::from(amounts.get(resource)), resource),
+            ));
+        }
+    }
+}
+
+impl Collector for MeteringMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        self.encode_quotas(&mut encoder)?;
+        let Ok(f) = self.figures.read() else {
+            return Ok(());
+        };
+        for (kind, name, help) in [
+            (
+                UsageKind::Reserved,
+                "zhengyun_reserved_resource_seconds",
+                "Admitted quota × time, in resource-seconds (core-seconds, byte-seconds…)",
+            ),
+            (
+                UsageKind::Consumed,
+                "zhengyun_consumed_resource_seconds",
+                "Requests of bound pods and bound volume claims × time, in resource-seconds",
+            ),
+        ] {
+            let samples = f.usage.iter().filter(|((_, _, k), _)| *k == kind).map(
+                |((bureau, resource, _), unit_seconds)| {
+                    (
+                        [
+                            ("bureau", bureau.clone()),
+                            ("resource", resource.as_str().to_owned()),
+                            ("unit", unit_of(*resource).0.to_owned()),
+                        ],
+                        value(*unit_seconds, *resource),
+                    )
+                },
+            );
+            family(&mut encoder, name, help, MetricType::Counter, samples)?;
+        }
+        let with_currency = |amounts: &BTreeMap<String, Decimal>| {
+            amounts
+                .iter()
+                .map(|(b, a)| {
+                    (
+                        [("bureau", b.clone()), ("currency", f.currency.clone())],
+                        money(*a),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut encoder,
+            "zhengyun_cost",
+            "Charges of every month's statement so far (closed months as closed)",
+            MetricType::Counter,
+            with_currency(&f.cost_total),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_cost_month_to_date",
+            "Charges of the current month so far",
+            MetricType::Gauge,
+            with_currency(&f.month_to_date),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_budget_monthly",
+            "A bureau's monthly budget",
+            MetricType::Gauge,
+            f.budgets.iter().map(|(b, (budget, _, _))| {
+                (
+                    [("bureau", b.clone()), ("currency", f.currency.clone())],
+                    money(*budget),
+                )
+            }),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_budget_ratio",
+            "Month-to-date charges over the monthly budget (0.8 warns, 1 is exceeded)",
+            MetricType::Gauge,
+            f.budgets
+                .iter()
+                .filter_map(|(b, (_, ratio, _))| Some(([("bureau", b.clone())], money((*ratio)?)))),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_budget_status",
+            "1 for a bureau's current budget level (ok, warning, exceeded), 0 for the others",
+            MetricType::Gauge,
+            f.budgets.iter().flat_map(|(b, (_, _, level))| {
+                [BudgetLevel::Ok, BudgetLevel::Warning, BudgetLevel::Exceeded].map(|l| {
+                    (
+                        [("bureau", b.clone()), ("level", l.as_str().to_owned())],
+                        f64::from(u8::from(l == *level)),
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_metering_checkpoint_timestamp_seconds",
+            "Everything before this instant is in the ledger",
+            MetricType::Gauge,
+            f.checkpoint.map(|c| ([] as [(&str, String); 0], c as f64)),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_metering_intervals",
+            "Usage intervals written to the ledger by this process",
+            MetricType::Counter,
+            [(
+                [] as [(&str, String); 0],
+                self.intervals.load(Ordering::Relaxed) as f64,
+            )],
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_metering_failures",
+            "Metering failures by stage (each is retried)",
+            MetricType::Counter,
+            STAGES.iter().zip(&self.failures).map(|(stage, n)| {
+                (
+                    [("stage", (*stage).to_owned())],
+                    n.load(Ordering::Relaxed) as f64,
+                )
+            }),
+        )
+    }
+}
+
+impl MeteringMetrics {
+    fn encode_quotas(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let (mut hard, mut admitted, mut used) = (Vec::new(), Vec::new(), Vec::new());
+        if let Ok(caches) = self.caches.lock()
+            && let Some((bureaus, envs)) = caches.as_ref()
+        {
+            for bureau in bureaus.state() {
+                let mut samples = Vec::new();
+                quota_samples(&bureau.spec.quota, &bureau.name_any(), "", &mut samples);
+                hard.extend(samples.into_iter().map(|([b, _, r, u], v)| ([b, r, u], v)));
+            }
+            for env in envs.state() {
+                let Some(status) = env.status.as_ref() else {
+                    continue;
+                };
+                let name = env.name_any();
+                if let Some(quota) = &status.admitted_quota {
+                    quota_samples(quota, &env.spec.bureau, &name, &mut admitted);
+                }
+                if status.admitted_quota.is_some()
+                    && let Some(usage) = &status.usage
+                {
+                    quota_samples(usage, &env.spec.bureau, &name, &mut used);
+                }
+            }
+        }
+        family(
+            encoder,
+            "zhengyun_quota_hard",
+            "A bureau's quota",
+            MetricType::Gauge,
+            hard,
+        )?;
+        family(
+            encoder,
+            "zhengyun_quota_admitted",
+            "The quota admitted to an environment",
+            MetricType::Gauge,
+            admitted,
+        )?;
+        family(
+            encoder,
+            "zhengyun_quota_used",
+            "What an environment's pods and volume claims request (its ResourceQuota's used)",
+            MetricType::Gauge,
+            used,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,396 @@
+//! The tracker: what each environment reserves and consumes over time, from what the watches
+//! report, until it is closed into the ledger. Pure: the sampler feeds it observations with the
+//! time they were made, and asks it for the intervals of a window.
+//!
+//! Each source — an environment's admitted quota, a pod, a volume claim — has at most one open
+//! *segment*: a constant contribution to one environment, reserved or consumed, from a start
+//! second. A change of amount ends the segment at the second it is observed and opens another;
+//! a source that disappears or stops counting ends its segment. A new source starts at the
+//! second its object says it began (admission, scheduling, creation), never before the
+//! tracker's *frontier* (the end of the last window written to the ledger) and never after the
+//! observation.
+//!
+//! Closing a window `[frontier, end)` adds up the segments of each environment and kind, cuts
+//! where the sum or the environment's tier changes, and gives one interval per maximal constant,
+//! non-zero run of each resource — split at local hours and months, so that no interval
+//! straddles either. Advancing the frontier afterwards forgets what can no longer matter.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use jiff::Timestamp;
+use zhengyun_metering::{Calendar, Meter, UsageInterval, UsageKind};
+use zhengyun_model::names::Tier;
+
+use super::observe::{Amounts, Contribution, METERED};
+
+/// Where a contribution comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// The admitted quota of the named environment.
+    Quota(String),
+    /// The pod with this UID.
+    Pod(String),
+    /// The volume claim with this UID.
+    Claim(String),
+}
+
+/// Sources that come from one watch, for relists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceClass {
+    /// Environments' quotas.
+    Quotas,
+    /// Pods.
+    Pods,
+    /// Volume claims.
+    Claims,
+}
+
+impl Source {
+    fn kind(&self) -> UsageKind {
+        match self {
+            Source::Quota(_) => UsageKind::Reserved,
+            Source::Pod(_) | Source::Claim(_) => UsageKind::Consumed,
+        }
+    }
+
+    fn class(&self) -> SourceClass {
+        match self {
+            Source::Quota(_) => SourceClass::Quotas,
+            Source::Pod(_) => SourceClass::Pods,
+            Source::Claim(_) => SourceClass::Claims,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Segment {
+    environment: String,
+    kind: UsageKind,
+    amounts: Amounts,
+    start: i64,
+    end: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+struct EnvironmentInfo {
+    bureau: String,
+    /// Tier changes, oldest first; the first applies from the beginning of time.
+    tiers: Vec<(i64, Tier)>,
+    deleted: bool,
+}
+
+impl EnvironmentInfo {
+    fn tier_at(&self, at: i64) -> Tier {
+        self.tiers
+            .iter()
+            .take_while(|(from, _)| *from <= at)
+            .last()
+            .map_or(Tier::default(), |(_, tier)| *tier)
+    }
+}
+
+/// What a window closes to: the intervals, and what could not be metered (for the log).
+#[derive(Debug, Default)]
+pub struct Closed {
+    /// The intervals of the window, ready for the ledger.
+    pub intervals: Vec<UsageInterval>,
+    /// Environments whose usage could not be turned into intervals, and why.
+    pub problems: Vec<String>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Tracker {
+    frontier: i64,
+    open: HashMap<Source, Segment>,
+    ended: Vec<Segment>,
+    last_end: HashMap<Source, i64>,
+    environments: HashMap<String, EnvironmentInfo>,
+}
+
+impl Tracker {
+    /// A tracker whose ledger is written up to `frontier` (Unix seconds).
+    pub fn new(frontier: i64) -> Self {
+        Self {
+            frontier,
+            open: HashMap::new(),
+            ended: Vec::new(),
+            last_end: HashMap::new(),
+            environments: HashMap::new(),
+        }
+    }
+
+    /// Everything before this second is in the ledger.
+    pub fn frontier(&self) -> i64 {
+        self.frontier
+    }
+
+    /// Records the bureau and tier of an environment, seen at `now`. A tier change applies
+    /// from `now` on.
+    pub fn set_environment(&mut self, name: &str, bureau: &str, tier: Tier, now: i64) {
+        match self.environments.get_mut(name) {
+            Some(info) => {
+                info.deleted = false;
+                if info.tiers.last().map(|(_, t)| *t) != Some(tier) {
+                    info.tiers.push((now.max(self.frontier), tier));
+                }
+            }
+            None => {
+                self.environments.insert(
+                    name.to_owned(),
+                    EnvironmentInfo {
+                        bureau: bureau.to_owned(),
+                        tiers: vec![(i64::MIN, tier)],
+                        deleted: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Records that an environment is gone; what it reserved and consumed until now stays to
+    /// be closed.
+    pub fn delete_environment(&mut self, name: &str, now: i64) {
+        self.observe(Source::Quota(name.to_owned()), None, now);
+        if let Some(info) = self.environments.get_mut(name) {
+            info.deleted = true;
+        }
+    }
+
+    /// What `source` contributes as seen at `now` (`None`: nothing, or gone).
+    pub fn observe(&mut self, source: Source, contribution: Option<Contribution>, now: i64) {
+        let contribution = contribution.filter(|c| !c.amounts.is_zero());
+        let now = now.max(self.frontier);
+        let kind = source.kind();
+        let was_open = match self.open.get(&source) {
+            Some(open)
+                if contribution.as_ref().is_some_and(|c| {
+                    c.environment == open.environment && c.amounts == open.amounts
+                }) =>
+            {
+                return;
+            }
+            Some(_) => {
+                self.end(&source, now);
+                true
+            }
+            None => false,
+        };
+        let Some(contribution) = contribution else {
+            return;
+        };
+        let began = if was_open {
+            now
+        } else {
+            contribution.since.unwrap_or(now).clamp(self.frontier, now)
+        };
+        let start = self
+            .last_end
+            .get(&source)
+            .map_or(began, |end| began.max(*end));
+        self.open.insert(
+            source,
+            Segment {
+                environment: contribution.environment,
+                kind,
+                amounts: contribution.amounts,
+                start,
+                end: None,
+            },
+        );
+    }
+
+    /// After a relist of `class`: every source of that class not `seen` is gone as of `now`.
+    pub fn relisted(&mut self, class: SourceClass, seen: &HashSet<Source>, now: i64) {
+        let gone: Vec<Source> = self
+            .open
+            .keys()
+            .filter(|s| s.class() == class && !seen.contains(*s))
+            .cloned()
+            .collect();
+        for source in gone {
+            self.observe(source, None, now);
+        }
+        if class == SourceClass::Quotas {
+            for (name, info) in &mut self.environments {
+                if !seen.contains(&Source::Quota(name.clone())) {
+                    info.deleted = true;
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, source: &Source, now: i64) {
+        if let Some(mut segment) = self.open.remove(source) {
+            let end = now.max(segment.start);
+            self.last_end.insert(source.clone(), end);
+            if end > segment.start {
+                segment.end = Some(end);
+                self.ended.push(segment);
+            }
+        }
+    }
+
+    /// The intervals of `[frontier, end)`, split at the local hours and months of `calendar`.
+    /// Changes nothing: call [`Tracker::advance`] once they are stored.
+    pub fn close(&self, end: i64, calendar: &Calendar) -> Closed {
+        let mut closed = Closed::default();
+        if end <= self.frontier {
+            return closed;
+        }
+        let mut by_meter: BTreeMap<(&str, UsageKind), Vec<Piece>> = BTreeMap::new();
+        for segment in self.open.values().chain(&self.ended) {
+            let from = segment.start.max(self.frontier);
+            let to = segment.end.unwrap_or(end).min(end);
+            if from < to {
+                by_meter
+                    .entry((segment.environment.as_str(), segment.kind))
+                    .or_default()
+                    .push((from, to, segment.amounts));
+            }
+        }
+        for ((environment, kind), pieces) in by_meter {
+            let Some(info) = self.environments.get(environment) else {
+                // Pods and claims in namespaces that are not environments are not metered.
+                continue;
+            };
+            if let Err(problem) =
+                self.close_environment(environment, kind, info, &pieces, end, calendar, &mut closed)
+            {
+                closed.problems.push(problem);
+            }
+        }
+        closed
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn close_environment(
+        &self,
+        environment: &str,
+        kind: UsageKind,
+        info: &EnvironmentInfo,
+        pieces: &[Piece],
+        end: i64,
+        calendar: &Calendar,
+        closed: &mut Closed,
+    ) -> Result<(), String> {
+        let runs = constant_runs(pieces, info, self.frontier, end);
+        for (index, resource) in METERED.iter().enumerate() {
+            for run in merge_runs(&runs, index) {
+                let (start, stop, amount, tier) = run;
+                let meter = Meter::new(&info.bureau, environment, *resource, kind, tier)
+                    .map_err(|e| format!("{environment}: {e}"))?;
+                let instant =
+                    |s: i64| Timestamp::from_second(s).map_err(|e| format!("{environment}: {e}"));
+                let interval = UsageInterval::new(meter, instant(start)?, instant(stop)?, amount)
+                    .map_err(|e| format!("{environment}: {e}"))?;
+                let split = interval
+                    .split_hourly(calendar)
+                    .map_err(|e| format!("{environment}: {e}"))?;
+                closed.intervals.extend(split);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets what ended before `end`, which is now in the ledger, and moves the frontier.
+    pub fn advance(&mut self, end: i64) {
+        if end <= self.frontier {
+            return;
+        }
+        self.frontier = end;
+        self.ended.retain(|s| s.end.is_some_and(|e| e > end));
+        self.last_end.retain(|_, e| *e > end);
+        let referenced: HashSet<&str> = self
+            .open
+            .values()
+            .chain(&self.ended)
+            .map(|s| s.environment.as_str())
+            .collect();
+        let referenced: HashSet<String> = referenced.into_iter().map(str::to_owned).collect();
+        self.environments
+            .retain(|name, info| !info.deleted || referenced.contains(name));
+        for info in self.environments.values_mut() {
+            let current = info
+                .tiers
+                .iter()
+                .rposition(|(from, _)| *from <= end)
+                .unwrap_or(0);
+            info.tiers.drain(..current);
+        }
+    }
+
+    /// What each environment reserves and consumes now, per kind: for the operator's gauges.
+    pub fn current(&self) -> BTreeMap<(String, UsageKind), Amounts> {
+        let mut now: BTreeMap<(String, UsageKind), Amounts> = BTreeMap::new();
+        for segment in self.open.values() {
+            let slot = now
+                .entry((segment.environment.clone(), segment.kind))
+                .or_default();
+            for (a, b) in slot.0.iter_mut().zip(segment.amounts.0) {
+                *a = a.saturating_add(b);
+            }
+        }
+        now
+    }
+}
+
+/// A segment clipped to a window: `(start, end, amounts)`.
+type Piece = (i64, i64, Amounts);
+
+/// One stretch of constant sums and tier: `(start, end, sums, tier)`.
+type Run = (i64, i64, [u64; METERED.len()], Tier);
+
+/// Cuts `[from, to)` wherever a piece starts or ends or the tier changes, with the sums of the
+/// pieces covering each cut.
+fn constant_runs(pieces: &[Piece], info: &EnvironmentInfo, from: i64, to: i64) -> Vec<Run> {
+    let mut deltas: BTreeMap<i64, [i128; METERED.len()]> = BTreeMap::new();
+    for (start, end, amounts) in pieces {
+        for (i, value) in amounts.0.iter().enumerate() {
+            deltas.entry(*start).or_default()[i] += i128::from(*value);
+            deltas.entry(*end).or_default()[i] -= i128::from(*value);
+        }
+    }
+    for (at, _) in &info.tiers {
+        if (from..to).contains(at) {
+            deltas.entry(*at).or_default();
+        }
+    }
+    deltas.entry(from).or_default();
+    deltas.entry(to).or_default();
+    let mut runs = Vec::new();
+    let mut sums = [0i128; METERED.len()];
+    let cuts: Vec<(i64, [i128; METERED.len()])> = deltas.into_iter().collect();
+    for pair in cuts.windows(2) {
+        let ((start, delta), (end, _)) = (pair[0], pair[1]);
+        for (sum, d) in sums.iter_mut().zip(delta) {
+            *sum += d;
+        }
+        if start < from || end > to {
+            continue;
+        }
+        // Sums of u64 amounts fit i128; an amount beyond the ledger's range is capped there.
+        let amounts = sums.map(|s| u64::try_from(s.clamp(0, i128::from(i64::MAX))).unwrap_or(0));
+        runs.push((start, end, amounts, info.tier_at(start)));
+    }
+    runs
+}
+
+/// The maximal runs of resource `index` with one non-zero amount and one tier.
+fn merge_runs(runs: &[Run], index: usize) -> Vec<(i64, i64, u64, Tier)> {
+    let mut merged: Vec<(i64, i64, u64, Tier)> = Vec::new();
+    for (start, end, amounts, tier) in runs {
+        let amount = amounts[index];
+        match merged.last_mut() {
+            Some(last) if last.1 == *start && last.2 == amount && last.3 == *tier => {
+                last.1 = *end;
+            }
+            _ => merged.push((*start, *end, amount, *tier)),
+        }
+    }
+    merged.retain(|(_, _, amount, _)| *amount > 0);
+    merged
+}
+
+#[cfg(test)]
+mod tests;

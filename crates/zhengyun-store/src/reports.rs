@@ -1,0 +1,265 @@
+//! What the API and the operator read from the ledger: a month's statement, a bureau's usage
+//! over a range, and all-time totals per bureau for the operator's counters. Each reads the
+//! daily rollup plus the raw intervals at the edges (see [`crate::rollup`]), in one snapshot,
+//! so it costs thousands of rows whatever the ledger's size.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use zhengyun_metering::{
+    Calendar, Month, RateSchedule, Statement, StatementBuilder, TimeRange, UsageKind,
+    usage::parse_resource,
+};
+use zhengyun_model::{names::check_bureau_code, quantity::Resource};
+
+use crate::{
+    PoolExt, Store,
+    error::{Error, Result, db},
+    ledger::meter_of,
+    rollup::{self, DAY, MeterColumns, Plan, SumRow},
+    with_pool,
+};
+
+/// Unit-seconds of one resource, reserved or consumed, by one environment over a range (all
+/// tiers together).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceUsage {
+    /// The environment (`<bureau>-<purpose>`).
+    pub environment: String,
+    /// The resource.
+    #[serde(serialize_with = "resource_name")]
+    pub resource: Resource,
+    /// Reserved or consumed.
+    pub kind: UsageKind,
+    /// Σ amount × seconds within the range, exactly (a string in JSON: it can exceed 2^53).
+    #[serde(serialize_with = "u128_as_string")]
+    pub unit_seconds: u128,
+}
+
+/// All the unit-seconds the ledger holds for one bureau, resource and kind: what the operator's
+/// resource-seconds counters restart from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageCounter {
+    /// The bureau.
+    pub bureau: String,
+    /// The resource.
+    #[serde(serialize_with = "resource_name")]
+    pub resource: Resource,
+    /// Reserved or consumed.
+    pub kind: UsageKind,
+    /// Σ amount × seconds of every interval, exactly.
+    #[serde(serialize_with = "u128_as_string")]
+    pub unit_seconds: u128,
+}
+
+fn resource_name<S: serde::Serializer>(value: &Resource, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value.as_str())
+}
+
+fn u128_as_string<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+const ALL_TIME_TOTALS: &str = "SELECT bureau, resource, kind, \
+       CAST(SUM(us_high) AS BIGINT), CAST(SUM(us_low) AS BIGINT) \
+     FROM usage_daily GROUP BY bureau, resource, kind";
+
+impl Store {
+    /// The statement of `month` read in `calendar` and priced by `schedule`, with each bureau
+    /// that has a budget in `budgets` flagged (ok below 80 %, warning from 80 %, exceeded from
+    /// 100 %).
+    ///
+    /// A closed month's statement is returned exactly as it was closed (budgets included):
+    /// a closed month never changes, and corrections are its [`Store::adjustments`]. An open
+    /// month is computed from the ledger's rollups, exactly as
+    /// [`Statement::build`] would from the raw intervals.
+    ///
+    /// Fails with [`Error::Metering`] if usage falls before the first rate card (it is never
+    /// silently free), or a budget is not whole fen.
+    pub async fn month_statement(
+        &self,
+        month: Month,
+        calendar: &Calendar,
+        schedule: &RateSchedule,
+        budgets: &BTreeMap<String, Decimal>,
+    ) -> Result<Statement> {
+        if let Some(closed) = self.closed_statement(month).await? {
+            return Ok(closed);
+        }
+        let metering = |source| Error::Metering {
+            what: "statement",
+            source: Box::new(source),
+        };
+        let mut builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
+        let periods: Vec<TimeRange> = builder.periods().collect();
+        let sums = self.sums_over(&periods, None).await?;
+        for (period, rows) in periods.iter().zip(sums) {
+            for (columns, unit_seconds) in rows {
+                let (bureau, environment, resource, kind, tier) = columns;
+                let meter = meter_of(bureau, environment, &resource, &kind, &tier)?;
+                builder
+                    .add_usage(&meter, *period, unit_seconds)
+                    .map_err(metering)?;
+            }
+        }
+        let mut statement = builder.finish().map_err(metering)?;
+        statement.flag_budgets(budgets).map_err(metering)?;
+        Ok(statement)
+    }
+
+    /// The unit-seconds of `bureau` within `range`, per environment, resource and kind (tiers
+    /// added up), sorted by environment, then resource in quota order, then kind.
+    pub async fn bureau_usage(&self, bureau: &str, range: TimeRange) -> Result<Vec<ResourceUsage>> {
+        check_bureau_code(bureau).map_err(|reason| Error::invalid("bureau", reason))?;
+        let rows = self
+            .sums_over(&[range], Some(bureau))
+            .await?
+            .into_iter()
+            .flatten();
+        let mut usage: BTreeMap<(String, Resource, UsageKind), u128> = BTreeMap::new();
+        for ((_, environment, resource, kind, tier), unit_seconds) in rows {
+            let meter = meter_of(bureau.to_owned(), environment, &resource, &kind, &tier)?;
+            let slot = usage
+                .entry((
+                    meter.environment().to_owned(),
+                    meter.resource(),
+                    meter.kind(),
+                ))
+                .or_default();
+            *slot = slot
+                .checked_add(unit_seconds)
+                .ok_or_else(|| Error::Corrupt(format!("usage of {bureau} sums beyond 2^128")))?;
+        }
+        Ok(usage
+            .into_iter()
+            .map(
+                |((environment, resource, kind), unit_seconds)| ResourceUsage {
+                    environment,
+                    resource,
+                    kind,
+                    unit_seconds,
+                },
+            )
+            .collect())
+    }
+
+    /// Every bureau's unit-seconds since the ledger began, per resource and kind: what the
+    /// operator's `…_resource_seconds_total` counters are restored from at start-up.
+    pub async fn usage_counters(&self) -> Result<Vec<UsageCounter>> {
+        const DOING: &str = "summing all usage";
+        let rows: Vec<(String, String, String, i64, i64)> = with_pool!(self, pool =>
+            sqlx::query_as(ALL_TIME_TOTALS).fetch_all(pool).await)
+        .map_err(db(DOING))?;
+        let mut counters = rows
+            .into_iter()
+            .map(|(bureau, resource, kind, high, low)| {
+                let what = format!("the usage of {bureau}");
+                let corrupt = |field: &str, value: &str| {
+                    Error::Corrupt(format!("{what} has the unknown {field} {value:?}"))
+                };
+                Ok(UsageCounter {
+                    resource: parse_resource(&resource)
+                        .ok_or_else(|| corrupt("resource", &resource))?,
+                    kind: kind.parse().map_err(|_| corrupt("kind", &kind))?,
+                    unit_seconds: rollup::join(high, low, &what)?,
+                    bureau,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        counters.sort_unstable_by(|a, b| {
+            (&a.bureau, a.resource, a.kind).cmp(&(&b.bureau, b.resource, b.kind))
+        });
+        Ok(counters)
+    }
+
+    /// The UTC days the ledger has usage in, as `[first midnight, last midnight + 1 day)`, or
+    /// `None` when it is empty: which months have statements.
+    pub async fn usage_span(&self) -> Result<Option<TimeRange>> {
+        let span: (Option<i64>, Option<i64>) = with_pool!(self, pool =>
+            sqlx::query_as("SELECT MIN(day_s), MAX(day_s) FROM usage_daily")
+                .fetch_one(pool)
+                .await)
+        .map_err(db("finding the span of the ledger"))?;
+        let (Some(first), Some(last)) = span else {
+            return Ok(None);
+        };
+        let instant = |s: i64| {
+            Timestamp::from_second(s)
+                .map_err(|_| Error::Corrupt(format!("the ledger has usage on day {s}")))
+        };
+        let range = TimeRange::new(instant(first)?, instant(last + DAY)?)
+            .map_err(|e| Error::Corrupt(format!("the ledger's span: {e}")))?;
+        Ok(Some(range))
+    }
+
+    /// Unit-seconds per meter within each of `ranges` (optionally of one bureau), read in one
+    /// snapshot: the rollup for whole UTC days, the raw intervals for the edges.
+    pub(crate) async fn sums_over(
+        &self,
+        ranges: &[TimeRange],
+        bureau: Option<&str>,
+    ) -> Result<Vec<Vec<(MeterColumns, u128)>>> {
+        const DOING: &str = "summing usage";
+        let (daily, raw) = rollup::queries(self.backend() == crate::Backend::Postgres);
+        let parts: Vec<Vec<SumRow>> = with_pool!(self, pool => {
+            let mut tx = pool.begin_snapshot().await.map_err(db(DOING))?;
+            let longest: i64 =
+                sqlx::query_scalar("SELECT longest_s FROM ledger_bounds WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?;
+            let mut parts = Vec::with_capacity(ranges.len());
+            for range in ranges {
+                let plan = Plan::of(*range);
+                let mut rows: Vec<SumRow> = Vec::new();
+                if let Some((first, end)) = plan.days {
+                    rows.extend(
+                        sqlx::query_as::<_, SumRow>(daily)
+                            .bind(first)
+                            .bind(end)
+                            .bind(bureau)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db(DOING))?,
+                    );
+                }
+                for (from, to) in plan.raw.into_iter().flatten() {
+                    rows.extend(
+                        sqlx::query_as::<_, SumRow>(raw)
+                            .bind(from)
+                            .bind(to)
+                            .bind(longest)
+                            .bind(bureau)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db(DOING))?,
+                    );
+                }
+                parts.push(rows);
+            }
+            tx.commit().await.map_err(db(DOING))?;
+            parts
+        });
+        parts.into_iter().map(merge).collect()
+    }
+}
+
+/// Adds up the rows of one range by meter (a meter can come from the rollup and both edges).
+fn merge(rows: Vec<SumRow>) -> Result<Vec<(MeterColumns, u128)>> {
+    let mut sums: BTreeMap<MeterColumns, u128> = BTreeMap::new();
+    for (bureau, environment, resource, kind, tier, high, low) in rows {
+        let what = format!("the usage of {environment}");
+        let unit_seconds = rollup::join(high, low, &what)?;
+        let slot = sums
+            .entry((bureau, environment, resource, kind, tier))
+            .or_default();
+        *slot = slot
+            .checked_add(unit_seconds)
+            .ok_or_else(|| Error::Corrupt(format!("{what} sums beyond 2^128")))?;
+    }
+    Ok(sums.into_iter().collect())
+}
