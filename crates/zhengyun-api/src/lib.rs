@@ -27,6 +27,7 @@ pub mod middleware;
 pub mod problem;
 pub mod requests;
 pub mod state;
+pub mod statements;
 pub mod tokens;
 pub mod views;
 
@@ -79,6 +80,7 @@ pub struct ApiConfig {
         (name = "requests", description = "Change requests awaiting a platform admin"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit log"),
+        (name = "statements", description = "Usage and monthly statements"),
         (name = "health", description = "Probes and metrics"),
     )
 )]
@@ -102,7 +104,8 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(environments::router())
         .merge(requests::router())
         .merge(tokens::router())
-        .merge(audit::router());
+        .merge(audit::router())
+        .merge(statements::router());
     (authenticated, health::router())
 }
 

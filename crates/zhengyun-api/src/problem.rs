@@ -229,6 +229,11 @@ impl From<zhengyun_store::Error> for Problem {
             E::Conflict(message) => Problem::conflict(message.clone()),
             E::NotFound(what) => Problem::not_found(format!("{what} not found")),
             E::Invalid { field, reason } => Problem::invalid_field(*field, reason.clone()),
+            // The ledger and the rate cards disagree (usage before the first rate card, a
+            // budget that is not whole fen): a state to fix, not a fault of the request.
+            E::Metering { what, source } => {
+                Problem::conflict(format!("unable to price the {what}: {source}"))
+            }
             _ => Problem::internal(&error),
         }
     }

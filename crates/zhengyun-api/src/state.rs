@@ -30,6 +30,7 @@ struct Inner {
     client: kube::Client,
     bureau_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     metrics: HttpMetrics,
+    calendar: zhengyun_metering::Calendar,
 }
 
 impl std::fmt::Debug for Inner {
@@ -41,14 +42,30 @@ impl std::fmt::Debug for Inner {
 }
 
 impl AppState {
-    /// State over `store` and the cluster behind `client`.
+    /// State over `store` and the cluster behind `client`, with months in the default time
+    /// zone (Asia/Shanghai).
     pub fn new(store: Store, client: kube::Client) -> Self {
+        Self::with_calendar(store, client, zhengyun_metering::Calendar::default())
+    }
+
+    /// State whose statements use `calendar`'s months.
+    pub fn with_calendar(
+        store: Store,
+        client: kube::Client,
+        calendar: zhengyun_metering::Calendar,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             client,
             bureau_locks: Mutex::new(HashMap::new()),
             metrics: HttpMetrics::default(),
+            calendar,
         }))
+    }
+
+    /// The calendar of statements.
+    pub fn calendar(&self) -> &zhengyun_metering::Calendar {
+        &self.0.calendar
     }
 
     /// The database.

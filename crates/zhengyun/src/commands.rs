@@ -489,11 +489,16 @@ async fn statement(
                 &[
                     ("BUREAU", "bureau"),
                     ("NAME", "displayName"),
-                    ("RESERVED", "reserved"),
-                    ("CONSUMED", "consumed"),
-                    ("TOTAL", "total"),
-                    ("BUDGET", "budget.level"),
+                    ("AMOUNT", "amount"),
+                    ("BUDGET", "budget.budget"),
+                    ("USED", "budget.ratio"),
+                    ("LEVEL", "budget.level"),
                 ],
+            );
+            println!(
+                "total {} {}",
+                text(&body["platform"]["amount"]),
+                text(&body["currency"])
             );
         }
     }

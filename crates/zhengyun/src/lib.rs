@@ -59,6 +59,9 @@ enum Command {
         api: zhengyun_api::ApiConfig,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// IANA time zone of statement months (as the operator's `--time-zone`).
+        #[arg(long, env = "ZHENGYUN_TIME_ZONE", default_value = zhengyun_metering::DEFAULT_TIME_ZONE)]
+        time_zone: String,
         /// Stop gracefully when standard input closes.
         #[arg(long, hide = true)]
         stop_on_stdin_eof: bool,
@@ -115,12 +118,13 @@ impl Cli {
             Command::Api {
                 api,
                 database,
+                time_zone,
                 stop_on_stdin_eof,
             } => {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
                     let store = zhengyun_store::Store::connect(&database.database_url).await?;
-                    let state = api_state(store).await?;
+                    let state = api_state(store, &time_zone).await?;
                     zhengyun_api::serve(&api, state, shutdown_signal(stop_on_stdin_eof)).await?;
                     Ok(())
                 })
@@ -133,7 +137,7 @@ impl Cli {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
                     let store = zhengyun_store::Store::connect(&operator.database_url).await?;
-                    let state = api_state(store.clone()).await?;
+                    let state = api_state(store.clone(), &operator.metering.time_zone).await?;
                     let client = kube::Client::try_default().await?;
                     let (stop, _) = tokio::sync::watch::channel(false);
                     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -169,13 +173,20 @@ impl Cli {
 
 /// Connects the store and a cluster client with timeouts that suit an API: a request that
 /// cannot reach the cluster fails in seconds with a 503 rather than hanging.
-async fn api_state(store: zhengyun_store::Store) -> anyhow::Result<zhengyun_api::AppState> {
+async fn api_state(
+    store: zhengyun_store::Store,
+    time_zone: &str,
+) -> anyhow::Result<zhengyun_api::AppState> {
+    let calendar = zhengyun_metering::Calendar::new(time_zone)
+        .map_err(|e| anyhow::anyhow!("unknown time zone {time_zone:?}: {e}"))?;
     let mut config = kube::Config::infer().await?;
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(15));
     config.write_timeout = Some(std::time::Duration::from_secs(15));
     let client = kube::Client::try_from(config)?;
-    Ok(zhengyun_api::AppState::new(store, client))
+    Ok(zhengyun_api::AppState::with_calendar(
+        store, client, calendar,
+    ))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

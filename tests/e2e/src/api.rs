@@ -34,8 +34,12 @@ pub struct Answer {
 impl Api {
     /// A fresh API: in-memory store, bootstrap admin token, operator running.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_store(Store::in_memory().await?).await
+    }
+
+    /// An API over `store` (e.g. the operator's ledger), with a bootstrap admin token.
+    pub async fn start_with_store(store: Store) -> anyhow::Result<Self> {
         crate::operator::ensure_operator().await?;
-        let store = Store::in_memory().await?;
         let admin = format!("e2e-platform-admin-{}", crate::unique_name("token"));
         store.bootstrap_admin(&admin).await?;
         let client = crate::client().await?;
@@ -61,6 +65,31 @@ impl Api {
         body: Option<&Value>,
     ) -> anyhow::Result<Answer> {
         self.call_with(method, uri, token, body, &[]).await
+    }
+
+    /// Calls the API and returns the status and the body as text (for CSV).
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, String)> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(builder.body(Body::empty())?)
+            .await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8(bytes.to_vec())?))
     }
 
     /// Calls the API with extra headers.

@@ -405,6 +405,17 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
         .await?;
     assert_eq!(created.status, StatusCode::CREATED);
 
+    // Statements need a rate card in the cluster.
+    let sample: zhengyun_model::crd::RateCard = serde_yaml::from_str(include_str!(
+        "../../../manifests/samples/ratecard-2026.yaml"
+    ))?;
+    KubeApi::<zhengyun_model::crd::RateCard>::all(client().await?)
+        .patch(
+            "rates-2026",
+            &kube::api::PatchParams::apply("zhengyun-e2e").force(),
+            &kube::api::Patch::Apply(&sample),
+        )
+        .await?;
     let revoked = api.token(Role::PlatformAdmin, None).await?;
     let revoked_id: zhengyun_store::TokenId = revoked.split('_').nth(1).expect("id").parse()?;
     api.store.revoke_token(&revoked_id).await?;
@@ -578,6 +589,27 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
             None,
             &[],
             [401, 401, 200, 403, 403, 403, 403, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/statements".into(),
+            None,
+            &[],
+            [401, 401, 200, 200, 200, 200, 200, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/statements?bureau={b}"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 200, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/bureaus/{b}/usage"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 200, 403],
         ),
     ];
     let mut mismatches = Vec::new();
