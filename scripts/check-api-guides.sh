@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 : "${KUBECONFIG:?run through scripts/with-cluster.sh}"
 ROOT=$PWD
 guides=("$@")
-[ ${#guides[@]} -gt 0 ] || guides=(docs/bureau-staff.md docs/auditors.md)
+[ ${#guides[@]} -gt 0 ] || guides=(docs/bureau-staff.md docs/auditors.md docs/finance.md)
 BIN=$ROOT/target/debug/zhengyun
 KUBECTL=$ROOT/tests/devcluster/bin/kubectl
 cargo build -q --locked -p zhengyun

@@ -5,6 +5,7 @@
 # - manifests/deploy/zhengyun.yaml  the chart rendered with its defaults (release `zhengyun`,
 #                                   namespace `zhengyun-system`, CRDs and the namespace included)
 # - openapi/openapi.json            the API's OpenAPI document, from `zhengyun openapi`
+# - docs/configuration.md           the configuration reference, from `zhengyun --help`
 # - manifests/samples/bureaus-haidian.yaml  the Haidian sample tenants as Bureau objects
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,24 @@ mkdir -p openapi
 cargo run -q --locked -p zhengyun -- crds > "$tmp/crds.yaml"
 cargo run -q --locked -p zhengyun -- openapi > "$tmp/openapi.json"
 python3 scripts/tenants-to-bureaus.py data/tenants-haidian.yaml > "$tmp/bureaus-haidian.yaml"
+# The configuration reference, from the binary's own help, in an empty environment so that no
+# ZHENGYUN_* variable of this shell shows up as a value.
+cargo build -q --locked -p zhengyun
+{
+  echo "# Configuration reference"
+  echo
+  echo "Every flag of the \`zhengyun\` binary, with the environment variable that sets it. Generated"
+  echo "from \`zhengyun --help\` by scripts/generate.sh; do not edit."
+  for sub in "" api operator dev env quota request-quota statement requests token audit whoami crds openapi; do
+    echo
+    echo "## zhengyun${sub:+ $sub}"
+    echo
+    echo '```text'
+    # shellcheck disable=SC2086
+    env -i PATH=/usr/bin:/bin COLUMNS=100 target/debug/zhengyun $sub --help
+    echo '```'
+  done
+} > "$tmp/configuration.md"
 cp "$tmp/crds.yaml" "$tmp/chart-crds.yaml"
 # The chart's copy comes first: the deploy manifests are rendered from it.
 rm -rf "$tmp/chart" && cp -r helm/zhengyun "$tmp/chart" && cp "$tmp/crds.yaml" "$tmp/chart/crds/crds.yaml"
@@ -34,6 +53,7 @@ outputs=(
   "$tmp/chart-crds.yaml:helm/zhengyun/crds/crds.yaml"
   "$tmp/deploy.yaml:manifests/deploy/zhengyun.yaml"
   "$tmp/openapi.json:openapi/openapi.json"
+  "$tmp/configuration.md:docs/configuration.md"
   "$tmp/bureaus-haidian.yaml:manifests/samples/bureaus-haidian.yaml"
 )
 drift=0
