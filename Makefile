@@ -85,6 +85,7 @@ bench: devcluster
 	scripts/with-cluster.sh target/release/bench-api
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
 	$(CARGO) run --release --locked -p zhengyun-store --example month
+	@python3 scripts/bench-report.py
 
 clean: cluster-down postgres-down
 	rm -rf target .devcluster tests/devcluster/bin tools/helm/bin
