@@ -78,11 +78,13 @@ postgres-down:
 
 ## bench: performance figures (release build); BENCH_SIZES overrides the environment counts
 BENCH_SIZES ?= 200 1000
+# Benchmarks run on a fresh devcluster of their own, so that earlier runs' objects do not weigh.
+BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_ARGS=--fresh scripts/with-cluster.sh
 bench: devcluster
 	$(CARGO) build --release --locked -p zhengyun
 	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api
-	scripts/with-cluster.sh target/release/bench-converge $(BENCH_SIZES)
-	scripts/with-cluster.sh target/release/bench-api
+	$(BENCH_CLUSTER) target/release/bench-converge $(BENCH_SIZES)
+	$(BENCH_CLUSTER) target/release/bench-api
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
 	$(CARGO) run --release --locked -p zhengyun-store --example month
 	@python3 scripts/bench-report.py
