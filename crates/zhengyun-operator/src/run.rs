@@ -72,7 +72,8 @@ struct Health {
 }
 
 /// Runs the operator until `shutdown` resolves. Controllers run only while this replica leads;
-/// losing the Lease ends the function with an error so that the process restarts cleanly.
+/// losing the Lease (another replica took it, or the API server was away for longer than the
+/// Lease lasts) stops them until this replica wins the Lease again.
 pub async fn run(
     client: Client,
     config: OperatorConfig,
@@ -102,38 +103,45 @@ pub async fn run(
     };
     let server = tokio::spawn(serve(config.operator_addr, health, stop_rx.clone()));
 
-    let mut stop = stop_rx.clone();
-    tokio::select! {
-        _ = leading_rx.wait_for(|l| *l) => {}
-        _ = stop.wait_for(|s| *s) => {
-            let _ = election.await;
-            let _ = server.await;
-            return Ok(());
-        }
-    }
-    metrics.set_leader(true);
-    tracing::info!("leading; starting controllers");
-    install_cluster_objects(&client).await?;
-
-    let mut stop_controllers = stop_rx.clone();
-    let mut lost = leading_rx.clone();
-    let graceful = async move {
-        tokio::select! {
-            _ = stop_controllers.wait_for(|s| *s) => {}
-            _ = lost.wait_for(|l| !*l) => {}
-        }
-    };
-    let graceful = futures::future::FutureExt::shared(graceful);
-    let controllers = run_controllers(client, &config, metrics.clone(), graceful);
-    controllers.await;
-    metrics.set_leader(false);
-    let stopping = *stop_rx.borrow();
+    let led = lead_while_elected(&client, &config, &metrics, &mut leading_rx, &stop_rx).await;
     let _ = election.await;
     let _ = server.await;
-    if stopping {
-        Ok(())
-    } else {
-        anyhow::bail!("lost the leader Lease; exiting so a restart can compete for it again")
+    led
+}
+
+/// Runs the controllers each time this replica wins the Lease, until `stop`.
+async fn lead_while_elected(
+    client: &Client,
+    config: &OperatorConfig,
+    metrics: &Arc<Metrics>,
+    leading_rx: &mut watch::Receiver<bool>,
+    stop_rx: &watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    loop {
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            _ = leading_rx.wait_for(|l| *l) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+        metrics.set_leader(true);
+        tracing::info!("leading; starting controllers");
+        install_cluster_objects(client).await?;
+
+        let mut stop_controllers = stop_rx.clone();
+        let mut lost = leading_rx.clone();
+        let graceful = async move {
+            tokio::select! {
+                _ = stop_controllers.wait_for(|s| *s) => {}
+                _ = lost.wait_for(|l| !*l) => {}
+            }
+        };
+        let graceful = futures::future::FutureExt::shared(graceful);
+        run_controllers(client.clone(), config, metrics.clone(), graceful).await;
+        metrics.set_leader(false);
+        if *stop_rx.borrow() {
+            return Ok(());
+        }
+        tracing::warn!("lost the leader Lease; controllers stopped until it is ours again");
     }
 }
 

@@ -48,6 +48,7 @@ struct Zhengyun {
     process: Process,
     http: Http,
     admin: String,
+    operator_port: u16,
 }
 
 impl Zhengyun {
@@ -75,7 +76,14 @@ impl Zhengyun {
             process,
             http: Http::new(api_port),
             admin,
+            operator_port,
         })
+    }
+
+    /// `zhengyun dev` on a SQLite file of its own.
+    fn dev(name: &str) -> anyhow::Result<Self> {
+        let db = zhengyun_e2e::faults::log_dir()?.join(format!("{name}.db"));
+        Self::start("dev", &format!("sqlite://{}?mode=rwc", db.display()), name)
     }
 
     async fn ready(&self) -> anyhow::Result<()> {
@@ -187,6 +195,11 @@ async fn gone(client: &Client, names: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// GET of a plain HTTP endpoint (the operator's health) on loopback.
+async fn plain_get(port: u16, path: &str) -> anyhow::Result<StatusCode> {
+    Ok(Http::new(port).get(path, None).await?.status)
+}
+
 fn assert_unavailable(answer: &Answer, what: &str) {
     assert!(
         answer.is_unavailable_problem(),
@@ -195,6 +208,145 @@ fn assert_unavailable(answer: &Answer, what: &str) {
         answer.content_type,
         answer.body
     );
+}
+
+#[tokio::test]
+#[ignore = "stops and restarts its cluster: run with `make test-faults`"]
+async fn api_and_operator_ride_out_a_stopped_api_server_without_restarting() -> anyhow::Result<()> {
+    let (cluster, client) = setup().await?;
+    let bureau = code("fa-apisrv");
+    let dev = Zhengyun::dev(&bureau)?;
+    dev.ready().await?;
+    dev.onboard(&bureau, "8").await?;
+    let admin = dev.admin.clone();
+    let first = format!("{bureau}-dev");
+    let created = dev.request(&admin, &bureau, "dev").await?;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    dev.wait_phase(&admin, &bureau, &first, "Ready").await?;
+
+    cluster.down()?;
+    let stopped = Instant::now();
+    let envs_path = format!("/api/v1/bureaus/{bureau}/environments");
+    let first_path = format!("{envs_path}/{first}");
+    let mut refused_writes = 0;
+    let mut rounds = 0;
+    while rounds < 3 || stopped.elapsed() < OUTAGE {
+        rounds += 1;
+        let healthz = dev.http.get("/healthz", None).await?;
+        assert_eq!(healthz.status, StatusCode::OK, "/healthz while away");
+        assert_eq!(
+            plain_get(dev.operator_port, "/healthz").await?,
+            StatusCode::OK,
+            "the operator's /healthz while away"
+        );
+        assert_unavailable(&dev.http.get("/readyz", None).await?, "/readyz");
+        for path in ["/api/v1/bureaus", envs_path.as_str(), first_path.as_str()] {
+            let answer = dev.call(Method::GET, path, &admin, None).await?;
+            assert_unavailable(&answer, &format!("GET {path}"));
+        }
+        let writes = [
+            (
+                Method::POST,
+                envs_path.as_str(),
+                Some(json!({"purpose": "test", "quota": {"cpu": "1", "memory": "1Gi"}})),
+            ),
+            (
+                Method::PATCH,
+                first_path.as_str(),
+                Some(json!({"quota": {"cpu": "2", "memory": "1Gi"}})),
+            ),
+            (Method::DELETE, first_path.as_str(), None),
+        ];
+        for (method, path, body) in writes {
+            let answer = dev
+                .call(method.clone(), path, &admin, body.as_ref())
+                .await?;
+            assert_unavailable(&answer, &format!("{method} {path}"));
+            refused_writes += 1;
+        }
+        // What lives only in the database still answers.
+        let tokens = dev
+            .call(Method::GET, "/api/v1/tokens", &admin, None)
+            .await?;
+        assert_eq!(
+            tokens.status,
+            StatusCode::OK,
+            "tokens while the cluster is away"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    println!(
+        "cluster away for {:.1} s: {rounds} rounds of probes, {refused_writes} writes refused with 503",
+        stopped.elapsed().as_secs_f64()
+    );
+
+    let restart = Instant::now();
+    cluster.up()?;
+    let cluster_ready = restart.elapsed();
+    eventually("the API answering 200 again", WAIT, || async {
+        let answer = dev.call(Method::GET, &envs_path, &admin, None).await?;
+        Ok((answer.status == StatusCode::OK).then_some(()))
+    })
+    .await?;
+    let api_recovery = restart.elapsed();
+    let staging = format!("{bureau}-staging");
+    let created = dev.request(&admin, &bureau, "staging").await?;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    dev.wait_phase(&admin, &bureau, &staging, "Ready").await?;
+    let operator_recovery = restart.elapsed();
+    let lost_lease = dev.process.log()?.contains("lost the leader Lease");
+    println!(
+        "from the cluster's restart: devcluster ready in {:.1} s, the API answered 200 at \
+         {:.1} s, a new environment was Ready at {:.1} s (the operator lost its Lease while the \
+         cluster was away: {lost_lease})",
+        cluster_ready.as_secs_f64(),
+        api_recovery.as_secs_f64(),
+        operator_recovery.as_secs_f64()
+    );
+    assert_eq!(dev.http.get("/readyz", None).await?.status, StatusCode::OK);
+
+    // The refused writes left nothing: no test environment, the first one neither resized nor
+    // deleted; and each of them is in the audit log with its 503.
+    let environments: Api<Environment> = Api::all(client.clone());
+    assert!(
+        environments
+            .get_opt(&format!("{bureau}-test"))
+            .await?
+            .is_none(),
+        "a write refused with 503 created an environment"
+    );
+    let kept = environments.get(&first).await?;
+    assert!(
+        kept.metadata.deletion_timestamp.is_none(),
+        "a refused delete deleted"
+    );
+    assert_eq!(
+        kept.spec.quota.cpu.as_ref().map(|q| q.as_str().to_owned()),
+        Some("1".to_owned()),
+        "a refused resize resized"
+    );
+    let refused: Vec<Value> = dev
+        .audit(&bureau)
+        .await?
+        .into_iter()
+        .filter(|e| e["result"].as_str().is_some_and(|r| r.starts_with("503")))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        refused_writes,
+        "audit entries of refused writes: {refused:?}"
+    );
+
+    dev.delete_all(&client, &bureau, &[&first, &staging])
+        .await?;
+    Api::<Bureau>::all(client)
+        .delete(&bureau, &DeleteParams::default())
+        .await?;
+    assert!(
+        dev.process.stop(Duration::from_secs(60)).await?,
+        "zhengyun dev exited with an error"
+    );
+    Ok(())
 }
 
 #[tokio::test]
