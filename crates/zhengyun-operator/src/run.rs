@@ -192,10 +192,35 @@ where
     K: Watched,
 {
     let versions = Arc::clone(versions);
-    ctrl.watches(Api::<K>::all(client.clone()), managed(), move |obj: K| {
+    let events = watcher(Api::<K>::all(client.clone()), managed())
+        .default_backoff()
+        .touched_objects();
+    ctrl.watches_stream(without_errors(events), move |obj: K| {
         versions.observe(&obj);
         note(&versions, &obj);
         owner_env(obj)
+    })
+}
+
+/// Keeps a watch's errors from its controller. A kube-runtime `Controller` backs off all of its
+/// triggers at once when any of them yields an error, so after an API server restart the errors
+/// of a dozen watches (connections cut, then 410 Gone on resuming) would pause every trigger
+/// for up to 30 s each, minutes in all. Each watch retries on its own backoff instead, and an
+/// error is only logged.
+fn without_errors<K: Resource<DynamicType = ()> + Send + 'static>(
+    events: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    events.filter(|event| {
+        match event {
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                tracing::info!(kind = %K::kind(&()), "watch expired; listing again");
+            }
+            Err(error) => {
+                tracing::warn!(%error, kind = %K::kind(&()), "watch failed; retrying");
+            }
+            Ok(_) => {}
+        }
+        futures::future::ready(event.is_ok())
     })
 }
 
@@ -382,13 +407,13 @@ async fn run_controllers(
 /// Decodes `events` into the objects touched, and sends a copy of each to `copy` when it was
 /// deleted or when `changed` (a hash of what the other side cares about; `None`: everything)
 /// differs from the last copy sent. Deletions always pass, unlike a plain predicate filter.
-fn tee<K: Resource + Clone + Send + 'static>(
+fn tee<K: Resource<DynamicType = ()> + Clone + Send + 'static>(
     events: Events<K>,
     copy: futures::channel::mpsc::UnboundedSender<Result<K, watcher::Error>>,
     changed: fn(&K) -> Option<u64>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    events
+    let objects = events
         .inspect(move |event| {
             let (obj, deleted) = match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, false),
@@ -409,7 +434,8 @@ fn tee<K: Resource + Clone + Send + 'static>(
                 let _ = copy.unbounded_send(Ok(obj.clone()));
             }
         })
-        .touched_objects()
+        .touched_objects();
+    without_errors(objects)
 }
 
 async fn serve(addr: SocketAddr, health: Health, mut stop: watch::Receiver<bool>) {

@@ -5,18 +5,21 @@
 //! These tests stop their cluster, so they run on a devcluster of their own, one at a time:
 //! `make test-faults` (scripts/faults.sh). They are ignored by a plain `cargo test`.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::DeleteParams;
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use zhengyun_e2e::faults::{Answer, Cluster, Http, Postgres, Process, free_port};
 use zhengyun_e2e::operator::install_crds;
 use zhengyun_e2e::{eventually, unique_name};
-use zhengyun_model::crd::{Bureau, Environment};
+use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -32,7 +35,7 @@ async fn setup() -> anyhow::Result<(Cluster, Client)> {
     Ok((cluster, client))
 }
 
-/// A fresh bureau code: short enough for `<code>-staging`.
+/// A fresh bureau code: short enough for `<code>-staging` and `<code>-dev-NN`.
 fn code(prefix: &str) -> String {
     let name = unique_name(prefix);
     name.chars()
@@ -210,6 +213,102 @@ fn assert_unavailable(answer: &Answer, what: &str) {
     );
 }
 
+/// One round of calls while the cluster is away; returns how many writes were refused.
+async fn probe_while_away(
+    dev: &Zhengyun,
+    envs_path: &str,
+    first_path: &str,
+) -> anyhow::Result<usize> {
+    let admin = dev.admin.as_str();
+    let healthz = dev.http.get("/healthz", None).await?;
+    assert_eq!(healthz.status, StatusCode::OK, "/healthz while away");
+    assert_eq!(
+        plain_get(dev.operator_port, "/healthz").await?,
+        StatusCode::OK,
+        "the operator's /healthz while away"
+    );
+    assert_unavailable(&dev.http.get("/readyz", None).await?, "/readyz");
+    for path in ["/api/v1/bureaus", envs_path, first_path] {
+        let answer = dev.call(Method::GET, path, admin, None).await?;
+        assert_unavailable(&answer, &format!("GET {path}"));
+    }
+    let writes = [
+        (
+            Method::POST,
+            envs_path,
+            Some(json!({"purpose": "test", "quota": {"cpu": "1", "memory": "1Gi"}})),
+        ),
+        (
+            Method::PATCH,
+            first_path,
+            Some(json!({"quota": {"cpu": "2", "memory": "1Gi"}})),
+        ),
+        (Method::DELETE, first_path, None),
+    ];
+    for (method, path, body) in &writes {
+        let answer = dev.call(method.clone(), path, admin, body.as_ref()).await?;
+        assert_unavailable(&answer, &format!("{method} {path}"));
+    }
+    // What lives only in the database still answers.
+    let tokens = dev.call(Method::GET, "/api/v1/tokens", admin, None).await?;
+    assert_eq!(
+        tokens.status,
+        StatusCode::OK,
+        "tokens while the cluster is away"
+    );
+    Ok(writes.len())
+}
+
+/// How many times the operator in `dev` has lost its Lease.
+fn lease_losses(dev: &Zhengyun) -> anyhow::Result<usize> {
+    Ok(dev.process.log()?.matches("lost the leader Lease").count())
+}
+
+/// Starts the cluster again and waits, without touching `dev`, until its API answers 200 and
+/// its operator makes a new environment `name` Ready; prints how long each took.
+async fn recover(
+    cluster: &Cluster,
+    dev: &Zhengyun,
+    bureau: &str,
+    name: &str,
+    after: &str,
+    losses_before: usize,
+) -> anyhow::Result<()> {
+    let admin = dev.admin.as_str();
+    let restart = Instant::now();
+    cluster.up()?;
+    let cluster_ready = restart.elapsed();
+    let envs_path = format!("/api/v1/bureaus/{bureau}/environments");
+    eventually("the API answering 200 again", WAIT, || async {
+        let answer = dev.call(Method::GET, &envs_path, admin, None).await?;
+        Ok((answer.status == StatusCode::OK).then_some(()))
+    })
+    .await?;
+    let api_recovery = restart.elapsed();
+    let created = dev
+        .call(
+            Method::POST,
+            &envs_path,
+            admin,
+            Some(&json!({"name": name, "purpose": "dev", "quota": {"cpu": "1", "memory": "1Gi"}})),
+        )
+        .await?;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    dev.wait_phase(admin, bureau, name, "Ready").await?;
+    let operator_recovery = restart.elapsed();
+    let lost_lease = lease_losses(dev)? > losses_before;
+    println!(
+        "after {after}, from the cluster's restart: devcluster ready in {:.1} s, the API \
+         answered 200 at {:.1} s, a new environment was Ready at {:.1} s (the operator lost \
+         its Lease meanwhile: {lost_lease})",
+        cluster_ready.as_secs_f64(),
+        api_recovery.as_secs_f64(),
+        operator_recovery.as_secs_f64()
+    );
+    assert_eq!(dev.http.get("/readyz", None).await?.status, StatusCode::OK);
+    Ok(())
+}
+
 #[tokio::test]
 #[ignore = "stops and restarts its cluster: run with `make test-faults`"]
 async fn api_and_operator_ride_out_a_stopped_api_server_without_restarting() -> anyhow::Result<()> {
@@ -224,85 +323,34 @@ async fn api_and_operator_ride_out_a_stopped_api_server_without_restarting() -> 
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
     dev.wait_phase(&admin, &bureau, &first, "Ready").await?;
 
-    cluster.down()?;
-    let stopped = Instant::now();
     let envs_path = format!("/api/v1/bureaus/{bureau}/environments");
     let first_path = format!("{envs_path}/{first}");
-    let mut refused_writes = 0;
+
+    // A short outage, over before the operator's Lease runs out: the controllers keep running
+    // and must pick their watches up again.
+    let losses = lease_losses(&dev)?;
+    cluster.down()?;
+    let mut refused_writes = probe_while_away(&dev, &envs_path, &first_path).await?;
+    let second = format!("{bureau}-dev-2");
+    recover(&cluster, &dev, &bureau, &second, "a short outage", losses).await?;
+
+    // A long one, beyond the Lease: the operator stops its controllers and must win the Lease
+    // back and start them again.
+    let losses = lease_losses(&dev)?;
+    cluster.down()?;
+    let stopped = Instant::now();
     let mut rounds = 0;
     while rounds < 3 || stopped.elapsed() < OUTAGE {
         rounds += 1;
-        let healthz = dev.http.get("/healthz", None).await?;
-        assert_eq!(healthz.status, StatusCode::OK, "/healthz while away");
-        assert_eq!(
-            plain_get(dev.operator_port, "/healthz").await?,
-            StatusCode::OK,
-            "the operator's /healthz while away"
-        );
-        assert_unavailable(&dev.http.get("/readyz", None).await?, "/readyz");
-        for path in ["/api/v1/bureaus", envs_path.as_str(), first_path.as_str()] {
-            let answer = dev.call(Method::GET, path, &admin, None).await?;
-            assert_unavailable(&answer, &format!("GET {path}"));
-        }
-        let writes = [
-            (
-                Method::POST,
-                envs_path.as_str(),
-                Some(json!({"purpose": "test", "quota": {"cpu": "1", "memory": "1Gi"}})),
-            ),
-            (
-                Method::PATCH,
-                first_path.as_str(),
-                Some(json!({"quota": {"cpu": "2", "memory": "1Gi"}})),
-            ),
-            (Method::DELETE, first_path.as_str(), None),
-        ];
-        for (method, path, body) in writes {
-            let answer = dev
-                .call(method.clone(), path, &admin, body.as_ref())
-                .await?;
-            assert_unavailable(&answer, &format!("{method} {path}"));
-            refused_writes += 1;
-        }
-        // What lives only in the database still answers.
-        let tokens = dev
-            .call(Method::GET, "/api/v1/tokens", &admin, None)
-            .await?;
-        assert_eq!(
-            tokens.status,
-            StatusCode::OK,
-            "tokens while the cluster is away"
-        );
+        refused_writes += probe_while_away(&dev, &envs_path, &first_path).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     println!(
-        "cluster away for {:.1} s: {rounds} rounds of probes, {refused_writes} writes refused with 503",
+        "cluster away for {:.1} s: {rounds} rounds of probes",
         stopped.elapsed().as_secs_f64()
     );
-
-    let restart = Instant::now();
-    cluster.up()?;
-    let cluster_ready = restart.elapsed();
-    eventually("the API answering 200 again", WAIT, || async {
-        let answer = dev.call(Method::GET, &envs_path, &admin, None).await?;
-        Ok((answer.status == StatusCode::OK).then_some(()))
-    })
-    .await?;
-    let api_recovery = restart.elapsed();
-    let staging = format!("{bureau}-staging");
-    let created = dev.request(&admin, &bureau, "staging").await?;
-    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    dev.wait_phase(&admin, &bureau, &staging, "Ready").await?;
-    let operator_recovery = restart.elapsed();
-    let lost_lease = dev.process.log()?.contains("lost the leader Lease");
-    println!(
-        "from the cluster's restart: devcluster ready in {:.1} s, the API answered 200 at \
-         {:.1} s, a new environment was Ready at {:.1} s (the operator lost its Lease while the \
-         cluster was away: {lost_lease})",
-        cluster_ready.as_secs_f64(),
-        api_recovery.as_secs_f64(),
-        operator_recovery.as_secs_f64()
-    );
+    let third = format!("{bureau}-dev-3");
+    recover(&cluster, &dev, &bureau, &third, "a long outage", losses).await?;
     assert_eq!(dev.http.get("/readyz", None).await?.status, StatusCode::OK);
 
     // The refused writes left nothing: no test environment, the first one neither resized nor
@@ -337,7 +385,7 @@ async fn api_and_operator_ride_out_a_stopped_api_server_without_restarting() -> 
         "audit entries of refused writes: {refused:?}"
     );
 
-    dev.delete_all(&client, &bureau, &[&first, &staging])
+    dev.delete_all(&client, &bureau, &[&first, &second, &third])
         .await?;
     Api::<Bureau>::all(client)
         .delete(&bureau, &DeleteParams::default())
@@ -521,4 +569,245 @@ async fn a_database_outage_refuses_every_call_with_503_and_changes_nothing() -> 
     );
     operator.process.stop(Duration::from_secs(60)).await?;
     postgres.down()
+}
+
+/// An operator process of its own, for the tests that kill or freeze it.
+fn operator(lease: &str, lease_seconds: u32, log_filter: Option<&str>) -> anyhow::Result<Process> {
+    let mut envs = vec![
+        (
+            "ZHENGYUN_OPERATOR_ADDR",
+            format!("127.0.0.1:{}", free_port()?),
+        ),
+        ("ZHENGYUN_LEASE_NAME", format!("faults-{lease}")),
+        ("ZHENGYUN_LEASE_NAMESPACE", "default".to_owned()),
+        ("ZHENGYUN_LEASE_SECONDS", lease_seconds.to_string()),
+    ];
+    if let Some(filter) = log_filter {
+        envs.push(("ZHENGYUN_LOG", filter.to_owned()));
+    }
+    Process::start(
+        &["operator", "--log-format", "json"],
+        &envs,
+        &format!("operator-{lease}"),
+    )
+}
+
+fn bureau_object(code: &str, cpu: u32) -> anyhow::Result<Bureau> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
+        "spec": {"displayName": "海淀区城市管理委员会", "kind": "bureau",
+                 "quota": {"cpu": cpu.to_string(), "memory": "64Gi", "storage": "100Gi"},
+                 "adminGroups": [format!("{code}-admins")],
+                 "viewerGroups": [format!("{code}-viewers")]}
+    }))?)
+}
+
+fn environment_object(bureau: &str, name: &str, purpose: &str) -> anyhow::Result<Environment> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "metadata": {"name": name},
+        "spec": {"bureau": bureau, "purpose": purpose, "tier": "silver",
+                 "quota": {"cpu": "1", "memory": "1Gi", "storage": "1Gi"}}
+    }))?)
+}
+
+fn phase(env: &Environment) -> Option<EnvironmentPhase> {
+    env.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Waits until each of `expected` (name → Ready or not) is in that state: Ready, or
+/// QuotaExceeded without a namespace.
+async fn wait_decided(
+    envs: &Api<Environment>,
+    expected: &BTreeMap<String, bool>,
+) -> anyhow::Result<()> {
+    eventually("every environment decided as expected", WAIT, || async {
+        let mut wrong = Vec::new();
+        for (name, ready) in expected {
+            let env = envs.get(name).await?;
+            let want = if *ready {
+                EnvironmentPhase::Ready
+            } else {
+                EnvironmentPhase::QuotaExceeded
+            };
+            if phase(&env) != Some(want) {
+                wrong.push(format!("{name}: {:?}", phase(&env)));
+            }
+        }
+        if wrong.is_empty() {
+            Ok(Some(()))
+        } else {
+            anyhow::bail!("not yet as expected: {}", wrong.join(", "))
+        }
+    })
+    .await
+}
+
+/// Everything an admitted environment becomes is in place; an exceeded one has no namespace.
+async fn assert_materialised(
+    client: &Client,
+    bureau: &str,
+    name: &str,
+    ready: bool,
+) -> anyhow::Result<()> {
+    let namespace = Api::<Namespace>::all(client.clone()).get_opt(name).await?;
+    if !ready {
+        assert!(
+            namespace.is_none(),
+            "{name} exceeds its quota but has a namespace"
+        );
+        return Ok(());
+    }
+    let namespace =
+        namespace.ok_or_else(|| anyhow::anyhow!("{name} is Ready without a namespace"))?;
+    let labels = namespace.labels();
+    assert_eq!(
+        labels.get("zhengyun.io/bureau").map(String::as_str),
+        Some(bureau)
+    );
+    assert_eq!(
+        labels.get("zhengyun.io/environment").map(String::as_str),
+        Some(name)
+    );
+    assert_eq!(
+        labels
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("restricted")
+    );
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), name)
+        .get("zhengyun-quota")
+        .await?;
+    let hard = quota.spec.and_then(|s| s.hard).unwrap_or_default();
+    assert_eq!(
+        hard.get("requests.cpu").map(|q| q.0.as_str()),
+        Some("1"),
+        "{name}"
+    );
+    Api::<LimitRange>::namespaced(client.clone(), name)
+        .get("zhengyun-defaults")
+        .await?;
+    let names_of =
+        |items: Vec<String>| items.into_iter().collect::<std::collections::BTreeSet<_>>();
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), name)
+        .list(&ListParams::default())
+        .await?;
+    assert_eq!(
+        names_of(policies.items.iter().map(ResourceExt::name_any).collect()),
+        names_of(
+            [
+                "zhengyun-allow-dns",
+                "zhengyun-allow-same-bureau",
+                "zhengyun-default-deny"
+            ]
+            .map(String::from)
+            .to_vec()
+        ),
+        "{name}"
+    );
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), name)
+        .list(&ListParams::default())
+        .await?;
+    assert_eq!(
+        names_of(bindings.items.iter().map(ResourceExt::name_any).collect()),
+        names_of(
+            ["zhengyun-admins", "zhengyun-viewers"]
+                .map(String::from)
+                .to_vec()
+        ),
+        "{name}"
+    );
+    Ok(())
+}
+
+/// How many watches of `operator` have ended with 410 Gone (from kube-runtime's debug log).
+fn expired_watches(operator: &Process) -> anyhow::Result<usize> {
+    Ok(operator
+        .log()?
+        .lines()
+        .filter(|l| l.contains("code: 410"))
+        .count())
+}
+
+#[tokio::test]
+#[ignore = "stops and restarts its cluster: run with `make test-faults`"]
+async fn watches_that_expire_while_the_operator_is_away_are_relisted_and_nothing_is_missed()
+-> anyhow::Result<()> {
+    let (cluster, client) = setup().await?;
+    let bureau = code("fa-gone");
+    // A Lease that outlasts the pause, so the operator keeps leading and resumes its watches
+    // rather than starting new ones; the watcher's debug log names each expired watch.
+    let mut operator = operator(&bureau, 120, Some("info,kube_runtime::watcher=debug"))?;
+    let bureaus: Api<Bureau> = Api::all(client.clone());
+    let envs: Api<Environment> = Api::all(client.clone());
+    bureaus
+        .create(&PostParams::default(), &bureau_object(&bureau, 8)?)
+        .await?;
+    let (kept, removed, added) = (
+        format!("{bureau}-dev"),
+        format!("{bureau}-test"),
+        format!("{bureau}-staging"),
+    );
+    for (name, purpose) in [(&kept, "dev"), (&removed, "test")] {
+        envs.create(
+            &PostParams::default(),
+            &environment_object(&bureau, name, purpose)?,
+        )
+        .await?;
+    }
+    let both = BTreeMap::from([(kept.clone(), true), (removed.clone(), true)]);
+    wait_decided(&envs, &both).await?;
+
+    // While the operator is frozen: a new environment, a deleted one, and a deleted quota;
+    // then the API server restarts, so every watch the operator holds is cut and the new API
+    // server's watch caches begin after the resource versions the operator last saw.
+    operator.freeze()?;
+    envs.create(
+        &PostParams::default(),
+        &environment_object(&bureau, &added, "staging")?,
+    )
+    .await?;
+    envs.delete(&removed, &DeleteParams::default()).await?;
+    Api::<ResourceQuota>::namespaced(client.clone(), &kept)
+        .delete("zhengyun-quota", &DeleteParams::default())
+        .await?;
+    cluster.down()?;
+    cluster.up()?;
+    let expired_before = expired_watches(&operator)?;
+    operator.thaw()?;
+    let thawed = Instant::now();
+
+    wait_decided(&envs, &BTreeMap::from([(added.clone(), true)])).await?;
+    gone(&client, &[&removed]).await?;
+    eventually("the deleted quota restored", WAIT, || async {
+        let quota = Api::<ResourceQuota>::namespaced(client.clone(), &kept)
+            .get_opt("zhengyun-quota")
+            .await?;
+        Ok(quota.map(drop))
+    })
+    .await?;
+    println!(
+        "after the thaw: everything missed was reconciled in {:.1} s",
+        thawed.elapsed().as_secs_f64()
+    );
+    assert_materialised(&client, &bureau, &kept, true).await?;
+    assert_materialised(&client, &bureau, &added, true).await?;
+    assert!(operator.running()?, "the operator exited");
+    let expired = expired_watches(&operator)? - expired_before;
+    println!("watches that expired with 410 Gone after the thaw: {expired}");
+    assert!(
+        expired > 0,
+        "no watch expired after the thaw, so this test proved nothing; see {}",
+        operator.log_path().display()
+    );
+
+    for name in [&kept, &added] {
+        envs.delete(name, &DeleteParams::default()).await?;
+    }
+    gone(&client, &[&kept, &added]).await?;
+    bureaus.delete(&bureau, &DeleteParams::default()).await?;
+    assert!(
+        operator.stop(Duration::from_secs(60)).await?,
+        "the operator exited with an error"
+    );
+    Ok(())
 }
