@@ -16,7 +16,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-use zhengyun_e2e::faults::{Answer, Cluster, Http, Postgres, Process, free_port};
+use zhengyun_e2e::faults::{Answer, Cluster, Http, Postgres, Process, Random, free_port};
 use zhengyun_e2e::operator::install_crds;
 use zhengyun_e2e::{eventually, unique_name};
 use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase};
@@ -614,6 +614,50 @@ fn phase(env: &Environment) -> Option<EnvironmentPhase> {
     env.status.as_ref().and_then(|s| s.phase)
 }
 
+/// How far the environments named in `names` have got: 0 for nothing yet, 1 for admitted, 2
+/// for decided (Ready or QuotaExceeded); and 2 for one that is gone.
+async fn progress(envs: &Api<Environment>, names: &[String]) -> anyhow::Result<usize> {
+    let listed: BTreeMap<String, Environment> = envs
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|e| (e.name_any(), e))
+        .collect();
+    Ok(names
+        .iter()
+        .map(|name| match listed.get(name).map(phase) {
+            None => 2,
+            Some(Some(EnvironmentPhase::Ready | EnvironmentPhase::QuotaExceeded)) => 2,
+            Some(Some(EnvironmentPhase::Admitted)) => 1,
+            Some(_) => 0,
+        })
+        .sum())
+}
+
+/// Kills the operator with SIGKILL once `names` have made `threshold` progress (or, for a
+/// threshold of 0, at a random moment within 1.5 s), and starts another one at once.
+async fn kill_at(
+    operator: Process,
+    threshold: usize,
+    random: &mut Random,
+    envs: &Api<Environment>,
+    names: &[String],
+    start: impl Fn() -> anyhow::Result<Process>,
+) -> anyhow::Result<(Process, usize)> {
+    if threshold == 0 {
+        tokio::time::sleep(Duration::from_millis(random.below(1500))).await;
+    } else {
+        eventually(&format!("progress {threshold}"), WAIT, || async {
+            Ok((progress(envs, names).await? >= threshold).then_some(()))
+        })
+        .await?;
+    }
+    operator.kill()?;
+    let at = progress(envs, names).await?;
+    Ok((start()?, at))
+}
+
 /// Waits until each of `expected` (name → Ready or not) is in that state: Ready, or
 /// QuotaExceeded without a namespace.
 async fn wait_decided(
@@ -716,6 +760,157 @@ async fn assert_materialised(
         ),
         "{name}"
     );
+    Ok(())
+}
+
+/// No namespace labelled as an environment's is left without that environment.
+async fn assert_no_orphans(client: &Client) -> anyhow::Result<()> {
+    let envs: Api<Environment> = Api::all(client.clone());
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default().labels("zhengyun.io/environment"))
+        .await?;
+    for namespace in namespaces {
+        let name = namespace.labels()["zhengyun.io/environment"].clone();
+        let env = envs.get_opt(&name).await?;
+        assert!(
+            env.is_some_and(|e| e.metadata.deletion_timestamp.is_none()),
+            "namespace {} is left without its environment {name}",
+            namespace.name_any()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "kills its operator: run with `make test-faults`"]
+async fn an_operator_killed_at_random_moments_admits_exactly_the_right_ones_and_orphans_nothing()
+-> anyhow::Result<()> {
+    let (_cluster, client) = setup().await?;
+    let mut random = Random::from_env("operator kills");
+    let prefix = code("fa-kill");
+    let lease = prefix.clone();
+    let start = || operator(&lease, 3, None);
+    let bureaus: Api<Bureau> = Api::all(client.clone());
+    let envs: Api<Environment> = Api::all(client.clone());
+
+    // Room for 4, 7 and 10 of ten environments each, all requested before any operator runs,
+    // so admission order is creation order (then name) over all of them.
+    let rooms = [("a", 4), ("b", 7), ("c", 10)];
+    let mut expected = BTreeMap::new();
+    let mut of_bureau = BTreeMap::new();
+    for (suffix, room) in rooms {
+        let bureau = format!("{prefix}{suffix}");
+        bureaus
+            .create(&PostParams::default(), &bureau_object(&bureau, room)?)
+            .await?;
+        for i in 0..10 {
+            let name = format!("{bureau}-dev-{i:02}");
+            envs.create(
+                &PostParams::default(),
+                &environment_object(&bureau, &name, "dev")?,
+            )
+            .await?;
+            expected.insert(name.clone(), i < room);
+            of_bureau.insert(name, bureau.clone());
+        }
+    }
+    let names: Vec<String> = expected.keys().cloned().collect();
+
+    let mut thresholds: Vec<usize> = (0..4)
+        .map(|_| random.below(2 * names.len() as u64) as usize)
+        .collect();
+    thresholds.sort_unstable();
+    let mut running = start()?;
+    for threshold in thresholds {
+        let (next, at) = kill_at(running, threshold, &mut random, &envs, &names, start).await?;
+        println!(
+            "killed the operator at convergence progress {at} of {}",
+            2 * names.len()
+        );
+        running = next;
+    }
+    wait_decided(&envs, &expected).await?;
+    for (name, ready) in &expected {
+        assert_materialised(&client, &of_bureau[name], name, *ready).await?;
+    }
+    for (suffix, room) in rooms {
+        let code = format!("{prefix}{suffix}");
+        eventually(&format!("{code} allocating {room} CPU"), WAIT, || async {
+            let bureau = bureaus.get(&code).await?;
+            let allocated = bureau.status.and_then(|s| s.allocated).and_then(|a| a.cpu);
+            Ok((allocated.map(|q| q.as_str().to_owned()) == Some(room.to_string())).then_some(()))
+        })
+        .await?;
+    }
+
+    // Delete every other environment (admitted and exceeded alike), killing the operator
+    // twice meanwhile: the deleted ones vanish with their namespaces, freed room goes to the
+    // next in order, and no namespace is orphaned.
+    let (deleted, kept): (Vec<String>, Vec<String>) = names
+        .iter()
+        .cloned()
+        .partition(|n| n.ends_with(['0', '2', '4', '6', '8']));
+    for name in &deleted {
+        envs.delete(name, &DeleteParams::default()).await?;
+    }
+    let mut thresholds: Vec<usize> = (0..2)
+        .map(|_| random.below(deleted.len() as u64) as usize)
+        .collect();
+    thresholds.sort_unstable();
+    for threshold in thresholds {
+        if threshold > 0 {
+            eventually("deletions under way", WAIT, || async {
+                let mut gone = 0;
+                for name in &deleted {
+                    gone += usize::from(envs.get_opt(name).await?.is_none());
+                }
+                Ok((gone >= threshold).then_some(()))
+            })
+            .await?;
+        } else {
+            tokio::time::sleep(Duration::from_millis(random.below(1500))).await;
+        }
+        running.kill()?;
+        println!(
+            "killed the operator with deletions under way (threshold {threshold} of {})",
+            deleted.len()
+        );
+        running = start()?;
+    }
+    gone(
+        &client,
+        &deleted.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await?;
+    let mut left = BTreeMap::new();
+    for (suffix, room) in rooms {
+        let bureau = format!("{prefix}{suffix}");
+        let theirs: Vec<&String> = kept.iter().filter(|n| of_bureau[*n] == bureau).collect();
+        for (i, name) in theirs.into_iter().enumerate() {
+            left.insert(name.clone(), i < room as usize);
+        }
+    }
+    wait_decided(&envs, &left).await?;
+    for (name, ready) in &left {
+        assert_materialised(&client, &of_bureau[name], name, *ready).await?;
+    }
+    assert_no_orphans(&client).await?;
+
+    for name in &kept {
+        envs.delete(name, &DeleteParams::default()).await?;
+    }
+    gone(
+        &client,
+        &kept.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await?;
+    assert_no_orphans(&client).await?;
+    for (suffix, _) in rooms {
+        bureaus
+            .delete(&format!("{prefix}{suffix}"), &DeleteParams::default())
+            .await?;
+    }
+    running.stop(Duration::from_secs(60)).await?;
     Ok(())
 }
 
