@@ -68,4 +68,4 @@ bench: devcluster
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
 
 clean: cluster-down postgres-down
-	rm -rf target .devcluster tests/devcluster/bin
+	rm -rf target .devcluster .devcluster-faults tests/devcluster/bin
