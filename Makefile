@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: fuzz postgres postgres-down run test cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
+.PHONY: fuzz postgres postgres-down run test test-faults cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
 
 ## run: the devcluster, the CRDs and sample tenants, and `zhengyun dev` (API + operator); Ctrl-C stops it
 run:
@@ -21,6 +21,12 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## test-faults: the fault suite (control plane and database stopped and restarted, operator
+## killed mid-convergence, expired watches) on a devcluster and PostgreSQL of its own
+test-faults: devcluster
+	$(CARGO) build -p zhengyun --locked
+	scripts/faults.sh
 
 ## unit: unit tests, and the store's suite on SQLite and on a real PostgreSQL
 unit:
@@ -90,4 +96,4 @@ bench: devcluster
 	@python3 scripts/bench-report.py
 
 clean: cluster-down postgres-down
-	rm -rf target .devcluster tests/devcluster/bin tools/helm/bin
+	rm -rf target .devcluster .devcluster-faults tests/devcluster/bin tools/helm/bin

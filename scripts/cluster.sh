@@ -24,6 +24,9 @@ up() {
   mkdir -p "$DIR"
   echo "starting devcluster (etcd, kube-apiserver, controller-manager, scheduler, ${DEVCLUSTER_NODES:-3} simulated nodes)…"
   local start=$SECONDS
+  # Emptied here, not only by the redirection below: that happens in the background, and until
+  # it does the previous run's "ready" would end the wait at once.
+  : >"$LOG"
   setsid "$BIN" --dir "$DIR" --nodes "${DEVCLUSTER_NODES:-3}" ${DEVCLUSTER_ARGS:-} >"$LOG" 2>&1 < /dev/null &
   local pid=$!
   while ! grep -qx ready "$LOG" 2>/dev/null; do

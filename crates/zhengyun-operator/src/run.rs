@@ -86,8 +86,9 @@ struct Health {
 }
 
 /// Runs the operator until `shutdown` resolves, with the ledger at `config.database_url`.
-/// Controllers and the metering sampler run only while this replica leads; losing the Lease ends
-/// the function with an error so that the process restarts cleanly.
+/// Controllers and the metering sampler run only while this replica leads; losing the Lease
+/// (another replica took it, or the API server was away for longer than the Lease lasts) stops
+/// them until this replica wins the Lease again.
 pub async fn run(
     client: Client,
     config: OperatorConfig,
@@ -134,54 +135,86 @@ pub async fn run_with_store(
     };
     let server = tokio::spawn(serve(config.operator_addr, health, stop_rx.clone()));
 
-    let mut stop = stop_rx.clone();
-    tokio::select! {
-        _ = leading_rx.wait_for(|l| *l) => {}
-        _ = stop.wait_for(|s| *s) => {
-            let _ = election.await;
-            let _ = server.await;
-            return Ok(());
-        }
-    }
-    metrics.set_leader(true);
-    tracing::info!("leading; starting controllers");
-    install_cluster_objects(&client).await?;
-
-    let mut stop_controllers = stop_rx.clone();
-    let mut lost = leading_rx.clone();
-    let graceful = async move {
-        tokio::select! {
-            _ = stop_controllers.wait_for(|s| *s) => {}
-            _ = lost.wait_for(|l| !*l) => {}
-        }
+    let term = Term {
+        client: &client,
+        config: &config,
+        metrics: &metrics,
+        store: &store,
+        calendar: &calendar,
     };
-    let graceful = futures::future::FutureExt::shared(graceful);
-    let sampler = {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let graceful = graceful.clone();
-        tokio::spawn(async move {
-            graceful.await;
-            let _ = stop_tx.send(true);
-        });
-        metering::run(
-            client.clone(),
-            store,
-            config.metering.clone(),
-            calendar,
-            metrics.metering().clone(),
-            stop_rx,
-        )
-    };
-    let controllers = run_controllers(client, &config, metrics.clone(), graceful);
-    futures::future::join(controllers, sampler).await;
-    metrics.set_leader(false);
-    let stopping = *stop_rx.borrow();
+    let led = term.lead_while_elected(&mut leading_rx, &stop_rx).await;
     let _ = election.await;
     let _ = server.await;
-    if stopping {
-        Ok(())
-    } else {
-        anyhow::bail!("lost the leader Lease; exiting so a restart can compete for it again")
+    led
+}
+
+/// What one leadership term needs.
+struct Term<'a> {
+    client: &'a Client,
+    config: &'a OperatorConfig,
+    metrics: &'a Arc<Metrics>,
+    store: &'a zhengyun_store::Store,
+    calendar: &'a Calendar,
+}
+
+impl Term<'_> {
+    /// Runs the controllers and the metering sampler each time this replica wins the Lease,
+    /// until `stop`.
+    async fn lead_while_elected(
+        &self,
+        leading_rx: &mut watch::Receiver<bool>,
+        stop_rx: &watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        loop {
+            let mut stop = stop_rx.clone();
+            tokio::select! {
+                _ = leading_rx.wait_for(|l| *l) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+            self.metrics.set_leader(true);
+            tracing::info!("leading; starting controllers");
+            install_cluster_objects(self.client).await?;
+
+            let mut stop_controllers = stop_rx.clone();
+            let mut lost = leading_rx.clone();
+            let graceful = async move {
+                tokio::select! {
+                    _ = stop_controllers.wait_for(|s| *s) => {}
+                    _ = lost.wait_for(|l| !*l) => {}
+                }
+            };
+            let graceful = futures::future::FutureExt::shared(graceful);
+            let sampler = {
+                let (sampler_stop_tx, sampler_stop_rx) = watch::channel(false);
+                let graceful = graceful.clone();
+                tokio::spawn(async move {
+                    graceful.await;
+                    let _ = sampler_stop_tx.send(true);
+                });
+                metering::run(
+                    self.client.clone(),
+                    self.store.clone(),
+                    self.config.metering.clone(),
+                    self.calendar.clone(),
+                    self.metrics.metering().clone(),
+                    sampler_stop_rx,
+                )
+            };
+            let controllers = run_controllers(
+                self.client.clone(),
+                self.config,
+                self.metrics.clone(),
+                graceful,
+            );
+            futures::future::join(controllers, sampler).await;
+            self.metrics.set_leader(false);
+            if *stop_rx.borrow() {
+                return Ok(());
+            }
+            tracing::warn!(
+                "lost the leader Lease; controllers and metering stopped until it is ours again"
+            );
+        }
     }
 }
 
@@ -232,10 +265,35 @@ where
     K: Watched,
 {
     let versions = Arc::clone(versions);
-    ctrl.watches(Api::<K>::all(client.clone()), managed(), move |obj: K| {
+    let events = watcher(Api::<K>::all(client.clone()), managed())
+        .default_backoff()
+        .touched_objects();
+    ctrl.watches_stream(without_errors(events), move |obj: K| {
         versions.observe(&obj);
         note(&versions, &obj);
         owner_env(obj)
+    })
+}
+
+/// Keeps a watch's errors from its controller. A kube-runtime `Controller` backs off all of its
+/// triggers at once when any of them yields an error, so after an API server restart the errors
+/// of a dozen watches (connections cut, then 410 Gone on resuming) would pause every trigger
+/// for up to 30 s each, minutes in all. Each watch retries on its own backoff instead, and an
+/// error is only logged.
+fn without_errors<K: Resource<DynamicType = ()> + Send + 'static>(
+    events: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    events.filter(|event| {
+        match event {
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                tracing::info!(kind = %K::kind(&()), "watch expired; listing again");
+            }
+            Err(error) => {
+                tracing::warn!(%error, kind = %K::kind(&()), "watch failed; retrying");
+            }
+            Ok(_) => {}
+        }
+        futures::future::ready(event.is_ok())
     })
 }
 
@@ -424,13 +482,13 @@ async fn run_controllers(
 /// Decodes `events` into the objects touched, and sends a copy of each to `copy` when it was
 /// deleted or when `changed` (a hash of what the other side cares about; `None`: everything)
 /// differs from the last copy sent. Deletions always pass, unlike a plain predicate filter.
-fn tee<K: Resource + Clone + Send + 'static>(
+fn tee<K: Resource<DynamicType = ()> + Clone + Send + 'static>(
     events: Events<K>,
     copy: futures::channel::mpsc::UnboundedSender<Result<K, watcher::Error>>,
     changed: fn(&K) -> Option<u64>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    events
+    let objects = events
         .inspect(move |event| {
             let (obj, deleted) = match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, false),
@@ -451,7 +509,8 @@ fn tee<K: Resource + Clone + Send + 'static>(
                 let _ = copy.unbounded_send(Ok(obj.clone()));
             }
         })
-        .touched_objects()
+        .touched_objects();
+    without_errors(objects)
 }
 
 async fn serve(addr: SocketAddr, health: Health, mut stop: watch::Receiver<bool>) {

@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The database could not be reached or is too busy to answer: connection refused or
-    /// lost, pool timeout, PostgreSQL shutting down, SQLite still locked after the busy
+    /// lost, a broken conversation, pool timeout, PostgreSQL shutting down, SQLite still locked after the busy
     /// timeout, disk full. Retrying later may succeed (HTTP 503).
     #[error("database unavailable while {doing}")]
     Unavailable {
@@ -118,7 +118,11 @@ pub(crate) fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 /// query is wrong".
 fn unreachable(error: &sqlx::Error) -> bool {
     match error {
+        // A protocol error means the conversation broke, not that the query was wrong: the
+        // connection died mid-message, or what answers at the address is not the database (a
+        // connection to a stopped local server's port can even connect to itself).
         sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed

@@ -1124,6 +1124,35 @@ async fn an_unreachable_postgres_server_is_unavailable() {
 }
 
 #[tokio::test]
+async fn a_server_that_does_not_speak_postgres_is_unavailable() {
+    // An echo server: what a connection to a stopped local server's port meets when the kernel
+    // connects it to itself. Its answer is no PostgreSQL message at all.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = socket.split();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+    });
+    let options = zhengyun_store::StoreOptions {
+        acquire_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    let err = Store::connect_with(
+        &format!("postgres://nobody@127.0.0.1:{port}/zhengyun"),
+        &options,
+    )
+    .await
+    .expect_err("an echo is not PostgreSQL");
+    assert!(err.is_unavailable(), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_sqlite_file_that_cannot_be_opened_is_unavailable() {
     let err = Store::connect("sqlite:///nonexistent-dir-zhengyun/store.db?mode=rw")
         .await
