@@ -231,7 +231,7 @@ impl Store {
     /// counting only the overlap of each interval with it, optionally for one bureau. Sorted by
     /// meter (resources in quota order), the same on both backends whatever their collation.
     /// A tier change gives an environment two rows for one resource and kind; add them up for
-    /// tier-independent totals. Reads the daily rollup for whole UTC days and the raw intervals
+    /// tier-independent totals. Reads the daily rollup for whole days and the raw intervals
     /// only at the edges.
     pub async fn usage_totals(
         &self,

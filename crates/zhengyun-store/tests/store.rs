@@ -594,7 +594,7 @@ async fn an_interval_key_recorded_with_another_amount_is_a_conflict_and_stores_n
     let err = store.record_intervals(&batch).await.expect_err("conflict");
     assert_eq!(err.metric_label(), "conflict", "{err}");
     let message = err.to_string();
-    assert!(message.contains("wjw-prod/cpu/reserved/"), "{message}");
+    assert!(message.contains("/wjw-prod/cpu/reserved"), "{message}");
     assert!(
         message.contains("1000") && message.contains("1001"),
         "{message}"
@@ -1305,6 +1305,7 @@ async fn usage_counters_and_span_cover_the_whole_ledger(db: &TestDb) {
     assert_eq!(store.usage_counters().await.expect("counters"), expected);
     assert_eq!(
         store.usage_span().await.expect("span"),
-        Some(range("2026-10-20T00:00:00Z", "2026-12-20T00:00:00Z"))
+        // Rollup days run from midnight UTC+08:00.
+        Some(range("2026-10-19T16:00:00Z", "2026-12-20T16:00:00Z"))
     );
 }
