@@ -50,6 +50,7 @@ on_both_backends!(
     bureau_usage_sums_each_environment_resource_and_kind_over_any_range,
     replayed_intervals_add_nothing_to_the_rollups_or_the_counters,
     usage_counters_and_span_cover_the_whole_ledger,
+    a_window_is_written_only_from_the_checkpoint_its_writer_expects,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1307,5 +1308,44 @@ async fn usage_counters_and_span_cover_the_whole_ledger(db: &TestDb) {
         store.usage_span().await.expect("span"),
         // Rollup days run from midnight UTC+08:00.
         Some(range("2026-10-19T16:00:00Z", "2026-12-20T16:00:00Z"))
+    );
+}
+
+async fn a_window_is_written_only_from_the_checkpoint_its_writer_expects(db: &TestDb) {
+    let store = &db.store;
+    let first = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 1, 1_000);
+    let at = ts("2026-11-01T01:00:00Z");
+    store
+        .record_window(&first, "usage", None, at)
+        .await
+        .expect("first window");
+    // A second writer that still believes there is no checkpoint writes nothing.
+    let stale = hourly(&cpu("wjw-prod"), "2026-11-01T00:30:00Z", 1, 1_000);
+    let error = store
+        .record_window(&stale, "usage", None, ts("2026-11-01T01:30:00Z"))
+        .await
+        .expect_err("stale expectation");
+    assert_eq!(error.metric_label(), "conflict", "{error}");
+    assert_eq!(
+        store.checkpoint("usage").await.expect("checkpoint"),
+        Some(at)
+    );
+    let month = Calendar::default().month_range(november()).expect("range");
+    let stored: Vec<UsageInterval> = store
+        .intervals_between(month)
+        .try_collect()
+        .await
+        .expect("intervals");
+    assert_eq!(stored, first);
+    // The writer that knows the checkpoint continues from it.
+    let next = hourly(&cpu("wjw-prod"), "2026-11-01T01:00:00Z", 1, 1_000);
+    let end = ts("2026-11-01T02:00:00Z");
+    store
+        .record_window(&next, "usage", Some(at), end)
+        .await
+        .expect("next window");
+    assert_eq!(
+        store.checkpoint("usage").await.expect("checkpoint"),
+        Some(end)
     );
 }
