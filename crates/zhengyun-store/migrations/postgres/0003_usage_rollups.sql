@@ -1,10 +1,8 @@
--- Ledger rollups and time-first idempotency keys, PostgreSQL dialect
--- (migrations/sqlite/0003_usage_rollups.sql is the same in SQLite's). Maintained by the store in
--- the transaction that records the intervals they sum, so a rollup never disagrees with the
--- ledger; see src/rollup.rs.
+-- Ledger rollups, PostgreSQL dialect (migrations/sqlite/0003_usage_rollups.sql is the same in
+-- SQLite's). Maintained by the store in the transaction that records the intervals they sum,
+-- so a rollup never disagrees with the ledger; see src/rollup.rs.
 
--- Unit-seconds per meter and day; days start at midnight China Standard Time (UTC+08:00, the
--- default billing zone): day_s + 28800 is a multiple of 86400. An interval spanning several
+-- Unit-seconds per meter and UTC day (day_s: a multiple of 86400). An interval spanning several
 -- days adds its overlap with each. The sum is kept split at bit 32, us_high * 2^32 + us_low, with
 -- us_low carried into us_high on every addition: the same arithmetic as on SQLite, whose
 -- integers are 64-bit.
@@ -30,9 +28,9 @@ CREATE TABLE ledger_bounds (
 INSERT INTO ledger_bounds (id, longest_s)
 SELECT 1, COALESCE(MAX(end_s - start_s), 0) FROM usage_intervals;
 
--- Intervals recorded before this migration, cut at midnights UTC+08:00.
+-- Intervals recorded before this migration, cut at UTC midnights.
 WITH RECURSIVE pieces (day_s, bureau, environment, resource, kind, tier, amount, start_s, end_s) AS (
-    SELECT start_s - ((((start_s + 28800) % 86400) + 86400) % 86400),
+    SELECT start_s - (((start_s % 86400) + 86400) % 86400),
            bureau, environment, resource, kind, tier, amount, start_s, end_s
     FROM usage_intervals
     UNION ALL
@@ -49,10 +47,3 @@ INSERT INTO usage_daily (day_s, bureau, environment, resource, kind, tier, us_hi
 SELECT day_s, bureau, environment, resource, kind, tier,
        (SUM(high) + div(SUM(low), 4294967296))::bigint, mod(SUM(low), 4294967296)::bigint
 FROM parts GROUP BY day_s, bureau, environment, resource, kind, tier;
-
--- Idempotency keys now start with the interval's bounds (<start>/<end>/<environment>/<resource>/
--- <kind>, see zhengyun_metering::IdempotencyKey), so that new keys are appended to the unique index
--- instead of being scattered over it. Keys recorded before are rewritten the same way; old and new
--- forms can never collide (one starts with a letter, the other with a digit or a sign).
-UPDATE usage_intervals
-SET idempotency_key = start_s::text || '/' || end_s::text || '/' || environment || '/' || resource || '/' || kind;
