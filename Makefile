@@ -3,18 +3,14 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: postgres postgres-down run test cluster cluster-down devcluster tools fmt-check clippy unit e2e generate generate-check bench clean
+.PHONY: fuzz postgres postgres-down run test cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
 
-## run: start the devcluster and show how to use it
-run: cluster
-	@echo
-	@echo "The devcluster is running. Use it with:"
-	@echo "  export KUBECONFIG=$(CURDIR)/.devcluster/kubeconfig"
-	@echo "  $(CURDIR)/tests/devcluster/bin/kubectl get nodes"
-	@echo "Stop it with: make cluster-down"
+## run: the devcluster, the CRDs and sample tenants, and `zhengyun dev` (API + operator); Ctrl-C stops it
+run:
+	@scripts/run.sh
 
 ## test: formatting, lints, unit tests, generated-file drift, then integration tests on a devcluster
-test: tools fmt-check clippy unit generate-check e2e
+test: tools fmt-check clippy unit generate-check e2e chart docs
 
 tools:
 	@scripts/ensure-tools.sh
@@ -32,10 +28,29 @@ unit:
 
 e2e: devcluster
 	$(CARGO) build -p zhengyun --locked
-	scripts/with-cluster.sh $(CARGO) test -p zhengyun-e2e --locked -- --test-threads=8
+	scripts/with-cluster.sh scripts/e2e.sh
 	@echo "operator log of the end-to-end run: target/e2e-operator.log"
 
-## generate: regenerate committed files (CRD YAML)
+# The chart's checks run on a fresh devcluster of their own, so that they see a cluster without
+# Zhengyun and leave the development cluster alone.
+CHECKS_CLUSTER := DEVCLUSTER_DIR=.devcluster/checks DEVCLUSTER_ARGS=--fresh scripts/with-cluster.sh
+
+## chart: helm lint, server-side dry-runs of the chart and manifests/deploy, least-privilege RBAC
+chart: devcluster helm
+	$(CARGO) build -p zhengyun --locked
+	$(CHECKS_CLUSTER) scripts/check-chart.sh
+
+## docs: run the guides' commands (docs/operators.md: install with Helm, onboard bureaus, upgrade)
+docs: devcluster helm
+	$(CARGO) build -p zhengyun --locked
+	$(CHECKS_CLUSTER) scripts/check-docs.sh
+	@echo "operator log of the guide's run: target/docs-operator.log"
+
+## fuzz: every fuzz target briefly (FUZZ_SECONDS each, default 20); longer by hand: cd fuzz && cargo +nightly fuzz run specs
+fuzz:
+	scripts/fuzz.sh
+
+## generate: regenerate committed files (CRD YAML, the chart's CRDs, manifests/deploy)
 generate:
 	scripts/generate.sh
 
@@ -44,6 +59,10 @@ generate-check:
 
 devcluster:
 	@scripts/build-devcluster.sh
+
+## helm: build tools/helm/bin/helm from the Go module proxy
+helm:
+	@scripts/build-helm.sh
 
 cluster:
 	@scripts/cluster.sh up
@@ -59,12 +78,16 @@ postgres-down:
 
 ## bench: performance figures (release build); BENCH_SIZES overrides the environment counts
 BENCH_SIZES ?= 200 1000
+# Benchmarks run on a fresh devcluster of their own, so that earlier runs' objects do not weigh.
+BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_ARGS=--fresh scripts/with-cluster.sh
 bench: devcluster
 	$(CARGO) build --release --locked -p zhengyun
-	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge
-	scripts/with-cluster.sh target/release/bench-converge $(BENCH_SIZES)
+	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api
+	$(BENCH_CLUSTER) target/release/bench-converge $(BENCH_SIZES)
+	$(BENCH_CLUSTER) target/release/bench-api
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
 	$(CARGO) run --release --locked -p zhengyun-store --example month
+	@python3 scripts/bench-report.py
 
 clean: cluster-down postgres-down
-	rm -rf target .devcluster tests/devcluster/bin
+	rm -rf target .devcluster tests/devcluster/bin tools/helm/bin

@@ -258,12 +258,14 @@ fn env_trigger(env: &Environment) -> Option<u64> {
     Some(h.finish())
 }
 
-/// What, in an Environment, admission and the bureau rollup depend on.
+/// What, in an Environment, admission and the bureau rollup depend on. Not the phase: the
+/// environment controller moving it from Admitted to Ready changes nothing admission or the
+/// rollup reads, and would cost every bureau a LIST per environment.
 fn bureau_trigger(env: &Environment) -> Option<u64> {
     let mut h = DefaultHasher::new();
     env.metadata.generation.hash(&mut h);
     let status = env.status.as_ref();
-    serde_json::to_string(&status.map(|s| (&s.admitted_quota, &s.usage, s.phase)))
+    serde_json::to_string(&status.map(|s| (&s.admitted_quota, &s.usage)))
         .ok()
         .hash(&mut h);
     env.metadata

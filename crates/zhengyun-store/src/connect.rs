@@ -24,6 +24,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0001_initial.sql"),
     ),
     (
+        2,
+        "change requests",
+        include_str!("../migrations/sqlite/0002_change_requests.sql"),
+    ),
+    (
         3,
         "usage rollups",
         include_str!("../migrations/sqlite/0003_usage_rollups.sql"),
@@ -39,6 +44,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         1,
         "initial",
         include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "change requests",
+        include_str!("../migrations/postgres/0002_change_requests.sql"),
     ),
     (
         3,

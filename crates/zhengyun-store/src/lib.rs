@@ -8,6 +8,7 @@
 //!   recomputes.
 //! - [`ledger`]: usage intervals, idempotent by their key (invariant 4), sampler checkpoints and
 //!   usage totals.
+//! - [`requests`]: change requests that wait for a platform admin's approval.
 //! - [`reports`]: a month's statement, a bureau's usage and all-time totals, read from daily
 //!   rollups that recording maintains (see `rollup`), fast whatever the ledger's size.
 //! - [`statements`]: closed monthly statements, which never change, and the signed adjustment
@@ -30,6 +31,7 @@ pub mod audit;
 pub mod error;
 pub mod ledger;
 pub mod reports;
+pub mod requests;
 pub mod statements;
 pub mod tokens;
 
@@ -43,6 +45,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
 pub use error::{Error, Result};
 pub use ledger::{MeterUsage, Recorded};
 pub use reports::{ResourceUsage, UsageCounter};
+pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};
 pub use tokens::{BootstrapOutcome, Principal, Role, TokenId, TokenInfo, TokenSecret};
 
 /// The database behind a [`Store`].

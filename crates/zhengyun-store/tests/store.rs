@@ -18,8 +18,8 @@ use zhengyun_metering::{
 };
 use zhengyun_model::{names::Tier, quantity::Resource};
 use zhengyun_store::{
-    AuditEntry, AuditFilter, BootstrapOutcome, ChainStatus, ResourceUsage, Role, Store, TokenId,
-    UsageCounter,
+    AuditEntry, AuditFilter, BootstrapOutcome, ChainStatus, NewRequest, RequestFilter, RequestKind,
+    RequestState, ResourceUsage, Role, Store, TokenId, UsageCounter,
 };
 
 on_both_backends!(
@@ -44,6 +44,9 @@ on_both_backends!(
     an_unbalanced_statement_is_refused,
     adjustments_need_a_closed_month_and_the_count_the_caller_saw,
     ping_answers,
+    a_change_request_is_pending_until_decided_once,
+    concurrent_decisions_on_one_request_let_exactly_one_win,
+    change_requests_list_by_bureau_and_state_and_reopen_after_a_failed_apply,
     a_month_statement_from_the_rollups_equals_the_statement_of_the_raw_intervals,
     a_closed_month_statement_is_returned_unchanged_whatever_the_ledger_gets_later,
     usage_before_the_first_rate_card_fails_the_month_statement,
@@ -957,6 +960,126 @@ async fn adjustments_need_a_closed_month_and_the_count_the_caller_saw(db: &TestD
 
 async fn ping_answers(db: &TestDb) {
     db.store.ping().await.expect("ping");
+}
+
+fn environment_request(bureau: &str, object: &str) -> NewRequest {
+    NewRequest {
+        kind: RequestKind::EnvironmentCreate,
+        bureau: bureau.to_owned(),
+        object: object.to_owned(),
+        payload: json!({"name": object, "quota": {"cpu": "64"}, "note": "汛期值守"}),
+        note: "needs cpu 32 more than 区卫生健康委员会 has left".to_owned(),
+        requested_by: "0123456789abcdef".to_owned(),
+    }
+}
+
+async fn a_change_request_is_pending_until_decided_once(db: &TestDb) {
+    let filed = db
+        .store
+        .create_request(&environment_request("wjw", "wjw-prod"))
+        .await
+        .expect("file");
+    assert_eq!(filed.state, RequestState::Pending);
+    assert_eq!(filed.id.len(), 16);
+    assert_eq!(filed.payload["note"], "汛期值守");
+    assert_eq!(db.store.get_request(&filed.id).await.expect("get"), filed);
+
+    let rejected = db
+        .store
+        .decide_request(&filed.id, RequestState::Rejected, "admin", Some("容量不足"))
+        .await
+        .expect("reject");
+    assert_eq!(rejected.state, RequestState::Rejected);
+    assert_eq!(rejected.decision_reason.as_deref(), Some("容量不足"));
+    assert_eq!(rejected.decided_by.as_deref(), Some("admin"));
+    assert!(rejected.decided_at.is_some());
+
+    let again = db
+        .store
+        .decide_request(&filed.id, RequestState::Approved, "admin", None)
+        .await;
+    assert!(
+        matches!(&again, Err(zhengyun_store::Error::Conflict(m)) if m.contains("already rejected")),
+        "{again:?}"
+    );
+    let missing = db.store.get_request("ffffffffffffffff").await;
+    assert!(matches!(missing, Err(zhengyun_store::Error::NotFound(_))));
+}
+
+async fn concurrent_decisions_on_one_request_let_exactly_one_win(db: &TestDb) {
+    let filed = db
+        .store
+        .create_request(&environment_request("fgw", "fgw-test"))
+        .await
+        .expect("file");
+    let decisions = (0..10).map(|i| {
+        let store = db.store.clone();
+        let id = filed.id.clone();
+        tokio::spawn(async move {
+            let state = if i % 2 == 0 {
+                RequestState::Approved
+            } else {
+                RequestState::Rejected
+            };
+            store
+                .decide_request(&id, state, &format!("admin-{i}"), Some("r"))
+                .await
+        })
+    });
+    let mut wins = 0;
+    for decision in decisions {
+        match decision.await.expect("join") {
+            Ok(_) => wins += 1,
+            Err(zhengyun_store::Error::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn change_requests_list_by_bureau_and_state_and_reopen_after_a_failed_apply(db: &TestDb) {
+    let a = db
+        .store
+        .create_request(&environment_request("wjw", "wjw-dev"))
+        .await
+        .expect("a");
+    let b = db
+        .store
+        .create_request(&environment_request("fgw", "fgw-dev"))
+        .await
+        .expect("b");
+    let c = db
+        .store
+        .create_request(&environment_request("wjw", "wjw-test"))
+        .await
+        .expect("c");
+    db.store
+        .decide_request(&c.id, RequestState::Approved, "admin", None)
+        .await
+        .expect("approve");
+    let ids = |list: Vec<zhengyun_store::ChangeRequest>| {
+        list.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    let all = db
+        .store
+        .list_requests(&RequestFilter::default())
+        .await
+        .expect("all");
+    assert_eq!(ids(all), vec![a.id.clone(), b.id.clone(), c.id.clone()]);
+    let wjw_pending = db
+        .store
+        .list_requests(&RequestFilter {
+            bureau: Some("wjw".to_owned()),
+            state: Some(RequestState::Pending),
+        })
+        .await
+        .expect("filtered");
+    assert_eq!(ids(wjw_pending), vec![a.id.clone()]);
+
+    let reopened = db.store.reopen_request(&c.id).await.expect("reopen");
+    assert_eq!(reopened.state, RequestState::Pending);
+    assert_eq!(reopened.decided_by, None);
+    assert_eq!(reopened.decided_at, None);
 }
 
 /// Compiles only if every store future is `Send`, as axum handlers and spawned tasks need.

@@ -1,4 +1,8 @@
-//! Command line of the `zhengyun` binary: one subcommand per role of the process.
+//! Command line of the `zhengyun` binary: one subcommand per role of the process, and the
+//! everyday API commands for bureau IT staff.
+
+mod client;
+mod commands;
 
 use std::process::ExitCode;
 
@@ -16,8 +20,23 @@ pub struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
+    #[command(flatten)]
+    common: commands::Common,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where money and history are kept.
+#[derive(Clone, Debug, clap::Args)]
+struct DatabaseArgs {
+    /// The database: `sqlite://path?mode=rwc` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "ZHENGYUN_DATABASE_URL",
+        default_value = "sqlite://zhengyun.db?mode=rwc",
+        hide_env_values = true
+    )]
+    database_url: String,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -32,6 +51,33 @@ enum LogFormat {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
     Crds,
+    /// Print the API's OpenAPI 3.1 document as JSON.
+    Openapi,
+    /// Serve the control-plane HTTP API.
+    Api {
+        #[command(flatten)]
+        api: zhengyun_api::ApiConfig,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// IANA time zone of statement months (as the operator's `--time-zone`).
+        #[arg(long, env = "ZHENGYUN_TIME_ZONE", default_value = zhengyun_metering::DEFAULT_TIME_ZONE)]
+        time_zone: String,
+        /// Stop gracefully when standard input closes.
+        #[arg(long, hide = true)]
+        stop_on_stdin_eof: bool,
+    },
+    /// Run the API and the operator in one process, for a laptop or a demo.
+    Dev {
+        #[command(flatten)]
+        api: zhengyun_api::ApiConfig,
+        /// (`--database-url` is shared: the API's tokens and audit log and the operator's
+        /// ledger live in one database.)
+        #[command(flatten)]
+        operator: zhengyun_operator::OperatorConfig,
+        /// Stop gracefully when standard input closes.
+        #[arg(long, hide = true)]
+        stop_on_stdin_eof: bool,
+    },
     /// Run the operator: admit environments and reconcile them into namespaces.
     Operator {
         #[command(flatten)]
@@ -41,6 +87,8 @@ enum Command {
         #[arg(long, hide = true)]
         stop_on_stdin_eof: bool,
     },
+    #[command(flatten)]
+    Client(commands::ApiCommand),
 }
 
 impl Cli {
@@ -62,6 +110,53 @@ impl Cli {
                 print!("{}", zhengyun_model::crds_yaml());
                 Ok(())
             }
+            Command::Client(command) => runtime()?.block_on(command.run(self.common)),
+            Command::Openapi => {
+                print!("{}", zhengyun_api::openapi_json());
+                Ok(())
+            }
+            Command::Api {
+                api,
+                database,
+                time_zone,
+                stop_on_stdin_eof,
+            } => {
+                init_logging(self.log_format);
+                runtime()?.block_on(async {
+                    let store = zhengyun_store::Store::connect(&database.database_url).await?;
+                    let state = api_state(store, &time_zone).await?;
+                    zhengyun_api::serve(&api, state, shutdown_signal(stop_on_stdin_eof)).await?;
+                    Ok(())
+                })
+            }
+            Command::Dev {
+                api,
+                operator,
+                stop_on_stdin_eof,
+            } => {
+                init_logging(self.log_format);
+                runtime()?.block_on(async {
+                    let store = zhengyun_store::Store::connect(&operator.database_url).await?;
+                    let state = api_state(store.clone(), &operator.metering.time_zone).await?;
+                    let client = kube::Client::try_default().await?;
+                    let (stop, _) = tokio::sync::watch::channel(false);
+                    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    };
+                    let operator_task =
+                        zhengyun_operator::run(client, operator, stopped(stop.subscribe()));
+                    let api_task = zhengyun_api::serve(&api, state, stopped(stop.subscribe()));
+                    let signal = async {
+                        shutdown_signal(stop_on_stdin_eof).await;
+                        let _ = stop.send(true);
+                    };
+                    let (operator_result, api_result, ()) =
+                        tokio::join!(operator_task, api_task, signal);
+                    operator_result?;
+                    api_result?;
+                    Ok(())
+                })
+            }
             Command::Operator {
                 config,
                 stop_on_stdin_eof,
@@ -74,6 +169,24 @@ impl Cli {
             }
         }
     }
+}
+
+/// Connects the store and a cluster client with timeouts that suit an API: a request that
+/// cannot reach the cluster fails in seconds with a 503 rather than hanging.
+async fn api_state(
+    store: zhengyun_store::Store,
+    time_zone: &str,
+) -> anyhow::Result<zhengyun_api::AppState> {
+    let calendar = zhengyun_metering::Calendar::new(time_zone)
+        .map_err(|e| anyhow::anyhow!("unknown time zone {time_zone:?}: {e}"))?;
+    let mut config = kube::Config::infer().await?;
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.read_timeout = Some(std::time::Duration::from_secs(15));
+    config.write_timeout = Some(std::time::Duration::from_secs(15));
+    let client = kube::Client::try_from(config)?;
+    Ok(zhengyun_api::AppState::with_calendar(
+        store, client, calendar,
+    ))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -125,4 +238,16 @@ async fn signals() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn every_subcommand_has_unique_consistent_arguments() {
+        Cli::command().debug_assert();
+    }
 }

@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: a client for the devcluster named by `KUBECONFIG`, unique
 //! names so tests share one cluster without colliding, and polling with a deadline.
 
+pub mod api;
 pub mod operator;
 
 use std::future::Future;

@@ -94,6 +94,8 @@ pub struct BureauStatus {
 
     /// Number of environments of this bureau.
     #[serde(default)]
+    // Kubernetes knows int32, not the uint32 schemars writes for u32.
+    #[schemars(extend("format" = "int32"))]
     pub environments: u32,
 
     /// Charges so far this month in CNY, as a decimal string.

@@ -65,14 +65,20 @@ pub struct Overcommit {
     /// CPU ratio in percent.
     #[serde(default = "hundred")]
     #[schemars(range(min = 1, max = 1000))]
+    // Kubernetes knows int32, not the uint32 schemars writes for u32.
+    #[schemars(extend("format" = "int32"))]
     pub cpu_percent: u32,
     /// Memory ratio in percent.
     #[serde(default = "hundred")]
     #[schemars(range(min = 1, max = 1000))]
+    // Kubernetes knows int32, not the uint32 schemars writes for u32.
+    #[schemars(extend("format" = "int32"))]
     pub memory_percent: u32,
     /// Storage ratio in percent.
     #[serde(default = "hundred")]
     #[schemars(range(min = 1, max = 1000))]
+    // Kubernetes knows int32, not the uint32 schemars writes for u32.
+    #[schemars(extend("format" = "int32"))]
     pub storage_percent: u32,
 }
 

@@ -101,6 +101,8 @@ pub struct CatalogService {
     /// Number of pods; 1 if unset. Postgres always runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 20))]
+    // Kubernetes knows int32, not the uint32 schemars writes for u32.
+    #[schemars(extend("format" = "int32"))]
     pub replicas: Option<u32>,
 
     /// Container image; required for `web`, overrides the platform default for `postgres`.

@@ -751,11 +751,24 @@ fn load_samples() -> Samples {
 #[test]
 fn every_sample_manifest_parses_and_validates() {
     let samples = load_samples();
-    assert_eq!(samples.bureaus.len(), 1);
+    // bureau-wjw.yaml, and the 71 Haidian sample tenants (wjw among them).
+    assert_eq!(samples.bureaus.len(), 72);
     assert_eq!(samples.environments.len(), 2);
     assert_eq!(samples.pools.len(), 1);
     assert_eq!(samples.rate_cards.len(), 1);
-    assert_eq!(samples.bureaus[0].spec.display_name, "区卫生健康委员会");
+    for bureau in samples
+        .bureaus
+        .iter()
+        .filter(|b| b.metadata.name.as_deref() == Some("wjw"))
+    {
+        assert_eq!(bureau.spec.display_name, "区卫生健康委员会");
+    }
+    let communities = samples
+        .bureaus
+        .iter()
+        .filter(|b| b.spec.parent.is_some())
+        .count();
+    assert_eq!(communities, 10);
 }
 
 #[test]

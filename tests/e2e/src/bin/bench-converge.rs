@@ -177,6 +177,133 @@ async fn wait_for_leader(client: &Client) -> anyhow::Result<()> {
     .await
 }
 
+/// resourceVersions of everything the operator owns for the benchmark's environments: the
+/// Environments, their Namespaces, and every ResourceQuota, LimitRange, NetworkPolicy and
+/// RoleBinding in those namespaces. Read with one cluster-wide LIST per kind.
+async fn versions(
+    client: &Client,
+    codes: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    let mut out = std::collections::BTreeMap::new();
+    let ours = |ns: &str| codes.iter().any(|c| ns.starts_with(&format!("{c}-")));
+    let envs = Api::<Environment>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    for env in envs.items.iter().filter(|e| codes.contains(&e.spec.bureau)) {
+        out.insert(
+            format!("env/{}", env.name_any()),
+            env.resource_version().unwrap_or_default(),
+        );
+    }
+    for code in codes {
+        if let Some(bureau) = Api::<Bureau>::all(client.clone()).get_opt(code).await? {
+            out.insert(
+                format!("bureau/{code}"),
+                bureau.resource_version().unwrap_or_default(),
+            );
+        }
+    }
+    macro_rules! collect {
+        ($kind:ty, $label:literal, $namespaced:expr) => {
+            for obj in Api::<$kind>::all(client.clone())
+                .list(&ListParams::default())
+                .await?
+                .items
+            {
+                let ns = if $namespaced {
+                    obj.namespace().unwrap_or_default()
+                } else {
+                    obj.name_any()
+                };
+                if ours(&ns) {
+                    out.insert(
+                        format!("{}/{ns}/{}", $label, obj.name_any()),
+                        obj.resource_version().unwrap_or_default(),
+                    );
+                }
+            }
+        };
+    }
+    collect!(Namespace, "namespace", false);
+    collect!(ResourceQuota, "resourcequota", true);
+    collect!(LimitRange, "limitrange", true);
+    collect!(NetworkPolicy, "networkpolicy", true);
+    collect!(RoleBinding, "rolebinding", true);
+    Ok(out)
+}
+
+fn start_operator(bin: &str, metrics_port: u16) -> anyhow::Result<std::process::Child> {
+    std::process::Command::new(bin)
+        .args([
+            "operator",
+            "--stop-on-stdin-eof",
+            "--lease-name",
+            "zhengyun-bench",
+            "--lease-seconds",
+            "3",
+            "--operator-addr",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--database-url",
+            "sqlite::memory:",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {bin}"))
+}
+
+/// The environment controller's reconciliations so far, from the operator's /metrics.
+async fn reconciliations(port: u16) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(text
+        .lines()
+        .find(|l| {
+            l.starts_with(r#"zhengyun_operator_reconciliations_total{controller="environment"}"#)
+        })
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or(0))
+}
+
+/// Restarts the operator on a converged cluster (a full resync: every environment is
+/// reconciled again) and counts the objects whose resourceVersion changed.
+async fn idle_resync_writes(
+    client: &Client,
+    bin: &str,
+    codes: &[String],
+    n: usize,
+) -> anyhow::Result<usize> {
+    let before = versions(client, codes).await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = start_operator(bin, port)?;
+    let n = n as u64;
+    eventually("a full resync", Duration::from_secs(600), || async {
+        Ok((reconciliations(port).await.unwrap_or(0) >= n).then_some(()))
+    })
+    .await?;
+    // Let writes of the last reconciliations land before reading again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = versions(client, codes).await?;
+    drop(child.stdin.take());
+    let _ = child.wait();
+    Ok(after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .count())
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -205,21 +332,10 @@ async fn main() -> anyhow::Result<()> {
     for n in sizes {
         let (floor, direct_codes) = direct(&client, n).await.context("direct writes")?;
         cleanup(&client, &direct_codes, true).await?;
-        let mut child = std::process::Command::new(&bin)
-            .args([
-                "operator",
-                "--stop-on-stdin-eof",
-                "--lease-name",
-                "zhengyun-bench",
-                "--lease-seconds",
-                "3",
-                "--operator-addr",
-                "127.0.0.1:0",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .with_context(|| format!("start {bin}"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut child = start_operator(&bin, port)?;
         wait_for_leader(&client).await?;
         let (took, codes) = operator(&client, n).await.context("operator convergence")?;
         let rss = peak_rss_kib(child.id()).unwrap_or(0);
@@ -230,13 +346,16 @@ async fn main() -> anyhow::Result<()> {
             floor.as_secs_f64(),
             rss as f64 / 1024.0
         );
-        // Stop the operator, then remove what it made directly (without waiting for the namespace
-        // controller, which deletes slowly and is not what is measured here).
+        // Stop the operator; a new one resyncs the converged cluster, which must write nothing.
         drop(child.stdin.take());
         let _ = child.wait();
+        let resync_writes = idle_resync_writes(&client, &bin, &codes, n).await?;
+        println!("idle resync of {n} environments: {resync_writes} objects written");
+        // Remove what it made directly (without waiting for the namespace controller, which
+        // deletes slowly and is not what is measured here).
         cleanup(&client, &codes, true).await?;
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor.as_secs_f64(),
-            "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0}));
+            "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0, "idle_resync_writes": resync_writes}));
     }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench");
     std::fs::create_dir_all(dir)?;

@@ -1,0 +1,317 @@
+//! `/api/v1/bureaus`: platform admins onboard bureaus and set their quotas; bureaus see
+//! themselves and ask for more quota.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use kube::api::{DeleteParams, PostParams};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use zhengyun_model::{
+    Validate,
+    crd::{Bureau, BureauSpec},
+    names::BureauKind,
+    quantity::Quota,
+};
+use zhengyun_store::{NewRequest, RequestKind, Role};
+
+use crate::{
+    context::{Audit, Caller},
+    environments::is_conflict,
+    extract::{Json, Path},
+    headroom,
+    problem::{ApiResult, Problem},
+    state::AppState,
+    views::{
+        BureauView, CreateBureau, Pending, QuotaIncrease, RequestView, UpdateBureau, quota_json,
+    },
+};
+
+/// Roles that may read any bureau (bureau roles read only their own).
+pub const READERS: [Role; 5] = Role::ALL;
+
+/// The bureau routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_bureaus, create_bureau))
+        .routes(routes!(get_bureau, update_bureau, delete_bureau))
+        .routes(routes!(request_quota))
+}
+
+/// Lists the bureaus the caller may see: all of them for platform-wide roles, its own for a
+/// bureau role.
+#[utoipa::path(get, path = "/api/v1/bureaus", tag = "bureaus",
+    responses((status = 200, body = [BureauView]), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+async fn list_bureaus(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(&READERS)?;
+    let list = state.bureaus().list(&Default::default()).await?;
+    let views: Vec<BureauView> = list
+        .items
+        .iter()
+        .filter(|b| caller.sees_bureau(b.metadata.name.as_deref().unwrap_or_default()))
+        .map(BureauView::from)
+        .collect();
+    Ok(axum::Json(views).into_response())
+}
+
+/// Onboards a bureau (platform admin).
+#[utoipa::path(post, path = "/api/v1/bureaus", tag = "bureaus", request_body = CreateBureau,
+    responses((status = 201, body = BureauView), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn create_bureau(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Json(body): Json<CreateBureau>,
+) -> ApiResult<Response> {
+    audit.about(
+        "bureau.create",
+        format!("bureaus/{}", body.name),
+        Some(&body.name),
+    );
+    caller.require(&[Role::PlatformAdmin])?;
+    let kind: BureauKind = body
+        .kind
+        .parse()
+        .map_err(|e| Problem::invalid_field("kind", format!("{e}")))?;
+    let quota: Quota = body.quota.into();
+    let bureau = Bureau::new(
+        &body.name,
+        BureauSpec {
+            display_name: body.display_name,
+            kind,
+            parent: body.parent,
+            quota: quota.clone(),
+            monthly_budget: body.monthly_budget,
+            admin_groups: body.admin_groups,
+            viewer_groups: body.viewer_groups,
+        },
+    );
+    bureau
+        .validate()
+        .map_err(|e| Problem::from_validation(&e))?;
+    audit.quotas(None, Some(quota_json(&quota)));
+    let created = state
+        .bureaus()
+        .create(&PostParams::default(), &bureau)
+        .await
+        .map_err(|e| already_exists(e, "bureau", &body.name))?;
+    Ok(created_at(
+        format!("/api/v1/bureaus/{}", body.name),
+        BureauView::from(&created),
+    ))
+}
+
+/// A 201 with its `Location`.
+pub fn created_at(location: String, body: impl serde::Serialize) -> Response {
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Turns the cluster's 409 on create into "already exists".
+pub fn already_exists(error: kube::Error, what: &str, name: &str) -> Problem {
+    match &error {
+        kube::Error::Api(status) if status.code == 409 => {
+            Problem::conflict(format!("{what} {name:?} already exists"))
+        }
+        _ => error.into(),
+    }
+}
+
+/// One bureau, with the quota it has allocated and uses.
+#[utoipa::path(get, path = "/api/v1/bureaus/{bureau}", tag = "bureaus",
+    params(("bureau" = String, Path, description = "Bureau code")),
+    responses((status = 200, body = BureauView), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_bureau(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(bureau): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(&READERS)?;
+    caller.require_bureau(&bureau)?;
+    let found = state.bureau(&bureau).await?;
+    Ok(axum::Json(BureauView::from(&found)).into_response())
+}
+
+/// The `If-Match` precondition, if any: the resourceVersion the caller last saw.
+pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Problem::bad_request("If-Match must be a resourceVersion"))?;
+    Ok(Some(text.trim().trim_matches('"').to_owned()))
+}
+
+/// Refuses with 412 when the object changed since the caller read it.
+pub fn check_precondition(expected: Option<&str>, actual: Option<&str>) -> ApiResult<()> {
+    match expected {
+        Some(expected) if Some(expected) != actual => Err(Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "Precondition failed",
+            format!(
+                "the object changed since resourceVersion {expected}; it is now {}",
+                actual.unwrap_or("unknown")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Changes a bureau (platform admin). The quota may not drop below what its environments
+/// already ask for.
+#[utoipa::path(patch, path = "/api/v1/bureaus/{bureau}", tag = "bureaus",
+    params(("bureau" = String, Path, description = "Bureau code"),
+        ("If-Match" = Option<String>, Header, description = "resourceVersion last seen")),
+    request_body = UpdateBureau,
+    responses((status = 200, body = BureauView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn update_bureau(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    headers: HeaderMap,
+    Path(bureau): Path<String>,
+    Json(body): Json<UpdateBureau>,
+) -> ApiResult<Response> {
+    audit.about("bureau.update", format!("bureaus/{bureau}"), Some(&bureau));
+    caller.require(&[Role::PlatformAdmin])?;
+    let precondition = if_match(&headers)?;
+    let _guard = state.lock_bureau(&bureau).await;
+    let mut attempts = 0;
+    let updated = loop {
+        attempts += 1;
+        let mut current = state.bureau(&bureau).await?;
+        check_precondition(
+            precondition.as_deref(),
+            current.metadata.resource_version.as_deref(),
+        )?;
+        let before = quota_json(&current.spec.quota);
+        body.apply_to(&mut current.spec);
+        current
+            .validate()
+            .map_err(|e| Problem::from_validation(&e))?;
+        audit.quotas(Some(before), Some(quota_json(&current.spec.quota)));
+        let environments = state.environments_of(&bureau).await?;
+        let over = headroom::below_admitted(&current.spec.quota, &environments)?;
+        if !over.is_empty() {
+            return Err(Problem::conflict(format!(
+                "the new quota is below what the bureau's admitted environments hold: {}",
+                headroom::describe(&over)
+            )));
+        }
+        match state
+            .bureaus()
+            .replace(&bureau, &PostParams::default(), &current)
+            .await
+        {
+            Err(e) if is_conflict(&e) && precondition.is_none() && attempts < 5 => continue,
+            other => break other?,
+        }
+    };
+    Ok(axum::Json(BureauView::from(&updated)).into_response())
+}
+
+/// Removes a bureau that has no environments left (platform admin).
+#[utoipa::path(delete, path = "/api/v1/bureaus/{bureau}", tag = "bureaus",
+    params(("bureau" = String, Path, description = "Bureau code")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+async fn delete_bureau(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(bureau): Path<String>,
+) -> ApiResult<Response> {
+    audit.about("bureau.delete", format!("bureaus/{bureau}"), Some(&bureau));
+    caller.require(&[Role::PlatformAdmin])?;
+    let _guard = state.lock_bureau(&bureau).await;
+    let current = state.bureau(&bureau).await?;
+    audit.quotas(Some(quota_json(&current.spec.quota)), None);
+    let environments = state.environments_of(&bureau).await?;
+    if !environments.is_empty() {
+        let names: Vec<_> = environments
+            .iter()
+            .filter_map(|e| e.metadata.name.as_deref())
+            .collect();
+        return Err(Problem::conflict(format!(
+            "bureau {bureau:?} still has environments: {}; delete them first",
+            names.join(", ")
+        )));
+    }
+    state
+        .bureaus()
+        .delete(&bureau, &DeleteParams::default())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A bureau asks for more quota; a platform admin decides.
+#[utoipa::path(post, path = "/api/v1/bureaus/{bureau}/quota-requests", tag = "bureaus",
+    params(("bureau" = String, Path, description = "Bureau code")),
+    request_body = QuotaIncrease,
+    responses((status = 202, body = Pending), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn request_quota(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(bureau): Path<String>,
+    Json(body): Json<QuotaIncrease>,
+) -> ApiResult<Response> {
+    audit.about(
+        "bureau.quota-request",
+        format!("bureaus/{bureau}"),
+        Some(&bureau),
+    );
+    caller.require(&[Role::PlatformAdmin, Role::BureauAdmin])?;
+    caller.require_bureau(&bureau)?;
+    let quota: Quota = body.quota.clone().into();
+    let mut errors = zhengyun_model::ValidationErrors::new();
+    quota.check("quota", &mut errors);
+    if body.reason.trim().is_empty() {
+        errors.push("reason", "must say why the bureau needs more");
+    }
+    errors
+        .into_result()
+        .map_err(|e| Problem::from_validation(&e))?;
+    let current = state.bureau(&bureau).await?;
+    audit.quotas(
+        Some(quota_json(&current.spec.quota)),
+        Some(quota_json(&quota)),
+    );
+    let filed = state
+        .store()
+        .create_request(&NewRequest {
+            kind: RequestKind::BureauQuota,
+            bureau: bureau.clone(),
+            object: bureau.clone(),
+            payload: serde_json::to_value(&body.quota).unwrap_or_default(),
+            note: body.reason,
+            requested_by: caller.name().to_owned(),
+        })
+        .await?;
+    audit.outcome(format!("pending request {}", filed.id));
+    let pending = Pending {
+        message: format!(
+            "request {} is waiting for a platform admin's approval",
+            filed.id
+        ),
+        request: RequestView::from(&filed),
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(pending)).into_response())
+}

@@ -1,0 +1,407 @@
+//! `/api/v1/bureaus/{bureau}/environments`: bureau IT staff request, resize and delete
+//! environments. A request that fits what the bureau has left becomes an `Environment` at once;
+//! one that does not becomes a change request for a platform admin. Either way the operator's
+//! admission has the last word.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use kube::api::{DeleteParams, PostParams};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use zhengyun_model::{
+    Validate,
+    crd::{Environment, EnvironmentSpec, Time},
+    names::{self, Purpose, Tier},
+    quantity::Quota,
+};
+use zhengyun_store::{NewRequest, RequestFilter, RequestKind, RequestState, Role};
+
+use crate::{
+    bureaus::{already_exists, check_precondition, created_at, if_match},
+    context::{Audit, Caller},
+    extract::{Json, Path},
+    headroom::{self, Headroom},
+    problem::{ApiResult, InvalidField, Problem},
+    state::AppState,
+    views::{
+        CreateEnvironment, EnvironmentView, Pending, RequestView, UpdateEnvironment, quota_json,
+    },
+};
+
+/// Roles that change environments (bureau admins only in their own bureau).
+pub const WRITERS: [Role; 2] = [Role::PlatformAdmin, Role::BureauAdmin];
+
+/// The environment routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_environments, create_environment))
+        .routes(routes!(
+            get_environment,
+            update_environment,
+            delete_environment
+        ))
+}
+
+/// The environments of a bureau, with phase and conditions as the operator reports them.
+#[utoipa::path(get, path = "/api/v1/bureaus/{bureau}/environments", tag = "environments",
+    params(("bureau" = String, Path, description = "Bureau code")),
+    responses((status = 200, body = [EnvironmentView]), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn list_environments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(bureau): Path<String>,
+) -> ApiResult<Response> {
+    caller.require_bureau(&bureau)?;
+    state.bureau(&bureau).await?;
+    let mut environments = state.environments_of(&bureau).await?;
+    environments.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let views: Vec<EnvironmentView> = environments.iter().map(EnvironmentView::from).collect();
+    Ok(axum::Json(views).into_response())
+}
+
+/// One environment.
+#[utoipa::path(get, path = "/api/v1/bureaus/{bureau}/environments/{environment}",
+    tag = "environments",
+    params(("bureau" = String, Path, description = "Bureau code"),
+        ("environment" = String, Path, description = "Environment name")),
+    responses((status = 200, body = EnvironmentView), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((bureau, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    caller.require_bureau(&bureau)?;
+    let env = state.environment(&bureau, &name).await?;
+    Ok(axum::Json(EnvironmentView::from(&env)).into_response())
+}
+
+/// Builds and validates the `Environment` a request asks for, naming every invalid field.
+pub fn environment_from(bureau: &str, body: &CreateEnvironment) -> ApiResult<Environment> {
+    let mut errors = Vec::new();
+    let mut field = |field: &str, message: String| {
+        errors.push(InvalidField {
+            field: field.to_owned(),
+            message,
+        })
+    };
+    let purpose = body
+        .purpose
+        .parse::<Purpose>()
+        .map_err(|e| field("purpose", e.to_string()))
+        .ok();
+    let tier = match &body.tier {
+        None => Some(Tier::default()),
+        Some(tier) => tier
+            .parse::<Tier>()
+            .map_err(|e| field("tier", e.to_string()))
+            .ok(),
+    };
+    let mut services = Vec::new();
+    for (i, service) in body.services.iter().enumerate() {
+        match service.to_catalog() {
+            Ok(s) => services.push(s),
+            Err(message) => field(&format!("services[{i}].kind"), message),
+        }
+    }
+    let expires_at = match &body.expires_at {
+        None => None,
+        Some(text) => match text.parse::<jiff::Timestamp>() {
+            Ok(at) => Some(Time(at)),
+            Err(_) => {
+                field("expiresAt", "must be an RFC 3339 instant".to_owned());
+                None
+            }
+        },
+    };
+    let quota: Quota = body.quota.clone().into();
+    let (Some(purpose), Some(tier)) = (purpose, tier) else {
+        // The spec cannot be built; still report every bad quantity in one answer.
+        let mut invalid = zhengyun_model::ValidationErrors::new();
+        quota.check("quota", &mut invalid);
+        let mut problem = Problem::from_validation(&invalid);
+        errors.append(&mut problem.errors);
+        return Err(Problem::invalid(errors));
+    };
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
+    let name = body
+        .name
+        .clone()
+        .unwrap_or_else(|| names::environment_name(bureau, purpose));
+    let env = Environment::new(
+        &name,
+        EnvironmentSpec {
+            bureau: bureau.to_owned(),
+            purpose,
+            tier,
+            quota,
+            services,
+            expires_at,
+        },
+    );
+    env.validate().map_err(|e| Problem::from_validation(&e))?;
+    Ok(env)
+}
+
+/// Refuses a second request for the same object while one is pending.
+async fn no_pending_request(state: &AppState, bureau: &str, object: &str) -> ApiResult<()> {
+    let pending = state
+        .store()
+        .list_requests(&RequestFilter {
+            bureau: Some(bureau.to_owned()),
+            state: Some(RequestState::Pending),
+        })
+        .await?;
+    if let Some(request) = pending.iter().find(|r| r.object == object) {
+        return Err(Problem::conflict(format!(
+            "request {} for {object} is already waiting for approval",
+            request.id
+        )));
+    }
+    Ok(())
+}
+
+/// Files a change request and answers 202 with it.
+async fn file_request(
+    state: &AppState,
+    caller: &Caller,
+    audit: &Audit,
+    request: NewRequest,
+) -> ApiResult<Response> {
+    let filed = state.store().create_request(&request).await?;
+    audit.outcome(format!("pending request {}", filed.id));
+    let pending = Pending {
+        message: format!(
+            "{}; request {} is waiting for a platform admin's approval",
+            request.note, filed.id
+        ),
+        request: RequestView::from(&filed),
+    };
+    tracing::info!(request = %filed.id, by = caller.name(), "change request filed");
+    Ok((StatusCode::ACCEPTED, axum::Json(pending)).into_response())
+}
+
+/// Requests an environment. 201 when it fits the bureau's remaining quota (the operator then
+/// admits it and creates its namespace); 202 with a change request when it needs more than
+/// the bureau has.
+#[utoipa::path(post, path = "/api/v1/bureaus/{bureau}/environments", tag = "environments",
+    params(("bureau" = String, Path, description = "Bureau code")),
+    request_body = CreateEnvironment,
+    responses((status = 201, body = EnvironmentView), (status = 202, body = Pending),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn create_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(bureau): Path<String>,
+    Json(body): Json<CreateEnvironment>,
+) -> ApiResult<Response> {
+    let requested_name = body
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{bureau}-{}", body.purpose));
+    audit.about(
+        "environment.create",
+        format!("environments/{requested_name}"),
+        Some(&bureau),
+    );
+    caller.require(&WRITERS)?;
+    caller.require_bureau(&bureau)?;
+    let env = environment_from(&bureau, &body)?;
+    let name = env.metadata.name.clone().unwrap_or_default();
+    audit.note(|n| n.object = Some(format!("environments/{name}")));
+    audit.quotas(None, Some(quota_json(&env.spec.quota)));
+    let _guard = state.lock_bureau(&bureau).await;
+    let owner = state.bureau(&bureau).await?;
+    let environments = state.environments_of(&bureau).await?;
+    if environments
+        .iter()
+        .any(|e| e.metadata.name.as_deref() == Some(&name))
+    {
+        return Err(Problem::conflict(format!(
+            "environment {name:?} already exists"
+        )));
+    }
+    no_pending_request(&state, &bureau, &name).await?;
+    let room = Headroom::new(&owner.spec.quota, &environments, None)?;
+    let short = room.shortfall(&headroom::wanted(&env.spec.quota)?);
+    if !short.is_empty() {
+        let mut payload = body.clone();
+        payload.name = Some(name.clone());
+        let request = NewRequest {
+            kind: RequestKind::EnvironmentCreate,
+            bureau: bureau.clone(),
+            object: name,
+            payload: serde_json::to_value(&payload).unwrap_or_default(),
+            note: format!(
+                "the bureau's remaining quota is too small: {}",
+                headroom::describe(&short)
+            ),
+            requested_by: caller.name().to_owned(),
+        };
+        return file_request(&state, &caller, &audit, request).await;
+    }
+    let created = state
+        .environments()
+        .create(&PostParams::default(), &env)
+        .await
+        .map_err(|e| already_exists(e, "environment", &name))?;
+    Ok(created_at(
+        format!("/api/v1/bureaus/{bureau}/environments/{name}"),
+        EnvironmentView::from(&created),
+    ))
+}
+
+/// Resizes an environment or changes its catalog workloads. A larger quota that does not fit
+/// what the bureau has left becomes a change request (202). A smaller quota below what the
+/// namespace already uses is refused by the operator with a `QuotaShrinkBlocked` condition.
+#[utoipa::path(patch, path = "/api/v1/bureaus/{bureau}/environments/{environment}",
+    tag = "environments",
+    params(("bureau" = String, Path, description = "Bureau code"),
+        ("environment" = String, Path, description = "Environment name"),
+        ("If-Match" = Option<String>, Header, description = "resourceVersion last seen")),
+    request_body = UpdateEnvironment,
+    responses((status = 200, body = EnvironmentView), (status = 202, body = Pending),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn update_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    headers: HeaderMap,
+    Path((bureau, name)): Path<(String, String)>,
+    Json(body): Json<UpdateEnvironment>,
+) -> ApiResult<Response> {
+    audit.about(
+        "environment.update",
+        format!("environments/{name}"),
+        Some(&bureau),
+    );
+    caller.require(&WRITERS)?;
+    caller.require_bureau(&bureau)?;
+    let precondition = if_match(&headers)?;
+    let _guard = state.lock_bureau(&bureau).await;
+    let owner = state.bureau(&bureau).await?;
+    // The operator writes status all the time, which moves the resourceVersion: without the
+    // caller's own precondition, a conflict on replace means "read again and retry".
+    let mut attempts = 0;
+    let replaced = loop {
+        attempts += 1;
+        let current = state.environment(&bureau, &name).await?;
+        check_precondition(
+            precondition.as_deref(),
+            current.metadata.resource_version.as_deref(),
+        )?;
+        let updated = apply_update(&current, &body)?;
+        audit.quotas(
+            Some(quota_json(&current.spec.quota)),
+            Some(quota_json(&updated.spec.quota)),
+        );
+        let environments = state.environments_of(&bureau).await?;
+        let room = Headroom::new(&owner.spec.quota, &environments, Some(&name))?;
+        let short = room.shortfall(&headroom::wanted(&updated.spec.quota)?);
+        if !short.is_empty() && grows(&current.spec.quota, &updated.spec.quota)? {
+            no_pending_request(&state, &bureau, &name).await?;
+            let request = NewRequest {
+                kind: RequestKind::EnvironmentResize,
+                bureau: bureau.clone(),
+                object: name,
+                payload: serde_json::to_value(&body).unwrap_or_default(),
+                note: format!(
+                    "the bureau's remaining quota is too small: {}",
+                    headroom::describe(&short)
+                ),
+                requested_by: caller.name().to_owned(),
+            };
+            return file_request(&state, &caller, &audit, request).await;
+        }
+        match state
+            .environments()
+            .replace(&name, &PostParams::default(), &updated)
+            .await
+        {
+            Err(e) if is_conflict(&e) && precondition.is_none() && attempts < 5 => continue,
+            other => break other?,
+        }
+    };
+    Ok(axum::Json(EnvironmentView::from(&replaced)).into_response())
+}
+
+/// Whether the cluster refused a write because the object changed meanwhile.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
+/// `current` with `update` applied, validated.
+pub fn apply_update(current: &Environment, update: &UpdateEnvironment) -> ApiResult<Environment> {
+    let mut updated = current.clone();
+    if let Some(quota) = &update.quota {
+        updated.spec.quota = quota.clone().into();
+    }
+    if let Some(services) = &update.services {
+        let mut catalog = Vec::new();
+        for (i, service) in services.iter().enumerate() {
+            catalog.push(
+                service
+                    .to_catalog()
+                    .map_err(|m| Problem::invalid_field(format!("services[{i}].kind"), m))?,
+            );
+        }
+        updated.spec.services = catalog;
+    }
+    updated
+        .validate()
+        .map_err(|e| Problem::from_validation(&e))?;
+    Ok(updated)
+}
+
+/// Whether `after` asks for more of any resource than `before`.
+fn grows(before: &Quota, after: &Quota) -> ApiResult<bool> {
+    let before = headroom::wanted(before)?;
+    let after = headroom::wanted(after)?;
+    Ok(!after.fits_within(&before))
+}
+
+/// Deletes an environment. The operator removes its namespace and everything in it; the
+/// environment shows `Terminating` until then.
+#[utoipa::path(delete, path = "/api/v1/bureaus/{bureau}/environments/{environment}",
+    tag = "environments",
+    params(("bureau" = String, Path, description = "Bureau code"),
+        ("environment" = String, Path, description = "Environment name")),
+    responses((status = 202, body = EnvironmentView), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn delete_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path((bureau, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    audit.about(
+        "environment.delete",
+        format!("environments/{name}"),
+        Some(&bureau),
+    );
+    caller.require(&WRITERS)?;
+    caller.require_bureau(&bureau)?;
+    let current = state.environment(&bureau, &name).await?;
+    audit.quotas(Some(quota_json(&current.spec.quota)), None);
+    state
+        .environments()
+        .delete(&name, &DeleteParams::default())
+        .await?;
+    let mut view = EnvironmentView::from(&current);
+    view.phase = "Terminating".to_owned();
+    Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
+}

@@ -1,0 +1,69 @@
+//! `/healthz`, `/readyz` and `/metrics`: for kubelets, load balancers and Prometheus. No
+//! authentication; they reveal nothing about tenants.
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{problem::Problem, state::AppState};
+
+/// The health routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// A health answer.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+async fn healthz() -> Response {
+    axum::Json(Health {
+        status: "ok".to_owned(),
+    })
+    .into_response()
+}
+
+/// The process can serve: the database and the cluster both answer.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Problem)))]
+async fn readyz(State(state): State<AppState>) -> Response {
+    if let Err(error) = state.store().ping().await {
+        return Problem::from(error).into_response();
+    }
+    if let Err(error) = state.client().apiserver_version().await {
+        tracing::warn!(%error, "cluster not answering");
+        return Problem::unavailable("the cluster is unreachable").into_response();
+    }
+    axum::Json(Health {
+        status: "ok".to_owned(),
+    })
+    .into_response()
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().encode(),
+    )
+        .into_response()
+}

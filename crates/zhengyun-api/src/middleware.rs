@@ -1,0 +1,198 @@
+//! The layers around every handler: a request id, a log line and metrics for each request, a
+//! timeout; and, on `/api/v1`, bearer-token authentication and the audit record of every
+//! mutating call.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tracing::Instrument;
+use zhengyun_store::AuditEntry;
+
+use crate::{
+    context::{Audit, Caller, REQUEST_ID},
+    problem::{ErrorChain, Problem},
+    state::AppState,
+};
+
+/// The header carrying the request id, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// How long a request may take before the caller gets a 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Gives the request an id (a caller's own `x-request-id` is kept if it is a sane token), logs
+/// it, times it out, counts it, and returns the id in the response.
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let started = Instant::now();
+    let work = async move {
+        match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!("request timed out");
+                Problem::unavailable(format!(
+                    "the request took longer than {} s; retry later",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
+                .into_response()
+            }
+        }
+    };
+    let mut response = REQUEST_ID
+        .scope(id.clone(), work.instrument(span.clone()))
+        .await;
+    let status = response.status();
+    let seconds = started.elapsed().as_secs_f64();
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), ms = seconds * 1000.0, "answered");
+    });
+    state
+        .metrics()
+        .observe(method.as_str(), &route, status.as_u16(), seconds);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// Authenticates the bearer token and, for mutating methods, appends what happened to the
+/// audit log once the handler has answered, whatever the answer.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    let caller = match caller(&state, authorization).await {
+        Ok(caller) => caller,
+        Err(problem) => return problem.into_response(),
+    };
+    request.extensions_mut().insert(caller.clone());
+    if !mutates(request.method()) {
+        return next.run(request).await;
+    }
+    let audit = Audit::default();
+    request.extensions_mut().insert(audit.clone());
+    let action = format!(
+        "{} {}",
+        request.method(),
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+            .unwrap_or_else(|| request.uri().path())
+    );
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    record(&state, &caller, &audit, action, &path, response.status()).await;
+    response
+}
+
+fn mutates(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+async fn caller(state: &AppState, authorization: Option<HeaderValue>) -> Result<Caller, Problem> {
+    let Some(value) = authorization else {
+        return Err(Problem::unauthorized(
+            "a bearer token is required: `Authorization: Bearer <token>`",
+        ));
+    };
+    let secret = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 512)
+        .ok_or_else(|| {
+            Problem::unauthorized("the Authorization header must be `Bearer <token>`")
+        })?;
+    match state.store().authenticate(secret).await? {
+        Some(principal) => Ok(Caller(principal)),
+        None => Err(Problem::unauthorized("the token is unknown or revoked")),
+    }
+}
+
+/// `bureaus/<code>` paths name their bureau even when the handler never ran.
+fn bureau_in_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/api/v1/bureaus/")?;
+    let code = rest.split('/').next()?;
+    (!code.is_empty()).then(|| code.to_owned())
+}
+
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    audit: &Audit,
+    route_action: String,
+    path: &str,
+    status: StatusCode,
+) {
+    let note = audit.snapshot();
+    let mut result = status.to_string();
+    if let Some(outcome) = &note.outcome {
+        result = format!("{result}: {outcome}");
+    }
+    let entry = AuditEntry {
+        at: jiff::Timestamp::now(),
+        principal: caller.name().to_owned(),
+        role: Some(caller.role()),
+        bureau: note
+            .bureau
+            .or_else(|| bureau_in_path(path))
+            .or_else(|| caller.bureau().map(str::to_owned)),
+        action: note.action.unwrap_or(route_action),
+        object: note
+            .object
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| path.trim_start_matches("/api/v1/").to_owned()),
+        quota_before: note.before,
+        quota_after: note.after,
+        result,
+        request_id: crate::context::current_request_id().unwrap_or_default(),
+    };
+    if let Err(error) = state.store().append_audit(&entry).await {
+        // The change (if any) is made; the entry is kept in the log so it can be re-entered.
+        tracing::error!(error = %ErrorChain(&error), ?entry, "unable to append to the audit log");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bureau_paths_name_their_bureau() {
+        assert_eq!(
+            bureau_in_path("/api/v1/bureaus/wjw/environments/wjw-dev"),
+            Some("wjw".to_owned())
+        );
+        assert_eq!(bureau_in_path("/api/v1/bureaus/"), None);
+        assert_eq!(bureau_in_path("/api/v1/tokens"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! `/api/v1/requests`: change requests that wait for a platform admin. Approving one applies
+//! it: the bureau's quota is raised just enough (an environment request), or set to what was
+//! asked (a bureau's quota request), and the environment is created or resized. If applying
+//! fails the request goes back to pending, so nothing is left approved but not applied.
+
+use axum::{
+    extract::State,
+    response::{IntoResponse, Response},
+};
+use kube::api::PostParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use zhengyun_model::{Validate, crd::Bureau, quantity::Quota};
+use zhengyun_store::{ChangeRequest, RequestFilter, RequestKind, RequestState, Role};
+
+use crate::{
+    bureaus::already_exists,
+    context::{Audit, Caller},
+    environments::{apply_update, environment_from},
+    extract::{Json, Path, Query},
+    headroom::{self, Headroom},
+    problem::{ApiResult, Problem},
+    state::AppState,
+    views::{
+        CreateEnvironment, Decision, EnvironmentView, QuotaBody, RequestView, UpdateEnvironment,
+        quota_json,
+    },
+};
+
+/// The change-request routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_requests))
+        .routes(routes!(get_request))
+        .routes(routes!(approve_request))
+        .routes(routes!(reject_request))
+}
+
+/// Filters for listing change requests.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RequestQuery {
+    /// Only this bureau's (bureau roles always see only their own).
+    pub bureau: Option<String>,
+    /// `pending`, `approved` or `rejected`.
+    pub state: Option<String>,
+}
+
+const READERS: [Role; 4] = [
+    Role::PlatformAdmin,
+    Role::BureauAdmin,
+    Role::BureauViewer,
+    Role::Auditor,
+];
+
+/// Change requests, oldest first: all of them for platform admins and auditors, the bureau's
+/// own for bureau roles.
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(RequestQuery),
+    responses((status = 200, body = [RequestView]), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+async fn list_requests(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<RequestQuery>,
+) -> ApiResult<Response> {
+    caller.require(&READERS)?;
+    if let Some(bureau) = &query.bureau {
+        caller.require_bureau(bureau)?;
+    }
+    let filter = RequestFilter {
+        bureau: caller.bureau().map(str::to_owned).or(query.bureau),
+        state: query
+            .state
+            .map(|s| s.parse::<RequestState>())
+            .transpose()
+            .map_err(|e| Problem::invalid_field("state", e.to_string()))?,
+    };
+    let list = state.store().list_requests(&filter).await?;
+    let views: Vec<RequestView> = list.iter().map(RequestView::from).collect();
+    Ok(axum::Json(views).into_response())
+}
+
+/// A request the caller may see, or 404 (a bureau's requests are invisible to other bureaus).
+async fn visible_request(state: &AppState, caller: &Caller, id: &str) -> ApiResult<ChangeRequest> {
+    let request = state.store().get_request(id).await?;
+    if !caller.sees_bureau(&request.bureau) {
+        return Err(Problem::not_found(format!("change request {id} not found")));
+    }
+    Ok(request)
+}
+
+/// One change request.
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests",
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, body = RequestView), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(&READERS)?;
+    let request = visible_request(&state, &caller, &id).await?;
+    Ok(axum::Json(RequestView::from(&request)).into_response())
+}
+
+/// What approving a request did.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approved {
+    /// The request, now approved.
+    pub request: RequestView,
+    /// The environment created or resized, for environment requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentView>,
+    /// The bureau's quota after approval.
+    pub bureau_quota: QuotaBody,
+}
+
+/// Approves a pending request and applies it (platform admin).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", tag = "requests",
+    params(("id" = String, Path, description = "Request id")),
+    request_body = Decision,
+    responses((status = 200, body = Approved), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+async fn approve_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(id): Path<String>,
+    Json(decision): Json<Decision>,
+) -> ApiResult<Response> {
+    audit.about("request.approve", format!("requests/{id}"), None);
+    caller.require(&[Role::PlatformAdmin])?;
+    let request = state.store().get_request(&id).await?;
+    audit.note(|n| n.bureau = Some(request.bureau.clone()));
+    let decided = state
+        .store()
+        .decide_request(
+            &id,
+            RequestState::Approved,
+            caller.name(),
+            decision.reason.as_deref(),
+        )
+        .await?;
+    match apply(&state, &audit, &decided).await {
+        Ok((environment, bureau)) => Ok(axum::Json(Approved {
+            request: RequestView::from(&decided),
+            environment: environment.as_ref().map(EnvironmentView::from),
+            bureau_quota: (&bureau.spec.quota).into(),
+        })
+        .into_response()),
+        Err(problem) => {
+            if let Err(error) = state.store().reopen_request(&id).await {
+                tracing::error!(%error, request = %id, "unable to reopen a request whose approval failed");
+            }
+            Err(problem)
+        }
+    }
+}
+
+fn payload<T: serde::de::DeserializeOwned>(request: &ChangeRequest) -> ApiResult<T> {
+    serde_json::from_value(request.payload.clone()).map_err(|e| {
+        Problem::conflict(format!(
+            "request {} has a payload this version cannot apply: {e}",
+            request.id
+        ))
+    })
+}
+
+/// Raises `bureau`'s quota to `quota` (if it differs), recording it in the audit note.
+async fn set_bureau_quota(
+    state: &AppState,
+    audit: &Audit,
+    mut bureau: Bureau,
+    quota: Quota,
+) -> ApiResult<Bureau> {
+    if bureau.spec.quota == quota {
+        return Ok(bureau);
+    }
+    audit.quotas(
+        Some(quota_json(&bureau.spec.quota)),
+        Some(quota_json(&quota)),
+    );
+    bureau.spec.quota = quota;
+    bureau
+        .validate()
+        .map_err(|e| Problem::from_validation(&e))?;
+    let name = bureau.metadata.name.clone().unwrap_or_default();
+    Ok(state
+        .bureaus()
+        .replace(&name, &PostParams::default(), &bureau)
+        .await?)
+}
+
+type Applied = (Option<zhengyun_model::crd::Environment>, Bureau);
+
+async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiResult<Applied> {
+    let bureau = &request.bureau;
+    let _guard = state.lock_bureau(bureau).await;
+    let owner = state.bureau(bureau).await?;
+    match request.kind {
+        RequestKind::BureauQuota => {
+            let quota: QuotaBody = payload(request)?;
+            let updated = set_bureau_quota(state, audit, owner, quota.into()).await?;
+            Ok((None, updated))
+        }
+        RequestKind::EnvironmentCreate => {
+            let body: CreateEnvironment = payload(request)?;
+            let env = environment_from(bureau, &body)?;
+            let environments = state.environments_of(bureau).await?;
+            if environments
+                .iter()
+                .any(|e| e.metadata.name.as_deref() == Some(request.object.as_str()))
+            {
+                return Err(Problem::conflict(format!(
+                    "environment {:?} already exists",
+                    request.object
+                )));
+            }
+            let room = Headroom::new(&owner.spec.quota, &environments, None)?;
+            let raised = room.raised_limit(&owner.spec.quota, &headroom::wanted(&env.spec.quota)?);
+            let updated = set_bureau_quota(state, audit, owner, raised).await?;
+            let created = state
+                .environments()
+                .create(&PostParams::default(), &env)
+                .await
+                .map_err(|e| already_exists(e, "environment", &request.object))?;
+            Ok((Some(created), updated))
+        }
+        RequestKind::EnvironmentResize => {
+            let body: UpdateEnvironment = payload(request)?;
+            let current = state.environment(bureau, &request.object).await?;
+            let resized = apply_update(&current, &body)?;
+            let environments = state.environments_of(bureau).await?;
+            let room = Headroom::new(&owner.spec.quota, &environments, Some(&request.object))?;
+            let raised =
+                room.raised_limit(&owner.spec.quota, &headroom::wanted(&resized.spec.quota)?);
+            let updated = set_bureau_quota(state, audit, owner, raised).await?;
+            let replaced = state
+                .environments()
+                .replace(&request.object, &PostParams::default(), &resized)
+                .await?;
+            Ok((Some(replaced), updated))
+        }
+    }
+}
+
+/// Rejects a pending request with a reason (platform admin).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/reject", tag = "requests",
+    params(("id" = String, Path, description = "Request id")),
+    request_body = Decision,
+    responses((status = 200, body = RequestView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn reject_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(id): Path<String>,
+    Json(decision): Json<Decision>,
+) -> ApiResult<Response> {
+    audit.about("request.reject", format!("requests/{id}"), None);
+    caller.require(&[Role::PlatformAdmin])?;
+    let reason = decision
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| Problem::invalid_field("reason", "a rejection must say why"))?;
+    let request = state.store().get_request(&id).await?;
+    audit.note(|n| n.bureau = Some(request.bureau.clone()));
+    let decided = state
+        .store()
+        .decide_request(&id, RequestState::Rejected, caller.name(), Some(&reason))
+        .await?;
+    Ok(axum::Json(RequestView::from(&decided)).into_response())
+}

@@ -1,0 +1,146 @@
+//! The state every handler shares: the store, the cluster client, per-bureau locks and metrics.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use kube::{Api, api::ListParams};
+use tokio::sync::OwnedMutexGuard;
+use zhengyun_model::crd::{Bureau, Environment};
+use zhengyun_store::Store;
+
+use zhengyun_model::names;
+
+use crate::{metrics::HttpMetrics, problem::Problem};
+
+/// A name that cannot be a bureau code names no bureau: 404, decided before it reaches the
+/// cluster (where it could not even be put in a URL or a field selector).
+fn valid_bureau(name: &str) -> Result<(), Problem> {
+    names::check_bureau_code(name)
+        .map_err(|reason| Problem::not_found(format!("bureau {name:?} not found: {reason}")))
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    client: kube::Client,
+    bureau_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    metrics: HttpMetrics,
+    calendar: zhengyun_metering::Calendar,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over `store` and the cluster behind `client`, with months in the default time
+    /// zone (Asia/Shanghai).
+    pub fn new(store: Store, client: kube::Client) -> Self {
+        Self::with_calendar(store, client, zhengyun_metering::Calendar::default())
+    }
+
+    /// State whose statements use `calendar`'s months.
+    pub fn with_calendar(
+        store: Store,
+        client: kube::Client,
+        calendar: zhengyun_metering::Calendar,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            client,
+            bureau_locks: Mutex::new(HashMap::new()),
+            metrics: HttpMetrics::default(),
+            calendar,
+        }))
+    }
+
+    /// The calendar of statements.
+    pub fn calendar(&self) -> &zhengyun_metering::Calendar {
+        &self.0.calendar
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The cluster.
+    pub fn client(&self) -> kube::Client {
+        self.0.client.clone()
+    }
+
+    /// HTTP metrics.
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.0.metrics
+    }
+
+    /// Bureaus on the cluster.
+    pub fn bureaus(&self) -> Api<Bureau> {
+        Api::all(self.client())
+    }
+
+    /// Environments on the cluster.
+    pub fn environments(&self) -> Api<Environment> {
+        Api::all(self.client())
+    }
+
+    /// Serialises the API's quota decisions for one bureau within this process, so that
+    /// concurrent requests see each other's environments and the early answer (created, or
+    /// pending approval) is exact. Across processes and doors the operator still decides.
+    pub async fn lock_bureau(&self, bureau: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self
+                .0
+                .bureau_locks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            locks.entry(bureau.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Bureau `name`, or 404.
+    pub async fn bureau(&self, name: &str) -> Result<Bureau, Problem> {
+        valid_bureau(name)?;
+        self.bureaus()
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("bureau {name:?} not found")))
+    }
+
+    /// Every environment of `bureau`, read from the API server (not a cache), so a request
+    /// sees the environments created just before it.
+    pub async fn environments_of(&self, bureau: &str) -> Result<Vec<Environment>, Problem> {
+        valid_bureau(bureau)?;
+        let params = ListParams::default().fields(&format!("spec.bureau={bureau}"));
+        Ok(self.environments().list(&params).await?.items)
+    }
+
+    /// Environment `name` of `bureau`, or 404 (also when it belongs to another bureau).
+    pub async fn environment(&self, bureau: &str, name: &str) -> Result<Environment, Problem> {
+        valid_bureau(bureau)?;
+        if names::check_dns1123_label(name, 63).is_err() {
+            return Err(Problem::not_found(format!(
+                "environment {name:?} not found: not a valid environment name"
+            )));
+        }
+        self.environments()
+            .get_opt(name)
+            .await?
+            .filter(|env| env.spec.bureau == bureau)
+            .ok_or_else(|| {
+                Problem::not_found(format!(
+                    "environment {name:?} of bureau {bureau:?} not found"
+                ))
+            })
+    }
+}

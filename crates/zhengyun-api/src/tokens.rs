@@ -1,0 +1,191 @@
+//! `/api/v1/tokens`: platform admins issue and revoke bearer tokens; anyone can ask who they
+//! are.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use zhengyun_store::{Role, TokenId};
+
+use crate::{
+    bureaus::created_at,
+    context::{Audit, Caller},
+    extract::{Json, Path},
+    problem::{ApiResult, Problem},
+    state::AppState,
+};
+
+/// The token routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(whoami))
+}
+
+/// A token to issue.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// `platform-admin`, `bureau-admin`, `bureau-viewer`, `finance` or `auditor`.
+    #[schema(example = "bureau-admin")]
+    pub role: String,
+    /// The bureau, for bureau roles (and only for them).
+    #[serde(default)]
+    #[schema(example = "wjw")]
+    pub bureau: Option<String>,
+    /// What the token is for (at most 200 characters).
+    #[serde(default)]
+    #[schema(example = "卫健委信息中心 张工")]
+    pub description: String,
+}
+
+/// A token as listed: never its secret.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// Public id, in audit entries and change requests.
+    pub id: String,
+    /// Role.
+    pub role: String,
+    /// Bureau, for bureau roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bureau: Option<String>,
+    /// Description.
+    pub description: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, once revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// A newly issued token: the only time its secret is shown.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedToken {
+    /// Public id.
+    pub id: String,
+    /// The bearer secret. Store it now: it cannot be shown again.
+    pub secret: String,
+    /// Role.
+    pub role: String,
+    /// Bureau, for bureau roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bureau: Option<String>,
+}
+
+/// Who the caller is.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmI {
+    /// Token id.
+    pub token: String,
+    /// Role.
+    pub role: String,
+    /// Bureau, for bureau roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bureau: Option<String>,
+}
+
+/// Every token ever issued, revoked ones included (platform admin).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = [TokenView]), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(&[Role::PlatformAdmin])?;
+    let tokens = state.store().list_tokens().await?;
+    let views: Vec<TokenView> = tokens
+        .into_iter()
+        .map(|t| TokenView {
+            id: t.id.as_str().to_owned(),
+            role: t.role.as_str().to_owned(),
+            bureau: t.bureau,
+            description: t.description,
+            created_at: t.created_at.to_string(),
+            revoked_at: t.revoked_at.map(|at| at.to_string()),
+        })
+        .collect();
+    Ok(axum::Json(views).into_response())
+}
+
+/// Issues a token for a role (and bureau) (platform admin). The secret is in this response
+/// only.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, body = IssuedToken), (status = 403, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Json(body): Json<CreateToken>,
+) -> ApiResult<Response> {
+    audit.about("token.create", "tokens".to_owned(), body.bureau.as_deref());
+    caller.require(&[Role::PlatformAdmin])?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|_| Problem::invalid_field("role", format!("unknown role {:?}, expected platform-admin, bureau-admin, bureau-viewer, finance or auditor", body.role)))?;
+    if let Some(bureau) = body.bureau.as_deref().filter(|_| role.is_bureau_scoped()) {
+        zhengyun_model::names::check_bureau_code(bureau)
+            .map_err(|m| Problem::invalid_field("bureau", m))?;
+        if state.bureaus().get_opt(bureau).await?.is_none() {
+            return Err(Problem::invalid_field(
+                "bureau",
+                format!("no bureau {bureau:?}"),
+            ));
+        }
+    }
+    let (id, secret) = state
+        .store()
+        .create_token(role, body.bureau.as_deref(), &body.description)
+        .await?;
+    audit.note(|n| n.object = Some(format!("tokens/{id}")));
+    Ok(created_at(
+        format!("/api/v1/tokens/{id}"),
+        IssuedToken {
+            id: id.as_str().to_owned(),
+            secret: secret.expose().to_owned(),
+            role: role.as_str().to_owned(),
+            bureau: body.bureau,
+        },
+    ))
+}
+
+/// Revokes a token; it stops working at once (platform admin).
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    audit.about("token.revoke", format!("tokens/{id}"), None);
+    caller.require(&[Role::PlatformAdmin])?;
+    let id: TokenId = id
+        .parse()
+        .map_err(|_| Problem::not_found(format!("token {id:?} not found")))?;
+    state.store().revoke_token(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The caller's token id, role and bureau.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "tokens",
+    responses((status = 200, body = WhoAmI), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+async fn whoami(caller: Caller) -> ApiResult<Response> {
+    Ok(axum::Json(WhoAmI {
+        token: caller.name().to_owned(),
+        role: caller.role().as_str().to_owned(),
+        bureau: caller.bureau().map(str::to_owned),
+    })
+    .into_response())
+}

@@ -1,0 +1,549 @@
+//! Handler tests through `app().oneshot(...)`, without a socket and without a cluster: every
+//! case here is decided before the API would reach Kubernetes (authentication, authorisation,
+//! body parsing, validation), or checks that an unreachable cluster is a 503. The store is a
+//! real (in-memory SQLite) store. Cases that need the cluster run in `tests/e2e`.
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Method, Request, StatusCode, header},
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use zhengyun_api::{AppState, app};
+use zhengyun_store::{Role, Store, TokenId};
+
+struct Harness {
+    app: Router,
+    store: Store,
+    admin: String,
+}
+
+/// An app over an in-memory store and a cluster address where nothing listens.
+async fn harness() -> Harness {
+    let store = Store::in_memory().await.expect("store");
+    let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
+    let client = kube::Client::try_from(config).expect("client");
+    let admin = "platform-admin-secret-for-handler-tests-0123456789".to_owned();
+    store.bootstrap_admin(&admin).await.expect("bootstrap");
+    Harness {
+        app: app(AppState::new(store.clone(), client)),
+        store,
+        admin,
+    }
+}
+
+impl Harness {
+    async fn token(&self, role: Role, bureau: Option<&str>) -> String {
+        let (_, secret) = self
+            .store
+            .create_token(role, bureau, "test")
+            .await
+            .expect("token");
+        secret.expose().to_owned()
+    }
+
+    async fn call(&self, request: Request<Body>) -> (StatusCode, Value, header::HeaderMap) {
+        let response = self.app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body, headers)
+    }
+}
+
+fn request(method: Method, uri: &str, token: Option<&str>, body: Option<&str>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned())),
+        None => builder.body(Body::empty()),
+    }
+    .expect("request")
+}
+
+fn assert_problem(status: StatusCode, body: &Value, headers: &header::HeaderMap, want: StatusCode) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    assert_eq!(body["status"], want.as_u16());
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("https://zhengyun.io/problems/"))
+    );
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    let id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    assert!(id.is_some());
+    assert_eq!(body["requestId"].as_str(), id);
+}
+
+#[tokio::test]
+async fn a_call_without_a_token_is_401_problem_json_with_a_bearer_challenge() {
+    let h = harness().await;
+    let (status, body, headers) = h
+        .call(request(Method::GET, "/api/v1/bureaus", None, None))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+    assert!(headers.get(header::WWW_AUTHENTICATE).is_some());
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_revoked_tokens_are_401() {
+    let h = harness().await;
+    let viewer = h.token(Role::BureauViewer, Some("wjw")).await;
+    let id: TokenId = viewer
+        .split('_')
+        .nth(1)
+        .expect("id")
+        .parse()
+        .expect("token id");
+    h.store.revoke_token(&id).await.expect("revoke");
+    for token in [viewer.as_str(), "zy_0123456789abcdef_nope", "不是令牌"] {
+        let (status, body, headers) = h
+            .call(request(Method::GET, "/api/v1/whoami", Some(token), None))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+    }
+    let basic = Request::builder()
+        .uri("/api/v1/whoami")
+        .header(header::AUTHORIZATION, "Basic dXNlcjpwYXNz")
+        .body(Body::empty())
+        .expect("request");
+    let (status, body, headers) = h.call(basic).await;
+    assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn whoami_names_the_token_role_and_bureau() {
+    let h = harness().await;
+    let token = h.token(Role::BureauAdmin, Some("wjw")).await;
+    let (status, body, _) = h
+        .call(request(Method::GET, "/api/v1/whoami", Some(&token), None))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["role"], "bureau-admin");
+    assert_eq!(body["bureau"], "wjw");
+}
+
+#[tokio::test]
+async fn a_bureau_token_gets_403_for_another_bureau_whether_or_not_it_exists() {
+    let h = harness().await;
+    let token = h.token(Role::BureauAdmin, Some("wjw")).await;
+    for uri in [
+        "/api/v1/bureaus/fgw",
+        "/api/v1/bureaus/no-such-bureau/environments",
+        "/api/v1/bureaus/fgw/environments/fgw-prod",
+    ] {
+        let (status, body, headers) = h.call(request(Method::GET, uri, Some(&token), None)).await;
+        assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
+    }
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus/fgw/environments",
+            Some(&token),
+            Some(r#"{"purpose":"dev","quota":{"cpu":"1"}}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn roles_without_the_right_get_403_before_the_body_is_acted_on() {
+    let h = harness().await;
+    let body = r#"{"name":"tjj","displayName":"海淀区统计局","kind":"bureau"}"#;
+    for role in [Role::BureauViewer, Role::Finance, Role::Auditor] {
+        let bureau = role.is_bureau_scoped().then_some("tjj");
+        let token = h.token(role, bureau).await;
+        let (status, problem, headers) = h
+            .call(request(
+                Method::POST,
+                "/api/v1/bureaus",
+                Some(&token),
+                Some(body),
+            ))
+            .await;
+        assert_problem(status, &problem, &headers, StatusCode::FORBIDDEN);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(role.as_str()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_a_wrong_content_type_415() {
+    let h = harness().await;
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus",
+            Some(&h.admin),
+            Some("{\"name\":"),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::BAD_REQUEST);
+    let text = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/bureaus")
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.admin))
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("name=tjj"))
+        .expect("request");
+    let (status, body, headers) = h.call(text).await;
+    assert_problem(status, &body, &headers, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn unknown_fields_and_wrong_types_are_422() {
+    let h = harness().await;
+    for body in [
+        r#"{"name":"tjj","displayName":"统计局","kind":"bureau","colour":"red"}"#,
+        r#"{"name":"tjj","displayName":"统计局","kind":"bureau","quota":{"cpu":4}}"#,
+        r#"{"name":"tjj","displayName":"统计局","kind":"bureau","quota":{"cpus":"4"}}"#,
+        r#"[1,2,3]"#,
+    ] {
+        let (status, problem, headers) = h
+            .call(request(
+                Method::POST,
+                "/api/v1/bureaus",
+                Some(&h.admin),
+                Some(body),
+            ))
+            .await;
+        assert_problem(status, &problem, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_one_mebibyte_is_413() {
+    let h = harness().await;
+    let huge = format!(
+        r#"{{"name":"tjj","displayName":"{}","kind":"bureau"}}"#,
+        "统".repeat(400_000)
+    );
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus",
+            Some(&h.admin),
+            Some(&huge),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn invalid_names_and_quantities_are_422_naming_each_field() {
+    let h = harness().await;
+    let token = h.token(Role::BureauAdmin, Some("wjw")).await;
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus/wjw/environments",
+            Some(&token),
+            Some(r#"{"name":"WJW_生产","purpose":"prod","quota":{"cpu":"-1","memory":"lots"}}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    for field in ["name", "quota.cpu", "quota.memory"] {
+        assert!(fields.contains(&field), "{field} missing from {fields:?}");
+    }
+
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus/wjw/environments",
+            Some(&token),
+            Some(r#"{"purpose":"qa","tier":"platinum","quota":{"cpu":"1e400"}}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["purpose", "tier", "quota.cpu"]);
+
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus",
+            Some(&h.admin),
+            Some(r#"{"name":"kube-system","displayName":" ","kind":"ministry"}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "kind");
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_is_503_not_500() {
+    let h = harness().await;
+    let (status, body, headers) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/bureaus",
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body, headers) = h.call(request(Method::GET, "/readyz", None, None)).await;
+    assert_problem(status, &body, &headers, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _, _) = h.call(request(Method::GET, "/healthz", None, None)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_closed_database_is_503_for_authenticated_calls() {
+    let h = harness().await;
+    h.store.close().await;
+    let (status, body, headers) = h
+        .call(request(Method::GET, "/api/v1/whoami", Some(&h.admin), None))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405_as_problems() {
+    let h = harness().await;
+    let (status, body, headers) = h
+        .call(request(Method::GET, "/api/v2/everything", None, None))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::NOT_FOUND);
+    let (status, body, headers) = h
+        .call(request(
+            Method::PUT,
+            "/api/v1/bureaus",
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_callers_request_id_is_kept_and_a_missing_one_is_generated() {
+    let h = harness().await;
+    let mut req = request(Method::GET, "/healthz", None, None);
+    req.headers_mut()
+        .insert("x-request-id", "trace-0042".parse().expect("header"));
+    let (_, _, headers) = h.call(req).await;
+    assert_eq!(
+        headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        Some("trace-0042")
+    );
+    let mut req = request(Method::GET, "/healthz", None, None);
+    req.headers_mut().insert(
+        "x-request-id",
+        "bad id\twith spaces".parse().expect("header"),
+    );
+    let (_, _, headers) = h.call(req).await;
+    let generated = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("id");
+    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+}
+
+#[tokio::test]
+async fn every_mutating_call_is_audited_even_when_refused_and_the_chain_verifies() {
+    let h = harness().await;
+    let viewer = h.token(Role::BureauViewer, Some("wjw")).await;
+    let (status, _, _) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus/wjw/environments",
+            Some(&viewer),
+            Some(r#"{"purpose":"dev","quota":{"cpu":"1"}}"#),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus/wjw/environments",
+            Some(&viewer),
+            Some("{not json"),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Reads and unauthenticated calls are not audited.
+    h.call(request(Method::GET, "/api/v1/whoami", Some(&viewer), None))
+        .await;
+    h.call(request(
+        Method::DELETE,
+        "/api/v1/tokens/0123456789abcdef",
+        None,
+        None,
+    ))
+    .await;
+
+    let (status, log, _) = h
+        .call(request(Method::GET, "/api/v1/audit", Some(&h.admin), None))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = log.as_array().expect("entries");
+    assert_eq!(entries.len(), 2, "{log:#}");
+    assert_eq!(entries[0]["action"], "environment.create");
+    assert_eq!(entries[0]["object"], "environments/wjw-dev");
+    assert_eq!(entries[0]["bureau"], "wjw");
+    assert_eq!(entries[0]["result"], "403 Forbidden");
+    assert_eq!(entries[0]["role"], "bureau-viewer");
+    assert_eq!(
+        entries[1]["action"],
+        "POST /api/v1/bureaus/{bureau}/environments"
+    );
+    assert_eq!(entries[1]["result"], "400 Bad Request");
+    assert_eq!(entries[1]["prevHash"], entries[0]["hash"]);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["requestId"].as_str().is_some_and(|r| !r.is_empty()))
+    );
+
+    let (status, verdict, _) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/audit/verify",
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(verdict, json!({"intact": true, "entries": 2}));
+}
+
+#[tokio::test]
+async fn tokens_are_issued_once_listed_without_secrets_and_revoked() {
+    let h = harness().await;
+    let (status, issued, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&h.admin),
+            Some(r#"{"role":"finance","description":"财政局 结算"}"#),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let id = issued["id"].as_str().expect("id").to_owned();
+    let secret = issued["secret"].as_str().expect("secret").to_owned();
+    assert!(headers.get(header::LOCATION).is_some());
+    let (_, me, _) = h
+        .call(request(Method::GET, "/api/v1/whoami", Some(&secret), None))
+        .await;
+    assert_eq!(me["role"], "finance");
+
+    let (_, list, _) = h
+        .call(request(Method::GET, "/api/v1/tokens", Some(&h.admin), None))
+        .await;
+    assert!(!list.to_string().contains(&secret));
+    assert!(
+        list.as_array()
+            .expect("list")
+            .iter()
+            .any(|t| t["id"] == id.as_str())
+    );
+
+    let (status, _, _) = h
+        .call(request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = h
+        .call(request(Method::GET, "/api/v1/whoami", Some(&secret), None))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&h.admin),
+            Some(r#"{"role":"root"}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "role");
+    let (status, body, headers) = h
+        .call(request(
+            Method::DELETE,
+            "/api/v1/tokens/ffffffffffffffff",
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_committed_openapi_document_matches_the_handlers() {
+    let committed = include_str!("../../../openapi/openapi.json");
+    let generated = zhengyun_api::openapi_json();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale: run `make generate` and commit the result"
+    );
+    let doc: Value = serde_json::from_str(&generated).expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_generated_one() {
+    let h = harness().await;
+    let (status, body, _) = h
+        .call(request(Method::GET, "/api/v1/openapi.json", None, None))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let generated: Value = serde_json::from_str(&zhengyun_api::openapi_json()).expect("json");
+    assert_eq!(body, generated);
+}
+
+#[tokio::test]
+async fn a_path_name_that_cannot_exist_is_404_without_reaching_the_cluster() {
+    let h = harness().await;
+    // The cluster is unreachable here: a 404 (not a 503) shows the name was refused first.
+    for uri in [
+        "/api/v1/bureaus/%01%C2%B0",
+        "/api/v1/bureaus/%F0%9E%BB%A1%1F/environments",
+        "/api/v1/bureaus/wjw/environments/%F3%96%93%8F%3C",
+        "/api/v1/bureaus/wjw,metadata.name=x/environments",
+        "/api/v1/bureaus/卫健委",
+    ] {
+        let (status, body, headers) = h
+            .call(request(Method::GET, uri, Some(&h.admin), None))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,165 @@
+//! A small HTTP client for the API, for the CLI: JSON in and out, bearer token, TLS with the
+//! system's roots, and problem+json answers turned into readable errors.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde_json::Value;
+
+/// Where the API is and who is calling.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Connection {
+    /// Base URL of the Zhengyun API.
+    #[arg(
+        long,
+        env = "ZHENGYUN_API_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub api_url: String,
+    /// Bearer token (a bureau admin's for everyday work).
+    #[arg(long, env = "ZHENGYUN_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+}
+
+/// A connected API client.
+#[derive(Debug)]
+pub struct ApiClient {
+    base: String,
+    token: String,
+    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+/// An answer that is not an error.
+#[derive(Debug)]
+pub struct Answer {
+    /// 200, 201, 202 or 204.
+    pub status: StatusCode,
+    /// The JSON body (`Null` when empty).
+    pub body: Value,
+    /// The raw body, for CSV.
+    pub raw: Bytes,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+impl ApiClient {
+    /// A client for `connection`; fails if no token is given.
+    pub fn new(connection: &Connection) -> anyhow::Result<Self> {
+        let Some(token) = connection.token.clone() else {
+            bail!("no token: pass --token or set ZHENGYUN_TOKEN");
+        };
+        let provider = rustls::crypto::ring::default_provider();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)
+            .context("unable to load the system's TLS roots")?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            base: connection.api_url.trim_end_matches('/').to_owned(),
+            token,
+            http: Client::builder(TokioExecutor::new()).build(https),
+        })
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        self.send(Method::GET, path, None, "application/json").await
+    }
+
+    /// `GET path` asking for `accept`.
+    pub async fn get_as(&self, path: &str, accept: &str) -> anyhow::Result<Answer> {
+        self.send(Method::GET, path, None, accept).await
+    }
+
+    /// `method path` with a JSON body.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Answer> {
+        self.send(method, path, Some(body), "application/json")
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Answer> {
+        self.send(Method::DELETE, path, None, "application/json")
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        accept: &str,
+    ) -> anyhow::Result<Answer> {
+        let url = format!("{}{path}", self.base);
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(&url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::ACCEPT, accept);
+        let payload = match body {
+            Some(body) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(body.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let request = builder
+            .body(Full::new(payload))
+            .with_context(|| format!("invalid URL {url}"))?;
+        let response = tokio::time::timeout(TIMEOUT, self.http.request(request))
+            .await
+            .with_context(|| format!("{method} {url} timed out"))?
+            .with_context(|| format!("unable to reach the API at {}", self.base))?;
+        let status = response.status();
+        let raw = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading the answer to {method} {url}"))?
+            .to_bytes();
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(Answer { status, body, raw });
+        }
+        bail!("{}", describe_problem(status, &body))
+    }
+}
+
+/// "403 Not allowed: this token belongs to …", with each invalid field on its own line.
+pub fn describe_problem(status: StatusCode, body: &Value) -> String {
+    let detail = body["detail"].as_str().unwrap_or("no details");
+    let title = body["title"]
+        .as_str()
+        .or(status.canonical_reason())
+        .unwrap_or("error");
+    let mut text = format!("{} {title}: {detail}", status.as_u16());
+    if let Some(errors) = body["errors"].as_array()
+        && errors.len() > 1
+    {
+        for error in errors {
+            text.push_str(&format!(
+                "\n  {}: {}",
+                error["field"].as_str().unwrap_or("?"),
+                error["message"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    if let Some(id) = body["requestId"].as_str() {
+        text.push_str(&format!("\n  (request id {id})"));
+    }
+    text
+}

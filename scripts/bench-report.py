@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Prints the figures of `make bench` as one table and writes them to target/bench/results.json.
+
+Reads what each benchmark wrote to target/bench/: converge.json (bench-converge), api.json
+(bench-api), ledger-ingest.json and ledger-month.json (the store's examples). A benchmark that
+did not run is shown as missing, never guessed.
+"""
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "target", "bench")
+
+
+def load(name):
+    try:
+        with open(os.path.join(BENCH, name), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def main():
+    rows = []  # (figure, value, target)
+    converge = load("converge.json") or []
+    for run in converge:
+        n = run["environments"]
+        rows.append((f"converge {n} environments: operator", f"{run['operator_seconds']:.2f} s", ""))
+        rows.append((f"converge {n} environments: direct-write floor", f"{run['floor_seconds']:.2f} s", ""))
+        rows.append((f"converge {n} environments: ratio", f"{run['ratio']:.2f}", "≤ 1.5 at 1,000"))
+        rows.append((f"operator peak RSS at {n} environments", f"{run['operator_peak_rss_mib']:.1f} MiB", "≤ 64 MiB"))
+        if "idle_resync_writes" in run:
+            rows.append((f"objects written by an idle resync of {n} environments", f"{run['idle_resync_writes']}", "0"))
+    api = load("api.json")
+    if api:
+        c = api["clients"]
+        for kind in ("reads", "writes"):
+            a, d = api[kind]["api"], api[kind]["kube_direct"]
+            rows.append((f"API {kind} at {c} clients: p50 / p99", f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms", ""))
+            rows.append((f"  same {kind} straight to the API server: p50 / p99", f"{d['p50_ms']:.1f} / {d['p99_ms']:.1f} ms", ""))
+            rows.append((f"  ratio of p50s", f"{api[kind]['p50_ratio']:.2f}", ""))
+    ingest = load("ledger-ingest.json")
+    if ingest:
+        rows.append((f"ledger ingest ({ingest['backend']}, batches of {ingest['batch']})",
+                     f"{ingest['ingestIntervalsPerSecond']:,.0f} intervals/s", "≥ 50,000"))
+    month = load("ledger-month.json")
+    if month:
+        rows.append((f"month statement, {month['bureaus']:,} bureaus × {month['environments'] // month['bureaus']} environments, hourly",
+                     f"{month['statementSecondsBest']:.3f} s (first {month['statementSecondsFirst']:.3f} s)", "≤ 1 s"))
+        rows.append(("  intervals in that month", f"{month['intervals']:,}", ""))
+    missing = [n for n, d in [("converge", converge), ("api", api), ("ledger-ingest", ingest), ("ledger-month", month)] if not d]
+
+    width = max(len(r[0]) for r in rows) if rows else 20
+    print(f"{'figure':<{width}}  {'measured':<28}  target")
+    for figure, value, target in rows:
+        print(f"{figure:<{width}}  {value:<28}  {target}")
+    for name in missing:
+        print(f"(missing: {name} did not run)")
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "system": platform.platform()},
+        "converge": converge,
+        "api": api,
+        "ledger_ingest": ingest,
+        "ledger_month": month,
+    }
+    with open(os.path.join(BENCH, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    print("written to target/bench/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

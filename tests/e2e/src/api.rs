@@ -1,0 +1,123 @@
+//! The API in-process (`app().oneshot(...)`) over the devcluster and a fresh SQLite store, as a
+//! test harness: each test gets its own store and tokens, and shares the cluster and operator.
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Method, Request, StatusCode, header},
+};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use zhengyun_api::{AppState, app};
+use zhengyun_store::{Role, Store};
+
+/// An API over the devcluster with its own store.
+#[derive(Clone, Debug)]
+pub struct Api {
+    app: Router,
+    /// The store behind it.
+    pub store: Store,
+    /// A platform-admin token.
+    pub admin: String,
+}
+
+/// One answer: status and JSON body (`Null` when empty).
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: Value,
+}
+
+impl Api {
+    /// A fresh API: in-memory store, bootstrap admin token, operator running.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_store(Store::in_memory().await?).await
+    }
+
+    /// An API over `store` (e.g. the operator's ledger), with a bootstrap admin token.
+    pub async fn start_with_store(store: Store) -> anyhow::Result<Self> {
+        crate::operator::ensure_operator().await?;
+        let admin = format!("e2e-platform-admin-{}", crate::unique_name("token"));
+        store.bootstrap_admin(&admin).await?;
+        let client = crate::client().await?;
+        Ok(Self {
+            app: app(AppState::new(store.clone(), client)),
+            store,
+            admin,
+        })
+    }
+
+    /// Issues a token straight in the store.
+    pub async fn token(&self, role: Role, bureau: Option<&str>) -> anyhow::Result<String> {
+        let (_, secret) = self.store.create_token(role, bureau, "e2e").await?;
+        Ok(secret.expose().to_owned())
+    }
+
+    /// Calls the API.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        self.call_with(method, uri, token, body, &[]).await
+    }
+
+    /// Calls the API and returns the status and the body as text (for CSV).
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, String)> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(builder.body(Body::empty())?)
+            .await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8(bytes.to_vec())?))
+    }
+
+    /// Calls the API with extra headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Answer> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = match body {
+            Some(body) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))?,
+            None => builder.body(Body::empty())?,
+        };
+        let response = self.app.clone().oneshot(request).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Answer { status, body })
+    }
+}

@@ -1,0 +1,655 @@
+//! The control-plane API against the devcluster and the running operator: requests become
+//! namespaces, concurrency never over-allocates, approvals apply, and the authorisation matrix
+//! holds for every endpoint and role.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api as KubeApi;
+use serde_json::{Value, json};
+use zhengyun_e2e::{api::Api, client, eventually, unique_name};
+use zhengyun_model::crd::{Bureau, Environment};
+use zhengyun_store::Role;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Onboards bureau `code` through the API with `cpu` cores and 64Gi.
+async fn onboard(api: &Api, code: &str, cpu: &str) -> anyhow::Result<()> {
+    let answer = api
+        .call(
+            Method::POST,
+            "/api/v1/bureaus",
+            Some(&api.admin),
+            Some(&json!({
+                "name": code,
+                "displayName": "海淀区城市管理委员会",
+                "kind": "bureau",
+                "quota": {"cpu": cpu, "memory": "64Gi", "storage": "100Gi"},
+                "adminGroups": [format!("{code}-admins")],
+            })),
+        )
+        .await?;
+    anyhow::ensure!(answer.status == StatusCode::CREATED, "onboard: {answer:?}");
+    Ok(())
+}
+
+fn env_body(name: &str, purpose: &str, cpu: &str) -> Value {
+    json!({"name": name, "purpose": purpose, "quota": {"cpu": cpu, "memory": "1Gi"}})
+}
+
+async fn wait_for_phase(
+    api: &Api,
+    token: &str,
+    bureau: &str,
+    name: &str,
+    phase: &str,
+) -> anyhow::Result<Value> {
+    let uri = format!("/api/v1/bureaus/{bureau}/environments/{name}");
+    eventually(&format!("{name} {phase}"), WAIT, || async {
+        let answer = api.call(Method::GET, &uri, Some(token), None).await?;
+        Ok((answer.body["phase"] == phase).then_some(answer.body))
+    })
+    .await
+}
+
+async fn cleanup(bureau: &str) -> anyhow::Result<()> {
+    let client = client().await?;
+    let envs: KubeApi<Environment> = KubeApi::all(client.clone());
+    let params = kube::api::ListParams::default().fields(&format!("spec.bureau={bureau}"));
+    for env in envs.list(&params).await? {
+        let name = env.metadata.name.unwrap_or_default();
+        envs.delete(&name, &Default::default()).await.ok();
+    }
+    KubeApi::<Bureau>::all(client)
+        .delete(bureau, &Default::default())
+        .await
+        .ok();
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_environment_requested_through_the_api_becomes_a_ready_namespace() -> anyhow::Result<()>
+{
+    let api = Api::start().await?;
+    let bureau = unique_name("cgw");
+    onboard(&api, &bureau, "8").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let name = format!("{bureau}-prod");
+
+    let created = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/bureaus/{bureau}/environments"),
+            Some(&token),
+            Some(
+                &json!({"purpose": "prod", "tier": "gold", "quota": {"cpu": "2", "memory": "4Gi"}}),
+            ),
+        )
+        .await?;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["name"], name.as_str());
+
+    let ready = wait_for_phase(&api, &token, &bureau, &name, "Ready").await?;
+    assert_eq!(ready["namespace"], name.as_str());
+    assert_eq!(ready["admittedQuota"]["cpu"], "2");
+    let namespace = KubeApi::<Namespace>::all(client().await?)
+        .get(&name)
+        .await?;
+    assert_eq!(
+        namespace.metadata.labels.unwrap_or_default()["zhengyun.io/bureau"],
+        bureau
+    );
+
+    let resized = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/bureaus/{bureau}/environments/{name}"),
+            Some(&token),
+            Some(&json!({"quota": {"cpu": "3", "memory": "4Gi"}})),
+        )
+        .await?;
+    assert_eq!(resized.status, StatusCode::OK, "{:?}", resized.body);
+    eventually("the resize admitted", WAIT, || async {
+        let answer = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/bureaus/{bureau}/environments/{name}"),
+                Some(&token),
+                None,
+            )
+            .await?;
+        Ok((answer.body["admittedQuota"]["cpu"] == "3").then_some(()))
+    })
+    .await?;
+
+    let deleted = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/bureaus/{bureau}/environments/{name}"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED);
+    assert_eq!(deleted.body["phase"], "Terminating");
+    eventually("the environment gone", WAIT, || async {
+        let answer = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/bureaus/{bureau}/environments/{name}"),
+                Some(&token),
+                None,
+            )
+            .await?;
+        Ok((answer.status == StatusCode::NOT_FOUND).then_some(()))
+    })
+    .await?;
+
+    let log = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?bureau={bureau}"),
+            Some(&api.admin),
+            None,
+        )
+        .await?;
+    let actions: Vec<&str> = log
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "bureau.create",
+            "environment.create",
+            "environment.update",
+            "environment.delete"
+        ]
+    );
+    let resize = &log.body[2];
+    assert_eq!(resize["quotaBefore"]["cpu"], "2");
+    assert_eq!(resize["quotaAfter"]["cpu"], "3");
+    assert_eq!(resize["result"], "200 OK");
+    cleanup(&bureau).await
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_never_over_allocate_and_every_caller_gets_a_clear_answer()
+-> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let bureau = unique_name("jtj");
+    onboard(&api, &bureau, "3").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let uri = format!("/api/v1/bureaus/{bureau}/environments");
+
+    let answers = join_all((0..50).map(|i| {
+        let (api, token, uri) = (api.clone(), token.clone(), uri.clone());
+        let body = env_body(&format!("{bureau}-dev-{i}"), "dev", "1");
+        async move {
+            api.call(Method::POST, &uri, Some(&token), Some(&body))
+                .await
+        }
+    }))
+    .await;
+    let mut created = 0;
+    let mut pending = 0;
+    for answer in answers {
+        let answer = answer?;
+        match answer.status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::ACCEPTED => {
+                pending += 1;
+                assert_eq!(answer.body["request"]["state"], "pending");
+                assert!(
+                    answer.body["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("cpu")),
+                    "{:?}",
+                    answer.body
+                );
+            }
+            other => panic!("unexpected {other}: {:?}", answer.body),
+        }
+    }
+    assert_eq!((created, pending), (3, 47));
+
+    // The same name requested ten times at once: one wins, the rest are told it exists.
+    let twins = join_all((0..10).map(|_| {
+        let (api, token, uri) = (api.clone(), token.clone(), uri.clone());
+        let body = env_body(&format!("{bureau}-test"), "test", "1");
+        async move {
+            api.call(Method::POST, &uri, Some(&token), Some(&body))
+                .await
+        }
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = twins
+        .into_iter()
+        .map(|a| a.map(|a| a.status))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::ACCEPTED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CONFLICT)
+            .count(),
+        9,
+        "{statuses:?}"
+    );
+
+    let envs: KubeApi<Environment> = KubeApi::all(client().await?);
+    let params = kube::api::ListParams::default().fields(&format!("spec.bureau={bureau}"));
+    assert_eq!(envs.list(&params).await?.items.len(), 3);
+    eventually("three environments Ready", WAIT, || async {
+        let list = api.call(Method::GET, &uri, Some(&token), None).await?;
+        let ready = list
+            .body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["phase"] == "Ready")
+            .count();
+        Ok((ready == 3).then_some(()))
+    })
+    .await?;
+    let requests = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests?bureau={bureau}&state=pending"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(requests.body.as_array().map(Vec::len), Some(48));
+    cleanup(&bureau).await
+}
+
+#[tokio::test]
+async fn a_request_beyond_the_bureau_quota_waits_for_approval_and_approval_applies_it()
+-> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let bureau = unique_name("sfj");
+    onboard(&api, &bureau, "2").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let uri = format!("/api/v1/bureaus/{bureau}/environments");
+    let first = api
+        .call(
+            Method::POST,
+            &uri,
+            Some(&token),
+            Some(&env_body(&format!("{bureau}-dev"), "dev", "1")),
+        )
+        .await?;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let big = api
+        .call(
+            Method::POST,
+            &uri,
+            Some(&token),
+            Some(&env_body(&format!("{bureau}-prod"), "prod", "4")),
+        )
+        .await?;
+    assert_eq!(big.status, StatusCode::ACCEPTED, "{:?}", big.body);
+    let id = big.body["request"]["id"].as_str().expect("id").to_owned();
+
+    let by_bureau = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{id}/approve"),
+            Some(&token),
+            Some(&json!({})),
+        )
+        .await?;
+    assert_eq!(by_bureau.status, StatusCode::FORBIDDEN);
+
+    let approved = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{id}/approve"),
+            Some(&api.admin),
+            Some(&json!({"reason": "汛期保障"})),
+        )
+        .await?;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    assert_eq!(approved.body["request"]["state"], "approved");
+    assert_eq!(approved.body["bureauQuota"]["cpu"], "5");
+    wait_for_phase(&api, &token, &bureau, &format!("{bureau}-prod"), "Ready").await?;
+
+    let again = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{id}/approve"),
+            Some(&api.admin),
+            Some(&json!({})),
+        )
+        .await?;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    let more = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/bureaus/{bureau}/quota-requests"),
+            Some(&token),
+            Some(&json!({"quota": {"cpu": "50", "memory": "64Gi"}, "reason": "年底集中报表"})),
+        )
+        .await?;
+    assert_eq!(more.status, StatusCode::ACCEPTED);
+    let more_id = more.body["request"]["id"].as_str().expect("id").to_owned();
+    let no_reason = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{more_id}/reject"),
+            Some(&api.admin),
+            Some(&json!({})),
+        )
+        .await?;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let rejected = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{more_id}/reject"),
+            Some(&api.admin),
+            Some(&json!({"reason": "资源池容量不足"})),
+        )
+        .await?;
+    assert_eq!(rejected.status, StatusCode::OK);
+    assert_eq!(rejected.body["decisionReason"], "资源池容量不足");
+    let quota = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/bureaus/{bureau}"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(quota.body["quota"]["cpu"], "5");
+    cleanup(&bureau).await
+}
+
+/// One row of the authorization matrix: method, path, body, extra headers, and the expected
+/// status for each caller.
+type Case<'a> = (
+    Method,
+    String,
+    Option<Value>,
+    &'a [(&'a str, &'a str)],
+    [u16; 8],
+);
+
+#[tokio::test]
+async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let bureau = unique_name("mzj");
+    let other = unique_name("mzo");
+    onboard(&api, &bureau, "4").await?;
+    let env = format!("{bureau}-dev");
+    let created = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/bureaus/{bureau}/environments"),
+            Some(&api.admin),
+            Some(&env_body(&env, "dev", "1")),
+        )
+        .await?;
+    assert_eq!(created.status, StatusCode::CREATED);
+
+    // Statements need a rate card in the cluster.
+    let sample: zhengyun_model::crd::RateCard = serde_yaml::from_str(include_str!(
+        "../../../manifests/samples/ratecard-2026.yaml"
+    ))?;
+    KubeApi::<zhengyun_model::crd::RateCard>::all(client().await?)
+        .patch(
+            "rates-2026",
+            &kube::api::PatchParams::apply("zhengyun-e2e").force(),
+            &kube::api::Patch::Apply(&sample),
+        )
+        .await?;
+    let revoked = api.token(Role::PlatformAdmin, None).await?;
+    let revoked_id: zhengyun_store::TokenId = revoked.split('_').nth(1).expect("id").parse()?;
+    api.store.revoke_token(&revoked_id).await?;
+    let callers: [(&str, Option<String>); 8] = [
+        ("none", None),
+        ("revoked", Some(revoked)),
+        ("platform-admin", Some(api.admin.clone())),
+        (
+            "bureau-admin",
+            Some(api.token(Role::BureauAdmin, Some(&bureau)).await?),
+        ),
+        (
+            "other-bureau-admin",
+            Some(api.token(Role::BureauAdmin, Some(&other)).await?),
+        ),
+        (
+            "bureau-viewer",
+            Some(api.token(Role::BureauViewer, Some(&bureau)).await?),
+        ),
+        ("finance", Some(api.token(Role::Finance, None).await?)),
+        ("auditor", Some(api.token(Role::Auditor, None).await?)),
+    ];
+
+    let b = &bureau;
+    let stale = [("if-match", "1")];
+    // method, path, body, headers, expected status per caller in the order above.
+    let table: Vec<Case> = vec![
+        (
+            Method::GET,
+            "/api/v1/bureaus".into(),
+            None,
+            &[],
+            [401, 401, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/bureaus".into(),
+            Some(json!({"name": b, "displayName": "重复", "kind": "bureau"})),
+            &[],
+            [401, 401, 409, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/bureaus/{b}"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 200, 200],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/bureaus/{b}"),
+            Some(json!({"displayName": "新名称"})),
+            &stale,
+            [401, 401, 412, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/bureaus/{b}"),
+            None,
+            &[],
+            [401, 401, 409, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/bureaus/{b}/quota-requests"),
+            Some(json!({"quota": {}, "reason": ""})),
+            &[],
+            [401, 401, 422, 422, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/bureaus/{b}/environments"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 200, 200],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/bureaus/{b}/environments"),
+            Some(json!({"purpose": "qa", "quota": {}})),
+            &[],
+            [401, 401, 422, 422, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/bureaus/{b}/environments/{env}"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 200, 200],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/bureaus/{b}/environments/{env}"),
+            Some(json!({"quota": {"cpu": "1"}})),
+            &stale,
+            [401, 401, 412, 412, 403, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/bureaus/{b}/environments/{b}-nope"),
+            None,
+            &[],
+            [401, 401, 404, 404, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/requests".into(),
+            None,
+            &[],
+            [401, 401, 200, 200, 200, 200, 403, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/requests/ffffffffffffffff".into(),
+            None,
+            &[],
+            [401, 401, 404, 404, 404, 404, 403, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/requests/ffffffffffffffff/approve".into(),
+            Some(json!({})),
+            &[],
+            [401, 401, 404, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/requests/ffffffffffffffff/reject".into(),
+            Some(json!({"reason": "不需要"})),
+            &[],
+            [401, 401, 404, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/tokens".into(),
+            None,
+            &[],
+            [401, 401, 200, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/tokens".into(),
+            Some(json!({"role": "root"})),
+            &[],
+            [401, 401, 422, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/tokens/ffffffffffffffff".into(),
+            None,
+            &[],
+            [401, 401, 404, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/whoami".into(),
+            None,
+            &[],
+            [401, 401, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/audit".into(),
+            None,
+            &[],
+            [401, 401, 200, 403, 403, 403, 403, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/audit/verify".into(),
+            None,
+            &[],
+            [401, 401, 200, 403, 403, 403, 403, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/statements".into(),
+            None,
+            &[],
+            [401, 401, 200, 200, 200, 200, 200, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/statements?bureau={b}"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 200, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/bureaus/{b}/usage"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 200, 403],
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (method, path, body, headers, expected) in &table {
+        for ((who, token), want) in callers.iter().zip(expected) {
+            let answer = api
+                .call_with(
+                    method.clone(),
+                    path,
+                    token.as_deref(),
+                    body.as_ref(),
+                    headers,
+                )
+                .await?;
+            if answer.status.as_u16() != *want {
+                mismatches.push(format!(
+                    "{method} {path} as {who}: got {}, want {want}: {}",
+                    answer.status, answer.body
+                ));
+            }
+            if answer.status.is_client_error() {
+                assert!(
+                    answer.body["type"].is_string(),
+                    "{method} {path} as {who}: not a problem: {}",
+                    answer.body
+                );
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+
+    // A bureau role's listing shows its own bureau only.
+    let own = api
+        .call(
+            Method::GET,
+            "/api/v1/bureaus",
+            callers[4].1.as_deref(),
+            None,
+        )
+        .await?;
+    assert_eq!(own.body, json!([]));
+    cleanup(&bureau).await
+}

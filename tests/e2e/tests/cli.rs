@@ -1,0 +1,216 @@
+//! The `zhengyun` CLI against a real `zhengyun api` process (over HTTP, with a SQLite file) on
+//! the devcluster: what bureau IT staff type instead of curl.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use kube::Api as KubeApi;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+use zhengyun_e2e::{client, eventually, operator::ensure_operator, unique_name};
+use zhengyun_model::crd::{Bureau, Environment};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/zhengyun")
+}
+
+/// A `zhengyun api` process; closing its stdin stops it gracefully.
+struct ApiProcess {
+    child: Child,
+    url: String,
+    admin: String,
+}
+
+impl ApiProcess {
+    fn start() -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let db = std::env::temp_dir().join(format!("{}.db", unique_name("zhengyun-cli")));
+        let admin = format!("cli-e2e-admin-token-{}", unique_name("t"));
+        let child = Command::new(binary())
+            .args(["api", "--stop-on-stdin-eof", "--log-format", "json"])
+            .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "ZHENGYUN_DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", db.display()),
+            )
+            .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        Ok(Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            admin,
+        })
+    }
+
+    fn run(&self, token: &str, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(Command::new(binary())
+            .args(args)
+            .env("ZHENGYUN_API_URL", &self.url)
+            .env("ZHENGYUN_TOKEN", token)
+            .env_remove("ZHENGYUN_BUREAU")
+            .output()?)
+    }
+
+    fn ok(&self, token: &str, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.run(token, args)?;
+        anyhow::ensure!(
+            output.status.success(),
+            "zhengyun {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?)
+    }
+
+    /// Stops the process by closing its stdin and returns its log.
+    fn stop(mut self) -> anyhow::Result<(bool, String)> {
+        drop(self.child.stdin.take());
+        let status = self.child.wait()?;
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            stderr.read_to_string(&mut log)?;
+        }
+        Ok((status.success(), log))
+    }
+}
+
+#[tokio::test]
+async fn bureau_staff_request_list_resize_and_delete_environments_with_the_cli()
+-> anyhow::Result<()> {
+    ensure_operator().await?;
+    let kube = client().await?;
+    let bureau = unique_name("rsj");
+    let onboard: Bureau = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": bureau},
+        "spec": {"displayName": "海淀区人力资源和社会保障局", "kind": "bureau",
+                 "quota": {"cpu": "4", "memory": "16Gi"}}
+    }))?;
+    KubeApi::<Bureau>::all(kube.clone())
+        .create(&PostParams::default(), &onboard)
+        .await?;
+
+    let api = ApiProcess::start()?;
+    let url = api.url.clone();
+    eventually("the API ready", WAIT, || {
+        let api = &api;
+        async move {
+            Ok(api
+                .run(&api.admin, &["whoami"])?
+                .status
+                .success()
+                .then_some(()))
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e} at {url}"))?;
+
+    let issued: Value = serde_json::from_str(&api.ok(
+        &api.admin,
+        &[
+            "token",
+            "create",
+            "--role",
+            "bureau-admin",
+            "--for-bureau",
+            &bureau,
+            "-o",
+            "json",
+        ],
+    )?)?;
+    let token = issued["secret"].as_str().expect("secret").to_owned();
+    assert!(api.ok(&token, &["whoami"])?.contains("bureau-admin"));
+
+    let requested = api.ok(
+        &token,
+        &["env", "request", "dev", "--cpu", "1", "--memory", "2Gi"],
+    )?;
+    assert!(
+        requested.contains(&format!("environment {bureau}-dev requested")),
+        "{requested}"
+    );
+    let listed = eventually("the environment Ready in the list", WAIT, || {
+        let (api, token) = (&api, &token);
+        async move {
+            let table = api.ok(token, &["env", "list"])?;
+            Ok(table.contains("Ready").then_some(table))
+        }
+    })
+    .await?;
+    let header = listed.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains("PHASE"),
+        "{listed}"
+    );
+    assert!(listed.contains(&format!("{bureau}-dev")), "{listed}");
+
+    let resized = api.ok(
+        &token,
+        &["env", "resize", &format!("{bureau}-dev"), "--cpu", "2"],
+    )?;
+    assert!(resized.contains("resized"), "{resized}");
+    let shown: Value = serde_json::from_str(&api.ok(
+        &token,
+        &["env", "show", &format!("{bureau}-dev"), "-o", "json"],
+    )?)?;
+    assert_eq!(shown["quota"], json!({"cpu": "2", "memory": "2Gi"}));
+
+    let too_big = api.ok(
+        &token,
+        &["env", "request", "prod", "--cpu", "8", "--memory", "2Gi"],
+    )?;
+    assert!(
+        too_big.contains("waiting for a platform admin's approval"),
+        "{too_big}"
+    );
+    let pending = api.ok(&api.admin, &["requests", "list"])?;
+    assert!(pending.contains(&format!("{bureau}-prod")), "{pending}");
+
+    let quota = api.ok(&token, &["quota"])?;
+    assert!(quota.contains("海淀区人力资源和社会保障局"), "{quota}");
+    assert!(
+        quota
+            .lines()
+            .any(|l| l.starts_with("cpu") && l.contains('4')),
+        "{quota}"
+    );
+
+    let refused = api.run(&token, &["env", "request", "qa", "--cpu", "1"])?;
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("422") && message.contains("purpose"),
+        "{message}"
+    );
+    let other = api.run(&token, &["--bureau", "wjw", "env", "list"])?;
+    assert!(String::from_utf8_lossy(&other.stderr).contains("403"));
+
+    let deleted = api.ok(&token, &["env", "delete", &format!("{bureau}-dev")])?;
+    assert!(deleted.contains("being deleted"), "{deleted}");
+    let envs: KubeApi<Environment> = KubeApi::all(kube.clone());
+    eventually("the environment gone", WAIT, || {
+        let envs = envs.clone();
+        let name = format!("{bureau}-dev");
+        async move { Ok(envs.get_opt(&name).await?.is_none().then_some(())) }
+    })
+    .await?;
+
+    let (stopped_cleanly, log) = api.stop()?;
+    assert!(stopped_cleanly, "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"answered\""))
+        .expect("a request log line");
+    let parsed: Value = serde_json::from_str(line)?;
+    assert!(parsed["span"]["request_id"].is_string(), "{line}");
+    KubeApi::<Bureau>::all(kube)
+        .delete(&bureau, &Default::default())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `make run` (scripts/run.sh) started in the background on the devcluster: it prints an API URL
+//! and tokens that work, writes run.env, and stops everything it started on Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn value_after<'a>(lines: &'a [String], label: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+}
+
+#[test]
+fn make_run_prints_a_working_url_and_tokens_and_stops_cleanly_on_ctrl_c() -> anyhow::Result<()> {
+    let kubeconfig = std::env::var("KUBECONFIG")?;
+    let run_dir = std::env::temp_dir().join(zhengyun_e2e::unique_name("zhengyun-run"));
+    let (api_port, operator_port) = (free_port()?, free_port()?);
+    let mut child = Command::new(root().join("scripts/run.sh"))
+        .env("ZHENGYUN_USE_EXISTING_CLUSTER", "1")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("ZHENGYUN_RUN_DIR", &run_dir)
+        .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{api_port}"))
+        .env(
+            "ZHENGYUN_OPERATOR_ADDR",
+            format!("127.0.0.1:{operator_port}"),
+        )
+        .env("ZHENGYUN_LEASE_NAME", "zhengyun-e2e")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("Press Ctrl-C to stop"))
+    {
+        match rx.recv_timeout(Duration::from_secs(600)) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                anyhow::bail!(
+                    "make run never became ready ({e}); it printed:\n{}",
+                    lines.join("\n")
+                );
+            }
+        }
+    }
+
+    let url = value_after(&lines, "API").expect("API line").to_owned();
+    let admin = value_after(&lines, "platform-admin token")
+        .expect("admin token")
+        .to_owned();
+    let bureau_token = value_after(&lines, "bureau-admin token")
+        .expect("bureau token")
+        .to_owned();
+    assert_eq!(url, format!("http://127.0.0.1:{api_port}"));
+
+    let zhengyun = root().join("target/debug/zhengyun");
+    let whoami = |token: &str| -> anyhow::Result<String> {
+        let out = Command::new(&zhengyun)
+            .args(["whoami", "-o", "json"])
+            .env("ZHENGYUN_API_URL", &url)
+            .env("ZHENGYUN_TOKEN", token)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    assert!(whoami(&admin)?.contains("platform-admin"));
+    let me = whoami(&bureau_token)?;
+    assert!(
+        me.contains("bureau-admin") && me.contains("\"wjw\""),
+        "{me}"
+    );
+
+    let env = std::fs::read_to_string(run_dir.join("run.env"))?;
+    for expected in [
+        format!("ZHENGYUN_API_URL={url}"),
+        format!("ZHENGYUN_ADMIN_TOKEN={admin}"),
+        "ZHENGYUN_BUREAU=wjw".to_owned(),
+        format!("ZHENGYUN_BUREAU_TOKEN={bureau_token}"),
+        format!("KUBECONFIG={kubeconfig}"),
+    ] {
+        assert!(env.contains(&expected), "run.env lacks {expected}:\n{env}");
+    }
+
+    // Ctrl-C: the script stops `zhengyun dev` and exits; the API stops answering.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    assert!(interrupted.success());
+    let status = child.wait()?;
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let after = Command::new(&zhengyun)
+        .arg("whoami")
+        .env("ZHENGYUN_API_URL", &url)
+        .env("ZHENGYUN_TOKEN", &admin)
+        .output()?;
+    assert!(
+        !after.status.success(),
+        "the API still answers after Ctrl-C"
+    );
+    let _ = std::fs::remove_dir_all(&run_dir);
+    Ok(())
+}

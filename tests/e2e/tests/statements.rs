@@ -1,0 +1,206 @@
+//! Statements and usage through the API, read from the ledger the running operator writes:
+//! finance sees every bureau, a bureau only itself, CSV carries the Chinese names, and the
+//! money follows the sample rate card.
+//!
+//! The operator runs with a 2-second metering window so that usage reaches the ledger in
+//! seconds.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode, header};
+use kube::Api as KubeApi;
+use kube::api::{Patch, PatchParams, PostParams};
+use rust_decimal::Decimal;
+use serde_json::json;
+use zhengyun_e2e::api::Api;
+use zhengyun_e2e::operator::{ensure_operator, ledger_url, use_operator_args};
+use zhengyun_e2e::{client, eventually, unique_name};
+use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, RateCard};
+use zhengyun_store::{Role, Store};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+#[tokio::test]
+async fn finance_and_bureaus_read_priced_statements_and_usage_from_the_ledger() -> anyhow::Result<()>
+{
+    use_operator_args(&["--metering-period", "2", "--metering-lateness", "1"]);
+    ensure_operator().await?;
+    let kube = client().await?;
+    let sample: RateCard = serde_yaml::from_str(include_str!(
+        "../../../manifests/samples/ratecard-2026.yaml"
+    ))?;
+    KubeApi::<RateCard>::all(kube.clone())
+        .patch(
+            "rates-2026",
+            &PatchParams::apply("zhengyun-e2e").force(),
+            &Patch::Apply(&sample),
+        )
+        .await?;
+
+    let code = unique_name("czj")
+        .chars()
+        .take(30)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned();
+    let bureau: Bureau = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
+        "spec": {"displayName": "区财政局", "kind": "bureau", "monthlyBudget": "0.01",
+                 "quota": {"cpu": "8", "memory": "16Gi"}}
+    }))?;
+    KubeApi::<Bureau>::all(kube.clone())
+        .create(&PostParams::default(), &bureau)
+        .await?;
+    let name = format!("{code}-prod");
+    let env: Environment = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "metadata": {"name": name},
+        "spec": {"bureau": code, "purpose": "prod", "tier": "gold", "quota": {"cpu": "4", "memory": "8Gi"}}
+    }))?;
+    let envs: KubeApi<Environment> = KubeApi::all(kube.clone());
+    envs.create(&PostParams::default(), &env).await?;
+    eventually("environment Ready", WAIT, || async {
+        let env = envs.get(&name).await?;
+        Ok((env.status.and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)).then_some(()))
+    })
+    .await?;
+
+    // The API over the operator's own ledger.
+    let ledger = Store::connect(&ledger_url()).await?;
+    let api = Api::start_with_store(ledger).await?;
+    let finance = api.token(Role::Finance, None).await?;
+    let own = api.token(Role::BureauViewer, Some(&code)).await?;
+    let other = api.token(Role::BureauAdmin, Some("wjw")).await?;
+
+    // Reserved usage accrues from admission: wait until the ledger has some.
+    let usage_uri = format!("/api/v1/bureaus/{code}/usage");
+    let usage = eventually("reserved CPU in the ledger", WAIT, || async {
+        let answer = api.call(Method::GET, &usage_uri, Some(&own), None).await?;
+        let reserved = answer.body["usage"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|u| {
+                u["resource"] == "cpu"
+                    && u["kind"] == "reserved"
+                    && u["unitSeconds"].as_str().is_some_and(|s| s != "0")
+            });
+        Ok(reserved.then_some(answer.body))
+    })
+    .await?;
+    assert_eq!(usage["bureau"], code.as_str());
+    let row = usage["usage"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|u| u["resource"] == "cpu" && u["kind"] == "reserved")
+        .expect("cpu row");
+    assert_eq!(row["environment"], name.as_str());
+    assert_eq!(row["unit"], "core-hour");
+    // 4 cores reserved: whole multiples of 4000 millicore-seconds.
+    let unit_seconds: u128 = row["unitSeconds"].as_str().unwrap_or("0").parse()?;
+    assert_eq!(unit_seconds % 4000, 0, "{row}");
+
+    let statement = api
+        .call(Method::GET, "/api/v1/statements", Some(&finance), None)
+        .await?;
+    assert_eq!(statement.status, StatusCode::OK, "{}", statement.body);
+    let mine = statement.body["bureaus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["bureau"] == code.as_str())
+        .expect("the bureau on finance's statement")
+        .clone();
+    assert_eq!(mine["displayName"], "区财政局");
+    let amount: Decimal = mine["amount"].as_str().unwrap_or("0").parse()?;
+    assert!(amount >= Decimal::ZERO);
+    assert_eq!(mine["budget"]["budget"], "0.01");
+    // Gold CPU at 0.12 CNY per core-hour: each line's amount is its quantity × price, to the fen.
+    for line in statement.body["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["bureau"] == code.as_str())
+    {
+        let quantity: Decimal = line["quantity"].as_str().unwrap_or("0").parse()?;
+        let price: Decimal = line["unitPrice"].as_str().unwrap_or("0").parse()?;
+        let amount: Decimal = line["amount"].as_str().unwrap_or("0").parse()?;
+        let expected = (quantity * price)
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven);
+        assert!((amount - expected).abs() <= Decimal::new(1, 2), "{line}");
+    }
+
+    // A bureau sees only itself; another bureau's token is refused for it.
+    let own_view = api
+        .call(Method::GET, "/api/v1/statements", Some(&own), None)
+        .await?;
+    let codes: Vec<&str> = own_view.body["bureaus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["bureau"].as_str())
+        .collect();
+    assert!(codes.iter().all(|c| *c == code), "{codes:?}");
+    assert!(
+        own_view.body["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|l| l["bureau"] == code.as_str())
+    );
+    let refused = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/statements?bureau={code}"),
+            Some(&other),
+            None,
+        )
+        .await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let refused = api
+        .call(Method::GET, &usage_uri, Some(&other), None)
+        .await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // CSV for spreadsheets: UTF-8 with a byte order mark, the Chinese name in its column.
+    let csv = api
+        .raw(
+            Method::GET,
+            &format!("/api/v1/statements?bureau={code}"),
+            &finance,
+            &[(header::ACCEPT.as_str(), "text/csv")],
+        )
+        .await?;
+    assert_eq!(csv.0, StatusCode::OK);
+    assert!(
+        csv.1.starts_with("\u{feff}month,bureau,bureau_name,"),
+        "{}",
+        csv.1
+    );
+    assert!(csv.1.contains("区财政局"), "{}", csv.1);
+
+    let bad = api
+        .call(
+            Method::GET,
+            "/api/v1/statements?month=2026-13",
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let auditor = api.token(Role::Auditor, None).await?;
+    let denied = api
+        .call(Method::GET, "/api/v1/statements", Some(&auditor), None)
+        .await?;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+
+    envs.delete(&name, &Default::default()).await?;
+    eventually("environment gone", WAIT, || async {
+        Ok(envs.get_opt(&name).await?.is_none().then_some(()))
+    })
+    .await?;
+    KubeApi::<Bureau>::all(kube)
+        .delete(&code, &Default::default())
+        .await?;
+    Ok(())
+}
