@@ -173,13 +173,17 @@ impl Meter {
     }
 }
 
-/// The ledger's duplicate detector for an interval: `<environment>/<resource>/<kind>/<start>/<end>`
-/// with `start` and `end` in Unix seconds, e.g. `wjw-prod/cpu/reserved/1793462400/1793466000`.
+/// The ledger's duplicate detector for an interval: `<start>/<end>/<environment>/<resource>/<kind>`
+/// with `start` and `end` in Unix seconds, e.g. `1793462400/1793466000/wjw-prod/cpu/reserved`.
 ///
 /// Deterministic and readable. Environment names are DNS labels and resources and kinds are
 /// fixed words, none containing `/`, so two different intervals never share a key. The amount
 /// and tier are deliberately not part of it: a second write with the same key but a different
 /// amount is a conflict the ledger must surface, not a new interval.
+///
+/// Time comes first so that the ledger's unique index grows at its end: each hour's new keys
+/// sort after every older key and land on a few fresh index pages, instead of one page per
+/// meter all over an index that grows with every month of history.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct IdempotencyKey(String);
@@ -188,7 +192,7 @@ impl IdempotencyKey {
     /// The key of an interval of `resource` `kind` for `environment` over `range`.
     pub fn new(environment: &str, resource: Resource, kind: UsageKind, range: TimeRange) -> Self {
         Self(format!(
-            "{environment}/{resource}/{kind}/{}/{}",
+            "{}/{}/{environment}/{resource}/{kind}",
             range.start().as_second(),
             range.end().as_second()
         ))
@@ -431,11 +435,11 @@ mod tests {
     }
 
     #[test]
-    fn the_key_names_environment_resource_kind_and_unix_bounds() {
+    fn the_key_names_unix_bounds_environment_resource_and_kind() {
         let key = interval("2026-11-01T00:00:00Z", "2026-11-01T01:00:00Z", 1_000)
             .key()
             .clone();
-        assert_eq!(key.as_str(), "wjw-prod/cpu/reserved/1793491200/1793494800");
+        assert_eq!(key.as_str(), "1793491200/1793494800/wjw-prod/cpu/reserved");
     }
 
     #[test]
@@ -603,7 +607,8 @@ mod tests {
         assert!(json.contains(r#""resource":"cpu""#), "{json}");
         let back: UsageInterval = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, original);
-        let forged = json.replace("1793494800\"", "1793498400\"");
+        let forged = json.replace("/1793494800/wjw-prod", "/1793498400/wjw-prod");
+        assert_ne!(forged, json);
         assert!(
             serde_json::from_str::<UsageInterval>(&forged).is_err(),
             "{forged}"

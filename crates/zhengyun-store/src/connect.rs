@@ -33,6 +33,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage rollups",
         include_str!("../migrations/sqlite/0003_usage_rollups.sql"),
     ),
+    (
+        4,
+        "time-first keys",
+        include_str!("../migrations/sqlite/0004_time_first_keys.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -49,6 +54,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "usage rollups",
         include_str!("../migrations/postgres/0003_usage_rollups.sql"),
+    ),
+    (
+        4,
+        "time-first keys",
+        include_str!("../migrations/postgres/0004_time_first_keys.sql"),
     ),
 ];
 

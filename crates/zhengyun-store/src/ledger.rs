@@ -87,13 +87,39 @@ impl Store {
         at: Timestamp,
     ) -> Result<Recorded> {
         check_stream(stream)?;
-        self.record(intervals, Some((stream, at))).await
+        let checkpoint = Move {
+            stream,
+            expected: None,
+            at,
+        };
+        self.record(intervals, Some(checkpoint)).await
+    }
+
+    /// [`Store::record_intervals_with_checkpoint`], only if the checkpoint of `stream` is still
+    /// `expected` (`None`: the stream never saved one). Otherwise nothing is stored and the
+    /// result is [`Error::Conflict`]: another writer moved the checkpoint meanwhile — a second
+    /// sampler during a leader handover — and the caller must re-read it rather than write a
+    /// window that overlaps the other writer's.
+    pub async fn record_window(
+        &self,
+        intervals: &[UsageInterval],
+        stream: &str,
+        expected: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Recorded> {
+        check_stream(stream)?;
+        let checkpoint = Move {
+            stream,
+            expected: Some(expected),
+            at,
+        };
+        self.record(intervals, Some(checkpoint)).await
     }
 
     async fn record(
         &self,
         intervals: &[UsageInterval],
-        checkpoint: Option<(&str, Timestamp)>,
+        checkpoint: Option<Move<'_>>,
     ) -> Result<Recorded> {
         const DOING: &str = "recording usage intervals";
         let mut rows = unique_rows(intervals)?;
@@ -107,6 +133,21 @@ impl Store {
         let recorded_at = now_micros();
         let new = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(db(DOING))?;
+            if let Some(Move { stream, expected: Some(expected), .. }) = &checkpoint {
+                let stored: Option<i64> = sqlx::query_scalar(pool.dialect(
+                    "SELECT at_us FROM sampler_checkpoints WHERE name = $1",
+                    "SELECT at_us FROM sampler_checkpoints WHERE name = $1 FOR UPDATE",
+                ))
+                .bind(*stream)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("reading a sampler checkpoint"))?;
+                if stored != expected.map(to_micros) {
+                    return Err(Error::Conflict(format!(
+                        "the checkpoint of {stream} moved: expected {expected:?}, found {stored:?} µs"
+                    )));
+                }
+            }
             let mut new = 0;
             let mut daily = DailySums::default();
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -163,7 +204,7 @@ impl Store {
                 }
             }
             rollup::write(&mut tx, std::mem::take(&mut daily)).await?;
-            if let Some((stream, at)) = checkpoint {
+            if let Some(Move { stream, at, .. }) = checkpoint {
                 sqlx::query(UPSERT_CHECKPOINT)
                     .bind(stream)
                     .bind(to_micros(at))
@@ -231,7 +272,7 @@ impl Store {
     /// counting only the overlap of each interval with it, optionally for one bureau. Sorted by
     /// meter (resources in quota order), the same on both backends whatever their collation.
     /// A tier change gives an environment two rows for one resource and kind; add them up for
-    /// tier-independent totals. Reads the daily rollup for whole UTC days and the raw intervals
+    /// tier-independent totals. Reads the daily rollup for whole days and the raw intervals
     /// only at the edges.
     pub async fn usage_totals(
         &self,
@@ -337,6 +378,13 @@ fn check_stream(stream: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A checkpoint to move with a batch: to `at`, optionally only from `expected`.
+struct Move<'a> {
+    stream: &'a str,
+    expected: Option<Option<Timestamp>>,
+    at: Timestamp,
 }
 
 /// Sets a checkpoint; binds: stream name, instant (µs), time saved (µs).

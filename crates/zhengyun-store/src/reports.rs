@@ -176,8 +176,8 @@ impl Store {
         Ok(counters)
     }
 
-    /// The UTC days the ledger has usage in, as `[first midnight, last midnight + 1 day)`, or
-    /// `None` when it is empty: which months have statements.
+    /// The rollup days (from midnight UTC+08:00) the ledger has usage in, as
+    /// `[first day, last day + 1)`, or `None` when it is empty: which months have statements.
     pub async fn usage_span(&self) -> Result<Option<TimeRange>> {
         let span: (Option<i64>, Option<i64>) = with_pool!(self, pool =>
             sqlx::query_as("SELECT MIN(day_s), MAX(day_s) FROM usage_daily")
@@ -197,7 +197,7 @@ impl Store {
     }
 
     /// Unit-seconds per meter within each of `ranges` (optionally of one bureau), read in one
-    /// snapshot: the rollup for whole UTC days, the raw intervals for the edges.
+    /// snapshot: the rollup for whole days, the raw intervals for the edges.
     pub(crate) async fn sums_over(
         &self,
         ranges: &[TimeRange],

@@ -2,16 +2,17 @@
 //! millions of intervals.
 //!
 //! `usage_daily` holds unit-seconds per meter (bureau, environment, resource, kind, tier) and
-//! UTC day. [`Store::record_intervals`](crate::Store::record_intervals) adds every interval it
+//! day, days starting at midnight UTC+08:00 (China Standard Time, the default billing zone). [`Store::record_intervals`](crate::Store::record_intervals) adds every interval it
 //! stores to it in the same transaction, and only the intervals it stores (a replayed
 //! duplicate adds nothing), so a rollup always equals the sum of the ledger it covers.
 //!
-//! A sum over any whole-second range `[a, b)` reads the rollup for the UTC days wholly inside the
+//! A sum over any whole-second range `[a, b)` reads the rollup for the days wholly inside the
 //! range, and the raw intervals for the parts before the first and after the last whole day
 //! (less than a day each). The raw scan is bounded by `ledger_bounds.longest_s`, the longest
-//! interval ever stored, so it only visits intervals that can overlap the edge. A month in
-//! Asia/Shanghai starts and ends at 16:00 UTC: 29 or 30 whole days from the rollup, 24 hours of
-//! raw intervals. The result is exact, whatever the time zone or the intervals' shape.
+//! interval ever stored, so it only visits intervals that can overlap the edge. A month or a
+//! rate period in Asia/Shanghai is whole rollup days and reads only the rollup; in another zone
+//! it reads up to a day of raw intervals at each edge. The result is exact either way, whatever
+//! the intervals' shape.
 //!
 //! Unit-seconds are `u128`; SQL integers are 64-bit. Sums are kept split at bit 32
 //! (`us_high × 2^32 + us_low`, the low part carried on every addition), the same way on both
@@ -24,8 +25,13 @@ use zhengyun_metering::{TimeRange, UsageInterval};
 
 use crate::error::{Error, Result};
 
-/// Seconds in a UTC day, the rollup's bucket.
+/// Seconds in a day, the rollup's bucket.
 pub(crate) const DAY: i64 = 86_400;
+
+/// Days of the rollup start at midnight China Standard Time (UTC+08:00, no daylight saving
+/// since 1991): the platform's default billing zone, so that its months and rate-card dates fall
+/// on bucket boundaries and a month's statement reads no raw interval at all.
+pub(crate) const DAY_OFFSET: i64 = 8 * 3_600;
 
 const LOW_BITS: u32 = 32;
 const LOW_MASK: u128 = (1 << LOW_BITS) - 1;
@@ -33,12 +39,12 @@ const LOW_MASK: u128 = (1 << LOW_BITS) - 1;
 /// Rows per rollup upsert: 8 parameters each.
 const ROWS_PER_UPSERT: usize = 1000;
 
-/// The UTC midnight at or before `at` (Unix seconds).
+/// The start of the rollup day holding `at` (Unix seconds): midnight UTC+08:00.
 pub(crate) fn day_floor(at: i64) -> i64 {
-    at - at.rem_euclid(DAY)
+    at - (at + DAY_OFFSET).rem_euclid(DAY)
 }
 
-/// The UTC midnight at or after `at`.
+/// The first rollup day start at or after `at`.
 pub(crate) fn day_ceil(at: i64) -> i64 {
     let floor = day_floor(at);
     if floor == at { at } else { floor + DAY }
@@ -55,7 +61,7 @@ pub(crate) struct DailySums {
 }
 
 impl DailySums {
-    /// Adds `interval` to every UTC day it overlaps.
+    /// Adds `interval` to every rollup day it overlaps.
     pub(crate) fn add(&mut self, interval: &UsageInterval) {
         let (start, end) = (interval.start().as_second(), interval.end().as_second());
         self.longest = self.longest.max(end - start);
@@ -208,7 +214,7 @@ const POSTGRES_RAW_SUMS: &str = "SELECT bureau, environment, resource, kind, tie
 /// One row of a sum: a meter's columns, and its unit-seconds split at bit 32.
 pub(crate) type SumRow = (String, String, String, String, String, i64, i64);
 
-/// How a sum over `range` is read: whole UTC days from the rollup, edges from the ledger.
+/// How a sum over `range` is read: whole rollup days from the rollup, edges from the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
     /// `[first, end)` of the whole days, if any.
@@ -257,23 +263,25 @@ mod tests {
     }
 
     #[test]
-    fn a_shanghai_month_reads_whole_days_from_the_rollup_and_two_edges_raw() {
+    fn a_shanghai_month_reads_only_the_rollup() {
         // November 2026 in Shanghai: 2026-10-31T16:00Z to 2026-11-30T16:00Z.
         let plan = Plan::of(range(1_793_462_400, 1_796_054_400));
-        assert_eq!(plan.days, Some((1_793_491_200, 1_795_996_800)));
-        assert_eq!(
-            plan.raw,
-            [
-                Some((1_793_462_400, 1_793_491_200)),
-                Some((1_795_996_800, 1_796_054_400))
-            ]
-        );
+        assert_eq!(plan.days, Some((1_793_462_400, 1_796_054_400)));
+        assert_eq!(plan.raw, [None, None]);
     }
 
     #[test]
-    fn a_utc_month_needs_no_raw_edges_and_a_short_range_no_rollup() {
-        let plan = Plan::of(range(0, 30 * DAY));
-        assert_eq!((plan.days, plan.raw), (Some((0, 30 * DAY)), [None, None]));
+    fn a_utc_month_reads_two_raw_edges_and_a_short_range_no_rollup() {
+        // November 2026 in UTC.
+        let plan = Plan::of(range(1_793_491_200, 1_796_083_200));
+        assert_eq!(plan.days, Some((1_793_548_800, 1_796_054_400)));
+        assert_eq!(
+            plan.raw,
+            [
+                Some((1_793_491_200, 1_793_548_800)),
+                Some((1_796_054_400, 1_796_083_200))
+            ]
+        );
         let plan = Plan::of(range(DAY / 2, DAY + DAY / 2));
         assert_eq!(
             (plan.days, plan.raw),
@@ -282,9 +290,17 @@ mod tests {
     }
 
     #[test]
-    fn days_floor_and_ceil_before_the_epoch_too() {
-        assert_eq!((day_floor(-1), day_ceil(-1)), (-DAY, 0));
-        assert_eq!((day_floor(DAY), day_ceil(DAY)), (DAY, DAY));
+    fn days_start_at_midnight_in_china_before_the_epoch_too() {
+        let midnight = -DAY_OFFSET;
+        assert_eq!(
+            (day_floor(midnight), day_ceil(midnight)),
+            (midnight, midnight)
+        );
+        assert_eq!(
+            (day_floor(midnight - 1), day_ceil(midnight - 1)),
+            (midnight - DAY, midnight)
+        );
+        assert_eq!((day_floor(0), day_ceil(0)), (midnight, midnight + DAY));
     }
 
     #[test]

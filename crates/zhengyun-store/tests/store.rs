@@ -53,6 +53,7 @@ on_both_backends!(
     bureau_usage_sums_each_environment_resource_and_kind_over_any_range,
     replayed_intervals_add_nothing_to_the_rollups_or_the_counters,
     usage_counters_and_span_cover_the_whole_ledger,
+    a_window_is_written_only_from_the_checkpoint_its_writer_expects,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -597,7 +598,7 @@ async fn an_interval_key_recorded_with_another_amount_is_a_conflict_and_stores_n
     let err = store.record_intervals(&batch).await.expect_err("conflict");
     assert_eq!(err.metric_label(), "conflict", "{err}");
     let message = err.to_string();
-    assert!(message.contains("wjw-prod/cpu/reserved/"), "{message}");
+    assert!(message.contains("/wjw-prod/cpu/reserved"), "{message}");
     assert!(
         message.contains("1000") && message.contains("1001"),
         "{message}"
@@ -1457,6 +1458,46 @@ async fn usage_counters_and_span_cover_the_whole_ledger(db: &TestDb) {
     assert_eq!(store.usage_counters().await.expect("counters"), expected);
     assert_eq!(
         store.usage_span().await.expect("span"),
-        Some(range("2026-10-20T00:00:00Z", "2026-12-20T00:00:00Z"))
+        // Rollup days run from midnight UTC+08:00.
+        Some(range("2026-10-19T16:00:00Z", "2026-12-20T16:00:00Z"))
+    );
+}
+
+async fn a_window_is_written_only_from_the_checkpoint_its_writer_expects(db: &TestDb) {
+    let store = &db.store;
+    let first = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 1, 1_000);
+    let at = ts("2026-11-01T01:00:00Z");
+    store
+        .record_window(&first, "usage", None, at)
+        .await
+        .expect("first window");
+    // A second writer that still believes there is no checkpoint writes nothing.
+    let stale = hourly(&cpu("wjw-prod"), "2026-11-01T00:30:00Z", 1, 1_000);
+    let error = store
+        .record_window(&stale, "usage", None, ts("2026-11-01T01:30:00Z"))
+        .await
+        .expect_err("stale expectation");
+    assert_eq!(error.metric_label(), "conflict", "{error}");
+    assert_eq!(
+        store.checkpoint("usage").await.expect("checkpoint"),
+        Some(at)
+    );
+    let month = Calendar::default().month_range(november()).expect("range");
+    let stored: Vec<UsageInterval> = store
+        .intervals_between(month)
+        .try_collect()
+        .await
+        .expect("intervals");
+    assert_eq!(stored, first);
+    // The writer that knows the checkpoint continues from it.
+    let next = hourly(&cpu("wjw-prod"), "2026-11-01T01:00:00Z", 1, 1_000);
+    let end = ts("2026-11-01T02:00:00Z");
+    store
+        .record_window(&next, "usage", Some(at), end)
+        .await
+        .expect("next window");
+    assert_eq!(
+        store.checkpoint("usage").await.expect("checkpoint"),
+        Some(end)
     );
 }

@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use zhengyun_model::crd::Environment;
@@ -223,11 +222,6 @@ pub fn claim_consumption(
             .as_ref()
             .map(|t| t.0.as_second()),
     })
-}
-
-/// `at` in whole seconds, truncated (the ledger counts whole seconds).
-pub fn whole_seconds(at: Timestamp) -> i64 {
-    at.as_second()
 }
 
 #[cfg(test)]

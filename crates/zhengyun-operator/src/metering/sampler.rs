@@ -75,7 +75,7 @@ pub(crate) async fn run(
     metrics: Arc<MeteringMetrics>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Some(mut tracker) = start(&store, &config, &metrics, &mut stop).await else {
+    let Some((mut tracker, mut written)) = start(&store, &config, &metrics, &mut stop).await else {
         return;
     };
     let (bureaus, bureau_stream) = reflected::<Bureau>(&client);
@@ -128,7 +128,7 @@ pub(crate) async fn run(
                 if !listing.ready() {
                     continue;
                 }
-                let mut months = close_due(&mut tracker, &store, &calendar, &metrics, now_s(), period, lateness).await;
+                let mut months = close_due(&mut tracker, &mut written, &store, &calendar, &metrics, now_s(), period, lateness).await;
                 // Rate cards change every month's price; budgets only the current month's flags.
                 let prices = Prices::of(&bureaus, &cards);
                 match &priced {
@@ -150,7 +150,7 @@ pub(crate) async fn run(
         // A graceful stop writes up to now, so that a planned restart loses nothing.
         let now = now_s();
         if now > tracker.frontier() {
-            write_window(&mut tracker, &store, &calendar, &metrics, now).await;
+            write_window(&mut tracker, &mut written, &store, &calendar, &metrics, now).await;
         }
     }
 }
@@ -162,11 +162,11 @@ async fn start(
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<Tracker> {
+) -> Option<(Tracker, Option<i64>)> {
     let mut delay = Duration::from_secs(1);
     loop {
         match restore(store, config, metrics).await {
-            Ok(tracker) => return Some(tracker),
+            Ok(restored) => return Some(restored),
             Err(e) => {
                 tracing::warn!(error = %e, "unable to read the ledger; metering waits for the database");
                 metrics.store_failed();
@@ -184,7 +184,7 @@ async fn restore(
     store: &Store,
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
-) -> zhengyun_store::Result<Tracker> {
+) -> zhengyun_store::Result<(Tracker, Option<i64>)> {
     let now = now_s();
     let checkpoint = store.checkpoint(STREAM).await?.map(|t| t.as_second());
     let oldest = now - i64::from(config.metering_max_backfill);
@@ -212,7 +212,7 @@ async fn restore(
     };
     metrics.restore_usage(store.usage_counters().await?);
     metrics.set_checkpoint(frontier);
-    Ok(Tracker::new(frontier))
+    Ok((Tracker::new(frontier), checkpoint))
 }
 
 /// A reflector-backed store of `K` and its events as [`Input::Prices`].
@@ -357,8 +357,10 @@ fn on_event<K>(
 }
 
 /// Closes every window that is due at `now`; returns the months they touched.
+#[allow(clippy::too_many_arguments)]
 async fn close_due(
     tracker: &mut Tracker,
+    written: &mut Option<i64>,
     store: &Store,
     calendar: &Calendar,
     metrics: &MeteringMetrics,
@@ -373,7 +375,7 @@ async fn close_due(
         if now < end + lateness {
             break;
         }
-        if !write_window(tracker, store, calendar, metrics, end).await {
+        if !write_window(tracker, written, store, calendar, metrics, end).await {
             break;
         }
         for at in [start, end - 1] {
@@ -385,10 +387,14 @@ async fn close_due(
     months
 }
 
-/// Writes `[frontier, end)` and the checkpoint `end` in one transaction; returns whether it
-/// succeeded (on failure the window stays open and is retried).
+/// Writes `[frontier, end)` and moves the checkpoint from `written` (the checkpoint as this
+/// sampler knows it) to `end`, in one transaction; returns whether it succeeded (on failure the
+/// window stays open and is retried). If another sampler moved the checkpoint meanwhile (a
+/// leader handover), nothing is written and this one continues from the other's checkpoint, so
+/// that no two windows overlap.
 async fn write_window(
     tracker: &mut Tracker,
+    written: &mut Option<i64>,
     store: &Store,
     calendar: &Calendar,
     metrics: &MeteringMetrics,
@@ -401,12 +407,14 @@ async fn write_window(
     let Ok(at) = Timestamp::from_second(end) else {
         return false;
     };
+    let expected = written.and_then(|w| Timestamp::from_second(w).ok());
     match store
-        .record_intervals_with_checkpoint(&closed.intervals, STREAM, at)
+        .record_window(&closed.intervals, STREAM, expected, at)
         .await
     {
         Ok(recorded) => {
             tracker.advance(end);
+            *written = Some(end);
             metrics.set_checkpoint(end);
             if recorded.duplicates == 0 {
                 metrics.add_usage(&closed.intervals, recorded.new);
@@ -425,13 +433,18 @@ async fn write_window(
         Err(e) => {
             metrics.close_failed();
             tracing::warn!(error = %e, window_end = end, "unable to close a metering window; retrying");
-            // Another replica may have written it meanwhile: never write a window twice.
-            if let Ok(Some(written)) = store.checkpoint(STREAM).await
-                && written.as_second() >= end
-            {
-                tracker.advance(written.as_second());
-                metrics.set_checkpoint(written.as_second());
-                return true;
+            // Another replica may have moved the checkpoint: continue from it, never overlap it.
+            if let Ok(stored) = store.checkpoint(STREAM).await {
+                let stored = stored.map(|t| t.as_second());
+                if stored != *written {
+                    tracing::warn!(?stored, known = ?*written, "another writer moved the metering checkpoint; continuing from it");
+                    *written = stored;
+                    if let Some(at) = stored {
+                        tracker.advance(at);
+                        metrics.set_checkpoint(at);
+                    }
+                    return true;
+                }
             }
             false
         }

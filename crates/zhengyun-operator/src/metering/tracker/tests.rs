@@ -344,3 +344,33 @@ fn current_amounts_add_up_open_sources_per_environment_and_kind() {
         Some(300)
     );
 }
+
+#[test]
+fn an_outage_is_counted_from_the_checkpoint_at_the_state_found_after_it() {
+    // The ledger was written up to T0; the operator comes back at T0 + 50 and lists what runs.
+    let mut t = Tracker::new(T0);
+    let back = T0 + 50;
+    t.set_environment("wjw-prod", "wjw", Tier::Gold, back);
+    // Running since before the outage: counted from the checkpoint.
+    t.observe(
+        Source::Pod("kept".into()),
+        pod("wjw-prod", 300, Some(T0 - 600)),
+        back,
+    );
+    // Started during the outage: counted from its own start.
+    t.observe(
+        Source::Pod("new".into()),
+        pod("wjw-prod", 200, Some(T0 + 20)),
+        back,
+    );
+    // A pod that ended during the outage is never listed, so it is not counted for it.
+    let seen = HashSet::from([Source::Pod("kept".into()), Source::Pod("new".into())]);
+    t.relisted(SourceClass::Pods, &seen, back);
+    assert_eq!(
+        summary(&t.close(T0 + 60, &Calendar::utc())),
+        [
+            cpu_row("wjw-prod", Tier::Gold, 0, 20, 300),
+            cpu_row("wjw-prod", Tier::Gold, 20, 60, 500),
+        ]
+    );
+}
