@@ -173,10 +173,14 @@ fn payload<T: serde::de::DeserializeOwned>(request: &ChangeRequest) -> ApiResult
 }
 
 /// Raises `bureau`'s quota to `quota` (if it differs), recording it in the audit note.
+///
+/// The operator writes the bureau's status whenever one of its environments changes, which
+/// makes the read copy stale (409) without touching the spec the decision was based on; then
+/// the change is made again on a fresh copy. A change to the spec itself stays a 409.
 async fn set_bureau_quota(
     state: &AppState,
     audit: &Audit,
-    mut bureau: Bureau,
+    bureau: Bureau,
     quota: Quota,
 ) -> ApiResult<Bureau> {
     if bureau.spec.quota == quota {
@@ -186,15 +190,33 @@ async fn set_bureau_quota(
         Some(quota_json(&bureau.spec.quota)),
         Some(quota_json(&quota)),
     );
-    bureau.spec.quota = quota;
-    bureau
-        .validate()
-        .map_err(|e| Problem::from_validation(&e))?;
     let name = bureau.metadata.name.clone().unwrap_or_default();
-    Ok(state
-        .bureaus()
-        .replace(&name, &PostParams::default(), &bureau)
-        .await?)
+    let mut read = bureau;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut changed = read.clone();
+        changed.spec.quota = quota.clone();
+        changed
+            .validate()
+            .map_err(|e| Problem::from_validation(&e))?;
+        match state
+            .bureaus()
+            .replace(&name, &PostParams::default(), &changed)
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < 5 => {
+                let fresh = state.bureau(&name).await?;
+                if fresh.spec != read.spec {
+                    return Err(Problem::conflict(format!(
+                        "bureau {name:?} was changed meanwhile; retry"
+                    )));
+                }
+                read = fresh;
+            }
+            result => return Ok(result?),
+        }
+    }
 }
 
 type Applied = (Option<zhengyun_model::crd::Environment>, Bureau);
