@@ -23,7 +23,7 @@ use zhengyun_model::crd::{Bureau, RateCard};
 use zhengyun_store::Role;
 
 use crate::{
-    context::Caller,
+    context::{Audit, Caller},
     extract::{Path, Query},
     problem::{ApiResult, Problem},
     state::AppState,
@@ -40,6 +40,8 @@ const READERS: [Role; 4] = [
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_statement))
+        .routes(routes!(close_month))
+        .routes(routes!(adjust_month))
         .routes(routes!(get_usage))
 }
 
@@ -296,6 +298,129 @@ fn statement_csv(
 }
 
 /// An instant given as RFC 3339, to the second (the ledger's resolution; fractions are cut).
+/// The checkpoint stream of the metering sampler: how far the ledger is complete.
+const LEDGER_STREAM: &str = "usage";
+
+const CLOSERS: [Role; 2] = [Role::PlatformAdmin, Role::Finance];
+
+fn month_param(text: &str) -> ApiResult<Month> {
+    text.parse()
+        .map_err(|e: zhengyun_metering::Error| Problem::invalid_field("month", e.to_string()))
+}
+
+/// A short account of a statement, for the answers of close and adjust.
+fn summary(statement: &Statement) -> Value {
+    json!({
+        "month": statement.month.to_string(),
+        "currency": statement.currency,
+        "amount": statement.platform.amount.to_string(),
+        "bureaus": statement.bureaus.len(),
+        "lines": statement.lines.len(),
+    })
+}
+
+/// Closes a month: its statement, as the ledger gives it now, is stored and never changes
+/// again (finance, platform admin). Only a month that has ended and that the ledger covers to
+/// its end can be closed.
+#[utoipa::path(post, path = "/api/v1/statements/{month}/close", tag = "statements",
+    params(("month" = String, Path, description = "YYYY-MM")),
+    responses((status = 201, description = "The month is closed", body = serde_json::Value),
+        (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn close_month(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(month): Path<String>,
+) -> ApiResult<Response> {
+    audit.about("statement.close", format!("statements/{month}"), None);
+    caller.require(&CLOSERS)?;
+    let month = month_param(&month)?;
+    let range = state
+        .calendar()
+        .month_range(month)
+        .map_err(|e| Problem::invalid_field("month", e.to_string()))?;
+    let covered = state.store().checkpoint(LEDGER_STREAM).await?;
+    if covered.is_none_or(|at| at < range.end()) {
+        return Err(Problem::conflict(format!(
+            "the ledger is complete only until {}; {month} can be closed once it reaches {}",
+            covered.map_or_else(|| "nothing yet".to_owned(), |at| at.to_string()),
+            range.end()
+        )));
+    }
+    let schedule = schedule(&state).await?;
+    let (_, budgets) = bureaus(&state).await?;
+    let statement = state
+        .store()
+        .computed_statement(month, state.calendar(), &schedule, &budgets)
+        .await?;
+    state.store().close_statement(month, &statement).await?;
+    audit.outcome(format!(
+        "closed at {} {}",
+        statement.platform.amount, statement.currency
+    ));
+    Ok((
+        axum::http::StatusCode::CREATED,
+        axum::Json(summary(&statement)),
+    )
+        .into_response())
+}
+
+/// Issues signed adjustment lines for a closed month: the differences between the statement it
+/// was closed with (plus earlier adjustments) and what the ledger gives now, e.g. after late
+/// usage arrived (finance, platform admin). The closed lines themselves never change.
+#[utoipa::path(post, path = "/api/v1/statements/{month}/adjustments", tag = "statements",
+    params(("month" = String, Path, description = "YYYY-MM")),
+    responses(
+        (status = 200, description = "Nothing to adjust", body = serde_json::Value),
+        (status = 201, description = "Adjustment lines issued", body = serde_json::Value),
+        (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn adjust_month(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(month): Path<String>,
+) -> ApiResult<Response> {
+    audit.about("statement.adjust", format!("statements/{month}"), None);
+    caller.require(&CLOSERS)?;
+    let month = month_param(&month)?;
+    let Some(closed) = state.store().closed_statement(month).await? else {
+        return Err(Problem::conflict(format!(
+            "{month} is not closed; an open month is corrected by the ledger itself"
+        )));
+    };
+    let issued = state.store().adjustments(month).await?;
+    let schedule = schedule(&state).await?;
+    let (_, budgets) = bureaus(&state).await?;
+    let now = state
+        .store()
+        .computed_statement(month, state.calendar(), &schedule, &budgets)
+        .await?;
+    let lines = zhengyun_metering::adjustments(&closed, &issued, &now).map_err(|e| {
+        Problem::conflict(format!(
+            "unable to compare {month} with its closed statement: {e}"
+        ))
+    })?;
+    if lines.is_empty() {
+        return Ok(
+            axum::Json(json!({"month": month.to_string(), "adjustments": []})).into_response(),
+        );
+    }
+    state
+        .store()
+        .add_adjustments(month, issued.len(), &lines)
+        .await?;
+    audit.outcome(format!("{} adjustment lines", lines.len()));
+    Ok((
+        axum::http::StatusCode::CREATED,
+        axum::Json(json!({"month": month.to_string(), "adjustments": lines})),
+    )
+        .into_response())
+}
+
 fn instant(field: &str, text: Option<&str>) -> ApiResult<Option<jiff::Timestamp>> {
     text.map(|t| {
         t.parse::<jiff::Timestamp>()

@@ -90,6 +90,19 @@ impl Store {
         if let Some(closed) = self.closed_statement(month).await? {
             return Ok(closed);
         }
+        self.computed_statement(month, calendar, schedule, budgets)
+            .await
+    }
+
+    /// The statement of `month` as the ledger gives it now, closed or not: what a month is
+    /// closed with, and what a closed month is compared with to issue adjustments.
+    pub async fn computed_statement(
+        &self,
+        month: Month,
+        calendar: &Calendar,
+        schedule: &RateSchedule,
+        budgets: &BTreeMap<String, Decimal>,
+    ) -> Result<Statement> {
         let metering = |source| Error::Metering {
             what: "statement",
             source: Box::new(source),

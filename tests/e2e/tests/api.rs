@@ -611,6 +611,20 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
             &[],
             [401, 401, 200, 200, 403, 200, 200, 403],
         ),
+        (
+            Method::POST,
+            "/api/v1/statements/2026-10/close".into(),
+            None,
+            &[],
+            [401, 401, 409, 403, 403, 403, 409, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/statements/2026-10/adjustments".into(),
+            None,
+            &[],
+            [401, 401, 409, 403, 403, 403, 409, 403],
+        ),
     ];
     let mut mismatches = Vec::new();
     for (method, path, body, headers, expected) in &table {

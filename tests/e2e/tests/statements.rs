@@ -194,6 +194,98 @@ async fn finance_and_bureaus_read_priced_statements_and_usage_from_the_ledger() 
         .await?;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 
+    // Closing: a past month the ledger covers closes once; the running month cannot close.
+    let close = api
+        .call(
+            Method::POST,
+            "/api/v1/statements/2026-10/close",
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(close.status, StatusCode::CREATED, "{}", close.body);
+    assert_eq!(close.body["month"], "2026-10");
+    let again = api
+        .call(
+            Method::POST,
+            "/api/v1/statements/2026-10/close",
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let by_bureau = api
+        .call(
+            Method::POST,
+            "/api/v1/statements/2026-10/close",
+            Some(&own),
+            None,
+        )
+        .await?;
+    assert_eq!(by_bureau.status, StatusCode::FORBIDDEN);
+    let running = api
+        .call(
+            Method::POST,
+            "/api/v1/statements/2026-11/close",
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(running.status, StatusCode::CONFLICT, "{}", running.body);
+    let adjust = api
+        .call(
+            Method::POST,
+            "/api/v1/statements/2026-10/adjustments",
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(adjust.status, StatusCode::OK, "{}", adjust.body);
+    assert_eq!(adjust.body["adjustments"], json!([]));
+    let open = api
+        .call(
+            Method::POST,
+            "/api/v1/statements/2026-11/adjustments",
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(open.status, StatusCode::CONFLICT);
+    let closed = api
+        .call(
+            Method::GET,
+            "/api/v1/statements?month=2026-10",
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(closed.status, StatusCode::OK);
+    assert_eq!(closed.body["month"], "2026-10");
+    let log = api
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=statement.close",
+            Some(&api.admin),
+            None,
+        )
+        .await?;
+    let results: Vec<&str> = log
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["result"].as_str())
+        .collect();
+    assert_eq!(results.len(), 4, "{}", log.body);
+    assert!(
+        results[0].starts_with("201 Created: closed at"),
+        "{results:?}"
+    );
+    assert_eq!(
+        &results[1..],
+        ["409 Conflict", "403 Forbidden", "409 Conflict"]
+    );
+
     envs.delete(&name, &Default::default()).await?;
     eventually("environment gone", WAIT, || async {
         Ok(envs.get_opt(&name).await?.is_none().then_some(()))
