@@ -84,12 +84,14 @@ postgres-down:
 
 ## bench: performance figures (release build); BENCH_SIZES overrides the environment counts
 BENCH_SIZES ?= 200 1000
+# Running pods spread over the largest size's environments, for the operator's memory with pods.
+BENCH_PODS ?= 10000
 # Benchmarks run on a fresh devcluster of their own, so that earlier runs' objects do not weigh.
-BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_ARGS=--fresh scripts/with-cluster.sh
+BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_ARGS="--fresh --node-pods 5000" scripts/with-cluster.sh
 bench: devcluster
 	$(CARGO) build --release --locked -p zhengyun
 	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api
-	$(BENCH_CLUSTER) target/release/bench-converge $(BENCH_SIZES)
+	BENCH_PODS=$(BENCH_PODS) $(BENCH_CLUSTER) target/release/bench-converge $(BENCH_SIZES)
 	$(BENCH_CLUSTER) target/release/bench-api
 	$(CARGO) run --release --locked -p zhengyun-store --example ingest
 	$(CARGO) run --release --locked -p zhengyun-store --example month

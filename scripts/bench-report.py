@@ -31,6 +31,9 @@ def main():
         rows.append((f"converge {n} environments: direct-write floor", f"{run['floor_seconds']:.2f} s", ""))
         rows.append((f"converge {n} environments: ratio", f"{run['ratio']:.2f}", "≤ 1.5 at 1,000"))
         rows.append((f"operator peak RSS at {n} environments", f"{run['operator_peak_rss_mib']:.1f} MiB", "≤ 64 MiB"))
+        if run.get("with_pods"):
+            p = run["with_pods"]
+            rows.append((f"operator peak RSS at {n} environments and {p['pods']:,} running pods", f"{p['operator_peak_rss_mib']:.1f} MiB", "≤ 64 MiB"))
         if "idle_resync_writes" in run:
             rows.append((f"objects written by an idle resync of {n} environments", f"{run['idle_resync_writes']}", "0"))
     api = load("api.json")

@@ -4,6 +4,10 @@
 //!
 //! Usage: `bench-converge [N ...]` (default 200 1000). Needs KUBECONFIG and a built
 //! `zhengyun` binary (ZHENGYUN_BIN, default target/release/zhengyun).
+//!
+//! With `BENCH_PODS=P`, after the largest size has converged, P running pods are spread over its
+//! environments (one Deployment each, on the simulated nodes) and the operator's peak memory is
+//! read again once it has seen them all: its pod watch (metering) grows with them.
 
 use std::time::{Duration, Instant};
 
@@ -304,6 +308,68 @@ async fn idle_resync_writes(
         .count())
 }
 
+/// Spreads `pods` small running pods over the environments of `codes` (one Deployment per
+/// environment) and waits until all of them run. Returns how long that took.
+async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Result<Duration> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    let envs: Vec<String> = Api::<Environment>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| codes.contains(&e.spec.bureau))
+        .map(|e| e.name_any())
+        .collect();
+    anyhow::ensure!(!envs.is_empty(), "no environments to run pods in");
+    let per_env = pods.div_ceil(envs.len());
+    let total = per_env * envs.len();
+    let start = Instant::now();
+    stream::iter(envs.iter().cloned())
+        .map(|ns| {
+            let client = client.clone();
+            async move {
+                let deployment: Deployment = serde_json::from_value(json!({
+                    "metadata": {"name": "load"},
+                    "spec": {"replicas": per_env, "selector": {"matchLabels": {"app": "load"}},
+                        "template": {"metadata": {"labels": {"app": "load"}}, "spec": {
+                            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000,
+                                                "seccompProfile": {"type": "RuntimeDefault"}},
+                            "containers": [{"name": "app", "image": "registry.local/load:1",
+                                "resources": {"requests": {"cpu": "5m", "memory": "8Mi"},
+                                              "limits": {"cpu": "5m", "memory": "8Mi"}},
+                                "securityContext": {"allowPrivilegeEscalation": false,
+                                                    "capabilities": {"drop": ["ALL"]}}}]}}}
+                }))?;
+                Api::<Deployment>::namespaced(client, &ns)
+                    .create(&PostParams::default(), &deployment)
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let pods_api: Api<Pod> = Api::all(client.clone());
+    let ours: std::collections::HashSet<&str> = envs.iter().map(String::as_str).collect();
+    eventually(
+        &format!("{total} pods Running"),
+        Duration::from_secs(3600),
+        || async {
+            let running = pods_api
+                .list(&ListParams::default().fields("status.phase=Running"))
+                .await?
+                .items
+                .iter()
+                .filter(|p| p.namespace().is_some_and(|ns| ours.contains(ns.as_str())))
+                .count();
+            Ok((running >= total).then_some(()))
+        },
+    )
+    .await?;
+    Ok(start.elapsed())
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -328,6 +394,7 @@ async fn main() -> anyhow::Result<()> {
     let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/zhengyun").into()
     });
+    let largest = sizes.iter().max().copied();
     let mut results = Vec::new();
     for n in sizes {
         let (floor, direct_codes) = direct(&client, n).await.context("direct writes")?;
@@ -339,6 +406,28 @@ async fn main() -> anyhow::Result<()> {
         wait_for_leader(&client).await?;
         let (took, codes) = operator(&client, n).await.context("operator convergence")?;
         let rss = peak_rss_kib(child.id()).unwrap_or(0);
+        let pods: usize = std::env::var("BENCH_PODS")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let with_pods = if pods > 0 && Some(&n) == largest.as_ref() {
+            let running = run_pods(&client, &codes, pods)
+                .await
+                .context("running pods")?;
+            // Let the operator's watches and the sampler take in the last of them.
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            let rss = peak_rss_kib(child.id()).unwrap_or(0);
+            println!(
+                "{pods} running pods over {n} environments (all Running after {:.1} s): operator peak RSS {:.1} MiB",
+                running.as_secs_f64(),
+                rss as f64 / 1024.0
+            );
+            Some(
+                json!({"pods": pods, "operator_peak_rss_mib": rss as f64 / 1024.0, "seconds_to_running": running.as_secs_f64()}),
+            )
+        } else {
+            None
+        };
         let ratio = took.as_secs_f64() / floor.as_secs_f64();
         println!(
             "converge {n:>5} environments: operator {:>7.2} s, direct-write floor {:>7.2} s, ratio {ratio:.2}, operator peak RSS {:.1} MiB",
@@ -355,7 +444,8 @@ async fn main() -> anyhow::Result<()> {
         // deletes slowly and is not what is measured here).
         cleanup(&client, &codes, true).await?;
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor.as_secs_f64(),
-            "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0, "idle_resync_writes": resync_writes}));
+            "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0, "idle_resync_writes": resync_writes,
+            "with_pods": with_pods}));
     }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench");
     std::fs::create_dir_all(dir)?;
