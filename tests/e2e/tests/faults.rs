@@ -571,6 +571,96 @@ async fn a_database_outage_refuses_every_call_with_503_and_changes_nothing() -> 
     postgres.down()
 }
 
+/// The metering ledger of the operators of lease `lease`: one SQLite file, kept across kills.
+fn ledger_url(lease: &str) -> String {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/faults");
+    let _ = std::fs::create_dir_all(&dir);
+    format!("sqlite://{}/ledger-{lease}.db?mode=rwc", dir.display())
+}
+
+/// Reads the ledger of `lease` once it is complete up to `end` and checks that, per environment,
+/// resource and kind, no two intervals overlap (nothing counted twice) and the reserved ones
+/// follow each other without a gap (nothing lost) — whatever the kills did.
+async fn assert_ledger_tiles(
+    lease: &str,
+    from: i64,
+    end: i64,
+    environments: &BTreeMap<String, i64>,
+) -> anyhow::Result<()> {
+    use futures::TryStreamExt;
+    use zhengyun_metering::{TimeRange, UsageInterval, UsageKind};
+    let store = zhengyun_store::Store::connect(&ledger_url(lease)).await?;
+    eventually(
+        "the ledger complete up to the end of the kills",
+        WAIT,
+        || async {
+            let at = store.checkpoint("usage").await?;
+            Ok(at.filter(|c| c.as_second() >= end).map(|_| ()))
+        },
+    )
+    .await?;
+    let range = TimeRange::new(
+        jiff::Timestamp::from_second(from)?,
+        jiff::Timestamp::from_second(end)?,
+    )?;
+    let intervals: Vec<UsageInterval> = store.intervals_between(range).try_collect().await?;
+    let mut series: BTreeMap<(String, String, UsageKind), Vec<(i64, i64)>> = BTreeMap::new();
+    for i in intervals
+        .iter()
+        .filter(|i| environments.contains_key(i.environment()))
+    {
+        series
+            .entry((
+                i.environment().to_owned(),
+                i.resource().to_string(),
+                i.kind(),
+            ))
+            .or_default()
+            .push((i.start().as_second(), i.end().as_second()));
+    }
+    let mut reserved = 0;
+    for ((env, resource, kind), mut list) in series {
+        list.sort_unstable();
+        for pair in list.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "{env} {resource} {kind:?}: overlap {pair:?}"
+            );
+            if kind == UsageKind::Reserved {
+                assert_eq!(
+                    pair[0].1, pair[1].0,
+                    "{env} {resource} reserved: gap {pair:?}"
+                );
+            }
+        }
+        if kind == UsageKind::Reserved {
+            reserved += 1;
+            // Covered from admission to the end of the kills: nothing lost at either end.
+            let (first, last) = (list[0], list[list.len() - 1]);
+            assert!(
+                first.0 <= environments[&env] && last.1 >= end,
+                "{env} {resource} reserved covers {first:?}…{last:?}, not {}…{end}",
+                environments[&env]
+            );
+        }
+    }
+    assert_eq!(
+        reserved,
+        environments.len() * 3,
+        "every admitted environment has reserved CPU, memory and storage"
+    );
+    println!(
+        "ledger: {} intervals, {reserved} reserved series tile time without gap or overlap",
+        intervals.len()
+    );
+    anyhow::ensure!(
+        reserved > 0,
+        "the ledger holds no reserved usage for the environments"
+    );
+    store.close().await;
+    Ok(())
+}
+
 /// An operator process of its own, for the tests that kill or freeze it.
 fn operator(lease: &str, lease_seconds: u32, log_filter: Option<&str>) -> anyhow::Result<Process> {
     let mut envs = vec![
@@ -579,6 +669,9 @@ fn operator(lease: &str, lease_seconds: u32, log_filter: Option<&str>) -> anyhow
             format!("127.0.0.1:{}", free_port()?),
         ),
         ("ZHENGYUN_LEASE_NAME", format!("faults-{lease}")),
+        ("ZHENGYUN_DATABASE_URL", ledger_url(lease)),
+        ("ZHENGYUN_METERING_PERIOD", "2".to_owned()),
+        ("ZHENGYUN_METERING_LATENESS", "1".to_owned()),
         ("ZHENGYUN_LEASE_NAMESPACE", "default".to_owned()),
         ("ZHENGYUN_LEASE_SECONDS", lease_seconds.to_string()),
     ];
@@ -816,6 +909,7 @@ async fn an_operator_killed_at_random_moments_admits_exactly_the_right_ones_and_
     }
     let names: Vec<String> = expected.keys().cloned().collect();
 
+    let started = jiff::Timestamp::now().as_second();
     let mut thresholds: Vec<usize> = (0..4)
         .map(|_| random.below(2 * names.len() as u64) as usize)
         .collect();
@@ -842,6 +936,20 @@ async fn an_operator_killed_at_random_moments_admits_exactly_the_right_ones_and_
         })
         .await?;
     }
+
+    // The ledger across the four kills: per environment and resource, reserved usage tiles
+    // time with no gap and no overlap, and nothing consumed is counted twice.
+    let mut admitted = BTreeMap::new();
+    for name in expected.iter().filter(|(_, ready)| **ready).map(|(n, _)| n) {
+        let env = envs.get(name).await?;
+        let at = env
+            .status
+            .and_then(|s| s.admitted_at)
+            .map(|t| t.0.as_second());
+        admitted.insert(name.clone(), at.unwrap_or(i64::MAX));
+    }
+    let end = jiff::Timestamp::now().as_second();
+    assert_ledger_tiles(&lease, started, end, &admitted).await?;
 
     // Delete every other environment (admitted and exceeded alike), killing the operator
     // twice meanwhile: the deleted ones vanish with their namespaces, freed room goes to the

@@ -186,10 +186,17 @@ async fn restore(
     metrics: &MeteringMetrics,
 ) -> zhengyun_store::Result<(Tracker, Option<i64>)> {
     let now = now_s();
-    let checkpoint = store.checkpoint(STREAM).await?.map(|t| t.as_second());
+    let mut checkpoint = store.checkpoint(STREAM).await?.map(|t| t.as_second());
     let oldest = now - i64::from(config.metering_max_backfill);
     let frontier = match checkpoint {
         None => {
+            // Record where metering starts before anything else, so that an operator killed
+            // before it closes its first window leaves its successor a checkpoint to resume
+            // from, instead of a ledger that looks new and would start later (a gap).
+            if let Ok(at) = Timestamp::from_second(now) {
+                store.record_window(&[], STREAM, None, at).await?;
+                checkpoint = Some(now);
+            }
             tracing::info!("no metering checkpoint: a new ledger, metering starts now");
             now
         }
