@@ -12,7 +12,7 @@ use zhengyun_store::{AuditFilter, ChainStatus, Role};
 
 use crate::{
     context::Caller,
-    extract::Query,
+    extract::{Query, instant},
     problem::{ApiResult, Problem},
     state::AppState,
 };
@@ -102,14 +102,6 @@ pub struct Verification {
     pub reason: Option<String>,
 }
 
-fn instant(field: &str, text: Option<String>) -> ApiResult<Option<jiff::Timestamp>> {
-    text.map(|t| {
-        t.parse()
-            .map_err(|_| Problem::invalid_field(field, "must be an RFC 3339 instant"))
-    })
-    .transpose()
-}
-
 /// Audit entries in chain order, filtered and paged (auditor, platform admin).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = [AuditView]), (status = 403, body = Problem),
@@ -139,8 +131,8 @@ async fn list_audit(
         bureau: query.bureau,
         action: query.action,
         principal: query.principal,
-        from: instant("from", query.from)?,
-        to: instant("to", query.to)?,
+        from: instant("from", query.from.as_deref())?,
+        to: instant("to", query.to.as_deref())?,
         after: query.after,
         limit: query.limit.unwrap_or(0),
     };

@@ -116,12 +116,10 @@ pub fn created_at(location: String, body: impl serde::Serialize) -> Response {
 
 /// Turns the cluster's 409 on create into "already exists".
 pub fn already_exists(error: kube::Error, what: &str, name: &str) -> Problem {
-    match &error {
-        kube::Error::Api(status) if status.code == 409 => {
-            Problem::conflict(format!("{what} {name:?} already exists"))
-        }
-        _ => error.into(),
+    if is_conflict(&error) {
+        return Problem::conflict(format!("{what} {name:?} already exists"));
     }
+    error.into()
 }
 
 /// One bureau, with the quota it has allocated and uses.

@@ -93,3 +93,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map_err(|e| Problem::bad_request(format!("invalid query: {}", source_text(&e))))
     }
 }
+
+/// An optional RFC 3339 instant from a query parameter, or 422 naming `field`.
+pub fn instant(field: &str, text: Option<&str>) -> Result<Option<jiff::Timestamp>, Problem> {
+    text.map(|t| {
+        t.parse()
+            .map_err(|_| Problem::invalid_field(field, "must be an RFC 3339 instant"))
+    })
+    .transpose()
+}

@@ -37,33 +37,23 @@ impl Headroom {
         environments: &[Environment],
         except: Option<&str>,
     ) -> Result<Self, Problem> {
-        let mut committed = ResourceAmounts::default();
-        for env in environments {
-            let name = env.metadata.name.as_deref().unwrap_or_default();
-            if Some(name) == except {
-                continue;
-            }
-            let quota = amounts(&env.spec.quota, &format!("environment {name}"))?;
-            committed = committed.checked_add(&quota).ok_or_else(|| {
-                Problem::conflict("the bureau's environments add up beyond any quota")
-            })?;
-        }
+        let requested = environments
+            .iter()
+            .filter(|env| env.metadata.name.as_deref() != except)
+            .map(|env| (env, &env.spec.quota));
         Ok(Self {
             limit: amounts(limit, "the bureau")?,
-            committed,
+            committed: sum(requested)?,
         })
     }
 
     /// What is missing for `wanted` to fit; empty when it fits.
     pub fn shortfall(&self, wanted: &ResourceAmounts) -> Vec<Shortfall> {
-        let available = self
-            .limit
-            .checked_sub(&self.committed)
-            .unwrap_or_else(|| self.saturating_available());
-        wanted.shortfall(&available)
+        wanted.shortfall(&self.available())
     }
 
-    fn saturating_available(&self) -> ResourceAmounts {
+    /// What is left per resource; nothing (not an underflow) where the bureau is overcommitted.
+    fn available(&self) -> ResourceAmounts {
         let mut available = ResourceAmounts::default();
         for resource in Resource::ALL {
             let left = self
@@ -101,18 +91,25 @@ pub fn below_admitted(
     limit: &Quota,
     environments: &[Environment],
 ) -> Result<Vec<Shortfall>, Problem> {
-    let mut admitted = ResourceAmounts::default();
-    for env in environments {
-        let Some(quota) = env.status.as_ref().and_then(|s| s.admitted_quota.as_ref()) else {
-            continue;
-        };
+    let admitted = environments
+        .iter()
+        .filter_map(|env| Some((env, env.status.as_ref()?.admitted_quota.as_ref()?)));
+    Ok(sum(admitted)?.shortfall(&amounts(limit, "the new quota")?))
+}
+
+/// Σ of the environments' `quotas`.
+fn sum<'a>(
+    quotas: impl Iterator<Item = (&'a Environment, &'a Quota)>,
+) -> Result<ResourceAmounts, Problem> {
+    let mut total = ResourceAmounts::default();
+    for (env, quota) in quotas {
         let name = env.metadata.name.as_deref().unwrap_or_default();
         let quota = amounts(quota, &format!("environment {name}"))?;
-        admitted = admitted.checked_add(&quota).ok_or_else(|| {
+        total = total.checked_add(&quota).ok_or_else(|| {
             Problem::conflict("the bureau's environments add up beyond any quota")
         })?;
     }
-    Ok(admitted.shortfall(&amounts(limit, "the new quota")?))
+    Ok(total)
 }
 
 /// "cpu: needs 4, 2 left; memory: …" for a shortfall list.

@@ -297,7 +297,6 @@ fn statement_csv(
     csv_response(&format!("zhengyun-statement-{month}.csv"), rows)
 }
 
-/// An instant given as RFC 3339, to the second (the ledger's resolution; fractions are cut).
 /// The checkpoint stream of the metering sampler: how far the ledger is complete.
 const LEDGER_STREAM: &str = "usage";
 
@@ -421,13 +420,9 @@ async fn adjust_month(
         .into_response())
 }
 
+/// An instant given as RFC 3339, to the second (the ledger's resolution; fractions are cut).
 fn instant(field: &str, text: Option<&str>) -> ApiResult<Option<jiff::Timestamp>> {
-    text.map(|t| {
-        t.parse::<jiff::Timestamp>()
-            .map(whole_second)
-            .map_err(|_| Problem::invalid_field(field, "must be an RFC 3339 instant"))
-    })
-    .transpose()
+    Ok(crate::extract::instant(field, text)?.map(whole_second))
 }
 
 fn whole_second(at: jiff::Timestamp) -> jiff::Timestamp {
