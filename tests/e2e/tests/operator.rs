@@ -373,7 +373,7 @@ async fn thirty_environments_against_room_for_ten_admit_exactly_the_ten_oldest_e
             wait_ready(&envs, &next).await?;
             let (admitted_after, _) = decided(
                 &client,
-                &names[1..]
+                &names
                     .iter()
                     .filter(|n| **n != admitted[0])
                     .cloned()
