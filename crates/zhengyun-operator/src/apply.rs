@@ -49,13 +49,14 @@ where
 
 /// Applies `status` to the status subresource of the cluster-scoped resource `obj`, as `manager`
 /// (forced: each manager owns the status fields it writes). `action` says what it was for.
+/// Returns the resourceVersion the write produced.
 pub async fn status<K>(
     client: &Client,
     manager: &str,
     obj: &K,
     status: serde_json::Value,
     action: String,
-) -> Result<()>
+) -> Result<Option<String>>
 where
     K: Resource<Scope = ClusterResourceScope, DynamicType = ()>
         + Clone
@@ -64,7 +65,7 @@ where
         + DeserializeOwned,
 {
     let patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-    Api::<K>::all(client.clone())
+    let written = Api::<K>::all(client.clone())
         .patch_status(
             &obj.name_any(),
             &PatchParams::apply(manager).force(),
@@ -72,5 +73,5 @@ where
         )
         .await
         .map_err(Error::kube(action))?;
-    Ok(())
+    Ok(written.resource_version())
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
@@ -26,6 +27,8 @@ use crate::resources::QUOTA_NAME;
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
 const CONTROLLER: &str = "bureau";
+/// Admission decisions of one bureau written at once.
+const DECISIONS_AT_ONCE: usize = 8;
 
 /// What the bureau controller needs.
 pub(crate) struct Context {
@@ -98,6 +101,9 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<()> {
     }
     let plan = plan(&limit, candidates);
     tracing::debug!(bureau = %name, environments = envs.len(), allocated = ?plan.allocated, "admission planned");
+    // The decisions are independent writes: made together, and all done before the next
+    // reconciliation of this bureau LISTs again (a failure retries the whole plan).
+    let mut writes = Vec::with_capacity(plan.decisions.len());
     for (env_name, decision) in &plan.decisions {
         let Some(env) = envs.iter().find(|e| e.name_any() == *env_name) else {
             continue;
@@ -106,8 +112,12 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<()> {
             .iter()
             .find(|(n, _)| n == env_name)
             .map(|(_, m)| m.as_str());
-        record(ctx, bureau, env, decision, shrink).await?;
+        writes.push(record(ctx, bureau, env, decision, shrink));
     }
+    futures::stream::iter(writes)
+        .buffer_unordered(DECISIONS_AT_ONCE)
+        .try_collect::<Vec<()>>()
+        .await?;
     report(ctx, bureau, &envs, &plan.allocated).await
 }
 

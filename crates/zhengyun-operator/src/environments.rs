@@ -2,6 +2,7 @@
 //! inside it, keeps them as declared (drift is repaired on the next event), reports the phase,
 //! and on deletion removes the namespace before letting the Environment go.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts
 use crate::conditions::{condition, find, has_same};
 use crate::metrics::Metrics;
 use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_name};
-use crate::versions::ChildVersions;
+use crate::versions::{ChildVersions, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
 /// Finalizer that keeps an Environment until its namespace is gone.
@@ -38,6 +39,45 @@ pub(crate) struct Context {
     pub bureaus: Store<Bureau>,
     pub pools: Store<CapacityPool>,
     pub versions: Arc<ChildVersions>,
+    pub reported: Reports,
+}
+
+/// The last status the environment controller wrote for each environment: a digest of what it
+/// said and the resourceVersion the write produced. While the watch cache still shows an older
+/// version, a reconciliation that would say the same again writes nothing.
+#[derive(Default)]
+pub(crate) struct Reports(std::sync::Mutex<std::collections::HashMap<String, (u64, String)>>);
+
+impl Reports {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut std::collections::HashMap<String, (u64, String)>) -> T,
+    ) -> T {
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Whether `said` was already written for `env` at a version later than the one at hand.
+    fn already_said(&self, env: &Environment, said: u64) -> bool {
+        self.with(|m| {
+            m.get(&env.name_any()).is_some_and(|(digest, written)| {
+                *digest == said && is_later(Some(written), env.resource_version().as_deref())
+            })
+        })
+    }
+
+    fn said(&self, env: &Environment, said: u64, written: Option<String>) {
+        self.with(|m| match written {
+            Some(rv) => m.insert(env.name_any(), (said, rv)),
+            None => m.remove(&env.name_any()),
+        });
+    }
+
+    fn forget(&self, env: &Environment) {
+        self.with(|m| m.remove(&env.name_any()));
+    }
 }
 
 /// Entry point of each reconciliation.
@@ -163,6 +203,7 @@ async fn apply_all(ctx: &Context, desired: Materialized) -> Result<(bool, Option
             let applied = apply::namespaced(client, quota).await?;
             versions.wrote(quota, &applied);
             versions.note_quota(&applied);
+            versions.note_uncounted_quota(&applied);
         }
         Ok(())
     }));
@@ -260,6 +301,23 @@ async fn report(
     if unchanged {
         return Ok(());
     }
+    // What this report says, times aside (a stale view would stamp a new transition time).
+    let said = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&(
+            phase,
+            namespace_name(env),
+            &usage,
+            env.metadata.generation,
+            (&ready.status, &ready.reason, &ready.message),
+        ))
+        .ok()
+        .hash(&mut h);
+        h.finish()
+    };
+    if ctx.reported.already_said(env, said) {
+        return Ok(());
+    }
     let body = json!({
         "phase": phase,
         "namespace": namespace_name(env),
@@ -268,7 +326,8 @@ async fn report(
         "conditions": [ready],
     });
     let action = format!("update status of environment {}", env.name_any());
-    apply::status(&ctx.client, MANAGER, env, body, action).await?;
+    let written = apply::status(&ctx.client, MANAGER, env, body, action).await?;
+    ctx.reported.said(env, said, written);
     if status.phase != Some(phase) && phase == EnvironmentPhase::Ready {
         publish(
             ctx,
@@ -343,6 +402,7 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action> {
     else {
         release_quota(env, ctx).await?;
         ctx.versions.forget_namespace(&name);
+        ctx.reported.forget(env);
         return Ok(Action::await_change());
     };
     let ours = ns

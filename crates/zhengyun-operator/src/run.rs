@@ -265,11 +265,16 @@ where
     K: Watched,
 {
     let versions = Arc::clone(versions);
+    let seen = Arc::clone(&versions);
     let events = watcher(Api::<K>::all(client.clone()), managed())
         .default_backoff()
+        .inspect(move |event| match event {
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => seen.observe(obj),
+            Ok(watcher::Event::Delete(obj)) => seen.observe_deleted(obj),
+            _ => {}
+        })
         .touched_objects();
     ctrl.watches_stream(without_errors(events), move |obj: K| {
-        versions.observe(&obj);
         note(&versions, &obj);
         owner_env(obj)
     })
@@ -334,13 +339,35 @@ fn bureau_trigger(env: &Environment) -> Option<u64> {
     Some(h.finish())
 }
 
+/// What, in a Bureau, either controller acts on: its spec (quota, groups), its deletion, and
+/// annotations (a touch forces a resync). Not its status, which the bureau controller writes.
+fn bureau_spec(bureau: &Bureau) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    bureau.metadata.generation.hash(&mut h);
+    bureau
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    bureau.metadata.annotations.hash(&mut h);
+    Some(h.finish())
+}
+
 fn no_managed_fields<K: Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
 }
 
 /// What the operator can watch and cache.
 trait Watched:
-    Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static
+    Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + serde::Serialize
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -349,6 +376,7 @@ impl<K> Watched for K where
         + Clone
         + std::fmt::Debug
         + DeserializeOwned
+        + serde::Serialize
         + Send
         + Sync
         + 'static
@@ -396,9 +424,10 @@ async fn run_controllers(
     let (pool_events_tx, pool_events_rx) =
         futures::channel::mpsc::unbounded::<Result<CapacityPool, watcher::Error>>();
     // Each watch feeds both controllers.
-    let env_stream = tee(env_stream, env_events_tx, bureau_trigger);
-    let bureau_stream = tee(bureau_stream, bureau_events_tx, |_: &Bureau| None);
-    let pool_stream = tee(pool_stream, pool_events_tx, |_: &CapacityPool| None);
+    let env_stream = tee(env_stream, env_events_tx, bureau_trigger, everything);
+    // Neither controller needs the bureau controller's own status writes.
+    let bureau_stream = tee(bureau_stream, bureau_events_tx, bureau_spec, bureau_spec);
+    let pool_stream = tee(pool_stream, pool_events_tx, everything, everything);
 
     let env_store = envs.clone();
     let every_env = envs.clone();
@@ -438,6 +467,7 @@ async fn run_controllers(
     env_ctrl = watch_children::<StatefulSet>(env_ctrl, &client, &versions, |_, _| {});
     let env_ctx = Arc::new(environments::Context {
         versions,
+        reported: environments::Reports::default(),
         client: client.clone(),
         metrics: metrics.clone(),
         catalog: Catalog {
@@ -486,31 +516,64 @@ fn tee<K: Resource<DynamicType = ()> + Clone + Send + 'static>(
     events: Events<K>,
     copy: futures::channel::mpsc::UnboundedSender<Result<K, watcher::Error>>,
     changed: fn(&K) -> Option<u64>,
+    changed_here: fn(&K) -> Option<u64>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
-    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut for_copy = Changes::new(changed);
+    let mut for_here = Changes::new(changed_here);
     let objects = events
         .inspect(move |event| {
-            let (obj, deleted) = match event {
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, false),
-                Ok(watcher::Event::Delete(o)) => (o, true),
-                _ => return,
-            };
-            let key = obj.meta().uid.clone().unwrap_or_default();
-            let send = if deleted {
-                seen.remove(&key);
-                true
-            } else {
-                match changed(obj) {
-                    None => true,
-                    Some(hash) => seen.insert(key, hash) != Some(hash),
-                }
-            };
-            if send {
-                let _ = copy.unbounded_send(Ok(obj.clone()));
+            if for_copy.passes(event)
+                && let Ok(
+                    watcher::Event::Apply(o)
+                    | watcher::Event::InitApply(o)
+                    | watcher::Event::Delete(o),
+                ) = event
+            {
+                let _ = copy.unbounded_send(Ok(o.clone()));
             }
         })
+        .filter(move |event| futures::future::ready(for_here.passes(event)))
         .touched_objects();
     without_errors(objects)
+}
+
+/// Remembers, per object, a hash of what one consumer cares about, and lets an event through
+/// when that hash changed, when the object was deleted, or when it is not about an object.
+struct Changes<K> {
+    hash: fn(&K) -> Option<u64>,
+    seen: std::collections::HashMap<String, u64>,
+}
+
+impl<K: Resource> Changes<K> {
+    fn new(hash: fn(&K) -> Option<u64>) -> Self {
+        Self {
+            hash,
+            seen: std::collections::HashMap::new(),
+        }
+    }
+
+    fn passes(&mut self, event: &Result<watcher::Event<K>, watcher::Error>) -> bool {
+        match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                let key = o.meta().uid.clone().unwrap_or_default();
+                match (self.hash)(o) {
+                    None => true,
+                    Some(hash) => self.seen.insert(key, hash) != Some(hash),
+                }
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                self.seen
+                    .remove(o.meta().uid.as_deref().unwrap_or_default());
+                true
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Everything: for a consumer that wants every event.
+fn everything<K>(_: &K) -> Option<u64> {
+    None
 }
 
 async fn serve(addr: SocketAddr, health: Health, mut stop: watch::Receiver<bool>) {

@@ -1,9 +1,11 @@
 //! What the operator last wrote to each child object, and what the watches last saw of it.
 //!
 //! A reconciliation re-applies a child only when its desired content changed, when nothing was
-//! written yet (a fresh start), or when the watch saw a resourceVersion other than the one the
-//! operator's own write produced — someone edited or deleted it (a deletion is stamped with a
-//! new resourceVersion). A converged environment then costs no writes and almost no calls.
+//! written yet (a fresh start), or when the watch saw it changed since the operator's own write:
+//! deleted, or at another resourceVersion with content other than what the operator declares.
+//! A new resourceVersion alone is not a change: the quota controller rewrites a ResourceQuota's
+//! status every time usage moves. A converged environment then costs no writes and almost no
+//! calls.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
@@ -19,9 +21,16 @@ type Key = (String, String, String);
 
 #[derive(Debug, Default)]
 struct Entry {
+    /// Digest of the whole desired object last applied.
     desired: Option<u64>,
+    /// The [`shape`] of that desired object.
+    desired_shape: Option<u64>,
+    /// The resourceVersion the operator's apply produced.
     written: Option<String>,
+    /// The resourceVersion the watch last saw.
     seen: Option<String>,
+    /// The [`shape`] of what the watch last saw; `None` once it saw the object deleted.
+    seen_shape: Option<u64>,
 }
 
 /// Written and observed versions of every child, by kind, namespace and name, and the last
@@ -49,11 +58,43 @@ fn key<K: Resource<DynamicType = ()>>(obj: &K) -> Key {
     )
 }
 
+/// Whether resourceVersion `a` is later than `b` (nothing seen yet counts as earliest). The API
+/// server's versions are etcd revisions; one that is not a number is never called later.
+pub(crate) fn is_later(a: Option<&str>, b: Option<&str>) -> bool {
+    let Some(a) = a.and_then(|a| a.parse::<u64>().ok()) else {
+        return false;
+    };
+    match b {
+        None => true,
+        Some(b) => b.parse::<u64>().is_ok_and(|b| a > b),
+    }
+}
+
 fn digest<K: Serialize>(obj: &K) -> Option<u64> {
     let text = serde_json::to_string(obj).ok()?;
     let mut h = DefaultHasher::new();
     text.hash(&mut h);
     Some(h.finish())
+}
+
+/// Digest of what an object declares: its labels, annotations and owners, and every top-level
+/// field but its status (spec, data, rules, subjects…). Server-kept metadata (resourceVersion,
+/// managedFields, uid, timestamps) and the status do not count. Fields the API server defaults
+/// make an observed object's shape differ from the desired one; such a child then falls back
+/// to its resourceVersion.
+fn shape<K: Serialize>(obj: &K) -> Option<u64> {
+    let serde_json::Value::Object(mut fields) = serde_json::to_value(obj).ok()? else {
+        return None;
+    };
+    let metadata = fields.remove("metadata").unwrap_or_default();
+    for volatile in ["apiVersion", "kind", "status"] {
+        fields.remove(volatile);
+    }
+    for declared in ["labels", "annotations", "ownerReferences"] {
+        let value = metadata.get(declared).cloned().unwrap_or_default();
+        fields.insert(format!("metadata.{declared}"), value);
+    }
+    digest(&fields)
 }
 
 impl ChildVersions {
@@ -67,13 +108,34 @@ impl ChildVersions {
         f(&mut guard)
     }
 
-    /// Records what a watch saw of a child.
-    pub fn observe<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+    /// Records what a watch saw of a child (added or modified). An event older than what is
+    /// already known of it (the operator's own apply answered first) says nothing new.
+    pub fn observe<K: Resource<DynamicType = ()> + Serialize>(&self, obj: &K) {
         let seen = obj.resource_version();
-        self.with(|m| m.entry(key(obj)).or_default().seen = seen);
+        let seen_shape = shape(obj);
+        self.with(|m| {
+            let e = m.entry(key(obj)).or_default();
+            if !is_later(e.seen.as_deref(), seen.as_deref()) {
+                e.seen = seen;
+                e.seen_shape = seen_shape;
+            }
+        });
     }
 
-    /// Whether `desired` is exactly what was last written and nobody has touched it since.
+    /// Records that a watch saw a child deleted.
+    pub fn observe_deleted<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        let seen = obj.resource_version();
+        self.with(|m| {
+            let e = m.entry(key(obj)).or_default();
+            if !is_later(e.seen.as_deref(), seen.as_deref()) {
+                e.seen = seen;
+                e.seen_shape = None;
+            }
+        });
+    }
+
+    /// Whether `desired` is exactly what was last written and, as far as the watch saw, still
+    /// is: untouched since, or touched only where the operator declares nothing (its status).
     pub fn unchanged<K: Resource<DynamicType = ()> + Serialize>(&self, desired: &K) -> bool {
         let wanted = digest(desired);
         self.with(|m| {
@@ -81,18 +143,29 @@ impl ChildVersions {
                 wanted.is_some()
                     && e.desired == wanted
                     && e.written.is_some()
-                    && e.written == e.seen
+                    && (e.written == e.seen
+                        || (e.seen_shape.is_some() && e.seen_shape == e.desired_shape))
             })
         })
     }
 
-    /// Records a successful apply of `desired`, which produced `applied`.
+    /// Records a successful apply of `desired`, which produced `applied`. The apply's answer is
+    /// also the newest sight of the child, unless the watch has already shown a later one: a
+    /// busy watch may lag behind, and a reconciliation in the meantime must not take its older
+    /// events for someone else's edit.
     pub fn wrote<K: Resource<DynamicType = ()> + Serialize>(&self, desired: &K, applied: &K) {
         let wanted = digest(desired);
+        let desired_shape = shape(desired);
+        let applied_shape = shape(applied);
         let written = applied.resource_version();
         self.with(|m| {
             let e = m.entry(key(desired)).or_default();
+            if is_later(written.as_deref(), e.seen.as_deref()) {
+                e.seen.clone_from(&written);
+                e.seen_shape = applied_shape;
+            }
             e.desired = wanted;
+            e.desired_shape = desired_shape;
             e.written = written;
         });
     }
@@ -124,6 +197,35 @@ impl ChildVersions {
         };
         let ns = quota.namespace().unwrap_or_default();
         self.with_statuses(|m| m.entry(ns).or_default().used = Some(used));
+    }
+
+    /// Records a quota the operator has just created, which the quota controller has not counted
+    /// yet, as using nothing, unless a count of the namespace is already known. Until a quota
+    /// is counted the API server's quota admission lets nothing it limits into the namespace,
+    /// so zero is what there is; the first count replaces it (and, if it differs, is reported).
+    pub fn note_uncounted_quota(&self, quota: &ResourceQuota) {
+        if quota
+            .status
+            .as_ref()
+            .and_then(|s| s.used.as_ref())
+            .is_some()
+        {
+            return;
+        }
+        let Some(hard) = quota.spec.as_ref().and_then(|s| s.hard.as_ref()) else {
+            return;
+        };
+        let zero: BTreeMap<String, Quantity> = hard
+            .keys()
+            .map(|k| (k.clone(), Quantity("0".into())))
+            .collect();
+        let ns = quota.namespace().unwrap_or_default();
+        self.with_statuses(|m| {
+            let observed = m.entry(ns).or_default();
+            if observed.used.is_none() {
+                observed.used = Some(zero);
+            }
+        });
     }
 
     /// What was last observed of the namespace `ns` and its quota.
@@ -169,6 +271,120 @@ mod tests {
         let v = ChildVersions::default();
         v.wrote(&map("", "a"), &map("7", "a"));
         v.observe(&map("9", "x"));
+        assert!(!v.unchanged(&map("", "a")));
+    }
+
+    #[test]
+    fn a_child_seen_again_with_only_its_status_changed_is_left_alone() {
+        use k8s_openapi::api::core::v1::{ResourceQuotaSpec, ResourceQuotaStatus};
+        let quota = |rv: &str, hard: &str, used: Option<&str>| ResourceQuota {
+            metadata: ObjectMeta {
+                name: Some("quota".into()),
+                namespace: Some("wjw-prod".into()),
+                resource_version: Some(rv.into()),
+                labels: Some([("zhengyun.io/bureau".to_owned(), "wjw".to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ResourceQuotaSpec {
+                hard: Some([("requests.cpu".to_owned(), Quantity(hard.into()))].into()),
+                ..ResourceQuotaSpec::default()
+            }),
+            status: used.map(|u| ResourceQuotaStatus {
+                used: Some([("requests.cpu".to_owned(), Quantity(u.into()))].into()),
+                ..ResourceQuotaStatus::default()
+            }),
+        };
+        let v = ChildVersions::default();
+        v.wrote(&quota("", "4", None), &quota("7", "4", None));
+        v.observe(&quota("8", "4", Some("500m")));
+        assert!(
+            v.unchanged(&quota("", "4", None)),
+            "a new count of usage is no edit"
+        );
+        v.observe(&quota("9", "8", Some("500m")));
+        assert!(
+            !v.unchanged(&quota("", "4", None)),
+            "a raised hard limit is an edit"
+        );
+    }
+
+    #[test]
+    fn a_quota_just_created_counts_as_using_nothing_until_the_first_count() {
+        use k8s_openapi::api::core::v1::{ResourceQuotaSpec, ResourceQuotaStatus};
+        let hard = |used: Option<&str>| ResourceQuota {
+            metadata: ObjectMeta {
+                name: Some("quota".into()),
+                namespace: Some("wjw-prod".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ResourceQuotaSpec {
+                hard: Some([("requests.cpu".to_owned(), Quantity("4".into()))].into()),
+                ..ResourceQuotaSpec::default()
+            }),
+            status: used.map(|u| ResourceQuotaStatus {
+                used: Some([("requests.cpu".to_owned(), Quantity(u.into()))].into()),
+                ..ResourceQuotaStatus::default()
+            }),
+        };
+        let v = ChildVersions::default();
+        v.note_uncounted_quota(&hard(None));
+        let used = |v: &ChildVersions| {
+            v.observed("wjw-prod").used.unwrap()["requests.cpu"]
+                .0
+                .clone()
+        };
+        assert_eq!(used(&v), "0");
+        v.note_quota(&hard(Some("250m")));
+        assert_eq!(used(&v), "250m");
+        v.note_uncounted_quota(&hard(None));
+        assert_eq!(
+            used(&v),
+            "250m",
+            "a known count is never replaced by a guess"
+        );
+    }
+
+    #[test]
+    fn a_child_written_before_the_watch_caught_up_is_left_alone() {
+        let v = ChildVersions::default();
+        v.observe(&map("5", "old"));
+        v.wrote(&map("", "a"), &map("7", "a"));
+        assert!(
+            v.unchanged(&map("", "a")),
+            "the watch still shows version 5"
+        );
+        v.observe(&map("6", "old"));
+        assert!(
+            v.unchanged(&map("", "a")),
+            "a late event older than the apply says nothing new"
+        );
+        v.observe(&map("9", "edited"));
+        assert!(!v.unchanged(&map("", "a")), "a later one does");
+    }
+
+    #[test]
+    fn a_later_edit_seen_before_the_apply_answer_arrives_is_not_forgotten() {
+        let v = ChildVersions::default();
+        v.observe(&map("8", "edited"));
+        v.wrote(&map("", "a"), &map("7", "a"));
+        assert!(!v.unchanged(&map("", "a")));
+    }
+
+    #[test]
+    fn resource_versions_compare_as_revisions() {
+        assert!(is_later(Some("10"), Some("9")));
+        assert!(!is_later(Some("9"), Some("10")));
+        assert!(is_later(Some("3"), None));
+        assert!(!is_later(Some("x"), None));
+        assert!(!is_later(Some("3"), Some("x")));
+    }
+
+    #[test]
+    fn a_child_seen_deleted_is_applied_again_even_if_its_content_matched() {
+        let v = ChildVersions::default();
+        v.wrote(&map("", "a"), &map("7", "a"));
+        v.observe(&map("7", "a"));
+        v.observe_deleted(&map("8", "a"));
         assert!(!v.unchanged(&map("", "a")));
     }
 

@@ -526,6 +526,28 @@ async fn a_deleted_quota_or_network_policy_comes_back_and_a_resync_writes_nothin
     })
     .await?;
 
+    // Someone raising the hard limit is an edit, put back (unlike the quota controller's own
+    // recounts of usage, which change the object's version too).
+    let hard_cpu = |q: &ResourceQuota| {
+        q.spec
+            .as_ref()
+            .and_then(|s| s.hard.as_ref())
+            .and_then(|h| h.get("requests.cpu"))
+            .map(|q| q.0.clone())
+    };
+    quotas
+        .patch(
+            "zhengyun-quota",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hard": {"requests.cpu": "64"}}})),
+        )
+        .await?;
+    eventually("quota edit undone", WAIT, || async {
+        let q = quotas.get("zhengyun-quota").await?;
+        Ok((hard_cpu(&q).as_deref() == Some("2")).then_some(()))
+    })
+    .await?;
+
     // Idempotence: force a reconciliation of the converged environment and compare versions.
     let versions = |client: Client, name: String| async move {
         let mut v = BTreeMap::new();

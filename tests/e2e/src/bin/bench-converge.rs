@@ -129,45 +129,159 @@ async fn operator(client: &Client, n: usize) -> anyhow::Result<(Duration, Vec<St
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    let codes_ref = &codes;
-    eventually(
-        "every environment Ready",
-        Duration::from_secs(3600),
-        || async {
-            let list = envs.list(&ListParams::default()).await?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|e| codes_ref.contains(&e.spec.bureau))
-                .filter(|e| {
-                    e.status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)
-                })
-                .count();
-            Ok((ready == n).then_some(()))
-        },
-    )
-    .await?;
+    tokio::time::timeout(Duration::from_secs(3600), all_ready(envs, &codes, n))
+        .await
+        .context("waiting for every environment to be Ready")??;
     Ok((start.elapsed(), codes))
 }
 
-async fn cleanup(client: &Client, codes: &[String], direct: bool) -> anyhow::Result<()> {
+/// Follows the Environments with one watch (polling with LISTs would load the API server the
+/// floor does not) until all `n` of the bureaus `codes` are Ready.
+async fn all_ready(envs: Api<Environment>, codes: &[String], n: usize) -> anyhow::Result<()> {
+    use kube::runtime::{WatchStreamExt, watcher};
+    let mut ready = std::collections::HashSet::new();
+    let mut events = std::pin::pin!(
+        watcher(envs, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+    );
+    while let Some(event) = events.next().await {
+        let Ok(env) = event else { continue };
+        if !codes.contains(&env.spec.bureau) {
+            continue;
+        }
+        if env.status.as_ref().and_then(|s| s.phase) == Some(EnvironmentPhase::Ready) {
+            ready.insert(env.name_any());
+        } else {
+            ready.remove(&env.name_any());
+        }
+        if ready.len() == n {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the watch of environments ended")
+}
+
+/// Removes a run's environments, namespaces and bureaus directly (no operator runs between the
+/// timed runs, so finalizers are dropped here), then waits until the namespace controller has
+/// emptied and removed every namespace: the next run must not share the API server with it.
+/// Returns how long that took.
+async fn cleanup(client: &Client, codes: &[String]) -> anyhow::Result<Duration> {
+    let start = Instant::now();
     let envs: Api<Environment> = Api::all(client.clone());
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let list = envs.list(&ListParams::default()).await?;
-    for env in list.items.iter().filter(|e| codes.contains(&e.spec.bureau)) {
-        if direct {
-            let _ = namespaces
-                .delete(&env.name_any(), &DeleteParams::background())
-                .await;
-        }
-        let _ = envs.delete(&env.name_any(), &DeleteParams::default()).await;
-    }
+    let names: Vec<String> = list
+        .items
+        .iter()
+        .filter(|e| codes.contains(&e.spec.bureau))
+        .map(ResourceExt::name_any)
+        .collect();
+    let no_finalizers = json!({"metadata": {"finalizers": null}});
+    stream::iter(names.iter().cloned())
+        .map(|name| {
+            let (envs, namespaces, patch) = (envs.clone(), namespaces.clone(), &no_finalizers);
+            async move {
+                let _ = namespaces.delete(&name, &DeleteParams::background()).await;
+                let _ = envs.delete(&name, &DeleteParams::default()).await;
+                let _ = envs
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await;
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
     for code in codes {
         let _ = Api::<Bureau>::all(client.clone())
             .delete(code, &DeleteParams::default())
             .await;
     }
-    Ok(())
+    let ours = |ns: &str| codes.iter().any(|c| ns.starts_with(&format!("{c}-")));
+    eventually(
+        "the run's namespaces gone",
+        Duration::from_secs(3600),
+        || async {
+            let left = namespaces
+                .list_metadata(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|n| ours(&n.name_any()))
+                .count();
+            Ok((left == 0).then_some(()))
+        },
+    )
+    .await?;
+    Ok(start.elapsed())
+}
+
+/// Requests the API server has served so far, by verb and resource (with subresource), from
+/// its `apiserver_request_total` counter. Watches are left out: they are long-lived streams.
+async fn api_requests(client: &Client) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |key: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let verb = label("verb");
+        if verb == "WATCH" || verb == "CONNECT" {
+            continue;
+        }
+        let (resource, sub) = (label("resource"), label("subresource"));
+        if resource.is_empty() {
+            continue;
+        }
+        let key = if sub.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{sub}")
+        };
+        *out.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    Ok(out)
+}
+
+/// What the API server served between two readings of [`api_requests`], per environment,
+/// largest first (only kinds of request made at least once per ten environments).
+fn requests_per_env(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    n: usize,
+) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (v - before.get(k).copied().unwrap_or(0.0)) / n as f64,
+            )
+        })
+        .filter(|(_, per)| *per >= 0.1)
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+fn print_requests(label: &str, per_env: &[(String, f64)]) {
+    let total: f64 = per_env.iter().map(|(_, v)| v).sum();
+    let detail: Vec<String> = per_env.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+    println!(
+        "  {label}: {total:.1} API requests per environment ({})",
+        detail.join(", ")
+    );
 }
 
 /// Waits until the benchmark's operator holds its Lease, so start-up is not timed.
@@ -279,6 +393,20 @@ async fn reconciliations(port: u16) -> anyhow::Result<u64> {
         .unwrap_or(0))
 }
 
+/// Waits until the operator has stopped reconciling environments: no new reconciliation for
+/// three seconds (what converging left in flight, such as the first usage counts, is done).
+async fn quiet(port: u16) -> anyhow::Result<()> {
+    let mut last = reconciliations(port).await?;
+    let mut still = 0;
+    while still < 3 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = reconciliations(port).await?;
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    Ok(())
+}
+
 /// Restarts the operator on a converged cluster (a full resync: every environment is
 /// reconciled again) and counts the objects whose resourceVersion changed.
 async fn idle_resync_writes(
@@ -370,6 +498,49 @@ async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Res
     Ok(start.elapsed())
 }
 
+/// CPU seconds (user and system) spent so far by a process and everything it started.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    // (pid, parent, user + system ticks) of every process, from /proc/<pid>/stat.
+    let procs: Vec<(u32, u32, u64)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let parent = fields.get(1)?.parse().ok()?;
+            let used: u64 =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some((p, parent, used))
+        })
+        .collect();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    procs
+        .iter()
+        .filter(|p| tree.contains(&p.0))
+        .map(|p| p.2)
+        .sum::<u64>() as f64
+        / ticks
+}
+
+/// The devcluster's process (its directory's `pid` file), to account its CPU.
+fn cluster_pid() -> Option<u32> {
+    let dir = std::env::var("DEVCLUSTER_DIR").unwrap_or_else(|_| ".devcluster".into());
+    std::fs::read_to_string(format!("{dir}/pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -397,14 +568,33 @@ async fn main() -> anyhow::Result<()> {
     let largest = sizes.iter().max().copied();
     let mut results = Vec::new();
     for n in sizes {
+        let cluster = cluster_pid().unwrap_or(0);
+        let before = api_requests(&client).await?;
+        let cpu = (cpu_seconds(cluster), cpu_seconds(std::process::id()));
         let (floor, direct_codes) = direct(&client, n).await.context("direct writes")?;
-        cleanup(&client, &direct_codes, true).await?;
+        let direct_cpu = (
+            cpu_seconds(cluster) - cpu.0,
+            cpu_seconds(std::process::id()) - cpu.1,
+        );
+        let direct_requests = requests_per_env(&before, &api_requests(&client).await?, n);
+        let cleaned = cleanup(&client, &direct_codes).await?;
+        println!(
+            "  (direct run's {n} namespaces removed in {:.1} s, before the operator starts)",
+            cleaned.as_secs_f64()
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let mut child = start_operator(&bin, port)?;
         wait_for_leader(&client).await?;
+        let before = api_requests(&client).await?;
+        let cpu = (cpu_seconds(cluster), cpu_seconds(child.id()));
         let (took, codes) = operator(&client, n).await.context("operator convergence")?;
+        let operator_cpu = (
+            cpu_seconds(cluster) - cpu.0,
+            cpu_seconds(child.id()) - cpu.1,
+        );
+        let operator_requests = requests_per_env(&before, &api_requests(&client).await?, n);
         let rss = peak_rss_kib(child.id()).unwrap_or(0);
         let pods: usize = std::env::var("BENCH_PODS")
             .ok()
@@ -435,17 +625,28 @@ async fn main() -> anyhow::Result<()> {
             floor.as_secs_f64(),
             rss as f64 / 1024.0
         );
-        // Stop the operator; a new one resyncs the converged cluster, which must write nothing.
+        print_requests("direct", &direct_requests);
+        print_requests("operator", &operator_requests);
+        println!(
+            "  CPU seconds: cluster {:.1} (direct) vs {:.1} (operator); the direct client {:.1}, the operator {:.1}",
+            direct_cpu.0, operator_cpu.0, direct_cpu.1, operator_cpu.1
+        );
+        // Stop the operator once it is idle; a new one resyncs the converged cluster, which must
+        // write nothing.
+        quiet(port).await?;
         drop(child.stdin.take());
         let _ = child.wait();
         let resync_writes = idle_resync_writes(&client, &bin, &codes, n).await?;
         println!("idle resync of {n} environments: {resync_writes} objects written");
-        // Remove what it made directly (without waiting for the namespace controller, which
-        // deletes slowly and is not what is measured here).
-        cleanup(&client, &codes, true).await?;
+        // Remove what it made (not timed); the next run starts on an API server at rest.
+        cleanup(&client, &codes).await?;
+        let as_json = |per_env: &[(String, f64)]| {
+            serde_json::Map::from_iter(per_env.iter().map(|(k, v)| (k.clone(), json!(v))))
+        };
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor.as_secs_f64(),
             "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0, "idle_resync_writes": resync_writes,
-            "with_pods": with_pods}));
+            "with_pods": with_pods, "api_requests_per_environment": {"direct": as_json(&direct_requests), "operator": as_json(&operator_requests)},
+            "cpu_seconds": {"cluster_direct": direct_cpu.0, "cluster_operator": operator_cpu.0, "direct_client": direct_cpu.1, "operator": operator_cpu.1}}));
     }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench");
     std::fs::create_dir_all(dir)?;
