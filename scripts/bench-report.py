@@ -34,6 +34,17 @@ def main():
         if run.get("with_pods"):
             p = run["with_pods"]
             rows.append((f"operator peak RSS at {n} environments and {p['pods']:,} running pods", f"{p['operator_peak_rss_mib']:.1f} MiB", "≤ 64 MiB"))
+        reqs = run.get("api_requests_per_environment")
+        if reqs:
+            for side in ("direct", "operator"):
+                total = sum(reqs[side].values())
+                rows.append((f"  API requests per environment ({side})", f"{total:.1f}", ""))
+        cpu = run.get("cpu_seconds")
+        if cpu:
+            rows.append(("  CPU seconds of the cluster: direct / operator run",
+                         f"{cpu['cluster_direct']:.1f} / {cpu['cluster_operator']:.1f}", ""))
+            rows.append(("  CPU seconds of the client: direct / operator",
+                         f"{cpu['direct_client']:.1f} / {cpu['operator']:.1f}", ""))
         if "idle_resync_writes" in run:
             rows.append((f"objects written by an idle resync of {n} environments", f"{run['idle_resync_writes']}", "0"))
     api = load("api.json")
