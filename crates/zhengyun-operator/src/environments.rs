@@ -2,7 +2,6 @@
 //! inside it, keeps them as declared (drift is repaired on the next event), reports the phase,
 //! and on deletion removes the namespace before letting the Environment go.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts
 use crate::conditions::{condition, find, has_same};
 use crate::metrics::Metrics;
 use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_name};
-use crate::versions::{ChildVersions, is_later};
+use crate::versions::{ChildVersions, digest, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
 /// Finalizer that keeps an Environment until its namespace is gone.
@@ -302,20 +301,14 @@ async fn report(
         return Ok(());
     }
     // What this report says, times aside (a stale view would stamp a new transition time).
-    let said = {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(&(
-            phase,
-            namespace_name(env),
-            &usage,
-            env.metadata.generation,
-            (&ready.status, &ready.reason, &ready.message),
-        ))
-        .ok()
-        .hash(&mut h);
-        h.finish()
-    };
-    if ctx.reported.already_said(env, said) {
+    let said = digest(&(
+        phase,
+        namespace_name(env),
+        &usage,
+        env.metadata.generation,
+        (&ready.status, &ready.reason, &ready.message),
+    ));
+    if said.is_some_and(|said| ctx.reported.already_said(env, said)) {
         return Ok(());
     }
     let body = json!({
@@ -327,7 +320,9 @@ async fn report(
     });
     let action = format!("update status of environment {}", env.name_any());
     let written = apply::status(&ctx.client, MANAGER, env, body, action).await?;
-    ctx.reported.said(env, said, written);
+    if let Some(said) = said {
+        ctx.reported.said(env, said, written);
+    }
     if status.phase != Some(phase) && phase == EnvironmentPhase::Ready {
         publish(
             ctx,

@@ -70,7 +70,8 @@ pub(crate) fn is_later(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-fn digest<K: Serialize>(obj: &K) -> Option<u64> {
+/// A hash of `obj`'s JSON form.
+pub(crate) fn digest<K: Serialize>(obj: &K) -> Option<u64> {
     let text = serde_json::to_string(obj).ok()?;
     let mut h = DefaultHasher::new();
     text.hash(&mut h);

@@ -197,7 +197,7 @@ async fn cleanup(client: &Client, codes: &[String]) -> anyhow::Result<Duration> 
             .delete(code, &DeleteParams::default())
             .await;
     }
-    let ours = |ns: &str| codes.iter().any(|c| ns.starts_with(&format!("{c}-")));
+    let ours = |ns: &str| of_run(codes, ns);
     eventually(
         "the run's namespaces gone",
         Duration::from_secs(3600),
@@ -295,6 +295,11 @@ async fn wait_for_leader(client: &Client) -> anyhow::Result<()> {
     .await
 }
 
+/// Whether the namespace `ns` belongs to one of the bureaus `codes` of a run.
+fn of_run(codes: &[String], ns: &str) -> bool {
+    codes.iter().any(|c| ns.starts_with(&format!("{c}-")))
+}
+
 /// resourceVersions of everything the operator owns for the benchmark's environments: the
 /// Environments, their Namespaces, and every ResourceQuota, LimitRange, NetworkPolicy and
 /// RoleBinding in those namespaces. Read with one cluster-wide LIST per kind.
@@ -306,7 +311,7 @@ async fn versions(
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     use k8s_openapi::api::rbac::v1::RoleBinding;
     let mut out = std::collections::BTreeMap::new();
-    let ours = |ns: &str| codes.iter().any(|c| ns.starts_with(&format!("{c}-")));
+    let ours = |ns: &str| of_run(codes, ns);
     let envs = Api::<Environment>::all(client.clone())
         .list(&ListParams::default())
         .await?;
