@@ -49,14 +49,14 @@ where
 
 /// Applies `status` to the status subresource of the cluster-scoped resource `obj`, as `manager`
 /// (forced: each manager owns the status fields it writes). `action` says what it was for.
-/// Returns the resourceVersion the write produced.
+/// Returns the object as written.
 pub async fn status<K>(
     client: &Client,
     manager: &str,
     obj: &K,
     status: serde_json::Value,
     action: String,
-) -> Result<Option<String>>
+) -> Result<K>
 where
     K: Resource<Scope = ClusterResourceScope, DynamicType = ()>
         + Clone
@@ -65,13 +65,12 @@ where
         + DeserializeOwned,
 {
     let patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-    let written = Api::<K>::all(client.clone())
+    Api::<K>::all(client.clone())
         .patch_status(
             &obj.name_any(),
             &PatchParams::apply(manager).force(),
             &Patch::Apply(&patch),
         )
         .await
-        .map_err(Error::kube(action))?;
-    Ok(written.resource_version())
+        .map_err(Error::kube(action))
 }

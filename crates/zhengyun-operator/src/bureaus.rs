@@ -1,9 +1,12 @@
 //! The bureau controller: the single authority that admits environments (see [`crate::admission`])
 //! and rolls the bureau's allocation, usage and conditions up into its status.
 //!
-//! Each bureau is reconciled by one task at a time, and it reads its environments with a fresh,
-//! consistent LIST (never a cache), so the decision always sees the previous decision's writes:
-//! however many requests arrive at once, through whichever door, a bureau is never over-allocated.
+//! Each bureau is reconciled by one task at a time. It reads its environments from the watch
+//! cache overlaid with the decisions it wrote itself that the cache does not show yet
+//! ([`RecentWrites`]), so a decision always sees the previous decision's writes: however many
+//! requests arrive at once, through whichever door, a bureau is never over-allocated. A cache that
+//! lags behind anyone else's writes only errs on the safe side: an environment not seen yet waits
+//! for the next pass (its arrival triggers one), and a release not seen yet still counts as held.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,6 @@ use std::time::Duration;
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::{Api, Client, Resource as _, ResourceExt};
@@ -23,6 +25,7 @@ use crate::admission::{Candidate, Decision, plan};
 use crate::conditions::{condition, find, has_same};
 use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
+use crate::recent::RecentWrites;
 use crate::resources::QUOTA_NAME;
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
@@ -37,6 +40,12 @@ pub(crate) struct Context {
     pub recorder: Recorder,
     pub bureaus: kube::runtime::reflector::Store<Bureau>,
     pub pools: kube::runtime::reflector::Store<zhengyun_model::crd::CapacityPool>,
+    /// Every environment, as the watch last saw it.
+    pub envs: kube::runtime::reflector::Store<Environment>,
+    /// Whether `envs` holds the first complete LIST yet.
+    pub envs_ready: tokio::sync::watch::Receiver<bool>,
+    /// Admission decisions written that the watch may not have delivered yet.
+    pub decided: RecentWrites<Environment>,
 }
 
 /// Entry point of each reconciliation.
@@ -63,12 +72,24 @@ fn describe(short: &[Shortfall]) -> String {
 
 async fn admit(bureau: &Bureau, ctx: &Context) -> Result<()> {
     let name = bureau.name_any();
-    let api: Api<Environment> = Api::all(ctx.client.clone());
-    let envs = api
-        .list(&ListParams::default().fields(&format!("spec.bureau={name}")))
+    let of_bureau = |e: &Environment| e.spec.bureau == name;
+    // Until the first LIST of environments is in, the cache is empty, not the bureau.
+    if ctx
+        .envs_ready
+        .clone()
+        .wait_for(|ready| *ready)
         .await
-        .map_err(Error::kube(format!("list environments of bureau {name}")))?
-        .items;
+        .is_err()
+    {
+        return Ok(()); // stopping before it ever was
+    }
+    let cached = ctx
+        .envs
+        .state()
+        .into_iter()
+        .filter(|e| of_bureau(e))
+        .collect();
+    let envs = ctx.decided.overlay(cached, of_bureau);
     let limit = bureau
         .spec
         .quota
@@ -277,7 +298,8 @@ async fn record(
         body["admittedAt"] = json!(admitted_at);
     }
     let action = format!("record admission of environment {}", env.name_any());
-    apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
+    let written = apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
+    ctx.decided.remember(written);
     if let Some((reason, note)) = transition {
         let type_ = if reason == "Admitted" {
             EventType::Normal
@@ -312,7 +334,7 @@ async fn publish(
 async fn report(
     ctx: &Context,
     bureau: &Bureau,
-    envs: &[Environment],
+    envs: &[Arc<Environment>],
     allocated: &ResourceAmounts,
 ) -> Result<()> {
     let status = bureau.status.clone().unwrap_or_default();

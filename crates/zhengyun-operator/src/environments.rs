@@ -321,7 +321,7 @@ async fn report(
     let action = format!("update status of environment {}", env.name_any());
     let written = apply::status(&ctx.client, MANAGER, env, body, action).await?;
     if let Some(said) = said {
-        ctx.reported.said(env, said, written);
+        ctx.reported.said(env, said, written.resource_version());
     }
     if status.phase != Some(phase) && phase == EnvironmentPhase::Ready {
         publish(

@@ -17,6 +17,7 @@ mod environments;
 pub mod leader;
 pub mod metering;
 pub mod metrics;
+mod recent;
 pub mod resources;
 mod run;
 mod versions;

@@ -417,6 +417,17 @@ async fn run_controllers(
     let (bureaus, bureau_stream) = reflected::<Bureau>(&client);
     let (pools, pool_stream) = reflected::<CapacityPool>(&client);
     let (envs, env_stream) = reflected::<Environment>(&client);
+    // Whether the environment cache holds its first complete LIST. Said by the stream itself: a
+    // store's own `wait_until_ready` wakes only one of several waiters, and each controller
+    // already waits on its store.
+    let (envs_listed_tx, envs_listed) = watch::channel(false);
+    let env_stream = env_stream
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                let _ = envs_listed_tx.send(true);
+            }
+        })
+        .boxed();
     let (env_events_tx, env_events_rx) =
         futures::channel::mpsc::unbounded::<Result<Environment, watcher::Error>>();
     let (bureau_events_tx, bureau_events_rx) =
@@ -489,6 +500,9 @@ async fn run_controllers(
         recorder,
         bureaus: bureaus.clone(),
         pools,
+        envs: envs.clone(),
+        envs_ready: envs_listed,
+        decided: crate::recent::RecentWrites::default(),
     });
     let bureau_run = Controller::for_stream(bureau_events_rx, bureaus)
         .with_config(controller_config)

@@ -8,6 +8,9 @@
 //! With `BENCH_PODS=P`, after the largest size has converged, P running pods are spread over its
 //! environments (one Deployment each, on the simulated nodes) and the operator's peak memory is
 //! read again once it has seen them all: its pod watch (metering) grows with them.
+//!
+//! With `BENCH_OPERATOR_LOG=FILE`, the operator's log is written to FILE (its level from
+//! `ZHENGYUN_LOG`, e.g. `info,kube_client=debug` to see every request).
 
 use std::time::{Duration, Instant};
 
@@ -358,7 +361,15 @@ async fn versions(
     Ok(out)
 }
 
+/// Starts the operator under test. Its log goes to `BENCH_OPERATOR_LOG` (a file) when set,
+/// otherwise nowhere.
 fn start_operator(bin: &str, metrics_port: u16) -> anyhow::Result<std::process::Child> {
+    let log = match std::env::var_os("BENCH_OPERATOR_LOG") {
+        Some(path) => std::process::Stdio::from(
+            std::fs::File::create(&path).with_context(|| format!("create {path:?}"))?,
+        ),
+        None => std::process::Stdio::null(),
+    };
     std::process::Command::new(bin)
         .args([
             "operator",
@@ -373,7 +384,7 @@ fn start_operator(bin: &str, metrics_port: u16) -> anyhow::Result<std::process::
             "sqlite::memory:",
         ])
         .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .with_context(|| format!("start {bin}"))
 }
