@@ -9,7 +9,7 @@
 //! for the next pass (its arrival triggers one), and a release not seen yet still counts as held.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::ResourceQuota;
@@ -27,9 +27,12 @@ use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
 use crate::recent::RecentWrites;
 use crate::resources::QUOTA_NAME;
+use crate::spacing::Spacing;
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
 const CONTROLLER: &str = "bureau";
+/// How far apart two writes of one bureau's rollup are at least (see [`Spacing`]).
+pub(crate) const ROLLUP_SPACING: Duration = Duration::from_secs(2);
 /// Admission decisions of one bureau written at once.
 const DECISIONS_AT_ONCE: usize = 8;
 
@@ -46,13 +49,18 @@ pub(crate) struct Context {
     pub envs_ready: tokio::sync::watch::Receiver<bool>,
     /// Admission decisions written that the watch may not have delivered yet.
     pub decided: RecentWrites<Environment>,
+    /// When each bureau's rollup was last written.
+    pub rollups: Spacing,
 }
 
 /// Entry point of each reconciliation.
 pub(crate) async fn reconcile(bureau: Arc<Bureau>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
-    admit(&bureau, &ctx).await?;
-    Ok(Action::requeue(Duration::from_secs(600)))
+    // A rollup held back by its spacing is written by the pass this one asks for.
+    let rollup_due = admit(&bureau, &ctx).await?;
+    Ok(Action::requeue(
+        rollup_due.unwrap_or(Duration::from_secs(600)),
+    ))
 }
 
 /// Retries failures after a short delay.
@@ -70,7 +78,9 @@ fn describe(short: &[Shortfall]) -> String {
         .join("; ")
 }
 
-async fn admit(bureau: &Bureau, ctx: &Context) -> Result<()> {
+/// Admits what fits and rolls the bureau up; returns how long a changed rollup waits to be
+/// written, if it had to wait.
+async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
     let name = bureau.name_any();
     let of_bureau = |e: &Environment| e.spec.bureau == name;
     // Until the first LIST of environments is in, the cache is empty, not the bureau.
@@ -81,7 +91,7 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<()> {
         .await
         .is_err()
     {
-        return Ok(()); // stopping before it ever was
+        return Ok(None); // stopping before it ever was
     }
     let cached = ctx
         .envs
@@ -330,13 +340,15 @@ async fn publish(
     }
 }
 
-/// Rolls allocation, usage and conditions up into the bureau's status, if they changed.
+/// Rolls allocation, usage and conditions up into the bureau's status, if they changed and the
+/// last rollup of this bureau was written at least [`ROLLUP_SPACING`] ago; otherwise says how
+/// long it must wait.
 async fn report(
     ctx: &Context,
     bureau: &Bureau,
     envs: &[Arc<Environment>],
     allocated: &ResourceAmounts,
-) -> Result<()> {
+) -> Result<Option<Duration>> {
     let status = bureau.status.clone().unwrap_or_default();
     let generation = bureau.metadata.generation;
     let used = envs
@@ -399,15 +411,20 @@ async fn report(
         && status.observed_generation == generation
         && conditions.iter().all(|c| has_same(&status.conditions, c))
     {
-        return Ok(());
+        return Ok(None);
+    }
+    let name = bureau.name_any();
+    if let Some(wait) = ctx.rollups.wait(&name, Instant::now()) {
+        return Ok(Some(wait));
     }
     let body = json!({
         "allocated": allocated_q, "used": used_q, "environments": count,
         "observedGeneration": generation, "conditions": conditions,
     });
-    let action = format!("update status of bureau {}", bureau.name_any());
+    let action = format!("update status of bureau {name}");
     apply::status(&ctx.client, MANAGER, bureau, body, action).await?;
-    Ok(())
+    ctx.rollups.wrote(&name, Instant::now());
+    Ok(None)
 }
 
 /// Whether the sum of all bureau quotas exceeds the pool's capacity × overcommit, and by what.

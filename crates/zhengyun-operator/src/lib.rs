@@ -20,6 +20,7 @@ pub mod metrics;
 mod recent;
 pub mod resources;
 mod run;
+mod spacing;
 mod versions;
 
 pub use run::{OperatorConfig, run, run_with_store};

@@ -503,6 +503,7 @@ async fn run_controllers(
         envs: envs.clone(),
         envs_ready: envs_listed,
         decided: crate::recent::RecentWrites::default(),
+        rollups: crate::spacing::Spacing::new(bureaus::ROLLUP_SPACING),
     });
     let bureau_run = Controller::for_stream(bureau_events_rx, bureaus)
         .with_config(controller_config)
