@@ -92,7 +92,8 @@ step "RBAC, applied for real"
 # Resource names in RBAC checks resolve through discovery: the CRDs must be served. They are
 # left installed, as `make test`'s other checks install them too.
 kubectl apply --server-side -f manifests/crds/crds.yaml >/dev/null
-kubectl wait --for condition=established --timeout=60s -f manifests/crds/crds.yaml >/dev/null
+kubectl wait --for condition=established --timeout=60s \
+  crd/bureaus.zhengyun.io crd/environments.zhengyun.io crd/capacitypools.zhengyun.io crd/ratecards.zhengyun.io >/dev/null
 helm template "$RELEASE" "$CHART" -n "$NS" \
   --show-only templates/serviceaccounts.yaml --show-only templates/rbac-operator.yaml \
   --show-only templates/rbac-api.yaml > "$tmp/rbac.yaml"
@@ -272,6 +273,11 @@ if [ -x target/debug/zhengyun ]; then
   call 200 POST "/api/v1/requests/$request_id/approve" '{}'
   call 202 DELETE "/api/v1/bureaus/$code/environments/$code-dev"
   call 202 DELETE "/api/v1/bureaus/$code/environments/$code-prod"
+  # No operator runs in this check: do its part and release the deleted environments (they never
+  # had a namespace), or they would keep the finalizer the API server gave them at creation.
+  for env in "$code-dev" "$code-prod"; do
+    kubectl patch environment "$env" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  done
   for _ in $(seq 1 20); do
     [ "$(kubectl get environments --field-selector "spec.bureau=$code" --no-headers 2>/dev/null | wc -l)" = 0 ] && break
     sleep 0.5
