@@ -25,10 +25,8 @@ use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_nam
 use crate::versions::{ChildVersions, digest, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
-/// Finalizer that keeps an Environment until its namespace is gone. The API server adds it when
-/// the Environment is created ([`zhengyun_model::crd::finalizer_policy`]); the operator adds it
-/// itself to any Environment that has come without it.
-pub use zhengyun_model::crd::ENVIRONMENT_FINALIZER as FINALIZER;
+/// Finalizer that keeps an Environment until its namespace is gone.
+pub const FINALIZER: &str = "zhengyun.io/environment-cleanup";
 const CONTROLLER: &str = "environment";
 
 /// What the environment controller needs.

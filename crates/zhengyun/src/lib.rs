@@ -49,7 +49,7 @@ enum LogFormat {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the CustomResourceDefinitions and their admission policy as YAML (for `kubectl apply -f -`).
+    /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
     Crds,
     /// Print the API's OpenAPI 3.1 document as JSON.
     Openapi,

@@ -9,9 +9,6 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingAdmissionPolicy, MutatingAdmissionPolicyBinding,
-};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -67,20 +64,8 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Installs (server-side applies) the Zhengyun CRDs and their finalizer policy, as
-/// `zhengyun crds` prints them, and waits until the CRDs are served.
+/// Installs (server-side applies) the Zhengyun CRDs and waits until they are served.
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let pp = PatchParams::apply("zhengyun-e2e").force();
-    let policy = zhengyun_model::crd::finalizer_policy();
-    Api::<MutatingAdmissionPolicy>::all(client.clone())
-        .patch(&policy.name_any(), &pp, &Patch::Apply(&policy))
-        .await
-        .context("apply the finalizer policy")?;
-    let binding = zhengyun_model::crd::finalizer_policy_binding();
-    Api::<MutatingAdmissionPolicyBinding>::all(client.clone())
-        .patch(&binding.name_any(), &pp, &Patch::Apply(&binding))
-        .await
-        .context("apply the finalizer policy binding")?;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in zhengyun_model::crds() {
         api.patch(

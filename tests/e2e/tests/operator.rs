@@ -883,36 +883,3 @@ async fn bureau_quotas_beyond_the_pool_capacity_mark_the_bureau_over_capacity() 
     bureaus.delete(&code, &DeleteParams::default()).await?;
     Ok(())
 }
-
-#[tokio::test]
-async fn an_environment_carries_the_cleanup_finalizer_from_creation_until_its_namespace_is_gone()
--> anyhow::Result<()> {
-    use zhengyun_model::crd::ENVIRONMENT_FINALIZER;
-    let client = setup().await?;
-    let code = code("fin");
-    let bureaus: Api<Bureau> = Api::all(client.clone());
-    create(&bureaus, &bureau(&code, "4", "8Gi", &[])?).await?;
-    let envs: Api<Environment> = Api::all(client.clone());
-    let name = format!("{code}-dev");
-
-    // The API server's answer to the create already carries it: no write of the operator can
-    // have come between.
-    let created = create(&envs, &environment(&code, &name, "dev", "1")?).await?;
-    assert_eq!(created.finalizers(), [ENVIRONMENT_FINALIZER]);
-    wait_ready(&envs, &name).await?;
-
-    // Removing it by hand from a live Environment does not stick.
-    let removed = envs
-        .patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-        )
-        .await?;
-    assert_eq!(removed.finalizers(), [ENVIRONMENT_FINALIZER]);
-
-    // Once deleted, the operator removes it after the namespace is gone, and the Environment goes.
-    delete_and_wait(&client, std::slice::from_ref(&name)).await?;
-    bureaus.delete(&code, &DeleteParams::default()).await?;
-    Ok(())
-}

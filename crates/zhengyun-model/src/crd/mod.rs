@@ -8,7 +8,6 @@
 mod bureau;
 mod capacity_pool;
 mod environment;
-mod policy;
 mod rate_card;
 
 #[cfg(test)]
@@ -26,9 +25,6 @@ pub use capacity_pool::{
 pub use environment::{
     CatalogService, Environment, EnvironmentPhase, EnvironmentSpec, EnvironmentStatus,
     MAX_REPLICAS, MAX_SERVICES, ServiceKind,
-};
-pub use policy::{
-    ENVIRONMENT_FINALIZER, FINALIZER_POLICY, finalizer_policy, finalizer_policy_binding,
 };
 pub use rate_card::{
     PRICE_MAX_SCALE, RateCard, RateCardSpec, RateCardStatus, ResourcePrices, TierPrices,
@@ -50,25 +46,19 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     ]
 }
 
-/// Every Zhengyun CRD, then the admission policy that goes with them and its binding
-/// ([`finalizer_policy`]), as one multi-document YAML stream (what `zhengyun crds` prints).
+/// Every Zhengyun CRD as one multi-document YAML stream (what `zhengyun crds` prints).
 ///
 /// # Panics
 ///
-/// Never in practice: these objects are plain data with string keys, which always serialize.
+/// Never in practice: CRDs are plain data with string keys, which always serialize.
 pub fn crds_yaml() -> String {
-    let mut docs: Vec<String> = crds()
+    crds()
         .iter()
         .map(|crd| {
             serde_yaml::to_string(crd).expect("a CustomResourceDefinition serializes to YAML")
         })
-        .collect();
-    docs.push(serde_yaml::to_string(&finalizer_policy()).expect("the policy serializes to YAML"));
-    docs.push(
-        serde_yaml::to_string(&finalizer_policy_binding())
-            .expect("the policy binding serializes to YAML"),
-    );
-    docs.iter().map(|doc| format!("---\n{doc}")).collect()
+        .map(|doc| format!("---\n{doc}"))
+        .collect()
 }
 
 /// Pattern of a calendar date as written in resources: `YYYY-MM-DD`.

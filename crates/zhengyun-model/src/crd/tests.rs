@@ -11,7 +11,7 @@ use k8s_openapi::{
 use kube::core::cel::{self as kcel, CompiledSchema, WarningKind};
 use rstest::rstest;
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::*;
 use crate::{
@@ -141,62 +141,26 @@ where
 // ---------------------------------------------------------------- CRDs
 
 #[test]
-fn crds_yaml_holds_every_crd_in_a_fixed_order_then_the_finalizer_policy() {
+fn crds_yaml_holds_every_crd_in_a_fixed_order() {
     let yaml = crds_yaml();
     assert_eq!(yaml, crds_yaml(), "output is deterministic");
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&yaml)
-        .map(|doc| serde_json::Value::deserialize(doc).expect("each document is an object"))
+    let parsed: Vec<CustomResourceDefinition> = serde_yaml::Deserializer::from_str(&yaml)
+        .map(|doc| CustomResourceDefinition::deserialize(doc).expect("each document is a CRD"))
         .collect();
-    let kinds_and_names: Vec<(&str, &str)> = docs
+    let names: Vec<_> = parsed
         .iter()
-        .map(|d| {
-            (
-                d["kind"].as_str().unwrap_or_default(),
-                d["metadata"]["name"].as_str().unwrap_or_default(),
-            )
-        })
+        .filter_map(|c| c.metadata.name.as_deref())
         .collect();
     assert_eq!(
-        kinds_and_names,
+        names,
         [
-            ("CustomResourceDefinition", "bureaus.zhengyun.io"),
-            ("CustomResourceDefinition", "capacitypools.zhengyun.io"),
-            ("CustomResourceDefinition", "environments.zhengyun.io"),
-            ("CustomResourceDefinition", "ratecards.zhengyun.io"),
-            ("MutatingAdmissionPolicy", FINALIZER_POLICY),
-            ("MutatingAdmissionPolicyBinding", FINALIZER_POLICY),
+            "bureaus.zhengyun.io",
+            "capacitypools.zhengyun.io",
+            "environments.zhengyun.io",
+            "ratecards.zhengyun.io"
         ]
     );
-    let parsed: Vec<CustomResourceDefinition> = docs[..4]
-        .iter()
-        .map(|d| serde_json::from_value(d.clone()).expect("a CRD"))
-        .collect();
     assert_eq!(parsed, crds());
-}
-
-#[test]
-fn the_finalizer_policy_adds_the_operators_finalizer_to_environments_not_being_deleted() {
-    let policy = serde_json::to_value(finalizer_policy()).expect("serializes");
-    let spec = &policy["spec"];
-    assert_eq!(spec["failurePolicy"], "Ignore");
-    let rule = &spec["matchConstraints"]["resourceRules"][0];
-    assert_eq!(rule["apiGroups"], json!(["zhengyun.io"]));
-    assert_eq!(rule["resources"], json!(["environments"]));
-    assert_eq!(rule["operations"], json!(["CREATE", "UPDATE"]));
-    assert_eq!(
-        spec["matchConditions"][0]["expression"],
-        "!has(object.metadata.deletionTimestamp)"
-    );
-    let expression = spec["mutations"][0]["applyConfiguration"]["expression"]
-        .as_str()
-        .expect("an expression");
-    assert_eq!(
-        expression,
-        r#"Object{metadata: Object.metadata{finalizers: ["zhengyun.io/environment-cleanup"]}}"#
-    );
-    assert_eq!(ENVIRONMENT_FINALIZER, "zhengyun.io/environment-cleanup");
-    let binding = serde_json::to_value(finalizer_policy_binding()).expect("serializes");
-    assert_eq!(binding["spec"]["policyName"], FINALIZER_POLICY);
 }
 
 use serde::Deserialize as _;
