@@ -132,8 +132,9 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
     }
     let plan = plan(&limit, candidates);
     tracing::debug!(bureau = %name, environments = envs.len(), allocated = ?plan.allocated, "admission planned");
-    // The decisions are independent writes: made together, and all done before the next
-    // reconciliation of this bureau LISTs again (a failure retries the whole plan).
+    // The decisions are independent writes: made together, and all remembered in `decided`
+    // before the next reconciliation of this bureau reads the cache again (a failure retries the
+    // whole plan).
     let mut writes = Vec::with_capacity(plan.decisions.len());
     for (env_name, decision) in &plan.decisions {
         let Some(env) = envs.iter().find(|e| e.name_any() == *env_name) else {
