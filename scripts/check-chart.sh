@@ -273,6 +273,11 @@ if [ -x target/debug/zhengyun ]; then
   call 200 POST "/api/v1/requests/$request_id/approve" '{}'
   call 202 DELETE "/api/v1/bureaus/$code/environments/$code-dev"
   call 202 DELETE "/api/v1/bureaus/$code/environments/$code-prod"
+  # No operator runs in this check: do its part and release the deleted environments (they never
+  # had a namespace), or they would keep the cleanup finalizer the API gave them at creation.
+  for env in "$code-dev" "$code-prod"; do
+    kubectl patch environment "$env" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  done
   for _ in $(seq 1 20); do
     [ "$(kubectl get environments --field-selector "spec.bureau=$code" --no-headers 2>/dev/null | wc -l)" = 0 ] && break
     sleep 0.5

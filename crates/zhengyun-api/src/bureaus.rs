@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_model::{
     Validate,
@@ -22,7 +22,7 @@ use crate::{
     extract::{Json, Path},
     headroom,
     problem::{ApiResult, Problem},
-    state::AppState,
+    state::{AppState, write_params},
     views::{
         BureauView, CreateBureau, Pending, QuotaIncrease, RequestView, UpdateBureau, quota_json,
     },
@@ -96,7 +96,7 @@ async fn create_bureau(
     audit.quotas(None, Some(quota_json(&quota)));
     let created = state
         .bureaus()
-        .create(&PostParams::default(), &bureau)
+        .create(&write_params(), &bureau)
         .await
         .map_err(|e| already_exists(e, "bureau", &body.name))?;
     Ok(created_at(
@@ -212,7 +212,7 @@ async fn update_bureau(
         }
         match state
             .bureaus()
-            .replace(&bureau, &PostParams::default(), &current)
+            .replace(&bureau, &write_params(), &current)
             .await
         {
             Err(e) if is_conflict(&e) && precondition.is_none() && attempts < 5 => continue,

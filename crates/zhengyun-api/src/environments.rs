@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_model::{
     Validate,
@@ -24,7 +24,7 @@ use crate::{
     extract::{Json, Path},
     headroom::{self, Headroom},
     problem::{ApiResult, InvalidField, Problem},
-    state::AppState,
+    state::{AppState, write_params},
     views::{
         CreateEnvironment, EnvironmentView, Pending, RequestView, UpdateEnvironment, quota_json,
     },
@@ -81,7 +81,9 @@ async fn get_environment(
     Ok(axum::Json(EnvironmentView::from(&env)).into_response())
 }
 
-/// Builds and validates the `Environment` a request asks for, naming every invalid field.
+/// Builds and validates the `Environment` a request asks for, naming every invalid field. It
+/// carries the cleanup finalizer from creation, so the operator has nothing to add before it
+/// admits it.
 pub fn environment_from(bureau: &str, body: &CreateEnvironment) -> ApiResult<Environment> {
     let mut errors = Vec::new();
     let mut field = |field: &str, message: String| {
@@ -135,7 +137,7 @@ pub fn environment_from(bureau: &str, body: &CreateEnvironment) -> ApiResult<Env
         .name
         .clone()
         .unwrap_or_else(|| names::environment_name(bureau, purpose));
-    let env = Environment::new(
+    let env = Environment::with_cleanup_finalizer(
         &name,
         EnvironmentSpec {
             bureau: bureau.to_owned(),
@@ -252,7 +254,7 @@ async fn create_environment(
     }
     let created = state
         .environments()
-        .create(&PostParams::default(), &env)
+        .create(&write_params(), &env)
         .await
         .map_err(|e| already_exists(e, "environment", &name))?;
     Ok(created_at(
@@ -328,7 +330,7 @@ async fn update_environment(
         }
         match state
             .environments()
-            .replace(&name, &PostParams::default(), &updated)
+            .replace(&name, &write_params(), &updated)
             .await
         {
             Err(e) if is_conflict(&e) && precondition.is_none() && attempts < 5 => continue,
@@ -404,4 +406,25 @@ async fn delete_environment(
     let mut view = EnvironmentView::from(&current);
     view.phase = "Terminating".to_owned();
     Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use zhengyun_model::crd::CLEANUP_FINALIZER;
+
+    use super::*;
+
+    #[test]
+    fn an_environment_built_for_a_request_carries_the_cleanup_finalizer_from_creation() {
+        let body: CreateEnvironment = serde_json::from_value(serde_json::json!({
+            "purpose": "prod", "tier": "gold", "quota": {"cpu": "2", "memory": "4Gi"}
+        }))
+        .expect("body");
+        let env = environment_from("wjw", &body).expect("valid");
+        assert_eq!(env.metadata.name.as_deref(), Some("wjw-prod"));
+        assert_eq!(
+            env.metadata.finalizers,
+            Some(vec![CLEANUP_FINALIZER.to_owned()])
+        );
+    }
 }

@@ -7,7 +7,6 @@ use axum::{
     extract::State,
     response::{IntoResponse, Response},
 };
-use kube::api::PostParams;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -21,7 +20,7 @@ use crate::{
     extract::{Json, Path, Query},
     headroom::{self, Headroom},
     problem::{ApiResult, Problem},
-    state::AppState,
+    state::{AppState, write_params},
     views::{
         CreateEnvironment, Decision, EnvironmentView, QuotaBody, RequestView, UpdateEnvironment,
         quota_json,
@@ -202,7 +201,7 @@ async fn set_bureau_quota(
             .map_err(|e| Problem::from_validation(&e))?;
         match state
             .bureaus()
-            .replace(&name, &PostParams::default(), &changed)
+            .replace(&name, &write_params(), &changed)
             .await
         {
             Err(kube::Error::Api(status)) if status.code == 409 && attempt < 5 => {
@@ -249,7 +248,7 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
             let updated = set_bureau_quota(state, audit, owner, raised).await?;
             let created = state
                 .environments()
-                .create(&PostParams::default(), &env)
+                .create(&write_params(), &env)
                 .await
                 .map_err(|e| already_exists(e, "environment", &request.object))?;
             Ok((Some(created), updated))
@@ -265,7 +264,7 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
             let updated = set_bureau_quota(state, audit, owner, raised).await?;
             let replaced = state
                 .environments()
-                .replace(&request.object, &PostParams::default(), &resized)
+                .replace(&request.object, &write_params(), &resized)
                 .await?;
             Ok((Some(replaced), updated))
         }

@@ -5,7 +5,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use kube::{Api, api::ListParams};
+use kube::{
+    Api,
+    api::{ListParams, PostParams},
+};
 use tokio::sync::OwnedMutexGuard;
 use zhengyun_model::crd::{Bureau, Environment};
 use zhengyun_store::Store;
@@ -13,6 +16,18 @@ use zhengyun_store::Store;
 use zhengyun_model::names;
 
 use crate::{metrics::HttpMetrics, problem::Problem};
+
+/// Field manager of the API's writes to the cluster, so that `managedFields` tells what the
+/// control-plane API wrote from what the operator or `kubectl` did.
+pub const FIELD_MANAGER: &str = "zhengyun-api";
+
+/// Parameters of the API's creates and replaces: its own field manager.
+pub fn write_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    }
+}
 
 /// A name that cannot be a bureau code names no bureau: 404, decided before it reaches the
 /// cluster (where it could not even be put in a URL or a field selector).

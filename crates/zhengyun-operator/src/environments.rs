@@ -15,7 +15,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use zhengyun_model::crd::{
-    Bureau, CapacityPool, CapacityPoolSpec, Environment, EnvironmentPhase, POOL_NAME,
+    Bureau, CLEANUP_FINALIZER, CapacityPool, CapacityPoolSpec, Environment, EnvironmentPhase,
+    POOL_NAME,
 };
 use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts};
 
@@ -25,8 +26,6 @@ use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_nam
 use crate::versions::{ChildVersions, digest, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
-/// Finalizer that keeps an Environment until its namespace is gone.
-pub const FINALIZER: &str = "zhengyun.io/environment-cleanup";
 const CONTROLLER: &str = "environment";
 
 /// What the environment controller needs.
@@ -83,7 +82,7 @@ impl Reports {
 pub(crate) async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let api: Api<Environment> = Api::all(ctx.client.clone());
-    finalizer(&api, FINALIZER, env, |event| async {
+    finalizer(&api, CLEANUP_FINALIZER, env, |event| async {
         match event {
             Event::Apply(env) => converge(&env, &ctx).await,
             Event::Cleanup(env) => cleanup(&env, &ctx).await,

@@ -9,8 +9,9 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api as KubeApi;
 use serde_json::{Value, json};
+use zhengyun_api::state::FIELD_MANAGER;
 use zhengyun_e2e::{api::Api, client, eventually, unique_name};
-use zhengyun_model::crd::{Bureau, Environment};
+use zhengyun_model::crd::{Bureau, CLEANUP_FINALIZER, Environment};
 use zhengyun_store::Role;
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -90,6 +91,28 @@ async fn an_environment_requested_through_the_api_becomes_a_ready_namespace() ->
         .await?;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["name"], name.as_str());
+    // The API creates it with the cleanup finalizer, so the operator never has to patch one in:
+    // only the API's field manager has ever written `metadata.finalizers`.
+    let stored = KubeApi::<Environment>::all(client().await?)
+        .get(&name)
+        .await?;
+    assert_eq!(
+        stored.metadata.finalizers.as_deref(),
+        Some(&[CLEANUP_FINALIZER.to_owned()][..])
+    );
+    let finalizer_writers: Vec<_> = stored
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:metadata/f:finalizers").is_some())
+        })
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(finalizer_writers, [FIELD_MANAGER]);
 
     let ready = wait_for_phase(&api, &token, &bureau, &name, "Ready").await?;
     assert_eq!(ready["namespace"], name.as_str());

@@ -18,6 +18,12 @@ pub const MAX_SERVICES: usize = 16;
 /// Most replicas of one web service.
 pub const MAX_REPLICAS: u32 = 20;
 
+/// Finalizer that keeps an Environment, and the quota it holds, until its namespace is gone.
+/// The operator adds it to an Environment that lacks it (one made with `kubectl`);
+/// [`Environment::with_cleanup_finalizer`] makes one that carries it from creation, as the
+/// control-plane API does, so that the operator has nothing to add.
+pub const CLEANUP_FINALIZER: &str = "zhengyun.io/environment-cleanup";
+
 /// One environment of a bureau. `metadata.name` must be `<spec.bureau>-<spec.purpose>`, or that
 /// followed by `-<suffix>` when a bureau runs several environments of one purpose (`wjw-dev-2`,
 /// `wjw-test-payroll`); it is also the name of its namespace, so at most 63 characters.
@@ -174,6 +180,17 @@ pub struct EnvironmentStatus {
     /// `spec.quota` while a resize is pending or blocked; absent until admitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted_quota: Option<Quota>,
+}
+
+impl Environment {
+    /// A new Environment that carries [`CLEANUP_FINALIZER`] from its creation: the API server
+    /// stores it with the finalizer in place, and the operator's first reconciliation goes
+    /// straight to admission instead of writing the finalizer and waiting for the next event.
+    pub fn with_cleanup_finalizer(name: &str, spec: EnvironmentSpec) -> Self {
+        let mut env = Self::new(name, spec);
+        env.metadata.finalizers = Some(vec![CLEANUP_FINALIZER.to_owned()]);
+        env
+    }
 }
 
 impl EnvironmentSpec {

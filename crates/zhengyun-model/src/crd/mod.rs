@@ -23,8 +23,8 @@ pub use capacity_pool::{
     MAX_OVERCOMMIT_PERCENT, Overcommit, POOL_NAME, TierPriorityClasses,
 };
 pub use environment::{
-    CatalogService, Environment, EnvironmentPhase, EnvironmentSpec, EnvironmentStatus,
-    MAX_REPLICAS, MAX_SERVICES, ServiceKind,
+    CLEANUP_FINALIZER, CatalogService, Environment, EnvironmentPhase, EnvironmentSpec,
+    EnvironmentStatus, MAX_REPLICAS, MAX_SERVICES, ServiceKind,
 };
 pub use rate_card::{
     PRICE_MAX_SCALE, RateCard, RateCardSpec, RateCardStatus, ResourcePrices, TierPrices,

@@ -5,6 +5,10 @@
 //! already created and deleted thousands of objects is not the one it started as, and neither
 //! side gets only the fresh one.
 //!
+//! Both sides create each Environment as the control-plane API does, with the cleanup finalizer
+//! already in place (an Environment made with `kubectl` gets it from the operator, one PATCH
+//! more).
+//!
 //! Usage: `bench-converge [N ...]` (default 200 1000). Needs KUBECONFIG and a built
 //! `zhengyun` binary (ZHENGYUN_BIN, default target/release/zhengyun).
 //!
@@ -31,12 +35,17 @@ use zhengyun_operator::resources::{Catalog, Inputs, Materialized, materialize};
 const CONCURRENCY: usize = 16;
 const ENVS_PER_BUREAU: usize = 10;
 
+/// Environment `i` of `bureau`, as the control-plane API creates it: with the cleanup finalizer
+/// in place from creation. Both sides create the same object.
 fn env_object(bureau: &str, i: usize) -> anyhow::Result<Environment> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
-        "metadata": {"name": format!("{bureau}-dev-{i}")},
-        "spec": {"bureau": bureau, "purpose": "dev", "tier": "bronze", "quota": {"cpu": "1", "memory": "1Gi", "storage": "1Gi"}}
-    }))?)
+    let spec = serde_json::from_value(json!({
+        "bureau": bureau, "purpose": "dev", "tier": "bronze",
+        "quota": {"cpu": "1", "memory": "1Gi", "storage": "1Gi"}
+    }))?;
+    Ok(Environment::with_cleanup_finalizer(
+        &format!("{bureau}-dev-{i}"),
+        spec,
+    ))
 }
 
 async fn create_bureaus(client: &Client, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
