@@ -14,6 +14,13 @@ fn params() -> PatchParams {
     PatchParams::apply(MANAGER).force()
 }
 
+/// The object an apply returned, without its managed fields: the operator keeps its answers to
+/// compare with what it declares, which never includes them.
+fn without_managed_fields<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().managed_fields = None;
+    obj
+}
+
 /// Applies a namespaced object (its namespace is taken from its metadata).
 pub async fn namespaced<K>(client: &Client, obj: &K) -> Result<K>
 where
@@ -28,6 +35,7 @@ where
     let name = obj.name_any();
     api.patch(&name, &params(), &Patch::Apply(obj))
         .await
+        .map(without_managed_fields)
         .map_err(Error::kube(format!("apply {} {ns}/{name}", K::kind(&()))))
 }
 
@@ -44,6 +52,7 @@ where
     let name = obj.name_any();
     api.patch(&name, &params(), &Patch::Apply(obj))
         .await
+        .map(without_managed_fields)
         .map_err(Error::kube(format!("apply {} {name}", K::kind(&()))))
 }
 

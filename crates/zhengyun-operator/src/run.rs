@@ -266,8 +266,10 @@ where
 {
     let versions = Arc::clone(versions);
     let seen = Arc::clone(&versions);
+    // Managed fields are dropped first: nothing here reads them, and `observe` digests the rest.
     let events = watcher(Api::<K>::all(client.clone()), managed())
         .default_backoff()
+        .modify(no_managed_fields)
         .inspect(move |event| match event {
             Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => seen.observe(obj),
             Ok(watcher::Event::Delete(obj)) => seen.observe_deleted(obj),

@@ -16,6 +16,11 @@
 //! environments (one Deployment each, on the simulated nodes) and the operator's peak memory is
 //! read again once it has seen them all: its pod watch (metering) grows with them.
 //!
+//! With `BENCH_PERF=DIR`, `perf record` samples the devcluster's process during each timed run
+//! (`DIR/floor-before.data`, `DIR/operator.data`, `DIR/floor-after.data`), to compare where
+//! the cluster's CPU goes in each (`perf report -i … --no-children --sort symbol`), and the
+//! operator's own process during its run (`DIR/operator-process.data`).
+//!
 //! With `BENCH_OPERATOR_LOG=FILE`, the operator's log is written to FILE (its level from
 //! `ZHENGYUN_LOG`, e.g. `info,kube_client=debug` to see every request).
 
@@ -133,10 +138,12 @@ struct Floor {
     requests: Vec<(String, f64)>,
 }
 
-async fn floor(client: &Client, cluster: u32, n: usize) -> anyhow::Result<Floor> {
+async fn floor(client: &Client, cluster: u32, run: &str, n: usize) -> anyhow::Result<Floor> {
     let before = api_requests(client).await?;
     let cpu = (cpu_seconds(cluster), cpu_seconds(std::process::id()));
+    let sampling = Sampling::start(cluster, run)?;
     let (took, codes) = direct(client, n).await.context("direct writes")?;
+    sampling.stop();
     let cpu = (
         cpu_seconds(cluster) - cpu.0,
         cpu_seconds(std::process::id()) - cpu.1,
@@ -555,6 +562,46 @@ async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Res
     Ok(start.elapsed())
 }
 
+/// `perf record` of one process during one timed run, when `BENCH_PERF` names a directory.
+struct Sampling(Option<std::process::Child>);
+
+impl Sampling {
+    fn start(pid: u32, run: &str) -> anyhow::Result<Self> {
+        let Some(dir) = std::env::var_os("BENCH_PERF") else {
+            return Ok(Self(None));
+        };
+        std::fs::create_dir_all(&dir)?;
+        let out = std::path::Path::new(&dir).join(format!("{run}.data"));
+        let child = std::process::Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                "199",
+                "-g",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("start perf record (BENCH_PERF)")?;
+        Ok(Self(Some(child)))
+    }
+
+    /// Stops the recording (SIGINT, so perf writes its file) and waits for it.
+    fn stop(self) {
+        if let Some(mut child) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// CPU seconds (user and system) spent so far by a process and everything it started.
 fn cpu_seconds(pid: u32) -> f64 {
     let ticks = 100.0; // USER_HZ on Linux
@@ -626,7 +673,7 @@ async fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     for n in sizes {
         let cluster = cluster_pid().unwrap_or(0);
-        let floor_before = floor(&client, cluster, n).await?;
+        let floor_before = floor(&client, cluster, "floor-before", n).await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -634,7 +681,11 @@ async fn main() -> anyhow::Result<()> {
         wait_for_leader(&client).await?;
         let before = api_requests(&client).await?;
         let cpu = (cpu_seconds(cluster), cpu_seconds(child.id()));
+        let sampling = Sampling::start(cluster, "operator")?;
+        let sampling_operator = Sampling::start(child.id(), "operator-process")?;
         let (took, codes) = operator(&client, n).await.context("operator convergence")?;
+        sampling.stop();
+        sampling_operator.stop();
         let operator_cpu = (
             cpu_seconds(cluster) - cpu.0,
             cpu_seconds(child.id()) - cpu.1,
@@ -671,7 +722,7 @@ async fn main() -> anyhow::Result<()> {
         let resync_writes = idle_resync_writes(&client, &bin, &codes, n).await?;
         // Remove what it made (not timed); the floor's second run starts on an API server at rest.
         cleanup(&client, &codes).await?;
-        let floor_after = floor(&client, cluster, n).await?;
+        let floor_after = floor(&client, cluster, "floor-after", n).await?;
         let floor_mean = (floor_before.took + floor_after.took) / 2;
         let ratio = took.as_secs_f64() / floor_mean.as_secs_f64();
         println!(
