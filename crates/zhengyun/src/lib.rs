@@ -196,7 +196,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The operator's runtime: one worker thread. The operator waits on the API server far more than
-/// it computes (about a quarter of a core while converging 1,000 environments at full speed), and
+/// it computes (about a fifth of a core while converging 1,000 environments at full speed), and
 /// a second worker mostly adds wake-ups and hand-overs between threads: with two, the kernel's
 /// task switching was about a fifth of the operator's CPU.
 fn operator_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
