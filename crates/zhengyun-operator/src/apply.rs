@@ -17,7 +17,7 @@ fn params() -> PatchParams {
 /// The object an apply returned, without its managed fields: the operator keeps its answers to
 /// compare with what it declares, which never includes them.
 fn without_managed_fields<K: Resource>(mut obj: K) -> K {
-    obj.meta_mut().managed_fields = None;
+    crate::no_managed_fields(&mut obj);
     obj
 }
 

@@ -26,7 +26,7 @@ impl<K: Resource> RecentWrites<K> {
 
     /// Keeps `written`, the object a write returned (its managedFields dropped).
     pub(crate) fn remember(&self, mut written: K) {
-        written.meta_mut().managed_fields = None;
+        crate::no_managed_fields(&mut written);
         let name = written.name_any();
         self.with(|m| m.insert(name, Arc::new(written)));
     }

@@ -37,7 +37,7 @@ use crate::metering::{self, MeteringConfig};
 use crate::metrics::Metrics;
 use crate::resources::{Catalog, ENVIRONMENT_LABEL, MANAGED_BY};
 use crate::versions::ChildVersions;
-use crate::{Error, MANAGER, Result, apply, bureaus, cluster, environments};
+use crate::{Error, MANAGER, Result, apply, bureaus, cluster, environments, no_managed_fields};
 
 /// Settings of the operator (flags of `zhengyun operator`).
 #[derive(Clone, Debug, clap::Args)]
@@ -354,10 +354,6 @@ fn bureau_spec(bureau: &Bureau) -> Option<u64> {
         .hash(&mut h);
     bureau.metadata.annotations.hash(&mut h);
     Some(h.finish())
-}
-
-fn no_managed_fields<K: Resource>(obj: &mut K) {
-    obj.meta_mut().managed_fields = None;
 }
 
 /// What the operator can watch and cache.

@@ -84,7 +84,7 @@ pub(crate) async fn run(
     metrics.watch(bureaus.clone(), envs.clone());
     let env_stream = watch(Api::<Environment>::all(client.clone()), Default::default())
         .default_backoff()
-        .modify(|e| e.meta_mut().managed_fields = None)
+        .modify(crate::no_managed_fields)
         .reflect(env_writer)
         .map(|e| e.map_or_else(Input::WatchError, |e| Input::Environment(Box::new(e))));
     let pod_stream = watch(Api::<Pod>::all(client.clone()), Default::default())
@@ -236,7 +236,7 @@ where
     let (reader, writer) = reflector::store();
     let stream = watch(Api::<K>::all(client.clone()), Default::default())
         .default_backoff()
-        .modify(|o| o.meta_mut().managed_fields = None)
+        .modify(crate::no_managed_fields)
         .reflect(writer)
         .map(|e| e.map_or_else(Input::WatchError, |_| Input::Prices))
         .boxed();
