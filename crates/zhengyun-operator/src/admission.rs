@@ -10,8 +10,17 @@
 //! 3. Waiting environments are considered in creation order (name as tie-break). Each one that
 //!    fits the bureau's remaining quota is admitted; one that does not stays `QuotaExceeded`
 //!    with what is missing, and a later, smaller one that fits is still admitted (first fit).
+//!
+//! Creation order is only as good as the set of requests admission can see. The API server
+//! stamps `creationTimestamp` (to the second) when a create arrives, and the watch delivers the
+//! object once it is stored: of two creates in flight together, the one stamped a second later
+//! can be stored and seen first. So a new request joins admission only once its creation second
+//! has closed and [`ARRIVAL_MARGIN`] has passed on the operator's clock ([`settled`]); by then
+//! every request stamped in that second or before it has almost always arrived, and none of them
+//! loses its turn to a later one.
 
 use std::cmp::Ordering;
+use std::time::Duration;
 
 use zhengyun_model::quantity::{MAX_BASE_UNITS, ResourceAmounts, Shortfall};
 
@@ -50,6 +59,24 @@ pub struct Plan {
     pub decisions: Vec<(String, Decision)>,
     /// Σ quota held by admitted environments after this plan.
     pub allocated: ResourceAmounts,
+}
+
+/// How long after its creation second closes a new request joins admission: the time a create
+/// stamped in that second may still take to be stored and reach the operator's watch.
+pub const ARRIVAL_MARGIN: Duration = Duration::from_secs(1);
+
+/// Whether a request created in second `created` (since the epoch) may join admission at `now`
+/// (milliseconds since the epoch); if not, how long until it may.
+pub fn settled(created: i64, now_millis: i64) -> Result<(), Duration> {
+    let margin = i64::try_from(ARRIVAL_MARGIN.as_millis()).unwrap_or(i64::MAX);
+    let from = created
+        .saturating_add(1)
+        .saturating_mul(1000)
+        .saturating_add(margin);
+    match u64::try_from(from.saturating_sub(now_millis)) {
+        Ok(wait) if wait > 0 => Err(Duration::from_millis(wait)),
+        _ => Ok(()),
+    }
 }
 
 fn creation_order(a: &Candidate, b: &Candidate) -> Ordering {
@@ -247,6 +274,28 @@ mod tests {
         leaving.deleting = true;
         let plan = plan(&cpu(1000), vec![leaving, waiting("b", 2, 1000)]);
         assert!(matches!(plan.decisions[1].1, Decision::Exceeded(_)));
+    }
+
+    #[test]
+    fn a_request_joins_admission_once_its_creation_second_and_the_margin_have_passed() {
+        let margin = i64::try_from(ARRIVAL_MARGIN.as_millis()).unwrap();
+        // Created in second 100: it may have been stamped at 100.999 s.
+        assert_eq!(
+            settled(100, 100_000),
+            Err(Duration::from_millis(1000 + margin.unsigned_abs()))
+        );
+        assert_eq!(
+            settled(100, 100_999 + margin),
+            Err(Duration::from_millis(1))
+        );
+        assert_eq!(settled(100, 101_000 + margin), Ok(()));
+        assert_eq!(settled(100, 200_000), Ok(()));
+    }
+
+    #[test]
+    fn a_request_with_an_absurd_creation_time_never_overflows() {
+        assert!(settled(i64::MAX, 0).is_err());
+        assert_eq!(settled(i64::MIN, 0), Ok(()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde_json::json;
 use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, Time};
 use zhengyun_model::quantity::{Resource, ResourceAmounts, Shortfall};
 
-use crate::admission::{Candidate, Decision, plan};
+use crate::admission::{Candidate, Decision, plan, settled};
 use crate::conditions::{condition, find, has_same};
 use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
@@ -56,11 +56,10 @@ pub(crate) struct Context {
 /// Entry point of each reconciliation.
 pub(crate) async fn reconcile(bureau: Arc<Bureau>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
-    // A rollup held back by its spacing is written by the pass this one asks for.
-    let rollup_due = admit(&bureau, &ctx).await?;
-    Ok(Action::requeue(
-        rollup_due.unwrap_or(Duration::from_secs(600)),
-    ))
+    // A rollup held back by its spacing, or a request whose creation second has not settled, is
+    // handled by the pass this one asks for.
+    let due = admit(&bureau, &ctx).await?;
+    Ok(Action::requeue(due.unwrap_or(Duration::from_secs(600))))
 }
 
 /// Retries failures after a short delay.
@@ -78,8 +77,9 @@ fn describe(short: &[Shortfall]) -> String {
         .join("; ")
 }
 
-/// Admits what fits and rolls the bureau up; returns how long a changed rollup waits to be
-/// written, if it had to wait.
+/// Admits what fits and rolls the bureau up; returns when the next pass is due, if one is: a
+/// changed rollup held back by its spacing, or a new request whose creation second has not
+/// settled yet ([`settled`]).
 async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
     let name = bureau.name_any();
     let of_bureau = |e: &Environment| e.spec.bureau == name;
@@ -108,11 +108,23 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
 
     let mut blocked_shrinks = Vec::new();
     let mut candidates = Vec::with_capacity(envs.len());
+    let now = Timestamp::now().as_millisecond();
+    let mut unsettled: Option<Duration> = None;
     for env in &envs {
         let Ok(mut requested) = env.spec.quota.to_amounts() else {
             continue;
         };
         let held = granted(env);
+        let created = env.creation_timestamp().map(|t| t.0.as_second());
+        if held.is_none()
+            && env.metadata.deletion_timestamp.is_none()
+            && let Some(created) = created
+            && let Err(wait) = settled(created, now)
+        {
+            // Requests stamped in the same second may still be on their way; wait for them.
+            unsettled = Some(unsettled.map_or(wait, |w| w.min(wait)));
+            continue;
+        }
         if let Some(held) = held
             && let Some(over) = shrink_below_usage(&ctx.client, env, &requested, &held).await?
         {
@@ -121,10 +133,7 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
         }
         candidates.push(Candidate {
             name: env.name_any(),
-            created: env
-                .creation_timestamp()
-                .map(|t| t.0.as_second())
-                .unwrap_or(i64::MAX),
+            created: created.unwrap_or(i64::MAX),
             requested,
             admitted: held,
             deleting: env.metadata.deletion_timestamp.is_some(),
@@ -150,7 +159,11 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
         .buffer_unordered(DECISIONS_AT_ONCE)
         .try_collect::<Vec<()>>()
         .await?;
-    report(ctx, bureau, &envs, &plan.allocated).await
+    let rollup_due = report(ctx, bureau, &envs, &plan.allocated).await?;
+    Ok(match (rollup_due, unsettled) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
 /// If `requested` is below what the environment's pods and volumes already use, what is over.

@@ -285,10 +285,10 @@ fn creation_key(e: &Environment) -> (Option<i64>, String) {
     )
 }
 
-/// Admission goes in creation order as the operator sees requests arrive: no refused request may
-/// have been created in an earlier second than an admitted one. (Within one second the API
-/// server's timestamps cannot tell the order, so the name breaks ties only among requests that
-/// were waiting together.)
+/// Admission goes in creation order: no refused request may have been created in an earlier second
+/// than an admitted one, even when thirty creates in flight together are stored out of their
+/// stamped order (the operator waits for a creation second to settle before admitting from it).
+/// Within one second the API server's timestamps cannot tell the order; the name breaks ties.
 fn assert_created_no_later_than_the_refused(all: &[Environment], round: usize) {
     let seconds = |p: EnvironmentPhase| {
         all.iter()
