@@ -29,8 +29,9 @@ use zhengyun_model::quantity::{MAX_BASE_UNITS, ResourceAmounts, Shortfall};
 pub struct Candidate {
     /// Environment name.
     pub name: String,
-    /// Creation time in seconds since the epoch; the order of admission.
-    pub created: i64,
+    /// Creation time in seconds since the epoch; the order of admission. `None` for an object
+    /// the API server never stamped: ordered last, and never held back by [`settled`].
+    pub created: Option<i64>,
     /// What its spec asks for.
     pub requested: ResourceAmounts,
     /// What it currently holds, if admitted.
@@ -59,6 +60,9 @@ pub struct Plan {
     pub decisions: Vec<(String, Decision)>,
     /// Σ quota held by admitted environments after this plan.
     pub allocated: ResourceAmounts,
+    /// When the earliest new request held back by [`settled`] may join, if one was: those get
+    /// no decision in this plan.
+    pub due: Option<Duration>,
 }
 
 /// How long after its creation second closes a new request joins admission: the time a create
@@ -80,17 +84,22 @@ pub fn settled(created: i64, now_millis: i64) -> Result<(), Duration> {
 }
 
 fn creation_order(a: &Candidate, b: &Candidate) -> Ordering {
-    a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name))
+    let created = |c: &Candidate| c.created.unwrap_or(i64::MAX);
+    created(a)
+        .cmp(&created(b))
+        .then_with(|| a.name.cmp(&b.name))
 }
 
-/// Decides admission for one bureau with quota `limit`.
-pub fn plan(limit: &ResourceAmounts, mut candidates: Vec<Candidate>) -> Plan {
+/// Decides admission for one bureau with quota `limit`, at `now_millis` (milliseconds since the
+/// epoch, for [`settled`]).
+pub fn plan(limit: &ResourceAmounts, mut candidates: Vec<Candidate>, now_millis: i64) -> Plan {
     candidates.sort_by(creation_order);
     let mut allocated = candidates
         .iter()
         .filter_map(|c| c.admitted.as_ref())
         .fold(ResourceAmounts::ZERO, saturating_add);
     let mut decisions = Vec::with_capacity(candidates.len());
+    let mut due = None;
 
     for c in candidates.iter().filter(|c| c.admitted.is_some()) {
         let held = c.admitted.unwrap_or(ResourceAmounts::ZERO);
@@ -115,6 +124,13 @@ pub fn plan(limit: &ResourceAmounts, mut candidates: Vec<Candidate>) -> Plan {
         .iter()
         .filter(|c| c.admitted.is_none() && !c.deleting)
     {
+        if let Some(created) = c.created
+            && let Err(wait) = settled(created, now_millis)
+        {
+            // In creation order, the first request held back is the first to be due.
+            due.get_or_insert(wait);
+            continue;
+        }
         let decision = match allocated.checked_add(&c.requested) {
             Some(after) if after.fits_within(limit) => {
                 allocated = after;
@@ -127,6 +143,7 @@ pub fn plan(limit: &ResourceAmounts, mut candidates: Vec<Candidate>) -> Plan {
     Plan {
         decisions,
         allocated,
+        due,
     }
 }
 
@@ -161,10 +178,13 @@ mod tests {
         ResourceAmounts::ZERO.with(Resource::Cpu, millicores)
     }
 
+    /// A time at which every request has settled.
+    const LATER: i64 = i64::MAX;
+
     fn waiting(name: &str, created: i64, millicores: u64) -> Candidate {
         Candidate {
             name: name.into(),
-            created,
+            created: Some(created),
             requested: cpu(millicores),
             admitted: None,
             deleting: false,
@@ -174,7 +194,7 @@ mod tests {
     fn admitted(name: &str, created: i64, held: u64, requested: u64) -> Candidate {
         Candidate {
             name: name.into(),
-            created,
+            created: Some(created),
             requested: cpu(requested),
             admitted: Some(cpu(held)),
             deleting: false,
@@ -195,7 +215,7 @@ mod tests {
             .rev()
             .map(|i| waiting(&format!("env-{i:02}"), i, 1000))
             .collect();
-        let plan = plan(&cpu(10_000), candidates);
+        let plan = plan(&cpu(10_000), candidates, LATER);
         let expected: Vec<String> = (0..10).map(|i| format!("env-{i:02}")).collect();
         assert_eq!(granted(&plan), expected);
         assert_eq!(plan.allocated, cpu(10_000));
@@ -212,6 +232,7 @@ mod tests {
         let plan = plan(
             &cpu(1000),
             vec![waiting("b", 5, 1000), waiting("a", 5, 1000)],
+            LATER,
         );
         assert_eq!(granted(&plan), ["a"]);
     }
@@ -221,6 +242,7 @@ mod tests {
         let plan = plan(
             &cpu(1500),
             vec![admitted("a", 1, 1000, 1000), waiting("b", 2, 1000)],
+            LATER,
         );
         let (_, decision) = &plan.decisions[1];
         let Decision::Exceeded(short) = decision else {
@@ -238,6 +260,7 @@ mod tests {
         let plan = plan(
             &cpu(1000),
             vec![waiting("big", 1, 2000), waiting("small", 2, 500)],
+            LATER,
         );
         assert_eq!(granted(&plan), ["small"]);
     }
@@ -247,6 +270,7 @@ mod tests {
         let plan = plan(
             &cpu(500),
             vec![admitted("a", 1, 1000, 1000), waiting("b", 2, 100)],
+            LATER,
         );
         assert_eq!(plan.decisions[0].1, Decision::Keep);
         assert!(matches!(plan.decisions[1].1, Decision::Exceeded(_)));
@@ -258,11 +282,13 @@ mod tests {
         let plan1 = plan(
             &cpu(3000),
             vec![admitted("a", 1, 1000, 2000), admitted("b", 2, 1000, 1000)],
+            LATER,
         );
         assert_eq!(plan1.decisions[0].1, Decision::Grant(cpu(2000)));
         let plan2 = plan(
             &cpu(2500),
             vec![admitted("a", 1, 1000, 2000), admitted("b", 2, 1000, 1000)],
+            LATER,
         );
         assert!(matches!(plan2.decisions[0].1, Decision::ResizeBlocked(_)));
         assert_eq!(plan2.allocated, cpu(2000));
@@ -272,7 +298,7 @@ mod tests {
     fn a_deleting_environment_holds_its_share_until_it_is_gone() {
         let mut leaving = admitted("a", 1, 1000, 1000);
         leaving.deleting = true;
-        let plan = plan(&cpu(1000), vec![leaving, waiting("b", 2, 1000)]);
+        let plan = plan(&cpu(1000), vec![leaving, waiting("b", 2, 1000)], LATER);
         assert!(matches!(plan.decisions[1].1, Decision::Exceeded(_)));
     }
 
@@ -293,6 +319,53 @@ mod tests {
     }
 
     #[test]
+    fn a_new_request_from_a_second_not_yet_settled_is_neither_admitted_nor_refused_until_due() {
+        let margin = u64::try_from(ARRIVAL_MARGIN.as_millis()).unwrap();
+        // At 101.5 s, second 99 has settled; second 101 settles at 102 s plus the margin.
+        let plan = plan(
+            &cpu(1000),
+            vec![
+                admitted("held", 101, 500, 500),
+                waiting("late", 101, 1000),
+                waiting("early", 99, 500),
+                waiting("later", 101, 100),
+            ],
+            101_500,
+        );
+        let decided: Vec<&str> = plan.decisions.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(decided, ["held", "early"]);
+        assert_eq!(granted(&plan), ["early"]);
+        assert_eq!(plan.due, Some(Duration::from_millis(500 + margin)));
+        let after = super::plan(
+            &cpu(1000),
+            vec![
+                admitted("held", 101, 500, 500),
+                admitted("early", 99, 500, 500),
+                waiting("late", 101, 1000),
+                waiting("later", 101, 100),
+            ],
+            102_000 + i64::try_from(margin).unwrap(),
+        );
+        assert!(matches!(after.decisions[2], (ref n, Decision::Exceeded(_)) if n == "late"));
+        assert!(matches!(after.decisions[3], (ref n, Decision::Exceeded(_)) if n == "later"));
+        assert_eq!(after.due, None);
+    }
+
+    #[test]
+    fn a_request_the_api_server_never_stamped_is_ordered_last_and_never_held_back() {
+        let unstamped = || Candidate {
+            created: None,
+            ..waiting("unstamped", 0, 1000)
+        };
+        let settled_plan = plan(&cpu(1000), vec![unstamped(), waiting("b", 5, 1000)], LATER);
+        assert_eq!(granted(&settled_plan), ["b"]);
+        // At 0 s, "b" (second 5) is held back; the unstamped one is not.
+        let early_plan = plan(&cpu(1000), vec![unstamped(), waiting("b", 5, 1000)], 0);
+        assert_eq!(granted(&early_plan), ["unstamped"]);
+        assert!(early_plan.due.is_some());
+    }
+
+    #[test]
     fn a_request_with_an_absurd_creation_time_never_overflows() {
         assert!(settled(i64::MAX, 0).is_err());
         assert_eq!(settled(i64::MIN, 0), Ok(()));
@@ -303,12 +376,12 @@ mod tests {
         let gpu = ResourceAmounts::ZERO.with(Resource::Gpu, 1);
         let candidate = Candidate {
             name: "g".into(),
-            created: 1,
+            created: Some(1),
             requested: gpu,
             admitted: None,
             deleting: false,
         };
-        let plan = plan(&cpu(1000), vec![candidate]);
+        let plan = plan(&cpu(1000), vec![candidate], LATER);
         assert!(matches!(plan.decisions[0].1, Decision::Exceeded(_)));
     }
 }

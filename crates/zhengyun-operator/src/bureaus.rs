@@ -21,7 +21,7 @@ use serde_json::json;
 use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, Time};
 use zhengyun_model::quantity::{Resource, ResourceAmounts, Shortfall};
 
-use crate::admission::{Candidate, Decision, plan, settled};
+use crate::admission::{Candidate, Decision, plan};
 use crate::conditions::{condition, find, has_same};
 use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
@@ -79,7 +79,7 @@ fn describe(short: &[Shortfall]) -> String {
 
 /// Admits what fits and rolls the bureau up; returns when the next pass is due, if one is: a
 /// changed rollup held back by its spacing, or a new request whose creation second has not
-/// settled yet ([`settled`]).
+/// settled yet ([`Plan::due`](crate::admission::Plan::due)).
 async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
     let name = bureau.name_any();
     let of_bureau = |e: &Environment| e.spec.bureau == name;
@@ -108,23 +108,11 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
 
     let mut blocked_shrinks = Vec::new();
     let mut candidates = Vec::with_capacity(envs.len());
-    let now = Timestamp::now().as_millisecond();
-    let mut unsettled: Option<Duration> = None;
     for env in &envs {
         let Ok(mut requested) = env.spec.quota.to_amounts() else {
             continue;
         };
         let held = granted(env);
-        let created = env.creation_timestamp().map(|t| t.0.as_second());
-        if held.is_none()
-            && env.metadata.deletion_timestamp.is_none()
-            && let Some(created) = created
-            && let Err(wait) = settled(created, now)
-        {
-            // Requests stamped in the same second may still be on their way; wait for them.
-            unsettled = Some(unsettled.map_or(wait, |w| w.min(wait)));
-            continue;
-        }
         if let Some(held) = held
             && let Some(over) = shrink_below_usage(&ctx.client, env, &requested, &held).await?
         {
@@ -133,13 +121,13 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
         }
         candidates.push(Candidate {
             name: env.name_any(),
-            created: created.unwrap_or(i64::MAX),
+            created: env.creation_timestamp().map(|t| t.0.as_second()),
             requested,
             admitted: held,
             deleting: env.metadata.deletion_timestamp.is_some(),
         });
     }
-    let plan = plan(&limit, candidates);
+    let plan = plan(&limit, candidates, Timestamp::now().as_millisecond());
     tracing::debug!(bureau = %name, environments = envs.len(), allocated = ?plan.allocated, "admission planned");
     // The decisions are independent writes: made together, and all remembered in `decided`
     // before the next reconciliation of this bureau reads the cache again (a failure retries the
@@ -160,10 +148,7 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
         .try_collect::<Vec<()>>()
         .await?;
     let rollup_due = report(ctx, bureau, &envs, &plan.allocated).await?;
-    Ok(match (rollup_due, unsettled) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
+    Ok(rollup_due.into_iter().chain(plan.due).min())
 }
 
 /// If `requested` is below what the environment's pods and volumes already use, what is over.
