@@ -143,7 +143,7 @@ async fn floor(client: &Client, cluster: u32, run: &str, n: usize) -> anyhow::Re
     let cpu = (cpu_seconds(cluster), cpu_seconds(std::process::id()));
     let sampling = Sampling::start(cluster, run)?;
     let (took, codes) = direct(client, n).await.context("direct writes")?;
-    sampling.stop();
+    drop(sampling);
     let cpu = (
         cpu_seconds(cluster) - cpu.0,
         cpu_seconds(std::process::id()) - cpu.1,
@@ -563,6 +563,7 @@ async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Res
 }
 
 /// `perf record` of one process during one timed run, when `BENCH_PERF` names a directory.
+/// Dropping it stops the recording, also when the run fails.
 struct Sampling(Option<std::process::Child>);
 
 impl Sampling {
@@ -590,10 +591,12 @@ impl Sampling {
             .context("start perf record (BENCH_PERF)")?;
         Ok(Self(Some(child)))
     }
+}
 
+impl Drop for Sampling {
     /// Stops the recording (SIGINT, so perf writes its file) and waits for it.
-    fn stop(self) {
-        if let Some(mut child) = self.0 {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
             let _ = std::process::Command::new("kill")
                 .args(["-INT", &child.id().to_string()])
                 .status();
@@ -684,8 +687,8 @@ async fn main() -> anyhow::Result<()> {
         let sampling = Sampling::start(cluster, "operator")?;
         let sampling_operator = Sampling::start(child.id(), "operator-process")?;
         let (took, codes) = operator(&client, n).await.context("operator convergence")?;
-        sampling.stop();
-        sampling_operator.stop();
+        drop(sampling);
+        drop(sampling_operator);
         let operator_cpu = (
             cpu_seconds(cluster) - cpu.0,
             cpu_seconds(child.id()) - cpu.1,
