@@ -1,10 +1,11 @@
 //! The `zhengyun` CLI against a real `zhengyun api` process (over HTTP, with a SQLite file) on
 //! the devcluster: what bureau IT staff type instead of curl.
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kube::Api as KubeApi;
@@ -24,16 +25,21 @@ struct ApiProcess {
     child: Child,
     url: String,
     admin: String,
+    /// Reads the process's log as it is written (so the pipe never fills); returns all of it.
+    log: JoinHandle<String>,
 }
 
 impl ApiProcess {
+    /// Starts the API on a port the system picks (no other process can take it between picking
+    /// and listening) and returns once its log says where it listens, or fails with that log.
     fn start() -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let db = std::env::temp_dir().join(format!("{}.db", unique_name("zhengyun-cli")));
-        let admin = format!("cli-e2e-admin-token-{}", unique_name("t"));
-        let child = Command::new(binary())
+        // The API refuses bootstrap tokens shorter than 32 characters; a unique name alone can
+        // be 26, depending on the process id.
+        let admin = format!("cli-e2e-admin-token-{}-0123456789abcdef", unique_name("t"));
+        let mut child = Command::new(binary())
             .args(["api", "--stop-on-stdin-eof", "--log-format", "json"])
-            .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{port}"))
+            .env("ZHENGYUN_API_ADDR", "127.0.0.1:0")
             .env(
                 "ZHENGYUN_DATABASE_URL",
                 format!("sqlite://{}?mode=rwc", db.display()),
@@ -43,11 +49,33 @@ impl ApiProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
-        Ok(Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            admin,
-        })
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (listening, addr) = mpsc::channel();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = listening_address(&line) {
+                    let _ = listening.send(at);
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            log
+        });
+        match addr.recv_timeout(WAIT) {
+            Ok(at) => Ok(Self {
+                child,
+                url: format!("http://{at}"),
+                admin,
+                log,
+            }),
+            Err(waited) => {
+                let _ = child.kill();
+                let status = child.wait()?;
+                let log = log.join().unwrap_or_default();
+                anyhow::bail!("the API never said where it listens ({waited}; {status}):\n{log}")
+            }
+        }
     }
 
     fn run(&self, token: &str, args: &[&str]) -> anyhow::Result<Output> {
@@ -73,12 +101,21 @@ impl ApiProcess {
     fn stop(mut self) -> anyhow::Result<(bool, String)> {
         drop(self.child.stdin.take());
         let status = self.child.wait()?;
-        let mut log = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            stderr.read_to_string(&mut log)?;
-        }
+        let log = self
+            .log
+            .join()
+            .map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
         Ok((status.success(), log))
     }
+}
+
+/// The address in the API's `API listening` log line (JSON), if `line` is that line.
+fn listening_address(line: &str) -> Option<String> {
+    let entry: Value = serde_json::from_str(line).ok()?;
+    let fields = entry.get("fields")?;
+    (fields.get("message")?.as_str()? == "API listening")
+        .then(|| fields.get("addr")?.as_str().map(str::to_owned))
+        .flatten()
 }
 
 #[tokio::test]

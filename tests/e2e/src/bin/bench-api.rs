@@ -47,7 +47,9 @@ fn start_server() -> anyhow::Result<Server> {
     let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| "target/release/zhengyun".into());
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let db = std::env::temp_dir().join(format!("{}.db", unique_name("bench-api")));
-    let admin = format!("bench-api-admin-{}", unique_name("token"));
+    // The API refuses bootstrap tokens shorter than 32 characters; a unique name alone can be
+    // short, depending on the process id.
+    let admin = format!("bench-api-admin-{}-0123456789abcdef", unique_name("token"));
     let child = Command::new(&bin)
         .args(["api", "--log-format", "json"])
         .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{port}"))
