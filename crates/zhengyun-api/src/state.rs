@@ -46,6 +46,7 @@ struct Inner {
     bureau_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     metrics: HttpMetrics,
     calendar: zhengyun_metering::Calendar,
+    clock: zhengyun_metering::Clock,
 }
 
 impl std::fmt::Debug for Inner {
@@ -63,11 +64,22 @@ impl AppState {
         Self::with_calendar(store, client, zhengyun_metering::Calendar::default())
     }
 
-    /// State whose statements use `calendar`'s months.
+    /// State whose statements use `calendar`'s months, with the system clock.
     pub fn with_calendar(
         store: Store,
         client: kube::Client,
         calendar: zhengyun_metering::Calendar,
+    ) -> Self {
+        Self::with_time(store, client, calendar, zhengyun_metering::Clock::system())
+    }
+
+    /// State whose statements use `calendar`'s months and whose "now" (the running month,
+    /// whether a month has ended, the default range of usage) is `clock`'s.
+    pub fn with_time(
+        store: Store,
+        client: kube::Client,
+        calendar: zhengyun_metering::Calendar,
+        clock: zhengyun_metering::Clock,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
@@ -75,12 +87,18 @@ impl AppState {
             bureau_locks: Mutex::new(HashMap::new()),
             metrics: HttpMetrics::default(),
             calendar,
+            clock,
         }))
     }
 
     /// The calendar of statements.
     pub fn calendar(&self) -> &zhengyun_metering::Calendar {
         &self.0.calendar
+    }
+
+    /// The clock of statements and usage.
+    pub fn clock(&self) -> zhengyun_metering::Clock {
+        self.0.clock
     }
 
     /// The database.

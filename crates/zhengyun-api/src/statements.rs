@@ -182,7 +182,7 @@ async fn get_statement(
         Some(text) => text.parse().map_err(|e: zhengyun_metering::Error| {
             Problem::invalid_field("month", e.to_string())
         })?,
-        None => state.calendar().month_of(jiff::Timestamp::now()),
+        None => state.calendar().month_of(state.clock().now()),
     };
     let schedule = schedule(&state).await?;
     let (names, budgets) = bureaus(&state).await?;
@@ -319,8 +319,8 @@ fn summary(statement: &Statement) -> Value {
 }
 
 /// Closes a month: its statement, as the ledger gives it now, is stored and never changes
-/// again (finance, platform admin). Only a month that has ended and that the ledger covers to
-/// its end can be closed.
+/// again (finance, platform admin). Only a month that has ended by the platform's clock and
+/// that the ledger covers to its end can be closed.
 #[utoipa::path(post, path = "/api/v1/statements/{month}/close", tag = "statements",
     params(("month" = String, Path, description = "YYYY-MM")),
     responses((status = 201, description = "The month is closed", body = serde_json::Value),
@@ -341,13 +341,8 @@ async fn close_month(
         .month_range(month)
         .map_err(|e| Problem::invalid_field("month", e.to_string()))?;
     let covered = state.store().checkpoint(LEDGER_STREAM).await?;
-    if covered.is_none_or(|at| at < range.end()) {
-        return Err(Problem::conflict(format!(
-            "the ledger is complete only until {}; {month} can be closed once it reaches {}",
-            covered.map_or_else(|| "nothing yet".to_owned(), |at| at.to_string()),
-            range.end()
-        )));
-    }
+    zhengyun_metering::closable(month, &range, state.clock().now(), covered)
+        .map_err(|e| Problem::conflict(e.to_string()))?;
     let schedule = schedule(&state).await?;
     let (_, budgets) = bureaus(&state).await?;
     let statement = state
@@ -449,7 +444,7 @@ async fn get_usage(
     caller.require(&READERS)?;
     caller.require_bureau(&bureau)?;
     state.bureau(&bureau).await?;
-    let now = whole_second(jiff::Timestamp::now());
+    let now = state.clock().now_second();
     let from = match instant("from", query.from.as_deref())? {
         Some(from) => from,
         None => state

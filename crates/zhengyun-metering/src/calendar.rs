@@ -185,6 +185,15 @@ impl Month {
             Self::new(self.year, self.month + 1)
         }
     }
+
+    /// The month before this one.
+    pub fn previous(self) -> Result<Self> {
+        if self.month == 1 {
+            Self::new(self.year - 1, 12)
+        } else {
+            Self::new(self.year, self.month - 1)
+        }
+    }
 }
 
 impl fmt::Display for Month {

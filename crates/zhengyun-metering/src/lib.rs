@@ -1,8 +1,11 @@
-//! Zhengyun metering: ledger maths, rate cards and statements. Pure: no kube, no HTTP, no I/O.
+//! Zhengyun metering: ledger maths, rate cards and statements. Pure: no kube, no HTTP, no I/O
+//! (reading the [`Clock`] aside).
 //!
 //! - [`usage`]: [`UsageInterval`]s (a constant amount of one resource, reserved or consumed by
 //!   one environment, over `[start, end)`), their integral in unit-seconds, idempotency keys, and
 //!   exact splitting at hour and month boundaries.
+//! - [`clock`]: the platform's [`Clock`], the one source of "now" for date-sensitive logic.
+//! - [`closing`]: when a month may be closed (ended by the clock, covered by the ledger).
 //! - [`calendar`]: the platform time zone (default Asia/Shanghai), calendar [`Month`]s, hour
 //!   boundaries and half-open [`TimeRange`]s.
 //! - [`rates`]: [`RateCard`]s and the [`RateSchedule`] choosing the card in force; the exact
@@ -57,6 +60,8 @@
 pub mod adjustment;
 pub mod budget;
 pub mod calendar;
+pub mod clock;
+pub mod closing;
 pub mod error;
 pub mod rates;
 pub mod statement;
@@ -71,6 +76,8 @@ mod test_support;
 pub use adjustment::{AdjustmentLine, AdjustmentReason, adjustments, check_adjusted};
 pub use budget::{BudgetLevel, BudgetStatus, budget_status};
 pub use calendar::{Calendar, DEFAULT_TIME_ZONE, Month, TimeRange};
+pub use clock::Clock;
+pub use closing::{NotClosable, closable};
 pub use error::{Error, Result};
 pub use rates::{PriceUnit, RateCard, RatePeriod, RateSchedule, cost, unit_hours};
 pub use statement::{

@@ -62,6 +62,8 @@ enum Command {
         /// IANA time zone of statement months (as the operator's `--time-zone`).
         #[arg(long, env = "ZHENGYUN_TIME_ZONE", default_value = zhengyun_metering::DEFAULT_TIME_ZONE)]
         time_zone: String,
+        #[command(flatten)]
+        clock: zhengyun_operator::metering::ClockArgs,
         /// Stop gracefully when standard input closes.
         #[arg(long, hide = true)]
         stop_on_stdin_eof: bool,
@@ -119,12 +121,13 @@ impl Cli {
                 api,
                 database,
                 time_zone,
+                clock,
                 stop_on_stdin_eof,
             } => {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
                     let store = zhengyun_store::Store::connect(&database.database_url).await?;
-                    let state = api_state(store, &time_zone).await?;
+                    let state = api_state(store, &time_zone, clock.clock()).await?;
                     zhengyun_api::serve(&api, state, shutdown_signal(stop_on_stdin_eof)).await?;
                     Ok(())
                 })
@@ -137,7 +140,12 @@ impl Cli {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
                     let store = zhengyun_store::Store::connect(&operator.database_url).await?;
-                    let state = api_state(store.clone(), &operator.metering.time_zone).await?;
+                    let state = api_state(
+                        store.clone(),
+                        &operator.metering.time_zone,
+                        operator.metering.clock.clock(),
+                    )
+                    .await?;
                     let client = kube::Client::try_default().await?;
                     let (stop, _) = tokio::sync::watch::channel(false);
                     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -176,7 +184,11 @@ impl Cli {
 async fn api_state(
     store: zhengyun_store::Store,
     time_zone: &str,
+    clock: zhengyun_metering::Clock,
 ) -> anyhow::Result<zhengyun_api::AppState> {
+    if !clock.is_system() {
+        tracing::warn!(now = %clock.now(), "statements and usage run on a moved clock");
+    }
     let calendar = zhengyun_metering::Calendar::new(time_zone)
         .map_err(|e| anyhow::anyhow!("unknown time zone {time_zone:?}: {e}"))?;
     let mut config = kube::Config::infer().await?;
@@ -184,8 +196,8 @@ async fn api_state(
     config.read_timeout = Some(std::time::Duration::from_secs(15));
     config.write_timeout = Some(std::time::Duration::from_secs(15));
     let client = kube::Client::try_from(config)?;
-    Ok(zhengyun_api::AppState::with_calendar(
-        store, client, calendar,
+    Ok(zhengyun_api::AppState::with_time(
+        store, client, calendar, clock,
     ))
 }
 

@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 use zhengyun_api::{AppState, app};
+use zhengyun_metering::Clock;
 use zhengyun_store::{Role, Store};
 
 /// An API over the devcluster with its own store.
@@ -39,12 +40,22 @@ impl Api {
 
     /// An API over `store` (e.g. the operator's ledger), with a bootstrap admin token.
     pub async fn start_with_store(store: Store) -> anyhow::Result<Self> {
+        Self::start_with_clock(store, crate::clock()).await
+    }
+
+    /// An API over `store` whose "now" is `clock`'s.
+    pub async fn start_with_clock(store: Store, clock: Clock) -> anyhow::Result<Self> {
         crate::operator::ensure_operator().await?;
         let admin = format!("e2e-platform-admin-{}", crate::unique_name("token"));
         store.bootstrap_admin(&admin).await?;
         let client = crate::client().await?;
         Ok(Self {
-            app: app(AppState::new(store.clone(), client)),
+            app: app(AppState::with_time(
+                store.clone(),
+                client,
+                zhengyun_metering::Calendar::default(),
+                clock,
+            )),
             store,
             admin,
         })

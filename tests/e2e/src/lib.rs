@@ -11,6 +11,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use kube::Client;
+use zhengyun_metering::{Calendar, Clock, Month};
+
+/// The variable that moves the clock of the binaries under test (`--clock-offset`); the tests
+/// read it too, so that they and the processes they start share one clock.
+pub const CLOCK_OFFSET_VAR: &str = "ZHENGYUN_CLOCK_OFFSET";
+
+/// The platform's clock as the processes under test read it: the system clock, moved by
+/// `ZHENGYUN_CLOCK_OFFSET` seconds when that is set (as the date checks of `make test` do).
+pub fn clock() -> Clock {
+    let offset = std::env::var(CLOCK_OFFSET_VAR)
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    Clock::offset_by_seconds(offset)
+}
+
+/// The running month by [`clock`], in the default calendar (Asia/Shanghai).
+pub fn running_month() -> Month {
+    Calendar::default().month_of(clock().now())
+}
 
 /// A client for the devcluster (or whatever cluster `KUBECONFIG` names).
 pub async fn client() -> anyhow::Result<Client> {
@@ -54,5 +74,22 @@ where
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs `call` with the running month and returns its result, running it again if the month
+/// changed meanwhile (a run whose clock is set near a month's end must not see a month
+/// boundary pass between choosing the month and asking about it).
+pub async fn in_running_month<T, F, Fut>(mut call: F) -> anyhow::Result<T>
+where
+    F: FnMut(Month) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    loop {
+        let month = running_month();
+        let result = call(month).await?;
+        if running_month() == month {
+            return Ok(result);
+        }
     }
 }

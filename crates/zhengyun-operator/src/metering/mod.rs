@@ -84,4 +84,28 @@ pub struct MeteringConfig {
     /// IANA time zone of billing months and hours.
     #[arg(long, env = "ZHENGYUN_TIME_ZONE", default_value = zhengyun_metering::DEFAULT_TIME_ZONE)]
     pub time_zone: String,
+    #[command(flatten)]
+    pub clock: ClockArgs,
+}
+
+/// The clock of metering and billing (flag of `zhengyun operator`, `api` and `dev`).
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct ClockArgs {
+    /// For checking date logic only: metering and statements run this many seconds ahead of
+    /// the system clock (negative: behind), e.g. to see a month end now. Admission, leases,
+    /// conditions and the audit log keep the system clock. Leave at 0 in production.
+    #[arg(long, env = "ZHENGYUN_CLOCK_OFFSET", default_value_t = 0,
+          allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-CLOCK_OFFSET_LIMIT..=CLOCK_OFFSET_LIMIT))]
+    pub clock_offset: i64,
+}
+
+/// The largest clock offset accepted: a hundred years of seconds.
+const CLOCK_OFFSET_LIMIT: i64 = 100 * 366 * 86_400;
+
+impl ClockArgs {
+    /// The clock these settings describe.
+    pub fn clock(&self) -> zhengyun_metering::Clock {
+        zhengyun_metering::Clock::offset_by_seconds(self.clock_offset)
+    }
 }

@@ -15,7 +15,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
-use zhengyun_metering::{Calendar, Month, RateSchedule};
+use zhengyun_metering::{Calendar, Clock, Month, RateSchedule};
 use zhengyun_model::crd::{Bureau, Environment, RateCard};
 use zhengyun_store::Store;
 
@@ -57,13 +57,16 @@ impl Listing {
     }
 }
 
-fn now_s() -> i64 {
-    Timestamp::now().as_second()
-}
-
 /// The first multiple of `period` after `at`.
 fn window_end(at: i64, period: i64) -> i64 {
     at - at.rem_euclid(period) + period
+}
+
+/// The end of the window that starts at `frontier` if it is due at `now`: once `lateness`
+/// seconds have passed since it ended, so that watch events of its last seconds are in.
+fn due_window(frontier: i64, now: i64, period: i64, lateness: i64) -> Option<i64> {
+    let end = window_end(frontier, period);
+    (now >= end.saturating_add(lateness)).then_some(end)
 }
 
 /// Runs the sampler until `stop` resolves; then writes what it has up to that second.
@@ -75,6 +78,11 @@ pub(crate) async fn run(
     metrics: Arc<MeteringMetrics>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let clock = config.clock.clock();
+    if !clock.is_system() {
+        tracing::warn!(now = %clock.now(), offset_seconds = config.clock.clock_offset, "metering runs on a moved clock");
+    }
+    let now_s = || clock.now().as_second();
     let Some((mut tracker, mut written)) = start(&store, &config, &metrics, &mut stop).await else {
         return;
     };
@@ -110,6 +118,7 @@ pub(crate) async fn run(
         bureaus.clone(),
         cards.clone(),
         metrics.clone(),
+        clock,
     );
     let period = i64::from(config.metering_period);
     let lateness = i64::from(config.metering_lateness);
@@ -134,7 +143,7 @@ pub(crate) async fn run(
                 match &priced {
                     Some(last) if last.cards == prices.cards => {
                         if last.budgets != prices.budgets {
-                            months.insert(calendar.month_of(Timestamp::now()));
+                            months.insert(calendar.month_of(clock.now()));
                         }
                         if !months.is_empty() {
                             costs.recompute(Some(months));
@@ -185,7 +194,7 @@ async fn restore(
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
 ) -> zhengyun_store::Result<(Tracker, Option<i64>)> {
-    let now = now_s();
+    let now = config.clock.clock().now().as_second();
     let mut checkpoint = store.checkpoint(STREAM).await?.map(|t| t.as_second());
     let oldest = now - i64::from(config.metering_max_backfill);
     let frontier = match checkpoint {
@@ -378,10 +387,9 @@ async fn close_due(
     let mut months = BTreeSet::new();
     loop {
         let start = tracker.frontier();
-        let end = window_end(start, period);
-        if now < end + lateness {
+        let Some(end) = due_window(start, now, period, lateness) else {
             break;
-        }
+        };
         if !write_window(tracker, written, store, calendar, metrics, end).await {
             break;
         }
@@ -471,6 +479,7 @@ impl CostWorker {
         bureaus: Reflection<Bureau>,
         cards: Reflection<RateCard>,
         metrics: Arc<MeteringMetrics>,
+        clock: Clock,
     ) -> Self {
         let (requests, mut rx) = mpsc::unbounded_channel::<Option<BTreeSet<Month>>>();
         tokio::spawn(async move {
@@ -487,10 +496,15 @@ impl CostWorker {
                         _ => None,
                     };
                 }
-                price(
-                    &store, &calendar, &bureaus, &cards, &metrics, &mut state, wanted,
-                )
-                .await;
+                let books = Books {
+                    store: &store,
+                    calendar: &calendar,
+                    bureaus: &bureaus,
+                    cards: &cards,
+                    metrics: &metrics,
+                    clock,
+                };
+                books.price(&mut state, wanted).await;
             }
         });
         Self { requests }
@@ -513,71 +527,84 @@ struct Priced {
     complete: bool,
 }
 
-async fn price(
-    store: &Store,
-    calendar: &Calendar,
-    bureaus: &Reflection<Bureau>,
-    cards: &Reflection<RateCard>,
-    metrics: &MeteringMetrics,
-    state: &mut Priced,
-    wanted: Option<BTreeSet<Month>>,
-) {
-    let specs: Vec<_> = cards.state().iter().map(|c| c.spec.clone()).collect();
-    let schedule = match RateSchedule::from_specs(specs.iter()) {
-        Ok(schedule) => schedule,
-        Err(e) => {
-            let error = e.to_string();
-            if state.unpriced.as_ref() != Some(&error) {
-                tracing::info!(%error, "no usable rate cards; cost metrics wait for one");
-                state.unpriced = Some(error);
-            }
-            return;
-        }
-    };
-    state.unpriced = None;
-    let wanted = wanted.filter(|_| state.complete);
-    state.complete = wanted.is_none();
-    let by_month = &mut state.by_month;
-    let budgets = budgets(bureaus);
-    let current = calendar.month_of(Timestamp::now());
-    let months = match wanted {
-        Some(months) => months,
-        None => match store.usage_span().await {
-            Ok(Some(span)) => months_between(calendar, span.start(), span.end()),
-            Ok(None) => BTreeSet::new(),
+/// What pricing reads: the ledger, the calendar and clock, bureaus and rate cards; and where it
+/// reports.
+struct Books<'a> {
+    store: &'a Store,
+    calendar: &'a Calendar,
+    bureaus: &'a Reflection<Bureau>,
+    cards: &'a Reflection<RateCard>,
+    metrics: &'a MeteringMetrics,
+    clock: Clock,
+}
+
+impl Books<'_> {
+    async fn price(&self, state: &mut Priced, wanted: Option<BTreeSet<Month>>) {
+        let Self {
+            store,
+            calendar,
+            bureaus,
+            cards,
+            metrics,
+            clock,
+        } = *self;
+        let specs: Vec<_> = cards.state().iter().map(|c| c.spec.clone()).collect();
+        let schedule = match RateSchedule::from_specs(specs.iter()) {
+            Ok(schedule) => schedule,
             Err(e) => {
-                tracing::warn!(error = %e, "unable to read the ledger's span");
-                state.complete = false;
+                let error = e.to_string();
+                if state.unpriced.as_ref() != Some(&error) {
+                    tracing::info!(%error, "no usable rate cards; cost metrics wait for one");
+                    state.unpriced = Some(error);
+                }
                 return;
             }
-        },
-    };
-    let mut months = months;
-    months.insert(current);
-    for month in months {
-        match store
-            .month_statement(month, calendar, &schedule, &budgets)
-            .await
-        {
-            Ok(statement) => {
-                let amounts = statement
-                    .bureaus
-                    .iter()
-                    .map(|b| (b.bureau.clone(), b.totals.amount))
-                    .collect();
-                by_month.insert(month, amounts);
-                if month == current {
-                    metrics.set_budgets(&statement, &budgets);
+        };
+        state.unpriced = None;
+        let wanted = wanted.filter(|_| state.complete);
+        state.complete = wanted.is_none();
+        let by_month = &mut state.by_month;
+        let budgets = budgets(bureaus);
+        let current = calendar.month_of(clock.now());
+        let months = match wanted {
+            Some(months) => months,
+            None => match store.usage_span().await {
+                Ok(Some(span)) => months_between(calendar, span.start(), span.end()),
+                Ok(None) => BTreeSet::new(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unable to read the ledger's span");
+                    state.complete = false;
+                    return;
+                }
+            },
+        };
+        let mut months = months;
+        months.insert(current);
+        for month in months {
+            match store
+                .month_statement(month, calendar, &schedule, &budgets)
+                .await
+            {
+                Ok(statement) => {
+                    let amounts = statement
+                        .bureaus
+                        .iter()
+                        .map(|b| (b.bureau.clone(), b.totals.amount))
+                        .collect();
+                    by_month.insert(month, amounts);
+                    if month == current {
+                        metrics.set_budgets(&statement, &budgets);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %month, "unable to price a month");
+                    metrics.store_failed();
+                    by_month.remove(&month);
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, %month, "unable to price a month");
-                metrics.store_failed();
-                by_month.remove(&month);
-            }
         }
+        metrics.set_costs(schedule.currency(), by_month, current);
     }
-    metrics.set_costs(schedule.currency(), by_month, current);
 }
 
 /// What prices depend on besides the ledger: the rate cards and the bureaus' budgets.
@@ -648,6 +675,35 @@ mod tests {
         #[case] expected: i64,
     ) {
         assert_eq!(window_end(at, period), expected);
+    }
+
+    /// The hourly window holding each instant closes once the default lateness (120 s) has
+    /// passed after it ends, not a second earlier.
+    #[rstest]
+    #[case::last_second_of_a_year("2026-12-31T23:59:59+08:00", "2027-01-01T00:00:00+08:00")]
+    #[case::first_second_of_a_year("2027-01-01T00:00:00+08:00", "2027-01-01T01:00:00+08:00")]
+    #[case::leap_day_noon("2028-02-29T12:00:00+08:00", "2028-02-29T13:00:00+08:00")]
+    fn the_window_holding_an_instant_closes_after_the_lateness_window(
+        #[case] at: &str,
+        #[case] window_ends: &str,
+    ) {
+        let at: Timestamp = at.parse().expect("ts");
+        let ends: Timestamp = window_ends.parse().expect("ts");
+        let (period, lateness) = (3_600, 120);
+        let frontier = at.as_second();
+        let end = ends.as_second();
+        assert_eq!(due_window(frontier, at.as_second(), period, lateness), None);
+        assert_eq!(due_window(frontier, end, period, lateness), None);
+        assert_eq!(
+            due_window(frontier, end + lateness - 1, period, lateness),
+            None
+        );
+        assert_eq!(
+            due_window(frontier, end + lateness, period, lateness),
+            Some(end)
+        );
+        let closes_in = Calendar::default().month_of(Timestamp::from_second(end - 1).expect("ts"));
+        assert_eq!(closes_in, Calendar::default().month_of(at));
     }
 
     #[test]
