@@ -63,6 +63,7 @@ cargo build --locked -p zhengyun
 
 step "Installing the CRDs, a capacity pool, a rate card and the Haidian sample tenants"
 "$BIN" crds | "$KUBECTL" apply --server-side --field-manager=zhengyun-run -f - >/dev/null
+"$BIN" policies | "$KUBECTL" apply --server-side --field-manager=zhengyun-run -f - >/dev/null
 "$KUBECTL" wait --for condition=established --timeout=60s \
   crd/bureaus.zhengyun.io crd/environments.zhengyun.io crd/capacitypools.zhengyun.io crd/ratecards.zhengyun.io >/dev/null
 "$KUBECTL" apply --server-side --field-manager=zhengyun-run \

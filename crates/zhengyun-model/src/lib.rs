@@ -9,8 +9,10 @@
 
 pub mod crd;
 pub mod names;
+pub mod policies;
 pub mod quantity;
 pub mod validation;
 
 pub use crd::{crds, crds_yaml};
+pub use policies::{admission_policies, admission_policies_yaml, admission_policy_bindings};
 pub use validation::{FieldError, Validate, ValidationErrors};

@@ -22,7 +22,7 @@ use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts
 
 use crate::conditions::{condition, find, has_same};
 use crate::metrics::Metrics;
-use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_name};
+use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_name, owned_by};
 use crate::versions::{ChildVersions, digest, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
@@ -153,9 +153,73 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
         what: format!("objects of {name}"),
         source,
     })?;
-    let (active, usage) = apply_all(ctx, desired).await?;
+    let Some((active, usage)) = apply_all(ctx, env, desired).await? else {
+        report_conflict(env, ctx).await?;
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    };
     report(env, ctx, active, usage).await?;
     Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// Whether the environment may write its namespace: it may if the namespace is one it created,
+/// or if there is none and it creates it now. A namespace of that name made by anyone else is
+/// never adopted (`None`): nothing is applied to it, and it is never deleted.
+async fn claim_namespace(ctx: &Context, env: &Environment, desired: &Namespace) -> Result<bool> {
+    let name = desired.name_any();
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let found = namespaces
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube(format!("read namespace {name}")))?;
+    if let Some(ns) = found {
+        return Ok(owned_by(&ns, env));
+    }
+    // A create, not an apply: it fails if a namespace of that name appeared meanwhile.
+    let params = kube::api::PostParams {
+        field_manager: Some(MANAGER.to_owned()),
+        ..Default::default()
+    };
+    match namespaces.create(&params, desired).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let ns = namespaces
+                .get_opt(&name)
+                .await
+                .map_err(Error::kube(format!("read namespace {name}")))?;
+            Ok(ns.is_some_and(|ns| owned_by(&ns, env)))
+        }
+        Err(e) => Err(Error::kube(format!("create namespace {name}"))(e)),
+    }
+}
+
+/// Says that the environment's namespace belongs to someone else, once per change.
+async fn report_conflict(env: &Environment, ctx: &Context) -> Result<()> {
+    let status = env.status.clone().unwrap_or_default();
+    let message = format!(
+        "a namespace named {} already exists and was not created for this environment; \
+         nothing is applied to it until it is removed or the environment is renamed",
+        namespace_name(env)
+    );
+    let ready = condition(
+        &status.conditions,
+        "Ready",
+        false,
+        "NamespaceConflict",
+        message.clone(),
+        env.metadata.generation,
+    );
+    if has_same(&status.conditions, &ready) {
+        return Ok(());
+    }
+    let body = json!({
+        "phase": EnvironmentPhase::Admitted,
+        "observedGeneration": env.metadata.generation,
+        "conditions": [ready],
+    });
+    let action = format!("update status of environment {}", env.name_any());
+    apply::status(&ctx.client, MANAGER, env, body, action).await?;
+    publish(ctx, env, "NamespaceConflict", &message).await;
+    Ok(())
 }
 
 /// The capacity pool's spec, or the built-in defaults while there is none.
@@ -182,14 +246,22 @@ fn default_pool() -> Result<CapacityPoolSpec> {
     })
 }
 
-/// Applies the namespace, then everything inside it concurrently. Returns the namespace and
-/// what the environment's pods and volumes use according to its ResourceQuota, once counted.
-async fn apply_all(ctx: &Context, desired: Materialized) -> Result<(bool, Option<Quota>)> {
+/// Applies the namespace, then the guard rails inside it (quota, limits, network policies),
+/// then what they guard (role bindings, catalog workloads), each group at once. Returns whether
+/// the namespace is Active and what the environment's pods and volumes use according to its
+/// ResourceQuota, once counted; `None` if the namespace is not the environment's own.
+async fn apply_all(
+    ctx: &Context,
+    env: &Environment,
+    desired: Materialized,
+) -> Result<Option<(bool, Option<Quota>)>> {
     let client = &ctx.client;
     let versions = &ctx.versions;
     let ns = desired.namespace.name_any();
-    // The namespace first (everything else lives in it), then the rest at once.
     if !versions.unchanged(&desired.namespace) {
+        if !claim_namespace(ctx, env, &desired.namespace).await? {
+            return Ok(None);
+        }
         let applied = apply::cluster(client, &desired.namespace).await?;
         versions.wrote(&desired.namespace, &applied);
         versions.note_namespace(&applied);
@@ -217,14 +289,17 @@ async fn apply_all(ctx: &Context, desired: Materialized) -> Result<(bool, Option
             }
         )+};
     }
-    apply_each!(policies, bindings, services, deployments, stateful_sets);
+    apply_each!(policies);
+    // No binding grants anyone the namespace before its quota, limits and policies are in.
+    try_join_all(std::mem::take(&mut tasks)).await?;
+    apply_each!(bindings, services, deployments, stateful_sets);
     try_join_all(tasks).await?;
     let observed = versions.observed(&ns);
     // A quota the quota controller has not counted yet says nothing about usage: keep the last report.
-    Ok((
+    Ok(Some((
         observed.active.unwrap_or(false),
         observed.used.map(|used| usage_from(&used)),
-    ))
+    )))
 }
 
 /// Applies a namespaced child unless it is exactly as last written and untouched since.
@@ -399,11 +474,7 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action> {
         ctx.reported.forget(env);
         return Ok(Action::await_change());
     };
-    let ours = ns
-        .owner_references()
-        .iter()
-        .any(|o| Some(&o.uid) == env.meta().uid.as_ref());
-    if !ours {
+    if !owned_by(&ns, env) {
         // A namespace of the same name that this environment never created is left alone.
         return Ok(Action::await_change());
     }

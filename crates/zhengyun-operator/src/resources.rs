@@ -15,7 +15,7 @@ use zhengyun_model::crd::{CapacityPoolSpec, CatalogService, Environment, Service
 use zhengyun_model::quantity::{Resource, ResourceAmounts};
 
 /// Label naming the bureau on every object the operator creates.
-pub const BUREAU_LABEL: &str = "zhengyun.io/bureau";
+pub const BUREAU_LABEL: &str = zhengyun_model::policies::BUREAU_LABEL;
 /// Label naming the environment on every object the operator creates.
 pub const ENVIRONMENT_LABEL: &str = "zhengyun.io/environment";
 /// Label naming the tier on the namespace.
@@ -109,6 +109,21 @@ pub fn namespace_name(env: &Environment) -> String {
     env.metadata.name.clone().unwrap_or_default()
 }
 
+pub use zhengyun_model::policies::PRIORITY_CLASS_ANNOTATION;
+
+/// Whether `ns` is the namespace `env` created: it carries `env`'s owner reference (by uid), which
+/// only the operator sets, when it creates the namespace.
+pub fn owned_by(ns: &k8s_openapi::api::core::v1::Namespace, env: &Environment) -> bool {
+    let Some(uid) = env.metadata.uid.as_deref() else {
+        return false;
+    };
+    ns.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.kind == "Environment")
+}
+
 /// The owner reference every object of an environment carries.
 pub fn owner_reference(env: &Environment) -> OwnerReference {
     OwnerReference {
@@ -171,9 +186,20 @@ impl Builder<'_> {
                 "latest".into(),
             );
         }
+        // The one PriorityClass its pods may use, for the admission policy that enforces it
+        // (an annotation: a class name may be longer than a label value).
+        let class = self
+            .inputs
+            .pool
+            .priority_classes
+            .for_tier(self.inputs.env.spec.tier);
         typed(json!({
             "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": self.ns, "labels": labels, "ownerReferences": [owner_reference(self.inputs.env)]},
+            "metadata": {
+                "name": self.ns, "labels": labels,
+                "annotations": {PRIORITY_CLASS_ANNOTATION: class},
+                "ownerReferences": [owner_reference(self.inputs.env)],
+            },
         }))
     }
 

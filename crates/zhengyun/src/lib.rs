@@ -51,6 +51,9 @@ enum LogFormat {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
     Crds,
+    /// Print the admission policies that hold tenants to their namespaces, with their bindings,
+    /// as YAML (for `kubectl apply -f -`, after the CRDs).
+    Policies,
     /// Print the API's OpenAPI 3.1 document as JSON.
     Openapi,
     /// Serve the control-plane HTTP API.
@@ -110,6 +113,10 @@ impl Cli {
         match self.command {
             Command::Crds => {
                 print!("{}", zhengyun_model::crds_yaml());
+                Ok(())
+            }
+            Command::Policies => {
+                print!("{}", zhengyun_model::admission_policies_yaml());
                 Ok(())
             }
             Command::Client(command) => runtime()?.block_on(command.run(self.common)),

@@ -9,6 +9,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -64,7 +67,8 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Installs (server-side applies) the Zhengyun CRDs and waits until they are served.
+/// Installs (server-side applies) the Zhengyun CRDs and the tenant admission policies, and waits
+/// until the CRDs are served.
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in zhengyun_model::crds() {
@@ -76,6 +80,7 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("apply CRD {}", crd.name_any()))?;
     }
+    install_policies(client).await?;
     for crd in zhengyun_model::crds() {
         let name = crd.name_any();
         eventually(
@@ -93,6 +98,27 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
             },
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// Installs (server-side applies) the tenant admission policies and their bindings, as the
+/// chart does.
+pub async fn install_policies(client: &Client) -> anyhow::Result<()> {
+    let params = PatchParams::apply("zhengyun-e2e").force();
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    for policy in zhengyun_model::admission_policies() {
+        policies
+            .patch(&policy.name_any(), &params, &Patch::Apply(&policy))
+            .await
+            .with_context(|| format!("apply admission policy {}", policy.name_any()))?;
+    }
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    for binding in zhengyun_model::admission_policy_bindings() {
+        bindings
+            .patch(&binding.name_any(), &params, &Patch::Apply(&binding))
+            .await
+            .with_context(|| format!("apply admission policy binding {}", binding.name_any()))?;
     }
     Ok(())
 }

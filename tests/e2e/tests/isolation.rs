@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceQuota, Service};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, Config};
+use kube::{Api, Client, Config, ResourceExt};
 use serde_json::{Value, json};
 use zhengyun_e2e::operator::ensure_operator;
 use zhengyun_e2e::{client, eventually, unique_name};
@@ -338,4 +338,351 @@ async fn a_bureau_admin_is_confined_to_its_own_namespaces() -> anyhow::Result<()
         bureaus.delete(code, &DeleteParams::default()).await?;
     }
     Ok(())
+}
+
+/// A bureau with one bronze environment `<code>-dev`, Ready, and an impersonated admin of it.
+struct Tenant {
+    code: String,
+    ns: String,
+    client: Client,
+}
+
+async fn bronze_tenant(prefix: &str) -> anyhow::Result<Tenant> {
+    ensure_operator().await?;
+    let admin = client().await?;
+    let code = unique_name(prefix);
+    let group = format!("{code}-admins");
+    let bureau: Bureau = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
+        "spec": {"displayName": "区水务局", "kind": "bureau",
+                 "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"}, "adminGroups": [group]}
+    }))?;
+    Api::<Bureau>::all(admin.clone())
+        .create(&PostParams::default(), &bureau)
+        .await?;
+    let ns = format!("{code}-dev");
+    let env: Environment = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "metadata": {"name": ns},
+        "spec": {"bureau": code, "purpose": "dev", "tier": "bronze",
+                 "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}
+    }))?;
+    let envs: Api<Environment> = Api::all(admin.clone());
+    envs.create(&PostParams::default(), &env).await?;
+    eventually(&format!("{ns} Ready"), WAIT, || async {
+        let env = envs.get(&ns).await?;
+        Ok((env.status.and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)).then_some(()))
+    })
+    .await?;
+    let client = impersonate("li.na@swj", &group).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    eventually("the tenant can list its own pods", WAIT, || async {
+        Ok(pods
+            .list(&ListParams::default())
+            .await
+            .is_ok()
+            .then_some(()))
+    })
+    .await?;
+    Ok(Tenant { code, ns, client })
+}
+
+async fn remove_tenant(tenant: &Tenant) -> anyhow::Result<()> {
+    let admin = client().await?;
+    let envs: Api<Environment> = Api::all(admin.clone());
+    envs.delete(&tenant.ns, &DeleteParams::default()).await?;
+    eventually(&format!("{} gone", tenant.ns), WAIT, || async {
+        Ok(envs.get_opt(&tenant.ns).await?.is_none().then_some(()))
+    })
+    .await?;
+    Api::<Bureau>::all(admin)
+        .delete(&tenant.code, &DeleteParams::default())
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tenant_pods_keep_their_tier_priority_and_let_the_scheduler_place_them()
+-> anyhow::Result<()> {
+    let tenant = bronze_tenant("iso-prio").await?;
+    let pods: Api<Pod> = Api::namespaced(tenant.client.clone(), &tenant.ns);
+    let own_class = Api::<Namespace>::all(client().await?)
+        .get(&tenant.ns)
+        .await?
+        .annotations()
+        .get("zhengyun.io/priority-class")
+        .cloned()
+        .expect("the namespace names its PriorityClass");
+    let node = "kwok-node-0";
+    let refused_pods = [
+        (
+            "critical",
+            json!({"priorityClassName": "system-node-critical"}),
+        ),
+        ("gold", json!({"priorityClassName": "zhengyun-gold"})),
+        ("pinned", json!({"nodeName": node})),
+        ("tolerant", json!({"tolerations": [{"operator": "Exists"}]})),
+        (
+            "master",
+            json!({"tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]}),
+        ),
+    ];
+    for (name, extra) in refused_pods {
+        refused(
+            pods.create(
+                &PostParams::default(),
+                &pod(name, restricted_spec(json!({}), extra))?,
+            )
+            .await,
+            &[403, 422],
+            &format!("create a {name} pod"),
+        );
+    }
+    // Its own class, and the standard tolerations, are fine.
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "own-class",
+            restricted_spec(
+                json!({}),
+                json!({"priorityClassName": own_class,
+                       "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                                        "effect": "NoExecute", "tolerationSeconds": 60}]}),
+            ),
+        )?,
+    )
+    .await?;
+    remove_tenant(&tenant).await
+}
+
+#[tokio::test]
+async fn tenant_services_stay_inside_and_disruption_budgets_always_let_a_drain_proceed()
+-> anyhow::Result<()> {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let tenant = bronze_tenant("iso-svc").await?;
+    let services: Api<Service> = Api::namespaced(tenant.client.clone(), &tenant.ns);
+    let service = |name: &str, spec: Value| -> anyhow::Result<Service> {
+        Ok(serde_json::from_value(
+            json!({"metadata": {"name": name}, "spec": spec}),
+        )?)
+    };
+    refused(
+        services
+            .create(
+                &PostParams::default(),
+                &service(
+                    "intercept",
+                    json!({"selector": {"app": "x"}, "ports": [{"port": 80}], "externalIPs": ["203.0.113.10"]}),
+                )?,
+            )
+            .await,
+        &[403, 422],
+        "create a service with externalIPs",
+    );
+    refused(
+        services
+            .create(
+                &PostParams::default(),
+                &service(
+                    "outside",
+                    json!({"type": "ExternalName", "externalName": "db.example.org"}),
+                )?,
+            )
+            .await,
+        &[403, 422],
+        "create an ExternalName service",
+    );
+    let plain = services
+        .create(
+            &PostParams::default(),
+            &service(
+                "plain",
+                json!({"selector": {"app": "x"}, "ports": [{"port": 80}]}),
+            )?,
+        )
+        .await?;
+    refused(
+        services
+            .patch(
+                &plain.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"externalIPs": ["203.0.113.10"]}})),
+            )
+            .await,
+        &[403, 422],
+        "add externalIPs to a service",
+    );
+
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(tenant.client.clone(), &tenant.ns);
+    let budget = |name: &str, spec: Value| -> anyhow::Result<PodDisruptionBudget> {
+        let mut spec = spec;
+        merge(
+            &mut spec,
+            json!({"selector": {"matchLabels": {"app": "x"}}}),
+        );
+        Ok(serde_json::from_value(
+            json!({"metadata": {"name": name}, "spec": spec}),
+        )?)
+    };
+    for (name, spec) in [
+        ("all", json!({"minAvailable": "100%"})),
+        ("three", json!({"minAvailable": 3})),
+        ("none", json!({"maxUnavailable": 0})),
+        ("none-percent", json!({"maxUnavailable": "0%"})),
+    ] {
+        refused(
+            budgets
+                .create(&PostParams::default(), &budget(name, spec)?)
+                .await,
+            &[403, 422],
+            &format!("create the disruption budget {name}"),
+        );
+    }
+    for (name, spec) in [
+        ("one", json!({"maxUnavailable": 1})),
+        ("quarter", json!({"maxUnavailable": "25%"})),
+    ] {
+        budgets
+            .create(&PostParams::default(), &budget(name, spec)?)
+            .await?;
+    }
+    remove_tenant(&tenant).await
+}
+
+#[tokio::test]
+async fn an_environment_never_takes_over_or_deletes_a_namespace_it_did_not_create()
+-> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    ensure_operator().await?;
+    let admin = client().await?;
+    let code = unique_name("iso-ns");
+    let group = format!("{code}-admins");
+    let bureau: Bureau = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
+        "spec": {"displayName": "区档案局", "kind": "bureau",
+                 "quota": {"cpu": "4", "memory": "8Gi"}, "adminGroups": [group]}
+    }))?;
+    let bureaus: Api<Bureau> = Api::all(admin.clone());
+    bureaus.create(&PostParams::default(), &bureau).await?;
+    // A namespace someone else made, with a secret in it, named like one of the bureau's.
+    let legacy = format!("{code}-prod-legacy");
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": legacy}}))?,
+        )
+        .await?;
+    Api::<Secret>::namespaced(admin.clone(), &legacy)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "db"}, "stringData": {"password": "s3cret"}}),
+            )?,
+        )
+        .await?;
+
+    let envs: Api<Environment> = Api::all(admin.clone());
+    let env: Environment = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "metadata": {"name": legacy},
+        "spec": {"bureau": code, "purpose": "prod", "tier": "bronze",
+                 "quota": {"cpu": "1", "memory": "1Gi"}}
+    }))?;
+    envs.create(&PostParams::default(), &env).await?;
+    eventually(
+        "the environment reports NamespaceConflict",
+        WAIT,
+        || async {
+            let env = envs.get(&legacy).await?;
+            let conflict = env
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter())
+                .any(|c| c.type_ == "Ready" && c.reason == "NamespaceConflict");
+            Ok(conflict.then_some(()))
+        },
+    )
+    .await?;
+    // Nothing was applied to the namespace: no labels, no owner, no bindings, no quota.
+    let ns = namespaces.get(&legacy).await?;
+    assert!(!ns.labels().contains_key("zhengyun.io/bureau"), "{ns:?}");
+    assert!(ns.owner_references().is_empty(), "{ns:?}");
+    let bindings = Api::<RoleBinding>::namespaced(admin.clone(), &legacy)
+        .list(&ListParams::default())
+        .await?;
+    assert!(bindings.items.is_empty(), "{:?}", bindings.items);
+    let quotas = Api::<ResourceQuota>::namespaced(admin.clone(), &legacy)
+        .list(&ListParams::default())
+        .await?;
+    assert!(quotas.items.is_empty());
+    // The bureau's admins cannot read its secrets.
+    let tenant = impersonate("wang.fang@daj", &group).await?;
+    refused(
+        Api::<Secret>::namespaced(tenant, &legacy).get("db").await,
+        &[403],
+        "read a secret in a namespace the bureau never owned",
+    );
+
+    // Deleting the environment leaves the namespace alone.
+    envs.delete(&legacy, &DeleteParams::default()).await?;
+    eventually("environment gone", WAIT, || async {
+        Ok(envs.get_opt(&legacy).await?.is_none().then_some(()))
+    })
+    .await?;
+    let ns = namespaces.get(&legacy).await?;
+    assert!(ns.metadata.deletion_timestamp.is_none(), "{ns:?}");
+    Api::<Secret>::namespaced(admin.clone(), &legacy)
+        .get("db")
+        .await?;
+    namespaces.delete(&legacy, &DeleteParams::default()).await?;
+    bureaus.delete(&code, &DeleteParams::default()).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_namespace_gets_its_guard_rails_before_anyone_is_bound_to_it() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::LimitRange;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    let tenant = bronze_tenant("iso-order").await?;
+    let admin = client().await?;
+    // None of these objects is written again once created, so each resourceVersion is the
+    // store's revision of its creation (the devcluster's etcd numbers them in order).
+    let revision = |rv: Option<&String>| -> u64 {
+        rv.and_then(|v| v.parse().ok())
+            .expect("a numeric resourceVersion")
+    };
+    let limits = Api::<LimitRange>::namespaced(admin.clone(), &tenant.ns)
+        .list(&ListParams::default())
+        .await?;
+    let policies = Api::<NetworkPolicy>::namespaced(admin.clone(), &tenant.ns)
+        .list(&ListParams::default())
+        .await?;
+    let bindings = Api::<RoleBinding>::namespaced(admin.clone(), &tenant.ns)
+        .list(&ListParams::default())
+        .await?;
+    assert!(!bindings.items.is_empty() && !policies.items.is_empty());
+    let rails = limits
+        .items
+        .iter()
+        .map(|l| revision(l.metadata.resource_version.as_ref()))
+        .chain(
+            policies
+                .items
+                .iter()
+                .map(|p| revision(p.metadata.resource_version.as_ref())),
+        )
+        .max()
+        .expect("guard rails");
+    let first_binding = bindings
+        .items
+        .iter()
+        .map(|b| revision(b.metadata.resource_version.as_ref()))
+        .min()
+        .expect("bindings");
+    assert!(
+        rails < first_binding,
+        "a role binding (revision {first_binding}) was written before the last guard rail ({rails})"
+    );
+    remove_tenant(&tenant).await
 }

@@ -1,0 +1,263 @@
+//! The admission policies that hold tenants to their namespace: `ValidatingAdmissionPolicy`s
+//! (CEL, evaluated by the API server itself) with their bindings, for every namespace labelled
+//! with a bureau. They close what RBAC cannot: a tenant may create pods, services and disruption
+//! budgets, but not every pod, service or budget.
+//!
+//! - **Pods** use only their environment's PriorityClass (named by the namespace's annotation
+//!   [`PRIORITY_CLASS_ANNOTATION`], which the operator sets and tenants cannot change) or none;
+//!   they never pick a node (`nodeName`) and tolerate no taint beyond the standard
+//!   not-ready/unreachable ones the API server adds itself.
+//! - **Services** have no `externalIPs` (which would intercept traffic to those addresses for
+//!   the whole cluster) and are not `ExternalName` (a door out of the network policies).
+//! - **PodDisruptionBudgets** always let a node drain make progress: they name
+//!   `maxUnavailable` of at least one pod (or a percentage above zero), never `minAvailable`.
+//!
+//! Shipped as `zhengyun policies` (and in `manifests/crds/policies.yaml` and the chart).
+
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Label of every environment namespace: the bureau it belongs to.
+pub const BUREAU_LABEL: &str = "zhengyun.io/bureau";
+
+/// Annotation of an environment namespace naming the PriorityClass its pods may use.
+pub const PRIORITY_CLASS_ANNOTATION: &str = "zhengyun.io/priority-class";
+
+/// The taints every pod may tolerate: those the API server's DefaultTolerationSeconds plugin adds
+/// to each pod, so that pods leave an unreachable node after a while.
+pub const STANDARD_TOLERATIONS: [&str; 2] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+];
+
+/// One rule of a policy: a CEL expression that must hold, and what a refused tenant is told.
+struct Rule {
+    expression: String,
+    message: &'static str,
+}
+
+fn rule(expression: impl Into<String>, message: &'static str) -> Rule {
+    Rule {
+        expression: expression.into(),
+        message,
+    }
+}
+
+/// A policy over `resources` of `group` (create and update), its rules, and its binding.
+struct Policy {
+    name: &'static str,
+    group: &'static str,
+    resources: &'static str,
+    rules: Vec<Rule>,
+}
+
+fn tenant_namespaces() -> Value {
+    json!({"matchExpressions": [{"key": BUREAU_LABEL, "operator": "Exists"}]})
+}
+
+impl Policy {
+    fn policy(&self) -> Value {
+        let validations: Vec<Value> = self
+            .rules
+            .iter()
+            .map(|r| json!({"expression": r.expression, "message": r.message, "reason": "Forbidden"}))
+            .collect();
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "namespaceSelector": tenant_namespaces(),
+                    "resourceRules": [{
+                        "apiGroups": [self.group], "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"], "resources": [self.resources],
+                    }],
+                },
+                "validations": validations,
+            },
+        })
+    }
+
+    fn binding(&self) -> Value {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+            "spec": {
+                "policyName": self.name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": tenant_namespaces()},
+            },
+        })
+    }
+}
+
+fn tenant_policies() -> Vec<Policy> {
+    let standard = STANDARD_TOLERATIONS
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![
+        Policy {
+            name: "zhengyun-tenant-pods",
+            group: "",
+            resources: "pods",
+            rules: vec![
+                rule(
+                    format!(
+                        "!has(object.spec.priorityClassName) || object.spec.priorityClassName == '' || \
+                         (has(namespaceObject.metadata.annotations) && \
+                          '{PRIORITY_CLASS_ANNOTATION}' in namespaceObject.metadata.annotations && \
+                          object.spec.priorityClassName == namespaceObject.metadata.annotations['{PRIORITY_CLASS_ANNOTATION}'])"
+                    ),
+                    "a pod may use only its environment's PriorityClass (the namespace's annotation zhengyun.io/priority-class)",
+                ),
+                rule(
+                    "request.operation != 'CREATE' || !has(object.spec.nodeName) || object.spec.nodeName == ''",
+                    "a pod may not choose its node (spec.nodeName); the scheduler places it",
+                ),
+                rule(
+                    format!(
+                        "!has(object.spec.tolerations) || object.spec.tolerations.all(t, has(t.key) && t.key in [{standard}])"
+                    ),
+                    "a pod may tolerate only the standard node.kubernetes.io/not-ready and unreachable taints",
+                ),
+            ],
+        },
+        Policy {
+            name: "zhengyun-tenant-services",
+            group: "",
+            resources: "services",
+            rules: vec![
+                rule(
+                    "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+                    "a service may not claim external IPs (spec.externalIPs)",
+                ),
+                rule(
+                    "!has(object.spec.type) || object.spec.type != 'ExternalName'",
+                    "a service may not be of type ExternalName",
+                ),
+            ],
+        },
+        Policy {
+            name: "zhengyun-tenant-disruption-budgets",
+            group: "policy",
+            resources: "poddisruptionbudgets",
+            rules: vec![
+                rule(
+                    "!has(object.spec.minAvailable)",
+                    "a PodDisruptionBudget must use maxUnavailable, not minAvailable, so that node drains can always proceed",
+                ),
+                rule(
+                    "has(object.spec.maxUnavailable) && (type(object.spec.maxUnavailable) == int ? \
+                     object.spec.maxUnavailable >= 1 : \
+                     (object.spec.maxUnavailable.matches('^[0-9]+%$') && \
+                      int(object.spec.maxUnavailable.replace('%', '')) >= 1))",
+                    "a PodDisruptionBudget's maxUnavailable must be at least 1 pod or 1%, so that node drains can always proceed",
+                ),
+            ],
+        },
+    ]
+}
+
+fn typed<K: serde::de::DeserializeOwned>(value: Value) -> K {
+    serde_json::from_value(value).expect("a policy written here matches its Kubernetes type")
+}
+
+/// The tenant admission policies.
+///
+/// # Panics
+///
+/// Never in practice: each object is fixed JSON of its own Kubernetes type, checked by a test.
+pub fn admission_policies() -> Vec<ValidatingAdmissionPolicy> {
+    tenant_policies()
+        .iter()
+        .map(|p| typed(p.policy()))
+        .collect()
+}
+
+/// The bindings of [`admission_policies`]: every namespace with a bureau label.
+///
+/// # Panics
+///
+/// Never in practice (see [`admission_policies`]).
+pub fn admission_policy_bindings() -> Vec<ValidatingAdmissionPolicyBinding> {
+    tenant_policies()
+        .iter()
+        .map(|p| typed(p.binding()))
+        .collect()
+}
+
+fn document<T: Serialize>(obj: &T) -> String {
+    let yaml = serde_yaml::to_string(obj).expect("an admission policy serializes to YAML");
+    format!("---\n{yaml}")
+}
+
+/// The policies and their bindings as one multi-document YAML stream (`zhengyun policies`).
+pub fn admission_policies_yaml() -> String {
+    let policies = admission_policies();
+    let bindings = admission_policy_bindings();
+    policies
+        .iter()
+        .map(document)
+        .chain(bindings.iter().map(document))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_policy_has_its_binding_for_tenant_namespaces_only() {
+        let policies = admission_policies();
+        let bindings = admission_policy_bindings();
+        assert_eq!(policies.len(), bindings.len());
+        for (policy, binding) in policies.iter().zip(&bindings) {
+            let spec = &binding.spec;
+            assert_eq!(
+                Some(spec.policy_name.as_str()),
+                policy.metadata.name.as_deref()
+            );
+            assert_eq!(spec.validation_actions, ["Deny"]);
+            let selector = spec
+                .match_resources
+                .as_ref()
+                .and_then(|m| m.namespace_selector.as_ref())
+                .expect("a namespace selector");
+            let exprs = selector.match_expressions.as_ref().expect("expressions");
+            assert_eq!(exprs[0].key, BUREAU_LABEL);
+            let policy_spec = policy.spec.as_ref().expect("spec");
+            assert_eq!(policy_spec.failure_policy.as_deref(), Some("Fail"));
+            assert!(!policy_spec.validations.as_ref().expect("rules").is_empty());
+        }
+    }
+
+    #[test]
+    fn the_yaml_stream_is_deterministic_and_holds_policies_then_bindings() {
+        let yaml = admission_policies_yaml();
+        assert_eq!(yaml, admission_policies_yaml());
+        let kinds: Vec<String> = yaml
+            .lines()
+            .filter_map(|l| l.strip_prefix("kind: "))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
+                "ValidatingAdmissionPolicyBinding",
+                "ValidatingAdmissionPolicyBinding"
+            ]
+        );
+    }
+}
