@@ -282,6 +282,11 @@ async fn apply_all(
         versions,
         &desired.limits,
     )));
+    tasks.push(Box::pin(apply_if_changed(
+        client,
+        versions,
+        &desired.other_classes,
+    )));
     macro_rules! apply_each {
         ($($list:ident),+) => {$(
             for o in &desired.$list {

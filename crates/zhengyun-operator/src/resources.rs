@@ -28,6 +28,9 @@ pub const TENANT_ADMIN_ROLE: &str = "zhengyun-tenant-admin";
 pub const TENANT_VIEWER_ROLE: &str = "zhengyun-tenant-viewer";
 /// Name of the ResourceQuota in each environment namespace.
 pub const QUOTA_NAME: &str = "zhengyun-quota";
+
+/// Name of the ResourceQuota that allows no pods of another PriorityClass than the tier's.
+pub const OTHER_CLASSES_QUOTA_NAME: &str = "zhengyun-other-priority-classes";
 /// Name of the LimitRange in each environment namespace.
 pub const LIMITS_NAME: &str = "zhengyun-defaults";
 
@@ -51,6 +54,8 @@ pub struct Materialized {
     pub namespace: Namespace,
     /// The environment's granted quota.
     pub quota: ResourceQuota,
+    /// No pods of any PriorityClass but the tier's: behind the admission policy, a second line.
+    pub other_classes: ResourceQuota,
     /// Container defaults.
     pub limits: LimitRange,
     /// Default deny, same bureau, DNS.
@@ -89,6 +94,7 @@ pub fn materialize(inputs: &Inputs<'_>) -> Result<Materialized, serde_json::Erro
     let mut out = Materialized {
         namespace: builder.namespace()?,
         quota: builder.resource_quota()?,
+        other_classes: builder.other_classes_quota()?,
         limits: builder.limit_range()?,
         policies: builder.network_policies()?,
         bindings: builder.role_bindings()?,
@@ -238,6 +244,27 @@ impl Builder<'_> {
             "apiVersion": "v1", "kind": "ResourceQuota",
             "metadata": self.metadata(QUOTA_NAME),
             "spec": {"hard": hard},
+        }))
+    }
+
+    /// Zero pods of any named PriorityClass but the tier's (a pod naming none is not counted:
+    /// the quota scope `Exists` requires a name).
+    fn other_classes_quota(&self) -> Result<ResourceQuota, serde_json::Error> {
+        let class = self
+            .inputs
+            .pool
+            .priority_classes
+            .for_tier(self.inputs.env.spec.tier);
+        typed(json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": self.metadata(OTHER_CLASSES_QUOTA_NAME),
+            "spec": {
+                "hard": {"pods": "0"},
+                "scopeSelector": {"matchExpressions": [
+                    {"scopeName": "PriorityClass", "operator": "Exists"},
+                    {"scopeName": "PriorityClass", "operator": "NotIn", "values": [class]},
+                ]},
+            },
         }))
     }
 
@@ -413,5 +440,64 @@ impl Builder<'_> {
                 "ports": [{"name": "service", "port": port, "targetPort": "service"}],
             },
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use zhengyun_model::crd::{CapacityPoolSpec, Environment};
+    use zhengyun_model::quantity::ResourceAmounts;
+
+    use super::*;
+    use kube::ResourceExt;
+
+    fn environment(tier: &str) -> Environment {
+        serde_json::from_value(json!({
+            "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+            "metadata": {"name": "wjw-dev", "uid": "5d6f2c1e-0000-4000-8000-000000000001"},
+            "spec": {"bureau": "wjw", "purpose": "dev", "tier": tier,
+                     "quota": {"cpu": "2", "memory": "4Gi"}}
+        }))
+        .expect("environment")
+    }
+
+    #[test]
+    fn a_namespace_names_its_tier_class_and_refuses_pods_of_any_other_named_class() {
+        let env = environment("bronze");
+        let pool: CapacityPoolSpec = serde_json::from_value(json!({"capacity": {}})).expect("pool");
+        let granted = ResourceAmounts::default();
+        let inputs = Inputs {
+            env: &env,
+            granted: &granted,
+            admin_groups: &[],
+            viewer_groups: &[],
+            pool: &pool,
+            catalog: &Catalog {
+                registry: "registry.local/zhengyun".into(),
+            },
+        };
+        let m = materialize(&inputs).expect("materialize");
+        assert_eq!(
+            m.namespace.annotations().get(PRIORITY_CLASS_ANNOTATION),
+            Some(&"zhengyun-bronze".to_owned())
+        );
+        let quota = serde_json::to_value(&m.other_classes).expect("json");
+        assert_eq!(quota["metadata"]["name"], OTHER_CLASSES_QUOTA_NAME);
+        assert_eq!(quota["spec"]["hard"], json!({"pods": "0"}));
+        assert_eq!(
+            quota["spec"]["scopeSelector"]["matchExpressions"],
+            json!([
+                {"scopeName": "PriorityClass", "operator": "Exists"},
+                {"scopeName": "PriorityClass", "operator": "NotIn", "values": ["zhengyun-bronze"]}
+            ])
+        );
+        assert!(
+            owned_by(&m.namespace, &env),
+            "the namespace carries its owner"
+        );
+        let mut foreign = m.namespace.clone();
+        foreign.metadata.owner_references = None;
+        assert!(!owned_by(&foreign, &env));
     }
 }

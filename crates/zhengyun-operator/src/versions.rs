@@ -191,8 +191,12 @@ impl ChildVersions {
         self.with_statuses(|m| m.entry(ns.name_any()).or_default().active = Some(active));
     }
 
-    /// Records a quota's usage (from a watch event or an apply response), once counted.
+    /// Records a quota's usage (from a watch event or an apply response), once counted. Only
+    /// the environment's own quota says what it uses; other quotas of the namespace are ignored.
     pub fn note_quota(&self, quota: &ResourceQuota) {
+        if quota.metadata.name.as_deref() != Some(crate::resources::QUOTA_NAME) {
+            return;
+        }
         let Some(used) = quota.status.as_ref().and_then(|s| s.used.clone()) else {
             return;
         };
@@ -314,7 +318,7 @@ mod tests {
         use k8s_openapi::api::core::v1::{ResourceQuotaSpec, ResourceQuotaStatus};
         let hard = |used: Option<&str>| ResourceQuota {
             metadata: ObjectMeta {
-                name: Some("quota".into()),
+                name: Some(crate::resources::QUOTA_NAME.into()),
                 namespace: Some("wjw-prod".into()),
                 ..ObjectMeta::default()
             },
@@ -342,6 +346,14 @@ mod tests {
             used(&v),
             "250m",
             "a known count is never replaced by a guess"
+        );
+        let mut other = hard(Some("0"));
+        other.metadata.name = Some(crate::resources::OTHER_CLASSES_QUOTA_NAME.into());
+        v.note_quota(&other);
+        assert_eq!(
+            used(&v),
+            "250m",
+            "another quota of the namespace says nothing"
         );
     }
 

@@ -437,6 +437,16 @@ async fn tenant_pods_keep_their_tier_priority_and_let_the_scheduler_place_them()
             &format!("create a {name} pod"),
         );
     }
+    // Behind the policy, a second line: the namespace's quota allows no pod of another class.
+    let second_line = Api::<ResourceQuota>::namespaced(client().await?, &tenant.ns)
+        .get("zhengyun-other-priority-classes")
+        .await?;
+    let scope = serde_json::to_value(&second_line.spec)?;
+    assert_eq!(scope["hard"], json!({"pods": "0"}));
+    assert_eq!(
+        scope["scopeSelector"]["matchExpressions"][1]["values"],
+        json!([own_class])
+    );
     // Its own class, and the standard tolerations, are fine.
     pods.create(
         &PostParams::default(),

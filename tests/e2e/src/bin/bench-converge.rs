@@ -120,6 +120,7 @@ async fn write_all(client: &Client, m: Materialized) -> anyhow::Result<()> {
         };
     }
     put!(k8s_openapi::api::core::v1::ResourceQuota, m.quota);
+    put!(k8s_openapi::api::core::v1::ResourceQuota, m.other_classes);
     put!(k8s_openapi::api::core::v1::LimitRange, m.limits);
     for p in m.policies {
         put!(k8s_openapi::api::networking::v1::NetworkPolicy, p);
