@@ -303,6 +303,27 @@ async fn invalid_names_and_quantities_are_422_naming_each_field() {
 }
 
 #[tokio::test]
+async fn a_quota_request_that_names_no_resource_is_422_naming_the_quota_field() {
+    let h = harness().await;
+    let token = h.token(Role::BureauAdmin, Some("wjw")).await;
+    for body in [
+        r#"{"quota":{},"reason":"汛期值守系统扩容"}"#,
+        r#"{"quota":{"cpu":null},"reason":"汛期值守系统扩容"}"#,
+    ] {
+        let (status, answer, headers) = h
+            .call(request(
+                Method::POST,
+                "/api/v1/bureaus/wjw/quota-requests",
+                Some(&token),
+                Some(body),
+            ))
+            .await;
+        assert_problem(status, &answer, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(answer["errors"][0]["field"], "quota", "{answer}");
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_cluster_is_503_not_500() {
     let h = harness().await;
     let (status, body, headers) = h
