@@ -3,6 +3,7 @@
 
 use axum::{
     extract::State,
+    http::HeaderValue,
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,13 @@ use crate::{
 };
 
 const READERS: [Role; 2] = [Role::PlatformAdmin, Role::Auditor];
+
+/// The most bytes of JSON one page of the audit log holds; a page stops before the entry that
+/// would pass it (but always holds one entry).
+pub const MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// The header naming the `after` of the next page when [`MAX_PAGE_BYTES`] cut a page short.
+pub const NEXT_AFTER_HEADER: &str = "x-next-after";
 
 /// The audit routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -102,9 +110,14 @@ pub struct Verification {
     pub reason: Option<String>,
 }
 
-/// Audit entries in chain order, filtered and paged (auditor, platform admin).
+/// Audit entries in chain order, filtered and paged (auditor, platform admin). A page holds
+/// at most `limit` entries and 1 MiB of JSON; when the size cut it short, the `x-next-after`
+/// header gives the `after` of the next page.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = [AuditView]), (status = 403, body = Problem),
+    responses((status = 200, body = [AuditView], headers(("x-next-after" = u64,
+            description = "Present when the page was cut at 1 MiB: pass it as `after` for the \
+                rest"))),
+        (status = 403, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn list_audit(
@@ -155,7 +168,35 @@ async fn list_audit(
             hash: r.hash,
         })
         .collect();
-    Ok(axum::Json(views).into_response())
+    let (page, next_after) = within_bytes(views, MAX_PAGE_BYTES);
+    let mut response = axum::Json(page).into_response();
+    if let Some(after) = next_after {
+        response
+            .headers_mut()
+            .insert(NEXT_AFTER_HEADER, HeaderValue::from(after));
+    }
+    Ok(response)
+}
+
+/// The leading `views` whose JSON array fits in `max_bytes` (at least one, so paging always
+/// moves on), and the `seq` of the last one kept when some were left out.
+fn within_bytes(views: Vec<AuditView>, max_bytes: usize) -> (Vec<AuditView>, Option<u64>) {
+    let mut size = 2; // `[` and `]`
+    let mut kept = Vec::with_capacity(views.len());
+    let total = views.len();
+    for view in views {
+        let bytes = serde_json::to_vec(&view).map_or(0, |json| json.len());
+        let separator = usize::from(!kept.is_empty());
+        if !kept.is_empty() && size + separator + bytes > max_bytes {
+            break;
+        }
+        size += separator + bytes;
+        kept.push(view);
+    }
+    let next = (kept.len() < total)
+        .then(|| kept.last().map(|v| v.seq))
+        .flatten();
+    (kept, next)
 }
 
 /// Recomputes the whole hash chain and names the first broken entry (auditor, platform
@@ -180,4 +221,60 @@ async fn verify_audit(State(state): State<AppState>, caller: Caller) -> ApiResul
         },
     };
     Ok(axum::Json(verification).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(seq: u64, object: &str) -> AuditView {
+        AuditView {
+            seq,
+            at: "2026-11-05T08:00:00Z".to_owned(),
+            principal: "0123456789abcdef".to_owned(),
+            role: None,
+            bureau: Some("wjw".to_owned()),
+            action: "environment.create".to_owned(),
+            object: object.to_owned(),
+            quota_before: None,
+            quota_after: None,
+            result: "201 Created".to_owned(),
+            request_id: "req".to_owned(),
+            prev_hash: "0".repeat(64),
+            hash: "1".repeat(64),
+        }
+    }
+
+    fn json_len(views: &[AuditView]) -> usize {
+        serde_json::to_vec(views).expect("json").len()
+    }
+
+    #[test]
+    fn a_page_that_fits_is_whole_and_names_no_next_page() {
+        let views: Vec<_> = (1..=3).map(|n| view(n, "environments/wjw-dev")).collect();
+        let size = json_len(&views);
+        let (page, next) = within_bytes(views.clone(), size);
+        assert_eq!(page.len(), 3);
+        assert_eq!(next, None);
+    }
+
+    #[test]
+    fn a_page_stops_before_the_entry_that_passes_the_limit_and_names_the_last_seq() {
+        let views: Vec<_> = (1..=3).map(|n| view(n, "environments/卫健委")).collect();
+        let two = json_len(&views[..2]);
+        let (page, next) = within_bytes(views.clone(), two);
+        assert_eq!(page.len(), 2);
+        assert_eq!(next, Some(2));
+        let (page, next) = within_bytes(views, two - 1);
+        assert_eq!(page.len(), 1);
+        assert_eq!(next, Some(1));
+    }
+
+    #[test]
+    fn one_entry_larger_than_the_limit_still_makes_a_page() {
+        let views = vec![view(7, &"卫".repeat(100)), view(8, "x")];
+        let (page, next) = within_bytes(views, 10);
+        assert_eq!(page.len(), 1);
+        assert_eq!(next, Some(7));
+    }
 }

@@ -257,7 +257,8 @@ async fn delete_bureau(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// A bureau asks for more quota; a platform admin decides.
+/// A bureau asks for a different quota; a platform admin decides. The request names the
+/// resources to change; approval sets those and leaves the others as they are then.
 #[utoipa::path(post, path = "/api/v1/bureaus/{bureau}/quota-requests", tag = "bureaus",
     params(("bureau" = String, Path, description = "Bureau code")),
     request_body = QuotaIncrease,
@@ -280,6 +281,12 @@ async fn request_quota(
     caller.require_bureau(&bureau)?;
     let quota: Quota = body.quota.clone().into();
     let mut errors = zhengyun_model::ValidationErrors::new();
+    if body.quota.is_empty() {
+        errors.push(
+            "quota",
+            "must name at least one resource to change; those not named keep their quota",
+        );
+    }
     quota.check("quota", &mut errors);
     if body.reason.trim().is_empty() {
         errors.push("reason", "must say why the bureau needs more");
@@ -290,7 +297,7 @@ async fn request_quota(
     let current = state.bureau(&bureau).await?;
     audit.quotas(
         Some(quota_json(&current.spec.quota)),
-        Some(quota_json(&quota)),
+        Some(quota_json(&body.quota.applied_to(&current.spec.quota))),
     );
     let filed = state
         .store()

@@ -97,6 +97,12 @@ pub fn below_admitted(
     Ok(sum(admitted)?.shortfall(&amounts(limit, "the new quota")?))
 }
 
+/// What `limit` lacks to cover `allocated` (a bureau's status: Σ of what the operator has
+/// admitted); empty when it is covered.
+pub fn below_allocated(limit: &Quota, allocated: &Quota) -> Result<Vec<Shortfall>, Problem> {
+    Ok(amounts(allocated, "the bureau's allocation")?.shortfall(&amounts(limit, "the new quota")?))
+}
+
 /// Σ of the environments' `quotas`.
 fn sum<'a>(
     quotas: impl Iterator<Item = (&'a Environment, &'a Quota)>,

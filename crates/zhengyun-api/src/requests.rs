@@ -1,7 +1,13 @@
 //! `/api/v1/requests`: change requests that wait for a platform admin. Approving one applies
-//! it: the bureau's quota is raised just enough (an environment request), or set to what was
-//! asked (a bureau's quota request), and the environment is created or resized. If applying
-//! fails the request goes back to pending, so nothing is left approved but not applied.
+//! it: the bureau's quota is raised just enough (an environment request), or the resources a
+//! bureau's quota request names are set to what it asked (the others keep their quota), and
+//! the environment is created or resized.
+//!
+//! Approval is all or nothing. The environment write is first tried as a server-side dry run,
+//! before the bureau's quota is raised; if the real write still fails, the raise is rolled back
+//! (on the bureau as it was raised, retried on conflicts) and the request goes back to pending.
+//! A failed approval is recorded in the audit log with what became of the quota. A quota request
+//! is never applied below what the bureau's environments have been admitted (409).
 
 use axum::{
     extract::State,
@@ -20,7 +26,7 @@ use crate::{
     extract::{Json, Path, Query},
     headroom::{self, Headroom},
     problem::{ApiResult, Problem},
-    state::{AppState, write_params},
+    state::{AppState, dry_run_params, write_params},
     views::{
         CreateEnvironment, Decision, EnvironmentView, QuotaBody, RequestView, UpdateEnvironment,
         quota_json,
@@ -154,6 +160,12 @@ async fn approve_request(
         })
         .into_response()),
         Err(problem) => {
+            if audit.snapshot().outcome.is_none() {
+                audit.outcome(format!(
+                    "approval failed, nothing was applied: {}",
+                    problem.detail
+                ));
+            }
             if let Err(error) = state.store().reopen_request(&id).await {
                 tracing::error!(%error, request = %id, "unable to reopen a request whose approval failed");
             }
@@ -185,10 +197,7 @@ async fn set_bureau_quota(
     if bureau.spec.quota == quota {
         return Ok(bureau);
     }
-    audit.quotas(
-        Some(quota_json(&bureau.spec.quota)),
-        Some(quota_json(&quota)),
-    );
+    let before = quota_json(&bureau.spec.quota);
     let name = bureau.metadata.name.clone().unwrap_or_default();
     let mut read = bureau;
     let mut attempt = 0;
@@ -213,9 +222,92 @@ async fn set_bureau_quota(
                 }
                 read = fresh;
             }
-            result => return Ok(result?),
+            result => {
+                let written = result?;
+                audit.quotas(Some(before), Some(quota_json(&written.spec.quota)));
+                return Ok(written);
+            }
         }
     }
+}
+
+/// Puts `raised`'s quota back to `previous` after the environment write failed with
+/// `problem`, and returns `problem` with the audit note saying what became of the quota.
+///
+/// The write carries `raised`'s resourceVersion. On a conflict (the operator writes the
+/// bureau's status) it is made again on a fresh copy, as long as the quota is still the one this
+/// approval set; a quota someone else changed meanwhile is left to them, and the note says so.
+async fn roll_back(
+    state: &AppState,
+    audit: &Audit,
+    raised: Bureau,
+    previous: Quota,
+    problem: Problem,
+) -> Problem {
+    if raised.spec.quota == previous {
+        return problem;
+    }
+    let name = raised.metadata.name.clone().unwrap_or_default();
+    let raised_quota = raised.spec.quota.clone();
+    let mut read = raised;
+    let mut attempt = 0;
+    let failure = loop {
+        attempt += 1;
+        let mut restored = read.clone();
+        restored.spec.quota = previous.clone();
+        match state
+            .bureaus()
+            .replace(&name, &write_params(), &restored)
+            .await
+        {
+            Ok(_) => {
+                audit.quotas(Some(quota_json(&previous)), Some(quota_json(&previous)));
+                audit.outcome(format!(
+                    "approval failed, the bureau quota was rolled back and nothing was applied: {}",
+                    problem.detail
+                ));
+                return problem;
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < 5 => {
+                match state.bureau(&name).await {
+                    Ok(fresh) if fresh.spec.quota == raised_quota => read = fresh,
+                    Ok(_) => break "the quota was changed meanwhile".to_owned(),
+                    Err(fresh) => break fresh.detail,
+                }
+            }
+            Err(error) => break error.to_string(),
+        }
+    };
+    tracing::error!(bureau = %name, %failure, "unable to roll back a bureau quota raised for a failed approval");
+    audit.outcome(format!(
+        "approval failed and the bureau quota raised for it could not be rolled back \
+         ({failure}): {}",
+        problem.detail
+    ));
+    problem
+}
+
+/// Refuses (409) a bureau quota below what its environments have been admitted, by their own
+/// status or by the bureau's.
+fn refuse_below_admitted(
+    owner: &Bureau,
+    quota: &Quota,
+    environments: &[zhengyun_model::crd::Environment],
+) -> ApiResult<()> {
+    let mut over = headroom::below_admitted(quota, environments)?;
+    if over.is_empty()
+        && let Some(allocated) = owner.status.as_ref().and_then(|s| s.allocated.as_ref())
+    {
+        over = headroom::below_allocated(quota, allocated)?;
+    }
+    if over.is_empty() {
+        return Ok(());
+    }
+    Err(Problem::conflict(format!(
+        "approving would set the bureau's quota below what its environments have been \
+         admitted: {}",
+        headroom::describe(&over)
+    )))
 }
 
 type Applied = (Option<zhengyun_model::crd::Environment>, Bureau);
@@ -226,8 +318,13 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
     let owner = state.bureau(bureau).await?;
     match request.kind {
         RequestKind::BureauQuota => {
-            let quota: QuotaBody = payload(request)?;
-            let updated = set_bureau_quota(state, audit, owner, quota.into()).await?;
+            // The payload names what changes; the rest stays as it is now. Requests stored
+            // before this rule have the same shape and are read the same way.
+            let change: QuotaBody = payload(request)?;
+            let quota = change.applied_to(&owner.spec.quota);
+            let environments = state.environments_of(bureau).await?;
+            refuse_below_admitted(&owner, &quota, &environments)?;
+            let updated = set_bureau_quota(state, audit, owner, quota).await?;
             Ok((None, updated))
         }
         RequestKind::EnvironmentCreate => {
@@ -245,13 +342,18 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
             }
             let room = Headroom::new(&owner.spec.quota, &environments, None)?;
             let raised = room.raised_limit(&owner.spec.quota, &headroom::wanted(&env.spec.quota)?);
-            let updated = set_bureau_quota(state, audit, owner, raised).await?;
-            let created = state
+            let refused = |e| already_exists(e, "environment", &request.object);
+            state
                 .environments()
-                .create(&write_params(), &env)
+                .create(&dry_run_params(), &env)
                 .await
-                .map_err(|e| already_exists(e, "environment", &request.object))?;
-            Ok((Some(created), updated))
+                .map_err(refused)?;
+            let previous = owner.spec.quota.clone();
+            let updated = set_bureau_quota(state, audit, owner, raised).await?;
+            match state.environments().create(&write_params(), &env).await {
+                Ok(created) => Ok((Some(created), updated)),
+                Err(e) => Err(roll_back(state, audit, updated, previous, refused(e)).await),
+            }
         }
         RequestKind::EnvironmentResize => {
             let body: UpdateEnvironment = payload(request)?;
@@ -261,12 +363,19 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
             let room = Headroom::new(&owner.spec.quota, &environments, Some(&request.object))?;
             let raised =
                 room.raised_limit(&owner.spec.quota, &headroom::wanted(&resized.spec.quota)?);
-            let updated = set_bureau_quota(state, audit, owner, raised).await?;
-            let replaced = state
-                .environments()
-                .replace(&request.object, &write_params(), &resized)
+            let environments_api = state.environments();
+            environments_api
+                .replace(&request.object, &dry_run_params(), &resized)
                 .await?;
-            Ok((Some(replaced), updated))
+            let previous = owner.spec.quota.clone();
+            let updated = set_bureau_quota(state, audit, owner, raised).await?;
+            match environments_api
+                .replace(&request.object, &write_params(), &resized)
+                .await
+            {
+                Ok(replaced) => Ok((Some(replaced), updated)),
+                Err(e) => Err(roll_back(state, audit, updated, previous, e.into()).await),
+            }
         }
     }
 }

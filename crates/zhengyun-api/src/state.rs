@@ -29,6 +29,15 @@ pub fn write_params() -> PostParams {
     }
 }
 
+/// Parameters of a server-side dry run of a create or replace: the cluster validates and
+/// admits the object as it would for real, and stores nothing.
+pub fn dry_run_params() -> PostParams {
+    PostParams {
+        dry_run: true,
+        ..write_params()
+    }
+}
+
 /// A name that cannot be a bureau code names no bureau: 404, decided before it reaches the
 /// cluster (where it could not even be put in a URL or a field selector).
 fn valid_bureau(name: &str) -> Result<(), Problem> {

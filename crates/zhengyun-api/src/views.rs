@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zhengyun_model::{
     crd::{Bureau, CatalogService, Environment, ServiceKind},
-    quantity::{Quantity, Quota},
+    quantity::{Quantity, Quota, Resource},
 };
 use zhengyun_store::ChangeRequest;
 
@@ -42,6 +42,26 @@ pub struct QuotaBody {
     /// Number of services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<String>,
+}
+
+impl QuotaBody {
+    /// Whether no resource is named.
+    pub fn is_empty(&self) -> bool {
+        *self == QuotaBody::default()
+    }
+
+    /// `current` with each resource named here set to its new amount; the resources not named
+    /// keep theirs. This is how a bureau's quota request is applied.
+    pub fn applied_to(&self, current: &Quota) -> Quota {
+        let named = Quota::from(self.clone());
+        let mut changed = current.clone();
+        for resource in Resource::ALL {
+            if let Some(amount) = named.get(resource) {
+                changed.set(resource, Some(amount.clone()));
+            }
+        }
+        changed
+    }
 }
 
 impl From<QuotaBody> for Quota {
@@ -183,11 +203,13 @@ impl UpdateBureau {
     }
 }
 
-/// A bureau's request for more quota.
+/// A bureau's request for a different quota.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QuotaIncrease {
-    /// The whole quota the bureau asks to have.
+    /// The resources to change, each with the new total the bureau asks for (at least one).
+    /// Resources not named keep the quota they have when the request is approved.
+    #[schema(example = json!({"cpu": "32"}))]
     pub quota: QuotaBody,
     /// Why, for the platform admin.
     #[schema(example = "汛期值守系统扩容")]
@@ -444,7 +466,8 @@ pub struct RequestView {
     pub bureau: String,
     /// The environment or bureau concerned.
     pub object: String,
-    /// What will be applied when approved.
+    /// What will be applied when approved: for `bureau-quota`, the resources to change and
+    /// their new totals (resources not named keep their quota).
     pub payload: serde_json::Value,
     /// Why it needs a decision.
     pub note: String,
@@ -501,4 +524,38 @@ pub struct Pending {
     pub request: RequestView,
     /// Why it needs a decision.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_change_sets_the_resources_it_names_and_keeps_the_rest() {
+        let current = Quota::default()
+            .with(Resource::Cpu, "2")
+            .with(Resource::Memory, "64Gi")
+            .with(Resource::Storage, "100Gi");
+        let change = QuotaBody {
+            cpu: Some("32".into()),
+            gpu: Some("1".into()),
+            ..Default::default()
+        };
+        let want = current
+            .clone()
+            .with(Resource::Cpu, "32")
+            .with(Resource::Gpu, "1");
+        assert_eq!(change.applied_to(&current), want);
+        assert_eq!(QuotaBody::default().applied_to(&current), current);
+    }
+
+    #[test]
+    fn a_quota_body_is_empty_only_when_it_names_nothing() {
+        assert!(QuotaBody::default().is_empty());
+        let pods = QuotaBody {
+            pods: Some("0".into()),
+            ..Default::default()
+        };
+        assert!(!pods.is_empty());
+    }
 }

@@ -303,6 +303,27 @@ async fn invalid_names_and_quantities_are_422_naming_each_field() {
 }
 
 #[tokio::test]
+async fn a_quota_request_that_names_no_resource_is_422_naming_the_quota_field() {
+    let h = harness().await;
+    let token = h.token(Role::BureauAdmin, Some("wjw")).await;
+    for body in [
+        r#"{"quota":{},"reason":"汛期值守系统扩容"}"#,
+        r#"{"quota":{"cpu":null},"reason":"汛期值守系统扩容"}"#,
+    ] {
+        let (status, answer, headers) = h
+            .call(request(
+                Method::POST,
+                "/api/v1/bureaus/wjw/quota-requests",
+                Some(&token),
+                Some(body),
+            ))
+            .await;
+        assert_problem(status, &answer, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(answer["errors"][0]["field"], "quota", "{answer}");
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_cluster_is_503_not_500() {
     let h = harness().await;
     let (status, body, headers) = h
@@ -438,6 +459,98 @@ async fn every_mutating_call_is_audited_even_when_refused_and_the_chain_verifies
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(verdict, json!({"intact": true, "entries": 2}));
+}
+
+#[tokio::test]
+async fn a_refused_call_with_a_200_kb_name_is_audited_in_bounded_form() {
+    let h = harness().await;
+    let viewer = h.token(Role::BureauViewer, Some("wjw")).await;
+    let body = json!({
+        "name": format!("wjw-{}", "卫".repeat(70_000)),
+        "purpose": "dev",
+        "quota": {"cpu": "1"},
+    })
+    .to_string();
+    assert!(body.len() > 200_000);
+    let (status, _, _) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus/wjw/environments",
+            Some(&viewer),
+            Some(&body),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, log, _) = h
+        .call(request(Method::GET, "/api/v1/audit", Some(&h.admin), None))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let entry = &log[0];
+    assert_eq!(entry["result"], "403 Forbidden");
+    let object = entry["object"].as_str().expect("object");
+    assert!(object.starts_with("environments/wjw-卫卫"), "{object}");
+    assert!(object.contains("[cut"), "{object}");
+    assert!(
+        entry.to_string().len() < 4096,
+        "{} bytes",
+        entry.to_string().len()
+    );
+    let (_, verdict, _) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/audit/verify",
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_eq!(verdict, json!({"intact": true, "entries": 1}));
+}
+
+#[tokio::test]
+async fn an_audit_page_stops_before_one_mebibyte_and_names_where_the_next_begins() {
+    let h = harness().await;
+    for n in 0..1000 {
+        h.store
+            .append_audit(&zhengyun_store::AuditEntry {
+                at: jiff::Timestamp::from_second(1_790_000_000 + n).expect("instant"),
+                principal: "0123456789abcdef".to_owned(),
+                role: Some(Role::BureauViewer),
+                bureau: Some("wjw".to_owned()),
+                action: "environment.create".to_owned(),
+                object: format!("environments/{}", "卫".repeat(2_000)),
+                quota_before: None,
+                quota_after: None,
+                result: format!("403 Forbidden: {}", "审".repeat(2_000)),
+                request_id: format!("req-{n}"),
+            })
+            .await
+            .expect("append");
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/audit?limit=1000".to_owned();
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        let (status, page, headers) = h
+            .call(request(Method::GET, &uri, Some(&h.admin), None))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(serde_json::to_vec(&page).expect("json").len() <= 1 << 20);
+        let entries = page.as_array().expect("entries");
+        assert!(!entries.is_empty());
+        seen.extend(entries.iter().map(|e| e["seq"].as_u64().expect("seq")));
+        match headers.get("x-next-after").and_then(|v| v.to_str().ok()) {
+            Some(next) => {
+                assert_eq!(next, seen.last().expect("seq").to_string());
+                uri = format!("/api/v1/audit?limit=1000&after={next}");
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert!(pages > 1, "one page held everything");
+    assert_eq!(seen, (1..=1000).collect::<Vec<u64>>());
 }
 
 #[tokio::test]

@@ -15,6 +15,13 @@
 //! big-endian byte length and the UTF-8 bytes exactly as stored. Length prefixes make the
 //! encoding unambiguous without escaping, so any language can recompute it.
 //!
+//! What is stored is bounded, whatever the caller asked for (a refused call's 200 KB name
+//! included): in every text field control characters are escaped (`\n`, `\u{1b}`) and at most
+//! [`MAX_FIELD_CHARS`] characters are kept, the last of them a marker saying the field was cut
+//! and how long it was; the strings inside a quota are bounded alike, and a quota still over
+//! [`MAX_QUOTA_BYTES`] is kept as its cut JSON text. Bounding is done before hashing, so the
+//! chain covers exactly what is stored.
+//!
 //! Appends serialize on the `audit_head` row (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
 //! `SELECT … FOR UPDATE`), so concurrent appends — from one process or several — always extend
 //! the chain and never fork it. Instants are kept to the microsecond; that is what is hashed.
@@ -43,6 +50,58 @@ const CANONICAL_TAG: &[u8] = b"zhengyun-audit-v1";
 /// The most entries one [`Store::audit_log`] call returns.
 pub const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
+/// The most characters an audit text field keeps (the cut marker included).
+pub const MAX_FIELD_CHARS: usize = 300;
+/// The most bytes a quota keeps as JSON.
+pub const MAX_QUOTA_BYTES: usize = 4096;
+
+/// `text` as the audit log stores it: control characters (and bidirectional overrides, which
+/// could disguise what a line says) escaped, then cut on a character boundary to
+/// [`MAX_FIELD_CHARS`] characters ending in `…[cut, N bytes]`, N the escaped text's length.
+/// Bounding bounded text changes nothing.
+pub fn bounded_text(text: &str) -> String {
+    let disguising =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if disguising(c) {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    if escaped.chars().count() <= MAX_FIELD_CHARS {
+        return escaped;
+    }
+    let marker = format!("…[cut, {} bytes]", escaped.len());
+    let keep = MAX_FIELD_CHARS.saturating_sub(marker.chars().count());
+    escaped.chars().take(keep).chain(marker.chars()).collect()
+}
+
+/// A quota (or any JSON) as the audit log stores it: every string and key bounded like
+/// [`bounded_text`]; if it is still over [`MAX_QUOTA_BYTES`], its JSON text, bounded.
+pub fn bounded_json(value: &serde_json::Value) -> serde_json::Value {
+    fn strings(value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => Value::String(bounded_text(text)),
+            Value::Array(items) => Value::Array(items.iter().map(strings).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, value)| (bounded_text(key), strings(value)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    let bounded = strings(value);
+    let text = bounded.to_string();
+    if text.len() <= MAX_QUOTA_BYTES {
+        bounded
+    } else {
+        serde_json::Value::String(bounded_text(&text))
+    }
+}
 
 /// One audited action, as the API records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +127,25 @@ pub struct AuditEntry {
     pub result: String,
     /// The request id of the API call, to find it in the logs.
     pub request_id: String,
+}
+
+impl AuditEntry {
+    /// The entry as the audit log stores it: every field bounded (see [`bounded_text`],
+    /// [`bounded_json`]).
+    pub fn bounded(&self) -> AuditEntry {
+        AuditEntry {
+            at: self.at,
+            principal: bounded_text(&self.principal),
+            role: self.role,
+            bureau: self.bureau.as_deref().map(bounded_text),
+            action: bounded_text(&self.action),
+            object: bounded_text(&self.object),
+            quota_before: self.quota_before.as_ref().map(bounded_json),
+            quota_after: self.quota_after.as_ref().map(bounded_json),
+            result: bounded_text(&self.result),
+            request_id: bounded_text(&self.request_id),
+        }
+    }
 }
 
 /// A stored entry with its place in the chain.
@@ -298,9 +376,11 @@ fn check_entry(entry: &AuditEntry) -> Result<()> {
 }
 
 impl Store {
-    /// Appends `entry` to the audit log and returns it with its `seq` and hashes. Concurrent
-    /// appends are serialized: the chain never forks.
+    /// Appends `entry`, bounded (see [`AuditEntry::bounded`]), to the audit log and returns it
+    /// as stored with its `seq` and hashes. Concurrent appends are serialized: the chain never
+    /// forks.
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord> {
+        let entry = &entry.bounded();
         check_entry(entry)?;
         const DOING: &str = "appending to the audit log";
         let (stored, prev_hash, hash) = with_pool!(self, pool => {
@@ -522,5 +602,56 @@ impl ChainCheck {
         ChainStatus::Intact {
             entries: seq_of(last),
         }
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    #[test]
+    fn short_text_is_kept_as_it_is() {
+        assert_eq!(
+            bounded_text("environments/wjw-prod"),
+            "environments/wjw-prod"
+        );
+        assert_eq!(bounded_text("海淀区卫生健康委员会"), "海淀区卫生健康委员会");
+    }
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_escaped() {
+        assert_eq!(bounded_text("a\nb\tc\u{1b}[0m"), "a\\nb\\tc\\u{1b}[0m");
+        assert_eq!(bounded_text("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn long_chinese_text_is_cut_on_a_char_boundary_with_a_marker_and_cutting_again_changes_nothing()
+    {
+        let long = "卫".repeat(1_000);
+        let cut = bounded_text(&long);
+        assert_eq!(cut.chars().count(), MAX_FIELD_CHARS);
+        assert!(cut.starts_with("卫卫卫"));
+        assert!(cut.ends_with("…[cut, 3000 bytes]"), "{cut}");
+        assert_eq!(bounded_text(&cut), cut);
+        let exact = "卫".repeat(MAX_FIELD_CHARS);
+        assert_eq!(bounded_text(&exact), exact);
+    }
+
+    #[test]
+    fn a_quota_keeps_its_shape_with_its_strings_bounded_and_an_oversized_one_becomes_text() {
+        let quota = serde_json::json!({"cpu": "核".repeat(1_000), "memory": "8Gi"});
+        let bounded = bounded_json(&quota);
+        assert_eq!(bounded["memory"], "8Gi");
+        assert!(bounded["cpu"].as_str().is_some_and(|c| c.contains("[cut")));
+        let many: serde_json::Map<_, _> = (0..100)
+            .map(|n| (format!("k{n}"), serde_json::Value::String("卫".repeat(200))))
+            .collect();
+        let bounded = bounded_json(&serde_json::Value::Object(many));
+        assert!(
+            bounded
+                .as_str()
+                .is_some_and(|t| t.chars().count() <= MAX_FIELD_CHARS)
+        );
+        assert_eq!(bounded_json(&bounded), bounded);
     }
 }

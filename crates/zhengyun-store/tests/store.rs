@@ -33,6 +33,7 @@ on_both_backends!(
     the_database_refuses_to_update_audit_entries,
     fifty_concurrent_appends_make_one_unbroken_chain,
     the_audit_log_filters_and_pages_in_chain_order,
+    overlong_audit_fields_are_stored_cut_on_a_char_boundary_with_a_marker_and_escaped,
     recording_the_same_intervals_twice_stores_them_once,
     an_interval_key_recorded_with_another_amount_is_a_conflict_and_stores_nothing,
     amounts_beyond_the_ledger_range_are_refused,
@@ -469,6 +470,58 @@ async fn fifty_concurrent_appends_make_one_unbroken_chain(db: &TestDb) {
     assert_eq!(
         db.store.audit_head().await.expect("head").hash,
         all[49].hash
+    );
+}
+
+async fn overlong_audit_fields_are_stored_cut_on_a_char_boundary_with_a_marker_and_escaped(
+    db: &TestDb,
+) {
+    use zhengyun_store::audit::MAX_FIELD_CHARS;
+    let store = &db.store;
+    let mut long = entry(1, "wjw", "environment.create");
+    long.object = format!("environments/{}", "卫".repeat(70_000));
+    long.result = format!("403 Forbidden: {}", "健".repeat(10_000));
+    long.action = "environment.create\n\u{1b}[31mforged\tline".to_owned();
+    long.quota_after = Some(json!({"cpu": "核".repeat(10_000), "memory": "8Gi"}));
+    let record = store.append_audit(&long).await.expect("append");
+    let stored = &record.entry;
+    for (field, value) in [
+        ("object", &stored.object),
+        ("result", &stored.result),
+        ("action", &stored.action),
+    ] {
+        assert!(
+            value.chars().count() <= MAX_FIELD_CHARS,
+            "{field} keeps {} characters",
+            value.chars().count()
+        );
+        assert!(!value.chars().any(char::is_control), "{field}: {value:?}");
+    }
+    assert!(stored.object.starts_with("environments/卫卫卫"));
+    assert!(stored.object.contains("[cut"), "{}", stored.object);
+    assert!(stored.result.starts_with("403 Forbidden: 健"));
+    assert_eq!(
+        stored.action,
+        "environment.create\\n\\u{1b}[31mforged\\tline"
+    );
+    let after = stored.quota_after.as_ref().expect("quota after");
+    assert_eq!(after["memory"], "8Gi");
+    let cpu = after["cpu"].as_str().expect("cpu");
+    assert!(cpu.chars().count() <= MAX_FIELD_CHARS && cpu.contains("[cut"));
+    let short = store
+        .append_audit(&entry(2, "wjw", "environment.resize"))
+        .await
+        .expect("append");
+    assert_eq!(short.entry, entry(2, "wjw", "environment.resize"));
+
+    let read = store
+        .audit_log(&AuditFilter::default())
+        .await
+        .expect("read");
+    assert_eq!(read[0], record);
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 2 }
     );
 }
 

@@ -74,6 +74,17 @@ impl QuotaArgs {
     }
 }
 
+/// The body of a quota request: the resources to change, each with its new total. One that
+/// names no resource is refused before anything is sent.
+fn quota_request(quota: &QuotaArgs, reason: &str) -> anyhow::Result<Value> {
+    anyhow::ensure!(
+        !quota.is_empty(),
+        "name the resources to change with at least one of --cpu, --memory, --storage, --gpu, \
+         --pods; the others keep their quota"
+    );
+    Ok(json!({"quota": quota.to_json(), "reason": reason}))
+}
+
 /// Commands on a bureau's environments.
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
@@ -170,7 +181,10 @@ pub enum ApiCommand {
     Env(EnvCommand),
     /// Show the bureau's quota, what is allocated and what is used.
     Quota,
-    /// Ask a platform admin for more quota for the bureau.
+    /// Ask a platform admin to change the bureau's quota.
+    ///
+    /// Name each resource to change with its new total (at least one); the others keep their
+    /// quota.
     RequestQuota {
         #[command(flatten)]
         quota: QuotaArgs,
@@ -257,8 +271,8 @@ impl ApiCommand {
                 Ok(())
             }
             ApiCommand::RequestQuota { quota, reason } => {
+                let body = quota_request(&quota, &reason)?;
                 let bureau = bureau_of(&api, common.bureau).await?;
-                let body = json!({"quota": quota.to_json(), "reason": reason});
                 let path = format!("/api/v1/bureaus/{}/quota-requests", segment(&bureau));
                 let answer = api.send_json(Method::POST, &path, &body).await?;
                 say(
@@ -729,6 +743,20 @@ mod tests {
         assert_eq!(segment("wjw-prod"), "wjw-prod");
         assert_eq!(segment("卫"), "%E5%8D%AB");
         assert_eq!(segment("a/b"), "a%2Fb");
+    }
+
+    #[test]
+    fn a_quota_request_that_names_no_resource_is_refused_before_it_is_sent() {
+        let error = quota_request(&QuotaArgs::default(), "扩容").expect_err("refused");
+        assert!(error.to_string().contains("--cpu"), "{error}");
+        let named = QuotaArgs {
+            cpu: Some("32".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            quota_request(&named, "扩容").expect("a body"),
+            json!({"quota": {"cpu": "32"}, "reason": "扩容"})
+        );
     }
 
     #[test]

@@ -401,6 +401,291 @@ async fn a_request_beyond_the_bureau_quota_waits_for_approval_and_approval_appli
     cleanup(&bureau).await
 }
 
+/// The bureau's quota as the API shows it.
+async fn bureau_quota(api: &Api, bureau: &str) -> anyhow::Result<Value> {
+    let answer = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/bureaus/{bureau}"),
+            Some(&api.admin),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(answer.status == StatusCode::OK, "bureau: {answer:?}");
+    Ok(answer.body["quota"].clone())
+}
+
+async fn request_state(api: &Api, id: &str) -> anyhow::Result<Value> {
+    let answer = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests/{id}"),
+            Some(&api.admin),
+            None,
+        )
+        .await?;
+    Ok(answer.body["state"].clone())
+}
+
+#[tokio::test]
+async fn a_quota_request_changes_only_the_resources_it_names_and_keeps_the_rest_as_at_approval()
+-> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let bureau = unique_name("rsj");
+    onboard(&api, &bureau, "2").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let filed = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/bureaus/{bureau}/quota-requests"),
+            Some(&token),
+            Some(&json!({"quota": {"cpu": "32"}, "reason": "社保系统年度结算"})),
+        )
+        .await?;
+    assert_eq!(filed.status, StatusCode::ACCEPTED, "{:?}", filed.body);
+    assert_eq!(filed.body["request"]["payload"], json!({"cpu": "32"}));
+    let id = filed.body["request"]["id"].as_str().expect("id").to_owned();
+
+    // Memory changes between filing and approval; approval keeps the new value.
+    let patched = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/bureaus/{bureau}"),
+            Some(&api.admin),
+            Some(&json!({"quota": {"cpu": "2", "memory": "128Gi", "storage": "100Gi"}})),
+        )
+        .await?;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+
+    let approved = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{id}/approve"),
+            Some(&api.admin),
+            Some(&json!({})),
+        )
+        .await?;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    let want = json!({"cpu": "32", "memory": "128Gi", "storage": "100Gi"});
+    assert_eq!(approved.body["bureauQuota"], want);
+    assert_eq!(bureau_quota(&api, &bureau).await?, want);
+    cleanup(&bureau).await
+}
+
+/// A ValidatingAdmissionPolicy (and its binding) that makes the cluster refuse to create the
+/// environment `target` of `bureau`: every create, or with `dry_runs_pass` only the real one (so
+/// a dry run of it succeeds). Returns once the cluster enforces it.
+async fn refuse_creating(bureau: &str, target: &str, dry_runs_pass: bool) -> anyhow::Result<()> {
+    use kube::{
+        api::PostParams,
+        core::{ApiResource, DynamicObject, GroupVersionKind},
+    };
+    let client = client().await?;
+    let gvk = |kind: &str| GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+    let policy = format!("e2e-refuse-{target}");
+    // The probe is refused even in a dry run, which tells when the policy is in force.
+    let probe = if dry_runs_pass {
+        format!("{bureau}-test")
+    } else {
+        target.to_owned()
+    };
+    let expression = if dry_runs_pass {
+        format!(
+            "object.metadata.name != '{probe}' && \
+             (object.metadata.name != '{target}' || request.dryRun)"
+        )
+    } else {
+        format!("object.metadata.name != '{target}'")
+    };
+    let objects = [
+        (
+            gvk("ValidatingAdmissionPolicy"),
+            json!({"metadata": {"name": policy}, "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": ["zhengyun.io"], "apiVersions": ["*"],
+                    "operations": ["CREATE"], "resources": ["environments"]}]},
+                "validations": [{"expression": expression, "reason": "Invalid",
+                    "message": "refused by the test's admission policy"}]}}),
+        ),
+        (
+            gvk("ValidatingAdmissionPolicyBinding"),
+            json!({"metadata": {"name": policy}, "spec": {
+                "policyName": policy, "validationActions": ["Deny"]}}),
+        ),
+    ];
+    for (gvk, body) in objects {
+        let resource = ApiResource::from_gvk(&gvk);
+        let mut object: DynamicObject = serde_json::from_value(body)?;
+        object.types = Some(kube::core::TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        });
+        KubeApi::<DynamicObject>::all_with(client.clone(), &resource)
+            .create(&PostParams::default(), &object)
+            .await?;
+    }
+    let probe_env: Environment = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": probe},
+        "spec": {"bureau": bureau, "purpose": if dry_runs_pass { "test" } else { "prod" },
+            "quota": {"cpu": "1", "memory": "1Gi"}},
+    }))?;
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let environments = KubeApi::<Environment>::all(client);
+    eventually("the admission policy in force", WAIT, || async {
+        Ok(environments
+            .create(&dry_run, &probe_env)
+            .await
+            .is_err()
+            .then_some(()))
+    })
+    .await
+}
+
+async fn remove_refusal(target: &str) -> anyhow::Result<()> {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let client = client().await?;
+    for kind in [
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicy",
+    ] {
+        let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+        KubeApi::<DynamicObject>::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+            .delete(&format!("e2e-refuse-{target}"), &Default::default())
+            .await
+            .ok();
+    }
+    Ok(())
+}
+
+/// Files an environment request beyond `bureau`'s 2 cores, makes the cluster refuse to create
+/// it, approves it, and checks that nothing stays applied and the failure is audited.
+async fn approve_an_environment_the_cluster_refuses(
+    prefix: &str,
+    dry_runs_pass: bool,
+    outcome: &str,
+) -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let bureau = unique_name(prefix);
+    onboard(&api, &bureau, "2").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let name = format!("{bureau}-prod");
+    let big = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/bureaus/{bureau}/environments"),
+            Some(&token),
+            Some(&env_body(&name, "prod", "4")),
+        )
+        .await?;
+    assert_eq!(big.status, StatusCode::ACCEPTED, "{:?}", big.body);
+    let id = big.body["request"]["id"].as_str().expect("id").to_owned();
+    refuse_creating(&bureau, &name, dry_runs_pass).await?;
+
+    let before = bureau_quota(&api, &bureau).await?;
+    let approved = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{id}/approve"),
+            Some(&api.admin),
+            Some(&json!({})),
+        )
+        .await?;
+    remove_refusal(&name).await?;
+    assert_eq!(
+        approved.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        approved.body
+    );
+    assert_eq!(bureau_quota(&api, &bureau).await?, before);
+    assert_eq!(request_state(&api, &id).await?, "pending");
+    let log = api
+        .store
+        .audit_log(&zhengyun_store::AuditFilter {
+            action: Some("request.approve".to_owned()),
+            ..Default::default()
+        })
+        .await?;
+    let entry = &log.last().expect("an audit entry").entry;
+    assert!(entry.result.starts_with("422"), "{entry:?}");
+    assert!(entry.result.contains(outcome), "{entry:?}");
+    assert_eq!(entry.quota_before, entry.quota_after, "{entry:?}");
+    cleanup(&bureau).await
+}
+
+#[tokio::test]
+async fn approving_an_environment_the_cluster_would_refuse_raises_no_quota_and_is_audited()
+-> anyhow::Result<()> {
+    approve_an_environment_the_cluster_refuses("jtj", false, "nothing was applied").await
+}
+
+#[tokio::test]
+async fn an_approval_whose_create_fails_after_the_dry_run_rolls_the_quota_back_and_is_audited()
+-> anyhow::Result<()> {
+    approve_an_environment_the_cluster_refuses("jtw", true, "rolled back").await
+}
+
+#[tokio::test]
+async fn approving_a_quota_request_below_what_is_admitted_is_409_and_changes_nothing()
+-> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let bureau = unique_name("mzj");
+    onboard(&api, &bureau, "4").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let name = format!("{bureau}-prod");
+    let created = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/bureaus/{bureau}/environments"),
+            Some(&token),
+            Some(&env_body(&name, "prod", "3")),
+        )
+        .await?;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    wait_for_phase(&api, &token, &bureau, &name, "Ready").await?;
+
+    let filed = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/bureaus/{bureau}/quota-requests"),
+            Some(&token),
+            Some(&json!({"quota": {"cpu": "1"}, "reason": "退还闲置资源"})),
+        )
+        .await?;
+    assert_eq!(filed.status, StatusCode::ACCEPTED, "{:?}", filed.body);
+    let id = filed.body["request"]["id"].as_str().expect("id").to_owned();
+    let before = bureau_quota(&api, &bureau).await?;
+    let approved = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/requests/{id}/approve"),
+            Some(&api.admin),
+            Some(&json!({})),
+        )
+        .await?;
+    assert_eq!(approved.status, StatusCode::CONFLICT, "{:?}", approved.body);
+    assert_eq!(
+        approved.body["type"],
+        "https://zhengyun.io/problems/conflict"
+    );
+    assert!(
+        approved.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("cpu")),
+        "{:?}",
+        approved.body
+    );
+    assert_eq!(bureau_quota(&api, &bureau).await?, before);
+    assert_eq!(request_state(&api, &id).await?, "pending");
+    cleanup(&bureau).await
+}
+
 /// One row of the authorization matrix: method, path, body, extra headers, and the expected
 /// status for each caller.
 type Case<'a> = (
