@@ -16,6 +16,7 @@ NS=zhengyun-system
 RELEASE=zhengyun
 CHART=helm/zhengyun
 SCRATCH=zhengyun-rbac-check
+FOREIGN=zhengyun-rbac-foreign
 OPERATOR=system:serviceaccount:$NS:zhengyun-operator
 API=system:serviceaccount:$NS:zhengyun-api
 tmp=$(mktemp -d)
@@ -28,7 +29,7 @@ step() { echo "--- $*"; }
 
 cleanup() {
   if [ -f "$tmp/rbac.yaml" ]; then kubectl delete --ignore-not-found -f "$tmp/rbac.yaml" >/dev/null 2>&1 || true; fi
-  kubectl delete namespace "$SCRATCH" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  kubectl delete namespace "$SCRATCH" "$FOREIGN" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   if [ -f "$tmp/created-namespace" ]; then kubectl delete namespace "$NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true; fi
   rm -rf "$tmp"
 }
@@ -96,9 +97,19 @@ kubectl wait --for condition=established --timeout=60s \
   crd/bureaus.zhengyun.io crd/environments.zhengyun.io crd/capacitypools.zhengyun.io crd/ratecards.zhengyun.io >/dev/null
 helm template "$RELEASE" "$CHART" -n "$NS" \
   --show-only templates/serviceaccounts.yaml --show-only templates/rbac-operator.yaml \
-  --show-only templates/rbac-api.yaml > "$tmp/rbac.yaml"
+  --show-only templates/rbac-api.yaml --show-only templates/operator-scope.yaml \
+  --show-only templates/tenant-policies.yaml > "$tmp/rbac.yaml"
 kubectl apply --server-side -f "$tmp/rbac.yaml" >/dev/null
+# A namespace as the operator makes it (its label), and one it did not make.
 kubectl create namespace "$SCRATCH" >/dev/null
+kubectl label namespace "$SCRATCH" app.kubernetes.io/managed-by=zhengyun >/dev/null
+kubectl create namespace "$FOREIGN" >/dev/null
+# The operator-scope policy is enforced once the API server has loaded it: wait for a refusal.
+for _ in $(seq 1 60); do
+  if ! kubectl create rolebinding probe --clusterrole=zhengyun-tenant-admin --group=g -n "$FOREIGN" \
+    --as="$OPERATOR" --dry-run=server >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
 
 # expect WHO yes|no VERB RESOURCE [flags…]: asks the API server whether WHO may do it.
 expect() {
@@ -146,9 +157,10 @@ no  get secrets -n wjw-prod
 no  create pods/exec -n wjw-prod
 no  update nodes
 no  delete customresourcedefinitions.apiextensions.k8s.io
-yes create clusterroles.rbac.authorization.k8s.io/zhengyun-tenant-admin
-yes patch clusterroles.rbac.authorization.k8s.io/zhengyun-tenant-viewer
-yes escalate clusterroles.rbac.authorization.k8s.io/zhengyun-tenant-admin
+no  create clusterroles.rbac.authorization.k8s.io/zhengyun-tenant-admin
+no  patch clusterroles.rbac.authorization.k8s.io/zhengyun-tenant-viewer
+no  escalate clusterroles.rbac.authorization.k8s.io/zhengyun-tenant-admin
+yes bind clusterroles.rbac.authorization.k8s.io/zhengyun-tenant-admin
 yes bind clusterroles.rbac.authorization.k8s.io/zhengyun-tenant-viewer
 no  patch clusterroles.rbac.authorization.k8s.io/cluster-admin
 no  bind clusterroles.rbac.authorization.k8s.io/cluster-admin
@@ -230,8 +242,16 @@ as "$OPERATOR" pass "bind zhengyun-tenant-admin to a bureau's group" \
 as "$OPERATOR" deny "bind the built-in admin role" \
   kubectl create rolebinding check-admin --clusterrole=admin --group=wjw-admins -n "$SCRATCH"
 tenant_role zhengyun-tenant-admin > "$tmp/tenant.yaml"
-as "$OPERATOR" pass "write the tenant admin role (rules it does not hold itself)" \
+as "$OPERATOR" deny "write the tenant admin role (the chart owns it)" \
   kubectl apply --server-side --field-manager=zhengyun-operator -f "$tmp/tenant.yaml"
+# Beyond RBAC, the operator-scope admission policy: namespaces and bindings it made, only.
+as "$OPERATOR" deny "bind a tenant role in a namespace it did not make" \
+  kubectl create rolebinding zhengyun-tenant-admin --clusterrole=zhengyun-tenant-admin --group=wjw-admins -n "$FOREIGN"
+as "$OPERATOR" deny "delete a namespace it did not make" kubectl delete namespace "$FOREIGN"
+as "$OPERATOR" deny "label a namespace it did not make" \
+  kubectl label namespace "$FOREIGN" zhengyun.io/bureau=wjw
+as "$OPERATOR" deny "create a namespace without its mark" kubectl create namespace zhengyun-check-bare
+as "$OPERATOR" pass "delete a namespace it made" kubectl delete namespace "$SCRATCH"
 tenant_role zhengyun-check-other > "$tmp/other.yaml"
 as "$OPERATOR" deny "write a ClusterRole other than the tenant roles" \
   kubectl apply --server-side --field-manager=zhengyun-operator -f "$tmp/other.yaml"

@@ -194,20 +194,24 @@ pub fn admission_policy_bindings() -> Vec<ValidatingAdmissionPolicyBinding> {
         .collect()
 }
 
-fn document<T: Serialize>(obj: &T) -> String {
-    let yaml = serde_yaml::to_string(obj).expect("an admission policy serializes to YAML");
-    format!("---\n{yaml}")
+/// Kubernetes objects as one multi-document YAML stream, each document opened by `---`.
+///
+/// # Panics
+///
+/// Never in practice: Kubernetes objects are plain data with string keys.
+pub fn yaml_stream<T: Serialize>(objects: &[T]) -> String {
+    objects
+        .iter()
+        .map(|obj| {
+            let yaml = serde_yaml::to_string(obj).expect("a Kubernetes object serializes to YAML");
+            format!("---\n{yaml}")
+        })
+        .collect()
 }
 
 /// The policies and their bindings as one multi-document YAML stream (`zhengyun policies`).
 pub fn admission_policies_yaml() -> String {
-    let policies = admission_policies();
-    let bindings = admission_policy_bindings();
-    policies
-        .iter()
-        .map(document)
-        .chain(bindings.iter().map(document))
-        .collect()
+    yaml_stream(&admission_policies()) + &yaml_stream(&admission_policy_bindings())
 }
 
 #[cfg(test)]

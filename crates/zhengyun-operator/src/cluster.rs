@@ -1,5 +1,6 @@
 //! Cluster-wide objects every environment relies on: the tenant ClusterRoles its RoleBindings
-//! point at, and one PriorityClass per tier. Applied once when the operator starts leading.
+//! point at (installed with the chart or `zhengyun policies`, never by the operator), and one
+//! PriorityClass per tier (applied when the operator starts leading).
 //!
 //! The tenant roles are written so that invariant 3 holds: a bureau can run its workloads but
 //! can never raise its own quota. They grant nothing on resourcequotas, limitranges,

@@ -226,12 +226,8 @@ fn default_holder() -> String {
 }
 
 async fn install_cluster_objects(client: &Client) -> Result<()> {
-    for role in cluster::tenant_roles().map_err(|source| Error::Build {
-        what: "tenant roles".into(),
-        source,
-    })? {
-        apply::cluster(client, &role).await?;
-    }
+    // The tenant ClusterRoles are installed with the chart (or `zhengyun policies`), never by
+    // the operator: it holds no write on ClusterRoles, only `bind` on those two.
     let pool = environments::capacity_pool(client).await?;
     for class in
         cluster::priority_classes(&pool.priority_classes).map_err(|source| Error::Build {

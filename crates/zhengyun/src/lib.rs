@@ -51,8 +51,8 @@ enum LogFormat {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (for `kubectl apply -f -`).
     Crds,
-    /// Print the admission policies that hold tenants to their namespaces, with their bindings,
-    /// as YAML (for `kubectl apply -f -`, after the CRDs).
+    /// Print what holds tenants to their namespaces, cluster-wide: the tenant ClusterRoles and the
+    /// admission policies with their bindings, as YAML (for `kubectl apply -f -`, after the CRDs).
     Policies,
     /// Print the API's OpenAPI 3.1 document as JSON.
     Openapi,
@@ -116,6 +116,8 @@ impl Cli {
                 Ok(())
             }
             Command::Policies => {
+                let roles = zhengyun_operator::cluster::tenant_roles()?;
+                print!("{}", zhengyun_model::policies::yaml_stream(&roles));
                 print!("{}", zhengyun_model::admission_policies_yaml());
                 Ok(())
             }

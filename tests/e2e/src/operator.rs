@@ -102,10 +102,17 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs (server-side applies) the tenant admission policies and their bindings, as the
-/// chart does.
+/// Installs (server-side applies) the tenant ClusterRoles and the tenant admission policies with
+/// their bindings, as the chart does.
 pub async fn install_policies(client: &Client) -> anyhow::Result<()> {
     let params = PatchParams::apply("zhengyun-e2e").force();
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+    for role in zhengyun_operator::cluster::tenant_roles()? {
+        roles
+            .patch(&role.name_any(), &params, &Patch::Apply(&role))
+            .await
+            .with_context(|| format!("apply tenant role {}", role.name_any()))?;
+    }
     let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
     for policy in zhengyun_model::admission_policies() {
         policies
