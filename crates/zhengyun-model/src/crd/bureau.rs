@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Condition;
 use crate::{
     names::{self, BureauKind},
-    quantity::Quota,
+    quantity::{ObservedQuota, Quota},
     validation::{Validate, ValidationErrors, check_decimal, field_path},
 };
 
@@ -86,10 +86,12 @@ pub struct BureauSpec {
 pub struct BureauStatus {
     /// Sum of the quotas of this bureau's admitted environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub allocated: Option<Quota>,
 
     /// Sum of what this bureau's environments actually request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub used: Option<Quota>,
 
     /// Number of environments of this bureau.

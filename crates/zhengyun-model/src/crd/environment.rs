@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Condition, Time};
 use crate::{
     names::{self, Purpose, Tier},
-    quantity::{Quantity, Quota, Resource, Unit},
+    quantity::{ObservedQuota, Quantity, Quota, Resource, Unit, written_bytes_schema},
     validation::{Validate, ValidationErrors, field_path},
 };
 
@@ -118,6 +118,7 @@ pub struct CatalogService {
 
     /// Size of the data volume; required for `postgres`, counted against `spec.quota.storage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_bytes_schema")]
     pub storage: Option<Quantity>,
 }
 
@@ -166,6 +167,7 @@ pub struct EnvironmentStatus {
 
     /// What the environment's pods and volumes currently request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub usage: Option<Quota>,
 
     /// The `metadata.generation` this status describes.
@@ -179,6 +181,7 @@ pub struct EnvironmentStatus {
     /// The quota admission granted, which the namespace's ResourceQuota enforces. Differs from
     /// `spec.quota` while a resize is pending or blocked; absent until admitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub admitted_quota: Option<Quota>,
 }
 
@@ -237,7 +240,7 @@ impl EnvironmentSpec {
         let quota = match self
             .quota
             .get(Resource::Storage)
-            .map(|q| q.parse(Unit::Bytes))
+            .map(|q| q.parse_written(Unit::Bytes))
         {
             None => 0,
             Some(Ok(bytes)) => bytes,
@@ -259,7 +262,7 @@ impl EnvironmentSpec {
             .iter()
             .filter_map(|s| s.storage.as_ref())
             .try_fold(0u64, |total, size| {
-                total.checked_add(size.parse(Unit::Bytes).ok()?)
+                total.checked_add(size.parse_written(Unit::Bytes).ok()?)
             })
     }
 }
@@ -273,7 +276,7 @@ impl CatalogService {
             (None, true) => errors.push(at("storage"), "is required for postgres services"),
             (Some(_), false) => errors.push(at("storage"), "is only allowed for postgres services"),
             (Some(size), true) => {
-                if let Err(e) = size.parse(Unit::Bytes) {
+                if let Err(e) = size.parse_written(Unit::Bytes) {
                     errors.push(at("storage"), e.to_string());
                 }
             }
