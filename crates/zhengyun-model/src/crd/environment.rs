@@ -60,6 +60,7 @@ pub struct EnvironmentSpec {
     /// Code of the owning bureau. Never changes.
     #[schemars(length(min = 1, max = 40), regex(pattern = names::DNS1123_LABEL_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("bureau is immutable"))]
+    #[x_kube(validation = Rule::new("!self.matches('(^|-)(dev|test|staging|prod)(-|$)')").message("bureau must be a bureau code, which has no purpose (dev, test, staging, prod) as a segment"))]
     pub bureau: String,
 
     /// What the environment is for. Never changes.
