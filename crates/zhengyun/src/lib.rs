@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -100,7 +101,8 @@ impl Cli {
         match cli.run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("zhengyun: {e:#}");
+                // Errors carry the server's words: shown escaped, line breaks kept.
+                eprintln!("zhengyun: {}", terminal::lines(&format!("{e:#}")));
                 ExitCode::FAILURE
             }
         }
