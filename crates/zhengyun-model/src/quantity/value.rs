@@ -7,9 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::{QuantityError, Unit};
 
-/// Pattern of a non-negative Kubernetes quantity, enforced by the apiserver on strings.
-/// Exponents are integers (Kubernetes' parser rejects `1e1.5` although its published pattern
-/// does not).
+/// Pattern of a non-negative Kubernetes quantity in Kubernetes' own grammar: the schema of
+/// quantities the cluster or the operator writes (status fields). Quantities people write have
+/// a narrower language per unit ([`Unit::quota_pattern`]). Exponents are integers (Kubernetes'
+/// parser rejects `1e1.5` although its published pattern does not).
 pub const QUANTITY_PATTERN: &str =
     r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$";
 
