@@ -291,6 +291,10 @@ async fn request_quota(
     if body.reason.trim().is_empty() {
         errors.push("reason", "must say why the bureau needs more");
     }
+    errors.check(
+        "reason",
+        zhengyun_model::names::check_visible_text(&body.reason),
+    );
     errors
         .into_result()
         .map_err(|e| Problem::from_validation(&e))?;

@@ -141,6 +141,7 @@ async fn approve_request(
 ) -> ApiResult<Response> {
     audit.about("request.approve", format!("requests/{id}"), None);
     caller.require(&[Role::PlatformAdmin])?;
+    decision.check()?;
     let request = state.store().get_request(&id).await?;
     audit.note(|n| n.bureau = Some(request.bureau.clone()));
     let decided = state
@@ -397,6 +398,7 @@ async fn reject_request(
 ) -> ApiResult<Response> {
     audit.about("request.reject", format!("requests/{id}"), None);
     caller.require(&[Role::PlatformAdmin])?;
+    decision.check()?;
     let reason = decision
         .reason
         .filter(|r| !r.trim().is_empty())
@@ -408,4 +410,13 @@ async fn reject_request(
         .decide_request(&id, RequestState::Rejected, caller.name(), Some(&reason))
         .await?;
     Ok(axum::Json(RequestView::from(&decided)).into_response())
+}
+
+impl Decision {
+    /// 422 for a reason that hides what it says (control or format characters).
+    fn check(&self) -> Result<(), Problem> {
+        let reason = self.reason.as_deref().unwrap_or_default();
+        zhengyun_model::names::check_visible_text(reason)
+            .map_err(|message| Problem::invalid_field("reason", message))
+    }
 }

@@ -127,6 +127,8 @@ async fn create_token(
 ) -> ApiResult<Response> {
     audit.about("token.create", "tokens".to_owned(), body.bureau.as_deref());
     caller.require(&[Role::PlatformAdmin])?;
+    zhengyun_model::names::check_visible_text(&body.description)
+        .map_err(|m| Problem::invalid_field("description", m))?;
     let role: Role = body
         .role
         .parse()

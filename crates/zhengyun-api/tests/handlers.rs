@@ -660,3 +660,71 @@ async fn a_path_name_that_cannot_exist_is_404_without_reaching_the_cluster() {
         assert_problem(status, &body, &headers, StatusCode::NOT_FOUND);
     }
 }
+
+/// The fields of a 422's `errors`.
+fn error_fields(body: &Value) -> Vec<&str> {
+    body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn purpose_codes_system_groups_and_hidden_characters_are_422_naming_the_field() {
+    let h = harness().await;
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus",
+            Some(&h.admin),
+            Some(
+                r#"{"name":"hd-test","displayName":"海淀\u202e测试","kind":"bureau",
+                    "adminGroups":["hd-admins","system:authenticated"],
+                    "viewerGroups":["system:serviceaccounts"]}"#,
+            ),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error_fields(&body),
+        ["name", "displayName", "adminGroups[1]", "viewerGroups[0]"]
+    );
+
+    let bureau_admin = h.token(Role::BureauAdmin, Some("wjw")).await;
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/bureaus/wjw/quota-requests",
+            Some(&bureau_admin),
+            Some(r#"{"quota":{"cpu":"8"},"reason":"扩容\u200b申请"}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_fields(&body), ["reason"]);
+
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&h.admin),
+            Some(r#"{"role":"finance","description":"财务\u2066张工\u2069"}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_fields(&body), ["description"]);
+
+    for decision in ["approve", "reject"] {
+        let (status, body, headers) = h
+            .call(request(
+                Method::POST,
+                &format!("/api/v1/requests/0123456789abcdef/{decision}"),
+                Some(&h.admin),
+                Some(r#"{"reason":"ok\u001b[2J"}"#),
+            ))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error_fields(&body), ["reason"], "{decision}");
+    }
+}

@@ -7,6 +7,16 @@
 //! at [`BUREAU_CODE_MAX_LEN`] = 40 instead, leaving 15 characters of headroom for names and label
 //! values derived from an environment name (`<bureau>-<purpose>-viewers`, prefixes) which are
 //! bound by the same 63-character limit.
+//!
+//! **A bureau code never has a purpose (`dev`, `test`, `staging`, `prod`) as one of its
+//! `-`-separated segments.** Environment names are `<bureau>-<purpose>[-<suffix>]`; if bureau
+//! `hd-test` could exist, bureau `hd`'s `hd-test-dev` (purpose `test`, suffix `dev`) would be
+//! bureau `hd-test`'s default dev environment too, and whichever bureau asked first would hold the
+//! other's name (a 409 then telling the other that it exists). With the rule, the bureau of an
+//! environment name is everything before its first purpose segment ([`bureau_of_environment`]),
+//! so every name belongs to exactly one bureau. Codes with dashes stay valid (the communities'
+//! `zgc-keyu`, `hd-zhichunli`); the rule needs no other bureau to be looked up, so the CRD can
+//! enforce it as well as the API.
 
 use std::{fmt, str::FromStr};
 
@@ -31,6 +41,15 @@ pub const GROUP_NAME_MAX_LEN: usize = 256;
 
 /// Pattern of a DNS-1123 label (lowercase letters, digits and `-`, alphanumeric at both ends).
 pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// A bureau code with a purpose as a segment, as an RE2 pattern for CEL's `matches` (kept equal
+/// to [`Purpose::ALL`] by a test).
+pub const PURPOSE_SEGMENT_PATTERN: &str = "(^|-)(dev|test|staging|prod)(-|$)";
+
+/// Prefix of the groups Kubernetes itself asserts (`system:authenticated`, `system:masters`…),
+/// which no bureau may be granted: they would hand a bureau's environments to everyone, or to
+/// the cluster's own components.
+pub const SYSTEM_GROUP_PREFIX: &str = "system:";
 
 /// Pattern of a DNS-1035 label, which Kubernetes requires for Service names (starts with a letter).
 pub const DNS1035_LABEL_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
@@ -82,6 +101,13 @@ pub fn check_bureau_code(code: &str) -> Result<(), String> {
             "{code:?} is reserved: namespaces starting with 'kube-' belong to Kubernetes"
         ));
     }
+    if let Some(purpose) = code.split('-').find(|s| s.parse::<Purpose>().is_ok()) {
+        return Err(format!(
+            "{code:?} has the purpose {purpose:?} as a segment: bureau codes must not contain \
+             dev, test, staging or prod between dashes, so that every environment name \
+             <bureau>-<purpose> belongs to one bureau"
+        ));
+    }
     Ok(())
 }
 
@@ -98,9 +124,72 @@ pub fn check_display_name(name: &str) -> Result<(), String> {
 }
 
 /// Checks a group name from the identity provider (e.g. `wjw-admins`): free text like a display
-/// name, up to [`GROUP_NAME_MAX_LEN`] characters.
+/// name, up to [`GROUP_NAME_MAX_LEN`] characters, and never one of Kubernetes' own groups
+/// ([`SYSTEM_GROUP_PREFIX`]).
 pub fn check_group_name(name: &str) -> Result<(), String> {
-    check_free_text(name, GROUP_NAME_MAX_LEN)
+    check_free_text(name, GROUP_NAME_MAX_LEN)?;
+    if name.starts_with(SYSTEM_GROUP_PREFIX) {
+        return Err(format!(
+            "{name:?} is a Kubernetes system group: groups starting with \"system:\" cannot be \
+             granted to a bureau"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks free text a person writes that others will read (a reason, a description): nothing
+/// that hides or reorders what is shown ([`hides_text`]). Unlike a display name it may be empty;
+/// its length is the store's to bound.
+pub fn check_visible_text(text: &str) -> Result<(), String> {
+    match text.chars().enumerate().find(|(_, c)| hides_text(*c)) {
+        Some((at, c)) => Err(format!(
+            "must not contain control or format characters (such as bidirectional controls or \
+             zero-width characters): U+{:04X} at character {}",
+            u32::from(c),
+            at + 1
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether `c` is a control character (Unicode category Cc), a format character (Cf: the
+/// bidirectional controls U+202A–U+202E and U+2066–U+2069, the zero-width characters
+/// U+200B–U+200F, U+2060 and U+FEFF, the soft hyphen…) or a line or paragraph separator (Zl,
+/// Zp). Such characters make a name look like another one, reorder it on screen, or drive a
+/// terminal; none belongs in a name or a reason.
+pub fn hides_text(c: char) -> bool {
+    c.is_control() || is_format(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// The same characters as [`hides_text`], as an RE2 class for CEL's `matches`.
+pub const HIDDEN_TEXT_PATTERN: &str = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]";
+
+/// Unicode general category Cf (format), as of Unicode 16; a test holds it to the `regex`
+/// crate's tables.
+fn is_format(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 fn check_free_text(text: &str, max_chars: usize) -> Result<(), String> {
@@ -110,9 +199,7 @@ fn check_free_text(text: &str, max_chars: usize) -> Result<(), String> {
     if text.trim() != text {
         return Err("must not start or end with whitespace".to_owned());
     }
-    if text.chars().any(char::is_control) {
-        return Err("must not contain control characters".to_owned());
-    }
+    check_visible_text(text)?;
     let chars = text.chars().count();
     if chars > max_chars {
         return Err(format!(
@@ -130,6 +217,20 @@ pub fn normalize_display_name(name: &str) -> String {
 /// The name of a bureau's environment, which is also its namespace: `<bureau>-<purpose>`.
 pub fn environment_name(bureau: &str, purpose: Purpose) -> String {
     format!("{bureau}-{purpose}")
+}
+
+/// The bureau an environment name belongs to: everything before its first purpose segment
+/// (bureau codes have none; see the module documentation), if that is a valid bureau code.
+pub fn bureau_of_environment(name: &str) -> Option<&str> {
+    let mut at = 0;
+    for segment in name.split('-') {
+        if at > 0 && segment.parse::<Purpose>().is_ok() {
+            let bureau = &name[..at - 1];
+            return check_bureau_code(bureau).ok().map(|()| bureau);
+        }
+        at += segment.len() + 1;
+    }
+    None
 }
 
 /// Splits an unsuffixed environment name into bureau code and purpose. The purpose is the part after the
@@ -154,7 +255,8 @@ pub fn environment_belongs_to(name: &str, bureau: &str) -> bool {
         Some((p, s)) => (p, Some(s)),
         None => (rest, None),
     };
-    purpose.parse::<Purpose>().is_ok()
+    check_bureau_code(bureau).is_ok()
+        && purpose.parse::<Purpose>().is_ok()
         && suffix.is_none_or(|s| check_dns1123_label(s, DNS1123_LABEL_MAX_LEN).is_ok())
         && name.len() <= DNS1123_LABEL_MAX_LEN
 }
@@ -304,6 +406,9 @@ mod tests {
     #[case("卫健委", "lowercase")]
     #[case("kube", "reserved")]
     #[case("kube-system", "reserved")]
+    #[case("hd-test", "purpose \"test\"")]
+    #[case("prod", "purpose \"prod\"")]
+    #[case("a-staging-b", "purpose \"staging\"")]
     fn invalid_bureau_codes(#[case] code: &str, #[case] expected: &str) {
         let message = check_bureau_code(code).expect_err(code);
         assert!(message.contains(expected), "{code}: {message}");
@@ -410,6 +515,97 @@ mod tests {
 }
 
 #[cfg(test)]
+mod unambiguous_tests {
+    use super::*;
+
+    const CODES: [&str; 8] = [
+        "hd",
+        "hd-zhichunli",
+        "zgc",
+        "zgc-keyu",
+        "zgc-keyuan",
+        "wjw",
+        "a-b-c",
+        "testing",
+    ];
+
+    fn names_of(code: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for &purpose in Purpose::ALL {
+            let name = environment_name(code, purpose);
+            for suffix in ["", "-2", "-dev", "-test-prod", "-zhichunli-dev", "-keyu"] {
+                names.push(format!("{name}{suffix}"));
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_environment_name_belongs_to_exactly_one_bureau() {
+        for code in CODES {
+            for name in names_of(code) {
+                assert_eq!(bureau_of_environment(&name), Some(code), "{name}");
+                let owners: Vec<_> = CODES
+                    .iter()
+                    .filter(|c| environment_belongs_to(&name, c))
+                    .collect();
+                assert_eq!(owners, [&code], "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_cel_pattern_of_purpose_segments_names_every_purpose() {
+        let pattern = regex::Regex::new(PURPOSE_SEGMENT_PATTERN).expect("compiles");
+        for &purpose in Purpose::ALL {
+            for code in [
+                format!("{purpose}"),
+                format!("hd-{purpose}"),
+                format!("{purpose}-hd"),
+                format!("a-{purpose}-b"),
+            ] {
+                assert!(pattern.is_match(&code), "{code}");
+                assert!(check_bureau_code(&code).is_err(), "{code}");
+            }
+            for code in [format!("hd{purpose}"), format!("{purpose}s-hd")] {
+                assert!(!pattern.is_match(&code), "{code}");
+                assert_eq!(check_bureau_code(&code), Ok(()), "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_cel_class_of_hidden_characters_is_the_rust_check() {
+        let class = regex::Regex::new(HIDDEN_TEXT_PATTERN).expect("compiles");
+        let mut buffer = [0; 4];
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            assert_eq!(
+                class.is_match(c.encode_utf8(&mut buffer)),
+                hides_text(c),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    #[test]
+    fn kubernetes_system_groups_are_refused_by_prefix_only() {
+        assert!(check_group_name("system:authenticated").is_err());
+        assert!(check_group_name("system:").is_err());
+        assert_eq!(check_group_name("wjw-admins"), Ok(()));
+        assert_eq!(check_group_name("systems-admins"), Ok(()));
+    }
+
+    #[test]
+    fn reasons_may_be_any_visible_text() {
+        assert_eq!(check_visible_text(""), Ok(()));
+        assert_eq!(check_visible_text("扩容：年底申报高峰 (x2)"), Ok(()));
+        assert!(check_visible_text("ok\u{202E}gnp.exe").is_err());
+        assert!(check_visible_text("two\nlines").is_err());
+    }
+}
+
+#[cfg(test)]
 mod belongs_tests {
     use super::environment_belongs_to;
 
@@ -418,7 +614,7 @@ mod belongs_tests {
     #[case("wjw-dev-2", "wjw", true)]
     #[case("zgc-keyu-test-payroll", "zgc-keyu", true)]
     #[case("wjw-test-dev", "wjw", true)]
-    #[case("wjw-test-dev", "wjw-test", true)]
+    #[case("wjw-test-dev", "wjw-test", false)] // `wjw-test` is no bureau code
     #[case("wjw-prod", "wj", false)]
     #[case("wjw-play", "wjw", false)]
     #[case("wjw-prod-", "wjw", false)]

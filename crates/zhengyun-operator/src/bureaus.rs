@@ -109,23 +109,17 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
     let mut blocked_shrinks = Vec::new();
     let mut candidates = Vec::with_capacity(envs.len());
     for env in &envs {
-        let Ok(mut requested) = env.spec.quota.to_amounts() else {
+        let Some(mut candidate) = candidate(env) else {
             continue;
         };
-        let held = granted(env);
-        if let Some(held) = held
-            && let Some(over) = shrink_below_usage(&ctx.client, env, &requested, &held).await?
+        if let Some(held) = candidate.admitted
+            && let Some(over) =
+                shrink_below_usage(&ctx.client, env, &candidate.requested, &held).await?
         {
             blocked_shrinks.push((env.name_any(), over));
-            requested = held;
+            candidate.requested = held;
         }
-        candidates.push(Candidate {
-            name: env.name_any(),
-            created: env.creation_timestamp().map(|t| t.0.as_second()),
-            requested,
-            admitted: held,
-            deleting: env.metadata.deletion_timestamp.is_some(),
-        });
+        candidates.push(candidate);
     }
     let plan = plan(&limit, candidates, Timestamp::now().as_millisecond());
     tracing::debug!(bureau = %name, environments = envs.len(), allocated = ?plan.allocated, "admission planned");
@@ -149,6 +143,30 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
         .await?;
     let rollup_due = report(ctx, bureau, &envs, &plan.allocated).await?;
     Ok(rollup_due.into_iter().chain(plan.due).min())
+}
+
+/// How admission sees `env`, or `None` if it cannot take part: a waiting environment whose
+/// spec does not parse asks for nothing admission can grant. An admitted one whose spec does
+/// not parse (edited with `kubectl` past the CRD's pattern, or written before it) asks to keep
+/// what it holds: it goes on counting against its bureau at its admitted quota, so its room is
+/// never handed to another environment while its namespace still has it.
+fn candidate(env: &Environment) -> Option<Candidate> {
+    let admitted = granted(env);
+    let requested = match env.spec.quota.to_amounts() {
+        Ok(requested) => requested,
+        Err((resource, error)) => {
+            let held = admitted?;
+            tracing::warn!(environment = %env.name_any(), %resource, %error, "unusable spec.quota: the admitted quota stays held");
+            held
+        }
+    };
+    Some(Candidate {
+        name: env.name_any(),
+        created: env.creation_timestamp().map(|t| t.0.as_second()),
+        requested,
+        admitted,
+        deleting: env.metadata.deletion_timestamp.is_some(),
+    })
 }
 
 /// If `requested` is below what the environment's pods and volumes already use, what is over.
@@ -352,7 +370,7 @@ async fn report(
     let generation = bureau.metadata.generation;
     let used = envs
         .iter()
-        .filter_map(|e| e.status.as_ref()?.usage.as_ref()?.to_amounts().ok())
+        .filter_map(|e| e.status.as_ref()?.usage.as_ref()?.observed_amounts().ok())
         .fold(ResourceAmounts::ZERO, |total, u| {
             total.checked_add(&u).unwrap_or(total)
         });
@@ -454,4 +472,82 @@ async fn over_capacity(ctx: &Context) -> Result<Option<String>> {
             describe(&short)
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use zhengyun_model::crd::{EnvironmentSpec, EnvironmentStatus};
+    use zhengyun_model::names::Purpose;
+    use zhengyun_model::quantity::Quota;
+
+    use super::*;
+    use crate::admission::plan;
+
+    const NOW: i64 = 1_000_000_000_000;
+
+    fn cpu(millicores: u64) -> ResourceAmounts {
+        ResourceAmounts::ZERO.with(Resource::Cpu, millicores)
+    }
+
+    /// An environment of `wjw` created long before [`NOW`], asking for `spec`, holding `held`.
+    fn env(name: &str, created: i64, spec: Quota, held: Option<&ResourceAmounts>) -> Environment {
+        let spec = EnvironmentSpec {
+            bureau: "wjw".into(),
+            purpose: Purpose::Dev,
+            tier: Default::default(),
+            quota: spec,
+            services: vec![],
+            expires_at: None,
+        };
+        let mut env = Environment::new(name, spec);
+        env.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::from_second(created).expect("valid second"),
+            ));
+        env.status = held.map(|held| EnvironmentStatus {
+            phase: Some(EnvironmentPhase::Ready),
+            admitted_quota: Some(held.to_quota()),
+            ..Default::default()
+        });
+        env
+    }
+
+    fn plan_of(limit: ResourceAmounts, envs: &[Environment]) -> crate::admission::Plan {
+        plan(&limit, envs.iter().filter_map(candidate).collect(), NOW)
+    }
+
+    #[rstest::rstest]
+    #[case::fractional_gpu(Quota::default().with(Resource::Cpu, "4").with(Resource::Gpu, "0.5"))]
+    #[case::cpu_beyond_range(Quota::default().with(Resource::Cpu, "1e30"))]
+    #[case::minus_zero(Quota::default().with(Resource::Cpu, "-0"))]
+    #[case::gibberish(Quota::default().with(Resource::Memory, "lots"))]
+    fn an_admitted_environment_whose_spec_does_not_parse_still_holds_its_admitted_quota(
+        #[case] edited: Quota,
+    ) {
+        let admitted = env("wjw-dev", 1_000, edited, Some(&cpu(6_000)));
+        let newcomer = env(
+            "wjw-dev-2",
+            2_000,
+            Quota::default().with(Resource::Cpu, "4"),
+            None,
+        );
+        let plan = plan_of(cpu(8_000), &[admitted, newcomer]);
+        assert_eq!(plan.allocated, cpu(6_000), "{plan:?}");
+        let newcomer = plan.decisions.iter().find(|(n, _)| n == "wjw-dev-2");
+        assert!(
+            matches!(newcomer, Some((_, Decision::Exceeded(_)))),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn a_waiting_environment_whose_spec_does_not_parse_is_left_out() {
+        let waiting = env(
+            "wjw-dev",
+            1_000,
+            Quota::default().with(Resource::Gpu, "0.5"),
+            None,
+        );
+        assert!(candidate(&waiting).is_none());
+    }
 }

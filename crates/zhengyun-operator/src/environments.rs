@@ -112,7 +112,7 @@ pub(crate) fn granted(env: &Environment) -> Option<ResourceAmounts> {
         .as_ref()?
         .admitted_quota
         .as_ref()?
-        .to_amounts()
+        .observed_amounts()
         .ok()
 }
 

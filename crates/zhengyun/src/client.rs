@@ -13,6 +13,8 @@ use hyper_util::{
 };
 use serde_json::Value;
 
+use crate::terminal;
+
 /// Where the API is and who is calling.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Connection {
@@ -139,13 +141,15 @@ impl ApiClient {
     }
 }
 
-/// "403 Not allowed: this token belongs to …", with each invalid field on its own line.
+/// "403 Not allowed: this token belongs to …", with each invalid field on its own line. Every
+/// piece from the server is one line with what it hides from a terminal escaped
+/// ([`terminal::line`]), so only these line breaks are line breaks.
 pub fn describe_problem(status: StatusCode, body: &Value) -> String {
-    let detail = body["detail"].as_str().unwrap_or("no details");
-    let title = body["title"]
-        .as_str()
-        .or(status.canonical_reason())
-        .unwrap_or("error");
+    let piece = |value: &Value, default: &'static str| {
+        terminal::line(value.as_str().unwrap_or(default)).into_owned()
+    };
+    let detail = piece(&body["detail"], "no details");
+    let title = piece(&body["title"], status.canonical_reason().unwrap_or("error"));
     let mut text = format!("{} {title}: {detail}", status.as_u16());
     if let Some(errors) = body["errors"].as_array()
         && errors.len() > 1
@@ -153,13 +157,13 @@ pub fn describe_problem(status: StatusCode, body: &Value) -> String {
         for error in errors {
             text.push_str(&format!(
                 "\n  {}: {}",
-                error["field"].as_str().unwrap_or("?"),
-                error["message"].as_str().unwrap_or("?")
+                piece(&error["field"], "?"),
+                piece(&error["message"], "?")
             ));
         }
     }
     if let Some(id) = body["requestId"].as_str() {
-        text.push_str(&format!("\n  (request id {id})"));
+        text.push_str(&format!("\n  (request id {})", terminal::line(id)));
     }
     text
 }

@@ -8,6 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use crate::client::{ApiClient, Connection};
+use crate::terminal;
 
 /// How to print answers.
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
@@ -278,7 +279,7 @@ impl ApiCommand {
                 say(
                     out,
                     &answer.body,
-                    answer.body["message"].as_str().unwrap_or(""),
+                    &terminal::line(answer.body["message"].as_str().unwrap_or("")),
                 );
                 Ok(())
             }
@@ -416,7 +417,7 @@ async fn env(
                 say(
                     out,
                     &answer.body,
-                    answer.body["message"].as_str().unwrap_or(""),
+                    &terminal::line(answer.body["message"].as_str().unwrap_or("")),
                 );
             } else {
                 say(
@@ -485,12 +486,12 @@ async fn statement(
     }
     if csv {
         let answer = api.get_as(&path, "text/csv").await?;
-        print!("{}", String::from_utf8_lossy(&answer.raw));
+        print!("{}", terminal::lines(&String::from_utf8_lossy(&answer.raw)));
         return Ok(());
     }
     let body = api.get(&path).await?.body;
     match out {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&body)?),
+        Output::Json => println!("{}", pretty(&body)),
         Output::Table => {
             println!(
                 "month {}  currency {}",
@@ -608,10 +609,7 @@ async fn tokens(api: &ApiClient, command: TokenCommand, out: Output) -> anyhow::
 
 fn quota(out: Output, bureau: &Value) {
     if matches!(out, Output::Json) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(bureau).unwrap_or_default()
-        );
+        println!("{}", pretty(bureau));
         return;
     }
     println!(
@@ -648,14 +646,14 @@ fn quota(out: Output, bureau: &Value) {
 
 fn say(out: Output, body: &Value, message: &str) {
     match out {
-        Output::Json => println!("{}", serde_json::to_string_pretty(body).unwrap_or_default()),
-        Output::Table => println!("{message}"),
+        Output::Json => println!("{}", pretty(body)),
+        Output::Table => println!("{}", terminal::lines(message)),
     }
 }
 
 fn print(out: Output, body: &Value, columns: &[(&str, &str)]) -> anyhow::Result<()> {
     match out {
-        Output::Json => println!("{}", serde_json::to_string_pretty(body)?),
+        Output::Json => println!("{}", pretty(body)),
         Output::Table => table(out, &Value::Array(vec![body.clone()]), columns),
     }
     Ok(())
@@ -665,12 +663,20 @@ fn lookup<'a>(value: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(value, |v, key| &v[key])
 }
 
+/// A value as one table cell or line: what it hides from a terminal escaped
+/// ([`terminal::line`]).
 fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => terminal::line(s).into_owned(),
+        other => terminal::line(&other.to_string()).into_owned(),
     }
+}
+
+/// A value as pretty JSON, with what it hides from a terminal escaped ([`terminal::json`]).
+fn pretty(value: &Value) -> String {
+    let document = serde_json::to_string_pretty(value).unwrap_or_default();
+    terminal::json(&document).into_owned()
 }
 
 /// Display width: CJK characters take two columns in a terminal.
@@ -688,7 +694,7 @@ fn width(text: &str) -> usize {
 
 fn table(out: Output, rows: &Value, columns: &[(&str, &str)]) {
     if matches!(out, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        println!("{}", pretty(rows));
         return;
     }
     let rows: Vec<Vec<String>> = rows
@@ -730,6 +736,57 @@ fn table(out: Output, rows: &Value, columns: &[(&str, &str)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_show_control_and_format_characters_escaped() {
+        let name = json!("区卫生\u{202E}委员会\u{1B}[2J\u{200B}\n");
+        assert_eq!(
+            text(&name),
+            "区卫生\\u{202e}委员会\\u{1b}[2J\\u{200b}\\u{a}"
+        );
+        assert_eq!(
+            text(&json!("海淀区 卫生健康委员会（试点）")),
+            "海淀区 卫生健康委员会（试点）"
+        );
+    }
+
+    #[test]
+    fn messages_from_the_server_show_control_and_format_characters_escaped() {
+        let body = json!({
+            "title": "Invalid\u{1B}]0;pwned\u{7}",
+            "detail": "bureau \u{2066}hd\u{2069} exists",
+            "errors": [
+                {"field": "a", "message": "x\ny"},
+                {"field": "b\u{FEFF}", "message": "z"},
+            ],
+            "requestId": "r\u{202E}1",
+        });
+        let message = crate::client::describe_problem(http::StatusCode::CONFLICT, &body);
+        assert!(
+            !message
+                .chars()
+                .any(|c| c != '\n' && zhengyun_model::names::hides_text(c)),
+            "{message:?}"
+        );
+        assert_eq!(message.lines().count(), 4, "{message}");
+        assert!(
+            message.contains("bureau \\u{2066}hd\\u{2069} exists"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn json_output_escapes_format_characters_and_stays_the_same_json() {
+        let value = json!({"displayName": "区\u{202E}卫\u{E0001}", "n": 1});
+        let printed = pretty(&value);
+        assert!(
+            !printed
+                .chars()
+                .any(|c| c != '\n' && zhengyun_model::names::hides_text(c)),
+            "{printed}"
+        );
+        assert_eq!(serde_json::from_str::<Value>(&printed).ok(), Some(value));
+    }
 
     #[test]
     fn chinese_characters_take_two_columns() {

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -103,7 +104,8 @@ impl Cli {
         match cli.run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("zhengyun: {e:#}");
+                // Errors carry the server's words: shown escaped, line breaks kept.
+                eprintln!("zhengyun: {}", terminal::lines(&format!("{e:#}")));
                 ExitCode::FAILURE
             }
         }

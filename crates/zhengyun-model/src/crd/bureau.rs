@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Condition;
 use crate::{
     names::{self, BureauKind},
-    quantity::Quota,
+    quantity::{ObservedQuota, Quota},
     validation::{Validate, ValidationErrors, check_decimal, field_path},
 };
 
@@ -40,6 +40,9 @@ pub const MAX_GROUPS: usize = 32;
         .message("metadata.name must be a bureau code: a DNS-1123 label (no dots) of at most 40 characters"),
     validation = Rule::new("self.metadata.name != 'kube' && !self.metadata.name.startsWith('kube-')")
         .message("bureau codes 'kube' and 'kube-*' are reserved"),
+    // names::PURPOSE_SEGMENT_PATTERN: every environment name belongs to one bureau.
+    validation = Rule::new("!self.metadata.name.matches('(^|-)(dev|test|staging|prod)(-|$)')")
+        .message("metadata.name must not have a purpose (dev, test, staging, prod) as a '-'-separated segment, so that every environment name <bureau>-<purpose> belongs to one bureau"),
     validation = Rule::new("!has(self.spec.parent) || self.spec.parent != self.metadata.name")
         .message("a bureau cannot be its own parent"),
 )]
@@ -48,6 +51,8 @@ pub struct BureauSpec {
     /// Official name, any Unicode, e.g. 区卫生健康委员会.
     #[schemars(length(min = 1, max = 128))]
     #[x_kube(validation = Rule::new("self == self.trim()").message("displayName must not start or end with whitespace"))]
+    // names::HIDDEN_TEXT_PATTERN
+    #[x_kube(validation = Rule::new(r"!self.matches('[\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}]')").message("displayName must not contain control or format characters (such as bidirectional controls or zero-width characters)"))]
     pub display_name: String,
 
     /// What kind of public body this is.
@@ -56,6 +61,7 @@ pub struct BureauSpec {
     /// Code of the bureau this one belongs to (e.g. a community's town).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 40), regex(pattern = names::DNS1123_LABEL_PATTERN))]
+    #[x_kube(validation = Rule::new("!self.matches('(^|-)(dev|test|staging|prod)(-|$)')").message("parent must be a bureau code, which has no purpose (dev, test, staging, prod) as a segment"))]
     pub parent: Option<String>,
 
     /// Everything this bureau may hand out to its environments.
@@ -71,12 +77,14 @@ pub struct BureauSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 256)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
+    #[x_kube(validation = Rule::new("self.all(g, !g.startsWith('system:'))").message("adminGroups must not contain Kubernetes system groups (system:…)"))]
     pub admin_groups: Vec<String>,
 
     /// Identity-provider groups whose members may only look.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 256)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
+    #[x_kube(validation = Rule::new("self.all(g, !g.startsWith('system:'))").message("viewerGroups must not contain Kubernetes system groups (system:…)"))]
     pub viewer_groups: Vec<String>,
 }
 
@@ -86,10 +94,12 @@ pub struct BureauSpec {
 pub struct BureauStatus {
     /// Sum of the quotas of this bureau's admitted environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub allocated: Option<Quota>,
 
     /// Sum of what this bureau's environments actually request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub used: Option<Quota>,
 
     /// Number of environments of this bureau.

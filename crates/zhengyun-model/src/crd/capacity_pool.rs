@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::Condition;
 use crate::{
     names::Tier,
-    quantity::{Quantity, QuantityError, Quota, Resource, ResourceAmounts, Unit},
+    quantity::{
+        ObservedQuota, Quantity, QuantityError, Quota, Resource, ResourceAmounts, Unit,
+        written_bytes_schema, written_cpu_schema,
+    },
     validation::{Validate, ValidationErrors, field_path},
 };
 
@@ -242,8 +245,10 @@ impl LimitRangeDefaults {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ContainerResources {
     /// CPU, e.g. `100m`.
+    #[schemars(schema_with = "written_cpu_schema")]
     pub cpu: Quantity,
     /// Memory, e.g. `128Mi`.
+    #[schemars(schema_with = "written_bytes_schema")]
     pub memory: Quantity,
 }
 
@@ -264,8 +269,8 @@ impl ContainerResources {
 
     /// (millicores, bytes), recording errors against `path`.
     fn parse(&self, path: &str, errors: &mut ValidationErrors) -> Option<(u64, u64)> {
-        let cpu = self.cpu.parse(Unit::Millicores);
-        let memory = self.memory.parse(Unit::Bytes);
+        let cpu = self.cpu.parse_written(Unit::Millicores);
+        let memory = self.memory.parse_written(Unit::Bytes);
         if let Err(e) = &cpu {
             errors.push(field_path(path, "cpu"), e.to_string());
         }
@@ -282,6 +287,7 @@ impl ContainerResources {
 pub struct CapacityPoolStatus {
     /// Sum of all bureau quotas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub allocated: Option<Quota>,
 
     /// Standard conditions, one per `type`.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Condition, Time};
 use crate::{
     names::{self, Purpose, Tier},
-    quantity::{Quantity, Quota, Resource, Unit},
+    quantity::{ObservedQuota, Quantity, Quota, Resource, Unit, written_bytes_schema},
     validation::{Validate, ValidationErrors, field_path},
 };
 
@@ -60,6 +60,7 @@ pub struct EnvironmentSpec {
     /// Code of the owning bureau. Never changes.
     #[schemars(length(min = 1, max = 40), regex(pattern = names::DNS1123_LABEL_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("bureau is immutable"))]
+    #[x_kube(validation = Rule::new("!self.matches('(^|-)(dev|test|staging|prod)(-|$)')").message("bureau must be a bureau code, which has no purpose (dev, test, staging, prod) as a segment"))]
     pub bureau: String,
 
     /// What the environment is for. Never changes.
@@ -118,6 +119,7 @@ pub struct CatalogService {
 
     /// Size of the data volume; required for `postgres`, counted against `spec.quota.storage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_bytes_schema")]
     pub storage: Option<Quantity>,
 }
 
@@ -166,6 +168,7 @@ pub struct EnvironmentStatus {
 
     /// What the environment's pods and volumes currently request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub usage: Option<Quota>,
 
     /// The `metadata.generation` this status describes.
@@ -179,6 +182,7 @@ pub struct EnvironmentStatus {
     /// The quota admission granted, which the namespace's ResourceQuota enforces. Differs from
     /// `spec.quota` while a resize is pending or blocked; absent until admitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
     pub admitted_quota: Option<Quota>,
 }
 
@@ -237,7 +241,7 @@ impl EnvironmentSpec {
         let quota = match self
             .quota
             .get(Resource::Storage)
-            .map(|q| q.parse(Unit::Bytes))
+            .map(|q| q.parse_written(Unit::Bytes))
         {
             None => 0,
             Some(Ok(bytes)) => bytes,
@@ -259,7 +263,7 @@ impl EnvironmentSpec {
             .iter()
             .filter_map(|s| s.storage.as_ref())
             .try_fold(0u64, |total, size| {
-                total.checked_add(size.parse(Unit::Bytes).ok()?)
+                total.checked_add(size.parse_written(Unit::Bytes).ok()?)
             })
     }
 }
@@ -273,7 +277,7 @@ impl CatalogService {
             (None, true) => errors.push(at("storage"), "is required for postgres services"),
             (Some(_), false) => errors.push(at("storage"), "is only allowed for postgres services"),
             (Some(size), true) => {
-                if let Err(e) = size.parse(Unit::Bytes) {
+                if let Err(e) = size.parse_written(Unit::Bytes) {
                     errors.push(at("storage"), e.to_string());
                 }
             }

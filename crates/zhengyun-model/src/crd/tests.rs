@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::*;
 use crate::{
     names::{BureauKind, Purpose, Tier},
-    quantity::{Quota, Resource, ResourceAmounts},
+    quantity::{Quota, Resource, ResourceAmounts, Unit},
     validation::{Validate, ValidationErrors},
 };
 
@@ -278,24 +278,33 @@ fn crd_schemas_carry_the_cel_rules(#[case] crd: &str, #[case] pointer: &str, #[c
 #[rstest]
 #[case(
     "bureaus.zhengyun.io",
-    "/properties/spec/properties/quota/properties/cpu"
+    "/properties/spec/properties/quota/properties/cpu",
+    Unit::Millicores.quota_pattern()
 )]
 #[case(
     "environments.zhengyun.io",
-    "/properties/spec/properties/services/items/properties/storage"
+    "/properties/spec/properties/services/items/properties/storage",
+    Unit::Bytes.quota_pattern()
 )]
 #[case(
     "capacitypools.zhengyun.io",
-    "/properties/spec/properties/limitRange/properties/default/properties/memory"
+    "/properties/spec/properties/limitRange/properties/default/properties/memory",
+    Unit::Bytes.quota_pattern()
+)]
+#[case(
+    "environments.zhengyun.io",
+    "/properties/status/properties/usage/properties/pods",
+    crate::quantity::QUANTITY_PATTERN.to_owned()
 )]
 fn quantities_are_int_or_string_with_a_non_negative_pattern(
     #[case] crd: &str,
     #[case] pointer: &str,
+    #[case] pattern: String,
 ) {
     let schema = schema_of(crd);
     let node = schema.pointer(pointer).expect("schema node exists");
     assert_eq!(node["x-kubernetes-int-or-string"], true);
-    assert_eq!(node["pattern"], crate::quantity::QUANTITY_PATTERN);
+    assert_eq!(node["pattern"], pattern.as_str());
 }
 
 #[rstest]
@@ -381,7 +390,7 @@ fn every_cel_rule_compiles_and_stays_within_the_cost_budget() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         rules_in(&kcel::compile_schema(&schema_of(&name)), &mut rules);
     }
-    assert_eq!(rules.len(), 14, "{rules:?}");
+    assert_eq!(rules.len(), 20, "{rules:?}");
     let over: Vec<_> = rules.iter().filter(|(_, over)| *over).collect();
     assert!(over.is_empty(), "{over:?}");
 }
@@ -821,3 +830,6 @@ fn environment_names_are_bureau_purpose_and_an_optional_suffix(
         assert_eq!(fields(&errors), ["metadata.name"], "{errors}");
     }
 }
+
+mod names_and_text;
+mod quantity_language;

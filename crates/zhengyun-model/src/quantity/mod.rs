@@ -6,13 +6,16 @@
 //! storable in a signed 64-bit SQL column. No floating point anywhere; see [`parse`] for how
 //! values finer than the base unit are rounded.
 
+mod language;
 mod parse;
 mod quota;
 mod value;
 
 pub use parse::{format_bytes, format_count, format_cpu, parse};
-pub use quota::{Quota, Resource, ResourceAmounts, Shortfall};
-pub use value::{QUANTITY_PATTERN, Quantity};
+pub use quota::{ObservedQuota, Quota, Resource, ResourceAmounts, Shortfall};
+pub use value::{
+    QUANTITY_PATTERN, Quantity, written_bytes_schema, written_count_schema, written_cpu_schema,
+};
 
 /// Largest amount of any resource, in base units: `i64::MAX`, like Kubernetes' own limit.
 pub const MAX_BASE_UNITS: u64 = i64::MAX as u64;
@@ -70,4 +73,8 @@ pub enum QuantityError {
     /// A count was not a whole number.
     #[error("must be a whole number")]
     Fractional,
+    /// A quantity in Kubernetes' grammar that is not in the written language of this unit
+    /// (see [`Unit::parse_written`]).
+    #[error("{}", .0.written_forms())]
+    Unwritten(Unit),
 }

@@ -10,7 +10,10 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_BASE_UNITS, Quantity, QuantityError, Unit};
+use super::{
+    MAX_BASE_UNITS, Quantity, QuantityError, Unit, written_bytes_schema, written_count_schema,
+    written_cpu_schema,
+};
 use crate::validation::{ValidationErrors, field_path};
 
 /// One kind of resource a quota can limit.
@@ -98,32 +101,77 @@ impl fmt::Display for Resource {
 
 /// How much of each resource a bureau, environment or pool may use, as Kubernetes quantities
 /// (`cpu: "8"`, `memory: 32Gi`). Absent resources count as zero (see the module docs).
+///
+/// Its schema holds each resource to the written language of its unit (see
+/// [`Unit::parse_written`]); a quota the cluster or the operator wrote (in a status) is described
+/// by [`ObservedQuota`] instead and read with [`Quota::observed_amounts`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Quota {
     /// CPU cores, e.g. `"24"` or `"500m"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_cpu_schema")]
     pub cpu: Option<Quantity>,
     /// Memory, e.g. `96Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_bytes_schema")]
     pub memory: Option<Quantity>,
     /// Persistent storage, e.g. `768Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_bytes_schema")]
     pub storage: Option<Quantity>,
     /// GPUs (whole devices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_count_schema")]
     pub gpu: Option<Quantity>,
     /// Number of pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_count_schema")]
     pub pods: Option<Quantity>,
     /// Number of LoadBalancer services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_count_schema")]
     pub loadbalancers: Option<Quantity>,
     /// Number of persistent volume claims.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_count_schema")]
     pub persistentvolumeclaims: Option<Quantity>,
     /// Number of services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "written_count_schema")]
     pub services: Option<Quantity>,
+}
+
+/// The schema of a [`Quota`] that the cluster or the operator wrote (`status.usage`,
+/// `status.admittedQuota`, `status.allocated`…): every quantity in Kubernetes' own grammar,
+/// since a ResourceQuota reports `1k` pods or `500m` bytes. Only a schema; the data is a
+/// [`Quota`] (`#[schemars(with = "Option<ObservedQuota>")]`).
+#[derive(Debug, JsonSchema)]
+#[allow(dead_code)] // never built: it only describes
+pub struct ObservedQuota {
+    /// CPU, e.g. `"24"` or `"500m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cpu: Option<Quantity>,
+    /// Memory, e.g. `96Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Quantity>,
+    /// Persistent storage, e.g. `768Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    storage: Option<Quantity>,
+    /// GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gpu: Option<Quantity>,
+    /// Pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pods: Option<Quantity>,
+    /// LoadBalancer services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loadbalancers: Option<Quantity>,
+    /// Persistent volume claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    persistentvolumeclaims: Option<Quantity>,
+    /// Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    services: Option<Quantity>,
 }
 
 impl Quota {
@@ -162,22 +210,38 @@ impl Quota {
         self
     }
 
-    /// Parses every quantity; the error names the first resource that does not parse.
+    /// Parses every quantity of a quota somebody wrote (a spec), each in the written language
+    /// of its unit ([`Unit::parse_written`], the language the CRDs publish); the error names
+    /// the first resource that does not parse.
     pub fn to_amounts(&self) -> Result<ResourceAmounts, (Resource, QuantityError)> {
+        self.amounts_by(Quantity::parse_written)
+    }
+
+    /// Parses every quantity of a quota the cluster or the operator wrote (a status), in
+    /// Kubernetes' own grammar ([`Quantity::parse`]).
+    pub fn observed_amounts(&self) -> Result<ResourceAmounts, (Resource, QuantityError)> {
+        self.amounts_by(Quantity::parse)
+    }
+
+    fn amounts_by(
+        &self,
+        parse: impl Fn(&Quantity, Unit) -> Result<u64, QuantityError>,
+    ) -> Result<ResourceAmounts, (Resource, QuantityError)> {
         let mut amounts = ResourceAmounts::ZERO;
         for resource in Resource::ALL {
             if let Some(quantity) = self.get(resource) {
-                let value = quantity.parse(resource.unit()).map_err(|e| (resource, e))?;
+                let value = parse(quantity, resource.unit()).map_err(|e| (resource, e))?;
                 amounts.set(resource, value);
             }
         }
         Ok(amounts)
     }
 
-    /// Records an error for every resource of this quota (found at `path`) that does not parse.
+    /// Records an error for every resource of this quota (found at `path`) that is not in the
+    /// written language of its unit.
     pub fn check(&self, path: &str, errors: &mut ValidationErrors) {
         for resource in Resource::ALL {
-            if let Some(Err(e)) = self.get(resource).map(|q| q.parse(resource.unit())) {
+            if let Some(Err(e)) = self.get(resource).map(|q| q.parse_written(resource.unit())) {
                 errors.push(field_path(path, resource.as_str()), e.to_string());
             }
         }

@@ -7,9 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::{QuantityError, Unit};
 
-/// Pattern of a non-negative Kubernetes quantity, enforced by the apiserver on strings.
-/// Exponents are integers (Kubernetes' parser rejects `1e1.5` although its published pattern
-/// does not).
+/// Pattern of a non-negative Kubernetes quantity in Kubernetes' own grammar: the schema of
+/// quantities the cluster or the operator writes (status fields). Quantities people write have
+/// a narrower language per unit ([`Unit::quota_pattern`]). Exponents are integers (Kubernetes'
+/// parser rejects `1e1.5` although its published pattern does not).
 pub const QUANTITY_PATTERN: &str =
     r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$";
 
@@ -34,9 +35,17 @@ impl Quantity {
         &self.0
     }
 
-    /// Parses into an integer number of `unit`s.
+    /// Parses into an integer number of `unit`s, in Kubernetes' grammar: for amounts the cluster
+    /// or the operator wrote.
     pub fn parse(&self, unit: Unit) -> Result<u64, QuantityError> {
         unit.parse(&self.0)
+    }
+
+    /// Parses into an integer number of `unit`s, in the written language of `unit` (see
+    /// [`Unit::parse_written`]): for amounts people write, which the CRDs hold to the same
+    /// language.
+    pub fn parse_written(&self, unit: Unit) -> Result<u64, QuantityError> {
+        unit.parse_written(&self.0)
     }
 
     /// The canonical quantity for `value` base units of `unit`.
@@ -102,6 +111,36 @@ impl JsonSchema for Quantity {
             "pattern": QUANTITY_PATTERN,
         })
     }
+}
+
+/// Schema of a quantity somebody writes in `unit`: int-or-string with the unit's pattern.
+fn written_schema(unit: Unit, description: &str) -> Schema {
+    json_schema!({
+        "description": description,
+        "x-kubernetes-int-or-string": true,
+        "pattern": unit.quota_pattern(),
+    })
+}
+
+/// Schema of a written CPU amount (`schema_with` for CRD fields).
+pub fn written_cpu_schema(_: &mut SchemaGenerator) -> Schema {
+    written_schema(
+        Unit::Millicores,
+        "CPU cores or millicores, e.g. \"2\", \"0.5\", \"500m\".",
+    )
+}
+
+/// Schema of a written amount of bytes (`schema_with` for CRD fields).
+pub fn written_bytes_schema(_: &mut SchemaGenerator) -> Schema {
+    written_schema(
+        Unit::Bytes,
+        "Bytes with an optional suffix, e.g. \"128Gi\", \"1.5G\".",
+    )
+}
+
+/// Schema of a written count (`schema_with` for CRD fields).
+pub fn written_count_schema(_: &mut SchemaGenerator) -> Schema {
+    written_schema(Unit::Count, "A whole number, e.g. \"2\".")
 }
 
 #[cfg(test)]

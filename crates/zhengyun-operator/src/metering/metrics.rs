@@ -213,7 +213,8 @@ type QuotaSample = ([(&'static str, String); 4], f64);
 
 /// Each resource set in `quota`, as gauge samples labelled with `bureau` and `environment`.
 fn quota_samples(quota: &Quota, bureau: &str, environment: &str, out: &mut Vec<QuotaSample>) {
-    let Ok(amounts) = quota.to_amounts() else {
+    // Reporting, not deciding: any quota Kubernetes' grammar reads is shown.
+    let Ok(amounts) = quota.observed_amounts() else {
         return;
     };
     for resource in Resource::ALL {

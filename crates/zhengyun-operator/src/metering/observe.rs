@@ -91,7 +91,7 @@ pub struct Contribution {
 /// The quota an environment holds, or `None` while it holds none (not admitted, released).
 pub fn reserved(env: &Environment) -> Option<Contribution> {
     let status = env.status.as_ref()?;
-    let quota = status.admitted_quota.as_ref()?.to_amounts().ok()?;
+    let quota = status.admitted_quota.as_ref()?.observed_amounts().ok()?;
     let mut amounts = Amounts::ZERO;
     for resource in METERED {
         amounts.set(resource, quota.get(resource));
