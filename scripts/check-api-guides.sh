@@ -18,7 +18,7 @@ KUBECTL=$ROOT/tests/devcluster/bin/kubectl
 cargo build -q --locked -p zhengyun
 
 "$BIN" crds | "$KUBECTL" apply --server-side --field-manager=zhengyun-docs -f - >/dev/null
-"$BIN" policies | "$KUBECTL" apply --server-side --field-manager=zhengyun-docs -f - >/dev/null
+"$BIN" policies | "$KUBECTL" apply --server-side --force-conflicts --field-manager=zhengyun-docs -f - >/dev/null
 "$KUBECTL" apply --server-side --force-conflicts --field-manager=zhengyun-docs \
   -f manifests/samples/capacitypool.yaml -f manifests/samples/ratecard-2026.yaml >/dev/null
 bureau=wjw$(date +%s | tail -c 6)

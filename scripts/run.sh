@@ -61,11 +61,17 @@ KUBECTL=$ROOT/tests/devcluster/bin/kubectl
 step "Building zhengyun (the first build compiles every dependency: a few minutes)"
 cargo build --locked -p zhengyun
 
-step "Installing the CRDs, a capacity pool, a rate card and the Haidian sample tenants"
+step "Installing the CRDs and the tenant policies"
 "$BIN" crds | "$KUBECTL" apply --server-side --field-manager=zhengyun-run -f - >/dev/null
-"$BIN" policies | "$KUBECTL" apply --server-side --field-manager=zhengyun-run -f - >/dev/null
+"$BIN" policies | "$KUBECTL" apply --server-side --force-conflicts --field-manager=zhengyun-run -f - >/dev/null
 "$KUBECTL" wait --for condition=established --timeout=60s \
   crd/bureaus.zhengyun.io crd/environments.zhengyun.io crd/capacitypools.zhengyun.io crd/ratecards.zhengyun.io >/dev/null
+# Samples (a capacity pool, a rate card, 71 tenants) go onto a cluster of someone else's only when
+# asked for: ZHENGYUN_INSTALL_SAMPLES=1.
+if [ "${ZHENGYUN_USE_EXISTING_CLUSTER:-}" = 1 ] && [ "${ZHENGYUN_INSTALL_SAMPLES:-}" != 1 ]; then
+  echo "an existing cluster: no sample capacity pool, rate card or tenants (ZHENGYUN_INSTALL_SAMPLES=1 installs them)"
+else
+step "Installing a capacity pool, a rate card and the Haidian sample tenants"
 "$KUBECTL" apply --server-side --field-manager=zhengyun-run \
   -f manifests/samples/capacitypool.yaml -f manifests/samples/ratecard-2026.yaml >/dev/null
 # Create the sample bureaus that are missing; leave existing ones (and quotas changed since) alone.
@@ -74,6 +80,7 @@ if ! out=$("$KUBECTL" create -f manifests/samples/bureaus-haidian.yaml 2>&1); th
     printf '%s\n' "$out" >&2
     die "could not create the sample bureaus"
   fi
+fi
 fi
 echo "$("$KUBECTL" get bureaus --no-headers | wc -l) bureaus onboarded"
 

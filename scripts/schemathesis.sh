@@ -21,7 +21,7 @@ cargo build -q --locked -p zhengyun
 BIN=target/debug/zhengyun
 KUBECTL=tests/devcluster/bin/kubectl
 "$BIN" crds | "$KUBECTL" apply --server-side --field-manager=zhengyun-e2e -f - >/dev/null
-"$BIN" policies | "$KUBECTL" apply --server-side --field-manager=zhengyun-e2e -f - >/dev/null
+"$BIN" policies | "$KUBECTL" apply --server-side --force-conflicts --field-manager=zhengyun-e2e -f - >/dev/null
 "$KUBECTL" apply --server-side --force-conflicts --field-manager=zhengyun-e2e -f manifests/samples/bureaus-haidian.yaml >/dev/null
 
 work=$(mktemp -d)

@@ -9,7 +9,8 @@
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde_json::json;
-use zhengyun_model::crd::TierPriorityClasses;
+use zhengyun_model::crd::{TierPriorityClasses, TierPriorityValues};
+use zhengyun_model::names::Tier;
 
 use crate::resources::{MANAGED_BY, TENANT_ADMIN_ROLE, TENANT_VIEWER_ROLE};
 
@@ -110,12 +111,15 @@ pub fn tenant_roles() -> Result<Vec<ClusterRole>, serde_json::Error> {
     .collect()
 }
 
-/// One PriorityClass per tier; gold preempts silver preempts bronze.
+/// One PriorityClass per tier, with the pool's names and values; gold preempts silver preempts
+/// bronze.
 pub fn priority_classes(
     names: &TierPriorityClasses,
+    values: &TierPriorityValues,
 ) -> Result<Vec<PriorityClass>, serde_json::Error> {
-    [(names.gold.as_str(), 100_000, "gold"), (names.silver.as_str(), 10_000, "silver"), (names.bronze.as_str(), 1_000, "bronze")]
-        .into_iter()
+    Tier::ALL
+        .iter()
+        .map(|&tier| (names.for_tier(tier), values.for_tier(tier), tier.as_str()))
         .map(|(name, value, tier)| {
             serde_json::from_value(json!({
                 "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
@@ -162,6 +166,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn tier_classes_take_the_pools_values() {
+        let names = TierPriorityClasses::default();
+        let values = TierPriorityValues {
+            gold: 900,
+            silver: 500,
+            bronze: 10,
+        };
+        let classes = priority_classes(&names, &values).unwrap();
+        let got: Vec<(String, i32)> = classes
+            .iter()
+            .map(|c| {
+                (
+                    c.metadata.name.clone().unwrap_or_default(),
+                    c.value.unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("zhengyun-gold".to_owned(), 900),
+                ("zhengyun-silver".to_owned(), 500),
+                ("zhengyun-bronze".to_owned(), 10)
+            ]
+        );
     }
 
     #[test]

@@ -229,13 +229,17 @@ async fn install_cluster_objects(client: &Client) -> Result<()> {
     // The tenant ClusterRoles are installed with the chart (or `zhengyun policies`), never by
     // the operator: it holds no write on ClusterRoles, only `bind` on those two.
     let pool = environments::capacity_pool(client).await?;
-    for class in
-        cluster::priority_classes(&pool.priority_classes).map_err(|source| Error::Build {
+    let classes = cluster::priority_classes(&pool.priority_classes, &pool.priority_values)
+        .map_err(|source| Error::Build {
             what: "priority classes".into(),
             source,
-        })?
-    {
-        apply::cluster(client, &class).await?;
+        })?;
+    for class in classes {
+        // A PriorityClass's value never changes: a pool that gives an existing class another
+        // value is reported, and the class keeps the value it has.
+        if let Err(e) = apply::cluster(client, &class).await {
+            tracing::warn!(error = %e, "unable to apply a tier PriorityClass; name new classes to change a value");
+        }
     }
     Ok(())
 }

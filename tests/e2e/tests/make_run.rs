@@ -30,6 +30,7 @@ fn make_run_prints_a_working_url_and_tokens_and_stops_cleanly_on_ctrl_c() -> any
     let (api_port, operator_port) = (free_port()?, free_port()?);
     let mut child = Command::new(root().join("scripts/run.sh"))
         .env("ZHENGYUN_USE_EXISTING_CLUSTER", "1")
+        .env("ZHENGYUN_INSTALL_SAMPLES", "1")
         .env("KUBECONFIG", &kubeconfig)
         .env("ZHENGYUN_RUN_DIR", &run_dir)
         .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{api_port}"))

@@ -55,6 +55,14 @@ pub struct CapacityPoolSpec {
     #[serde(default)]
     pub priority_classes: TierPriorityClasses,
 
+    /// Value of each tier's PriorityClass (default gold 100000, silver 10000, bronze 1000). On a
+    /// cluster with workloads of its own, choose values that place the tiers where they belong
+    /// among them. A PriorityClass's value never changes once created: to change a value, name
+    /// new classes in `priorityClasses` too.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.gold > self.silver && self.silver > self.bronze").message("priorityValues: gold must be above silver and silver above bronze"))]
+    pub priority_values: TierPriorityValues,
+
     /// Defaults of the LimitRange in every environment namespace.
     #[serde(default)]
     pub limit_range: LimitRangeDefaults,
@@ -142,6 +150,77 @@ pub struct TierPriorityClasses {
     #[serde(default = "default_bronze")]
     #[schemars(length(min = 1, max = 253))]
     pub bronze: String,
+}
+
+/// The highest value a PriorityClass that is not a system class may have.
+pub const MAX_PRIORITY_VALUE: i32 = 1_000_000_000;
+
+/// The value of each tier's PriorityClass; gold above silver above bronze.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TierPriorityValues {
+    /// Value of the gold tier's PriorityClass.
+    #[serde(default = "default_gold_value")]
+    #[schemars(range(min = 0, max = 1_000_000_000))]
+    pub gold: i32,
+    /// Value of the silver tier's PriorityClass.
+    #[serde(default = "default_silver_value")]
+    #[schemars(range(min = 0, max = 1_000_000_000))]
+    pub silver: i32,
+    /// Value of the bronze tier's PriorityClass.
+    #[serde(default = "default_bronze_value")]
+    #[schemars(range(min = 0, max = 1_000_000_000))]
+    pub bronze: i32,
+}
+
+fn default_gold_value() -> i32 {
+    100_000
+}
+
+fn default_silver_value() -> i32 {
+    10_000
+}
+
+fn default_bronze_value() -> i32 {
+    1_000
+}
+
+impl Default for TierPriorityValues {
+    fn default() -> Self {
+        Self {
+            gold: default_gold_value(),
+            silver: default_silver_value(),
+            bronze: default_bronze_value(),
+        }
+    }
+}
+
+impl TierPriorityValues {
+    /// The value for `tier`.
+    pub fn for_tier(&self, tier: Tier) -> i32 {
+        match tier {
+            Tier::Gold => self.gold,
+            Tier::Silver => self.silver,
+            Tier::Bronze => self.bronze,
+        }
+    }
+
+    fn check(&self, path: &str, errors: &mut ValidationErrors) {
+        for &tier in Tier::ALL {
+            let value = self.for_tier(tier);
+            if !(0..=MAX_PRIORITY_VALUE).contains(&value) {
+                errors.push(
+                    field_path(path, tier.as_str()),
+                    format!("must be from 0 to {MAX_PRIORITY_VALUE} (higher values are for system classes)"),
+                );
+            }
+        }
+        if !(self.gold > self.silver && self.silver > self.bronze) {
+            errors.push(
+                path.to_owned(),
+                "gold must be above silver and silver above bronze".to_owned(),
+            );
+        }
+    }
 }
 
 fn default_gold() -> String {
@@ -312,6 +391,7 @@ impl CapacityPoolSpec {
         self.capacity.check(&at("capacity"), errors);
         self.overcommit.check(&at("overcommit"), errors);
         self.priority_classes.check(&at("priorityClasses"), errors);
+        self.priority_values.check(&at("priorityValues"), errors);
         self.limit_range.check(&at("limitRange"), errors);
     }
 }

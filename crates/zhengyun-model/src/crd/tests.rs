@@ -93,9 +93,38 @@ fn pool() -> CapacityPool {
                 ..Overcommit::default()
             },
             priority_classes: TierPriorityClasses::default(),
+            priority_values: TierPriorityValues::default(),
             limit_range: LimitRangeDefaults::default(),
         },
     )
+}
+
+#[test]
+fn tier_priority_values_must_keep_gold_above_silver_above_bronze_and_below_system_classes() {
+    let mut bad = pool();
+    bad.spec.priority_values = TierPriorityValues {
+        gold: 10,
+        silver: 10,
+        bronze: 1,
+    };
+    let errors = bad.validate().expect_err("equal tiers are refused");
+    assert!(
+        format!("{errors:?}").contains("priorityValues"),
+        "{errors:?}"
+    );
+    bad.spec.priority_values = TierPriorityValues {
+        gold: 2_000_000_000,
+        silver: 10,
+        bronze: 1,
+    };
+    let errors = bad.validate().expect_err("a system-class value is refused");
+    assert!(
+        format!("{errors:?}").contains("priorityValues.gold"),
+        "{errors:?}"
+    );
+    assert!(pool().validate().is_ok());
+    let crd = serde_json::to_string(&CapacityPool::crd()).expect("json");
+    assert!(crd.contains("self.gold > self.silver && self.silver > self.bronze"));
 }
 
 fn prices(cpu: &str) -> ResourcePrices {
@@ -390,7 +419,7 @@ fn every_cel_rule_compiles_and_stays_within_the_cost_budget() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         rules_in(&kcel::compile_schema(&schema_of(&name)), &mut rules);
     }
-    assert_eq!(rules.len(), 20, "{rules:?}");
+    assert_eq!(rules.len(), 21, "{rules:?}");
     let over: Vec<_> = rules.iter().filter(|(_, over)| *over).collect();
     assert!(over.is_empty(), "{over:?}");
 }
