@@ -163,7 +163,7 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
 
 /// Whether the environment may write its namespace: it may if the namespace is one it created,
 /// or if there is none and it creates it now. A namespace of that name made by anyone else is
-/// never adopted (`None`): nothing is applied to it, and it is never deleted.
+/// never adopted (`false`): nothing is applied to it, and it is never deleted.
 async fn claim_namespace(ctx: &Context, env: &Environment, desired: &Namespace) -> Result<bool> {
     let name = desired.name_any();
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());

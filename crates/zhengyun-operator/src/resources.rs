@@ -194,11 +194,7 @@ impl Builder<'_> {
         }
         // The one PriorityClass its pods may use, for the admission policy that enforces it
         // (an annotation: a class name may be longer than a label value).
-        let class = self
-            .inputs
-            .pool
-            .priority_classes
-            .for_tier(self.inputs.env.spec.tier);
+        let class = self.tier_class();
         typed(json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {
@@ -247,14 +243,18 @@ impl Builder<'_> {
         }))
     }
 
+    /// The PriorityClass of the environment's tier.
+    fn tier_class(&self) -> &str {
+        self.inputs
+            .pool
+            .priority_classes
+            .for_tier(self.inputs.env.spec.tier)
+    }
+
     /// Zero pods of any named PriorityClass but the tier's (a pod naming none is not counted:
     /// the quota scope `Exists` requires a name).
     fn other_classes_quota(&self) -> Result<ResourceQuota, serde_json::Error> {
-        let class = self
-            .inputs
-            .pool
-            .priority_classes
-            .for_tier(self.inputs.env.spec.tier);
+        let class = self.tier_class();
         typed(json!({
             "apiVersion": "v1", "kind": "ResourceQuota",
             "metadata": self.metadata(OTHER_CLASSES_QUOTA_NAME),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod faults;
 pub mod operator;
+pub mod tenants;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -13,6 +13,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Config, ResourceExt};
 use serde_json::{Value, json};
 use zhengyun_e2e::operator::ensure_operator;
+use zhengyun_e2e::tenants::{create_bureau, create_ready_environment};
 use zhengyun_e2e::{client, eventually, unique_name};
 use zhengyun_model::crd::{Bureau, CapacityPool, Environment, EnvironmentPhase, RateCard};
 
@@ -352,26 +353,20 @@ async fn bronze_tenant(prefix: &str) -> anyhow::Result<Tenant> {
     let admin = client().await?;
     let code = unique_name(prefix);
     let group = format!("{code}-admins");
-    let bureau: Bureau = serde_json::from_value(json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
-        "spec": {"displayName": "区水务局", "kind": "bureau",
-                 "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"}, "adminGroups": [group]}
-    }))?;
-    Api::<Bureau>::all(admin.clone())
-        .create(&PostParams::default(), &bureau)
-        .await?;
+    create_bureau(
+        &admin,
+        &code,
+        json!({"displayName": "区水务局", "kind": "bureau",
+               "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"}, "adminGroups": [group]}),
+    )
+    .await?;
     let ns = format!("{code}-dev");
-    let env: Environment = serde_json::from_value(json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "metadata": {"name": ns},
-        "spec": {"bureau": code, "purpose": "dev", "tier": "bronze",
-                 "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}
-    }))?;
-    let envs: Api<Environment> = Api::all(admin.clone());
-    envs.create(&PostParams::default(), &env).await?;
-    eventually(&format!("{ns} Ready"), WAIT, || async {
-        let env = envs.get(&ns).await?;
-        Ok((env.status.and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)).then_some(()))
-    })
+    create_ready_environment(
+        &admin,
+        &ns,
+        json!({"bureau": code, "purpose": "dev", "tier": "bronze",
+               "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}),
+    )
     .await?;
     let client = impersonate("li.na@swj", &group).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -567,13 +562,14 @@ async fn an_environment_never_takes_over_or_deletes_a_namespace_it_did_not_creat
     let admin = client().await?;
     let code = unique_name("iso-ns");
     let group = format!("{code}-admins");
-    let bureau: Bureau = serde_json::from_value(json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
-        "spec": {"displayName": "区档案局", "kind": "bureau",
-                 "quota": {"cpu": "4", "memory": "8Gi"}, "adminGroups": [group]}
-    }))?;
+    create_bureau(
+        &admin,
+        &code,
+        json!({"displayName": "区档案局", "kind": "bureau",
+               "quota": {"cpu": "4", "memory": "8Gi"}, "adminGroups": [group]}),
+    )
+    .await?;
     let bureaus: Api<Bureau> = Api::all(admin.clone());
-    bureaus.create(&PostParams::default(), &bureau).await?;
     // A namespace someone else made, with a secret in it, named like one of the bureau's.
     let legacy = format!("{code}-prod-legacy");
     let namespaces: Api<Namespace> = Api::all(admin.clone());

@@ -13,15 +13,17 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use kube::Api as KubeApi;
-use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use zhengyun_e2e::api::{Answer, Api};
 use zhengyun_e2e::operator::{
     ensure_operator, kill_and_restart_operator, ledger_url, use_operator_args,
 };
-use zhengyun_e2e::{client, clock, eventually, running_month, unique_name};
+use zhengyun_e2e::tenants::{
+    apply_sample_rate_card, bureau_code, create_bureau, create_ready_environment,
+};
+use zhengyun_e2e::{client, clock, eventually, running_month};
 use zhengyun_metering::{Calendar, Clock};
-use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, RateCard};
+use zhengyun_model::crd::{Bureau, Environment};
 use zhengyun_store::{Role, Store};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -59,44 +61,24 @@ async fn a_month_that_ends_while_metering_closes_with_its_lines_and_the_next_one
     use_operator_args(&METERING);
     ensure_operator().await?;
     let kube = client().await?;
-    let sample: RateCard = serde_yaml::from_str(include_str!(
-        "../../../manifests/samples/ratecard-2026.yaml"
-    ))?;
-    KubeApi::<RateCard>::all(kube.clone())
-        .patch(
-            "rates-2026",
-            &PatchParams::apply("zhengyun-e2e").force(),
-            &Patch::Apply(&sample),
-        )
-        .await?;
-
-    let code = unique_name("jxw")
-        .chars()
-        .take(30)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_owned();
-    let bureau: Bureau = serde_json::from_value(json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
-        "spec": {"displayName": "区经济和信息化局", "kind": "bureau",
-                 "quota": {"cpu": "8", "memory": "16Gi"}}
-    }))?;
-    KubeApi::<Bureau>::all(kube.clone())
-        .create(&PostParams::default(), &bureau)
-        .await?;
-    let name = format!("{code}-prod");
-    let env: Environment = serde_json::from_value(json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "metadata": {"name": name},
-        "spec": {"bureau": code, "purpose": "prod", "tier": "gold",
-                 "quota": {"cpu": "4", "memory": "8Gi"}}
-    }))?;
-    let envs: KubeApi<Environment> = KubeApi::all(kube.clone());
-    envs.create(&PostParams::default(), &env).await?;
-    eventually("environment Ready", WAIT, || async {
-        let env = envs.get(&name).await?;
-        Ok((env.status.and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)).then_some(()))
-    })
+    apply_sample_rate_card(&kube).await?;
+    let code = bureau_code("jxw");
+    create_bureau(
+        &kube,
+        &code,
+        json!({"displayName": "区经济和信息化局", "kind": "bureau",
+               "quota": {"cpu": "8", "memory": "16Gi"}}),
+    )
     .await?;
+    let name = format!("{code}-prod");
+    create_ready_environment(
+        &kube,
+        &name,
+        json!({"bureau": code, "purpose": "prod", "tier": "gold",
+               "quota": {"cpu": "4", "memory": "8Gi"}}),
+    )
+    .await?;
+    let envs: KubeApi<Environment> = KubeApi::all(kube.clone());
 
     // Move the clock to LEAD before the end of the running month, and meter from there: the
     // time before is left unmetered, so the ledger holds only what this test lives through.

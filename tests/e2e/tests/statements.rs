@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode, header};
 use kube::Api as KubeApi;
-use kube::api::{Patch, PatchParams, PostParams};
 use rust_decimal::Decimal;
 use serde_json::json;
 use zhengyun_e2e::api::Api;
 use zhengyun_e2e::operator::{ensure_operator, ledger_url, use_operator_args};
-use zhengyun_e2e::{client, eventually, in_running_month, unique_name};
-use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, RateCard};
+use zhengyun_e2e::tenants::{
+    apply_sample_rate_card, bureau_code, create_bureau, create_ready_environment,
+};
+use zhengyun_e2e::{client, eventually, in_running_month};
+use zhengyun_model::crd::{Bureau, Environment};
 use zhengyun_store::{Role, Store};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -26,43 +28,24 @@ async fn finance_and_bureaus_read_priced_statements_and_usage_from_the_ledger() 
     use_operator_args(&["--metering-period", "2", "--metering-lateness", "1"]);
     ensure_operator().await?;
     let kube = client().await?;
-    let sample: RateCard = serde_yaml::from_str(include_str!(
-        "../../../manifests/samples/ratecard-2026.yaml"
-    ))?;
-    KubeApi::<RateCard>::all(kube.clone())
-        .patch(
-            "rates-2026",
-            &PatchParams::apply("zhengyun-e2e").force(),
-            &Patch::Apply(&sample),
-        )
-        .await?;
-
-    let code = unique_name("czj")
-        .chars()
-        .take(30)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_owned();
-    let bureau: Bureau = serde_json::from_value(json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
-        "spec": {"displayName": "区财政局", "kind": "bureau", "monthlyBudget": "0.01",
-                 "quota": {"cpu": "8", "memory": "16Gi"}}
-    }))?;
-    KubeApi::<Bureau>::all(kube.clone())
-        .create(&PostParams::default(), &bureau)
-        .await?;
-    let name = format!("{code}-prod");
-    let env: Environment = serde_json::from_value(json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "metadata": {"name": name},
-        "spec": {"bureau": code, "purpose": "prod", "tier": "gold", "quota": {"cpu": "4", "memory": "8Gi"}}
-    }))?;
-    let envs: KubeApi<Environment> = KubeApi::all(kube.clone());
-    envs.create(&PostParams::default(), &env).await?;
-    eventually("environment Ready", WAIT, || async {
-        let env = envs.get(&name).await?;
-        Ok((env.status.and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)).then_some(()))
-    })
+    apply_sample_rate_card(&kube).await?;
+    let code = bureau_code("czj");
+    create_bureau(
+        &kube,
+        &code,
+        json!({"displayName": "区财政局", "kind": "bureau", "monthlyBudget": "0.01",
+               "quota": {"cpu": "8", "memory": "16Gi"}}),
+    )
     .await?;
+    let name = format!("{code}-prod");
+    create_ready_environment(
+        &kube,
+        &name,
+        json!({"bureau": code, "purpose": "prod", "tier": "gold",
+               "quota": {"cpu": "4", "memory": "8Gi"}}),
+    )
+    .await?;
+    let envs: KubeApi<Environment> = KubeApi::all(kube.clone());
 
     // The API over the operator's own ledger.
     let ledger = Store::connect(&ledger_url()).await?;

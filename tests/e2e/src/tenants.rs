@@ -1,0 +1,69 @@
+//! Tenants for the end-to-end tests, made through the cluster's door (as `kubectl` would): the
+//! sample rate card, bureaus, and environments waited for until Ready.
+
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, RateCard};
+
+use crate::{eventually, unique_name};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Applies `manifests/samples/ratecard-2026.yaml` (prices from 1 January 2026).
+pub async fn apply_sample_rate_card(kube: &Client) -> anyhow::Result<()> {
+    let sample: RateCard = serde_yaml::from_str(include_str!(
+        "../../../manifests/samples/ratecard-2026.yaml"
+    ))?;
+    Api::<RateCard>::all(kube.clone())
+        .patch(
+            "rates-2026",
+            &PatchParams::apply("zhengyun-e2e").force(),
+            &Patch::Apply(&sample),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A bureau code unique to this call, short enough for `<code>-<purpose>` names.
+pub fn bureau_code(prefix: &str) -> String {
+    unique_name(prefix)
+        .chars()
+        .take(30)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
+}
+
+/// Creates the bureau `code` with `spec` (its `displayName`, `kind`, `quota`, groups…).
+pub async fn create_bureau(kube: &Client, code: &str, spec: Value) -> anyhow::Result<()> {
+    let bureau: Bureau = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": code},
+        "spec": spec,
+    }))?;
+    Api::<Bureau>::all(kube.clone())
+        .create(&PostParams::default(), &bureau)
+        .await?;
+    Ok(())
+}
+
+/// Creates the environment `name` with `spec` and waits until it is Ready.
+pub async fn create_ready_environment(
+    kube: &Client,
+    name: &str,
+    spec: Value,
+) -> anyhow::Result<()> {
+    let env: Environment = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment", "metadata": {"name": name},
+        "spec": spec,
+    }))?;
+    let envs: Api<Environment> = Api::all(kube.clone());
+    envs.create(&PostParams::default(), &env).await?;
+    eventually(&format!("{name} Ready"), WAIT, || async {
+        let env = envs.get(name).await?;
+        Ok((env.status.and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)).then_some(()))
+    })
+    .await
+}
