@@ -6,7 +6,12 @@
 # only, durability off because the data is disposable), starts it on port 55432 or the next free
 # one, creates the database `zhengyun` and records the port in .devcluster/postgres/port and the
 # pid in .devcluster/postgres/pid. It does nothing if the cluster is already running.
-# `url` prints postgres://postgres@127.0.0.1:PORT/zhengyun for ZHENGYUN_TEST_POSTGRES_URL.
+# The server speaks TLS with a certificate for 127.0.0.1 from a test authority made once in
+# .devcluster/postgres/tls (with openssl), next to a second, untrusted authority for tests that
+# must see verification fail.
+# `url` prints postgres://postgres@127.0.0.1:PORT/zhengyun; `tls-url` the same URL verifying the
+# server (sslmode=verify-full, sslrootcert=the test authority) for ZHENGYUN_TEST_POSTGRES_URL;
+# `untrusted-ca` the path of the other authority's certificate.
 #
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` OS user
 # (created by the package) and every server command runs through `runuser -u postgres --`.
@@ -72,6 +77,31 @@ init_cluster() {
     || { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
 }
 
+TLS="$DIR/tls"
+
+tls_url() { echo "$(url)?sslmode=verify-full&sslrootcert=$TLS/ca.crt"; }
+
+# A test certificate authority, a server certificate for 127.0.0.1 signed by it, and a second
+# authority that signed nothing here; made once, valid for ten years.
+make_certificates() {
+  [ -s "$TLS/server.crt" ] && [ -s "$TLS/untrusted.crt" ] && return 0
+  command -v openssl >/dev/null || die "openssl is needed for the test server's certificate"
+  mkdir -p "$TLS"
+  local ca_ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Zhengyun test authority" \
+    "${ca_ext[@]}" -keyout "$TLS/ca.key" -out "$TLS/ca.crt" 2>/dev/null
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Untrusted test authority" \
+    "${ca_ext[@]}" -keyout "$TLS/untrusted.key" -out "$TLS/untrusted.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>/dev/null
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" > "$TLS/server.ext"
+  openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$TLS/server.ext" -out "$TLS/server.crt" 2>/dev/null
+  chmod 600 "$TLS/server.key"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$TLS/server.key" "$TLS/server.crt"
+}
+
 up() {
   if pid=$(running_pid); then
     echo "PostgreSQL already running (pid $pid): $(url)"
@@ -80,13 +110,14 @@ up() {
   local bin
   bin=$(find_bin) || { install_postgres; bin=$(find_bin) || die "initdb still not found after installing postgresql"; }
   [ -f "$DATA/PG_VERSION" ] || init_cluster "$bin"
+  make_certificates
   local port
   port=$(free_port)
   [ "$(id -u)" -ne 0 ] || { touch "$LOG"; chown postgres: "$LOG"; }
   # No Unix socket (its default directory may not exist or be writable); tests use TCP.
   # fsync and friends are off: this cluster holds nothing worth keeping across a power cut.
   as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start -o \
-    "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c ssl=on -c ssl_cert_file='$TLS/server.crt' -c ssl_key_file='$TLS/server.key'" \
     >/dev/null || { tail -n 20 "$LOG" >&2; die "PostgreSQL did not start; see $LOG"; }
   echo "$port" >"$DIR/port"
   head -n 1 "$DATA/postmaster.pid" >"$DIR/pid"
@@ -114,6 +145,8 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   url) running_pid >/dev/null || die "PostgreSQL is not running; start it with: scripts/postgres.sh up"; url ;;
+  tls-url) running_pid >/dev/null || die "PostgreSQL is not running; start it with: scripts/postgres.sh up"; tls_url ;;
+  untrusted-ca) echo "$TLS/untrusted.crt" ;;
   status) if pid=$(running_pid); then echo "running (pid $pid): $(url)"; else echo "not running"; exit 1; fi ;;
-  *) echo "usage: $0 up|down|url|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|url|tls-url|untrusted-ca|status" >&2; exit 2 ;;
 esac
