@@ -70,7 +70,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     });
     state
         .metrics()
-        .observe(method.as_str(), &route, status.as_u16(), seconds);
+        .observe(&method, &route, status.as_u16(), seconds);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

@@ -728,3 +728,59 @@ async fn purpose_codes_system_groups_and_hidden_characters_are_422_naming_the_fi
         assert_eq!(error_fields(&body), ["reason"], "{decision}");
     }
 }
+
+/// The `zhengyun_api_http_requests` lines of the metrics exposition.
+async fn request_metrics(h: &Harness) -> String {
+    let response = h
+        .app
+        .clone()
+        .oneshot(request(Method::GET, "/metrics", None, None))
+        .await
+        .expect("infallible");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| l.starts_with("zhengyun_api_http_request"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn unknown_methods_share_one_metrics_label_and_paths_are_never_labels() {
+    let h = harness().await;
+    for (i, path) in [
+        "/api/v1/bureaus/raw-bureau-7f3a",
+        "/no/such/path-9c1e",
+        "/healthz",
+    ]
+    .iter()
+    .enumerate()
+    {
+        for method in ["BREW", "XYZZY", "MKCOL"] {
+            let method = Method::from_bytes(format!("{method}{i}").as_bytes()).expect("method");
+            h.call(request(method, path, Some(&h.admin), None)).await;
+        }
+    }
+    h.call(request(
+        Method::GET,
+        "/api/v1/bureaus/raw-bureau-7f3a",
+        Some(&h.admin),
+        None,
+    ))
+    .await;
+    let metrics = request_metrics(&h).await;
+    for leaked in ["BREW", "XYZZY", "MKCOL", "raw-bureau-7f3a", "path-9c1e"] {
+        assert!(!metrics.contains(leaked), "{leaked} in\n{metrics}");
+    }
+    assert!(metrics.contains(r#"method="OTHER""#), "{metrics}");
+    assert!(
+        metrics.contains(r#"route="/api/v1/bureaus/{bureau}""#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"method="GET""#), "{metrics}");
+}
