@@ -15,7 +15,7 @@ use zhengyun_store::AuditEntry;
 
 use crate::{
     context::{Audit, Caller, REQUEST_ID},
-    problem::{ErrorChain, Problem},
+    problem::{ErrorChain, Problem, retry_seconds},
     state::AppState,
 };
 
@@ -84,10 +84,24 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let limiter = state.auth_limiter();
+    let client = limiter.client(request.extensions().get(), request.headers());
+    if let Err(wait) = limiter.check(client) {
+        let mut response = Problem::too_many_failures(wait).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_seconds(wait)));
+        return response;
+    }
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let caller = match caller(&state, authorization).await {
         Ok(caller) => caller,
-        Err(problem) => return problem.into_response(),
+        Err(problem) => {
+            if problem.status() == StatusCode::UNAUTHORIZED {
+                limiter.fail(client);
+            }
+            return problem.into_response();
+        }
     };
     request.extensions_mut().insert(caller.clone());
     if !mutates(request.method()) {

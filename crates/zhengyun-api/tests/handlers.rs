@@ -784,3 +784,94 @@ async fn unknown_methods_share_one_metrics_label_and_paths_are_never_labels() {
     );
     assert!(metrics.contains(r#"method="GET""#), "{metrics}");
 }
+
+/// A harness whose failed-authentication limit is `max_failures` per minute, on a clock the
+/// test moves.
+async fn limited_harness(
+    max_failures: u32,
+) -> (
+    Harness,
+    std::sync::Arc<std::sync::Mutex<std::time::Instant>>,
+) {
+    use std::sync::{Arc, Mutex};
+    use zhengyun_api::limit::{AuthLimit, FailedAuthLimiter};
+    let h = harness().await;
+    let at = Arc::new(Mutex::new(std::time::Instant::now()));
+    let read = at.clone();
+    let limiter = FailedAuthLimiter::with_clock(
+        AuthLimit {
+            max_failures,
+            window: std::time::Duration::from_secs(60),
+            ..AuthLimit::default()
+        },
+        Arc::new(move || *read.lock().expect("clock")),
+    );
+    let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
+    let client = kube::Client::try_from(config).expect("client");
+    let app = app(AppState::new(h.store.clone(), client).with_auth_limiter(limiter));
+    (Harness { app, ..h }, at)
+}
+
+fn from(peer: &str, mut request: Request<Body>) -> Request<Body> {
+    let peer: std::net::SocketAddr = peer.parse().expect("peer");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    request
+}
+
+#[tokio::test]
+async fn repeated_failed_authentication_is_429_with_retry_after_without_the_database() {
+    let (h, at) = limited_harness(3).await;
+    let bad = "zy_0123456789abcdef_nope";
+    let whoami = |peer: &str, token: &str| {
+        from(
+            peer,
+            request(Method::GET, "/api/v1/whoami", Some(token), None),
+        )
+    };
+    for _ in 0..3 {
+        let (status, body, headers) = h.call(whoami("192.0.2.1:5000", bad)).await;
+        assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+    }
+    // From here on a lookup would be a 503: the 429 proves the database was not asked.
+    h.store.close().await;
+    let (status, body, headers) = h.call(whoami("192.0.2.1:5001", bad)).await;
+    assert_problem(status, &body, &headers, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another address is counted on its own.
+    let (status, body, headers) = h.call(whoami("198.51.100.7:5000", bad)).await;
+    assert_problem(status, &body, &headers, StatusCode::SERVICE_UNAVAILABLE);
+    // When the window has ended the address is heard again.
+    *at.lock().expect("clock") += std::time::Duration::from_secs(61);
+    let (status, body, headers) = h.call(whoami("192.0.2.1:5002", bad)).await;
+    assert_problem(status, &body, &headers, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn successful_authentication_is_never_limited_nor_counted() {
+    let (h, _) = limited_harness(3).await;
+    for _ in 0..10 {
+        let (status, body, _) = h
+            .call(from(
+                "192.0.2.1:5000",
+                request(Method::GET, "/api/v1/whoami", Some(&h.admin), None),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    for _ in 0..3 {
+        let (status, body, headers) = h
+            .call(from(
+                "192.0.2.1:5000",
+                request(Method::GET, "/api/v1/whoami", Some("zy_0_nope"), None),
+            ))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+    }
+}
