@@ -64,6 +64,16 @@ pub struct ApiConfig {
     /// unset and no platform admin exists yet, one is generated and printed once.
     #[arg(long, env = "ZHENGYUN_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
+    /// How often the API writes the audit head (sequence and hash) to its log, a copy outside
+    /// the database to compare the chain against; each is remembered as published (see
+    /// docs/auditors.md).
+    #[arg(
+        long,
+        env = "ZHENGYUN_API_AUDIT_HEAD_INTERVAL",
+        default_value = "10m",
+        value_parser = parse_duration
+    )]
+    pub audit_head_interval: std::time::Duration,
     #[command(flatten)]
     pub connections: ConnectionLimits,
     #[command(flatten)]
@@ -349,7 +359,30 @@ pub async fn serve(
         .map_err(|e| ServeError::new("unable to read the listening address".into(), e))?;
     tracing::info!(addr = %local, "API listening");
     let state = state.with_auth_limiter(limit::FailedAuthLimiter::new(config.auth_limit.limit()));
-    serve_on(listener, &config.connections, state, shutdown).await
+    let publisher = tokio::spawn(publish_audit_heads(
+        state.store().clone(),
+        config.audit_head_interval,
+    ));
+    let served = serve_on(listener, &config.connections, state, shutdown).await;
+    publisher.abort();
+    served
+}
+
+/// Every `interval`, publishes the audit head to the log (and so remembers it in the store);
+/// a head that went backwards or was rewritten is logged as an error instead.
+async fn publish_audit_heads(store: zhengyun_store::Store, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.publish_audit_head().await {
+            Ok(head) => tracing::info!(seq = head.seq, hash = %head.hash, "audit head"),
+            Err(error) => tracing::error!(
+                error = %problem::ErrorChain(&error),
+                "unable to publish the audit head"
+            ),
+        }
+    }
 }
 
 /// Serves the API on `listener` (HTTP/1.1) within `limits` until `shutdown` resolves, then

@@ -875,3 +875,45 @@ async fn successful_authentication_is_never_limited_nor_counted() {
         assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
     }
 }
+
+#[tokio::test]
+async fn auditors_and_platform_admins_read_the_audit_head_which_is_then_remembered() {
+    let h = harness().await;
+    let viewer = h.token(Role::BureauViewer, Some("wjw")).await;
+    // A refused call is audited: the head moves to entry 1.
+    h.call(request(
+        Method::DELETE,
+        "/api/v1/tokens/0123456789abcdef",
+        Some(&viewer),
+        None,
+    ))
+    .await;
+    let auditor = h.token(Role::Auditor, None).await;
+    for token in [&auditor, &h.admin] {
+        let (status, head, _) = h
+            .call(request(
+                Method::GET,
+                "/api/v1/audit/head",
+                Some(token),
+                None,
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{head}");
+        let stored = h.store.audit_head().await.expect("head");
+        assert_eq!(head["seq"], stored.seq);
+        assert_eq!(head["hash"], stored.hash.as_str());
+        assert_eq!(
+            h.store.published_audit_head().await.expect("published"),
+            Some(stored)
+        );
+    }
+    let (status, body, headers) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/audit/head",
+            Some(&viewer),
+            None,
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
+}
