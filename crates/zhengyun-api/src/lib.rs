@@ -6,7 +6,8 @@
 //! single authority (DESIGN.md, invariant 1). Money and history (tokens, audit log, change
 //! requests) live in the store.
 //!
-//! - Authentication: bearer tokens from the store ([`middleware::authenticate`]).
+//! - Authentication: bearer tokens from the store ([`middleware::authenticate`]); repeated
+//!   failures from one address get 429 without a database query ([`limit`]).
 //! - Authorisation: by role, and for bureau roles by bureau. A bureau token asking about
 //!   another bureau gets **403**, decided from the token alone before anything is looked up, so
 //!   the answer is the same whether that bureau exists or not. A platform-wide token asking

@@ -1,6 +1,6 @@
 //! The layers around every handler: a request id, a log line and metrics for each request, a
-//! timeout; and, on `/api/v1`, bearer-token authentication and the audit record of every
-//! mutating call.
+//! timeout; and, on `/api/v1`, bearer-token authentication (failures limited per client
+//! address, [`crate::limit`]) and the audit record of every mutating call.
 
 use std::time::{Duration, Instant};
 

@@ -148,7 +148,8 @@ impl Problem {
             "too-many-failed-authentications",
             "Too many failed authentications",
             format!(
-                "too many unknown or malformed tokens from this address; retry in {} s",
+                "too many failed authentications (missing, malformed, unknown or revoked tokens) \
+                 from this address; retry in {} s",
                 retry_seconds(retry_after)
             ),
         )
