@@ -4,8 +4,14 @@
 //! anonymous caller can try. After [`AuthLimit::max_failures`] failed authentications from one
 //! address within a fixed [`AuthLimit::window`], that address is answered 429 with
 //! `Retry-After` until its window ends, before anything is looked up. Successful calls never
-//! count. Memory is bounded: at most [`AuthLimit::max_clients`] addresses are remembered;
-//! when full, windows that have ended are dropped first, then the oldest.
+//! count. Memory is bounded: at most [`AuthLimit::max_clients`] addresses are remembered; when
+//! full, windows that have ended are dropped first, then the oldest.
+//!
+//! So that one guesser does not lock out everyone behind the same address (a bureau's NAT), an
+//! `Authorization` header that authenticated recently — within [`GOOD_FOR`], remembered as a
+//! keyed 64-bit fingerprint, never the token, at most [`AuthLimit::max_clients`] of them — is
+//! still looked up from a refused address; if that lookup fails, it is forgotten. A token
+//! never seen before is refused from such an address until its window ends.
 //!
 //! The client address is the TCP peer. `X-Forwarded-For` is believed only when the peer is one
 //! of the configured trusted proxies, and then only its last entry that is not itself a trusted
@@ -14,6 +20,7 @@
 
 use std::{
     collections::HashMap,
+    hash::{BuildHasher, RandomState},
     net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -45,6 +52,9 @@ impl Default for AuthLimit {
     }
 }
 
+/// How long an `Authorization` header that authenticated is let through a refused address.
+pub const GOOD_FOR: Duration = Duration::from_secs(3600);
+
 /// Where the limiter reads the time; tests move it by hand.
 pub type Now = Arc<dyn Fn() -> Instant + Send + Sync>;
 
@@ -59,6 +69,10 @@ pub struct FailedAuthLimiter {
     limit: AuthLimit,
     now: Now,
     clients: Mutex<HashMap<IpAddr, Window>>,
+    /// Fingerprints of headers that authenticated, and when they last did.
+    good: Mutex<HashMap<u64, Instant>>,
+    /// The key of the fingerprints, random per process.
+    keys: RandomState,
 }
 
 impl std::fmt::Debug for FailedAuthLimiter {
@@ -87,6 +101,45 @@ impl FailedAuthLimiter {
             limit,
             now,
             clients: Mutex::new(HashMap::new()),
+            good: Mutex::new(HashMap::new()),
+            keys: RandomState::new(),
+        }
+    }
+
+    /// Whether `authorization` authenticated within [`GOOD_FOR`].
+    pub fn recently_good(&self, authorization: &[u8]) -> bool {
+        let now = (self.now)();
+        let print = self.keys.hash_one(authorization);
+        self.good
+            .lock()
+            .ok()
+            .and_then(|good| good.get(&print).copied())
+            .is_some_and(|at| now < at + GOOD_FOR)
+    }
+
+    /// Remembers that `authorization` authenticated.
+    pub fn succeed(&self, authorization: &[u8]) {
+        let now = (self.now)();
+        let print = self.keys.hash_one(authorization);
+        let Ok(mut good) = self.good.lock() else {
+            return;
+        };
+        if !good.contains_key(&print) && good.len() >= self.limit.max_clients {
+            good.retain(|_, at| now < *at + GOOD_FOR);
+            if good.len() >= self.limit.max_clients
+                && let Some(oldest) = good.iter().min_by_key(|(_, at)| **at).map(|(p, _)| *p)
+            {
+                good.remove(&oldest);
+            }
+        }
+        good.insert(print, now);
+    }
+
+    /// Forgets `authorization` as good (it failed).
+    pub fn forget(&self, authorization: &[u8]) {
+        let print = self.keys.hash_one(authorization);
+        if let Ok(mut good) = self.good.lock() {
+            good.remove(&print);
         }
     }
 
@@ -215,6 +268,27 @@ mod tests {
         assert_eq!(limiter.check(ip("192.0.2.1")), Ok(()));
         limiter.fail(ip("192.0.2.1"));
         assert_eq!(limiter.check(ip("192.0.2.1")), Ok(()));
+    }
+
+    #[test]
+    fn a_good_token_is_remembered_for_an_hour_and_forgotten_when_it_fails() {
+        let (at, now) = clock();
+        let limiter = FailedAuthLimiter::with_clock(limit(1, 2), now);
+        assert!(!limiter.recently_good(b"Bearer a"));
+        limiter.succeed(b"Bearer a");
+        assert!(limiter.recently_good(b"Bearer a"));
+        assert!(!limiter.recently_good(b"Bearer b"));
+        *at.lock().expect("clock") += GOOD_FOR;
+        assert!(!limiter.recently_good(b"Bearer a"));
+        limiter.succeed(b"Bearer a");
+        limiter.forget(b"Bearer a");
+        assert!(!limiter.recently_good(b"Bearer a"));
+        for token in [&b"Bearer c"[..], b"Bearer d", b"Bearer e"] {
+            limiter.succeed(token);
+            *at.lock().expect("clock") += Duration::from_secs(1);
+        }
+        assert!(!limiter.recently_good(b"Bearer c"), "at most two are kept");
+        assert!(limiter.recently_good(b"Bearer e"));
     }
 
     #[test]

@@ -86,19 +86,30 @@ pub async fn authenticate(
 ) -> Response {
     let limiter = state.auth_limiter();
     let client = limiter.client(request.extensions().get(), request.headers());
-    if let Err(wait) = limiter.check(client) {
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    let presented = authorization.as_ref().map(HeaderValue::as_bytes);
+    if let Err(wait) = limiter.check(client)
+        && !presented.is_some_and(|a| limiter.recently_good(a))
+    {
         let mut response = Problem::too_many_failures(wait).into_response();
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_seconds(wait)));
         return response;
     }
-    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-    let caller = match caller(&state, authorization).await {
-        Ok(caller) => caller,
+    let caller = match caller(&state, authorization.clone()).await {
+        Ok(caller) => {
+            if let Some(presented) = presented {
+                limiter.succeed(presented);
+            }
+            caller
+        }
         Err(problem) => {
             if problem.status() == StatusCode::UNAUTHORIZED {
                 limiter.fail(client);
+                if let Some(presented) = presented {
+                    limiter.forget(presented);
+                }
             }
             return problem.into_response();
         }

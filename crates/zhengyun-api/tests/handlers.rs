@@ -917,3 +917,24 @@ async fn auditors_and_platform_admins_read_the_audit_head_which_is_then_remember
         .await;
     assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_token_that_authenticated_before_still_works_from_a_refused_address() {
+    let (h, _) = limited_harness(3).await;
+    let whoami = |token: &str| {
+        from(
+            "192.0.2.1:5000",
+            request(Method::GET, "/api/v1/whoami", Some(token), None),
+        )
+    };
+    let (status, _, _) = h.call(whoami(&h.admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..3 {
+        h.call(whoami("zy_0_nope")).await;
+    }
+    let (status, body, headers) = h.call(whoami("zy_0_nope")).await;
+    assert_problem(status, &body, &headers, StatusCode::TOO_MANY_REQUESTS);
+    // Someone else behind the same address, whose token worked before, is not refused.
+    let (status, body, _) = h.call(whoami(&h.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
