@@ -32,6 +32,45 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_audit))
         .routes(routes!(verify_audit))
+        .routes(routes!(audit_head))
+}
+
+/// The newest entry of the audit chain, to be noted somewhere the database's users cannot
+/// reach.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditHeadView {
+    /// Number of entries (the last `seq`).
+    pub seq: u64,
+    /// The last entry's hash, 64 hex digits (64 zeros when the log is empty).
+    pub hash: String,
+}
+
+/// The head of the audit chain (auditor, platform admin). Each answer is remembered as
+/// published: from then on the verification names a log that was cut back below it or
+/// rewritten under it, and this call answers 409 for such a log instead of a smaller head.
+#[utoipa::path(get, path = "/api/v1/audit/head", tag = "audit",
+    responses(
+        (status = 200, body = AuditHeadView),
+        (status = 403, body = Problem),
+        (status = 409, body = Problem,
+            description = "The head is behind or differs from one published before"),
+    ),
+    security(("bearer" = [])))]
+async fn audit_head(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(&READERS)?;
+    match state.store().publish_audit_head().await {
+        Ok(head) => Ok(axum::Json(AuditHeadView {
+            seq: head.seq,
+            hash: head.hash,
+        })
+        .into_response()),
+        Err(zhengyun_store::Error::Corrupt(reason)) => {
+            tracing::error!(%reason, "the audit head went backwards or was rewritten");
+            Err(Problem::conflict(reason))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Filters for the audit log; all optional.

@@ -6,7 +6,8 @@
 //! single authority (DESIGN.md, invariant 1). Money and history (tokens, audit log, change
 //! requests) live in the store.
 //!
-//! - Authentication: bearer tokens from the store ([`middleware::authenticate`]).
+//! - Authentication: bearer tokens from the store ([`middleware::authenticate`]); repeated
+//!   failures from one address get 429 without a database query ([`limit`]).
 //! - Authorisation: by role, and for bureau roles by bureau. A bureau token asking about
 //!   another bureau gets **403**, decided from the token alone before anything is looked up, so
 //!   the answer is the same whether that bureau exists or not. A platform-wide token asking
@@ -22,6 +23,7 @@ pub mod environments;
 pub mod extract;
 pub mod headroom;
 pub mod health;
+pub mod limit;
 pub mod metrics;
 pub mod middleware;
 pub mod problem;
@@ -63,6 +65,110 @@ pub struct ApiConfig {
     /// unset and no platform admin exists yet, one is generated and printed once.
     #[arg(long, env = "ZHENGYUN_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
+    /// How often the API writes the audit head (sequence and hash) to its log, a copy outside
+    /// the database to compare the chain against; each is remembered as published (see
+    /// docs/auditors.md).
+    #[arg(
+        long,
+        env = "ZHENGYUN_API_AUDIT_HEAD_INTERVAL",
+        default_value = "10m",
+        value_parser = parse_duration
+    )]
+    pub audit_head_interval: std::time::Duration,
+    #[command(flatten)]
+    pub connections: ConnectionLimits,
+    #[command(flatten)]
+    pub auth_limit: AuthLimitArgs,
+}
+
+/// What one client may hold of the server: time to send a request head, idle time, and a
+/// share of a bounded number of connections.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ConnectionLimits {
+    /// Time a client has to send a request's method, path and headers, counted from when the
+    /// server starts waiting for them; on a kept-alive connection that wait starts when the
+    /// previous response is sent, so this is also the idle timeout. Then the connection is
+    /// closed. `500ms`, `10s`, `2m`.
+    #[arg(
+        long,
+        env = "ZHENGYUN_API_HEADER_READ_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub header_read_timeout: std::time::Duration,
+    /// Connections served at once; further clients wait in the listen backlog until one closes.
+    #[arg(
+        long,
+        env = "ZHENGYUN_API_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+}
+
+/// The rate limit of failed authentication ([`limit`]).
+#[derive(Clone, Debug, clap::Args)]
+pub struct AuthLimitArgs {
+    /// Failed authentications (unknown, revoked or malformed tokens) one client address may
+    /// make in a window; after that it gets 429 with Retry-After until the window ends.
+    #[arg(
+        long,
+        env = "ZHENGYUN_API_AUTH_MAX_FAILURES",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub auth_max_failures: u32,
+    /// The window of `--auth-max-failures`, from a client's first failure in it.
+    #[arg(
+        long,
+        env = "ZHENGYUN_API_AUTH_FAILURE_WINDOW",
+        default_value = "1m",
+        value_parser = parse_duration
+    )]
+    pub auth_failure_window: std::time::Duration,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (comma-separated).
+    /// By default none: the client is the TCP peer.
+    #[arg(
+        long = "trusted-proxy",
+        env = "ZHENGYUN_API_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl AuthLimitArgs {
+    /// The limit these flags describe.
+    pub fn limit(&self) -> limit::AuthLimit {
+        limit::AuthLimit {
+            max_failures: self.auth_max_failures,
+            window: self.auth_failure_window,
+            trusted_proxies: self.trusted_proxies.clone(),
+            ..limit::AuthLimit::default()
+        }
+    }
+}
+
+/// A duration as `<n>ms`, `<n>s` or `<n>m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
+    };
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".to_owned());
+    }
+    Ok(duration)
 }
 
 #[derive(OpenApi)]
@@ -120,7 +226,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The OpenAPI document as pretty JSON, as committed in `openapi/openapi.json`: the generated
 /// document with every error documented as `application/problem+json`, including the ones
-/// any `/api/v1` call can meet (400, 401, 403, 404, 422, 500, 503; 413 and 415 with a body).
+/// any `/api/v1` call can meet (400, 401, 403, 404, 422, 429, 500, 503; 413 and 415 with a body).
 pub fn openapi_json() -> String {
     let mut doc = serde_json::to_value(openapi()).unwrap_or_default();
     document_problems(&mut doc);
@@ -167,6 +273,11 @@ fn document_problems(doc: &mut serde_json::Value) {
                 ("403", "The token's role or bureau does not allow this"),
                 ("404", "No such object"),
                 ("422", "Invalid fields"),
+                (
+                    "429",
+                    "Too many failed authentications from this address; retry after \
+                     Retry-After seconds",
+                ),
                 ("500", "A fault of the server, logged under the request id"),
                 (
                     "503",
@@ -248,10 +359,95 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| ServeError::new("unable to read the listening address".into(), e))?;
     tracing::info!(addr = %local, "API listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| ServeError::new("the HTTP server failed".into(), e))
+    let state = state.with_auth_limiter(limit::FailedAuthLimiter::new(config.auth_limit.limit()));
+    let publisher = tokio::spawn(publish_audit_heads(
+        state.store().clone(),
+        config.audit_head_interval,
+    ));
+    let served = serve_on(listener, &config.connections, state, shutdown).await;
+    publisher.abort();
+    served
+}
+
+/// Every `interval`, publishes the audit head to the log (and so remembers it in the store);
+/// a head that went backwards or was rewritten is logged as an error instead.
+async fn publish_audit_heads(store: zhengyun_store::Store, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.publish_audit_head().await {
+            Ok(head) => tracing::info!(seq = head.seq, hash = %head.hash, "audit head"),
+            Err(error) => tracing::error!(
+                error = %problem::ErrorChain(&error),
+                "unable to publish the audit head"
+            ),
+        }
+    }
+}
+
+/// Serves the API on `listener` (HTTP/1.1) within `limits` until `shutdown` resolves, then
+/// finishes the requests in flight. Each request carries its peer address as
+/// [`axum::extract::ConnectInfo`].
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    limits: &ConnectionLimits,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    use hyper_util::{
+        rt::{TokioIo, TokioTimer},
+        server::graceful::GracefulShutdown,
+        service::TowerToHyperService,
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections as usize));
+    let graceful = GracefulShutdown::new();
+    let app = app(state);
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    loop {
+        // Waiting for a free slot before accepting leaves further clients in the backlog.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit,
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permit else { break };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(%error, "unable to accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Registers the bootstrap platform-admin token, or when none is configured and no token
@@ -297,6 +493,22 @@ impl ServeError {
         Self {
             what,
             source: Box::new(source),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_milliseconds_seconds_or_minutes_and_never_zero() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "10", "0s", "s", "1h", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,7 +1,12 @@
 //! The API's own metrics: requests and their durations by route template and status. Labels
-//! are route templates (`/api/v1/bureaus/{bureau}`), never concrete paths, tokens or users.
+//! are route templates (`/api/v1/bureaus/{bureau}`, or `unmatched`), never concrete paths,
+//! tokens or users; methods are the standard ones or `OTHER`. Anyone can send a request, so
+//! no label value may come from what the caller chose, or each new value would be a new series
+//! kept for the life of the process.
 
 use std::sync::Mutex;
+
+use axum::http::Method;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -62,9 +67,9 @@ impl Default for HttpMetrics {
 }
 
 impl HttpMetrics {
-    /// Counts one answered request.
-    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let (method, route) = (method.to_owned(), route.to_owned());
+    /// Counts one answered request. `route` must be a route template or `unmatched`.
+    pub fn observe(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let (method, route) = (method_label(method).to_owned(), route.to_owned());
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.clone(),
@@ -85,5 +90,37 @@ impl HttpMetrics {
             let _ = encode(&mut text, &registry);
         }
         text
+    }
+}
+
+/// The label of a method: one of the methods of RFC 9110 and PATCH, or `OTHER` for any other
+/// token a caller may send.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_methods_are_their_own_label_and_any_other_is_other() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::GET), "GET");
+        for token in ["get", "BREW", "PROPFIND", "X-A"] {
+            let method = Method::from_bytes(token.as_bytes()).expect("method");
+            assert_eq!(method_label(&method), "OTHER", "{token}");
+        }
     }
 }

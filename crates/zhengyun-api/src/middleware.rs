@@ -1,6 +1,6 @@
 //! The layers around every handler: a request id, a log line and metrics for each request, a
-//! timeout; and, on `/api/v1`, bearer-token authentication and the audit record of every
-//! mutating call.
+//! timeout; and, on `/api/v1`, bearer-token authentication (failures limited per client
+//! address, [`crate::limit`]) and the audit record of every mutating call.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use zhengyun_store::AuditEntry;
 
 use crate::{
     context::{Audit, Caller, REQUEST_ID},
-    problem::{ErrorChain, Problem},
+    problem::{ErrorChain, Problem, retry_seconds},
     state::AppState,
 };
 
@@ -70,7 +70,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     });
     state
         .metrics()
-        .observe(method.as_str(), &route, status.as_u16(), seconds);
+        .observe(&method, &route, status.as_u16(), seconds);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -84,10 +84,35 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let limiter = state.auth_limiter();
+    let client = limiter.client(request.extensions().get(), request.headers());
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-    let caller = match caller(&state, authorization).await {
-        Ok(caller) => caller,
-        Err(problem) => return problem.into_response(),
+    let presented = authorization.as_ref().map(HeaderValue::as_bytes);
+    if let Err(wait) = limiter.check(client)
+        && !presented.is_some_and(|a| limiter.recently_good(a))
+    {
+        let mut response = Problem::too_many_failures(wait).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_seconds(wait)));
+        return response;
+    }
+    let caller = match caller(&state, authorization.clone()).await {
+        Ok(caller) => {
+            if let Some(presented) = presented {
+                limiter.succeed(presented);
+            }
+            caller
+        }
+        Err(problem) => {
+            if problem.status() == StatusCode::UNAUTHORIZED {
+                limiter.fail(client);
+                if let Some(presented) = presented {
+                    limiter.forget(presented);
+                }
+            }
+            return problem.into_response();
+        }
     };
     request.extensions_mut().insert(caller.clone());
     if !mutates(request.method()) {

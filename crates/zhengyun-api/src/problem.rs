@@ -140,6 +140,21 @@ impl Problem {
         Self::invalid(fields)
     }
 
+    /// 429: too many failed authentications from this address; `retry_after` says when it may
+    /// try again (also in the `Retry-After` header).
+    pub fn too_many_failures(retry_after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-failed-authentications",
+            "Too many failed authentications",
+            format!(
+                "too many failed authentications (missing, malformed, unknown or revoked tokens) \
+                 from this address; retry in {} s",
+                retry_seconds(retry_after)
+            ),
+        )
+    }
+
     /// 503: the cluster or the database cannot be reached; retry later.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
@@ -165,6 +180,13 @@ impl Problem {
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
+}
+
+/// Whole seconds to wait, rounded up, at least 1.
+pub fn retry_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
+        .max(1)
 }
 
 fn problem_uri<S: serde::Serializer>(

@@ -15,7 +15,7 @@ use zhengyun_store::Store;
 
 use zhengyun_model::names;
 
-use crate::{metrics::HttpMetrics, problem::Problem};
+use crate::{limit::FailedAuthLimiter, metrics::HttpMetrics, problem::Problem};
 
 /// Field manager of the API's writes to the cluster, so that `managedFields` tells what the
 /// control-plane API wrote from what the operator or `kubectl` did.
@@ -54,6 +54,7 @@ struct Inner {
     client: kube::Client,
     bureau_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     metrics: HttpMetrics,
+    auth_limiter: FailedAuthLimiter,
     calendar: zhengyun_metering::Calendar,
     clock: zhengyun_metering::Clock,
 }
@@ -95,9 +96,25 @@ impl AppState {
             client,
             bureau_locks: Mutex::new(HashMap::new()),
             metrics: HttpMetrics::default(),
+            auth_limiter: FailedAuthLimiter::default(),
             calendar,
             clock,
         }))
+    }
+
+    /// The same state limiting failed authentication with `limiter`. Call it before the state
+    /// is shared: a state already cloned keeps its limiter (and says so in the log).
+    pub fn with_auth_limiter(mut self, limiter: FailedAuthLimiter) -> Self {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => inner.auth_limiter = limiter,
+            None => tracing::error!("the state is already shared; its auth limiter is unchanged"),
+        }
+        self
+    }
+
+    /// The limiter of failed authentication.
+    pub fn auth_limiter(&self) -> &FailedAuthLimiter {
+        &self.0.auth_limiter
     }
 
     /// The calendar of statements.

@@ -728,3 +728,213 @@ async fn purpose_codes_system_groups_and_hidden_characters_are_422_naming_the_fi
         assert_eq!(error_fields(&body), ["reason"], "{decision}");
     }
 }
+
+/// The `zhengyun_api_http_requests` lines of the metrics exposition.
+async fn request_metrics(h: &Harness) -> String {
+    let response = h
+        .app
+        .clone()
+        .oneshot(request(Method::GET, "/metrics", None, None))
+        .await
+        .expect("infallible");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| l.starts_with("zhengyun_api_http_request"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn unknown_methods_share_one_metrics_label_and_paths_are_never_labels() {
+    let h = harness().await;
+    for (i, path) in [
+        "/api/v1/bureaus/raw-bureau-7f3a",
+        "/no/such/path-9c1e",
+        "/healthz",
+    ]
+    .iter()
+    .enumerate()
+    {
+        for method in ["BREW", "XYZZY", "MKCOL"] {
+            let method = Method::from_bytes(format!("{method}{i}").as_bytes()).expect("method");
+            h.call(request(method, path, Some(&h.admin), None)).await;
+        }
+    }
+    h.call(request(
+        Method::GET,
+        "/api/v1/bureaus/raw-bureau-7f3a",
+        Some(&h.admin),
+        None,
+    ))
+    .await;
+    let metrics = request_metrics(&h).await;
+    for leaked in ["BREW", "XYZZY", "MKCOL", "raw-bureau-7f3a", "path-9c1e"] {
+        assert!(!metrics.contains(leaked), "{leaked} in\n{metrics}");
+    }
+    assert!(metrics.contains(r#"method="OTHER""#), "{metrics}");
+    assert!(
+        metrics.contains(r#"route="/api/v1/bureaus/{bureau}""#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"method="GET""#), "{metrics}");
+}
+
+/// A harness whose failed-authentication limit is `max_failures` per minute, on a clock the
+/// test moves.
+async fn limited_harness(
+    max_failures: u32,
+) -> (
+    Harness,
+    std::sync::Arc<std::sync::Mutex<std::time::Instant>>,
+) {
+    use std::sync::{Arc, Mutex};
+    use zhengyun_api::limit::{AuthLimit, FailedAuthLimiter};
+    let h = harness().await;
+    let at = Arc::new(Mutex::new(std::time::Instant::now()));
+    let read = at.clone();
+    let limiter = FailedAuthLimiter::with_clock(
+        AuthLimit {
+            max_failures,
+            window: std::time::Duration::from_secs(60),
+            ..AuthLimit::default()
+        },
+        Arc::new(move || *read.lock().expect("clock")),
+    );
+    let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
+    let client = kube::Client::try_from(config).expect("client");
+    let app = app(AppState::new(h.store.clone(), client).with_auth_limiter(limiter));
+    (Harness { app, ..h }, at)
+}
+
+fn from(peer: &str, mut request: Request<Body>) -> Request<Body> {
+    let peer: std::net::SocketAddr = peer.parse().expect("peer");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    request
+}
+
+#[tokio::test]
+async fn repeated_failed_authentication_is_429_with_retry_after_without_the_database() {
+    let (h, at) = limited_harness(3).await;
+    let bad = "zy_0123456789abcdef_nope";
+    let whoami = |peer: &str, token: &str| {
+        from(
+            peer,
+            request(Method::GET, "/api/v1/whoami", Some(token), None),
+        )
+    };
+    for _ in 0..3 {
+        let (status, body, headers) = h.call(whoami("192.0.2.1:5000", bad)).await;
+        assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+    }
+    // From here on a lookup would be a 503: the 429 proves the database was not asked.
+    h.store.close().await;
+    let (status, body, headers) = h.call(whoami("192.0.2.1:5001", bad)).await;
+    assert_problem(status, &body, &headers, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another address is counted on its own.
+    let (status, body, headers) = h.call(whoami("198.51.100.7:5000", bad)).await;
+    assert_problem(status, &body, &headers, StatusCode::SERVICE_UNAVAILABLE);
+    // When the window has ended the address is heard again.
+    *at.lock().expect("clock") += std::time::Duration::from_secs(61);
+    let (status, body, headers) = h.call(whoami("192.0.2.1:5002", bad)).await;
+    assert_problem(status, &body, &headers, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn successful_authentication_is_never_limited_nor_counted() {
+    let (h, _) = limited_harness(3).await;
+    for _ in 0..10 {
+        let (status, body, _) = h
+            .call(from(
+                "192.0.2.1:5000",
+                request(Method::GET, "/api/v1/whoami", Some(&h.admin), None),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    for _ in 0..3 {
+        let (status, body, headers) = h
+            .call(from(
+                "192.0.2.1:5000",
+                request(Method::GET, "/api/v1/whoami", Some("zy_0_nope"), None),
+            ))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn auditors_and_platform_admins_read_the_audit_head_which_is_then_remembered() {
+    let h = harness().await;
+    let viewer = h.token(Role::BureauViewer, Some("wjw")).await;
+    // A refused call is audited: the head moves to entry 1.
+    h.call(request(
+        Method::DELETE,
+        "/api/v1/tokens/0123456789abcdef",
+        Some(&viewer),
+        None,
+    ))
+    .await;
+    let auditor = h.token(Role::Auditor, None).await;
+    for token in [&auditor, &h.admin] {
+        let (status, head, _) = h
+            .call(request(
+                Method::GET,
+                "/api/v1/audit/head",
+                Some(token),
+                None,
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{head}");
+        let stored = h.store.audit_head().await.expect("head");
+        assert_eq!(head["seq"], stored.seq);
+        assert_eq!(head["hash"], stored.hash.as_str());
+        assert_eq!(
+            h.store.published_audit_head().await.expect("published"),
+            Some(stored)
+        );
+    }
+    let (status, body, headers) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/audit/head",
+            Some(&viewer),
+            None,
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_token_that_authenticated_before_still_works_from_a_refused_address() {
+    let (h, _) = limited_harness(3).await;
+    let whoami = |token: &str| {
+        from(
+            "192.0.2.1:5000",
+            request(Method::GET, "/api/v1/whoami", Some(token), None),
+        )
+    };
+    let (status, _, _) = h.call(whoami(&h.admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..3 {
+        h.call(whoami("zy_0_nope")).await;
+    }
+    let (status, body, headers) = h.call(whoami("zy_0_nope")).await;
+    assert_problem(status, &body, &headers, StatusCode::TOO_MANY_REQUESTS);
+    // Someone else behind the same address, whose token worked before, is not refused.
+    let (status, body, _) = h.call(whoami(&h.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

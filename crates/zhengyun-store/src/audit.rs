@@ -28,8 +28,12 @@
 //!
 //! The chain detects any change, insertion or deletion of stored entries, and the head row
 //! detects truncation of the newest. Someone able to rewrite every entry from some point on
-//! *and* the head can rebuild a consistent chain; publishing [`Store::audit_head`] elsewhere
-//! (logs, metrics) from time to time defeats that too.
+//! *and* the head can rebuild a consistent chain; publishing the head elsewhere (the API logs it
+//! periodically; auditors note it from `GET /api/v1/audit/head`) defeats that too.
+//! [`Store::publish_audit_head`] also remembers the highest head published, never moves it
+//! backwards, and [`Store::verify_audit`] names a chain that no longer reaches it or no longer
+//! holds its hash. That record is in the same database, so it only catches a rewrite that
+//! forgot it; the copies outside are what an auditor compares against.
 
 use futures::TryStreamExt;
 use jiff::Timestamp;
@@ -494,6 +498,82 @@ impl Store {
         })
     }
 
+    /// The highest head published so far ([`Store::publish_audit_head`]), if any.
+    pub async fn published_audit_head(&self) -> Result<Option<AuditHead>> {
+        let row: Option<(i64, String)> = with_pool!(self, pool =>
+            sqlx::query_as("SELECT seq, hash FROM audit_published WHERE id = 1")
+                .fetch_optional(pool)
+                .await)
+        .map_err(db("reading the published audit head"))?;
+        Ok(row.map(|(seq, hash)| AuditHead {
+            seq: seq_of(seq),
+            hash,
+        }))
+    }
+
+    /// Reads the head to publish outside the database (a log line, an auditor's notes) and
+    /// remembers it as the highest published. Refuses with [`Error::Corrupt`], remembering
+    /// nothing, when the head is behind the one published before or the chain no longer holds
+    /// that one's hash: the log was cut back or rewritten.
+    pub async fn publish_audit_head(&self) -> Result<AuditHead> {
+        const DOING: &str = "publishing the audit head";
+        let now_us = to_micros(Timestamp::now());
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
+            let (seq, hash): (i64, String) = sqlx::query_as(pool.dialect(
+                "SELECT seq, hash FROM audit_head WHERE id = 1",
+                "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            ))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            let published: Option<(i64, String)> =
+                sqlx::query_as("SELECT seq, hash FROM audit_published WHERE id = 1")
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?;
+            if let Some((published_seq, published_hash)) = published {
+                if published_seq > seq {
+                    return Err(Error::Corrupt(format!(
+                        "the audit head went backwards: entry {published_seq} was published, \
+                         but the head is entry {seq}"
+                    )));
+                }
+                let held: Option<String> = if published_seq == 0 {
+                    Some(GENESIS_HASH.to_owned())
+                } else {
+                    sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+                        .bind(published_seq)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db(DOING))?
+                };
+                if held.as_deref() != Some(published_hash.as_str()) {
+                    return Err(Error::Corrupt(format!(
+                        "entry {published_seq} no longer has the hash published for it: the \
+                         audit log was rewritten"
+                    )));
+                }
+            }
+            sqlx::query(
+                "INSERT INTO audit_published (id, seq, hash, published_us) VALUES (1, $1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+                 published_us = excluded.published_us",
+            )
+            .bind(seq)
+            .bind(&hash)
+            .bind(now_us)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            tx.commit().await.map_err(db(DOING))?;
+            Ok(AuditHead {
+                seq: seq_of(seq),
+                hash,
+            })
+        })
+    }
+
     /// Recomputes the whole chain from one consistent snapshot and names the first entry that
     /// does not check out.
     pub async fn verify_audit(&self) -> Result<ChainStatus> {
@@ -505,7 +585,12 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(db(DOING))?;
-            let mut chain = ChainCheck::new();
+            let published: Option<(i64, String)> =
+                sqlx::query_as("SELECT seq, hash FROM audit_published WHERE id = 1")
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?;
+            let mut chain = ChainCheck::new(published);
             {
                 let mut rows = sqlx::query_as::<_, StoredRow>(VERIFY_ENTRIES)
                 .fetch(&mut *tx);
@@ -525,13 +610,16 @@ impl Store {
 struct ChainCheck {
     expected_seq: i64,
     prev_hash: String,
+    /// The highest head published, `(seq, hash)`: the chain must still reach it and hold it.
+    published: Option<(i64, String)>,
 }
 
 impl ChainCheck {
-    fn new() -> Self {
+    fn new(published: Option<(i64, String)>) -> Self {
         Self {
             expected_seq: 1,
             prev_hash: GENESIS_HASH.to_owned(),
+            published,
         }
     }
 
@@ -570,6 +658,19 @@ impl ChainCheck {
                 "its contents do not match its hash: the entry was altered".to_owned(),
             );
         }
+        if let Some((published_seq, published_hash)) = &self.published
+            && *published_seq == entry.seq
+            && *published_hash != hash
+        {
+            return broken(
+                entry.seq,
+                format!(
+                    "its hash is not the one published for entry {}: the log was rewritten \
+                     from here on",
+                    entry.seq
+                ),
+            );
+        }
         self.expected_seq += 1;
         self.prev_hash = hash;
         None
@@ -577,6 +678,17 @@ impl ChainCheck {
 
     fn finish(self, head_seq: i64, head_hash: &str) -> ChainStatus {
         let last = self.expected_seq - 1;
+        if let Some((published_seq, _)) = self.published
+            && published_seq > last.max(head_seq)
+        {
+            return ChainStatus::Broken {
+                seq: seq_of(last + 1),
+                reason: format!(
+                    "the head went backwards: entry {published_seq} was published, but the log \
+                     ends at entry {last}"
+                ),
+            };
+        }
         if head_seq != last {
             let seq = last.min(head_seq) + 1;
             let reason = if head_seq > last {

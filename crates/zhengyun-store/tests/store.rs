@@ -31,6 +31,8 @@ on_both_backends!(
     an_intact_audit_chain_verifies_and_an_altered_row_is_named,
     deleted_audit_entries_break_the_chain_where_they_were,
     the_database_refuses_to_update_audit_entries,
+    a_head_moved_back_below_the_published_one_is_named_and_not_published,
+    a_rewritten_chain_that_no_longer_holds_the_published_head_is_named,
     fifty_concurrent_appends_make_one_unbroken_chain,
     the_audit_log_filters_and_pages_in_chain_order,
     overlong_audit_fields_are_stored_cut_on_a_char_boundary_with_a_marker_and_escaped,
@@ -407,6 +409,91 @@ async fn deleted_audit_entries_break_the_chain_where_they_were(db: &TestDb) {
         }
         intact => panic!("a gap went unnoticed: {intact:?}"),
     }
+}
+
+/// Deletes the entries after `keep` and sets the head on entry `keep`, as someone with the
+/// database credential would to make a shorter chain that is consistent in itself.
+async fn cut_back_to(db: &TestDb, keep: u64) {
+    let delete = format!("DELETE FROM audit_log WHERE seq > {keep}");
+    let head = format!(
+        "UPDATE audit_head SET seq = {keep}, \
+         hash = (SELECT hash FROM audit_log WHERE seq = {keep}) WHERE id = 1"
+    );
+    db.raw(
+        format!("DROP TRIGGER IF EXISTS audit_log_no_delete; {delete}; {head}").leak(),
+        format!("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; {delete}; {head}")
+            .leak(),
+    )
+    .await
+    .expect("cut the chain back");
+}
+
+async fn a_head_moved_back_below_the_published_one_is_named_and_not_published(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(store.published_audit_head().await.expect("read"), None);
+    for n in 1..=5 {
+        store
+            .append_audit(&entry(n, "wjw", "environment.resize"))
+            .await
+            .expect("append");
+        if n == 3 {
+            assert_eq!(store.publish_audit_head().await.expect("publish").seq, 3);
+        }
+    }
+    let published = store.publish_audit_head().await.expect("publish");
+    assert_eq!(published.seq, 5);
+    assert_eq!(published, store.audit_head().await.expect("head"));
+    assert_eq!(
+        store.published_audit_head().await.expect("read"),
+        Some(published)
+    );
+
+    cut_back_to(db, 3).await;
+    match store.verify_audit().await.expect("verify") {
+        ChainStatus::Broken { seq, reason } => {
+            assert_eq!(seq, 4, "{reason}");
+            assert!(reason.contains("backwards"), "{reason}");
+        }
+        intact => panic!("a head moved backwards went unnoticed: {intact:?}"),
+    }
+    let refused = store.publish_audit_head().await.expect_err("backwards");
+    assert!(refused.to_string().contains("backwards"), "{refused}");
+    assert_eq!(
+        store
+            .published_audit_head()
+            .await
+            .expect("read")
+            .map(|h| h.seq),
+        Some(5),
+        "the published head stays where it was"
+    );
+}
+
+async fn a_rewritten_chain_that_no_longer_holds_the_published_head_is_named(db: &TestDb) {
+    let store = &db.store;
+    append_five(store).await;
+    let published = store.publish_audit_head().await.expect("publish");
+    // Entries 4 and 5 are replaced by others that chain correctly.
+    cut_back_to(db, 3).await;
+    for n in 4..=6 {
+        store
+            .append_audit(&entry(n, "wjw", "environment.delete"))
+            .await
+            .expect("append");
+    }
+    match store.verify_audit().await.expect("verify") {
+        ChainStatus::Broken { seq, reason } => {
+            assert_eq!(seq, 5, "{reason}");
+            assert!(reason.contains("published"), "{reason}");
+        }
+        intact => panic!("a rewritten chain went unnoticed: {intact:?}"),
+    }
+    let refused = store.publish_audit_head().await.expect_err("rewritten");
+    assert!(refused.to_string().contains("published"), "{refused}");
+    assert_eq!(
+        store.published_audit_head().await.expect("read"),
+        Some(published)
+    );
 }
 
 async fn the_database_refuses_to_update_audit_entries(db: &TestDb) {
