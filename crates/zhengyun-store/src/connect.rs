@@ -38,6 +38,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "time-first keys",
         include_str!("../migrations/sqlite/0004_time_first_keys.sql"),
     ),
+    (
+        5,
+        "token expiry and audit principals",
+        include_str!("../migrations/sqlite/0005_token_expiry_and_audit_principals.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -59,6 +64,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "time-first keys",
         include_str!("../migrations/postgres/0004_time_first_keys.sql"),
+    ),
+    (
+        5,
+        "token expiry and audit principals",
+        include_str!("../migrations/postgres/0005_token_expiry_and_audit_principals.sql"),
     ),
 ];
 
