@@ -187,6 +187,7 @@ async fn record(
     let entry = AuditEntry {
         at: jiff::Timestamp::now(),
         principal: caller.name().to_owned(),
+        principal_label: Some(caller.0.label()),
         role: Some(caller.role()),
         bureau: note
             .bureau

@@ -536,6 +536,7 @@ async fn an_audit_page_stops_before_one_mebibyte_and_names_where_the_next_begins
             .append_audit(&zhengyun_store::AuditEntry {
                 at: jiff::Timestamp::from_second(1_790_000_000 + n).expect("instant"),
                 principal: "0123456789abcdef".to_owned(),
+                principal_label: None,
                 role: Some(Role::BureauViewer),
                 bureau: Some("wjw".to_owned()),
                 action: "environment.create".to_owned(),
@@ -955,4 +956,93 @@ async fn the_api_refuses_a_first_start_without_a_bootstrap_token_instead_of_mint
         .await
         .expect("a later start");
     assert_eq!(store.list_tokens().await.expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn audit_entries_name_the_token_readably_and_auditors_can_list_tokens_without_secrets() {
+    let h = harness().await;
+    let (_, secret) = h
+        .store
+        .create_token(Role::BureauAdmin, Some("wjw"), "卫健委 CI")
+        .await
+        .expect("token");
+    let id = secret.expose().split('_').nth(1).expect("id").to_owned();
+    // A mutating call, refused or not, is audited under the token's readable name.
+    h.call(request(
+        Method::POST,
+        "/api/v1/bureaus/wjw/environments",
+        Some(secret.expose()),
+        Some("{"),
+    ))
+    .await;
+    let auditor = h.token(Role::Auditor, None).await;
+    let (status, log, _) = h
+        .call(request(Method::GET, "/api/v1/audit", Some(&auditor), None))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let entry = log
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["principal"] == id.as_str())
+        .expect("the call is audited");
+    assert_eq!(
+        entry["principalLabel"],
+        format!("token {id} (bureau-admin wjw: \"卫健委 CI\")")
+    );
+    let (_, verdict, _) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/audit/verify",
+            Some(&auditor),
+            None,
+        ))
+        .await;
+    assert_eq!(verdict["intact"], true, "{verdict}");
+
+    // The auditor resolves the id: metadata, never a secret.
+    let (status, tokens, _) = h
+        .call(request(Method::GET, "/api/v1/tokens", Some(&auditor), None))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let listed = tokens
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["id"] == id.as_str())
+        .expect("listed");
+    assert_eq!(listed["role"], "bureau-admin");
+    assert_eq!(listed["bureau"], "wjw");
+    assert_eq!(listed["description"], "卫健委 CI");
+    assert!(listed["createdAt"].is_string() && listed["expiresAt"].is_string());
+    assert!(listed.get("secret").is_none());
+    let tail = secret.expose().rsplit('_').next().expect("tail");
+    assert!(!tokens.to_string().contains(tail));
+    // Nobody else gained the listing; issuing and revoking stay with platform admins.
+    for role in [Role::Finance, Role::BureauAdmin, Role::BureauViewer] {
+        let bureau = role.is_bureau_scoped().then_some("wjw");
+        let token = h.token(role, bureau).await;
+        let (status, body, headers) = h
+            .call(request(Method::GET, "/api/v1/tokens", Some(&token), None))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
+    }
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&auditor),
+            Some(r#"{"role":"auditor"}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
+    let (status, body, headers) = h
+        .call(request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some(&auditor),
+            None,
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
 }

@@ -39,7 +39,7 @@ pub enum Role {
     BureauViewer,
     /// Reads every bureau's usage and statements.
     Finance,
-    /// Reads the audit log and verifies it.
+    /// Reads the audit log, verifies it, and lists tokens (never their secrets).
     Auditor,
 }
 

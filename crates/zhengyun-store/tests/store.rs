@@ -36,6 +36,7 @@ on_both_backends!(
     deleting_a_bureau_revokes_its_tokens_and_only_its,
     tokens_issued_before_expiry_existed_expire_after_the_default_lifetime,
     an_intact_audit_chain_verifies_and_an_altered_row_is_named,
+    entries_written_before_principal_labels_still_verify_and_a_label_is_hashed,
     deleted_audit_entries_break_the_chain_where_they_were,
     the_database_refuses_to_update_audit_entries,
     fifty_concurrent_appends_make_one_unbroken_chain,
@@ -100,6 +101,10 @@ fn entry(n: u32, bureau: &str, action: &str) -> AuditEntry {
     AuditEntry {
         at: ts("2026-11-05T08:00:00Z") + jiff::SignedDuration::from_secs(i64::from(n)),
         principal: format!("token-{}", n % 3),
+        principal_label: Some(format!(
+            "token token-{} (bureau-admin {bureau}: \"CI\")",
+            n % 3
+        )),
         role: Some(Role::BureauAdmin),
         bureau: Some(bureau.to_owned()),
         action: action.to_owned(),
@@ -648,6 +653,117 @@ async fn an_intact_audit_chain_verifies_and_an_altered_row_is_named(db: &TestDb)
     }
 }
 
+/// An entry's hash in the first canonical form (before principal labels), computed here
+/// independently of the store, as an auditor's own tool would.
+fn v1_hash(prev: &str, seq: i64, at_us: i64, fields: [Option<&str>; 9]) -> String {
+    let mut canonical = b"zhengyun-audit-v1".to_vec();
+    canonical.extend_from_slice(&seq.to_be_bytes());
+    canonical.extend_from_slice(&at_us.to_be_bytes());
+    for field in fields {
+        match field {
+            None => canonical.push(0),
+            Some(text) => {
+                canonical.push(1);
+                canonical.extend_from_slice(&(text.len() as u32).to_be_bytes());
+                canonical.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(hex::decode(prev).expect("hex"));
+    hasher.update(&canonical);
+    hex::encode(hasher.finalize())
+}
+
+async fn entries_written_before_principal_labels_still_verify_and_a_label_is_hashed(db: &TestDb) {
+    let store = &db.store;
+    // An entry as the API wrote it before labels existed: the first canonical form, no label.
+    let zeros = "0".repeat(64);
+    let hash = v1_hash(
+        &zeros,
+        1,
+        1_700_000_000_000_000,
+        [
+            Some("0123456789abcdef"),
+            Some("platform-admin"),
+            Some("wjw"),
+            Some("bureau.create"),
+            Some("bureaus/wjw"),
+            None,
+            Some("{\"cpu\":\"8\"}"),
+            Some("201 Created"),
+            Some("req-old"),
+        ],
+    );
+    let insert: &'static str = Box::leak(
+        format!(
+            "INSERT INTO audit_log (seq, at_us, principal, role, bureau, action, object, \
+             quota_before, quota_after, result, request_id, prev_hash, hash) VALUES \
+             (1, 1700000000000000, '0123456789abcdef', 'platform-admin', 'wjw', 'bureau.create', \
+             'bureaus/wjw', NULL, '{{\"cpu\":\"8\"}}', '201 Created', 'req-old', '{zeros}', '{hash}'); \
+             UPDATE audit_head SET seq = 1, hash = '{hash}' WHERE id = 1"
+        )
+        .into_boxed_str(),
+    );
+    db.raw(insert, insert).await.expect("an entry from before");
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 1 }
+    );
+    let old = store
+        .audit_log(&AuditFilter::default())
+        .await
+        .expect("read");
+    assert_eq!(old[0].entry.principal_label, None);
+
+    let labelled = store
+        .append_audit(&entry(1, "wjw", "environment.create"))
+        .await
+        .expect("append");
+    assert_eq!(
+        labelled.entry.principal_label.as_deref(),
+        Some("token token-1 (bureau-admin wjw: \"CI\")")
+    );
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 2 }
+    );
+    let read = store
+        .audit_log(&AuditFilter::default())
+        .await
+        .expect("read");
+    assert_eq!(
+        read[1].entry.principal_label,
+        labelled.entry.principal_label
+    );
+    let json = serde_json::to_value(&read[1]).expect("json");
+    assert_eq!(
+        json["principalLabel"],
+        "token token-1 (bureau-admin wjw: \"CI\")"
+    );
+
+    // The label is covered by the hash: changing it, or passing the entry off as one of the
+    // first form, breaks the chain there.
+    for tamper in [
+        "UPDATE audit_log SET principal_label = 'token token-1 (platform-admin: \"x\")' WHERE seq = 2",
+        "UPDATE audit_log SET principal_label = 'token token-1 (bureau-admin wjw: \"CI\")', \
+         format = 1 WHERE seq = 2",
+    ] {
+        let sqlite: &'static str = Box::leak(
+            format!("DROP TRIGGER IF EXISTS audit_log_no_update; {tamper}").into_boxed_str(),
+        );
+        let postgres: &'static str = Box::leak(
+            format!("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; {tamper}")
+                .into_boxed_str(),
+        );
+        db.raw(sqlite, postgres).await.expect("tamper");
+        match store.verify_audit().await.expect("verify") {
+            ChainStatus::Broken { seq, reason } => assert_eq!(seq, 2, "{reason}"),
+            intact => panic!("{tamper}: unnoticed: {intact:?}"),
+        }
+    }
+}
+
 async fn deleted_audit_entries_break_the_chain_where_they_were(db: &TestDb) {
     let store = &db.store;
     append_five(store).await;
@@ -815,6 +931,7 @@ async fn the_audit_log_filters_and_pages_in_chain_order(db: &TestDb) {
         quota_before: None,
         quota_after: None,
         principal: "system:operator".to_owned(),
+        principal_label: None,
         ..entry(13, "wjw", "environment.admit")
     };
     let stored = store.append_audit(&system).await.expect("append");

@@ -345,6 +345,7 @@ impl ApiCommand {
                         ("ACTION", "action"),
                         ("OBJECT", "object"),
                         ("RESULT", "result"),
+                        ("WHO", "principalLabel"),
                     ],
                 );
                 Ok(())

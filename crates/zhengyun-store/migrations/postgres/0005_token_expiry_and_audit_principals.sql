@@ -18,5 +18,5 @@ CREATE INDEX api_tokens_by_bureau ON api_tokens (bureau);
 -- `format` says which canonical form the hash covers: 1 for entries written before (without
 -- the label), 2 for entries with it; see src/audit.rs. Adding columns updates no row, so the
 -- append-only trigger is not involved.
-ALTER TABLE audit_log ADD COLUMN format INTEGER NOT NULL DEFAULT 1 CHECK (format IN (1, 2));
+ALTER TABLE audit_log ADD COLUMN format BIGINT NOT NULL DEFAULT 1 CHECK (format IN (1, 2));
 ALTER TABLE audit_log ADD COLUMN principal_label TEXT;
