@@ -106,6 +106,11 @@ pub struct AuditView {
     pub at: String,
     /// Token id of the caller.
     pub principal: String,
+    /// The caller as a person reads it: the token's id, role, bureau and description, e.g.
+    /// `token 3f2a… (bureau-admin wjw: "卫健委 CI")`. Absent in entries written before it was
+    /// recorded; `GET /api/v1/tokens` resolves their ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_label: Option<String>,
     /// The caller's role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -195,6 +200,7 @@ async fn list_audit(
             seq: r.seq,
             at: r.entry.at.to_string(),
             principal: r.entry.principal,
+            principal_label: r.entry.principal_label,
             role: r.entry.role.map(|role| role.as_str().to_owned()),
             bureau: r.entry.bureau,
             action: r.entry.action,
@@ -271,6 +277,7 @@ mod tests {
             seq,
             at: "2026-11-05T08:00:00Z".to_owned(),
             principal: "0123456789abcdef".to_owned(),
+            principal_label: None,
             role: None,
             bureau: Some("wjw".to_owned()),
             action: "environment.create".to_owned(),

@@ -254,6 +254,11 @@ async fn delete_bureau(
         .bureaus()
         .delete(&bureau, &DeleteParams::default())
         .await?;
+    // Its tokens die with it (authentication also refuses them while it is gone, or when a
+    // bureau of the same code is created again; revoking makes it permanent and visible).
+    let revoked = state.store().revoke_bureau_tokens(&bureau).await?;
+    state.forget_bureau(&bureau);
+    audit.outcome(format!("revoked {revoked} token(s)"));
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

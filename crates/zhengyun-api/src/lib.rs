@@ -61,8 +61,10 @@ pub struct ApiConfig {
         default_value = "127.0.0.1:8080"
     )]
     pub addr: SocketAddr,
-    /// The first platform-admin token, registered at start-up (at least 32 characters). If
-    /// unset and no platform admin exists yet, one is generated and printed once.
+    /// The first platform-admin token, registered at start-up (at least 32 characters; e.g.
+    /// `openssl rand -hex 32`). Required for the first start on a database without tokens; a
+    /// secret is never generated or logged. It expires `--token-lifetime-days` after it was
+    /// first registered (restarts do not renew it); set a new secret to renew it.
     #[arg(long, env = "ZHENGYUN_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
     /// How often the API writes the audit head (sequence and hash) to its log, a copy outside
@@ -79,6 +81,40 @@ pub struct ApiConfig {
     pub connections: ConnectionLimits,
     #[command(flatten)]
     pub auth_limit: AuthLimitArgs,
+    /// Days a token lives when issued without `lifetimeDays`, and the lifetime of a newly
+    /// registered bootstrap token.
+    #[arg(
+        long,
+        env = "ZHENGYUN_TOKEN_LIFETIME_DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u16).range(1..=365)
+    )]
+    pub token_lifetime_days: u16,
+    /// The most days a token may be given (`lifetimeDays` when issuing one); at most 365.
+    #[arg(
+        long,
+        env = "ZHENGYUN_TOKEN_MAX_LIFETIME_DAYS",
+        default_value_t = 365,
+        value_parser = clap::value_parser!(u16).range(1..=365)
+    )]
+    pub token_max_lifetime_days: u16,
+}
+
+impl ApiConfig {
+    /// How long tokens live, or why the two lifetimes disagree.
+    pub fn token_policy(&self) -> Result<state::TokenPolicy, String> {
+        if self.token_lifetime_days > self.token_max_lifetime_days {
+            return Err(format!(
+                "--token-lifetime-days ({}) is longer than --token-max-lifetime-days ({})",
+                self.token_lifetime_days, self.token_max_lifetime_days
+            ));
+        }
+        let days = |n: u16| jiff::SignedDuration::from_hours(i64::from(n) * 24);
+        Ok(state::TokenPolicy {
+            default_lifetime: days(self.token_lifetime_days),
+            max_lifetime: days(self.token_max_lifetime_days),
+        })
+    }
 }
 
 /// What one client may hold of the server: time to send a request head, idle time, and a
@@ -351,7 +387,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    bootstrap(config, state.store()).await?;
+    let policy = config
+        .token_policy()
+        .map_err(|e| ServeError::new("invalid token lifetimes".into(), std::io::Error::other(e)))?;
+    let state = state.with_token_policy(policy);
+    bootstrap(config.bootstrap_token.as_deref(), state.store(), policy).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| ServeError::new(format!("unable to listen on {}", config.addr), e))?;
@@ -450,31 +490,39 @@ pub async fn serve_on(
     Ok(())
 }
 
-/// Registers the bootstrap platform-admin token, or when none is configured and no token
-/// exists at all, generates one and prints it once on standard error.
-async fn bootstrap(config: &ApiConfig, store: &zhengyun_store::Store) -> Result<(), ServeError> {
+/// Registers the bootstrap platform-admin token if one is configured. Without one, a database
+/// that holds no token at all is refused: nobody could ever call the API, and a generated
+/// secret would have to be shown somewhere (a log is read by many and kept long).
+pub async fn bootstrap(
+    secret: Option<&str>,
+    store: &zhengyun_store::Store,
+    policy: state::TokenPolicy,
+) -> Result<(), ServeError> {
     let fail = |e: zhengyun_store::Error| {
         ServeError::new("unable to register the bootstrap token".into(), e)
     };
-    if let Some(secret) = &config.bootstrap_token {
-        let outcome = store.bootstrap_admin(secret).await.map_err(fail)?;
-        tracing::info!(?outcome, "bootstrap platform-admin token registered");
+    if let Some(secret) = secret {
+        let outcome = store
+            .bootstrap_admin_at(secret, jiff::Timestamp::now(), policy.default_lifetime)
+            .await
+            .map_err(fail)?;
+        match outcome {
+            zhengyun_store::BootstrapOutcome::Expired => tracing::warn!(
+                "the bootstrap platform-admin token has expired; set a new ZHENGYUN_BOOTSTRAP_TOKEN \
+                 to renew it"
+            ),
+            outcome => tracing::info!(?outcome, "bootstrap platform-admin token registered"),
+        }
         return Ok(());
     }
     if store.list_tokens().await.map_err(fail)?.is_empty() {
-        let (id, secret) = store
-            .create_token(
-                zhengyun_store::Role::PlatformAdmin,
-                None,
-                "generated at first start",
-            )
-            .await
-            .map_err(fail)?;
-        eprintln!(
-            "No ZHENGYUN_BOOTSTRAP_TOKEN and no tokens yet: generated platform-admin token {id}.\n\
-             It is shown once; keep it safe:\n\n    {}\n",
-            secret.expose()
-        );
+        return Err(ServeError::new(
+            "the database holds no API token: set ZHENGYUN_BOOTSTRAP_TOKEN (or \
+             --bootstrap-token) to a secret of at least 32 characters, e.g. \
+             `openssl rand -hex 32`, for the first start"
+                .into(),
+            std::io::Error::other("no bootstrap token"),
+        ));
     }
     Ok(())
 }

@@ -157,10 +157,36 @@ async fn caller(state: &AppState, authorization: Option<HeaderValue>) -> Result<
         .ok_or_else(|| {
             Problem::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
-    match state.store().authenticate(secret).await? {
-        Some(principal) => Ok(Caller(principal)),
-        None => Err(Problem::unauthorized("the token is unknown or revoked")),
+    let Some(principal) = state.store().authenticate(secret).await? else {
+        return Err(Problem::unauthorized(
+            "the token is unknown, revoked or expired",
+        ));
+    };
+    if let Some(bureau) = principal.bureau.as_deref() {
+        // A bureau token reaches its bureau only while that bureau exists, and only the one it
+        // was issued for: `kubectl delete bureau` and a re-created bureau of the same code
+        // included.
+        match state.bureau_uid(bureau).await? {
+            None => {
+                return Err(Problem::unauthorized(format!(
+                    "the token's bureau {bureau:?} no longer exists"
+                )));
+            }
+            Some(uid)
+                if principal
+                    .bureau_uid
+                    .as_ref()
+                    .is_some_and(|issued| *issued != uid) =>
+            {
+                return Err(Problem::unauthorized(format!(
+                    "the token's bureau {bureau:?} was deleted; the bureau of that code now is \
+                     another one"
+                )));
+            }
+            Some(_) => {}
+        }
     }
+    Ok(Caller(principal))
 }
 
 /// `bureaus/<code>` paths name their bureau even when the handler never ran.
@@ -186,6 +212,7 @@ async fn record(
     let entry = AuditEntry {
         at: jiff::Timestamp::now(),
         principal: caller.name().to_owned(),
+        principal_label: Some(caller.0.label()),
         role: Some(caller.role()),
         bureau: note
             .bureau

@@ -3,7 +3,11 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
+
+use futures::future::BoxFuture;
+use jiff::SignedDuration;
 
 use kube::{
     Api,
@@ -45,6 +49,32 @@ fn valid_bureau(name: &str) -> Result<(), Problem> {
         .map_err(|reason| Problem::not_found(format!("bureau {name:?} not found: {reason}")))
 }
 
+/// How long tokens live: the default of a token issued without a lifetime, and the most one
+/// may be given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// The lifetime of a token issued without one (and of a new bootstrap secret).
+    pub default_lifetime: SignedDuration,
+    /// The longest lifetime a token may be given.
+    pub max_lifetime: SignedDuration,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        Self {
+            default_lifetime: zhengyun_store::DEFAULT_TOKEN_LIFETIME,
+            max_lifetime: zhengyun_store::MAX_TOKEN_LIFETIME,
+        }
+    }
+}
+
+/// Finds the Kubernetes uid of bureau `code`, `None` if there is no such bureau.
+pub type BureauUidLookup =
+    Arc<dyn Fn(String) -> BoxFuture<'static, Result<Option<String>, Problem>> + Send + Sync>;
+
+/// How long an answer of the bureau lookup is reused when authenticating bureau tokens.
+pub const BUREAU_CACHE_TTL: Duration = Duration::from_secs(5);
+
 /// Shared by every handler; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Inner>);
@@ -57,6 +87,9 @@ struct Inner {
     auth_limiter: FailedAuthLimiter,
     calendar: zhengyun_metering::Calendar,
     clock: zhengyun_metering::Clock,
+    tokens: TokenPolicy,
+    bureau_lookup: BureauUidLookup,
+    bureau_uids: Mutex<HashMap<String, (Instant, Option<String>)>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -91,6 +124,16 @@ impl AppState {
         calendar: zhengyun_metering::Calendar,
         clock: zhengyun_metering::Clock,
     ) -> Self {
+        let lookup_client = client.clone();
+        let bureau_lookup: BureauUidLookup = Arc::new(move |code: String| {
+            let bureaus: Api<Bureau> = Api::all(lookup_client.clone());
+            Box::pin(async move {
+                Ok(bureaus
+                    .get_opt(&code)
+                    .await?
+                    .map(|bureau| bureau.metadata.uid.unwrap_or_default()))
+            })
+        });
         Self(Arc::new(Inner {
             store,
             client,
@@ -99,6 +142,9 @@ impl AppState {
             auth_limiter: FailedAuthLimiter::default(),
             calendar,
             clock,
+            tokens: TokenPolicy::default(),
+            bureau_lookup,
+            bureau_uids: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -115,6 +161,91 @@ impl AppState {
     /// The limiter of failed authentication.
     pub fn auth_limiter(&self) -> &FailedAuthLimiter {
         &self.0.auth_limiter
+    }
+
+    fn rebuilt(self, change: impl FnOnce(&mut TokenPolicy, &mut BureauUidLookup)) -> Self {
+        let Inner {
+            store,
+            client,
+            auth_limiter,
+            calendar,
+            clock,
+            mut tokens,
+            mut bureau_lookup,
+            ..
+        } = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            client: shared.client.clone(),
+            bureau_locks: Mutex::new(HashMap::new()),
+            metrics: HttpMetrics::default(),
+            auth_limiter: FailedAuthLimiter::default(),
+            calendar: shared.calendar.clone(),
+            clock: shared.clock,
+            tokens: shared.tokens,
+            bureau_lookup: shared.bureau_lookup.clone(),
+            bureau_uids: Mutex::new(HashMap::new()),
+        });
+        change(&mut tokens, &mut bureau_lookup);
+        Self(Arc::new(Inner {
+            store,
+            client,
+            bureau_locks: Mutex::new(HashMap::new()),
+            metrics: HttpMetrics::default(),
+            auth_limiter,
+            calendar,
+            clock,
+            tokens,
+            bureau_lookup,
+            bureau_uids: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// This state with tokens living by `policy`. Call before serving.
+    pub fn with_token_policy(self, policy: TokenPolicy) -> Self {
+        self.rebuilt(|tokens, _| *tokens = policy)
+    }
+
+    /// This state finding bureaus' uids with `lookup` instead of the cluster, for tests.
+    pub fn with_bureau_lookup(self, lookup: BureauUidLookup) -> Self {
+        self.rebuilt(|_, current| *current = lookup)
+    }
+
+    /// How long tokens live.
+    pub fn token_policy(&self) -> TokenPolicy {
+        self.0.tokens
+    }
+
+    /// The Kubernetes uid of bureau `code`, `None` if it does not exist; answers are reused for
+    /// [`BUREAU_CACHE_TTL`], so that authenticating a bureau token costs the cluster at most one
+    /// read per bureau every few seconds.
+    pub async fn bureau_uid(&self, code: &str) -> Result<Option<String>, Problem> {
+        let cached = self
+            .0
+            .bureau_uids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(code)
+            .filter(|(at, _)| at.elapsed() < BUREAU_CACHE_TTL)
+            .map(|(_, uid)| uid.clone());
+        if let Some(uid) = cached {
+            return Ok(uid);
+        }
+        let uid = (self.0.bureau_lookup)(code.to_owned()).await?;
+        self.0
+            .bureau_uids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(code.to_owned(), (Instant::now(), uid.clone()));
+        Ok(uid)
+    }
+
+    /// Forgets the cached uid of bureau `code`, as when this process deletes it.
+    pub fn forget_bureau(&self, code: &str) {
+        self.0
+            .bureau_uids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(code);
     }
 
     /// The calendar of statements.

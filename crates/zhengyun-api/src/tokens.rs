@@ -1,15 +1,16 @@
-//! `/api/v1/tokens`: platform admins issue and revoke bearer tokens; anyone can ask who they
-//! are.
+//! `/api/v1/tokens`: platform admins issue and revoke bearer tokens, auditors read what tokens
+//! exist (never their secrets); anyone can ask who they are. Every token expires.
 
 use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use zhengyun_store::{Role, TokenId};
+use zhengyun_store::{NewToken, Role, TokenId};
 
 use crate::{
     bureaus::created_at,
@@ -29,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A token to issue.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateToken {
     /// `platform-admin`, `bureau-admin`, `bureau-viewer`, `finance` or `auditor`.
     #[schema(example = "bureau-admin")]
@@ -42,6 +43,12 @@ pub struct CreateToken {
     #[serde(default)]
     #[schema(example = "卫健委信息中心 张工")]
     pub description: String,
+    /// How many days the token lives, from 1 to the configured maximum
+    /// (`--token-max-lifetime-days`, 365 by default); the configured default
+    /// (`--token-lifetime-days`, 90 by default) when absent.
+    #[serde(default)]
+    #[schema(example = 30, minimum = 1)]
+    pub lifetime_days: Option<u32>,
 }
 
 /// A token as listed: never its secret.
@@ -59,6 +66,8 @@ pub struct TokenView {
     pub description: String,
     /// RFC 3339.
     pub created_at: String,
+    /// RFC 3339: from then on the token authenticates nobody.
+    pub expires_at: String,
     /// RFC 3339, once revoked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
@@ -77,6 +86,8 @@ pub struct IssuedToken {
     /// Bureau, for bureau roles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bureau: Option<String>,
+    /// RFC 3339: from then on the token authenticates nobody.
+    pub expires_at: String,
 }
 
 /// Who the caller is.
@@ -90,14 +101,17 @@ pub struct WhoAmI {
     /// Bureau, for bureau roles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bureau: Option<String>,
+    /// RFC 3339: when the token expires.
+    pub expires_at: String,
 }
 
-/// Every token ever issued, revoked ones included (platform admin).
+/// Every token ever issued, revoked and expired ones included, never a secret (platform admin,
+/// auditor: audit entries name these ids).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = [TokenView]), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    caller.require(&[Role::PlatformAdmin])?;
+    caller.require(&[Role::PlatformAdmin, Role::Auditor])?;
     let tokens = state.store().list_tokens().await?;
     let views: Vec<TokenView> = tokens
         .into_iter()
@@ -107,14 +121,15 @@ async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult
             bureau: t.bureau,
             description: t.description,
             created_at: t.created_at.to_string(),
+            expires_at: t.expires_at.to_string(),
             revoked_at: t.revoked_at.map(|at| at.to_string()),
         })
         .collect();
     Ok(axum::Json(views).into_response())
 }
 
-/// Issues a token for a role (and bureau) (platform admin). The secret is in this response
-/// only.
+/// Issues a token for a role (and bureau) that expires after `lifetimeDays` (platform admin).
+/// The secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
     responses((status = 201, body = IssuedToken), (status = 403, body = Problem),
         (status = 422, body = Problem)),
@@ -133,19 +148,50 @@ async fn create_token(
         .role
         .parse()
         .map_err(|_| Problem::invalid_field("role", format!("unknown role {:?}, expected platform-admin, bureau-admin, bureau-viewer, finance or auditor", body.role)))?;
+    let policy = state.token_policy();
+    let max_days = policy.max_lifetime.as_hours() / 24;
+    let lifetime = match body.lifetime_days {
+        None => policy.default_lifetime,
+        Some(days) if days >= 1 && i64::from(days) <= max_days => {
+            SignedDuration::from_hours(i64::from(days) * 24)
+        }
+        Some(days) => {
+            return Err(Problem::invalid_field(
+                "lifetimeDays",
+                format!("{days} days: a token lives from 1 to {max_days} days"),
+            ));
+        }
+    };
+    let mut bureau_uid = None;
     if let Some(bureau) = body.bureau.as_deref().filter(|_| role.is_bureau_scoped()) {
         zhengyun_model::names::check_bureau_code(bureau)
             .map_err(|m| Problem::invalid_field("bureau", m))?;
-        if state.bureaus().get_opt(bureau).await?.is_none() {
+        let Some(found) = state.bureaus().get_opt(bureau).await? else {
             return Err(Problem::invalid_field(
                 "bureau",
                 format!("no bureau {bureau:?}"),
             ));
-        }
+        };
+        bureau_uid = found.metadata.uid;
     }
+    // To the microsecond, as stored, so that the expiry shown is the one listed.
+    let now = Timestamp::from_microsecond(Timestamp::now().as_microsecond())
+        .map_err(|_| Problem::invalid_field("lifetimeDays", "out of range"))?;
+    let expires_at = now
+        .checked_add(lifetime)
+        .map_err(|_| Problem::invalid_field("lifetimeDays", "out of range"))?;
     let (id, secret) = state
         .store()
-        .create_token(role, body.bureau.as_deref(), &body.description)
+        .issue_token_at(
+            &NewToken {
+                role,
+                bureau: body.bureau.as_deref(),
+                bureau_uid: bureau_uid.as_deref(),
+                description: &body.description,
+                expires_at,
+            },
+            now,
+        )
         .await?;
     audit.note(|n| n.object = Some(format!("tokens/{id}")));
     Ok(created_at(
@@ -155,6 +201,7 @@ async fn create_token(
             secret: secret.expose().to_owned(),
             role: role.as_str().to_owned(),
             bureau: body.bureau,
+            expires_at: expires_at.to_string(),
         },
     ))
 }
@@ -188,6 +235,7 @@ async fn whoami(caller: Caller) -> ApiResult<Response> {
         token: caller.name().to_owned(),
         role: caller.role().as_str().to_owned(),
         bureau: caller.bureau().map(str::to_owned),
+        expires_at: caller.0.expires_at.to_string(),
     })
     .into_response())
 }

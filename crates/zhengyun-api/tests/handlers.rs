@@ -10,27 +10,48 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 use tower::ServiceExt;
-use zhengyun_api::{AppState, app};
-use zhengyun_store::{Role, Store, TokenId};
+
+use zhengyun_api::{AppState, app, state::BureauUidLookup};
+use zhengyun_store::{NewToken, Role, Store, TokenId};
 
 struct Harness {
     app: Router,
     store: Store,
     admin: String,
+    /// Bureaus that do not exist (`None`) or have another uid than `uid-<code>`.
+    bureaus: Arc<Mutex<HashMap<String, Option<String>>>>,
 }
 
-/// An app over an in-memory store and a cluster address where nothing listens.
+/// An app over an in-memory store and a cluster address where nothing listens. Bureau tokens
+/// are checked against a stand-in for the cluster's bureaus, where every bureau `<code>`
+/// exists with the uid `uid-<code>` unless `bureaus` says otherwise.
 async fn harness() -> Harness {
     let store = Store::in_memory().await.expect("store");
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
     let client = kube::Client::try_from(config).expect("client");
     let admin = "platform-admin-secret-for-handler-tests-0123456789".to_owned();
     store.bootstrap_admin(&admin).await.expect("bootstrap");
+    let bureaus: Arc<Mutex<HashMap<String, Option<String>>>> = Arc::default();
+    let known = bureaus.clone();
+    let lookup: BureauUidLookup = Arc::new(move |code: String| {
+        let uid = known
+            .lock()
+            .expect("bureaus")
+            .get(&code)
+            .cloned()
+            .unwrap_or_else(|| Some(format!("uid-{code}")));
+        Box::pin(async move { Ok(uid) })
+    });
     Harness {
-        app: app(AppState::new(store.clone(), client)),
+        app: app(AppState::new(store.clone(), client).with_bureau_lookup(lookup)),
         store,
         admin,
+        bureaus,
     }
 }
 
@@ -515,6 +536,7 @@ async fn an_audit_page_stops_before_one_mebibyte_and_names_where_the_next_begins
             .append_audit(&zhengyun_store::AuditEntry {
                 at: jiff::Timestamp::from_second(1_790_000_000 + n).expect("instant"),
                 principal: "0123456789abcdef".to_owned(),
+                principal_label: None,
                 role: Some(Role::BureauViewer),
                 bureau: Some("wjw".to_owned()),
                 action: "environment.create".to_owned(),
@@ -937,4 +959,300 @@ async fn a_token_that_authenticated_before_still_works_from_a_refused_address() 
     // Someone else behind the same address, whose token worked before, is not refused.
     let (status, body, _) = h.call(whoami(&h.admin)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+fn instant(text: &str) -> jiff::Timestamp {
+    text.parse().expect("instant")
+}
+
+#[tokio::test]
+async fn an_expired_token_authenticates_nobody() {
+    let h = harness().await;
+    // Issued and expired long ago: whatever today is, it is past its expiry.
+    let (_, secret) = h
+        .store
+        .issue_token_at(
+            &NewToken {
+                role: Role::Finance,
+                bureau: None,
+                bureau_uid: None,
+                description: "expired",
+                expires_at: instant("2001-01-01T00:00:00Z"),
+            },
+            instant("2000-12-01T00:00:00Z"),
+        )
+        .await
+        .expect("issue");
+    let (status, body, headers) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/whoami",
+            Some(secret.expose()),
+            None,
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_lives_its_lifetime_within_the_maximum_and_the_listing_shows_its_expiry() {
+    let h = harness().await;
+    for days in ["0", "366", "100000"] {
+        let (status, body, headers) = h
+            .call(request(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(&h.admin),
+                Some(&format!(r#"{{"role":"finance","lifetimeDays":{days}}}"#)),
+            ))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"][0]["field"], "lifetimeDays", "{days}: {body}");
+    }
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&h.admin),
+            Some(r#"{"role":"finance","lifetimeDays":-1}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, issued, _) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&h.admin),
+            Some(r#"{"role":"finance","description":"结算","lifetimeDays":30}"#),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let expires: jiff::Timestamp = issued["expiresAt"]
+        .as_str()
+        .expect("expiresAt")
+        .parse()
+        .expect("RFC 3339");
+    let (_, list, _) = h
+        .call(request(Method::GET, "/api/v1/tokens", Some(&h.admin), None))
+        .await;
+    let listed = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["id"] == issued["id"])
+        .expect("listed");
+    let listed_expiry: jiff::Timestamp = listed["expiresAt"]
+        .as_str()
+        .expect("expiresAt")
+        .parse()
+        .expect("RFC 3339");
+    assert_eq!(listed_expiry, expires);
+    let created: jiff::Timestamp = listed["createdAt"]
+        .as_str()
+        .expect("createdAt")
+        .parse()
+        .expect("RFC 3339");
+    assert_eq!(
+        expires.duration_since(created),
+        jiff::SignedDuration::from_hours(30 * 24)
+    );
+    // Without a lifetime: the default, 90 days.
+    let (_, issued, _) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&h.admin),
+            Some(r#"{"role":"auditor"}"#),
+        ))
+        .await;
+    let (_, list, _) = h
+        .call(request(Method::GET, "/api/v1/tokens", Some(&h.admin), None))
+        .await;
+    let listed = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["id"] == issued["id"])
+        .expect("listed")
+        .clone();
+    let at = |field: &str| -> jiff::Timestamp {
+        listed[field]
+            .as_str()
+            .expect(field)
+            .parse()
+            .expect("RFC 3339")
+    };
+    assert_eq!(
+        at("expiresAt").duration_since(at("createdAt")),
+        jiff::SignedDuration::from_hours(90 * 24)
+    );
+}
+
+#[tokio::test]
+async fn a_bureau_token_stops_working_when_its_bureau_is_gone_or_was_created_again() {
+    let h = harness().await;
+    let issue = |bureau: &'static str, uid: Option<&'static str>| {
+        let store = h.store.clone();
+        async move {
+            let (_, secret) = store
+                .issue_token(&NewToken {
+                    role: Role::BureauAdmin,
+                    bureau: Some(bureau),
+                    bureau_uid: uid,
+                    description: "test",
+                    expires_at: jiff::Timestamp::now()
+                        .checked_add(jiff::SignedDuration::from_hours(24))
+                        .expect("instant"),
+                })
+                .await
+                .expect("issue");
+            secret.expose().to_owned()
+        }
+    };
+    let live = issue("wjw", Some("uid-wjw")).await;
+    let recreated = issue("jw", Some("uid-of-the-deleted-jw")).await;
+    let deleted = issue("mzj", Some("uid-mzj")).await;
+    let deleted_without_uid = issue("sfj", None).await;
+    h.bureaus
+        .lock()
+        .expect("bureaus")
+        .insert("mzj".into(), None);
+    h.bureaus
+        .lock()
+        .expect("bureaus")
+        .insert("sfj".into(), None);
+
+    let (status, me, _) = h
+        .call(request(Method::GET, "/api/v1/whoami", Some(&live), None))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["bureau"], "wjw");
+    for token in [&recreated, &deleted, &deleted_without_uid] {
+        let (status, body, headers) = h
+            .call(request(Method::GET, "/api/v1/whoami", Some(token), None))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn the_api_refuses_a_first_start_without_a_bootstrap_token_instead_of_minting_one() {
+    let store = Store::in_memory().await.expect("store");
+    let policy = zhengyun_api::state::TokenPolicy::default();
+    let refused = zhengyun_api::bootstrap(None, &store, policy)
+        .await
+        .expect_err("no token, no secret configured");
+    assert!(
+        format!("{refused}").contains("ZHENGYUN_BOOTSTRAP_TOKEN"),
+        "{refused}"
+    );
+    assert!(
+        store.list_tokens().await.expect("list").is_empty(),
+        "nothing minted"
+    );
+    let secret = "bootstrap-secret-0123456789abcdef0123456789";
+    zhengyun_api::bootstrap(Some(secret), &store, policy)
+        .await
+        .expect("with a secret");
+    // Later starts need no secret: the database holds a token.
+    zhengyun_api::bootstrap(None, &store, policy)
+        .await
+        .expect("a later start");
+    assert_eq!(store.list_tokens().await.expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn audit_entries_name_the_token_readably_and_auditors_can_list_tokens_without_secrets() {
+    let h = harness().await;
+    let (_, secret) = h
+        .store
+        .create_token(Role::BureauAdmin, Some("wjw"), "卫健委 CI")
+        .await
+        .expect("token");
+    let id = secret.expose().split('_').nth(1).expect("id").to_owned();
+    // A mutating call, refused or not, is audited under the token's readable name.
+    h.call(request(
+        Method::POST,
+        "/api/v1/bureaus/wjw/environments",
+        Some(secret.expose()),
+        Some("{"),
+    ))
+    .await;
+    let auditor = h.token(Role::Auditor, None).await;
+    let (status, log, _) = h
+        .call(request(Method::GET, "/api/v1/audit", Some(&auditor), None))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let entry = log
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["principal"] == id.as_str())
+        .expect("the call is audited");
+    assert_eq!(
+        entry["principalLabel"],
+        format!("token {id} (bureau-admin wjw: \"卫健委 CI\")")
+    );
+    let (_, verdict, _) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/audit/verify",
+            Some(&auditor),
+            None,
+        ))
+        .await;
+    assert_eq!(verdict["intact"], true, "{verdict}");
+
+    // The auditor resolves the id: metadata, never a secret.
+    let (status, tokens, _) = h
+        .call(request(Method::GET, "/api/v1/tokens", Some(&auditor), None))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let listed = tokens
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["id"] == id.as_str())
+        .expect("listed");
+    assert_eq!(listed["role"], "bureau-admin");
+    assert_eq!(listed["bureau"], "wjw");
+    assert_eq!(listed["description"], "卫健委 CI");
+    assert!(listed["createdAt"].is_string() && listed["expiresAt"].is_string());
+    assert!(listed.get("secret").is_none());
+    let tail = secret.expose().rsplit('_').next().expect("tail");
+    assert!(!tokens.to_string().contains(tail));
+    // Nobody else gained the listing; issuing and revoking stay with platform admins.
+    for role in [Role::Finance, Role::BureauAdmin, Role::BureauViewer] {
+        let bureau = role.is_bureau_scoped().then_some("wjw");
+        let token = h.token(role, bureau).await;
+        let (status, body, headers) = h
+            .call(request(Method::GET, "/api/v1/tokens", Some(&token), None))
+            .await;
+        assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
+    }
+    let (status, body, headers) = h
+        .call(request(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&auditor),
+            Some(r#"{"role":"auditor"}"#),
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
+    let (status, body, headers) = h
+        .call(request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some(&auditor),
+            None,
+        ))
+        .await;
+    assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
 }

@@ -8,12 +8,18 @@
 //! hash = SHA-256( prev_hash as 32 raw bytes ‖ canonical(entry) )
 //! ```
 //!
-//! written as 64 lowercase hex digits. `canonical` is the ASCII tag `zhengyun-audit-v1`
-//! followed by the fields in this order: `seq`, `at_us` (each an 8-byte big-endian signed
-//! integer), then `principal`, `role`, `bureau`, `action`, `object`, `quota_before`,
-//! `quota_after`, `result`, `request_id`, each either `0x00` (absent) or `0x01`, a 4-byte
-//! big-endian byte length and the UTF-8 bytes exactly as stored. Length prefixes make the
-//! encoding unambiguous without escaping, so any language can recompute it.
+//! written as 64 lowercase hex digits. `canonical` depends on the entry's stored `format`:
+//!
+//! - format 1 (entries written before principals had labels): the ASCII tag
+//!   `zhengyun-audit-v1` followed by the fields in this order: `seq`, `at_us` (each an 8-byte
+//!   big-endian signed integer), then `principal`, `role`, `bureau`, `action`, `object`,
+//!   `quota_before`, `quota_after`, `result`, `request_id`, each either `0x00` (absent) or
+//!   `0x01`, a 4-byte big-endian byte length and the UTF-8 bytes exactly as stored.
+//! - format 2 (every entry written since): the tag `zhengyun-audit-v2`, the same fields, then
+//!   `principal_label` (the token's role, bureau and description, readable) encoded alike.
+//!
+//! Length prefixes make the encoding unambiguous without escaping, so any language can
+//! recompute it. The tag is hashed, so changing an entry's `format` breaks its hash too.
 //!
 //! What is stored is bounded, whatever the caller asked for (a refused call's 200 KB name
 //! included): in every text field control characters are escaped (`\n`, `\u{1b}`) and at most
@@ -50,7 +56,10 @@ use crate::{
 
 /// The hash that the first entry's `prev_hash` holds.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const CANONICAL_TAG: &[u8] = b"zhengyun-audit-v1";
+const CANONICAL_TAG_V1: &[u8] = b"zhengyun-audit-v1";
+const CANONICAL_TAG_V2: &[u8] = b"zhengyun-audit-v2";
+/// The canonical form new entries are written in.
+const CURRENT_FORMAT: i64 = 2;
 /// The most entries one [`Store::audit_log`] call returns.
 pub const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
@@ -115,6 +124,10 @@ pub struct AuditEntry {
     pub at: Timestamp,
     /// Who made it: a token id, or a system name such as `system:operator`.
     pub principal: String,
+    /// The principal as a person reads it, e.g. `token 3f2a… (bureau-admin wjw: "卫健委 CI")`;
+    /// absent in entries written before labels were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_label: Option<String>,
     /// The principal's role, if it had one.
     pub role: Option<Role>,
     /// The bureau concerned (the caller's, or the target's for platform actions).
@@ -140,6 +153,7 @@ impl AuditEntry {
         AuditEntry {
             at: self.at,
             principal: bounded_text(&self.principal),
+            principal_label: self.principal_label.as_deref().map(bounded_text),
             role: self.role,
             bureau: self.bureau.as_deref().map(bounded_text),
             action: bounded_text(&self.action),
@@ -218,6 +232,7 @@ pub enum ChainStatus {
 /// An entry as stored: the columns that are hashed, in hashing order.
 #[derive(Clone, Debug)]
 struct StoredEntry {
+    format: i64,
     seq: i64,
     at_us: i64,
     principal: String,
@@ -229,9 +244,12 @@ struct StoredEntry {
     quota_after: Option<String>,
     result: String,
     request_id: String,
+    principal_label: Option<String>,
 }
 
 type StoredRow = (
+    i64,
+    Option<String>,
     i64,
     i64,
     String,
@@ -247,11 +265,11 @@ type StoredRow = (
     String,
 );
 
-const SELECT_ENTRIES: &str = "SELECT seq, at_us, principal, role, bureau, action, object, \
+const SELECT_ENTRIES: &str = "SELECT format, principal_label, seq, at_us, principal, role, bureau, action, object, \
                               quota_before, quota_after, result, request_id, prev_hash, hash \
                               FROM audit_log";
 
-const VERIFY_ENTRIES: &str = "SELECT seq, at_us, principal, role, bureau, action, object, \
+const VERIFY_ENTRIES: &str = "SELECT format, principal_label, seq, at_us, principal, role, bureau, action, object, \
                               quota_before, quota_after, result, request_id, prev_hash, hash \
                               FROM audit_log ORDER BY seq";
 
@@ -259,6 +277,7 @@ impl StoredEntry {
     fn new(seq: i64, entry: &AuditEntry) -> Self {
         let json = |value: &Option<serde_json::Value>| value.as_ref().map(|v| v.to_string());
         Self {
+            format: CURRENT_FORMAT,
             seq,
             at_us: to_micros(entry.at),
             principal: entry.principal.clone(),
@@ -270,13 +289,31 @@ impl StoredEntry {
             quota_after: json(&entry.quota_after),
             result: entry.result.clone(),
             request_id: entry.request_id.clone(),
+            principal_label: entry.principal_label.clone(),
         }
     }
 
     fn from_row(row: StoredRow) -> (Self, String, String) {
-        let (seq, at_us, principal, role, bureau, action, object, before, after, result, rid, p, h) =
-            row;
+        let (
+            format,
+            label,
+            seq,
+            at_us,
+            principal,
+            role,
+            bureau,
+            action,
+            object,
+            before,
+            after,
+            result,
+            rid,
+            p,
+            h,
+        ) = row;
         let entry = Self {
+            format,
+            principal_label: label,
             seq,
             at_us,
             principal,
@@ -295,9 +332,15 @@ impl StoredEntry {
     /// The bytes hashed after the previous hash; see the module documentation.
     fn canonical(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(CANONICAL_TAG);
+        let v2 = self.format == 2;
+        out.extend_from_slice(if v2 {
+            CANONICAL_TAG_V2
+        } else {
+            CANONICAL_TAG_V1
+        });
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.at_us.to_be_bytes());
+        let label = v2.then_some(self.principal_label.as_ref());
         for field in [
             Some(&self.principal),
             self.role.as_ref(),
@@ -308,7 +351,10 @@ impl StoredEntry {
             self.quota_after.as_ref(),
             Some(&self.result),
             Some(&self.request_id),
-        ] {
+        ]
+        .into_iter()
+        .chain(label)
+        {
             match field {
                 None => out.push(0),
                 Some(text) => {
@@ -324,8 +370,12 @@ impl StoredEntry {
         out
     }
 
-    /// `SHA-256(prev ‖ canonical)` in hex, or `None` if `prev` is not 64 hex digits.
+    /// `SHA-256(prev ‖ canonical)` in hex, or `None` if `prev` is not 64 hex digits or the
+    /// format is unknown.
     fn hash(&self, prev: &str) -> Option<String> {
+        if !(1..=CURRENT_FORMAT).contains(&self.format) {
+            return None;
+        }
         let prev = hex::decode(prev).ok().filter(|bytes| bytes.len() == 32)?;
         let mut hasher = Sha256::new();
         hasher.update(&prev);
@@ -344,6 +394,7 @@ impl StoredEntry {
         Ok(AuditEntry {
             at: from_micros(self.at_us, "an audit entry")?,
             principal: self.principal,
+            principal_label: self.principal_label,
             role: self
                 .role
                 .map(|r| r.parse().map_err(|_| corrupt("role")))
@@ -402,8 +453,9 @@ impl Store {
             })?;
             sqlx::query(
                 "INSERT INTO audit_log (seq, at_us, principal, role, bureau, action, object, \
-                 quota_before, quota_after, result, request_id, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 quota_before, quota_after, result, request_id, prev_hash, hash, format, \
+                 principal_label) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(stored.seq)
             .bind(stored.at_us)
@@ -418,6 +470,8 @@ impl Store {
             .bind(&stored.request_id)
             .bind(&head_hash)
             .bind(&hash)
+            .bind(stored.format)
+            .bind(&stored.principal_label)
             .execute(&mut *tx)
             .await
             .map_err(db(DOING))?;

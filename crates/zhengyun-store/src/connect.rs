@@ -43,6 +43,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit published head",
         include_str!("../migrations/sqlite/0005_audit_published_head.sql"),
     ),
+    (
+        6,
+        "token expiry and audit principals",
+        include_str!("../migrations/sqlite/0006_token_expiry_and_audit_principals.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -69,6 +74,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "audit published head",
         include_str!("../migrations/postgres/0005_audit_published_head.sql"),
+    ),
+    (
+        6,
+        "token expiry and audit principals",
+        include_str!("../migrations/postgres/0006_token_expiry_and_audit_principals.sql"),
     ),
 ];
 

@@ -46,7 +46,10 @@ pub use error::{Error, Result};
 pub use ledger::{MeterUsage, Recorded};
 pub use reports::{ResourceUsage, UsageCounter};
 pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};
-pub use tokens::{BootstrapOutcome, Principal, Role, TokenId, TokenInfo, TokenSecret};
+pub use tokens::{
+    BootstrapOutcome, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, NewToken, Principal, Role,
+    TokenId, TokenInfo, TokenSecret,
+};
 
 /// The database behind a [`Store`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

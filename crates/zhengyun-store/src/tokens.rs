@@ -14,7 +14,7 @@
 use std::{fmt, str::FromStr};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -23,7 +23,7 @@ use zhengyun_model::names::check_bureau_code;
 use crate::{
     PoolExt, Store,
     error::{Error, Result, db},
-    time::{from_micros, now_micros},
+    time::{from_micros, now_micros, to_micros},
     with_pool,
 };
 
@@ -39,7 +39,7 @@ pub enum Role {
     BureauViewer,
     /// Reads every bureau's usage and statements.
     Finance,
-    /// Reads the audit log and verifies it.
+    /// Reads the audit log, verifies it, and lists tokens (never their secrets).
     Auditor,
 }
 
@@ -107,6 +107,11 @@ const SECRET_PREFIX: &str = "zy_";
 /// The shortest bootstrap secret accepted: it may be a human's choice, so insist on length.
 pub const MIN_BOOTSTRAP_SECRET_LEN: usize = 32;
 const MAX_DESCRIPTION_LEN: usize = 200;
+/// How long a token lives when its issuer does not say: 90 days. Also the lifetime the schema
+/// migration gave tokens issued before tokens expired.
+pub const DEFAULT_TOKEN_LIFETIME: SignedDuration = SignedDuration::from_hours(90 * 24);
+/// The longest lifetime a token may be given: 365 days.
+pub const MAX_TOKEN_LIFETIME: SignedDuration = SignedDuration::from_hours(365 * 24);
 
 impl TokenId {
     /// The id as text.
@@ -189,6 +194,39 @@ pub struct Principal {
     pub role: Role,
     /// The bureau of a bureau role; `None` for platform-wide roles.
     pub bureau: Option<String>,
+    /// The Kubernetes uid of that bureau when the token was issued, if it was recorded: a
+    /// bureau deleted and created again under the same code has another uid.
+    pub bureau_uid: Option<String>,
+    /// What the token is for, as given when it was issued.
+    pub description: String,
+    /// When the token stops authenticating.
+    pub expires_at: Timestamp,
+}
+
+impl Principal {
+    /// The principal as an auditor reads it: `token 3f2a… (bureau-admin wjw: "卫健委 CI")`.
+    pub fn label(&self) -> String {
+        let scope = match &self.bureau {
+            Some(bureau) => format!("{} {bureau}", self.role),
+            None => self.role.to_string(),
+        };
+        format!("token {} ({scope}: {:?})", self.token, self.description)
+    }
+}
+
+/// A token to issue with [`Store::issue_token`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken<'a> {
+    /// Its role.
+    pub role: Role,
+    /// Its bureau: required for bureau roles, refused for the others.
+    pub bureau: Option<&'a str>,
+    /// The Kubernetes uid of that bureau now, so that a re-created bureau is not reached.
+    pub bureau_uid: Option<&'a str>,
+    /// What it is for (at most 200 characters).
+    pub description: &'a str,
+    /// When it stops authenticating: after now, at most [`MAX_TOKEN_LIFETIME`] after `now`.
+    pub expires_at: Timestamp,
 }
 
 /// A token as listed: everything but the secret, which is not stored.
@@ -205,6 +243,8 @@ pub struct TokenInfo {
     pub description: String,
     /// When it was issued (to the microsecond).
     pub created_at: Timestamp,
+    /// When it expires (or expired).
+    pub expires_at: Timestamp,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
 }
@@ -221,6 +261,9 @@ pub enum BootstrapOutcome {
     /// It exists with this secret but was revoked, and stays revoked: restarting must not undo
     /// an administrator's revocation. Set a new secret to bootstrap again.
     Revoked,
+    /// It exists with this secret but has expired, and restarting does not renew it: set a new
+    /// secret to bootstrap again.
+    Expired,
 }
 
 fn sha256(secret: &str) -> [u8; 32] {
@@ -254,24 +297,90 @@ fn check_scope(role: Role, bureau: Option<&str>) -> Result<()> {
     }
 }
 
-type TokenRow = (String, Vec<u8>, String, Option<String>, Option<i64>);
+type TokenRow = (
+    String,
+    Vec<u8>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    Option<i64>,
+);
+
+fn check_description(description: &str) -> Result<()> {
+    if description.chars().count() > MAX_DESCRIPTION_LEN {
+        return Err(Error::invalid(
+            "description",
+            format!("longer than {MAX_DESCRIPTION_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an expiry that is not after `now` or further than [`MAX_TOKEN_LIFETIME`] from it.
+pub fn check_expiry(expires_at: Timestamp, now: Timestamp) -> Result<()> {
+    let lifetime = expires_at.duration_since(now);
+    if lifetime <= SignedDuration::ZERO {
+        return Err(Error::invalid("expiry", "must be in the future"));
+    }
+    if lifetime > MAX_TOKEN_LIFETIME {
+        return Err(Error::invalid(
+            "expiry",
+            format!(
+                "more than {} days ahead",
+                MAX_TOKEN_LIFETIME.as_hours() / 24
+            ),
+        ));
+    }
+    Ok(())
+}
 
 impl Store {
     /// Issues a token for `role` (and `bureau`, required for bureau roles and refused for the
-    /// others). Returns its id and its secret; the secret cannot be recovered later.
+    /// others) that expires [`DEFAULT_TOKEN_LIFETIME`] from now. Returns its id and its secret;
+    /// the secret cannot be recovered later.
     pub async fn create_token(
         &self,
         role: Role,
         bureau: Option<&str>,
         description: &str,
     ) -> Result<(TokenId, TokenSecret)> {
+        let expires_at = Timestamp::now()
+            .checked_add(DEFAULT_TOKEN_LIFETIME)
+            .map_err(|_| Error::invalid("expiry", "out of range"))?;
+        self.issue_token(&NewToken {
+            role,
+            bureau,
+            bureau_uid: None,
+            description,
+            expires_at,
+        })
+        .await
+    }
+
+    /// Issues `token`. Returns its id and its secret; the secret cannot be recovered later.
+    /// The expiry is checked against the current time (see [`check_expiry`]).
+    pub async fn issue_token(&self, token: &NewToken<'_>) -> Result<(TokenId, TokenSecret)> {
+        self.issue_token_at(token, Timestamp::now()).await
+    }
+
+    /// [`Store::issue_token`] as if it were `now`.
+    pub async fn issue_token_at(
+        &self,
+        token: &NewToken<'_>,
+        now: Timestamp,
+    ) -> Result<(TokenId, TokenSecret)> {
+        let NewToken {
+            role,
+            bureau,
+            bureau_uid,
+            description,
+            expires_at,
+        } = *token;
         check_scope(role, bureau)?;
-        if description.chars().count() > MAX_DESCRIPTION_LEN {
-            return Err(Error::invalid(
-                "description",
-                format!("longer than {MAX_DESCRIPTION_LEN} characters"),
-            ));
-        }
+        check_description(description)?;
+        check_expiry(expires_at, now)?;
         // 64 random bits make a clash practically impossible; a few retries make it harmless.
         for _ in 0..3 {
             let id = hex::encode(random::<ID_BYTES>()?);
@@ -279,15 +388,18 @@ impl Store {
             let secret = format!("{SECRET_PREFIX}{id}_{tail}");
             let hash = sha256(&secret).to_vec();
             let inserted = with_pool!(self, pool => sqlx::query(
-                "INSERT INTO api_tokens (id, secret_sha256, role, bureau, description, created_at_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO api_tokens (id, secret_sha256, role, bureau, bureau_uid, description, \
+                 created_at_us, expires_at_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&id)
             .bind(hash)
             .bind(role.as_str())
             .bind(bureau)
+            .bind(bureau.and(bureau_uid))
             .bind(description)
-            .bind(now_micros())
+            .bind(to_micros(now))
+            .bind(to_micros(expires_at))
             .execute(pool)
             .await
             .map(|done| done.rows_affected()))
@@ -301,26 +413,36 @@ impl Store {
         ))
     }
 
-    /// The principal `secret` stands for, or `None` if it is unknown, wrong or revoked.
+    /// The principal `secret` stands for, or `None` if it is unknown, wrong, revoked or
+    /// expired.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
+        self.authenticate_at(secret, Timestamp::now()).await
+    }
+
+    /// [`Store::authenticate`] as if it were `now`: a token whose expiry is at or before `now`
+    /// authenticates nobody.
+    pub async fn authenticate_at(&self, secret: &str, now: Timestamp) -> Result<Option<Principal>> {
         let presented = sha256(secret);
         if let Some(id) = id_of(secret)
             && let Some(principal) = self.match_token(id, &presented).await?
         {
-            return Ok(Some(principal));
+            return Ok((principal.expires_at > now).then_some(principal));
         }
-        self.match_token(BOOTSTRAP_ID, &presented).await
+        let principal = self.match_token(BOOTSTRAP_ID, &presented).await?;
+        Ok(principal.filter(|p| p.expires_at > now))
     }
 
     async fn match_token(&self, id: &str, presented: &[u8; 32]) -> Result<Option<Principal>> {
         let row: Option<TokenRow> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, secret_sha256, role, bureau, revoked_at_us FROM api_tokens WHERE id = $1",
+            "SELECT id, secret_sha256, role, bureau, bureau_uid, description, expires_at_us, \
+             revoked_at_us FROM api_tokens WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(pool)
         .await)
         .map_err(db("authenticating a token"))?;
-        let Some((id, stored, role, bureau, revoked_at)) = row else {
+        let Some((id, stored, role, bureau, bureau_uid, description, expires, revoked_at)) = row
+        else {
             return Ok(None);
         };
         let matches: bool = stored.as_slice().ct_eq(presented.as_slice()).into();
@@ -331,7 +453,24 @@ impl Store {
             token: TokenId(id),
             role: stored_role(&role)?,
             bureau,
+            bureau_uid,
+            description,
+            expires_at: from_micros(expires, "a token")?,
         }))
+    }
+
+    /// Revokes every token of `bureau` not yet revoked, as when the bureau is deleted; returns
+    /// how many.
+    pub async fn revoke_bureau_tokens(&self, bureau: &str) -> Result<u64> {
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE api_tokens SET revoked_at_us = $2 WHERE bureau = $1 AND revoked_at_us IS NULL",
+        )
+        .bind(bureau)
+        .bind(now_micros())
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))
+        .map_err(db("revoking a bureau's tokens"))
     }
 
     /// Revokes token `id`; it stops authenticating at once. Revoking twice is not an error
@@ -354,32 +493,62 @@ impl Store {
 
     /// Every token ever issued, oldest first, revoked ones included. Never the secrets.
     pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        type Row = (String, String, Option<String>, String, i64, Option<i64>);
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+        );
         let rows: Vec<Row> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, role, bureau, description, created_at_us, revoked_at_us \
+            "SELECT id, role, bureau, description, created_at_us, expires_at_us, revoked_at_us \
              FROM api_tokens ORDER BY created_at_us, id",
         )
         .fetch_all(pool)
         .await)
         .map_err(db("listing tokens"))?;
         rows.into_iter()
-            .map(|(id, role, bureau, description, created, revoked)| {
-                Ok(TokenInfo {
-                    id: TokenId(id),
-                    role: stored_role(&role)?,
-                    bureau,
-                    description,
-                    created_at: from_micros(created, "a token")?,
-                    revoked_at: revoked.map(|r| from_micros(r, "a token")).transpose()?,
-                })
-            })
+            .map(
+                |(id, role, bureau, description, created, expires, revoked)| {
+                    Ok(TokenInfo {
+                        id: TokenId(id),
+                        role: stored_role(&role)?,
+                        bureau,
+                        description,
+                        created_at: from_micros(created, "a token")?,
+                        expires_at: from_micros(expires, "a token")?,
+                        revoked_at: revoked.map(|r| from_micros(r, "a token")).transpose()?,
+                    })
+                },
+            )
             .collect()
     }
 
     /// Registers `secret` as the platform-admin token `bootstrap`, idempotently: run it at
     /// every start with `ZHENGYUN_BOOTSTRAP_TOKEN`. The secret must be at least
-    /// [`MIN_BOOTSTRAP_SECRET_LEN`] characters.
+    /// [`MIN_BOOTSTRAP_SECRET_LEN`] characters. A newly registered secret expires
+    /// [`DEFAULT_TOKEN_LIFETIME`] later; see [`Store::bootstrap_admin_at`].
     pub async fn bootstrap_admin(&self, secret: &str) -> Result<BootstrapOutcome> {
+        self.bootstrap_admin_at(secret, Timestamp::now(), DEFAULT_TOKEN_LIFETIME)
+            .await
+    }
+
+    /// [`Store::bootstrap_admin`] as if it were `now`, a new secret living `lifetime` (at most
+    /// [`MAX_TOKEN_LIFETIME`]). Registering the secret already registered changes nothing, its
+    /// expiry included: restarts do not keep a secret alive, setting a new one does.
+    ///
+    /// One statement decides: any number of processes bootstrapping one database at once
+    /// (replicas starting together) make one `bootstrap` token, and exactly one of them reports
+    /// it [`BootstrapOutcome::Created`] (or `Replaced`); the others see it `Unchanged`.
+    pub async fn bootstrap_admin_at(
+        &self,
+        secret: &str,
+        now: Timestamp,
+        lifetime: SignedDuration,
+    ) -> Result<BootstrapOutcome> {
+        const DOING: &str = "bootstrapping the admin token";
         if secret.chars().count() < MIN_BOOTSTRAP_SECRET_LEN {
             return Err(Error::invalid(
                 "bootstrap token",
@@ -389,48 +558,66 @@ impl Store {
                 ),
             ));
         }
+        let expires_at = now
+            .checked_add(lifetime)
+            .map_err(|_| Error::invalid("bootstrap token lifetime", "out of range"))?;
+        check_expiry(expires_at, now)?;
         let hash = sha256(secret).to_vec();
-        let now = now_micros();
         with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(db("bootstrapping the admin token"))?;
-            let existing: Option<(Vec<u8>, Option<i64>)> = sqlx::query_as(
-                "SELECT secret_sha256, revoked_at_us FROM api_tokens WHERE id = $1",
+            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
+            // The insert is the decision: the primary key lets one concurrent insert through
+            // and makes the others wait for it and then do nothing.
+            let inserted = sqlx::query(
+                "INSERT INTO api_tokens (id, secret_sha256, role, description, created_at_us, \
+                 expires_at_us) \
+                 VALUES ($1, $2, 'platform-admin', 'bootstrap (ZHENGYUN_BOOTSTRAP_TOKEN)', $3, $4) \
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(BOOTSTRAP_ID)
-            .fetch_optional(&mut *tx)
+            .bind(&hash)
+            .bind(to_micros(now))
+            .bind(to_micros(expires_at))
+            .execute(&mut *tx)
             .await
-            .map_err(db("bootstrapping the admin token"))?;
-            let (outcome, sql) = match existing {
-                None => (
-                    BootstrapOutcome::Created,
-                    "INSERT INTO api_tokens (id, secret_sha256, role, description, created_at_us) \
-                     VALUES ($1, $2, 'platform-admin', 'bootstrap (ZHENGYUN_BOOTSTRAP_TOKEN)', $3) \
-                     ON CONFLICT (id) DO NOTHING",
-                ),
-                Some((stored, revoked)) => {
-                    let same: bool = stored.as_slice().ct_eq(hash.as_slice()).into();
-                    match (same, revoked) {
-                        (true, None) => (BootstrapOutcome::Unchanged, ""),
-                        (true, Some(_)) => (BootstrapOutcome::Revoked, ""),
-                        (false, _) => (
-                            BootstrapOutcome::Replaced,
-                            "UPDATE api_tokens SET secret_sha256 = $2, created_at_us = $3, \
-                             revoked_at_us = NULL WHERE id = $1",
-                        ),
-                    }
-                }
-            };
-            if !sql.is_empty() {
-                sqlx::query(sql)
-                    .bind(BOOTSTRAP_ID)
-                    .bind(&hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("bootstrapping the admin token"))?;
+            .map_err(db(DOING))?
+            .rows_affected();
+            if inserted == 1 {
+                tx.commit().await.map_err(db(DOING))?;
+                return Ok(BootstrapOutcome::Created);
             }
-            tx.commit().await.map_err(db("bootstrapping the admin token"))?;
-            Ok(outcome)
+            // A replacement is conditional on the stored secret being another one, so of two
+            // processes registering the same new secret only the first replaces it.
+            let replaced = sqlx::query(
+                "UPDATE api_tokens SET secret_sha256 = $2, created_at_us = $3, \
+                 expires_at_us = $4, revoked_at_us = NULL WHERE id = $1 AND secret_sha256 <> $2",
+            )
+            .bind(BOOTSTRAP_ID)
+            .bind(&hash)
+            .bind(to_micros(now))
+            .bind(to_micros(expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db(DOING))?
+            .rows_affected();
+            if replaced == 1 {
+                tx.commit().await.map_err(db(DOING))?;
+                return Ok(BootstrapOutcome::Replaced);
+            }
+            let (revoked, expires): (Option<i64>, i64) = sqlx::query_as(
+                "SELECT revoked_at_us, expires_at_us FROM api_tokens WHERE id = $1",
+            )
+            .bind(BOOTSTRAP_ID)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            tx.commit().await.map_err(db(DOING))?;
+            Ok(if revoked.is_some() {
+                BootstrapOutcome::Revoked
+            } else if expires <= to_micros(now) {
+                BootstrapOutcome::Expired
+            } else {
+                BootstrapOutcome::Unchanged
+            })
         })
     }
 }

@@ -7,7 +7,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::TryStreamExt;
-use jiff::{Timestamp, civil::Date};
+use jiff::{SignedDuration, Timestamp, civil::Date};
 use rust_decimal::Decimal;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -20,6 +20,7 @@ use zhengyun_model::{names::Tier, quantity::Resource};
 use zhengyun_store::{
     AuditEntry, AuditFilter, BootstrapOutcome, ChainStatus, NewRequest, RequestFilter, RequestKind,
     RequestState, ResourceUsage, Role, Store, TokenId, UsageCounter,
+    tokens::{DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, NewToken},
 };
 
 on_both_backends!(
@@ -28,7 +29,14 @@ on_both_backends!(
     bureau_roles_need_a_bureau_and_platform_roles_refuse_one,
     tokens_are_stored_as_hashes_and_listed_without_secrets,
     bootstrap_admin_is_idempotent_and_never_undoes_a_revocation,
+    two_replicas_bootstrapping_at_once_create_one_admin,
+    a_token_authenticates_until_its_expiry_and_not_from_then_on,
+    a_token_lifetime_must_be_in_the_future_and_within_the_maximum,
+    a_bootstrap_token_expires_and_a_restart_does_not_renew_it,
+    deleting_a_bureau_revokes_its_tokens_and_only_its,
+    tokens_issued_before_expiry_existed_expire_after_the_default_lifetime,
     an_intact_audit_chain_verifies_and_an_altered_row_is_named,
+    entries_written_before_principal_labels_still_verify_and_a_label_is_hashed,
     deleted_audit_entries_break_the_chain_where_they_were,
     the_database_refuses_to_update_audit_entries,
     a_head_moved_back_below_the_published_one_is_named_and_not_published,
@@ -95,6 +103,10 @@ fn entry(n: u32, bureau: &str, action: &str) -> AuditEntry {
     AuditEntry {
         at: ts("2026-11-05T08:00:00Z") + jiff::SignedDuration::from_secs(i64::from(n)),
         principal: format!("token-{}", n % 3),
+        principal_label: Some(format!(
+            "token token-{} (bureau-admin {bureau}: \"CI\")",
+            n % 3
+        )),
         role: Some(Role::BureauAdmin),
         bureau: Some(bureau.to_owned()),
         action: action.to_owned(),
@@ -335,6 +347,270 @@ async fn bootstrap_admin_is_idempotent_and_never_undoes_a_revocation(db: &TestDb
     assert_eq!(short.metric_label(), "invalid");
 }
 
+async fn two_replicas_bootstrapping_at_once_create_one_admin(db: &TestDb) {
+    // Two API replicas start together against one database: each its own connection pool.
+    let other = db.second_store().await;
+    let secret = "bootstrap-secret-0123456789abcdef0123456789";
+    for round in 0..10 {
+        let secret = format!("{secret}-{round}");
+        let (a, b) = tokio::join!(
+            db.store.bootstrap_admin(&secret),
+            other.bootstrap_admin(&secret)
+        );
+        let mut outcomes = [a.expect("first replica"), b.expect("second replica")];
+        outcomes.sort_by_key(|o| format!("{o:?}"));
+        let expected = if round == 0 {
+            [BootstrapOutcome::Created, BootstrapOutcome::Unchanged]
+        } else {
+            [BootstrapOutcome::Replaced, BootstrapOutcome::Unchanged]
+        };
+        assert_eq!(outcomes, expected, "round {round}");
+        let admins = db.store.list_tokens().await.expect("list");
+        assert_eq!(admins.len(), 1, "round {round}: {admins:?}");
+        assert!(
+            db.store
+                .authenticate(&secret)
+                .await
+                .expect("auth")
+                .is_some(),
+            "round {round}"
+        );
+    }
+}
+
+fn instant(text: &str) -> Timestamp {
+    text.parse().expect("instant")
+}
+
+async fn a_token_authenticates_until_its_expiry_and_not_from_then_on(db: &TestDb) {
+    let store = &db.store;
+    let issued = instant("2030-03-01T00:00:00Z");
+    let expires = instant("2030-04-01T00:00:00Z");
+    let (id, secret) = store
+        .issue_token_at(
+            &NewToken {
+                role: Role::BureauAdmin,
+                bureau: Some("wjw"),
+                bureau_uid: Some("uid-1"),
+                description: "卫健委 CI",
+                expires_at: expires,
+            },
+            issued,
+        )
+        .await
+        .expect("issue");
+    let before = store
+        .authenticate_at(secret.expose(), instant("2030-03-31T23:59:59.999999Z"))
+        .await
+        .expect("auth")
+        .expect("valid until its expiry");
+    assert_eq!(before.token, id);
+    assert_eq!(before.expires_at, expires);
+    assert_eq!(before.bureau_uid.as_deref(), Some("uid-1"));
+    assert_eq!(before.description, "卫健委 CI");
+    assert_eq!(
+        before.label(),
+        format!("token {id} (bureau-admin wjw: \"卫健委 CI\")")
+    );
+    for after in [expires, instant("2031-01-01T00:00:00Z")] {
+        assert_eq!(
+            store
+                .authenticate_at(secret.expose(), after)
+                .await
+                .expect("auth"),
+            None,
+            "{after}"
+        );
+    }
+    let listed = store.list_tokens().await.expect("list");
+    assert_eq!(listed[0].expires_at, expires);
+    assert_eq!(listed[0].created_at, issued);
+}
+
+async fn a_token_lifetime_must_be_in_the_future_and_within_the_maximum(db: &TestDb) {
+    let store = &db.store;
+    let now = instant("2030-03-01T00:00:00Z");
+    let token = |expires_at| NewToken {
+        role: Role::Finance,
+        bureau: None,
+        bureau_uid: None,
+        description: "finance",
+        expires_at,
+    };
+    for expires in [
+        now,
+        instant("2029-01-01T00:00:00Z"),
+        now.checked_add(MAX_TOKEN_LIFETIME + SignedDuration::from_micros(1))
+            .expect("instant"),
+    ] {
+        let err = store
+            .issue_token_at(&token(expires), now)
+            .await
+            .expect_err("refused");
+        assert_eq!(err.metric_label(), "invalid", "{expires}: {err}");
+    }
+    let longest = now.checked_add(MAX_TOKEN_LIFETIME).expect("instant");
+    store
+        .issue_token_at(&token(longest), now)
+        .await
+        .expect("the maximum itself is allowed");
+    assert_eq!(store.list_tokens().await.expect("list").len(), 1);
+}
+
+async fn a_bootstrap_token_expires_and_a_restart_does_not_renew_it(db: &TestDb) {
+    let store = &db.store;
+    let first = "bootstrap-secret-0123456789abcdef0123456789";
+    let second = "another-bootstrap-secret-fedcba9876543210";
+    let start = instant("2030-03-01T00:00:00Z");
+    let lifetime = SignedDuration::from_hours(24 * 30);
+    let expires = start.checked_add(lifetime).expect("instant");
+    assert_eq!(
+        store
+            .bootstrap_admin_at(first, start, lifetime)
+            .await
+            .expect("bootstrap"),
+        BootstrapOutcome::Created
+    );
+    let restart = instant("2030-03-20T00:00:00Z");
+    assert_eq!(
+        store
+            .bootstrap_admin_at(first, restart, lifetime)
+            .await
+            .expect("restart"),
+        BootstrapOutcome::Unchanged
+    );
+    let admin = store
+        .authenticate_at(first, restart)
+        .await
+        .expect("auth")
+        .expect("valid");
+    assert_eq!(admin.expires_at, expires, "a restart does not renew it");
+    assert_eq!(
+        store.authenticate_at(first, expires).await.expect("auth"),
+        None
+    );
+    assert_eq!(
+        store
+            .bootstrap_admin_at(first, expires, lifetime)
+            .await
+            .expect("restart after expiry"),
+        BootstrapOutcome::Expired
+    );
+    assert_eq!(
+        store.authenticate_at(first, expires).await.expect("auth"),
+        None
+    );
+    assert_eq!(
+        store
+            .bootstrap_admin_at(second, expires, lifetime)
+            .await
+            .expect("a new secret"),
+        BootstrapOutcome::Replaced
+    );
+    assert!(
+        store
+            .authenticate_at(second, expires)
+            .await
+            .expect("auth")
+            .is_some()
+    );
+    let too_long = store
+        .bootstrap_admin_at(second, expires, MAX_TOKEN_LIFETIME * 2)
+        .await
+        .expect_err("longer than the maximum");
+    assert_eq!(too_long.metric_label(), "invalid");
+}
+
+async fn deleting_a_bureau_revokes_its_tokens_and_only_its(db: &TestDb) {
+    let store = &db.store;
+    let (_, wjw_admin) = store
+        .create_token(Role::BureauAdmin, Some("wjw"), "wjw admin")
+        .await
+        .expect("issue");
+    let (_, wjw_viewer) = store
+        .create_token(Role::BureauViewer, Some("wjw"), "wjw viewer")
+        .await
+        .expect("issue");
+    let (_, jw) = store
+        .create_token(Role::BureauAdmin, Some("jw"), "jw admin")
+        .await
+        .expect("issue");
+    let (_, finance) = store
+        .create_token(Role::Finance, None, "finance")
+        .await
+        .expect("issue");
+    assert_eq!(store.revoke_bureau_tokens("wjw").await.expect("revoke"), 2);
+    assert_eq!(store.revoke_bureau_tokens("wjw").await.expect("again"), 0);
+    for gone in [&wjw_admin, &wjw_viewer] {
+        assert_eq!(store.authenticate(gone.expose()).await.expect("auth"), None);
+    }
+    for kept in [&jw, &finance] {
+        assert!(
+            store
+                .authenticate(kept.expose())
+                .await
+                .expect("auth")
+                .is_some()
+        );
+    }
+}
+
+async fn tokens_issued_before_expiry_existed_expire_after_the_default_lifetime(db: &TestDb) {
+    // A token as the schema before expiry left it (the new column at its default, 0), given an
+    // expiry by the migration's own statement: 90 days after the migration ran.
+    let store = &db.store;
+    let (_, secret) = store
+        .create_token(Role::Auditor, None, "issued before expiry")
+        .await
+        .expect("issue");
+    db.raw(
+        "UPDATE api_tokens SET expires_at_us = 0",
+        "UPDATE api_tokens SET expires_at_us = 0",
+    )
+    .await
+    .expect("as before the migration");
+    assert_eq!(
+        store.authenticate(secret.expose()).await.expect("auth"),
+        None
+    );
+    let before = Timestamp::now();
+    db.raw(
+        "UPDATE api_tokens \
+         SET expires_at_us = CAST(strftime('%s', 'now') AS INTEGER) * 1000000 + 7776000000000",
+        "UPDATE api_tokens \
+         SET expires_at_us = CAST(floor(extract(epoch FROM now())) AS BIGINT) * 1000000 + 7776000000000",
+    )
+    .await
+    .expect("the migration's backfill");
+    let after = Timestamp::now();
+    let migration = match db.backend() {
+        zhengyun_store::Backend::Sqlite => {
+            include_str!("../migrations/sqlite/0006_token_expiry_and_audit_principals.sql")
+        }
+        zhengyun_store::Backend::Postgres => {
+            include_str!("../migrations/postgres/0006_token_expiry_and_audit_principals.sql")
+        }
+    };
+    assert!(
+        migration.contains("* 1000000 + 7776000000000"),
+        "the statement above is the migration's"
+    );
+    let expires = store.list_tokens().await.expect("list")[0].expires_at;
+    let second = SignedDuration::from_secs(1);
+    assert!(
+        expires > before + DEFAULT_TOKEN_LIFETIME - second - second,
+        "{expires}"
+    );
+    assert!(expires <= after + DEFAULT_TOKEN_LIFETIME, "{expires}");
+    assert!(
+        store
+            .authenticate(secret.expose())
+            .await
+            .expect("auth")
+            .is_some()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Audit log
 
@@ -376,6 +652,117 @@ async fn an_intact_audit_chain_verifies_and_an_altered_row_is_named(db: &TestDb)
             assert!(reason.contains("altered"), "{reason}");
         }
         intact => panic!("tampering went unnoticed: {intact:?}"),
+    }
+}
+
+/// An entry's hash in the first canonical form (before principal labels), computed here
+/// independently of the store, as an auditor's own tool would.
+fn v1_hash(prev: &str, seq: i64, at_us: i64, fields: [Option<&str>; 9]) -> String {
+    let mut canonical = b"zhengyun-audit-v1".to_vec();
+    canonical.extend_from_slice(&seq.to_be_bytes());
+    canonical.extend_from_slice(&at_us.to_be_bytes());
+    for field in fields {
+        match field {
+            None => canonical.push(0),
+            Some(text) => {
+                canonical.push(1);
+                canonical.extend_from_slice(&(text.len() as u32).to_be_bytes());
+                canonical.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(hex::decode(prev).expect("hex"));
+    hasher.update(&canonical);
+    hex::encode(hasher.finalize())
+}
+
+async fn entries_written_before_principal_labels_still_verify_and_a_label_is_hashed(db: &TestDb) {
+    let store = &db.store;
+    // An entry as the API wrote it before labels existed: the first canonical form, no label.
+    let zeros = "0".repeat(64);
+    let hash = v1_hash(
+        &zeros,
+        1,
+        1_700_000_000_000_000,
+        [
+            Some("0123456789abcdef"),
+            Some("platform-admin"),
+            Some("wjw"),
+            Some("bureau.create"),
+            Some("bureaus/wjw"),
+            None,
+            Some("{\"cpu\":\"8\"}"),
+            Some("201 Created"),
+            Some("req-old"),
+        ],
+    );
+    let insert: &'static str = Box::leak(
+        format!(
+            "INSERT INTO audit_log (seq, at_us, principal, role, bureau, action, object, \
+             quota_before, quota_after, result, request_id, prev_hash, hash) VALUES \
+             (1, 1700000000000000, '0123456789abcdef', 'platform-admin', 'wjw', 'bureau.create', \
+             'bureaus/wjw', NULL, '{{\"cpu\":\"8\"}}', '201 Created', 'req-old', '{zeros}', '{hash}'); \
+             UPDATE audit_head SET seq = 1, hash = '{hash}' WHERE id = 1"
+        )
+        .into_boxed_str(),
+    );
+    db.raw(insert, insert).await.expect("an entry from before");
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 1 }
+    );
+    let old = store
+        .audit_log(&AuditFilter::default())
+        .await
+        .expect("read");
+    assert_eq!(old[0].entry.principal_label, None);
+
+    let labelled = store
+        .append_audit(&entry(1, "wjw", "environment.create"))
+        .await
+        .expect("append");
+    assert_eq!(
+        labelled.entry.principal_label.as_deref(),
+        Some("token token-1 (bureau-admin wjw: \"CI\")")
+    );
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 2 }
+    );
+    let read = store
+        .audit_log(&AuditFilter::default())
+        .await
+        .expect("read");
+    assert_eq!(
+        read[1].entry.principal_label,
+        labelled.entry.principal_label
+    );
+    let json = serde_json::to_value(&read[1]).expect("json");
+    assert_eq!(
+        json["principalLabel"],
+        "token token-1 (bureau-admin wjw: \"CI\")"
+    );
+
+    // The label is covered by the hash: changing it, or passing the entry off as one of the
+    // first form, breaks the chain there.
+    for tamper in [
+        "UPDATE audit_log SET principal_label = 'token token-1 (platform-admin: \"x\")' WHERE seq = 2",
+        "UPDATE audit_log SET principal_label = 'token token-1 (bureau-admin wjw: \"CI\")', \
+         format = 1 WHERE seq = 2",
+    ] {
+        let sqlite: &'static str = Box::leak(
+            format!("DROP TRIGGER IF EXISTS audit_log_no_update; {tamper}").into_boxed_str(),
+        );
+        let postgres: &'static str = Box::leak(
+            format!("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; {tamper}")
+                .into_boxed_str(),
+        );
+        db.raw(sqlite, postgres).await.expect("tamper");
+        match store.verify_audit().await.expect("verify") {
+            ChainStatus::Broken { seq, reason } => assert_eq!(seq, 2, "{reason}"),
+            intact => panic!("{tamper}: unnoticed: {intact:?}"),
+        }
     }
 }
 
@@ -631,6 +1018,7 @@ async fn the_audit_log_filters_and_pages_in_chain_order(db: &TestDb) {
         quota_before: None,
         quota_after: None,
         principal: "system:operator".to_owned(),
+        principal_label: None,
         ..entry(13, "wjw", "environment.admit")
     };
     let stored = store.append_audit(&system).await.expect("append");

@@ -164,6 +164,9 @@ pub enum TokenCommand {
         /// What the token is for.
         #[arg(long, default_value = "")]
         description: String,
+        /// Days the token lives (the API's default, 90 days unless configured, when absent).
+        #[arg(long = "lifetime-days")]
+        lifetime_days: Option<u32>,
     },
     /// List tokens (never their secrets).
     List,
@@ -342,6 +345,7 @@ impl ApiCommand {
                         ("ACTION", "action"),
                         ("OBJECT", "object"),
                         ("RESULT", "result"),
+                        ("WHO", "principalLabel"),
                     ],
                 );
                 Ok(())
@@ -569,15 +573,20 @@ async fn tokens(api: &ApiClient, command: TokenCommand, out: Output) -> anyhow::
             role,
             for_bureau,
             description,
+            lifetime_days,
         } => {
-            let body = json!({"role": role, "bureau": for_bureau, "description": description});
+            let mut body = json!({"role": role, "bureau": for_bureau, "description": description});
+            if let Some(days) = lifetime_days {
+                body["lifetimeDays"] = json!(days);
+            }
             let answer = api.send_json(Method::POST, "/api/v1/tokens", &body).await?;
             say(
                 out,
                 &answer.body,
                 &format!(
-                    "token {} issued; its secret is shown once:\n{}",
+                    "token {} issued, expires {}; its secret is shown once:\n{}",
                     text(&answer.body["id"]),
+                    text(&answer.body["expiresAt"]),
                     text(&answer.body["secret"])
                 ),
             );
@@ -592,6 +601,7 @@ async fn tokens(api: &ApiClient, command: TokenCommand, out: Output) -> anyhow::
                     ("ROLE", "role"),
                     ("BUREAU", "bureau"),
                     ("CREATED", "createdAt"),
+                    ("EXPIRES", "expiresAt"),
                     ("REVOKED", "revokedAt"),
                     ("DESCRIPTION", "description"),
                 ],

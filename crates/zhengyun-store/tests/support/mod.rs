@@ -74,6 +74,14 @@ impl TestDb {
         })
     }
 
+    /// Another store on the same database, with a connection pool of its own, as a second
+    /// process would open it.
+    pub async fn second_store(&self) -> Store {
+        Store::connect(&self.url)
+            .await
+            .expect("open the same database again")
+    }
+
     /// Runs `test` and then removes the database (left behind if the test panics, for a
     /// post-mortem).
     pub async fn run(self, test: impl AsyncFnOnce(&TestDb)) {
