@@ -130,6 +130,25 @@ pub fn owned_by(ns: &k8s_openapi::api::core::v1::Namespace, env: &Environment) -
         .any(|o| o.uid == uid && o.kind == "Environment")
 }
 
+/// Whether `obj` is one the operator made for `env`: it carries the operator's labels naming
+/// `env` and `env`'s controller owner reference (by uid). Only such objects are ever pruned; a
+/// tenant's own object, even one that copies the labels, is not.
+pub fn made_for<K: kube::Resource>(obj: &K, env: &Environment) -> bool {
+    let meta = obj.meta();
+    let labels = meta.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    let Some(uid) = env.metadata.uid.as_deref() else {
+        return false;
+    };
+    label("app.kubernetes.io/managed-by") == Some(MANAGED_BY)
+        && label(ENVIRONMENT_LABEL) == env.metadata.name.as_deref()
+        && meta
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid && o.kind == "Environment" && o.controller == Some(true))
+}
+
 /// The owner reference every object of an environment carries.
 pub fn owner_reference(env: &Environment) -> OwnerReference {
     OwnerReference {
@@ -460,6 +479,62 @@ mod tests {
                      "quota": {"cpu": "2", "memory": "4Gi"}}
         }))
         .expect("environment")
+    }
+
+    #[test]
+    fn only_objects_with_the_labels_and_the_owner_of_the_environment_count_as_made_for_it() {
+        let env = environment("silver");
+        let pool: CapacityPoolSpec = serde_json::from_value(json!({"capacity": {}})).expect("pool");
+        let mut with_web = env.clone();
+        with_web.spec.services = serde_json::from_value(
+            json!([{"name": "web", "kind": "web", "image": "registry.local/web:1"}]),
+        )
+        .expect("services");
+        let granted = ResourceAmounts::default();
+        let catalog = Catalog {
+            registry: "registry.local/zhengyun".into(),
+        };
+        let inputs = Inputs {
+            env: &with_web,
+            granted: &granted,
+            admin_groups: &[],
+            viewer_groups: &[],
+            pool: &pool,
+            catalog: &catalog,
+        };
+        let m = materialize(&inputs).expect("materialize");
+        let web = &m.deployments[0];
+        assert!(made_for(web, &env));
+        assert!(made_for(&m.services[0], &env));
+
+        let mut copied_labels = web.clone();
+        copied_labels.metadata.owner_references = None;
+        assert!(
+            !made_for(&copied_labels, &env),
+            "a tenant copying the labels"
+        );
+        let mut other_env = web.clone();
+        other_env
+            .metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .insert(ENVIRONMENT_LABEL.into(), "wjw-test".into());
+        assert!(!made_for(&other_env, &env), "another environment's label");
+        let mut unmanaged = web.clone();
+        unmanaged
+            .metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .remove("app.kubernetes.io/managed-by");
+        assert!(!made_for(&unmanaged, &env), "no managed-by label");
+        let mut recreated = env.clone();
+        recreated.metadata.uid = Some("5d6f2c1e-0000-4000-8000-000000000002".into());
+        assert!(
+            !made_for(web, &recreated),
+            "an environment of the same name, recreated"
+        );
     }
 
     #[test]
