@@ -462,4 +462,25 @@ mod tests {
         let env = environment_from("wjw", &dev_expiring_at(later), now).expect("a future expiry");
         assert_eq!(env.spec.expires_at.map(|t| t.0), Some(later));
     }
+
+    #[test]
+    fn an_environment_without_a_cpu_or_memory_quota_is_refused_naming_the_field() {
+        for (quota, field) in [
+            (serde_json::json!({"memory": "1Gi"}), "quota.cpu"),
+            (serde_json::json!({"cpu": "1"}), "quota.memory"),
+            (
+                serde_json::json!({"cpu": "0", "memory": "1Gi"}),
+                "quota.cpu",
+            ),
+        ] {
+            let body: CreateEnvironment =
+                serde_json::from_value(serde_json::json!({"purpose": "dev", "quota": quota}))
+                    .expect("body");
+            let problem =
+                environment_from("wjw", &body, jiff::Timestamp::now()).expect_err("refused");
+            assert_eq!(problem.status, 422);
+            let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, [field]);
+        }
+    }
 }

@@ -820,7 +820,7 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
         (
             Method::PATCH,
             format!("/api/v1/bureaus/{b}/environments/{env}"),
-            Some(json!({"quota": {"cpu": "1"}})),
+            Some(json!({"quota": {"cpu": "1", "memory": "1Gi"}})),
             &stale,
             [401, 401, 412, 412, 403, 403, 403, 403],
         ),

@@ -697,23 +697,31 @@ async fn bad_specs_are_refused_by_the_api_server_or_reported_as_a_condition() ->
     let cases = [
         (
             "negative quantity",
-            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "-1"}}}),
+            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "-1", "memory": "1Gi"}}}),
         ),
         (
             "unknown purpose",
-            json!({"metadata": {"name": format!("{code}-play")}, "spec": {"bureau": code, "purpose": "play", "quota": {"cpu": "1"}}}),
+            json!({"metadata": {"name": format!("{code}-play")}, "spec": {"bureau": code, "purpose": "play", "quota": {"cpu": "1", "memory": "1Gi"}}}),
         ),
         (
             "name does not match",
-            json!({"metadata": {"name": format!("{code}-prod")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1"}}}),
+            json!({"metadata": {"name": format!("{code}-prod")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1", "memory": "1Gi"}}}),
         ),
         (
             "name too long",
-            json!({"metadata": {"name": format!("{code}-dev-{}", "x".repeat(60))}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1"}}}),
+            json!({"metadata": {"name": format!("{code}-dev-{}", "x".repeat(60))}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1", "memory": "1Gi"}}}),
         ),
         (
             "unknown field",
-            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1"}, "color": "red"}}),
+            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1", "memory": "1Gi"}, "color": "red"}}),
+        ),
+        (
+            "no memory quota",
+            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1"}}}),
+        ),
+        (
+            "no quota at all",
+            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev"}}),
         ),
     ];
     for (what, mut body) in cases {
