@@ -26,7 +26,8 @@ use crate::conditions::{condition, find, has_same};
 use crate::expiry::Expiry;
 use crate::metrics::Metrics;
 use crate::resources::{
-    Catalog, Inputs, Materialized, made_for, materialize, namespace_name, owned_by,
+    Catalog, Inputs, Materialized, capped_by_environment, made_for, materialize, namespace_name,
+    owned_by,
 };
 use crate::versions::{ChildVersions, digest, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
@@ -475,7 +476,7 @@ async fn apply_all(
     // A quota the quota controller has not counted yet says nothing about usage: keep the last report.
     Ok(Some((
         observed.active.unwrap_or(false),
-        observed.used.map(|used| usage_from(&used)),
+        observed.used.map(|used| usage_from(&used, env)),
     )))
 }
 
@@ -496,15 +497,20 @@ where
     Ok(())
 }
 
-/// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's.
+/// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's: only
+/// what the environment's own quota caps (not the pool's default object counts).
 fn usage_from(
     used: &std::collections::BTreeMap<
         String,
         k8s_openapi::apimachinery::pkg::api::resource::Quantity,
     >,
+    env: &Environment,
 ) -> Quota {
     let mut quota = Quota::default();
     for resource in QuotaResource::ALL {
+        if !capped_by_environment(resource, env) {
+            continue;
+        }
         if let Some(q) = used.get(resource.resource_quota_key()) {
             quota.set(resource, Some(q.0.as_str().into()));
         }

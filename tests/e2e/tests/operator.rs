@@ -206,6 +206,9 @@ async fn the_haidian_sample_tenants_are_onboarded_with_every_object_in_place() -
             hard.get("services.nodeports").map(|q| q.0.as_str()),
             Some("0")
         );
+        for count in ["pods", "services", "count/secrets", "count/configmaps"] {
+            assert!(hard.contains_key(count), "{count} is capped");
+        }
         Api::<LimitRange>::namespaced(client.clone(), name)
             .get("zhengyun-defaults")
             .await?;

@@ -95,6 +95,7 @@ fn pool() -> CapacityPool {
             priority_classes: TierPriorityClasses::default(),
             priority_values: TierPriorityValues::default(),
             limit_range: LimitRangeDefaults::default(),
+            object_counts: Default::default(),
         },
     )
 }
