@@ -189,6 +189,14 @@ async fn file_request(
     audit: &Audit,
     request: NewRequest,
 ) -> ApiResult<Response> {
+    let pending = state
+        .store()
+        .list_requests(&RequestFilter {
+            bureau: Some(request.bureau.clone()),
+            state: Some(RequestState::Pending),
+        })
+        .await?;
+    state.limits().room_for_request(pending.len())?;
     let filed = state.store().create_request(&request).await?;
     audit.outcome(format!("pending request {}", filed.id));
     let pending = Pending {
@@ -245,6 +253,7 @@ async fn create_environment(
             "environment {name:?} already exists"
         )));
     }
+    state.limits().room_for_environment(environments.len())?;
     no_pending_request(&state, &bureau, &name).await?;
     let room = Headroom::new(&owner.spec.quota, &environments, None)?;
     let short = room.shortfall(&headroom::wanted(&env.spec.quota)?);

@@ -47,7 +47,7 @@ use utoipa::{
 use utoipa_axum::router::OpenApiRouter;
 
 pub use problem::{PROBLEM_JSON, Problem};
-pub use state::AppState;
+pub use state::{AppState, TenantLimits};
 
 /// How the API process listens and starts.
 #[derive(Clone, Debug, clap::Args)]
@@ -63,6 +63,8 @@ pub struct ApiConfig {
     /// unset and no platform admin exists yet, one is generated and printed once.
     #[arg(long, env = "ZHENGYUN_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
+    #[command(flatten)]
+    pub limits: state::TenantLimits,
 }
 
 #[derive(OpenApi)]
