@@ -134,7 +134,7 @@ yes patch environments.zhengyun.io --subresource=status
 yes patch bureaus.zhengyun.io --subresource=status
 yes update environments.zhengyun.io --subresource=finalizers
 no  create bureaus.zhengyun.io
-no  delete environments.zhengyun.io
+yes delete environments.zhengyun.io
 no  patch capacitypools.zhengyun.io
 no  patch ratecards.zhengyun.io
 yes create namespaces
@@ -149,6 +149,10 @@ yes patch rolebindings.rbac.authorization.k8s.io -n wjw-prod
 yes patch deployments.apps -n wjw-prod
 yes patch statefulsets.apps -n wjw-prod
 yes patch services -n wjw-prod
+yes delete deployments.apps -n wjw-prod
+yes delete statefulsets.apps -n wjw-prod
+yes delete services -n wjw-prod
+no  delete persistentvolumeclaims -n wjw-prod
 yes watch pods
 yes watch persistentvolumeclaims
 no  delete resourcequotas -n wjw-prod

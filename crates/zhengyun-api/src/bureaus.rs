@@ -268,7 +268,8 @@ async fn delete_bureau(
     params(("bureau" = String, Path, description = "Bureau code")),
     request_body = QuotaIncrease,
     responses((status = 202, body = Pending), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem)),
+        (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn request_quota(
     State(state): State<AppState>,
@@ -308,6 +309,14 @@ async fn request_quota(
         Some(quota_json(&current.spec.quota)),
         Some(quota_json(&body.quota.applied_to(&current.spec.quota))),
     );
+    let pending = state
+        .store()
+        .list_requests(&zhengyun_store::RequestFilter {
+            bureau: Some(bureau.clone()),
+            state: Some(zhengyun_store::RequestState::Pending),
+        })
+        .await?;
+    state.limits().room_for_request(pending.len())?;
     let filed = state
         .store()
         .create_request(&NewRequest {

@@ -83,8 +83,13 @@ async fn get_environment(
 
 /// Builds and validates the `Environment` a request asks for, naming every invalid field. It
 /// carries the cleanup finalizer from creation, so the operator has nothing to add before it
-/// admits it.
-pub fn environment_from(bureau: &str, body: &CreateEnvironment) -> ApiResult<Environment> {
+/// admits it. An expiry must be later than `now`: a past one would have the environment deleted
+/// as soon as it was made.
+pub fn environment_from(
+    bureau: &str,
+    body: &CreateEnvironment,
+    now: jiff::Timestamp,
+) -> ApiResult<Environment> {
     let mut errors = Vec::new();
     let mut field = |field: &str, message: String| {
         errors.push(InvalidField {
@@ -114,6 +119,13 @@ pub fn environment_from(bureau: &str, body: &CreateEnvironment) -> ApiResult<Env
     let expires_at = match &body.expires_at {
         None => None,
         Some(text) => match text.parse::<jiff::Timestamp>() {
+            Ok(at) if at <= now => {
+                field(
+                    "expiresAt",
+                    format!("must be in the future (it is now {now})"),
+                );
+                None
+            }
             Ok(at) => Some(Time(at)),
             Err(_) => {
                 field("expiresAt", "must be an RFC 3339 instant".to_owned());
@@ -177,6 +189,14 @@ async fn file_request(
     audit: &Audit,
     request: NewRequest,
 ) -> ApiResult<Response> {
+    let pending = state
+        .store()
+        .list_requests(&RequestFilter {
+            bureau: Some(request.bureau.clone()),
+            state: Some(RequestState::Pending),
+        })
+        .await?;
+    state.limits().room_for_request(pending.len())?;
     let filed = state.store().create_request(&request).await?;
     audit.outcome(format!("pending request {}", filed.id));
     let pending = Pending {
@@ -218,7 +238,7 @@ async fn create_environment(
     );
     caller.require(&WRITERS)?;
     caller.require_bureau(&bureau)?;
-    let env = environment_from(&bureau, &body)?;
+    let env = environment_from(&bureau, &body, state.clock().now())?;
     let name = env.metadata.name.clone().unwrap_or_default();
     audit.note(|n| n.object = Some(format!("environments/{name}")));
     audit.quotas(None, Some(quota_json(&env.spec.quota)));
@@ -233,6 +253,7 @@ async fn create_environment(
             "environment {name:?} already exists"
         )));
     }
+    state.limits().room_for_environment(environments.len())?;
     no_pending_request(&state, &bureau, &name).await?;
     let room = Headroom::new(&owner.spec.quota, &environments, None)?;
     let short = room.shortfall(&headroom::wanted(&env.spec.quota)?);
@@ -420,11 +441,55 @@ mod tests {
             "purpose": "prod", "tier": "gold", "quota": {"cpu": "2", "memory": "4Gi"}
         }))
         .expect("body");
-        let env = environment_from("wjw", &body).expect("valid");
+        let env = environment_from("wjw", &body, jiff::Timestamp::now()).expect("valid");
         assert_eq!(env.metadata.name.as_deref(), Some("wjw-prod"));
         assert_eq!(
             env.metadata.finalizers,
             Some(vec![CLEANUP_FINALIZER.to_owned()])
         );
+    }
+
+    fn dev_expiring_at(at: jiff::Timestamp) -> CreateEnvironment {
+        serde_json::from_value(serde_json::json!({
+            "purpose": "dev", "quota": {"cpu": "1", "memory": "1Gi"},
+            "expiresAt": at.to_string(),
+        }))
+        .expect("body")
+    }
+
+    #[test]
+    fn an_expiry_at_or_before_now_is_refused_naming_the_field() {
+        let now = jiff::Timestamp::now();
+        for past in [now, now - jiff::SignedDuration::from_secs(1)] {
+            let problem = environment_from("wjw", &dev_expiring_at(past), now)
+                .expect_err("a past expiry is refused");
+            assert_eq!(problem.status, 422);
+            let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["expiresAt"]);
+        }
+        let later = now + jiff::SignedDuration::from_secs(1);
+        let env = environment_from("wjw", &dev_expiring_at(later), now).expect("a future expiry");
+        assert_eq!(env.spec.expires_at.map(|t| t.0), Some(later));
+    }
+
+    #[test]
+    fn an_environment_without_a_cpu_or_memory_quota_is_refused_naming_the_field() {
+        for (quota, field) in [
+            (serde_json::json!({"memory": "1Gi"}), "quota.cpu"),
+            (serde_json::json!({"cpu": "1"}), "quota.memory"),
+            (
+                serde_json::json!({"cpu": "0", "memory": "1Gi"}),
+                "quota.cpu",
+            ),
+        ] {
+            let body: CreateEnvironment =
+                serde_json::from_value(serde_json::json!({"purpose": "dev", "quota": quota}))
+                    .expect("body");
+            let problem =
+                environment_from("wjw", &body, jiff::Timestamp::now()).expect_err("refused");
+            assert_eq!(problem.status, 422);
+            let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, [field]);
+        }
     }
 }

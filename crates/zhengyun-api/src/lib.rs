@@ -49,7 +49,7 @@ use utoipa::{
 use utoipa_axum::router::OpenApiRouter;
 
 pub use problem::{PROBLEM_JSON, Problem};
-pub use state::AppState;
+pub use state::{AppState, TenantLimits};
 
 /// How the API process listens and starts.
 #[derive(Clone, Debug, clap::Args)]
@@ -98,6 +98,8 @@ pub struct ApiConfig {
         value_parser = clap::value_parser!(u16).range(1..=365)
     )]
     pub token_max_lifetime_days: u16,
+    #[command(flatten)]
+    pub limits: state::TenantLimits,
 }
 
 impl ApiConfig {

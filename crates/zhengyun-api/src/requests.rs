@@ -330,7 +330,7 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
         }
         RequestKind::EnvironmentCreate => {
             let body: CreateEnvironment = payload(request)?;
-            let env = environment_from(bureau, &body)?;
+            let env = environment_from(bureau, &body, state.clock().now())?;
             let environments = state.environments_of(bureau).await?;
             if environments
                 .iter()

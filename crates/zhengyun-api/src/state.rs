@@ -90,6 +90,62 @@ struct Inner {
     tokens: TokenPolicy,
     bureau_lookup: BureauUidLookup,
     bureau_uids: Mutex<HashMap<String, (Instant, Option<String>)>>,
+    limits: TenantLimits,
+}
+
+/// How much of the platform's bookkeeping one bureau may take, so that no bureau exhausts it
+/// for the others (flags of `zhengyun api` and `zhengyun dev`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::Args)]
+pub struct TenantLimits {
+    /// Most environments one bureau may have; a request for one more is refused (409).
+    #[arg(
+        long,
+        env = "ZHENGYUN_MAX_ENVIRONMENTS_PER_BUREAU",
+        default_value_t = 100
+    )]
+    pub max_environments_per_bureau: usize,
+    /// Most change requests one bureau may have waiting; filing one more is refused (409).
+    #[arg(
+        long,
+        env = "ZHENGYUN_MAX_PENDING_REQUESTS_PER_BUREAU",
+        default_value_t = 100
+    )]
+    pub max_pending_requests_per_bureau: usize,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            max_environments_per_bureau: 100,
+            max_pending_requests_per_bureau: 100,
+        }
+    }
+}
+
+impl TenantLimits {
+    /// Refuses one more environment for a bureau that has `existing` (409).
+    pub fn room_for_environment(&self, existing: usize) -> Result<(), crate::problem::Problem> {
+        let max = self.max_environments_per_bureau;
+        if existing >= max {
+            return Err(crate::problem::Problem::conflict(format!(
+                "the bureau already has {existing} environments, the most one bureau may have \
+                 ({max}); delete one first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses one more change request for a bureau that has `pending` waiting (409).
+    pub fn room_for_request(&self, pending: usize) -> Result<(), crate::problem::Problem> {
+        let max = self.max_pending_requests_per_bureau;
+        if pending >= max {
+            return Err(crate::problem::Problem::conflict(format!(
+                "the bureau already has {pending} change requests waiting, the most one bureau \
+                 may have ({max}); withdraw one or wait for a decision"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -145,6 +201,7 @@ impl AppState {
             tokens: TokenPolicy::default(),
             bureau_lookup,
             bureau_uids: Mutex::new(HashMap::new()),
+            limits: TenantLimits::default(),
         }))
     }
 
@@ -154,6 +211,15 @@ impl AppState {
         match Arc::get_mut(&mut self.0) {
             Some(inner) => inner.auth_limiter = limiter,
             None => tracing::error!("the state is already shared; its auth limiter is unchanged"),
+        }
+        self
+    }
+
+    /// This state with `limits` instead of the default ones. Call it right after construction.
+    pub fn with_limits(mut self, limits: TenantLimits) -> Self {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => inner.limits = limits,
+            None => tracing::warn!("tenant limits set on a shared state are ignored"),
         }
         self
     }
@@ -172,6 +238,7 @@ impl AppState {
             clock,
             mut tokens,
             mut bureau_lookup,
+            limits,
             ..
         } = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
@@ -184,6 +251,7 @@ impl AppState {
             tokens: shared.tokens,
             bureau_lookup: shared.bureau_lookup.clone(),
             bureau_uids: Mutex::new(HashMap::new()),
+            limits: shared.limits,
         });
         change(&mut tokens, &mut bureau_lookup);
         Self(Arc::new(Inner {
@@ -197,6 +265,7 @@ impl AppState {
             tokens,
             bureau_lookup,
             bureau_uids: Mutex::new(HashMap::new()),
+            limits,
         }))
     }
 
@@ -246,6 +315,11 @@ impl AppState {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(code);
+    }
+
+    /// What one bureau may take.
+    pub fn limits(&self) -> TenantLimits {
+        self.0.limits
     }
 
     /// The calendar of statements.
@@ -332,5 +406,31 @@ impl AppState {
                     "environment {name:?} of bureau {bureau:?} not found"
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::TenantLimits;
+
+    const LIMITS: TenantLimits = TenantLimits {
+        max_environments_per_bureau: 3,
+        max_pending_requests_per_bureau: 2,
+    };
+
+    #[test]
+    fn a_bureau_at_its_environment_cap_is_refused_one_more_with_409() {
+        assert!(LIMITS.room_for_environment(2).is_ok());
+        let problem = LIMITS.room_for_environment(3).expect_err("at the cap");
+        assert_eq!(problem.status, 409);
+        assert!(problem.detail.contains("(3)"), "{}", problem.detail);
+        assert!(LIMITS.room_for_environment(7).is_err(), "beyond it, too");
+    }
+
+    #[test]
+    fn a_bureau_at_its_pending_request_cap_is_refused_one_more_with_409() {
+        assert!(LIMITS.room_for_request(1).is_ok());
+        let problem = LIMITS.room_for_request(2).expect_err("at the cap");
+        assert_eq!(problem.status, 409);
     }
 }

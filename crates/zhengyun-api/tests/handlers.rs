@@ -179,7 +179,7 @@ async fn a_bureau_token_gets_403_for_another_bureau_whether_or_not_it_exists() {
             Method::POST,
             "/api/v1/bureaus/fgw/environments",
             Some(&token),
-            Some(r#"{"purpose":"dev","quota":{"cpu":"1"}}"#),
+            Some(r#"{"purpose":"dev","quota":{"cpu":"1","memory":"1Gi"}}"#),
         ))
         .await;
     assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
@@ -423,7 +423,7 @@ async fn every_mutating_call_is_audited_even_when_refused_and_the_chain_verifies
             Method::POST,
             "/api/v1/bureaus/wjw/environments",
             Some(&viewer),
-            Some(r#"{"purpose":"dev","quota":{"cpu":"1"}}"#),
+            Some(r#"{"purpose":"dev","quota":{"cpu":"1","memory":"1Gi"}}"#),
         ))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -489,7 +489,7 @@ async fn a_refused_call_with_a_200_kb_name_is_audited_in_bounded_form() {
     let body = json!({
         "name": format!("wjw-{}", "卫".repeat(70_000)),
         "purpose": "dev",
-        "quota": {"cpu": "1"},
+        "quota": {"cpu": "1", "memory": "1Gi"},
     })
     .to_string();
     assert!(body.len() > 200_000);

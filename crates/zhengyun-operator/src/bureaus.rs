@@ -188,8 +188,10 @@ async fn shrink_below_usage(
         .and_then(|q| q.status)
         .and_then(|s| s.used)
         .unwrap_or_default();
+    // The pool's default object counts are not the environment's to shrink.
     let over: Vec<String> = Resource::ALL
         .iter()
+        .filter(|&&r| crate::resources::capped_by_environment(r, env))
         .filter_map(|&r| {
             let in_use = used.get(r.resource_quota_key())?.0.as_str();
             let in_use = r.unit().parse(in_use).ok()?;

@@ -2,11 +2,13 @@
 //! inside it, keeps them as declared (drift is repaired on the next event), reports the phase,
 //! and on deletion removes the namespace before letting the Environment go.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
@@ -21,8 +23,12 @@ use zhengyun_model::crd::{
 use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts};
 
 use crate::conditions::{condition, find, has_same};
+use crate::expiry::Expiry;
 use crate::metrics::Metrics;
-use crate::resources::{Catalog, Inputs, Materialized, materialize, namespace_name, owned_by};
+use crate::resources::{
+    Catalog, Inputs, Materialized, capped_by_environment, made_for, materialize, namespace_name,
+    owned_by,
+};
 use crate::versions::{ChildVersions, digest, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
 
@@ -38,6 +44,8 @@ pub(crate) struct Context {
     pub pools: Store<CapacityPool>,
     pub versions: Arc<ChildVersions>,
     pub reported: Reports,
+    /// How long before a dev or test environment expires its owners are told.
+    pub expiry_notice: Duration,
 }
 
 /// The last status the environment controller wrote for each environment: a digest of what it
@@ -117,6 +125,97 @@ pub(crate) fn granted(env: &Environment) -> Option<ResourceAmounts> {
 }
 
 async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
+    let recheck = match expire(env, ctx).await? {
+        Some(recheck) => recheck,
+        None => return Ok(Action::await_change()),
+    };
+    let again = converge_admitted(env, ctx).await?;
+    // Whichever comes first: the next look the environment needs, or its expiry's next step.
+    Ok(match again.into_iter().chain(recheck).min() {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
+
+/// The longest a converged environment waits before it is looked at again.
+const LONGEST_WAIT: Duration = Duration::from_secs(600);
+
+/// The reason, and condition type, of the notice that an environment expires soon.
+const EXPIRES_SOON: &str = "ExpiresSoon";
+
+/// Field manager of the `ExpiresSoon` condition, apart from the phase reports so that neither
+/// write removes the other's condition.
+const EXPIRY_MANAGER: &str = "zhengyun-expiry";
+
+/// Acts on the environment's expiry: deletes it once expired (`None`: nothing else to do), gives
+/// notice once when it is near; otherwise says when to look again (`Some(None)`: never).
+async fn expire(env: &Environment, ctx: &Context) -> Result<Option<Option<Duration>>> {
+    let expires_at = env
+        .spec
+        .expires_at
+        .as_ref()
+        .filter(|_| env.spec.purpose.allows_expiry())
+        .map(|t| t.0);
+    let stamp = expires_at.map(|t| t.to_string()).unwrap_or_default();
+    let notified = env
+        .status
+        .as_ref()
+        .and_then(|s| find(&s.conditions, EXPIRES_SOON))
+        .is_some_and(|c| c.status == "True" && c.message.contains(&stamp));
+    let now = jiff::Timestamp::now();
+    match crate::expiry::decide(expires_at, now, ctx.expiry_notice, notified) {
+        Expiry::Never => Ok(Some(None)),
+        Expiry::Later { recheck } => Ok(Some(Some(recheck))),
+        Expiry::Notify { remaining } => {
+            notify_expiry(env, ctx, &stamp).await?;
+            Ok(Some(Some(remaining)))
+        }
+        Expiry::Expired => {
+            let note = format!("expired at {stamp}; the environment and its namespace are deleted");
+            publish(ctx, env, "Expired", &note).await;
+            let name = env.name_any();
+            let params = DeleteParams {
+                preconditions: env.uid().map(|uid| kube::api::Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::background()
+            };
+            match Api::<Environment>::all(ctx.client.clone())
+                .delete(&name, &params)
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+                Err(e) => return Err(Error::kube(format!("delete expired environment {name}"))(e)),
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Tells the environment's owners, once per expiry moment, that it is about to expire: a
+/// condition (which remembers the notice across restarts) and an Event.
+async fn notify_expiry(env: &Environment, ctx: &Context, stamp: &str) -> Result<()> {
+    let status = env.status.clone().unwrap_or_default();
+    let message = format!("the environment expires at {stamp} and will then be deleted");
+    let soon = condition(
+        &status.conditions,
+        EXPIRES_SOON,
+        true,
+        EXPIRES_SOON,
+        message.clone(),
+        env.metadata.generation,
+    );
+    let body = json!({"conditions": [soon]});
+    let action = format!("note that environment {} expires soon", env.name_any());
+    apply::status(&ctx.client, EXPIRY_MANAGER, env, body, action).await?;
+    publish(ctx, env, EXPIRES_SOON, &message).await;
+    Ok(())
+}
+
+/// Converges an admitted environment's namespace; says when to look again (`None`: on change).
+async fn converge_admitted(env: &Environment, ctx: &Context) -> Result<Option<Duration>> {
     let bureau = ctx.bureaus.get(&ObjectRef::new(&env.spec.bureau));
     let Some(granted) = granted(env) else {
         // Not admitted (yet): the bureau controller decides and writes the phase, unless there
@@ -124,7 +223,7 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
         if bureau.is_none() && bureau_missing(env, ctx).await? {
             report_missing_bureau(env, ctx).await?;
         }
-        return Ok(Action::await_change());
+        return Ok(None);
     };
     let name = env.name_any();
     // The watch cache may not have the bureau yet right after both were created; its groups
@@ -153,12 +252,86 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
         what: format!("objects of {name}"),
         source,
     })?;
+    let keep = CatalogNames::of(&desired);
     let Some((active, usage)) = apply_all(ctx, env, desired).await? else {
         report_conflict(env, ctx).await?;
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        return Ok(Some(Duration::from_secs(60)));
     };
+    prune_catalog(ctx, env, &keep).await?;
     report(env, ctx, active, usage).await?;
-    Ok(Action::requeue(Duration::from_secs(600)))
+    Ok(Some(LONGEST_WAIT))
+}
+
+/// The names of the catalog objects an environment declares, by kind.
+struct CatalogNames {
+    deployments: BTreeSet<String>,
+    stateful_sets: BTreeSet<String>,
+    services: BTreeSet<String>,
+}
+
+impl CatalogNames {
+    fn of(desired: &Materialized) -> Self {
+        fn names<K: Resource>(objects: &[K]) -> BTreeSet<String> {
+            objects.iter().map(|o| o.name_any()).collect()
+        }
+        Self {
+            deployments: names(&desired.deployments),
+            stateful_sets: names(&desired.stateful_sets),
+            services: names(&desired.services),
+        }
+    }
+}
+
+/// Deletes the catalog Deployments, StatefulSets and Services the operator made for `env` that
+/// it no longer declares (a service removed from `spec.services`, or one whose kind changed).
+/// A StatefulSet's volume claims stay, as Kubernetes keeps them by default: the data of a
+/// database removed by mistake comes back with a service of the same name; the bureau's admins
+/// delete a claim they no longer want, and the namespace's deletion removes the rest.
+async fn prune_catalog(ctx: &Context, env: &Environment, keep: &CatalogNames) -> Result<()> {
+    prune::<Deployment>(ctx, env, &keep.deployments).await?;
+    prune::<StatefulSet>(ctx, env, &keep.stateful_sets).await?;
+    prune::<Service>(ctx, env, &keep.services).await
+}
+
+/// Deletes the children of kind `K` that the watch last saw in `env`'s namespace, that are not
+/// in `keep`, and that the operator made for `env` (read again: never on the cache's word).
+async fn prune<K>(ctx: &Context, env: &Environment, keep: &BTreeSet<String>) -> Result<()>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let ns = namespace_name(env);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let kind = K::kind(&());
+    for name in ctx.versions.present::<K>(&ns) {
+        if keep.contains(&name) {
+            continue;
+        }
+        let found = api
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube(format!("read {kind} {ns}/{name}")))?;
+        let Some(obj) = found.filter(|o| made_for(o, env)) else {
+            continue;
+        };
+        let params = DeleteParams {
+            preconditions: obj.uid().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => {
+                tracing::info!(namespace = %ns, %name, %kind, "pruned a catalog object no longer declared")
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+            Err(e) => return Err(Error::kube(format!("delete {kind} {ns}/{name}"))(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Whether the environment may write its namespace: it may if the namespace is one it created,
@@ -303,7 +476,7 @@ async fn apply_all(
     // A quota the quota controller has not counted yet says nothing about usage: keep the last report.
     Ok(Some((
         observed.active.unwrap_or(false),
-        observed.used.map(|used| usage_from(&used)),
+        observed.used.map(|used| usage_from(&used, env)),
     )))
 }
 
@@ -324,15 +497,20 @@ where
     Ok(())
 }
 
-/// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's.
+/// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's: only
+/// what the environment's own quota caps (not the pool's default object counts).
 fn usage_from(
     used: &std::collections::BTreeMap<
         String,
         k8s_openapi::apimachinery::pkg::api::resource::Quantity,
     >,
+    env: &Environment,
 ) -> Quota {
     let mut quota = Quota::default();
     for resource in QuotaResource::ALL {
+        if !capped_by_environment(resource, env) {
+            continue;
+        }
         if let Some(q) = used.get(resource.resource_quota_key()) {
             quota.set(resource, Some(q.0.as_str().into()));
         }

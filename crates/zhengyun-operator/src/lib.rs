@@ -14,6 +14,7 @@ mod bureaus;
 pub mod cluster;
 mod conditions;
 mod environments;
+pub mod expiry;
 pub mod leader;
 pub mod metering;
 pub mod metrics;

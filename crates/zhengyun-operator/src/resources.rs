@@ -130,6 +130,35 @@ pub fn owned_by(ns: &k8s_openapi::api::core::v1::Namespace, env: &Environment) -
         .any(|o| o.uid == uid && o.kind == "Environment")
 }
 
+/// Whether `obj` is one the operator made for `env`: it carries the operator's labels naming
+/// `env` and `env`'s controller owner reference (by uid). Only such objects are ever pruned; a
+/// tenant's own object, even one that copies the labels, is not.
+pub fn made_for<K: kube::Resource>(obj: &K, env: &Environment) -> bool {
+    let meta = obj.meta();
+    let labels = meta.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    let Some(uid) = env.metadata.uid.as_deref() else {
+        return false;
+    };
+    label("app.kubernetes.io/managed-by") == Some(MANAGED_BY)
+        && label(ENVIRONMENT_LABEL) == env.metadata.name.as_deref()
+        && meta
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid && o.kind == "Environment" && o.controller == Some(true))
+}
+
+/// Whether the environment's own quota caps `resource` in its ResourceQuota (and so is what its
+/// usage and admission speak of): priced resources always, object counts only when the
+/// environment asks for them; otherwise the pool's default caps them.
+pub fn capped_by_environment(resource: Resource, env: &Environment) -> bool {
+    let counted = resource.unit() == zhengyun_model::quantity::Unit::Count
+        && resource != Resource::Gpu
+        && resource != Resource::LoadBalancers;
+    !counted || env.spec.quota.get(resource).is_some()
+}
+
 /// The owner reference every object of an environment carries.
 pub fn owner_reference(env: &Environment) -> OwnerReference {
     OwnerReference {
@@ -207,21 +236,25 @@ impl Builder<'_> {
 
     fn resource_quota(&self) -> Result<ResourceQuota, serde_json::Error> {
         let mut hard = BTreeMap::new();
+        let counts = &self.inputs.pool.object_counts;
         for resource in Resource::ALL {
-            // Priced resources are always capped (absent means none); object counts only when
-            // the environment asks for a cap, since a cap of zero pods would stop everything.
-            let counted = resource.unit() == zhengyun_model::quantity::Unit::Count
-                && resource != Resource::Gpu
-                && resource != Resource::LoadBalancers;
-            if counted && self.inputs.env.spec.quota.get(resource).is_none() {
-                continue;
-            }
-            let value = self.inputs.granted.get(resource);
-            hard.insert(
-                resource.resource_quota_key().to_owned(),
-                resource.unit().format(value),
-            );
+            // Priced resources are always capped (absent means none); object counts at what the
+            // environment asks for, or else at the pool's default (never at zero).
+            let value = if capped_by_environment(resource, self.inputs.env) {
+                resource.unit().format(self.inputs.granted.get(resource))
+            } else {
+                match resource {
+                    Resource::Pods => counts.pods,
+                    Resource::Services => counts.services,
+                    Resource::PersistentVolumeClaims => counts.persistentvolumeclaims,
+                    _ => continue,
+                }
+                .to_string()
+            };
+            hard.insert(resource.resource_quota_key().to_owned(), value);
         }
+        hard.insert("count/secrets".into(), counts.secrets.to_string());
+        hard.insert("count/configmaps".into(), counts.configmaps.to_string());
         // Limits follow requests for CPU and memory, so a tenant cannot burst past its share.
         hard.insert(
             "limits.cpu".into(),
@@ -460,6 +493,106 @@ mod tests {
                      "quota": {"cpu": "2", "memory": "4Gi"}}
         }))
         .expect("environment")
+    }
+
+    #[test]
+    fn only_objects_with_the_labels_and_the_owner_of_the_environment_count_as_made_for_it() {
+        let env = environment("silver");
+        let pool: CapacityPoolSpec = serde_json::from_value(json!({"capacity": {}})).expect("pool");
+        let mut with_web = env.clone();
+        with_web.spec.services = serde_json::from_value(
+            json!([{"name": "web", "kind": "web", "image": "registry.local/web:1"}]),
+        )
+        .expect("services");
+        let granted = ResourceAmounts::default();
+        let catalog = Catalog {
+            registry: "registry.local/zhengyun".into(),
+        };
+        let inputs = Inputs {
+            env: &with_web,
+            granted: &granted,
+            admin_groups: &[],
+            viewer_groups: &[],
+            pool: &pool,
+            catalog: &catalog,
+        };
+        let m = materialize(&inputs).expect("materialize");
+        let web = &m.deployments[0];
+        assert!(made_for(web, &env));
+        assert!(made_for(&m.services[0], &env));
+
+        let mut copied_labels = web.clone();
+        copied_labels.metadata.owner_references = None;
+        assert!(
+            !made_for(&copied_labels, &env),
+            "a tenant copying the labels"
+        );
+        let mut other_env = web.clone();
+        other_env
+            .metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .insert(ENVIRONMENT_LABEL.into(), "wjw-test".into());
+        assert!(!made_for(&other_env, &env), "another environment's label");
+        let mut unmanaged = web.clone();
+        unmanaged
+            .metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .remove("app.kubernetes.io/managed-by");
+        assert!(!made_for(&unmanaged, &env), "no managed-by label");
+        let mut recreated = env.clone();
+        recreated.metadata.uid = Some("5d6f2c1e-0000-4000-8000-000000000002".into());
+        assert!(
+            !made_for(web, &recreated),
+            "an environment of the same name, recreated"
+        );
+    }
+
+    fn quota_hard(env: &Environment, pool: serde_json::Value) -> serde_json::Value {
+        let pool: CapacityPoolSpec = serde_json::from_value(pool).expect("pool");
+        let granted = ResourceAmounts::default()
+            .with(Resource::Pods, 10)
+            .with(Resource::Cpu, 2000);
+        let inputs = Inputs {
+            env,
+            granted: &granted,
+            admin_groups: &[],
+            viewer_groups: &[],
+            pool: &pool,
+            catalog: &Catalog {
+                registry: "registry.local/zhengyun".into(),
+            },
+        };
+        let m = materialize(&inputs).expect("materialize");
+        serde_json::to_value(&m.quota).expect("json")["spec"]["hard"].clone()
+    }
+
+    #[test]
+    fn every_namespace_caps_object_counts_with_the_pool_defaults() {
+        let hard = quota_hard(&environment("silver"), json!({"capacity": {}}));
+        assert_eq!(hard["pods"], "500");
+        assert_eq!(hard["services"], "100");
+        assert_eq!(hard["persistentvolumeclaims"], "100");
+        assert_eq!(hard["count/secrets"], "500");
+        assert_eq!(hard["count/configmaps"], "500");
+        assert_eq!(hard["requests.cpu"], "2", "priced resources as before");
+    }
+
+    #[test]
+    fn the_pool_sets_the_count_defaults_and_an_environment_may_ask_for_its_own() {
+        let pool = json!({"capacity": {}, "objectCounts": {"pods": 40, "secrets": 30}});
+        let mut env = environment("silver");
+        env.spec.quota.pods = Some("10".into());
+        let hard = quota_hard(&env, pool);
+        assert_eq!(hard["pods"], "10", "the environment's own cap, as granted");
+        assert_eq!(hard["count/secrets"], "30");
+        assert_eq!(
+            hard["count/configmaps"], "500",
+            "a default the pool leaves alone"
+        );
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct OperatorConfig {
         hide_env_values = true
     )]
     pub database_url: String,
+    /// Hours before a dev or test environment's `expiresAt` its owners are told, once, with an
+    /// `ExpiresSoon` Event and condition.
+    #[arg(long, env = "ZHENGYUN_EXPIRY_NOTICE_HOURS", default_value_t = 24)]
+    pub expiry_notice_hours: u64,
     #[command(flatten)]
     pub metering: MeteringConfig,
 }
@@ -477,6 +481,7 @@ async fn run_controllers(
     let env_ctx = Arc::new(environments::Context {
         versions,
         reported: environments::Reports::default(),
+        expiry_notice: Duration::from_secs(config.expiry_notice_hours.saturating_mul(3600)),
         client: client.clone(),
         metrics: metrics.clone(),
         catalog: Catalog {

@@ -171,6 +171,18 @@ impl ChildVersions {
         });
     }
 
+    /// Names of the children of kind `K` in `namespace` that the watch (or the operator's own
+    /// apply) last saw present: where to look for children no longer declared.
+    pub fn present<K: Resource<DynamicType = ()>>(&self, namespace: &str) -> Vec<String> {
+        let kind = K::kind(&());
+        self.with(|m| {
+            m.iter()
+                .filter(|((k, ns, _), e)| *k == kind && ns == namespace && e.seen_shape.is_some())
+                .map(|((_, _, name), _)| name.clone())
+                .collect()
+        })
+    }
+
     /// Forgets every child in `namespace` (after the environment is gone).
     pub fn forget_namespace(&self, namespace: &str) {
         self.with(|m| m.retain(|(_, ns, name), _| ns != namespace && name != namespace));
@@ -381,6 +393,31 @@ mod tests {
         v.observe(&map("8", "edited"));
         v.wrote(&map("", "a"), &map("7", "a"));
         assert!(!v.unchanged(&map("", "a")));
+    }
+
+    #[test]
+    fn children_seen_present_are_listed_by_kind_and_namespace_until_seen_deleted() {
+        let v = ChildVersions::default();
+        let mut a = map("5", "a");
+        a.metadata.name = Some("a".into());
+        let mut b = map("6", "b");
+        b.metadata.name = Some("b".into());
+        let mut elsewhere = map("7", "c");
+        elsewhere.metadata.namespace = Some("other".into());
+        v.observe(&a);
+        v.observe(&b);
+        v.observe(&elsewhere);
+        let mut names = v.present::<ConfigMap>("wjw-prod");
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        assert!(
+            v.present::<Namespace>("wjw-prod").is_empty(),
+            "another kind"
+        );
+        let mut gone = b.clone();
+        gone.metadata.resource_version = Some("8".into());
+        v.observe_deleted(&gone);
+        assert_eq!(v.present::<ConfigMap>("wjw-prod"), ["a"]);
     }
 
     #[test]

@@ -138,7 +138,9 @@ impl Cli {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
                     let store = zhengyun_store::Store::connect(&database.database_url).await?;
-                    let state = api_state(store, &time_zone, clock.clock()).await?;
+                    let state = api_state(store, &time_zone, clock.clock())
+                        .await?
+                        .with_limits(api.limits);
                     zhengyun_api::serve(&api, state, shutdown_signal(stop_on_stdin_eof)).await?;
                     Ok(())
                 })
@@ -156,7 +158,8 @@ impl Cli {
                         &operator.metering.time_zone,
                         operator.metering.clock.clock(),
                     )
-                    .await?;
+                    .await?
+                    .with_limits(api.limits);
                     let client = kube::Client::try_default().await?;
                     let (stop, _) = tokio::sync::watch::channel(false);
                     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -46,8 +46,21 @@ impl Api {
         Self::start_with_clock(store, crate::clock()).await
     }
 
+    /// A fresh API whose bureaus may take no more than `limits`.
+    pub async fn start_with_limits(limits: zhengyun_api::TenantLimits) -> anyhow::Result<Self> {
+        Self::start_with(Store::in_memory().await?, crate::clock(), limits).await
+    }
+
     /// An API over `store` whose "now" is `clock`'s.
     pub async fn start_with_clock(store: Store, clock: Clock) -> anyhow::Result<Self> {
+        Self::start_with(store, clock, zhengyun_api::TenantLimits::default()).await
+    }
+
+    async fn start_with(
+        store: Store,
+        clock: Clock,
+        limits: zhengyun_api::TenantLimits,
+    ) -> anyhow::Result<Self> {
         crate::operator::ensure_operator().await?;
         let admin = format!("e2e-platform-admin-{}", crate::unique_name("token"));
         store.bootstrap_admin(&admin).await?;
@@ -64,7 +77,8 @@ impl Api {
             .with_auth_limiter(FailedAuthLimiter::new(AuthLimit {
                 max_failures: u32::MAX,
                 ..AuthLimit::default()
-            }))),
+            }))
+            .with_limits(limits)),
             store,
             admin,
         })

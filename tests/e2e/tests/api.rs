@@ -822,7 +822,7 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
         (
             Method::PATCH,
             format!("/api/v1/bureaus/{b}/environments/{env}"),
-            Some(json!({"quota": {"cpu": "1"}})),
+            Some(json!({"quota": {"cpu": "1", "memory": "1Gi"}})),
             &stale,
             [401, 401, 412, 412, 403, 403, 403, 403],
         ),
@@ -986,5 +986,55 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
         .collect();
     assert_eq!(names, [other.as_str()]);
     cleanup(&other).await?;
+    cleanup(&bureau).await
+}
+
+#[tokio::test]
+async fn a_bureau_at_its_environment_or_pending_request_cap_is_refused_with_409()
+-> anyhow::Result<()> {
+    let api = Api::start_with_limits(zhengyun_api::TenantLimits {
+        max_environments_per_bureau: 2,
+        max_pending_requests_per_bureau: 1,
+    })
+    .await?;
+    let bureau = unique_name("cgw");
+    onboard(&api, &bureau, "2").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let uri = format!("/api/v1/bureaus/{bureau}/environments");
+    for (name, want) in [
+        ("dev", StatusCode::CREATED),
+        ("test", StatusCode::CREATED),
+        ("staging", StatusCode::CONFLICT),
+    ] {
+        let body = env_body(&format!("{bureau}-{name}"), name, "1");
+        let answer = api
+            .call(Method::POST, &uri, Some(&token), Some(&body))
+            .await?;
+        assert_eq!(answer.status, want, "{name}: {:?}", answer.body);
+        if want == StatusCode::CONFLICT {
+            let detail = answer.body["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.contains("environments") && detail.contains("(2)"),
+                "{detail}"
+            );
+        }
+    }
+    let quota_uri = format!("/api/v1/bureaus/{bureau}/quota-requests");
+    let more = json!({"quota": {"cpu": "4"}, "reason": "城管执法系统扩容"});
+    let first = api
+        .call(Method::POST, &quota_uri, Some(&token), Some(&more))
+        .await?;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);
+    let second = api
+        .call(Method::POST, &quota_uri, Some(&token), Some(&more))
+        .await?;
+    assert_eq!(second.status, StatusCode::CONFLICT, "{:?}", second.body);
+    assert!(
+        second.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("requests waiting") && d.contains("(1)")),
+        "{:?}",
+        second.body
+    );
     cleanup(&bureau).await
 }

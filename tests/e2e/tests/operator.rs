@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Event as CoreEvent, LimitRange, Namespace, ResourceQuota, Service,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -204,6 +206,9 @@ async fn the_haidian_sample_tenants_are_onboarded_with_every_object_in_place() -
             hard.get("services.nodeports").map(|q| q.0.as_str()),
             Some("0")
         );
+        for count in ["pods", "services", "count/secrets", "count/configmaps"] {
+            assert!(hard.contains_key(count), "{count} is capped");
+        }
         Api::<LimitRange>::namespaced(client.clone(), name)
             .get("zhengyun-defaults")
             .await?;
@@ -695,23 +700,31 @@ async fn bad_specs_are_refused_by_the_api_server_or_reported_as_a_condition() ->
     let cases = [
         (
             "negative quantity",
-            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "-1"}}}),
+            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "-1", "memory": "1Gi"}}}),
         ),
         (
             "unknown purpose",
-            json!({"metadata": {"name": format!("{code}-play")}, "spec": {"bureau": code, "purpose": "play", "quota": {"cpu": "1"}}}),
+            json!({"metadata": {"name": format!("{code}-play")}, "spec": {"bureau": code, "purpose": "play", "quota": {"cpu": "1", "memory": "1Gi"}}}),
         ),
         (
             "name does not match",
-            json!({"metadata": {"name": format!("{code}-prod")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1"}}}),
+            json!({"metadata": {"name": format!("{code}-prod")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1", "memory": "1Gi"}}}),
         ),
         (
             "name too long",
-            json!({"metadata": {"name": format!("{code}-dev-{}", "x".repeat(60))}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1"}}}),
+            json!({"metadata": {"name": format!("{code}-dev-{}", "x".repeat(60))}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1", "memory": "1Gi"}}}),
         ),
         (
             "unknown field",
-            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1"}, "color": "red"}}),
+            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1", "memory": "1Gi"}, "color": "red"}}),
+        ),
+        (
+            "no memory quota",
+            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev", "quota": {"cpu": "1"}}}),
+        ),
+        (
+            "no quota at all",
+            json!({"metadata": {"name": format!("{code}-dev")}, "spec": {"bureau": code, "purpose": "dev"}}),
         ),
     ];
     for (what, mut body) in cases {
@@ -881,5 +894,110 @@ async fn bureau_quotas_beyond_the_pool_capacity_mark_the_bureau_over_capacity() 
     .await?;
     assert!(condition.message.contains("cpu"), "{}", condition.message);
     bureaus.delete(&code, &DeleteParams::default()).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_service_removed_from_the_spec_is_pruned_and_tenant_objects_stay() -> anyhow::Result<()> {
+    let client = setup().await?;
+    let code = code("e2e-prune");
+    create(&Api::all(client.clone()), &bureau(&code, "4", "8Gi", &[])?).await?;
+    let envs: Api<Environment> = Api::all(client.clone());
+    let name = format!("{code}-staging");
+    let mut env = environment(&code, &name, "staging", "2")?;
+    env.spec.quota.memory = Some("4Gi".into());
+    env.spec.services = serde_json::from_value(json!([
+        {"name": "web", "kind": "web", "image": "registry.local/web:1"},
+        {"name": "old", "kind": "web", "image": "registry.local/web:1"},
+        {"name": "db", "kind": "postgres", "storage": "1Gi"},
+    ]))?;
+    create(&envs, &env).await?;
+    wait_ready(&envs, &name).await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &name);
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), &name);
+    let services: Api<Service> = Api::namespaced(client.clone(), &name);
+    eventually("the catalog in place", WAIT, || async {
+        let all = deployments.get_opt("old").await?.is_some()
+            && stateful_sets.get_opt("db").await?.is_some()
+            && services.get_opt("db").await?.is_some();
+        Ok(all.then_some(()))
+    })
+    .await?;
+    // A tenant's own Service, even one that borrows the operator's labels, is never pruned.
+    let tenant: Service = serde_json::from_value(json!({
+        "metadata": {"name": "mine", "labels": {
+            "app.kubernetes.io/managed-by": "zhengyun", "zhengyun.io/environment": name,
+        }},
+        "spec": {"ports": [{"port": 80}]},
+    }))?;
+    services.create(&PostParams::default(), &tenant).await?;
+
+    let keep_web = json!({"spec": {"services": [
+        {"name": "web", "kind": "web", "image": "registry.local/web:1"},
+    ]}});
+    envs.patch(&name, &PatchParams::default(), &Patch::Merge(&keep_web))
+        .await?;
+    eventually("old and db pruned", WAIT, || async {
+        let gone = deployments.get_opt("old").await?.is_none()
+            && stateful_sets.get_opt("db").await?.is_none()
+            && services.get_opt("old").await?.is_none()
+            && services.get_opt("db").await?.is_none();
+        Ok(gone.then_some(()))
+    })
+    .await?;
+    assert!(deployments.get_opt("web").await?.is_some(), "web is kept");
+    assert!(
+        services.get_opt("web").await?.is_some(),
+        "web's Service is kept"
+    );
+    assert!(
+        services.get_opt("mine").await?.is_some(),
+        "the tenant's own Service stays"
+    );
+    delete_and_wait(&client, &[name]).await?;
+    Api::<Bureau>::all(client)
+        .delete(&code, &DeleteParams::default())
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_dev_environment_is_deleted_with_an_event() -> anyhow::Result<()> {
+    let client = setup().await?;
+    let code = code("e2e-expiry");
+    create(&Api::all(client.clone()), &bureau(&code, "4", "8Gi", &[])?).await?;
+    let envs: Api<Environment> = Api::all(client.clone());
+    let name = format!("{code}-dev");
+    let mut env = environment(&code, &name, "dev", "1")?;
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(8);
+    env.spec.expires_at = Some(serde_json::from_value(json!(soon.to_string()))?);
+    create(&envs, &env).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    eventually(
+        &format!("expired {name} and its namespace gone"),
+        WAIT,
+        || async {
+            let gone =
+                envs.get_opt(&name).await?.is_none() && namespaces.get_opt(&name).await?.is_none();
+            Ok(gone.then_some(()))
+        },
+    )
+    .await?;
+    let events: Api<CoreEvent> = Api::all(client.clone());
+    let about = ListParams::default().fields(&format!("involvedObject.name={name}"));
+    let reasons: Vec<String> = events
+        .list(&about)
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "Expired"),
+        "an Expired event: {reasons:?}"
+    );
+    Api::<Bureau>::all(client)
+        .delete(&code, &DeleteParams::default())
+        .await?;
     Ok(())
 }

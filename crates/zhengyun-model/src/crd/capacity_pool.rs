@@ -66,6 +66,68 @@ pub struct CapacityPoolSpec {
     /// Defaults of the LimitRange in every environment namespace.
     #[serde(default)]
     pub limit_range: LimitRangeDefaults,
+
+    /// Most objects of each kind in one environment namespace, so that no bureau can exhaust
+    /// the API server's storage. An environment that sets `pods`, `services` or
+    /// `persistentvolumeclaims` in its own quota gets that instead.
+    #[serde(default)]
+    pub object_counts: ObjectCounts,
+}
+
+/// Most objects of each kind in one environment namespace (its ResourceQuota's counts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectCounts {
+    /// Pods that are not finished (default 500).
+    #[serde(default = "ObjectCounts::default_pods")]
+    #[schemars(range(min = 1, max = 1_000_000), extend("format" = "int32"))]
+    pub pods: u32,
+    /// Services (default 100).
+    #[serde(default = "ObjectCounts::default_services")]
+    #[schemars(range(min = 1, max = 1_000_000), extend("format" = "int32"))]
+    pub services: u32,
+    /// PersistentVolumeClaims (default 100).
+    #[serde(default = "ObjectCounts::default_claims")]
+    #[schemars(range(min = 1, max = 1_000_000), extend("format" = "int32"))]
+    pub persistentvolumeclaims: u32,
+    /// Secrets (default 500).
+    #[serde(default = "ObjectCounts::default_secrets")]
+    #[schemars(range(min = 1, max = 1_000_000), extend("format" = "int32"))]
+    pub secrets: u32,
+    /// ConfigMaps (default 500).
+    #[serde(default = "ObjectCounts::default_config_maps")]
+    #[schemars(range(min = 1, max = 1_000_000), extend("format" = "int32"))]
+    pub configmaps: u32,
+}
+
+impl ObjectCounts {
+    fn default_pods() -> u32 {
+        500
+    }
+    fn default_services() -> u32 {
+        100
+    }
+    fn default_claims() -> u32 {
+        100
+    }
+    fn default_secrets() -> u32 {
+        500
+    }
+    fn default_config_maps() -> u32 {
+        500
+    }
+}
+
+impl Default for ObjectCounts {
+    fn default() -> Self {
+        Self {
+            pods: Self::default_pods(),
+            services: Self::default_services(),
+            persistentvolumeclaims: Self::default_claims(),
+            secrets: Self::default_secrets(),
+            configmaps: Self::default_config_maps(),
+        }
+    }
 }
 
 /// Overcommit ratios in percent: 150 means bureau quotas may add up to 1.5× the capacity.

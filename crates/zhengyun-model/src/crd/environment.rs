@@ -53,7 +53,9 @@ pub const CLEANUP_FINALIZER: &str = "zhengyun.io/environment-cleanup";
 )]
 #[x_kube(
     validation = Rule::new("!has(self.expiresAt) || self.purpose == 'dev' || self.purpose == 'test'")
-        .message("expiresAt is only allowed for dev and test environments")
+        .message("expiresAt is only allowed for dev and test environments"),
+    validation = Rule::new("has(self.quota) && has(self.quota.cpu) && has(self.quota.memory)")
+        .message("an environment needs a CPU and a memory quota (spec.quota.cpu, spec.quota.memory)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentSpec {
@@ -207,6 +209,7 @@ impl EnvironmentSpec {
         let at = |field| field_path(path, field);
         errors.check(at("bureau"), names::check_bureau_code(&self.bureau));
         self.quota.check(&at("quota"), errors);
+        self.check_required_quota(&at("quota"), errors);
         if self.services.len() > MAX_SERVICES {
             errors.push(
                 at("services"),
@@ -229,6 +232,27 @@ impl EnvironmentSpec {
                 at("expiresAt"),
                 "is only allowed for dev and test environments",
             );
+        }
+    }
+
+    /// An environment without CPU or memory could run nothing, and one without a cap on either
+    /// would leave its namespace's ResourceQuota without it: both must be set and above zero.
+    /// Unparsable values are reported by [`Quota::check`].
+    fn check_required_quota(&self, path: &str, errors: &mut ValidationErrors) {
+        for resource in [Resource::Cpu, Resource::Memory] {
+            let field = field_path(path, resource.as_str());
+            match self
+                .quota
+                .get(resource)
+                .map(|q| q.parse_written(resource.unit()))
+            {
+                None => errors.push(
+                    field,
+                    "is required: an environment needs a CPU and a memory quota",
+                ),
+                Some(Ok(0)) => errors.push(field, "must be more than zero"),
+                Some(_) => {}
+            }
         }
     }
 

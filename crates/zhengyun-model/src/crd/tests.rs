@@ -95,6 +95,7 @@ fn pool() -> CapacityPool {
             priority_classes: TierPriorityClasses::default(),
             priority_values: TierPriorityValues::default(),
             limit_range: LimitRangeDefaults::default(),
+            object_counts: Default::default(),
         },
     )
 }
@@ -419,7 +420,7 @@ fn every_cel_rule_compiles_and_stays_within_the_cost_budget() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         rules_in(&kcel::compile_schema(&schema_of(&name)), &mut rules);
     }
-    assert_eq!(rules.len(), 21, "{rules:?}");
+    assert_eq!(rules.len(), 22, "{rules:?}");
     let over: Vec<_> = rules.iter().filter(|(_, over)| *over).collect();
     assert!(over.is_empty(), "{over:?}");
 }
@@ -492,6 +493,33 @@ fn only_dev_and_test_environments_may_expire(#[case] purpose: Purpose, #[case] a
             "expiresAt is only allowed for dev and test",
         );
     }
+}
+
+#[rstest]
+#[case::no_cpu(|q: &mut Quota| q.cpu = None, "spec.quota.cpu", "an environment needs a CPU and a memory quota")]
+#[case::no_memory(|q: &mut Quota| q.memory = None, "spec.quota.memory", "an environment needs a CPU and a memory quota")]
+fn an_environment_without_a_cpu_or_memory_quota_is_refused(
+    #[case] break_it: fn(&mut Quota),
+    #[case] field: &str,
+    #[case] cel_message: &str,
+) {
+    let mut env = environment("wjw", Purpose::Dev);
+    break_it(&mut env.spec.quota);
+    assert_rejected_twice(&env, field, cel_message);
+}
+
+#[rstest]
+#[case::zero_cpu(|q: &mut Quota| q.cpu = Some("0".into()), "spec.quota.cpu")]
+#[case::zero_millicores(|q: &mut Quota| q.cpu = Some("0m".into()), "spec.quota.cpu")]
+#[case::zero_memory(|q: &mut Quota| q.memory = Some("0Gi".into()), "spec.quota.memory")]
+fn an_environment_with_a_zero_cpu_or_memory_quota_is_refused(
+    #[case] break_it: fn(&mut Quota),
+    #[case] field: &str,
+) {
+    let mut env = environment("wjw", Purpose::Dev);
+    break_it(&mut env.spec.quota);
+    let errors = env.validate().expect_err("a zero quota is refused");
+    assert_eq!(fields(&errors), [field], "{errors}");
 }
 
 #[rstest]

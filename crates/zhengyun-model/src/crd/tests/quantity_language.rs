@@ -236,7 +236,10 @@ fn a_fractional_gpu_is_refused_with_the_field_named() {
         bureau: "wjw".into(),
         purpose: Purpose::Dev,
         tier: Default::default(),
-        quota: Quota::default().with(Resource::Gpu, "0.5"),
+        quota: Quota::default()
+            .with(Resource::Cpu, "1")
+            .with(Resource::Memory, "1Gi")
+            .with(Resource::Gpu, "0.5"),
         services: vec![],
         expires_at: None,
     };
