@@ -19,8 +19,9 @@ use zhengyun_store::{NewRequest, RequestKind, Role};
 use crate::{
     context::{Audit, Caller},
     environments::is_conflict,
-    extract::{Json, Path},
+    extract::{Json, Path, Query},
     headroom,
+    page::{PageQuery, page},
     problem::{ApiResult, Problem},
     state::{AppState, write_params},
     views::{
@@ -39,21 +40,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(request_quota))
 }
 
-/// Lists the bureaus the caller may see: all of them for platform-wide roles, its own for a
-/// bureau role.
-#[utoipa::path(get, path = "/api/v1/bureaus", tag = "bureaus",
-    responses((status = 200, body = [BureauView]), (status = 401, body = Problem)),
+/// Lists the bureaus the caller may see, by code: all of them for platform-wide roles, its own
+/// for a bureau role. Paged: `limit` (500 by default) and `after`, the `x-next-after` header of
+/// the previous page.
+#[utoipa::path(get, path = "/api/v1/bureaus", tag = "bureaus", params(PageQuery),
+    responses((status = 200, body = [BureauView],
+            headers(("x-next-after" = String, description = "The `after` of the next page, when there is one"))),
+        (status = 401, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-async fn list_bureaus(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn list_bureaus(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Response> {
     caller.require(&READERS)?;
     let list = state.bureaus().list(&Default::default()).await?;
-    let views: Vec<BureauView> = list
+    let mut views: Vec<BureauView> = list
         .items
         .iter()
         .filter(|b| caller.sees_bureau(b.metadata.name.as_deref().unwrap_or_default()))
         .map(BureauView::from)
         .collect();
-    Ok(axum::Json(views).into_response())
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    let page = page(views, |b| &b.name, query.limit, query.after.as_deref())?;
+    Ok(page.into_response())
 }
 
 /// Onboards a bureau (platform admin).

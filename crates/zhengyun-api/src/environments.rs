@@ -21,8 +21,9 @@ use zhengyun_store::{NewRequest, RequestFilter, RequestKind, RequestState, Role}
 use crate::{
     bureaus::{already_exists, check_precondition, created_at, if_match},
     context::{Audit, Caller},
-    extract::{Json, Path},
+    extract::{Json, Path, Query},
     headroom::{self, Headroom},
+    page::{PageQuery, page},
     problem::{ApiResult, InvalidField, Problem},
     state::{AppState, write_params},
     views::{
@@ -45,22 +46,27 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The environments of a bureau, with phase and conditions as the operator reports them.
+/// Paged by name: `limit` (500 by default) and `after`, the `x-next-after` of the previous page.
 #[utoipa::path(get, path = "/api/v1/bureaus/{bureau}/environments", tag = "environments",
-    params(("bureau" = String, Path, description = "Bureau code")),
-    responses((status = 200, body = [EnvironmentView]), (status = 403, body = Problem),
-        (status = 404, body = Problem)),
+    params(("bureau" = String, Path, description = "Bureau code"), PageQuery),
+    responses((status = 200, body = [EnvironmentView],
+            headers(("x-next-after" = String, description = "The `after` of the next page, when there is one"))),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn list_environments(
     State(state): State<AppState>,
     caller: Caller,
     Path(bureau): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Response> {
     caller.require_bureau(&bureau)?;
     state.bureau(&bureau).await?;
     let mut environments = state.environments_of(&bureau).await?;
     environments.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let views: Vec<EnvironmentView> = environments.iter().map(EnvironmentView::from).collect();
-    Ok(axum::Json(views).into_response())
+    let page = page(views, |e| &e.name, query.limit, query.after.as_deref())?;
+    Ok(page.into_response())
 }
 
 /// One environment.

@@ -26,6 +26,7 @@ pub mod health;
 pub mod limit;
 pub mod metrics;
 pub mod middleware;
+pub mod page;
 pub mod problem;
 pub mod requests;
 pub mod state;

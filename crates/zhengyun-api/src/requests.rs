@@ -25,6 +25,7 @@ use crate::{
     environments::{apply_update, environment_from},
     extract::{Json, Path, Query},
     headroom::{self, Headroom},
+    page::page,
     problem::{ApiResult, Problem},
     state::{AppState, dry_run_params, write_params},
     views::{
@@ -51,6 +52,11 @@ pub struct RequestQuery {
     pub bureau: Option<String>,
     /// `pending`, `approved` or `rejected`.
     pub state: Option<String>,
+    /// At most this many requests (1–1000; 500 if absent).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// Start after the request with this id: the `x-next-after` header of the previous page.
+    pub after: Option<String>,
 }
 
 const READERS: [Role; 4] = [
@@ -61,9 +67,12 @@ const READERS: [Role; 4] = [
 ];
 
 /// Change requests, oldest first: all of them for platform admins and auditors, the bureau's
-/// own for bureau roles.
+/// own for bureau roles. Paged: `limit` (500 by default) and `after`, the `x-next-after` (a
+/// request id) of the previous page.
 #[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(RequestQuery),
-    responses((status = 200, body = [RequestView]), (status = 403, body = Problem)),
+    responses((status = 200, body = [RequestView],
+            headers(("x-next-after" = String, description = "The `after` of the next page, when there is one"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn list_requests(
     State(state): State<AppState>,
@@ -84,7 +93,8 @@ async fn list_requests(
     };
     let list = state.store().list_requests(&filter).await?;
     let views: Vec<RequestView> = list.iter().map(RequestView::from).collect();
-    Ok(axum::Json(views).into_response())
+    let page = page(views, |r| &r.id, query.limit, query.after.as_deref())?;
+    Ok(page.into_response())
 }
 
 /// A request the caller may see, or 404 (a bureau's requests are invisible to other bureaus).

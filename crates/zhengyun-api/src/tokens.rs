@@ -15,7 +15,8 @@ use zhengyun_store::{NewToken, Role, TokenId};
 use crate::{
     bureaus::created_at,
     context::{Audit, Caller},
-    extract::{Json, Path},
+    extract::{Json, Path, Query},
+    page::{PageQuery, page},
     problem::{ApiResult, Problem},
     state::AppState,
 };
@@ -107,10 +108,18 @@ pub struct WhoAmI {
 
 /// Every token ever issued, revoked and expired ones included, never a secret (platform admin,
 /// auditor: audit entries name these ids).
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
-    responses((status = 200, body = [TokenView]), (status = 403, body = Problem)),
+/// Paged: `limit` (500 by default) and `after`, the `x-next-after` (a token id) of the previous
+/// page.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(PageQuery),
+    responses((status = 200, body = [TokenView],
+            headers(("x-next-after" = String, description = "The `after` of the next page, when there is one"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Response> {
     caller.require(&[Role::PlatformAdmin, Role::Auditor])?;
     let tokens = state.store().list_tokens().await?;
     let views: Vec<TokenView> = tokens
@@ -125,7 +134,8 @@ async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult
             revoked_at: t.revoked_at.map(|at| at.to_string()),
         })
         .collect();
-    Ok(axum::Json(views).into_response())
+    let page = page(views, |t| &t.id, query.limit, query.after.as_deref())?;
+    Ok(page.into_response())
 }
 
 /// Issues a token for a role (and bureau) that expires after `lifetimeDays` (platform admin).

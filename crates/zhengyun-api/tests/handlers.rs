@@ -1256,3 +1256,58 @@ async fn audit_entries_name_the_token_readably_and_auditors_can_list_tokens_with
         .await;
     assert_problem(status, &body, &headers, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn token_listing_pages_with_limit_and_after_without_gaps_or_repeats() {
+    let h = harness().await;
+    for n in 0..5 {
+        h.store
+            .create_token(Role::Finance, None, &format!("财务 {n}"))
+            .await
+            .expect("token");
+    }
+    let (status, everything, _) = h
+        .call(request(Method::GET, "/api/v1/tokens", Some(&h.admin), None))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{everything}");
+    let all: Vec<String> = everything
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert!(all.len() >= 6, "{everything}");
+
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/tokens?limit=2".to_owned();
+    loop {
+        let (status, body, headers) = h
+            .call(request(Method::GET, &uri, Some(&h.admin), None))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let items = body.as_array().expect("a page");
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|t| t["id"].as_str().expect("id").to_owned()),
+        );
+        match headers.get("x-next-after").and_then(|v| v.to_str().ok()) {
+            Some(next) => uri = format!("/api/v1/tokens?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
+
+    for bad in [
+        "/api/v1/tokens?limit=0",
+        "/api/v1/tokens?limit=1001",
+        "/api/v1/tokens?after=nope",
+    ] {
+        let (status, body, _) = h
+            .call(request(Method::GET, bad, Some(&h.admin), None))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body["type"].is_string(), "{body}");
+    }
+}

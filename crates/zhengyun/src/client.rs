@@ -48,6 +48,8 @@ pub struct Answer {
     pub body: Value,
     /// The raw body, for CSV.
     pub raw: Bytes,
+    /// Where the next page of a list starts (the `x-next-after` header), when there is one.
+    pub next: Option<String>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -75,6 +77,22 @@ impl ApiClient {
     /// `GET path`.
     pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
         self.send(Method::GET, path, None, "application/json").await
+    }
+
+    /// `GET path` of a paged list, every page: the items of all of them as one JSON array.
+    pub async fn get_all(&self, path: &str) -> anyhow::Result<Value> {
+        let mut items = Vec::new();
+        let mut answer = self.get(path).await?;
+        loop {
+            if let Value::Array(page) = answer.body {
+                items.extend(page);
+            }
+            let Some(next) = answer.next else { break };
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let after = url_escape(&next);
+            answer = self.get(&format!("{path}{separator}after={after}")).await?;
+        }
+        Ok(Value::Array(items))
     }
 
     /// `GET path` asking for `accept`.
@@ -127,6 +145,11 @@ impl ApiClient {
             .with_context(|| format!("{method} {url} timed out"))?
             .with_context(|| format!("unable to reach the API at {}", self.base))?;
         let status = response.status();
+        let next = response
+            .headers()
+            .get("x-next-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let raw = response
             .into_body()
             .collect()
@@ -135,7 +158,12 @@ impl ApiClient {
             .to_bytes();
         let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(Answer { status, body, raw });
+            return Ok(Answer {
+                status,
+                body,
+                raw,
+                next,
+            });
         }
         bail!("{}", describe_problem(status, &body))
     }
@@ -166,4 +194,16 @@ pub fn describe_problem(status: StatusCode, body: &Value) -> String {
         text.push_str(&format!("\n  (request id {})", terminal::line(id)));
     }
     text
+}
+
+/// `text` as a URL query value: unreserved characters as they are, every other byte %-encoded.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

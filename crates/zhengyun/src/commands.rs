@@ -385,7 +385,7 @@ async fn env(
     let base = format!("/api/v1/bureaus/{}/environments", segment(bureau));
     match command {
         EnvCommand::List => {
-            let body = api.get(&base).await?.body;
+            let body = api.get_all(&base).await?;
             table(out, &body, &ENV_COLUMNS);
         }
         EnvCommand::Show { name } => {
@@ -531,7 +531,7 @@ async fn requests(api: &ApiClient, command: RequestCommand, out: Output) -> anyh
                 "all" => "/api/v1/requests".to_owned(),
                 s => format!("/api/v1/requests?state={}", segment(s)),
             };
-            let body = api.get(&path).await?.body;
+            let body = api.get_all(&path).await?;
             table(
                 out,
                 &body,
@@ -592,7 +592,7 @@ async fn tokens(api: &ApiClient, command: TokenCommand, out: Output) -> anyhow::
             );
         }
         TokenCommand::List => {
-            let body = api.get("/api/v1/tokens").await?.body;
+            let body = api.get_all("/api/v1/tokens").await?;
             table(
                 out,
                 &body,
