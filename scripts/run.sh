@@ -86,6 +86,11 @@ echo "$("$KUBECTL" get bureaus --no-headers | wc -l) bureaus onboarded"
 
 step "Starting zhengyun dev (API on $API_URL, operator metrics on http://$OPERATOR_ADDR/metrics)"
 token_file=$RUN_DIR/admin-token
+# A bootstrap token expires 90 days after it was first registered: a new secret well before then
+# renews it (the API replaces the old one), so a long-lived development database keeps working.
+if [ -n "$(find "$token_file" -mtime +60 2>/dev/null)" ]; then
+  rm -f "$token_file"
+fi
 if [ ! -s "$token_file" ]; then
   (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token_file")
 fi
