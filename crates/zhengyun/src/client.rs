@@ -11,6 +11,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use crate::terminal;
@@ -89,7 +90,7 @@ impl ApiClient {
             }
             let Some(next) = answer.next else { break };
             let separator = if path.contains('?') { '&' } else { '?' };
-            let after = url_escape(&next);
+            let after = segment(&next);
             answer = self.get(&format!("{path}{separator}after={after}")).await?;
         }
         Ok(Value::Array(items))
@@ -196,14 +197,15 @@ pub fn describe_problem(status: StatusCode, body: &Value) -> String {
     text
 }
 
-/// `text` as a URL query value: unreserved characters as they are, every other byte %-encoded.
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// What must be escaped in a path segment or query value: everything but RFC 3986's unreserved
+/// characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` escaped for a URL path segment or query value.
+pub(crate) fn segment(text: &str) -> String {
+    utf8_percent_encode(text, SEGMENT).to_string()
 }

@@ -4,10 +4,9 @@
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use http::Method;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
-use crate::client::{ApiClient, Connection};
+use crate::client::{ApiClient, Connection, segment};
 use crate::terminal;
 
 /// How to print answers.
@@ -237,17 +236,6 @@ pub enum ApiCommand {
 pub enum AuditCommand {
     /// Recompute the hash chain and name the first broken entry.
     Verify,
-}
-
-/// What must be escaped in a path segment: everything but RFC 3986's unreserved characters.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn segment(text: &str) -> String {
-    utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 impl ApiCommand {
