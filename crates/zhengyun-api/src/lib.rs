@@ -407,9 +407,50 @@ pub async fn serve(
         state.store().clone(),
         config.audit_head_interval,
     ));
+    let sweeper = tokio::spawn(settle_stale_audit_intents(
+        state.store().clone(),
+        STALE_INTENT_SWEEP,
+    ));
     let served = serve_on(listener, &config.connections, state, shutdown).await;
     publisher.abort();
+    sweeper.abort();
     served
+}
+
+/// How often open audit intents are looked at.
+const STALE_INTENT_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How old an open audit intent must be before it is taken for one whose process stopped: well
+/// beyond the longest a change and the retries of its entry take.
+pub const STALE_INTENT_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Every `interval`, appends the audit intents opened more than [`STALE_INTENT_AGE`] ago with
+/// an unknown outcome: their process stopped between the change and its entry. Each is
+/// appended once, even with several API replicas sweeping.
+pub async fn settle_stale_audit_intents(
+    store: zhengyun_store::Store,
+    interval: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let age = jiff::SignedDuration::try_from(STALE_INTENT_AGE).unwrap_or_default();
+        let before = jiff::Timestamp::now()
+            .checked_sub(age)
+            .unwrap_or(jiff::Timestamp::MIN);
+        match store.settle_stale_audit_intents(before).await {
+            Ok(0) => {}
+            Ok(settled) => tracing::warn!(
+                settled,
+                "recorded audit intents left open by a stopped process, outcome unknown"
+            ),
+            Err(error) => tracing::error!(
+                error = %problem::ErrorChain(&error),
+                "unable to settle stale audit intents"
+            ),
+        }
+    }
 }
 
 /// Every `interval`, publishes the audit head to the log (and so remembers it in the store);
@@ -448,6 +489,7 @@ pub async fn serve_on(
         .header_read_timeout(limits.header_read_timeout);
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections as usize));
     let graceful = GracefulShutdown::new();
+    let changes = state.changes().clone();
     let app = app(state);
     let shutdown = std::pin::pin!(shutdown);
     let mut shutdown = shutdown;
@@ -490,8 +532,23 @@ pub async fn serve_on(
     }
     drop(listener);
     graceful.shutdown().await;
+    // Changes whose callers left are carried out to their audit entries before stopping.
+    changes.close();
+    if tokio::time::timeout(CHANGES_DRAIN, changes.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            open = changes.len(),
+            "changes still running at shutdown; their audit intents will be recorded with an \
+             unknown outcome"
+        );
+    }
     Ok(())
 }
+
+/// How long shutting down waits for changes still being carried out.
+const CHANGES_DRAIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Registers the bootstrap platform-admin token if one is configured. Without one, a database
 /// that holds no token at all is refused: nobody could ever call the API, and a generated

@@ -1,6 +1,17 @@
 //! The layers around every handler: a request id, a log line and metrics for each request, a
 //! timeout; and, on `/api/v1`, bearer-token authentication (failures limited per client
 //! address, [`crate::limit`]) and the audit record of every mutating call.
+//!
+//! # Every change has its audit entry
+//!
+//! A mutating call first opens an audit intent in the store (the entry it will append, "in
+//! progress"); if that write fails, the call is refused with 503 and nothing is attempted. The
+//! handler and the append of its entry (which settles the intent in the same transaction) then
+//! run as a task of their own, tracked by [`AppState::changes`]: a client that disconnects, or
+//! the answer timeout (504 for a change, whose outcome is then in the audit log), cancels
+//! neither. An entry the database refuses after the change is retried in the background, and
+//! an intent left open by a process that stopped is appended with an unknown outcome by
+//! [`crate::settle_stale_audit_intents`].
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +22,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tracing::Instrument;
-use zhengyun_store::AuditEntry;
+use zhengyun_store::{AuditEntry, AuditIntent};
 
 use crate::{
     context::{Audit, Caller, REQUEST_ID},
@@ -22,7 +33,8 @@ use crate::{
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// How long a request may take before the caller gets a 503.
+/// How long a request may take before the caller gets an answer anyway: 503 for a read, 504
+/// for a change (which is carried on to its end).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Gives the request an id (a caller's own `x-request-id` is kept if it is a sane token), logs
@@ -47,9 +59,19 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let started = Instant::now();
+    let changing = mutates(&method);
     let work = async move {
         match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
             Ok(response) => response,
+            Err(_) if changing => {
+                tracing::warn!("change timed out; it is still being carried out");
+                Problem::still_running(format!(
+                    "the change took longer than {} s to answer; it is still being carried out \
+                     and its outcome will be in the audit log under this request id",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
+                .into_response()
+            }
             Err(_) => {
                 tracing::warn!("request timed out");
                 Problem::unavailable(format!(
@@ -77,8 +99,8 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     response
 }
 
-/// Authenticates the bearer token and, for mutating methods, appends what happened to the
-/// audit log once the handler has answered, whatever the answer.
+/// Authenticates the bearer token and, for mutating methods, makes sure what happens is in the
+/// audit log whatever the answer (see the module documentation).
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
@@ -130,9 +152,130 @@ pub async fn authenticate(
             .unwrap_or_else(|| request.uri().path())
     );
     let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    record(&state, &caller, &audit, action, &path, response.status()).await;
-    response
+    let attempt = Attempt {
+        state,
+        caller,
+        audit,
+        action,
+        path,
+    };
+    // Written before anything is changed: no entry, no change.
+    let intent = match attempt
+        .state
+        .store()
+        .open_audit_intent(&attempt.entry(IN_PROGRESS))
+        .await
+    {
+        Ok(intent) => intent,
+        Err(error) => {
+            tracing::error!(error = %ErrorChain(&error), "unable to write to the audit log");
+            return Problem::unavailable(
+                "the audit log cannot be written, so nothing was changed; retry later",
+            )
+            .into_response();
+        }
+    };
+    // The change and its entry run to completion as a task of their own: a caller that
+    // disconnects or times out cancels neither.
+    let id = crate::context::current_request_id().unwrap_or_default();
+    let span = tracing::Span::current();
+    let changes = attempt.state.changes().clone();
+    let change = async move {
+        let response = next.run(request).await;
+        attempt.record(&intent, response.status()).await;
+        response
+    };
+    match changes
+        .spawn(REQUEST_ID.scope(id, change.instrument(span)))
+        .await
+    {
+        Ok(response) => response,
+        Err(failed) => Problem::internal(&failed).into_response(),
+    }
+}
+
+/// The `result` of an entry whose change is still being carried out.
+const IN_PROGRESS: &str = "in progress";
+
+/// How long a change's entry keeps being retried when the database refuses it; after that the
+/// intent is left for [`crate::settle_stale_audit_intents`].
+const RECORD_PERSISTENCE: Duration = Duration::from_secs(300);
+
+/// A mutating call: who made it, on what, and what the handler noted about it.
+struct Attempt {
+    state: AppState,
+    caller: Caller,
+    audit: Audit,
+    action: String,
+    path: String,
+}
+
+impl Attempt {
+    /// The call's entry with `result`, from what the handler has noted so far.
+    fn entry(&self, result: &str) -> AuditEntry {
+        let note = self.audit.snapshot();
+        let mut result = result.to_owned();
+        if let Some(outcome) = &note.outcome {
+            result = format!("{result}: {outcome}");
+        }
+        AuditEntry {
+            at: jiff::Timestamp::now(),
+            principal: self.caller.name().to_owned(),
+            principal_label: Some(self.caller.0.label()),
+            role: Some(self.caller.role()),
+            bureau: note
+                .bureau
+                .or_else(|| bureau_in_path(&self.path))
+                .or_else(|| self.caller.bureau().map(str::to_owned)),
+            action: note.action.unwrap_or_else(|| self.action.clone()),
+            object: note
+                .object
+                .filter(|o| !o.is_empty())
+                .unwrap_or_else(|| self.path.trim_start_matches("/api/v1/").to_owned()),
+            quota_before: note.before,
+            quota_after: note.after,
+            result,
+            request_id: crate::context::current_request_id().unwrap_or_default(),
+        }
+    }
+
+    /// Appends the call's entry with its outcome and settles `intent`. If the database refuses,
+    /// the answer goes out anyway (the change is made) and the entry is retried in the
+    /// background; the intent keeps it in the database meanwhile.
+    async fn record(self, intent: &AuditIntent, status: StatusCode) {
+        let entry = self.entry(&status.to_string());
+        let store = self.state.store().clone();
+        let Err(error) = store.append_audit_settling(&entry, intent).await else {
+            return;
+        };
+        tracing::warn!(error = %ErrorChain(&error), "unable to append to the audit log; retrying");
+        let intent = intent.clone();
+        self.state.changes().spawn(
+            async move {
+                let deadline = Instant::now() + RECORD_PERSISTENCE;
+                let mut wait = Duration::from_millis(100);
+                loop {
+                    tokio::time::sleep(wait).await;
+                    match store.append_audit_settling(&entry, &intent).await {
+                        Ok(_) => return,
+                        Err(error) if Instant::now() < deadline => {
+                            tracing::warn!(error = %ErrorChain(&error), "audit append retry failed");
+                            wait = (wait * 2).min(Duration::from_secs(5));
+                        }
+                        Err(error) => {
+                            tracing::error!(
+                                error = %ErrorChain(&error), ?entry,
+                                "unable to append to the audit log; the open intent will be \
+                                 recorded with an unknown outcome"
+                            );
+                            return;
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
 }
 
 fn mutates(method: &Method) -> bool {
@@ -194,44 +337,6 @@ fn bureau_in_path(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/api/v1/bureaus/")?;
     let code = rest.split('/').next()?;
     (!code.is_empty()).then(|| code.to_owned())
-}
-
-async fn record(
-    state: &AppState,
-    caller: &Caller,
-    audit: &Audit,
-    route_action: String,
-    path: &str,
-    status: StatusCode,
-) {
-    let note = audit.snapshot();
-    let mut result = status.to_string();
-    if let Some(outcome) = &note.outcome {
-        result = format!("{result}: {outcome}");
-    }
-    let entry = AuditEntry {
-        at: jiff::Timestamp::now(),
-        principal: caller.name().to_owned(),
-        principal_label: Some(caller.0.label()),
-        role: Some(caller.role()),
-        bureau: note
-            .bureau
-            .or_else(|| bureau_in_path(path))
-            .or_else(|| caller.bureau().map(str::to_owned)),
-        action: note.action.unwrap_or(route_action),
-        object: note
-            .object
-            .filter(|o| !o.is_empty())
-            .unwrap_or_else(|| path.trim_start_matches("/api/v1/").to_owned()),
-        quota_before: note.before,
-        quota_after: note.after,
-        result,
-        request_id: crate::context::current_request_id().unwrap_or_default(),
-    };
-    if let Err(error) = state.store().append_audit(&entry).await {
-        // The change (if any) is made; the entry is kept in the log so it can be re-entered.
-        tracing::error!(error = %ErrorChain(&error), ?entry, "unable to append to the audit log");
-    }
 }
 
 #[cfg(test)]

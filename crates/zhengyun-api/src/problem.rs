@@ -165,6 +165,17 @@ impl Problem {
         )
     }
 
+    /// 504: a change did not answer in time but is still being carried out; its outcome will
+    /// be in the audit log (as Kubernetes answers a slow write).
+    pub fn still_running(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "still-running",
+            "Still running",
+            detail,
+        )
+    }
+
     /// 500: a fault of the server. The cause goes to the log, the caller sees only this.
     pub fn internal(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %ErrorChain(cause), "internal error");

@@ -91,6 +91,7 @@ struct Inner {
     bureau_lookup: BureauUidLookup,
     bureau_uids: Mutex<HashMap<String, (Instant, Option<String>)>>,
     limits: TenantLimits,
+    changes: tokio_util::task::TaskTracker,
 }
 
 /// How much of the platform's bookkeeping one bureau may take, so that no bureau exhausts it
@@ -202,6 +203,7 @@ impl AppState {
             bureau_lookup,
             bureau_uids: Mutex::new(HashMap::new()),
             limits: TenantLimits::default(),
+            changes: tokio_util::task::TaskTracker::new(),
         }))
     }
 
@@ -224,6 +226,13 @@ impl AppState {
         self
     }
 
+    /// The mutating calls being carried out. Each runs to completion (and to its audit entry)
+    /// as a task of its own, whether or not its caller is still connected; shutting down waits
+    /// for them.
+    pub fn changes(&self) -> &tokio_util::task::TaskTracker {
+        &self.0.changes
+    }
+
     /// The limiter of failed authentication.
     pub fn auth_limiter(&self) -> &FailedAuthLimiter {
         &self.0.auth_limiter
@@ -239,6 +248,7 @@ impl AppState {
             mut tokens,
             mut bureau_lookup,
             limits,
+            changes,
             ..
         } = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
@@ -252,6 +262,7 @@ impl AppState {
             bureau_lookup: shared.bureau_lookup.clone(),
             bureau_uids: Mutex::new(HashMap::new()),
             limits: shared.limits,
+            changes: shared.changes.clone(),
         });
         change(&mut tokens, &mut bureau_lookup);
         Self(Arc::new(Inner {
@@ -266,6 +277,7 @@ impl AppState {
             bureau_lookup,
             bureau_uids: Mutex::new(HashMap::new()),
             limits,
+            changes,
         }))
     }
 

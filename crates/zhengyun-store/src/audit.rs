@@ -49,6 +49,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     PoolExt, Store,
     error::{Error, Result, db},
+    intents::Settle,
     time::{from_micros, to_micros},
     tokens::Role,
     with_pool,
@@ -435,11 +436,34 @@ impl Store {
     /// as stored with its `seq` and hashes. Concurrent appends are serialized: the chain never
     /// forks.
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord> {
+        let appended = self.append_settling(entry, None).await?;
+        appended.ok_or_else(|| Error::Corrupt("an unconditional append was skipped".into()))
+    }
+
+    /// Appends `entry`; when `settling` names an audit intent, deletes that intent in the same
+    /// transaction. With [`Settle::OnlyIfOpen`] nothing is appended (`None`) if the intent is
+    /// no longer there, because another process settled it first.
+    pub(crate) async fn append_settling(
+        &self,
+        entry: &AuditEntry,
+        settling: Option<(&str, Settle)>,
+    ) -> Result<Option<AuditRecord>> {
         let entry = &entry.bounded();
         check_entry(entry)?;
         const DOING: &str = "appending to the audit log";
         let (stored, prev_hash, hash) = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(db(DOING))?;
+            if let Some((intent, settle)) = settling {
+                let deleted = sqlx::query("DELETE FROM audit_intents WHERE id = $1")
+                    .bind(intent)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?
+                    .rows_affected();
+                if deleted == 0 && settle == Settle::OnlyIfOpen {
+                    return Ok(None);
+                }
+            }
             let (head_seq, head_hash): (i64, String) = sqlx::query_as(pool.dialect(
                 "SELECT seq, hash FROM audit_head WHERE id = 1",
                 "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
@@ -484,12 +508,12 @@ impl Store {
             tx.commit().await.map_err(db(DOING))?;
             (stored, head_hash, hash)
         });
-        Ok(AuditRecord {
+        Ok(Some(AuditRecord {
             seq: seq_of(stored.seq),
             entry: stored.into_entry()?,
             prev_hash,
             hash,
-        })
+        }))
     }
 
     /// Entries matching `filter`, oldest first. Page with `filter.after = last.seq`. Fails with

@@ -5,7 +5,7 @@
 //! - [`tokens`]: bearer tokens for the API — random, shown once, stored as SHA-256, compared
 //!   in constant time — and the principals they authenticate.
 //! - [`audit`]: the append-only audit log, a SHA-256 hash chain that [`Store::verify_audit`]
-//!   recomputes.
+//!   recomputes; [`intents`]: entries written ahead of a change, so none goes unrecorded.
 //! - [`ledger`]: usage intervals, idempotent by their key (invariant 4), sampler checkpoints and
 //!   usage totals.
 //! - [`requests`]: change requests that wait for a platform admin's approval.
@@ -29,6 +29,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod intents;
 pub mod ledger;
 pub mod reports;
 pub mod requests;
@@ -43,6 +44,7 @@ use std::time::Duration;
 
 pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
 pub use error::{Error, Result};
+pub use intents::{AuditIntent, UNKNOWN_OUTCOME};
 pub use ledger::{MeterUsage, Recorded};
 pub use reports::{ResourceUsage, UsageCounter};
 pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};

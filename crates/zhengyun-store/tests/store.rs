@@ -42,6 +42,9 @@ on_both_backends!(
     a_head_moved_back_below_the_published_one_is_named_and_not_published,
     a_rewritten_chain_that_no_longer_holds_the_published_head_is_named,
     fifty_concurrent_appends_make_one_unbroken_chain,
+    an_audit_intent_is_settled_by_the_append_of_its_outcome,
+    stale_intents_are_appended_once_with_an_unknown_outcome_however_many_sweep,
+    an_outcome_recorded_after_a_sweep_follows_the_unknown_entry,
     the_audit_log_filters_and_pages_in_chain_order,
     overlong_audit_fields_are_stored_cut_on_a_char_boundary_with_a_marker_and_escaped,
     recording_the_same_intervals_twice_stores_them_once,
@@ -903,6 +906,105 @@ async fn the_database_refuses_to_update_audit_entries(db: &TestDb) {
         db.store.verify_audit().await.expect("verify"),
         ChainStatus::Intact { entries: 5 }
     );
+}
+
+async fn an_audit_intent_is_settled_by_the_append_of_its_outcome(db: &TestDb) {
+    let mut wanted = entry(1, "wjw", "environment.create");
+    wanted.result = "in progress".to_owned();
+    let intent = db.store.open_audit_intent(&wanted).await.expect("open");
+    assert_eq!(db.store.open_audit_intents().await.expect("count"), 1);
+    wanted.result = "201 Created".to_owned();
+    let record = db
+        .store
+        .append_audit_settling(&wanted, &intent)
+        .await
+        .expect("settle");
+    assert_eq!(record.seq, 1);
+    assert_eq!(record.entry.result, "201 Created");
+    assert_eq!(db.store.open_audit_intents().await.expect("count"), 0);
+    // Settled intents are not swept again, however old.
+    let swept = db
+        .store
+        .settle_stale_audit_intents(Timestamp::now() + SignedDuration::from_hours(1))
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 0);
+    assert_eq!(
+        db.store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 1 }
+    );
+}
+
+async fn stale_intents_are_appended_once_with_an_unknown_outcome_however_many_sweep(db: &TestDb) {
+    let old = entry(1, "wjw", "environment.create");
+    let recent = AuditEntry {
+        at: old.at + SignedDuration::from_hours(2),
+        ..entry(2, "jtj", "environment.delete")
+    };
+    db.store.open_audit_intent(&old).await.expect("open old");
+    db.store
+        .open_audit_intent(&recent)
+        .await
+        .expect("open recent");
+    let cutoff = old.at + SignedDuration::from_hours(1);
+    let sweeps: Vec<_> = (0..4)
+        .map(|_| {
+            let store = db.store.clone();
+            tokio::spawn(async move { store.settle_stale_audit_intents(cutoff).await })
+        })
+        .collect();
+    let mut appended = 0;
+    for sweep in sweeps {
+        appended += sweep.await.expect("task").expect("sweep");
+    }
+    assert_eq!(appended, 1, "the old intent is appended exactly once");
+    assert_eq!(db.store.open_audit_intents().await.expect("count"), 1);
+    let log = db
+        .store
+        .audit_log(&AuditFilter::default())
+        .await
+        .expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].entry.action, "environment.create");
+    assert_eq!(log[0].entry.request_id, old.request_id);
+    assert!(
+        log[0]
+            .entry
+            .result
+            .contains(zhengyun_store::UNKNOWN_OUTCOME),
+        "{}",
+        log[0].entry.result
+    );
+}
+
+async fn an_outcome_recorded_after_a_sweep_follows_the_unknown_entry(db: &TestDb) {
+    let wanted = entry(1, "wjw", "environment.create");
+    let intent = db.store.open_audit_intent(&wanted).await.expect("open");
+    let swept = db
+        .store
+        .settle_stale_audit_intents(wanted.at + SignedDuration::from_secs(1))
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 1);
+    let outcome = AuditEntry {
+        result: "201 Created".to_owned(),
+        ..wanted.clone()
+    };
+    db.store
+        .append_audit_settling(&outcome, &intent)
+        .await
+        .expect("append after the sweep");
+    let results: Vec<String> = db
+        .store
+        .audit_log(&AuditFilter::default())
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|r| r.entry.result)
+        .collect();
+    assert_eq!(results.len(), 2);
+    assert!(results[0].contains(zhengyun_store::UNKNOWN_OUTCOME));
+    assert_eq!(results[1], "201 Created");
 }
 
 async fn fifty_concurrent_appends_make_one_unbroken_chain(db: &TestDb) {

@@ -20,6 +20,7 @@ use zhengyun_store::{Role, Store};
 #[derive(Clone, Debug)]
 pub struct Api {
     app: Router,
+    state: AppState,
     /// The store behind it.
     pub store: Store,
     /// A platform-admin token.
@@ -65,23 +66,50 @@ impl Api {
         let admin = format!("e2e-platform-admin-{}", crate::unique_name("token"));
         store.bootstrap_admin(&admin).await?;
         let client = crate::client().await?;
+        // Every call here comes from one (absent) address, and the authorization matrix makes
+        // many failed ones on purpose; the limit itself is the handler tests' concern.
+        let state = AppState::with_time(
+            store.clone(),
+            client,
+            zhengyun_metering::Calendar::default(),
+            clock,
+        )
+        .with_auth_limiter(FailedAuthLimiter::new(AuthLimit {
+            max_failures: u32::MAX,
+            ..AuthLimit::default()
+        }))
+        .with_limits(limits);
         Ok(Self {
-            // Every call here comes from one (absent) address, and the authorization matrix
-            // makes many failed ones on purpose; the limit itself is the handler tests' concern.
-            app: app(AppState::with_time(
-                store.clone(),
-                client,
-                zhengyun_metering::Calendar::default(),
-                clock,
-            )
-            .with_auth_limiter(FailedAuthLimiter::new(AuthLimit {
-                max_failures: u32::MAX,
-                ..AuthLimit::default()
-            }))
-            .with_limits(limits)),
+            app: app(state.clone()),
+            state,
             store,
             admin,
         })
+    }
+
+    /// Serves this API over HTTP on a free local port until the test process ends, and returns
+    /// its address: for tests of what a real connection does (a client that hangs up).
+    pub async fn listen(&self) -> anyhow::Result<std::net::SocketAddr> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let limits = zhengyun_api::ConnectionLimits {
+                header_read_timeout: std::time::Duration::from_secs(10),
+                max_connections: 1024,
+            };
+            if let Err(error) =
+                zhengyun_api::serve_on(listener, &limits, state, std::future::pending()).await
+            {
+                eprintln!("the test server stopped: {error}");
+            }
+        });
+        Ok(addr)
+    }
+
+    /// The mutating calls still being carried out by this API.
+    pub fn changes_in_flight(&self) -> usize {
+        self.state.changes().len()
     }
 
     /// Issues a token straight in the store.
