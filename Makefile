@@ -93,8 +93,10 @@ bench: devcluster
 	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api
 	BENCH_PODS=$(BENCH_PODS) $(BENCH_CLUSTER) target/release/bench-converge $(BENCH_SIZES)
 	$(BENCH_CLUSTER) target/release/bench-api
-	$(CARGO) run --release --locked -p zhengyun-store --example ingest
-	$(CARGO) run --release --locked -p zhengyun-store --example month
+	$(CARGO) build --release --locked -p zhengyun-store --example ingest --example month
+	target/release/examples/ingest
+	target/release/examples/month
+	scripts/with-postgres.sh scripts/bench-postgres.sh
 	@python3 scripts/bench-report.py
 
 clean: cluster-down postgres-down

@@ -12,6 +12,8 @@
 # `url` prints postgres://postgres@127.0.0.1:PORT/zhengyun; `tls-url` the same URL verifying the
 # server (sslmode=verify-full, sslrootcert=the test authority) for ZHENGYUN_TEST_POSTGRES_URL;
 # `untrusted-ca` the path of the other authority's certificate.
+# `create-database NAME` creates an empty database and prints its `tls-url`; `drop-database NAME`
+# drops it (for benchmarks that want a database of their own).
 #
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` OS user
 # (created by the package) and every server command runs through `runuser -u postgres --`.
@@ -141,12 +143,31 @@ down() {
   echo "PostgreSQL stopped"
 }
 
+psql_admin() {
+  local bin
+  bin=$(find_bin) || die "psql not found"
+  running_pid >/dev/null || die "PostgreSQL is not running; start it with: scripts/postgres.sh up"
+  "$bin/psql" -h 127.0.0.1 -p "$(cat "$DIR/port")" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA "$@"
+}
+
+database_name() {
+  [[ "${1:-}" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "database names here are lowercase letters, digits and _: ${1:-}"
+  echo "$1"
+}
+
 case "${1:-}" in
+  create-database)
+    name=$(database_name "${2:-}")
+    psql_admin -c "CREATE DATABASE $name" >/dev/null
+    DATABASE=$name tls_url ;;
+  drop-database)
+    name=$(database_name "${2:-}")
+    psql_admin -c "DROP DATABASE IF EXISTS $name" >/dev/null ;;
   up) up ;;
   down) down ;;
   url) running_pid >/dev/null || die "PostgreSQL is not running; start it with: scripts/postgres.sh up"; url ;;
   tls-url) running_pid >/dev/null || die "PostgreSQL is not running; start it with: scripts/postgres.sh up"; tls_url ;;
   untrusted-ca) echo "$TLS/untrusted.crt" ;;
   status) if pid=$(running_pid); then echo "running (pid $pid): $(url)"; else echo "not running"; exit 1; fi ;;
-  *) echo "usage: $0 up|down|url|tls-url|untrusted-ca|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|url|tls-url|untrusted-ca|status|create-database NAME|drop-database NAME" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@
 //! kinds in batches of BATCH (default 10,000), the way the sampler's hourly close does, then
 //! replays them all (every one a duplicate), streams them back, and sums them per meter. The
 //! default database is a new SQLite file in the temporary directory, removed afterwards. The
-//! ingest rate is also written to `target/bench/ledger-ingest.json`.
+//! ingest rate is also written to `target/bench/ledger-ingest-<backend>.json`.
 
 use std::time::Instant;
 
@@ -52,7 +52,7 @@ async fn main() -> Result<(), Failure> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(
-        dir.join("ledger-ingest.json"),
+        dir.join(format!("ledger-ingest-{}.json", store.backend().as_str())),
         serde_json::to_string_pretty(&figures)? + "\n",
     )?;
 

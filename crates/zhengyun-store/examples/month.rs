@@ -11,7 +11,7 @@
 //! change on the 15th, budgets flagged) three times and checks its conservation.
 //!
 //! Prints the ingest rate and the statement times, and writes them to
-//! `target/bench/ledger-month.json`. The default database is a new SQLite file in the temporary
+//! `target/bench/ledger-month-<backend>.json`. The default database is a new SQLite file in the temporary
 //! directory, removed afterwards.
 
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ async fn main() -> Result<(), Failure> {
     });
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join("ledger-month.json");
+    let path = dir.join(format!("ledger-month-{backend}.json"));
     std::fs::write(&path, serde_json::to_string_pretty(&figures)? + "\n")?;
     println!("figures written to {}", path.display());
 

@@ -317,10 +317,14 @@ impl ApiCommand {
                 if let Some(after) = after {
                     query.push(format!("after={after}"));
                 }
-                let body = api
+                let answer = api
                     .get(&format!("/api/v1/audit?{}", query.join("&")))
-                    .await?
-                    .body;
+                    .await?;
+                let body = answer.body;
+                if let Some(next) = answer.next {
+                    // A page cut short by its size in bytes: say where the next one starts.
+                    eprintln!("more entries follow: repeat with --after {next}");
+                }
                 table(
                     out,
                     &body,

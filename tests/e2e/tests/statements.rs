@@ -52,7 +52,16 @@ async fn finance_and_bureaus_read_priced_statements_and_usage_from_the_ledger() 
     let api = Api::start_with_store(ledger).await?;
     let finance = api.token(Role::Finance, None).await?;
     let own = api.token(Role::BureauViewer, Some(&code)).await?;
-    let other = api.token(Role::BureauAdmin, Some("wjw")).await?;
+    // Another bureau of its own: a token's bureau must exist for the token to authenticate.
+    let other_code = bureau_code("wjw");
+    create_bureau(
+        &kube,
+        &other_code,
+        json!({"displayName": "区卫生健康委员会", "kind": "bureau",
+               "quota": {"cpu": "1", "memory": "1Gi"}}),
+    )
+    .await?;
+    let other = api.token(Role::BureauAdmin, Some(&other_code)).await?;
 
     // Reserved usage accrues from admission: wait until the ledger has some.
     let usage_uri = format!("/api/v1/bureaus/{code}/usage");
@@ -231,8 +240,8 @@ async fn finance_and_bureaus_read_priced_statements_and_usage_from_the_ledger() 
         Ok(envs.get_opt(&name).await?.is_none().then_some(()))
     })
     .await?;
-    KubeApi::<Bureau>::all(kube)
-        .delete(&code, &Default::default())
-        .await?;
+    let bureaus = KubeApi::<Bureau>::all(kube);
+    bureaus.delete(&code, &Default::default()).await?;
+    bureaus.delete(&other_code, &Default::default()).await?;
     Ok(())
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The ledger benchmarks of `make bench` on PostgreSQL (run through scripts/with-postgres.sh):
+# each on a database of its own, dropped afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${ZHENGYUN_TEST_POSTGRES_URL:?run through scripts/with-postgres.sh}"
+for example in ingest month; do
+  db="zhengyun_bench_${example}_$$"
+  url=$(scripts/postgres.sh create-database "$db")
+  case $example in
+    ingest) target/release/examples/ingest 500000 10000 "$url" ;;
+    month) target/release/examples/month 1000 "$url" ;;
+  esac
+  scripts/postgres.sh drop-database "$db"
+done
