@@ -2078,7 +2078,7 @@ async fn an_observed_change_is_appended_once_and_remembered_with_it(db: &TestDb)
     assert_eq!(appended[0].seq, 2);
     assert_eq!(
         store.observed("Bureau").await.expect("observed"),
-        [second.clone()]
+        std::slice::from_ref(&second)
     );
     assert_eq!(store.observed("RateCard").await.expect("observed"), []);
     assert_eq!(record(None, 4).await.len(), 1);
