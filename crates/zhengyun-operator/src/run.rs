@@ -207,13 +207,18 @@ impl Term<'_> {
             };
             let audit =
                 billing_audit::run(self.client.clone(), self.store.clone(), graceful.clone());
+            let costs = metering::budgets::write_status(
+                self.client.clone(),
+                self.metrics.metering().clone(),
+                graceful.clone(),
+            );
             let controllers = run_controllers(
                 self.client.clone(),
                 self.config,
                 self.metrics.clone(),
                 graceful,
             );
-            futures::future::join3(controllers, sampler, audit).await;
+            futures::future::join4(controllers, sampler, audit, costs).await;
             self.metrics.set_leader(false);
             if *stop_rx.borrow() {
                 return Ok(());
