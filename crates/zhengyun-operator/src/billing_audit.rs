@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | `ratecard.create` | a RateCard appears (or is re-created under its name) | its `spec` |
 //! | `ratecard.delete` | a RateCard disappears | its `spec` |
+//! | `ratecard.update` | a RateCard's `spec` changes (the CRD refuses it; kept for old CRDs) | its `spec` |
 //! | `bureau.budget` | `spec.monthlyBudget` is set, changed or removed | `{"monthlyBudget": …}` |
 //! | `environment.tier` | an environment appears or its `spec.tier` changes | `{"tier": …}` |
 //!
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::runtime::reflector::{self, Store as Reflection};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -137,7 +138,7 @@ pub fn field_manager(meta: &ObjectMeta, path: &[&str]) -> Option<String> {
         .flatten()
         .filter(|e| e.subresource.as_deref().unwrap_or_default().is_empty())
         .collect();
-    let owns = |e: &&k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
+    let owns = |e: &&ManagedFieldsEntry| {
         let mut at = e.fields_v1.as_ref().map(|f| &f.0);
         for key in path {
             at = at.and_then(|v| v.get(*key));
@@ -216,9 +217,9 @@ pub fn entries(
     };
     if kind == RateCard::KIND {
         let mut out = Vec::new();
-        let same = matches!((before, now), (Some(b), Some(n)) if b.uid == n.observed.uid);
-        if same {
-            let (b, n) = (before.expect("matched"), now.expect("matched"));
+        if let (Some(b), Some(n)) = (before, now)
+            && b.uid == n.observed.uid
+        {
             if b.audited != n.observed.audited {
                 let mut e = entry(
                     "ratecard.update",

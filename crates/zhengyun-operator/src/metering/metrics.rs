@@ -40,7 +40,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use zhengyun_metering::{BudgetLevel, Month, Statement, UsageInterval, UsageKind};
+use zhengyun_metering::{BudgetLevel, Month, UsageInterval, UsageKind};
 use zhengyun_model::crd::{Bureau, Environment};
 use zhengyun_model::quantity::{Quota, Resource, Unit};
 use zhengyun_store::UsageCounter;
@@ -132,23 +132,6 @@ impl MeteringMetrics {
             f.cost_total = total;
             f.month_to_date = month_to_date;
         });
-    }
-
-    /// Sets budget status from the current month's statement (flagged with `budgets`).
-    pub fn set_budgets(&self, statement: &Statement, budgets: &BTreeMap<String, Decimal>) {
-        let mut status = BTreeMap::new();
-        for (bureau, budget) in budgets {
-            let flagged = statement.bureau(bureau).and_then(|b| b.budget.as_ref());
-            let (ratio, level) = match flagged {
-                Some(s) => (s.ratio, s.level),
-                None => (
-                    (!budget.is_zero()).then_some(Decimal::ZERO),
-                    BudgetLevel::Ok,
-                ),
-            };
-            status.insert(bureau.clone(), (*budget, ratio, level));
-        }
-        self.update(|f| f.budgets = status);
     }
 
     /// Sets the current month's budget figures; the budget ratio and level follow them

@@ -74,11 +74,19 @@ pub(crate) fn sample() -> Arc<MeteringMetrics> {
         .expect("price");
     let schedule = RateSchedule::new([card]).expect("schedule");
     let month = Month::new(2026, 11).expect("month");
-    let mut statement =
+    let statement =
         Statement::build(month, &Calendar::default(), &schedule, &intervals).expect("statement");
     let budgets = BTreeMap::from([("wjw".to_owned(), d("10.00"))]);
-    statement.flag_budgets(&budgets).expect("flag");
-    metrics.set_budgets(&statement, &budgets);
+    let figures = crate::metering::budgets::month_figures(
+        &statement,
+        &[],
+        &BTreeSet::from(["wjw".to_owned()]),
+        &budgets,
+        &Calendar::default(),
+        Some(end),
+    )
+    .expect("figures");
+    metrics.set_month_figures(figures, &budgets);
     let amounts = statement
         .bureaus
         .iter()
@@ -114,7 +122,8 @@ fn counters_gauges_and_budgets_show_up_in_base_units() {
         v(r#"zhengyun_cost_total{bureau="wjw",currency="CNY"}"#),
         111.25
     );
-    assert_eq!(v(r#"zhengyun_budget_ratio{bureau="wjw"}"#), 1.1);
+    // 11.00 of November's share of the budget, 9.86.
+    assert_eq!(v(r#"zhengyun_budget_ratio{bureau="wjw"}"#), 1.1156);
     assert_eq!(
         v(r#"zhengyun_budget_status{bureau="wjw",level="exceeded"}"#),
         1.0
