@@ -175,17 +175,37 @@ pub fn entries(
     now: Option<&Seen>,
     at: Timestamp,
 ) -> Vec<AuditEntry> {
-    let Some(kind) = before
-        .map(|b| b.kind.as_str())
-        .or(now.map(|n| n.observed.kind.as_str()))
-    else {
-        return Vec::new();
+    let (kind, name) = match (before, now) {
+        (_, Some(n)) => (n.observed.kind.as_str(), n.observed.name.as_str()),
+        (Some(b), None) => (b.kind.as_str(), b.name.as_str()),
+        (None, None) => return Vec::new(),
     };
-    let name = before
-        .map(|b| b.name.clone())
-        .or(now.map(|n| n.observed.name.clone()))
-        .unwrap_or_default();
-    let entry = |action: &str, by: Option<&Seen>, uid: &str, generation: i64| {
+    let bureau = now
+        .and_then(|n| n.bureau.clone())
+        .or_else(|| (kind == Bureau::KIND).then(|| name.to_owned()));
+    let about = About {
+        object: format!("{plural}/{name}"),
+        bureau,
+        at,
+    };
+    if kind == RateCard::KIND {
+        rate_card_entries(&about, before, now)
+    } else {
+        value_entries(&about, kind, before, now)
+    }
+}
+
+/// What every entry about one object shares.
+struct About {
+    object: String,
+    bureau: Option<String>,
+    at: Timestamp,
+}
+
+impl About {
+    /// An entry of `action`, made by whoever `by` names (`None`: a deletion, by nobody known),
+    /// about the object `uid` at `generation`.
+    fn entry(&self, action: &str, by: Option<&Seen>, uid: &str, generation: i64) -> AuditEntry {
         let manager = by.and_then(|s| s.manager.clone());
         let principal_label = match (&manager, by) {
             (Some(m), _) => format!("Kubernetes field manager {m:?}, seen by the operator"),
@@ -195,71 +215,79 @@ pub fn entries(
                 .to_owned(),
         };
         AuditEntry {
-            at,
+            at: self.at,
             principal: format!(
                 "{PRINCIPAL_PREFIX}{}",
                 manager.as_deref().unwrap_or("unknown")
             ),
             principal_label: Some(principal_label),
             role: None,
-            bureau: now.and_then(|n| n.bureau.clone()).or_else(|| {
-                before
-                    .filter(|_| kind == Bureau::KIND)
-                    .map(|b| b.name.clone())
-            }),
+            bureau: self.bureau.clone(),
             action: action.to_owned(),
-            object: format!("{plural}/{name}"),
+            object: self.object.clone(),
             quota_before: None,
             quota_after: None,
             result: RESULT.to_owned(),
             request_id: format!("uid {uid} generation {generation}"),
         }
-    };
-    if kind == RateCard::KIND {
-        let mut out = Vec::new();
-        if let (Some(b), Some(n)) = (before, now)
-            && b.uid == n.observed.uid
-        {
-            if b.audited != n.observed.audited {
-                let mut e = entry(
-                    "ratecard.update",
-                    Some(n),
-                    &n.observed.uid,
-                    n.observed.generation,
-                );
-                e.quota_before = Some(b.audited.clone());
-                e.quota_after = Some(n.observed.audited.clone());
-                out.push(e);
-            }
-            return out;
-        }
-        if let Some(b) = before {
-            let mut e = entry("ratecard.delete", None, &b.uid, b.generation);
-            e.quota_before = Some(b.audited.clone());
-            out.push(e);
-        }
-        if let Some(n) = now {
-            let mut e = entry(
-                "ratecard.create",
+    }
+}
+
+/// A rate card is created or deleted; one re-created under its name is both.
+fn rate_card_entries(
+    about: &About,
+    before: Option<&Observed>,
+    now: Option<&Seen>,
+) -> Vec<AuditEntry> {
+    let mut out = Vec::new();
+    if let (Some(b), Some(n)) = (before, now)
+        && b.uid == n.observed.uid
+    {
+        if b.audited != n.observed.audited {
+            let mut e = about.entry(
+                "ratecard.update",
                 Some(n),
                 &n.observed.uid,
                 n.observed.generation,
             );
+            e.quota_before = Some(b.audited.clone());
             e.quota_after = Some(n.observed.audited.clone());
             out.push(e);
         }
         return out;
     }
-    // Budgets and tiers: a change of value, whoever holds the name; a deleted object is
-    // simply forgotten (its deletion is not a change of budget or tier).
+    if let Some(b) = before {
+        let mut e = about.entry("ratecard.delete", None, &b.uid, b.generation);
+        e.quota_before = Some(b.audited.clone());
+        out.push(e);
+    }
+    if let Some(n) = now {
+        let mut e = about.entry(
+            "ratecard.create",
+            Some(n),
+            &n.observed.uid,
+            n.observed.generation,
+        );
+        e.quota_after = Some(n.observed.audited.clone());
+        out.push(e);
+    }
+    out
+}
+
+/// Budgets and tiers: a change of value, whoever holds the name. A deleted object is simply
+/// forgotten: its deletion is not a change of budget or tier.
+fn value_entries(
+    about: &About,
+    kind: &str,
+    before: Option<&Observed>,
+    now: Option<&Seen>,
+) -> Vec<AuditEntry> {
     let Some(n) = now else {
         return Vec::new();
     };
-    let was = before.map(|b| b.audited.clone());
-    let blank_before = was.as_ref().is_none_or(|v| blank(kind, v));
-    if was.as_ref() == Some(&n.observed.audited)
-        || (blank_before && blank(kind, &n.observed.audited))
-    {
+    let was = before.map(|b| &b.audited).filter(|v| !blank(kind, v));
+    let is = &n.observed.audited;
+    if was == Some(is) || (was.is_none() && blank(kind, is)) {
         return Vec::new();
     }
     let action = if kind == Bureau::KIND {
@@ -267,9 +295,9 @@ pub fn entries(
     } else {
         "environment.tier"
     };
-    let mut e = entry(action, Some(n), &n.observed.uid, n.observed.generation);
-    e.quota_before = was.filter(|_| !blank_before);
-    e.quota_after = Some(n.observed.audited.clone());
+    let mut e = about.entry(action, Some(n), &n.observed.uid, n.observed.generation);
+    e.quota_before = was.cloned();
+    e.quota_after = Some(is.clone());
     vec![e]
 }
 
