@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks helm/zhengyun and manifests/deploy/ against the cluster in KUBECONFIG (run it through
 # scripts/with-cluster.sh; it expects a cluster without a Zhengyun installation):
-#  1. `helm lint --strict` with the default values and with every optional part turned on;
+#  1. `helm lint --strict` with the default values and with every optional part turned on; the
+#     budget alert rules checked and unit-tested with promtool;
 #  2. server-side dry-runs of the chart (defaults, and production-like values) and of
 #     manifests/deploy/, in a namespace enforcing Pod Security "restricted", without warnings;
 #  3. least privilege: applies the chart's service accounts and roles for real, asks the API
@@ -50,12 +51,26 @@ production=(
 step "helm lint"
 helm lint --strict "$CHART" || fail "helm lint with the default values"
 helm lint --strict "$CHART" "${production[@]}" --set serviceMonitor.enabled=true \
+  --set prometheusRule.enabled=true \
   --set database.url=postgres://zhengyun@db:5432/zhengyun --set namespace.create=true \
   || fail "helm lint with every optional part on"
 monitors=$(helm template "$RELEASE" "$CHART" -n "$NS" --set serviceMonitor.enabled=true | grep -c '^kind: ServiceMonitor' || true)
 [ "$monitors" = 2 ] && ok || fail "serviceMonitor.enabled=true renders $monitors ServiceMonitors, expected 2"
 monitors=$(helm template "$RELEASE" "$CHART" -n "$NS" | grep -c '^kind: ServiceMonitor' || true)
 [ "$monitors" = 0 ] && ok || fail "ServiceMonitors are rendered although serviceMonitor.enabled is false"
+
+step "budget alert rules (promtool)"
+rules=$(helm template "$RELEASE" "$CHART" -n "$NS" --set prometheusRule.enabled=true | grep -c '^kind: PrometheusRule' || true)
+[ "$rules" = 1 ] && ok || fail "prometheusRule.enabled=true renders $rules PrometheusRules, expected 1"
+rules=$(helm template "$RELEASE" "$CHART" -n "$NS" | grep -c '^kind: PrometheusRule' || true)
+[ "$rules" = 0 ] && ok || fail "a PrometheusRule is rendered although prometheusRule.enabled is false"
+# The rendered rule's spec is the rule file promtool checks and tests.
+helm template "$RELEASE" "$CHART" -n "$NS" --set prometheusRule.enabled=true \
+  --show-only templates/prometheusrule.yaml | sed -n '/^spec:$/,$p' | sed '1d; s/^  //' >"$tmp/rendered-rules.yaml"
+diff -q "$tmp/rendered-rules.yaml" helm/zhengyun/files/budget-alerts.yaml >/dev/null \
+  && ok || fail "the rendered PrometheusRule's spec differs from helm/zhengyun/files/budget-alerts.yaml"
+promtool check rules "$tmp/rendered-rules.yaml" >/dev/null && ok || fail "promtool check rules on the rendered PrometheusRule"
+promtool test rules tests/alerts/budget-alerts.test.yaml && ok || fail "promtool test rules tests/alerts/budget-alerts.test.yaml"
 
 step "the release namespace, enforcing Pod Security \"restricted\""
 for ns in "$NS" "$SCRATCH"; do

@@ -16,7 +16,7 @@ for comp in rustfmt clippy; do
   fi
 done
 # promtool (from Debian's prometheus package) checks the operator's /metrics exposition in the
-# end-to-end tests. Only the package's files are needed: its Prometheus server is not started.
+# end-to-end tests and the chart's budget alert rules (scripts/check-chart.sh). Only the package's files are needed: its Prometheus server is not started.
 if ! command -v promtool >/dev/null; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "installing promtool (Debian's prometheus package)…"

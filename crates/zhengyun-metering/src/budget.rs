@@ -1,8 +1,9 @@
 //! Monthly budgets: where a bureau's month-to-date spending stands against its budget.
 //!
 //! The level is decided by exact integer comparison in fen: **warning** from 80% of the budget,
-//! **exceeded** from 100%. The ratio is for display, rounded half to even to four decimals
-//! (`0.8123` = 81.23%).
+//! **exceeded** from 100%. The ratio is for display, truncated toward zero to four decimals
+//! (`0.8123` = 81.23%), so that it never shows a threshold (0.8000, 1.0000) the spending has not
+//! reached: 9,999.99 of 10,000.00 shows 0.9999, not 1.0000.
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,7 @@ pub struct BudgetStatus {
     pub budget: Decimal,
     /// Spent so far this month (may be negative after credits).
     pub spent: Decimal,
-    /// `spent / budget`, four decimals, half to even; `None` when the budget is zero.
+    /// `spent / budget`, four decimals, truncated toward zero; `None` when the budget is zero.
     pub ratio: Option<Decimal>,
     /// Ok, warning or exceeded.
     pub level: BudgetLevel,
@@ -86,7 +87,7 @@ pub fn budget_status(budget: Decimal, month_to_date: Decimal) -> Result<BudgetSt
     };
     let ratio = month_to_date
         .checked_div(budget)
-        .map(|r| r.round_dp_with_strategy(RATIO_SCALE, RoundingStrategy::MidpointNearestEven));
+        .map(|r| r.round_dp_with_strategy(RATIO_SCALE, RoundingStrategy::ToZero));
     Ok(BudgetStatus {
         budget,
         spent: month_to_date,
@@ -114,11 +115,11 @@ mod tests {
 
     #[rstest]
     #[case::nothing_spent("10000.00", "0", BudgetLevel::Ok, Some("0"))]
-    #[case::a_fen_below_eighty_percent("10000.00", "7999.99", BudgetLevel::Ok, Some("0.8000"))]
+    #[case::a_fen_below_eighty_percent("10000.00", "7999.99", BudgetLevel::Ok, Some("0.7999"))]
     #[case::exactly_eighty_percent("10000.00", "8000.00", BudgetLevel::Warning, Some("0.8000"))]
-    #[case::a_fen_below_the_budget("10000.00", "9999.99", BudgetLevel::Warning, Some("1.0000"))]
+    #[case::a_fen_below_the_budget("10000.00", "9999.99", BudgetLevel::Warning, Some("0.9999"))]
     #[case::exactly_the_budget("10000.00", "10000.00", BudgetLevel::Exceeded, Some("1.0000"))]
-    #[case::over_the_budget("10000", "12345.67", BudgetLevel::Exceeded, Some("1.2346"))]
+    #[case::over_the_budget("10000", "12345.67", BudgetLevel::Exceeded, Some("1.2345"))]
     #[case::credit_after_adjustments("10000", "-50.00", BudgetLevel::Ok, Some("-0.0050"))]
     #[case::zero_budget_nothing_spent("0", "0", BudgetLevel::Ok, None)]
     #[case::zero_budget_any_spending("0", "0.01", BudgetLevel::Exceeded, None)]
@@ -134,13 +135,13 @@ mod tests {
     }
 
     #[test]
-    fn a_ratio_exactly_half_way_rounds_to_the_even_digit() {
-        // 1.00 / 800.00 = 0.00125 → 0.0012; 3.00 / 800.00 = 0.00375 → 0.0038.
+    fn a_ratio_is_cut_not_rounded_so_it_never_shows_a_level_not_reached() {
+        // 1.00 / 800.00 = 0.00125 → 0.0012; 3.00 / 800.00 = 0.00375 → 0.0037.
         let low = budget_status(d("800.00"), d("1.00")).expect("status");
         let high = budget_status(d("800.00"), d("3.00")).expect("status");
         assert_eq!(
             (low.ratio, high.ratio),
-            (Some(d("0.0012")), Some(d("0.0038")))
+            (Some(d("0.0012")), Some(d("0.0037")))
         );
     }
 

@@ -13,6 +13,7 @@
 //! - [`statement`]: monthly [`Statement`]s with lines, totals per environment, bureau and
 //!   platform, and conservation checks.
 //! - [`budget`]: month-to-date spending against a monthly budget (ok / warning / exceeded).
+//! - [`proration`]: a month's share of the budget by its length, and the month-end forecast.
 //! - [`adjustment`]: signed correction lines for closed months.
 //!
 //! # Quantities and time
@@ -63,6 +64,7 @@ pub mod calendar;
 pub mod clock;
 pub mod closing;
 pub mod error;
+pub mod proration;
 pub mod rates;
 pub mod statement;
 pub mod usage;
@@ -79,6 +81,7 @@ pub use calendar::{Calendar, DEFAULT_TIME_ZONE, Month, TimeRange};
 pub use clock::Clock;
 pub use closing::{NotClosable, closable};
 pub use error::{Error, Result};
+pub use proration::{forecast_month_end, month_budget};
 pub use rates::{PriceUnit, RateCard, RatePeriod, RateSchedule, cost, unit_hours};
 pub use statement::{
     BureauTotal, EnvironmentTotal, LineKey, Statement, StatementBuilder, StatementLine, Totals,

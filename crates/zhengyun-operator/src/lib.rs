@@ -3,6 +3,8 @@
 //!
 //! - [`admission`]: the pure admission rule.
 //! - [`resources`] and [`cluster`]: pure builders of the objects the operator applies.
+//! - [`billing_audit`]: rate card, budget and tier changes made in the cluster, appended to the
+//!   audit log once each.
 //! - `bureaus`: the bureau controller — admission and the bureau's status rollup.
 //! - `environments`: the environment controller — namespaces, quotas, policies, workloads.
 //! - [`metering`]: the sampler writing usage intervals to the ledger, and the finance metrics.
@@ -10,6 +12,7 @@
 
 pub mod admission;
 mod apply;
+pub mod billing_audit;
 mod bureaus;
 pub mod cluster;
 mod conditions;

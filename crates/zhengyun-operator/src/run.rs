@@ -32,6 +32,7 @@ use zhengyun_model::crd::{Bureau, CapacityPool, Environment};
 use anyhow::Context as _;
 use zhengyun_metering::Calendar;
 
+use crate::billing_audit;
 use crate::leader::{LeaseConfig, LeaseLock};
 use crate::metering::{self, MeteringConfig};
 use crate::metrics::Metrics;
@@ -204,13 +205,20 @@ impl Term<'_> {
                     sampler_stop_rx,
                 )
             };
+            let audit =
+                billing_audit::run(self.client.clone(), self.store.clone(), graceful.clone());
+            let costs = metering::budgets::write_status(
+                self.client.clone(),
+                self.metrics.metering().clone(),
+                graceful.clone(),
+            );
             let controllers = run_controllers(
                 self.client.clone(),
                 self.config,
                 self.metrics.clone(),
                 graceful,
             );
-            futures::future::join(controllers, sampler).await;
+            futures::future::join4(controllers, sampler, audit, costs).await;
             self.metrics.set_leader(false);
             if *stop_rx.borrow() {
                 return Ok(());

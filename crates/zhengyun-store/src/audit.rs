@@ -232,20 +232,20 @@ pub enum ChainStatus {
 
 /// An entry as stored: the columns that are hashed, in hashing order.
 #[derive(Clone, Debug)]
-struct StoredEntry {
-    format: i64,
-    seq: i64,
-    at_us: i64,
-    principal: String,
-    role: Option<String>,
-    bureau: Option<String>,
-    action: String,
-    object: String,
-    quota_before: Option<String>,
-    quota_after: Option<String>,
-    result: String,
-    request_id: String,
-    principal_label: Option<String>,
+pub(crate) struct StoredEntry {
+    pub(crate) format: i64,
+    pub(crate) seq: i64,
+    pub(crate) at_us: i64,
+    pub(crate) principal: String,
+    pub(crate) role: Option<String>,
+    pub(crate) bureau: Option<String>,
+    pub(crate) action: String,
+    pub(crate) object: String,
+    pub(crate) quota_before: Option<String>,
+    pub(crate) quota_after: Option<String>,
+    pub(crate) result: String,
+    pub(crate) request_id: String,
+    pub(crate) principal_label: Option<String>,
 }
 
 type StoredRow = (
@@ -275,7 +275,7 @@ const VERIFY_ENTRIES: &str = "SELECT format, principal_label, seq, at_us, princi
                               FROM audit_log ORDER BY seq";
 
 impl StoredEntry {
-    fn new(seq: i64, entry: &AuditEntry) -> Self {
+    pub(crate) fn new(seq: i64, entry: &AuditEntry) -> Self {
         let json = |value: &Option<serde_json::Value>| value.as_ref().map(|v| v.to_string());
         Self {
             format: CURRENT_FORMAT,
@@ -373,7 +373,7 @@ impl StoredEntry {
 
     /// `SHA-256(prev ‖ canonical)` in hex, or `None` if `prev` is not 64 hex digits or the
     /// format is unknown.
-    fn hash(&self, prev: &str) -> Option<String> {
+    pub(crate) fn hash(&self, prev: &str) -> Option<String> {
         if !(1..=CURRENT_FORMAT).contains(&self.format) {
             return None;
         }
@@ -384,7 +384,7 @@ impl StoredEntry {
         Some(hex::encode(hasher.finalize()))
     }
 
-    fn into_entry(self) -> Result<AuditEntry> {
+    pub(crate) fn into_entry(self) -> Result<AuditEntry> {
         let seq = self.seq;
         let corrupt =
             |what: &str| Error::Corrupt(format!("audit entry {seq} has an invalid {what}"));
@@ -411,12 +411,12 @@ impl StoredEntry {
     }
 }
 
-fn seq_of(seq: i64) -> u64 {
+pub(crate) fn seq_of(seq: i64) -> u64 {
     // Sequence numbers are checked positive by the schema.
     u64::try_from(seq).unwrap_or(0)
 }
 
-fn check_entry(entry: &AuditEntry) -> Result<()> {
+pub(crate) fn check_entry(entry: &AuditEntry) -> Result<()> {
     for (field, value) in [
         ("principal", &entry.principal),
         ("action", &entry.action),
@@ -430,6 +430,62 @@ fn check_entry(entry: &AuditEntry) -> Result<()> {
     }
     Ok(())
 }
+
+/// Appends the bounded, checked `$entry` to the chain inside the write transaction `$tx` of
+/// `$pool`, and evaluates to `(stored entry, previous hash, hash)`. A macro, so that the
+/// statements are written once for both backends and other writes can share the transaction.
+macro_rules! append_in {
+    ($pool:ident, $tx:ident, $entry:expr, $doing:expr) => {{
+        let entry: &$crate::audit::AuditEntry = $entry;
+        let tx = &mut $tx;
+        let doing: &'static str = $doing;
+        let (head_seq, head_hash): (i64, String) = sqlx::query_as($pool.dialect(
+            "SELECT seq, hash FROM audit_head WHERE id = 1",
+            "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+        ))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err($crate::error::db(doing))?;
+        let stored = $crate::audit::StoredEntry::new(head_seq + 1, entry);
+        let hash = stored.hash(&head_hash).ok_or_else(|| {
+            $crate::error::Error::Corrupt(format!(
+                "the audit head holds an invalid hash {head_hash:?}"
+            ))
+        })?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at_us, principal, role, bureau, action, object, \
+             quota_before, quota_after, result, request_id, prev_hash, hash, format, \
+             principal_label) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(stored.seq)
+        .bind(stored.at_us)
+        .bind(&stored.principal)
+        .bind(&stored.role)
+        .bind(&stored.bureau)
+        .bind(&stored.action)
+        .bind(&stored.object)
+        .bind(&stored.quota_before)
+        .bind(&stored.quota_after)
+        .bind(&stored.result)
+        .bind(&stored.request_id)
+        .bind(&head_hash)
+        .bind(&hash)
+        .bind(stored.format)
+        .bind(&stored.principal_label)
+        .execute(&mut **tx)
+        .await
+        .map_err($crate::error::db(doing))?;
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(stored.seq)
+            .bind(&hash)
+            .execute(&mut **tx)
+            .await
+            .map_err($crate::error::db(doing))?;
+        (stored, head_hash, hash)
+    }};
+}
+pub(crate) use append_in;
 
 impl Store {
     /// Appends `entry`, bounded (see [`AuditEntry::bounded`]), to the audit log and returns it
@@ -464,49 +520,9 @@ impl Store {
                     return Ok(None);
                 }
             }
-            let (head_seq, head_hash): (i64, String) = sqlx::query_as(pool.dialect(
-                "SELECT seq, hash FROM audit_head WHERE id = 1",
-                "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-            ))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db(DOING))?;
-            let stored = StoredEntry::new(head_seq + 1, entry);
-            let hash = stored.hash(&head_hash).ok_or_else(|| {
-                Error::Corrupt(format!("the audit head holds an invalid hash {head_hash:?}"))
-            })?;
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at_us, principal, role, bureau, action, object, \
-                 quota_before, quota_after, result, request_id, prev_hash, hash, format, \
-                 principal_label) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(stored.seq)
-            .bind(stored.at_us)
-            .bind(&stored.principal)
-            .bind(&stored.role)
-            .bind(&stored.bureau)
-            .bind(&stored.action)
-            .bind(&stored.object)
-            .bind(&stored.quota_before)
-            .bind(&stored.quota_after)
-            .bind(&stored.result)
-            .bind(&stored.request_id)
-            .bind(&head_hash)
-            .bind(&hash)
-            .bind(stored.format)
-            .bind(&stored.principal_label)
-            .execute(&mut *tx)
-            .await
-            .map_err(db(DOING))?;
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(stored.seq)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(db(DOING))?;
+            let appended = append_in!(pool, tx, entry, DOING);
             tx.commit().await.map_err(db(DOING))?;
-            (stored, head_hash, hash)
+            appended
         });
         Ok(Some(AuditRecord {
             seq: seq_of(stored.seq),

@@ -53,6 +53,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit intents",
         include_str!("../migrations/sqlite/0007_audit_intents.sql"),
     ),
+    (
+        10,
+        "audit observed objects",
+        include_str!("../migrations/sqlite/0010_audit_observed.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -89,6 +94,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "audit intents",
         include_str!("../migrations/postgres/0007_audit_intents.sql"),
+    ),
+    (
+        10,
+        "audit observed objects",
+        include_str!("../migrations/postgres/0010_audit_observed.sql"),
     ),
 ];
 

@@ -11,6 +11,8 @@
 //! - [`requests`]: change requests that wait for a platform admin's approval.
 //! - [`reports`]: a month's statement, a bureau's usage and all-time totals, read from daily
 //!   rollups that recording maintains (see `rollup`), fast whatever the ledger's size.
+//! - [`observed`]: what the operator last recorded in the audit log about each cluster object
+//!   whose changes it audits, so that each change is recorded once.
 //! - [`statements`]: closed monthly statements, which never change, and the signed adjustment
 //!   lines that correct them (invariant 5).
 //!
@@ -31,6 +33,7 @@ pub mod audit;
 pub mod error;
 pub mod intents;
 pub mod ledger;
+pub mod observed;
 pub mod reports;
 pub mod requests;
 pub mod statements;
@@ -46,6 +49,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
 pub use error::{Error, Result};
 pub use intents::{AuditIntent, UNKNOWN_OUTCOME};
 pub use ledger::{MeterUsage, Recorded};
+pub use observed::Observed;
 pub use reports::{ResourceUsage, UsageCounter};
 pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};
 pub use tokens::{

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use zhengyun_metering::{
-    Calendar, Month, RateSchedule, Statement, StatementBuilder, TimeRange, UsageKind,
+    Calendar, Month, RateSchedule, Statement, StatementBuilder, TimeRange, UsageKind, month_budget,
     usage::parse_resource,
 };
 use zhengyun_model::{names::check_bureau_code, quantity::Resource};
@@ -120,7 +120,15 @@ impl Store {
             }
         }
         let mut statement = builder.finish().map_err(metering)?;
-        statement.flag_budgets(budgets).map_err(metering)?;
+        // Monthly budgets are for an average month; each month is flagged against its share.
+        let budgets = budgets
+            .iter()
+            .map(|(bureau, &monthly)| {
+                let budget = month_budget(monthly, month, calendar).map_err(metering)?;
+                Ok((bureau.clone(), budget))
+            })
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        statement.flag_budgets(&budgets).map_err(metering)?;
         Ok(statement)
     }
 

@@ -18,8 +18,8 @@ use zhengyun_metering::{
 };
 use zhengyun_model::{names::Tier, quantity::Resource};
 use zhengyun_store::{
-    AuditEntry, AuditFilter, BootstrapOutcome, ChainStatus, NewRequest, RequestFilter, RequestKind,
-    RequestState, ResourceUsage, Role, Store, TokenId, UsageCounter,
+    AuditEntry, AuditFilter, BootstrapOutcome, ChainStatus, NewRequest, Observed, RequestFilter,
+    RequestKind, RequestState, ResourceUsage, Role, Store, TokenId, UsageCounter,
     tokens::{DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, NewToken},
 };
 
@@ -68,6 +68,7 @@ on_both_backends!(
     replayed_intervals_add_nothing_to_the_rollups_or_the_counters,
     usage_counters_and_span_cover_the_whole_ledger,
     a_window_is_written_only_from_the_checkpoint_its_writer_expects,
+    an_observed_change_is_appended_once_and_remembered_with_it,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1905,7 +1906,19 @@ async fn a_month_statement_from_the_rollups_equals_the_statement_of_the_raw_inte
         let mut expected = Statement::build(november(), &zone_calendar, &schedule(), &intervals)
             .expect("statement");
         let budgets = budgets(&[("wjw", "5.00"), ("jtj", "100000000000.00")]);
-        expected.flag_budgets(&budgets).expect("flag");
+        // Flagged against November's share (30 days of 365) of twelve monthly budgets.
+        let prorated = budgets
+            .iter()
+            .map(|(b, &m)| {
+                let share = zhengyun_metering::month_budget(m, november(), &zone_calendar);
+                (b.clone(), share.expect("share"))
+            })
+            .collect();
+        expected.flag_budgets(&prorated).expect("flag");
+        assert_eq!(
+            prorated["wjw"],
+            Decimal::from_str_exact("4.93").expect("fen")
+        );
         let statement = store
             .month_statement(november(), &zone_calendar, &schedule(), &budgets)
             .await
@@ -2129,5 +2142,64 @@ async fn a_window_is_written_only_from_the_checkpoint_its_writer_expects(db: &Te
     assert_eq!(
         store.checkpoint("usage").await.expect("checkpoint"),
         Some(end)
+    );
+}
+
+fn observed(uid: &str, generation: i64, budget: &str) -> Observed {
+    Observed {
+        kind: "Bureau".to_owned(),
+        name: "wjw".to_owned(),
+        uid: uid.to_owned(),
+        generation,
+        audited: json!({ "monthlyBudget": budget }),
+    }
+}
+
+async fn an_observed_change_is_appended_once_and_remembered_with_it(db: &TestDb) {
+    let store = &db.store;
+    let first = observed("u1", 1, "100.00");
+    let seen = std::sync::Mutex::new(Vec::new());
+    let record = |now: Option<Observed>, n: u32| {
+        let seen = &seen;
+        async move {
+            store
+                .record_observed("Bureau", "wjw", now.as_ref(), |before| {
+                    seen.lock().expect("lock").push(before.cloned());
+                    vec![entry(n, "wjw", "bureau.budget")]
+                })
+                .await
+                .expect("record")
+        }
+    };
+    assert_eq!(record(Some(first.clone()), 1).await.len(), 1);
+    // The same state again (a restart, a relist): nothing is asked, nothing appended.
+    assert_eq!(record(Some(first.clone()), 2).await.len(), 0);
+    let second = observed("u1", 2, "200.00");
+    let appended = record(Some(second.clone()), 3).await;
+    assert_eq!(appended.len(), 1);
+    assert_eq!(appended[0].seq, 2);
+    assert_eq!(
+        store.observed("Bureau").await.expect("observed"),
+        std::slice::from_ref(&second)
+    );
+    assert_eq!(store.observed("RateCard").await.expect("observed"), []);
+    assert_eq!(record(None, 4).await.len(), 1);
+    assert_eq!(record(None, 5).await.len(), 0);
+    assert_eq!(store.observed("Bureau").await.expect("observed"), []);
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [None, Some(first), Some(second)]
+    );
+    let actions: Vec<_> = store
+        .audit_log(&AuditFilter::default())
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|r| r.entry.request_id)
+        .collect();
+    assert_eq!(actions, ["req-1", "req-3", "req-4"]);
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 3 }
     );
 }

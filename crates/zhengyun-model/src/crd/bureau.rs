@@ -68,7 +68,9 @@ pub struct BureauSpec {
     #[serde(default)]
     pub quota: Quota,
 
-    /// Monthly budget in CNY, as a decimal string with up to 2 decimals (`"12000.00"`).
+    /// Monthly budget in CNY, as a decimal string with up to 2 decimals (`"12000.00"`): the
+    /// budget of an average month. Each month's budget is its share by length of twelve times
+    /// this (a 31-day month more, February less), so a year's months add up to twelve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$"))]
     pub monthly_budget: Option<String>,
@@ -108,9 +110,20 @@ pub struct BureauStatus {
     #[schemars(extend("format" = "int32"))]
     pub environments: u32,
 
-    /// Charges so far this month in CNY, as a decimal string.
+    /// The month `costToDate` and `costForecast` are for (`YYYY-MM`, platform time zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_month: Option<String>,
+
+    /// Charges so far this month in CNY, as a decimal string: the month-to-date statement
+    /// amount plus adjustments booked to the month.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_to_date: Option<String>,
+
+    /// Forecast charges at the end of the month in CNY: month-to-date usage extrapolated
+    /// linearly over the month's seconds, plus adjustments. Absent before the ledger covers
+    /// any of the month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_forecast: Option<String>,
 
     /// Standard conditions, one per `type`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

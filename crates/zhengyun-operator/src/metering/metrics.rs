@@ -11,6 +11,9 @@
 //! | `zhengyun_cost_total` | counter | bureau, currency |
 //! | `zhengyun_cost_month_to_date` | gauge | bureau, currency |
 //! | `zhengyun_budget_monthly` | gauge | bureau, currency |
+//! | `zhengyun_budget_month` | gauge (this month's share of the budget) | bureau, currency |
+//! | `zhengyun_cost_to_date` | gauge (adjustments included) | bureau, currency |
+//! | `zhengyun_cost_forecast_month_end` | gauge | bureau, currency |
 //! | `zhengyun_budget_ratio` | gauge | bureau |
 //! | `zhengyun_budget_status` | gauge (1 for the current level) | bureau, level |
 //! | `zhengyun_metering_checkpoint_timestamp_seconds` | gauge | |
@@ -37,10 +40,12 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use zhengyun_metering::{BudgetLevel, Month, Statement, UsageInterval, UsageKind};
+use zhengyun_metering::{BudgetLevel, Month, UsageInterval, UsageKind};
 use zhengyun_model::crd::{Bureau, Environment};
 use zhengyun_model::quantity::{Quota, Resource, Unit};
 use zhengyun_store::UsageCounter;
+
+use super::budgets::{BureauFigures, MonthFigures};
 
 /// The figures behind the finance metrics; see the module documentation.
 #[derive(Debug, Default)]
@@ -60,6 +65,7 @@ struct Figures {
     cost_total: BTreeMap<String, Decimal>,
     month_to_date: BTreeMap<String, Decimal>,
     budgets: BTreeMap<String, (Decimal, Option<Decimal>, BudgetLevel)>,
+    month: MonthFigures,
     checkpoint: Option<i64>,
 }
 
@@ -128,21 +134,27 @@ impl MeteringMetrics {
         });
     }
 
-    /// Sets budget status from the current month's statement (flagged with `budgets`).
-    pub fn set_budgets(&self, statement: &Statement, budgets: &BTreeMap<String, Decimal>) {
-        let mut status = BTreeMap::new();
-        for (bureau, budget) in budgets {
-            let flagged = statement.bureau(bureau).and_then(|b| b.budget.as_ref());
-            let (ratio, level) = match flagged {
-                Some(s) => (s.ratio, s.level),
-                None => (
-                    (!budget.is_zero()).then_some(Decimal::ZERO),
-                    BudgetLevel::Ok,
-                ),
-            };
-            status.insert(bureau.clone(), (*budget, ratio, level));
-        }
-        self.update(|f| f.budgets = status);
+    /// Sets the current month's budget figures; the budget ratio and level follow them
+    /// (adjustments included, against the month's share of the budget).
+    pub fn set_month_figures(&self, figures: MonthFigures, monthly: &BTreeMap<String, Decimal>) {
+        self.update(|f| {
+            f.budgets = monthly
+                .iter()
+                .filter_map(|(bureau, budget)| {
+                    let status = figures.bureaus.get(bureau)?.budget.as_ref()?;
+                    Some((bureau.clone(), (*budget, status.ratio, status.level)))
+                })
+                .collect();
+            f.month = figures;
+        });
+    }
+
+    /// The current month's budget figures, as last set.
+    pub fn month_figures(&self) -> MonthFigures {
+        self.figures
+            .read()
+            .map(|f| f.month.clone())
+            .unwrap_or_default()
     }
 
     fn fail(&self, stage: &str) {
@@ -301,10 +313,43 @@ impl Collector for MeteringMetrics {
                 )
             }),
         )?;
+        let of_month = |pick: fn(&BureauFigures) -> Option<Decimal>| {
+            f.month
+                .bureaus
+                .iter()
+                .filter_map(|(b, figures)| {
+                    Some((
+                        [("bureau", b.clone()), ("currency", f.currency.clone())],
+                        money(pick(figures)?),
+                    ))
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut encoder,
+            "zhengyun_budget_month",
+            "This month's share of a bureau's budget: twelve monthly budgets shared by month length",
+            MetricType::Gauge,
+            of_month(|b| b.budget.as_ref().map(|s| s.budget)),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_cost_to_date",
+            "Charges of the current month so far, adjustments booked to it included",
+            MetricType::Gauge,
+            of_month(|b| Some(b.cost_to_date)),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_cost_forecast_month_end",
+            "Forecast charges at month end: month-to-date usage extrapolated linearly, plus adjustments",
+            MetricType::Gauge,
+            of_month(|b| b.forecast),
+        )?;
         family(
             &mut encoder,
             "zhengyun_budget_ratio",
-            "Month-to-date charges over the monthly budget (0.8 warns, 1 is exceeded)",
+            "Month-to-date charges over the month's budget, cut to 4 decimals (0.8 warns, 1 is exceeded)",
             MetricType::Gauge,
             f.budgets
                 .iter()

@@ -54,6 +54,7 @@
 pub mod observe;
 pub mod tracker;
 
+pub mod budgets;
 mod metrics;
 mod sampler;
 

@@ -593,7 +593,10 @@ impl Books<'_> {
                         .collect();
                     by_month.insert(month, amounts);
                     if month == current {
-                        metrics.set_budgets(&statement, &budgets);
+                        super::budgets::report(
+                            store, calendar, bureaus, &statement, &budgets, metrics,
+                        )
+                        .await;
                     }
                 }
                 Err(e) => {

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -74,11 +74,19 @@ pub(crate) fn sample() -> Arc<MeteringMetrics> {
         .expect("price");
     let schedule = RateSchedule::new([card]).expect("schedule");
     let month = Month::new(2026, 11).expect("month");
-    let mut statement =
+    let statement =
         Statement::build(month, &Calendar::default(), &schedule, &intervals).expect("statement");
     let budgets = BTreeMap::from([("wjw".to_owned(), d("10.00"))]);
-    statement.flag_budgets(&budgets).expect("flag");
-    metrics.set_budgets(&statement, &budgets);
+    let figures = crate::metering::budgets::month_figures(
+        &statement,
+        &[],
+        &BTreeSet::from(["wjw".to_owned()]),
+        &budgets,
+        &Calendar::default(),
+        Some(end),
+    )
+    .expect("figures");
+    metrics.set_month_figures(figures, &budgets);
     let amounts = statement
         .bureaus
         .iter()
@@ -114,7 +122,8 @@ fn counters_gauges_and_budgets_show_up_in_base_units() {
         v(r#"zhengyun_cost_total{bureau="wjw",currency="CNY"}"#),
         111.25
     );
-    assert_eq!(v(r#"zhengyun_budget_ratio{bureau="wjw"}"#), 1.1);
+    // 11.00 of November's share of the budget, 9.86.
+    assert_eq!(v(r#"zhengyun_budget_ratio{bureau="wjw"}"#), 1.1156);
     assert_eq!(
         v(r#"zhengyun_budget_status{bureau="wjw",level="exceeded"}"#),
         1.0
@@ -324,4 +333,72 @@ fn the_finance_dashboard_queries_only_metrics_and_labels_the_operator_exports() 
 #[case::matchers(r#"x{bureau=~"$bureau",resource="cpu",level!="ok"}"#, &["bureau", "resource", "level"])]
 fn dashboard_label_extraction(#[case] expr: &str, #[case] expected: &[&str]) {
     assert_eq!(label_names(expr), expected);
+}
+
+/// The current month's figures of `sample()` with a credit of 2.00 booked to the month.
+fn with_month_figures() -> Arc<MeteringMetrics> {
+    use crate::metering::budgets::{BureauFigures, MonthFigures};
+    let metrics = sample();
+    let budgets = BTreeMap::from([("wjw".to_owned(), d("10.00"))]);
+    let status = zhengyun_metering::budget_status(d("9.86"), d("9.00")).expect("status");
+    let figures = MonthFigures {
+        month: Some(Month::new(2026, 11).expect("month")),
+        bureaus: BTreeMap::from([(
+            "wjw".to_owned(),
+            BureauFigures {
+                cost_to_date: d("9.00"),
+                forecast: Some(d("66.87")),
+                budget: Some(status),
+            },
+        )]),
+    };
+    metrics.set_month_figures(figures, &budgets);
+    metrics
+}
+
+#[test]
+fn the_months_budget_cost_to_date_and_forecast_are_exported_and_drive_the_level() {
+    let text = render(&with_month_figures());
+    let v = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    assert_eq!(
+        v(r#"zhengyun_budget_monthly{bureau="wjw",currency="CNY"}"#),
+        10.0
+    );
+    assert_eq!(
+        v(r#"zhengyun_budget_month{bureau="wjw",currency="CNY"}"#),
+        9.86
+    );
+    assert_eq!(
+        v(r#"zhengyun_cost_to_date{bureau="wjw",currency="CNY"}"#),
+        9.0
+    );
+    assert_eq!(
+        v(r#"zhengyun_cost_forecast_month_end{bureau="wjw",currency="CNY"}"#),
+        66.87
+    );
+    // 9.00 of 9.86 (the credit included): warning, not the statement's exceeded.
+    assert_eq!(v(r#"zhengyun_budget_ratio{bureau="wjw"}"#), 0.9127);
+    assert_eq!(
+        v(r#"zhengyun_budget_status{bureau="wjw",level="warning"}"#),
+        1.0
+    );
+}
+
+#[test]
+fn every_metric_the_budget_alerts_use_is_exported() {
+    let text = render(&with_month_figures());
+    let rules = include_str!("../../../../../helm/zhengyun/files/budget-alerts.yaml");
+    let mut used = BTreeSet::new();
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("zhengyun_") && !word.starts_with("zhengyun_budgets") {
+            used.insert(word);
+        }
+    }
+    assert!(used.len() >= 3, "{used:?}");
+    for metric in used {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{metric}{{"))),
+            "the budget alerts use {metric}, which the operator does not export"
+        );
+    }
 }

@@ -1,0 +1,216 @@
+//! The current month's budget figures of every bureau — charges to date (adjustments booked to
+//! the month included), the month-end forecast, the month's share of the budget and where the
+//! charges stand against it — for the finance metrics and for `Bureau.status`.
+//!
+//! The month's budget is its share by length of twelve monthly budgets, and the forecast is
+//! linear on the seconds the ledger covers (see `zhengyun_metering::proration`). The level
+//! (ok / warning / exceeded) compares the charges to date, adjustments included, with the
+//! month's budget.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::runtime::reflector::Store as Reflection;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, ResourceExt};
+use rust_decimal::Decimal;
+use zhengyun_metering::{
+    AdjustmentLine, BudgetStatus, Calendar, Month, Statement, budget_status, forecast_month_end,
+    month_budget,
+};
+use zhengyun_model::crd::Bureau;
+
+use super::MeteringMetrics;
+
+/// Field manager of the cost fields of `Bureau.status`.
+pub const MANAGER: &str = "zhengyun-metering";
+/// How often the status writer looks for new figures.
+const WRITE_EVERY: Duration = Duration::from_secs(5);
+
+/// One bureau's figures for the current month.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BureauFigures {
+    /// Charges so far: the statement's amount plus the adjustments booked to the month.
+    pub cost_to_date: Decimal,
+    /// The month-end forecast, adjustments included; `None` before the ledger covers any of
+    /// the month.
+    pub forecast: Option<Decimal>,
+    /// The month's share of the budget, and where the charges stand against it.
+    pub budget: Option<BudgetStatus>,
+}
+
+/// Every bureau's figures for one month.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonthFigures {
+    /// The month.
+    pub month: Option<Month>,
+    /// By bureau code.
+    pub bureaus: BTreeMap<String, BureauFigures>,
+}
+
+/// The figures of `statement`'s month for `bureaus` (every bureau known, with or without
+/// usage), given their monthly budgets, the adjustments booked to the month and the instant up
+/// to which the ledger covers it.
+pub fn month_figures(
+    statement: &Statement,
+    adjustments: &[AdjustmentLine],
+    bureaus: &BTreeSet<String>,
+    monthly_budgets: &BTreeMap<String, Decimal>,
+    calendar: &Calendar,
+    covered_until: Option<Timestamp>,
+) -> zhengyun_metering::Result<MonthFigures> {
+    let month = statement.month;
+    let mut adjusted: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for line in adjustments.iter().filter(|l| l.month == month) {
+        *adjusted.entry(line.key.meter.bureau()).or_default() += line.amount;
+    }
+    let mut figures = BTreeMap::new();
+    for bureau in bureaus {
+        let usage = statement
+            .bureau(bureau)
+            .map_or(Decimal::ZERO, |b| b.totals.amount);
+        let adjustment = adjusted.get(bureau.as_str()).copied().unwrap_or_default();
+        let mut cost_to_date = (usage + adjustment).round_dp(2);
+        cost_to_date.rescale(2);
+        let forecast = match covered_until {
+            Some(at) => {
+                forecast_month_end(usage.round_dp(2), month, at, calendar)?.map(|f| f + adjustment)
+            }
+            None => None,
+        };
+        let budget = monthly_budgets
+            .get(bureau)
+            .map(|&monthly| {
+                let share = month_budget(monthly, month, calendar)?;
+                budget_status(share, cost_to_date)
+            })
+            .transpose()?;
+        figures.insert(
+            bureau.clone(),
+            BureauFigures {
+                cost_to_date,
+                forecast,
+                budget,
+            },
+        );
+    }
+    Ok(MonthFigures {
+        month: Some(month),
+        bureaus: figures,
+    })
+}
+
+/// Computes the current month's figures from its `statement` and hands them to the metrics
+/// (and so to the status writer). Failures are logged; the previous figures stay.
+pub(crate) async fn report(
+    store: &zhengyun_store::Store,
+    calendar: &Calendar,
+    bureaus: &Reflection<Bureau>,
+    statement: &Statement,
+    monthly: &BTreeMap<String, Decimal>,
+    metrics: &MeteringMetrics,
+) {
+    let adjustments = match store.adjustments(statement.month).await {
+        Ok(lines) => lines,
+        Err(e) => {
+            tracing::warn!(error = %e, "unable to read the month's adjustments");
+            metrics.store_failed();
+            return;
+        }
+    };
+    let covered_until = match store.checkpoint(super::STREAM).await {
+        Ok(at) => at,
+        Err(e) => {
+            tracing::warn!(error = %e, "unable to read the ledger's checkpoint");
+            metrics.store_failed();
+            return;
+        }
+    };
+    let names = bureaus.state().iter().map(|b| b.name_any()).collect();
+    match month_figures(
+        statement,
+        &adjustments,
+        &names,
+        monthly,
+        calendar,
+        covered_until,
+    ) {
+        Ok(figures) => metrics.set_month_figures(figures, monthly),
+        Err(e) => tracing::warn!(error = %e, "unable to compute the month's budget figures"),
+    }
+}
+
+/// What `status` says of one bureau's figures: the cost fields written to `Bureau.status`.
+fn status_of(month: Month, figures: &BureauFigures) -> serde_json::Value {
+    serde_json::json!({
+        "costMonth": month.to_string(),
+        "costToDate": figures.cost_to_date.to_string(),
+        "costForecast": figures.forecast.map(|f| f.to_string()),
+    })
+}
+
+/// Writes each bureau's cost fields to its status when they change, until `stop` resolves.
+/// Runs on the leader only. A partial status with its own field manager: the bureau
+/// controller's rollup owns the other fields.
+pub(crate) async fn write_status(
+    client: Client,
+    metrics: Arc<MeteringMetrics>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let (bureaus, writer) = reflector::store::<Bureau>();
+    let mut events = watcher(
+        Api::<Bureau>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(crate::no_managed_fields)
+    .reflect(writer)
+    .boxed();
+    let mut tick = tokio::time::interval(WRITE_EVERY);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            event = events.next() => {
+                if event.is_none() {
+                    return;
+                }
+                continue;
+            }
+            _ = tick.tick() => {}
+        }
+        let figures = metrics.month_figures();
+        let Some(month) = figures.month else {
+            continue;
+        };
+        for bureau in bureaus.state() {
+            let name = bureau.name_any();
+            let Some(f) = figures.bureaus.get(&name) else {
+                continue;
+            };
+            let status = status_of(month, f);
+            let current = bureau.status.as_ref().map(|s| {
+                serde_json::json!({
+                    "costMonth": s.cost_month,
+                    "costToDate": s.cost_to_date,
+                    "costForecast": s.cost_forecast,
+                })
+            });
+            if current.as_ref() == Some(&status) {
+                continue;
+            }
+            let action = format!("write the cost of bureau {name}");
+            if let Err(e) =
+                crate::apply::status(&client, MANAGER, bureau.as_ref(), status, action).await
+            {
+                tracing::warn!(error = %e, "unable to write a bureau's cost; retrying");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
