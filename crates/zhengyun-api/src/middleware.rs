@@ -159,28 +159,29 @@ pub async fn authenticate(
         action,
         path,
     };
-    // Written before anything is changed: no entry, no change.
-    let intent = match attempt
-        .state
-        .store()
-        .open_audit_intent(&attempt.entry(IN_PROGRESS))
-        .await
-    {
-        Ok(intent) => intent,
-        Err(error) => {
-            tracing::error!(error = %ErrorChain(&error), "unable to write to the audit log");
-            return Problem::unavailable(
-                "the audit log cannot be written, so nothing was changed; retry later",
-            )
-            .into_response();
-        }
-    };
-    // The change and its entry run to completion as a task of their own: a caller that
-    // disconnects or times out cancels neither.
+    // The intent, the change and its entry run to completion as a task of their own: a caller
+    // that disconnects or times out cancels none of them (nor leaves an intent for a change
+    // that was never attempted).
     let id = crate::context::current_request_id().unwrap_or_default();
     let span = tracing::Span::current();
     let changes = attempt.state.changes().clone();
     let change = async move {
+        // Written before anything is changed: no entry, no change.
+        let intent = match attempt
+            .state
+            .store()
+            .open_audit_intent(&attempt.entry(IN_PROGRESS))
+            .await
+        {
+            Ok(intent) => intent,
+            Err(error) => {
+                tracing::error!(error = %ErrorChain(&error), "unable to write to the audit log");
+                return Problem::unavailable(
+                    "the audit log cannot be written, so nothing was changed; retry later",
+                )
+                .into_response();
+            }
+        };
         let response = next.run(request).await;
         attempt.record(&intent, response.status()).await;
         response

@@ -57,7 +57,9 @@ impl Api {
         Self::start_with(store, clock, zhengyun_api::TenantLimits::default()).await
     }
 
-    async fn start_with(
+    /// An API over `store` whose "now" is `clock`'s and whose bureaus may take no more than
+    /// `limits`.
+    pub async fn start_with(
         store: Store,
         clock: Clock,
         limits: zhengyun_api::TenantLimits,

@@ -105,10 +105,19 @@ async fn create_and_hang_up(
 #[tokio::test]
 async fn every_environment_created_over_a_connection_cut_midway_has_its_audit_entry()
 -> anyhow::Result<()> {
-    let api = Api::start_with_limits(TenantLimits {
-        max_environments_per_bureau: CUTS + 10,
-        max_pending_requests_per_bureau: 10,
-    })
+    // A database file, as the API runs on: an in-memory one lives and dies with its single
+    // connection, which a query cancelled by a hang-up may close.
+    let dir = std::env::temp_dir().join(zhengyun_e2e::unique_name("audit-cut"));
+    std::fs::create_dir_all(&dir)?;
+    let store = Store::connect(&format!("sqlite://{}/store.db?mode=rwc", dir.display())).await?;
+    let api = Api::start_with(
+        store,
+        zhengyun_e2e::clock(),
+        TenantLimits {
+            max_environments_per_bureau: CUTS + 10,
+            max_pending_requests_per_bureau: 10,
+        },
+    )
     .await?;
     let bureau = bureau_code("cut");
     onboard(&api, &bureau).await?;
@@ -127,10 +136,15 @@ async fn every_environment_created_over_a_connection_cut_midway_has_its_audit_en
         }
     }
     eventually("every change carried out and recorded", WAIT, || async {
-        Ok(
-            (api.changes_in_flight() == 0 && api.store.open_audit_intents().await? == 0)
-                .then_some(()),
-        )
+        let (running, open) = (
+            api.changes_in_flight(),
+            api.store.open_audit_intents().await?,
+        );
+        anyhow::ensure!(
+            running == 0 && open == 0,
+            "{running} changes running, {open} audit intents open"
+        );
+        Ok(Some(()))
     })
     .await?;
 
@@ -156,7 +170,9 @@ async fn every_environment_created_over_a_connection_cut_midway_has_its_audit_en
         .collect();
     let unrecorded: Vec<&String> = existing.difference(&recorded_created).collect();
     let phantom: Vec<&String> = recorded_created.difference(&existing).collect();
+    let chain = api.store.verify_audit().await?;
     cleanup(&bureau).await?;
+    std::fs::remove_dir_all(&dir).ok();
     assert!(
         !existing.is_empty(),
         "no create got through; the test cut nothing midway"
@@ -177,10 +193,7 @@ async fn every_environment_created_over_a_connection_cut_midway_has_its_audit_en
             .all(|r| !r.entry.result.contains("in progress")),
         "every entry carries its outcome"
     );
-    assert!(matches!(
-        api.store.verify_audit().await?,
-        ChainStatus::Intact { .. }
-    ));
+    assert!(matches!(chain, ChainStatus::Intact { .. }), "{chain:?}");
     eprintln!(
         "{CUTS} connections cut: {} environments created, {} entries",
         existing.len(),
