@@ -13,6 +13,7 @@
 //!   rollups that recording maintains (see `rollup`), fast whatever the ledger's size.
 //! - [`statements`]: closed monthly statements, which never change, and the signed adjustment
 //!   lines that correct them (invariant 5).
+//! - [`seals`]: the hash chain sealing closed statements, checked on every read.
 //!
 //! # Two backends, one behaviour
 //!
@@ -32,6 +33,7 @@ pub mod error;
 pub mod ledger;
 pub mod reports;
 pub mod requests;
+pub mod seals;
 pub mod statements;
 pub mod tokens;
 
@@ -46,6 +48,7 @@ pub use error::{Error, Result};
 pub use ledger::{MeterUsage, Recorded};
 pub use reports::{ResourceUsage, UsageCounter};
 pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};
+pub use seals::{ClosedStatement, SealVerification, SealedMonth};
 pub use tokens::{
     BootstrapOutcome, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, NewToken, Principal, Role,
     TokenId, TokenInfo, TokenSecret,
