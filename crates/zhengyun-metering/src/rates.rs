@@ -24,7 +24,10 @@
 //!
 //! A card is in force from the later of local midnight of its `effectiveFrom` day and the
 //! instant it appeared in the cluster (its `creationTimestamp`, when known): a card dated before
-//! it was created never reprices time already shown. See [`RateCard::in_force_from`].
+//! it was created never reprices time already shown. See [`RateCard::in_force_from`]. The one
+//! exception reprices nothing: a card that, when it appeared, was dated before every other card
+//! (the first card at go-live) applies as dated, because no statement could price the time
+//! before it.
 //!
 //! [`cost`] is exact: see the crate documentation for the guarantee and the rounding rule.
 
@@ -539,13 +542,37 @@ impl RateSchedule {
             .map(|(_, card)| card)
     }
 
-    /// Each card with the instant it takes effect, earliest first. Fails if two take effect at
+    /// Whether no card that appeared before `card` was dated on or before its `effectiveFrom`:
+    /// then nothing before `card`'s date could be priced when it appeared (a statement needs a
+    /// card for every second), so dating it back reprices nothing shown, and it applies as dated
+    /// — the first card at go-live, or one filling the time before the first.
+    fn was_earliest_when_it_appeared(&self, card: &RateCard) -> bool {
+        let Some(appeared) = card.appeared else {
+            return true;
+        };
+        !self.cards.iter().any(|other| {
+            !std::ptr::eq(other, card)
+                && other.appeared.is_none_or(|at| at < appeared)
+                && other.effective_from <= card.effective_from
+        })
+    }
+
+    /// Each card with the instant it takes effect, earliest first: local midnight of its
+    /// `effectiveFrom`, or the instant it appeared if that is later and another card was
+    /// already in force on that date (see [`RateCard::in_force_from`]). Fails if two take effect at
     /// the same instant (two back-dated cards created in the same second).
     fn in_force(&self, calendar: &Calendar) -> Result<Vec<(Timestamp, &RateCard)>> {
         let mut cards = self
             .cards
             .iter()
-            .map(|card| Ok((card.in_force_from(calendar)?, card)))
+            .map(|card| {
+                let from = if self.was_earliest_when_it_appeared(card) {
+                    calendar.start_of_day(card.effective_from)?
+                } else {
+                    card.in_force_from(calendar)?
+                };
+                Ok((from, card))
+            })
             .collect::<Result<Vec<_>>>()?;
         cards.sort_by_key(|(from, _)| *from);
         if let Some(pair) = cards.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -1023,6 +1050,22 @@ mod tests {
         );
         let card = RateCard::try_from(&sample_spec(extra)).expect("card");
         assert_eq!(card.rounding(), expected);
+    }
+
+    #[test]
+    fn the_first_card_at_go_live_applies_as_dated_even_when_created_later() {
+        let calendar = Calendar::default();
+        let first =
+            RateCard::new(date("2026-01-01"), "CNY").appeared_at(ts("2026-11-21T03:00:00Z"));
+        let later =
+            RateCard::new(date("2027-01-01"), "CNY").appeared_at(ts("2026-11-22T03:00:00Z"));
+        let schedule = RateSchedule::new([first, later]).expect("schedule");
+        assert_eq!(
+            schedule
+                .effective_at(ts("2026-03-01T00:00:00Z"), &calendar)
+                .map(RateCard::effective_from),
+            Some(date("2026-01-01"))
+        );
     }
 
     #[test]
