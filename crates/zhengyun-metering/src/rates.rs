@@ -1112,6 +1112,92 @@ mod tests {
         );
     }
 
+    /// The worked statement of `docs/finance.md`: bureau wjw (区卫生健康委员会) in November 2026
+    /// (30 days, 720 hours) under the sample card, with its default half-and-half split.
+    fn worked_statement() -> crate::statement::Statement {
+        use crate::{
+            statement::Statement,
+            test_support::{interval, meter},
+            usage::UsageKind::{Consumed, Reserved},
+        };
+        const GIB: u64 = 1 << 30;
+        let card = RateCard::try_from(&sample_spec(serde_json::json!({}))).expect("card");
+        let schedule = RateSchedule::new([card]).expect("schedule");
+        let (start, end) = ("2026-10-31T16:00:00Z", "2026-11-30T16:00:00Z");
+        let usage = [
+            ("wjw-prod", Tier::Gold, Resource::Cpu, 16_000, 12_000),
+            ("wjw-prod", Tier::Gold, Resource::Memory, 64 * GIB, 48 * GIB),
+            (
+                "wjw-prod",
+                Tier::Gold,
+                Resource::Storage,
+                512 * GIB,
+                400 * GIB,
+            ),
+            ("wjw-dev", Tier::Bronze, Resource::Cpu, 8_000, 2_000),
+            ("wjw-dev", Tier::Bronze, Resource::Memory, 32 * GIB, 4 * GIB),
+            (
+                "wjw-dev",
+                Tier::Bronze,
+                Resource::Storage,
+                256 * GIB,
+                50 * GIB,
+            ),
+        ]
+        .into_iter()
+        .flat_map(|(env, tier, resource, reserved, consumed)| {
+            [
+                interval(&meter(env, resource, Reserved, tier), start, end, reserved),
+                interval(&meter(env, resource, Consumed, tier), start, end, consumed),
+            ]
+        })
+        .collect::<Vec<_>>();
+        let month = "2026-11".parse().expect("month");
+        Statement::build(month, &Calendar::default(), &schedule, &usage).expect("statement")
+    }
+
+    #[test]
+    fn the_worked_statement_of_the_finance_guide_is_what_the_code_computes() {
+        let statement = worked_statement();
+        statement.check_conservation().expect("conserved");
+        let lines: Vec<String> = statement
+            .lines
+            .iter()
+            .map(|l| {
+                let m = &l.key.meter;
+                format!(
+                    "{} {} {} {} {} × {} = {}",
+                    m.environment(),
+                    m.resource(),
+                    m.kind(),
+                    m.tier(),
+                    l.quantity.normalize(),
+                    l.unit_price,
+                    l.amount
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "wjw-dev cpu reserved bronze 5760 × 0.025 = 144.00",
+                "wjw-dev cpu consumed bronze 1440 × 0.025 = 36.00",
+                "wjw-dev memory reserved bronze 23040 × 0.003 = 69.12",
+                "wjw-dev memory consumed bronze 2880 × 0.003 = 8.64",
+                "wjw-dev storage reserved bronze 184320 × 0.00025 = 46.08",
+                "wjw-dev storage consumed bronze 36000 × 0.00025 = 9.00",
+                "wjw-prod cpu reserved gold 11520 × 0.06 = 691.20",
+                "wjw-prod cpu consumed gold 8640 × 0.06 = 518.40",
+                "wjw-prod memory reserved gold 46080 × 0.0075 = 345.60",
+                "wjw-prod memory consumed gold 34560 × 0.0075 = 259.20",
+                "wjw-prod storage reserved gold 368640 × 0.0006 = 221.18",
+                "wjw-prod storage consumed gold 288000 × 0.0006 = 172.80",
+            ],
+            "{lines:#?}"
+        );
+        assert_eq!(statement.platform.amount, d("2521.22"));
+    }
+
     fn spec_with_cpu_price(price: &str) -> RateCardSpec {
         let prices = ResourcePrices {
             cpu_core_hour: price.to_owned(),
