@@ -557,6 +557,21 @@ impl RateSchedule {
         })
     }
 
+    /// The instant the card dated `effective_from` takes effect in this schedule (see
+    /// [`RateCard::in_force_from`] and the first card's exception), or `None` if there is no
+    /// such card.
+    pub fn in_force_from(
+        &self,
+        effective_from: Date,
+        calendar: &Calendar,
+    ) -> Result<Option<Timestamp>> {
+        Ok(self
+            .in_force(calendar)?
+            .into_iter()
+            .find(|(_, card)| card.effective_from == effective_from)
+            .map(|(from, _)| from))
+    }
+
     /// Each card with the instant it takes effect, earliest first: local midnight of its
     /// `effectiveFrom`, or the instant it appeared if that is later and another card was
     /// already in force on that date (see [`RateCard::in_force_from`]). Fails if two take effect at

@@ -373,12 +373,25 @@ async fn a_closed_month_is_sealed_payable_with_its_adjustments_and_never_reprice
         .await;
     assert!(euro.is_err(), "a card in EUR was admitted");
     let first_day = format!("{ended}-01");
+    let back = unique_name("back");
     cards
         .create(
             &Default::default(),
-            &rate_card(&unique_name("back"), &first_day, "CNY", "0.5"),
+            &rate_card(&back, &first_day, "CNY", "0.5"),
         )
         .await?;
+    // The operator says so on the card.
+    let said = eventually("the back-dated card's InForce condition", WAIT, || async {
+        let card = cards.get(&back).await?;
+        let found = card
+            .status
+            .into_iter()
+            .flat_map(|s| s.conditions)
+            .find(|c| c.type_ == "InForce");
+        Ok(found)
+    })
+    .await?;
+    assert_eq!(said.reason, "FromCreation", "{said:?}");
     let after = api.call(Method::GET, &uri, Some(&finance), None).await?;
     assert_eq!(after.body["lines"], read.body["lines"]);
     assert_eq!(after.body["platform"], read.body["platform"]);
