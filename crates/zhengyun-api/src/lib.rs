@@ -30,6 +30,7 @@ pub mod page;
 pub mod problem;
 pub mod requests;
 pub mod state;
+pub mod statement_csv;
 pub mod statements;
 pub mod tokens;
 pub mod views;

@@ -1,16 +1,18 @@
-//! `/api/v1/statements` and `/api/v1/bureaus/{bureau}/usage`: what finance and each bureau see
-//! of the metering ledger. JSON by default; `Accept: text/csv` gives CSV in UTF-8 with a byte
-//! order mark, so spreadsheet programs show the Chinese names.
+//! `/api/v1/statements` and `/api/v1/bureaus/{bureau}/usage`: what finance, auditors and each
+//! bureau see of the metering ledger. JSON by default; `Accept: text/csv` gives CSV (see
+//! [`crate::statement_csv`]).
 //!
-//! A month's statement is priced by the `RateCard`s in the cluster (by effective date and
-//! tier) and flagged against each bureau's `spec.monthlyBudget`. A closed month is returned as
-//! it was closed, with its signed adjustment lines.
+//! An open month's statement is **provisional**: priced by the `RateCard`s in the cluster (each
+//! from when it took effect), flagged against each bureau's `spec.monthlyBudget`, and marked with
+//! how far the ledger covers it. A **closed** month is read from its stored, sealed lines — never
+//! recomputed, so no rate card added later can change or break it — with when and by whom it
+//! was closed, its seal, and its signed adjustment lines, which count in the amount payable.
 
 use std::collections::BTreeMap;
 
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderValue, header},
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use rust_decimal::Decimal;
@@ -18,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use zhengyun_metering::{Month, RateSchedule, Statement, TimeRange};
+use zhengyun_metering::{Month, RateSchedule, Statement, StatementStatus, TimeRange};
 use zhengyun_model::crd::{Bureau, RateCard};
 use zhengyun_store::Role;
 
@@ -27,14 +29,20 @@ use crate::{
     extract::{Path, Query},
     problem::{ApiResult, Problem},
     state::AppState,
+    statement_csv::{Charset, CsvOptions, csv_cell, download, statement_csv},
 };
 
-const READERS: [Role; 4] = [
+/// Who reads statements and usage: bureau roles only their own bureau's.
+const READERS: [Role; 5] = [
     Role::PlatformAdmin,
     Role::Finance,
+    Role::Auditor,
     Role::BureauAdmin,
     Role::BureauViewer,
 ];
+
+/// Who verifies the seals of closed statements.
+const VERIFIERS: [Role; 3] = [Role::PlatformAdmin, Role::Finance, Role::Auditor];
 
 /// The statement and usage routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -42,6 +50,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_statement))
         .routes(routes!(close_month))
         .routes(routes!(adjust_month))
+        .routes(routes!(verify_month))
+        .routes(routes!(verify_all))
         .routes(routes!(get_usage))
 }
 
@@ -55,6 +65,37 @@ pub struct StatementQuery {
     pub month: Option<String>,
     /// Only this bureau (bureau roles always get only their own).
     pub bureau: Option<String>,
+    /// CSV character set: `utf-8` (with a byte order mark, the default) or `gb18030`.
+    #[param(example = "gb18030")]
+    pub charset: Option<String>,
+    /// CSV column names: `en` (the default) or `zh` (Chinese).
+    #[param(example = "zh")]
+    pub headers: Option<String>,
+}
+
+impl StatementQuery {
+    fn csv_options(&self) -> ApiResult<CsvOptions> {
+        let charset = match self.charset.as_deref() {
+            None => Charset::default(),
+            Some(text) => Charset::parse(text).ok_or_else(|| {
+                Problem::invalid_field("charset", "must be utf-8 or gb18030".to_owned())
+            })?,
+        };
+        let chinese_headers = match self.headers.as_deref() {
+            None | Some("en") => false,
+            Some("zh") => true,
+            Some(_) => {
+                return Err(Problem::invalid_field(
+                    "headers",
+                    "must be en or zh".to_owned(),
+                ));
+            }
+        };
+        Ok(CsvOptions {
+            charset,
+            chinese_headers,
+        })
+    }
 }
 
 /// Which usage.
@@ -75,47 +116,12 @@ fn wants_csv(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/csv"))
 }
 
-fn csv_response(filename: &str, rows: Vec<Vec<String>>) -> Response {
-    let mut text = String::from("\u{feff}");
-    for row in rows {
-        let cells: Vec<String> = row.iter().map(|cell| csv_cell(cell)).collect();
-        text.push_str(&cells.join(","));
-        text.push_str("\r\n");
-    }
-    let mut response = text.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
-}
-
-/// A CSV field, quoted when needed, and defused when a spreadsheet would read it as a formula.
-fn csv_cell(cell: &str) -> String {
-    let defused = if cell.starts_with(['=', '+', '@'])
-        || (cell.starts_with('-') && cell.parse::<Decimal>().is_err())
-    {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
-    };
-    if defused.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", defused.replace('"', "\"\""))
-    } else {
-        defused
-    }
-}
-
 /// The rate cards in the cluster as a schedule.
 async fn schedule(state: &AppState) -> ApiResult<RateSchedule> {
     let cards = kube::Api::<RateCard>::all(state.client())
         .list(&Default::default())
         .await?;
-    RateSchedule::from_specs(cards.items.iter().map(|c| &c.spec)).map_err(|e| {
+    RateSchedule::from_objects(cards.items.iter()).map_err(|e| {
         Problem::conflict(format!(
             "the rate cards in the cluster do not make a schedule: {e}"
         ))
@@ -158,9 +164,11 @@ fn only_bureau(statement: &mut Statement, bureau: &str) {
         });
 }
 
-/// A month's statement: every bureau for platform admins and finance, the bureau's own for a
-/// bureau role. Lines per bureau, environment, resource and reserved/consumed, each rounded
-/// once to the fen (half-even); totals; budget flags.
+/// A month's statement: every bureau for platform admins, finance and auditors, the bureau's own
+/// for a bureau role. Lines per bureau, environment, resource and reserved/consumed, each
+/// priced at the rate card's reservation or consumption price and rounded once to the fen by
+/// the card's rule; totals; budget flags; adjustments and the amount payable; and whether the
+/// statement is provisional (`coveredUntil`) or closed (`closedAt`, `closedBy`, `seal`).
 #[utoipa::path(get, path = "/api/v1/statements", tag = "statements", params(StatementQuery),
     responses(
         (status = 200, description = "The statement (JSON), or CSV with `Accept: text/csv`",
@@ -177,6 +185,9 @@ async fn get_statement(
     if let Some(bureau) = &query.bureau {
         caller.require_bureau(bureau)?;
     }
+    let csv = wants_csv(&headers)
+        .then(|| query.csv_options())
+        .transpose()?;
     let bureau = caller.bureau().map(str::to_owned).or(query.bureau);
     let month: Month = match &query.month {
         Some(text) => text.parse().map_err(|e: zhengyun_metering::Error| {
@@ -184,12 +195,30 @@ async fn get_statement(
         })?,
         None => state.calendar().month_of(state.clock().now()),
     };
-    let schedule = schedule(&state).await?;
     let (names, budgets) = bureaus(&state).await?;
-    let mut statement = state
-        .store()
-        .month_statement(month, state.calendar(), &schedule, &budgets)
-        .await?;
+    let (mut statement, status, seal) = match state.store().closed_record(month).await? {
+        Some(closed) => (
+            closed.statement,
+            StatementStatus::Closed {
+                closed_at: closed.closed_at,
+                closed_by: closed.closed_by,
+            },
+            closed.seal,
+        ),
+        None => {
+            let schedule = schedule(&state).await?;
+            let covered_until = state.store().checkpoint(LEDGER_STREAM).await?;
+            let statement = state
+                .store()
+                .computed_statement(month, state.calendar(), &schedule, &budgets)
+                .await?;
+            (
+                statement,
+                StatementStatus::Provisional { covered_until },
+                None,
+            )
+        }
+    };
     let adjustments = state.store().adjustments(month).await?;
     if let Some(bureau) = &bureau {
         only_bureau(&mut statement, bureau);
@@ -198,103 +227,43 @@ async fn get_statement(
         .into_iter()
         .filter(|a| bureau.as_deref().is_none_or(|b| a.key.meter.bureau() == b))
         .collect();
-    if wants_csv(&headers) {
-        return Ok(statement_csv(&statement, &adjustments, &names));
+    let payable = zhengyun_metering::payable(&statement, &adjustments)
+        .map_err(|e| Problem::conflict(format!("unable to add up {month}: {e}")))?;
+    if let Some(options) = csv {
+        return Ok(statement_csv(
+            &statement,
+            &status,
+            &adjustments,
+            &payable,
+            &names,
+            options,
+        ));
     }
     let mut body = serde_json::to_value(&statement).unwrap_or_default();
+    if let (Some(object), Value::Object(fields)) = (
+        body.as_object_mut(),
+        serde_json::to_value(&status).unwrap_or_default(),
+    ) {
+        object.extend(fields);
+        if let Some(seal) = seal {
+            object.insert("seal".to_owned(), json!(seal));
+        }
+    }
+    let (by_bureau, platform) = &payable;
     if let Some(list) = body["bureaus"].as_array_mut() {
         for entry in list {
             let code = entry["bureau"].as_str().unwrap_or_default().to_owned();
             entry["displayName"] = json!(names.get(&code));
+            if let Some(owed) = by_bureau.get(&code) {
+                entry["adjustmentsAmount"] = json!(owed.adjustments);
+                entry["payable"] = json!(owed.payable);
+            }
         }
     }
+    body["platform"]["adjustmentsAmount"] = json!(platform.adjustments);
+    body["platform"]["payable"] = json!(platform.payable);
     body["adjustments"] = serde_json::to_value(&adjustments).unwrap_or_default();
     Ok(axum::Json(body).into_response())
-}
-
-fn statement_csv(
-    statement: &Statement,
-    adjustments: &[zhengyun_metering::AdjustmentLine],
-    names: &BTreeMap<String, String>,
-) -> Response {
-    let mut rows = vec![
-        [
-            "month",
-            "bureau",
-            "bureau_name",
-            "environment",
-            "resource",
-            "kind",
-            "tier",
-            "rate_card",
-            "quantity",
-            "unit",
-            "unit_price",
-            "amount",
-            "currency",
-            "reference",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
-    let month = statement.month.to_string();
-    for line in &statement.lines {
-        let m = &line.key.meter;
-        rows.push(vec![
-            month.clone(),
-            m.bureau().to_owned(),
-            names.get(m.bureau()).cloned().unwrap_or_default(),
-            m.environment().to_owned(),
-            m.resource().to_string(),
-            m.kind().to_string(),
-            m.tier().to_string(),
-            line.key.rate_card.to_string(),
-            line.quantity.to_string(),
-            line.unit.clone(),
-            line.unit_price.to_string(),
-            line.amount.to_string(),
-            statement.currency.clone(),
-            line.key.reference(statement.month),
-        ]);
-    }
-    for adjustment in adjustments {
-        let m = &adjustment.key.meter;
-        rows.push(vec![
-            month.clone(),
-            m.bureau().to_owned(),
-            names.get(m.bureau()).cloned().unwrap_or_default(),
-            m.environment().to_owned(),
-            m.resource().to_string(),
-            format!("adjustment ({})", m.kind()),
-            m.tier().to_string(),
-            adjustment.key.rate_card.to_string(),
-            String::new(),
-            String::new(),
-            adjustment.unit_price.to_string(),
-            adjustment.amount.to_string(),
-            statement.currency.clone(),
-            adjustment.reference(),
-        ]);
-    }
-    for bureau in &statement.bureaus {
-        rows.push(vec![
-            month.clone(),
-            bureau.bureau.clone(),
-            names.get(&bureau.bureau).cloned().unwrap_or_default(),
-            String::new(),
-            String::new(),
-            "total".to_owned(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            bureau.totals.amount.to_string(),
-            statement.currency.clone(),
-            format!("{month}/{}", bureau.bureau),
-        ]);
-    }
-    csv_response(&format!("zhengyun-statement-{month}.csv"), rows)
 }
 
 /// The checkpoint stream of the metering sampler: how far the ledger is complete.
@@ -349,16 +318,71 @@ async fn close_month(
         .store()
         .computed_statement(month, state.calendar(), &schedule, &budgets)
         .await?;
-    state.store().close_statement(month, &statement).await?;
+    let seal = state
+        .store()
+        .close_statement_as(month, &statement, caller.name())
+        .await?;
     audit.outcome(format!(
-        "closed at {} {}",
+        "closed at {} {}, seal {seal}",
         statement.platform.amount, statement.currency
     ));
-    Ok((
-        axum::http::StatusCode::CREATED,
-        axum::Json(summary(&statement)),
-    )
-        .into_response())
+    let mut answer = summary(&statement);
+    answer["seal"] = json!(seal);
+    Ok((axum::http::StatusCode::CREATED, axum::Json(answer)).into_response())
+}
+
+/// Why adjustments were issued when the caller does not say.
+const DEFAULT_NOTE: &str = "usage recounted from the ledger after closing";
+
+/// Adjustment options.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdjustQuery {
+    /// Why the adjustments are issued, in words; kept on every line issued.
+    #[param(example = "operator outage of 2026-11-12 recounted")]
+    pub note: Option<String>,
+}
+
+/// Whether the seal of a closed month, and every seal before it in closing order, still
+/// matches the stored statements (auditor, finance, platform admin). 404 if the month is not
+/// closed.
+#[utoipa::path(get, path = "/api/v1/statements/{month}/verify", tag = "statements",
+    params(("month" = String, Path, description = "YYYY-MM")),
+    responses((status = 200, body = serde_json::Value),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn verify_month(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(month): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(&VERIFIERS)?;
+    let month = month_param(&month)?;
+    if !state.store().closed_months().await?.contains(&month) {
+        return Err(Problem::not_found(format!("{month} is not closed")));
+    }
+    let verification = state.store().verify_statement_seals(Some(month)).await?;
+    let sealed = verification
+        .sealed
+        .iter()
+        .any(|s| s.month == month.to_string());
+    let mut body = serde_json::to_value(&verification).unwrap_or_default();
+    body["month"] = json!(month.to_string());
+    body["monthSealed"] = json!(sealed);
+    Ok(axum::Json(body).into_response())
+}
+
+/// Walks the whole chain of seals of closed statements, in closing order, and names the first
+/// month that does not hold (auditor, finance, platform admin).
+#[utoipa::path(get, path = "/api/v1/statements/verify", tag = "statements",
+    responses((status = 200, body = serde_json::Value), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+async fn verify_all(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(&VERIFIERS)?;
+    let verification = state.store().verify_statement_seals(None).await?;
+    Ok(axum::Json(verification).into_response())
 }
 
 /// Issues signed adjustment lines for a closed month: the differences between the statement it
@@ -377,6 +401,7 @@ async fn adjust_month(
     caller: Caller,
     audit: Audit,
     Path(month): Path<String>,
+    Query(query): Query<AdjustQuery>,
 ) -> ApiResult<Response> {
     audit.about("statement.adjust", format!("statements/{month}"), None);
     caller.require(&CLOSERS)?;
@@ -393,11 +418,18 @@ async fn adjust_month(
         .store()
         .computed_statement(month, state.calendar(), &schedule, &budgets)
         .await?;
-    let lines = zhengyun_metering::adjustments(&closed, &issued, &now).map_err(|e| {
+    let mut lines = zhengyun_metering::adjustments(&closed, &issued, &now).map_err(|e| {
         Problem::conflict(format!(
             "unable to compare {month} with its closed statement: {e}"
         ))
     })?;
+    let note = query.note.unwrap_or_else(|| DEFAULT_NOTE.to_owned());
+    let issued_at = state.clock().now_second();
+    for line in &mut lines {
+        line.note = note.clone();
+        line.issued_by = caller.name().to_owned();
+        line.issued_at = Some(issued_at);
+    }
     if lines.is_empty() {
         return Ok(
             axum::Json(json!({"month": month.to_string(), "adjustments": []})).into_response(),
@@ -503,7 +535,18 @@ async fn get_usage(
                 to.to_string(),
             ]);
         }
-        return Ok(csv_response(&format!("zhengyun-usage-{bureau}.csv"), table));
+        let text: String = table
+            .iter()
+            .map(|row| {
+                let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
+                format!("{}\r\n", cells.join(","))
+            })
+            .collect();
+        return Ok(download(
+            &format!("zhengyun-usage-{bureau}.csv"),
+            &text,
+            Charset::Utf8,
+        ));
     }
     Ok(axum::Json(json!({
         "bureau": bureau,
@@ -512,19 +555,4 @@ async fn get_usage(
         "usage": rows,
     }))
     .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_cell;
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_cell("区卫生健康委员会"), "区卫生健康委员会");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=cmd()"), "'=cmd()");
-        assert_eq!(csv_cell("-12.50"), "-12.50");
-        assert_eq!(csv_cell("-x"), "'-x");
-    }
 }

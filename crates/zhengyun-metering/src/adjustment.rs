@@ -5,16 +5,26 @@
 //! For every line key, `closed + Σ adjustments = recomputed`, exactly: unit-seconds as signed
 //! integers, amounts as differences of fen amounts (no new rounding). Adjustments already issued
 //! are taken into account, so correcting a month twice never double-corrects.
+//!
+//! A rate card never changes what a closed month says: the recomputed month is first put back
+//! at the prices the month was closed with ([`at_closed_prices`]), line by line (same meter, same
+//! part of the month), so only changed *usage* gives adjustments — at the closed price. Usage on
+//! a line the closed month does not have is priced by the rate card in force.
+//!
+//! Adjustments are part of what a bureau owes: [`payable`] adds them to the lines' totals.
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    calendar::Month,
+    calendar::{Month, TimeRange},
     error::{Error, Result},
-    statement::{LineKey, Statement, StatementLine},
+    rates::MONEY_SCALE,
+    statement::{LineKey, Statement, StatementLine, price_line},
+    usage::Meter,
 };
 
 /// How an adjustment relates to the closed statement.
@@ -45,8 +55,19 @@ pub struct AdjustmentLine {
     pub unit_seconds: i128,
     /// Signed change in money, whole fen.
     pub amount: Decimal,
-    /// The unit price of the line (rate cards never change, so closed and recomputed agree).
+    /// The unit price of the line: the closed line's own price where the closed month has the
+    /// line (a later rate card never reprices a closed month).
     pub unit_price: Decimal,
+    /// Why the adjustment was issued, in words (given by whoever issued it).
+    #[serde(default)]
+    pub note: String,
+    /// Who issued it: the token that asked for it (empty on adjustments issued before this was
+    /// recorded).
+    #[serde(default)]
+    pub issued_by: String,
+    /// When it was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Timestamp>,
 }
 
 impl AdjustmentLine {
@@ -66,7 +87,8 @@ pub fn adjustments(
 ) -> Result<Vec<AdjustmentLine>> {
     check_comparable(closed, issued, recomputed)?;
     let before = adjusted_lines(closed, issued)?;
-    let after = line_values(&recomputed.lines)?;
+    let repriced = at_closed_prices(closed, recomputed)?;
+    let after = line_values(&repriced)?;
     let mut keys: Vec<&LineKey> = before.keys().chain(after.keys()).copied().collect();
     keys.sort();
     keys.dedup();
@@ -93,6 +115,9 @@ pub fn adjustments(
                 .ok_or_else(overflow)?,
             amount: new.amount.checked_sub(old.amount).ok_or_else(overflow)?,
             unit_price: new.unit_price.or(old.unit_price).unwrap_or(Decimal::ZERO),
+            note: String::new(),
+            issued_by: String::new(),
+            issued_at: None,
         });
     }
     Ok(lines)
@@ -106,7 +131,8 @@ pub fn check_adjusted(
 ) -> Result<()> {
     check_comparable(closed, adjustments, recomputed)?;
     let adjusted = adjusted_lines(closed, adjustments)?;
-    let expected = line_values(&recomputed.lines)?;
+    let repriced = at_closed_prices(closed, recomputed)?;
+    let expected = line_values(&repriced)?;
     for key in adjusted.keys().chain(expected.keys()) {
         let found = adjusted.get(key).copied().unwrap_or_default();
         let wanted = expected.get(key).copied().unwrap_or_default();
@@ -119,6 +145,98 @@ pub fn check_adjusted(
         }
     }
     Ok(())
+}
+
+/// `recomputed`'s lines at the prices `closed` was closed with: a recomputed line for the same
+/// meter and the same part of the month as a closed line takes that line's key (its rate card),
+/// unit price and rounding, and its amount is its unit-seconds priced by them. Other lines are
+/// left as recomputed. So a rate card added, back-dated or deleted after closing changes nothing.
+pub fn at_closed_prices(closed: &Statement, recomputed: &Statement) -> Result<Vec<StatementLine>> {
+    let by_place: BTreeMap<(&Meter, TimeRange), &StatementLine> = closed
+        .lines
+        .iter()
+        .map(|line| ((&line.key.meter, line.period), line))
+        .collect();
+    let mut lines = recomputed
+        .lines
+        .iter()
+        .map(|line| match by_place.get(&(&line.key.meter, line.period)) {
+            Some(old) => price_line(
+                old.key.clone(),
+                old.period,
+                line.unit_seconds,
+                old.unit_price,
+                old.rounding,
+            ),
+            None => Ok(line.clone()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    lines.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(lines)
+}
+
+/// What one bureau (or the platform) owes for a month: its lines, its adjustments, and the two
+/// together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payable {
+    /// Σ line amounts (the statement's total).
+    pub lines: Decimal,
+    /// Σ adjustment amounts (signed).
+    pub adjustments: Decimal,
+    /// `lines + adjustments`: the amount payable.
+    pub payable: Decimal,
+}
+
+impl Payable {
+    fn new(lines: Decimal, adjustments: Decimal) -> Result<Self> {
+        let mut payable = lines.checked_add(adjustments).ok_or_else(overflow)?;
+        payable.rescale(MONEY_SCALE);
+        let mut adjustments = adjustments;
+        adjustments.rescale(MONEY_SCALE);
+        Ok(Self {
+            lines,
+            adjustments,
+            payable,
+        })
+    }
+}
+
+/// The amount payable per bureau (every bureau with lines or adjustments) and for the platform:
+/// the statement's totals plus the signed `adjustments` issued for the month.
+pub fn payable(
+    statement: &Statement,
+    adjustments: &[AdjustmentLine],
+) -> Result<(BTreeMap<String, Payable>, Payable)> {
+    let mut sums: BTreeMap<String, (Decimal, Decimal)> = statement
+        .bureaus
+        .iter()
+        .map(|b| (b.bureau.clone(), (b.totals.amount, Decimal::ZERO)))
+        .collect();
+    let mut total_adjustments = Decimal::ZERO;
+    for adjustment in adjustments {
+        let entry = sums
+            .entry(adjustment.key.meter.bureau().to_owned())
+            .or_insert((Decimal::ZERO, Decimal::ZERO));
+        entry.1 = entry
+            .1
+            .checked_add(adjustment.amount)
+            .ok_or_else(overflow)?;
+        total_adjustments = total_adjustments
+            .checked_add(adjustment.amount)
+            .ok_or_else(overflow)?;
+    }
+    let mut zero = Decimal::ZERO;
+    zero.rescale(MONEY_SCALE);
+    let bureaus = sums
+        .into_iter()
+        .map(|(bureau, (lines, adjustments))| {
+            let lines = if lines.is_zero() { zero } else { lines };
+            Ok((bureau, Payable::new(lines, adjustments)?))
+        })
+        .collect::<Result<_>>()?;
+    let platform = Payable::new(statement.platform.amount, total_adjustments)?;
+    Ok((bureaus, platform))
 }
 
 fn overflow() -> Error {
@@ -347,6 +465,60 @@ mod tests {
         .expect("statement");
         let error = adjustments(&closed, &[], &december).expect_err("different months");
         assert_eq!(error.metric_label(), "incomparable_statements");
+    }
+
+    /// November priced as the fixtures' schedule, but with silver CPU at `price` from 1 January.
+    fn november_at(intervals: &[UsageInterval], price: &str) -> Statement {
+        use crate::{
+            rates::{RateSchedule, Rounding},
+            test_support::{JANUARY_PRICES, NOVEMBER_PRICES, card},
+        };
+        let january = card("2026-01-01", &JANUARY_PRICES)
+            .with_prices(Tier::Silver, Resource::Cpu, d(price), d(price))
+            .expect("price")
+            .with_rounding(Rounding::HalfEven);
+        let schedule =
+            RateSchedule::new([january, card("2026-11-15", &NOVEMBER_PRICES)]).expect("schedule");
+        let month = "2026-11".parse().expect("month");
+        Statement::build(month, &Calendar::default(), &schedule, intervals).expect("statement")
+    }
+
+    #[test]
+    fn a_rate_card_changed_after_closing_gives_no_adjustment() {
+        let closed = november(&core_hours(&[3], 1_000));
+        let repriced = november_at(&core_hours(&[3], 1_000), "0.09");
+        assert_ne!(closed.platform.amount, repriced.platform.amount);
+        let lines = adjustments(&closed, &[], &repriced).expect("adjustments");
+        assert!(lines.is_empty(), "{lines:?}");
+        check_adjusted(&closed, &[], &repriced).expect("closed at its own prices");
+    }
+
+    #[test]
+    fn late_usage_on_a_closed_line_is_priced_at_the_closed_price() {
+        let closed = november(&core_hours(&[3], 1_000));
+        let later = november_at(&core_hours(&[3, 4], 1_000), "0.09");
+        let lines = adjustments(&closed, &[], &later).expect("adjustments");
+        assert_eq!(
+            summary(&lines),
+            vec![(AdjustmentReason::Correction, CORE_HOUR, d("0.05"))]
+        );
+        assert_eq!(lines[0].unit_price, d("0.05"));
+    }
+
+    #[test]
+    fn adjustments_are_added_to_the_amount_payable() {
+        let closed = november(&core_hours(&[3, 20], 1_000));
+        let recomputed = november(&core_hours(&[3, 4, 20], 1_000));
+        let lines = adjustments(&closed, &[], &recomputed).expect("adjustments");
+        let (bureaus, platform) = payable(&closed, &lines).expect("payable");
+        // 0.05 + 0.06 closed, 0.05 more by adjustment.
+        let wjw = &bureaus["wjw"];
+        assert_eq!(
+            (wjw.lines, wjw.adjustments, wjw.payable),
+            (d("0.11"), d("0.05"), d("0.16"))
+        );
+        assert_eq!(platform.payable, d("0.16"));
+        assert_eq!(platform.payable.to_string(), "0.16");
     }
 
     #[test]

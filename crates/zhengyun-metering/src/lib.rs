@@ -14,7 +14,8 @@
 //!   platform, and conservation checks.
 //! - [`budget`]: month-to-date spending against a monthly budget (ok / warning / exceeded).
 //! - [`proration`]: a month's share of the budget by its length, and the month-end forecast.
-//! - [`adjustment`]: signed correction lines for closed months.
+//! - [`adjustment`]: signed correction lines for closed months, and the amount payable.
+//! - [`status`]: whether a statement is provisional (open month) or closed.
 //!
 //! # Quantities and time
 //!
@@ -33,11 +34,12 @@
 //! unit_seconds × price_per_unit_hour / (base_units_per_unit × 3600)
 //! ```
 //!
-//! (1000 millicores per core, 2^30 bytes per GiB, 1 per GPU or object), **rounded once, half to
-//! even ("banker's rounding"), to the fen (0.01)**. No float is involved at any point and no
+//! (1000 millicores per core, 2^30 bytes per GiB, 1 per GPU or object), **rounded once to the fen
+//! (0.01) by the rate card's rule**: half up (四舍五入, the default: 0.005 → 0.01, 0.015 → 0.02,
+//! 0.025 → 0.03) or half to even ("banker's rounding", which statement lines stored before the
+//! rule was a setting used: 0.005 → 0.00, 0.015 → 0.02, 0.025 → 0.02). Each line records its rule. No float is involved at any point and no
 //! intermediate value is rounded or truncated: the product is formed in 256-bit integer
-//! arithmetic, divided once, and the remainder decides the rounding (a remainder of exactly half
-//! rounds to the even fen, so 0.005 → 0.00, 0.015 → 0.02, 0.025 → 0.02). Prices are
+//! arithmetic, divided once, and the remainder decides the rounding. Prices are
 //! `rust_decimal::Decimal` with at most six decimals, as the `RateCard` CRD allows. If a rounded
 //! amount would not fit in a `Decimal` (about 7.9 × 10^26 CNY), the computation fails with
 //! [`Error::Overflow`]; it never returns an approximate number.
@@ -67,6 +69,7 @@ pub mod error;
 pub mod proration;
 pub mod rates;
 pub mod statement;
+pub mod status;
 pub mod usage;
 
 mod serde_as;
@@ -75,16 +78,23 @@ mod wide;
 #[cfg(test)]
 mod test_support;
 
-pub use adjustment::{AdjustmentLine, AdjustmentReason, adjustments, check_adjusted};
+pub use adjustment::{
+    AdjustmentLine, AdjustmentReason, Payable, adjustments, at_closed_prices, check_adjusted,
+    payable,
+};
 pub use budget::{BudgetLevel, BudgetStatus, budget_status};
 pub use calendar::{Calendar, DEFAULT_TIME_ZONE, Month, TimeRange};
 pub use clock::Clock;
 pub use closing::{NotClosable, closable};
 pub use error::{Error, Result};
 pub use proration::{forecast_month_end, month_budget};
-pub use rates::{PriceUnit, RateCard, RatePeriod, RateSchedule, cost, unit_hours};
+pub use rates::{
+    DEFAULT_RESERVATION_SHARE, PriceUnit, RateCard, RatePeriod, RateSchedule, Rounding, cost,
+    cost_rounded, unit_hours,
+};
 pub use statement::{
     BureauTotal, EnvironmentTotal, LineKey, Statement, StatementBuilder, StatementLine, Totals,
     UsageTotal,
 };
+pub use status::StatementStatus;
 pub use usage::{IdempotencyKey, Meter, UsageInterval, UsageKind};

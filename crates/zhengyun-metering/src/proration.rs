@@ -20,7 +20,8 @@ use crate::{
     calendar::{Calendar, Month},
     error::{Error, Result},
     rates::MONEY_SCALE,
-    wide::mul_div_half_even,
+    rates::Rounding,
+    wide::mul_div_rounded,
 };
 
 /// The budget of `month`: its share, by length, of twelve times `monthly` (see the module
@@ -47,8 +48,9 @@ pub fn month_budget(monthly: Decimal, month: Month, calendar: &Calendar) -> Resu
         *slot = seconds;
     }
     let k = usize::try_from(month.month() - 1).unwrap_or(0);
-    let share =
-        |upto: u64| mul_div_half_even(annual, u128::from(upto), seconds).ok_or_else(overflow);
+    let share = |upto: u64| {
+        mul_div_rounded(annual, u128::from(upto), seconds, Rounding::HalfEven).ok_or_else(overflow)
+    };
     let before = if k == 0 { 0 } else { share(through[k - 1])? };
     let amount = share(through[k])? - before;
     let amount = i128::try_from(amount).map_err(|_| overflow())?;
@@ -82,9 +84,14 @@ pub fn forecast_month_end(
     let overflow = || Error::Overflow {
         what: "a month-end forecast",
     };
-    let magnitude = mul_div_half_even(fen.unsigned_abs(), u128::from(range.seconds()), elapsed)
-        .and_then(|m| i128::try_from(m).ok())
-        .ok_or_else(overflow)?;
+    let magnitude = mul_div_rounded(
+        fen.unsigned_abs(),
+        u128::from(range.seconds()),
+        elapsed,
+        Rounding::HalfEven,
+    )
+    .and_then(|m| i128::try_from(m).ok())
+    .ok_or_else(overflow)?;
     let signed = if fen < 0 { -magnitude } else { magnitude };
     Decimal::try_from_i128_with_scale(signed, MONEY_SCALE)
         .map(Some)

@@ -11,12 +11,31 @@
 //! claims are free unless a card prices them ([`RateCard::with_price`]); `RateCard` CRDs price
 //! only the first four.
 //!
+//! # Two-part tariff
+//!
+//! Each tier and resource has two prices: a **reservation price** per unit-hour held (the
+//! environment's admitted quota × time) and a **consumption price** per unit-hour used (requests
+//! of running pods, bound storage). Their sum is the **list price**, so a unit-hour that is
+//! reserved and used pays the list price once, and a unit-hour held idle pays only the
+//! reservation price. A card gives the list price and either explicit reservation prices or a
+//! reservation share (default [`DEFAULT_RESERVATION_SHARE`]); see [`RateCard::try_from`].
+//!
+//! # When a card applies
+//!
+//! A card is in force from the later of local midnight of its `effectiveFrom` day and the
+//! instant it appeared in the cluster (its `creationTimestamp`, when known): a card dated before
+//! it was created never reprices time already shown. See [`RateCard::in_force_from`]. The one
+//! exception reprices nothing: a card that, when it appeared, was dated before every other card
+//! (the first card at go-live) applies as dated, because no statement could price the time
+//! before it.
+//!
 //! [`cost`] is exact: see the crate documentation for the guarantee and the rounding rule.
 
 use std::collections::BTreeMap;
 
 use jiff::{Timestamp, civil::Date};
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
 use zhengyun_model::{
     crd::{PRICE_MAX_SCALE, RateCardSpec, ResourcePrices},
     names::Tier,
@@ -26,8 +45,58 @@ use zhengyun_model::{
 use crate::{
     calendar::{Calendar, TimeRange},
     error::{Error, Result},
-    wide::mul_div_half_even,
+    usage::UsageKind,
+    wide::mul_div_rounded,
 };
+
+/// The share of the list price that is the reservation price when a card names neither
+/// reservation prices nor a share (every card written before the two-part tariff): one half.
+pub const DEFAULT_RESERVATION_SHARE: Decimal = Decimal::from_parts(5, 0, 0, false, 1);
+
+/// How a line's exact amount is rounded to the fen.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rounding {
+    /// 四舍五入: half a fen or more rounds up (away from zero). The default, as on Chinese
+    /// invoices and in Chinese finance systems.
+    #[default]
+    HalfUp,
+    /// Banker's rounding: exactly half a fen rounds to the even fen.
+    HalfEven,
+}
+
+impl Rounding {
+    /// The rule of statement lines stored before lines named their rounding: half to even,
+    /// the only rule there was.
+    pub fn before_it_was_recorded() -> Self {
+        Self::HalfEven
+    }
+
+    /// The name used in rate cards and statements: `half-up` or `half-even`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HalfUp => "half-up",
+            Self::HalfEven => "half-even",
+        }
+    }
+
+    /// Reads `half-up` or `half-even`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "half-up" => Some(Self::HalfUp),
+            "half-even" => Some(Self::HalfEven),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Rounding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Decimal places of money: the fen, 0.01 CNY.
 pub const MONEY_SCALE: u32 = 2;
@@ -71,11 +140,23 @@ impl PriceUnit {
 }
 
 /// The money for `unit_seconds` of `resource` at `price` per unit-hour: the exact value of
-/// `unit_seconds × price / (base units × 3600)`, rounded once, half to even, to the fen.
+/// `unit_seconds × price / (base units × 3600)`, rounded once, half to even, to the fen. The
+/// rule of statement lines from before rounding was a setting; see [`cost_rounded`].
+pub fn cost(unit_seconds: u128, resource: Resource, price: Decimal) -> Result<Decimal> {
+    cost_rounded(unit_seconds, resource, price, Rounding::HalfEven)
+}
+
+/// The money for `unit_seconds` of `resource` at `price` per unit-hour: the exact value of
+/// `unit_seconds × price / (base units × 3600)`, rounded once by `rounding` to the fen.
 ///
 /// Fails only if the rounded amount exceeds what a `Decimal` holds (about 7.9 × 10^26) or the
 /// price has more than [`PRICE_SCALE`] decimals or is negative.
-pub fn cost(unit_seconds: u128, resource: Resource, price: Decimal) -> Result<Decimal> {
+pub fn cost_rounded(
+    unit_seconds: u128,
+    resource: Resource,
+    price: Decimal,
+    rounding: Rounding,
+) -> Result<Decimal> {
     let (mantissa, scale) = price_parts(price).ok_or(Error::UnsupportedPrice { price })?;
     let per_unit_hour = PriceUnit::of(resource).unit_seconds_per_unit_hour();
     // fen = unit_seconds × mantissa × 10^2 / (10^scale × per_unit_hour); keep the divisor small.
@@ -86,9 +167,10 @@ pub fn cost(unit_seconds: u128, resource: Resource, price: Decimal) -> Result<De
         let down = 10u64.pow(scale - MONEY_SCALE);
         (mantissa, per_unit_hour * down)
     };
-    let fen = mul_div_half_even(unit_seconds, multiplier, divisor).ok_or(Error::Overflow {
-        what: "the cost of a line",
-    })?;
+    let fen =
+        mul_div_rounded(unit_seconds, multiplier, divisor, rounding).ok_or(Error::Overflow {
+            what: "the cost of a line",
+        })?;
     decimal(fen, MONEY_SCALE, "the cost of a line")
 }
 
@@ -96,11 +178,15 @@ pub fn cost(unit_seconds: u128, resource: Resource, price: Decimal) -> Result<De
 /// [`QUANTITY_SCALE`] decimals. For display: money is always computed from unit-seconds.
 pub fn unit_hours(unit_seconds: u128, resource: Resource) -> Result<Decimal> {
     let per_unit_hour = PriceUnit::of(resource).unit_seconds_per_unit_hour();
-    let scaled = mul_div_half_even(unit_seconds, 10u128.pow(QUANTITY_SCALE), per_unit_hour).ok_or(
-        Error::Overflow {
-            what: "a quantity in unit-hours",
-        },
-    )?;
+    let scaled = mul_div_rounded(
+        unit_seconds,
+        10u128.pow(QUANTITY_SCALE),
+        per_unit_hour,
+        Rounding::HalfEven,
+    )
+    .ok_or(Error::Overflow {
+        what: "a quantity in unit-hours",
+    })?;
     decimal(scaled, QUANTITY_SCALE, "a quantity in unit-hours")
 }
 
@@ -118,29 +204,93 @@ fn decimal(mantissa: u128, scale: u32, what: &'static str) -> Result<Decimal> {
         .ok_or(Error::Overflow { what })
 }
 
-/// One rate card: a currency, the day it takes effect and a price per unit-hour for each tier
-/// and resource (zero where not priced).
+/// One rate card: a currency, the day it takes effect, a reservation and a consumption price
+/// per unit-hour for each tier and resource (zero where not priced), and its rounding rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateCard {
     effective_from: Date,
+    appeared: Option<Timestamp>,
     currency: String,
-    prices: BTreeMap<(Tier, Resource), Decimal>,
+    rounding: Rounding,
+    reservation_share: Decimal,
+    prices: BTreeMap<(Tier, Resource, UsageKind), Decimal>,
 }
 
 impl RateCard {
-    /// A card in `currency` effective from `effective_from` on which everything is free; add
-    /// prices with [`RateCard::with_price`].
+    /// A card in `currency` effective from `effective_from` on which everything is free, rounding
+    /// half up, splitting list prices by [`DEFAULT_RESERVATION_SHARE`]; add prices with
+    /// [`RateCard::with_price`] or [`RateCard::with_prices`].
     pub fn new(effective_from: Date, currency: impl Into<String>) -> Self {
         Self {
             effective_from,
+            appeared: None,
             currency: currency.into(),
+            rounding: Rounding::default(),
+            reservation_share: DEFAULT_RESERVATION_SHARE,
             prices: BTreeMap::new(),
         }
     }
 
-    /// This card with `price` per unit-hour of `resource` at `tier`. The price must be
-    /// non-negative with at most [`PRICE_SCALE`] decimals.
-    pub fn with_price(mut self, tier: Tier, resource: Resource, price: Decimal) -> Result<Self> {
+    /// This card rounding its lines by `rounding`.
+    pub fn with_rounding(mut self, rounding: Rounding) -> Self {
+        self.rounding = rounding;
+        self
+    }
+
+    /// This card as having appeared at `at` (its `creationTimestamp`): it applies from then at
+    /// the earliest, whatever its `effectiveFrom`.
+    pub fn appeared_at(mut self, at: Timestamp) -> Self {
+        self.appeared = Some(at);
+        self
+    }
+
+    /// This card splitting the list prices given afterwards to [`RateCard::with_price`] by
+    /// `share` (between 0 and 1) for the reservation price.
+    pub fn with_reservation_share(mut self, share: Decimal) -> Result<Self> {
+        if share < Decimal::ZERO || share > Decimal::ONE {
+            return Err(Error::InvalidPrice {
+                effective_from: self.effective_from.to_string(),
+                tier: "every tier".to_owned(),
+                resource: "reservation share".to_owned(),
+                value: share.to_string(),
+                reason: "must be between 0 and 1".to_owned(),
+            });
+        }
+        self.reservation_share = share;
+        Ok(self)
+    }
+
+    /// This card with list price `price` per unit-hour of `resource` at `tier`, split into a
+    /// reservation price of `price × share` (rounded half up to [`PRICE_SCALE`] decimals) and a
+    /// consumption price of the rest, so that the two add up to `price` exactly. The price must
+    /// be non-negative with at most [`PRICE_SCALE`] decimals.
+    pub fn with_price(self, tier: Tier, resource: Resource, price: Decimal) -> Result<Self> {
+        let price = self.checked(tier, resource, price)?;
+        let reservation = (price * self.reservation_share)
+            .round_dp_with_strategy(PRICE_SCALE, RoundingStrategy::MidpointAwayFromZero);
+        self.with_prices(tier, resource, reservation, price - reservation)
+    }
+
+    /// This card with a reservation price and a consumption price per unit-hour of `resource`
+    /// at `tier`; the list price is their sum. Each must be non-negative with at most
+    /// [`PRICE_SCALE`] decimals.
+    pub fn with_prices(
+        mut self,
+        tier: Tier,
+        resource: Resource,
+        reservation: Decimal,
+        consumption: Decimal,
+    ) -> Result<Self> {
+        let reservation = self.checked(tier, resource, reservation)?;
+        let consumption = self.checked(tier, resource, consumption)?;
+        self.prices
+            .insert((tier, resource, UsageKind::Reserved), reservation);
+        self.prices
+            .insert((tier, resource, UsageKind::Consumed), consumption);
+        Ok(self)
+    }
+
+    fn checked(&self, tier: Tier, resource: Resource, price: Decimal) -> Result<Decimal> {
         if price_parts(price).is_none() {
             return Err(Error::InvalidPrice {
                 effective_from: self.effective_from.to_string(),
@@ -150,8 +300,31 @@ impl RateCard {
                 reason: format!("must be non-negative with at most {PRICE_SCALE} decimals"),
             });
         }
-        self.prices.insert((tier, resource), price.normalize());
-        Ok(self)
+        Ok(price.normalize())
+    }
+
+    /// The instant the card appeared in the cluster, if known.
+    pub fn appeared(&self) -> Option<Timestamp> {
+        self.appeared
+    }
+
+    /// How the card's lines are rounded to the fen.
+    pub fn rounding(&self) -> Rounding {
+        self.rounding
+    }
+
+    /// The first instant the card applies: local midnight (in `calendar`) of `effectiveFrom`,
+    /// or the instant it appeared if that is later, so that a back-dated card never reprices
+    /// what was already shown.
+    pub fn in_force_from(&self, calendar: &Calendar) -> Result<Timestamp> {
+        let midnight = calendar.start_of_day(self.effective_from)?;
+        Ok(self.appeared.map_or(midnight, |at| at.max(midnight)))
+    }
+
+    /// Whether the card was created after its `effectiveFrom` began, and so applies only from
+    /// when it appeared.
+    pub fn is_back_dated(&self, calendar: &Calendar) -> Result<bool> {
+        Ok(self.in_force_from(calendar)? != calendar.start_of_day(self.effective_from)?)
     }
 
     /// The first day (platform time zone) the card applies.
@@ -164,12 +337,21 @@ impl RateCard {
         &self.currency
     }
 
-    /// The price per unit-hour of `resource` at `tier`; zero if the card does not price it.
-    pub fn price(&self, tier: Tier, resource: Resource) -> Decimal {
+    /// The price per unit-hour of `resource` at `tier` for `kind`: the reservation price for
+    /// reserved usage, the consumption price for consumed usage; zero if the card does not
+    /// price it.
+    pub fn price(&self, tier: Tier, resource: Resource, kind: UsageKind) -> Decimal {
         self.prices
-            .get(&(tier, resource))
+            .get(&(tier, resource, kind))
             .copied()
             .unwrap_or(Decimal::ZERO)
+    }
+
+    /// The list price per unit-hour of `resource` at `tier`: reservation plus consumption,
+    /// what a unit-hour reserved and fully used costs.
+    pub fn list_price(&self, tier: Tier, resource: Resource) -> Decimal {
+        self.price(tier, resource, UsageKind::Reserved)
+            + self.price(tier, resource, UsageKind::Consumed)
     }
 }
 
@@ -178,26 +360,88 @@ impl TryFrom<&RateCardSpec> for RateCard {
 
     /// Reads a `RateCard` custom resource. Prices are parsed exactly from their decimal
     /// strings; anything the CRD schema should have refused is refused here too.
+    ///
+    /// `prices` are list prices. The reservation price of each is `reservationPrices` where the
+    /// card gives them (the consumption price is then the list price minus it, and must not be
+    /// negative), otherwise the list price × `reservationShare` (default one half) rounded half
+    /// up to six decimals. `rounding` defaults to half up.
     fn try_from(spec: &RateCardSpec) -> Result<Self> {
         let effective_from = spec
             .effective_date()
             .ok_or_else(|| Error::InvalidEffectiveFrom {
                 value: spec.effective_from.clone(),
             })?;
-        let mut card = RateCard::new(effective_from, spec.currency.clone());
+        let invalid =
+            |tier: &str, resource: &str, value: &str, reason: String| Error::InvalidPrice {
+                effective_from: spec.effective_from.clone(),
+                tier: tier.to_owned(),
+                resource: resource.to_owned(),
+                value: value.to_owned(),
+                reason,
+            };
+        let rounding = match spec.rounding.as_deref() {
+            None => Rounding::default(),
+            Some(text) => Rounding::parse(text).ok_or_else(|| {
+                invalid(
+                    "every tier",
+                    "rounding",
+                    text,
+                    "must be half-up or half-even".to_owned(),
+                )
+            })?,
+        };
+        let mut card = RateCard::new(effective_from, spec.currency.clone()).with_rounding(rounding);
+        if let Some(text) = &spec.reservation_share {
+            let share = Decimal::from_str_exact(text)
+                .map_err(|e| invalid("every tier", "reservation share", text, e.to_string()))?;
+            card = card.with_reservation_share(share)?;
+        }
+        let parse = |tier: Tier, resource: Resource, text: &str| {
+            Decimal::from_str_exact(text)
+                .map_err(|e| invalid(tier.as_str(), resource.as_str(), text, e.to_string()))
+        };
         for &tier in Tier::ALL {
-            for (resource, text) in priced_fields(spec.prices.for_tier(tier)) {
-                let price = Decimal::from_str_exact(text).map_err(|e| Error::InvalidPrice {
-                    effective_from: spec.effective_from.clone(),
-                    tier: tier.to_string(),
-                    resource: resource.to_string(),
-                    value: text.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                card = card.with_price(tier, resource, price)?;
+            let reservations = spec
+                .reservation_prices
+                .as_ref()
+                .map(|r| priced_fields(r.for_tier(tier)));
+            for (i, (resource, text)) in priced_fields(spec.prices.for_tier(tier))
+                .into_iter()
+                .enumerate()
+            {
+                let list = parse(tier, resource, text)?;
+                let Some(reservations) = &reservations else {
+                    card = card.with_price(tier, resource, list)?;
+                    continue;
+                };
+                let reservation = parse(tier, resource, reservations[i].1)?;
+                if reservation > list {
+                    return Err(invalid(
+                        tier.as_str(),
+                        resource.as_str(),
+                        reservations[i].1,
+                        format!("the reservation price exceeds the list price {list}"),
+                    ));
+                }
+                card = card.with_prices(tier, resource, reservation, list - reservation)?;
             }
         }
         Ok(card)
+    }
+}
+
+impl TryFrom<&zhengyun_model::crd::RateCard> for RateCard {
+    type Error = Error;
+
+    /// Reads a `RateCard` object: its spec (see [`RateCard::try_from`] of a spec) and the
+    /// instant it appeared (`metadata.creationTimestamp`), from which it applies at the
+    /// earliest.
+    fn try_from(object: &zhengyun_model::crd::RateCard) -> Result<Self> {
+        let card = RateCard::try_from(&object.spec)?;
+        Ok(match &object.metadata.creation_timestamp {
+            Some(created) => card.appeared_at(created.0),
+            None => card,
+        })
     }
 }
 
@@ -248,7 +492,20 @@ impl RateSchedule {
         Ok(Self { cards })
     }
 
-    /// A schedule read from `RateCard` custom resources.
+    /// A schedule read from `RateCard` objects, each applying from when it appeared at the
+    /// earliest (see [`RateCard::in_force_from`]).
+    pub fn from_objects<'a>(
+        objects: impl IntoIterator<Item = &'a zhengyun_model::crd::RateCard>,
+    ) -> Result<Self> {
+        let cards = objects
+            .into_iter()
+            .map(RateCard::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(cards)
+    }
+
+    /// A schedule read from `RateCard` specs alone, each in force from its `effectiveFrom`
+    /// (no creation instant is known).
     pub fn from_specs<'a>(specs: impl IntoIterator<Item = &'a RateCardSpec>) -> Result<Self> {
         let cards = specs
             .into_iter()
@@ -274,26 +531,92 @@ impl RateSchedule {
         after.checked_sub(1).map(|i| &self.cards[i])
     }
 
-    /// The card in force at `at`, reading its date in `calendar`'s zone.
+    /// The card in force at `at`: the one that took effect last (see
+    /// [`RateCard::in_force_from`]) on or before `at`, reading dates in `calendar`'s zone.
     pub fn effective_at(&self, at: Timestamp, calendar: &Calendar) -> Option<&RateCard> {
-        self.effective_on(calendar.date_of(at))
+        self.in_force(calendar)
+            .ok()?
+            .into_iter()
+            .rev()
+            .find(|(from, _)| *from <= at)
+            .map(|(_, card)| card)
     }
 
-    /// `range` cut where a card takes effect (local midnight of its `effectiveFrom`), each
-    /// piece with the card in force. The pieces are contiguous and cover `range` exactly.
+    /// Whether no card that appeared before `card` was dated on or before its `effectiveFrom`:
+    /// then nothing before `card`'s date could be priced when it appeared (a statement needs a
+    /// card for every second), so dating it back reprices nothing shown, and it applies as dated
+    /// — the first card at go-live, or one filling the time before the first.
+    fn was_earliest_when_it_appeared(&self, card: &RateCard) -> bool {
+        let Some(appeared) = card.appeared else {
+            return true;
+        };
+        !self.cards.iter().any(|other| {
+            !std::ptr::eq(other, card)
+                && other.appeared.is_none_or(|at| at < appeared)
+                && other.effective_from <= card.effective_from
+        })
+    }
+
+    /// The instant the card dated `effective_from` takes effect in this schedule (see
+    /// [`RateCard::in_force_from`] and the first card's exception), or `None` if there is no
+    /// such card.
+    pub fn in_force_from(
+        &self,
+        effective_from: Date,
+        calendar: &Calendar,
+    ) -> Result<Option<Timestamp>> {
+        Ok(self
+            .in_force(calendar)?
+            .into_iter()
+            .find(|(_, card)| card.effective_from == effective_from)
+            .map(|(from, _)| from))
+    }
+
+    /// Each card with the instant it takes effect, earliest first: local midnight of its
+    /// `effectiveFrom`, or the instant it appeared if that is later and another card was
+    /// already in force on that date (see [`RateCard::in_force_from`]). Fails if two take effect at
+    /// the same instant (two back-dated cards created in the same second).
+    fn in_force(&self, calendar: &Calendar) -> Result<Vec<(Timestamp, &RateCard)>> {
+        let mut cards = self
+            .cards
+            .iter()
+            .map(|card| {
+                let from = if self.was_earliest_when_it_appeared(card) {
+                    calendar.start_of_day(card.effective_from)?
+                } else {
+                    card.in_force_from(calendar)?
+                };
+                Ok((from, card))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        cards.sort_by_key(|(from, _)| *from);
+        if let Some(pair) = cards.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::DuplicateEffectiveFrom {
+                date: pair[1].1.effective_from,
+            });
+        }
+        Ok(cards)
+    }
+
+    /// `range` cut where a card takes effect (see [`RateCard::in_force_from`]), each piece with
+    /// the card in force. The pieces are contiguous and cover `range` exactly.
     pub fn periods(&self, range: TimeRange, calendar: &Calendar) -> Result<Vec<RatePeriod<'_>>> {
+        let in_force = self.in_force(calendar)?;
         let mut cuts = vec![range.start()];
-        for card in &self.cards {
-            let starts = calendar.start_of_day(card.effective_from)?;
-            if range.start() < starts && starts < range.end() {
-                cuts.push(starts);
+        for (starts, _) in &in_force {
+            if range.start() < *starts && *starts < range.end() {
+                cuts.push(*starts);
             }
         }
         cuts.push(range.end());
         cuts.windows(2)
             .map(|w| {
                 let range = TimeRange::new(w[0], w[1])?;
-                let card = self.effective_at(range.start(), calendar);
+                let card = in_force
+                    .iter()
+                    .rev()
+                    .find(|(from, _)| *from <= range.start())
+                    .map(|(_, card)| *card);
                 Ok(RatePeriod { range, card })
             })
             .collect()
@@ -303,6 +626,7 @@ impl RateSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::usage::UsageKind;
     use rstest::rstest;
 
     fn d(text: &str) -> Decimal {
@@ -422,7 +746,7 @@ mod tests {
         let card = RateCard::new(date("2026-01-01"), "CNY")
             .with_price(Tier::Gold, Resource::Cpu, d("0.050000000"))
             .expect("same as 0.05");
-        assert_eq!(card.price(Tier::Gold, Resource::Cpu), d("0.05"));
+        assert_eq!(card.list_price(Tier::Gold, Resource::Cpu), d("0.05"));
     }
 
     #[rstest]
@@ -538,10 +862,10 @@ mod tests {
         let card = RateCard::try_from(&spec).expect("card");
         assert_eq!(card.currency(), "CNY");
         assert_eq!(card.effective_from(), date("2026-11-15"));
-        assert_eq!(card.price(Tier::Gold, Resource::Cpu), d("0.08"));
-        assert_eq!(card.price(Tier::Silver, Resource::Memory), d("0.0069"));
-        assert_eq!(card.price(Tier::Bronze, Resource::Gpu), d("8"));
-        assert_eq!(card.price(Tier::Gold, Resource::Pods), Decimal::ZERO);
+        assert_eq!(card.list_price(Tier::Gold, Resource::Cpu), d("0.08"));
+        assert_eq!(card.list_price(Tier::Silver, Resource::Memory), d("0.0069"));
+        assert_eq!(card.list_price(Tier::Bronze, Resource::Gpu), d("8"));
+        assert_eq!(card.list_price(Tier::Gold, Resource::Pods), Decimal::ZERO);
     }
 
     #[rstest]
@@ -576,6 +900,319 @@ mod tests {
         );
     }
 
+    /// The sample card `manifests/samples/ratecard-2026.yaml`, with `extra` spec fields.
+    fn sample_spec(extra: serde_json::Value) -> RateCardSpec {
+        let mut spec = serde_json::json!({
+            "currency": "CNY",
+            "effectiveFrom": "2026-01-01",
+            "prices": {
+                "gold":   {"cpuCoreHour": "0.12", "memoryGibHour": "0.015", "storageGibHour": "0.0012", "gpuHour": "12.00"},
+                "silver": {"cpuCoreHour": "0.08", "memoryGibHour": "0.01", "storageGibHour": "0.0008", "gpuHour": "8.00"},
+                "bronze": {"cpuCoreHour": "0.05", "memoryGibHour": "0.006", "storageGibHour": "0.0005", "gpuHour": "5.00"}
+            }
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        serde_json::from_value(spec).expect("spec")
+    }
+
+    /// 4 gold cores for the 31 days of October 2026 (Asia/Shanghai), reserved, and consumed
+    /// when `used`: the statement's amount.
+    fn october_of_four_gold_cores(card: RateCard, used: bool) -> Decimal {
+        use crate::{
+            statement::Statement,
+            test_support::{interval, meter},
+            usage::UsageKind,
+        };
+        let calendar = Calendar::default();
+        let schedule = RateSchedule::new([card]).expect("schedule");
+        let (start, end) = ("2026-09-30T16:00:00Z", "2026-10-31T16:00:00Z");
+        let mut usage = vec![interval(
+            &meter("wjw-prod", Resource::Cpu, UsageKind::Reserved, Tier::Gold),
+            start,
+            end,
+            4_000,
+        )];
+        if used {
+            usage.push(interval(
+                &meter("wjw-prod", Resource::Cpu, UsageKind::Consumed, Tier::Gold),
+                start,
+                end,
+                4_000,
+            ));
+        }
+        let month = "2026-10".parse().expect("month");
+        let statement = Statement::build(month, &calendar, &schedule, &usage).expect("statement");
+        statement.check_conservation().expect("conserved");
+        statement.platform.amount
+    }
+
+    #[test]
+    fn reserved_and_fully_used_capacity_pays_the_list_price_once() {
+        // 4 cores × 744 h × 0.12 = 357.12: 178.56 for holding them, 178.56 for using them.
+        let card = RateCard::try_from(&sample_spec(serde_json::json!({}))).expect("card");
+        assert_eq!(october_of_four_gold_cores(card, true), d("357.12"));
+    }
+
+    #[test]
+    fn idle_reserved_capacity_pays_only_the_reservation_price() {
+        let card = RateCard::try_from(&sample_spec(serde_json::json!({}))).expect("card");
+        assert_eq!(october_of_four_gold_cores(card, false), d("178.56"));
+    }
+
+    #[test]
+    fn explicit_reservation_prices_split_the_list_price_per_tier_and_resource() {
+        let gold = serde_json::json!({"cpuCoreHour": "0.08", "memoryGibHour": "0.01", "storageGibHour": "0.0012", "gpuHour": "8"});
+        let none = serde_json::json!({"cpuCoreHour": "0", "memoryGibHour": "0", "storageGibHour": "0", "gpuHour": "0"});
+        let spec = sample_spec(serde_json::json!({
+            "reservationPrices": {"gold": gold, "silver": none, "bronze": none}
+        }));
+        let card = RateCard::try_from(&spec).expect("card");
+        assert_eq!(
+            card.price(Tier::Gold, Resource::Cpu, UsageKind::Reserved),
+            d("0.08")
+        );
+        assert_eq!(
+            card.price(Tier::Gold, Resource::Cpu, UsageKind::Consumed),
+            d("0.04")
+        );
+        assert_eq!(
+            card.price(Tier::Gold, Resource::Storage, UsageKind::Consumed),
+            d("0")
+        );
+        // 2,976 core-hours reserved at 0.08 = 238.08, used at 0.04 = 119.04.
+        assert_eq!(october_of_four_gold_cores(card, true), d("357.12"));
+    }
+
+    #[test]
+    fn a_reservation_price_above_its_list_price_is_refused() {
+        let gold = serde_json::json!({"cpuCoreHour": "0.13", "memoryGibHour": "0", "storageGibHour": "0", "gpuHour": "0"});
+        let spec = sample_spec(serde_json::json!({
+            "reservationPrices": {"gold": gold, "silver": gold, "bronze": gold}
+        }));
+        let error = RateCard::try_from(&spec).expect_err("refused");
+        assert_eq!(error.metric_label(), "invalid_price");
+    }
+
+    #[rstest]
+    // A card without a split: half and half, the reservation part rounded half up.
+    #[case::old_card_default_share(None, Tier::Gold, Resource::Cpu, "0.06", "0.06")]
+    #[case::old_card_odd_price(None, Tier::Silver, Resource::Memory, "0.005", "0.005")]
+    #[case::a_stated_share(Some("0.6"), Tier::Gold, Resource::Cpu, "0.072", "0.048")]
+    #[case::share_rounded_half_up_to_six_decimals(
+        Some("0.3333"),
+        Tier::Gold,
+        Resource::Storage,
+        "0.0004",
+        "0.0008"
+    )]
+    #[case::everything_reserved(Some("1"), Tier::Bronze, Resource::Gpu, "5", "0")]
+    fn a_card_without_reservation_prices_splits_its_list_prices_by_the_share(
+        #[case] share: Option<&str>,
+        #[case] tier: Tier,
+        #[case] resource: Resource,
+        #[case] reservation: &str,
+        #[case] consumption: &str,
+    ) {
+        let extra = share.map_or(
+            serde_json::json!({}),
+            |s| serde_json::json!({"reservationShare": s}),
+        );
+        let card = RateCard::try_from(&sample_spec(extra)).expect("card");
+        assert_eq!(
+            card.price(tier, resource, UsageKind::Reserved),
+            d(reservation)
+        );
+        assert_eq!(
+            card.price(tier, resource, UsageKind::Consumed),
+            d(consumption)
+        );
+        assert_eq!(
+            card.list_price(tier, resource),
+            card.price(tier, resource, UsageKind::Reserved)
+                + card.price(tier, resource, UsageKind::Consumed)
+        );
+    }
+
+    #[rstest]
+    #[case::half_up_rounds_half_a_fen_up(Rounding::HalfUp, 1_800_000, d("0.01"))]
+    #[case::half_even_rounds_half_a_fen_to_even(Rounding::HalfEven, 1_800_000, d("0.00"))]
+    #[case::half_up_two_and_a_half_fen(Rounding::HalfUp, 9_000_000, d("0.03"))]
+    #[case::half_up_below_half(Rounding::HalfUp, 1_799_999, d("0.00"))]
+    #[case::half_up_exact(Rounding::HalfUp, 3_600_000, d("0.01"))]
+    fn the_rounding_mode_decides_exact_halves(
+        #[case] rounding: Rounding,
+        #[case] millicore_seconds: u128,
+        #[case] expected: Decimal,
+    ) {
+        assert_eq!(
+            cost_rounded(millicore_seconds, Resource::Cpu, d("0.01"), rounding).expect("cost"),
+            expected
+        );
+    }
+
+    #[rstest]
+    #[case::default_is_half_up(None, Rounding::HalfUp)]
+    #[case::half_even_when_stated(Some("half-even"), Rounding::HalfEven)]
+    fn a_card_rounds_half_up_unless_it_says_otherwise(
+        #[case] stated: Option<&str>,
+        #[case] expected: Rounding,
+    ) {
+        let extra = stated.map_or(
+            serde_json::json!({}),
+            |r| serde_json::json!({"rounding": r}),
+        );
+        let card = RateCard::try_from(&sample_spec(extra)).expect("card");
+        assert_eq!(card.rounding(), expected);
+    }
+
+    #[test]
+    fn the_first_card_at_go_live_applies_as_dated_even_when_created_later() {
+        let calendar = Calendar::default();
+        let first =
+            RateCard::new(date("2026-01-01"), "CNY").appeared_at(ts("2026-11-21T03:00:00Z"));
+        let later =
+            RateCard::new(date("2027-01-01"), "CNY").appeared_at(ts("2026-11-22T03:00:00Z"));
+        let schedule = RateSchedule::new([first, later]).expect("schedule");
+        assert_eq!(
+            schedule
+                .effective_at(ts("2026-03-01T00:00:00Z"), &calendar)
+                .map(RateCard::effective_from),
+            Some(date("2026-01-01"))
+        );
+    }
+
+    #[test]
+    fn a_back_dated_card_applies_only_from_when_it_appeared() {
+        let calendar = Calendar::default();
+        let old = RateCard::try_from(&sample_spec(serde_json::json!({})))
+            .expect("card")
+            .appeared_at(ts("2025-12-01T00:00:00Z"));
+        // Dated 1 July but created on 21 November at 11:00 Beijing time.
+        let back_dated = RateCard::new(date("2026-07-01"), "CNY")
+            .with_price(Tier::Gold, Resource::Cpu, d("0.11"))
+            .expect("price")
+            .appeared_at(ts("2026-11-21T03:00:00Z"));
+        assert!(back_dated.is_back_dated(&calendar).expect("date"));
+        assert!(!old.is_back_dated(&calendar).expect("date"));
+        let schedule = RateSchedule::new([old, back_dated]).expect("schedule");
+        let card_at = |at| {
+            schedule
+                .effective_at(ts(at), &calendar)
+                .map(RateCard::effective_from)
+        };
+        assert_eq!(card_at("2026-10-15T00:00:00Z"), Some(date("2026-01-01")));
+        assert_eq!(card_at("2026-11-21T02:59:59Z"), Some(date("2026-01-01")));
+        assert_eq!(card_at("2026-11-21T03:00:00Z"), Some(date("2026-07-01")));
+        // October is untouched: one period, the old card.
+        let october = calendar
+            .month_range("2026-10".parse().expect("month"))
+            .expect("range");
+        let periods = schedule.periods(october, &calendar).expect("periods");
+        assert_eq!(periods.len(), 1);
+        assert_eq!(
+            periods[0].card.map(RateCard::effective_from),
+            Some(date("2026-01-01"))
+        );
+        // November is cut where the card appeared, not on 1 July.
+        let november = calendar
+            .month_range("2026-11".parse().expect("month"))
+            .expect("range");
+        let periods = schedule.periods(november, &calendar).expect("periods");
+        let cuts: Vec<_> = periods.iter().map(|p| p.range.start()).collect();
+        assert_eq!(
+            cuts,
+            vec![ts("2026-10-31T16:00:00Z"), ts("2026-11-21T03:00:00Z")]
+        );
+    }
+
+    /// The worked statement of `docs/finance.md`: bureau wjw (区卫生健康委员会) in November 2026
+    /// (30 days, 720 hours) under the sample card, with its default half-and-half split.
+    fn worked_statement() -> crate::statement::Statement {
+        use crate::{
+            statement::Statement,
+            test_support::{interval, meter},
+            usage::UsageKind::{Consumed, Reserved},
+        };
+        const GIB: u64 = 1 << 30;
+        let card = RateCard::try_from(&sample_spec(serde_json::json!({}))).expect("card");
+        let schedule = RateSchedule::new([card]).expect("schedule");
+        let (start, end) = ("2026-10-31T16:00:00Z", "2026-11-30T16:00:00Z");
+        let usage = [
+            ("wjw-prod", Tier::Gold, Resource::Cpu, 16_000, 12_000),
+            ("wjw-prod", Tier::Gold, Resource::Memory, 64 * GIB, 48 * GIB),
+            (
+                "wjw-prod",
+                Tier::Gold,
+                Resource::Storage,
+                512 * GIB,
+                400 * GIB,
+            ),
+            ("wjw-dev", Tier::Bronze, Resource::Cpu, 8_000, 2_000),
+            ("wjw-dev", Tier::Bronze, Resource::Memory, 32 * GIB, 4 * GIB),
+            (
+                "wjw-dev",
+                Tier::Bronze,
+                Resource::Storage,
+                256 * GIB,
+                50 * GIB,
+            ),
+        ]
+        .into_iter()
+        .flat_map(|(env, tier, resource, reserved, consumed)| {
+            [
+                interval(&meter(env, resource, Reserved, tier), start, end, reserved),
+                interval(&meter(env, resource, Consumed, tier), start, end, consumed),
+            ]
+        })
+        .collect::<Vec<_>>();
+        let month = "2026-11".parse().expect("month");
+        Statement::build(month, &Calendar::default(), &schedule, &usage).expect("statement")
+    }
+
+    #[test]
+    fn the_worked_statement_of_the_finance_guide_is_what_the_code_computes() {
+        let statement = worked_statement();
+        statement.check_conservation().expect("conserved");
+        let lines: Vec<String> = statement
+            .lines
+            .iter()
+            .map(|l| {
+                let m = &l.key.meter;
+                format!(
+                    "{} {} {} {} {} × {} = {}",
+                    m.environment(),
+                    m.resource(),
+                    m.kind(),
+                    m.tier(),
+                    l.quantity.normalize(),
+                    l.unit_price,
+                    l.amount
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "wjw-dev cpu reserved bronze 5760 × 0.025 = 144.00",
+                "wjw-dev cpu consumed bronze 1440 × 0.025 = 36.00",
+                "wjw-dev memory reserved bronze 23040 × 0.003 = 69.12",
+                "wjw-dev memory consumed bronze 2880 × 0.003 = 8.64",
+                "wjw-dev storage reserved bronze 184320 × 0.00025 = 46.08",
+                "wjw-dev storage consumed bronze 36000 × 0.00025 = 9.00",
+                "wjw-prod cpu reserved gold 11520 × 0.06 = 691.20",
+                "wjw-prod cpu consumed gold 8640 × 0.06 = 518.40",
+                "wjw-prod memory reserved gold 46080 × 0.0075 = 345.60",
+                "wjw-prod memory consumed gold 34560 × 0.0075 = 259.20",
+                "wjw-prod storage reserved gold 368640 × 0.0006 = 221.18",
+                "wjw-prod storage consumed gold 288000 × 0.0006 = 172.80",
+            ],
+            "{lines:#?}"
+        );
+        assert_eq!(statement.platform.amount, d("2521.22"));
+    }
+
     fn spec_with_cpu_price(price: &str) -> RateCardSpec {
         let prices = ResourcePrices {
             cpu_core_hour: price.to_owned(),
@@ -586,6 +1223,9 @@ mod tests {
         RateCardSpec {
             currency: "CNY".to_owned(),
             effective_from: "2026-01-01".to_owned(),
+            reservation_prices: None,
+            reservation_share: None,
+            rounding: None,
             prices: zhengyun_model::crd::TierPrices {
                 gold: prices.clone(),
                 silver: prices.clone(),

@@ -10,8 +10,11 @@
 //! 3. Each interval contributes `amount × seconds` of its overlap with each period; intervals
 //!    need not be pre-split. Usage outside the month is ignored; usage in a period before the
 //!    first rate card is an error, never silently free.
-//! 4. Each line's unit-seconds are priced **once** with [`cost`] (half to even, to the fen).
-//!    Totals add rounded line amounts, so every total is exactly the sum of the lines shown.
+//! 4. Each line's unit-seconds are priced **once** with [`cost_rounded`] at the card's price
+//!    for the line's kind — the reservation price for reserved lines, the consumption price for
+//!    consumed ones (a two-part tariff: reserved and fully used pays the list price once) — and
+//!    rounded to the fen by the card's rule (half up unless the card says half even). Totals add
+//!    rounded line amounts, so every total is exactly the sum of the lines shown.
 //!
 //! A meter whose intervals all have amount zero still gets a line (quantity 0, amount 0.00), so a
 //! statement shows reserved capacity that was never consumed.
@@ -27,7 +30,7 @@ use crate::{
     budget::{BudgetStatus, budget_status},
     calendar::{Calendar, Month, TimeRange},
     error::{Error, Result},
-    rates::{MONEY_SCALE, PriceUnit, RatePeriod, RateSchedule, cost, unit_hours},
+    rates::{MONEY_SCALE, PriceUnit, RatePeriod, RateSchedule, Rounding, cost_rounded, unit_hours},
     usage::{Meter, UsageInterval, UsageKind},
 };
 
@@ -76,9 +79,14 @@ pub struct StatementLine {
     pub quantity: Decimal,
     /// The unit of `quantity` and `unit_price`: `core-hour`, `GiB-hour`, `GPU-hour`…
     pub unit: String,
-    /// Price per `unit` from the rate card.
+    /// Price per `unit` from the rate card: its reservation price for a reserved line, its
+    /// consumption price for a consumed one.
     pub unit_price: Decimal,
-    /// `unit_seconds` priced and rounded once, half to even, to the fen.
+    /// How `amount` was rounded to the fen (the rate card's rule). Lines stored before the rule
+    /// was recorded were rounded half to even.
+    #[serde(default = "Rounding::before_it_was_recorded")]
+    pub rounding: Rounding,
+    /// `unit_seconds` priced and rounded once, by `rounding`, to the fen.
     pub amount: Decimal,
 }
 
@@ -306,8 +314,14 @@ impl<'a> StatementBuilder<'a> {
                             meter: meter.clone(),
                             rate_card: card.effective_from(),
                         };
-                        let price = card.price(tier, resource);
-                        lines.push(price_line(key, period.range, *unit_seconds, price)?);
+                        let price = card.price(tier, resource, kind);
+                        lines.push(price_line(
+                            key,
+                            period.range,
+                            *unit_seconds,
+                            price,
+                            card.rounding(),
+                        )?);
                     }
                 }
             }
@@ -323,12 +337,14 @@ impl<'a> StatementBuilder<'a> {
     }
 }
 
-/// A line for `unit_seconds` under `key`, priced at `price` per unit-hour.
-fn price_line(
+/// A line for `unit_seconds` under `key`, priced at `price` per unit-hour and rounded by
+/// `rounding`.
+pub(crate) fn price_line(
     key: LineKey,
     period: TimeRange,
     unit_seconds: u128,
     price: Decimal,
+    rounding: Rounding,
 ) -> Result<StatementLine> {
     let resource = key.meter.resource();
     Ok(StatementLine {
@@ -337,7 +353,8 @@ fn price_line(
         quantity: unit_hours(unit_seconds, resource)?,
         unit: PriceUnit::of(resource).name.to_owned(),
         unit_price: price,
-        amount: cost(unit_seconds, resource, price)?,
+        rounding,
+        amount: cost_rounded(unit_seconds, resource, price, rounding)?,
         key,
     })
 }
@@ -439,6 +456,7 @@ impl Statement {
                 line.period,
                 line.unit_seconds,
                 line.unit_price,
+                line.rounding,
             )?;
             if expected != *line {
                 return Err(Error::Unbalanced {

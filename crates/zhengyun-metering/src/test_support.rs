@@ -9,7 +9,7 @@ use zhengyun_model::{
 };
 
 use crate::{
-    rates::{RateCard, RateSchedule},
+    rates::{RateCard, RateSchedule, Rounding},
     usage::{Meter, UsageInterval, UsageKind},
 };
 
@@ -55,15 +55,17 @@ pub(crate) const NOVEMBER_PRICES: CardPrices = [
     (Resource::Gpu, ["16", "13", "9"]),
 ];
 
+/// A card with `prices` as both its reservation and its consumption prices, rounding half to
+/// even: the arithmetic the fixtures' expected amounts are written in.
 pub(crate) fn card(effective_from: &str, prices: &CardPrices) -> RateCard {
-    let mut card = RateCard::new(date(effective_from), "CNY");
+    let mut card = RateCard::new(date(effective_from), "CNY").with_rounding(Rounding::HalfEven);
     for (resource, by_tier) in prices {
         for (tier, price) in [Tier::Gold, Tier::Silver, Tier::Bronze]
             .into_iter()
             .zip(by_tier)
         {
             card = card
-                .with_price(tier, *resource, d(price))
+                .with_prices(tier, *resource, d(price), d(price))
                 .expect("test price");
         }
     }

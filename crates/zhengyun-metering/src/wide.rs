@@ -1,12 +1,15 @@
-//! Exact `a × b / d` rounded half-to-even, through a 256-bit intermediate product.
+//! Exact `a × b / d` rounded half to even or half up, through a 256-bit intermediate product.
 //!
 //! Money is `unit_seconds × price / (base units per unit × 3600)`. Unit-seconds reach 2^85 and a
 //! price mantissa 2^103, so the product does not fit in `u128` and must not be rounded before the
 //! division: this module multiplies into four 64-bit limbs and divides by schoolbook long
 //! division, which is exact at every magnitude.
 
-/// `round_half_even(a × b / d)`, or `None` if `d` is zero or the result exceeds `u128::MAX`.
-pub(crate) fn mul_div_half_even(a: u128, b: u128, d: u64) -> Option<u128> {
+use crate::rates::Rounding;
+
+/// `round(a × b / d)` by `rounding`, or `None` if `d` is zero or the result exceeds
+/// `u128::MAX`.
+pub(crate) fn mul_div_rounded(a: u128, b: u128, d: u64, rounding: Rounding) -> Option<u128> {
     if d == 0 {
         return None;
     }
@@ -19,7 +22,10 @@ pub(crate) fn mul_div_half_even(a: u128, b: u128, d: u64) -> Option<u128> {
     // remainder < d < 2^64, so twice it fits in u128.
     let twice = u128::from(remainder) * 2;
     let d = u128::from(d);
-    let round_up = twice > d || (twice == d && quotient % 2 == 1);
+    let round_up = match rounding {
+        Rounding::HalfEven => twice > d || (twice == d && quotient % 2 == 1),
+        Rounding::HalfUp => twice >= d && remainder != 0,
+    };
     if round_up {
         quotient.checked_add(1)
     } else {
@@ -68,6 +74,10 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+
+    fn mul_div_half_even(a: u128, b: u128, d: u64) -> Option<u128> {
+        mul_div_rounded(a, b, d, Rounding::HalfEven)
+    }
 
     #[rstest]
     #[case::exact(10, 3, 2, Some(15))]

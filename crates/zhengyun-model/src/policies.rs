@@ -12,6 +12,12 @@
 //! - **PodDisruptionBudgets** always let a node drain make progress: they name
 //!   `maxUnavailable` of at least one pod (or a percentage above zero), never `minAvailable`.
 //!
+//! And one platform policy, over `RateCard`s (cluster-wide), that keeps the set of rate cards a
+//! schedule: each new card is checked against every existing card (the policy's params), so a
+//! second card on the same `effectiveFrom` date or in another currency is refused at admission;
+//! and a card is not deleted (its prices priced months already shown) unless it carries the
+//! annotation [`ALLOW_DELETION_ANNOTATION`] `"true"`.
+//!
 //! Shipped as `zhengyun policies` (and in `manifests/crds/policies.yaml` and the chart).
 
 use k8s_openapi::api::admissionregistration::v1::{
@@ -25,6 +31,82 @@ pub const BUREAU_LABEL: &str = "zhengyun.io/bureau";
 
 /// Annotation of an environment namespace naming the PriorityClass its pods may use.
 pub const PRIORITY_CLASS_ANNOTATION: &str = "zhengyun.io/priority-class";
+
+/// Annotation that lets a `RateCard` be deleted (meant for a card created by mistake before it
+/// takes effect).
+pub const ALLOW_DELETION_ANNOTATION: &str = "zhengyun.io/allow-deletion";
+
+/// The name of the policy (and binding) over `RateCard`s.
+pub const RATE_CARD_POLICY: &str = "zhengyun-rate-cards";
+
+/// The policy keeping rate cards a schedule: checked against each existing card as a param.
+fn rate_card_policy() -> Value {
+    let currency = |of: &str| format!("(has({of}.spec.currency) ? {of}.spec.currency : 'CNY')");
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": RATE_CARD_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+        "spec": {
+            "failurePolicy": "Fail",
+            "paramKind": {"apiVersion": "zhengyun.io/v1alpha1", "kind": "RateCard"},
+            "matchConstraints": {
+                "resourceRules": [{
+                    "apiGroups": ["zhengyun.io"], "apiVersions": ["*"],
+                    "operations": ["CREATE", "DELETE"], "resources": ["ratecards"],
+                }],
+            },
+            "validations": [
+                {
+                    "expression": format!(
+                        "request.operation != 'DELETE' || \
+                         (has(oldObject.metadata.annotations) && \
+                          oldObject.metadata.annotations[?'{ALLOW_DELETION_ANNOTATION}'].orValue('') == 'true')"
+                    ),
+                    "messageExpression": format!(
+                        "'RateCard ' + oldObject.metadata.name + ' is not deleted: its prices priced months already shown. \
+                         Supersede it with a card with a later effectiveFrom, or annotate it {ALLOW_DELETION_ANNOTATION}=true \
+                         if it was created by mistake and is not yet in force'"
+                    ),
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "request.operation != 'CREATE' || params.metadata.name == object.metadata.name || \
+                                   params.spec.effectiveFrom != object.spec.effectiveFrom",
+                    "messageExpression": "'RateCard ' + params.metadata.name + ' already takes effect on ' + \
+                                          params.spec.effectiveFrom + '; two cards on one date would make the price ambiguous'",
+                    "reason": "Invalid",
+                },
+                {
+                    "expression": format!(
+                        "request.operation != 'CREATE' || params.metadata.name == object.metadata.name || \
+                         {} == {}",
+                        currency("object"),
+                        currency("params")
+                    ),
+                    "messageExpression": format!(
+                        "'RateCard ' + params.metadata.name + ' prices in ' + {} + '; every rate card uses one currency'",
+                        currency("params")
+                    ),
+                    "reason": "Invalid",
+                },
+            ],
+        },
+    })
+}
+
+/// Its binding: every existing `RateCard` is a param; with none yet, the first card is let in.
+fn rate_card_binding() -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": RATE_CARD_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+        "spec": {
+            "policyName": RATE_CARD_POLICY,
+            "validationActions": ["Deny"],
+            "paramRef": {"selector": {}, "parameterNotFoundAction": "Allow"},
+        },
+    })
+}
 
 /// The taints every pod may tolerate: those the API server's DefaultTolerationSeconds plugin adds
 /// to each pod, so that pods leave an unreachable node after a while.
@@ -170,7 +252,7 @@ fn typed<K: serde::de::DeserializeOwned>(value: Value) -> K {
     serde_json::from_value(value).expect("a policy written here matches its Kubernetes type")
 }
 
-/// The tenant admission policies.
+/// The admission policies: the tenant ones, then the rate-card one.
 ///
 /// # Panics
 ///
@@ -179,10 +261,12 @@ pub fn admission_policies() -> Vec<ValidatingAdmissionPolicy> {
     tenant_policies()
         .iter()
         .map(|p| typed(p.policy()))
+        .chain([typed(rate_card_policy())])
         .collect()
 }
 
-/// The bindings of [`admission_policies`]: every namespace with a bureau label.
+/// The bindings of [`admission_policies`]: every namespace with a bureau label for the tenant
+/// policies; every existing `RateCard` as a param for the rate-card one.
 ///
 /// # Panics
 ///
@@ -191,6 +275,7 @@ pub fn admission_policy_bindings() -> Vec<ValidatingAdmissionPolicyBinding> {
     tenant_policies()
         .iter()
         .map(|p| typed(p.binding()))
+        .chain([typed(rate_card_binding())])
         .collect()
 }
 
@@ -225,6 +310,11 @@ mod tests {
         assert_eq!(policies.len(), bindings.len());
         for (policy, binding) in policies.iter().zip(&bindings) {
             let spec = &binding.spec;
+            if spec.policy_name == RATE_CARD_POLICY {
+                let param = spec.param_ref.as_ref().expect("every rate card is a param");
+                assert_eq!(param.parameter_not_found_action.as_deref(), Some("Allow"));
+                continue;
+            }
             assert_eq!(
                 Some(spec.policy_name.as_str()),
                 policy.metadata.name.as_deref()
@@ -258,6 +348,8 @@ mod tests {
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding"

@@ -21,6 +21,7 @@ pub mod expiry;
 pub mod leader;
 pub mod metering;
 pub mod metrics;
+pub mod rate_cards;
 mod recent;
 pub mod resources;
 mod run;

@@ -27,7 +27,7 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
-use zhengyun_model::crd::{Bureau, CapacityPool, Environment};
+use zhengyun_model::crd::{Bureau, CapacityPool, Environment, RateCard};
 
 use anyhow::Context as _;
 use zhengyun_metering::Calendar;
@@ -38,7 +38,9 @@ use crate::metering::{self, MeteringConfig};
 use crate::metrics::Metrics;
 use crate::resources::{Catalog, ENVIRONMENT_LABEL, MANAGED_BY};
 use crate::versions::ChildVersions;
-use crate::{Error, MANAGER, Result, apply, bureaus, cluster, environments, no_managed_fields};
+use crate::{
+    Error, MANAGER, Result, apply, bureaus, cluster, environments, no_managed_fields, rate_cards,
+};
 
 /// Settings of the operator (flags of `zhengyun operator`).
 #[derive(Clone, Debug, clap::Args)]
@@ -214,6 +216,7 @@ impl Term<'_> {
             );
             let controllers = run_controllers(
                 self.client.clone(),
+                self.calendar.clone(),
                 self.config,
                 self.metrics.clone(),
                 graceful,
@@ -411,6 +414,7 @@ where
 
 async fn run_controllers(
     client: Client,
+    calendar: Calendar,
     config: &OperatorConfig,
     metrics: Arc<Metrics>,
     graceful: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
@@ -529,10 +533,23 @@ async fn run_controllers(
                 .map(|b| ObjectRef::from_obj(&**b))
                 .collect::<Vec<_>>()
         })
-        .graceful_shutdown_on(graceful)
+        .graceful_shutdown_on(graceful.clone())
         .run(bureaus::reconcile, bureaus::error_policy, bureau_ctx)
         .for_each(|_| futures::future::ready(()));
-    futures::future::join(env_run, bureau_run).await;
+    let card_ctrl = Controller::new(
+        Api::<RateCard>::all(client.clone()),
+        WatcherConfig::default(),
+    );
+    let card_ctx = Arc::new(rate_cards::Context {
+        client,
+        cards: card_ctrl.store(),
+        calendar,
+    });
+    let card_run = card_ctrl
+        .graceful_shutdown_on(graceful)
+        .run(rate_cards::reconcile, rate_cards::error_policy, card_ctx)
+        .for_each(|_| futures::future::ready(()));
+    futures::future::join3(env_run, bureau_run, card_run).await;
 }
 
 /// Decodes `events` into the objects touched, and sends a copy of each to `copy` when it was

@@ -54,6 +54,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_audit_intents.sql"),
     ),
     (
+        8,
+        "statement seals",
+        include_str!("../migrations/sqlite/0008_statement_seals.sql"),
+    ),
+    (
         10,
         "audit observed objects",
         include_str!("../migrations/sqlite/0010_audit_observed.sql"),
@@ -94,6 +99,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "audit intents",
         include_str!("../migrations/postgres/0007_audit_intents.sql"),
+    ),
+    (
+        8,
+        "statement seals",
+        include_str!("../migrations/postgres/0008_statement_seals.sql"),
     ),
     (
         10,

@@ -15,6 +15,7 @@
 //!   whose changes it audits, so that each change is recorded once.
 //! - [`statements`]: closed monthly statements, which never change, and the signed adjustment
 //!   lines that correct them (invariant 5).
+//! - [`seals`]: the hash chain sealing closed statements, checked on every read.
 //!
 //! # Two backends, one behaviour
 //!
@@ -36,6 +37,7 @@ pub mod ledger;
 pub mod observed;
 pub mod reports;
 pub mod requests;
+pub mod seals;
 pub mod statements;
 pub mod tokens;
 
@@ -52,6 +54,7 @@ pub use ledger::{MeterUsage, Recorded};
 pub use observed::Observed;
 pub use reports::{ResourceUsage, UsageCounter};
 pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};
+pub use seals::{ClosedStatement, SealVerification, SealedMonth};
 pub use tokens::{
     BootstrapOutcome, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, NewToken, Principal, Role,
     TokenId, TokenInfo, TokenSecret,

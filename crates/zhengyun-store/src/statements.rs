@@ -16,7 +16,8 @@ use crate::{
     PoolExt, Store,
     error::{Error, Result, db},
     ledger::ROWS_PER_STATEMENT,
-    time::now_micros,
+    seals::{ClosedStatement, GENESIS_SEAL, SealVerification, SealedMonth, SealedText, seal_of},
+    time::{from_micros, now_micros},
     with_pool,
 };
 
@@ -48,8 +49,23 @@ fn reason_name(reason: AdjustmentReason) -> &'static str {
 impl Store {
     /// Closes `month` with `statement`, which must be of that month and pass every
     /// conservation check. A month closes once: closing it again is an [`Error::Conflict`],
-    /// whatever the statement.
+    /// whatever the statement. The closer is recorded as unknown; see
+    /// [`Store::close_statement_as`].
     pub async fn close_statement(&self, month: Month, statement: &Statement) -> Result<()> {
+        self.close_statement_as(month, statement, "")
+            .await
+            .map(|_| ())
+    }
+
+    /// Closes `month` with `statement` on behalf of `closed_by` (a token id), and seals it
+    /// onto the chain of closed months (see [`crate::seals`]); returns the seal. A month
+    /// closes once: closing it again is an [`Error::Conflict`], whatever the statement.
+    pub async fn close_statement_as(
+        &self,
+        month: Month,
+        statement: &Statement,
+        closed_by: &str,
+    ) -> Result<String> {
         const DOING: &str = "closing a statement";
         if statement.month != month {
             return Err(Error::invalid(
@@ -78,6 +94,8 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let month_text = month.to_string();
+        let closed_at_us = now_micros();
+        let line_texts: Vec<String> = lines.iter().map(|l| l.json.clone()).collect();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(db(DOING))?;
             let inserted = sqlx::query(
@@ -85,7 +103,7 @@ impl Store {
                  ON CONFLICT (month) DO NOTHING",
             )
             .bind(&month_text)
-            .bind(now_micros())
+            .bind(closed_at_us)
             .bind(&header)
             .execute(&mut *tx)
             .await
@@ -112,39 +130,63 @@ impl Store {
                 });
                 insert.build().execute(&mut *tx).await.map_err(db(DOING))?;
             }
+            let previous: Option<String> = sqlx::query_scalar(pool.dialect(
+                "SELECT seal FROM statement_seals ORDER BY seq DESC LIMIT 1",
+                "SELECT seal FROM statement_seals ORDER BY seq DESC LIMIT 1 FOR UPDATE",
+            ))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            let previous = previous.unwrap_or_else(|| GENESIS_SEAL.to_owned());
+            let seal = seal_of(&previous, &SealedText {
+                month: &month_text,
+                closed_at_us,
+                closed_by,
+                header: &header,
+                lines: &line_texts,
+            });
+            sqlx::query(
+                "INSERT INTO statement_seals (month, closed_by, previous_seal, seal) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&month_text)
+            .bind(closed_by)
+            .bind(&previous)
+            .bind(&seal)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
             tx.commit().await.map_err(db(DOING))?;
-            Ok(())
+            Ok(seal)
         })
     }
 
     /// The closed statement of `month`, or `None` if the month is not closed. Fails with
-    /// [`Error::Corrupt`] if the stored statement no longer passes its conservation checks.
+    /// [`Error::Corrupt`] if the stored statement no longer passes its conservation checks or
+    /// no longer matches its seal.
     pub async fn closed_statement(&self, month: Month) -> Result<Option<Statement>> {
-        const DOING: &str = "reading a closed statement";
+        Ok(self.closed_record(month).await?.map(|c| c.statement))
+    }
+
+    /// The closed statement of `month` with when and by whom it was closed and its seal, or
+    /// `None` if the month is not closed. Fails with [`Error::Corrupt`] if the stored statement
+    /// no longer passes its conservation checks or no longer matches its seal.
+    pub async fn closed_record(&self, month: Month) -> Result<Option<ClosedStatement>> {
         let month_text = month.to_string();
-        let (header, lines): (Option<String>, Vec<String>) = with_pool!(self, pool => {
-            let mut tx = pool.begin_snapshot().await.map_err(db(DOING))?;
-            let header: Option<String> =
-                sqlx::query_scalar("SELECT header FROM closed_statements WHERE month = $1")
-                    .bind(&month_text)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db(DOING))?;
-            let lines: Vec<String> = sqlx::query_scalar(
-                "SELECT line FROM closed_statement_lines WHERE month = $1 ORDER BY line_no",
-            )
-            .bind(&month_text)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db(DOING))?;
-            tx.commit().await.map_err(db(DOING))?;
-            (header, lines)
-        });
-        let Some(header) = header else {
+        let Some(stored) = self.stored_statement(&month_text).await? else {
             return Ok(None);
         };
         let what = format!("the closed statement of {month}");
-        let mut statement: Statement = from_json(&header, &what)?;
+        if let Some((_, previous, seal)) = &stored.seal {
+            let recomputed = seal_of(previous, &stored.text(&month_text));
+            if &recomputed != seal {
+                return Err(Error::Corrupt(format!(
+                    "{what} no longer matches its seal: it was altered after closing"
+                )));
+            }
+        }
+        let (header, lines) = (&stored.header, &stored.lines);
+        let mut statement: Statement = from_json(header, &what)?;
         statement.lines = lines
             .iter()
             .map(|line| from_json(line, &what))
@@ -158,7 +200,122 @@ impl Store {
         statement
             .check_conservation()
             .map_err(|e| Error::Corrupt(format!("{what} fails its conservation checks: {e}")))?;
-        Ok(Some(statement))
+        Ok(Some(ClosedStatement {
+            statement,
+            closed_at: from_micros(stored.closed_at_us, "a closing instant")?,
+            closed_by: stored
+                .seal
+                .as_ref()
+                .map(|(by, _, _)| by.clone())
+                .unwrap_or_default(),
+            seal: stored.seal.map(|(_, _, seal)| seal),
+        }))
+    }
+
+    /// A closed month's stored text and seal row, in one snapshot.
+    async fn stored_statement(&self, month: &str) -> Result<Option<StoredStatement>> {
+        const DOING: &str = "reading a closed statement";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_snapshot().await.map_err(db(DOING))?;
+            let head: Option<(String, i64)> = sqlx::query_as(
+                "SELECT header, closed_at_us FROM closed_statements WHERE month = $1",
+            )
+            .bind(month)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            let Some((header, closed_at_us)) = head else {
+                tx.commit().await.map_err(db(DOING))?;
+                return Ok(None);
+            };
+            let lines: Vec<String> = sqlx::query_scalar(
+                "SELECT line FROM closed_statement_lines WHERE month = $1 ORDER BY line_no",
+            )
+            .bind(month)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            let seal: Option<(String, String, String)> = sqlx::query_as(
+                "SELECT closed_by, previous_seal, seal FROM statement_seals WHERE month = $1",
+            )
+            .bind(month)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            tx.commit().await.map_err(db(DOING))?;
+            Ok(Some(StoredStatement { header, closed_at_us, lines, seal }))
+        })
+    }
+
+    /// Walks the chain of seals in closing order, up to and including `through` (every month if
+    /// `None`): each seal must recompute from its stored statement and name the seal before it.
+    /// Closed months without a seal (closed before statements were sealed) are listed apart.
+    pub async fn verify_statement_seals(&self, through: Option<Month>) -> Result<SealVerification> {
+        const DOING: &str = "verifying statement seals";
+        let rows: Vec<(String, String)> = with_pool!(self, pool =>
+            sqlx::query_as("SELECT month, seal FROM statement_seals ORDER BY seq")
+                .fetch_all(pool)
+                .await)
+        .map_err(db(DOING))?;
+        let sealed_months: std::collections::BTreeSet<&str> =
+            rows.iter().map(|(m, _)| m.as_str()).collect();
+        let through = through.map(|m| m.to_string());
+        let mut verification = SealVerification {
+            intact: true,
+            sealed: Vec::new(),
+            unsealed: self
+                .closed_months()
+                .await?
+                .iter()
+                .map(Month::to_string)
+                .filter(|m| !sealed_months.contains(m.as_str()))
+                .filter(|m| through.as_ref().is_none_or(|t| m <= t))
+                .collect(),
+            first_broken_month: None,
+            reason: None,
+        };
+        let mut expected_previous = GENESIS_SEAL.to_owned();
+        for (month, _) in &rows {
+            let broken = |reason: String| (month.clone(), reason);
+            let problem = match self.stored_statement(month).await? {
+                None => Some(broken("its statement is missing".to_owned())),
+                Some(stored) => match &stored.seal {
+                    None => Some(broken("its seal is missing".to_owned())),
+                    Some((_, previous, seal)) if *previous != expected_previous => {
+                        Some(broken(format!(
+                            "it names {previous} as the previous seal, but the month closed \
+                             before it has {expected_previous}"
+                        )))
+                    }
+                    Some((_, previous, seal)) => {
+                        let recomputed = seal_of(previous, &stored.text(month));
+                        if recomputed == *seal {
+                            verification.sealed.push(SealedMonth {
+                                month: month.clone(),
+                                previous_seal: previous.clone(),
+                                seal: seal.clone(),
+                            });
+                            expected_previous = seal.clone();
+                            None
+                        } else {
+                            Some(broken(
+                                "its stored statement no longer matches its seal".to_owned(),
+                            ))
+                        }
+                    }
+                },
+            };
+            if let Some((month, reason)) = problem {
+                verification.intact = false;
+                verification.first_broken_month = Some(month);
+                verification.reason = Some(reason);
+                break;
+            }
+            if through.as_deref() == Some(month.as_str()) {
+                break;
+            }
+        }
+        Ok(verification)
     }
 
     /// The months with a closed statement, oldest first.
@@ -271,6 +428,27 @@ impl Store {
         .map_err(db("reading adjustments"))?;
         let what = format!("an adjustment of {month}");
         lines.iter().map(|line| from_json(line, &what)).collect()
+    }
+}
+
+/// A closed month as stored: header, closing instant, lines, and its seal row
+/// `(closed_by, previous_seal, seal)` if it has one.
+struct StoredStatement {
+    header: String,
+    closed_at_us: i64,
+    lines: Vec<String>,
+    seal: Option<(String, String, String)>,
+}
+
+impl StoredStatement {
+    fn text<'a>(&'a self, month: &'a str) -> SealedText<'a> {
+        SealedText {
+            month,
+            closed_at_us: self.closed_at_us,
+            closed_by: self.seal.as_ref().map_or("", |(by, _, _)| by.as_str()),
+            header: &self.header,
+            lines: &self.lines,
+        }
     }
 }
 

@@ -56,6 +56,9 @@ on_both_backends!(
     a_closed_statement_reads_back_identical_and_closes_once,
     closed_statement_lines_cannot_be_changed_and_tampering_is_caught,
     an_unbalanced_statement_is_refused,
+    money_moved_between_bureaus_consistently_breaks_the_seal_of_a_closed_month,
+    closed_months_are_sealed_in_a_chain_that_names_who_closed_them,
+    a_replaced_seal_breaks_the_chain_at_its_month,
     adjustments_need_a_closed_month_and_the_count_the_caller_saw,
     ping_answers,
     a_change_request_is_pending_until_decided_once,
@@ -128,8 +131,8 @@ fn schedule() -> RateSchedule {
     let mut card = RateCard::new(date("2026-01-01"), "CNY");
     for tier in [Tier::Gold, Tier::Silver, Tier::Bronze] {
         card = card
-            .with_price(tier, Resource::Cpu, price("0.08"))
-            .and_then(|c| c.with_price(tier, Resource::Memory, price("0.0100")))
+            .with_prices(tier, Resource::Cpu, price("0.08"), price("0.08"))
+            .and_then(|c| c.with_prices(tier, Resource::Memory, price("0.0100"), price("0.0100")))
             .expect("prices");
     }
     RateSchedule::new([card]).expect("schedule")
@@ -1511,6 +1514,158 @@ async fn closed_statement_lines_cannot_be_changed_and_tampering_is_caught(db: &T
 /// Raw SQL must be `'static` (sqlx's guard against injection); tests may build it.
 fn leak(sql: String) -> &'static str {
     Box::leak(sql.into_boxed_str())
+}
+
+/// November's usage with 0.25 core-hour moved from wjw-prod to jtj-test: the same lines, the
+/// same platform total, 0.01 CNY moved from one bureau to the other.
+fn november_usage_moved() -> Vec<UsageInterval> {
+    let mut usage = november_usage();
+    for environment in ["wjw-prod", "jtj-test"] {
+        let at = usage
+            .iter()
+            .position(|i| i.environment() == environment)
+            .expect("an interval");
+        let first = &usage[at];
+        let amount = if environment == "wjw-prod" {
+            1_250
+        } else {
+            500
+        };
+        usage[at] = UsageInterval::new(first.meter().clone(), first.start(), first.end(), amount)
+            .expect("interval");
+    }
+    usage
+}
+
+async fn money_moved_between_bureaus_consistently_breaks_the_seal_of_a_closed_month(db: &TestDb) {
+    let store = &db.store;
+    let statement = statement_of(&november_usage());
+    let moved = statement_of(&november_usage_moved());
+    moved.check_conservation().expect("the move is consistent");
+    assert_eq!(moved.platform, statement.platform);
+    assert_ne!(moved.bureaus, statement.bureaus);
+    assert_eq!(moved.lines.len(), statement.lines.len());
+    store
+        .close_statement_as(november(), &statement, "closer")
+        .await
+        .expect("close");
+
+    // Past the triggers, replace the header and every line with the moved statement's.
+    let header = serde_json::to_string(&Statement {
+        lines: Vec::new(),
+        ..moved.clone()
+    })
+    .expect("json");
+    let mut sqlite = String::from(
+        "DROP TRIGGER closed_statement_lines_no_update; \
+         DROP TRIGGER closed_statements_no_update; ",
+    );
+    let mut postgres = String::from(
+        "ALTER TABLE closed_statement_lines DISABLE TRIGGER closed_statement_lines_append_only; \
+         ALTER TABLE closed_statements DISABLE TRIGGER closed_statements_append_only; ",
+    );
+    let mut updates = format!("UPDATE closed_statements SET header = '{header}'; ");
+    for (no, line) in moved.lines.iter().enumerate() {
+        let json = serde_json::to_string(line).expect("json");
+        updates.push_str(&format!(
+            "UPDATE closed_statement_lines SET line = '{json}' WHERE line_no = {no}; "
+        ));
+    }
+    sqlite.push_str(&updates);
+    postgres.push_str(&updates);
+    db.raw(leak(sqlite), leak(postgres)).await.expect("tamper");
+
+    let err = store
+        .closed_statement(november())
+        .await
+        .expect_err("the seal catches it");
+    assert_eq!(err.metric_label(), "corrupt", "{err}");
+    assert!(err.to_string().contains("seal"), "{err}");
+    let verification = store.verify_statement_seals(None).await.expect("verify");
+    assert!(!verification.intact);
+    assert_eq!(verification.first_broken_month.as_deref(), Some("2026-11"));
+}
+
+async fn closed_months_are_sealed_in_a_chain_that_names_who_closed_them(db: &TestDb) {
+    let store = &db.store;
+    let october = Month::new(2026, 10).expect("month");
+    let empty_october =
+        Statement::build(october, &Calendar::default(), &schedule(), &[]).expect("statement");
+    let first = store
+        .close_statement_as(october, &empty_october, "token-a")
+        .await
+        .expect("close october");
+    let second = store
+        .close_statement_as(november(), &statement_of(&november_usage()), "token-b")
+        .await
+        .expect("close november");
+    assert_ne!(first, second);
+    let record = store
+        .closed_record(november())
+        .await
+        .expect("read")
+        .expect("closed");
+    assert_eq!(record.closed_by, "token-b");
+    assert_eq!(record.seal.as_deref(), Some(second.as_str()));
+    let verification = store.verify_statement_seals(None).await.expect("verify");
+    assert!(verification.intact, "{verification:?}");
+    let chain: Vec<_> = verification
+        .sealed
+        .iter()
+        .map(|s| (s.month.as_str(), s.previous_seal.clone(), s.seal.clone()))
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            ("2026-10", "0".repeat(64), first.clone()),
+            ("2026-11", first.clone(), second.clone()),
+        ]
+    );
+    let through_october = store
+        .verify_statement_seals(Some(october))
+        .await
+        .expect("verify");
+    assert_eq!(through_october.sealed.len(), 1);
+    assert!(
+        db.raw(
+            "UPDATE statement_seals SET closed_by = 'x'",
+            "UPDATE statement_seals SET closed_by = 'x'"
+        )
+        .await
+        .is_err(),
+        "seals cannot be changed"
+    );
+}
+
+async fn a_replaced_seal_breaks_the_chain_at_its_month(db: &TestDb) {
+    let store = &db.store;
+    let october = Month::new(2026, 10).expect("month");
+    let empty_october =
+        Statement::build(october, &Calendar::default(), &schedule(), &[]).expect("statement");
+    store
+        .close_statement_as(october, &empty_october, "token-a")
+        .await
+        .expect("close october");
+    store
+        .close_statement_as(november(), &statement_of(&november_usage()), "token-b")
+        .await
+        .expect("close november");
+    let forged = "f".repeat(64);
+    db.raw(
+        leak(format!(
+            "DROP TRIGGER statement_seals_no_update; \
+             UPDATE statement_seals SET seal = '{forged}' WHERE month = '2026-10'"
+        )),
+        leak(format!(
+            "ALTER TABLE statement_seals DISABLE TRIGGER statement_seals_append_only; \
+             UPDATE statement_seals SET seal = '{forged}' WHERE month = '2026-10'"
+        )),
+    )
+    .await
+    .expect("forge");
+    let verification = store.verify_statement_seals(None).await.expect("verify");
+    assert!(!verification.intact);
+    assert_eq!(verification.first_broken_month.as_deref(), Some("2026-10"));
 }
 
 async fn an_unbalanced_statement_is_refused(db: &TestDb) {

@@ -284,7 +284,8 @@ impl ApiCommand {
                 ..
             } => {
                 let body = api.get("/api/v1/audit/verify").await?.body;
-                let message = if body["intact"] == true {
+                let seals = api.get("/api/v1/statements/verify").await?.body;
+                let audit = if body["intact"] == true {
                     format!(
                         "the audit log is intact: {} entries verified",
                         text(&body["entries"])
@@ -296,8 +297,27 @@ impl ApiCommand {
                         text(&body["reason"])
                     )
                 };
-                say(out, &body, &message);
+                let sealed = seals["sealed"].as_array().map_or(0, Vec::len);
+                let unsealed = seals["unsealed"].as_array().map_or(0, Vec::len);
+                let statements = if seals["intact"] == true {
+                    format!(
+                        "the closed statements are intact: {sealed} sealed months verified, \
+                         {unsealed} closed before statements were sealed"
+                    )
+                } else {
+                    format!(
+                        "the closed statements are BROKEN at {}: {}",
+                        text(&seals["firstBrokenMonth"]),
+                        text(&seals["reason"])
+                    )
+                };
+                let both = serde_json::json!({"audit": body, "statements": seals});
+                say(out, &both, &format!("{audit}\n{statements}"));
                 anyhow::ensure!(body["intact"] == true, "audit chain verification failed");
+                anyhow::ensure!(
+                    seals["intact"] == true,
+                    "statement seal verification failed"
+                );
                 Ok(())
             }
             ApiCommand::Audit {
@@ -489,10 +509,24 @@ async fn statement(
     match out {
         Output::Json => println!("{}", pretty(&body)),
         Output::Table => {
+            let standing = if body["status"] == "closed" {
+                format!(
+                    "closed at {} by {}, seal {}",
+                    text(&body["closedAt"]),
+                    text(&body["closedBy"]),
+                    text(&body["seal"])
+                )
+            } else {
+                format!(
+                    "PROVISIONAL: the ledger covers the month until {}; it may still change",
+                    text(&body["coveredUntil"])
+                )
+            };
             println!(
-                "month {}  currency {}",
+                "month {}  currency {}  {}",
                 text(&body["month"]),
-                text(&body["currency"])
+                text(&body["currency"]),
+                standing
             );
             table(
                 out,
@@ -501,15 +535,20 @@ async fn statement(
                     ("BUREAU", "bureau"),
                     ("NAME", "displayName"),
                     ("AMOUNT", "amount"),
+                    ("ADJUSTMENTS", "adjustmentsAmount"),
+                    ("PAYABLE", "payable"),
                     ("BUDGET", "budget.budget"),
                     ("USED", "budget.ratio"),
                     ("LEVEL", "budget.level"),
                 ],
             );
             println!(
-                "total {} {}",
+                "total {} {}, payable with adjustments {} {} ({})",
                 text(&body["platform"]["amount"]),
-                text(&body["currency"])
+                text(&body["currency"]),
+                text(&body["platform"]["payable"]),
+                text(&body["currency"]),
+                text(&body["status"])
             );
         }
     }

@@ -156,6 +156,37 @@ impl Api {
         Ok((status, String::from_utf8(bytes.to_vec())?))
     }
 
+    /// Calls the API and returns the status, the `Content-Type` and the body as bytes (for CSV
+    /// in another character set).
+    pub async fn raw_bytes(
+        &self,
+        uri: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, String, Vec<u8>)> {
+        let mut builder = Request::builder()
+            .method(Method::GET)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(builder.body(Body::empty())?)
+            .await?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, content_type, bytes.to_vec()))
+    }
+
     /// Calls the API with extra headers.
     pub async fn call_with(
         &self,

@@ -3,7 +3,8 @@
 //! money follows the sample rate card.
 //!
 //! The operator runs with a 2-second metering window so that usage reaches the ledger in
-//! seconds.
+//! seconds. A closed month is lived through on a ledger of the test's own (the month before the
+//! running one, written straight into the store): its status, seal, adjustments and CSV.
 
 use std::time::Duration;
 
@@ -16,8 +17,13 @@ use zhengyun_e2e::operator::{ensure_operator, ledger_url, use_operator_args};
 use zhengyun_e2e::tenants::{
     apply_sample_rate_card, bureau_code, create_bureau, create_ready_environment,
 };
-use zhengyun_e2e::{client, eventually, in_running_month};
-use zhengyun_model::crd::{Bureau, Environment};
+use zhengyun_e2e::{client, eventually, in_running_month, running_month, unique_name};
+use zhengyun_metering::{Calendar, Meter, UsageInterval, UsageKind};
+use zhengyun_model::{
+    crd::{Bureau, Environment, RateCard},
+    names::Tier,
+    quantity::Resource,
+};
 use zhengyun_store::{Role, Store};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -184,11 +190,19 @@ async fn finance_and_bureaus_read_priced_statements_and_usage_from_the_ledger() 
         )
         .await?;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Auditors read statements and usage; the running month is provisional, as far as the
+    // ledger covers it.
     let auditor = api.token(Role::Auditor, None).await?;
-    let denied = api
+    let read = api
         .call(Method::GET, "/api/v1/statements", Some(&auditor), None)
         .await?;
-    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["status"], "provisional", "{}", read.body);
+    assert!(read.body["coveredUntil"].is_string(), "{}", read.body);
+    let usage = api
+        .call(Method::GET, &usage_uri, Some(&auditor), None)
+        .await?;
+    assert_eq!(usage.status, StatusCode::OK, "{}", usage.body);
 
     // The running month (by the platform's clock) can neither be closed nor adjusted; a bureau
     // may not close a month. Closing a month that has ended is checked across a month's end, in
@@ -243,5 +257,277 @@ async fn finance_and_bureaus_read_priced_statements_and_usage_from_the_ledger() 
     let bureaus = KubeApi::<Bureau>::all(kube);
     bureaus.delete(&code, &Default::default()).await?;
     bureaus.delete(&other_code, &Default::default()).await?;
+    Ok(())
+}
+
+/// The token id of a secret `zy_<id>_…`: how the API names its caller.
+fn token_id(secret: &str) -> String {
+    secret.split('_').nth(1).unwrap_or_default().to_owned()
+}
+
+/// A RateCard dated `effective_from`, gold CPU at `cpu` per core-hour.
+fn rate_card(name: &str, effective_from: &str, currency: &str, cpu: &str) -> RateCard {
+    let prices = json!({"cpuCoreHour": cpu, "memoryGibHour": "0.015", "storageGibHour": "0.0012", "gpuHour": "12"});
+    serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "RateCard",
+        "metadata": {"name": name, "labels": {"zhengyun.io/e2e": "statements"}},
+        "spec": {"currency": currency, "effectiveFrom": effective_from,
+                 "prices": {"gold": prices, "silver": prices, "bronze": prices}},
+    }))
+    .expect("a rate card")
+}
+
+/// Deletes the rate cards this file created (they must be marked deletable first).
+async fn remove_test_rate_cards(cards: &KubeApi<RateCard>) -> anyhow::Result<()> {
+    let mine = cards
+        .list(&kube::api::ListParams::default().labels("zhengyun.io/e2e=statements"))
+        .await?;
+    for card in mine.items {
+        let name = card.metadata.name.clone().unwrap_or_default();
+        let mark = json!({"metadata": {"annotations": {"zhengyun.io/allow-deletion": "true"}}});
+        cards
+            .patch(&name, &Default::default(), &kube::api::Patch::Merge(&mark))
+            .await?;
+        cards.delete(&name, &Default::default()).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_closed_month_is_sealed_payable_with_its_adjustments_and_never_repriced()
+-> anyhow::Result<()> {
+    let kube = client().await?;
+    apply_sample_rate_card(&kube).await?;
+    let cards: KubeApi<RateCard> = KubeApi::all(kube.clone());
+    remove_test_rate_cards(&cards).await?;
+    let api = Api::start().await?;
+    let finance = api.token(Role::Finance, None).await?;
+    let auditor = api.token(Role::Auditor, None).await?;
+
+    // 4 gold cores reserved and fully used for the whole of last month, on a ledger that
+    // covers it: the sample card's list price 0.12 once, 0.06 to hold and 0.06 to use.
+    let calendar = Calendar::default();
+    let ended = running_month().previous()?;
+    let range = calendar.month_range(ended)?;
+    let hours = Decimal::from(range.seconds() / 3600);
+    let bureau = bureau_code("sjj");
+    create_bureau(
+        &kube,
+        &bureau,
+        json!({"displayName": "区审计局", "kind": "bureau", "quota": {"cpu": "8", "memory": "16Gi"}}),
+    )
+    .await?;
+    let viewer = api.token(Role::BureauViewer, Some(&bureau)).await?;
+    let env = format!("{bureau}-prod");
+    let interval = |kind, start, end, cores: u64| -> anyhow::Result<UsageInterval> {
+        let meter = Meter::new(&bureau, &env, Resource::Cpu, kind, Tier::Gold)?;
+        Ok(UsageInterval::new(meter, start, end, cores * 1000)?)
+    };
+    api.store
+        .record_intervals(&[
+            interval(UsageKind::Reserved, range.start(), range.end(), 4)?,
+            interval(UsageKind::Consumed, range.start(), range.end(), 4)?,
+        ])
+        .await?;
+    api.store.save_checkpoint("usage", range.end()).await?;
+    let uri = format!("/api/v1/statements?month={ended}");
+    let open = api.call(Method::GET, &uri, Some(&finance), None).await?;
+    assert_eq!(open.status, StatusCode::OK, "{}", open.body);
+    assert_eq!(open.body["status"], "provisional");
+    assert_eq!(open.body["coveredUntil"], range.end().to_string());
+    let list = Decimal::from(4) * hours * Decimal::new(12, 2);
+    assert_eq!(
+        open.body["platform"]["amount"],
+        list.round_dp(2).to_string()
+    );
+
+    // Closing seals it; it reads back closed, by whom, with its seal, which verifies.
+    let close = format!("/api/v1/statements/{ended}/close");
+    let closed = api.call(Method::POST, &close, Some(&finance), None).await?;
+    assert_eq!(closed.status, StatusCode::CREATED, "{}", closed.body);
+    let seal = closed.body["seal"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(seal.len(), 64, "{}", closed.body);
+    let read = api.call(Method::GET, &uri, Some(&auditor), None).await?;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["status"], "closed");
+    assert_eq!(read.body["closedBy"], token_id(&finance));
+    assert!(read.body["closedAt"].is_string());
+    assert_eq!(read.body["seal"], seal.as_str());
+    let verify = format!("/api/v1/statements/{ended}/verify");
+    let verified = api.call(Method::GET, &verify, Some(&auditor), None).await?;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert_eq!(verified.body["intact"], true, "{}", verified.body);
+    assert_eq!(verified.body["monthSealed"], true, "{}", verified.body);
+    let refused = api.call(Method::GET, &verify, Some(&viewer), None).await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // A card on an existing date, or in another currency, never gets in; a card dated back
+    // into the closed month gets in but prices only from now on: the closed month keeps its
+    // lines and adjusting it finds nothing.
+    let duplicate = cards
+        .create(
+            &Default::default(),
+            &rate_card(&unique_name("dup"), "2026-01-01", "CNY", "0.5"),
+        )
+        .await;
+    assert!(
+        duplicate.is_err(),
+        "a second card on 2026-01-01 was admitted"
+    );
+    let euro = cards
+        .create(
+            &Default::default(),
+            &rate_card(&unique_name("eur"), "2040-01-01", "EUR", "0.5"),
+        )
+        .await;
+    assert!(euro.is_err(), "a card in EUR was admitted");
+    let first_day = format!("{ended}-01");
+    let back = unique_name("back");
+    cards
+        .create(
+            &Default::default(),
+            &rate_card(&back, &first_day, "CNY", "0.5"),
+        )
+        .await?;
+    // The operator says so on the card.
+    let said = eventually("the back-dated card's InForce condition", WAIT, || async {
+        let card = cards.get(&back).await?;
+        let found = card
+            .status
+            .into_iter()
+            .flat_map(|s| s.conditions)
+            .find(|c| c.type_ == "InForce");
+        Ok(found)
+    })
+    .await?;
+    assert_eq!(said.reason, "FromCreation", "{said:?}");
+    let after = api.call(Method::GET, &uri, Some(&finance), None).await?;
+    assert_eq!(after.body["lines"], read.body["lines"]);
+    assert_eq!(after.body["platform"], read.body["platform"]);
+    let adjust = format!("/api/v1/statements/{ended}/adjustments");
+    let nothing = api
+        .call(Method::POST, &adjust, Some(&finance), None)
+        .await?;
+    assert_eq!(nothing.status, StatusCode::OK, "{}", nothing.body);
+    assert_eq!(nothing.body["adjustments"], json!([]));
+
+    // Late usage (one more core for the first hour) is an adjustment with a note and its
+    // issuer, and counts in what the bureau owes.
+    let first_hour = range.start() + jiff::SignedDuration::from_hours(1);
+    api.store
+        .record_intervals(&[interval(UsageKind::Reserved, range.start(), first_hour, 1)?])
+        .await?;
+    let issued = api
+        .call(
+            Method::POST,
+            &format!("{adjust}?note=outage%20recounted"),
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
+    let line = &issued.body["adjustments"][0];
+    assert_eq!(line["note"], "outage recounted");
+    assert_eq!(line["issuedBy"], token_id(&finance));
+    assert_eq!(
+        line["amount"], "0.06",
+        "one core-hour at the reservation price"
+    );
+    let adjusted = api.call(Method::GET, &uri, Some(&auditor), None).await?;
+    let mine = &adjusted.body["bureaus"][0];
+    let amount: Decimal = mine["amount"].as_str().unwrap_or("0").parse()?;
+    let payable: Decimal = mine["payable"].as_str().unwrap_or("0").parse()?;
+    assert_eq!(payable, amount + Decimal::new(6, 2), "{mine}");
+    assert_eq!(mine["adjustmentsAmount"], "0.06");
+    assert_eq!(adjusted.body["platform"]["payable"], payable.to_string());
+
+    // The CSV: text months, unit-seconds, status on every row, the bureau's total including
+    // its adjustment, and a platform total row.
+    let csv = api
+        .raw(
+            Method::GET,
+            &uri,
+            &finance,
+            &[(header::ACCEPT.as_str(), "text/csv")],
+        )
+        .await?;
+    assert_eq!(csv.0, StatusCode::OK);
+    let rows: Vec<&str> = csv.1.trim_start_matches('\u{feff}').lines().collect();
+    assert!(
+        rows[0].ends_with(",unit_seconds,period_start,period_end,status"),
+        "{}",
+        rows[0]
+    );
+    let month_cell = format!("\"=\"\"{ended}\"\"\"");
+    assert!(
+        rows[1..].iter().all(|r| r.starts_with(&month_cell)),
+        "{}",
+        csv.1
+    );
+    assert!(
+        rows[1..].iter().all(|r| r.ends_with(",closed")),
+        "{}",
+        csv.1
+    );
+    let reserved_seconds = (4000 * u128::from(range.seconds() as u64)).to_string();
+    assert!(csv.1.contains(&reserved_seconds), "{}", csv.1);
+    let total = rows
+        .iter()
+        .find(|r| r.contains(",total,"))
+        .expect("a bureau total row");
+    assert!(total.contains(&format!(",{payable},CNY,")), "{total}");
+    let platform = rows
+        .iter()
+        .find(|r| r.contains(",platform total,"))
+        .expect("a platform total row");
+    assert!(platform.contains(&format!(",{payable},CNY,")), "{platform}");
+
+    // GB18030 with Chinese column names, for older finance software.
+    let (status, content_type, bytes) = api
+        .raw_bytes(
+            &format!("{uri}&charset=gb18030&headers=zh"),
+            &finance,
+            &[(header::ACCEPT.as_str(), "text/csv")],
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/csv; charset=gb18030");
+    assert!(String::from_utf8(bytes.clone()).is_err(), "not UTF-8");
+    let (text, _, malformed) = encoding_rs::GB18030.decode(&bytes);
+    assert!(!malformed);
+    assert!(text.starts_with("月份,单位代码,单位名称,"), "{text}");
+    let bad = api
+        .call(
+            Method::GET,
+            &format!("{uri}&charset=latin1"),
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(bad.status, StatusCode::OK, "charset only matters for CSV");
+    let bad = api
+        .raw(
+            Method::GET,
+            &format!("{uri}&charset=latin1"),
+            &finance,
+            &[(header::ACCEPT.as_str(), "text/csv")],
+        )
+        .await?;
+    assert_eq!(bad.0, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The whole chain verifies for an auditor.
+    let chain = api
+        .call(
+            Method::GET,
+            "/api/v1/statements/verify",
+            Some(&auditor),
+            None,
+        )
+        .await?;
+    assert_eq!(chain.body["intact"], true, "{}", chain.body);
+    remove_test_rate_cards(&cards).await?;
+    KubeApi::<Bureau>::all(kube)
+        .delete(&bureau, &Default::default())
+        .await?;
     Ok(())
 }

@@ -1,5 +1,13 @@
 //! `RateCard`: prices per resource-hour per tier from a date on. A rate card never changes once
 //! created; a new price is a new RateCard with a later `effectiveFrom`.
+//!
+//! `prices` are **list prices**: what one unit-hour reserved and fully used costs. Each splits
+//! into a reservation price (charged on the admitted quota × time) and a consumption price
+//! (charged on what pods request while running): `reservationPrices` gives the reservation part
+//! explicitly; otherwise it is the list price × `reservationShare` (default `"0.5"`), rounded half
+//! up to six decimals, and consumption is the rest. A card written before the split existed
+//! (neither field) is therefore read as list prices split half and half. `rounding` is how each
+//! statement line is rounded to the fen: `half-up` (四舍五入, the default) or `half-even`.
 
 use k8s_openapi::jiff::civil::Date;
 use kube::{CustomResource, KubeSchema};
@@ -49,7 +57,11 @@ pub const PRICE_MAX_SCALE: usize = 6;
 )]
 #[x_kube(
     validation = Rule::new("self == oldSelf")
-        .message("a RateCard never changes; create a new one with a later effectiveFrom")
+        .message("a RateCard never changes; create a new one with a later effectiveFrom"),
+    validation = Rule::new("!has(self.reservationPrices) || (double(self.reservationPrices.gold.cpuCoreHour) <= double(self.prices.gold.cpuCoreHour) && double(self.reservationPrices.gold.memoryGibHour) <= double(self.prices.gold.memoryGibHour) && double(self.reservationPrices.gold.storageGibHour) <= double(self.prices.gold.storageGibHour) && double(self.reservationPrices.gold.gpuHour) <= double(self.prices.gold.gpuHour) && double(self.reservationPrices.silver.cpuCoreHour) <= double(self.prices.silver.cpuCoreHour) && double(self.reservationPrices.silver.memoryGibHour) <= double(self.prices.silver.memoryGibHour) && double(self.reservationPrices.silver.storageGibHour) <= double(self.prices.silver.storageGibHour) && double(self.reservationPrices.silver.gpuHour) <= double(self.prices.silver.gpuHour) && double(self.reservationPrices.bronze.cpuCoreHour) <= double(self.prices.bronze.cpuCoreHour) && double(self.reservationPrices.bronze.memoryGibHour) <= double(self.prices.bronze.memoryGibHour) && double(self.reservationPrices.bronze.storageGibHour) <= double(self.prices.bronze.storageGibHour) && double(self.reservationPrices.bronze.gpuHour) <= double(self.prices.bronze.gpuHour))")
+        .message("a reservation price may not exceed its list price (spec.prices)"),
+    validation = Rule::new("!has(self.reservationPrices) || !has(self.reservationShare)")
+        .message("give either reservationPrices or reservationShare, not both")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RateCardSpec {
@@ -62,8 +74,27 @@ pub struct RateCardSpec {
     #[schemars(length(min = 10, max = 10), regex(pattern = DATE_PATTERN))]
     pub effective_from: String,
 
-    /// Prices for each tier.
+    /// List prices for each tier: what a unit-hour reserved and fully used costs (reservation
+    /// price + consumption price).
     pub prices: TierPrices,
+
+    /// The reservation part of each list price, per tier and resource; the consumption price is
+    /// the list price minus it. Absent: the list price × `reservationShare`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_prices: Option<TierPrices>,
+
+    /// The share of each list price charged for holding capacity (0 to 1, e.g. `"0.6"`) when
+    /// `reservationPrices` is absent; the reservation price is rounded half up to six decimals.
+    /// Absent: `"0.5"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$"))]
+    pub reservation_share: Option<String>,
+
+    /// How each statement line's exact amount is rounded to the fen: `half-up` (四舍五入, the
+    /// default) or `half-even`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(half-up|half-even)$"))]
+    pub rounding: Option<String>,
 }
 
 fn default_currency() -> String {
@@ -165,6 +196,37 @@ impl RateCardSpec {
         for &tier in Tier::ALL {
             let tier_path = field_path(&at("prices"), tier.as_str());
             self.prices.for_tier(tier).check(&tier_path, errors);
+            if let Some(reservations) = &self.reservation_prices {
+                let path = field_path(&at("reservationPrices"), tier.as_str());
+                reservations.for_tier(tier).check(&path, errors);
+            }
+        }
+        if let Some(share) = &self.reservation_share {
+            let ok = check_decimal(share, 4).is_ok()
+                && match share.split_once('.') {
+                    Some((whole, fraction)) => {
+                        whole == "0" || (whole == "1" && fraction.bytes().all(|b| b == b'0'))
+                    }
+                    None => share == "0" || share == "1",
+                };
+            if !ok {
+                errors.push(
+                    at("reservationShare"),
+                    "must be a decimal between 0 and 1 with at most four decimals",
+                );
+            }
+        }
+        if self.reservation_prices.is_some() && self.reservation_share.is_some() {
+            errors.push(
+                at("reservationShare"),
+                "give either reservationPrices or reservationShare, not both",
+            );
+        }
+        if let Some(rounding) = &self.rounding
+            && rounding != "half-up"
+            && rounding != "half-even"
+        {
+            errors.push(at("rounding"), "must be half-up or half-even");
         }
     }
 }

@@ -143,6 +143,9 @@ fn rate_card() -> RateCard {
         RateCardSpec {
             currency: "CNY".into(),
             effective_from: "2026-01-01".into(),
+            reservation_prices: None,
+            reservation_share: None,
+            rounding: None,
             prices: TierPrices {
                 gold: prices("0.12"),
                 silver: prices("0.08"),
@@ -420,7 +423,7 @@ fn every_cel_rule_compiles_and_stays_within_the_cost_budget() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         rules_in(&kcel::compile_schema(&schema_of(&name)), &mut rules);
     }
-    assert_eq!(rules.len(), 22, "{rules:?}");
+    assert_eq!(rules.len(), 24, "{rules:?}");
     let over: Vec<_> = rules.iter().filter(|(_, over)| *over).collect();
     assert!(over.is_empty(), "{over:?}");
 }

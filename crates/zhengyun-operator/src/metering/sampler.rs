@@ -548,8 +548,8 @@ impl Books<'_> {
             metrics,
             clock,
         } = *self;
-        let specs: Vec<_> = cards.state().iter().map(|c| c.spec.clone()).collect();
-        let schedule = match RateSchedule::from_specs(specs.iter()) {
+        let objects = cards.state();
+        let schedule = match RateSchedule::from_objects(objects.iter().map(|c| c.as_ref())) {
             Ok(schedule) => schedule,
             Err(e) => {
                 let error = e.to_string();

@@ -13,7 +13,7 @@ fn d(text: &str) -> Decimal {
 }
 
 /// November 2026 in Shanghai: wjw holds 4 gold cores reserved and 1.5 consumed for one hour at
-/// 2.00 a core-hour (11.00), the ledger covering up to 2026-11-05T11:00Z.
+/// 2.00 a core-hour reserved and 2.00 consumed (11.00), the ledger covering up to 2026-11-05T11:00Z.
 fn november() -> (Statement, Timestamp) {
     let start: Timestamp = "2026-11-05T10:00:00Z".parse().expect("ts");
     let end: Timestamp = "2026-11-05T11:00:00Z".parse().expect("ts");
@@ -27,7 +27,7 @@ fn november() -> (Statement, Timestamp) {
             })
             .collect();
     let card = RateCard::new("2026-01-01".parse().expect("date"), "CNY")
-        .with_price(Tier::Gold, Resource::Cpu, d("2"))
+        .with_prices(Tier::Gold, Resource::Cpu, d("2"), d("2"))
         .expect("price");
     let schedule = RateSchedule::new([card]).expect("schedule");
     let month = Month::new(2026, 11).expect("month");
@@ -55,6 +55,9 @@ fn credit(month: Month, amount: &str) -> AdjustmentLine {
         unit_seconds: -3_600_000,
         amount: d(amount),
         unit_price: d("2"),
+        note: "metered twice".to_owned(),
+        issued_by: "finance".to_owned(),
+        issued_at: None,
     }
 }
 

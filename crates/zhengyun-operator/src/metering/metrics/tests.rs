@@ -70,7 +70,7 @@ pub(crate) fn sample() -> Arc<MeteringMetrics> {
     metrics.add_usage(&intervals, 2);
     metrics.set_checkpoint(end.as_second());
     let card = RateCard::new("2026-01-01".parse().expect("date"), "CNY")
-        .with_price(Tier::Gold, Resource::Cpu, d("2"))
+        .with_prices(Tier::Gold, Resource::Cpu, d("2"), d("2"))
         .expect("price");
     let schedule = RateSchedule::new([card]).expect("schedule");
     let month = Month::new(2026, 11).expect("month");
@@ -113,7 +113,7 @@ fn counters_gauges_and_budgets_show_up_in_base_units() {
         v(r#"zhengyun_consumed_resource_seconds_total{bureau="wjw",resource="cpu",unit="core"}"#),
         1.5 * 3600.0
     );
-    // Reserved 4 core-hours and consumed 1.5 at 2 CNY: 11.00 this month, plus October.
+    // Reserved 4 core-hours and consumed 1.5, each at 2 CNY: 11.00 this month, plus October.
     assert_eq!(
         v(r#"zhengyun_cost_month_to_date{bureau="wjw",currency="CNY"}"#),
         11.0
