@@ -229,6 +229,7 @@ async fn get_statement(
         .collect();
     let payable = zhengyun_metering::payable(&statement, &adjustments)
         .map_err(|e| Problem::conflict(format!("unable to add up {month}: {e}")))?;
+    budgets_against_payable(&mut statement, &payable.0)?;
     if let Some(options) = csv {
         return Ok(statement_csv(
             &statement,
@@ -264,6 +265,24 @@ async fn get_statement(
     body["platform"]["payable"] = json!(platform.payable);
     body["adjustments"] = serde_json::to_value(&adjustments).unwrap_or_default();
     Ok(axum::Json(body).into_response())
+}
+
+/// Each flagged bureau's budget status against what it owes, its adjustments included, as the
+/// Bureau's status and the budget metrics count it.
+fn budgets_against_payable(
+    statement: &mut Statement,
+    payable: &BTreeMap<String, zhengyun_metering::Payable>,
+) -> ApiResult<()> {
+    for bureau in &mut statement.bureaus {
+        let (Some(status), Some(owed)) = (&bureau.budget, payable.get(&bureau.bureau)) else {
+            continue;
+        };
+        bureau.budget = Some(
+            zhengyun_metering::budget_status(status.budget, owed.payable)
+                .map_err(|e| Problem::conflict(e.to_string()))?,
+        );
+    }
+    Ok(())
 }
 
 /// The checkpoint stream of the metering sampler: how far the ledger is complete.
@@ -555,4 +574,70 @@ async fn get_usage(
         "usage": rows,
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+    use zhengyun_metering::{
+        AdjustmentLine, AdjustmentReason, BudgetLevel, Calendar, LineKey, Meter, RateCard,
+        UsageInterval, UsageKind,
+    };
+    use zhengyun_model::{names::Tier, quantity::Resource};
+
+    fn d(text: &str) -> Decimal {
+        Decimal::from_str_exact(text).expect("decimal")
+    }
+
+    #[test]
+    fn a_credit_brings_a_bureau_back_under_its_budget_on_the_statement() {
+        let meter = Meter::new(
+            "wjw",
+            "wjw-prod",
+            Resource::Cpu,
+            UsageKind::Reserved,
+            Tier::Gold,
+        )
+        .expect("meter");
+        let start: jiff::Timestamp = "2026-11-05T10:00:00Z".parse().expect("ts");
+        let end = start + jiff::SignedDuration::from_hours(1);
+        // 10 cores for an hour at 1.00 a core-hour reserved: 10.00.
+        let interval = UsageInterval::new(meter.clone(), start, end, 10_000).expect("interval");
+        let card = RateCard::new("2026-01-01".parse().expect("date"), "CNY")
+            .with_prices(Tier::Gold, Resource::Cpu, d("1"), d("1"))
+            .expect("price");
+        let schedule = RateSchedule::new([card]).expect("schedule");
+        let month = Month::new(2026, 11).expect("month");
+        let mut statement =
+            Statement::build(month, &Calendar::default(), &schedule, &[interval]).expect("build");
+        statement
+            .flag_budgets(&BTreeMap::from([("wjw".to_owned(), d("9.00"))]))
+            .expect("flag");
+        assert_eq!(
+            statement.bureaus[0].budget.as_ref().map(|b| b.level),
+            Some(BudgetLevel::Exceeded)
+        );
+        let credit = AdjustmentLine {
+            month,
+            key: LineKey {
+                meter,
+                rate_card: "2026-01-01".parse().expect("date"),
+            },
+            reason: AdjustmentReason::Correction,
+            unit_seconds: -7_200_000,
+            amount: d("-2.00"),
+            unit_price: d("1"),
+            note: "two core-hours metered twice".to_owned(),
+            issued_by: "finance".to_owned(),
+            issued_at: None,
+        };
+        let (payable, _) = zhengyun_metering::payable(&statement, &[credit]).expect("payable");
+        budgets_against_payable(&mut statement, &payable).expect("budgets");
+        let status = statement.bureaus[0].budget.as_ref().expect("budget");
+        assert_eq!(
+            (status.spent, status.level),
+            (d("8.00"), BudgetLevel::Warning)
+        );
+    }
 }

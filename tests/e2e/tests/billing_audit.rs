@@ -203,6 +203,15 @@ async fn rate_card_budget_and_tier_changes_made_with_kubectl_are_audited_once_ac
     .await?;
     assert_eq!(retiered.entry.principal, "kubernetes:kubectl-edit");
 
+    // A card is deleted only once marked as created by mistake (the admission policy).
+    cards
+        .patch(
+            &card_name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {
+                "zhengyun.io/allow-deletion": "true"}}})),
+        )
+        .await?;
     cards.delete(&card_name, &DeleteParams::default()).await?;
     recorded_once(
         &store,
