@@ -5,7 +5,9 @@
 //!   one environment, over `[start, end)`), their integral in unit-seconds, idempotency keys, and
 //!   exact splitting at hour and month boundaries.
 //! - [`clock`]: the platform's [`Clock`], the one source of "now" for date-sensitive logic.
-//! - [`closing`]: when a month may be closed (ended by the clock, covered by the ledger).
+//! - [`closing`]: when a month may be closed (ended by the clock, covered by the ledger, its
+//!   gaps waived).
+//! - [`gaps`]: spans the ledger does not measure as they happened, and their waivers.
 //! - [`calendar`]: the platform time zone (default Asia/Shanghai), calendar [`Month`]s, hour
 //!   boundaries and half-open [`TimeRange`]s.
 //! - [`rates`]: [`RateCard`]s and the [`RateSchedule`] choosing the card in force; the exact
@@ -63,6 +65,7 @@ pub mod calendar;
 pub mod clock;
 pub mod closing;
 pub mod error;
+pub mod gaps;
 pub mod rates;
 pub mod statement;
 pub mod usage;
@@ -77,8 +80,9 @@ pub use adjustment::{AdjustmentLine, AdjustmentReason, adjustments, check_adjust
 pub use budget::{BudgetLevel, BudgetStatus, budget_status};
 pub use calendar::{Calendar, DEFAULT_TIME_ZONE, Month, TimeRange};
 pub use clock::Clock;
-pub use closing::{NotClosable, closable};
+pub use closing::{NotClosable, check_gaps, closable};
 pub use error::{Error, Result};
+pub use gaps::{Gap, GapKind, Waiver, month_gaps};
 pub use rates::{PriceUnit, RateCard, RatePeriod, RateSchedule, cost, unit_hours};
 pub use statement::{
     BureauTotal, EnvironmentTotal, LineKey, Statement, StatementBuilder, StatementLine, Totals,

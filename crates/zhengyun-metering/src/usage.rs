@@ -174,7 +174,9 @@ impl Meter {
 }
 
 /// The ledger's duplicate detector for an interval: `<start>/<end>/<environment>/<resource>/<kind>`
-/// with `start` and `end` in Unix seconds, e.g. `1793462400/1793466000/wjw-prod/cpu/reserved`.
+/// with `start` and `end` in Unix seconds, e.g. `1793462400/1793466000/wjw-prod/cpu/reserved`,
+/// followed by `/<uid>` when the interval carries the Environment object's uid (see
+/// [`UsageInterval::with_environment_uid`]).
 ///
 /// Deterministic and readable. Environment names are DNS labels and resources and kinds are
 /// fixed words, none containing `/`, so two different intervals never share a key. The amount
@@ -196,6 +198,11 @@ impl IdempotencyKey {
             range.start().as_second(),
             range.end().as_second()
         ))
+    }
+
+    /// The key of the same interval of the Environment object with `uid`.
+    fn of_environment(self, uid: &str) -> Self {
+        Self(format!("{}/{uid}", self.0))
     }
 
     /// The key as text.
@@ -220,6 +227,10 @@ pub struct UsageInterval {
     #[serde(flatten)]
     range: TimeRange,
     amount: u64,
+    /// The Kubernetes uid of the Environment object, where known: two environments of one name
+    /// (one deleted, another created later, possibly for another bureau) are two environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    environment_uid: Option<String>,
     key: IdempotencyKey,
 }
 
@@ -231,6 +242,8 @@ struct RawInterval {
     start: Timestamp,
     end: Timestamp,
     amount: u64,
+    #[serde(default)]
+    environment_uid: Option<String>,
     key: Option<IdempotencyKey>,
 }
 
@@ -238,7 +251,10 @@ impl TryFrom<RawInterval> for UsageInterval {
     type Error = Error;
 
     fn try_from(raw: RawInterval) -> Result<Self> {
-        let interval = Self::new(raw.meter, raw.start, raw.end, raw.amount)?;
+        let mut interval = Self::new(raw.meter, raw.start, raw.end, raw.amount)?;
+        if let Some(uid) = raw.environment_uid {
+            interval = interval.with_environment_uid(uid);
+        }
         match raw.key {
             Some(key) if key != interval.key => Err(Error::InvalidName {
                 field: "key",
@@ -264,7 +280,38 @@ impl UsageInterval {
             meter,
             range,
             amount,
+            environment_uid: None,
             key,
+        }
+    }
+
+    /// The same interval, of the Environment object with this uid. The uid becomes part of the
+    /// idempotency key (`…/<kind>/<uid>`), so usage of two environments that share a name never
+    /// shares a key; intervals without a uid (recorded before uids were kept) keep their keys.
+    pub fn with_environment_uid(mut self, uid: impl Into<String>) -> Self {
+        let uid = uid.into();
+        self.key = IdempotencyKey::new(
+            &self.meter.environment,
+            self.meter.resource,
+            self.meter.kind,
+            self.range,
+        )
+        .of_environment(&uid);
+        self.environment_uid = Some(uid);
+        self
+    }
+
+    /// The uid of the Environment object, where it was recorded.
+    pub fn environment_uid(&self) -> Option<&str> {
+        self.environment_uid.as_deref()
+    }
+
+    /// An interval over `range` with this one's meter, amount and environment uid.
+    fn piece(&self, range: TimeRange) -> Self {
+        let piece = Self::over(self.meter.clone(), range, self.amount);
+        match &self.environment_uid {
+            Some(uid) => piece.with_environment_uid(uid.clone()),
+            None => piece,
         }
     }
 
@@ -345,10 +392,7 @@ impl UsageInterval {
     pub fn split_at(&self, at: Timestamp) -> Option<(Self, Self)> {
         let head = TimeRange::new(self.start(), at).ok()?;
         let tail = TimeRange::new(at, self.end()).ok()?;
-        Some((
-            Self::over(self.meter.clone(), head, self.amount),
-            Self::over(self.meter.clone(), tail, self.amount),
-        ))
+        Some((self.piece(head), self.piece(tail)))
     }
 
     /// The interval cut at every local hour boundary and every month boundary of `calendar`:
@@ -377,7 +421,7 @@ impl UsageInterval {
         while start < self.end() {
             let end = next_boundary(start)?.min(self.end());
             let range = TimeRange::new(start, end)?;
-            pieces.push(Self::over(self.meter.clone(), range, self.amount));
+            pieces.push(self.piece(range));
             start = end;
         }
         Ok(pieces)
@@ -612,6 +656,32 @@ mod tests {
         assert!(
             serde_json::from_str::<UsageInterval>(&forged).is_err(),
             "{forged}"
+        );
+    }
+
+    #[test]
+    fn two_environments_of_one_name_never_share_a_key_and_splits_keep_the_uid() {
+        let calendar = Calendar::default();
+        let old = interval("2026-11-01T00:30:00Z", "2026-11-01T02:00:00Z", 1_000)
+            .with_environment_uid("uid-old");
+        let new = interval("2026-11-01T00:30:00Z", "2026-11-01T02:00:00Z", 1_000)
+            .with_environment_uid("uid-new");
+        assert_ne!(old.key(), new.key());
+        assert!(old.key().as_str().ends_with("/cpu/reserved/uid-old"));
+        let pieces = old.split_hourly(&calendar).expect("split");
+        assert_eq!(pieces.len(), 2);
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.environment_uid() == Some("uid-old"))
+        );
+        let json = serde_json::to_value(&old).expect("json");
+        let back: UsageInterval = serde_json::from_value(json).expect("back");
+        assert_eq!(back, old);
+        let legacy = interval("2026-11-01T00:30:00Z", "2026-11-01T02:00:00Z", 1_000);
+        assert_eq!(
+            legacy.key().as_str(),
+            "1793493000/1793498400/wjw-prod/cpu/reserved"
         );
     }
 }

@@ -48,6 +48,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "token expiry and audit principals",
         include_str!("../migrations/sqlite/0006_token_expiry_and_audit_principals.sql"),
     ),
+    (
+        9,
+        "metering gaps",
+        include_str!("../migrations/sqlite/0009_metering_gaps.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -79,6 +84,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "token expiry and audit principals",
         include_str!("../migrations/postgres/0006_token_expiry_and_audit_principals.sql"),
+    ),
+    (
+        9,
+        "metering gaps",
+        include_str!("../migrations/postgres/0009_metering_gaps.sql"),
     ),
 ];
 

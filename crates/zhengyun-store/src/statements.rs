@@ -285,5 +285,6 @@ fn header_of(statement: &Statement) -> Statement {
         environments: statement.environments.clone(),
         bureaus: statement.bureaus.clone(),
         platform: statement.platform.clone(),
+        gaps: statement.gaps.clone(),
     }
 }
