@@ -273,7 +273,13 @@ fn take(
                     t.delete_environment(&name, now);
                     return Some(Source::Quota(name));
                 }
-                t.set_environment(&name, &env.spec.bureau, env.spec.tier, now);
+                t.set_environment(
+                    &name,
+                    &env.spec.bureau,
+                    env.spec.tier,
+                    env.metadata.uid.as_deref(),
+                    now,
+                );
                 t.observe(Source::Quota(name.clone()), reserved(env), now);
                 Some(Source::Quota(name))
             },
@@ -286,12 +292,12 @@ fn take(
             now,
             |t, pod, gone| {
                 let source = Source::Pod(pod.metadata.uid.clone()?);
+                if gone {
+                    t.gone(source.clone(), now);
+                    return Some(source);
+                }
                 let mut bad = Vec::new();
-                let contribution = if gone {
-                    None
-                } else {
-                    pod_consumption(pod, &mut bad)
-                };
+                let contribution = pod_consumption(pod, &mut bad);
                 report_bad(&bad, "pod", pod, metrics);
                 t.observe(source.clone(), contribution, now);
                 Some(source)
@@ -305,12 +311,12 @@ fn take(
             now,
             |t, claim, gone| {
                 let source = Source::Claim(claim.metadata.uid.clone()?);
+                if gone {
+                    t.gone(source.clone(), now);
+                    return Some(source);
+                }
                 let mut bad = Vec::new();
-                let contribution = if gone {
-                    None
-                } else {
-                    claim_consumption(claim, &mut bad)
-                };
+                let contribution = claim_consumption(claim, &mut bad);
                 report_bad(&bad, "volume claim", claim, metrics);
                 t.observe(source.clone(), contribution, now);
                 Some(source)
