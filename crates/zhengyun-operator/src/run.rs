@@ -212,6 +212,7 @@ impl Term<'_> {
             );
             futures::future::join(controllers, sampler).await;
             self.metrics.set_leader(false);
+            self.metrics.metering().stop_leading();
             if *stop_rx.borrow() {
                 return Ok(());
             }
