@@ -170,7 +170,7 @@ mod tests {
             "the operator was down longer than --metering-max-backfill",
         );
         let origin = Some(at("2026-10-01T00:00:00+08:00"));
-        let gaps = month_gaps(&range, origin, &[outage.clone()], None);
+        let gaps = month_gaps(&range, origin, std::slice::from_ref(&outage), None);
         let refused = check_gaps(month, &gaps).expect_err("a gap");
         assert!(
             refused.to_string().starts_with("2026-11 has 1 metering gap(s) not waived: unmetered 2026-10-31T16:00:00Z..2026-11-02T16:00:00Z"),

@@ -112,6 +112,8 @@ pub const BEFORE_METERING: &str = "before metering began: the ledger starts late
 /// The gaps of the month spanning `range`: the recorded ones that overlap it, and, if the
 /// ledger began (`origin`) after the month started or has never begun, the part before it.
 /// `waived` is the month's waiver, which covers that part; recorded gaps carry their own.
+/// Consecutive gaps alike in all but their bounds (one span recorded window by window) are
+/// shown as one.
 pub fn month_gaps(
     range: &TimeRange,
     origin: Option<Timestamp>,
@@ -132,7 +134,20 @@ pub fn month_gaps(
     }
     gaps.extend(recorded.iter().filter(|g| g.overlaps(range)).cloned());
     gaps.sort_by_key(|g| (g.from, g.to));
-    gaps
+    let mut merged: Vec<Gap> = Vec::with_capacity(gaps.len());
+    for gap in gaps {
+        match merged.last_mut() {
+            Some(last)
+                if last.to == gap.from
+                    && (last.kind, &last.reason, &last.waived)
+                        == (gap.kind, &gap.reason, &gap.waived) =>
+            {
+                last.to = gap.to;
+            }
+            _ => merged.push(gap),
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -172,6 +187,27 @@ mod tests {
     }
 
     #[test]
+    fn one_span_recorded_window_by_window_shows_as_one_gap() {
+        let calendar = Calendar::default();
+        let november = calendar
+            .month_range("2026-11".parse().expect("month"))
+            .expect("range");
+        let piece =
+            |from: &str, to: &str| Gap::new(at(from), at(to), GapKind::Reconstructed, "outage");
+        let recorded = [
+            piece("2026-11-02T10:00:00Z", "2026-11-02T11:00:00Z"),
+            piece("2026-11-02T11:00:00Z", "2026-11-02T11:30:00Z"),
+            piece("2026-11-03T11:00:00Z", "2026-11-03T11:30:00Z"),
+        ];
+        let gaps = month_gaps(&november, Some(november.start()), &recorded, None);
+        assert_eq!(gaps.len(), 2);
+        assert_eq!(
+            (gaps[0].from, gaps[0].to),
+            (at("2026-11-02T10:00:00Z"), at("2026-11-02T11:30:00Z"))
+        );
+    }
+
+    #[test]
     fn recorded_gaps_belong_to_each_month_they_touch() {
         let calendar = Calendar::default();
         let across = Gap::new(
@@ -185,10 +221,8 @@ mod tests {
             let range = calendar
                 .month_range(month.parse().expect("month"))
                 .expect("range");
-            assert_eq!(
-                month_gaps(&range, origin, &[across.clone()], None),
-                [across.clone()]
-            );
+            let found = month_gaps(&range, origin, std::slice::from_ref(&across), None);
+            assert_eq!(found, std::slice::from_ref(&across));
         }
         let october = calendar
             .month_range("2026-10".parse().expect("month"))

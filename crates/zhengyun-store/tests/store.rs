@@ -2067,18 +2067,18 @@ async fn gaps_are_recorded_with_their_window_and_shown_until_finance_waives_them
         .expect("window with a gap");
     assert_eq!(
         store.gaps_between("usage", month).await.expect("gaps"),
-        [gap.clone()]
+        std::slice::from_ref(&gap)
     );
     let shown = store
         .month_gaps("usage", november(), month)
         .await
         .expect("month gaps");
-    assert_eq!(shown, [gap.clone()]);
+    assert_eq!(shown, std::slice::from_ref(&gap));
     let statement = store
         .computed_statement(november(), &calendar, &schedule(), &BTreeMap::new())
         .await
         .expect("statement");
-    assert_eq!(statement.gaps, [gap.clone()]);
+    assert_eq!(statement.gaps, std::slice::from_ref(&gap));
 
     let blank = store
         .waive_gaps("usage", november(), month, "finance", "  ")
@@ -2255,7 +2255,7 @@ async fn intervals_keep_the_uid_of_their_environment(db: &TestDb) {
         .try_collect()
         .await
         .expect("intervals");
-    stored.sort_by(|a, b| a.amount().cmp(&b.amount()));
+    stored.sort_by_key(UsageInterval::amount);
     assert_eq!(stored, [old[0].clone(), new[0].clone()]);
     assert_eq!(stored[0].environment_uid(), Some("3c1e0a52-old"));
 }
