@@ -194,6 +194,16 @@ pub async fn kill_and_restart_operator() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Kills the operator with SIGKILL and leaves it down: [`ensure_operator`] starts another.
+pub async fn kill_operator() -> anyhow::Result<()> {
+    let mut guard = OPERATOR.lock().await;
+    if let Some(mut running) = guard.take() {
+        running.child.kill()?;
+        running.child.wait()?;
+    }
+    Ok(())
+}
+
 /// The operator's current /metrics text.
 pub async fn operator_metrics() -> anyhow::Result<String> {
     let port = OPERATOR

@@ -196,16 +196,33 @@ async fn a_month_that_ends_while_metering_closes_with_its_lines_and_the_next_one
     );
     let waive = format!("/api/v1/statements/{ending}/gaps/waive");
     let blank = api
-        .call(Method::POST, &waive, Some(&finance), Some(&json!({"reason": " "})))
+        .call(
+            Method::POST,
+            &waive,
+            Some(&finance),
+            Some(&json!({"reason": " "})),
+        )
         .await?;
-    assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", blank.body);
+    assert_eq!(
+        blank.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        blank.body
+    );
     let reason = "时钟前移测试：空档期不计费";
     let waived = api
-        .call(Method::POST, &waive, Some(&finance), Some(&json!({"reason": reason})))
+        .call(
+            Method::POST,
+            &waive,
+            Some(&finance),
+            Some(&json!({"reason": reason})),
+        )
         .await?;
     assert_eq!(waived.status, StatusCode::OK, "{}", waived.body);
     assert!(
-        waived.body["gaps"].as_array().is_some_and(|g| !g.is_empty()),
+        waived.body["gaps"]
+            .as_array()
+            .is_some_and(|g| !g.is_empty()),
         "{}",
         waived.body
     );
@@ -224,11 +241,20 @@ async fn a_month_that_ends_while_metering_closes_with_its_lines_and_the_next_one
         .flatten()
         .filter_map(|e| e["result"].as_str())
         .collect();
-    assert!(results.len() >= 2, "the waiver and the refusal are audited: {}", log.body);
+    assert!(
+        results.len() >= 2,
+        "the waiver and the refusal are audited: {}",
+        log.body
+    );
     let close = post(format!("/api/v1/statements/{ending}/close")).await?;
     assert_eq!(close.status, StatusCode::CREATED, "{}", close.body);
     let late = api
-        .call(Method::POST, &waive, Some(&finance), Some(&json!({"reason": reason})))
+        .call(
+            Method::POST,
+            &waive,
+            Some(&finance),
+            Some(&json!({"reason": reason})),
+        )
         .await?;
     assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.body);
     assert_eq!(close.body["month"], ending.to_string());
