@@ -174,9 +174,7 @@ impl Meter {
 }
 
 /// The ledger's duplicate detector for an interval: `<start>/<end>/<environment>/<resource>/<kind>`
-/// with `start` and `end` in Unix seconds, e.g. `1793462400/1793466000/wjw-prod/cpu/reserved`,
-/// followed by `/<uid>` when the interval carries the Environment object's uid (see
-/// [`UsageInterval::with_environment_uid`]).
+/// with `start` and `end` in Unix seconds, e.g. `1793462400/1793466000/wjw-prod/cpu/reserved`.
 ///
 /// Deterministic and readable. Environment names are DNS labels and resources and kinds are
 /// fixed words, none containing `/`, so two different intervals never share a key. The amount
@@ -198,11 +196,6 @@ impl IdempotencyKey {
             range.start().as_second(),
             range.end().as_second()
         ))
-    }
-
-    /// The key of the same interval of the Environment object with `uid`.
-    fn of_environment(self, uid: &str) -> Self {
-        Self(format!("{}/{uid}", self.0))
     }
 
     /// The key as text.
@@ -285,19 +278,11 @@ impl UsageInterval {
         }
     }
 
-    /// The same interval, of the Environment object with this uid. The uid becomes part of the
-    /// idempotency key (`…/<kind>/<uid>`), so usage of two environments that share a name never
-    /// shares a key; intervals without a uid (recorded before uids were kept) keep their keys.
+    /// The same interval, of the Environment object with this uid. The key does not change:
+    /// one name is held by one object at a time, and the sampler cuts a series where the object
+    /// changes, so two objects' intervals of one name never share bounds.
     pub fn with_environment_uid(mut self, uid: impl Into<String>) -> Self {
-        let uid = uid.into();
-        self.key = IdempotencyKey::new(
-            &self.meter.environment,
-            self.meter.resource,
-            self.meter.kind,
-            self.range,
-        )
-        .of_environment(&uid);
-        self.environment_uid = Some(uid);
+        self.environment_uid = Some(uid.into());
         self
     }
 
@@ -660,14 +645,10 @@ mod tests {
     }
 
     #[test]
-    fn two_environments_of_one_name_never_share_a_key_and_splits_keep_the_uid() {
+    fn an_interval_keeps_its_environment_uid_through_splits_and_json() {
         let calendar = Calendar::default();
         let old = interval("2026-11-01T00:30:00Z", "2026-11-01T02:00:00Z", 1_000)
             .with_environment_uid("uid-old");
-        let new = interval("2026-11-01T00:30:00Z", "2026-11-01T02:00:00Z", 1_000)
-            .with_environment_uid("uid-new");
-        assert_ne!(old.key(), new.key());
-        assert!(old.key().as_str().ends_with("/cpu/reserved/uid-old"));
         let pieces = old.split_hourly(&calendar).expect("split");
         assert_eq!(pieces.len(), 2);
         assert!(
@@ -679,9 +660,7 @@ mod tests {
         let back: UsageInterval = serde_json::from_value(json).expect("back");
         assert_eq!(back, old);
         let legacy = interval("2026-11-01T00:30:00Z", "2026-11-01T02:00:00Z", 1_000);
-        assert_eq!(
-            legacy.key().as_str(),
-            "1793493000/1793498400/wjw-prod/cpu/reserved"
-        );
+        assert_eq!(legacy.environment_uid(), None);
+        assert_eq!(legacy.key(), old.key());
     }
 }

@@ -2242,11 +2242,11 @@ async fn intervals_keep_the_uid_of_their_environment(db: &TestDb) {
         .into_iter()
         .map(|i| i.with_environment_uid("3c1e0a52-old"))
         .collect::<Vec<_>>();
-    let new = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 1, 2_000)
+    let new = hourly(&cpu("wjw-prod"), "2026-11-01T01:00:00Z", 1, 2_000)
         .into_iter()
         .map(|i| i.with_environment_uid("9f4b7d10-new"))
         .collect::<Vec<_>>();
-    // Same name, same hour, another Environment object: two intervals, no conflict.
+    // Same name, the next hour, another Environment object.
     store.record_intervals(&old).await.expect("old");
     store.record_intervals(&new).await.expect("new");
     let month = Calendar::default().month_range(november()).expect("range");

@@ -296,7 +296,11 @@ impl Tracker {
 
     fn end(&mut self, source: &Source, now: i64) {
         if let Some(mut segment) = self.open.remove(source) {
-            let end = now.max(segment.start);
+            // A recorded end (a grace period that ran out) before now is where it ended.
+            let end = segment
+                .until
+                .map_or(now, |until| until.min(now))
+                .max(segment.start);
             self.last_end.insert(source.clone(), end);
             if end > segment.start {
                 segment.end = Some(end);

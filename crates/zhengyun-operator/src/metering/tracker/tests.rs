@@ -463,5 +463,17 @@ fn an_environment_created_again_under_its_name_is_another_object_from_the_second
         })
         .collect();
     assert_eq!(uids, [(0, 30, Some("uid-1")), (30, 60, Some("uid-2"))]);
-    assert_ne!(closed.intervals[0].key(), closed.intervals[1].key());
+}
+
+#[test]
+fn a_pod_past_its_grace_period_and_gone_later_ends_at_its_grace_period() {
+    let mut t = tracker();
+    let stuck = Source::Pod("stuck".into());
+    t.observe(stuck.clone(), closed_span(4_000, T0, T0 + 40), T0 + 10);
+    t.gone(stuck, T0 + 900);
+    let closed = t.close(T0 + 3_600, &Calendar::utc());
+    assert_eq!(
+        summary(&closed),
+        [cpu_row("wjw-prod", Tier::Gold, 0, 40, 4_000)]
+    );
 }
