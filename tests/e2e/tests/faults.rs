@@ -1,6 +1,6 @@
 //! Faults: the control plane stopped and started again under a running API and operator, the
 //! database stopped under a running API, the operator killed with SIGKILL while it converges,
-//! and watches that expire while the operator is away.
+//! watches that expire while the operator is away, and metering while the API server is away.
 //!
 //! These tests stop their cluster, so they run on a devcluster of their own, one at a time:
 //! `make test-faults` (scripts/faults.sh). They are ignored by a plain `cargo test`.
@@ -1108,6 +1108,74 @@ async fn watches_that_expire_while_the_operator_is_away_are_relisted_and_nothing
     }
     gone(&client, &[&kept, &added]).await?;
     bureaus.delete(&bureau, &DeleteParams::default()).await?;
+    assert!(
+        operator.stop(Duration::from_secs(60)).await?,
+        "the operator exited with an error"
+    );
+    Ok(())
+}
+
+/// The second of the ledger's metering checkpoint, if any.
+async fn checkpoint_of(store: &zhengyun_store::Store) -> anyhow::Result<Option<i64>> {
+    Ok(store.checkpoint("usage").await?.map(|t| t.as_second()))
+}
+
+#[tokio::test]
+#[ignore = "stops and restarts its cluster: run with `make test-faults`"]
+async fn metering_writes_nothing_past_a_stopped_api_server_and_records_the_outage_as_a_gap()
+-> anyhow::Result<()> {
+    let (cluster, _client) = setup().await?;
+    let lease = code("fa-meter");
+    // A Lease of 15 s: the operator keeps leading for about 10 s after the API server stops,
+    // long enough for windows of 2 s to close on the last known state if they were allowed to.
+    let operator = operator(&lease, 15, None)?;
+    let store = zhengyun_store::Store::connect(&ledger_url(&lease)).await?;
+    let started = jiff::Timestamp::now().as_second();
+    eventually("metering under way", WAIT, || async {
+        Ok(checkpoint_of(&store).await?.filter(|c| *c > started + 4))
+    })
+    .await?;
+
+    cluster.down()?;
+    // The API server is gone once `down` returns (it shuts down gracefully before that).
+    let down = jiff::Timestamp::now().as_second();
+    tokio::time::sleep(OUTAGE).await;
+    let during = checkpoint_of(&store).await?.unwrap_or_default();
+    // The watches broke when the API server went away: no window past that closes, and the
+    // sampler that loses the Lease (about 10 s later) writes no last window.
+    assert!(
+        during <= down + 2,
+        "the checkpoint moved to {during}, {} s past the API server's stop",
+        during - down
+    );
+    cluster.up()?;
+    let up = jiff::Timestamp::now().as_second();
+    eventually("metering resumed after the outage", WAIT, || async {
+        Ok(checkpoint_of(&store).await?.filter(|c| *c > up + 4))
+    })
+    .await?;
+
+    // The time the sampler did not watch is a gap in the ledger, counted from the state found
+    // afterwards (shorter than --metering-max-stale).
+    let range = zhengyun_metering::TimeRange::new(
+        jiff::Timestamp::from_second(down - 60)?,
+        jiff::Timestamp::from_second(up + 60)?,
+    )?;
+    let gaps = store.gaps_between("usage", range).await?;
+    let (first, last) = (
+        gaps.iter().map(|g| g.from.as_second()).min(),
+        gaps.iter().map(|g| g.to.as_second()).max(),
+    );
+    assert!(
+        first.is_some_and(|f| f <= during) && last.is_some_and(|l| l >= up),
+        "gaps {gaps:?} do not cover {during}..{up}"
+    );
+    assert!(
+        gaps.iter()
+            .all(|g| g.kind == zhengyun_metering::GapKind::Reconstructed),
+        "{gaps:?}"
+    );
+    store.close().await;
     assert!(
         operator.stop(Duration::from_secs(60)).await?,
         "the operator exited with an error"
