@@ -183,6 +183,7 @@ pub(crate) async fn run(
             }
         }
     }
+    costs.finish().await;
     let frontier = tracker.frontier();
     if owed.skip.is_none()
         && let Some(end) = last_window(ending, &health, frontier, now_s())
@@ -637,6 +638,7 @@ impl Ledger<'_> {
 /// and hands the amounts to the metrics.
 struct CostWorker {
     requests: mpsc::UnboundedSender<Option<BTreeSet<Month>>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl CostWorker {
@@ -649,7 +651,7 @@ impl CostWorker {
         clock: Clock,
     ) -> Self {
         let (requests, mut rx) = mpsc::unbounded_channel::<Option<BTreeSet<Month>>>();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut state = Priced::default();
             while let Some(first) = rx.recv().await {
                 // Coalesce what queued up meanwhile: None means every month.
@@ -674,7 +676,14 @@ impl CostWorker {
                 books.price(&mut state, wanted).await;
             }
         });
-        Self { requests }
+        Self { requests, task }
+    }
+
+    /// Waits until the worker has finished what it was asked, so that no figure it computes
+    /// lands after the sampler has stopped (and a former leader's metrics are cleared).
+    async fn finish(self) {
+        drop(self.requests);
+        let _ = self.task.await;
     }
 
     /// Asks for the statements of `months` (`None`: every month with usage) to be recomputed.
