@@ -26,7 +26,7 @@ use zhengyun_store::Role;
 
 use crate::{
     context::{Audit, Caller},
-    extract::{Path, Query},
+    extract::{Json, Path, Query},
     problem::{ApiResult, Problem},
     state::AppState,
     statement_csv::{Charset, CsvOptions, csv_cell, download, statement_csv},
@@ -52,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(adjust_month))
         .routes(routes!(verify_month))
         .routes(routes!(verify_all))
+        .routes(routes!(waive_gaps))
         .routes(routes!(get_usage))
 }
 
@@ -264,6 +265,8 @@ async fn get_statement(
     body["platform"]["adjustmentsAmount"] = json!(platform.adjustments);
     body["platform"]["payable"] = json!(platform.payable);
     body["adjustments"] = serde_json::to_value(&adjustments).unwrap_or_default();
+    // Always present, so that a reader can tell "no gaps" from an older answer without them.
+    body["gaps"] = serde_json::to_value(&statement.gaps).unwrap_or_default();
     Ok(axum::Json(body).into_response())
 }
 
@@ -307,8 +310,8 @@ fn summary(statement: &Statement) -> Value {
 }
 
 /// Closes a month: its statement, as the ledger gives it now, is stored and never changes
-/// again (finance, platform admin). Only a month that has ended by the platform's clock and
-/// that the ledger covers to its end can be closed.
+/// again (finance, platform admin). Only a month that has ended by the platform's clock, that
+/// the ledger covers to its end, and whose metering gaps are all waived can be closed.
 #[utoipa::path(post, path = "/api/v1/statements/{month}/close", tag = "statements",
     params(("month" = String, Path, description = "YYYY-MM")),
     responses((status = 201, description = "The month is closed", body = serde_json::Value),
@@ -331,6 +334,11 @@ async fn close_month(
     let covered = state.store().checkpoint(LEDGER_STREAM).await?;
     zhengyun_metering::closable(month, &range, state.clock().now(), covered)
         .map_err(|e| Problem::conflict(e.to_string()))?;
+    let gaps = state
+        .store()
+        .month_gaps(LEDGER_STREAM, month, range)
+        .await?;
+    zhengyun_metering::check_gaps(month, &gaps).map_err(|e| Problem::conflict(e.to_string()))?;
     let schedule = schedule(&state).await?;
     let (_, budgets) = bureaus(&state).await?;
     let statement = state
@@ -402,6 +410,57 @@ async fn verify_all(State(state): State<AppState>, caller: Caller) -> ApiResult<
     caller.require(&VERIFIERS)?;
     let verification = state.store().verify_statement_seals(None).await?;
     Ok(axum::Json(verification).into_response())
+}
+
+/// Why finance accepts a month's metering gaps.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WaiveGaps {
+    /// Why the gaps are accepted (1 to 1000 bytes), e.g. how the missing usage was settled.
+    #[schema(example = "运维停机，按合同估算另行结算")]
+    pub reason: String,
+}
+
+/// Waives the metering gaps of a month recorded so far, and the part of it before the ledger
+/// began, so that the month can be closed (finance, platform admin). The waiver, its author
+/// and reason show on each gap of the statement; gaps recorded later need another waiver. A
+/// closed month cannot be waived any more.
+#[utoipa::path(post, path = "/api/v1/statements/{month}/gaps/waive", tag = "statements",
+    params(("month" = String, Path, description = "YYYY-MM")),
+    request_body = WaiveGaps,
+    responses((status = 200, description = "The gaps this waiver covers", body = serde_json::Value),
+        (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn waive_gaps(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: Audit,
+    Path(month): Path<String>,
+    Json(body): Json<WaiveGaps>,
+) -> ApiResult<Response> {
+    audit.about("statement.waive-gaps", format!("statements/{month}"), None);
+    caller.require(&CLOSERS)?;
+    let month = month_param(&month)?;
+    let range = state
+        .calendar()
+        .month_range(month)
+        .map_err(|e| Problem::invalid_field("month", e.to_string()))?;
+    if state.store().closed_statement(month).await?.is_some() {
+        return Err(Problem::conflict(format!(
+            "{month} is closed: its gaps were settled when it was closed"
+        )));
+    }
+    let waived = state
+        .store()
+        .waive_gaps(LEDGER_STREAM, month, range, caller.name(), &body.reason)
+        .await?;
+    audit.outcome(format!(
+        "waived {} gap(s): {}",
+        waived.gaps.len(),
+        body.reason.trim()
+    ));
+    Ok(axum::Json(waived).into_response())
 }
 
 /// Issues signed adjustment lines for a closed month: the differences between the statement it

@@ -1,11 +1,14 @@
 //! When a month may be closed: once it has ended by the platform's [`Clock`](crate::Clock) and
 //! the ledger is complete to its last second. Before that its statement would still change.
+//! And only once every [gap](crate::gaps) of the month is waived: a month the ledger does not
+//! measure whole is not complete by itself.
 
 use std::fmt;
 
 use jiff::Timestamp;
 
 use crate::calendar::{Month, TimeRange};
+use crate::gaps::Gap;
 
 /// Why a month cannot be closed yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,13 @@ pub enum NotClosable {
         /// How far it must be complete.
         needed: Timestamp,
     },
+    /// Part of the month is not measured (see [`crate::gaps`]) and finance has not waived it.
+    UnresolvedGaps {
+        /// The month.
+        month: Month,
+        /// The gaps not waived, oldest first.
+        gaps: Vec<Gap>,
+    },
 }
 
 impl fmt::Display for NotClosable {
@@ -47,6 +57,20 @@ impl fmt::Display for NotClosable {
                 write!(
                     f,
                     "the ledger is complete only until {covered}; {month} can be closed once it reaches {needed}"
+                )
+            }
+            Self::UnresolvedGaps { month, gaps } => {
+                write!(f, "{month} has {} metering gap(s) not waived:", gaps.len())?;
+                for gap in gaps {
+                    write!(
+                        f,
+                        " {} {}..{} ({});",
+                        gap.kind, gap.from, gap.to, gap.reason
+                    )?;
+                }
+                write!(
+                    f,
+                    " finance may waive them with POST /api/v1/statements/{month}/gaps/waive and a reason"
                 )
             }
         }
@@ -77,6 +101,20 @@ pub fn closable(
         });
     }
     Ok(())
+}
+
+/// Whether every gap of `month` (from [`crate::gaps::month_gaps`]) is waived.
+pub fn check_gaps(month: Month, gaps: &[Gap]) -> Result<(), NotClosable> {
+    let open: Vec<Gap> = gaps
+        .iter()
+        .filter(|g| g.waived.is_none())
+        .cloned()
+        .collect();
+    if open.is_empty() {
+        Ok(())
+    } else {
+        Err(NotClosable::UnresolvedGaps { month, gaps: open })
+    }
 }
 
 #[cfg(test)]
@@ -117,5 +155,39 @@ mod tests {
             "the ledger is complete only until 2026-12-31T15:59:59Z; 2026-12 can be closed once it reaches 2026-12-31T16:00:00Z"
         );
         assert!(closable(month, &range, now, None).is_err());
+    }
+
+    #[test]
+    fn a_month_with_a_gap_closes_only_once_the_gap_is_waived() {
+        use crate::gaps::{GapKind, Waiver, month_gaps};
+        let calendar = Calendar::default();
+        let month: Month = "2026-11".parse().expect("month");
+        let range = calendar.month_range(month).expect("range");
+        let outage = Gap::new(
+            at("2026-11-01T00:00:00+08:00"),
+            at("2026-11-03T00:00:00+08:00"),
+            GapKind::Unmetered,
+            "the operator was down longer than --metering-max-backfill",
+        );
+        let origin = Some(at("2026-10-01T00:00:00+08:00"));
+        let gaps = month_gaps(&range, origin, std::slice::from_ref(&outage), None);
+        let refused = check_gaps(month, &gaps).expect_err("a gap");
+        assert!(
+            refused.to_string().starts_with("2026-11 has 1 metering gap(s) not waived: unmetered 2026-10-31T16:00:00Z..2026-11-02T16:00:00Z"),
+            "{refused}"
+        );
+        let mut waived = outage;
+        waived.waived = Some(Waiver {
+            by: "finance".to_owned(),
+            at: at("2026-12-02T09:00:00+08:00"),
+            reason: "estimated separately".to_owned(),
+        });
+        assert_eq!(
+            check_gaps(month, &month_gaps(&range, origin, &[waived], None)),
+            Ok(())
+        );
+        // A month the ledger began in has its head as a gap, waived by the month's waiver.
+        let late = Some(at("2026-11-15T00:00:00+08:00"));
+        assert!(check_gaps(month, &month_gaps(&range, late, &[], None)).is_err());
     }
 }

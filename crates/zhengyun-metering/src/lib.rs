@@ -5,7 +5,9 @@
 //!   one environment, over `[start, end)`), their integral in unit-seconds, idempotency keys, and
 //!   exact splitting at hour and month boundaries.
 //! - [`clock`]: the platform's [`Clock`], the one source of "now" for date-sensitive logic.
-//! - [`closing`]: when a month may be closed (ended by the clock, covered by the ledger).
+//! - [`closing`]: when a month may be closed (ended by the clock, covered by the ledger, its
+//!   gaps waived).
+//! - [`gaps`]: spans the ledger does not measure as they happened, and their waivers.
 //! - [`calendar`]: the platform time zone (default Asia/Shanghai), calendar [`Month`]s, hour
 //!   boundaries and half-open [`TimeRange`]s.
 //! - [`rates`]: [`RateCard`]s and the [`RateSchedule`] choosing the card in force; the exact
@@ -66,6 +68,7 @@ pub mod calendar;
 pub mod clock;
 pub mod closing;
 pub mod error;
+pub mod gaps;
 pub mod proration;
 pub mod rates;
 pub mod statement;
@@ -85,8 +88,9 @@ pub use adjustment::{
 pub use budget::{BudgetLevel, BudgetStatus, budget_status};
 pub use calendar::{Calendar, DEFAULT_TIME_ZONE, Month, TimeRange};
 pub use clock::Clock;
-pub use closing::{NotClosable, closable};
+pub use closing::{NotClosable, check_gaps, closable};
 pub use error::{Error, Result};
+pub use gaps::{Gap, GapKind, Waiver, month_gaps};
 pub use proration::{forecast_month_end, month_budget};
 pub use rates::{
     DEFAULT_RESERVATION_SHARE, PriceUnit, RateCard, RatePeriod, RateSchedule, Rounding, cost,

@@ -162,6 +162,10 @@ pub struct Statement {
     pub bureaus: Vec<BureauTotal>,
     /// The whole platform: the sum of the bureaus.
     pub platform: Totals,
+    /// The spans of the month the ledger does not measure as they happened (see
+    /// [`crate::gaps`]); set by the ledger, which knows them, not by the builder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<crate::gaps::Gap>,
 }
 
 /// Accumulates usage intervals into one month's statement. Intervals may arrive in any order and
@@ -404,6 +408,7 @@ impl Statement {
             environments,
             bureaus,
             platform: platform.into_totals(),
+            gaps: Vec::new(),
         })
     }
 

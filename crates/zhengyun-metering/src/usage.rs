@@ -220,6 +220,10 @@ pub struct UsageInterval {
     #[serde(flatten)]
     range: TimeRange,
     amount: u64,
+    /// The Kubernetes uid of the Environment object, where known: two environments of one name
+    /// (one deleted, another created later, possibly for another bureau) are two environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    environment_uid: Option<String>,
     key: IdempotencyKey,
 }
 
@@ -231,6 +235,8 @@ struct RawInterval {
     start: Timestamp,
     end: Timestamp,
     amount: u64,
+    #[serde(default)]
+    environment_uid: Option<String>,
     key: Option<IdempotencyKey>,
 }
 
@@ -238,7 +244,10 @@ impl TryFrom<RawInterval> for UsageInterval {
     type Error = Error;
 
     fn try_from(raw: RawInterval) -> Result<Self> {
-        let interval = Self::new(raw.meter, raw.start, raw.end, raw.amount)?;
+        let mut interval = Self::new(raw.meter, raw.start, raw.end, raw.amount)?;
+        if let Some(uid) = raw.environment_uid {
+            interval = interval.with_environment_uid(uid);
+        }
         match raw.key {
             Some(key) if key != interval.key => Err(Error::InvalidName {
                 field: "key",
@@ -264,7 +273,30 @@ impl UsageInterval {
             meter,
             range,
             amount,
+            environment_uid: None,
             key,
+        }
+    }
+
+    /// The same interval, of the Environment object with this uid. The key does not change:
+    /// one name is held by one object at a time, and the sampler cuts a series where the object
+    /// changes, so two objects' intervals of one name never share bounds.
+    pub fn with_environment_uid(mut self, uid: impl Into<String>) -> Self {
+        self.environment_uid = Some(uid.into());
+        self
+    }
+
+    /// The uid of the Environment object, where it was recorded.
+    pub fn environment_uid(&self) -> Option<&str> {
+        self.environment_uid.as_deref()
+    }
+
+    /// An interval over `range` with this one's meter, amount and environment uid.
+    fn piece(&self, range: TimeRange) -> Self {
+        let piece = Self::over(self.meter.clone(), range, self.amount);
+        match &self.environment_uid {
+            Some(uid) => piece.with_environment_uid(uid.clone()),
+            None => piece,
         }
     }
 
@@ -345,10 +377,7 @@ impl UsageInterval {
     pub fn split_at(&self, at: Timestamp) -> Option<(Self, Self)> {
         let head = TimeRange::new(self.start(), at).ok()?;
         let tail = TimeRange::new(at, self.end()).ok()?;
-        Some((
-            Self::over(self.meter.clone(), head, self.amount),
-            Self::over(self.meter.clone(), tail, self.amount),
-        ))
+        Some((self.piece(head), self.piece(tail)))
     }
 
     /// The interval cut at every local hour boundary and every month boundary of `calendar`:
@@ -377,7 +406,7 @@ impl UsageInterval {
         while start < self.end() {
             let end = next_boundary(start)?.min(self.end());
             let range = TimeRange::new(start, end)?;
-            pieces.push(Self::over(self.meter.clone(), range, self.amount));
+            pieces.push(self.piece(range));
             start = end;
         }
         Ok(pieces)
@@ -613,5 +642,25 @@ mod tests {
             serde_json::from_str::<UsageInterval>(&forged).is_err(),
             "{forged}"
         );
+    }
+
+    #[test]
+    fn an_interval_keeps_its_environment_uid_through_splits_and_json() {
+        let calendar = Calendar::default();
+        let old = interval("2026-11-01T00:30:00Z", "2026-11-01T02:00:00Z", 1_000)
+            .with_environment_uid("uid-old");
+        let pieces = old.split_hourly(&calendar).expect("split");
+        assert_eq!(pieces.len(), 2);
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.environment_uid() == Some("uid-old"))
+        );
+        let json = serde_json::to_value(&old).expect("json");
+        let back: UsageInterval = serde_json::from_value(json).expect("back");
+        assert_eq!(back, old);
+        let legacy = interval("2026-11-01T00:30:00Z", "2026-11-01T02:00:00Z", 1_000);
+        assert_eq!(legacy.environment_uid(), None);
+        assert_eq!(legacy.key(), old.key());
     }
 }

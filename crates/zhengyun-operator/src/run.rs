@@ -184,19 +184,23 @@ impl Term<'_> {
 
             let mut stop_controllers = stop_rx.clone();
             let mut lost = leading_rx.clone();
-            let graceful = async move {
+            let ending = async move {
                 tokio::select! {
-                    _ = stop_controllers.wait_for(|s| *s) => {}
-                    _ = lost.wait_for(|l| !*l) => {}
+                    _ = stop_controllers.wait_for(|s| *s) => metering::Ending::Shutdown,
+                    _ = lost.wait_for(|l| !*l) => metering::Ending::LeaseLost,
                 }
             };
-            let graceful = futures::future::FutureExt::shared(graceful);
+            let ending = futures::future::FutureExt::shared(ending);
+            let graceful = futures::future::FutureExt::shared(futures::future::FutureExt::map(
+                ending.clone(),
+                |_| (),
+            ));
             let sampler = {
-                let (sampler_stop_tx, sampler_stop_rx) = watch::channel(false);
-                let graceful = graceful.clone();
+                let (sampler_stop_tx, sampler_stop_rx) = watch::channel(None);
+                let ending = ending.clone();
                 tokio::spawn(async move {
-                    graceful.await;
-                    let _ = sampler_stop_tx.send(true);
+                    let ending = ending.await;
+                    let _ = sampler_stop_tx.send(Some(ending));
                 });
                 metering::run(
                     self.client.clone(),
@@ -223,6 +227,7 @@ impl Term<'_> {
             );
             futures::future::join4(controllers, sampler, audit, costs).await;
             self.metrics.set_leader(false);
+            self.metrics.metering().stop_leading();
             if *stop_rx.borrow() {
                 return Ok(());
             }

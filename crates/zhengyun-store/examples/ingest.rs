@@ -117,12 +117,25 @@ fn generate(count: usize) -> Result<Vec<UsageInterval>, Failure> {
         let hour = i64::try_from(n / meters.len())?;
         let from = start() + SignedDuration::from_hours(hour);
         let amount = 500 + u64::try_from(n % 7_000)?;
-        intervals.push(UsageInterval::new(
-            meter.clone(),
-            from,
-            from + SignedDuration::from_hours(1),
-            amount,
-        )?);
+        // As the sampler writes them: with the uid of the Environment object.
+        let uid = format!(
+            "{:08x}-5f3a-4c2e-9b1d-{:012x}",
+            meter.environment().len(),
+            meter
+                .environment()
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                & 0xffff_ffff_ffff
+        );
+        intervals.push(
+            UsageInterval::new(
+                meter.clone(),
+                from,
+                from + SignedDuration::from_hours(1),
+                amount,
+            )?
+            .with_environment_uid(uid),
+        );
     }
     Ok(intervals)
 }

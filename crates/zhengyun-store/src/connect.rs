@@ -59,6 +59,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_statement_seals.sql"),
     ),
     (
+        9,
+        "metering gaps",
+        include_str!("../migrations/sqlite/0009_metering_gaps.sql"),
+    ),
+    (
         10,
         "audit observed objects",
         include_str!("../migrations/sqlite/0010_audit_observed.sql"),
@@ -104,6 +109,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "statement seals",
         include_str!("../migrations/postgres/0008_statement_seals.sql"),
+    ),
+    (
+        9,
+        "metering gaps",
+        include_str!("../migrations/postgres/0009_metering_gaps.sql"),
     ),
     (
         10,

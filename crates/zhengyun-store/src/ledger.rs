@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet, hash_map::Entry};
 use futures::{StreamExt, stream::BoxStream};
 use jiff::Timestamp;
 use serde::Serialize;
-use zhengyun_metering::{Meter, TimeRange, UsageInterval, UsageKind, usage::parse_resource};
+use zhengyun_metering::{Gap, Meter, TimeRange, UsageInterval, UsageKind, usage::parse_resource};
 use zhengyun_model::names::Tier;
 
 use crate::{
@@ -29,7 +29,7 @@ use crate::{
     with_pool,
 };
 
-/// Rows per `INSERT` statement: 10 parameters each stays well inside SQLite's 32,766 and
+/// Rows per `INSERT` statement: 11 parameters each stays well inside SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
 pub const ROWS_PER_STATEMENT: usize = 1000;
 
@@ -65,10 +65,20 @@ struct Row<'a> {
     amount: i64,
 }
 
-type IntervalRow = (String, String, String, String, String, i64, i64, i64);
+type IntervalRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+);
 
-const SELECT_INTERVALS: &str = "SELECT bureau, environment, resource, kind, tier, start_s, end_s, amount \
-     FROM usage_intervals WHERE end_s > $1 AND start_s < $2";
+const SELECT_INTERVALS: &str = "SELECT bureau, environment, resource, kind, tier, start_s, end_s, amount, \
+     environment_uid FROM usage_intervals WHERE end_s > $1 AND start_s < $2";
 
 impl Store {
     /// Stores `intervals` that are not stored yet, in one transaction. Returns how many were
@@ -91,6 +101,7 @@ impl Store {
             stream,
             expected: None,
             at,
+            gaps: &[],
         };
         self.record(intervals, Some(checkpoint)).await
     }
@@ -107,11 +118,38 @@ impl Store {
         expected: Option<Timestamp>,
         at: Timestamp,
     ) -> Result<Recorded> {
+        self.record_window_with_gaps(intervals, &[], stream, expected, at)
+            .await
+    }
+
+    /// [`Store::record_window`], also recording `gaps` (spans not measured as they happened,
+    /// see [`zhengyun_metering::gaps`]) in the same transaction: the checkpoint never moves past
+    /// a gap without it.
+    pub async fn record_window_with_gaps(
+        &self,
+        intervals: &[UsageInterval],
+        gaps: &[Gap],
+        stream: &str,
+        expected: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Recorded> {
         check_stream(stream)?;
+        for gap in gaps {
+            if gap.from >= gap.to || gap.to > at {
+                return Err(Error::invalid(
+                    "gap",
+                    format!(
+                        "{}..{} must be a non-empty span ending by the checkpoint {at}",
+                        gap.from, gap.to
+                    ),
+                ));
+            }
+        }
         let checkpoint = Move {
             stream,
             expected: Some(expected),
             at,
+            gaps,
         };
         self.record(intervals, Some(checkpoint)).await
     }
@@ -153,7 +191,7 @@ impl Store {
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO usage_intervals (idempotency_key, bureau, environment, resource, \
-                     kind, tier, start_s, end_s, amount, recorded_at_us) ",
+                     kind, tier, start_s, end_s, amount, recorded_at_us, environment_uid) ",
                 );
                 insert.push_values(chunk, |mut values, row| {
                     let interval = row.interval;
@@ -167,7 +205,8 @@ impl Store {
                         .push_bind(interval.start().as_second())
                         .push_bind(interval.end().as_second())
                         .push_bind(row.amount)
-                        .push_bind(recorded_at);
+                        .push_bind(recorded_at)
+                        .push_bind(interval.environment_uid().map(str::to_owned));
                 });
                 insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
                 let inserted: Vec<String> = insert
@@ -204,7 +243,37 @@ impl Store {
                 }
             }
             rollup::write(&mut tx, std::mem::take(&mut daily)).await?;
-            if let Some(Move { stream, at, .. }) = checkpoint {
+            if let Some(Move { stream, at, gaps, .. }) = checkpoint {
+                let earliest = rows
+                    .iter()
+                    .map(|r| r.interval.start().as_second())
+                    .min()
+                    .unwrap_or(at.as_second())
+                    .min(at.as_second());
+                sqlx::query(
+                    "INSERT INTO metering_origins (stream, since_s) VALUES ($1, $2) \
+                     ON CONFLICT (stream) DO NOTHING",
+                )
+                .bind(stream)
+                .bind(earliest)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("recording where the ledger begins"))?;
+                for gap in gaps {
+                    sqlx::query(
+                        "INSERT INTO metering_gaps (stream, start_s, end_s, kind, reason, \
+                         recorded_at_us) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(stream)
+                    .bind(gap.from.as_second())
+                    .bind(gap.to.as_second())
+                    .bind(gap.kind.as_str())
+                    .bind(gap.reason.as_str())
+                    .bind(recorded_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("recording a metering gap"))?;
+                }
                 sqlx::query(UPSERT_CHECKPOINT)
                     .bind(stream)
                     .bind(to_micros(at))
@@ -385,6 +454,7 @@ struct Move<'a> {
     stream: &'a str,
     expected: Option<Option<Timestamp>>,
     at: Timestamp,
+    gaps: &'a [Gap],
 }
 
 /// Sets a checkpoint; binds: stream name, instant (µs), time saved (µs).
@@ -412,7 +482,7 @@ pub(crate) fn meter_of(
 }
 
 fn interval_of(row: IntervalRow) -> Result<UsageInterval> {
-    let (bureau, environment, resource, kind, tier, start, end, amount) = row;
+    let (bureau, environment, resource, kind, tier, start, end, amount, uid) = row;
     let what = format!("a usage interval of {environment}");
     let meter = meter_of(bureau, environment, &resource, &kind, &tier)?;
     let instant = |s: i64| {
@@ -421,6 +491,10 @@ fn interval_of(row: IntervalRow) -> Result<UsageInterval> {
     };
     let amount =
         u64::try_from(amount).map_err(|_| Error::Corrupt(format!("{what} has amount {amount}")))?;
-    UsageInterval::new(meter, instant(start)?, instant(end)?, amount)
-        .map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+    let interval = UsageInterval::new(meter, instant(start)?, instant(end)?, amount)
+        .map_err(|e| Error::Corrupt(format!("{what}: {e}")))?;
+    Ok(match uid {
+        Some(uid) => interval.with_environment_uid(uid),
+        None => interval,
+    })
 }

@@ -8,6 +8,8 @@
 //!   recomputes; [`intents`]: entries written ahead of a change, so none goes unrecorded.
 //! - [`ledger`]: usage intervals, idempotent by their key (invariant 4), sampler checkpoints and
 //!   usage totals.
+//! - [`gaps`]: spans the sampler recorded as not measured as they happened, where the ledger
+//!   begins, and finance's waivers of a month's gaps.
 //! - [`requests`]: change requests that wait for a platform admin's approval.
 //! - [`reports`]: a month's statement, a bureau's usage and all-time totals, read from daily
 //!   rollups that recording maintains (see `rollup`), fast whatever the ledger's size.
@@ -32,6 +34,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod gaps;
 pub mod intents;
 pub mod ledger;
 pub mod observed;
@@ -49,6 +52,7 @@ use std::time::Duration;
 
 pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
 pub use error::{Error, Result};
+pub use gaps::Waived;
 pub use intents::{AuditIntent, UNKNOWN_OUTCOME};
 pub use ledger::{MeterUsage, Recorded};
 pub use observed::Observed;

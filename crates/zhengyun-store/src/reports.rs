@@ -94,8 +94,8 @@ impl Store {
             .await
     }
 
-    /// The statement of `month` as the ledger gives it now, closed or not: what a month is
-    /// closed with, and what a closed month is compared with to issue adjustments.
+    /// The statement of `month` as the ledger gives it now, closed or not, with its gaps (see
+    /// [`Store::month_gaps`]): what a month is closed with, and what a closed month is compared with to issue adjustments.
     pub async fn computed_statement(
         &self,
         month: Month,
@@ -129,6 +129,9 @@ impl Store {
             })
             .collect::<Result<BTreeMap<_, _>>>()?;
         statement.flag_budgets(&budgets).map_err(metering)?;
+        statement.gaps = self
+            .month_gaps(crate::gaps::USAGE_STREAM, month, statement.period)
+            .await?;
         Ok(statement)
     }
 

@@ -463,5 +463,6 @@ fn header_of(statement: &Statement) -> Statement {
         environments: statement.environments.clone(),
         bureaus: statement.bureaus.clone(),
         platform: statement.platform.clone(),
+        gaps: statement.gaps.clone(),
     }
 }

@@ -13,8 +13,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::TestDb;
 use zhengyun_metering::{
-    AdjustmentLine, Calendar, Meter, Month, RateCard, RateSchedule, Statement, TimeRange,
-    UsageInterval, UsageKind, adjustments,
+    AdjustmentLine, Calendar, Gap, GapKind, Meter, Month, RateCard, RateSchedule, Statement,
+    TimeRange, UsageInterval, UsageKind, adjustments,
 };
 use zhengyun_model::{names::Tier, quantity::Resource};
 use zhengyun_store::{
@@ -72,6 +72,11 @@ on_both_backends!(
     usage_counters_and_span_cover_the_whole_ledger,
     a_window_is_written_only_from_the_checkpoint_its_writer_expects,
     an_observed_change_is_appended_once_and_remembered_with_it,
+    gaps_are_recorded_with_their_window_and_shown_until_finance_waives_them,
+    gaps_and_waivers_cannot_be_changed,
+    a_gap_beyond_the_checkpoint_it_moves_with_is_refused,
+    the_ledger_begins_at_its_first_window_and_earlier_time_is_a_gap,
+    intervals_keep_the_uid_of_their_environment,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2074,10 +2079,13 @@ async fn a_month_statement_from_the_rollups_equals_the_statement_of_the_raw_inte
             prorated["wjw"],
             Decimal::from_str_exact("4.93").expect("fen")
         );
-        let statement = store
+        let mut statement = store
             .month_statement(november(), &zone_calendar, &schedule(), &budgets)
             .await
             .expect("month statement");
+        // Recorded without a checkpoint, the ledger never began: the month is one gap.
+        assert_eq!(statement.gaps.len(), 1, "{:?}", statement.gaps);
+        statement.gaps.clear();
         assert_eq!(statement, expected, "{}", zone_calendar.name());
         statement.check_conservation().expect("conserved");
         statement
@@ -2357,4 +2365,225 @@ async fn an_observed_change_is_appended_once_and_remembered_with_it(db: &TestDb)
         store.verify_audit().await.expect("verify"),
         ChainStatus::Intact { entries: 3 }
     );
+}
+// ---------------------------------------------------------------------------------------------
+// Metering gaps
+
+fn outage(from: &str, to: &str) -> Gap {
+    Gap::new(
+        ts(from),
+        ts(to),
+        GapKind::Unmetered,
+        "the operator was down longer than --metering-max-backfill",
+    )
+}
+
+async fn gaps_are_recorded_with_their_window_and_shown_until_finance_waives_them(db: &TestDb) {
+    let store = &db.store;
+    let calendar = Calendar::default();
+    let month = calendar.month_range(november()).expect("range");
+    let start = ts("2026-09-01T00:00:00Z");
+    store
+        .record_window(&[], "usage", None, start)
+        .await
+        .expect("the ledger begins");
+    let gap = outage("2026-11-01T00:00:00Z", "2026-11-03T00:00:00Z");
+    let at = ts("2026-11-10T00:00:00Z");
+    store
+        .record_window_with_gaps(&[], std::slice::from_ref(&gap), "usage", Some(start), at)
+        .await
+        .expect("window with a gap");
+    assert_eq!(
+        store.gaps_between("usage", month).await.expect("gaps"),
+        std::slice::from_ref(&gap)
+    );
+    let shown = store
+        .month_gaps("usage", november(), month)
+        .await
+        .expect("month gaps");
+    assert_eq!(shown, std::slice::from_ref(&gap));
+    let statement = store
+        .computed_statement(november(), &calendar, &schedule(), &BTreeMap::new())
+        .await
+        .expect("statement");
+    assert_eq!(statement.gaps, std::slice::from_ref(&gap));
+
+    let blank = store
+        .waive_gaps("usage", november(), month, "finance", "  ")
+        .await
+        .expect_err("a waiver needs a reason");
+    assert_eq!(blank.metric_label(), "invalid", "{blank}");
+    let waived = store
+        .waive_gaps(
+            "usage",
+            november(),
+            month,
+            "finance 财务科",
+            "estimated from the invoices",
+        )
+        .await
+        .expect("waive");
+    assert_eq!(waived.gaps.len(), 1);
+    let shown = store
+        .month_gaps("usage", november(), month)
+        .await
+        .expect("month gaps");
+    let waiver = shown[0].waived.as_ref().expect("waived");
+    assert_eq!(
+        (waiver.by.as_str(), waiver.reason.as_str()),
+        ("finance 财务科", "estimated from the invoices")
+    );
+    // October's gaps are not November's waiver's business.
+    let october = calendar
+        .month_range(Month::new(2026, 10).expect("month"))
+        .expect("range");
+    assert!(
+        store
+            .month_gaps("usage", Month::new(2026, 10).expect("month"), october)
+            .await
+            .expect("gaps")
+            .is_empty()
+    );
+
+    // A gap recorded after the waiver needs one of its own.
+    let later = outage("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z");
+    store
+        .record_window_with_gaps(
+            &[],
+            std::slice::from_ref(&later),
+            "usage",
+            Some(at),
+            ts("2026-11-22T00:00:00Z"),
+        )
+        .await
+        .expect("second gap");
+    let shown = store
+        .month_gaps("usage", november(), month)
+        .await
+        .expect("month gaps");
+    assert_eq!(shown.len(), 2);
+    assert!(shown[0].waived.is_some());
+    assert_eq!((shown[1].from, shown[1].waived.clone()), (later.from, None));
+}
+
+async fn gaps_and_waivers_cannot_be_changed(db: &TestDb) {
+    let store = &db.store;
+    let month = Calendar::default().month_range(november()).expect("range");
+    let gap = outage("2026-11-01T00:00:00Z", "2026-11-03T00:00:00Z");
+    store
+        .record_window_with_gaps(&[], &[gap], "usage", None, ts("2026-11-10T00:00:00Z"))
+        .await
+        .expect("gap");
+    store
+        .waive_gaps("usage", november(), month, "finance", "accepted")
+        .await
+        .expect("waive");
+    for (sqlite, postgres) in [
+        (
+            "UPDATE metering_gaps SET end_s = start_s + 1",
+            "UPDATE metering_gaps SET end_s = start_s + 1",
+        ),
+        ("DELETE FROM metering_gaps", "TRUNCATE metering_gaps"),
+        (
+            "DELETE FROM metering_gaps WHERE seq = 1",
+            "DELETE FROM metering_gaps WHERE seq = 1",
+        ),
+        (
+            "UPDATE metering_gap_waivers SET through_seq = 99",
+            "UPDATE metering_gap_waivers SET through_seq = 99",
+        ),
+        (
+            "DELETE FROM metering_gap_waivers",
+            "DELETE FROM metering_gap_waivers",
+        ),
+    ] {
+        let refused = db.raw(sqlite, postgres).await;
+        assert!(refused.is_err(), "{sqlite}: {refused:?}");
+    }
+    assert_eq!(
+        store
+            .gaps_between("usage", month)
+            .await
+            .expect("gaps")
+            .len(),
+        1
+    );
+}
+
+async fn a_gap_beyond_the_checkpoint_it_moves_with_is_refused(db: &TestDb) {
+    let store = &db.store;
+    let gap = outage("2026-11-01T00:00:00Z", "2026-11-03T00:00:00Z");
+    let refused = store
+        .record_window_with_gaps(&[], &[gap], "usage", None, ts("2026-11-02T00:00:00Z"))
+        .await
+        .expect_err("beyond the checkpoint");
+    assert_eq!(refused.metric_label(), "invalid", "{refused}");
+    assert_eq!(store.checkpoint("usage").await.expect("checkpoint"), None);
+}
+
+async fn the_ledger_begins_at_its_first_window_and_earlier_time_is_a_gap(db: &TestDb) {
+    let store = &db.store;
+    let calendar = Calendar::default();
+    let month = calendar.month_range(november()).expect("range");
+    assert_eq!(store.ledger_origin("usage").await.expect("origin"), None);
+    let whole = store
+        .month_gaps("usage", november(), month)
+        .await
+        .expect("gaps");
+    assert_eq!((whole[0].from, whole[0].to), (month.start(), month.end()));
+    let begins = ts("2026-11-15T08:00:00Z");
+    store
+        .record_window(&[], "usage", None, begins)
+        .await
+        .expect("first window");
+    store
+        .record_window(&[], "usage", Some(begins), ts("2026-11-15T09:00:00Z"))
+        .await
+        .expect("second window");
+    assert_eq!(
+        store.ledger_origin("usage").await.expect("origin"),
+        Some(begins)
+    );
+    let head = store
+        .month_gaps("usage", november(), month)
+        .await
+        .expect("gaps");
+    assert_eq!(head.len(), 1);
+    assert_eq!(
+        (head[0].from, head[0].to, head[0].kind),
+        (month.start(), begins, GapKind::Unmetered)
+    );
+    let december = Month::new(2026, 12).expect("month");
+    let range = calendar.month_range(december).expect("range");
+    assert!(
+        store
+            .month_gaps("usage", december, range)
+            .await
+            .expect("gaps")
+            .is_empty()
+    );
+}
+
+async fn intervals_keep_the_uid_of_their_environment(db: &TestDb) {
+    let store = &db.store;
+    let old = hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 1, 1_000)
+        .into_iter()
+        .map(|i| i.with_environment_uid("3c1e0a52-old"))
+        .collect::<Vec<_>>();
+    let new = hourly(&cpu("wjw-prod"), "2026-11-01T01:00:00Z", 1, 2_000)
+        .into_iter()
+        .map(|i| i.with_environment_uid("9f4b7d10-new"))
+        .collect::<Vec<_>>();
+    // Same name, the next hour, another Environment object.
+    store.record_intervals(&old).await.expect("old");
+    store.record_intervals(&new).await.expect("new");
+    let month = Calendar::default().month_range(november()).expect("range");
+    let mut stored: Vec<UsageInterval> = store
+        .intervals_between(month)
+        .try_collect()
+        .await
+        .expect("intervals");
+    stored.sort_by_key(UsageInterval::amount);
+    assert_eq!(stored, [old[0].clone(), new[0].clone()]);
+    assert_eq!(stored[0].environment_uid(), Some("3c1e0a52-old"));
 }

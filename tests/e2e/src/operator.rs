@@ -194,6 +194,16 @@ pub async fn kill_and_restart_operator() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Kills the operator with SIGKILL and leaves it down: [`ensure_operator`] starts another.
+pub async fn kill_operator() -> anyhow::Result<()> {
+    let mut guard = OPERATOR.lock().await;
+    if let Some(mut running) = guard.take() {
+        running.child.kill()?;
+        running.child.wait()?;
+    }
+    Ok(())
+}
+
 /// The operator's current /metrics text.
 pub async fn operator_metrics() -> anyhow::Result<String> {
     let port = OPERATOR
@@ -202,6 +212,11 @@ pub async fn operator_metrics() -> anyhow::Result<String> {
         .as_ref()
         .map(|r| r.metrics_port)
         .context("no operator running")?;
+    metrics_at(port).await
+}
+
+/// The /metrics text (with the HTTP response head) of a process listening on `port`.
+pub async fn metrics_at(port: u16) -> anyhow::Result<String> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream

@@ -952,6 +952,13 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
             &[],
             [401, 401, 409, 403, 403, 403, 409, 403],
         ),
+        (
+            Method::POST,
+            format!("/api/v1/statements/{ended}/gaps/waive"),
+            Some(json!({"reason": "权限表测试"})),
+            &[],
+            [401, 401, 200, 403, 403, 403, 200, 403],
+        ),
     ];
     let mut mismatches = Vec::new();
     for (method, path, body, headers, expected) in &table {

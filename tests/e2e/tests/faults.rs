@@ -1,6 +1,7 @@
 //! Faults: the control plane stopped and started again under a running API and operator, the
 //! database stopped under a running API, the operator killed with SIGKILL while it converges,
-//! and watches that expire while the operator is away.
+//! watches that expire while the operator is away, metering while the API server is away, and
+//! finance metrics across a leader handover.
 //!
 //! These tests stop their cluster, so they run on a devcluster of their own, one at a time:
 //! `make test-faults` (scripts/faults.sh). They are ignored by a plain `cargo test`.
@@ -1112,5 +1113,179 @@ async fn watches_that_expire_while_the_operator_is_away_are_relisted_and_nothing
         operator.stop(Duration::from_secs(60)).await?,
         "the operator exited with an error"
     );
+    Ok(())
+}
+
+/// The second of the ledger's metering checkpoint, if any.
+async fn checkpoint_of(store: &zhengyun_store::Store) -> anyhow::Result<Option<i64>> {
+    Ok(store.checkpoint("usage").await?.map(|t| t.as_second()))
+}
+
+#[tokio::test]
+#[ignore = "stops and restarts its cluster: run with `make test-faults`"]
+async fn metering_writes_nothing_past_a_stopped_api_server_and_records_the_outage_as_a_gap()
+-> anyhow::Result<()> {
+    let (cluster, _client) = setup().await?;
+    let lease = code("fa-meter");
+    // A Lease of 15 s: the operator keeps leading for about 10 s after the API server stops,
+    // long enough for windows of 2 s to close on the last known state if they were allowed to.
+    let operator = operator(&lease, 15, None)?;
+    let store = zhengyun_store::Store::connect(&ledger_url(&lease)).await?;
+    let started = jiff::Timestamp::now().as_second();
+    eventually("metering under way", WAIT, || async {
+        Ok(checkpoint_of(&store).await?.filter(|c| *c > started + 4))
+    })
+    .await?;
+
+    cluster.down()?;
+    // The API server is gone once `down` returns (it shuts down gracefully before that).
+    let down = jiff::Timestamp::now().as_second();
+    tokio::time::sleep(OUTAGE).await;
+    let during = checkpoint_of(&store).await?.unwrap_or_default();
+    // The watches broke when the API server went away: no window past that closes, and the
+    // sampler that loses the Lease (about 10 s later) writes no last window.
+    assert!(
+        during <= down + 2,
+        "the checkpoint moved to {during}, {} s past the API server's stop",
+        during - down
+    );
+    cluster.up()?;
+    let up = jiff::Timestamp::now().as_second();
+    eventually("metering resumed after the outage", WAIT, || async {
+        Ok(checkpoint_of(&store).await?.filter(|c| *c > up + 4))
+    })
+    .await?;
+
+    // The time the sampler did not watch is a gap in the ledger, counted from the state found
+    // afterwards (shorter than --metering-max-stale).
+    let range = zhengyun_metering::TimeRange::new(
+        jiff::Timestamp::from_second(down - 60)?,
+        jiff::Timestamp::from_second(up + 60)?,
+    )?;
+    let gaps = store.gaps_between("usage", range).await?;
+    let (first, last) = (
+        gaps.iter().map(|g| g.from.as_second()).min(),
+        gaps.iter().map(|g| g.to.as_second()).max(),
+    );
+    assert!(
+        first.is_some_and(|f| f <= during) && last.is_some_and(|l| l >= up),
+        "gaps {gaps:?} do not cover {during}..{up}"
+    );
+    assert!(
+        gaps.iter()
+            .all(|g| g.kind == zhengyun_metering::GapKind::Reconstructed),
+        "{gaps:?}"
+    );
+    store.close().await;
+    assert!(
+        operator.stop(Duration::from_secs(60)).await?,
+        "the operator exited with an error"
+    );
+    Ok(())
+}
+
+/// The sum of the samples of `family` (e.g. `zhengyun_cost_month_to_date`) in `metrics`, and
+/// how many there are.
+fn samples(metrics: &str, family: &str) -> (f64, usize) {
+    let prefix = format!("{family}{{");
+    let values: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.trim().parse().ok())
+        .collect();
+    (values.iter().sum(), values.len())
+}
+
+#[tokio::test]
+#[ignore = "stops and restarts its cluster: run with `make test-faults`"]
+async fn a_former_leader_exports_no_finance_figures_after_a_handover() -> anyhow::Result<()> {
+    let (_cluster, client) = setup().await?;
+    let lease = code("fa-handover");
+    zhengyun_e2e::tenants::apply_sample_rate_card(&client).await?;
+    Api::<Bureau>::all(client.clone())
+        .create(&PostParams::default(), &bureau_object(&lease, 8)?)
+        .await?;
+    let env = format!("{lease}-dev");
+    Api::<Environment>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &environment_object(&lease, &env, "dev")?,
+        )
+        .await?;
+    let replica = |name: &str, port: u16| {
+        Process::start(
+            &["operator"],
+            &[
+                ("ZHENGYUN_OPERATOR_ADDR", format!("127.0.0.1:{port}")),
+                ("ZHENGYUN_LEASE_NAME", format!("faults-{lease}")),
+                ("ZHENGYUN_LEASE_NAMESPACE", "default".to_owned()),
+                ("ZHENGYUN_LEASE_SECONDS", "3".to_owned()),
+                ("ZHENGYUN_DATABASE_URL", ledger_url(&lease)),
+                ("ZHENGYUN_METERING_PERIOD", "2".to_owned()),
+                ("ZHENGYUN_METERING_LATENESS", "1".to_owned()),
+            ],
+            &format!("operator-{lease}-{name}"),
+        )
+    };
+    let (first_port, second_port) = (free_port()?, free_port()?);
+    let first = replica("first", first_port)?;
+    let cost = "zhengyun_cost_month_to_date";
+    eventually("the first replica exports costs", WAIT, || async {
+        let metrics = zhengyun_e2e::operator::metrics_at(first_port).await?;
+        Ok((samples(&metrics, cost).1 > 0).then_some(()))
+    })
+    .await?;
+    let second = replica("second", second_port)?;
+
+    // The first replica stalls past its Lease; the second takes over; the first comes back
+    // without a restart and finds it no longer leads.
+    first.freeze()?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    first.thaw()?;
+    eventually(
+        "the second replica leads and exports costs",
+        WAIT,
+        || async {
+            let metrics = zhengyun_e2e::operator::metrics_at(second_port).await?;
+            let leads = metrics.lines().any(|l| l == "zhengyun_operator_leader 1");
+            Ok((leads && samples(&metrics, cost).1 > 0).then_some(()))
+        },
+    )
+    .await?;
+    eventually(
+        "the former leader drops its finance figures",
+        WAIT,
+        || async {
+            let metrics = zhengyun_e2e::operator::metrics_at(first_port).await?;
+            let follows = metrics.lines().any(|l| l == "zhengyun_operator_leader 0");
+            let exported = [cost, "zhengyun_cost_total", "zhengyun_quota_hard"]
+                .iter()
+                .map(|family| samples(&metrics, family).1)
+                .sum::<usize>();
+            Ok((follows && exported == 0).then_some(()))
+        },
+    )
+    .await?;
+    // A sum over both replicas, as the dashboard takes it, is the leader's figure alone.
+    let leader = samples(
+        &zhengyun_e2e::operator::metrics_at(second_port).await?,
+        cost,
+    );
+    let former = samples(&zhengyun_e2e::operator::metrics_at(first_port).await?, cost);
+    assert_eq!(former.1, 0, "the former leader still exports {cost}");
+    assert!(leader.1 > 0);
+
+    Api::<Environment>::all(client.clone())
+        .delete(&env, &DeleteParams::default())
+        .await?;
+    gone(&client, &[&env]).await?;
+    Api::<Bureau>::all(client)
+        .delete(&lease, &DeleteParams::default())
+        .await?;
+    assert!(
+        second.stop(Duration::from_secs(60)).await?,
+        "the leader exited with an error"
+    );
+    first.kill()?;
     Ok(())
 }

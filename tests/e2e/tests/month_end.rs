@@ -1,7 +1,8 @@
 //! A month's end, lived through by the real operator and API with the platform's clock moved
 //! (`--clock-offset`) to a few seconds before the end of the running month: usage is split
 //! exactly at the boundary (midnight in Asia/Shanghai), the month that ended closes once, with
-//! its metered lines, while the month that began cannot close, and the API's defaults (the
+//! its metered lines once finance has waived the time the moved clock skipped (an unmetered
+//! gap), while the month that began cannot close, and the API's defaults (the
 //! running month, usage since its first second) follow the moved clock.
 //!
 //! The cluster keeps its own time: only metering and statements see the moved clock. Which
@@ -182,8 +183,80 @@ async fn a_month_that_ends_while_metering_closes_with_its_lines_and_the_next_one
     };
     let running = post(format!("/api/v1/statements/{began}/close")).await?;
     assert_eq!(running.status, StatusCode::CONFLICT, "{}", running.body);
+    // The restart moved the clock weeks ahead with no backfill: that time is an unmetered gap,
+    // and the month does not close until finance waives it, with a reason.
+    let refused = post(format!("/api/v1/statements/{ending}/close")).await?;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("gap(s) not waived") && d.contains("unmetered")),
+        "{}",
+        refused.body
+    );
+    let waive = format!("/api/v1/statements/{ending}/gaps/waive");
+    let blank = api
+        .call(
+            Method::POST,
+            &waive,
+            Some(&finance),
+            Some(&json!({"reason": " "})),
+        )
+        .await?;
+    assert_eq!(
+        blank.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        blank.body
+    );
+    let reason = "时钟前移测试：空档期不计费";
+    let waived = api
+        .call(
+            Method::POST,
+            &waive,
+            Some(&finance),
+            Some(&json!({"reason": reason})),
+        )
+        .await?;
+    assert_eq!(waived.status, StatusCode::OK, "{}", waived.body);
+    assert!(
+        waived.body["gaps"]
+            .as_array()
+            .is_some_and(|g| !g.is_empty()),
+        "{}",
+        waived.body
+    );
+    let log = api
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=statement.waive-gaps",
+            Some(&api.admin),
+            None,
+        )
+        .await?;
+    let results: Vec<&str> = log
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["result"].as_str())
+        .collect();
+    assert!(
+        results.len() >= 2,
+        "the waiver and the refusal are audited: {}",
+        log.body
+    );
     let close = post(format!("/api/v1/statements/{ending}/close")).await?;
     assert_eq!(close.status, StatusCode::CREATED, "{}", close.body);
+    let late = api
+        .call(
+            Method::POST,
+            &waive,
+            Some(&finance),
+            Some(&json!({"reason": reason})),
+        )
+        .await?;
+    assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.body);
     assert_eq!(close.body["month"], ending.to_string());
     let again = post(format!("/api/v1/statements/{ending}/close")).await?;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
@@ -210,6 +283,14 @@ async fn a_month_that_ends_while_metering_closes_with_its_lines_and_the_next_one
         .filter(|l| l["kind"] == "reserved")
         .collect();
     assert_eq!(cpu.len(), 1, "{}", closed.body);
+    // The closed statement keeps its gaps, each with finance's waiver.
+    let gaps = closed.body["gaps"].as_array().cloned().unwrap_or_default();
+    assert!(!gaps.is_empty(), "{}", closed.body);
+    assert!(
+        gaps.iter().all(|g| g["waived"]["reason"] == reason),
+        "{}",
+        closed.body
+    );
     // Exactly the seconds before midnight, as the ledger holds them.
     assert_eq!(cpu[0]["unitSeconds"], before.to_string(), "{}", closed.body);
 

@@ -24,7 +24,12 @@
 //! objects as counts (`unit` says which), so resource-seconds are core-seconds, byte-seconds…
 //! The resource-seconds counters are restored from the ledger at start-up and advance as windows
 //! close; cost is the sum of the month statements' bureau totals (closed months as closed),
-//! so it too survives restarts.
+//! so it too survives restarts. `zhengyun_cost_total` never goes down in a process: a month that
+//! fails to price or a cheaper rate card leaves it where it was until the sum passes it again.
+//!
+//! Only the leader exports these figures: a replica that loses the Lease drops them all (and
+//! the quota gauges of its watch caches, which stop being updated), so that a `sum()` over
+//! replicas never counts a former leader's last figures next to the leader's.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -107,6 +112,15 @@ impl MeteringMetrics {
         });
     }
 
+    /// Drops every figure and the watch caches: this replica no longer leads, and its figures
+    /// would go stale next to the leader's. The next term restores them from the ledger.
+    pub fn stop_leading(&self) {
+        self.update(|f| *f = Figures::default());
+        if let Ok(mut caches) = self.caches.lock() {
+            *caches = None;
+        }
+    }
+
     /// Records the sampler's checkpoint (Unix seconds).
     pub fn set_checkpoint(&self, at: i64) {
         self.update(|f| f.checkpoint = Some(at));
@@ -128,8 +142,15 @@ impl MeteringMetrics {
         }
         let month_to_date = by_month.get(&current).cloned().unwrap_or_default();
         self.update(|f| {
+            if f.currency != currency {
+                // Another currency is another series: it starts from its own figures.
+                f.cost_total.clear();
+            }
             f.currency = currency.to_owned();
-            f.cost_total = total;
+            for (bureau, amount) in total {
+                let slot = f.cost_total.entry(bureau).or_default();
+                *slot = (*slot).max(amount);
+            }
             f.month_to_date = month_to_date;
         });
     }

@@ -51,6 +51,7 @@
 //! The window open at a crash is lost from memory and is re-counted by the rule above, so a
 //! restart leaves no gap and no double count for everything that kept running.
 
+pub mod health;
 pub mod observe;
 pub mod tracker;
 
@@ -59,6 +60,7 @@ mod metrics;
 mod sampler;
 
 pub use metrics::MeteringMetrics;
+pub use sampler::Ending;
 pub(crate) use sampler::run;
 
 /// Name of the sampler's checkpoint stream in the ledger.
@@ -82,6 +84,10 @@ pub struct MeteringConfig {
         default_value_t = 604_800
     )]
     pub metering_max_backfill: u32,
+    /// Longest watch failure, in seconds, filled from the state found when the watch lists
+    /// again; a longer one is recorded as an unmetered gap instead.
+    #[arg(long, env = "ZHENGYUN_METERING_MAX_STALE", default_value_t = 600)]
+    pub metering_max_stale: u32,
     /// IANA time zone of billing months and hours.
     #[arg(long, env = "ZHENGYUN_TIME_ZONE", default_value = zhengyun_metering::DEFAULT_TIME_ZONE)]
     pub time_zone: String,

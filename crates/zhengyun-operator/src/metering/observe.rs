@@ -3,13 +3,17 @@
 //!
 //! - **Reserved**: the environment's admitted quota (`status.admittedQuota`) of CPU, memory,
 //!   storage and GPUs, from `status.admittedAt`.
-//! - **Consumed by a pod**: its requests, counted like the ResourceQuota admission plugin
-//!   counts them — the larger of (Σ app containers + Σ restartable init containers) and the
-//!   largest other init container, plus the pod overhead — while it is bound to a node
-//!   (`spec.nodeName`) and not terminal (`Succeeded`/`Failed`), from its `PodScheduled`
-//!   transition.
+//! - **Consumed by a pod**: its requests, counted like Kubernetes' `resource.PodRequests` (what
+//!   the scheduler and ResourceQuota count) — the larger of (Σ app containers + Σ restartable
+//!   init containers) and each other init container plus the restartable ones started before
+//!   it; CPU and memory from the pod-level `spec.resources.requests` instead where it sets them;
+//!   plus the pod overhead — while it is bound to a node (`spec.nodeName`), from its
+//!   `PodScheduled` transition, until it is terminal (`Succeeded`/`Failed`: until the last
+//!   container's `finishedAt`, when the pod records it) or, once deleted, until its deletion
+//!   grace period has passed (`deletionTimestamp + deletionGracePeriodSeconds`, after which
+//!   ResourceQuota stops counting a pod stuck terminating on a lost node).
 //! - **Consumed by a volume claim**: its requested storage while it is `Bound`, from its
-//!   creation.
+//!   creation (the tracker starts it when it is seen bound if it saw it unbound before).
 //!
 //! A quantity that does not parse counts as zero and is reported by the caller; nothing here
 //! panics on what the cluster returns.
@@ -86,6 +90,9 @@ pub struct Contribution {
     pub amounts: Amounts,
     /// When it began, by the object's own record, if it has one.
     pub since: Option<i64>,
+    /// When it ends or ended, by the object's own record: a finished pod's last `finishedAt`,
+    /// a deleted pod's end of grace period. `None`: it lasts until seen otherwise.
+    pub until: Option<i64>,
 }
 
 /// The quota an environment holds, or `None` while it holds none (not admitted, released).
@@ -100,21 +107,27 @@ pub fn reserved(env: &Environment) -> Option<Contribution> {
         environment: env.metadata.name.clone()?,
         amounts,
         since: status.admitted_at.as_ref().map(|t| t.0.as_second()),
+        until: None,
     })
 }
 
-/// What a pod consumes, or `None` when it consumes nothing: not bound to a node yet, finished,
-/// or requesting nothing metered. `bad` collects the quantities that did not parse.
+/// What a pod consumes, or `None` when it consumes nothing: not bound to a node yet, finished
+/// without a record of when, or requesting nothing metered. A finished pod that records when
+/// it was scheduled and when its containers finished consumes over that span (`until`), so
+/// that a pod whose whole life passed while the sampler was not watching is still counted.
+/// `bad` collects the quantities that did not parse.
 pub fn pod_consumption(pod: &Pod, bad: &mut Vec<String>) -> Option<Contribution> {
     let spec = pod.spec.as_ref()?;
     spec.node_name.as_ref()?;
     let status = pod.status.as_ref();
-    if matches!(
-        status.and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    ) {
-        return None;
-    }
+    let terminal = status
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|phase| matches!(phase, "Succeeded" | "Failed"));
+    let until = if terminal {
+        Some(finished_at(pod)?)
+    } else {
+        grace_ends(pod)
+    };
     let amounts = pod_requests(pod, bad);
     if amounts.is_zero() {
         return None;
@@ -128,11 +141,41 @@ pub fn pod_consumption(pod: &Pod, bad: &mut Vec<String>) -> Option<Contribution>
         })
         .and_then(|c| c.last_transition_time.as_ref())
         .map(|t| t.0.as_second());
+    if terminal && scheduled.is_none() {
+        // An end without a start cannot be placed: it ends when seen, as an unknown end does.
+        return None;
+    }
     Some(Contribution {
         environment: pod.metadata.namespace.clone()?,
         amounts,
         since: scheduled,
+        until,
     })
+}
+
+/// The last `finishedAt` of a terminal pod's containers, if each finished one records it.
+fn finished_at(pod: &Pod) -> Option<i64> {
+    let status = pod.status.as_ref()?;
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten())
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .map(|t| t.0.as_second())
+        .max()
+}
+
+/// When a deleted pod's grace period ends: ResourceQuota stops counting it then, even if it
+/// stays (a pod stuck terminating on a lost node).
+fn grace_ends(pod: &Pod) -> Option<i64> {
+    let deleted = pod.metadata.deletion_timestamp.as_ref()?.0.as_second();
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .unwrap_or(0)
+        .max(0);
+    Some(deleted.saturating_add(grace))
 }
 
 /// A pod's effective requests (see the module docs).
@@ -145,20 +188,34 @@ pub fn pod_requests(pod: &Pod, bad: &mut Vec<String>) -> Amounts {
         running = running.add(container_requests(container, bad));
     }
     let mut init_peak = Amounts::ZERO;
+    let mut sidecars = Amounts::ZERO;
     for init in spec.init_containers.iter().flatten() {
         let requests = container_requests(init, bad);
         if init.restart_policy.as_deref() == Some("Always") {
-            // A sidecar: starts before the app containers and runs alongside them.
+            // A sidecar: starts before the app containers and runs alongside them, and
+            // alongside every init container started after it.
             running = running.add(requests);
+            sidecars = sidecars.add(requests);
+            init_peak = init_peak.max(sidecars);
         } else {
-            init_peak = init_peak.max(requests);
+            init_peak = init_peak.max(requests.add(sidecars));
+        }
+    }
+    let mut requests = running.max(init_peak);
+    if let Some(pod_level) = spec.resources.as_ref().and_then(|r| r.requests.as_ref()) {
+        // Pod-level requests (Kubernetes 1.34+) replace the containers' for what they set.
+        let amounts = amounts_of(pod_level, bad);
+        for (key, resource) in [("cpu", Resource::Cpu), ("memory", Resource::Memory)] {
+            if pod_level.contains_key(key) {
+                requests.set(resource, amounts.get(resource));
+            }
         }
     }
     let overhead = spec
         .overhead
         .as_ref()
         .map_or(Amounts::ZERO, |o| amounts_of(o, bad));
-    running.max(init_peak).add(overhead)
+    requests.add(overhead)
 }
 
 fn container_requests(container: &Container, bad: &mut Vec<String>) -> Amounts {
@@ -221,6 +278,7 @@ pub fn claim_consumption(
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.as_second()),
+        until: None,
     })
 }
 
@@ -273,6 +331,22 @@ mod tests {
         None,
         (600, GI + 64 * (1 << 20))
     )]
+    #[case::a_sidecar_started_before_an_init_container_runs_alongside_it(
+        json!([container("500m", "1Gi")]),
+        json!([{"name": "s", "restartPolicy": "Always",
+                "resources": {"requests": {"cpu": "1", "memory": "64Mi"}}},
+               container("2", "256Mi")]),
+        None,
+        (3_000, GI + 64 * (1 << 20))
+    )]
+    #[case::a_sidecar_started_after_an_init_container_does_not_add_to_it(
+        json!([container("500m", "1Gi")]),
+        json!([container("2", "256Mi"),
+               {"name": "s", "restartPolicy": "Always",
+                "resources": {"requests": {"cpu": "1", "memory": "64Mi"}}}]),
+        None,
+        (2_000, GI + 64 * (1 << 20))
+    )]
     #[case::overhead_is_added(
         json!([container("500m", "1Gi")]),
         json!([]),
@@ -315,6 +389,55 @@ mod tests {
             assert_eq!(c.environment, "wjw-prod");
             assert_eq!(c.since, Some(1_793_872_807));
         }
+    }
+
+    #[rstest]
+    #[case::containers_without_requests(json!([{"name": "c"}]))]
+    #[case::containers_requesting_less(json!([container("500m", "1Gi")]))]
+    fn pod_level_requests_replace_the_containers_cpu_and_memory(
+        #[case] containers: serde_json::Value,
+    ) {
+        let spec = json!({"nodeName": "n1", "containers": containers,
+                          "resources": {"requests": {"cpu": "4", "memory": "8Gi"}},
+                          "overhead": {"cpu": "100m"}});
+        let pod = pod(spec, running());
+        let requests = pod_requests(&pod, &mut Vec::new());
+        assert_eq!(
+            (requests.get(Resource::Cpu), requests.get(Resource::Memory)),
+            (4_100, 8 * GI)
+        );
+        assert!(pod_consumption(&pod, &mut Vec::new()).is_some());
+    }
+
+    #[test]
+    fn a_finished_pod_consumes_from_its_scheduling_to_its_last_container_finishing() {
+        let spec =
+            json!({"nodeName": "n1", "containers": [container("8", "1Gi"), container("1", "1Gi")]});
+        let status = json!({"phase": "Succeeded",
+            "conditions": [{"type": "PodScheduled", "status": "True",
+                            "lastTransitionTime": "2026-11-05T10:10:00Z"}],
+            "containerStatuses": [
+                {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-11-05T10:40:00Z"}}},
+                {"name": "b", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-11-05T10:39:00Z"}}}]});
+        let found = pod_consumption(&pod(spec, status), &mut Vec::new()).expect("closed span");
+        assert_eq!(found.since, Some(1_793_873_400));
+        assert_eq!(found.until, Some(1_793_875_200));
+        assert_eq!(found.amounts.get(Resource::Cpu), 9_000);
+    }
+
+    #[test]
+    fn a_pod_stuck_terminating_consumes_until_its_grace_period_ends() {
+        let spec = json!({"nodeName": "n1", "containers": [container("4", "1Gi")]});
+        let mut stuck = pod(spec, running());
+        stuck.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-11-05T10:05:00Z".parse().expect("ts"),
+            ));
+        stuck.metadata.deletion_grace_period_seconds = Some(30);
+        let found = pod_consumption(&stuck, &mut Vec::new()).expect("still counted");
+        assert_eq!(found.until, Some(1_793_873_100 + 30));
     }
 
     #[test]

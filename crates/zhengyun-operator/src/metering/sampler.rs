@@ -1,6 +1,6 @@
 //! The sampler's loop: watches in, windows out (see the [module documentation](super)).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +15,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
-use zhengyun_metering::{Calendar, Clock, Month, RateSchedule};
+use zhengyun_metering::{Calendar, Clock, Gap, GapKind, Month, RateSchedule};
 use zhengyun_model::crd::{Bureau, Environment, RateCard};
 use zhengyun_store::Store;
 
+use super::health::{BEYOND_BACKFILL, Health, Outage, gap_of, split_gaps};
 use super::metrics::MeteringMetrics;
 use super::observe::{claim_consumption, pod_consumption, reserved};
 use super::tracker::{Source, SourceClass, Tracker};
@@ -31,29 +32,28 @@ enum Input {
     Claim(Box<Event<PersistentVolumeClaim>>),
     /// A bureau or rate card changed (the reflectors keep them).
     Prices,
-    /// A watch failed; it retries with backoff by itself.
-    WatchError(watcher::Error),
+    /// A watch failed: a metering watch (`Some`) starts over with a list, a price watch retries
+    /// with backoff by itself.
+    WatchError(Option<SourceClass>, watcher::Error),
 }
 
-/// The watches whose initial lists must be complete before a window may close.
-#[derive(Debug, Default)]
-struct Listing {
-    seen: [HashSet<Source>; 3],
-    listing: [bool; 3],
-    listed: [bool; 3],
+/// Why the sampler stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The process shuts down: write what is known up to now, so a planned restart loses
+    /// nothing.
+    Shutdown,
+    /// The Lease was lost, perhaps because the API server is unreachable and the watches with
+    /// it: write nothing more; the next leader resumes from the checkpoint.
+    LeaseLost,
 }
 
-fn slot(class: SourceClass) -> usize {
-    match class {
-        SourceClass::Quotas => 0,
-        SourceClass::Pods => 1,
-        SourceClass::Claims => 2,
-    }
-}
-
-impl Listing {
-    fn ready(&self) -> bool {
-        self.listed.iter().all(|l| *l)
+/// Where a stopping sampler writes its last window to, if anywhere: on shutdown, up to the
+/// second its view is known current; after losing the Lease, nowhere.
+fn last_window(ending: Ending, health: &Health, frontier: i64, now: i64) -> Option<i64> {
+    match ending {
+        Ending::Shutdown => Some(health.current_until(now)).filter(|end| *end > frontier),
+        Ending::LeaseLost => None,
     }
 }
 
@@ -69,45 +69,60 @@ fn due_window(frontier: i64, now: i64, period: i64, lateness: i64) -> Option<i64
     (now >= end.saturating_add(lateness)).then_some(end)
 }
 
-/// Runs the sampler until `stop` resolves; then writes what it has up to that second.
+/// What the sampler must still record in the ledger: gaps, and a long watch failure to skip.
+#[derive(Debug, Default)]
+struct Owed {
+    /// Gaps to record with the windows that cover them.
+    gaps: Vec<Gap>,
+    /// An unmetered span to move the checkpoint across without counting it.
+    skip: Option<Gap>,
+}
+
+/// Runs the sampler until `stop` says why it ends; then writes what it knows (see
+/// [`last_window`]).
 pub(crate) async fn run(
     client: Client,
     store: Store,
     config: MeteringConfig,
     calendar: Calendar,
     metrics: Arc<MeteringMetrics>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut stop: tokio::sync::watch::Receiver<Option<Ending>>,
 ) {
     let clock = config.clock.clock();
     if !clock.is_system() {
         tracing::warn!(now = %clock.now(), offset_seconds = config.clock.clock_offset, "metering runs on a moved clock");
     }
     let now_s = || clock.now().as_second();
-    let Some((mut tracker, mut written)) = start(&store, &config, &metrics, &mut stop).await else {
+    let Some((mut tracker, mut written, owed)) = start(&store, &config, &metrics, &mut stop).await
+    else {
         return;
     };
+    let mut owed = owed;
     let (bureaus, bureau_stream) = reflected::<Bureau>(&client);
     let (cards, card_stream) = reflected::<RateCard>(&client);
-    let (envs, env_writer) = reflector::store();
+    let (envs, mut env_writer) = reflector::store();
     metrics.watch(bureaus.clone(), envs.clone());
-    let env_stream = watch(Api::<Environment>::all(client.clone()), Default::default())
-        .default_backoff()
-        .modify(crate::no_managed_fields)
-        .reflect(env_writer)
-        .map(|e| e.map_or_else(Input::WatchError, |e| Input::Environment(Box::new(e))));
-    let pod_stream = watch(Api::<Pod>::all(client.clone()), Default::default())
-        .default_backoff()
-        .map(|e| e.map_or_else(Input::WatchError, |e| Input::Pod(Box::new(e))));
-    let claim_stream = watch(
+    let env_stream = relisting(
+        Api::<Environment>::all(client.clone()),
+        SourceClass::Quotas,
+        move |event: Event<Environment>| {
+            let event = event.modify(crate::no_managed_fields);
+            env_writer.apply_watcher_event(&event);
+            Input::Environment(Box::new(event))
+        },
+    );
+    let pod_stream = relisting(Api::<Pod>::all(client.clone()), SourceClass::Pods, |e| {
+        Input::Pod(Box::new(e))
+    });
+    let claim_stream = relisting(
         Api::<PersistentVolumeClaim>::all(client.clone()),
-        Default::default(),
-    )
-    .default_backoff()
-    .map(|e| e.map_or_else(Input::WatchError, |e| Input::Claim(Box::new(e))));
+        SourceClass::Claims,
+        |e| Input::Claim(Box::new(e)),
+    );
     let mut inputs = futures::stream::select_all([
-        env_stream.boxed(),
-        pod_stream.boxed(),
-        claim_stream.boxed(),
+        env_stream,
+        pod_stream,
+        claim_stream,
         bureau_stream,
         card_stream,
     ]);
@@ -122,22 +137,35 @@ pub(crate) async fn run(
     );
     let period = i64::from(config.metering_period);
     let lateness = i64::from(config.metering_lateness);
-    let mut listing = Listing::default();
+    let max_stale = i64::from(config.metering_max_stale);
+    let mut health = Health::new(tracker.frontier());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut priced: Option<Prices> = None;
+    let mut ending = Ending::Shutdown;
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
+            stopped = stop.wait_for(Option::is_some) => {
+                ending = stopped.ok().and_then(|s| *s).unwrap_or(Ending::Shutdown);
+                break;
+            }
             input = inputs.next() => match input {
-                Some(input) => take(&mut tracker, &mut listing, input, now_s(), &metrics),
+                Some(input) => {
+                    let now = now_s();
+                    if let Some(outage) = take(&mut tracker, &mut health, input, now, &metrics) {
+                        owe(&mut owed, outage, lateness, max_stale);
+                    }
+                }
                 None => break,
             },
             _ = tick.tick() => {
-                if !listing.ready() {
+                let now = now_s();
+                let mut ledger = Ledger { tracker: &mut tracker, written: &mut written, owed: &mut owed, store: &store, calendar: &calendar, metrics: &metrics };
+                if !ledger.skip().await {
                     continue;
                 }
-                let mut months = close_due(&mut tracker, &mut written, &store, &calendar, &metrics, now_s(), period, lateness).await;
+                let limit = health.current_until(now);
+                let mut months = ledger.close_due(now, limit, period, lateness).await;
                 // Rate cards change every month's price; budgets only the current month's flags.
                 let prices = Prices::of(&bureaus, &cards);
                 match &priced {
@@ -155,13 +183,83 @@ pub(crate) async fn run(
             }
         }
     }
-    if listing.ready() {
-        // A graceful stop writes up to now, so that a planned restart loses nothing.
-        let now = now_s();
-        if now > tracker.frontier() {
-            write_window(&mut tracker, &mut written, &store, &calendar, &metrics, now).await;
-        }
+    costs.finish().await;
+    let frontier = tracker.frontier();
+    if owed.skip.is_none()
+        && let Some(end) = last_window(ending, &health, frontier, now_s())
+    {
+        let mut ledger = Ledger {
+            tracker: &mut tracker,
+            written: &mut written,
+            owed: &mut owed,
+            store: &store,
+            calendar: &calendar,
+            metrics: &metrics,
+        };
+        ledger.write_window(end).await;
     }
+}
+
+/// Adds what `outage` leaves the ledger to record (see [`gap_of`]).
+fn owe(owed: &mut Owed, outage: Outage, lateness: i64, max_stale: i64) {
+    let Some(gap) = gap_of(outage, lateness, max_stale) else {
+        return;
+    };
+    tracing::warn!(from = %gap.from, to = %gap.to, kind = %gap.kind, reason = %gap.reason, "a metering gap");
+    match gap.kind {
+        GapKind::Unmetered => owed.skip = Some(gap),
+        GapKind::Reconstructed => owed.gaps.push(gap),
+    }
+}
+
+/// A stream of one metering watch that starts over with a fresh list after any failure, after
+/// a growing delay (1 s doubling to 30 s, back to none once a list completes): a list is how
+/// the sampler knows its view is current again, whereas a watch resumed after a failure says
+/// nothing when nothing changed.
+fn relisting<K>(
+    api: Api<K>,
+    class: SourceClass,
+    mut input: impl FnMut(Event<K>) -> Input + Send + 'static,
+) -> BoxStream<'static, Input>
+where
+    K: Resource + Clone + std::fmt::Debug + DeserializeOwned + Send + 'static,
+{
+    type Events<K> = BoxStream<'static, Result<Event<K>, watcher::Error>>;
+    let start = (None::<Events<K>>, None::<Duration>);
+    futures::stream::unfold(start, move |(events, delay)| {
+        let api = api.clone();
+        async move {
+            let mut events = events;
+            loop {
+                let mut current = match events.take() {
+                    Some(current) => current,
+                    None => {
+                        if let Some(delay) = delay {
+                            tokio::time::sleep(delay).await;
+                        }
+                        watch(api.clone(), Default::default()).boxed()
+                    }
+                };
+                match current.next().await {
+                    Some(Ok(event)) => {
+                        let delay = delay.filter(|_| !matches!(event, Event::InitDone));
+                        return Some((Ok(event), (Some(current), delay)));
+                    }
+                    Some(Err(e)) => {
+                        let next = delay.map_or(Duration::from_secs(1), |d| d * 2);
+                        return Some((Err(e), (None, Some(next.min(Duration::from_secs(30))))));
+                    }
+                    // A watch stream does not end; if one does, start over.
+                    None => {}
+                }
+            }
+        }
+    })
+    .map(move |item| match item {
+        Ok(event) => input(event),
+        Err(e) => Input::WatchError(Some(class), e),
+    })
+    .boxed()
 }
 
 /// Reads the checkpoint (retrying while the database is unavailable) and restores the
@@ -170,8 +268,8 @@ async fn start(
     store: &Store,
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<(Tracker, Option<i64>)> {
+    stop: &mut tokio::sync::watch::Receiver<Option<Ending>>,
+) -> Option<(Tracker, Option<i64>, Owed)> {
     let mut delay = Duration::from_secs(1);
     loop {
         match restore(store, config, metrics).await {
@@ -182,7 +280,7 @@ async fn start(
             }
         }
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return None,
+            _ = stop.wait_for(Option::is_some) => return None,
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(30));
@@ -193,10 +291,11 @@ async fn restore(
     store: &Store,
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
-) -> zhengyun_store::Result<(Tracker, Option<i64>)> {
+) -> zhengyun_store::Result<(Tracker, Option<i64>, Owed)> {
     let now = config.clock.clock().now().as_second();
     let mut checkpoint = store.checkpoint(STREAM).await?.map(|t| t.as_second());
     let oldest = now - i64::from(config.metering_max_backfill);
+    let mut owed = Owed::default();
     let frontier = match checkpoint {
         None => {
             // Record where metering starts before anything else, so that an operator killed
@@ -215,6 +314,11 @@ async fn restore(
                 to = oldest,
                 "the operator was down longer than --metering-max-backfill: this time is not metered"
             );
+            if let (Ok(from), Ok(to)) = (Timestamp::from_second(at), Timestamp::from_second(oldest))
+            {
+                owed.gaps
+                    .push(Gap::new(from, to, GapKind::Unmetered, BEYOND_BACKFILL));
+            }
             oldest
         }
         Some(at) => {
@@ -228,7 +332,7 @@ async fn restore(
     };
     metrics.restore_usage(store.usage_counters().await?);
     metrics.set_checkpoint(frontier);
-    Ok((Tracker::new(frontier), checkpoint))
+    Ok((Tracker::new(frontier), checkpoint, owed))
 }
 
 /// A reflector-backed store of `K` and its events as [`Input::Prices`].
@@ -247,23 +351,24 @@ where
         .default_backoff()
         .modify(crate::no_managed_fields)
         .reflect(writer)
-        .map(|e| e.map_or_else(Input::WatchError, |_| Input::Prices))
+        .map(|e| e.map_or_else(|e| Input::WatchError(None, e), |_| Input::Prices))
         .boxed();
     (reader, stream)
 }
 
-/// Feeds one watch event to the tracker.
+/// Feeds one watch event to the tracker; returns the span the view was not current if this
+/// event makes it current again.
 fn take(
     tracker: &mut Tracker,
-    listing: &mut Listing,
+    health: &mut Health,
     input: Input,
     now: i64,
     metrics: &MeteringMetrics,
-) {
+) -> Option<Outage> {
     match input {
         Input::Environment(event) => on_event(
             tracker,
-            listing,
+            health,
             SourceClass::Quotas,
             *event,
             now,
@@ -273,25 +378,31 @@ fn take(
                     t.delete_environment(&name, now);
                     return Some(Source::Quota(name));
                 }
-                t.set_environment(&name, &env.spec.bureau, env.spec.tier, now);
+                t.set_environment(
+                    &name,
+                    &env.spec.bureau,
+                    env.spec.tier,
+                    env.metadata.uid.as_deref(),
+                    now,
+                );
                 t.observe(Source::Quota(name.clone()), reserved(env), now);
                 Some(Source::Quota(name))
             },
         ),
         Input::Pod(event) => on_event(
             tracker,
-            listing,
+            health,
             SourceClass::Pods,
             *event,
             now,
             |t, pod, gone| {
                 let source = Source::Pod(pod.metadata.uid.clone()?);
+                if gone {
+                    t.gone(source.clone(), now);
+                    return Some(source);
+                }
                 let mut bad = Vec::new();
-                let contribution = if gone {
-                    None
-                } else {
-                    pod_consumption(pod, &mut bad)
-                };
+                let contribution = pod_consumption(pod, &mut bad);
                 report_bad(&bad, "pod", pod, metrics);
                 t.observe(source.clone(), contribution, now);
                 Some(source)
@@ -299,27 +410,31 @@ fn take(
         ),
         Input::Claim(event) => on_event(
             tracker,
-            listing,
+            health,
             SourceClass::Claims,
             *event,
             now,
             |t, claim, gone| {
                 let source = Source::Claim(claim.metadata.uid.clone()?);
+                if gone {
+                    t.gone(source.clone(), now);
+                    return Some(source);
+                }
                 let mut bad = Vec::new();
-                let contribution = if gone {
-                    None
-                } else {
-                    claim_consumption(claim, &mut bad)
-                };
+                let contribution = claim_consumption(claim, &mut bad);
                 report_bad(&bad, "volume claim", claim, metrics);
                 t.observe(source.clone(), contribution, now);
                 Some(source)
             },
         ),
-        Input::Prices => {}
-        Input::WatchError(e) => {
+        Input::Prices => None,
+        Input::WatchError(class, e) => {
             tracing::warn!(error = %e, "a metering watch failed; retrying");
             metrics.watch_failed();
+            if let Some(class) = class {
+                health.failed(class, now);
+            }
+            None
         }
     }
 }
@@ -340,13 +455,12 @@ fn report_bad<K: ResourceExt>(bad: &[String], what: &str, obj: &K, metrics: &Met
 /// gone as of the end of the relist.
 fn on_event<K>(
     tracker: &mut Tracker,
-    listing: &mut Listing,
+    health: &mut Health,
     class: SourceClass,
     event: Event<K>,
     now: i64,
     apply: impl Fn(&mut Tracker, &K, bool) -> Option<Source>,
-) {
-    let i = slot(class);
+) -> Option<Outage> {
     match event {
         Event::Apply(obj) => {
             apply(tracker, &obj, false);
@@ -354,115 +468,169 @@ fn on_event<K>(
         Event::Delete(obj) => {
             apply(tracker, &obj, true);
         }
-        Event::Init => {
-            listing.seen[i].clear();
-            listing.listing[i] = true;
-        }
+        Event::Init => health.relisting(class, now),
         Event::InitApply(obj) => {
             if let Some(source) = apply(tracker, &obj, false) {
-                listing.seen[i].insert(source);
+                health.seen(class, source);
             }
         }
         Event::InitDone => {
-            tracker.relisted(class, &listing.seen[i], now);
-            listing.seen[i].clear();
-            listing.listing[i] = false;
-            listing.listed[i] = true;
+            let seen = health.take_seen(class);
+            tracker.relisted(class, &seen, now);
+            return health.listed(class, now);
         }
     }
+    None
 }
 
-/// Closes every window that is due at `now`; returns the months they touched.
-#[allow(clippy::too_many_arguments)]
-async fn close_due(
-    tracker: &mut Tracker,
-    written: &mut Option<i64>,
-    store: &Store,
-    calendar: &Calendar,
-    metrics: &MeteringMetrics,
-    now: i64,
-    period: i64,
-    lateness: i64,
-) -> BTreeSet<Month> {
-    let mut months = BTreeSet::new();
-    loop {
-        let start = tracker.frontier();
-        let Some(end) = due_window(start, now, period, lateness) else {
-            break;
+/// The sampler's side of the ledger: the tracker, the checkpoint as this sampler knows it,
+/// what it still owes, and where it writes.
+struct Ledger<'a> {
+    tracker: &'a mut Tracker,
+    written: &'a mut Option<i64>,
+    owed: &'a mut Owed,
+    store: &'a Store,
+    calendar: &'a Calendar,
+    metrics: &'a MeteringMetrics,
+}
+
+impl Ledger<'_> {
+    /// Closes every window that is due at `now` and ends by `limit` (the second the view is
+    /// known current until); returns the months they touched.
+    async fn close_due(
+        &mut self,
+        now: i64,
+        limit: i64,
+        period: i64,
+        lateness: i64,
+    ) -> BTreeSet<Month> {
+        let mut months = BTreeSet::new();
+        loop {
+            let start = self.tracker.frontier();
+            let Some(end) = due_window(start, now, period, lateness).filter(|end| *end <= limit)
+            else {
+                break;
+            };
+            if !self.write_window(end).await {
+                break;
+            }
+            for at in [start, end - 1] {
+                if let Ok(t) = Timestamp::from_second(at) {
+                    months.insert(self.calendar.month_of(t));
+                }
+            }
+        }
+        months
+    }
+
+    /// Moves the checkpoint across an owed unmetered span, after writing the window up to its
+    /// start; returns whether nothing is left to skip.
+    async fn skip(&mut self) -> bool {
+        let Some(gap) = self.owed.skip.clone() else {
+            return true;
         };
-        if !write_window(tracker, written, store, calendar, metrics, end).await {
-            break;
+        let (from, to) = (gap.from.as_second(), gap.to.as_second());
+        if self.tracker.frontier() < from && !self.write_window(from).await {
+            return false;
         }
-        for at in [start, end - 1] {
-            if let Ok(t) = Timestamp::from_second(at) {
-                months.insert(calendar.month_of(t));
+        let (mut gaps, rest) = split_gaps(&self.owed.gaps, to);
+        gaps.push(gap);
+        let expected = self.written.and_then(|w| Timestamp::from_second(w).ok());
+        let recorded = self
+            .store
+            .record_window_with_gaps(&[], &gaps, STREAM, expected, gaps[gaps.len() - 1].to)
+            .await;
+        match recorded {
+            Ok(_) => {
+                self.tracker.advance(to);
+                *self.written = Some(to);
+                self.metrics.set_checkpoint(to);
+                self.owed.gaps = rest;
+                self.owed.skip = None;
+                true
+            }
+            Err(e) => {
+                self.metrics.close_failed();
+                tracing::warn!(error = %e, "unable to record an unmetered span; retrying");
+                self.follow_other_writer().await
             }
         }
     }
-    months
-}
 
-/// Writes `[frontier, end)` and moves the checkpoint from `written` (the checkpoint as this
-/// sampler knows it) to `end`, in one transaction; returns whether it succeeded (on failure the
-/// window stays open and is retried). If another sampler moved the checkpoint meanwhile (a
-/// leader handover), nothing is written and this one continues from the other's checkpoint, so
-/// that no two windows overlap.
-async fn write_window(
-    tracker: &mut Tracker,
-    written: &mut Option<i64>,
-    store: &Store,
-    calendar: &Calendar,
-    metrics: &MeteringMetrics,
-    end: i64,
-) -> bool {
-    let closed = tracker.close(end, calendar);
-    for problem in &closed.problems {
-        tracing::warn!(%problem, "usage that cannot be metered");
-    }
-    let Ok(at) = Timestamp::from_second(end) else {
-        return false;
-    };
-    let expected = written.and_then(|w| Timestamp::from_second(w).ok());
-    match store
-        .record_window(&closed.intervals, STREAM, expected, at)
-        .await
-    {
-        Ok(recorded) => {
-            tracker.advance(end);
-            *written = Some(end);
-            metrics.set_checkpoint(end);
-            if recorded.duplicates == 0 {
-                metrics.add_usage(&closed.intervals, recorded.new);
-            } else {
-                // Someone wrote some of these before: recount from the ledger.
-                tracing::warn!(
-                    duplicates = recorded.duplicates,
-                    "metering window partly written before"
-                );
-                if let Ok(counters) = store.usage_counters().await {
-                    metrics.restore_usage(counters);
-                }
-            }
-            true
+    /// Writes `[frontier, end)`, with the owed gaps before `end`, and moves the checkpoint from
+    /// `written` (the checkpoint as this sampler knows it) to `end`, in one transaction; returns
+    /// whether it succeeded (on failure the window stays open and is retried). If another
+    /// sampler moved the checkpoint meanwhile (a leader handover), nothing is written and this
+    /// one continues from the other's checkpoint, so that no two windows overlap.
+    async fn write_window(&mut self, end: i64) -> bool {
+        let closed = self.tracker.close(end, self.calendar);
+        for problem in &closed.problems {
+            tracing::warn!(%problem, "usage that cannot be metered");
         }
-        Err(e) => {
-            metrics.close_failed();
-            tracing::warn!(error = %e, window_end = end, "unable to close a metering window; retrying");
-            // Another replica may have moved the checkpoint: continue from it, never overlap it.
-            if let Ok(stored) = store.checkpoint(STREAM).await {
-                let stored = stored.map(|t| t.as_second());
-                if stored != *written {
-                    tracing::warn!(?stored, known = ?*written, "another writer moved the metering checkpoint; continuing from it");
-                    *written = stored;
-                    if let Some(at) = stored {
-                        tracker.advance(at);
-                        metrics.set_checkpoint(at);
+        let Ok(at) = Timestamp::from_second(end) else {
+            return false;
+        };
+        let (gaps, rest) = split_gaps(&self.owed.gaps, end);
+        let expected = self.written.and_then(|w| Timestamp::from_second(w).ok());
+        match self
+            .store
+            .record_window_with_gaps(&closed.intervals, &gaps, STREAM, expected, at)
+            .await
+        {
+            Ok(recorded) => {
+                self.tracker.advance(end);
+                *self.written = Some(end);
+                self.owed.gaps = rest;
+                self.metrics.set_checkpoint(end);
+                if recorded.duplicates == 0 {
+                    self.metrics.add_usage(&closed.intervals, recorded.new);
+                } else {
+                    // Someone wrote some of these before: recount from the ledger.
+                    tracing::warn!(
+                        duplicates = recorded.duplicates,
+                        "metering window partly written before"
+                    );
+                    if let Ok(counters) = self.store.usage_counters().await {
+                        self.metrics.restore_usage(counters);
                     }
-                    return true;
                 }
+                true
             }
-            false
+            Err(e) => {
+                self.metrics.close_failed();
+                tracing::warn!(error = %e, window_end = end, "unable to close a metering window; retrying");
+                self.follow_other_writer().await
+            }
         }
+    }
+
+    /// After a failed write: if another replica moved the checkpoint, continues from it (never
+    /// overlapping it) and returns true; otherwise false (retry).
+    async fn follow_other_writer(&mut self) -> bool {
+        let Ok(stored) = self.store.checkpoint(STREAM).await else {
+            return false;
+        };
+        let stored = stored.map(|t| t.as_second());
+        if stored == *self.written {
+            return false;
+        }
+        tracing::warn!(?stored, known = ?*self.written, "another writer moved the metering checkpoint; continuing from it");
+        *self.written = stored;
+        if let Some(at) = stored {
+            self.tracker.advance(at);
+            self.metrics.set_checkpoint(at);
+            let (_, rest) = split_gaps(&self.owed.gaps, at);
+            self.owed.gaps = rest;
+            if self
+                .owed
+                .skip
+                .as_ref()
+                .is_some_and(|g| g.to.as_second() <= at)
+            {
+                self.owed.skip = None;
+            }
+        }
+        true
     }
 }
 
@@ -470,6 +638,7 @@ async fn write_window(
 /// and hands the amounts to the metrics.
 struct CostWorker {
     requests: mpsc::UnboundedSender<Option<BTreeSet<Month>>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl CostWorker {
@@ -482,7 +651,7 @@ impl CostWorker {
         clock: Clock,
     ) -> Self {
         let (requests, mut rx) = mpsc::unbounded_channel::<Option<BTreeSet<Month>>>();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut state = Priced::default();
             while let Some(first) = rx.recv().await {
                 // Coalesce what queued up meanwhile: None means every month.
@@ -507,7 +676,14 @@ impl CostWorker {
                 books.price(&mut state, wanted).await;
             }
         });
-        Self { requests }
+        Self { requests, task }
+    }
+
+    /// Waits until the worker has finished what it was asked, so that no figure it computes
+    /// lands after the sampler has stopped (and a former leader's metrics are cleared).
+    async fn finish(self) {
+        drop(self.requests);
+        let _ = self.task.await;
     }
 
     /// Asks for the statements of `months` (`None`: every month with usage) to be recomputed.
@@ -664,6 +840,7 @@ fn months_between(calendar: &Calendar, start: Timestamp, end: Timestamp) -> BTre
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
+    use zhengyun_metering::TimeRange;
 
     use super::*;
 
@@ -719,5 +896,182 @@ mod tests {
             .map(|m| m.to_string())
             .collect();
         assert_eq!(months, ["2026-11", "2026-12", "2027-01"]);
+    }
+
+    const T0: i64 = 1_793_872_800;
+
+    async fn ledger_at(checkpoint: i64) -> Store {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        store
+            .record_window(
+                &[],
+                STREAM,
+                None,
+                Timestamp::from_second(checkpoint).expect("ts"),
+            )
+            .await
+            .expect("checkpoint");
+        store
+    }
+
+    fn running_pod(tracker: &mut Tracker) {
+        tracker.set_environment(
+            "wjw-prod",
+            "wjw",
+            zhengyun_model::names::Tier::Gold,
+            Some("u"),
+            T0,
+        );
+        let mut amounts = super::super::observe::Amounts::ZERO;
+        amounts.set(zhengyun_model::quantity::Resource::Cpu, 4_000);
+        let pod = super::super::observe::Contribution {
+            environment: "wjw-prod".to_owned(),
+            amounts,
+            since: Some(T0),
+            until: None,
+        };
+        tracker.observe(Source::Pod("p".into()), Some(pod), T0);
+    }
+
+    #[tokio::test]
+    async fn a_window_after_a_watch_failure_waits_until_the_watch_has_listed_again() {
+        let store = ledger_at(T0).await;
+        let calendar = Calendar::utc();
+        let metrics = MeteringMetrics::default();
+        let mut tracker = Tracker::new(T0);
+        running_pod(&mut tracker);
+        let mut health = Health::new(T0);
+        for class in [SourceClass::Quotas, SourceClass::Pods, SourceClass::Claims] {
+            health.listed(class, T0 + 1);
+        }
+        health.failed(SourceClass::Pods, T0 + 1_800);
+        let (mut written, mut owed) = (Some(T0), Owed::default());
+        let mut ledger = Ledger {
+            tracker: &mut tracker,
+            written: &mut written,
+            owed: &mut owed,
+            store: &store,
+            calendar: &calendar,
+            metrics: &metrics,
+        };
+        let now = T0 + 3_600 + 120 + 1;
+        let months = ledger
+            .close_due(now, health.current_until(now), 3_600, 120)
+            .await;
+        assert!(months.is_empty());
+        assert_eq!(
+            store.checkpoint(STREAM).await.expect("checkpoint"),
+            Some(Timestamp::from_second(T0).expect("ts"))
+        );
+        // Once the pods are listed again, the window closes.
+        health.relisting(SourceClass::Pods, T0 + 3_700);
+        let outage = health
+            .listed(SourceClass::Pods, T0 + 3_730)
+            .expect("current again");
+        assert_eq!((outage.from, outage.to), (T0 + 1_800, T0 + 3_730));
+        owe(ledger.owed, outage, 120, 600);
+        assert!(
+            ledger.owed.skip.is_some(),
+            "a failure longer than max-stale is skipped"
+        );
+        assert!(ledger.skip().await);
+        let gaps = store
+            .gaps_between(
+                STREAM,
+                TimeRange::new(
+                    Timestamp::from_second(T0).expect("ts"),
+                    Timestamp::from_second(T0 + 7_200).expect("ts"),
+                )
+                .expect("range"),
+            )
+            .await
+            .expect("gaps");
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(
+            (
+                gaps[0].from.as_second(),
+                gaps[0].to.as_second(),
+                gaps[0].kind
+            ),
+            (T0 + 1_800, T0 + 3_730, GapKind::Unmetered)
+        );
+        let month = calendar
+            .month_range(calendar.month_of(Timestamp::from_second(T0).expect("ts")))
+            .expect("range");
+        let usage = store.usage_totals(month, None).await.expect("usage");
+        // 4 cores from T0 to the failure, nothing across it.
+        assert_eq!(usage[0].unit_seconds, 4_000 * 1_800);
+    }
+
+    #[test]
+    fn a_sampler_that_lost_the_lease_writes_nothing_more_and_one_shutting_down_writes_what_it_knows()
+     {
+        let mut health = Health::new(T0);
+        for class in [SourceClass::Quotas, SourceClass::Pods, SourceClass::Claims] {
+            health.listed(class, T0 + 1);
+        }
+        assert_eq!(
+            last_window(Ending::Shutdown, &health, T0, T0 + 50),
+            Some(T0 + 50)
+        );
+        assert_eq!(last_window(Ending::LeaseLost, &health, T0, T0 + 50), None);
+        health.failed(SourceClass::Claims, T0 + 20);
+        assert_eq!(
+            last_window(Ending::Shutdown, &health, T0, T0 + 50),
+            Some(T0 + 20)
+        );
+        assert_eq!(
+            last_window(Ending::Shutdown, &health, T0 + 20, T0 + 50),
+            None
+        );
+    }
+
+    fn config(max_backfill: u32) -> MeteringConfig {
+        MeteringConfig {
+            metering_period: 3_600,
+            metering_lateness: 120,
+            metering_max_backfill: max_backfill,
+            metering_max_stale: 600,
+            time_zone: "UTC".to_owned(),
+            clock: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn time_beyond_the_backfill_limit_is_recorded_as_an_unmetered_gap_with_the_first_window()
+    {
+        let now = Clock::system().now().as_second();
+        let checkpoint = now - 8 * 86_400;
+        let store = ledger_at(checkpoint).await;
+        let metrics = MeteringMetrics::default();
+        let (mut tracker, mut written, mut owed) = restore(&store, &config(7 * 86_400), &metrics)
+            .await
+            .expect("restore");
+        assert_eq!(owed.gaps.len(), 1);
+        let calendar = Calendar::utc();
+        let mut ledger = Ledger {
+            tracker: &mut tracker,
+            written: &mut written,
+            owed: &mut owed,
+            store: &store,
+            calendar: &calendar,
+            metrics: &metrics,
+        };
+        let first_end = window_end(ledger.tracker.frontier(), 3_600);
+        assert!(ledger.write_window(first_end).await);
+        let all = TimeRange::new(
+            Timestamp::from_second(checkpoint - 1).expect("ts"),
+            Timestamp::from_second(now).expect("ts"),
+        )
+        .expect("range");
+        let gaps = store.gaps_between(STREAM, all).await.expect("gaps");
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].kind, GapKind::Unmetered);
+        assert_eq!(gaps[0].from.as_second(), checkpoint);
+        // The clock moved a little while restoring: the gap ends about a day later.
+        assert!(
+            (gaps[0].to.as_second() - (checkpoint + 86_400)).abs() <= 5,
+            "{gaps:?}"
+        );
     }
 }

@@ -10,6 +10,16 @@
 //! tracker's *frontier* (the end of the last window written to the ledger) and never after the
 //! observation.
 //!
+//! A source whose object records when it ends (a finished pod, a deleted pod's end of grace
+//! period) ends at that second, even without a further event, and one seen whole after the fact
+//! (a pod that ran and finished while the sampler was not watching) is counted over its recorded
+//! span. A volume claim seen unbound and later bound starts when it is seen bound, not at its
+//! creation.
+//!
+//! An environment is identified by its object's uid as well as its name: a change of uid (the
+//! environment deleted and created again), of bureau or of tier applies from the second it is
+//! seen, and every interval carries the uid of the object it measured.
+//!
 //! Closing a window `[frontier, end)` adds up the segments of each environment and kind, cuts
 //! where the sum or the environment's tier changes, and gives one interval per maximal constant,
 //! non-zero run of each resource — split at local hours and months, so that no interval
@@ -69,23 +79,41 @@ struct Segment {
     amounts: Amounts,
     start: i64,
     end: Option<i64>,
+    /// Where an open segment ends by its object's record, without a further event.
+    until: Option<i64>,
+}
+
+impl Segment {
+    /// Where the segment stops counting, if known.
+    fn stop(&self) -> Option<i64> {
+        self.end.or(self.until)
+    }
+}
+
+/// What an environment is at some second: the object (its uid), its bureau and its tier.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Version {
+    uid: Option<String>,
+    bureau: String,
+    tier: Tier,
 }
 
 #[derive(Clone, Debug)]
 struct EnvironmentInfo {
-    bureau: String,
-    /// Tier changes, oldest first; the first applies from the beginning of time.
-    tiers: Vec<(i64, Tier)>,
+    /// Versions, oldest first; the first applies from the beginning of time.
+    versions: Vec<(i64, Version)>,
     deleted: bool,
 }
 
 impl EnvironmentInfo {
-    fn tier_at(&self, at: i64) -> Tier {
-        self.tiers
+    fn version_at(&self, at: i64) -> &Version {
+        static NONE: std::sync::OnceLock<Version> = std::sync::OnceLock::new();
+        self.versions
             .iter()
             .take_while(|(from, _)| *from <= at)
             .last()
-            .map_or(Tier::default(), |(_, tier)| *tier)
+            .or(self.versions.first())
+            .map_or_else(|| NONE.get_or_init(Version::default), |(_, v)| v)
     }
 }
 
@@ -105,6 +133,9 @@ pub struct Tracker {
     open: HashMap<Source, Segment>,
     ended: Vec<Segment>,
     last_end: HashMap<Source, i64>,
+    /// Volume claims seen not counting (unbound) since the frontier: they start when seen
+    /// counting, not at their creation.
+    idle: HashSet<Source>,
     environments: HashMap<String, EnvironmentInfo>,
 }
 
@@ -116,6 +147,7 @@ impl Tracker {
             open: HashMap::new(),
             ended: Vec::new(),
             last_end: HashMap::new(),
+            idle: HashSet::new(),
             environments: HashMap::new(),
         }
     }
@@ -125,22 +157,33 @@ impl Tracker {
         self.frontier
     }
 
-    /// Records the bureau and tier of an environment, seen at `now`. A tier change applies
-    /// from `now` on.
-    pub fn set_environment(&mut self, name: &str, bureau: &str, tier: Tier, now: i64) {
+    /// Records the object (`uid`), bureau and tier of an environment, seen at `now`. A change
+    /// of any applies from `now` on.
+    pub fn set_environment(
+        &mut self,
+        name: &str,
+        bureau: &str,
+        tier: Tier,
+        uid: Option<&str>,
+        now: i64,
+    ) {
+        let version = Version {
+            uid: uid.map(str::to_owned),
+            bureau: bureau.to_owned(),
+            tier,
+        };
         match self.environments.get_mut(name) {
             Some(info) => {
                 info.deleted = false;
-                if info.tiers.last().map(|(_, t)| *t) != Some(tier) {
-                    info.tiers.push((now.max(self.frontier), tier));
+                if info.versions.last().map(|(_, v)| v) != Some(&version) {
+                    info.versions.push((now.max(self.frontier), version));
                 }
             }
             None => {
                 self.environments.insert(
                     name.to_owned(),
                     EnvironmentInfo {
-                        bureau: bureau.to_owned(),
-                        tiers: vec![(i64::MIN, tier)],
+                        versions: vec![(i64::MIN, version)],
                         deleted: false,
                     },
                 );
@@ -157,17 +200,30 @@ impl Tracker {
         }
     }
 
+    /// `source` is gone as seen at `now` (deleted, or not listed again).
+    pub fn gone(&mut self, source: Source, now: i64) {
+        self.observe(source.clone(), None, now);
+        self.idle.remove(&source);
+    }
+
     /// What `source` contributes as seen at `now` (`None`: nothing, or gone).
     pub fn observe(&mut self, source: Source, contribution: Option<Contribution>, now: i64) {
         let contribution = contribution.filter(|c| !c.amounts.is_zero());
         let now = now.max(self.frontier);
         let kind = source.kind();
-        let was_open = match self.open.get(&source) {
+        let was_open = match self.open.get_mut(&source) {
             Some(open)
                 if contribution.as_ref().is_some_and(|c| {
                     c.environment == open.environment && c.amounts == open.amounts
                 }) =>
             {
+                // The same contribution; only its recorded end may be new.
+                let until = contribution.and_then(|c| c.until);
+                open.until = until.map(|u| u.max(open.start));
+                if open.until.is_some_and(|u| u <= now) {
+                    let at = open.until.unwrap_or(now);
+                    self.end(&source, at);
+                }
                 return;
             }
             Some(_) => {
@@ -177,9 +233,13 @@ impl Tracker {
             None => false,
         };
         let Some(contribution) = contribution else {
+            if !was_open && matches!(source, Source::Claim(_)) {
+                self.idle.insert(source);
+            }
             return;
         };
-        let began = if was_open {
+        let seen_idle = self.idle.remove(&source);
+        let began = if was_open || seen_idle {
             now
         } else {
             contribution.since.unwrap_or(now).clamp(self.frontier, now)
@@ -188,16 +248,29 @@ impl Tracker {
             .last_end
             .get(&source)
             .map_or(began, |end| began.max(*end));
-        self.open.insert(
-            source,
-            Segment {
-                environment: contribution.environment,
-                kind,
-                amounts: contribution.amounts,
-                start,
-                end: None,
-            },
-        );
+        let segment = Segment {
+            environment: contribution.environment,
+            kind,
+            amounts: contribution.amounts,
+            start,
+            end: None,
+            until: contribution.until.map(|u| u.max(start)),
+        };
+        match segment.until {
+            Some(until) if until <= now => {
+                // Seen after it ended (a pod that ran while nobody watched): closed at once.
+                self.last_end.insert(source, until);
+                if until > start {
+                    self.ended.push(Segment {
+                        end: Some(until),
+                        ..segment
+                    });
+                }
+            }
+            _ => {
+                self.open.insert(source, segment);
+            }
+        }
     }
 
     /// After a relist of `class`: every source of that class not `seen` is gone as of `now`.
@@ -209,8 +282,9 @@ impl Tracker {
             .cloned()
             .collect();
         for source in gone {
-            self.observe(source, None, now);
+            self.gone(source, now);
         }
+        self.idle.retain(|s| s.class() != class || seen.contains(s));
         if class == SourceClass::Quotas {
             for (name, info) in &mut self.environments {
                 if !seen.contains(&Source::Quota(name.clone())) {
@@ -222,7 +296,11 @@ impl Tracker {
 
     fn end(&mut self, source: &Source, now: i64) {
         if let Some(mut segment) = self.open.remove(source) {
-            let end = now.max(segment.start);
+            // A recorded end (a grace period that ran out) before now is where it ended.
+            let end = segment
+                .until
+                .map_or(now, |until| until.min(now))
+                .max(segment.start);
             self.last_end.insert(source.clone(), end);
             if end > segment.start {
                 segment.end = Some(end);
@@ -241,7 +319,7 @@ impl Tracker {
         let mut by_meter: BTreeMap<(&str, UsageKind), Vec<Piece>> = BTreeMap::new();
         for segment in self.open.values().chain(&self.ended) {
             let from = segment.start.max(self.frontier);
-            let to = segment.end.unwrap_or(end).min(end);
+            let to = segment.stop().unwrap_or(end).min(end);
             if from < to {
                 by_meter
                     .entry((segment.environment.as_str(), segment.kind))
@@ -277,13 +355,17 @@ impl Tracker {
         let runs = constant_runs(pieces, info, self.frontier, end);
         for (index, resource) in METERED.iter().enumerate() {
             for run in merge_runs(&runs, index) {
-                let (start, stop, amount, tier) = run;
-                let meter = Meter::new(&info.bureau, environment, *resource, kind, tier)
+                let (start, stop, amount, version) = run;
+                let meter = Meter::new(&version.bureau, environment, *resource, kind, version.tier)
                     .map_err(|e| format!("{environment}: {e}"))?;
                 let instant =
                     |s: i64| Timestamp::from_second(s).map_err(|e| format!("{environment}: {e}"));
-                let interval = UsageInterval::new(meter, instant(start)?, instant(stop)?, amount)
-                    .map_err(|e| format!("{environment}: {e}"))?;
+                let mut interval =
+                    UsageInterval::new(meter, instant(start)?, instant(stop)?, amount)
+                        .map_err(|e| format!("{environment}: {e}"))?;
+                if let Some(uid) = &version.uid {
+                    interval = interval.with_environment_uid(uid.clone());
+                }
                 let split = interval
                     .split_hourly(calendar)
                     .map_err(|e| format!("{environment}: {e}"))?;
@@ -299,6 +381,17 @@ impl Tracker {
             return;
         }
         self.frontier = end;
+        let stopped: Vec<Source> = self
+            .open
+            .iter()
+            .filter(|(_, s)| s.until.is_some_and(|u| u <= end))
+            .map(|(source, _)| source.clone())
+            .collect();
+        for source in stopped {
+            if let Some(segment) = self.open.remove(&source) {
+                self.last_end.insert(source, segment.until.unwrap_or(end));
+            }
+        }
         self.ended.retain(|s| s.end.is_some_and(|e| e > end));
         self.last_end.retain(|_, e| *e > end);
         let referenced: HashSet<&str> = self
@@ -312,11 +405,11 @@ impl Tracker {
             .retain(|name, info| !info.deleted || referenced.contains(name));
         for info in self.environments.values_mut() {
             let current = info
-                .tiers
+                .versions
                 .iter()
                 .rposition(|(from, _)| *from <= end)
                 .unwrap_or(0);
-            info.tiers.drain(..current);
+            info.versions.drain(..current);
         }
     }
 
@@ -338,12 +431,17 @@ impl Tracker {
 /// A segment clipped to a window: `(start, end, amounts)`.
 type Piece = (i64, i64, Amounts);
 
-/// One stretch of constant sums and tier: `(start, end, sums, tier)`.
-type Run = (i64, i64, [u64; METERED.len()], Tier);
+/// One stretch of constant sums and environment version: `(start, end, sums, version)`.
+type Run<'i> = (i64, i64, [u64; METERED.len()], &'i Version);
 
-/// Cuts `[from, to)` wherever a piece starts or ends or the tier changes, with the sums of the
-/// pieces covering each cut.
-fn constant_runs(pieces: &[Piece], info: &EnvironmentInfo, from: i64, to: i64) -> Vec<Run> {
+/// Cuts `[from, to)` wherever a piece starts or ends or the environment's version changes, with
+/// the sums of the pieces covering each cut.
+fn constant_runs<'i>(
+    pieces: &[Piece],
+    info: &'i EnvironmentInfo,
+    from: i64,
+    to: i64,
+) -> Vec<Run<'i>> {
     let mut deltas: BTreeMap<i64, [i128; METERED.len()]> = BTreeMap::new();
     for (start, end, amounts) in pieces {
         for (i, value) in amounts.0.iter().enumerate() {
@@ -351,7 +449,7 @@ fn constant_runs(pieces: &[Piece], info: &EnvironmentInfo, from: i64, to: i64) -
             deltas.entry(*end).or_default()[i] -= i128::from(*value);
         }
     }
-    for (at, _) in &info.tiers {
+    for (at, _) in &info.versions {
         if (from..to).contains(at) {
             deltas.entry(*at).or_default();
         }
@@ -371,21 +469,21 @@ fn constant_runs(pieces: &[Piece], info: &EnvironmentInfo, from: i64, to: i64) -
         }
         // Sums of u64 amounts fit i128; an amount beyond the ledger's range is capped there.
         let amounts = sums.map(|s| u64::try_from(s.clamp(0, i128::from(i64::MAX))).unwrap_or(0));
-        runs.push((start, end, amounts, info.tier_at(start)));
+        runs.push((start, end, amounts, info.version_at(start)));
     }
     runs
 }
 
-/// The maximal runs of resource `index` with one non-zero amount and one tier.
-fn merge_runs(runs: &[Run], index: usize) -> Vec<(i64, i64, u64, Tier)> {
-    let mut merged: Vec<(i64, i64, u64, Tier)> = Vec::new();
-    for (start, end, amounts, tier) in runs {
+/// The maximal runs of resource `index` with one non-zero amount and one environment version.
+fn merge_runs<'i>(runs: &[Run<'i>], index: usize) -> Vec<(i64, i64, u64, &'i Version)> {
+    let mut merged: Vec<(i64, i64, u64, &Version)> = Vec::new();
+    for (start, end, amounts, version) in runs {
         let amount = amounts[index];
         match merged.last_mut() {
-            Some(last) if last.1 == *start && last.2 == amount && last.3 == *tier => {
+            Some(last) if last.1 == *start && last.2 == amount && last.3 == *version => {
                 last.1 = *end;
             }
-            _ => merged.push((*start, *end, amount, *tier)),
+            _ => merged.push((*start, *end, amount, version)),
         }
     }
     merged.retain(|(_, _, amount, _)| *amount > 0);

@@ -402,3 +402,41 @@ fn every_metric_the_budget_alerts_use_is_exported() {
         );
     }
 }
+
+#[test]
+fn a_replica_that_stops_leading_exports_no_finance_figures() {
+    let metrics = with_month_figures();
+    metrics.stop_leading();
+    let text = render(&metrics);
+    for family in [
+        "zhengyun_cost_month_to_date{",
+        "zhengyun_cost_to_date{",
+        "zhengyun_cost_forecast_month_end{",
+        "zhengyun_budget_month{",
+        "zhengyun_budget_monthly{",
+        "zhengyun_cost_total{",
+        "zhengyun_budget_ratio{",
+        "zhengyun_quota_hard{",
+        "zhengyun_quota_admitted{",
+        "zhengyun_reserved_resource_seconds_total{",
+        "\nzhengyun_metering_checkpoint_timestamp_seconds ",
+    ] {
+        assert!(!text.contains(family), "{family} still exported:\n{text}");
+    }
+}
+
+#[test]
+fn the_cost_counter_never_goes_down() {
+    let metrics = sample();
+    let series = r#"zhengyun_cost_total{bureau="wjw",currency="CNY"}"#;
+    assert_eq!(value(&render(&metrics), series), Some(111.25));
+    // November fails to price (or a cheaper card arrives): October alone is less.
+    let november = Month::new(2026, 11).expect("month");
+    let october = Month::new(2026, 10).expect("month");
+    let less = BTreeMap::from([(october, BTreeMap::from([("wjw".to_owned(), d("100.25"))]))]);
+    metrics.set_costs("CNY", &less, november);
+    assert_eq!(value(&render(&metrics), series), Some(111.25));
+    let more = BTreeMap::from([(october, BTreeMap::from([("wjw".to_owned(), d("120.00"))]))]);
+    metrics.set_costs("CNY", &more, november);
+    assert_eq!(value(&render(&metrics), series), Some(120.0));
+}

@@ -18,13 +18,14 @@ fn pod(environment: &str, cpu: u64, since: Option<i64>) -> Option<Contribution> 
         environment: environment.to_owned(),
         amounts: amounts(cpu, 0),
         since,
+        until: None,
     })
 }
 
 fn tracker() -> Tracker {
     let mut t = Tracker::new(T0);
-    t.set_environment("wjw-prod", "wjw", Tier::Gold, T0);
-    t.set_environment("wjw-dev", "wjw", Tier::Bronze, T0);
+    t.set_environment("wjw-prod", "wjw", Tier::Gold, None, T0);
+    t.set_environment("wjw-dev", "wjw", Tier::Bronze, None, T0);
     t
 }
 
@@ -134,7 +135,7 @@ fn overlapping_pods_add_up_into_one_series_per_environment() {
 fn a_tier_change_cuts_the_series_where_it_was_seen() {
     let mut t = tracker();
     t.observe(Source::Pod("a".into()), pod("wjw-prod", 500, Some(T0)), T0);
-    t.set_environment("wjw-prod", "wjw", Tier::Silver, T0 + 30);
+    t.set_environment("wjw-prod", "wjw", Tier::Silver, None, T0 + 30);
     assert_eq!(
         summary(&t.close(T0 + 60, &Calendar::utc())),
         [
@@ -183,6 +184,7 @@ fn a_relist_ends_what_it_no_longer_lists_and_keeps_the_rest() {
                 a
             },
             since: Some(T0),
+            until: None,
         }),
         T0,
     );
@@ -219,13 +221,14 @@ fn pods_outside_environments_are_not_metered() {
 #[test]
 fn a_window_across_an_hour_is_split_at_the_hour() {
     let mut t = Tracker::new(T0 - 30);
-    t.set_environment("wjw-prod", "wjw", Tier::Gold, T0 - 30);
+    t.set_environment("wjw-prod", "wjw", Tier::Gold, None, T0 - 30);
     t.observe(
         Source::Quota("wjw-prod".into()),
         Some(Contribution {
             environment: "wjw-prod".into(),
             amounts: amounts(4_000, 8 << 30),
             since: Some(T0 - 100),
+            until: None,
         }),
         T0 - 30,
     );
@@ -310,6 +313,7 @@ fn a_deleted_environment_is_closed_and_then_forgotten() {
             environment: "wjw-dev".into(),
             amounts: amounts(1_000, 0),
             since: Some(T0),
+            until: None,
         }),
         T0,
     );
@@ -350,7 +354,7 @@ fn an_outage_is_counted_from_the_checkpoint_at_the_state_found_after_it() {
     // The ledger was written up to T0; the operator comes back at T0 + 50 and lists what runs.
     let mut t = Tracker::new(T0);
     let back = T0 + 50;
-    t.set_environment("wjw-prod", "wjw", Tier::Gold, back);
+    t.set_environment("wjw-prod", "wjw", Tier::Gold, None, back);
     // Running since before the outage: counted from the checkpoint.
     t.observe(
         Source::Pod("kept".into()),
@@ -372,5 +376,104 @@ fn an_outage_is_counted_from_the_checkpoint_at_the_state_found_after_it() {
             cpu_row("wjw-prod", Tier::Gold, 0, 20, 300),
             cpu_row("wjw-prod", Tier::Gold, 20, 60, 500),
         ]
+    );
+}
+
+fn closed_span(cpu: u64, since: i64, until: i64) -> Option<Contribution> {
+    Some(Contribution {
+        environment: "wjw-prod".to_owned(),
+        amounts: amounts(cpu, 0),
+        since: Some(since),
+        until: Some(until),
+    })
+}
+
+#[test]
+fn a_pod_that_ran_and_finished_unwatched_is_counted_over_its_recorded_span() {
+    let mut t = tracker();
+    let job = Source::Pod("job".into());
+    t.observe(job.clone(), closed_span(8_000, T0 + 10, T0 + 40), T0 + 100);
+    // Seen again (a relist, a label change): nothing more.
+    t.observe(job, closed_span(8_000, T0 + 10, T0 + 40), T0 + 200);
+    let closed = t.close(T0 + 3_600, &Calendar::utc());
+    assert_eq!(
+        summary(&closed),
+        [cpu_row("wjw-prod", Tier::Gold, 10, 40, 8_000)]
+    );
+}
+
+#[test]
+fn a_pod_seen_running_then_finished_ends_at_its_recorded_finish() {
+    let mut t = tracker();
+    let job = Source::Pod("job".into());
+    t.observe(job.clone(), pod("wjw-prod", 8_000, Some(T0 + 10)), T0 + 11);
+    t.observe(job, closed_span(8_000, T0 + 10, T0 + 40), T0 + 90);
+    let closed = t.close(T0 + 3_600, &Calendar::utc());
+    assert_eq!(
+        summary(&closed),
+        [cpu_row("wjw-prod", Tier::Gold, 10, 40, 8_000)]
+    );
+}
+
+#[test]
+fn a_pod_stuck_terminating_stops_counting_when_its_grace_period_ends() {
+    let mut t = tracker();
+    let stuck = Source::Pod("stuck".into());
+    t.observe(stuck.clone(), closed_span(4_000, T0, T0 + 40), T0 + 10);
+    let closed = t.close(T0 + 3_600, &Calendar::utc());
+    assert_eq!(
+        summary(&closed),
+        [cpu_row("wjw-prod", Tier::Gold, 0, 40, 4_000)]
+    );
+    t.advance(T0 + 3_600);
+    // Still there the next hour, still past its grace period: nothing.
+    t.observe(stuck, closed_span(4_000, T0, T0 + 40), T0 + 3_700);
+    assert!(t.close(T0 + 7_200, &Calendar::utc()).intervals.is_empty());
+}
+
+#[test]
+fn a_claim_seen_pending_starts_when_seen_bound_not_at_its_creation() {
+    let mut t = tracker();
+    let claim = Source::Claim("c".into());
+    t.observe(claim.clone(), None, T0 + 5);
+    t.observe(claim, pod("wjw-prod", 1_000, Some(T0)), T0 + 50);
+    let closed = t.close(T0 + 60, &Calendar::utc());
+    assert_eq!(
+        summary(&closed),
+        [cpu_row("wjw-prod", Tier::Gold, 50, 60, 1_000)]
+    );
+}
+
+#[test]
+fn an_environment_created_again_under_its_name_is_another_object_from_the_second_it_is_seen() {
+    let mut t = Tracker::new(T0);
+    t.set_environment("wjw-prod", "wjw", Tier::Gold, Some("uid-1"), T0);
+    t.observe(Source::Pod("p".into()), pod("wjw-prod", 500, Some(T0)), T0);
+    t.set_environment("wjw-prod", "wjw", Tier::Gold, Some("uid-2"), T0 + 30);
+    let closed = t.close(T0 + 60, &Calendar::utc());
+    let uids: Vec<(i64, i64, Option<&str>)> = closed
+        .intervals
+        .iter()
+        .map(|i| {
+            (
+                i.start().as_second() - T0,
+                i.end().as_second() - T0,
+                i.environment_uid(),
+            )
+        })
+        .collect();
+    assert_eq!(uids, [(0, 30, Some("uid-1")), (30, 60, Some("uid-2"))]);
+}
+
+#[test]
+fn a_pod_past_its_grace_period_and_gone_later_ends_at_its_grace_period() {
+    let mut t = tracker();
+    let stuck = Source::Pod("stuck".into());
+    t.observe(stuck.clone(), closed_span(4_000, T0, T0 + 40), T0 + 10);
+    t.gone(stuck, T0 + 900);
+    let closed = t.close(T0 + 3_600, &Calendar::utc());
+    assert_eq!(
+        summary(&closed),
+        [cpu_row("wjw-prod", Tier::Gold, 0, 40, 4_000)]
     );
 }
