@@ -341,6 +341,18 @@ async fn a_closed_month_is_sealed_payable_with_its_adjustments_and_never_reprice
         list.round_dp(2).to_string()
     );
 
+    // This ledger begins inside the month (no sampler ran before it): finance waives the time
+    // before, with a reason, as it must before closing.
+    let waived = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/statements/{ended}/gaps/waive"),
+            Some(&finance),
+            Some(&json!({"reason": "账本自本月中启用，此前无计量"})),
+        )
+        .await?;
+    assert_eq!(waived.status, StatusCode::OK, "{}", waived.body);
+
     // Closing seals it; it reads back closed, by whom, with its seal, which verifies.
     let close = format!("/api/v1/statements/{ended}/close");
     let closed = api.call(Method::POST, &close, Some(&finance), None).await?;
