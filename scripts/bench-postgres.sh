@@ -8,7 +8,9 @@ for example in ingest month; do
   db="zhengyun_bench_${example}_$$"
   url=$(scripts/postgres.sh create-database "$db")
   case $example in
-    ingest) target/release/examples/ingest 500000 10000 "$url" ;;
+    # Batches of 50,000: each transaction costs PostgreSQL a fixed round-trip time (see
+    # docs/performance.md), which larger batches spread.
+    ingest) target/release/examples/ingest 500000 50000 "$url" ;;
     month) target/release/examples/month 1000 "$url" ;;
   esac
   scripts/postgres.sh drop-database "$db"

@@ -119,10 +119,28 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 
 /// The rate cards in the cluster as a schedule.
 async fn schedule(state: &AppState) -> ApiResult<RateSchedule> {
+    schedule_of(state, |_| true).await
+}
+
+/// The rate schedule as it stood at `at`: cards created later are left out.
+async fn schedule_as_of(state: &AppState, at: jiff::Timestamp) -> ApiResult<RateSchedule> {
+    schedule_of(state, |card| {
+        card.metadata
+            .creation_timestamp
+            .as_ref()
+            .is_none_or(|created| created.0 <= at)
+    })
+    .await
+}
+
+async fn schedule_of(
+    state: &AppState,
+    keep: impl Fn(&RateCard) -> bool,
+) -> ApiResult<RateSchedule> {
     let cards = kube::Api::<RateCard>::all(state.client())
         .list(&Default::default())
         .await?;
-    RateSchedule::from_objects(cards.items.iter()).map_err(|e| {
+    RateSchedule::from_objects(cards.items.iter().filter(|card| keep(card))).map_err(|e| {
         Problem::conflict(format!(
             "the rate cards in the cluster do not make a schedule: {e}"
         ))
@@ -484,13 +502,16 @@ async fn adjust_month(
     audit.about("statement.adjust", format!("statements/{month}"), None);
     caller.require(&CLOSERS)?;
     let month = month_param(&month)?;
-    let Some(closed) = state.store().closed_statement(month).await? else {
+    let Some(record) = state.store().closed_record(month).await? else {
         return Err(Problem::conflict(format!(
             "{month} is not closed; an open month is corrected by the ledger itself"
         )));
     };
+    let closed = record.statement;
     let issued = state.store().adjustments(month).await?;
-    let schedule = schedule(&state).await?;
+    // The prices the month was closed with: a card that appeared after closing, back-dated or
+    // not, never reprices it; only late usage makes adjustments.
+    let schedule = schedule_as_of(&state, record.closed_at).await?;
     let (_, budgets) = bureaus(&state).await?;
     let now = state
         .store()

@@ -9,9 +9,11 @@
 //! Amounts are `u64` in the metering crate and `BIGINT` here; amounts above `i64::MAX` (8 EiB of
 //! memory, 9.2 × 10^15 cores) are refused rather than wrapped.
 //!
-//! Batches go in as multi-row `INSERT … ON CONFLICT DO NOTHING` statements of
-//! [`ROWS_PER_STATEMENT`] rows inside one transaction; only when a statement inserts fewer rows
-//! than it carried are the stored amounts read back and compared.
+//! Batches go in as `INSERT … ON CONFLICT DO NOTHING` statements of [`ROWS_PER_STATEMENT`] rows
+//! ([`ROWS_PER_ARRAY_STATEMENT`] on PostgreSQL)
+//! inside one transaction (a multi-row `VALUES` list on SQLite, one array per column unnested
+//! on PostgreSQL); only when a statement inserts fewer rows than it carried are the stored
+//! amounts read back and compared.
 
 use std::collections::{HashMap, HashSet, hash_map::Entry};
 
@@ -57,6 +59,119 @@ pub struct MeterUsage {
 
 fn u128_as_string<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
+}
+
+/// The columns an interval is stored in, in the order both backends' inserts bind them.
+macro_rules! insert_columns {
+    () => {
+        "INSERT INTO usage_intervals (idempotency_key, bureau, environment, resource, kind, \
+         tier, start_s, end_s, amount, recorded_at_us, environment_uid) "
+    };
+}
+
+/// What follows the rows: a stored key stays as it is, and the keys actually inserted come back.
+macro_rules! on_conflict_keep {
+    () => {
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+    };
+}
+
+/// Inserting one chunk of rows, the way each backend does it fastest; returns the keys that
+/// were new.
+trait InsertIntervals {
+    /// Rows per statement.
+    const ROWS: usize;
+
+    async fn insert_intervals(
+        &mut self,
+        chunk: &[Row<'_>],
+        recorded_at: i64,
+    ) -> sqlx::Result<Vec<String>>;
+}
+
+impl InsertIntervals for sqlx::SqliteConnection {
+    const ROWS: usize = ROWS_PER_STATEMENT;
+
+    /// One multi-row `VALUES` list.
+    async fn insert_intervals(
+        &mut self,
+        chunk: &[Row<'_>],
+        recorded_at: i64,
+    ) -> sqlx::Result<Vec<String>> {
+        let mut insert = sqlx::QueryBuilder::new(insert_columns!());
+        insert.push_values(chunk, |mut values, row| {
+            let interval = row.interval;
+            values
+                .push_bind(interval.key().as_str().to_owned())
+                .push_bind(interval.bureau().to_owned())
+                .push_bind(interval.environment().to_owned())
+                .push_bind(interval.resource().as_str())
+                .push_bind(interval.kind().as_str())
+                .push_bind(interval.tier().as_str())
+                .push_bind(interval.start().as_second())
+                .push_bind(interval.end().as_second())
+                .push_bind(row.amount)
+                .push_bind(recorded_at)
+                .push_bind(interval.environment_uid().map(str::to_owned));
+        });
+        insert.push(on_conflict_keep!());
+        insert.build_query_scalar().fetch_all(self).await
+    }
+}
+
+impl InsertIntervals for sqlx::PgConnection {
+    /// Arrays have no parameter limit, and each statement is a round trip: a whole batch of the
+    /// sampler's (or the bench's) goes in at once.
+    const ROWS: usize = ROWS_PER_ARRAY_STATEMENT;
+
+    /// One array per column, unnested: a single statement text whatever the chunk's size, so
+    /// the server parses and plans it once per connection, and one round trip per chunk.
+    async fn insert_intervals(
+        &mut self,
+        chunk: &[Row<'_>],
+        recorded_at: i64,
+    ) -> sqlx::Result<Vec<String>> {
+        let text = |f: fn(&UsageInterval) -> &str| -> Vec<&str> {
+            chunk.iter().map(|row| f(row.interval)).collect()
+        };
+        let seconds = |f: fn(&UsageInterval) -> i64| -> Vec<i64> {
+            chunk.iter().map(|row| f(row.interval)).collect()
+        };
+        let sql = concat!(
+            insert_columns!(),
+            "SELECT k, b, e, r, ki, t, s, en, a, $10, u FROM UNNEST($1::text[], $2::text[], \
+             $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
+             $9::int8[], $11::text[]) AS x(k, b, e, r, ki, t, s, en, a, u)",
+            on_conflict_keep!()
+        );
+        sqlx::query_scalar(sql)
+            .bind(text(|i| i.key().as_str()))
+            .bind(text(UsageInterval::bureau))
+            .bind(text(UsageInterval::environment))
+            .bind(text(|i| i.resource().as_str()))
+            .bind(text(|i| i.kind().as_str()))
+            .bind(text(|i| i.tier().as_str()))
+            .bind(seconds(|i| i.start().as_second()))
+            .bind(seconds(|i| i.end().as_second()))
+            .bind(chunk.iter().map(|row| row.amount).collect::<Vec<i64>>())
+            .bind(recorded_at)
+            .bind(
+                chunk
+                    .iter()
+                    .map(|row| row.interval.environment_uid())
+                    .collect::<Vec<Option<&str>>>(),
+            )
+            .fetch_all(self)
+            .await
+    }
+}
+
+/// Rows per statement where rows go in as arrays (PostgreSQL).
+pub const ROWS_PER_ARRAY_STATEMENT: usize = 50_000;
+
+/// The rows per statement of the connection `_connection` is.
+fn rows_per_statement<C: InsertIntervals>(_connection: &C) -> usize {
+    C::ROWS
 }
 
 /// An interval as bound: `amount` already checked to fit a `BIGINT`.
@@ -188,30 +303,9 @@ impl Store {
             }
             let mut new = 0;
             let mut daily = DailySums::default();
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO usage_intervals (idempotency_key, bureau, environment, resource, \
-                     kind, tier, start_s, end_s, amount, recorded_at_us, environment_uid) ",
-                );
-                insert.push_values(chunk, |mut values, row| {
-                    let interval = row.interval;
-                    values
-                        .push_bind(interval.key().as_str().to_owned())
-                        .push_bind(interval.bureau().to_owned())
-                        .push_bind(interval.environment().to_owned())
-                        .push_bind(interval.resource().as_str())
-                        .push_bind(interval.kind().as_str())
-                        .push_bind(interval.tier().as_str())
-                        .push_bind(interval.start().as_second())
-                        .push_bind(interval.end().as_second())
-                        .push_bind(row.amount)
-                        .push_bind(recorded_at)
-                        .push_bind(interval.environment_uid().map(str::to_owned));
-                });
-                insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
-                let inserted: Vec<String> = insert
-                    .build_query_scalar()
-                    .fetch_all(&mut *tx)
+            let per_statement = rows_per_statement(&*tx);
+            for chunk in rows.chunks(per_statement) {
+                let inserted = InsertIntervals::insert_intervals(&mut *tx, chunk, recorded_at)
                     .await
                     .map_err(db(DOING))?;
                 new += u64::try_from(inserted.len()).unwrap_or(u64::MAX);

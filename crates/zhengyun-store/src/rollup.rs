@@ -135,42 +135,25 @@ const RAISE_LONGEST: &str =
     "UPDATE ledger_bounds SET longest_s = $1 WHERE id = 1 AND longest_s < $1";
 
 /// Adds `sums` to the rollup inside `tx`, and raises the longest-interval bound if needed.
-/// The SQL is the same on both backends, so this is written once for any database sqlx
-/// supports that both dialects' statements run on.
 pub(crate) async fn write<DB>(
     tx: &mut sqlx::Transaction<'static, DB>,
     sums: DailySums,
 ) -> Result<()>
 where
     DB: sqlx::Database,
+    DB::Connection: UpsertDaily,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> DB::Arguments: sqlx::IntoArguments<DB>,
 {
     const DOING: &str = "rolling up usage";
     let longest = sums.longest;
     let rows = sums.rows()?;
-    for chunk in rows.chunks(ROWS_PER_UPSERT) {
-        let mut upsert = sqlx::QueryBuilder::<DB>::new(UPSERT_DAILY);
-        upsert.push_values(chunk, |mut values, (day, meter, high, low)| {
-            values
-                .push_bind(*day)
-                .push_bind(meter.0.clone())
-                .push_bind(meter.1.clone())
-                .push_bind(meter.2.clone())
-                .push_bind(meter.3.clone())
-                .push_bind(meter.4.clone())
-                .push_bind(*high)
-                .push_bind(*low);
-        });
-        upsert.push(ON_CONFLICT_ADD);
-        upsert
-            .build()
-            .execute(&mut **tx)
-            .await
-            .map_err(crate::error::db(DOING))?;
-    }
+    let connection: &mut DB::Connection = tx;
+    connection
+        .upsert_daily(&rows)
+        .await
+        .map_err(crate::error::db(DOING))?;
     if longest > 0 {
         sqlx::query::<DB>(RAISE_LONGEST)
             .bind(longest)
@@ -179,6 +162,62 @@ where
             .map_err(crate::error::db(DOING))?;
     }
     Ok(())
+}
+
+/// Adding rollup rows `(day, meter, high, low)`, the way each backend does it fastest.
+pub(crate) trait UpsertDaily {
+    async fn upsert_daily(&mut self, rows: &[(i64, MeterColumns, i64, i64)]) -> sqlx::Result<()>;
+}
+
+impl UpsertDaily for sqlx::SqliteConnection {
+    /// Multi-row `VALUES` lists of [`ROWS_PER_UPSERT`] rows.
+    async fn upsert_daily(&mut self, rows: &[(i64, MeterColumns, i64, i64)]) -> sqlx::Result<()> {
+        for chunk in rows.chunks(ROWS_PER_UPSERT) {
+            let mut upsert = sqlx::QueryBuilder::new(UPSERT_DAILY);
+            upsert.push_values(chunk, |mut values, (day, meter, high, low)| {
+                values
+                    .push_bind(*day)
+                    .push_bind(meter.0.clone())
+                    .push_bind(meter.1.clone())
+                    .push_bind(meter.2.clone())
+                    .push_bind(meter.3.clone())
+                    .push_bind(meter.4.clone())
+                    .push_bind(*high)
+                    .push_bind(*low);
+            });
+            upsert.push(ON_CONFLICT_ADD);
+            upsert.build().execute(&mut *self).await?;
+        }
+        Ok(())
+    }
+}
+
+impl UpsertDaily for sqlx::PgConnection {
+    /// Every row in one statement, one array per column: a statement is a round trip.
+    async fn upsert_daily(&mut self, rows: &[(i64, MeterColumns, i64, i64)]) -> sqlx::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&MeterColumns) -> &str| -> Vec<&str> {
+            rows.iter().map(|(_, meter, _, _)| f(meter)).collect()
+        };
+        let upsert = format!(
+            "{UPSERT_DAILY} SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], \
+             $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[]) {ON_CONFLICT_ADD}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(upsert))
+            .bind(rows.iter().map(|r| r.0).collect::<Vec<i64>>())
+            .bind(column(|m| &m.0))
+            .bind(column(|m| &m.1))
+            .bind(column(|m| &m.2))
+            .bind(column(|m| &m.3))
+            .bind(column(|m| &m.4))
+            .bind(rows.iter().map(|r| r.2).collect::<Vec<i64>>())
+            .bind(rows.iter().map(|r| r.3).collect::<Vec<i64>>())
+            .execute(self)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Sums of unit-seconds per meter, from the rollup over whole days.
