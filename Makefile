@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: fuzz postgres postgres-down run test test-faults cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
+.PHONY: help fuzz postgres postgres-down run test test-faults cluster cluster-down devcluster helm tools fmt-check clippy unit e2e chart docs generate generate-check bench clean
 
 ## run: the devcluster, the CRDs and sample tenants, and `zhengyun dev` (API + operator); Ctrl-C stops it
 run:
@@ -12,13 +12,16 @@ run:
 ## test: formatting, lints, unit tests, generated-file drift, then integration tests on a devcluster
 test: tools fmt-check clippy unit generate-check e2e chart docs
 
+## tools: check Go and Rust, and install promtool if missing (schemathesis installs itself in target/)
 tools:
 	@scripts/ensure-tools.sh
 
+## fmt-check: rustfmt and gofmt, checking only
 fmt-check:
 	$(CARGO) fmt --all -- --check
 	cd tests/devcluster && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 
+## clippy: lints, warnings as errors
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
@@ -60,9 +63,11 @@ fuzz:
 generate:
 	scripts/generate.sh
 
+## generate-check: fail if a committed generated file differs from what the code generates
 generate-check:
 	scripts/generate.sh --check
 
+## devcluster: build the local Kubernetes control plane (tests/devcluster) from the Go module proxy
 devcluster:
 	@scripts/build-devcluster.sh
 
@@ -70,15 +75,19 @@ devcluster:
 helm:
 	@scripts/build-helm.sh
 
+## cluster: start the devcluster in the background (KUBECONFIG=.devcluster/kubeconfig)
 cluster:
 	@scripts/cluster.sh up
 
+## cluster-down: stop it
 cluster-down:
 	@scripts/cluster.sh down
 
+## postgres: start a throwaway PostgreSQL for the store tests (scripts/postgres.sh url prints its URL)
 postgres:
 	@scripts/postgres.sh up
 
+## postgres-down: stop it
 postgres-down:
 	@scripts/postgres.sh down
 
@@ -99,5 +108,11 @@ bench: devcluster
 	scripts/with-postgres.sh scripts/bench-postgres.sh
 	@python3 scripts/bench-report.py
 
+## clean: stop both and remove every build and cluster directory
 clean: cluster-down postgres-down
 	rm -rf target .devcluster .devcluster-faults tests/devcluster/bin tools/helm/bin
+
+## help: this list
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); name = $$1; sub(/^[a-z-]+: */, ""); printf "  make %-15s %s\n", substr(name, 1, length(name) - 1), $$0; next } \
+	     /^## / { sub(/^## /, ""); printf "  %-20s %s\n", "", $$0 }' $(MAKEFILE_LIST)
