@@ -12,7 +12,7 @@ run:
 ## test: formatting, lints, unit tests, generated-file drift, then integration tests on a devcluster
 test: tools fmt-check clippy unit generate-check e2e chart docs
 
-## tools: check Go and Rust, and install promtool if missing (schemathesis installs itself in target/)
+## tools: check Go and Rust, and install promtool if missing (schemathesis installs itself in .tools/)
 tools:
 	@scripts/ensure-tools.sh
 
