@@ -122,13 +122,15 @@ async fn schedule(state: &AppState) -> ApiResult<RateSchedule> {
     schedule_of(state, |_| true).await
 }
 
-/// The rate schedule as it stood at `at`: cards created later are left out.
+/// The rate schedule as it stood at `at`: cards created later are left out. Creation times
+/// are whole seconds, so a card created in the second of `at` counts as later.
 async fn schedule_as_of(state: &AppState, at: jiff::Timestamp) -> ApiResult<RateSchedule> {
+    let second = at.as_second();
     schedule_of(state, |card| {
         card.metadata
             .creation_timestamp
             .as_ref()
-            .is_none_or(|created| created.0 <= at)
+            .is_none_or(|created| created.0.as_second() < second)
     })
     .await
 }
