@@ -533,11 +533,17 @@ async fn a_database_outage_refuses_every_call_with_503_and_changes_nothing() -> 
     assert_eq!(api.http.get("/readyz", None).await?.status, StatusCode::OK);
 
     // The log holds the calls that were answered, and none of the refused ones; its chain is
-    // whole.
+    // whole. (What the operator saw change in the cluster, `kubernetes:` principals, is left
+    // aside: it records each new environment's tier.)
     let actions: Vec<String> = api
         .audit(&bureau)
         .await?
         .iter()
+        .filter(|e| {
+            !e["principal"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("kubernetes:"))
+        })
         .map(|e| {
             format!(
                 "{} {}",
