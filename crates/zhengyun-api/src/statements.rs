@@ -313,6 +313,14 @@ const LEDGER_STREAM: &str = "usage";
 
 const CLOSERS: [Role; 2] = [Role::PlatformAdmin, Role::Finance];
 
+/// The instants `month` covers in the platform's calendar.
+fn month_range(state: &AppState, month: Month) -> ApiResult<TimeRange> {
+    state
+        .calendar()
+        .month_range(month)
+        .map_err(|e| Problem::invalid_field("month", e.to_string()))
+}
+
 fn month_param(text: &str) -> ApiResult<Month> {
     text.parse()
         .map_err(|e: zhengyun_metering::Error| Problem::invalid_field("month", e.to_string()))
@@ -347,10 +355,7 @@ async fn close_month(
     audit.about("statement.close", format!("statements/{month}"), None);
     caller.require(&CLOSERS)?;
     let month = month_param(&month)?;
-    let range = state
-        .calendar()
-        .month_range(month)
-        .map_err(|e| Problem::invalid_field("month", e.to_string()))?;
+    let range = month_range(&state, month)?;
     let covered = state.store().checkpoint(LEDGER_STREAM).await?;
     zhengyun_metering::closable(month, &range, state.clock().now(), covered)
         .map_err(|e| Problem::conflict(e.to_string()))?;
@@ -462,10 +467,7 @@ async fn waive_gaps(
     audit.about("statement.waive-gaps", format!("statements/{month}"), None);
     caller.require(&CLOSERS)?;
     let month = month_param(&month)?;
-    let range = state
-        .calendar()
-        .month_range(month)
-        .map_err(|e| Problem::invalid_field("month", e.to_string()))?;
+    let range = month_range(&state, month)?;
     if state.store().closed_statement(month).await?.is_some() {
         return Err(Problem::conflict(format!(
             "{month} is closed: its gaps were settled when it was closed"
