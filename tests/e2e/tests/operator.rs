@@ -563,12 +563,27 @@ async fn a_deleted_quota_or_network_policy_comes_back_and_a_resync_writes_nothin
                 .await?
                 .resource_version(),
         );
+        // The quota controller rewrites the quota's status (its recounts of usage) on its own
+        // schedule; what the operator owns is everything but that status.
+        let quota = Api::<ResourceQuota>::namespaced(client.clone(), &name)
+            .get("zhengyun-quota")
+            .await?;
+        let not_status = quota
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|f| f.subresource.as_deref() != Some("status"))
+            .map(|f| (f.manager.clone(), f.time.as_ref().map(|t| t.0.to_string())))
+            .collect::<Vec<_>>();
         v.insert(
             "quota",
-            Api::<ResourceQuota>::namespaced(client.clone(), &name)
-                .get("zhengyun-quota")
-                .await?
-                .resource_version(),
+            Some(serde_json::to_string(&(
+                &quota.spec,
+                &quota.metadata.labels,
+                &quota.metadata.annotations,
+                not_status,
+            ))?),
         );
         v.insert(
             "limits",
@@ -609,13 +624,13 @@ async fn a_deleted_quota_or_network_policy_comes_back_and_a_resync_writes_nothin
         }
         anyhow::Ok(v)
     };
-    // Let the restored objects settle (the quota controller fills in the new quota's status).
-    eventually("quota status filled", WAIT, || async {
-        Ok(quotas
-            .get("zhengyun-quota")
-            .await?
-            .status
-            .and_then(|s| s.used)
+    // Let the restored objects settle (the quota controller fills in the new quota's status
+    // and follows the restored hard limit).
+    eventually("quota status caught up", WAIT, || async {
+        let q = quotas.get("zhengyun-quota").await?;
+        let hard = q.spec.as_ref().and_then(|s| s.hard.clone());
+        Ok(q.status
+            .filter(|s| s.used.is_some() && s.hard == hard)
             .map(|_| ()))
     })
     .await?;
