@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the commands of the API users' guides (docs/bureau-staff.md, docs/auditors.md, …) against
-# a real `zhengyun dev` on the cluster in KUBECONFIG, so that they cannot rot:
+# Runs the commands of the API users' guides (docs/bureau-staff.md, docs/auditors.md,
+# docs/finance.md, docs/platform-team.md) against a real `zhengyun dev` on the cluster in
+# KUBECONFIG, so that they cannot rot:
 #   scripts/check-api-guides.sh [guide.md …]
 #
 # Every fenced block marked ```sh is run, in order, by one bash (set -euo pipefail) with
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 : "${KUBECONFIG:?run through scripts/with-cluster.sh}"
 ROOT=$PWD
 guides=("$@")
-[ ${#guides[@]} -gt 0 ] || guides=(docs/bureau-staff.md docs/auditors.md docs/finance.md)
+[ ${#guides[@]} -gt 0 ] || guides=(docs/bureau-staff.md docs/auditors.md docs/finance.md docs/platform-team.md)
 BIN=$ROOT/target/debug/zhengyun
 KUBECTL=$ROOT/tests/devcluster/bin/kubectl
 cargo build -q --locked -p zhengyun

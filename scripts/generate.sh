@@ -7,7 +7,8 @@
 # - manifests/deploy/zhengyun.yaml  the chart rendered with its defaults (release `zhengyun`,
 #                                   namespace `zhengyun-system`, CRDs and the namespace included)
 # - openapi/openapi.json            the API's OpenAPI document, from `zhengyun openapi`
-# - docs/configuration.md           the configuration reference, from `zhengyun --help`
+# - docs/configuration.md           the configuration reference, from `zhengyun … --help` of every
+#                                   subcommand, and the environment variables no flag stands for
 # - manifests/samples/bureaus-haidian.yaml  the Haidian sample tenants as Bureau objects
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,18 +31,50 @@ python3 scripts/tenants-to-bureaus.py data/tenants-haidian.yaml > "$tmp/bureaus-
 # The configuration reference, from the binary's own help, in an empty environment so that no
 # ZHENGYUN_* variable of this shell shows up as a value.
 cargo build -q --locked -p zhengyun
+# Every subcommand, nested ones included, is listed here: a new one must be added, and the
+# check below fails if `zhengyun --help` or a group's help names one that is missing.
+subcommands=(
+  "" api operator dev
+  env "env list" "env show" "env request" "env resize" "env delete"
+  quota request-quota statement
+  requests "requests list" "requests approve" "requests reject"
+  whoami
+  token "token create" "token list" "token revoke"
+  audit "audit verify"
+  crds policies openapi
+)
+help_of() {
+  # shellcheck disable=SC2086
+  env -i PATH=/usr/bin:/bin COLUMNS=100 target/debug/zhengyun $1 --help
+}
+for sub in "" env requests token audit; do
+  for listed in $(help_of "$sub" | awk '/^Commands:/ {on = 1; next} /^$/ {on = 0} on {print $1}'); do
+    [ "$listed" = help ] && continue
+    full=${sub:+$sub }$listed
+    printf '%s\n' "${subcommands[@]}" | grep -qxF "$full" \
+      || { echo "scripts/generate.sh: add \"$full\" to the subcommands of docs/configuration.md" >&2; exit 1; }
+  done
+done
 {
   echo "# Configuration reference"
   echo
-  echo "Every flag of the \`zhengyun\` binary, with the environment variable that sets it. Generated"
-  echo "from \`zhengyun --help\` by scripts/generate.sh; do not edit."
-  for sub in "" api operator dev env quota request-quota statement requests token audit whoami crds policies openapi; do
+  echo "Every subcommand and flag of the \`zhengyun\` binary, with the environment variable that sets"
+  echo "each flag, and the environment variables that no flag stands for. Generated from"
+  echo "\`zhengyun … --help\` by scripts/generate.sh; do not edit."
+  echo
+  echo "## Environment variables without a flag"
+  echo
+  echo "| variable | read by | meaning |"
+  echo "|---|---|---|"
+  echo "| \`ZHENGYUN_LOG\` | every subcommand | what is logged, in the [\`EnvFilter\`](https://docs.rs/tracing-subscriber/latest/tracing_subscriber/filter/struct.EnvFilter.html) syntax of \`tracing-subscriber\`: a level (\`error\`, \`warn\`, \`info\`, \`debug\`, \`trace\`), optionally per module (\`info,zhengyun_operator=debug,kube_client=debug\`). Default \`info,kube_runtime=warn\`; the chart sets it from \`operator.logFilter\` and \`api.logFilter\`. Logs go to standard error. |"
+  echo "| \`KUBECONFIG\` | \`api\`, \`operator\`, \`dev\` | the cluster, as for \`kubectl\` (\`KUBECONFIG\`, else \`~/.kube/config\`, else the pod's own service account) |"
+  echo "| \`POD_NAME\`, then \`HOSTNAME\` | \`operator\`, \`dev\` | this replica's name in the leader Lease, with a random suffix, unless \`--lease-holder\` is given (neither set: \`zhengyun-operator\`) |"
+  for sub in "${subcommands[@]}"; do
     echo
     echo "## zhengyun${sub:+ $sub}"
     echo
     echo '```text'
-    # shellcheck disable=SC2086
-    env -i PATH=/usr/bin:/bin COLUMNS=100 target/debug/zhengyun $sub --help
+    help_of "$sub"
     echo '```'
   done
 } > "$tmp/configuration.md"

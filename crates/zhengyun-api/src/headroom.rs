@@ -1,7 +1,7 @@
 //! How much of a bureau's quota is left for one more environment (or a larger one), and what
 //! the bureau's quota would have to be for it to fit. Pure arithmetic on the objects the API
-//! read; the operator's admission stays the authority (invariant 1), this only lets the API
-//! give a friendly answer before it writes anything.
+//! read; the operator's admission stays the authority (docs/architecture.md, invariant 1), this
+//! only lets the API give a friendly answer before it writes anything.
 //!
 //! Every environment of the bureau counts with its requested quota, admitted or not: the ones
 //! waiting (`QuotaExceeded`) are ahead in the operator's queue, so a newcomer only fits in what

@@ -3,8 +3,8 @@
 //!
 //! The API changes custom resources only (`Bureau`, `Environment`), with resourceVersion
 //! preconditions; it never creates namespaces itself, and the operator's admission stays the
-//! single authority (DESIGN.md, invariant 1). Money and history (tokens, audit log, change
-//! requests) live in the store.
+//! single authority (docs/architecture.md, invariant 1). Money and history (tokens, audit log,
+//! change requests) live in the store.
 //!
 //! - Authentication: bearer tokens from the store ([`middleware::authenticate`]); repeated
 //!   failures from one address get 429 without a database query ([`limit`]).

@@ -1,6 +1,7 @@
-//! Corrections to closed months. A closed statement never changes (invariant 5): when late usage
-//! arrives or an error is found, the month is recomputed and the difference is issued as signed
-//! adjustment lines, each naming the statement line it corrects.
+//! Corrections to closed months. A closed statement never changes
+//! (docs/architecture.md, invariant 5): when late usage arrives or an error is found, the month is
+//! recomputed and the difference is issued as signed adjustment lines, each naming the statement
+//! line it corrects.
 //!
 //! For every line key, `closed + Σ adjustments = recomputed`, exactly: unit-seconds as signed
 //! integers, amounts as differences of fen amounts (no new rounding). Adjustments already issued

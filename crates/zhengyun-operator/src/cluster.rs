@@ -2,9 +2,9 @@
 //! point at (installed with the chart or `zhengyun policies`, never by the operator), and one
 //! PriorityClass per tier (applied when the operator starts leading).
 //!
-//! The tenant roles are written so that invariant 3 holds: a bureau can run its workloads but
-//! can never raise its own quota. They grant nothing on resourcequotas, limitranges,
-//! namespaces, networkpolicies (the platform's baseline policies) or RBAC objects.
+//! The tenant roles are written so that invariant 3 of docs/architecture.md holds: a bureau can
+//! run its workloads but can never raise its own quota. They grant nothing on resourcequotas,
+//! limitranges, namespaces, networkpolicies (the platform's baseline policies) or RBAC objects.
 
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::api::scheduling::v1::PriorityClass;

@@ -1,5 +1,6 @@
 //! The metering ledger: usage intervals, each stored once under its idempotency key
-//! (invariant 4), the sampler's checkpoints, and usage totals over a time range.
+//! (docs/architecture.md, invariant 4), the sampler's checkpoints, and usage totals over a time
+//! range.
 //!
 //! Writing an interval that is already stored is a no-op, so the sampler may replay after a
 //! restart or relist. Writing a key that is stored with another amount or tier is a

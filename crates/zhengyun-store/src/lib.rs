@@ -6,8 +6,8 @@
 //!   in constant time — and the principals they authenticate.
 //! - [`audit`]: the append-only audit log, a SHA-256 hash chain that [`Store::verify_audit`]
 //!   recomputes; [`intents`]: entries written ahead of a change, so none goes unrecorded.
-//! - [`ledger`]: usage intervals, idempotent by their key (invariant 4), sampler checkpoints and
-//!   usage totals.
+//! - [`ledger`]: usage intervals, idempotent by their key (docs/architecture.md, invariant 4),
+//!   sampler checkpoints and usage totals.
 //! - [`gaps`]: spans the sampler recorded as not measured as they happened, where the ledger
 //!   begins, and finance's waivers of a month's gaps.
 //! - [`requests`]: change requests that wait for a platform admin's approval.
@@ -16,7 +16,7 @@
 //! - [`observed`]: what the operator last recorded in the audit log about each cluster object
 //!   whose changes it audits, so that each change is recorded once.
 //! - [`statements`]: closed monthly statements, which never change, and the signed adjustment
-//!   lines that correct them (invariant 5).
+//!   lines that correct them (docs/architecture.md, invariant 5).
 //! - [`seals`]: the hash chain sealing closed statements, checked on every read.
 //!
 //! # Two backends, one behaviour

@@ -1,5 +1,5 @@
-//! Seals of closed statements (invariant 5: closed statements are sealed, hash-chained month to
-//! month).
+//! Seals of closed statements (docs/architecture.md, invariant 5: closed statements are sealed,
+//! hash-chained month to month).
 //!
 //! When a month closes, its seal is the SHA-256 of, in order and each followed by a newline:
 //! the tag `zhengyun statement seal v1`, the previous seal (64 hex digits; 64 zeros for the first

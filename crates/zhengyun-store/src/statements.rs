@@ -1,5 +1,5 @@
-//! Closed monthly statements and their adjustments (invariant 5: a closed statement never
-//! changes; corrections are new signed adjustment lines).
+//! Closed monthly statements and their adjustments (docs/architecture.md, invariant 5: a closed
+//! statement never changes; corrections are new signed adjustment lines).
 //!
 //! A closed statement is stored as a header (the statement as JSON without its lines: month,
 //! zone, currency, totals, budget flags) and one row per line (the line as JSON, plus its
