@@ -68,6 +68,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit observed objects",
         include_str!("../migrations/sqlite/0010_audit_observed.sql"),
     ),
+    (
+        11,
+        "ledger without row numbers",
+        include_str!("../migrations/sqlite/0011_ledger_without_row_numbers.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -119,6 +124,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "audit observed objects",
         include_str!("../migrations/postgres/0010_audit_observed.sql"),
+    ),
+    (
+        11,
+        "ledger without row numbers",
+        include_str!("../migrations/postgres/0011_ledger_without_row_numbers.sql"),
     ),
 ];
 

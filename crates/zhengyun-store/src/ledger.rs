@@ -70,15 +70,33 @@ macro_rules! insert_columns {
     };
 }
 
-/// What follows the rows: a stored key stays as it is, and the keys actually inserted come back.
+/// What follows the rows: a stored key stays as it is.
 macro_rules! on_conflict_keep {
     () => {
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+        " ON CONFLICT (idempotency_key) DO NOTHING"
     };
 }
 
-/// Inserting one chunk of rows, the way each backend does it fastest; returns the keys that
-/// were new.
+/// Which rows of a chunk were new.
+enum Inserted {
+    /// Every row: the common case, an hour's intervals seen for the first time.
+    All,
+    /// Only the rows with these keys; the others were stored already.
+    Only(Vec<String>),
+}
+
+impl Inserted {
+    fn from_keys(keys: Vec<String>, chunk: &[Row<'_>]) -> Self {
+        if keys.len() == chunk.len() {
+            Self::All
+        } else {
+            Self::Only(keys)
+        }
+    }
+}
+
+/// Inserting one chunk of rows, the way each backend does it fastest; tells which rows were
+/// new.
 trait InsertIntervals {
     /// Rows per statement.
     const ROWS: usize;
@@ -87,18 +105,18 @@ trait InsertIntervals {
         &mut self,
         chunk: &[Row<'_>],
         recorded_at: i64,
-    ) -> sqlx::Result<Vec<String>>;
+    ) -> sqlx::Result<Inserted>;
 }
 
 impl InsertIntervals for sqlx::SqliteConnection {
     const ROWS: usize = ROWS_PER_STATEMENT;
 
-    /// One multi-row `VALUES` list.
+    /// One multi-row `VALUES` list, returning the keys it inserted.
     async fn insert_intervals(
         &mut self,
         chunk: &[Row<'_>],
         recorded_at: i64,
-    ) -> sqlx::Result<Vec<String>> {
+    ) -> sqlx::Result<Inserted> {
         let mut insert = sqlx::QueryBuilder::new(insert_columns!());
         insert.push_values(chunk, |mut values, row| {
             let interval = row.interval;
@@ -115,9 +133,61 @@ impl InsertIntervals for sqlx::SqliteConnection {
                 .push_bind(recorded_at)
                 .push_bind(interval.environment_uid().map(str::to_owned));
         });
-        insert.push(on_conflict_keep!());
-        insert.build_query_scalar().fetch_all(self).await
+        insert.push(concat!(on_conflict_keep!(), " RETURNING idempotency_key"));
+        let keys = insert.build_query_scalar().fetch_all(self).await?;
+        Ok(Inserted::from_keys(keys, chunk))
     }
+}
+
+/// One array per column, unnested: a single statement text whatever the chunk's size, so the
+/// server parses and plans it once per connection, and one round trip per chunk.
+const INSERT_ARRAYS: &str = concat!(
+    insert_columns!(),
+    "SELECT k, b, e, r, ki, t, s, en, a, $10, u FROM UNNEST($1::text[], $2::text[], \
+     $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
+     $9::int8[], $11::text[]) AS x(k, b, e, r, ki, t, s, en, a, u)",
+    on_conflict_keep!()
+);
+
+/// [`INSERT_ARRAYS`], returning the keys it inserted.
+const INSERT_ARRAYS_RETURNING: &str = concat!(
+    insert_columns!(),
+    "SELECT k, b, e, r, ki, t, s, en, a, $10, u FROM UNNEST($1::text[], $2::text[], \
+     $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
+     $9::int8[], $11::text[]) AS x(k, b, e, r, ki, t, s, en, a, u)",
+    on_conflict_keep!(),
+    " RETURNING idempotency_key"
+);
+
+/// `query` with a chunk's columns bound as arrays, in [`INSERT_ARRAYS`]' order.
+fn bind_arrays<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    chunk: &'q [Row<'q>],
+    recorded_at: i64,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let text = |f: fn(&UsageInterval) -> &str| -> Vec<&str> {
+        chunk.iter().map(|row| f(row.interval)).collect()
+    };
+    let seconds = |f: fn(&UsageInterval) -> i64| -> Vec<i64> {
+        chunk.iter().map(|row| f(row.interval)).collect()
+    };
+    query
+        .bind(text(|i| i.key().as_str()))
+        .bind(text(UsageInterval::bureau))
+        .bind(text(UsageInterval::environment))
+        .bind(text(|i| i.resource().as_str()))
+        .bind(text(|i| i.kind().as_str()))
+        .bind(text(|i| i.tier().as_str()))
+        .bind(seconds(|i| i.start().as_second()))
+        .bind(seconds(|i| i.end().as_second()))
+        .bind(chunk.iter().map(|row| row.amount).collect::<Vec<i64>>())
+        .bind(recorded_at)
+        .bind(
+            chunk
+                .iter()
+                .map(|row| row.interval.environment_uid())
+                .collect::<Vec<Option<&str>>>(),
+        )
 }
 
 impl InsertIntervals for sqlx::PgConnection {
@@ -125,45 +195,35 @@ impl InsertIntervals for sqlx::PgConnection {
     /// sampler's (or the bench's) goes in at once.
     const ROWS: usize = ROWS_PER_ARRAY_STATEMENT;
 
-    /// One array per column, unnested: a single statement text whatever the chunk's size, so
-    /// the server parses and plans it once per connection, and one round trip per chunk.
+    /// The chunk as arrays, first without returning anything: when every row is new, as an
+    /// hour's intervals are, the count says so, and sending back every key would cost about a
+    /// tenth of the statement. When some rows were stored already, the insert is undone to a
+    /// savepoint and made again returning the keys it inserted.
     async fn insert_intervals(
         &mut self,
         chunk: &[Row<'_>],
         recorded_at: i64,
-    ) -> sqlx::Result<Vec<String>> {
-        let text = |f: fn(&UsageInterval) -> &str| -> Vec<&str> {
-            chunk.iter().map(|row| f(row.interval)).collect()
-        };
-        let seconds = |f: fn(&UsageInterval) -> i64| -> Vec<i64> {
-            chunk.iter().map(|row| f(row.interval)).collect()
-        };
-        let sql = concat!(
-            insert_columns!(),
-            "SELECT k, b, e, r, ki, t, s, en, a, $10, u FROM UNNEST($1::text[], $2::text[], \
-             $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
-             $9::int8[], $11::text[]) AS x(k, b, e, r, ki, t, s, en, a, u)",
-            on_conflict_keep!()
-        );
-        sqlx::query_scalar(sql)
-            .bind(text(|i| i.key().as_str()))
-            .bind(text(UsageInterval::bureau))
-            .bind(text(UsageInterval::environment))
-            .bind(text(|i| i.resource().as_str()))
-            .bind(text(|i| i.kind().as_str()))
-            .bind(text(|i| i.tier().as_str()))
-            .bind(seconds(|i| i.start().as_second()))
-            .bind(seconds(|i| i.end().as_second()))
-            .bind(chunk.iter().map(|row| row.amount).collect::<Vec<i64>>())
-            .bind(recorded_at)
-            .bind(
-                chunk
-                    .iter()
-                    .map(|row| row.interval.environment_uid())
-                    .collect::<Vec<Option<&str>>>(),
-            )
-            .fetch_all(self)
-            .await
+    ) -> sqlx::Result<Inserted> {
+        sqlx::query("SAVEPOINT ledger_chunk")
+            .execute(&mut *self)
+            .await?;
+        let inserted = bind_arrays(sqlx::query(INSERT_ARRAYS), chunk, recorded_at)
+            .execute(&mut *self)
+            .await?
+            .rows_affected();
+        if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
+            return Ok(Inserted::All);
+        }
+        sqlx::query("ROLLBACK TO SAVEPOINT ledger_chunk")
+            .execute(&mut *self)
+            .await?;
+        let keys = bind_arrays(sqlx::query(INSERT_ARRAYS_RETURNING), chunk, recorded_at)
+            .fetch_all(&mut *self)
+            .await?
+            .iter()
+            .map(|row| sqlx::Row::try_get::<String, _>(row, 0))
+            .collect::<sqlx::Result<Vec<String>>>()?;
+        Ok(Inserted::from_keys(keys, chunk))
     }
 }
 
@@ -309,13 +369,9 @@ impl Store {
                 let inserted = InsertIntervals::insert_intervals(&mut *tx, chunk, recorded_at)
                     .await
                     .map_err(db(DOING))?;
-                new += u64::try_from(inserted.len()).unwrap_or(u64::MAX);
-                if inserted.len() == chunk.len() {
-                    for row in chunk {
-                        daily.add(row.interval);
-                    }
-                } else {
-                    let inserted: HashSet<&str> = inserted.iter().map(String::as_str).collect();
+                if let Inserted::Only(keys) = inserted {
+                    new += u64::try_from(keys.len()).unwrap_or(u64::MAX);
+                    let inserted: HashSet<&str> = keys.iter().map(String::as_str).collect();
                     for row in chunk.iter().filter(|r| inserted.contains(r.interval.key().as_str())) {
                         daily.add(row.interval);
                     }
@@ -335,6 +391,11 @@ impl Store {
                         .map_err(db(DOING))?;
                     // Dropping `tx` on the error path rolls the whole batch back.
                     check_stored(chunk, &stored)?;
+                } else {
+                    new += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+                    for row in chunk {
+                        daily.add(row.interval);
+                    }
                 }
             }
             rollup::write(&mut tx, std::mem::take(&mut daily)).await?;
