@@ -182,6 +182,21 @@ impl PoolExt for sqlx::PgPool {
     }
 }
 
+/// Where the store is (flag of `zhengyun api`, `operator` and `dev`; in `dev` the API and the
+/// operator share it).
+#[derive(Clone, Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// The database of API tokens, the audit log and the metering ledger:
+    /// `sqlite://PATH?mode=rwc` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "ZHENGYUN_DATABASE_URL",
+        default_value = "sqlite://zhengyun.db?mode=rwc",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
 impl Store {
     /// Connects to `url` and applies pending migrations: `sqlite://path?mode=rwc` (WAL,
     /// `synchronous=FULL`, busy timeout), `sqlite::memory:`, or `postgres://…` /
