@@ -5,7 +5,6 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode, header},
 };
-use kube::api::DeleteParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_model::{
     Validate,
@@ -23,7 +22,7 @@ use crate::{
     problem::{ApiResult, Problem},
     reply::Created,
     retry::{self, is_conflict},
-    state::{AppState, write_params},
+    state::AppState,
     views::{
         BureauView, CreateBureau, Pending, QuotaIncrease, UpdateBureau, quota_json, request_view,
     },
@@ -54,12 +53,11 @@ async fn list_bureaus(
     Query(query): Query<PageQuery>,
 ) -> ApiResult<Page<BureauView>> {
     caller.require(&READERS)?;
-    let list = state.bureaus().list(&Default::default()).await?;
+    let list = state.read_bureaus().await?;
     let mut views: Vec<BureauView> = list
-        .items
         .iter()
         .filter(|b| caller.sees_bureau(b.metadata.name.as_deref().unwrap_or_default()))
-        .map(BureauView::from)
+        .map(|b| BureauView::from(&**b))
         .collect();
     views.sort_by(|a, b| a.name.cmp(&b.name));
     page(views, |b| &b.name, query.limit, query.after.as_deref())
@@ -104,8 +102,7 @@ async fn create_bureau(
         .map_err(|e| Problem::from_validation(&e))?;
     audit.quotas(None, Some(quota_json(&quota)));
     let created = state
-        .bureaus()
-        .create(&write_params(), &bureau)
+        .create_bureau(&bureau)
         .await
         .map_err(|e| already_exists(e, "bureau", &body.name))?;
     Ok(Created {
@@ -135,8 +132,8 @@ async fn get_bureau(
 ) -> ApiResult<axum::Json<BureauView>> {
     caller.require(&READERS)?;
     caller.require_bureau(&bureau)?;
-    let found = state.bureau(&bureau).await?;
-    Ok(axum::Json(BureauView::from(&found)))
+    let found = state.read_bureau(&bureau).await?;
+    Ok(axum::Json(BureauView::from(&*found)))
 }
 
 /// The `If-Match` precondition, if any: the resourceVersion the caller last saw.
@@ -210,10 +207,7 @@ async fn update_bureau(
                 headroom::describe(&over)
             )));
         }
-        let written = state
-            .bureaus()
-            .replace(bureau, &write_params(), &current)
-            .await;
+        let written = state.replace_bureau(bureau, &current).await;
         retry::written::<_, Problem>(written, precondition.is_none())
     })
     .await?;
@@ -248,13 +242,11 @@ async fn delete_bureau(
             names.join(", ")
         )));
     }
-    state
-        .bureaus()
-        .delete(&bureau, &DeleteParams::default())
-        .await?;
+    state.delete_bureau(&bureau).await?;
     // Its tokens die with it (authentication also refuses them while it is gone, or when a
     // bureau of the same code is created again; revoking makes it permanent and visible).
     let revoked = state.store().revoke_bureau_tokens(&bureau).await?;
+    state.token_cache().clear();
     state.forget_bureau(&bureau);
     audit.outcome(format!("revoked {revoked} token(s)"));
     Ok(StatusCode::NO_CONTENT)

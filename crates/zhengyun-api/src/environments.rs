@@ -7,7 +7,6 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
-use kube::api::DeleteParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_model::{
     Validate,
@@ -62,10 +61,13 @@ async fn list_environments(
     Query(query): Query<PageQuery>,
 ) -> ApiResult<Page<EnvironmentView>> {
     caller.require_bureau(&bureau)?;
-    state.bureau(&bureau).await?;
-    let mut environments = state.environments_of(&bureau).await?;
+    state.read_bureau(&bureau).await?;
+    let mut environments = state.read_environments_of(&bureau).await?;
     environments.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let views: Vec<EnvironmentView> = environments.iter().map(EnvironmentView::from).collect();
+    let views: Vec<EnvironmentView> = environments
+        .iter()
+        .map(|env| EnvironmentView::from(&**env))
+        .collect();
     page(views, |e| &e.name, query.limit, query.after.as_deref())
 }
 
@@ -83,8 +85,8 @@ async fn get_environment(
     Path((bureau, name)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<EnvironmentView>> {
     caller.require_bureau(&bureau)?;
-    let env = state.environment(&bureau, &name).await?;
-    Ok(axum::Json(EnvironmentView::from(&env)))
+    let env = state.read_environment(&bureau, &name).await?;
+    Ok(axum::Json(EnvironmentView::from(&*env)))
 }
 
 /// Builds and validates the `Environment` a request asks for, naming every invalid field. It
@@ -282,8 +284,7 @@ async fn create_environment(
         ));
     }
     let created = state
-        .environments()
-        .create(&write_params(), &env)
+        .create_environment(&env, &write_params())
         .await
         .map_err(|e| already_exists(e, "environment", &name))?;
     Ok(OrPending::Done(Created {
@@ -358,8 +359,7 @@ async fn update_environment(
             return Ok(Attempt::Done(OrPending::pending(pending)));
         }
         let written = state
-            .environments()
-            .replace(name, &write_params(), &updated)
+            .replace_environment(name, &updated, &write_params())
             .await;
         let replaced = retry::written::<_, Problem>(written, precondition.is_none())?;
         Ok(match replaced {
@@ -426,10 +426,7 @@ async fn delete_environment(
     caller.require_bureau(&bureau)?;
     let current = state.environment(&bureau, &name).await?;
     audit.quotas(Some(quota_json(&current.spec.quota)), None);
-    state
-        .environments()
-        .delete(&name, &DeleteParams::default())
-        .await?;
+    state.delete_environment(&name, &bureau).await?;
     let mut view = EnvironmentView::from(&current);
     view.phase = "Terminating".to_owned();
     Ok((StatusCode::ACCEPTED, axum::Json(view)))

@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod bureaus;
+pub mod cache;
 pub mod context;
 pub mod environments;
 pub mod extract;
@@ -34,6 +35,7 @@ pub mod retry;
 pub mod state;
 pub mod statement_csv;
 pub mod statements;
+pub mod token_cache;
 pub mod tokens;
 pub mod views;
 
@@ -406,6 +408,7 @@ pub async fn serve(
         .map_err(|e| ServeError::new("unable to read the listening address".into(), e))?;
     tracing::info!(addr = %local, "API listening");
     let state = state.with_auth_limiter(limit::FailedAuthLimiter::new(config.auth_limit.limit()));
+    state.start_cache();
     let publisher = tokio::spawn(publish_audit_heads(
         state.store().clone(),
         config.audit_head_interval,

@@ -215,10 +215,7 @@ async fn set_bureau_quota(
             changed
                 .validate()
                 .map_err(|e| Problem::from_validation(&e))?;
-            let written = state
-                .bureaus()
-                .replace(name, &write_params(), &changed)
-                .await;
+            let written = state.replace_bureau(name, &changed).await;
             retry::written::<_, Problem>(written, true)
         }
     })
@@ -260,10 +257,7 @@ async fn roll_back(
             };
             let mut restored = current;
             restored.spec.quota = previous.clone();
-            let written = state
-                .bureaus()
-                .replace(name, &write_params(), &restored)
-                .await;
+            let written = state.replace_bureau(name, &restored).await;
             retry::written::<_, Failure>(written, true)
         }
     })
@@ -360,7 +354,7 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
                 .map_err(refused)?;
             let previous = owner.spec.quota.clone();
             let updated = set_bureau_quota(state, audit, owner, raised).await?;
-            match state.environments().create(&write_params(), &env).await {
+            match state.create_environment(&env, &write_params()).await {
                 Ok(created) => Ok((Some(created), updated)),
                 Err(e) => Err(roll_back(state, audit, updated, previous, refused(e)).await),
             }
@@ -379,8 +373,8 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
                 .await?;
             let previous = owner.spec.quota.clone();
             let updated = set_bureau_quota(state, audit, owner, raised).await?;
-            match environments_api
-                .replace(&request.object, &write_params(), &resized)
+            match state
+                .replace_environment(&request.object, &resized, &write_params())
                 .await
             {
                 Ok(replaced) => Ok((Some(replaced), updated)),

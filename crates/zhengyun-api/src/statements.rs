@@ -606,7 +606,7 @@ async fn get_usage(
 ) -> ApiResult<JsonOrCsv<Usage>> {
     caller.require(&READERS)?;
     caller.require_bureau(&bureau)?;
-    state.bureau(&bureau).await?;
+    state.read_bureau(&bureau).await?;
     let now = state.clock().now_second();
     let from = match instant("from", query.from.as_deref())? {
         Some(from) => from,

@@ -150,6 +150,7 @@ async fn revoke_token(
         .parse()
         .map_err(|_| Problem::not_found(format!("token {id:?} not found")))?;
     state.store().revoke_token(&id).await?;
+    state.token_cache().clear();
     Ok(StatusCode::NO_CONTENT)
 }
 

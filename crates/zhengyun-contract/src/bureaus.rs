@@ -51,13 +51,13 @@ pub struct CreateBureau {
     #[schema(example = "bureau")]
     pub kind: String,
     /// Code of the bureau this one belongs to.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// What the bureau may hand out to its environments.
     #[serde(default)]
     pub quota: QuotaBody,
     /// Monthly budget in CNY, a decimal string with at most 2 decimals.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "12000.00")]
     pub monthly_budget: Option<String>,
     /// Identity-provider groups that administer the bureau's namespaces.
@@ -73,19 +73,19 @@ pub struct CreateBureau {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateBureau {
     /// New official name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// New quota (replaces the whole quota).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaBody>,
     /// New monthly budget.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monthly_budget: Option<String>,
     /// New admin groups.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_groups: Option<Vec<String>>,
     /// New viewer groups.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer_groups: Option<Vec<String>>,
 }
 

@@ -61,7 +61,7 @@ pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, Reques
 pub use seals::{ClosedStatement, SealVerification, SealedMonth};
 pub use tokens::{
     BootstrapOutcome, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, NewToken, Principal, Role,
-    TokenId, TokenInfo, TokenSecret,
+    TokenId, TokenInfo, TokenSecret, secret_digest,
 };
 
 /// The database behind a [`Store`].
