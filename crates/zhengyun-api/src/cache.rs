@@ -122,8 +122,11 @@ impl Ledger {
                 self.seen.remove(&key);
             }
         }
-        self.waiting
-            .retain(|w| !(w.kind == kind && w.name == name && w.version.as_deref() == version));
+        // A deletion settles every write of the object: nothing later can come.
+        self.waiting.retain(|w| {
+            let settled = version.is_none() || w.version.as_deref() == version;
+            !(w.kind == kind && w.name == name && settled)
+        });
     }
 
     /// This process wrote `name` (of `bureau`) at `version` (`None`: it is gone), at `now`.
@@ -395,6 +398,13 @@ mod tests {
         assert!(!ledger.waiting_within(Scope::EnvironmentsOf("wjw"), now));
         ledger.wrote(Kind::Environment, "wjw-dev", "wjw", None, false, now);
         assert!(!ledger.waiting_within(Scope::EnvironmentsOf("wjw"), now));
+    }
+
+    #[test]
+    fn a_deletion_settles_a_write_of_the_object_whose_version_never_came() {
+        let (mut ledger, now) = ledger_with_write(Some("12"));
+        ledger.delivered(Kind::Environment, "wjw-dev", None);
+        assert!(!ledger.waiting_within(Scope::Environment("wjw-dev"), now));
     }
 
     #[test]

@@ -41,13 +41,7 @@ pub mod views;
 
 use std::{future::Future, net::SocketAddr};
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    routing::get,
-};
+use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, routing::get};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -374,18 +368,17 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> Response {
-    Problem::not_found("no such route").into_response()
+async fn not_found() -> Problem {
+    Problem::not_found("no such route")
 }
 
-async fn method_not_allowed() -> Response {
+async fn method_not_allowed() -> Problem {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
         "Method not allowed",
         "this route does not accept that method",
     )
-    .into_response()
 }
 
 /// Serves the API on `config.addr` until `shutdown` resolves, then finishes the requests in

@@ -324,7 +324,10 @@ async fn caller(state: &AppState, authorization: Option<HeaderValue>) -> Result<
         // A bureau token reaches its bureau only while that bureau exists, and only the one it
         // was issued for: `kubectl delete bureau` and a re-created bureau of the same code
         // included.
-        match state.bureau_uid(bureau).await? {
+        match state
+            .bureau_uid(bureau, principal.bureau_uid.as_deref())
+            .await?
+        {
             None => {
                 return Err(Problem::unauthorized(format!(
                     "the token's bureau {bureau:?} no longer exists"

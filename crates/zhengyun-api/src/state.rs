@@ -311,10 +311,26 @@ impl AppState {
         self.0.tokens
     }
 
-    /// The Kubernetes uid of bureau `code`, `None` if it does not exist; answers are reused for
-    /// [`BUREAU_CACHE_TTL`], so that authenticating a bureau token costs the cluster at most one
-    /// read per bureau every few seconds.
-    pub async fn bureau_uid(&self, code: &str) -> Result<Option<String>, Problem> {
+    /// The Kubernetes uid of bureau `code`, `None` if it does not exist. The watch cache
+    /// answers when it holds the bureau with the `expected` uid (any uid when `None`); otherwise
+    /// (a bureau the watch has not delivered yet, or one deleted or created again meanwhile)
+    /// the lookup does, and its answers are reused for [`BUREAU_CACHE_TTL`], so that
+    /// authenticating a bureau token costs the cluster at most one read per bureau every few
+    /// seconds.
+    pub async fn bureau_uid(
+        &self,
+        code: &str,
+        expected: Option<&str>,
+    ) -> Result<Option<String>, Problem> {
+        let watched = self
+            .cache()
+            .filter(|cache| cache.ready())
+            .and_then(|cache| cache.bureau(code))
+            .map(|bureau| bureau.metadata.uid.clone().unwrap_or_default())
+            .filter(|uid| expected.is_none_or(|expected| expected == uid));
+        if watched.is_some() {
+            return Ok(watched);
+        }
         let cached = self
             .0
             .bureau_uids

@@ -11,7 +11,8 @@ use kube::Api as KubeApi;
 use serde_json::{Value, json};
 use zhengyun_api::state::FIELD_MANAGER;
 use zhengyun_contract::{
-    BureauView, CreateEnvironment, EnvironmentView, QuotaBody, UpdateBureau, UpdateEnvironment,
+    BureauView, CreateBureau, CreateEnvironment, EnvironmentView, QuotaBody, UpdateBureau,
+    UpdateEnvironment,
 };
 use zhengyun_e2e::{api::Api, client, eventually, unique_name};
 use zhengyun_model::crd::{Bureau, CLEANUP_FINALIZER, Environment};
@@ -21,26 +22,48 @@ const WAIT: Duration = Duration::from_secs(180);
 
 /// Onboards bureau `code` through the API with `cpu` cores and 64Gi.
 async fn onboard(api: &Api, code: &str, cpu: &str) -> anyhow::Result<()> {
+    let bureau = CreateBureau {
+        name: code.to_owned(),
+        display_name: "海淀区城市管理委员会".to_owned(),
+        kind: "bureau".to_owned(),
+        parent: None,
+        quota: QuotaBody {
+            cpu: Some(cpu.to_owned()),
+            memory: Some("64Gi".to_owned()),
+            storage: Some("100Gi".to_owned()),
+            ..QuotaBody::default()
+        },
+        monthly_budget: None,
+        admin_groups: vec![format!("{code}-admins")],
+        viewer_groups: Vec::new(),
+    };
     let answer = api
         .call(
             Method::POST,
             "/api/v1/bureaus",
             Some(&api.admin),
-            Some(&json!({
-                "name": code,
-                "displayName": "海淀区城市管理委员会",
-                "kind": "bureau",
-                "quota": {"cpu": cpu, "memory": "64Gi", "storage": "100Gi"},
-                "adminGroups": [format!("{code}-admins")],
-            })),
+            Some(&serde_json::to_value(&bureau)?),
         )
         .await?;
     anyhow::ensure!(answer.status == StatusCode::CREATED, "onboard: {answer:?}");
     Ok(())
 }
 
+/// The body requesting environment `name` with `cpu` cores and 1Gi.
 fn env_body(name: &str, purpose: &str, cpu: &str) -> Value {
-    json!({"name": name, "purpose": purpose, "quota": {"cpu": cpu, "memory": "1Gi"}})
+    let request = CreateEnvironment {
+        name: Some(name.to_owned()),
+        purpose: purpose.to_owned(),
+        tier: None,
+        quota: QuotaBody {
+            cpu: Some(cpu.to_owned()),
+            memory: Some("1Gi".to_owned()),
+            ..QuotaBody::default()
+        },
+        services: Vec::new(),
+        expires_at: None,
+    };
+    serde_json::to_value(request).unwrap_or_default()
 }
 
 async fn wait_for_phase(
