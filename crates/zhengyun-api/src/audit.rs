@@ -1,19 +1,17 @@
 //! `/api/v1/audit`: the audit log for auditors and platform admins, and the verification of
 //! its hash chain.
 
-use axum::{
-    extract::State,
-    http::HeaderValue,
-    response::{IntoResponse, Response},
-};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+pub use zhengyun_contract::audit::{AuditHeadView, AuditView, Verification};
 use zhengyun_store::{AuditFilter, ChainStatus, Role};
 
 use crate::{
     context::Caller,
     extract::{Query, instant},
+    page::Page,
     problem::{ApiResult, Problem},
     state::AppState,
 };
@@ -25,7 +23,7 @@ const READERS: [Role; 2] = [Role::PlatformAdmin, Role::Auditor];
 pub const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// The header naming the `after` of the next page when [`MAX_PAGE_BYTES`] cut a page short.
-pub const NEXT_AFTER_HEADER: &str = "x-next-after";
+pub const NEXT_AFTER_HEADER: &str = zhengyun_contract::NEXT_AFTER_HEADER;
 
 /// The audit routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,17 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_audit))
         .routes(routes!(verify_audit))
         .routes(routes!(audit_head))
-}
-
-/// The newest entry of the audit chain, to be noted somewhere the database's users cannot
-/// reach.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditHeadView {
-    /// Number of entries (the last `seq`).
-    pub seq: u64,
-    /// The last entry's hash, 64 hex digits (64 zeros when the log is empty).
-    pub hash: String,
 }
 
 /// The head of the audit chain (auditor, platform admin). Each answer is remembered as
@@ -57,14 +44,16 @@ pub struct AuditHeadView {
             description = "The head is behind or differs from one published before"),
     ),
     security(("bearer" = [])))]
-async fn audit_head(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn audit_head(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<AuditHeadView>> {
     caller.require(&READERS)?;
     match state.store().publish_audit_head().await {
         Ok(head) => Ok(axum::Json(AuditHeadView {
             seq: head.seq,
             hash: head.hash,
-        })
-        .into_response()),
+        })),
         Err(zhengyun_store::Error::Corrupt(reason)) => {
             tracing::error!(%reason, "the audit head went backwards or was rewritten");
             Err(Problem::conflict(reason))
@@ -96,64 +85,6 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-/// One audit entry with its place in the hash chain.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditView {
-    /// Position in the chain, from 1.
-    pub seq: u64,
-    /// RFC 3339.
-    pub at: String,
-    /// Token id of the caller.
-    pub principal: String,
-    /// The caller as a person reads it: the token's id, role, bureau and description, e.g.
-    /// `token 3f2a… (bureau-admin wjw: "卫健委 CI")`. Absent in entries written before it was
-    /// recorded; `GET /api/v1/tokens` resolves their ids.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub principal_label: Option<String>,
-    /// The caller's role.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    /// The bureau concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bureau: Option<String>,
-    /// What was done.
-    pub action: String,
-    /// To what.
-    pub object: String,
-    /// Quota before.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quota_before: Option<serde_json::Value>,
-    /// Quota after.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quota_after: Option<serde_json::Value>,
-    /// The HTTP status and outcome.
-    pub result: String,
-    /// The request id.
-    pub request_id: String,
-    /// Hash of the previous entry.
-    pub prev_hash: String,
-    /// Hash of this entry.
-    pub hash: String,
-}
-
-/// The result of recomputing the chain.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Verification {
-    /// Whether every entry hashes to what is stored and links to its predecessor.
-    pub intact: bool,
-    /// Entries checked (when intact).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entries: Option<u64>,
-    /// The first broken entry (when not intact).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_broken_seq: Option<u64>,
-    /// What is wrong with it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
 /// Audit entries in chain order, filtered and paged (auditor, platform admin). A page holds
 /// at most `limit` entries and 1 MiB of JSON; when the size cut it short, the `x-next-after`
 /// header gives the `after` of the next page.
@@ -168,7 +99,7 @@ async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<AuditQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<Page<AuditView>> {
     caller.require(&READERS)?;
     if let Some(limit) = query.limit
         && !(1..=zhengyun_store::audit::MAX_PAGE).contains(&limit)
@@ -213,14 +144,11 @@ async fn list_audit(
             hash: r.hash,
         })
         .collect();
-    let (page, next_after) = within_bytes(views, MAX_PAGE_BYTES);
-    let mut response = axum::Json(page).into_response();
-    if let Some(after) = next_after {
-        response
-            .headers_mut()
-            .insert(NEXT_AFTER_HEADER, HeaderValue::from(after));
-    }
-    Ok(response)
+    let (items, next_after) = within_bytes(views, MAX_PAGE_BYTES);
+    Ok(Page {
+        items,
+        next: next_after.map(|after| after.to_string()),
+    })
 }
 
 /// The leading `views` whose JSON array fits in `max_bytes` (at least one, so paging always
@@ -249,7 +177,10 @@ fn within_bytes(views: Vec<AuditView>, max_bytes: usize) -> (Vec<AuditView>, Opt
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = Verification), (status = 403, body = Problem)),
     security(("bearer" = [])))]
-async fn verify_audit(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn verify_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Verification>> {
     caller.require(&READERS)?;
     let verification = match state.store().verify_audit().await? {
         ChainStatus::Intact { entries } => Verification {
@@ -265,7 +196,7 @@ async fn verify_audit(State(state): State<AppState>, caller: Caller) -> ApiResul
             reason: Some(reason),
         },
     };
-    Ok(axum::Json(verification).into_response())
+    Ok(axum::Json(verification))
 }
 
 #[cfg(test)]

@@ -4,9 +4,7 @@
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
 };
-use kube::api::DeleteParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_model::{
     Validate,
@@ -18,14 +16,15 @@ use zhengyun_store::{NewRequest, RequestKind, Role};
 
 use crate::{
     context::{Audit, Caller},
-    environments::is_conflict,
     extract::{Json, Path, Query},
     headroom,
-    page::{PageQuery, page},
+    page::{Page, PageQuery, page},
     problem::{ApiResult, Problem},
-    state::{AppState, write_params},
+    reply::Created,
+    retry::{self, is_conflict},
+    state::AppState,
     views::{
-        BureauView, CreateBureau, Pending, QuotaIncrease, RequestView, UpdateBureau, quota_json,
+        BureauView, CreateBureau, Pending, QuotaIncrease, UpdateBureau, quota_json, request_view,
     },
 };
 
@@ -52,18 +51,16 @@ async fn list_bureaus(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<Page<BureauView>> {
     caller.require(&READERS)?;
-    let list = state.bureaus().list(&Default::default()).await?;
+    let list = state.read_bureaus().await?;
     let mut views: Vec<BureauView> = list
-        .items
         .iter()
         .filter(|b| caller.sees_bureau(b.metadata.name.as_deref().unwrap_or_default()))
-        .map(BureauView::from)
+        .map(|b| BureauView::from(&**b))
         .collect();
     views.sort_by(|a, b| a.name.cmp(&b.name));
-    let page = page(views, |b| &b.name, query.limit, query.after.as_deref())?;
-    Ok(page.into_response())
+    page(views, |b| &b.name, query.limit, query.after.as_deref())
 }
 
 /// Onboards a bureau (platform admin).
@@ -76,7 +73,7 @@ async fn create_bureau(
     caller: Caller,
     audit: Audit,
     Json(body): Json<CreateBureau>,
-) -> ApiResult<Response> {
+) -> ApiResult<Created<BureauView>> {
     audit.about(
         "bureau.create",
         format!("bureaus/{}", body.name),
@@ -105,23 +102,13 @@ async fn create_bureau(
         .map_err(|e| Problem::from_validation(&e))?;
     audit.quotas(None, Some(quota_json(&quota)));
     let created = state
-        .bureaus()
-        .create(&write_params(), &bureau)
+        .create_bureau(&bureau)
         .await
         .map_err(|e| already_exists(e, "bureau", &body.name))?;
-    Ok(created_at(
-        format!("/api/v1/bureaus/{}", body.name),
-        BureauView::from(&created),
-    ))
-}
-
-/// A 201 with its `Location`.
-pub fn created_at(location: String, body: impl serde::Serialize) -> Response {
-    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
-    if let Ok(value) = location.parse() {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
+    Ok(Created {
+        location: format!("/api/v1/bureaus/{}", body.name),
+        body: BureauView::from(&created),
+    })
 }
 
 /// Turns the cluster's 409 on create into "already exists".
@@ -142,11 +129,11 @@ async fn get_bureau(
     State(state): State<AppState>,
     caller: Caller,
     Path(bureau): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<axum::Json<BureauView>> {
     caller.require(&READERS)?;
     caller.require_bureau(&bureau)?;
-    let found = state.bureau(&bureau).await?;
-    Ok(axum::Json(BureauView::from(&found)).into_response())
+    let found = state.read_bureau(&bureau).await?;
+    Ok(axum::Json(BureauView::from(&*found)))
 }
 
 /// The `If-Match` precondition, if any: the resourceVersion the caller last saw.
@@ -193,15 +180,15 @@ async fn update_bureau(
     headers: HeaderMap,
     Path(bureau): Path<String>,
     Json(body): Json<UpdateBureau>,
-) -> ApiResult<Response> {
+) -> ApiResult<axum::Json<BureauView>> {
     audit.about("bureau.update", format!("bureaus/{bureau}"), Some(&bureau));
     caller.require(&[Role::PlatformAdmin])?;
     let precondition = if_match(&headers)?;
     let _guard = state.lock_bureau(&bureau).await;
-    let mut attempts = 0;
-    let updated = loop {
-        attempts += 1;
-        let mut current = state.bureau(&bureau).await?;
+    let (state, bureau, body, audit) = (&state, &bureau, &body, &audit);
+    let precondition = &precondition;
+    let updated = retry::on_conflict(|_| async move {
+        let mut current = state.bureau(bureau).await?;
         check_precondition(
             precondition.as_deref(),
             current.metadata.resource_version.as_deref(),
@@ -212,7 +199,7 @@ async fn update_bureau(
             .validate()
             .map_err(|e| Problem::from_validation(&e))?;
         audit.quotas(Some(before), Some(quota_json(&current.spec.quota)));
-        let environments = state.environments_of(&bureau).await?;
+        let environments = state.environments_of(bureau).await?;
         let over = headroom::below_admitted(&current.spec.quota, &environments)?;
         if !over.is_empty() {
             return Err(Problem::conflict(format!(
@@ -220,16 +207,11 @@ async fn update_bureau(
                 headroom::describe(&over)
             )));
         }
-        match state
-            .bureaus()
-            .replace(&bureau, &write_params(), &current)
-            .await
-        {
-            Err(e) if is_conflict(&e) && precondition.is_none() && attempts < 5 => continue,
-            other => break other?,
-        }
-    };
-    Ok(axum::Json(BureauView::from(&updated)).into_response())
+        let written = state.replace_bureau(bureau, &current).await;
+        retry::written::<_, Problem>(written, precondition.is_none())
+    })
+    .await?;
+    Ok(axum::Json(BureauView::from(&updated)))
 }
 
 /// Removes a bureau that has no environments left (platform admin).
@@ -243,7 +225,7 @@ async fn delete_bureau(
     caller: Caller,
     audit: Audit,
     Path(bureau): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<StatusCode> {
     audit.about("bureau.delete", format!("bureaus/{bureau}"), Some(&bureau));
     caller.require(&[Role::PlatformAdmin])?;
     let _guard = state.lock_bureau(&bureau).await;
@@ -260,16 +242,14 @@ async fn delete_bureau(
             names.join(", ")
         )));
     }
-    state
-        .bureaus()
-        .delete(&bureau, &DeleteParams::default())
-        .await?;
+    state.delete_bureau(&bureau).await?;
     // Its tokens die with it (authentication also refuses them while it is gone, or when a
     // bureau of the same code is created again; revoking makes it permanent and visible).
     let revoked = state.store().revoke_bureau_tokens(&bureau).await?;
+    state.token_cache().clear();
     state.forget_bureau(&bureau);
     audit.outcome(format!("revoked {revoked} token(s)"));
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A bureau asks for a different quota; a platform admin decides. The request names the
@@ -287,7 +267,7 @@ async fn request_quota(
     audit: Audit,
     Path(bureau): Path<String>,
     Json(body): Json<QuotaIncrease>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, axum::Json<Pending>)> {
     audit.about(
         "bureau.quota-request",
         format!("bureaus/{bureau}"),
@@ -344,7 +324,7 @@ async fn request_quota(
             "request {} is waiting for a platform admin's approval",
             filed.id
         ),
-        request: RequestView::from(&filed),
+        request: request_view(&filed),
     };
-    Ok((StatusCode::ACCEPTED, axum::Json(pending)).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(pending)))
 }

@@ -6,9 +6,7 @@
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
 };
-use kube::api::DeleteParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_model::{
     Validate,
@@ -19,15 +17,17 @@ use zhengyun_model::{
 use zhengyun_store::{NewRequest, RequestFilter, RequestKind, RequestState, Role};
 
 use crate::{
-    bureaus::{already_exists, check_precondition, created_at, if_match},
+    bureaus::{already_exists, check_precondition, if_match},
     context::{Audit, Caller},
     extract::{Json, Path, Query},
     headroom::{self, Headroom},
-    page::{PageQuery, page},
+    page::{Page, PageQuery, page},
     problem::{ApiResult, InvalidField, Problem},
+    reply::{Created, OrPending},
+    retry::{self, Attempt},
     state::{AppState, write_params},
     views::{
-        CreateEnvironment, EnvironmentView, Pending, RequestView, UpdateEnvironment, quota_json,
+        CreateEnvironment, EnvironmentView, Pending, UpdateEnvironment, quota_json, request_view,
     },
 };
 
@@ -59,14 +59,16 @@ async fn list_environments(
     caller: Caller,
     Path(bureau): Path<String>,
     Query(query): Query<PageQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<Page<EnvironmentView>> {
     caller.require_bureau(&bureau)?;
-    state.bureau(&bureau).await?;
-    let mut environments = state.environments_of(&bureau).await?;
+    state.read_bureau(&bureau).await?;
+    let mut environments = state.read_environments_of(&bureau).await?;
     environments.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let views: Vec<EnvironmentView> = environments.iter().map(EnvironmentView::from).collect();
-    let page = page(views, |e| &e.name, query.limit, query.after.as_deref())?;
-    Ok(page.into_response())
+    let views: Vec<EnvironmentView> = environments
+        .iter()
+        .map(|env| EnvironmentView::from(&**env))
+        .collect();
+    page(views, |e| &e.name, query.limit, query.after.as_deref())
 }
 
 /// One environment.
@@ -81,10 +83,10 @@ async fn get_environment(
     State(state): State<AppState>,
     caller: Caller,
     Path((bureau, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
+) -> ApiResult<axum::Json<EnvironmentView>> {
     caller.require_bureau(&bureau)?;
-    let env = state.environment(&bureau, &name).await?;
-    Ok(axum::Json(EnvironmentView::from(&env)).into_response())
+    let env = state.read_environment(&bureau, &name).await?;
+    Ok(axum::Json(EnvironmentView::from(&*env)))
 }
 
 /// Builds and validates the `Environment` a request asks for, naming every invalid field. It
@@ -188,13 +190,13 @@ async fn no_pending_request(state: &AppState, bureau: &str, object: &str) -> Api
     Ok(())
 }
 
-/// Files a change request and answers 202 with it.
+/// Files a change request, the answer (202) to a change that needs a platform admin.
 async fn file_request(
     state: &AppState,
     caller: &Caller,
     audit: &Audit,
     request: NewRequest,
-) -> ApiResult<Response> {
+) -> ApiResult<Pending> {
     let pending = state
         .store()
         .list_requests(&RequestFilter {
@@ -210,10 +212,10 @@ async fn file_request(
             "{}; request {} is waiting for a platform admin's approval",
             request.note, filed.id
         ),
-        request: RequestView::from(&filed),
+        request: request_view(&filed),
     };
     tracing::info!(request = %filed.id, by = caller.name(), "change request filed");
-    Ok((StatusCode::ACCEPTED, axum::Json(pending)).into_response())
+    Ok(pending)
 }
 
 /// Requests an environment. 201 when it fits the bureau's remaining quota (the operator then
@@ -232,7 +234,7 @@ async fn create_environment(
     audit: Audit,
     Path(bureau): Path<String>,
     Json(body): Json<CreateEnvironment>,
-) -> ApiResult<Response> {
+) -> ApiResult<OrPending<Created<EnvironmentView>>> {
     let requested_name = body
         .name
         .clone()
@@ -277,17 +279,18 @@ async fn create_environment(
             ),
             requested_by: caller.name().to_owned(),
         };
-        return file_request(&state, &caller, &audit, request).await;
+        return Ok(OrPending::pending(
+            file_request(&state, &caller, &audit, request).await?,
+        ));
     }
     let created = state
-        .environments()
-        .create(&write_params(), &env)
+        .create_environment(&env, &write_params())
         .await
         .map_err(|e| already_exists(e, "environment", &name))?;
-    Ok(created_at(
-        format!("/api/v1/bureaus/{bureau}/environments/{name}"),
-        EnvironmentView::from(&created),
-    ))
+    Ok(OrPending::Done(Created {
+        location: format!("/api/v1/bureaus/{bureau}/environments/{name}"),
+        body: EnvironmentView::from(&created),
+    }))
 }
 
 /// Resizes an environment or changes its catalog workloads. A larger quota that does not fit
@@ -311,7 +314,7 @@ async fn update_environment(
     headers: HeaderMap,
     Path((bureau, name)): Path<(String, String)>,
     Json(body): Json<UpdateEnvironment>,
-) -> ApiResult<Response> {
+) -> ApiResult<OrPending<axum::Json<EnvironmentView>>> {
     audit.about(
         "environment.update",
         format!("environments/{name}"),
@@ -322,54 +325,51 @@ async fn update_environment(
     let precondition = if_match(&headers)?;
     let _guard = state.lock_bureau(&bureau).await;
     let owner = state.bureau(&bureau).await?;
-    // The operator writes status all the time, which moves the resourceVersion: without the
-    // caller's own precondition, a conflict on replace means "read again and retry".
-    let mut attempts = 0;
-    let replaced = loop {
-        attempts += 1;
-        let current = state.environment(&bureau, &name).await?;
+    let (state, caller, audit, bureau, name, body) =
+        (&state, &caller, &audit, &bureau, &name, &body);
+    let (owner, precondition) = (&owner, &precondition);
+    retry::on_conflict(|_| async move {
+        let current = state.environment(bureau, name).await?;
         check_precondition(
             precondition.as_deref(),
             current.metadata.resource_version.as_deref(),
         )?;
-        let updated = apply_update(&current, &body)?;
+        let updated = apply_update(&current, body)?;
         audit.quotas(
             Some(quota_json(&current.spec.quota)),
             Some(quota_json(&updated.spec.quota)),
         );
-        let environments = state.environments_of(&bureau).await?;
-        let room = Headroom::new(&owner.spec.quota, &environments, Some(&name))?;
+        let environments = state.environments_of(bureau).await?;
+        let room = Headroom::new(&owner.spec.quota, &environments, Some(name))?;
         let short = room.shortfall(&headroom::wanted(&updated.spec.quota)?);
         if !short.is_empty() && grows(&current.spec.quota, &updated.spec.quota)? {
-            no_pending_request(&state, &bureau, &name).await?;
+            no_pending_request(state, bureau, name).await?;
             let request = NewRequest {
                 kind: RequestKind::EnvironmentResize,
                 bureau: bureau.clone(),
-                object: name,
-                payload: serde_json::to_value(&body).unwrap_or_default(),
+                object: name.clone(),
+                payload: serde_json::to_value(body).unwrap_or_default(),
                 note: format!(
                     "the bureau's remaining quota is too small: {}",
                     headroom::describe(&short)
                 ),
                 requested_by: caller.name().to_owned(),
             };
-            return file_request(&state, &caller, &audit, request).await;
+            let pending = file_request(state, caller, audit, request).await?;
+            return Ok(Attempt::Done(OrPending::pending(pending)));
         }
-        match state
-            .environments()
-            .replace(&name, &write_params(), &updated)
-            .await
-        {
-            Err(e) if is_conflict(&e) && precondition.is_none() && attempts < 5 => continue,
-            other => break other?,
-        }
-    };
-    Ok(axum::Json(EnvironmentView::from(&replaced)).into_response())
-}
-
-/// Whether the cluster refused a write because the object changed meanwhile.
-pub fn is_conflict(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 409)
+        let written = state
+            .replace_environment(name, &updated, &write_params())
+            .await;
+        let replaced = retry::written::<_, Problem>(written, precondition.is_none())?;
+        Ok(match replaced {
+            Attempt::Done(env) => {
+                Attempt::Done(OrPending::Done(axum::Json(EnvironmentView::from(&env))))
+            }
+            Attempt::Conflict(error) => Attempt::Conflict(error),
+        })
+    })
+    .await
 }
 
 /// `current` with `update` applied, validated.
@@ -416,7 +416,7 @@ async fn delete_environment(
     caller: Caller,
     audit: Audit,
     Path((bureau, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, axum::Json<EnvironmentView>)> {
     audit.about(
         "environment.delete",
         format!("environments/{name}"),
@@ -426,13 +426,10 @@ async fn delete_environment(
     caller.require_bureau(&bureau)?;
     let current = state.environment(&bureau, &name).await?;
     audit.quotas(Some(quota_json(&current.spec.quota)), None);
-    state
-        .environments()
-        .delete(&name, &DeleteParams::default())
-        .await?;
+    state.delete_environment(&name, &bureau).await?;
     let mut view = EnvironmentView::from(&current);
     view.phase = "Terminating".to_owned();
-    Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(view)))
 }
 
 #[cfg(test)]

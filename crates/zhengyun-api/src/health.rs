@@ -2,9 +2,9 @@
 //! authentication; they reveal nothing about tenants.
 
 use axum::{
+    Json,
     extract::State,
     http::{StatusCode, header},
-    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,34 +29,38 @@ pub struct Health {
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
-async fn healthz() -> Response {
-    axum::Json(Health {
+async fn healthz() -> Json<Health> {
+    Json(Health {
         status: "ok".to_owned(),
     })
-    .into_response()
 }
 
-/// The process can serve: the database and the cluster both answer.
+/// The process can serve: the database and the cluster both answer, and the watch cache the
+/// reads are served from (once started) has listed every Bureau and Environment.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Health), (status = 503, body = Problem)))]
-async fn readyz(State(state): State<AppState>) -> Response {
-    if let Err(error) = state.store().ping().await {
-        return Problem::from(error).into_response();
-    }
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
+    state.store().ping().await?;
     if let Err(error) = state.client().apiserver_version().await {
         tracing::warn!(%error, "cluster not answering");
-        return Problem::unavailable("the cluster is unreachable").into_response();
+        return Err(Problem::unavailable("the cluster is unreachable"));
     }
-    axum::Json(Health {
+    if state.cache().is_some_and(|cache| !cache.ready()) {
+        return Err(Problem::unavailable(
+            "the watch cache of bureaus and environments is not synced yet",
+        ));
+    }
+    Ok(Json(Health {
         status: "ok".to_owned(),
-    })
-    .into_response()
+    }))
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(
+    State(state): State<AppState>,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
     (
         StatusCode::OK,
         [(
@@ -65,5 +69,4 @@ async fn metrics(State(state): State<AppState>) -> Response {
         )],
         state.metrics().encode(),
     )
-        .into_response()
 }

@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod bureaus;
+pub mod cache;
 pub mod context;
 pub mod environments;
 pub mod extract;
@@ -28,22 +29,19 @@ pub mod metrics;
 pub mod middleware;
 pub mod page;
 pub mod problem;
+pub mod reply;
 pub mod requests;
+pub mod retry;
 pub mod state;
 pub mod statement_csv;
 pub mod statements;
+pub mod token_cache;
 pub mod tokens;
 pub mod views;
 
 use std::{future::Future, net::SocketAddr};
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    routing::get,
-};
+use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, routing::get};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -370,18 +368,17 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> Response {
-    Problem::not_found("no such route").into_response()
+async fn not_found() -> Problem {
+    Problem::not_found("no such route")
 }
 
-async fn method_not_allowed() -> Response {
+async fn method_not_allowed() -> Problem {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
         "Method not allowed",
         "this route does not accept that method",
     )
-    .into_response()
 }
 
 /// Serves the API on `config.addr` until `shutdown` resolves, then finishes the requests in
@@ -404,6 +401,7 @@ pub async fn serve(
         .map_err(|e| ServeError::new("unable to read the listening address".into(), e))?;
     tracing::info!(addr = %local, "API listening");
     let state = state.with_auth_limiter(limit::FailedAuthLimiter::new(config.auth_limit.limit()));
+    state.start_cache();
     let publisher = tokio::spawn(publish_audit_heads(
         state.store().clone(),
         config.audit_head_interval,

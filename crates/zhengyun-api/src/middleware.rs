@@ -301,16 +301,33 @@ async fn caller(state: &AppState, authorization: Option<HeaderValue>) -> Result<
         .ok_or_else(|| {
             Problem::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
-    let Some(principal) = state.store().authenticate(secret).await? else {
-        return Err(Problem::unauthorized(
-            "the token is unknown, revoked or expired",
-        ));
+    let digest = zhengyun_store::secret_digest(secret);
+    let cached =
+        state
+            .token_cache()
+            .get(&digest, std::time::Instant::now(), jiff::Timestamp::now());
+    let principal = match cached {
+        Some(principal) => principal,
+        None => {
+            let Some(principal) = state.store().authenticate(secret).await? else {
+                return Err(Problem::unauthorized(
+                    "the token is unknown, revoked or expired",
+                ));
+            };
+            state
+                .token_cache()
+                .put(digest, principal.clone(), std::time::Instant::now());
+            principal
+        }
     };
     if let Some(bureau) = principal.bureau.as_deref() {
         // A bureau token reaches its bureau only while that bureau exists, and only the one it
         // was issued for: `kubectl delete bureau` and a re-created bureau of the same code
         // included.
-        match state.bureau_uid(bureau).await? {
+        match state
+            .bureau_uid(bureau, principal.bureau_uid.as_deref())
+            .await?
+        {
             None => {
                 return Err(Problem::unauthorized(format!(
                     "the token's bureau {bureau:?} no longer exists"

@@ -9,12 +9,9 @@
 //! A failed approval is recorded in the audit log with what became of the quota. A quota request
 //! is never applied below what the bureau's environments have been admitted (409).
 
-use axum::{
-    extract::State,
-    response::{IntoResponse, Response},
-};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_model::{Validate, crd::Bureau, quantity::Quota};
 use zhengyun_store::{ChangeRequest, RequestFilter, RequestKind, RequestState, Role};
@@ -25,12 +22,13 @@ use crate::{
     environments::{apply_update, environment_from},
     extract::{Json, Path, Query},
     headroom::{self, Headroom},
-    page::page,
+    page::{Page, page},
     problem::{ApiResult, Problem},
+    retry,
     state::{AppState, dry_run_params, write_params},
     views::{
-        CreateEnvironment, Decision, EnvironmentView, QuotaBody, RequestView, UpdateEnvironment,
-        quota_json,
+        Approved, CreateEnvironment, Decision, EnvironmentView, QuotaBody, RequestView,
+        UpdateEnvironment, quota_json, request_view,
     },
 };
 
@@ -78,7 +76,7 @@ async fn list_requests(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<RequestQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<Page<RequestView>> {
     caller.require(&READERS)?;
     if let Some(bureau) = &query.bureau {
         caller.require_bureau(bureau)?;
@@ -92,9 +90,8 @@ async fn list_requests(
             .map_err(|e| Problem::invalid_field("state", e.to_string()))?,
     };
     let list = state.store().list_requests(&filter).await?;
-    let views: Vec<RequestView> = list.iter().map(RequestView::from).collect();
-    let page = page(views, |r| &r.id, query.limit, query.after.as_deref())?;
-    Ok(page.into_response())
+    let views: Vec<RequestView> = list.iter().map(request_view).collect();
+    page(views, |r| &r.id, query.limit, query.after.as_deref())
 }
 
 /// A request the caller may see, or 404 (a bureau's requests are invisible to other bureaus).
@@ -116,23 +113,10 @@ async fn get_request(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<axum::Json<RequestView>> {
     caller.require(&READERS)?;
     let request = visible_request(&state, &caller, &id).await?;
-    Ok(axum::Json(RequestView::from(&request)).into_response())
-}
-
-/// What approving a request did.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Approved {
-    /// The request, now approved.
-    pub request: RequestView,
-    /// The environment created or resized, for environment requests.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub environment: Option<EnvironmentView>,
-    /// The bureau's quota after approval.
-    pub bureau_quota: QuotaBody,
+    Ok(axum::Json(request_view(&request)))
 }
 
 /// Approves a pending request and applies it (platform admin).
@@ -148,10 +132,10 @@ async fn approve_request(
     audit: Audit,
     Path(id): Path<String>,
     Json(decision): Json<Decision>,
-) -> ApiResult<Response> {
+) -> ApiResult<axum::Json<Approved>> {
     audit.about("request.approve", format!("requests/{id}"), None);
     caller.require(&[Role::PlatformAdmin])?;
-    decision.check()?;
+    check_decision(&decision)?;
     let request = state.store().get_request(&id).await?;
     audit.note(|n| n.bureau = Some(request.bureau.clone()));
     let decided = state
@@ -165,11 +149,10 @@ async fn approve_request(
         .await?;
     match apply(&state, &audit, &decided).await {
         Ok((environment, bureau)) => Ok(axum::Json(Approved {
-            request: RequestView::from(&decided),
+            request: request_view(&decided),
             environment: environment.as_ref().map(EnvironmentView::from),
-            bureau_quota: (&bureau.spec.quota).into(),
-        })
-        .into_response()),
+            bureau_quota: QuotaBody::from(&bureau.spec.quota),
+        })),
         Err(problem) => {
             if audit.snapshot().outcome.is_none() {
                 audit.outcome(format!(
@@ -210,36 +193,35 @@ async fn set_bureau_quota(
     }
     let before = quota_json(&bureau.spec.quota);
     let name = bureau.metadata.name.clone().unwrap_or_default();
-    let mut read = bureau;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut changed = read.clone();
-        changed.spec.quota = quota.clone();
-        changed
-            .validate()
-            .map_err(|e| Problem::from_validation(&e))?;
-        match state
-            .bureaus()
-            .replace(&name, &write_params(), &changed)
-            .await
-        {
-            Err(kube::Error::Api(status)) if status.code == 409 && attempt < 5 => {
-                let fresh = state.bureau(&name).await?;
-                if fresh.spec != read.spec {
-                    return Err(Problem::conflict(format!(
-                        "bureau {name:?} was changed meanwhile; retry"
-                    )));
+    let (decided_on, name, quota) = (&bureau.spec.clone(), &name, &quota);
+    let mut read = Some(bureau);
+    let written = retry::on_conflict(|_| {
+        let first = read.take();
+        async move {
+            let current = match first {
+                Some(first) => first,
+                None => {
+                    let fresh = state.bureau(name).await?;
+                    if fresh.spec != *decided_on {
+                        return Err(Problem::conflict(format!(
+                            "bureau {name:?} was changed meanwhile; retry"
+                        )));
+                    }
+                    fresh
                 }
-                read = fresh;
-            }
-            result => {
-                let written = result?;
-                audit.quotas(Some(before), Some(quota_json(&written.spec.quota)));
-                return Ok(written);
-            }
+            };
+            let mut changed = current;
+            changed.spec.quota = quota.clone();
+            changed
+                .validate()
+                .map_err(|e| Problem::from_validation(&e))?;
+            let written = state.replace_bureau(name, &changed).await;
+            retry::written::<_, Problem>(written, true)
         }
-    }
+    })
+    .await?;
+    audit.quotas(Some(before), Some(quota_json(&written.spec.quota)));
+    Ok(written)
 }
 
 /// Puts `raised`'s quota back to `previous` after the environment write failed with
@@ -260,34 +242,36 @@ async fn roll_back(
     }
     let name = raised.metadata.name.clone().unwrap_or_default();
     let raised_quota = raised.spec.quota.clone();
-    let mut read = raised;
-    let mut attempt = 0;
-    let failure = loop {
-        attempt += 1;
-        let mut restored = read.clone();
-        restored.spec.quota = previous.clone();
-        match state
-            .bureaus()
-            .replace(&name, &write_params(), &restored)
-            .await
-        {
-            Ok(_) => {
-                audit.quotas(Some(quota_json(&previous)), Some(quota_json(&previous)));
-                audit.outcome(format!(
-                    "approval failed, the bureau quota was rolled back and nothing was applied: {}",
-                    problem.detail
-                ));
-                return problem;
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 && attempt < 5 => {
-                match state.bureau(&name).await {
-                    Ok(fresh) if fresh.spec.quota == raised_quota => read = fresh,
-                    Ok(_) => break "the quota was changed meanwhile".to_owned(),
-                    Err(fresh) => break fresh.detail,
-                }
-            }
-            Err(error) => break error.to_string(),
+    let (name, raised_quota, previous) = (&name, &raised_quota, &previous);
+    let mut read = Some(raised);
+    let restored = retry::on_conflict(|_| {
+        let first = read.take();
+        async move {
+            let current = match first {
+                Some(first) => first,
+                None => match state.bureau(name).await {
+                    Ok(fresh) if fresh.spec.quota == *raised_quota => fresh,
+                    Ok(_) => return Err(Failure("the quota was changed meanwhile".to_owned())),
+                    Err(fresh) => return Err(Failure(fresh.detail)),
+                },
+            };
+            let mut restored = current;
+            restored.spec.quota = previous.clone();
+            let written = state.replace_bureau(name, &restored).await;
+            retry::written::<_, Failure>(written, true)
         }
+    })
+    .await;
+    let failure = match restored {
+        Ok(_) => {
+            audit.quotas(Some(quota_json(previous)), Some(quota_json(previous)));
+            audit.outcome(format!(
+                "approval failed, the bureau quota was rolled back and nothing was applied: {}",
+                problem.detail
+            ));
+            return problem;
+        }
+        Err(Failure(failure)) => failure,
     };
     tracing::error!(bureau = %name, %failure, "unable to roll back a bureau quota raised for a failed approval");
     audit.outcome(format!(
@@ -296,6 +280,15 @@ async fn roll_back(
         problem.detail
     ));
     problem
+}
+
+/// Why a roll-back could not be made, in words for the audit entry.
+struct Failure(String);
+
+impl From<kube::Error> for Failure {
+    fn from(error: kube::Error) -> Self {
+        Self(error.to_string())
+    }
 }
 
 /// Refuses (409) a bureau quota below what its environments have been admitted, by their own
@@ -361,7 +354,7 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
                 .map_err(refused)?;
             let previous = owner.spec.quota.clone();
             let updated = set_bureau_quota(state, audit, owner, raised).await?;
-            match state.environments().create(&write_params(), &env).await {
+            match state.create_environment(&env, &write_params()).await {
                 Ok(created) => Ok((Some(created), updated)),
                 Err(e) => Err(roll_back(state, audit, updated, previous, refused(e)).await),
             }
@@ -380,8 +373,8 @@ async fn apply(state: &AppState, audit: &Audit, request: &ChangeRequest) -> ApiR
                 .await?;
             let previous = owner.spec.quota.clone();
             let updated = set_bureau_quota(state, audit, owner, raised).await?;
-            match environments_api
-                .replace(&request.object, &write_params(), &resized)
+            match state
+                .replace_environment(&request.object, &resized, &write_params())
                 .await
             {
                 Ok(replaced) => Ok((Some(replaced), updated)),
@@ -405,10 +398,10 @@ async fn reject_request(
     audit: Audit,
     Path(id): Path<String>,
     Json(decision): Json<Decision>,
-) -> ApiResult<Response> {
+) -> ApiResult<axum::Json<RequestView>> {
     audit.about("request.reject", format!("requests/{id}"), None);
     caller.require(&[Role::PlatformAdmin])?;
-    decision.check()?;
+    check_decision(&decision)?;
     let reason = decision
         .reason
         .filter(|r| !r.trim().is_empty())
@@ -419,14 +412,12 @@ async fn reject_request(
         .store()
         .decide_request(&id, RequestState::Rejected, caller.name(), Some(&reason))
         .await?;
-    Ok(axum::Json(RequestView::from(&decided)).into_response())
+    Ok(axum::Json(request_view(&decided)))
 }
 
-impl Decision {
-    /// 422 for a reason that hides what it says (control or format characters).
-    fn check(&self) -> Result<(), Problem> {
-        let reason = self.reason.as_deref().unwrap_or_default();
-        zhengyun_model::names::check_visible_text(reason)
-            .map_err(|message| Problem::invalid_field("reason", message))
-    }
+/// 422 for a decision whose reason hides what it says (control or format characters).
+fn check_decision(decision: &Decision) -> Result<(), Problem> {
+    let reason = decision.reason.as_deref().unwrap_or_default();
+    zhengyun_model::names::check_visible_text(reason)
+        .map_err(|message| Problem::invalid_field("reason", message))
 }

@@ -19,7 +19,12 @@ use zhengyun_store::Store;
 
 use zhengyun_model::names;
 
-use crate::{limit::FailedAuthLimiter, metrics::HttpMetrics, problem::Problem};
+use crate::{
+    cache::{ClusterCache, Kind, Scope},
+    limit::FailedAuthLimiter,
+    metrics::HttpMetrics,
+    problem::Problem,
+};
 
 /// Field manager of the API's writes to the cluster, so that `managedFields` tells what the
 /// control-plane API wrote from what the operator or `kubectl` did.
@@ -92,6 +97,8 @@ struct Inner {
     bureau_uids: Mutex<HashMap<String, (Instant, Option<String>)>>,
     limits: TenantLimits,
     changes: tokio_util::task::TaskTracker,
+    cache: Arc<std::sync::OnceLock<ClusterCache>>,
+    token_cache: Arc<crate::token_cache::TokenCache>,
 }
 
 /// How much of the platform's bookkeeping one bureau may take, so that no bureau exhausts it
@@ -204,6 +211,8 @@ impl AppState {
             bureau_uids: Mutex::new(HashMap::new()),
             limits: TenantLimits::default(),
             changes: tokio_util::task::TaskTracker::new(),
+            cache: Arc::default(),
+            token_cache: Arc::default(),
         }))
     }
 
@@ -249,6 +258,8 @@ impl AppState {
             mut bureau_lookup,
             limits,
             changes,
+            cache,
+            token_cache,
             ..
         } = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
@@ -263,6 +274,8 @@ impl AppState {
             bureau_uids: Mutex::new(HashMap::new()),
             limits: shared.limits,
             changes: shared.changes.clone(),
+            cache: shared.cache.clone(),
+            token_cache: shared.token_cache.clone(),
         });
         change(&mut tokens, &mut bureau_lookup);
         Self(Arc::new(Inner {
@@ -278,6 +291,8 @@ impl AppState {
             bureau_uids: Mutex::new(HashMap::new()),
             limits,
             changes,
+            cache,
+            token_cache,
         }))
     }
 
@@ -296,10 +311,26 @@ impl AppState {
         self.0.tokens
     }
 
-    /// The Kubernetes uid of bureau `code`, `None` if it does not exist; answers are reused for
-    /// [`BUREAU_CACHE_TTL`], so that authenticating a bureau token costs the cluster at most one
-    /// read per bureau every few seconds.
-    pub async fn bureau_uid(&self, code: &str) -> Result<Option<String>, Problem> {
+    /// The Kubernetes uid of bureau `code`, `None` if it does not exist. The watch cache
+    /// answers when it holds the bureau with the `expected` uid (any uid when `None`); otherwise
+    /// (a bureau the watch has not delivered yet, or one deleted or created again meanwhile)
+    /// the lookup does, and its answers are reused for [`BUREAU_CACHE_TTL`], so that
+    /// authenticating a bureau token costs the cluster at most one read per bureau every few
+    /// seconds.
+    pub async fn bureau_uid(
+        &self,
+        code: &str,
+        expected: Option<&str>,
+    ) -> Result<Option<String>, Problem> {
+        let watched = self
+            .cache()
+            .filter(|cache| cache.ready())
+            .and_then(|cache| cache.bureau(code))
+            .map(|bureau| bureau.metadata.uid.clone().unwrap_or_default())
+            .filter(|uid| expected.is_none_or(|expected| expected == uid));
+        if watched.is_some() {
+            return Ok(watched);
+        }
         let cached = self
             .0
             .bureau_uids
@@ -384,6 +415,168 @@ impl AppState {
         lock.lock_owned().await
     }
 
+    /// Starts the watch cache the read endpoints answer from (see [`crate::cache`]); until it
+    /// is started, and while it syncs, they read the API server. Idempotent.
+    pub fn start_cache(&self) -> &ClusterCache {
+        self.0
+            .cache
+            .get_or_init(|| ClusterCache::start(self.client()))
+    }
+
+    /// Recent authentications (see [`crate::token_cache`]).
+    pub fn token_cache(&self) -> &crate::token_cache::TokenCache {
+        &self.0.token_cache
+    }
+
+    /// The watch cache, once started.
+    pub fn cache(&self) -> Option<&ClusterCache> {
+        self.0.cache.get()
+    }
+
+    /// The cache, when it can answer a read of `scope` now (see [`ClusterCache::settled`]).
+    async fn cache_for(&self, scope: Scope<'_>) -> Option<&ClusterCache> {
+        let cache = self.cache()?;
+        cache.settled(scope).await.then_some(cache)
+    }
+
+    /// Creates `bureau` in the cluster.
+    pub async fn create_bureau(&self, bureau: &Bureau) -> Result<Bureau, kube::Error> {
+        let created = self.bureaus().create(&write_params(), bureau).await?;
+        if let Some(cache) = self.cache() {
+            cache.wrote_bureau(&created);
+        }
+        Ok(created)
+    }
+
+    /// Replaces bureau `name` with `bureau` (its resourceVersion the precondition).
+    pub async fn replace_bureau(&self, name: &str, bureau: &Bureau) -> Result<Bureau, kube::Error> {
+        let replaced = self
+            .bureaus()
+            .replace(name, &write_params(), bureau)
+            .await?;
+        if let Some(cache) = self.cache() {
+            cache.wrote_bureau(&replaced);
+        }
+        Ok(replaced)
+    }
+
+    /// Deletes bureau `name`.
+    pub async fn delete_bureau(&self, name: &str) -> Result<(), kube::Error> {
+        let deleted = self
+            .bureaus()
+            .delete(name, &kube::api::DeleteParams::default())
+            .await?;
+        if let Some(cache) = self.cache() {
+            match deleted.left() {
+                Some(terminating) => cache.wrote_bureau(&terminating),
+                None => cache.deleted(Kind::Bureau, name, name),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates `env` in the cluster (`dry_run`: only validated and admitted, nothing stored).
+    pub async fn create_environment(
+        &self,
+        env: &Environment,
+        params: &PostParams,
+    ) -> Result<Environment, kube::Error> {
+        let created = self.environments().create(params, env).await?;
+        if let Some(cache) = self.cache().filter(|_| !params.dry_run) {
+            cache.wrote_environment(&created);
+        }
+        Ok(created)
+    }
+
+    /// Replaces environment `name` with `env` (its resourceVersion the precondition).
+    pub async fn replace_environment(
+        &self,
+        name: &str,
+        env: &Environment,
+        params: &PostParams,
+    ) -> Result<Environment, kube::Error> {
+        let replaced = self.environments().replace(name, params, env).await?;
+        if let Some(cache) = self.cache().filter(|_| !params.dry_run) {
+            cache.wrote_environment(&replaced);
+        }
+        Ok(replaced)
+    }
+
+    /// Deletes environment `name` of `bureau`.
+    pub async fn delete_environment(&self, name: &str, bureau: &str) -> Result<(), kube::Error> {
+        let deleted = self
+            .environments()
+            .delete(name, &kube::api::DeleteParams::default())
+            .await?;
+        if let Some(cache) = self.cache() {
+            match deleted.left() {
+                Some(terminating) => cache.wrote_environment(&terminating),
+                None => cache.deleted(Kind::Environment, name, bureau),
+            }
+        }
+        Ok(())
+    }
+
+    /// Bureau `name` for a read endpoint: from the watch cache when it holds this process's
+    /// writes (see [`crate::cache`]), else from the API server. 404 if there is none.
+    pub async fn read_bureau(&self, name: &str) -> Result<Arc<Bureau>, Problem> {
+        valid_bureau(name)?;
+        match self.cache_for(Scope::Bureau(name)).await {
+            Some(cache) => cache
+                .bureau(name)
+                .ok_or_else(|| Problem::not_found(format!("bureau {name:?} not found"))),
+            None => self.bureau(name).await.map(Arc::new),
+        }
+    }
+
+    /// Every bureau, for a read endpoint (as [`AppState::read_bureau`]).
+    pub async fn read_bureaus(&self) -> Result<Vec<Arc<Bureau>>, Problem> {
+        match self.cache_for(Scope::Bureaus).await {
+            Some(cache) => Ok(cache.bureaus()),
+            None => Ok(self
+                .bureaus()
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .map(Arc::new)
+                .collect()),
+        }
+    }
+
+    /// The environments of `bureau`, for a read endpoint (as [`AppState::read_bureau`]).
+    pub async fn read_environments_of(
+        &self,
+        bureau: &str,
+    ) -> Result<Vec<Arc<Environment>>, Problem> {
+        valid_bureau(bureau)?;
+        match self.cache_for(Scope::EnvironmentsOf(bureau)).await {
+            Some(cache) => Ok(cache.environments_of(bureau)),
+            None => Ok(self
+                .environments_of(bureau)
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect()),
+        }
+    }
+
+    /// Environment `name` of `bureau`, for a read endpoint (as [`AppState::read_bureau`]).
+    pub async fn read_environment(
+        &self,
+        bureau: &str,
+        name: &str,
+    ) -> Result<Arc<Environment>, Problem> {
+        valid_environment(bureau, name)?;
+        match self.cache_for(Scope::Environment(name)).await {
+            Some(cache) => cache
+                .environment(name)
+                .filter(|env| env.spec.bureau == bureau)
+                .ok_or_else(|| environment_not_found(bureau, name)),
+            None => self.environment(bureau, name).await.map(Arc::new),
+        }
+    }
+
     /// Bureau `name`, or 404.
     pub async fn bureau(&self, name: &str) -> Result<Bureau, Problem> {
         valid_bureau(name)?;
@@ -403,22 +596,31 @@ impl AppState {
 
     /// Environment `name` of `bureau`, or 404 (also when it belongs to another bureau).
     pub async fn environment(&self, bureau: &str, name: &str) -> Result<Environment, Problem> {
-        valid_bureau(bureau)?;
-        if names::check_dns1123_label(name, 63).is_err() {
-            return Err(Problem::not_found(format!(
-                "environment {name:?} not found: not a valid environment name"
-            )));
-        }
+        valid_environment(bureau, name)?;
         self.environments()
             .get_opt(name)
             .await?
             .filter(|env| env.spec.bureau == bureau)
-            .ok_or_else(|| {
-                Problem::not_found(format!(
-                    "environment {name:?} of bureau {bureau:?} not found"
-                ))
-            })
+            .ok_or_else(|| environment_not_found(bureau, name))
     }
+}
+
+/// Names that cannot be a bureau's code or an environment's name name nothing: 404, decided
+/// before anything is looked up.
+fn valid_environment(bureau: &str, name: &str) -> Result<(), Problem> {
+    valid_bureau(bureau)?;
+    if names::check_dns1123_label(name, 63).is_err() {
+        return Err(Problem::not_found(format!(
+            "environment {name:?} not found: not a valid environment name"
+        )));
+    }
+    Ok(())
+}
+
+fn environment_not_found(bureau: &str, name: &str) -> Problem {
+    Problem::not_found(format!(
+        "environment {name:?} of bureau {bureau:?} not found"
+    ))
 }
 
 #[cfg(test)]

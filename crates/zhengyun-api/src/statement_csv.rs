@@ -107,7 +107,7 @@ pub fn statement_csv(
     payable: &(BTreeMap<String, Payable>, Payable),
     names: &BTreeMap<String, String>,
     options: CsvOptions,
-) -> Response {
+) -> CsvDownload {
     let month = statement.month.to_string();
     let status = status.name();
     let name = |bureau: &str| names.get(bureau).cloned().unwrap_or_default();
@@ -232,21 +232,41 @@ fn total_row(
 
 /// `text` as a CSV attachment named `filename` in `charset` (UTF-8 with a byte order mark, or
 /// GB18030).
-pub fn download(filename: &str, text: &str, charset: Charset) -> Response {
+pub fn download(filename: &str, text: &str, charset: Charset) -> CsvDownload {
     let body: Vec<u8> = match charset {
         Charset::Utf8 => format!("\u{feff}{text}").into_bytes(),
         Charset::Gb18030 => encoding_rs::GB18030.encode(text).0.into_owned(),
     };
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(charset.content_type()),
-    );
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
+    CsvDownload {
+        filename: filename.to_owned(),
+        body,
+        charset,
     }
-    response
+}
+
+/// A CSV file to download: its name, its encoded bytes and their character set.
+#[derive(Debug)]
+pub struct CsvDownload {
+    filename: String,
+    body: Vec<u8>,
+    charset: Charset,
+}
+
+impl IntoResponse for CsvDownload {
+    fn into_response(self) -> Response {
+        let mut response = self.body.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.charset.content_type()),
+        );
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("attachment; filename=\"{}\"", self.filename))
+        {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        response
+    }
 }
 
 /// A CSV field, quoted when needed, and defused when a spreadsheet would read it as a formula.
@@ -293,7 +313,7 @@ mod tests {
 
     #[test]
     fn gb18030_encodes_chinese_names_for_legacy_finance_software() {
-        let response = download("x.csv", "区财政局\r\n", Charset::Gb18030);
+        let response = download("x.csv", "区财政局\r\n", Charset::Gb18030).into_response();
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
             "text/csv; charset=gb18030"

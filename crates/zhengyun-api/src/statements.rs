@@ -11,16 +11,21 @@
 use std::collections::BTreeMap;
 
 use axum::{
+    Json as JsonBody,
     extract::State,
-    http::{HeaderMap, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode, header},
 };
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use zhengyun_metering::{Month, RateSchedule, Statement, StatementStatus, TimeRange};
+use zhengyun_contract::statements::{
+    Adjustments, BureauTotalView, ClosedMonth, MonthVerification, PlatformTotalView,
+    SealVerificationView, StatementView, Usage, UsageRow, WaiveGaps, Waived,
+};
+use zhengyun_metering::{
+    AdjustmentLine, Month, Payable, RateSchedule, Statement, StatementStatus, TimeRange,
+};
 use zhengyun_model::crd::{Bureau, RateCard};
 use zhengyun_store::Role;
 
@@ -28,6 +33,7 @@ use crate::{
     context::{Audit, Caller},
     extract::{Json, Path, Query},
     problem::{ApiResult, Problem},
+    reply::JsonOrCsv,
     state::AppState,
     statement_csv::{Charset, CsvOptions, csv_cell, download, statement_csv},
 };
@@ -193,7 +199,7 @@ fn only_bureau(statement: &mut Statement, bureau: &str) {
 #[utoipa::path(get, path = "/api/v1/statements", tag = "statements", params(StatementQuery),
     responses(
         (status = 200, description = "The statement (JSON), or CSV with `Accept: text/csv`",
-            body = serde_json::Value),
+            body = StatementView),
         (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn get_statement(
@@ -201,7 +207,7 @@ async fn get_statement(
     caller: Caller,
     headers: HeaderMap,
     Query(query): Query<StatementQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<JsonOrCsv<StatementView>> {
     caller.require(&READERS)?;
     if let Some(bureau) = &query.bureau {
         caller.require_bureau(bureau)?;
@@ -252,42 +258,73 @@ async fn get_statement(
         .map_err(|e| Problem::conflict(format!("unable to add up {month}: {e}")))?;
     budgets_against_payable(&mut statement, &payable.0)?;
     if let Some(options) = csv {
-        return Ok(statement_csv(
+        return Ok(JsonOrCsv::Csv(statement_csv(
             &statement,
             &status,
             &adjustments,
             &payable,
             &names,
             options,
-        ));
+        )));
     }
-    let mut body = serde_json::to_value(&statement).unwrap_or_default();
-    if let (Some(object), Value::Object(fields)) = (
-        body.as_object_mut(),
-        serde_json::to_value(&status).unwrap_or_default(),
-    ) {
-        object.extend(fields);
-        if let Some(seal) = seal {
-            object.insert("seal".to_owned(), json!(seal));
+    Ok(JsonOrCsv::Json(statement_view(
+        &statement,
+        &status,
+        seal,
+        &adjustments,
+        &payable,
+        &names,
+    )?))
+}
+
+/// A value of the ledger's types as the contract type that mirrors its JSON. The contract's
+/// line types refuse unknown fields, so a field the ledger adds fails here (500, logged) rather
+/// than disappearing from the answer.
+fn wire<T: Serialize, U: DeserializeOwned>(value: &T) -> ApiResult<U> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Problem::internal(&e))
+}
+
+/// The statement as the API answers it: the ledger's statement, each bureau's display name and
+/// what it owes with its adjustments, the statement's standing and seal, and the adjustments.
+fn statement_view(
+    statement: &Statement,
+    status: &StatementStatus,
+    seal: Option<String>,
+    adjustments: &[AdjustmentLine],
+    (by_bureau, platform): &(BTreeMap<String, Payable>, Payable),
+    names: &BTreeMap<String, String>,
+) -> ApiResult<StatementView> {
+    let mut bureaus = Vec::with_capacity(statement.bureaus.len());
+    for total in &statement.bureaus {
+        let mut view: BureauTotalView = wire(total)?;
+        view.display_name = names.get(&total.bureau).cloned();
+        if let Some(owed) = by_bureau.get(&total.bureau) {
+            view.adjustments_amount = Some(wire(&owed.adjustments)?);
+            view.payable = Some(wire(&owed.payable)?);
         }
+        bureaus.push(view);
     }
-    let (by_bureau, platform) = &payable;
-    if let Some(list) = body["bureaus"].as_array_mut() {
-        for entry in list {
-            let code = entry["bureau"].as_str().unwrap_or_default().to_owned();
-            entry["displayName"] = json!(names.get(&code));
-            if let Some(owed) = by_bureau.get(&code) {
-                entry["adjustmentsAmount"] = json!(owed.adjustments);
-                entry["payable"] = json!(owed.payable);
-            }
-        }
-    }
-    body["platform"]["adjustmentsAmount"] = json!(platform.adjustments);
-    body["platform"]["payable"] = json!(platform.payable);
-    body["adjustments"] = serde_json::to_value(&adjustments).unwrap_or_default();
-    // Always present, so that a reader can tell "no gaps" from an older answer without them.
-    body["gaps"] = serde_json::to_value(&statement.gaps).unwrap_or_default();
-    Ok(axum::Json(body).into_response())
+    Ok(StatementView {
+        month: statement.month.to_string(),
+        time_zone: statement.time_zone.clone(),
+        currency: statement.currency.clone(),
+        period: wire(&statement.period)?,
+        lines: wire(&statement.lines)?,
+        environments: wire(&statement.environments)?,
+        bureaus,
+        platform: PlatformTotalView {
+            amount: wire(&statement.platform.amount)?,
+            usage: wire(&statement.platform.usage)?,
+            adjustments_amount: wire(&platform.adjustments)?,
+            payable: wire(&platform.payable)?,
+        },
+        gaps: wire(&statement.gaps)?,
+        standing: wire(status)?,
+        seal,
+        adjustments: wire(&adjustments)?,
+    })
 }
 
 /// Each flagged bureau's budget status against what it owes, its adjustments included, as the
@@ -326,23 +363,12 @@ fn month_param(text: &str) -> ApiResult<Month> {
         .map_err(|e: zhengyun_metering::Error| Problem::invalid_field("month", e.to_string()))
 }
 
-/// A short account of a statement, for the answers of close and adjust.
-fn summary(statement: &Statement) -> Value {
-    json!({
-        "month": statement.month.to_string(),
-        "currency": statement.currency,
-        "amount": statement.platform.amount.to_string(),
-        "bureaus": statement.bureaus.len(),
-        "lines": statement.lines.len(),
-    })
-}
-
 /// Closes a month: its statement, as the ledger gives it now, is stored and never changes
 /// again (finance, platform admin). Only a month that has ended by the platform's clock, that
 /// the ledger covers to its end, and whose metering gaps are all waived can be closed.
 #[utoipa::path(post, path = "/api/v1/statements/{month}/close", tag = "statements",
     params(("month" = String, Path, description = "YYYY-MM")),
-    responses((status = 201, description = "The month is closed", body = serde_json::Value),
+    responses((status = 201, description = "The month is closed", body = ClosedMonth),
         (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -351,7 +377,7 @@ async fn close_month(
     caller: Caller,
     audit: Audit,
     Path(month): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, JsonBody<ClosedMonth>)> {
     audit.about("statement.close", format!("statements/{month}"), None);
     caller.require(&CLOSERS)?;
     let month = month_param(&month)?;
@@ -378,9 +404,15 @@ async fn close_month(
         "closed at {} {}, seal {seal}",
         statement.platform.amount, statement.currency
     ));
-    let mut answer = summary(&statement);
-    answer["seal"] = json!(seal);
-    Ok((axum::http::StatusCode::CREATED, axum::Json(answer)).into_response())
+    let answer = ClosedMonth {
+        month: statement.month.to_string(),
+        currency: statement.currency.clone(),
+        amount: statement.platform.amount.to_string(),
+        bureaus: statement.bureaus.len(),
+        lines: statement.lines.len(),
+        seal,
+    };
+    Ok((StatusCode::CREATED, JsonBody(answer)))
 }
 
 /// Why adjustments were issued when the caller does not say.
@@ -401,7 +433,7 @@ pub struct AdjustQuery {
 /// closed.
 #[utoipa::path(get, path = "/api/v1/statements/{month}/verify", tag = "statements",
     params(("month" = String, Path, description = "YYYY-MM")),
-    responses((status = 200, body = serde_json::Value),
+    responses((status = 200, body = MonthVerification),
         (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -409,41 +441,31 @@ async fn verify_month(
     State(state): State<AppState>,
     caller: Caller,
     Path(month): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<JsonBody<MonthVerification>> {
     caller.require(&VERIFIERS)?;
     let month = month_param(&month)?;
     if !state.store().closed_months().await?.contains(&month) {
         return Err(Problem::not_found(format!("{month} is not closed")));
     }
     let verification = state.store().verify_statement_seals(Some(month)).await?;
-    let sealed = verification
-        .sealed
-        .iter()
-        .any(|s| s.month == month.to_string());
-    let mut body = serde_json::to_value(&verification).unwrap_or_default();
-    body["month"] = json!(month.to_string());
-    body["monthSealed"] = json!(sealed);
-    Ok(axum::Json(body).into_response())
+    Ok(JsonBody(MonthVerification::of(
+        month.to_string(),
+        wire(&verification)?,
+    )))
 }
 
 /// Walks the whole chain of seals of closed statements, in closing order, and names the first
 /// month that does not hold (auditor, finance, platform admin).
 #[utoipa::path(get, path = "/api/v1/statements/verify", tag = "statements",
-    responses((status = 200, body = serde_json::Value), (status = 403, body = Problem)),
+    responses((status = 200, body = SealVerificationView), (status = 403, body = Problem)),
     security(("bearer" = [])))]
-async fn verify_all(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+async fn verify_all(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<JsonBody<SealVerificationView>> {
     caller.require(&VERIFIERS)?;
     let verification = state.store().verify_statement_seals(None).await?;
-    Ok(axum::Json(verification).into_response())
-}
-
-/// Why finance accepts a month's metering gaps.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct WaiveGaps {
-    /// Why the gaps are accepted (1 to 1000 bytes), e.g. how the missing usage was settled.
-    #[schema(example = "运维停机，按合同估算另行结算")]
-    pub reason: String,
+    Ok(JsonBody(wire(&verification)?))
 }
 
 /// Waives the metering gaps of a month recorded so far, and the part of it before the ledger
@@ -453,7 +475,7 @@ pub struct WaiveGaps {
 #[utoipa::path(post, path = "/api/v1/statements/{month}/gaps/waive", tag = "statements",
     params(("month" = String, Path, description = "YYYY-MM")),
     request_body = WaiveGaps,
-    responses((status = 200, description = "The gaps this waiver covers", body = serde_json::Value),
+    responses((status = 200, description = "The gaps this waiver covers", body = Waived),
         (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -463,7 +485,7 @@ async fn waive_gaps(
     audit: Audit,
     Path(month): Path<String>,
     Json(body): Json<WaiveGaps>,
-) -> ApiResult<Response> {
+) -> ApiResult<JsonBody<Waived>> {
     audit.about("statement.waive-gaps", format!("statements/{month}"), None);
     caller.require(&CLOSERS)?;
     let month = month_param(&month)?;
@@ -482,7 +504,7 @@ async fn waive_gaps(
         waived.gaps.len(),
         body.reason.trim()
     ));
-    Ok(axum::Json(waived).into_response())
+    Ok(JsonBody(wire(&waived)?))
 }
 
 /// Issues signed adjustment lines for a closed month: the differences between the statement it
@@ -491,8 +513,8 @@ async fn waive_gaps(
 #[utoipa::path(post, path = "/api/v1/statements/{month}/adjustments", tag = "statements",
     params(("month" = String, Path, description = "YYYY-MM")),
     responses(
-        (status = 200, description = "Nothing to adjust", body = serde_json::Value),
-        (status = 201, description = "Adjustment lines issued", body = serde_json::Value),
+        (status = 200, description = "Nothing to adjust", body = Adjustments),
+        (status = 201, description = "Adjustment lines issued", body = Adjustments),
         (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -502,7 +524,7 @@ async fn adjust_month(
     audit: Audit,
     Path(month): Path<String>,
     Query(query): Query<AdjustQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, JsonBody<Adjustments>)> {
     audit.about("statement.adjust", format!("statements/{month}"), None);
     caller.require(&CLOSERS)?;
     let month = month_param(&month)?;
@@ -534,9 +556,13 @@ async fn adjust_month(
         line.issued_at = Some(issued_at);
     }
     if lines.is_empty() {
-        return Ok(
-            axum::Json(json!({"month": month.to_string(), "adjustments": []})).into_response(),
-        );
+        return Ok((
+            StatusCode::OK,
+            JsonBody(Adjustments {
+                month: month.to_string(),
+                adjustments: Vec::new(),
+            }),
+        ));
     }
     state
         .store()
@@ -544,10 +570,12 @@ async fn adjust_month(
         .await?;
     audit.outcome(format!("{} adjustment lines", lines.len()));
     Ok((
-        axum::http::StatusCode::CREATED,
-        axum::Json(json!({"month": month.to_string(), "adjustments": lines})),
-    )
-        .into_response())
+        StatusCode::CREATED,
+        JsonBody(Adjustments {
+            month: month.to_string(),
+            adjustments: wire(&lines)?,
+        }),
+    ))
 }
 
 /// An instant given as RFC 3339, to the second (the ledger's resolution; fractions are cut).
@@ -565,7 +593,7 @@ fn whole_second(at: jiff::Timestamp) -> jiff::Timestamp {
     params(("bureau" = String, Path, description = "Bureau code"), UsageQuery),
     responses(
         (status = 200, description = "Usage rows (JSON), or CSV with `Accept: text/csv`",
-            body = serde_json::Value),
+            body = Usage),
         (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -575,10 +603,10 @@ async fn get_usage(
     headers: HeaderMap,
     Path(bureau): Path<String>,
     Query(query): Query<UsageQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<JsonOrCsv<Usage>> {
     caller.require(&READERS)?;
     caller.require_bureau(&bureau)?;
-    state.bureau(&bureau).await?;
+    state.read_bureau(&bureau).await?;
     let now = state.clock().now_second();
     let from = match instant("from", query.from.as_deref())? {
         Some(from) => from,
@@ -592,20 +620,17 @@ async fn get_usage(
     let range = TimeRange::new(from, to)
         .map_err(|e| Problem::invalid_field("to", format!("must be after from: {e}")))?;
     let usage = state.store().bureau_usage(&bureau, range).await?;
-    let rows: Vec<Value> = usage
+    let rows: Vec<UsageRow> = usage
         .iter()
-        .map(|u| {
-            let hours = zhengyun_metering::unit_hours(u.unit_seconds, u.resource)
+        .map(|u| UsageRow {
+            environment: u.environment.clone(),
+            resource: u.resource.as_str().to_owned(),
+            kind: u.kind.as_str().to_owned(),
+            unit_seconds: u.unit_seconds.to_string(),
+            unit_hours: zhengyun_metering::unit_hours(u.unit_seconds, u.resource)
                 .map(|h| h.to_string())
-                .unwrap_or_default();
-            json!({
-                "environment": u.environment,
-                "resource": u.resource.as_str(),
-                "kind": u.kind.as_str(),
-                "unitSeconds": u.unit_seconds.to_string(),
-                "unitHours": hours,
-                "unit": zhengyun_metering::PriceUnit::of(u.resource).name,
-            })
+                .unwrap_or_default(),
+            unit: zhengyun_metering::PriceUnit::of(u.resource).name.to_owned(),
         })
         .collect();
     if wants_csv(&headers) {
@@ -625,15 +650,14 @@ async fn get_usage(
             .to_vec(),
         ];
         for row in &rows {
-            let cell = |k: &str| row[k].as_str().unwrap_or_default().to_owned();
             table.push(vec![
                 bureau.clone(),
-                cell("environment"),
-                cell("resource"),
-                cell("kind"),
-                cell("unitSeconds"),
-                cell("unitHours"),
-                cell("unit"),
+                row.environment.clone(),
+                row.resource.clone(),
+                row.kind.clone(),
+                row.unit_seconds.clone(),
+                row.unit_hours.clone(),
+                row.unit.clone(),
                 from.to_string(),
                 to.to_string(),
             ]);
@@ -645,19 +669,18 @@ async fn get_usage(
                 format!("{}\r\n", cells.join(","))
             })
             .collect();
-        return Ok(download(
+        return Ok(JsonOrCsv::Csv(download(
             &format!("zhengyun-usage-{bureau}.csv"),
             &text,
             Charset::Utf8,
-        ));
+        )));
     }
-    Ok(axum::Json(json!({
-        "bureau": bureau,
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "usage": rows,
+    Ok(JsonOrCsv::Json(Usage {
+        bureau,
+        from: from.to_string(),
+        to: to.to_string(),
+        usage: rows,
     }))
-    .into_response())
 }
 
 #[cfg(test)]
@@ -723,5 +746,146 @@ mod tests {
             (status.spent, status.level),
             (d("8.00"), BudgetLevel::Warning)
         );
+    }
+
+    /// The answer as the handler built it before the contract's types: the statement's JSON
+    /// with the standing, seal, names, payables and adjustments written into it.
+    fn answer_as_json(
+        statement: &Statement,
+        status: &StatementStatus,
+        seal: Option<&str>,
+        adjustments: &[AdjustmentLine],
+        (by_bureau, platform): &(BTreeMap<String, Payable>, Payable),
+        names: &BTreeMap<String, String>,
+    ) -> serde_json::Value {
+        use serde_json::json;
+        let mut body = serde_json::to_value(statement).expect("json");
+        let object = body.as_object_mut().expect("object");
+        let serde_json::Value::Object(fields) = serde_json::to_value(status).expect("json") else {
+            panic!("the status is an object");
+        };
+        object.extend(fields);
+        if let Some(seal) = seal {
+            object.insert("seal".to_owned(), json!(seal));
+        }
+        for entry in body["bureaus"].as_array_mut().expect("bureaus") {
+            let code = entry["bureau"].as_str().unwrap_or_default().to_owned();
+            entry["displayName"] = json!(names.get(&code));
+            if let Some(owed) = by_bureau.get(&code) {
+                entry["adjustmentsAmount"] = json!(owed.adjustments);
+                entry["payable"] = json!(owed.payable);
+            }
+        }
+        body["platform"]["adjustmentsAmount"] = json!(platform.adjustments);
+        body["platform"]["payable"] = json!(platform.payable);
+        body["adjustments"] = serde_json::to_value(adjustments).expect("json");
+        body["gaps"] = serde_json::to_value(&statement.gaps).expect("json");
+        body
+    }
+
+    #[test]
+    fn the_typed_statement_is_the_same_json_as_the_ledger_statement_with_its_additions() {
+        use zhengyun_metering::{Gap, GapKind, Waiver};
+        let bureau = |code: &str| {
+            Meter::new(
+                code,
+                format!("{code}-prod"),
+                Resource::Cpu,
+                UsageKind::Reserved,
+                Tier::Gold,
+            )
+            .expect("meter")
+        };
+        let start: jiff::Timestamp = "2026-11-05T10:00:00Z".parse().expect("ts");
+        let end = start + jiff::SignedDuration::from_hours(1);
+        let intervals = [
+            UsageInterval::new(bureau("wjw"), start, end, 10_000).expect("interval"),
+            UsageInterval::new(bureau("jyj"), start, end, 2_000).expect("interval"),
+        ];
+        let card = RateCard::new("2026-01-01".parse().expect("date"), "CNY")
+            .with_prices(Tier::Gold, Resource::Cpu, d("1"), d("1"))
+            .expect("price");
+        let schedule = RateSchedule::new([card]).expect("schedule");
+        let month = Month::new(2026, 11).expect("month");
+        let mut statement =
+            Statement::build(month, &Calendar::default(), &schedule, &intervals).expect("build");
+        statement
+            .flag_budgets(&BTreeMap::from([("wjw".to_owned(), d("9.00"))]))
+            .expect("flag");
+        let mut waived = Gap::new(start, end, GapKind::Unmetered, "operator down");
+        waived.waived = Some(Waiver {
+            by: "finance".to_owned(),
+            at: end,
+            reason: "settled".to_owned(),
+        });
+        statement.gaps = vec![
+            waived,
+            Gap::new(
+                end,
+                end + jiff::SignedDuration::from_hours(1),
+                GapKind::Reconstructed,
+                "watch lost",
+            ),
+        ];
+        let credit = AdjustmentLine {
+            month,
+            key: LineKey {
+                meter: bureau("wjw"),
+                rate_card: "2026-01-01".parse().expect("date"),
+            },
+            reason: AdjustmentReason::Correction,
+            unit_seconds: -7_200_000,
+            amount: d("-2.00"),
+            unit_price: d("1"),
+            note: "metered twice".to_owned(),
+            issued_by: "finance".to_owned(),
+            issued_at: Some(end),
+        };
+        let adjustments = [credit];
+        let payable = zhengyun_metering::payable(&statement, &adjustments).expect("payable");
+        let names = BTreeMap::from([("wjw".to_owned(), "卫健委".to_owned())]);
+        let standings = [
+            (
+                StatementStatus::Provisional {
+                    covered_until: None,
+                },
+                None,
+            ),
+            (
+                StatementStatus::Provisional {
+                    covered_until: Some(end),
+                },
+                None,
+            ),
+            (
+                StatementStatus::Closed {
+                    closed_at: end,
+                    closed_by: "finance".to_owned(),
+                },
+                Some("ab".repeat(32)),
+            ),
+        ];
+        for (status, seal) in standings {
+            let typed = statement_view(
+                &statement,
+                &status,
+                seal.clone(),
+                &adjustments,
+                &payable,
+                &names,
+            )
+            .expect("a statement view");
+            assert_eq!(
+                serde_json::to_value(&typed).expect("json"),
+                answer_as_json(
+                    &statement,
+                    &status,
+                    seal.as_deref(),
+                    &adjustments,
+                    &payable,
+                    &names
+                )
+            );
+        }
     }
 }

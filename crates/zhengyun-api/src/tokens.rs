@@ -1,23 +1,18 @@
 //! `/api/v1/tokens`: platform admins issue and revoke bearer tokens, auditors read what tokens
 //! exist (never their secrets); anyone can ask who they are. Every token expires.
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::{extract::State, http::StatusCode};
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
+pub use zhengyun_contract::tokens::{CreateToken, IssuedToken, TokenView, WhoAmI};
 use zhengyun_store::{NewToken, Role, TokenId};
 
 use crate::{
-    bureaus::created_at,
     context::{Audit, Caller},
     extract::{Json, Path, Query},
-    page::{PageQuery, page},
+    page::{Page, PageQuery, page},
     problem::{ApiResult, Problem},
+    reply::Created,
     state::AppState,
 };
 
@@ -27,83 +22,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
         .routes(routes!(whoami))
-}
-
-/// A token to issue.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateToken {
-    /// `platform-admin`, `bureau-admin`, `bureau-viewer`, `finance` or `auditor`.
-    #[schema(example = "bureau-admin")]
-    pub role: String,
-    /// The bureau, for bureau roles (and only for them).
-    #[serde(default)]
-    #[schema(example = "wjw")]
-    pub bureau: Option<String>,
-    /// What the token is for (at most 200 characters).
-    #[serde(default)]
-    #[schema(example = "卫健委信息中心 张工")]
-    pub description: String,
-    /// How many days the token lives, from 1 to the configured maximum
-    /// (`--token-max-lifetime-days`, 365 by default); the configured default
-    /// (`--token-lifetime-days`, 90 by default) when absent.
-    #[serde(default)]
-    #[schema(example = 30, minimum = 1)]
-    pub lifetime_days: Option<u32>,
-}
-
-/// A token as listed: never its secret.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenView {
-    /// Public id, in audit entries and change requests.
-    pub id: String,
-    /// Role.
-    pub role: String,
-    /// Bureau, for bureau roles.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bureau: Option<String>,
-    /// Description.
-    pub description: String,
-    /// RFC 3339.
-    pub created_at: String,
-    /// RFC 3339: from then on the token authenticates nobody.
-    pub expires_at: String,
-    /// RFC 3339, once revoked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<String>,
-}
-
-/// A newly issued token: the only time its secret is shown.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IssuedToken {
-    /// Public id.
-    pub id: String,
-    /// The bearer secret. Store it now: it cannot be shown again.
-    pub secret: String,
-    /// Role.
-    pub role: String,
-    /// Bureau, for bureau roles.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bureau: Option<String>,
-    /// RFC 3339: from then on the token authenticates nobody.
-    pub expires_at: String,
-}
-
-/// Who the caller is.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WhoAmI {
-    /// Token id.
-    pub token: String,
-    /// Role.
-    pub role: String,
-    /// Bureau, for bureau roles.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bureau: Option<String>,
-    /// RFC 3339: when the token expires.
-    pub expires_at: String,
 }
 
 /// Every token ever issued, revoked and expired ones included, never a secret (platform admin,
@@ -119,7 +37,7 @@ async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<Page<TokenView>> {
     caller.require(&[Role::PlatformAdmin, Role::Auditor])?;
     let tokens = state.store().list_tokens().await?;
     let views: Vec<TokenView> = tokens
@@ -134,8 +52,7 @@ async fn list_tokens(
             revoked_at: t.revoked_at.map(|at| at.to_string()),
         })
         .collect();
-    let page = page(views, |t| &t.id, query.limit, query.after.as_deref())?;
-    Ok(page.into_response())
+    page(views, |t| &t.id, query.limit, query.after.as_deref())
 }
 
 /// Issues a token for a role (and bureau) that expires after `lifetimeDays` (platform admin).
@@ -149,7 +66,7 @@ async fn create_token(
     caller: Caller,
     audit: Audit,
     Json(body): Json<CreateToken>,
-) -> ApiResult<Response> {
+) -> ApiResult<Created<IssuedToken>> {
     audit.about("token.create", "tokens".to_owned(), body.bureau.as_deref());
     caller.require(&[Role::PlatformAdmin])?;
     zhengyun_model::names::check_visible_text(&body.description)
@@ -204,16 +121,16 @@ async fn create_token(
         )
         .await?;
     audit.note(|n| n.object = Some(format!("tokens/{id}")));
-    Ok(created_at(
-        format!("/api/v1/tokens/{id}"),
-        IssuedToken {
+    Ok(Created {
+        location: format!("/api/v1/tokens/{id}"),
+        body: IssuedToken {
             id: id.as_str().to_owned(),
             secret: secret.expose().to_owned(),
             role: role.as_str().to_owned(),
             bureau: body.bureau,
             expires_at: expires_at.to_string(),
         },
-    ))
+    })
 }
 
 /// Revokes a token; it stops working at once (platform admin).
@@ -226,26 +143,26 @@ async fn revoke_token(
     caller: Caller,
     audit: Audit,
     Path(id): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<StatusCode> {
     audit.about("token.revoke", format!("tokens/{id}"), None);
     caller.require(&[Role::PlatformAdmin])?;
     let id: TokenId = id
         .parse()
         .map_err(|_| Problem::not_found(format!("token {id:?} not found")))?;
     state.store().revoke_token(&id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    state.token_cache().clear();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller's token id, role and bureau.
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "tokens",
     responses((status = 200, body = WhoAmI), (status = 401, body = Problem)),
     security(("bearer" = [])))]
-async fn whoami(caller: Caller) -> ApiResult<Response> {
+async fn whoami(caller: Caller) -> ApiResult<axum::Json<WhoAmI>> {
     Ok(axum::Json(WhoAmI {
         token: caller.name().to_owned(),
         role: caller.role().as_str().to_owned(),
         bureau: caller.bureau().map(str::to_owned),
         expires_at: caller.0.expires_at.to_string(),
-    })
-    .into_response())
+    }))
 }

@@ -1311,3 +1311,46 @@ async fn token_listing_pages_with_limit_and_after_without_gaps_or_repeats() {
         assert!(body["type"].is_string(), "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_token_revoked_here_stops_at_once_and_one_revoked_elsewhere_within_a_second() {
+    let h = harness().await;
+    let whoami = |token: &str| request(Method::GET, "/api/v1/whoami", Some(token), None);
+    let id_of = |secret: &str| -> TokenId {
+        secret
+            .split('_')
+            .nth(1)
+            .expect("id")
+            .parse()
+            .expect("token id")
+    };
+
+    // Revoked through the API: the very next call is refused, although the token was just used.
+    let here = h.token(Role::Finance, None).await;
+    let (status, _, _) = h.call(whoami(&here)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body, _) = h
+        .call(request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", id_of(&here)),
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body, headers) = h.call(whoami(&here)).await;
+    assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+
+    // Revoked in the database by another replica: refused once its last authentication here is
+    // older than the cache keeps it.
+    let elsewhere = h.token(Role::Finance, None).await;
+    let (status, _, _) = h.call(whoami(&elsewhere)).await;
+    assert_eq!(status, StatusCode::OK);
+    h.store
+        .revoke_token(&id_of(&elsewhere))
+        .await
+        .expect("revoke");
+    tokio::time::sleep(zhengyun_api::token_cache::TOKEN_CACHE_TTL).await;
+    let (status, body, headers) = h.call(whoami(&elsewhere)).await;
+    assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+}

@@ -70,14 +70,8 @@ pub struct OperatorConfig {
     /// Most reconciliations running at once, per controller.
     #[arg(long, env = "ZHENGYUN_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
-    /// Database of the metering ledger: `sqlite://PATH?mode=rwc` or `postgres://…`.
-    #[arg(
-        long,
-        env = "ZHENGYUN_DATABASE_URL",
-        default_value = "sqlite://zhengyun.db?mode=rwc",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: zhengyun_store::DatabaseArgs,
     /// Hours before a dev or test environment's `expiresAt` its owners are told, once, with an
     /// `ExpiresSoon` Event and condition.
     #[arg(long, env = "ZHENGYUN_EXPIRY_NOTICE_HOURS", default_value_t = 24)]
@@ -92,7 +86,7 @@ struct Health {
     leading: watch::Receiver<bool>,
 }
 
-/// Runs the operator until `shutdown` resolves, with the ledger at `config.database_url`.
+/// Runs the operator until `shutdown` resolves, with the ledger at `config.database`.
 /// Controllers and the metering sampler run only while this replica leads; losing the Lease
 /// (another replica took it, or the API server was away for longer than the Lease lasts) stops
 /// them until this replica wins the Lease again.
@@ -101,7 +95,7 @@ pub async fn run(
     config: OperatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = zhengyun_store::Store::connect(&config.database_url)
+    let store = zhengyun_store::Store::connect(&config.database.database_url)
         .await
         .context("unable to open the metering ledger (--database-url)")?;
     let result = run_with_store(client, store.clone(), config, shutdown).await;
@@ -116,8 +110,8 @@ pub async fn run_with_store(
     config: OperatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let calendar = Calendar::new(&config.metering.time_zone)
-        .with_context(|| format!("unknown --time-zone {:?}", config.metering.time_zone))?;
+    let calendar = Calendar::new(&config.metering.zone.time_zone)
+        .with_context(|| format!("unknown --time-zone {:?}", config.metering.zone.time_zone))?;
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

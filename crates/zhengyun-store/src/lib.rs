@@ -61,7 +61,7 @@ pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, Reques
 pub use seals::{ClosedStatement, SealVerification, SealedMonth};
 pub use tokens::{
     BootstrapOutcome, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, NewToken, Principal, Role,
-    TokenId, TokenInfo, TokenSecret,
+    TokenId, TokenInfo, TokenSecret, secret_digest,
 };
 
 /// The database behind a [`Store`].
@@ -180,6 +180,21 @@ impl PoolExt for sqlx::PgPool {
     fn dialect(&self, _: &'static str, postgres: &'static str) -> &'static str {
         postgres
     }
+}
+
+/// Where the store is (flag of `zhengyun api`, `operator` and `dev`; in `dev` the API and the
+/// operator share it).
+#[derive(Clone, Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// The database of API tokens, the audit log and the metering ledger:
+    /// `sqlite://PATH?mode=rwc` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "ZHENGYUN_DATABASE_URL",
+        default_value = "sqlite://zhengyun.db?mode=rwc",
+        hide_env_values = true
+    )]
+    pub database_url: String,
 }
 
 impl Store {

@@ -336,6 +336,12 @@ pub fn check_expiry(expires_at: Timestamp, now: Timestamp) -> Result<()> {
     Ok(())
 }
 
+/// The digest a secret is known by: what a cache of authentications may keep instead of the
+/// secret itself.
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    sha256(secret)
+}
+
 impl Store {
     /// Issues a token for `role` (and `bureau`, required for bureau roles and refused for the
     /// others) that expires [`DEFAULT_TOKEN_LIFETIME`] from now. Returns its id and its secret;

@@ -12,6 +12,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::terminal;
@@ -51,6 +52,23 @@ pub struct Answer {
     pub raw: Bytes,
     /// Where the next page of a list starts (the `x-next-after` header), when there is one.
     pub next: Option<String>,
+}
+
+impl Answer {
+    /// The body as the contract type `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
+        decode(&self.body)
+    }
+}
+
+/// `body` as the contract type `T`, or why the API's answer is not one.
+pub fn decode<T: DeserializeOwned>(body: &Value) -> anyhow::Result<T> {
+    serde_json::from_value(body.clone()).with_context(|| {
+        format!(
+            "the API answered with JSON this version does not read as {}",
+            std::any::type_name::<T>()
+        )
+    })
 }
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -106,9 +124,10 @@ impl ApiClient {
         &self,
         method: Method,
         path: &str,
-        body: &Value,
+        body: &impl Serialize,
     ) -> anyhow::Result<Answer> {
-        self.send(method, path, Some(body), "application/json")
+        let body = serde_json::to_vec(body).context("unable to write the request as JSON")?;
+        self.send(method, path, Some(Bytes::from(body)), "application/json")
             .await
     }
 
@@ -122,7 +141,7 @@ impl ApiClient {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Bytes>,
         accept: &str,
     ) -> anyhow::Result<Answer> {
         let url = format!("{}{path}", self.base);
@@ -134,7 +153,7 @@ impl ApiClient {
         let payload = match body {
             Some(body) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(body.to_string())
+                body
             }
             None => Bytes::new(),
         };
@@ -148,7 +167,7 @@ impl ApiClient {
         let status = response.status();
         let next = response
             .headers()
-            .get("x-next-after")
+            .get(zhengyun_contract::NEXT_AFTER_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let raw = response

@@ -4,9 +4,16 @@
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use http::Method;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use zhengyun_contract::{
+    AuditView, BureauView, CreateEnvironment, CreateToken, Decision, EnvironmentView, IssuedToken,
+    Pending, QuotaBody, QuotaIncrease, RequestView, TokenView, UpdateEnvironment, Verification,
+    WhoAmI,
+    statements::{BureauTotalView, SealVerificationView, Standing, StatementView},
+};
+use zhengyun_model::quantity::Resource;
 
-use crate::client::{ApiClient, Connection, segment};
+use crate::client::{ApiClient, Connection, decode, segment};
 use crate::terminal;
 
 /// How to print answers.
@@ -32,7 +39,7 @@ pub struct Common {
     output: Output,
 }
 
-/// Quota amounts given on the command line.
+/// Quota amounts given on the command line, one flag per quota resource.
 #[derive(Clone, Debug, Default, Args)]
 pub struct QuotaArgs {
     /// CPU cores, e.g. `2` or `500m`.
@@ -50,39 +57,53 @@ pub struct QuotaArgs {
     /// Pods.
     #[arg(long)]
     pods: Option<String>,
+    /// Services of type LoadBalancer.
+    #[arg(long)]
+    loadbalancers: Option<String>,
+    /// Persistent volume claims.
+    #[arg(long)]
+    persistentvolumeclaims: Option<String>,
+    /// Services.
+    #[arg(long)]
+    services: Option<String>,
 }
 
+/// The quota flags, for messages.
+const QUOTA_FLAGS: &str = "--cpu, --memory, --storage, --gpu, --pods, --loadbalancers, \
+                           --persistentvolumeclaims, --services";
+
 impl QuotaArgs {
-    fn to_json(&self) -> Value {
-        let mut quota = Map::new();
-        for (key, value) in [
-            ("cpu", &self.cpu),
-            ("memory", &self.memory),
-            ("storage", &self.storage),
-            ("gpu", &self.gpu),
-            ("pods", &self.pods),
-        ] {
-            if let Some(value) = value {
-                quota.insert(key.to_owned(), Value::String(value.clone()));
-            }
+    /// The resources given, as the API's quota.
+    fn body(&self) -> QuotaBody {
+        QuotaBody {
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            storage: self.storage.clone(),
+            gpu: self.gpu.clone(),
+            pods: self.pods.clone(),
+            loadbalancers: self.loadbalancers.clone(),
+            persistentvolumeclaims: self.persistentvolumeclaims.clone(),
+            services: self.services.clone(),
         }
-        Value::Object(quota)
     }
 
     fn is_empty(&self) -> bool {
-        self.to_json().as_object().is_none_or(Map::is_empty)
+        self.body().is_empty()
     }
 }
 
 /// The body of a quota request: the resources to change, each with its new total. One that
 /// names no resource is refused before anything is sent.
-fn quota_request(quota: &QuotaArgs, reason: &str) -> anyhow::Result<Value> {
+fn quota_request(quota: &QuotaArgs, reason: &str) -> anyhow::Result<QuotaIncrease> {
     anyhow::ensure!(
         !quota.is_empty(),
-        "name the resources to change with at least one of --cpu, --memory, --storage, --gpu, \
-         --pods; the others keep their quota"
+        "name the resources to change with at least one of {QUOTA_FLAGS}; the others keep \
+         their quota"
     );
-    Ok(json!({"quota": quota.to_json(), "reason": reason}))
+    Ok(QuotaIncrease {
+        quota: quota.body(),
+        reason: reason.to_owned(),
+    })
 }
 
 /// Commands on a bureau's environments.
@@ -244,22 +265,27 @@ impl ApiCommand {
         let api = ApiClient::new(&common.connection)?;
         let out = common.output;
         match self {
-            ApiCommand::Whoami => print(
-                out,
-                &api.get("/api/v1/whoami").await?.body,
-                &[("token", "token"), ("role", "role"), ("bureau", "bureau")],
-            ),
+            ApiCommand::Whoami => {
+                let answer = api.get("/api/v1/whoami").await?;
+                let me: WhoAmI = answer.decode()?;
+                let columns: [Column<WhoAmI>; 3] = [
+                    ("token", |m| Some(m.token.clone())),
+                    ("role", |m| Some(m.role.clone())),
+                    ("bureau", |m| m.bureau.clone()),
+                ];
+                show(out, &answer.body, &[me], &columns);
+                Ok(())
+            }
             ApiCommand::Env(command) => {
                 let bureau = bureau_of(&api, common.bureau).await?;
                 env(&api, &bureau, command, out).await
             }
             ApiCommand::Quota => {
                 let bureau = bureau_of(&api, common.bureau).await?;
-                let body = api
+                let answer = api
                     .get(&format!("/api/v1/bureaus/{}", segment(&bureau)))
-                    .await?
-                    .body;
-                quota(out, &body);
+                    .await?;
+                quota(out, &answer.body, &answer.decode()?);
                 Ok(())
             }
             ApiCommand::RequestQuota { quota, reason } => {
@@ -267,11 +293,8 @@ impl ApiCommand {
                 let bureau = bureau_of(&api, common.bureau).await?;
                 let path = format!("/api/v1/bureaus/{}/quota-requests", segment(&bureau));
                 let answer = api.send_json(Method::POST, &path, &body).await?;
-                say(
-                    out,
-                    &answer.body,
-                    &terminal::line(answer.body["message"].as_str().unwrap_or("")),
-                );
+                let pending: Pending = answer.decode()?;
+                say(out, &answer.body, &terminal::line(&pending.message));
                 Ok(())
             }
             ApiCommand::Statement { month, csv } => {
@@ -283,41 +306,14 @@ impl ApiCommand {
                 verify: Some(AuditCommand::Verify),
                 ..
             } => {
-                let body = api.get("/api/v1/audit/verify").await?.body;
-                let seals = api.get("/api/v1/statements/verify").await?.body;
-                let audit = if body["intact"] == true {
-                    format!(
-                        "the audit log is intact: {} entries verified",
-                        text(&body["entries"])
-                    )
-                } else {
-                    format!(
-                        "the audit log is BROKEN at entry {}: {}",
-                        text(&body["firstBrokenSeq"]),
-                        text(&body["reason"])
-                    )
-                };
-                let sealed = seals["sealed"].as_array().map_or(0, Vec::len);
-                let unsealed = seals["unsealed"].as_array().map_or(0, Vec::len);
-                let statements = if seals["intact"] == true {
-                    format!(
-                        "the closed statements are intact: {sealed} sealed months verified, \
-                         {unsealed} closed before statements were sealed"
-                    )
-                } else {
-                    format!(
-                        "the closed statements are BROKEN at {}: {}",
-                        text(&seals["firstBrokenMonth"]),
-                        text(&seals["reason"])
-                    )
-                };
-                let both = serde_json::json!({"audit": body, "statements": seals});
-                say(out, &both, &format!("{audit}\n{statements}"));
-                anyhow::ensure!(body["intact"] == true, "audit chain verification failed");
-                anyhow::ensure!(
-                    seals["intact"] == true,
-                    "statement seal verification failed"
-                );
+                let chain = api.get("/api/v1/audit/verify").await?;
+                let seals = api.get("/api/v1/statements/verify").await?;
+                let audit: Verification = chain.decode()?;
+                let statements: SealVerificationView = seals.decode()?;
+                let both = json!({"audit": chain.body, "statements": seals.body});
+                say(out, &both, &verification_report(&audit, &statements));
+                anyhow::ensure!(audit.intact, "audit chain verification failed");
+                anyhow::ensure!(statements.intact, "statement seal verification failed");
                 Ok(())
             }
             ApiCommand::Audit {
@@ -340,30 +336,58 @@ impl ApiCommand {
                 let answer = api
                     .get(&format!("/api/v1/audit?{}", query.join("&")))
                     .await?;
-                let body = answer.body;
-                if let Some(next) = answer.next {
+                if let Some(next) = &answer.next {
                     // A page cut short by its size in bytes: say where the next one starts.
                     eprintln!("more entries follow: repeat with --after {next}");
                 }
-                table(
-                    out,
-                    &body,
-                    &[
-                        ("SEQ", "seq"),
-                        ("AT", "at"),
-                        ("PRINCIPAL", "principal"),
-                        ("ROLE", "role"),
-                        ("BUREAU", "bureau"),
-                        ("ACTION", "action"),
-                        ("OBJECT", "object"),
-                        ("RESULT", "result"),
-                        ("WHO", "principalLabel"),
-                    ],
-                );
+                let entries: Vec<AuditView> = answer.decode()?;
+                let columns: [Column<AuditView>; 9] = [
+                    ("SEQ", |e| Some(e.seq.to_string())),
+                    ("AT", |e| Some(e.at.clone())),
+                    ("PRINCIPAL", |e| Some(e.principal.clone())),
+                    ("ROLE", |e| e.role.clone()),
+                    ("BUREAU", |e| e.bureau.clone()),
+                    ("ACTION", |e| Some(e.action.clone())),
+                    ("OBJECT", |e| Some(e.object.clone())),
+                    ("RESULT", |e| Some(e.result.clone())),
+                    ("WHO", |e| e.principal_label.clone()),
+                ];
+                show(out, &answer.body, &entries, &columns);
                 Ok(())
             }
         }
     }
+}
+
+/// What verifying the audit chain and the statement seals found, in two lines.
+fn verification_report(audit: &Verification, seals: &SealVerificationView) -> String {
+    let audit = if audit.intact {
+        format!(
+            "the audit log is intact: {} entries verified",
+            cell(audit.entries.map(|n| n.to_string()))
+        )
+    } else {
+        format!(
+            "the audit log is BROKEN at entry {}: {}",
+            cell(audit.first_broken_seq.map(|n| n.to_string())),
+            cell(audit.reason.clone())
+        )
+    };
+    let statements = if seals.intact {
+        format!(
+            "the closed statements are intact: {} sealed months verified, {} closed before \
+             statements were sealed",
+            seals.sealed.len(),
+            seals.unsealed.len()
+        )
+    } else {
+        format!(
+            "the closed statements are BROKEN at {}: {}",
+            cell(seals.first_broken_month.clone()),
+            cell(seals.reason.clone())
+        )
+    };
+    format!("{audit}\n{statements}")
 }
 
 /// The bureau to act on: the flag, or the token's own.
@@ -371,21 +395,19 @@ async fn bureau_of(api: &ApiClient, flag: Option<String>) -> anyhow::Result<Stri
     if let Some(bureau) = flag {
         return Ok(bureau);
     }
-    let me = api.get("/api/v1/whoami").await?.body;
-    me["bureau"]
-        .as_str()
-        .map(str::to_owned)
+    let me: WhoAmI = api.get("/api/v1/whoami").await?.decode()?;
+    me.bureau
         .context("this token belongs to no bureau: pass --bureau or set ZHENGYUN_BUREAU")
 }
 
-const ENV_COLUMNS: [(&str, &str); 7] = [
-    ("NAME", "name"),
-    ("PURPOSE", "purpose"),
-    ("TIER", "tier"),
-    ("PHASE", "phase"),
-    ("CPU", "quota.cpu"),
-    ("MEMORY", "quota.memory"),
-    ("STORAGE", "quota.storage"),
+const ENV_COLUMNS: [Column<EnvironmentView>; 7] = [
+    ("NAME", |e| Some(e.name.clone())),
+    ("PURPOSE", |e| Some(e.purpose.clone())),
+    ("TIER", |e| Some(e.tier.clone())),
+    ("PHASE", |e| Some(e.phase.clone())),
+    ("CPU", |e| e.quota.cpu.clone()),
+    ("MEMORY", |e| e.quota.memory.clone()),
+    ("STORAGE", |e| e.quota.storage.clone()),
 ];
 
 async fn env(
@@ -398,19 +420,26 @@ async fn env(
     match command {
         EnvCommand::List => {
             let body = api.get_all(&base).await?;
-            table(out, &body, &ENV_COLUMNS);
+            let environments: Vec<EnvironmentView> = decode(&body)?;
+            show(out, &body, &environments, &ENV_COLUMNS);
         }
         EnvCommand::Show { name } => {
-            let body = api.get(&format!("{base}/{}", segment(&name))).await?.body;
-            print(out, &body, &ENV_COLUMNS)?;
+            let answer = api.get(&format!("{base}/{}", segment(&name))).await?;
+            let environment: EnvironmentView = answer.decode()?;
+            show(
+                out,
+                &answer.body,
+                std::slice::from_ref(&environment),
+                &ENV_COLUMNS,
+            );
             if matches!(out, Output::Table) {
-                for condition in body["conditions"].as_array().into_iter().flatten() {
+                for condition in &environment.conditions {
                     println!(
                         "  {} = {} ({}): {}",
-                        text(&condition["type"]),
-                        text(&condition["status"]),
-                        text(&condition["reason"]),
-                        text(&condition["message"])
+                        terminal::line(&condition.kind),
+                        terminal::line(&condition.status),
+                        terminal::line(&condition.reason),
+                        terminal::line(&condition.message)
                     );
                 }
             }
@@ -421,51 +450,38 @@ async fn env(
             tier,
             quota,
         } => {
-            let mut body = json!({"purpose": purpose, "quota": quota.to_json()});
-            if let Some(name) = name {
-                body["name"] = Value::String(name);
-            }
-            if let Some(tier) = tier {
-                body["tier"] = Value::String(tier);
-            }
+            let body = CreateEnvironment {
+                name,
+                purpose,
+                tier,
+                quota: quota.body(),
+                services: Vec::new(),
+                expires_at: None,
+            };
             let answer = api.send_json(Method::POST, &base, &body).await?;
-            if answer.status == http::StatusCode::ACCEPTED {
-                say(
-                    out,
-                    &answer.body,
-                    &terminal::line(answer.body["message"].as_str().unwrap_or("")),
-                );
+            let message = if answer.status == http::StatusCode::ACCEPTED {
+                terminal::line(&answer.decode::<Pending>()?.message).into_owned()
             } else {
-                say(
-                    out,
-                    &answer.body,
-                    &format!(
-                        "environment {} requested; the operator admits it and creates its namespace \
-                         (see `zhengyun env show {}`)",
-                        text(&answer.body["name"]),
-                        text(&answer.body["name"])
-                    ),
-                );
-            }
+                let created: EnvironmentView = answer.decode()?;
+                let name = terminal::line(&created.name);
+                format!(
+                    "environment {name} requested; the operator admits it and creates its \
+                     namespace (see `zhengyun env show {name}`)"
+                )
+            };
+            say(out, &answer.body, &message);
         }
         EnvCommand::Resize { name, quota } => {
-            anyhow::ensure!(
-                !quota.is_empty(),
-                "give at least one of --cpu, --memory, --storage, --gpu, --pods"
-            );
+            anyhow::ensure!(!quota.is_empty(), "give at least one of {QUOTA_FLAGS}");
             let path = format!("{base}/{}", segment(&name));
-            let current = api.get(&path).await?.body;
-            let mut merged = current["quota"].as_object().cloned().unwrap_or_default();
-            if let Some(new) = quota.to_json().as_object() {
-                merged.extend(new.clone());
-            }
-            let answer = api
-                .send_json(Method::PATCH, &path, &json!({"quota": merged}))
-                .await?;
+            let current: EnvironmentView = api.get(&path).await?.decode()?;
+            let body = UpdateEnvironment {
+                quota: Some(current.quota.merged_with(&quota.body())),
+                services: None,
+            };
+            let answer = api.send_json(Method::PATCH, &path, &body).await?;
             let message = match answer.status {
-                http::StatusCode::ACCEPTED => {
-                    answer.body["message"].as_str().unwrap_or("").to_owned()
-                }
+                http::StatusCode::ACCEPTED => answer.decode::<Pending>()?.message,
                 _ => format!("environment {name} resized"),
             };
             say(out, &answer.body, &message);
@@ -505,53 +521,54 @@ async fn statement(
         print!("{}", terminal::lines(&String::from_utf8_lossy(&answer.raw)));
         return Ok(());
     }
-    let body = api.get(&path).await?.body;
-    match out {
-        Output::Json => println!("{}", pretty(&body)),
-        Output::Table => {
-            let standing = if body["status"] == "closed" {
-                format!(
-                    "closed at {} by {}, seal {}",
-                    text(&body["closedAt"]),
-                    text(&body["closedBy"]),
-                    text(&body["seal"])
-                )
-            } else {
-                format!(
-                    "PROVISIONAL: the ledger covers the month until {}; it may still change",
-                    text(&body["coveredUntil"])
-                )
-            };
-            println!(
-                "month {}  currency {}  {}",
-                text(&body["month"]),
-                text(&body["currency"]),
-                standing
-            );
-            table(
-                out,
-                &body["bureaus"],
-                &[
-                    ("BUREAU", "bureau"),
-                    ("NAME", "displayName"),
-                    ("AMOUNT", "amount"),
-                    ("ADJUSTMENTS", "adjustmentsAmount"),
-                    ("PAYABLE", "payable"),
-                    ("BUDGET", "budget.budget"),
-                    ("USED", "budget.ratio"),
-                    ("LEVEL", "budget.level"),
-                ],
-            );
-            println!(
-                "total {} {}, payable with adjustments {} {} ({})",
-                text(&body["platform"]["amount"]),
-                text(&body["currency"]),
-                text(&body["platform"]["payable"]),
-                text(&body["currency"]),
-                text(&body["status"])
-            );
-        }
+    let answer = api.get(&path).await?;
+    if matches!(out, Output::Json) {
+        println!("{}", pretty(&answer.body));
+        return Ok(());
     }
+    let statement: StatementView = answer.decode()?;
+    let (status, standing) = match &statement.standing {
+        Standing::Closed {
+            closed_at,
+            closed_by,
+        } => (
+            "closed",
+            format!(
+                "closed at {} by {}, seal {}",
+                terminal::line(closed_at),
+                terminal::line(closed_by),
+                cell(statement.seal.clone())
+            ),
+        ),
+        Standing::Provisional { covered_until } => (
+            "provisional",
+            format!(
+                "PROVISIONAL: the ledger covers the month until {}; it may still change",
+                cell(covered_until.clone())
+            ),
+        ),
+    };
+    let currency = terminal::line(&statement.currency);
+    println!(
+        "month {}  currency {currency}  {standing}",
+        terminal::line(&statement.month)
+    );
+    let columns: [Column<BureauTotalView>; 8] = [
+        ("BUREAU", |b| Some(b.bureau.clone())),
+        ("NAME", |b| b.display_name.clone()),
+        ("AMOUNT", |b| Some(b.amount.clone())),
+        ("ADJUSTMENTS", |b| b.adjustments_amount.clone()),
+        ("PAYABLE", |b| b.payable.clone()),
+        ("BUDGET", |b| b.budget.as_ref().map(|b| b.budget.clone())),
+        ("USED", |b| b.budget.as_ref().and_then(|b| b.ratio.clone())),
+        ("LEVEL", |b| b.budget.as_ref().map(|b| b.level.clone())),
+    ];
+    table(&statement.bureaus, &columns);
+    println!(
+        "total {} {currency}, payable with adjustments {} {currency} ({status})",
+        terminal::line(&statement.platform.amount),
+        terminal::line(&statement.platform.payable),
+    );
     Ok(())
 }
 
@@ -563,23 +580,21 @@ async fn requests(api: &ApiClient, command: RequestCommand, out: Output) -> anyh
                 s => format!("/api/v1/requests?state={}", segment(s)),
             };
             let body = api.get_all(&path).await?;
-            table(
-                out,
-                &body,
-                &[
-                    ("ID", "id"),
-                    ("KIND", "kind"),
-                    ("BUREAU", "bureau"),
-                    ("OBJECT", "object"),
-                    ("STATE", "state"),
-                    ("NOTE", "note"),
-                ],
-            );
+            let requests: Vec<RequestView> = decode(&body)?;
+            let columns: [Column<RequestView>; 6] = [
+                ("ID", |r| Some(r.id.clone())),
+                ("KIND", |r| Some(r.kind.clone())),
+                ("BUREAU", |r| Some(r.bureau.clone())),
+                ("OBJECT", |r| Some(r.object.clone())),
+                ("STATE", |r| Some(r.state.clone())),
+                ("NOTE", |r| Some(r.note.clone())),
+            ];
+            show(out, &body, &requests, &columns);
         }
         RequestCommand::Approve { id, reason } => {
             let path = format!("/api/v1/requests/{}/approve", segment(&id));
             let answer = api
-                .send_json(Method::POST, &path, &json!({"reason": reason}))
+                .send_json(Method::POST, &path, &Decision { reason })
                 .await?;
             say(
                 out,
@@ -589,9 +604,10 @@ async fn requests(api: &ApiClient, command: RequestCommand, out: Output) -> anyh
         }
         RequestCommand::Reject { id, reason } => {
             let path = format!("/api/v1/requests/{}/reject", segment(&id));
-            let answer = api
-                .send_json(Method::POST, &path, &json!({"reason": reason}))
-                .await?;
+            let decision = Decision {
+                reason: Some(reason),
+            };
+            let answer = api.send_json(Method::POST, &path, &decision).await?;
             say(out, &answer.body, &format!("request {id} rejected"));
         }
     }
@@ -606,37 +622,38 @@ async fn tokens(api: &ApiClient, command: TokenCommand, out: Output) -> anyhow::
             description,
             lifetime_days,
         } => {
-            let mut body = json!({"role": role, "bureau": for_bureau, "description": description});
-            if let Some(days) = lifetime_days {
-                body["lifetimeDays"] = json!(days);
-            }
+            let body = CreateToken {
+                role,
+                bureau: for_bureau,
+                description,
+                lifetime_days,
+            };
             let answer = api.send_json(Method::POST, "/api/v1/tokens", &body).await?;
+            let issued: IssuedToken = answer.decode()?;
             say(
                 out,
                 &answer.body,
                 &format!(
                     "token {} issued, expires {}; its secret is shown once:\n{}",
-                    text(&answer.body["id"]),
-                    text(&answer.body["expiresAt"]),
-                    text(&answer.body["secret"])
+                    terminal::line(&issued.id),
+                    terminal::line(&issued.expires_at),
+                    terminal::line(&issued.secret)
                 ),
             );
         }
         TokenCommand::List => {
             let body = api.get_all("/api/v1/tokens").await?;
-            table(
-                out,
-                &body,
-                &[
-                    ("ID", "id"),
-                    ("ROLE", "role"),
-                    ("BUREAU", "bureau"),
-                    ("CREATED", "createdAt"),
-                    ("EXPIRES", "expiresAt"),
-                    ("REVOKED", "revokedAt"),
-                    ("DESCRIPTION", "description"),
-                ],
-            );
+            let tokens: Vec<TokenView> = decode(&body)?;
+            let columns: [Column<TokenView>; 7] = [
+                ("ID", |t| Some(t.id.clone())),
+                ("ROLE", |t| Some(t.role.clone())),
+                ("BUREAU", |t| t.bureau.clone()),
+                ("CREATED", |t| Some(t.created_at.clone())),
+                ("EXPIRES", |t| Some(t.expires_at.clone())),
+                ("REVOKED", |t| t.revoked_at.clone()),
+                ("DESCRIPTION", |t| Some(t.description.clone())),
+            ];
+            show(out, &body, &tokens, &columns);
         }
         TokenCommand::Revoke { id } => {
             let answer = api
@@ -648,41 +665,47 @@ async fn tokens(api: &ApiClient, command: TokenCommand, out: Output) -> anyhow::
     Ok(())
 }
 
-fn quota(out: Output, bureau: &Value) {
+/// One row of `zhengyun quota`: a resource with its quota, what is allocated and what is used.
+#[derive(Debug)]
+struct QuotaRow {
+    resource: Resource,
+    quota: Option<String>,
+    allocated: Option<String>,
+    used: Option<String>,
+}
+
+/// The rows of `zhengyun quota`: every quota resource the bureau has a quota or an allocation
+/// of, in the order quotas list them.
+fn quota_rows(bureau: &BureauView) -> Vec<QuotaRow> {
+    Resource::ALL
+        .into_iter()
+        .map(|resource| QuotaRow {
+            resource,
+            quota: bureau.quota.get(resource).map(str::to_owned),
+            allocated: bureau.status.allocated.get(resource).map(str::to_owned),
+            used: bureau.status.used.get(resource).map(str::to_owned),
+        })
+        .filter(|row| row.quota.is_some() || row.allocated.is_some())
+        .collect()
+}
+
+fn quota(out: Output, raw: &Value, bureau: &BureauView) {
     if matches!(out, Output::Json) {
-        println!("{}", pretty(bureau));
+        println!("{}", pretty(raw));
         return;
     }
     println!(
         "{} ({})",
-        text(&bureau["displayName"]),
-        text(&bureau["name"])
+        terminal::line(&bureau.display_name),
+        terminal::line(&bureau.name)
     );
-    let resources = ["cpu", "memory", "storage", "gpu", "pods"];
-    let rows: Vec<Value> = resources
-        .iter()
-        .filter(|r| {
-            !bureau["quota"][**r].is_null() || !bureau["status"]["allocated"][**r].is_null()
-        })
-        .map(|r| {
-            json!({
-                "resource": r,
-                "quota": bureau["quota"][*r],
-                "allocated": bureau["status"]["allocated"][*r],
-                "used": bureau["status"]["used"][*r],
-            })
-        })
-        .collect();
-    table(
-        out,
-        &Value::Array(rows),
-        &[
-            ("RESOURCE", "resource"),
-            ("QUOTA", "quota"),
-            ("ALLOCATED", "allocated"),
-            ("USED", "used"),
-        ],
-    );
+    let columns: [Column<QuotaRow>; 4] = [
+        ("RESOURCE", |r| Some(r.resource.as_str().to_owned())),
+        ("QUOTA", |r| r.quota.clone()),
+        ("ALLOCATED", |r| r.allocated.clone()),
+        ("USED", |r| r.used.clone()),
+    ];
+    table(&quota_rows(bureau), &columns);
 }
 
 fn say(out: Output, body: &Value, message: &str) {
@@ -692,25 +715,24 @@ fn say(out: Output, body: &Value, message: &str) {
     }
 }
 
-fn print(out: Output, body: &Value, columns: &[(&str, &str)]) -> anyhow::Result<()> {
+/// One column of a table: its title, and what a row shows in it (`None` shows as `-`).
+type Column<T> = (&'static str, fn(&T) -> Option<String>);
+
+/// The API's JSON `raw` for `--output json`, or `rows` (the same answer as contract types) as
+/// a table.
+fn show<T>(out: Output, raw: &Value, rows: &[T], columns: &[Column<T>]) {
     match out {
-        Output::Json => println!("{}", pretty(body)),
-        Output::Table => table(out, &Value::Array(vec![body.clone()]), columns),
+        Output::Json => println!("{}", pretty(raw)),
+        Output::Table => table(rows, columns),
     }
-    Ok(())
 }
 
-fn lookup<'a>(value: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(value, |v, key| &v[key])
-}
-
-/// A value as one table cell or line: what it hides from a terminal escaped
+/// A value as one table cell or line: `-` when absent, what it hides from a terminal escaped
 /// ([`terminal::line`]).
-fn text(value: &Value) -> String {
+fn cell(value: Option<String>) -> String {
     match value {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => terminal::line(s).into_owned(),
-        other => terminal::line(&other.to_string()).into_owned(),
+        None => "-".to_owned(),
+        Some(text) => terminal::line(&text).into_owned(),
     }
 }
 
@@ -733,21 +755,10 @@ fn width(text: &str) -> usize {
         .sum()
 }
 
-fn table(out: Output, rows: &Value, columns: &[(&str, &str)]) {
-    if matches!(out, Output::Json) {
-        println!("{}", pretty(rows));
-        return;
-    }
+fn table<T>(rows: &[T], columns: &[Column<T>]) {
     let rows: Vec<Vec<String>> = rows
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|row| {
-            columns
-                .iter()
-                .map(|(_, path)| text(lookup(row, path)))
-                .collect()
-        })
+        .iter()
+        .map(|row| columns.iter().map(|(_, show)| cell(show(row))).collect())
         .collect();
     let mut widths: Vec<usize> = columns.iter().map(|(title, _)| title.len()).collect();
     for row in &rows {
@@ -780,15 +791,16 @@ mod tests {
 
     #[test]
     fn cells_show_control_and_format_characters_escaped() {
-        let name = json!("区卫生\u{202E}委员会\u{1B}[2J\u{200B}\n");
+        let name = "区卫生\u{202E}委员会\u{1B}[2J\u{200B}\n".to_owned();
         assert_eq!(
-            text(&name),
+            cell(Some(name)),
             "区卫生\\u{202e}委员会\\u{1b}[2J\\u{200b}\\u{a}"
         );
         assert_eq!(
-            text(&json!("海淀区 卫生健康委员会（试点）")),
+            cell(Some("海淀区 卫生健康委员会（试点）".to_owned())),
             "海淀区 卫生健康委员会（试点）"
         );
+        assert_eq!(cell(None), "-");
     }
 
     #[test]
@@ -851,8 +863,9 @@ mod tests {
             cpu: Some("32".into()),
             ..Default::default()
         };
+        let body = quota_request(&named, "扩容").expect("a body");
         assert_eq!(
-            quota_request(&named, "扩容").expect("a body"),
+            serde_json::to_value(body).expect("json"),
             json!({"quota": {"cpu": "32"}, "reason": "扩容"})
         );
     }
@@ -864,7 +877,50 @@ mod tests {
             memory: Some("4Gi".into()),
             ..Default::default()
         };
-        assert_eq!(quota.to_json(), json!({"cpu": "2", "memory": "4Gi"}));
+        assert_eq!(
+            serde_json::to_value(quota.body()).expect("json"),
+            json!({"cpu": "2", "memory": "4Gi"})
+        );
         assert!(QuotaArgs::default().is_empty());
+    }
+
+    #[test]
+    fn every_quota_resource_has_a_flag() {
+        let all = QuotaArgs {
+            cpu: Some("1".into()),
+            memory: Some("1Gi".into()),
+            storage: Some("1Gi".into()),
+            gpu: Some("1".into()),
+            pods: Some("1".into()),
+            loadbalancers: Some("1".into()),
+            persistentvolumeclaims: Some("1".into()),
+            services: Some("1".into()),
+        };
+        let body = all.body();
+        for resource in Resource::ALL {
+            assert!(body.get(resource).is_some(), "{resource:?} has no flag");
+            assert!(QUOTA_FLAGS.contains(&format!("--{}", resource.as_str())));
+        }
+    }
+
+    #[test]
+    fn the_quota_shows_every_resource_the_bureau_has_a_quota_or_an_allocation_of() {
+        let bureau: BureauView = serde_json::from_value(json!({
+            "name": "wjw", "displayName": "卫健委", "kind": "bureau",
+            "quota": {"cpu": "8", "services": "10"},
+            "adminGroups": [], "viewerGroups": [],
+            "status": {
+                "allocated": {"cpu": "2", "loadbalancers": "1"},
+                "used": {"cpu": "1"},
+                "environments": 1, "conditions": []
+            },
+            "resourceVersion": "1"
+        }))
+        .expect("a bureau");
+        let shown: Vec<&str> = quota_rows(&bureau)
+            .iter()
+            .map(|r| r.resource.as_str())
+            .collect();
+        assert_eq!(shown, ["cpu", "loadbalancers", "services"]);
     }
 }

@@ -27,17 +27,13 @@ pub struct Cli {
     command: Command,
 }
 
-/// Where money and history are kept.
-#[derive(Clone, Debug, clap::Args)]
-struct DatabaseArgs {
-    /// The database: `sqlite://path?mode=rwc` (created if missing) or `postgres://…`.
-    #[arg(
-        long,
-        env = "ZHENGYUN_DATABASE_URL",
-        default_value = "sqlite://zhengyun.db?mode=rwc",
-        hide_env_values = true
-    )]
-    database_url: String,
+/// How the process stops.
+#[derive(Clone, Copy, Debug, clap::Args)]
+struct ProcessArgs {
+    /// Stop gracefully when standard input closes (for supervisors and test harnesses that
+    /// hold a pipe to the process).
+    #[arg(long, hide = true)]
+    stop_on_stdin_eof: bool,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -62,15 +58,13 @@ enum Command {
         #[command(flatten)]
         api: zhengyun_api::ApiConfig,
         #[command(flatten)]
-        database: DatabaseArgs,
-        /// IANA time zone of statement months (as the operator's `--time-zone`).
-        #[arg(long, env = "ZHENGYUN_TIME_ZONE", default_value = zhengyun_metering::DEFAULT_TIME_ZONE)]
-        time_zone: String,
+        database: zhengyun_store::DatabaseArgs,
+        #[command(flatten)]
+        zone: zhengyun_operator::metering::TimeZoneArgs,
         #[command(flatten)]
         clock: zhengyun_operator::metering::ClockArgs,
-        /// Stop gracefully when standard input closes.
-        #[arg(long, hide = true)]
-        stop_on_stdin_eof: bool,
+        #[command(flatten)]
+        process: ProcessArgs,
     },
     /// Run the API and the operator in one process, for a laptop or a demo.
     Dev {
@@ -80,18 +74,15 @@ enum Command {
         /// ledger live in one database.)
         #[command(flatten)]
         operator: zhengyun_operator::OperatorConfig,
-        /// Stop gracefully when standard input closes.
-        #[arg(long, hide = true)]
-        stop_on_stdin_eof: bool,
+        #[command(flatten)]
+        process: ProcessArgs,
     },
     /// Run the operator: admit environments and reconcile them into namespaces.
     Operator {
         #[command(flatten)]
         config: zhengyun_operator::OperatorConfig,
-        /// Stop gracefully when standard input closes (for supervisors and test harnesses that
-        /// hold a pipe to the process).
-        #[arg(long, hide = true)]
-        stop_on_stdin_eof: bool,
+        #[command(flatten)]
+        process: ProcessArgs,
     },
     #[command(flatten)]
     Client(commands::ApiCommand),
@@ -131,31 +122,33 @@ impl Cli {
             Command::Api {
                 api,
                 database,
-                time_zone,
+                zone,
                 clock,
-                stop_on_stdin_eof,
+                process,
             } => {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
                     let store = zhengyun_store::Store::connect(&database.database_url).await?;
-                    let state = api_state(store, &time_zone, clock.clock())
+                    let state = api_state(store, &zone.time_zone, clock.clock())
                         .await?
                         .with_limits(api.limits);
-                    zhengyun_api::serve(&api, state, shutdown_signal(stop_on_stdin_eof)).await?;
+                    zhengyun_api::serve(&api, state, shutdown_signal(process.stop_on_stdin_eof))
+                        .await?;
                     Ok(())
                 })
             }
             Command::Dev {
                 api,
                 operator,
-                stop_on_stdin_eof,
+                process,
             } => {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
-                    let store = zhengyun_store::Store::connect(&operator.database_url).await?;
+                    let store =
+                        zhengyun_store::Store::connect(&operator.database.database_url).await?;
                     let state = api_state(
                         store.clone(),
-                        &operator.metering.time_zone,
+                        &operator.metering.zone.time_zone,
                         operator.metering.clock.clock(),
                     )
                     .await?
@@ -169,7 +162,7 @@ impl Cli {
                         zhengyun_operator::run(client, operator, stopped(stop.subscribe()));
                     let api_task = zhengyun_api::serve(&api, state, stopped(stop.subscribe()));
                     let signal = async {
-                        shutdown_signal(stop_on_stdin_eof).await;
+                        shutdown_signal(process.stop_on_stdin_eof).await;
                         let _ = stop.send(true);
                     };
                     let (operator_result, api_result, ()) =
@@ -179,14 +172,16 @@ impl Cli {
                     Ok(())
                 })
             }
-            Command::Operator {
-                config,
-                stop_on_stdin_eof,
-            } => {
+            Command::Operator { config, process } => {
                 init_logging(self.log_format);
                 operator_runtime()?.block_on(async {
                     let client = kube::Client::try_default().await?;
-                    zhengyun_operator::run(client, config, shutdown_signal(stop_on_stdin_eof)).await
+                    zhengyun_operator::run(
+                        client,
+                        config,
+                        shutdown_signal(process.stop_on_stdin_eof),
+                    )
+                    .await
                 })
             }
         }

@@ -36,6 +36,15 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// The body as the contract's type `T` (`zhengyun_contract`).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        serde_json::from_value(self.body.clone()).map_err(|e| {
+            anyhow::anyhow!("{} is not a {}: {e}", self.body, std::any::type_name::<T>())
+        })
+    }
+}
+
 impl Api {
     /// A fresh API: in-memory store, bootstrap admin token, operator running.
     pub async fn start() -> anyhow::Result<Self> {
@@ -81,6 +90,7 @@ impl Api {
             ..AuthLimit::default()
         }))
         .with_limits(limits);
+        state.start_cache();
         Ok(Self {
             app: app(state.clone()),
             state,

@@ -10,6 +10,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api as KubeApi;
 use serde_json::{Value, json};
 use zhengyun_api::state::FIELD_MANAGER;
+use zhengyun_contract::{
+    BureauView, CreateBureau, CreateEnvironment, EnvironmentView, QuotaBody, UpdateBureau,
+    UpdateEnvironment,
+};
 use zhengyun_e2e::{api::Api, client, eventually, unique_name};
 use zhengyun_model::crd::{Bureau, CLEANUP_FINALIZER, Environment};
 use zhengyun_store::Role;
@@ -18,26 +22,48 @@ const WAIT: Duration = Duration::from_secs(180);
 
 /// Onboards bureau `code` through the API with `cpu` cores and 64Gi.
 async fn onboard(api: &Api, code: &str, cpu: &str) -> anyhow::Result<()> {
+    let bureau = CreateBureau {
+        name: code.to_owned(),
+        display_name: "海淀区城市管理委员会".to_owned(),
+        kind: "bureau".to_owned(),
+        parent: None,
+        quota: QuotaBody {
+            cpu: Some(cpu.to_owned()),
+            memory: Some("64Gi".to_owned()),
+            storage: Some("100Gi".to_owned()),
+            ..QuotaBody::default()
+        },
+        monthly_budget: None,
+        admin_groups: vec![format!("{code}-admins")],
+        viewer_groups: Vec::new(),
+    };
     let answer = api
         .call(
             Method::POST,
             "/api/v1/bureaus",
             Some(&api.admin),
-            Some(&json!({
-                "name": code,
-                "displayName": "海淀区城市管理委员会",
-                "kind": "bureau",
-                "quota": {"cpu": cpu, "memory": "64Gi", "storage": "100Gi"},
-                "adminGroups": [format!("{code}-admins")],
-            })),
+            Some(&serde_json::to_value(&bureau)?),
         )
         .await?;
     anyhow::ensure!(answer.status == StatusCode::CREATED, "onboard: {answer:?}");
     Ok(())
 }
 
+/// The body requesting environment `name` with `cpu` cores and 1Gi.
 fn env_body(name: &str, purpose: &str, cpu: &str) -> Value {
-    json!({"name": name, "purpose": purpose, "quota": {"cpu": cpu, "memory": "1Gi"}})
+    let request = CreateEnvironment {
+        name: Some(name.to_owned()),
+        purpose: purpose.to_owned(),
+        tier: None,
+        quota: QuotaBody {
+            cpu: Some(cpu.to_owned()),
+            memory: Some("1Gi".to_owned()),
+            ..QuotaBody::default()
+        },
+        services: Vec::new(),
+        expires_at: None,
+    };
+    serde_json::to_value(request).unwrap_or_default()
 }
 
 async fn wait_for_phase(
@@ -1058,4 +1084,134 @@ async fn a_bureau_at_its_environment_or_pending_request_cap_is_refused_with_409(
         second.body
     );
     cleanup(&bureau).await
+}
+
+#[tokio::test]
+async fn a_caller_sees_each_of_its_changes_in_its_next_read_from_the_watch_cache()
+-> anyhow::Result<()> {
+    let api = Api::start().await?;
+    // Reads are served from the cache once it has synced, which `/readyz` waits for.
+    eventually("the watch cache syncs", WAIT, || async {
+        let ready = api.call(Method::GET, "/readyz", None, None).await?;
+        Ok((ready.status == StatusCode::OK).then_some(()))
+    })
+    .await?;
+    let bureau = unique_name("ryw");
+    onboard(&api, &bureau, "8").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let base = format!("/api/v1/bureaus/{bureau}/environments");
+    let quota = |cpu: &str| QuotaBody {
+        cpu: Some(cpu.to_owned()),
+        memory: Some("1Gi".to_owned()),
+        ..QuotaBody::default()
+    };
+    let read = |path: String| {
+        let (api, token) = (&api, &token);
+        async move {
+            let answer = api.call(Method::GET, &path, Some(token), None).await?;
+            anyhow::ensure!(answer.status == StatusCode::OK, "GET {path}: {answer:?}");
+            Ok::<_, anyhow::Error>(answer)
+        }
+    };
+    for round in 0..3 {
+        let name = format!("{bureau}-dev-{round}");
+        let request = CreateEnvironment {
+            name: Some(name.clone()),
+            purpose: "dev".to_owned(),
+            tier: None,
+            quota: quota("1"),
+            services: Vec::new(),
+            expires_at: None,
+        };
+        let created = api
+            .call(
+                Method::POST,
+                &base,
+                Some(&token),
+                Some(&serde_json::to_value(&request)?),
+            )
+            .await?;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let created: EnvironmentView = created.decode()?;
+        let listed: Vec<EnvironmentView> = read(base.clone()).await?.decode()?;
+        assert!(
+            listed.iter().any(|e| e.name == name),
+            "the list right after creating {name} holds it"
+        );
+        let shown: EnvironmentView = read(format!("{base}/{name}")).await?.decode()?;
+        assert_ne!(shown.resource_version, "", "{shown:?}");
+
+        let resize = UpdateEnvironment {
+            quota: Some(quota("2")),
+            services: None,
+        };
+        let resized = api
+            .call(
+                Method::PATCH,
+                &format!("{base}/{name}"),
+                Some(&token),
+                Some(&serde_json::to_value(&resize)?),
+            )
+            .await?;
+        assert_eq!(resized.status, StatusCode::OK, "{:?}", resized.body);
+        let resized: EnvironmentView = resized.decode()?;
+        assert_ne!(resized.resource_version, created.resource_version);
+        let shown: EnvironmentView = read(format!("{base}/{name}")).await?.decode()?;
+        assert_eq!(
+            shown.quota.cpu.as_deref(),
+            Some("2"),
+            "the read right after the resize"
+        );
+
+        let deleted = api
+            .call(
+                Method::DELETE,
+                &format!("{base}/{name}"),
+                Some(&token),
+                None,
+            )
+            .await?;
+        assert_eq!(deleted.status, StatusCode::ACCEPTED, "{:?}", deleted.body);
+        let after = api
+            .call(Method::GET, &format!("{base}/{name}"), Some(&token), None)
+            .await?;
+        match after.status {
+            StatusCode::OK => assert_eq!(after.decode::<EnvironmentView>()?.phase, "Terminating"),
+            status => assert_eq!(status, StatusCode::NOT_FOUND, "{:?}", after.body),
+        }
+    }
+
+    let change = UpdateBureau {
+        display_name: Some("海淀区城市管理委员会（改）".to_owned()),
+        ..UpdateBureau::default()
+    };
+    let changed = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/bureaus/{bureau}"),
+            Some(&api.admin),
+            Some(&serde_json::to_value(&change)?),
+        )
+        .await?;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    let shown: BureauView = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/bureaus/{bureau}"),
+            Some(&api.admin),
+            None,
+        )
+        .await?
+        .decode()?;
+    assert_eq!(shown.display_name, "海淀区城市管理委员会（改）");
+    let listed: Vec<BureauView> = api
+        .call(Method::GET, "/api/v1/bureaus", Some(&api.admin), None)
+        .await?
+        .decode()?;
+    assert!(
+        listed
+            .iter()
+            .any(|b| b.name == bureau && b.display_name == shown.display_name)
+    );
+    Ok(())
 }

@@ -88,11 +88,19 @@ pub struct MeteringConfig {
     /// again; a longer one is recorded as an unmetered gap instead.
     #[arg(long, env = "ZHENGYUN_METERING_MAX_STALE", default_value_t = 600)]
     pub metering_max_stale: u32,
-    /// IANA time zone of billing months and hours.
-    #[arg(long, env = "ZHENGYUN_TIME_ZONE", default_value = zhengyun_metering::DEFAULT_TIME_ZONE)]
-    pub time_zone: String,
+    #[command(flatten)]
+    pub zone: TimeZoneArgs,
     #[command(flatten)]
     pub clock: ClockArgs,
+}
+
+/// The time zone of billing months (flag of `zhengyun operator`, `api` and `dev`; the API and
+/// the operator must be given the same one).
+#[derive(Clone, Debug, clap::Args)]
+pub struct TimeZoneArgs {
+    /// IANA time zone of billing months and hours: of metering, statements and usage.
+    #[arg(long, env = "ZHENGYUN_TIME_ZONE", default_value = zhengyun_metering::DEFAULT_TIME_ZONE)]
+    pub time_zone: String,
 }
 
 /// The clock of metering and billing (flag of `zhengyun operator`, `api` and `dev`).

@@ -1032,7 +1032,9 @@ mod tests {
             metering_lateness: 120,
             metering_max_backfill: max_backfill,
             metering_max_stale: 600,
-            time_zone: "UTC".to_owned(),
+            zone: super::super::TimeZoneArgs {
+                time_zone: "UTC".to_owned(),
+            },
             clock: Default::default(),
         }
     }

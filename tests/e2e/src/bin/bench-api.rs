@@ -175,17 +175,17 @@ async fn main() -> anyhow::Result<()> {
     install_crds(&kube).await?;
     let server = start_server()?;
     let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
+    // Ready: the database and the cluster answer and the API's watch cache has synced.
     for _ in 0..120 {
-        if call(
+        let ready = call(
             &http,
             Method::GET,
-            &format!("{}/healthz", server.url),
+            &format!("{}/readyz", server.url),
             "",
             None,
         )
-        .await
-        .is_ok()
-        {
+        .await;
+        if ready.is_ok_and(|(status, _)| status == StatusCode::OK) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
