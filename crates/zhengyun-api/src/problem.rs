@@ -278,6 +278,15 @@ impl From<kube::Error> for Problem {
             kube::Error::Api(status) => match status.code {
                 404 => Problem::not_found(status.message.clone()),
                 409 => Problem::conflict(status.message.clone()),
+                // Admission (a ValidatingAdmissionPolicy's default reason) or RBAC refused the
+                // API's write: the change is not allowed, and nothing was changed.
+                403 => {
+                    tracing::warn!(error = %ErrorChain(&error), "the cluster refused the API's request");
+                    Problem::forbidden(format!(
+                        "the cluster refused the change: {}",
+                        status.message
+                    ))
+                }
                 400 | 422 => Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid",
@@ -304,3 +313,26 @@ impl From<kube::Error> for Problem {
 
 /// `Result` whose error is a [`Problem`].
 pub type ApiResult<T> = Result<T, Problem>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: u16, message: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": code, "message": message, "reason": "Forbidden"
+        }))
+        .expect("a Status");
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn a_write_the_cluster_forbids_is_a_403_with_its_reason_not_a_500() {
+        let problem = Problem::from(refused(
+            403,
+            "environments.zhengyun.io \"wjw-dev\" is forbidden: ValidatingAdmissionPolicy denied",
+        ));
+        assert_eq!(problem.status(), StatusCode::FORBIDDEN);
+        assert!(problem.detail.contains("ValidatingAdmissionPolicy denied"));
+    }
+}

@@ -511,7 +511,7 @@ async fn waive_gaps(
 /// was closed with (plus earlier adjustments) and what the ledger gives now, e.g. after late
 /// usage arrived (finance, platform admin). The closed lines themselves never change.
 #[utoipa::path(post, path = "/api/v1/statements/{month}/adjustments", tag = "statements",
-    params(("month" = String, Path, description = "YYYY-MM")),
+    params(("month" = String, Path, description = "YYYY-MM"), AdjustQuery),
     responses(
         (status = 200, description = "Nothing to adjust", body = Adjustments),
         (status = 201, description = "Adjustment lines issued", body = Adjustments),
