@@ -141,6 +141,31 @@ impl Api {
         self.call_with(method, uri, token, body, &[]).await
     }
 
+    /// The results of the audit entries for `action`, oldest first, as the platform admin
+    /// reads them.
+    pub async fn audit_results(&self, action: &str) -> anyhow::Result<Vec<String>> {
+        let log = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/audit?action={action}"),
+                Some(&self.admin),
+                None,
+            )
+            .await?;
+        anyhow::ensure!(
+            log.status == StatusCode::OK,
+            "reading the audit log: {}",
+            log.body
+        );
+        Ok(log
+            .body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["result"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// Calls the API and returns the status and the body as text (for CSV).
     pub async fn raw(
         &self,

@@ -229,23 +229,9 @@ async fn finance_and_bureaus_read_priced_statements_and_usage_from_the_ledger() 
     );
     assert_eq!(by_bureau.status, StatusCode::FORBIDDEN);
     assert_eq!(open.status, StatusCode::CONFLICT, "{}", open.body);
-    let log = api
-        .call(
-            Method::GET,
-            "/api/v1/audit?action=statement.close",
-            Some(&api.admin),
-            None,
-        )
-        .await?;
-    let results: Vec<&str> = log
-        .body
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["result"].as_str())
-        .collect();
+    let results = api.audit_results("statement.close").await?;
     assert!(
-        results.ends_with(&["409 Conflict", "403 Forbidden"]),
+        results.ends_with(&["409 Conflict".to_owned(), "403 Forbidden".to_owned()]),
         "{results:?}"
     );
 
