@@ -59,11 +59,11 @@ where
 /// Applies `status` to the status subresource of the cluster-scoped resource `obj`, as `manager`
 /// (forced: each manager owns the status fields it writes). `action` says what it was for.
 /// Returns the object as written.
-pub async fn status<K>(
+pub async fn status<K, S>(
     client: &Client,
     manager: &str,
     obj: &K,
-    status: serde_json::Value,
+    status: &S,
     action: String,
 ) -> Result<K>
 where
@@ -72,8 +72,13 @@ where
         + Debug
         + Serialize
         + DeserializeOwned,
+    S: Serialize + Debug,
 {
-    let patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    let patch = StatusPatch {
+        api_version: &K::api_version(&()),
+        kind: &K::kind(&()),
+        status,
+    };
     Api::<K>::all(client.clone())
         .patch_status(
             &obj.name_any(),
@@ -82,4 +87,14 @@ where
         )
         .await
         .map_err(Error::kube(action))
+}
+
+/// The body of a server-side apply to a status subresource: only the fields of `status` the
+/// manager declares (typed statuses leave out what they do not set).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusPatch<'a, S> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: &'a S,
 }

@@ -18,11 +18,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use zhengyun_model::crd::{
     Bureau, CLEANUP_FINALIZER, CapacityPool, CapacityPoolSpec, Environment, EnvironmentPhase,
-    POOL_NAME,
+    EnvironmentStatus, POOL_NAME,
 };
 use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts};
 
-use crate::conditions::{condition, find, has_same};
+use crate::conditions::{Kind, Observed, Reason, Status, find, has_same, says};
 use crate::expiry::Expiry;
 use crate::metrics::Metrics;
 use crate::resources::{
@@ -140,9 +140,6 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
 /// The longest a converged environment waits before it is looked at again.
 const LONGEST_WAIT: Duration = Duration::from_secs(600);
 
-/// The reason, and condition type, of the notice that an environment expires soon.
-const EXPIRES_SOON: &str = "ExpiresSoon";
-
 /// Field manager of the `ExpiresSoon` condition, apart from the phase reports so that neither
 /// write removes the other's condition.
 const EXPIRY_MANAGER: &str = "zhengyun-expiry";
@@ -160,8 +157,8 @@ async fn expire(env: &Environment, ctx: &Context) -> Result<Option<Option<Durati
     let notified = env
         .status
         .as_ref()
-        .and_then(|s| find(&s.conditions, EXPIRES_SOON))
-        .is_some_and(|c| c.status == "True" && c.message.contains(&stamp));
+        .and_then(|s| find(&s.conditions, Kind::ExpiresSoon))
+        .is_some_and(|c| says(c, Status::True) && c.message.contains(&stamp));
     let now = jiff::Timestamp::now();
     match crate::expiry::decide(expires_at, now, ctx.expiry_notice, notified) {
         Expiry::Never => Ok(Some(None)),
@@ -172,7 +169,7 @@ async fn expire(env: &Environment, ctx: &Context) -> Result<Option<Option<Durati
         }
         Expiry::Expired => {
             let note = format!("expired at {stamp}; the environment and its namespace are deleted");
-            publish(ctx, env, "Expired", &note).await;
+            publish(ctx, env, Reason::Expired, &note).await;
             let name = env.name_any();
             let params = DeleteParams {
                 preconditions: env.uid().map(|uid| kube::api::Preconditions {
@@ -199,18 +196,18 @@ async fn expire(env: &Environment, ctx: &Context) -> Result<Option<Option<Durati
 async fn notify_expiry(env: &Environment, ctx: &Context, stamp: &str) -> Result<()> {
     let status = env.status.clone().unwrap_or_default();
     let message = format!("the environment expires at {stamp} and will then be deleted");
-    let soon = condition(
-        &status.conditions,
-        EXPIRES_SOON,
-        true,
-        EXPIRES_SOON,
+    let soon = Observed::new(&status.conditions, env.metadata.generation).holds(
+        Kind::ExpiresSoon,
+        Reason::ExpiresSoon,
         message.clone(),
-        env.metadata.generation,
     );
-    let body = json!({"conditions": [soon]});
+    let body = EnvironmentStatus {
+        conditions: vec![soon],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("note that environment {} expires soon", env.name_any());
-    apply::status(&ctx.client, EXPIRY_MANAGER, env, body, action).await?;
-    publish(ctx, env, EXPIRES_SOON, &message).await;
+    apply::status(&ctx.client, EXPIRY_MANAGER, env, &body, action).await?;
+    publish(ctx, env, Reason::ExpiresSoon, &message).await;
     Ok(())
 }
 
@@ -373,25 +370,23 @@ async fn report_conflict(env: &Environment, ctx: &Context) -> Result<()> {
          nothing is applied to it until it is removed or the environment is renamed",
         namespace_name(env)
     );
-    let ready = condition(
-        &status.conditions,
-        "Ready",
-        false,
-        "NamespaceConflict",
+    let ready = Observed::new(&status.conditions, env.metadata.generation).fails(
+        Kind::Ready,
+        Reason::NamespaceConflict,
         message.clone(),
-        env.metadata.generation,
     );
     if has_same(&status.conditions, &ready) {
         return Ok(());
     }
-    let body = json!({
-        "phase": EnvironmentPhase::Admitted,
-        "observedGeneration": env.metadata.generation,
-        "conditions": [ready],
-    });
+    let body = EnvironmentStatus {
+        phase: Some(EnvironmentPhase::Admitted),
+        observed_generation: env.metadata.generation,
+        conditions: vec![ready],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("update status of environment {}", env.name_any());
-    apply::status(&ctx.client, MANAGER, env, body, action).await?;
-    publish(ctx, env, "NamespaceConflict", &message).await;
+    apply::status(&ctx.client, MANAGER, env, &body, action).await?;
+    publish(ctx, env, Reason::NamespaceConflict, &message).await;
     Ok(())
 }
 
@@ -530,25 +525,20 @@ async fn report(
     } else {
         EnvironmentPhase::Admitted
     };
-    let (reason, message) = if active {
-        (
-            "NamespaceReady",
+    let said = Observed::new(&status.conditions, env.metadata.generation);
+    let ready = if active {
+        said.holds(
+            Kind::Ready,
+            Reason::NamespaceReady,
             "namespace, quota, limits, network policies and role bindings are in place",
         )
     } else {
-        (
-            "NamespaceNotActive",
+        said.fails(
+            Kind::Ready,
+            Reason::NamespaceNotActive,
             "waiting for the namespace to become Active",
         )
     };
-    let ready = condition(
-        &status.conditions,
-        "Ready",
-        active,
-        reason,
-        message,
-        env.metadata.generation,
-    );
     let unchanged = status.phase == Some(phase)
         && status.namespace.as_deref() == Some(namespace_name(env).as_str())
         && (usage.is_none() || status.usage == usage)
@@ -568,15 +558,16 @@ async fn report(
     if said.is_some_and(|said| ctx.reported.already_said(env, said)) {
         return Ok(());
     }
-    let body = json!({
-        "phase": phase,
-        "namespace": namespace_name(env),
-        "usage": usage.or(status.usage.clone()),
-        "observedGeneration": env.metadata.generation,
-        "conditions": [ready],
-    });
+    let body = EnvironmentStatus {
+        phase: Some(phase),
+        namespace: Some(namespace_name(env)),
+        usage: usage.or(status.usage.clone()),
+        observed_generation: env.metadata.generation,
+        conditions: vec![ready],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("update status of environment {}", env.name_any());
-    let written = apply::status(&ctx.client, MANAGER, env, body, action).await?;
+    let written = apply::status(&ctx.client, MANAGER, env, &body, action).await?;
     if let Some(said) = said {
         ctx.reported.said(env, said, written.resource_version());
     }
@@ -584,7 +575,7 @@ async fn report(
         publish(
             ctx,
             env,
-            "Ready",
+            Reason::Ready,
             "Namespace and everything in it are in place",
         )
         .await;
@@ -609,33 +600,34 @@ async fn report_missing_bureau(env: &Environment, ctx: &Context) -> Result<()> {
         "bureau {:?} does not exist; the environment waits for it",
         env.spec.bureau
     );
-    let admitted = condition(
-        &status.conditions,
-        "Admitted",
-        false,
-        "BureauNotFound",
+    let admitted = Observed::new(&status.conditions, env.metadata.generation).fails(
+        Kind::Admitted,
+        Reason::BureauNotFound,
         message,
-        env.metadata.generation,
     );
     if status.phase == Some(EnvironmentPhase::Pending) && has_same(&status.conditions, &admitted) {
         return Ok(());
     }
-    let body = json!({"phase": EnvironmentPhase::Pending, "conditions": [admitted]});
+    let body = EnvironmentStatus {
+        phase: Some(EnvironmentPhase::Pending),
+        conditions: vec![admitted],
+        ..EnvironmentStatus::default()
+    };
     let action = format!(
         "report the missing bureau of environment {}",
         env.name_any()
     );
-    apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
+    apply::status(&ctx.client, ADMISSION_MANAGER, env, &body, action).await?;
     Ok(())
 }
 
 /// Publishes an Event about `env`; failing to publish one never fails a reconciliation.
-async fn publish(ctx: &Context, env: &Environment, reason: &str, note: &str) {
+async fn publish(ctx: &Context, env: &Environment, reason: Reason, note: &str) {
     let event = KubeEvent {
         type_: EventType::Normal,
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         note: Some(note.into()),
-        action: reason.into(),
+        action: reason.as_str().into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &env.object_ref(&())).await {
@@ -677,17 +669,18 @@ async fn release_quota(env: &Environment, ctx: &Context) -> Result<()> {
     if status.admitted_quota.is_none() {
         return Ok(());
     }
-    let admitted = condition(
-        &status.conditions,
-        "Admitted",
-        false,
-        "Released",
+    let admitted = Observed::new(&status.conditions, env.metadata.generation).fails(
+        Kind::Admitted,
+        Reason::Released,
         "the namespace is gone; the quota is released",
-        env.metadata.generation,
     );
-    let body = json!({"phase": EnvironmentPhase::Terminating, "conditions": [admitted]});
+    let body = EnvironmentStatus {
+        phase: Some(EnvironmentPhase::Terminating),
+        conditions: vec![admitted],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("release the quota of environment {}", env.name_any());
-    apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
+    apply::status(&ctx.client, ADMISSION_MANAGER, env, &body, action).await?;
     Ok(())
 }
 
@@ -696,20 +689,18 @@ async fn mark_terminating(env: &Environment, ctx: &Context) -> Result<()> {
     if status.phase == Some(EnvironmentPhase::Terminating) {
         return Ok(());
     }
-    let previous = find(&status.conditions, "Ready")
-        .cloned()
-        .into_iter()
-        .collect::<Vec<_>>();
-    let ready = condition(
-        &previous,
-        "Ready",
-        false,
-        "Terminating",
+    let ready = Observed::new(&status.conditions, env.metadata.generation).fails(
+        Kind::Ready,
+        Reason::Terminating,
         "the environment is being deleted",
-        env.metadata.generation,
     );
-    let body = json!({"phase": EnvironmentPhase::Terminating, "namespace": namespace_name(env), "conditions": [ready]});
+    let body = EnvironmentStatus {
+        phase: Some(EnvironmentPhase::Terminating),
+        namespace: Some(namespace_name(env)),
+        conditions: vec![ready],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("mark environment {} terminating", env.name_any());
-    apply::status(&ctx.client, MANAGER, env, body, action).await?;
+    apply::status(&ctx.client, MANAGER, env, &body, action).await?;
     Ok(())
 }
