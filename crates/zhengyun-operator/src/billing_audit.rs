@@ -29,12 +29,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
-use kube::runtime::reflector::{self, Store as Reflection};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::reflector::Store as Reflection;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use zhengyun_model::crd::{Bureau, Environment, RateCard};
 use zhengyun_store::{AuditEntry, Observed, Store};
+
+use crate::runtime::watches::{self, ManagedFields, Watched};
 
 /// The outcome written in every entry of this module.
 pub const RESULT: &str = "observed";
@@ -392,12 +394,10 @@ fn reflected<K>(
     futures::stream::BoxStream<'static, Option<usize>>,
 )
 where
-    K: Audited + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: Audited + Watched,
 {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
+    let (reader, events) = watches::reflected::<K>(client, ManagedFields::Kept);
+    let stream = events
         .map(move |e| matches!(e, Ok(watcher::Event::InitDone)).then_some(slot))
         .boxed();
     (reader, stream)

@@ -28,8 +28,9 @@ use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
 use crate::recent::RecentWrites;
 use crate::resources::QUOTA_NAME;
+use crate::runtime::applier::Applier;
 use crate::spacing::Spacing;
-use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
+use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
 
 const CONTROLLER: &str = "bureau";
 /// How far apart two writes of one bureau's rollup are at least (see [`Spacing`]).
@@ -39,7 +40,10 @@ const DECISIONS_AT_ONCE: usize = 8;
 
 /// What the bureau controller needs.
 pub(crate) struct Context {
+    /// For reads.
     pub client: Client,
+    /// Every write.
+    pub applier: Applier,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub bureaus: kube::runtime::reflector::Store<Bureau>,
@@ -222,7 +226,10 @@ async fn record(
         return Ok(());
     }
     let action = format!("record admission of environment {}", env.name_any());
-    let written = apply::status(&ctx.client, ADMISSION_MANAGER, env, &status, action).await?;
+    let written = ctx
+        .applier
+        .status(ADMISSION_MANAGER, env, &status, action)
+        .await?;
     ctx.decided.remember(written);
     if let Some((reason, note)) = event {
         let type_ = if reason == Reason::Admitted {
@@ -365,7 +372,7 @@ async fn report(
         return Ok(Some(wait));
     }
     let action = format!("update status of bureau {name}");
-    apply::status(&ctx.client, MANAGER, bureau, &wanted, action).await?;
+    ctx.applier.status(MANAGER, bureau, &wanted, action).await?;
     ctx.rollups.wrote(&name, Instant::now());
     Ok(None)
 }

@@ -29,8 +29,9 @@ use crate::resources::{
     Catalog, Inputs, Materialized, capped_by_environment, made_for, materialize, namespace_name,
     owned_by,
 };
-use crate::versions::{ChildVersions, digest, is_later};
-use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
+use crate::runtime::applier::Applier;
+use crate::versions::{digest, is_later};
+use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
 
 const CONTROLLER: &str = "environment";
 
@@ -42,7 +43,8 @@ pub(crate) struct Context {
     pub recorder: Recorder,
     pub bureaus: Store<Bureau>,
     pub pools: Store<CapacityPool>,
-    pub versions: Arc<ChildVersions>,
+    /// Every write, and the decision not to write an unchanged child.
+    pub applier: Applier,
     pub reported: Reports,
     /// How long before a dev or test environment expires its owners are told.
     pub expiry_notice: Duration,
@@ -206,7 +208,9 @@ async fn notify_expiry(env: &Environment, ctx: &Context, stamp: &str) -> Result<
         ..EnvironmentStatus::default()
     };
     let action = format!("note that environment {} expires soon", env.name_any());
-    apply::status(&ctx.client, EXPIRY_MANAGER, env, &body, action).await?;
+    ctx.applier
+        .status(EXPIRY_MANAGER, env, &body, action)
+        .await?;
     publish(ctx, env, Reason::ExpiresSoon, &message).await;
     Ok(())
 }
@@ -302,7 +306,7 @@ where
     let ns = namespace_name(env);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let kind = K::kind(&());
-    for name in ctx.versions.present::<K>(&ns) {
+    for name in ctx.applier.versions().present::<K>(&ns) {
         if keep.contains(&name) {
             continue;
         }
@@ -385,7 +389,7 @@ async fn report_conflict(env: &Environment, ctx: &Context) -> Result<()> {
         ..EnvironmentStatus::default()
     };
     let action = format!("update status of environment {}", env.name_any());
-    apply::status(&ctx.client, MANAGER, env, &body, action).await?;
+    ctx.applier.status(MANAGER, env, &body, action).await?;
     publish(ctx, env, Reason::NamespaceConflict, &message).await;
     Ok(())
 }
@@ -423,14 +427,14 @@ async fn apply_all(
     env: &Environment,
     desired: Materialized,
 ) -> Result<Option<(bool, Option<Quota>)>> {
-    let client = &ctx.client;
-    let versions = &ctx.versions;
+    let applier = &ctx.applier;
+    let versions = applier.versions();
     let ns = desired.namespace.name_any();
     if !versions.unchanged(&desired.namespace) {
         if !claim_namespace(ctx, env, &desired.namespace).await? {
             return Ok(None);
         }
-        let applied = apply::cluster(client, &desired.namespace).await?;
+        let applied = applier.cluster(&desired.namespace).await?;
         versions.wrote(&desired.namespace, &applied);
         versions.note_namespace(&applied);
     }
@@ -438,27 +442,19 @@ async fn apply_all(
     let quota = &desired.quota;
     tasks.push(Box::pin(async move {
         if !versions.unchanged(quota) {
-            let applied = apply::namespaced(client, quota).await?;
+            let applied = applier.namespaced(quota).await?;
             versions.wrote(quota, &applied);
             versions.note_quota(&applied);
             versions.note_uncounted_quota(&applied);
         }
         Ok(())
     }));
-    tasks.push(Box::pin(apply_if_changed(
-        client,
-        versions,
-        &desired.limits,
-    )));
-    tasks.push(Box::pin(apply_if_changed(
-        client,
-        versions,
-        &desired.other_classes,
-    )));
+    tasks.push(Box::pin(applier.child(&desired.limits)));
+    tasks.push(Box::pin(applier.child(&desired.other_classes)));
     macro_rules! apply_each {
         ($($list:ident),+) => {$(
             for o in &desired.$list {
-                tasks.push(Box::pin(apply_if_changed(client, versions, o)));
+                tasks.push(Box::pin(applier.child(o)));
             }
         )+};
     }
@@ -473,23 +469,6 @@ async fn apply_all(
         observed.active.unwrap_or(false),
         observed.used.map(|used| usage_from(&used, env)),
     )))
-}
-
-/// Applies a namespaced child unless it is exactly as last written and untouched since.
-async fn apply_if_changed<K>(client: &Client, versions: &ChildVersions, obj: &K) -> Result<()>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::Serialize
-        + serde::de::DeserializeOwned,
-{
-    if versions.unchanged(obj) {
-        return Ok(());
-    }
-    let applied = apply::namespaced(client, obj).await?;
-    versions.wrote(obj, &applied);
-    Ok(())
 }
 
 /// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's: only
@@ -567,7 +546,7 @@ async fn report(
         ..EnvironmentStatus::default()
     };
     let action = format!("update status of environment {}", env.name_any());
-    let written = apply::status(&ctx.client, MANAGER, env, &body, action).await?;
+    let written = ctx.applier.status(MANAGER, env, &body, action).await?;
     if let Some(said) = said {
         ctx.reported.said(env, said, written.resource_version());
     }
@@ -617,7 +596,9 @@ async fn report_missing_bureau(env: &Environment, ctx: &Context) -> Result<()> {
         "report the missing bureau of environment {}",
         env.name_any()
     );
-    apply::status(&ctx.client, ADMISSION_MANAGER, env, &body, action).await?;
+    ctx.applier
+        .status(ADMISSION_MANAGER, env, &body, action)
+        .await?;
     Ok(())
 }
 
@@ -645,7 +626,7 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action> {
         .map_err(Error::kube(format!("read namespace {name}")))?
     else {
         release_quota(env, ctx).await?;
-        ctx.versions.forget_namespace(&name);
+        ctx.applier.versions().forget_namespace(&name);
         ctx.reported.forget(env);
         return Ok(Action::await_change());
     };
@@ -680,7 +661,9 @@ async fn release_quota(env: &Environment, ctx: &Context) -> Result<()> {
         ..EnvironmentStatus::default()
     };
     let action = format!("release the quota of environment {}", env.name_any());
-    apply::status(&ctx.client, ADMISSION_MANAGER, env, &body, action).await?;
+    ctx.applier
+        .status(ADMISSION_MANAGER, env, &body, action)
+        .await?;
     Ok(())
 }
 
@@ -701,6 +684,6 @@ async fn mark_terminating(env: &Environment, ctx: &Context) -> Result<()> {
         ..EnvironmentStatus::default()
     };
     let action = format!("mark environment {} terminating", env.name_any());
-    apply::status(&ctx.client, MANAGER, env, &body, action).await?;
+    ctx.applier.status(MANAGER, env, &body, action).await?;
     Ok(())
 }

@@ -9,18 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::{Client, ResourceExt};
 use zhengyun_metering::{Calendar, RateSchedule};
 use zhengyun_model::crd::{Condition, RateCard, RateCardStatus};
 
 use crate::conditions::{Kind, Observed, Reason, has_same};
-use crate::{Error, MANAGER, Result, apply};
+use crate::runtime::applier::Applier;
+use crate::{Error, MANAGER, Result};
 
 /// What the rate-card controller reads.
 pub(crate) struct Context {
-    pub client: Client,
+    pub applier: Applier,
     pub cards: Store<RateCard>,
     pub calendar: Calendar,
 }
@@ -35,16 +36,16 @@ pub(crate) async fn reconcile(card: Arc<RateCard>, ctx: Arc<Context>) -> Result<
         .unwrap_or_default();
     let wanted = in_force_condition(&card, &all, &ctx.calendar, previous);
     if !has_same(previous, &wanted) {
-        apply::status(
-            &ctx.client,
-            MANAGER,
-            &*card,
-            &RateCardStatus {
-                conditions: vec![wanted],
-            },
-            format!("set the status of RateCard {}", card.name_any()),
-        )
-        .await?;
+        ctx.applier
+            .status(
+                MANAGER,
+                &*card,
+                &RateCardStatus {
+                    conditions: vec![wanted],
+                },
+                format!("set the status of RateCard {}", card.name_any()),
+            )
+            .await?;
     }
     // Another card can change this one's standing (the first card's exception): look again.
     Ok(Action::requeue(Duration::from_secs(3600)))

@@ -14,8 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::reflector::Store as Reflection;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use rust_decimal::Decimal;
 use zhengyun_metering::{
     AdjustmentLine, BudgetStatus, Calendar, Month, Statement, budget_status, forecast_month_end,
@@ -24,6 +23,8 @@ use zhengyun_metering::{
 use zhengyun_model::crd::{Bureau, BureauStatus};
 
 use super::MeteringMetrics;
+use crate::runtime::applier::Applier;
+use crate::runtime::watches::{ManagedFields, reflected};
 
 /// Field manager of the cost fields of `Bureau.status`.
 pub const MANAGER: &str = "zhengyun-metering";
@@ -181,15 +182,8 @@ pub(crate) async fn write_status(
     metrics: Arc<MeteringMetrics>,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let (bureaus, writer) = reflector::store::<Bureau>();
-    let mut events = watcher(
-        Api::<Bureau>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(crate::no_managed_fields)
-    .reflect(writer)
-    .boxed();
+    let (bureaus, mut events) = reflected::<Bureau>(&client, ManagedFields::Dropped);
+    let applier = Applier::new(client, Default::default());
     let mut tick = tokio::time::interval(WRITE_EVERY);
     tokio::pin!(stop);
     loop {
@@ -218,8 +212,9 @@ pub(crate) async fn write_status(
                 continue;
             }
             let action = format!("write the cost of bureau {name}");
-            if let Err(e) =
-                crate::apply::status(&client, MANAGER, bureau.as_ref(), &status, action).await
+            if let Err(e) = applier
+                .status(MANAGER, bureau.as_ref(), &status, action)
+                .await
             {
                 tracing::warn!(error = %e, "unable to write a bureau's cost; retrying");
             }

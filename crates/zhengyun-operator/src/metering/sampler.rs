@@ -9,8 +9,8 @@ use futures::stream::BoxStream;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::runtime::reflector::{self, Store as Reflection};
+use kube::runtime::watcher as watch;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource, ResourceExt};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -24,6 +24,7 @@ use super::metrics::MeteringMetrics;
 use super::observe::{claim_consumption, pod_consumption, reserved};
 use super::tracker::{Source, SourceClass, Tracker};
 use super::{MeteringConfig, STREAM};
+use crate::runtime::watches::{ManagedFields, Watched, reflected};
 
 /// One thing the loop reacts to.
 enum Input {
@@ -98,8 +99,8 @@ pub(crate) async fn run(
         return;
     };
     let mut owed = owed;
-    let (bureaus, bureau_stream) = reflected::<Bureau>(&client);
-    let (cards, card_stream) = reflected::<RateCard>(&client);
+    let (bureaus, bureau_stream) = prices::<Bureau>(&client);
+    let (cards, card_stream) = prices::<RateCard>(&client);
     let (envs, mut env_writer) = reflector::store();
     metrics.watch(bureaus.clone(), envs.clone());
     let env_stream = relisting(
@@ -336,21 +337,9 @@ async fn restore(
 }
 
 /// A reflector-backed store of `K` and its events as [`Input::Prices`].
-fn reflected<K>(client: &Client) -> (Reflection<K>, BoxStream<'static, Input>)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watch(Api::<K>::all(client.clone()), Default::default())
-        .default_backoff()
-        .modify(crate::no_managed_fields)
-        .reflect(writer)
+fn prices<K: Watched>(client: &Client) -> (Reflection<K>, BoxStream<'static, Input>) {
+    let (reader, events) = reflected::<K>(client, ManagedFields::Dropped);
+    let stream = events
         .map(|e| e.map_or_else(|e| Input::WatchError(None, e), |_| Input::Prices))
         .boxed();
     (reader, stream)
