@@ -1,14 +1,16 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so that two replicas of the operator
-//! never reconcile at once. Every write carries the Lease's resourceVersion as a precondition:
-//! of two candidates racing for an expired Lease exactly one wins, the other gets 409 Conflict.
+//! never reconcile at once, with the `kube-lease-manager` crate.
+//!
+//! A candidate campaigns until it holds the Lease, then renews it `grace` before it runs out.
+//! A leader whose renewal fails stops leading at once, while its claim still holds, and campaigns
+//! again as a new candidate (`<holder>-<n>`): it leads again only by winning the Lease like any
+//! standby, once its old claim has run out or was released, never by trusting a claim it could
+//! not renew. On shutdown a leader releases the Lease, so that a standby takes over at once.
 
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{ObjectMeta, PostParams};
-use kube::{Api, Client};
+use kube::Client;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 
 /// Where the Lease lives and who we are.
@@ -20,180 +22,150 @@ pub struct LeaseConfig {
     pub name: String,
     /// This replica's identity (pod name and a random suffix).
     pub holder: String,
-    /// How long a leader's claim lasts without renewal.
+    /// How long a leader's claim lasts without renewal (at least 3 s).
     pub ttl: Duration,
 }
 
-/// The outcome of one attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Leadership {
-    /// We hold the Lease until at least `ttl` from now.
-    Leading,
-    /// Another live replica holds it.
-    Following,
+impl LeaseConfig {
+    /// The Lease's duration in whole seconds, at least 3.
+    fn seconds(&self) -> u64 {
+        self.ttl.as_secs().max(3)
+    }
+
+    /// How long before its claim runs out a leader renews it: a third of the duration, so that
+    /// a renewal that fails leaves that long to stop before another replica may take over.
+    fn grace(&self) -> u64 {
+        (self.seconds() / 3).max(1)
+    }
+
+    /// The identity of this replica's `round`-th candidacy (0: the first).
+    fn identity(&self, round: u32) -> String {
+        if round == 0 {
+            self.holder.clone()
+        } else {
+            format!("{}-{round}", self.holder)
+        }
+    }
 }
 
-/// A candidate for the Lease.
-#[derive(Debug)]
-pub struct LeaseLock {
-    api: Api<Lease>,
+/// Campaigns for the Lease until `stop` says so, publishing on `leading` whether this replica
+/// leads; releases the Lease on the way out if it holds it.
+pub async fn campaign(
+    client: Client,
     config: LeaseConfig,
+    leading: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let retry = Duration::from_secs(config.grace());
+    let mut round = 0;
+    loop {
+        let built = tokio::select! {
+            built = candidate(&client, &config, round) => built,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        round += 1;
+        let manager = match built {
+            Ok(manager) => manager,
+            Err(error) => {
+                tracing::warn!(%error, lease = %config.name, "unable to read the leader Lease; retrying");
+                if pause(retry, &mut stop).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        if hold(&manager, &config, &leading, &mut stop).await {
+            if *leading.borrow()
+                && let Err(error) = manager.release().await
+            {
+                tracing::warn!(%error, "unable to release the leader Lease");
+            }
+            break;
+        }
+        // Renewal failed: stop leading now, while the claim still holds, and campaign anew.
+        leading.send_replace(false);
+        if pause(retry, &mut stop).await {
+            break;
+        }
+    }
+    leading.send_replace(false);
 }
 
-impl LeaseLock {
-    /// A candidate using `client`.
-    pub fn new(client: Client, config: LeaseConfig) -> Self {
-        let api = Api::namespaced(client, &config.namespace);
-        Self { api, config }
-    }
+/// A fresh candidate for the Lease, creating the Lease if there is none.
+async fn candidate(
+    client: &Client,
+    config: &LeaseConfig,
+    round: u32,
+) -> kube_lease_manager::Result<LeaseManager> {
+    LeaseManagerBuilder::new(client.clone(), &config.name)
+        .with_namespace(&config.namespace)
+        .with_identity(config.identity(round))
+        .with_duration(config.seconds())
+        .with_grace(config.grace())
+        .build()
+        .await
+}
 
-    /// Takes the Lease if it is free or expired, renews it if it is ours.
-    pub async fn try_acquire_or_renew(&self) -> Result<Leadership, kube::Error> {
-        let now = Timestamp::now();
-        let Some(current) = self.api.get_opt(&self.config.name).await? else {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(self.config.name.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(self.claim(now, None)),
-            };
-            return self.write(self.api.create(&PostParams::default(), &lease).await);
-        };
-        let spec = current.spec.clone().unwrap_or_default();
-        let ours = spec.holder_identity.as_deref() == Some(self.config.holder.as_str());
-        if !ours && !expired(&spec, now) {
-            return Ok(Leadership::Following);
-        }
-        let mut next = current;
-        next.spec = Some(self.claim(now, Some(&spec)));
-        self.write(
-            self.api
-                .replace(&self.config.name, &PostParams::default(), &next)
-                .await,
-        )
-    }
-
-    /// Gives the Lease up (on graceful shutdown) so a standby takes over at once.
-    pub async fn release(&self) -> Result<(), kube::Error> {
-        let Some(mut current) = self.api.get_opt(&self.config.name).await? else {
-            return Ok(());
-        };
-        let spec = current.spec.get_or_insert_with(LeaseSpec::default);
-        if spec.holder_identity.as_deref() != Some(self.config.holder.as_str()) {
-            return Ok(());
-        }
-        spec.holder_identity = None;
-        spec.renew_time = None;
-        self.api
-            .replace(&self.config.name, &PostParams::default(), &current)
-            .await?;
-        Ok(())
-    }
-
-    fn claim(&self, now: Timestamp, previous: Option<&LeaseSpec>) -> LeaseSpec {
-        let ours = previous.and_then(|p| p.holder_identity.as_deref())
-            == Some(self.config.holder.as_str());
-        let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
-        LeaseSpec {
-            holder_identity: Some(self.config.holder.clone()),
-            lease_duration_seconds: Some(
-                i32::try_from(self.config.ttl.as_secs()).unwrap_or(i32::MAX),
-            ),
-            acquire_time: if ours {
-                previous.and_then(|p| p.acquire_time.clone())
-            } else {
-                Some(MicroTime(now))
+/// Follows `manager` until `stop` (returns `true`) or until a call to the API server fails
+/// (returns `false`), publishing each change of leadership on `leading`.
+async fn hold(
+    manager: &LeaseManager,
+    config: &LeaseConfig,
+    leading: &watch::Sender<bool>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        tokio::select! {
+            changed = manager.changed() => match changed {
+                Ok(now) => {
+                    leading.send_replace(now);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, lease = %config.name, "unable to renew or read the leader Lease");
+                    return false;
+                }
             },
-            renew_time: Some(MicroTime(now)),
-            lease_transitions: Some(if ours || previous.is_none() {
-                transitions
-            } else {
-                transitions + 1
-            }),
-            ..LeaseSpec::default()
+            _ = stop.wait_for(|s| *s) => return true,
         }
-    }
-
-    fn write(&self, result: Result<Lease, kube::Error>) -> Result<Leadership, kube::Error> {
-        match result {
-            Ok(_) => Ok(Leadership::Leading),
-            // Someone else wrote first (409) or created it first (409 AlreadyExists).
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Leadership::Following),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Keeps trying every `ttl / 3`, publishing the current leadership on `tx`. Returns when
-    /// `shutdown` fires (releasing the Lease if held).
-    pub async fn run(self, tx: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
-        let period = self.config.ttl / 3;
-        let mut last_success = tokio::time::Instant::now();
-        loop {
-            match self.try_acquire_or_renew().await {
-                Ok(state) => {
-                    last_success = tokio::time::Instant::now();
-                    tx.send_replace(state == Leadership::Leading);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, lease = %self.config.name, "unable to renew the leader Lease");
-                    // A leader that cannot renew must stop acting before its claim runs out.
-                    if last_success.elapsed() >= period * 2 {
-                        tx.send_replace(false);
-                    }
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(period) => {}
-                _ = shutdown.changed() => break,
-            }
-        }
-        if *tx.borrow()
-            && let Err(e) = self.release().await
-        {
-            tracing::warn!(error = %e, "unable to release the leader Lease");
-        }
-        tx.send_replace(false);
     }
 }
 
-fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
-    let Some(MicroTime(renewed)) = spec.renew_time else {
-        return true;
-    };
-    let ttl = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
-    renewed
-        .saturating_add(ttl)
-        .map(|until| until < now)
-        .unwrap_or(true)
+/// Waits `period`; `true` if `stop` came first.
+async fn pause(period: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => false,
+        _ = stop.wait_for(|s| *s) => true,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(renewed_secs_ago: i64, ttl: i32) -> LeaseSpec {
-        let now = Timestamp::now();
-        LeaseSpec {
-            holder_identity: Some("other".into()),
-            lease_duration_seconds: Some(ttl),
-            renew_time: Some(MicroTime(now - SignedDuration::from_secs(renewed_secs_ago))),
-            ..LeaseSpec::default()
+    fn config(seconds: u64) -> LeaseConfig {
+        LeaseConfig {
+            namespace: "kube-system".into(),
+            name: "zhengyun-operator".into(),
+            holder: "op-a".into(),
+            ttl: Duration::from_secs(seconds),
         }
     }
 
     #[test]
-    fn a_lease_renewed_within_its_duration_is_held() {
-        assert!(!expired(&spec(5, 15), Timestamp::now()));
+    fn a_leader_renews_a_third_of_its_lease_before_it_runs_out() {
+        assert_eq!((config(15).seconds(), config(15).grace()), (15, 5));
+        assert_eq!((config(3).seconds(), config(3).grace()), (3, 1));
+        assert_eq!(
+            (config(1).seconds(), config(1).grace()),
+            (3, 1),
+            "at least 3 s"
+        );
     }
 
     #[test]
-    fn a_lease_not_renewed_for_longer_than_its_duration_is_free() {
-        assert!(expired(&spec(20, 15), Timestamp::now()));
-    }
-
-    #[test]
-    fn a_released_lease_is_free() {
-        assert!(expired(&LeaseSpec::default(), Timestamp::now()));
+    fn each_new_candidacy_has_an_identity_of_its_own() {
+        let c = config(15);
+        assert_eq!(c.identity(0), "op-a");
+        assert_eq!(c.identity(2), "op-a-2");
     }
 }

@@ -23,7 +23,7 @@ use crate::metering::{self, MeteringConfig};
 use crate::metrics::Metrics;
 use crate::{Error, Result, cluster, environments};
 use applier::Applier;
-use lease::{LeaseConfig, LeaseLock};
+use lease::LeaseConfig;
 
 /// Settings of the operator (flags of `zhengyun operator`).
 #[derive(Clone, Debug, clap::Args)]
@@ -103,16 +103,18 @@ pub async fn run_with_store(
     });
 
     let (leading_tx, mut leading_rx) = watch::channel(false);
-    let lock = LeaseLock::new(
+    let lease = LeaseConfig {
+        namespace: config.lease_namespace.clone(),
+        name: config.lease_name.clone(),
+        holder: config.lease_holder.clone().unwrap_or_else(default_holder),
+        ttl: Duration::from_secs(config.lease_seconds.max(3)),
+    };
+    let election = tokio::spawn(lease::campaign(
         client.clone(),
-        LeaseConfig {
-            namespace: config.lease_namespace.clone(),
-            name: config.lease_name.clone(),
-            holder: config.lease_holder.clone().unwrap_or_else(default_holder),
-            ttl: Duration::from_secs(config.lease_seconds.max(3)),
-        },
-    );
-    let election = tokio::spawn(lock.run(leading_tx, stop_rx.clone()));
+        lease,
+        leading_tx,
+        stop_rx.clone(),
+    ));
     let server = tokio::spawn(health::serve(
         config.operator_addr,
         metrics.clone(),
