@@ -386,7 +386,7 @@ async fn record<K: Audited>(
 
 /// A reflection of `K` that keeps `managedFields` (they say who changed what), and the stream
 /// that keeps it: `Some(slot)` when a (re)list completed, `None` for any other event.
-fn reflected<K>(
+fn with_relists<K>(
     client: &Client,
     slot: usize,
 ) -> (
@@ -406,9 +406,9 @@ where
 /// Records cluster changes of rate cards, budgets and tiers until `stop` resolves. Runs on the
 /// leader only.
 pub(crate) async fn run(client: Client, store: Store, stop: impl std::future::Future<Output = ()>) {
-    let (cards, card_events) = reflected::<RateCard>(&client, 0);
-    let (bureaus, bureau_events) = reflected::<Bureau>(&client, 1);
-    let (envs, env_events) = reflected::<Environment>(&client, 2);
+    let (cards, card_events) = with_relists::<RateCard>(&client, 0);
+    let (bureaus, bureau_events) = with_relists::<Bureau>(&client, 1);
+    let (envs, env_events) = with_relists::<Environment>(&client, 2);
     let mut events = futures::stream::select_all([card_events, bureau_events, env_events]);
     let mut cards = Ledger {
         reflection: cards,
