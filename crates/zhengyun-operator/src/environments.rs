@@ -492,12 +492,15 @@ fn usage_from(
     quota
 }
 
-async fn report(
+/// The environment controller's part of `env`'s status once its namespace is applied: the
+/// phase (Ready once the namespace is Active, Admitted until then), the namespace, usage (`None`:
+/// not counted yet, the last report stands) and the Ready condition; `None` if the status
+/// already says all that.
+fn namespace_report(
     env: &Environment,
-    ctx: &Context,
     active: bool,
-    usage: Option<Quota>,
-) -> Result<()> {
+    usage: Option<&Quota>,
+) -> Option<EnvironmentStatus> {
     let status = env.status.clone().unwrap_or_default();
     let phase = if active {
         EnvironmentPhase::Ready
@@ -520,12 +523,32 @@ async fn report(
     };
     let unchanged = status.phase == Some(phase)
         && status.namespace.as_deref() == Some(namespace_name(env).as_str())
-        && (usage.is_none() || status.usage == usage)
+        && (usage.is_none() || status.usage.as_ref() == usage)
         && status.observed_generation == env.metadata.generation
         && has_same(&status.conditions, &ready);
-    if unchanged {
+    (!unchanged).then(|| EnvironmentStatus {
+        phase: Some(phase),
+        namespace: Some(namespace_name(env)),
+        usage: usage.cloned().or(status.usage),
+        observed_generation: env.metadata.generation,
+        conditions: vec![ready],
+        ..EnvironmentStatus::default()
+    })
+}
+
+/// Writes [`namespace_report`] unless the status says it already, or this process wrote the same
+/// report at a version the watch cache has not caught up with; publishes an Event on Ready.
+async fn report(
+    env: &Environment,
+    ctx: &Context,
+    active: bool,
+    usage: Option<Quota>,
+) -> Result<()> {
+    let Some(body) = namespace_report(env, active, usage.as_ref()) else {
         return Ok(());
-    }
+    };
+    let phase = body.phase.unwrap_or(EnvironmentPhase::Admitted);
+    let ready = &body.conditions[0];
     // What this report says, times aside (a stale view would stamp a new transition time).
     let said = digest(&(
         phase,
@@ -537,20 +560,13 @@ async fn report(
     if said.is_some_and(|said| ctx.reported.already_said(env, said)) {
         return Ok(());
     }
-    let body = EnvironmentStatus {
-        phase: Some(phase),
-        namespace: Some(namespace_name(env)),
-        usage: usage.or(status.usage.clone()),
-        observed_generation: env.metadata.generation,
-        conditions: vec![ready],
-        ..EnvironmentStatus::default()
-    };
     let action = format!("update status of environment {}", env.name_any());
     let written = ctx.applier.status(MANAGER, env, &body, action).await?;
     if let Some(said) = said {
         ctx.reported.said(env, said, written.resource_version());
     }
-    if status.phase != Some(phase) && phase == EnvironmentPhase::Ready {
+    let was = env.status.as_ref().and_then(|s| s.phase);
+    if was != Some(phase) && phase == EnvironmentPhase::Ready {
         publish(
             ctx,
             env,
@@ -686,4 +702,59 @@ async fn mark_terminating(env: &Environment, ctx: &Context) -> Result<()> {
     let action = format!("mark environment {} terminating", env.name_any());
     ctx.applier.status(MANAGER, env, &body, action).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use zhengyun_model::crd::EnvironmentSpec;
+    use zhengyun_model::names::Purpose;
+
+    use super::*;
+
+    fn env() -> Environment {
+        let spec = EnvironmentSpec {
+            bureau: "wjw".into(),
+            purpose: Purpose::Dev,
+            tier: Default::default(),
+            quota: Quota::default(),
+            services: vec![],
+            expires_at: None,
+        };
+        let mut env = Environment::new("wjw-dev", spec);
+        env.metadata.generation = Some(1);
+        env
+    }
+
+    #[test]
+    fn an_active_namespace_makes_the_environment_ready_once() {
+        let mut env = env();
+        let report = namespace_report(&env, true, None).expect("a first report");
+        assert_eq!(report.phase, Some(EnvironmentPhase::Ready));
+        assert_eq!(report.namespace.as_deref(), Some("wjw-dev"));
+        assert_eq!(report.conditions[0].reason, "NamespaceReady");
+        env.status = Some(report);
+        assert!(namespace_report(&env, true, None).is_none(), "said already");
+    }
+
+    #[test]
+    fn a_namespace_not_active_yet_keeps_the_environment_admitted() {
+        let report = namespace_report(&env(), false, None).expect("a report");
+        assert_eq!(report.phase, Some(EnvironmentPhase::Admitted));
+        let ready = &report.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NamespaceNotActive")
+        );
+    }
+
+    #[test]
+    fn new_usage_is_reported_and_usage_not_counted_yet_keeps_the_last() {
+        let mut env = env();
+        let used = Quota::default().with(QuotaResource::Cpu, "1");
+        env.status = namespace_report(&env, true, Some(&used));
+        assert!(namespace_report(&env, true, None).is_none());
+        let more = Quota::default().with(QuotaResource::Cpu, "2");
+        let report = namespace_report(&env, true, Some(&more)).expect("changed usage");
+        assert_eq!(report.usage, Some(more));
+    }
 }
