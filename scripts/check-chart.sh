@@ -192,8 +192,9 @@ yes create events.events.k8s.io -n default
 yes patch events -n default
 yes create leases.coordination.k8s.io -n zhengyun-system
 yes get leases.coordination.k8s.io/zhengyun-operator -n zhengyun-system
-yes update leases.coordination.k8s.io/zhengyun-operator -n zhengyun-system
-no  update leases.coordination.k8s.io/kube-controller-manager -n zhengyun-system
+yes patch leases.coordination.k8s.io/zhengyun-operator -n zhengyun-system
+no  update leases.coordination.k8s.io/zhengyun-operator -n zhengyun-system
+no  patch leases.coordination.k8s.io/kube-controller-manager -n zhengyun-system
 no  create leases.coordination.k8s.io -n kube-system
 no  get secrets -n zhengyun-system
 EOF

@@ -29,12 +29,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
-use kube::runtime::reflector::{self, Store as Reflection};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::reflector::Store as Reflection;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use zhengyun_model::crd::{Bureau, Environment, RateCard};
 use zhengyun_store::{AuditEntry, Observed, Store};
+
+use crate::runtime::watches::{self, ManagedFields, Watched};
 
 /// The outcome written in every entry of this module.
 pub const RESULT: &str = "observed";
@@ -384,7 +386,7 @@ async fn record<K: Audited>(
 
 /// A reflection of `K` that keeps `managedFields` (they say who changed what), and the stream
 /// that keeps it: `Some(slot)` when a (re)list completed, `None` for any other event.
-fn reflected<K>(
+fn with_relists<K>(
     client: &Client,
     slot: usize,
 ) -> (
@@ -392,12 +394,10 @@ fn reflected<K>(
     futures::stream::BoxStream<'static, Option<usize>>,
 )
 where
-    K: Audited + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: Audited + Watched,
 {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
+    let (reader, events) = watches::reflected::<K>(client, ManagedFields::Kept);
+    let stream = events
         .map(move |e| matches!(e, Ok(watcher::Event::InitDone)).then_some(slot))
         .boxed();
     (reader, stream)
@@ -406,9 +406,9 @@ where
 /// Records cluster changes of rate cards, budgets and tiers until `stop` resolves. Runs on the
 /// leader only.
 pub(crate) async fn run(client: Client, store: Store, stop: impl std::future::Future<Output = ()>) {
-    let (cards, card_events) = reflected::<RateCard>(&client, 0);
-    let (bureaus, bureau_events) = reflected::<Bureau>(&client, 1);
-    let (envs, env_events) = reflected::<Environment>(&client, 2);
+    let (cards, card_events) = with_relists::<RateCard>(&client, 0);
+    let (bureaus, bureau_events) = with_relists::<Bureau>(&client, 1);
+    let (envs, env_events) = with_relists::<Environment>(&client, 2);
     let mut events = futures::stream::select_all([card_events, bureau_events, env_events]);
     let mut cards = Ledger {
         reflection: cards,

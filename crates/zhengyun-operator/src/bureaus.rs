@@ -17,18 +17,20 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::{Api, Client, Resource as _, ResourceExt};
-use serde_json::json;
-use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase, Time};
+use zhengyun_model::crd::{
+    Bureau, BureauStatus, Environment, EnvironmentPhase, EnvironmentStatus, Time,
+};
 use zhengyun_model::quantity::{Resource, ResourceAmounts, Shortfall};
 
 use crate::admission::{Candidate, Decision, plan};
-use crate::conditions::{condition, find, has_same};
+use crate::conditions::{Kind, Observed, Reason, find, has_same};
 use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
 use crate::recent::RecentWrites;
 use crate::resources::QUOTA_NAME;
+use crate::runtime::applier::Applier;
 use crate::spacing::Spacing;
-use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
+use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
 
 const CONTROLLER: &str = "bureau";
 /// How far apart two writes of one bureau's rollup are at least (see [`Spacing`]).
@@ -38,7 +40,10 @@ const DECISIONS_AT_ONCE: usize = 8;
 
 /// What the bureau controller needs.
 pub(crate) struct Context {
+    /// For reads.
     pub client: Client,
+    /// Every write.
+    pub applier: Applier,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub bureaus: kube::runtime::reflector::Store<Bureau>,
@@ -207,7 +212,8 @@ async fn shrink_below_usage(
     Ok((!over.is_empty()).then(|| over.join("; ")))
 }
 
-/// Writes admission's part of an environment's status, if it changed.
+/// Writes admission's part of an environment's status, if it changed, and publishes an Event
+/// when the decision is a transition.
 async fn record(
     ctx: &Context,
     bureau: &Bureau,
@@ -215,122 +221,18 @@ async fn record(
     decision: &Decision,
     shrink: Option<&str>,
 ) -> Result<()> {
-    let status = env.status.clone().unwrap_or_default();
-    let generation = env.metadata.generation;
-    let bureau_name = bureau.name_any();
-    let mut conditions = Vec::new();
-    let (phase, quota, transition) = match decision {
-        Decision::Keep => (
-            status.phase.unwrap_or(EnvironmentPhase::Admitted),
-            granted(env),
-            None,
-        ),
-        Decision::Grant(q) => {
-            let newly = status.admitted_quota.is_none();
-            let phase = if newly {
-                EnvironmentPhase::Admitted
-            } else {
-                status.phase.unwrap_or(EnvironmentPhase::Admitted)
-            };
-            (
-                phase,
-                Some(*q),
-                newly.then_some((
-                    "Admitted",
-                    format!("admitted within the quota of bureau {bureau_name}"),
-                )),
-            )
-        }
-        Decision::Exceeded(short) => {
-            let message = format!(
-                "does not fit the remaining quota of bureau {bureau_name}: {}",
-                describe(short)
-            );
-            let newly = status.phase != Some(EnvironmentPhase::QuotaExceeded);
-            (
-                EnvironmentPhase::QuotaExceeded,
-                None,
-                newly.then_some(("QuotaExceeded", message)),
-            )
-        }
-        Decision::ResizeBlocked(short) => {
-            let message = format!(
-                "resize does not fit the remaining quota of bureau {bureau_name}: {}",
-                describe(short)
-            );
-            conditions.push(condition(
-                &status.conditions,
-                "ResizeBlocked",
-                true,
-                "QuotaExceeded",
-                message,
-                generation,
-            ));
-            (
-                status.phase.unwrap_or(EnvironmentPhase::Admitted),
-                granted(env),
-                None,
-            )
-        }
-    };
-    let admitted = match decision {
-        Decision::Exceeded(short) => condition(
-            &status.conditions,
-            "Admitted",
-            false,
-            "QuotaExceeded",
-            format!(
-                "does not fit the remaining quota of bureau {bureau_name}: {}",
-                describe(short)
-            ),
-            generation,
-        ),
-        _ => condition(
-            &status.conditions,
-            "Admitted",
-            true,
-            "Admitted",
-            format!("admitted within the quota of bureau {bureau_name}"),
-            generation,
-        ),
-    };
-    conditions.insert(0, admitted);
-    if let Some(over) = shrink {
-        let message = format!(
-            "spec.quota is below what is already in use ({over}); keeping the current quota"
-        );
-        conditions.push(condition(
-            &status.conditions,
-            "QuotaShrinkBlocked",
-            true,
-            "BelowUsage",
-            message,
-            generation,
-        ));
-    }
-    let admitted_at = match (&quota, &status.admitted_at) {
-        (Some(_), Some(at)) => Some(at.clone()),
-        (Some(_), None) => Some(Time(Timestamp::now())),
-        (None, _) => None,
-    };
-    let quota = quota.map(|q| q.to_quota());
-    let owned_conditions_unchanged = conditions.iter().all(|c| has_same(&status.conditions, c))
-        && ["ResizeBlocked", "QuotaShrinkBlocked"].iter().all(|t| {
-            find(&status.conditions, t).is_none() || conditions.iter().any(|c| c.type_ == *t)
-        });
-    if status.phase == Some(phase) && status.admitted_quota == quota && owned_conditions_unchanged {
+    let Record { status, event } = admission_record(&bureau.name_any(), env, decision, shrink);
+    if says_the_same(&env.status.clone().unwrap_or_default(), &status) {
         return Ok(());
     }
-    let mut body = json!({"phase": phase, "conditions": conditions});
-    if let Some(q) = &quota {
-        body["admittedQuota"] = json!(q);
-        body["admittedAt"] = json!(admitted_at);
-    }
     let action = format!("record admission of environment {}", env.name_any());
-    let written = apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
+    let written = ctx
+        .applier
+        .status(ADMISSION_MANAGER, env, &status, action)
+        .await?;
     ctx.decided.remember(written);
-    if let Some((reason, note)) = transition {
-        let type_ = if reason == "Admitted" {
+    if let Some((reason, note)) = event {
+        let type_ = if reason == Reason::Admitted {
             EventType::Normal
         } else {
             EventType::Warning
@@ -340,16 +242,108 @@ async fn record(
     Ok(())
 }
 
+/// Admission's part of an environment's status, and the Event its transition deserves.
+#[derive(Debug)]
+struct Record {
+    /// The fields admission owns: phase, conditions, admitted quota and time.
+    status: EnvironmentStatus,
+    /// The reason and note of an Event, when the decision changes the environment's standing.
+    event: Option<(Reason, String)>,
+}
+
+/// What admission says of `env` in bureau `bureau` for `decision`; `shrink` is what is over
+/// when a shrink below usage was refused.
+fn admission_record(
+    bureau: &str,
+    env: &Environment,
+    decision: &Decision,
+    shrink: Option<&str>,
+) -> Record {
+    let status = env.status.clone().unwrap_or_default();
+    let said = Observed::new(&status.conditions, env.metadata.generation);
+    let current_phase = status.phase.unwrap_or(EnvironmentPhase::Admitted);
+    let within = format!("admitted within the quota of bureau {bureau}");
+    let mut conditions = vec![said.holds(Kind::Admitted, Reason::Admitted, within.clone())];
+    let (phase, quota, event) = match decision {
+        Decision::Keep => (current_phase, granted(env), None),
+        Decision::Grant(q) => {
+            let newly = status.admitted_quota.is_none();
+            let phase = if newly {
+                EnvironmentPhase::Admitted
+            } else {
+                current_phase
+            };
+            (phase, Some(*q), newly.then_some((Reason::Admitted, within)))
+        }
+        Decision::Exceeded(short) => {
+            let message = format!(
+                "does not fit the remaining quota of bureau {bureau}: {}",
+                describe(short)
+            );
+            conditions[0] = said.fails(Kind::Admitted, Reason::QuotaExceeded, message.clone());
+            let newly = status.phase != Some(EnvironmentPhase::QuotaExceeded);
+            let event = newly.then_some((Reason::QuotaExceeded, message));
+            (EnvironmentPhase::QuotaExceeded, None, event)
+        }
+        Decision::ResizeBlocked(short) => {
+            let message = format!(
+                "resize does not fit the remaining quota of bureau {bureau}: {}",
+                describe(short)
+            );
+            conditions.push(said.holds(Kind::ResizeBlocked, Reason::QuotaExceeded, message));
+            (current_phase, granted(env), None)
+        }
+    };
+    if let Some(over) = shrink {
+        let message = format!(
+            "spec.quota is below what is already in use ({over}); keeping the current quota"
+        );
+        conditions.push(said.holds(Kind::QuotaShrinkBlocked, Reason::BelowUsage, message));
+    }
+    let admitted_at = quota.map(|_| {
+        status
+            .admitted_at
+            .clone()
+            .unwrap_or_else(|| Time(Timestamp::now()))
+    });
+    let status = EnvironmentStatus {
+        phase: Some(phase),
+        conditions,
+        admitted_quota: quota.map(|q| q.to_quota()),
+        admitted_at,
+        ..EnvironmentStatus::default()
+    };
+    Record { status, event }
+}
+
+/// Whether `current` already says what admission `wanted` to: the same phase, admitted quota and
+/// conditions, and none of the conditions admission owns left over that it no longer says.
+fn says_the_same(current: &EnvironmentStatus, wanted: &EnvironmentStatus) -> bool {
+    let conditions_unchanged = wanted
+        .conditions
+        .iter()
+        .all(|c| has_same(&current.conditions, c))
+        && [Kind::ResizeBlocked, Kind::QuotaShrinkBlocked]
+            .iter()
+            .all(|&kind| {
+                find(&current.conditions, kind).is_none()
+                    || wanted.conditions.iter().any(|c| c.type_ == kind.as_str())
+            });
+    current.phase == wanted.phase
+        && current.admitted_quota == wanted.admitted_quota
+        && conditions_unchanged
+}
+
 async fn publish(
     recorder: &Recorder,
     env: &Environment,
     type_: EventType,
-    reason: &str,
+    reason: Reason,
     note: &str,
 ) {
     let event = KubeEvent {
         type_,
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         note: Some(note.into()),
         action: "Admit".into(),
         secondary: None,
@@ -368,8 +362,32 @@ async fn report(
     envs: &[Arc<Environment>],
     allocated: &ResourceAmounts,
 ) -> Result<Option<Duration>> {
+    let over_capacity = over_capacity(ctx).await?;
+    let wanted = rollup(bureau, envs, allocated, over_capacity);
+    if rolls_up_the_same(&bureau.status.clone().unwrap_or_default(), &wanted) {
+        return Ok(None);
+    }
+    let name = bureau.name_any();
+    if let Some(wait) = ctx.rollups.wait(&name, Instant::now()) {
+        return Ok(Some(wait));
+    }
+    let action = format!("update status of bureau {name}");
+    ctx.applier.status(MANAGER, bureau, &wanted, action).await?;
+    ctx.rollups.wrote(&name, Instant::now());
+    Ok(None)
+}
+
+/// The bureau controller's part of a bureau's status: what its environments hold (`allocated`)
+/// and use, how many there are, and whether the bureau is over its quota or the pool over its
+/// capacity (`over_capacity`: by what).
+fn rollup(
+    bureau: &Bureau,
+    envs: &[Arc<Environment>],
+    allocated: &ResourceAmounts,
+    over_capacity: Option<String>,
+) -> BureauStatus {
     let status = bureau.status.clone().unwrap_or_default();
-    let generation = bureau.metadata.generation;
+    let said = Observed::new(&status.conditions, bureau.metadata.generation);
     let used = envs
         .iter()
         .filter_map(|e| e.status.as_ref()?.usage.as_ref()?.observed_amounts().ok())
@@ -381,69 +399,51 @@ async fn report(
         .quota
         .to_amounts()
         .unwrap_or(ResourceAmounts::ZERO);
-    let over_allocated = !allocated.fits_within(&limit);
-    let over_capacity = over_capacity(ctx).await?;
-    let conditions = vec![
-        condition(
-            &status.conditions,
-            "OverAllocated",
-            over_allocated,
-            if over_allocated {
-                "QuotaLowered"
-            } else {
-                "WithinQuota"
-            },
-            if over_allocated {
-                format!(
-                    "admitted environments hold more than the bureau quota: {}",
-                    describe(&allocated.shortfall(&limit))
-                )
-            } else {
-                "admitted environments fit the bureau quota".to_owned()
-            },
-            generation,
+    let over_allocated = if allocated.fits_within(&limit) {
+        said.fails(
+            Kind::OverAllocated,
+            Reason::WithinQuota,
+            "admitted environments fit the bureau quota",
+        )
+    } else {
+        let message = format!(
+            "admitted environments hold more than the bureau quota: {}",
+            describe(&allocated.shortfall(&limit))
+        );
+        said.holds(Kind::OverAllocated, Reason::QuotaLowered, message)
+    };
+    let over_capacity = match over_capacity {
+        Some(message) => said.holds(Kind::OverCapacity, Reason::PoolOvercommitted, message),
+        None => said.fails(
+            Kind::OverCapacity,
+            Reason::WithinCapacity,
+            "all bureau quotas fit the capacity pool",
         ),
-        condition(
-            &status.conditions,
-            "OverCapacity",
-            over_capacity.is_some(),
-            if over_capacity.is_some() {
-                "PoolOvercommitted"
-            } else {
-                "WithinCapacity"
-            },
-            over_capacity.unwrap_or_else(|| "all bureau quotas fit the capacity pool".to_owned()),
-            generation,
-        ),
-    ];
-    let count = u32::try_from(
-        envs.iter()
-            .filter(|e| e.metadata.deletion_timestamp.is_none())
-            .count(),
-    )
-    .unwrap_or(u32::MAX);
-    let allocated_q = allocated.to_quota();
-    let used_q = used.to_quota();
-    if status.allocated.as_ref() == Some(&allocated_q)
-        && status.used.as_ref() == Some(&used_q)
-        && status.environments == count
-        && status.observed_generation == generation
-        && conditions.iter().all(|c| has_same(&status.conditions, c))
-    {
-        return Ok(None);
+    };
+    let count = envs
+        .iter()
+        .filter(|e| e.metadata.deletion_timestamp.is_none())
+        .count();
+    BureauStatus {
+        allocated: Some(allocated.to_quota()),
+        used: Some(used.to_quota()),
+        environments: u32::try_from(count).unwrap_or(u32::MAX),
+        observed_generation: bureau.metadata.generation,
+        conditions: vec![over_allocated, over_capacity],
+        ..BureauStatus::default()
     }
-    let name = bureau.name_any();
-    if let Some(wait) = ctx.rollups.wait(&name, Instant::now()) {
-        return Ok(Some(wait));
-    }
-    let body = json!({
-        "allocated": allocated_q, "used": used_q, "environments": count,
-        "observedGeneration": generation, "conditions": conditions,
-    });
-    let action = format!("update status of bureau {name}");
-    apply::status(&ctx.client, MANAGER, bureau, body, action).await?;
-    ctx.rollups.wrote(&name, Instant::now());
-    Ok(None)
+}
+
+/// Whether `current` already says what the rollup `wanted` to (condition times aside).
+fn rolls_up_the_same(current: &BureauStatus, wanted: &BureauStatus) -> bool {
+    current.allocated == wanted.allocated
+        && current.used == wanted.used
+        && current.environments == wanted.environments
+        && current.observed_generation == wanted.observed_generation
+        && wanted
+            .conditions
+            .iter()
+            .all(|c| has_same(&current.conditions, c))
 }
 
 /// Whether the sum of all bureau quotas exceeds the pool's capacity × overcommit, and by what.
@@ -478,7 +478,7 @@ async fn over_capacity(ctx: &Context) -> Result<Option<String>> {
 
 #[cfg(test)]
 mod tests {
-    use zhengyun_model::crd::{EnvironmentSpec, EnvironmentStatus};
+    use zhengyun_model::crd::EnvironmentSpec;
     use zhengyun_model::names::Purpose;
     use zhengyun_model::quantity::Quota;
 
@@ -551,5 +551,109 @@ mod tests {
             None,
         );
         assert!(candidate(&waiting).is_none());
+    }
+
+    #[test]
+    fn a_first_grant_admits_the_environment_and_deserves_an_event() {
+        let waiting = env(
+            "wjw-dev",
+            1_000,
+            Quota::default().with(Resource::Cpu, "4"),
+            None,
+        );
+        let Record { status, event } =
+            admission_record("wjw", &waiting, &Decision::Grant(cpu(4_000)), None);
+        assert_eq!(status.phase, Some(EnvironmentPhase::Admitted));
+        assert_eq!(status.admitted_quota, Some(cpu(4_000).to_quota()));
+        assert!(status.admitted_at.is_some());
+        assert_eq!(status.conditions[0].reason, "Admitted");
+        assert!(matches!(event, Some((Reason::Admitted, _))));
+    }
+
+    #[test]
+    fn keeping_what_is_already_recorded_writes_nothing() {
+        let held = env(
+            "wjw-dev",
+            1_000,
+            Quota::default().with(Resource::Cpu, "4"),
+            Some(&cpu(4_000)),
+        );
+        let first = admission_record("wjw", &held, &Decision::Keep, None);
+        let mut recorded = held.clone();
+        recorded.status = Some(first.status.clone());
+        let again = admission_record("wjw", &recorded, &Decision::Keep, None);
+        assert!(says_the_same(
+            recorded.status.as_ref().expect("status"),
+            &again.status
+        ));
+        assert!(again.event.is_none());
+    }
+
+    #[test]
+    fn an_environment_that_does_not_fit_is_refused_with_what_is_short() {
+        let waiting = env(
+            "wjw-dev",
+            1_000,
+            Quota::default().with(Resource::Cpu, "4"),
+            None,
+        );
+        let short = cpu(8_000).shortfall(&cpu(2_000));
+        let Record { status, event } =
+            admission_record("wjw", &waiting, &Decision::Exceeded(short), None);
+        assert_eq!(status.phase, Some(EnvironmentPhase::QuotaExceeded));
+        assert_eq!(status.admitted_quota, None);
+        let admitted = &status.conditions[0];
+        assert_eq!(
+            (admitted.status.as_str(), admitted.reason.as_str()),
+            ("False", "QuotaExceeded")
+        );
+        assert!(matches!(event, Some((Reason::QuotaExceeded, _))));
+    }
+
+    #[test]
+    fn a_refused_shrink_is_said_and_a_lifted_one_is_cleared() {
+        let held = env(
+            "wjw-dev",
+            1_000,
+            Quota::default().with(Resource::Cpu, "1"),
+            Some(&cpu(4_000)),
+        );
+        let blocked = admission_record(
+            "wjw",
+            &held,
+            &Decision::Keep,
+            Some("cpu: 1 requested but 3 in use"),
+        );
+        assert!(find(&blocked.status.conditions, Kind::QuotaShrinkBlocked).is_some());
+        let mut recorded = held.clone();
+        recorded.status = Some(blocked.status);
+        let lifted = admission_record("wjw", &recorded, &Decision::Keep, None);
+        assert!(
+            !says_the_same(recorded.status.as_ref().expect("status"), &lifted.status),
+            "the stale QuotaShrinkBlocked condition must be written away"
+        );
+    }
+
+    #[test]
+    fn a_rollup_flags_a_bureau_holding_more_than_its_lowered_quota() {
+        let bureau: Bureau = serde_json::from_value(serde_json::json!({
+            "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": "wjw"},
+            "spec": {"displayName": "卫健委", "kind": "bureau", "quota": {"cpu": "2"}},
+        }))
+        .expect("bureau");
+        let envs = vec![Arc::new(env(
+            "wjw-dev",
+            1_000,
+            Quota::default(),
+            Some(&cpu(4_000)),
+        ))];
+        let status = rollup(&bureau, &envs, &cpu(4_000), None);
+        let over = find(&status.conditions, Kind::OverAllocated).expect("condition");
+        assert_eq!(
+            (over.status.as_str(), over.reason.as_str()),
+            ("True", "QuotaLowered")
+        );
+        assert_eq!(status.environments, 1);
+        assert!(!rolls_up_the_same(&BureauStatus::default(), &status));
     }
 }

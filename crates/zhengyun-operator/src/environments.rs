@@ -18,19 +18,20 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use zhengyun_model::crd::{
     Bureau, CLEANUP_FINALIZER, CapacityPool, CapacityPoolSpec, Environment, EnvironmentPhase,
-    POOL_NAME,
+    EnvironmentStatus, POOL_NAME,
 };
 use zhengyun_model::quantity::{Quota, Resource as QuotaResource, ResourceAmounts};
 
-use crate::conditions::{condition, find, has_same};
+use crate::conditions::{Kind, Observed, Reason, Status, find, has_same, says};
 use crate::expiry::Expiry;
 use crate::metrics::Metrics;
 use crate::resources::{
     Catalog, Inputs, Materialized, capped_by_environment, made_for, materialize, namespace_name,
     owned_by,
 };
-use crate::versions::{ChildVersions, digest, is_later};
-use crate::{ADMISSION_MANAGER, Error, MANAGER, Result, apply};
+use crate::runtime::applier::Applier;
+use crate::versions::{digest, is_later};
+use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
 
 const CONTROLLER: &str = "environment";
 
@@ -42,7 +43,8 @@ pub(crate) struct Context {
     pub recorder: Recorder,
     pub bureaus: Store<Bureau>,
     pub pools: Store<CapacityPool>,
-    pub versions: Arc<ChildVersions>,
+    /// Every write, and the decision not to write an unchanged child.
+    pub applier: Applier,
     pub reported: Reports,
     /// How long before a dev or test environment expires its owners are told.
     pub expiry_notice: Duration,
@@ -140,9 +142,6 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
 /// The longest a converged environment waits before it is looked at again.
 const LONGEST_WAIT: Duration = Duration::from_secs(600);
 
-/// The reason, and condition type, of the notice that an environment expires soon.
-const EXPIRES_SOON: &str = "ExpiresSoon";
-
 /// Field manager of the `ExpiresSoon` condition, apart from the phase reports so that neither
 /// write removes the other's condition.
 const EXPIRY_MANAGER: &str = "zhengyun-expiry";
@@ -160,8 +159,8 @@ async fn expire(env: &Environment, ctx: &Context) -> Result<Option<Option<Durati
     let notified = env
         .status
         .as_ref()
-        .and_then(|s| find(&s.conditions, EXPIRES_SOON))
-        .is_some_and(|c| c.status == "True" && c.message.contains(&stamp));
+        .and_then(|s| find(&s.conditions, Kind::ExpiresSoon))
+        .is_some_and(|c| says(c, Status::True) && c.message.contains(&stamp));
     let now = jiff::Timestamp::now();
     match crate::expiry::decide(expires_at, now, ctx.expiry_notice, notified) {
         Expiry::Never => Ok(Some(None)),
@@ -172,7 +171,7 @@ async fn expire(env: &Environment, ctx: &Context) -> Result<Option<Option<Durati
         }
         Expiry::Expired => {
             let note = format!("expired at {stamp}; the environment and its namespace are deleted");
-            publish(ctx, env, "Expired", &note).await;
+            publish(ctx, env, Reason::Expired, &note).await;
             let name = env.name_any();
             let params = DeleteParams {
                 preconditions: env.uid().map(|uid| kube::api::Preconditions {
@@ -199,18 +198,20 @@ async fn expire(env: &Environment, ctx: &Context) -> Result<Option<Option<Durati
 async fn notify_expiry(env: &Environment, ctx: &Context, stamp: &str) -> Result<()> {
     let status = env.status.clone().unwrap_or_default();
     let message = format!("the environment expires at {stamp} and will then be deleted");
-    let soon = condition(
-        &status.conditions,
-        EXPIRES_SOON,
-        true,
-        EXPIRES_SOON,
+    let soon = Observed::new(&status.conditions, env.metadata.generation).holds(
+        Kind::ExpiresSoon,
+        Reason::ExpiresSoon,
         message.clone(),
-        env.metadata.generation,
     );
-    let body = json!({"conditions": [soon]});
+    let body = EnvironmentStatus {
+        conditions: vec![soon],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("note that environment {} expires soon", env.name_any());
-    apply::status(&ctx.client, EXPIRY_MANAGER, env, body, action).await?;
-    publish(ctx, env, EXPIRES_SOON, &message).await;
+    ctx.applier
+        .status(EXPIRY_MANAGER, env, &body, action)
+        .await?;
+    publish(ctx, env, Reason::ExpiresSoon, &message).await;
     Ok(())
 }
 
@@ -305,7 +306,7 @@ where
     let ns = namespace_name(env);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let kind = K::kind(&());
-    for name in ctx.versions.present::<K>(&ns) {
+    for name in ctx.applier.versions().present::<K>(&ns) {
         if keep.contains(&name) {
             continue;
         }
@@ -373,25 +374,23 @@ async fn report_conflict(env: &Environment, ctx: &Context) -> Result<()> {
          nothing is applied to it until it is removed or the environment is renamed",
         namespace_name(env)
     );
-    let ready = condition(
-        &status.conditions,
-        "Ready",
-        false,
-        "NamespaceConflict",
+    let ready = Observed::new(&status.conditions, env.metadata.generation).fails(
+        Kind::Ready,
+        Reason::NamespaceConflict,
         message.clone(),
-        env.metadata.generation,
     );
     if has_same(&status.conditions, &ready) {
         return Ok(());
     }
-    let body = json!({
-        "phase": EnvironmentPhase::Admitted,
-        "observedGeneration": env.metadata.generation,
-        "conditions": [ready],
-    });
+    let body = EnvironmentStatus {
+        phase: Some(EnvironmentPhase::Admitted),
+        observed_generation: env.metadata.generation,
+        conditions: vec![ready],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("update status of environment {}", env.name_any());
-    apply::status(&ctx.client, MANAGER, env, body, action).await?;
-    publish(ctx, env, "NamespaceConflict", &message).await;
+    ctx.applier.status(MANAGER, env, &body, action).await?;
+    publish(ctx, env, Reason::NamespaceConflict, &message).await;
     Ok(())
 }
 
@@ -428,14 +427,14 @@ async fn apply_all(
     env: &Environment,
     desired: Materialized,
 ) -> Result<Option<(bool, Option<Quota>)>> {
-    let client = &ctx.client;
-    let versions = &ctx.versions;
+    let applier = &ctx.applier;
+    let versions = applier.versions();
     let ns = desired.namespace.name_any();
     if !versions.unchanged(&desired.namespace) {
         if !claim_namespace(ctx, env, &desired.namespace).await? {
             return Ok(None);
         }
-        let applied = apply::cluster(client, &desired.namespace).await?;
+        let applied = applier.cluster(&desired.namespace).await?;
         versions.wrote(&desired.namespace, &applied);
         versions.note_namespace(&applied);
     }
@@ -443,27 +442,19 @@ async fn apply_all(
     let quota = &desired.quota;
     tasks.push(Box::pin(async move {
         if !versions.unchanged(quota) {
-            let applied = apply::namespaced(client, quota).await?;
+            let applied = applier.namespaced(quota).await?;
             versions.wrote(quota, &applied);
             versions.note_quota(&applied);
             versions.note_uncounted_quota(&applied);
         }
         Ok(())
     }));
-    tasks.push(Box::pin(apply_if_changed(
-        client,
-        versions,
-        &desired.limits,
-    )));
-    tasks.push(Box::pin(apply_if_changed(
-        client,
-        versions,
-        &desired.other_classes,
-    )));
+    tasks.push(Box::pin(applier.child(&desired.limits)));
+    tasks.push(Box::pin(applier.child(&desired.other_classes)));
     macro_rules! apply_each {
         ($($list:ident),+) => {$(
             for o in &desired.$list {
-                tasks.push(Box::pin(apply_if_changed(client, versions, o)));
+                tasks.push(Box::pin(applier.child(o)));
             }
         )+};
     }
@@ -478,23 +469,6 @@ async fn apply_all(
         observed.active.unwrap_or(false),
         observed.used.map(|used| usage_from(&used, env)),
     )))
-}
-
-/// Applies a namespaced child unless it is exactly as last written and untouched since.
-async fn apply_if_changed<K>(client: &Client, versions: &ChildVersions, obj: &K) -> Result<()>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::Serialize
-        + serde::de::DeserializeOwned,
-{
-    if versions.unchanged(obj) {
-        return Ok(());
-    }
-    let applied = apply::namespaced(client, obj).await?;
-    versions.wrote(obj, &applied);
-    Ok(())
 }
 
 /// Converts a ResourceQuota's `status.used` into a [`Quota`] keyed like the environment's: only
@@ -518,45 +492,63 @@ fn usage_from(
     quota
 }
 
-async fn report(
+/// The environment controller's part of `env`'s status once its namespace is applied: the
+/// phase (Ready once the namespace is Active, Admitted until then), the namespace, usage (`None`:
+/// not counted yet, the last report stands) and the Ready condition; `None` if the status
+/// already says all that.
+fn namespace_report(
     env: &Environment,
-    ctx: &Context,
     active: bool,
-    usage: Option<Quota>,
-) -> Result<()> {
+    usage: Option<&Quota>,
+) -> Option<EnvironmentStatus> {
     let status = env.status.clone().unwrap_or_default();
     let phase = if active {
         EnvironmentPhase::Ready
     } else {
         EnvironmentPhase::Admitted
     };
-    let (reason, message) = if active {
-        (
-            "NamespaceReady",
+    let said = Observed::new(&status.conditions, env.metadata.generation);
+    let ready = if active {
+        said.holds(
+            Kind::Ready,
+            Reason::NamespaceReady,
             "namespace, quota, limits, network policies and role bindings are in place",
         )
     } else {
-        (
-            "NamespaceNotActive",
+        said.fails(
+            Kind::Ready,
+            Reason::NamespaceNotActive,
             "waiting for the namespace to become Active",
         )
     };
-    let ready = condition(
-        &status.conditions,
-        "Ready",
-        active,
-        reason,
-        message,
-        env.metadata.generation,
-    );
     let unchanged = status.phase == Some(phase)
         && status.namespace.as_deref() == Some(namespace_name(env).as_str())
-        && (usage.is_none() || status.usage == usage)
+        && (usage.is_none() || status.usage.as_ref() == usage)
         && status.observed_generation == env.metadata.generation
         && has_same(&status.conditions, &ready);
-    if unchanged {
+    (!unchanged).then(|| EnvironmentStatus {
+        phase: Some(phase),
+        namespace: Some(namespace_name(env)),
+        usage: usage.cloned().or(status.usage),
+        observed_generation: env.metadata.generation,
+        conditions: vec![ready],
+        ..EnvironmentStatus::default()
+    })
+}
+
+/// Writes [`namespace_report`] unless the status says it already, or this process wrote the same
+/// report at a version the watch cache has not caught up with; publishes an Event on Ready.
+async fn report(
+    env: &Environment,
+    ctx: &Context,
+    active: bool,
+    usage: Option<Quota>,
+) -> Result<()> {
+    let Some(body) = namespace_report(env, active, usage.as_ref()) else {
         return Ok(());
-    }
+    };
+    let phase = body.phase.unwrap_or(EnvironmentPhase::Admitted);
+    let ready = &body.conditions[0];
     // What this report says, times aside (a stale view would stamp a new transition time).
     let said = digest(&(
         phase,
@@ -568,23 +560,17 @@ async fn report(
     if said.is_some_and(|said| ctx.reported.already_said(env, said)) {
         return Ok(());
     }
-    let body = json!({
-        "phase": phase,
-        "namespace": namespace_name(env),
-        "usage": usage.or(status.usage.clone()),
-        "observedGeneration": env.metadata.generation,
-        "conditions": [ready],
-    });
     let action = format!("update status of environment {}", env.name_any());
-    let written = apply::status(&ctx.client, MANAGER, env, body, action).await?;
+    let written = ctx.applier.status(MANAGER, env, &body, action).await?;
     if let Some(said) = said {
         ctx.reported.said(env, said, written.resource_version());
     }
-    if status.phase != Some(phase) && phase == EnvironmentPhase::Ready {
+    let was = env.status.as_ref().and_then(|s| s.phase);
+    if was != Some(phase) && phase == EnvironmentPhase::Ready {
         publish(
             ctx,
             env,
-            "Ready",
+            Reason::Ready,
             "Namespace and everything in it are in place",
         )
         .await;
@@ -609,33 +595,36 @@ async fn report_missing_bureau(env: &Environment, ctx: &Context) -> Result<()> {
         "bureau {:?} does not exist; the environment waits for it",
         env.spec.bureau
     );
-    let admitted = condition(
-        &status.conditions,
-        "Admitted",
-        false,
-        "BureauNotFound",
+    let admitted = Observed::new(&status.conditions, env.metadata.generation).fails(
+        Kind::Admitted,
+        Reason::BureauNotFound,
         message,
-        env.metadata.generation,
     );
     if status.phase == Some(EnvironmentPhase::Pending) && has_same(&status.conditions, &admitted) {
         return Ok(());
     }
-    let body = json!({"phase": EnvironmentPhase::Pending, "conditions": [admitted]});
+    let body = EnvironmentStatus {
+        phase: Some(EnvironmentPhase::Pending),
+        conditions: vec![admitted],
+        ..EnvironmentStatus::default()
+    };
     let action = format!(
         "report the missing bureau of environment {}",
         env.name_any()
     );
-    apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
+    ctx.applier
+        .status(ADMISSION_MANAGER, env, &body, action)
+        .await?;
     Ok(())
 }
 
 /// Publishes an Event about `env`; failing to publish one never fails a reconciliation.
-async fn publish(ctx: &Context, env: &Environment, reason: &str, note: &str) {
+async fn publish(ctx: &Context, env: &Environment, reason: Reason, note: &str) {
     let event = KubeEvent {
         type_: EventType::Normal,
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         note: Some(note.into()),
-        action: reason.into(),
+        action: reason.as_str().into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &env.object_ref(&())).await {
@@ -653,7 +642,7 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action> {
         .map_err(Error::kube(format!("read namespace {name}")))?
     else {
         release_quota(env, ctx).await?;
-        ctx.versions.forget_namespace(&name);
+        ctx.applier.versions().forget_namespace(&name);
         ctx.reported.forget(env);
         return Ok(Action::await_change());
     };
@@ -677,17 +666,20 @@ async fn release_quota(env: &Environment, ctx: &Context) -> Result<()> {
     if status.admitted_quota.is_none() {
         return Ok(());
     }
-    let admitted = condition(
-        &status.conditions,
-        "Admitted",
-        false,
-        "Released",
+    let admitted = Observed::new(&status.conditions, env.metadata.generation).fails(
+        Kind::Admitted,
+        Reason::Released,
         "the namespace is gone; the quota is released",
-        env.metadata.generation,
     );
-    let body = json!({"phase": EnvironmentPhase::Terminating, "conditions": [admitted]});
+    let body = EnvironmentStatus {
+        phase: Some(EnvironmentPhase::Terminating),
+        conditions: vec![admitted],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("release the quota of environment {}", env.name_any());
-    apply::status(&ctx.client, ADMISSION_MANAGER, env, body, action).await?;
+    ctx.applier
+        .status(ADMISSION_MANAGER, env, &body, action)
+        .await?;
     Ok(())
 }
 
@@ -696,20 +688,73 @@ async fn mark_terminating(env: &Environment, ctx: &Context) -> Result<()> {
     if status.phase == Some(EnvironmentPhase::Terminating) {
         return Ok(());
     }
-    let previous = find(&status.conditions, "Ready")
-        .cloned()
-        .into_iter()
-        .collect::<Vec<_>>();
-    let ready = condition(
-        &previous,
-        "Ready",
-        false,
-        "Terminating",
+    let ready = Observed::new(&status.conditions, env.metadata.generation).fails(
+        Kind::Ready,
+        Reason::Terminating,
         "the environment is being deleted",
-        env.metadata.generation,
     );
-    let body = json!({"phase": EnvironmentPhase::Terminating, "namespace": namespace_name(env), "conditions": [ready]});
+    let body = EnvironmentStatus {
+        phase: Some(EnvironmentPhase::Terminating),
+        namespace: Some(namespace_name(env)),
+        conditions: vec![ready],
+        ..EnvironmentStatus::default()
+    };
     let action = format!("mark environment {} terminating", env.name_any());
-    apply::status(&ctx.client, MANAGER, env, body, action).await?;
+    ctx.applier.status(MANAGER, env, &body, action).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use zhengyun_model::crd::EnvironmentSpec;
+    use zhengyun_model::names::Purpose;
+
+    use super::*;
+
+    fn env() -> Environment {
+        let spec = EnvironmentSpec {
+            bureau: "wjw".into(),
+            purpose: Purpose::Dev,
+            tier: Default::default(),
+            quota: Quota::default(),
+            services: vec![],
+            expires_at: None,
+        };
+        let mut env = Environment::new("wjw-dev", spec);
+        env.metadata.generation = Some(1);
+        env
+    }
+
+    #[test]
+    fn an_active_namespace_makes_the_environment_ready_once() {
+        let mut env = env();
+        let report = namespace_report(&env, true, None).expect("a first report");
+        assert_eq!(report.phase, Some(EnvironmentPhase::Ready));
+        assert_eq!(report.namespace.as_deref(), Some("wjw-dev"));
+        assert_eq!(report.conditions[0].reason, "NamespaceReady");
+        env.status = Some(report);
+        assert!(namespace_report(&env, true, None).is_none(), "said already");
+    }
+
+    #[test]
+    fn a_namespace_not_active_yet_keeps_the_environment_admitted() {
+        let report = namespace_report(&env(), false, None).expect("a report");
+        assert_eq!(report.phase, Some(EnvironmentPhase::Admitted));
+        let ready = &report.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NamespaceNotActive")
+        );
+    }
+
+    #[test]
+    fn new_usage_is_reported_and_usage_not_counted_yet_keeps_the_last() {
+        let mut env = env();
+        let used = Quota::default().with(QuotaResource::Cpu, "1");
+        env.status = namespace_report(&env, true, Some(&used));
+        assert!(namespace_report(&env, true, None).is_none());
+        let more = Quota::default().with(QuotaResource::Cpu, "2");
+        let report = namespace_report(&env, true, Some(&more)).expect("changed usage");
+        assert_eq!(report.usage, Some(more));
+    }
 }

@@ -8,27 +8,26 @@
 //! - `bureaus`: the bureau controller — admission and the bureau's status rollup.
 //! - `environments`: the environment controller — namespaces, quotas, policies, workloads.
 //! - [`metering`]: the sampler writing usage intervals to the ledger, and the finance metrics.
-//! - [`leader`]: Lease-based leader election; [`metrics`]: the operator's metrics.
+//! - [`runtime`]: the Lease, health and metrics endpoints, shutdown, the watches and the one
+//!   `Applier` every write goes through; [`metrics`]: the operator's metrics.
 
 pub mod admission;
-mod apply;
 pub mod billing_audit;
 mod bureaus;
 pub mod cluster;
 mod conditions;
 mod environments;
 pub mod expiry;
-pub mod leader;
 pub mod metering;
 pub mod metrics;
 pub mod rate_cards;
 mod recent;
 pub mod resources;
-mod run;
+pub mod runtime;
 mod spacing;
 mod versions;
 
-pub use run::{OperatorConfig, run, run_with_store};
+pub use runtime::{OperatorConfig, run, run_with_store};
 
 /// Field manager of every server-side apply by the operator.
 pub const MANAGER: &str = "zhengyun-operator";

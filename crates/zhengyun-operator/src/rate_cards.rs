@@ -9,21 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::{Client, ResourceExt};
 use zhengyun_metering::{Calendar, RateSchedule};
-use zhengyun_model::crd::{Condition, RateCard};
+use zhengyun_model::crd::{Condition, RateCard, RateCardStatus};
 
-use crate::conditions::{condition, has_same};
-use crate::{Error, MANAGER, Result, apply};
-
-/// The condition type.
-pub const IN_FORCE: &str = "InForce";
+use crate::conditions::{Kind, Observed, Reason, has_same};
+use crate::runtime::applier::Applier;
+use crate::{Error, MANAGER, Result};
 
 /// What the rate-card controller reads.
 pub(crate) struct Context {
-    pub client: Client,
+    pub applier: Applier,
     pub cards: Store<RateCard>,
     pub calendar: Calendar,
 }
@@ -38,14 +36,16 @@ pub(crate) async fn reconcile(card: Arc<RateCard>, ctx: Arc<Context>) -> Result<
         .unwrap_or_default();
     let wanted = in_force_condition(&card, &all, &ctx.calendar, previous);
     if !has_same(previous, &wanted) {
-        apply::status(
-            &ctx.client,
-            MANAGER,
-            &*card,
-            serde_json::json!({"conditions": [wanted]}),
-            format!("set the status of RateCard {}", card.name_any()),
-        )
-        .await?;
+        ctx.applier
+            .status(
+                MANAGER,
+                &*card,
+                &RateCardStatus {
+                    conditions: vec![wanted],
+                },
+                format!("set the status of RateCard {}", card.name_any()),
+            )
+            .await?;
     }
     // Another card can change this one's standing (the first card's exception): look again.
     Ok(Action::requeue(Duration::from_secs(3600)))
@@ -64,14 +64,12 @@ pub fn in_force_condition(
     previous: &[Condition],
 ) -> Condition {
     let generation = card.metadata.generation;
+    let said = Observed::new(previous, generation);
     let conflicting = |e: String| {
-        condition(
-            previous,
-            IN_FORCE,
-            false,
-            "Conflicting",
+        said.fails(
+            Kind::InForce,
+            Reason::Conflicting,
             format!("the rate cards in the cluster do not make one schedule: {e}"),
-            generation,
         )
     };
     let schedule = match RateSchedule::from_objects(all.iter().map(|c| &**c)) {
@@ -93,31 +91,25 @@ pub fn in_force_condition(
         (Ok(None), _) => return conflicting("the card is not in the schedule".to_owned()),
     };
     if from == midnight {
-        condition(
-            previous,
-            IN_FORCE,
-            true,
-            "AsDated",
+        said.holds(
+            Kind::InForce,
+            Reason::AsDated,
             format!(
                 "prices usage from {} ({})",
                 local(from, calendar),
                 calendar.name()
             ),
-            generation,
         )
     } else {
-        condition(
-            previous,
-            IN_FORCE,
-            true,
-            "FromCreation",
+        said.holds(
+            Kind::InForce,
+            Reason::FromCreation,
             format!(
                 "effectiveFrom {date} began before this card was created; it prices usage only \
                  from its creation, {} ({}), so that it reprices nothing already shown",
                 local(from, calendar),
                 calendar.name()
             ),
-            generation,
         )
     }
 }

@@ -58,16 +58,32 @@ fn key<K: Resource<DynamicType = ()>>(obj: &K) -> Key {
     )
 }
 
-/// Whether resourceVersion `a` is later than `b` (nothing seen yet counts as earliest). The API
-/// server's versions are etcd revisions; one that is not a number is never called later.
+/// Whether resourceVersion `a` is later than `b` (nothing seen yet counts as earliest).
+///
+/// Why ordering, not only equality, is safe here: every comparison is between two versions of
+/// the same object (the copy this process wrote and the one its watch cache shows), and since
+/// Kubernetes 1.35 the API server guarantees that resourceVersions of one resource are
+/// comparable (KEP-5504, stable and conformance-tested): positive integers without leading
+/// zeros, of any length, ordered as integers. The comparison below is exactly that rule (by
+/// length, then digit by digit, so no length overflows). Older API servers store objects in
+/// etcd3 and write its revision, which increases with every write, so the rule holds there as
+/// well. A version that is not such an integer (an aggregated API server's, say) is never
+/// called later: the write-avoidance caches then write again, and [`crate::recent`] trusts the
+/// watch cache.
 pub(crate) fn is_later(a: Option<&str>, b: Option<&str>) -> bool {
-    let Some(a) = a.and_then(|a| a.parse::<u64>().ok()) else {
+    let Some(a) = a.filter(|a| comparable(a)) else {
         return false;
     };
     match b {
         None => true,
-        Some(b) => b.parse::<u64>().is_ok_and(|b| a > b),
+        Some(b) => comparable(b) && (a.len(), a) > (b.len(), b),
     }
+}
+
+/// Whether `rv` is a resourceVersion KEP-5504 lets clients order: a positive integer in decimal
+/// without leading zeros.
+fn comparable(rv: &str) -> bool {
+    !rv.is_empty() && !rv.starts_with('0') && rv.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A hash of `obj`'s JSON form.
@@ -423,6 +439,13 @@ mod tests {
     #[test]
     fn resource_versions_compare_as_revisions() {
         assert!(is_later(Some("10"), Some("9")));
+        assert!(is_later(
+            Some("100000000000000000000000"),
+            Some("99999999999999999999999")
+        ));
+        assert!(!is_later(Some("010"), Some("9")), "leading zeros");
+        assert!(!is_later(Some("0"), None), "zero is never a live version");
+        assert!(!is_later(Some("12"), Some("12")));
         assert!(!is_later(Some("9"), Some("10")));
         assert!(is_later(Some("3"), None));
         assert!(!is_later(Some("x"), None));

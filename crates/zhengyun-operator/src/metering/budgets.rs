@@ -14,16 +14,17 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::reflector::Store as Reflection;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use rust_decimal::Decimal;
 use zhengyun_metering::{
     AdjustmentLine, BudgetStatus, Calendar, Month, Statement, budget_status, forecast_month_end,
     month_budget,
 };
-use zhengyun_model::crd::Bureau;
+use zhengyun_model::crd::{Bureau, BureauStatus};
 
 use super::MeteringMetrics;
+use crate::runtime::applier::Applier;
+use crate::runtime::watches::{ManagedFields, reflected};
 
 /// Field manager of the cost fields of `Bureau.status`.
 pub const MANAGER: &str = "zhengyun-metering";
@@ -143,13 +144,34 @@ pub(crate) async fn report(
     }
 }
 
+/// The cost fields of `Bureau.status`, the only ones this writer owns. A forecast that is
+/// gone is written as `null`, which removes it.
+#[derive(Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CostStatus {
+    cost_month: Option<String>,
+    cost_to_date: Option<String>,
+    cost_forecast: Option<String>,
+}
+
+impl CostStatus {
+    /// What the bureau's status says now.
+    fn current(status: &BureauStatus) -> Self {
+        Self {
+            cost_month: status.cost_month.clone(),
+            cost_to_date: status.cost_to_date.clone(),
+            cost_forecast: status.cost_forecast.clone(),
+        }
+    }
+}
+
 /// What `status` says of one bureau's figures: the cost fields written to `Bureau.status`.
-fn status_of(month: Month, figures: &BureauFigures) -> serde_json::Value {
-    serde_json::json!({
-        "costMonth": month.to_string(),
-        "costToDate": figures.cost_to_date.to_string(),
-        "costForecast": figures.forecast.map(|f| f.to_string()),
-    })
+fn status_of(month: Month, figures: &BureauFigures) -> CostStatus {
+    CostStatus {
+        cost_month: Some(month.to_string()),
+        cost_to_date: Some(figures.cost_to_date.to_string()),
+        cost_forecast: figures.forecast.map(|f| f.to_string()),
+    }
 }
 
 /// Writes each bureau's cost fields to its status when they change, until `stop` resolves.
@@ -160,15 +182,8 @@ pub(crate) async fn write_status(
     metrics: Arc<MeteringMetrics>,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let (bureaus, writer) = reflector::store::<Bureau>();
-    let mut events = watcher(
-        Api::<Bureau>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(crate::no_managed_fields)
-    .reflect(writer)
-    .boxed();
+    let (bureaus, mut events) = reflected::<Bureau>(&client, ManagedFields::Dropped);
+    let applier = Applier::new(client, Default::default());
     let mut tick = tokio::time::interval(WRITE_EVERY);
     tokio::pin!(stop);
     loop {
@@ -192,19 +207,14 @@ pub(crate) async fn write_status(
                 continue;
             };
             let status = status_of(month, f);
-            let current = bureau.status.as_ref().map(|s| {
-                serde_json::json!({
-                    "costMonth": s.cost_month,
-                    "costToDate": s.cost_to_date,
-                    "costForecast": s.cost_forecast,
-                })
-            });
+            let current = bureau.status.as_ref().map(CostStatus::current);
             if current.as_ref() == Some(&status) {
                 continue;
             }
             let action = format!("write the cost of bureau {name}");
-            if let Err(e) =
-                crate::apply::status(&client, MANAGER, bureau.as_ref(), status, action).await
+            if let Err(e) = applier
+                .status(MANAGER, bureau.as_ref(), &status, action)
+                .await
             {
                 tracing::warn!(error = %e, "unable to write a bureau's cost; retrying");
             }

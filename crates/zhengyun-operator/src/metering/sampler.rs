@@ -9,8 +9,8 @@ use futures::stream::BoxStream;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::runtime::reflector::{self, Store as Reflection};
+use kube::runtime::watcher as watch;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource, ResourceExt};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -22,8 +22,10 @@ use zhengyun_store::Store;
 use super::health::{BEYOND_BACKFILL, Health, Outage, gap_of, split_gaps};
 use super::metrics::MeteringMetrics;
 use super::observe::{claim_consumption, pod_consumption, reserved};
+use super::time::{Second, Seconds};
 use super::tracker::{Source, SourceClass, Tracker};
 use super::{MeteringConfig, STREAM};
+use crate::runtime::watches::{ManagedFields, Watched, reflected};
 
 /// One thing the loop reacts to.
 enum Input {
@@ -50,23 +52,41 @@ pub enum Ending {
 
 /// Where a stopping sampler writes its last window to, if anywhere: on shutdown, up to the
 /// second its view is known current; after losing the Lease, nowhere.
-fn last_window(ending: Ending, health: &Health, frontier: i64, now: i64) -> Option<i64> {
+fn last_window(ending: Ending, health: &Health, frontier: Second, now: Second) -> Option<Second> {
     match ending {
-        Ending::Shutdown => Some(health.current_until(now)).filter(|end| *end > frontier),
+        Ending::Shutdown => {
+            Some(Second::at(health.current_until(now.get()))).filter(|end| *end > frontier)
+        }
         Ending::LeaseLost => None,
     }
 }
 
-/// The first multiple of `period` after `at`.
-fn window_end(at: i64, period: i64) -> i64 {
-    at - at.rem_euclid(period) + period
+/// When windows close, from the metering flags.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    /// The length of a window; windows end on its multiples.
+    period: Seconds,
+    /// How long after its end a window waits for the watch events of its last seconds.
+    lateness: Seconds,
+    /// How long a watch may fail before the span it missed is not metered at all.
+    max_stale: Seconds,
 }
 
-/// The end of the window that starts at `frontier` if it is due at `now`: once `lateness`
-/// seconds have passed since it ended, so that watch events of its last seconds are in.
-fn due_window(frontier: i64, now: i64, period: i64, lateness: i64) -> Option<i64> {
-    let end = window_end(frontier, period);
-    (now >= end.saturating_add(lateness)).then_some(end)
+impl Timing {
+    fn of(config: &MeteringConfig) -> Self {
+        Self {
+            period: config.metering_period.into(),
+            lateness: config.metering_lateness.into(),
+            max_stale: config.metering_max_stale.into(),
+        }
+    }
+
+    /// The end of the window that starts at `frontier` if it is due at `now`: once `lateness`
+    /// has passed since it ended.
+    fn due_window(&self, frontier: Second, now: Second) -> Option<Second> {
+        let end = frontier.window_end(self.period);
+        (now >= end + self.lateness).then_some(end)
+    }
 }
 
 /// What the sampler must still record in the ledger: gaps, and a long watch failure to skip.
@@ -92,16 +112,14 @@ pub(crate) async fn run(
     if !clock.is_system() {
         tracing::warn!(now = %clock.now(), offset_seconds = config.clock.clock_offset, "metering runs on a moved clock");
     }
-    let now_s = || clock.now().as_second();
-    let Some((mut tracker, mut written, owed)) = start(&store, &config, &metrics, &mut stop).await
+    let Some(mut sampler) = Sampler::start(store, &config, calendar, metrics, &mut stop).await
     else {
         return;
     };
-    let mut owed = owed;
-    let (bureaus, bureau_stream) = reflected::<Bureau>(&client);
-    let (cards, card_stream) = reflected::<RateCard>(&client);
+    let (bureaus, bureau_stream) = prices::<Bureau>(&client);
+    let (cards, card_stream) = prices::<RateCard>(&client);
     let (envs, mut env_writer) = reflector::store();
-    metrics.watch(bureaus.clone(), envs.clone());
+    sampler.metrics.watch(bureaus.clone(), envs.clone());
     let env_stream = relisting(
         Api::<Environment>::all(client.clone()),
         SourceClass::Quotas,
@@ -128,17 +146,13 @@ pub(crate) async fn run(
     ]);
 
     let costs = CostWorker::spawn(
-        store.clone(),
-        calendar.clone(),
+        sampler.store.clone(),
+        sampler.calendar.clone(),
         bureaus.clone(),
         cards.clone(),
-        metrics.clone(),
+        sampler.metrics.clone(),
         clock,
     );
-    let period = i64::from(config.metering_period);
-    let lateness = i64::from(config.metering_lateness);
-    let max_stale = i64::from(config.metering_max_stale);
-    let mut health = Health::new(tracker.frontier());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut priced: Option<Prices> = None;
@@ -150,28 +164,19 @@ pub(crate) async fn run(
                 break;
             }
             input = inputs.next() => match input {
-                Some(input) => {
-                    let now = now_s();
-                    if let Some(outage) = take(&mut tracker, &mut health, input, now, &metrics) {
-                        owe(&mut owed, outage, lateness, max_stale);
-                    }
-                }
+                Some(input) => sampler.take(input),
                 None => break,
             },
             _ = tick.tick() => {
-                let now = now_s();
-                let mut ledger = Ledger { tracker: &mut tracker, written: &mut written, owed: &mut owed, store: &store, calendar: &calendar, metrics: &metrics };
-                if !ledger.skip().await {
+                let Some(mut months) = sampler.close_due().await else {
                     continue;
-                }
-                let limit = health.current_until(now);
-                let mut months = ledger.close_due(now, limit, period, lateness).await;
+                };
                 // Rate cards change every month's price; budgets only the current month's flags.
                 let prices = Prices::of(&bureaus, &cards);
                 match &priced {
                     Some(last) if last.cards == prices.cards => {
                         if last.budgets != prices.budgets {
-                            months.insert(calendar.month_of(clock.now()));
+                            months.insert(sampler.calendar.month_of(clock.now()));
                         }
                         if !months.is_empty() {
                             costs.recompute(Some(months));
@@ -184,32 +189,7 @@ pub(crate) async fn run(
         }
     }
     costs.finish().await;
-    let frontier = tracker.frontier();
-    if owed.skip.is_none()
-        && let Some(end) = last_window(ending, &health, frontier, now_s())
-    {
-        let mut ledger = Ledger {
-            tracker: &mut tracker,
-            written: &mut written,
-            owed: &mut owed,
-            store: &store,
-            calendar: &calendar,
-            metrics: &metrics,
-        };
-        ledger.write_window(end).await;
-    }
-}
-
-/// Adds what `outage` leaves the ledger to record (see [`gap_of`]).
-fn owe(owed: &mut Owed, outage: Outage, lateness: i64, max_stale: i64) {
-    let Some(gap) = gap_of(outage, lateness, max_stale) else {
-        return;
-    };
-    tracing::warn!(from = %gap.from, to = %gap.to, kind = %gap.kind, reason = %gap.reason, "a metering gap");
-    match gap.kind {
-        GapKind::Unmetered => owed.skip = Some(gap),
-        GapKind::Reconstructed => owed.gaps.push(gap),
-    }
+    sampler.finish(ending).await;
 }
 
 /// A stream of one metering watch that starts over with a fresh list after any failure, after
@@ -269,7 +249,7 @@ async fn start(
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
     stop: &mut tokio::sync::watch::Receiver<Option<Ending>>,
-) -> Option<(Tracker, Option<i64>, Owed)> {
+) -> Option<(Tracker, Option<Second>, Owed)> {
     let mut delay = Duration::from_secs(1);
     loop {
         match restore(store, config, metrics).await {
@@ -291,7 +271,7 @@ async fn restore(
     store: &Store,
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
-) -> zhengyun_store::Result<(Tracker, Option<i64>, Owed)> {
+) -> zhengyun_store::Result<(Tracker, Option<Second>, Owed)> {
     let now = config.clock.clock().now().as_second();
     let mut checkpoint = store.checkpoint(STREAM).await?.map(|t| t.as_second());
     let oldest = now - i64::from(config.metering_max_backfill);
@@ -332,111 +312,16 @@ async fn restore(
     };
     metrics.restore_usage(store.usage_counters().await?);
     metrics.set_checkpoint(frontier);
-    Ok((Tracker::new(frontier), checkpoint, owed))
+    Ok((Tracker::new(frontier), checkpoint.map(Second::at), owed))
 }
 
 /// A reflector-backed store of `K` and its events as [`Input::Prices`].
-fn reflected<K>(client: &Client) -> (Reflection<K>, BoxStream<'static, Input>)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watch(Api::<K>::all(client.clone()), Default::default())
-        .default_backoff()
-        .modify(crate::no_managed_fields)
-        .reflect(writer)
+fn prices<K: Watched>(client: &Client) -> (Reflection<K>, BoxStream<'static, Input>) {
+    let (reader, events) = reflected::<K>(client, ManagedFields::Dropped);
+    let stream = events
         .map(|e| e.map_or_else(|e| Input::WatchError(None, e), |_| Input::Prices))
         .boxed();
     (reader, stream)
-}
-
-/// Feeds one watch event to the tracker; returns the span the view was not current if this
-/// event makes it current again.
-fn take(
-    tracker: &mut Tracker,
-    health: &mut Health,
-    input: Input,
-    now: i64,
-    metrics: &MeteringMetrics,
-) -> Option<Outage> {
-    match input {
-        Input::Environment(event) => on_event(
-            tracker,
-            health,
-            SourceClass::Quotas,
-            *event,
-            now,
-            |t, env, gone| {
-                let name = env.name_any();
-                if gone {
-                    t.delete_environment(&name, now);
-                    return Some(Source::Quota(name));
-                }
-                t.set_environment(
-                    &name,
-                    &env.spec.bureau,
-                    env.spec.tier,
-                    env.metadata.uid.as_deref(),
-                    now,
-                );
-                t.observe(Source::Quota(name.clone()), reserved(env), now);
-                Some(Source::Quota(name))
-            },
-        ),
-        Input::Pod(event) => on_event(
-            tracker,
-            health,
-            SourceClass::Pods,
-            *event,
-            now,
-            |t, pod, gone| {
-                let source = Source::Pod(pod.metadata.uid.clone()?);
-                if gone {
-                    t.gone(source.clone(), now);
-                    return Some(source);
-                }
-                let mut bad = Vec::new();
-                let contribution = pod_consumption(pod, &mut bad);
-                report_bad(&bad, "pod", pod, metrics);
-                t.observe(source.clone(), contribution, now);
-                Some(source)
-            },
-        ),
-        Input::Claim(event) => on_event(
-            tracker,
-            health,
-            SourceClass::Claims,
-            *event,
-            now,
-            |t, claim, gone| {
-                let source = Source::Claim(claim.metadata.uid.clone()?);
-                if gone {
-                    t.gone(source.clone(), now);
-                    return Some(source);
-                }
-                let mut bad = Vec::new();
-                let contribution = claim_consumption(claim, &mut bad);
-                report_bad(&bad, "volume claim", claim, metrics);
-                t.observe(source.clone(), contribution, now);
-                Some(source)
-            },
-        ),
-        Input::Prices => None,
-        Input::WatchError(class, e) => {
-            tracing::warn!(error = %e, "a metering watch failed; retrying");
-            metrics.watch_failed();
-            if let Some(class) = class {
-                health.failed(class, now);
-            }
-            None
-        }
-    }
 }
 
 fn report_bad<K: ResourceExt>(bad: &[String], what: &str, obj: &K, metrics: &MeteringMetrics) {
@@ -483,44 +368,212 @@ fn on_event<K>(
     None
 }
 
-/// The sampler's side of the ledger: the tracker, the checkpoint as this sampler knows it,
-/// what it still owes, and where it writes.
-struct Ledger<'a> {
-    tracker: &'a mut Tracker,
-    written: &'a mut Option<i64>,
-    owed: &'a mut Owed,
-    store: &'a Store,
-    calendar: &'a Calendar,
-    metrics: &'a MeteringMetrics,
+/// The sampler: what runs where ([`Tracker`]), whether its watches are current ([`Health`]),
+/// the checkpoint as it knows it and what it still owes the ledger; with the ledger, calendar,
+/// clock and metrics it works with.
+struct Sampler {
+    tracker: Tracker,
+    health: Health,
+    /// The checkpoint as this sampler last wrote or read it.
+    written: Option<Second>,
+    owed: Owed,
+    store: Store,
+    calendar: Calendar,
+    metrics: Arc<MeteringMetrics>,
+    clock: Clock,
+    timing: Timing,
 }
 
-impl Ledger<'_> {
-    /// Closes every window that is due at `now` and ends by `limit` (the second the view is
-    /// known current until); returns the months they touched.
-    async fn close_due(
-        &mut self,
-        now: i64,
-        limit: i64,
-        period: i64,
-        lateness: i64,
-    ) -> BTreeSet<Month> {
+impl Sampler {
+    /// A sampler resuming from the ledger's checkpoint (read when the database answers); `None`
+    /// if stopped meanwhile.
+    async fn start(
+        store: Store,
+        config: &MeteringConfig,
+        calendar: Calendar,
+        metrics: Arc<MeteringMetrics>,
+        stop: &mut tokio::sync::watch::Receiver<Option<Ending>>,
+    ) -> Option<Self> {
+        let (tracker, written, owed) = start(&store, config, &metrics, stop).await?;
+        Some(Self::new(
+            tracker, written, owed, store, config, calendar, metrics,
+        ))
+    }
+
+    fn new(
+        tracker: Tracker,
+        written: Option<Second>,
+        owed: Owed,
+        store: Store,
+        config: &MeteringConfig,
+        calendar: Calendar,
+        metrics: Arc<MeteringMetrics>,
+    ) -> Self {
+        Self {
+            health: Health::new(tracker.frontier()),
+            tracker,
+            written,
+            owed,
+            store,
+            calendar,
+            metrics,
+            clock: config.clock.clock(),
+            timing: Timing::of(config),
+        }
+    }
+
+    fn now(&self) -> Second {
+        Second::of(self.clock.now())
+    }
+
+    /// Where the next window starts.
+    fn frontier(&self) -> Second {
+        Second::at(self.tracker.frontier())
+    }
+
+    /// Feeds one watch event to the tracker; if it makes a failed watch current again, owes
+    /// the ledger what the failure leaves to record.
+    fn take(&mut self, input: Input) {
+        let now = self.now().get();
+        let metrics = &self.metrics;
+        let (tracker, health) = (&mut self.tracker, &mut self.health);
+        let outage = match input {
+            Input::Environment(event) => on_event(
+                tracker,
+                health,
+                SourceClass::Quotas,
+                *event,
+                now,
+                |t, env, gone| {
+                    let name = env.name_any();
+                    if gone {
+                        t.delete_environment(&name, now);
+                        return Some(Source::Quota(name));
+                    }
+                    t.set_environment(
+                        &name,
+                        &env.spec.bureau,
+                        env.spec.tier,
+                        env.metadata.uid.as_deref(),
+                        now,
+                    );
+                    t.observe(Source::Quota(name.clone()), reserved(env), now);
+                    Some(Source::Quota(name))
+                },
+            ),
+            Input::Pod(event) => on_event(
+                tracker,
+                health,
+                SourceClass::Pods,
+                *event,
+                now,
+                |t, pod, gone| {
+                    let source = Source::Pod(pod.metadata.uid.clone()?);
+                    if gone {
+                        t.gone(source.clone(), now);
+                        return Some(source);
+                    }
+                    let mut bad = Vec::new();
+                    let contribution = pod_consumption(pod, &mut bad);
+                    report_bad(&bad, "pod", pod, metrics);
+                    t.observe(source.clone(), contribution, now);
+                    Some(source)
+                },
+            ),
+            Input::Claim(event) => on_event(
+                tracker,
+                health,
+                SourceClass::Claims,
+                *event,
+                now,
+                |t, claim, gone| {
+                    let source = Source::Claim(claim.metadata.uid.clone()?);
+                    if gone {
+                        t.gone(source.clone(), now);
+                        return Some(source);
+                    }
+                    let mut bad = Vec::new();
+                    let contribution = claim_consumption(claim, &mut bad);
+                    report_bad(&bad, "volume claim", claim, metrics);
+                    t.observe(source.clone(), contribution, now);
+                    Some(source)
+                },
+            ),
+            Input::Prices => None,
+            Input::WatchError(class, e) => {
+                tracing::warn!(error = %e, "a metering watch failed; retrying");
+                metrics.watch_failed();
+                if let Some(class) = class {
+                    health.failed(class, now);
+                }
+                None
+            }
+        };
+        if let Some(outage) = outage {
+            self.owe(outage);
+        }
+    }
+
+    /// Adds what `outage` leaves the ledger to record (see [`gap_of`]).
+    fn owe(&mut self, outage: Outage) {
+        let Some(gap) = gap_of(
+            outage,
+            self.timing.lateness.get(),
+            self.timing.max_stale.get(),
+        ) else {
+            return;
+        };
+        tracing::warn!(from = %gap.from, to = %gap.to, kind = %gap.kind, reason = %gap.reason, "a metering gap");
+        match gap.kind {
+            GapKind::Unmetered => self.owed.skip = Some(gap),
+            GapKind::Reconstructed => self.owed.gaps.push(gap),
+        }
+    }
+
+    /// Skips an owed unmetered span, then closes every window due now that ends by the second
+    /// the view is known current until; returns the months they touched, or `None` while the
+    /// skip cannot be recorded yet.
+    async fn close_due(&mut self) -> Option<BTreeSet<Month>> {
+        if !self.skip().await {
+            return None;
+        }
+        let now = self.now();
+        let limit = Second::at(self.health.current_until(now.get()));
+        Some(self.close_due_by(now, limit).await)
+    }
+
+    /// Closes every window that is due at `now` and ends by `limit`; returns the months they
+    /// touched.
+    async fn close_due_by(&mut self, now: Second, limit: Second) -> BTreeSet<Month> {
         let mut months = BTreeSet::new();
         loop {
-            let start = self.tracker.frontier();
-            let Some(end) = due_window(start, now, period, lateness).filter(|end| *end <= limit)
+            let start = self.frontier();
+            let Some(end) = self
+                .timing
+                .due_window(start, now)
+                .filter(|end| *end <= limit)
             else {
                 break;
             };
             if !self.write_window(end).await {
                 break;
             }
-            for at in [start, end - 1] {
-                if let Ok(t) = Timestamp::from_second(at) {
+            for at in [start, end - Seconds::new(1)] {
+                if let Some(t) = at.timestamp() {
                     months.insert(self.calendar.month_of(t));
                 }
             }
         }
         months
+    }
+
+    /// Writes what is known up to the end `ending` allows (see [`last_window`]).
+    async fn finish(&mut self, ending: Ending) {
+        if self.owed.skip.is_none()
+            && let Some(end) = last_window(ending, &self.health, self.frontier(), self.now())
+        {
+            self.write_window(end).await;
+        }
     }
 
     /// Moves the checkpoint across an owed unmetered span, after writing the window up to its
@@ -529,22 +582,22 @@ impl Ledger<'_> {
         let Some(gap) = self.owed.skip.clone() else {
             return true;
         };
-        let (from, to) = (gap.from.as_second(), gap.to.as_second());
-        if self.tracker.frontier() < from && !self.write_window(from).await {
+        let (from, to) = (Second::of(gap.from), Second::of(gap.to));
+        if self.frontier() < from && !self.write_window(from).await {
             return false;
         }
-        let (mut gaps, rest) = split_gaps(&self.owed.gaps, to);
+        let (mut gaps, rest) = split_gaps(&self.owed.gaps, to.get());
         gaps.push(gap);
-        let expected = self.written.and_then(|w| Timestamp::from_second(w).ok());
+        let expected = self.written.and_then(Second::timestamp);
         let recorded = self
             .store
             .record_window_with_gaps(&[], &gaps, STREAM, expected, gaps[gaps.len() - 1].to)
             .await;
         match recorded {
             Ok(_) => {
-                self.tracker.advance(to);
-                *self.written = Some(to);
-                self.metrics.set_checkpoint(to);
+                self.tracker.advance(to.get());
+                self.written = Some(to);
+                self.metrics.set_checkpoint(to.get());
                 self.owed.gaps = rest;
                 self.owed.skip = None;
                 true
@@ -562,26 +615,26 @@ impl Ledger<'_> {
     /// whether it succeeded (on failure the window stays open and is retried). If another
     /// sampler moved the checkpoint meanwhile (a leader handover), nothing is written and this
     /// one continues from the other's checkpoint, so that no two windows overlap.
-    async fn write_window(&mut self, end: i64) -> bool {
-        let closed = self.tracker.close(end, self.calendar);
+    async fn write_window(&mut self, end: Second) -> bool {
+        let closed = self.tracker.close(end.get(), &self.calendar);
         for problem in &closed.problems {
             tracing::warn!(%problem, "usage that cannot be metered");
         }
-        let Ok(at) = Timestamp::from_second(end) else {
+        let Some(at) = end.timestamp() else {
             return false;
         };
-        let (gaps, rest) = split_gaps(&self.owed.gaps, end);
-        let expected = self.written.and_then(|w| Timestamp::from_second(w).ok());
+        let (gaps, rest) = split_gaps(&self.owed.gaps, end.get());
+        let expected = self.written.and_then(Second::timestamp);
         match self
             .store
             .record_window_with_gaps(&closed.intervals, &gaps, STREAM, expected, at)
             .await
         {
             Ok(recorded) => {
-                self.tracker.advance(end);
-                *self.written = Some(end);
+                self.tracker.advance(end.get());
+                self.written = Some(end);
                 self.owed.gaps = rest;
-                self.metrics.set_checkpoint(end);
+                self.metrics.set_checkpoint(end.get());
                 if recorded.duplicates == 0 {
                     self.metrics.add_usage(&closed.intervals, recorded.new);
                 } else {
@@ -598,7 +651,7 @@ impl Ledger<'_> {
             }
             Err(e) => {
                 self.metrics.close_failed();
-                tracing::warn!(error = %e, window_end = end, "unable to close a metering window; retrying");
+                tracing::warn!(error = %e, window_end = %end, "unable to close a metering window; retrying");
                 self.follow_other_writer().await
             }
         }
@@ -610,22 +663,22 @@ impl Ledger<'_> {
         let Ok(stored) = self.store.checkpoint(STREAM).await else {
             return false;
         };
-        let stored = stored.map(|t| t.as_second());
-        if stored == *self.written {
+        let stored = stored.map(Second::of);
+        if stored == self.written {
             return false;
         }
-        tracing::warn!(?stored, known = ?*self.written, "another writer moved the metering checkpoint; continuing from it");
-        *self.written = stored;
+        tracing::warn!(?stored, known = ?self.written, "another writer moved the metering checkpoint; continuing from it");
+        self.written = stored;
         if let Some(at) = stored {
-            self.tracker.advance(at);
-            self.metrics.set_checkpoint(at);
-            let (_, rest) = split_gaps(&self.owed.gaps, at);
+            self.tracker.advance(at.get());
+            self.metrics.set_checkpoint(at.get());
+            let (_, rest) = split_gaps(&self.owed.gaps, at.get());
             self.owed.gaps = rest;
             if self
                 .owed
                 .skip
                 .as_ref()
-                .is_some_and(|g| g.to.as_second() <= at)
+                .is_some_and(|g| Second::of(g.to) <= at)
             {
                 self.owed.skip = None;
             }
@@ -854,7 +907,10 @@ mod tests {
         #[case] period: i64,
         #[case] expected: i64,
     ) {
-        assert_eq!(window_end(at, period), expected);
+        assert_eq!(
+            Second::at(at).window_end(Seconds::new(period)),
+            Second::at(expected)
+        );
     }
 
     /// The hourly window holding each instant closes once the default lateness (120 s) has
@@ -869,20 +925,19 @@ mod tests {
     ) {
         let at: Timestamp = at.parse().expect("ts");
         let ends: Timestamp = window_ends.parse().expect("ts");
-        let (period, lateness) = (3_600, 120);
-        let frontier = at.as_second();
-        let end = ends.as_second();
-        assert_eq!(due_window(frontier, at.as_second(), period, lateness), None);
-        assert_eq!(due_window(frontier, end, period, lateness), None);
+        let timing = Timing::of(&config(7 * 86_400));
+        let lateness = timing.lateness;
+        let frontier = Second::of(at);
+        let end = Second::of(ends);
+        assert_eq!(timing.due_window(frontier, Second::of(at)), None);
+        assert_eq!(timing.due_window(frontier, end), None);
         assert_eq!(
-            due_window(frontier, end + lateness - 1, period, lateness),
+            timing.due_window(frontier, end + lateness - Seconds::new(1)),
             None
         );
-        assert_eq!(
-            due_window(frontier, end + lateness, period, lateness),
-            Some(end)
-        );
-        let closes_in = Calendar::default().month_of(Timestamp::from_second(end - 1).expect("ts"));
+        assert_eq!(timing.due_window(frontier, end + lateness), Some(end));
+        let closes_in =
+            Calendar::default().month_of((end - Seconds::new(1)).timestamp().expect("ts"));
         assert_eq!(closes_in, Calendar::default().month_of(at));
     }
 
@@ -940,41 +995,41 @@ mod tests {
         let metrics = MeteringMetrics::default();
         let mut tracker = Tracker::new(T0);
         running_pod(&mut tracker);
-        let mut health = Health::new(T0);
+        let mut sampler = Sampler::new(
+            tracker,
+            Some(Second::at(T0)),
+            Owed::default(),
+            store.clone(),
+            &config(7 * 86_400),
+            calendar.clone(),
+            Arc::new(metrics),
+        );
+        let health = &mut sampler.health;
         for class in [SourceClass::Quotas, SourceClass::Pods, SourceClass::Claims] {
             health.listed(class, T0 + 1);
         }
         health.failed(SourceClass::Pods, T0 + 1_800);
-        let (mut written, mut owed) = (Some(T0), Owed::default());
-        let mut ledger = Ledger {
-            tracker: &mut tracker,
-            written: &mut written,
-            owed: &mut owed,
-            store: &store,
-            calendar: &calendar,
-            metrics: &metrics,
-        };
         let now = T0 + 3_600 + 120 + 1;
-        let months = ledger
-            .close_due(now, health.current_until(now), 3_600, 120)
-            .await;
+        let limit = Second::at(sampler.health.current_until(now));
+        let months = sampler.close_due_by(Second::at(now), limit).await;
         assert!(months.is_empty());
         assert_eq!(
             store.checkpoint(STREAM).await.expect("checkpoint"),
             Some(Timestamp::from_second(T0).expect("ts"))
         );
         // Once the pods are listed again, the window closes.
-        health.relisting(SourceClass::Pods, T0 + 3_700);
-        let outage = health
+        sampler.health.relisting(SourceClass::Pods, T0 + 3_700);
+        let outage = sampler
+            .health
             .listed(SourceClass::Pods, T0 + 3_730)
             .expect("current again");
         assert_eq!((outage.from, outage.to), (T0 + 1_800, T0 + 3_730));
-        owe(ledger.owed, outage, 120, 600);
+        sampler.owe(outage);
         assert!(
-            ledger.owed.skip.is_some(),
+            sampler.owed.skip.is_some(),
             "a failure longer than max-stale is skipped"
         );
-        assert!(ledger.skip().await);
+        assert!(sampler.skip().await);
         let gaps = store
             .gaps_between(
                 STREAM,
@@ -1010,20 +1065,18 @@ mod tests {
         for class in [SourceClass::Quotas, SourceClass::Pods, SourceClass::Claims] {
             health.listed(class, T0 + 1);
         }
+        let at = |s: i64| Second::at(T0 + s);
         assert_eq!(
-            last_window(Ending::Shutdown, &health, T0, T0 + 50),
-            Some(T0 + 50)
+            last_window(Ending::Shutdown, &health, at(0), at(50)),
+            Some(at(50))
         );
-        assert_eq!(last_window(Ending::LeaseLost, &health, T0, T0 + 50), None);
+        assert_eq!(last_window(Ending::LeaseLost, &health, at(0), at(50)), None);
         health.failed(SourceClass::Claims, T0 + 20);
         assert_eq!(
-            last_window(Ending::Shutdown, &health, T0, T0 + 50),
-            Some(T0 + 20)
+            last_window(Ending::Shutdown, &health, at(0), at(50)),
+            Some(at(20))
         );
-        assert_eq!(
-            last_window(Ending::Shutdown, &health, T0 + 20, T0 + 50),
-            None
-        );
+        assert_eq!(last_window(Ending::Shutdown, &health, at(20), at(50)), None);
     }
 
     fn config(max_backfill: u32) -> MeteringConfig {
@@ -1046,21 +1099,21 @@ mod tests {
         let checkpoint = now - 8 * 86_400;
         let store = ledger_at(checkpoint).await;
         let metrics = MeteringMetrics::default();
-        let (mut tracker, mut written, mut owed) = restore(&store, &config(7 * 86_400), &metrics)
+        let (tracker, written, owed) = restore(&store, &config(7 * 86_400), &metrics)
             .await
             .expect("restore");
         assert_eq!(owed.gaps.len(), 1);
-        let calendar = Calendar::utc();
-        let mut ledger = Ledger {
-            tracker: &mut tracker,
-            written: &mut written,
-            owed: &mut owed,
-            store: &store,
-            calendar: &calendar,
-            metrics: &metrics,
-        };
-        let first_end = window_end(ledger.tracker.frontier(), 3_600);
-        assert!(ledger.write_window(first_end).await);
+        let mut sampler = Sampler::new(
+            tracker,
+            written,
+            owed,
+            store.clone(),
+            &config(7 * 86_400),
+            Calendar::utc(),
+            Arc::new(metrics),
+        );
+        let first_end = sampler.frontier().window_end(Seconds::new(3_600));
+        assert!(sampler.write_window(first_end).await);
         let all = TimeRange::new(
             Timestamp::from_second(checkpoint - 1).expect("ts"),
             Timestamp::from_second(now).expect("ts"),

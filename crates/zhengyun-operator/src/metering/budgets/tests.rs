@@ -141,7 +141,7 @@ fn the_status_carries_the_month_the_cost_and_the_forecast() {
     };
     let month = Month::new(2026, 11).expect("month");
     assert_eq!(
-        status_of(month, &figures),
+        serde_json::to_value(status_of(month, &figures)).expect("serializes"),
         serde_json::json!({"costMonth": "2026-11", "costToDate": "9.00", "costForecast": "66.87"})
     );
 }
