@@ -170,7 +170,7 @@ pub async fn authenticate(
         let intent = match attempt
             .state
             .store()
-            .open_audit_intent(&attempt.entry(IN_PROGRESS))
+            .open_audit_intent(&attempt.entry(zhengyun_store::IN_PROGRESS))
             .await
         {
             Ok(intent) => intent,
@@ -194,9 +194,6 @@ pub async fn authenticate(
         Err(failed) => Problem::internal(&failed).into_response(),
     }
 }
-
-/// The `result` of an entry whose change is still being carried out.
-const IN_PROGRESS: &str = "in progress";
 
 /// How long a change's entry keeps being retried when the database refuses it; after that the
 /// intent is left for [`crate::settle_stale_audit_intents`].

@@ -38,6 +38,8 @@ const CONTROLLER: &str = "environment";
 /// What the environment controller needs.
 pub(crate) struct Context {
     pub client: Client,
+    /// The audit log, where an expiry's deletion is recorded, intent first.
+    pub store: zhengyun_store::Store,
     pub metrics: Arc<Metrics>,
     pub catalog: Catalog,
     pub recorder: Recorder,
@@ -170,26 +172,70 @@ async fn expire(env: &Environment, ctx: &Context) -> Result<Option<Option<Durati
             Ok(Some(Some(remaining)))
         }
         Expiry::Expired => {
-            let note = format!("expired at {stamp}; the environment and its namespace are deleted");
-            publish(ctx, env, Reason::Expired, &note).await;
-            let name = env.name_any();
-            let params = DeleteParams {
-                preconditions: env.uid().map(|uid| kube::api::Preconditions {
-                    uid: Some(uid),
-                    resource_version: None,
-                }),
-                ..DeleteParams::background()
-            };
-            match Api::<Environment>::all(ctx.client.clone())
-                .delete(&name, &params)
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-                Err(e) => return Err(Error::kube(format!("delete expired environment {name}"))(e)),
-            }
+            delete_expired(env, ctx, &stamp).await?;
             Ok(None)
         }
+    }
+}
+
+/// Principal of the audit entries the expiry writes.
+const EXPIRY_PRINCIPAL: &str = "kubernetes:zhengyun-expiry";
+
+/// Deletes an expired environment, with its audit entry: the intent is written first, and if
+/// it cannot be, nothing is deleted and the reconciliation fails, to be retried (no change
+/// without its audit entry).
+async fn delete_expired(env: &Environment, ctx: &Context, stamp: &str) -> Result<()> {
+    let name = env.name_any();
+    let mut entry = zhengyun_store::AuditEntry {
+        at: jiff::Timestamp::now(),
+        principal: EXPIRY_PRINCIPAL.to_owned(),
+        principal_label: Some(
+            "the operator, deleting an environment whose expiresAt has passed".to_owned(),
+        ),
+        role: None,
+        bureau: Some(env.spec.bureau.clone()),
+        action: "environment.expire".to_owned(),
+        object: format!("environments/{name}"),
+        quota_before: None,
+        quota_after: None,
+        result: zhengyun_store::IN_PROGRESS.to_owned(),
+        request_id: format!("uid {} expired at {stamp}", env.uid().unwrap_or_default()),
+    };
+    let intent = ctx
+        .store
+        .open_audit_intent(&entry)
+        .await
+        .map_err(|source| Error::Audit {
+            action: format!("write the audit intent for deleting expired {name}"),
+            source,
+        })?;
+    let note = format!("expired at {stamp}; the environment and its namespace are deleted");
+    publish(ctx, env, Reason::Expired, &note).await;
+    let params = DeleteParams {
+        preconditions: env.uid().map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    let outcome = Api::<Environment>::all(ctx.client.clone())
+        .delete(&name, &params)
+        .await;
+    entry.result = match &outcome {
+        Ok(_) => "202 Accepted: deletion started".to_owned(),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+            format!("{} already gone or replaced: nothing deleted", status.code)
+        }
+        Err(e) => format!("failed: {e}"),
+    };
+    if let Err(e) = ctx.store.append_audit_settling(&entry, &intent).await {
+        // The intent stays open; the API's sweep records it as an unknown outcome.
+        tracing::warn!(environment = %name, error = %e, "could not record the expiry's audit entry");
+    }
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(e) => Err(Error::kube(format!("delete expired environment {name}"))(e)),
     }
 }
 

@@ -67,6 +67,15 @@ pub enum Error {
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The audit log could not be written, so the change it would record was not made.
+    #[error("unable to {action}: {source}")]
+    Audit {
+        /// What was being attempted.
+        action: String,
+        /// The store's error.
+        #[source]
+        source: zhengyun_store::Error,
+    },
 }
 
 impl Error {
@@ -77,6 +86,7 @@ impl Error {
             Error::Build { .. } => "Build",
             Error::NamespaceTerminating(_) => "NamespaceTerminating",
             Error::Finalizer(_) => "Finalizer",
+            Error::Audit { .. } => "Audit",
         }
     }
 

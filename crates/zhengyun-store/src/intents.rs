@@ -41,6 +41,9 @@ impl AuditIntent {
     }
 }
 
+/// The result an intent carries while its change is running.
+pub const IN_PROGRESS: &str = "in progress";
+
 /// The outcome recorded for an intent that its process never settled.
 pub const UNKNOWN_OUTCOME: &str =
     "outcome unknown: the API stopped before recording it; check the object itself";

@@ -53,7 +53,7 @@ use std::time::Duration;
 pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
 pub use error::{Error, Result};
 pub use gaps::Waived;
-pub use intents::{AuditIntent, UNKNOWN_OUTCOME};
+pub use intents::{AuditIntent, IN_PROGRESS, UNKNOWN_OUTCOME};
 pub use ledger::{MeterUsage, Recorded};
 pub use observed::Observed;
 pub use reports::{ResourceUsage, UsageCounter};

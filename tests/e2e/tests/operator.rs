@@ -1011,6 +1011,22 @@ async fn an_expired_dev_environment_is_deleted_with_an_event() -> anyhow::Result
         reasons.iter().any(|r| r == "Expired"),
         "an Expired event: {reasons:?}"
     );
+    // The deletion is in the audit log, by the expiry, with its outcome.
+    let store = zhengyun_store::Store::connect(&zhengyun_e2e::operator::ledger_url()).await?;
+    let entries = store
+        .audit_log(&zhengyun_store::AuditFilter {
+            bureau: Some(code.clone()),
+            action: Some("environment.expire".to_owned()),
+            ..Default::default()
+        })
+        .await?;
+    let object = format!("environments/{name}");
+    assert!(
+        entries.iter().any(|r| r.entry.object == object
+            && r.entry.principal == "kubernetes:zhengyun-expiry"
+            && r.entry.result.starts_with("202")),
+        "the expiry's audit entry: {entries:?}"
+    );
     Api::<Bureau>::all(client)
         .delete(&code, &DeleteParams::default())
         .await?;

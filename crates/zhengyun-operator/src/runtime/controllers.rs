@@ -36,6 +36,8 @@ use crate::{MANAGER, bureaus, environments, no_managed_fields, rate_cards};
 /// What every controller of a term shares.
 pub(super) struct Shared {
     pub client: Client,
+    /// The audit log (and ledger): the expiry's deletions are audited there.
+    pub store: zhengyun_store::Store,
     pub calendar: Calendar,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
@@ -45,6 +47,7 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn new(
         client: Client,
+        store: zhengyun_store::Store,
         calendar: Calendar,
         config: &OperatorConfig,
         metrics: Arc<Metrics>,
@@ -56,6 +59,7 @@ impl Shared {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            store,
             calendar,
             metrics,
             // No debounce: a trailing-edge debounce keeps postponing objects that change
@@ -188,6 +192,7 @@ fn environment_controller(
         reported: environments::Reports::default(),
         expiry_notice: Duration::from_secs(config.expiry_notice_hours.saturating_mul(3600)),
         client: client.clone(),
+        store: shared.store.clone(),
         metrics: shared.metrics.clone(),
         catalog: Catalog {
             registry: config.catalog_registry.clone(),

@@ -193,6 +193,7 @@ impl Term<'_> {
             );
             let shared = controllers::Shared::new(
                 self.client.clone(),
+                self.store.clone(),
                 self.calendar.clone(),
                 self.config,
                 self.metrics.clone(),
