@@ -179,6 +179,11 @@ struct Shared {
     ledger: Mutex<Ledger>,
     bureaus_listed: AtomicBool,
     environments_listed: AtomicBool,
+    /// Whether the watch's last attempt failed: the cache may then be missing changes (the
+    /// API server is away, or the watch is being re-established), and reads go to the API
+    /// server, which answers for itself (503 while it is away), until the watch delivers again.
+    bureaus_failing: AtomicBool,
+    environments_failing: AtomicBool,
     changes: watch::Sender<u64>,
 }
 
@@ -203,6 +208,8 @@ impl ClusterCache {
             ledger: Mutex::new(Ledger::default()),
             bureaus_listed: AtomicBool::new(false),
             environments_listed: AtomicBool::new(false),
+            bureaus_failing: AtomicBool::new(false),
+            environments_failing: AtomicBool::new(false),
             changes,
         }));
         tokio::spawn(cache.clone().watch(
@@ -225,14 +232,23 @@ impl ClusterCache {
     {
         let events = watcher(api, watcher::Config::default()).default_backoff();
         let mut events = std::pin::pin!(events);
+        let failing = match kind {
+            Kind::Bureau => &self.0.bureaus_failing,
+            Kind::Environment => &self.0.environments_failing,
+        };
         while let Some(event) = events.next().await {
             let event = match event {
                 Ok(event) => event,
                 Err(error) => {
-                    tracing::warn!(?kind, %error, "the API's watch failed; retrying");
+                    if !failing.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(?kind, %error, "the API's watch failed; reads go to the API server until it delivers again");
+                    }
                     continue;
                 }
             };
+            if failing.swap(false, Ordering::AcqRel) {
+                tracing::info!(?kind, "the API's watch delivers again");
+            }
             writer.apply_watcher_event(&event);
             {
                 let mut ledger = self.ledger();
@@ -271,6 +287,15 @@ impl ClusterCache {
     pub fn ready(&self) -> bool {
         self.0.bureaus_listed.load(Ordering::Acquire)
             && self.0.environments_listed.load(Ordering::Acquire)
+    }
+
+    /// Whether the cache can answer for the cluster: both watches have listed once and neither
+    /// has failed since it last delivered. A cache that cannot reach the API server does not
+    /// answer from what it last saw.
+    pub fn current(&self) -> bool {
+        self.ready()
+            && !self.0.bureaus_failing.load(Ordering::Acquire)
+            && !self.0.environments_failing.load(Ordering::Acquire)
     }
 
     /// Records a Bureau this process wrote (the object the API server returned).
@@ -315,6 +340,9 @@ impl ClusterCache {
         let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_WAIT;
         let mut changes = self.0.changes.subscribe();
         loop {
+            if self.ready() && !self.current() {
+                return false;
+            }
             if self.ready() && !self.ledger().waiting_within(scope, Instant::now()) {
                 return true;
             }

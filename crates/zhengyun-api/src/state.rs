@@ -324,7 +324,7 @@ impl AppState {
     ) -> Result<Option<String>, Problem> {
         let watched = self
             .cache()
-            .filter(|cache| cache.ready())
+            .filter(|cache| cache.current())
             .and_then(|cache| cache.bureau(code))
             .map(|bureau| bureau.metadata.uid.clone().unwrap_or_default())
             .filter(|uid| expected.is_none_or(|expected| expected == uid));

@@ -229,8 +229,15 @@ async fn probe_while_away(
         "the operator's /healthz while away"
     );
     assert_unavailable(&dev.http.get("/readyz", None).await?, "/readyz");
+    // Reads come from the API's watch cache while its watches deliver; once a watch has
+    // failed against the stopped API server (within moments), they go to the API server and
+    // are refused with it, rather than answered from what the cache last saw.
     for path in ["/api/v1/bureaus", envs_path, first_path] {
-        let answer = dev.call(Method::GET, path, admin, None).await?;
+        let answer = eventually(&format!("GET {path} refused"), WAIT, || async {
+            let answer = dev.call(Method::GET, path, admin, None).await?;
+            Ok(answer.is_unavailable_problem().then_some(answer))
+        })
+        .await?;
         assert_unavailable(&answer, &format!("GET {path}"));
     }
     let writes = [
