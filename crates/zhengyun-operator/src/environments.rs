@@ -221,22 +221,26 @@ async fn delete_expired(env: &Environment, ctx: &Context, stamp: &str) -> Result
     let outcome = Api::<Environment>::all(ctx.client.clone())
         .delete(&name, &params)
         .await;
-    entry.result = match &outcome {
-        Ok(_) => "202 Accepted: deletion started".to_owned(),
+    // Gone already, or replaced by another object of the name: nothing of this one to delete.
+    let outcome = match outcome {
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
-            format!("{} already gone or replaced: nothing deleted", status.code)
+            entry.result = format!("{} already gone or replaced: nothing deleted", status.code);
+            Ok(())
         }
-        Err(e) => format!("failed: {e}"),
+        Ok(_) => {
+            entry.result = "202 Accepted: deletion started".to_owned();
+            Ok(())
+        }
+        Err(e) => {
+            entry.result = format!("failed: {e}");
+            Err(Error::kube(format!("delete expired environment {name}"))(e))
+        }
     };
     if let Err(e) = ctx.store.append_audit_settling(&entry, &intent).await {
         // The intent stays open; the API's sweep records it as an unknown outcome.
         tracing::warn!(environment = %name, error = %e, "could not record the expiry's audit entry");
     }
-    match outcome {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
-        Err(e) => Err(Error::kube(format!("delete expired environment {name}"))(e)),
-    }
+    outcome
 }
 
 /// Tells the environment's owners, once per expiry moment, that it is about to expire: a

@@ -139,22 +139,23 @@ impl InsertIntervals for sqlx::SqliteConnection {
     }
 }
 
+/// The rows of a chunk bound as one array per column, unnested.
+macro_rules! unnested_rows {
+    () => {
+        "SELECT k, b, e, r, ki, t, s, en, a, $10, u FROM UNNEST($1::text[], $2::text[], \
+         $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
+         $9::int8[], $11::text[]) AS x(k, b, e, r, ki, t, s, en, a, u)"
+    };
+}
+
 /// One array per column, unnested: a single statement text whatever the chunk's size, so the
 /// server parses and plans it once per connection, and one round trip per chunk.
-const INSERT_ARRAYS: &str = concat!(
-    insert_columns!(),
-    "SELECT k, b, e, r, ki, t, s, en, a, $10, u FROM UNNEST($1::text[], $2::text[], \
-     $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
-     $9::int8[], $11::text[]) AS x(k, b, e, r, ki, t, s, en, a, u)",
-    on_conflict_keep!()
-);
+const INSERT_ARRAYS: &str = concat!(insert_columns!(), unnested_rows!(), on_conflict_keep!());
 
 /// [`INSERT_ARRAYS`], returning the keys it inserted.
 const INSERT_ARRAYS_RETURNING: &str = concat!(
     insert_columns!(),
-    "SELECT k, b, e, r, ki, t, s, en, a, $10, u FROM UNNEST($1::text[], $2::text[], \
-     $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
-     $9::int8[], $11::text[]) AS x(k, b, e, r, ki, t, s, en, a, u)",
+    unnested_rows!(),
     on_conflict_keep!(),
     " RETURNING idempotency_key"
 );

@@ -44,12 +44,8 @@ impl Applier {
             + DeserializeOwned,
     {
         let ns = obj.namespace().unwrap_or_default();
-        let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
-        let name = obj.name_any();
-        api.patch(&name, &params(), &Patch::Apply(obj))
-            .await
-            .map(without_managed_fields)
-            .map_err(Error::kube(format!("apply {} {ns}/{name}", K::kind(&()))))
+        let what = format!("{ns}/{}", obj.name_any());
+        apply(Api::namespaced(self.client.clone(), &ns), obj, &what).await
     }
 
     /// Applies a cluster-scoped object as the operator's field manager.
@@ -61,12 +57,7 @@ impl Applier {
             + Serialize
             + DeserializeOwned,
     {
-        let api: Api<K> = Api::all(self.client.clone());
-        let name = obj.name_any();
-        api.patch(&name, &params(), &Patch::Apply(obj))
-            .await
-            .map(without_managed_fields)
-            .map_err(Error::kube(format!("apply {} {name}", K::kind(&()))))
+        apply(Api::all(self.client.clone()), obj, &obj.name_any()).await
     }
 
     /// Applies a namespaced child of an environment unless it is exactly as last written and
@@ -139,6 +130,17 @@ struct StatusPatch<'a, S> {
     api_version: &'a str,
     kind: &'a str,
     status: &'a S,
+}
+
+/// Server-side apply of `obj` through `api`; `what` names it in an error.
+async fn apply<K>(api: Api<K>, obj: &K, what: &str) -> Result<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    api.patch(&obj.name_any(), &params(), &Patch::Apply(obj))
+        .await
+        .map(without_managed_fields)
+        .map_err(Error::kube(format!("apply {} {what}", K::kind(&()))))
 }
 
 #[cfg(test)]

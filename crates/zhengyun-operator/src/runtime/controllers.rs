@@ -171,11 +171,7 @@ fn environment_controller(
     })
     .watches_stream(triggers.pools, move |_pool: CapacityPool| {
         // The pool's defaults (LimitRange, PriorityClass names) reach every environment.
-        every_env
-            .state()
-            .iter()
-            .map(|e| ObjectRef::from_obj(&**e))
-            .collect::<Vec<_>>()
+        every_object(&every_env)
     });
     let versions = Arc::new(ChildVersions::default());
     let client = &shared.client;
@@ -232,11 +228,7 @@ fn bureau_controller(
             Some(ObjectRef::<Bureau>::new(&env.spec.bureau))
         })
         .watches_stream(triggers.pools, move |_pool: CapacityPool| {
-            all_bureaus
-                .state()
-                .iter()
-                .map(|b| ObjectRef::from_obj(&**b))
-                .collect::<Vec<_>>()
+            every_object(&all_bureaus)
         })
         .graceful_shutdown_on(graceful)
         .run(bureaus::reconcile, bureaus::error_policy, ctx)
@@ -337,4 +329,13 @@ fn bureau_spec(bureau: &Bureau) -> Option<u64> {
         .hash(&mut h);
     bureau.metadata.annotations.hash(&mut h);
     Some(h.finish())
+}
+
+/// A reference to every object `store` holds: what a change that reaches them all triggers.
+fn every_object<K: Watched>(store: &Store<K>) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .map(|o| ObjectRef::from_obj(&**o))
+        .collect()
 }
