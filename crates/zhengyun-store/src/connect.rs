@@ -171,15 +171,32 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<sqlx::SqlitePo
     } else {
         options.max_connections
     };
-    SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(options.acquire_timeout)
         // An in-memory database lives only as long as its connection.
         .idle_timeout(if in_memory { None } else { Some(IDLE) })
-        .max_lifetime(if in_memory { None } else { Some(LIFETIME) })
-        .connect_with(connect)
-        .await
-        .map_err(db("opening the SQLite database"))
+        .max_lifetime(if in_memory { None } else { Some(LIFETIME) });
+    // Switching a new file to WAL takes an exclusive lock without waiting for the busy timeout,
+    // so a process opening the file while another one switches it is told it is locked. It
+    // tries again until the busy timeout has passed.
+    let deadline = std::time::Instant::now() + options.busy_timeout;
+    loop {
+        match pool.clone().connect_with(connect.clone()).await {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            opened => return opened.map_err(db("opening the SQLite database")),
+        }
+    }
+}
+
+/// Whether `e` is SQLite's "database is locked" (`SQLITE_BUSY`, or one of its extended codes).
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 const IDLE: std::time::Duration = std::time::Duration::from_secs(600);
@@ -215,14 +232,24 @@ fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
 }
 
 /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock meanwhile, so an API
-/// and an operator starting together migrate once. SQLite has no such lock: if a concurrent
-/// start-up wins the race, our attempt fails and the retry finds the schema applied.
+/// and an operator starting together migrate once. SQLite has no such lock: when start-ups
+/// race on a new file, the loser's attempt fails on a migration the winner applied after the
+/// loser read the list of applied ones. It tries again for as long as the winner makes progress
+/// (the list grows between two attempts); a failure with no progress is a real one.
 pub(crate) async fn migrate(store: &Store) -> Result<()> {
     match &store.pool {
         Pool::Sqlite(pool) => {
             let migrator = migrator(SQLITE_MIGRATIONS);
-            if migrator.run(pool).await.is_err() {
-                migrator.run(pool).await.map_err(Error::Migration)?;
+            let mut applied = applied_sqlite(pool).await;
+            loop {
+                let Err(e) = migrator.run(pool).await else {
+                    break;
+                };
+                let now = applied_sqlite(pool).await;
+                if now <= applied {
+                    return Err(Error::Migration(e));
+                }
+                applied = now;
             }
         }
         Pool::Postgres(pool) => {
@@ -233,4 +260,12 @@ pub(crate) async fn migrate(store: &Store) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How many migrations a SQLite database has applied (0 before the first).
+async fn applied_sqlite(pool: &sqlx::SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
 }

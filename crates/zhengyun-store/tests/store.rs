@@ -1952,6 +1952,27 @@ async fn a_sqlite_file_that_cannot_be_opened_is_unavailable() {
     assert!(err.is_unavailable(), "{err:?}");
 }
 
+/// Processes that start together on a new SQLite file (an API and an operator, or a test and
+/// the operator it started) all open it: whoever loses the race to a migration waits for the
+/// winner instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn start_ups_racing_on_a_new_sqlite_file_all_migrate_it() {
+    let dir = std::env::temp_dir().join(format!("zhengyun-race-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for round in 0..5 {
+        let url = format!("sqlite://{}/ledger-{round}.db?mode=rwc", dir.display());
+        let starts = (0..4).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Store::connect(&url).await })
+        });
+        for start in futures::future::join_all(starts).await {
+            let store = start.expect("task").expect("every start-up migrates");
+            store.close().await;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn a_url_of_another_kind_is_invalid() {
     let err = Store::connect("mysql://root@localhost/zhengyun")
