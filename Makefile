@@ -92,19 +92,23 @@ postgres-down:
 	@scripts/postgres.sh down
 
 ## bench: performance figures (release build); BENCH_SIZES overrides the environment counts
-BENCH_SIZES ?= 200 1000
+# Five runs at 1,000 environments (the ratio's spread) and one at 10,000 across 1,000 bureaus.
+BENCH_SIZES ?= 1000 1000 1000 1000 1000 10000
 # Running pods spread over the largest size's environments, for the operator's memory with pods.
-BENCH_PODS ?= 10000
-# Benchmarks run on a fresh devcluster of their own, so that earlier runs' objects do not weigh.
-BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_ARGS="--fresh --node-pods 5000" scripts/with-cluster.sh
+BENCH_PODS ?= 30000
+# Benchmarks run on a fresh devcluster of their own, so that earlier runs' objects do not weigh;
+# six simulated nodes hold BENCH_PODS.
+BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_ARGS="--fresh --nodes 6 --node-pods 6000 --node-cpu 64" scripts/with-cluster.sh
 bench: devcluster
+	@mkdir -p target/bench && date +%s > target/bench/started
 	$(CARGO) build --release --locked -p zhengyun
 	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api
 	BENCH_PODS=$(BENCH_PODS) $(BENCH_CLUSTER) target/release/bench-converge $(BENCH_SIZES)
 	$(BENCH_CLUSTER) target/release/bench-api
-	$(CARGO) build --release --locked -p zhengyun-store --example ingest --example month
+	$(CARGO) build --release --locked -p zhengyun-store --example ingest --example month --example audit
 	target/release/examples/ingest
 	target/release/examples/month
+	target/release/examples/audit
 	scripts/with-postgres.sh scripts/bench-postgres.sh
 	@python3 scripts/bench-report.py
 

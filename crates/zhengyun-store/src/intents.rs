@@ -13,7 +13,7 @@
 use jiff::Timestamp;
 
 use crate::{
-    Store,
+    PoolExt as _, Store,
     audit::{AuditEntry, AuditRecord},
     error::{Error, Result, db},
     time::to_micros,
@@ -59,13 +59,16 @@ impl Store {
             .map_err(|e| Error::invalid("audit entry", e.to_string()))?;
         let id = uuid::Uuid::new_v4().to_string();
         with_pool!(self, pool => {
+            // A transaction of its own, to take this process's turn to write (see `WriteTx`).
+            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
             sqlx::query("INSERT INTO audit_intents (id, opened_us, entry) VALUES ($1, $2, $3)")
                 .bind(&id)
                 .bind(to_micros(entry.at))
                 .bind(&text)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db(DOING))?;
+            tx.commit().await.map_err(db(DOING))?;
         });
         Ok(AuditIntent(id))
     }

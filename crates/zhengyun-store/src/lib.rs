@@ -48,6 +48,7 @@ mod connect;
 mod rollup;
 mod time;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
@@ -135,11 +136,12 @@ pub(crate) use with_pool;
 trait PoolExt {
     type Db: sqlx::Database;
 
-    /// Begins a write transaction. On SQLite it takes the database's write lock at once
+    /// Begins a write transaction. On SQLite it first waits for this process's turn to write
+    /// to the file (see [`WriteTx`]), then takes the database's write lock at once
     /// (`BEGIN IMMEDIATE`): a transaction that reads first and writes later could otherwise
     /// fail with `SQLITE_BUSY` without waiting. On PostgreSQL the statements lock the rows
     /// they depend on (see [`PoolExt::dialect`]).
-    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, Self::Db>>;
+    async fn begin_write(&self) -> sqlx::Result<WriteTx<Self::Db>>;
 
     /// Begins a read-only transaction that sees one snapshot throughout.
     async fn begin_snapshot(&self) -> sqlx::Result<sqlx::Transaction<'static, Self::Db>>;
@@ -148,11 +150,67 @@ trait PoolExt {
     fn dialect(&self, sqlite: &'static str, postgres: &'static str) -> &'static str;
 }
 
+/// A write transaction, holding on SQLite this process's turn to write to the file.
+///
+/// SQLite lets one connection write at a time, and a connection that finds the file locked
+/// sleeps in steps of up to 100 ms before it looks again. With many writers in one process
+/// (the API under load records two audit writes per change) those sleeps, not the writes,
+/// made the slowest requests. Writers of one process therefore queue here first, in order, and
+/// reach SQLite one by one; SQLite's own lock still orders them against other processes.
+pub(crate) struct WriteTx<DB: sqlx::Database> {
+    tx: sqlx::Transaction<'static, DB>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<DB: sqlx::Database> WriteTx<DB> {
+    /// Commits, and gives up the turn.
+    pub(crate) async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for WriteTx<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
+/// The turn to write to the SQLite file of `pool`, shared by every pool of this process on
+/// that file; `None` in memory, where the pool has a single connection anyway.
+fn write_turn(pool: &sqlx::SqlitePool) -> Option<Arc<tokio::sync::Mutex<()>>> {
+    type Turns = std::collections::HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>;
+    static TURNS: std::sync::LazyLock<std::sync::Mutex<Turns>> =
+        std::sync::LazyLock::new(Default::default);
+    let options = pool.connect_options();
+    let file = options.get_filename();
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+        return None;
+    }
+    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    let mut turns = TURNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Some(turns.entry(file).or_default().clone())
+}
+
 impl PoolExt for sqlx::SqlitePool {
     type Db = sqlx::Sqlite;
 
-    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(&self) -> sqlx::Result<WriteTx<sqlx::Sqlite>> {
+        let turn = match write_turn(self) {
+            Some(turn) => Some(turn.lock_owned().await),
+            None => None,
+        };
+        let tx = self.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     async fn begin_snapshot(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -168,8 +226,11 @@ impl PoolExt for sqlx::SqlitePool {
 impl PoolExt for sqlx::PgPool {
     type Db = sqlx::Postgres;
 
-    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        self.begin().await
+    async fn begin_write(&self) -> sqlx::Result<WriteTx<sqlx::Postgres>> {
+        Ok(WriteTx {
+            tx: self.begin().await?,
+            _turn: None,
+        })
     }
 
     async fn begin_snapshot(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {

@@ -135,10 +135,7 @@ const RAISE_LONGEST: &str =
     "UPDATE ledger_bounds SET longest_s = $1 WHERE id = 1 AND longest_s < $1";
 
 /// Adds `sums` to the rollup inside `tx`, and raises the longest-interval bound if needed.
-pub(crate) async fn write<DB>(
-    tx: &mut sqlx::Transaction<'static, DB>,
-    sums: DailySums,
-) -> Result<()>
+pub(crate) async fn write<DB>(tx: &mut crate::WriteTx<DB>, sums: DailySums) -> Result<()>
 where
     DB: sqlx::Database,
     DB::Connection: UpsertDaily,
