@@ -89,6 +89,16 @@ impl Timing {
     }
 }
 
+/// Where a sampler resumes: what runs where as of the checkpoint, the checkpoint as stored,
+/// and what the time before it leaves to record.
+#[derive(Debug)]
+struct Resumed {
+    tracker: Tracker,
+    /// The checkpoint as stored (`None`: none yet).
+    written: Option<Second>,
+    owed: Owed,
+}
+
 /// What the sampler must still record in the ledger: gaps, and a long watch failure to skip.
 #[derive(Debug, Default)]
 struct Owed {
@@ -249,7 +259,7 @@ async fn start(
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
     stop: &mut tokio::sync::watch::Receiver<Option<Ending>>,
-) -> Option<(Tracker, Option<Second>, Owed)> {
+) -> Option<Resumed> {
     let mut delay = Duration::from_secs(1);
     loop {
         match restore(store, config, metrics).await {
@@ -271,7 +281,7 @@ async fn restore(
     store: &Store,
     config: &MeteringConfig,
     metrics: &MeteringMetrics,
-) -> zhengyun_store::Result<(Tracker, Option<Second>, Owed)> {
+) -> zhengyun_store::Result<Resumed> {
     let now = config.clock.clock().now().as_second();
     let mut checkpoint = store.checkpoint(STREAM).await?.map(|t| t.as_second());
     let oldest = now - i64::from(config.metering_max_backfill);
@@ -312,7 +322,11 @@ async fn restore(
     };
     metrics.restore_usage(store.usage_counters().await?);
     metrics.set_checkpoint(frontier);
-    Ok((Tracker::new(frontier), checkpoint.map(Second::at), owed))
+    Ok(Resumed {
+        tracker: Tracker::new(frontier),
+        written: checkpoint.map(Second::at),
+        owed,
+    })
 }
 
 /// A reflector-backed store of `K` and its events as [`Input::Prices`].
@@ -394,21 +408,22 @@ impl Sampler {
         metrics: Arc<MeteringMetrics>,
         stop: &mut tokio::sync::watch::Receiver<Option<Ending>>,
     ) -> Option<Self> {
-        let (tracker, written, owed) = start(&store, config, &metrics, stop).await?;
-        Some(Self::new(
-            tracker, written, owed, store, config, calendar, metrics,
-        ))
+        let resumed = start(&store, config, &metrics, stop).await?;
+        Some(Self::new(resumed, store, config, calendar, metrics))
     }
 
     fn new(
-        tracker: Tracker,
-        written: Option<Second>,
-        owed: Owed,
+        resumed: Resumed,
         store: Store,
         config: &MeteringConfig,
         calendar: Calendar,
         metrics: Arc<MeteringMetrics>,
     ) -> Self {
+        let Resumed {
+            tracker,
+            written,
+            owed,
+        } = resumed;
         Self {
             health: Health::new(tracker.frontier()),
             tracker,
@@ -995,10 +1010,13 @@ mod tests {
         let metrics = MeteringMetrics::default();
         let mut tracker = Tracker::new(T0);
         running_pod(&mut tracker);
-        let mut sampler = Sampler::new(
+        let resumed = Resumed {
             tracker,
-            Some(Second::at(T0)),
-            Owed::default(),
+            written: Some(Second::at(T0)),
+            owed: Owed::default(),
+        };
+        let mut sampler = Sampler::new(
+            resumed,
             store.clone(),
             &config(7 * 86_400),
             calendar.clone(),
@@ -1099,14 +1117,12 @@ mod tests {
         let checkpoint = now - 8 * 86_400;
         let store = ledger_at(checkpoint).await;
         let metrics = MeteringMetrics::default();
-        let (tracker, written, owed) = restore(&store, &config(7 * 86_400), &metrics)
+        let resumed = restore(&store, &config(7 * 86_400), &metrics)
             .await
             .expect("restore");
-        assert_eq!(owed.gaps.len(), 1);
+        assert_eq!(resumed.owed.gaps.len(), 1);
         let mut sampler = Sampler::new(
-            tracker,
-            written,
-            owed,
+            resumed,
             store.clone(),
             &config(7 * 86_400),
             Calendar::utc(),

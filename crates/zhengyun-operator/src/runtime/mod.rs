@@ -151,57 +151,7 @@ impl Term<'_> {
                 _ = leading_rx.wait_for(|l| *l) => {}
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
-            self.metrics.set_leader(true);
-            tracing::info!("leading; starting controllers");
-            install_cluster_objects(self.client).await?;
-
-            let mut stop_controllers = stop_rx.clone();
-            let mut lost = leading_rx.clone();
-            let ending = async move {
-                tokio::select! {
-                    _ = stop_controllers.wait_for(|s| *s) => metering::Ending::Shutdown,
-                    _ = lost.wait_for(|l| !*l) => metering::Ending::LeaseLost,
-                }
-            };
-            let ending = futures::future::FutureExt::shared(ending);
-            let graceful = futures::future::FutureExt::shared(futures::future::FutureExt::map(
-                ending.clone(),
-                |_| (),
-            ));
-            let sampler = {
-                let (sampler_stop_tx, sampler_stop_rx) = watch::channel(None);
-                let ending = ending.clone();
-                tokio::spawn(async move {
-                    let ending = ending.await;
-                    let _ = sampler_stop_tx.send(Some(ending));
-                });
-                metering::run(
-                    self.client.clone(),
-                    self.store.clone(),
-                    self.config.metering.clone(),
-                    self.calendar.clone(),
-                    self.metrics.metering().clone(),
-                    sampler_stop_rx,
-                )
-            };
-            let audit =
-                billing_audit::run(self.client.clone(), self.store.clone(), graceful.clone());
-            let costs = metering::budgets::write_status(
-                self.client.clone(),
-                self.metrics.metering().clone(),
-                graceful.clone(),
-            );
-            let shared = controllers::Shared::new(
-                self.client.clone(),
-                self.store.clone(),
-                self.calendar.clone(),
-                self.config,
-                self.metrics.clone(),
-            );
-            let controllers = controllers::run(shared, self.config, graceful);
-            futures::future::join4(controllers, sampler, audit, costs).await;
-            self.metrics.set_leader(false);
-            self.metrics.metering().stop_leading();
+            self.lead(leading_rx, stop_rx).await?;
             if *stop_rx.borrow() {
                 return Ok(());
             }
@@ -210,6 +160,73 @@ impl Term<'_> {
             );
         }
     }
+
+    /// One leadership term: installs the cluster-wide objects, then runs the controllers, the
+    /// sampler, the billing audit and the budget statuses until the process stops or the Lease
+    /// is lost, and waits for all of them to finish.
+    async fn lead(
+        &self,
+        leading_rx: &watch::Receiver<bool>,
+        stop_rx: &watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        use futures::FutureExt as _;
+        self.metrics.set_leader(true);
+        tracing::info!("leading; starting controllers");
+        install_cluster_objects(self.client).await?;
+        let ending = term_ends(stop_rx.clone(), leading_rx.clone())
+            .boxed()
+            .shared();
+        let graceful = ending.clone().map(drop).shared();
+        let sampler = metering::run(
+            self.client.clone(),
+            self.store.clone(),
+            self.config.metering.clone(),
+            self.calendar.clone(),
+            self.metrics.metering().clone(),
+            once_ended(ending),
+        );
+        let audit = billing_audit::run(self.client.clone(), self.store.clone(), graceful.clone());
+        let costs = metering::budgets::write_status(
+            self.client.clone(),
+            self.metrics.metering().clone(),
+            graceful.clone(),
+        );
+        let shared = controllers::Shared::new(
+            self.client.clone(),
+            self.store.clone(),
+            self.calendar.clone(),
+            self.config,
+            self.metrics.clone(),
+        );
+        let controllers = controllers::run(shared, self.config, graceful);
+        futures::future::join4(controllers, sampler, audit, costs).await;
+        self.metrics.set_leader(false);
+        self.metrics.metering().stop_leading();
+        Ok(())
+    }
+}
+
+/// Why a term ends, once it does: the process stops, or the Lease is lost.
+async fn term_ends(
+    mut stop: watch::Receiver<bool>,
+    mut leading: watch::Receiver<bool>,
+) -> metering::Ending {
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => metering::Ending::Shutdown,
+        _ = leading.wait_for(|l| !*l) => metering::Ending::LeaseLost,
+    }
+}
+
+/// A channel that says why the term ended once `ending` has (the sampler writes its last
+/// window according to it).
+fn once_ended(
+    ending: impl Future<Output = metering::Ending> + Send + 'static,
+) -> watch::Receiver<Option<metering::Ending>> {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let _ = tx.send(Some(ending.await));
+    });
+    rx
 }
 
 fn default_holder() -> String {
