@@ -98,7 +98,7 @@ BENCH_SIZES ?= 1000 1000 1000 1000 1000 10000
 BENCH_PODS ?= 30000
 # Benchmarks run on a fresh devcluster of their own, so that earlier runs' objects do not weigh;
 # six simulated nodes hold BENCH_PODS.
-BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_ARGS="--fresh --nodes 6 --node-pods 6000 --node-cpu 64" scripts/with-cluster.sh
+BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_NODES=6 DEVCLUSTER_ARGS="--fresh --node-pods 6000 --node-cpu 64" scripts/with-cluster.sh
 bench: devcluster
 	@mkdir -p target/bench && date +%s > target/bench/started
 	$(CARGO) build --release --locked -p zhengyun

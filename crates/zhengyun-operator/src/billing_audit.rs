@@ -29,14 +29,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
-use kube::runtime::reflector::Store as Reflection;
+use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use zhengyun_model::crd::{Bureau, Environment, RateCard};
 use zhengyun_store::{AuditEntry, Observed, Store};
 
-use crate::runtime::watches::{self, ManagedFields, Watched};
+use crate::runtime::watches::Watched;
 
 /// The outcome written in every entry of this module.
 pub const RESULT: &str = "observed";
@@ -303,53 +303,121 @@ fn value_entries(
     vec![e]
 }
 
-/// One audited kind: its reflection and what is remembered of it.
-struct Ledger<K: Audited> {
-    reflection: Reflection<K>,
+/// One audited kind: what the cluster holds of it, what the log remembers, and what to
+/// compare next.
+///
+/// The cluster's objects are kept as [`Seen`], taken from each watch event: the audit needs
+/// their `managedFields` (who changed what), and keeping whole objects with them would cost
+/// more memory than everything else the operator caches. After a (re)list every object is
+/// compared with what the log remembers (a missing one is a deletion); between lists only the
+/// objects the watch said changed are. Comparing them all on every event would cost each
+/// environment's events a pass over every environment: quadratic work, which at thousands of
+/// environments kept the operator's thread busy.
+struct Ledger<K> {
+    current: BTreeMap<String, Seen>,
+    /// What a list in progress has delivered so far.
+    listing: Option<BTreeMap<String, Seen>>,
     remembered: Option<BTreeMap<String, Observed>>,
+    /// Whether the next sync compares every object (after a list, or a failed full pass).
+    full: bool,
+    /// The objects changed or deleted since the last sync.
+    touched: std::collections::BTreeSet<String>,
+    kind: std::marker::PhantomData<K>,
 }
 
 impl<K: Audited> Ledger<K> {
+    fn new() -> Self {
+        Self {
+            current: BTreeMap::new(),
+            listing: None,
+            remembered: None,
+            full: true,
+            touched: std::collections::BTreeSet::new(),
+            kind: std::marker::PhantomData,
+        }
+    }
+
+    /// Takes in one watch event; returns whether it completed a list.
+    fn take(&mut self, event: watcher::Event<Seen>) -> bool {
+        match event {
+            watcher::Event::Init => self.listing = Some(BTreeMap::new()),
+            watcher::Event::InitApply(seen) => {
+                let name = seen.observed.name.clone();
+                self.listing.get_or_insert_default().insert(name, seen);
+            }
+            watcher::Event::InitDone => {
+                self.current = self.listing.take().unwrap_or_default();
+                self.full = true;
+                return true;
+            }
+            watcher::Event::Apply(seen) => {
+                let name = seen.observed.name.clone();
+                self.touched.insert(name.clone());
+                self.current.insert(name, seen);
+            }
+            watcher::Event::Delete(seen) => {
+                self.current.remove(&seen.observed.name);
+                self.touched.insert(seen.observed.name);
+            }
+        }
+        false
+    }
+
     /// Brings the audit log up to what the cluster holds; `false` if something must be retried.
     async fn sync(&mut self, store: &Store) -> bool {
-        let remembered = match &mut self.remembered {
+        let Self {
+            current,
+            remembered,
+            full,
+            touched,
+            ..
+        } = self;
+        let remembered = match remembered {
             Some(r) => r,
             None => match store.observed(K::KIND).await {
-                Ok(rows) => self
-                    .remembered
-                    .insert(rows.into_iter().map(|o| (o.name.clone(), o)).collect()),
+                Ok(rows) => {
+                    remembered.insert(rows.into_iter().map(|o| (o.name.clone(), o)).collect())
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, kind = K::KIND, "unable to read the audited objects");
                     return false;
                 }
             },
         };
-        let objects = self.reflection.state();
+        let names = if *full {
+            touched.clear();
+            current.keys().chain(remembered.keys()).cloned().collect()
+        } else {
+            std::mem::take(touched)
+        };
         let mut done = true;
-        let mut present = std::collections::BTreeSet::new();
-        for obj in &objects {
-            let seen = Seen::of(obj.as_ref());
-            present.insert(seen.observed.name.clone());
-            let known = remembered.get(&seen.observed.name);
-            let unchanged = match known {
-                Some(k) => k.uid == seen.observed.uid && k.audited == seen.observed.audited,
-                None => blank(K::KIND, &seen.observed.audited),
-            };
-            if unchanged {
-                continue;
+        for name in names {
+            if !check::<K>(store, remembered, &name, current.get(&name)).await {
+                touched.insert(name);
+                done = false;
             }
-            done &= record::<K>(store, remembered, &seen.observed.name.clone(), Some(&seen)).await;
         }
-        let gone: Vec<String> = remembered
-            .keys()
-            .filter(|name| !present.contains(*name))
-            .cloned()
-            .collect();
-        for name in gone {
-            done &= record::<K>(store, remembered, &name, None).await;
-        }
+        *full &= !done;
         done
     }
+}
+
+/// Compares object `name` as the cluster holds it now (`None`: gone) with what the log
+/// remembers, and records the difference; `false` if that failed.
+async fn check<K: Audited>(
+    store: &Store,
+    remembered: &mut BTreeMap<String, Observed>,
+    name: &str,
+    now: Option<&Seen>,
+) -> bool {
+    let Some(seen) = now else {
+        return !remembered.contains_key(name) || record::<K>(store, remembered, name, None).await;
+    };
+    let unchanged = match remembered.get(name) {
+        Some(k) => k.uid == seen.observed.uid && k.audited == seen.observed.audited,
+        None => blank(K::KIND, &seen.observed.audited),
+    };
+    unchanged || record::<K>(store, remembered, name, Some(seen)).await
 }
 
 /// Records the change of one object and updates `remembered`; `false` if it failed.
@@ -384,44 +452,41 @@ async fn record<K: Audited>(
     }
 }
 
-/// A reflection of `K` that keeps `managedFields` (they say who changed what), and the stream
-/// that keeps it: `Some(slot)` when a (re)list completed, `None` for any other event.
-fn with_relists<K>(
+/// The watch of `K`, each event carrying the object as [`Seen`] (read with its
+/// `managedFields`, then dropped), tagged with `slot`.
+fn seen<K>(
     client: &Client,
     slot: usize,
-) -> (
-    Reflection<K>,
-    futures::stream::BoxStream<'static, Option<usize>>,
-)
+) -> futures::stream::BoxStream<'static, (usize, watcher::Event<Seen>)>
 where
     K: Audited + Watched,
 {
-    let (reader, events) = watches::reflected::<K>(client, ManagedFields::Kept);
-    let stream = events
-        .map(move |e| matches!(e, Ok(watcher::Event::InitDone)).then_some(slot))
-        .boxed();
-    (reader, stream)
+    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .filter_map(move |e| {
+            let event = e.ok().map(|e| match e {
+                watcher::Event::Init => watcher::Event::Init,
+                watcher::Event::InitApply(o) => watcher::Event::InitApply(Seen::of(&o)),
+                watcher::Event::InitDone => watcher::Event::InitDone,
+                watcher::Event::Apply(o) => watcher::Event::Apply(Seen::of(&o)),
+                watcher::Event::Delete(o) => watcher::Event::Delete(Seen::of(&o)),
+            });
+            futures::future::ready(event.map(|e| (slot, e)))
+        })
+        .boxed()
 }
 
 /// Records cluster changes of rate cards, budgets and tiers until `stop` resolves. Runs on the
 /// leader only.
 pub(crate) async fn run(client: Client, store: Store, stop: impl std::future::Future<Output = ()>) {
-    let (cards, card_events) = with_relists::<RateCard>(&client, 0);
-    let (bureaus, bureau_events) = with_relists::<Bureau>(&client, 1);
-    let (envs, env_events) = with_relists::<Environment>(&client, 2);
-    let mut events = futures::stream::select_all([card_events, bureau_events, env_events]);
-    let mut cards = Ledger {
-        reflection: cards,
-        remembered: None,
-    };
-    let mut bureaus = Ledger {
-        reflection: bureaus,
-        remembered: None,
-    };
-    let mut envs = Ledger {
-        reflection: envs,
-        remembered: None,
-    };
+    let mut events = futures::stream::select_all([
+        seen::<RateCard>(&client, 0),
+        seen::<Bureau>(&client, 1),
+        seen::<Environment>(&client, 2),
+    ]);
+    let mut cards = Ledger::<RateCard>::new();
+    let mut bureaus = Ledger::<Bureau>::new();
+    let mut envs = Ledger::<Environment>::new();
     let mut retry = tokio::time::interval(RETRY);
     let mut dirty = true;
     // Nothing is compared before every kind is listed: a missing object must mean deleted.
@@ -436,9 +501,12 @@ pub(crate) async fn run(client: Client, store: Store, stop: impl std::future::Fu
                 };
                 // Take what else is queued, then sync once.
                 loop {
-                    if let Some(slot) = event {
-                        listed[slot] = true;
-                    }
+                    let (slot, change) = event;
+                    listed[slot] |= match slot {
+                        0 => cards.take(change),
+                        1 => bureaus.take(change),
+                        _ => envs.take(change),
+                    };
                     match futures::FutureExt::now_or_never(events.next()) {
                         Some(Some(next)) => event = next,
                         _ => break,

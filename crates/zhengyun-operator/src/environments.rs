@@ -388,17 +388,13 @@ where
 /// Whether the environment may write its namespace: it may if the namespace is one it created,
 /// or if there is none and it creates it now. A namespace of that name made by anyone else is
 /// never adopted (`false`): nothing is applied to it, and it is never deleted.
+///
+/// It tries the create first, which fails if a namespace of that name exists: a new
+/// environment's namespace costs one request here rather than a read and then a create, and
+/// only an existing one is read to see whose it is.
 async fn claim_namespace(ctx: &Context, env: &Environment, desired: &Namespace) -> Result<bool> {
     let name = desired.name_any();
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let found = namespaces
-        .get_opt(&name)
-        .await
-        .map_err(Error::kube(format!("read namespace {name}")))?;
-    if let Some(ns) = found {
-        return Ok(owned_by(&ns, env));
-    }
-    // A create, not an apply: it fails if a namespace of that name appeared meanwhile.
     let params = kube::api::PostParams {
         field_manager: Some(MANAGER.to_owned()),
         ..Default::default()

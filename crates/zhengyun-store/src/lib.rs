@@ -205,8 +205,15 @@ impl PoolExt for sqlx::SqlitePool {
     type Db = sqlx::Sqlite;
 
     async fn begin_write(&self) -> sqlx::Result<WriteTx<sqlx::Sqlite>> {
+        // The turn is waited for no longer than a connection would be: when the file stays
+        // locked (by another process), each writer fails after that wait, as without the
+        // queue, rather than one after the other.
         let turn = match write_turn(self) {
-            Some(turn) => Some(turn.lock_owned().await),
+            Some(turn) => Some(
+                tokio::time::timeout(self.options().get_acquire_timeout(), turn.lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?,
+            ),
             None => None,
         };
         let tx = self.begin_with("BEGIN IMMEDIATE").await?;

@@ -24,7 +24,7 @@ use zhengyun_model::crd::{Bureau, BureauStatus};
 
 use super::MeteringMetrics;
 use crate::runtime::applier::Applier;
-use crate::runtime::watches::{ManagedFields, reflected};
+use crate::runtime::watches::reflected;
 
 /// Field manager of the cost fields of `Bureau.status`.
 pub const MANAGER: &str = "zhengyun-metering";
@@ -182,7 +182,7 @@ pub(crate) async fn write_status(
     metrics: Arc<MeteringMetrics>,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let (bureaus, mut events) = reflected::<Bureau>(&client, ManagedFields::Dropped);
+    let (bureaus, mut events) = reflected::<Bureau>(&client);
     let applier = Applier::new(client, Default::default());
     let mut tick = tokio::time::interval(WRITE_EVERY);
     tokio::pin!(stop);

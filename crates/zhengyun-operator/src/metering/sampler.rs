@@ -25,7 +25,7 @@ use super::observe::{claim_consumption, pod_consumption, reserved};
 use super::time::{Second, Seconds};
 use super::tracker::{Source, SourceClass, Tracker};
 use super::{MeteringConfig, STREAM};
-use crate::runtime::watches::{ManagedFields, Watched, reflected};
+use crate::runtime::watches::{Watched, reflected};
 
 /// One thing the loop reacts to.
 enum Input {
@@ -331,7 +331,7 @@ async fn restore(
 
 /// A reflector-backed store of `K` and its events as [`Input::Prices`].
 fn prices<K: Watched>(client: &Client) -> (Reflection<K>, BoxStream<'static, Input>) {
-    let (reader, events) = reflected::<K>(client, ManagedFields::Dropped);
+    let (reader, events) = reflected::<K>(client);
     let stream = events
         .map(|e| e.map_or_else(|e| Input::WatchError(None, e), |_| Input::Prices))
         .boxed();

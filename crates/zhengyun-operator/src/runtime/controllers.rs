@@ -26,7 +26,7 @@ use zhengyun_model::crd::{Bureau, CapacityPool, Environment, RateCard};
 use super::OperatorConfig;
 use super::applier::Applier;
 use super::watches::{
-    Events, ManagedFields, Watched, everything, managed, owner_env, reflected, tee, without_errors,
+    Events, Watched, everything, managed, owner_env, reflected, tee, without_errors,
 };
 use crate::metrics::Metrics;
 use crate::resources::Catalog;
@@ -77,9 +77,9 @@ pub(super) async fn run(
     graceful: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let client = &shared.client;
-    let (bureaus, bureau_stream) = reflected::<Bureau>(client, ManagedFields::Dropped);
-    let (pools, pool_stream) = reflected::<CapacityPool>(client, ManagedFields::Dropped);
-    let (envs, env_stream) = reflected::<Environment>(client, ManagedFields::Dropped);
+    let (bureaus, bureau_stream) = reflected::<Bureau>(client);
+    let (pools, pool_stream) = reflected::<CapacityPool>(client);
+    let (envs, env_stream) = reflected::<Environment>(client);
     // Whether the environment cache holds its first complete LIST. Said by the stream itself: a
     // store's own `wait_until_ready` wakes only one of several waiters, and each controller
     // already waits on its store.

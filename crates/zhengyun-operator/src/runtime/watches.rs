@@ -40,31 +40,16 @@ impl<K> Watched for K where
 pub(crate) type Events<K> =
     futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
 
-/// Whether a cache keeps the objects' managedFields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ManagedFields {
-    /// Dropped on arrival: nothing reads them, and the cache is smaller without.
-    Dropped,
-    /// Kept: the billing audit reads who changed what from them.
-    Kept,
-}
-
 /// A reflector-backed store of every `K`, and the event stream that keeps it (to be polled),
-/// retrying on kube-runtime's default backoff.
-pub(crate) fn reflected<K: Watched>(
-    client: &Client,
-    fields: ManagedFields,
-) -> (Store<K>, Events<K>) {
+/// retrying on kube-runtime's default backoff. Managed fields are dropped on arrival: nothing
+/// reads them from a cache, and the cache is smaller without.
+pub(crate) fn reflected<K: Watched>(client: &Client) -> (Store<K>, Events<K>) {
     let (reader, writer) = reflector::store();
-    let events =
-        watcher::watcher(Api::<K>::all(client.clone()), WatcherConfig::default()).default_backoff();
-    let stream = match fields {
-        ManagedFields::Dropped => events
-            .modify(crate::no_managed_fields)
-            .reflect(writer)
-            .boxed(),
-        ManagedFields::Kept => events.reflect(writer).boxed(),
-    };
+    let stream = watcher::watcher(Api::<K>::all(client.clone()), WatcherConfig::default())
+        .default_backoff()
+        .modify(crate::no_managed_fields)
+        .reflect(writer)
+        .boxed();
     (reader, stream)
 }
 

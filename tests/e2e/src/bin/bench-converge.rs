@@ -1,15 +1,16 @@
 //! `make bench` (converge): how long the operator takes to bring N environments from creation
 //! to Ready, against the floor of a minimal client writing the same objects directly to the same
-//! API server in the same run, and the operator's peak memory. The floor runs twice, before and
-//! after the operator, and the ratio is against the mean of the two: an API server that has
-//! already created and deleted thousands of objects is not the one it started as, and neither
-//! side gets only the fresh one.
+//! kind of API server in the same run, and the operator's peak memory. The floor runs twice,
+//! before and after the operator, and the ratio is against the mean of the two, which halves
+//! the floor's run-to-run noise. Each of the three timed runs starts a fresh devcluster (empty
+//! etcd, the same flags), so that none shares its API server with what another made.
 //!
 //! Both sides create each Environment as the control-plane API does, with the cleanup finalizer
 //! already in place (an Environment made with `kubectl` gets it from the operator, one PATCH
 //! more).
 //!
-//! Usage: `bench-converge [N ...]` (default 200 1000). Needs KUBECONFIG and a built
+//! Usage: `bench-converge [N ...]` (default 1000). Needs KUBECONFIG, the devcluster of
+//! `DEVCLUSTER_DIR` (restarted between runs with `scripts/cluster.sh`), and a built
 //! `zhengyun` binary (ZHENGYUN_BIN, default target/release/zhengyun).
 //!
 //! With `BENCH_PODS=P`, after the largest size has converged, P running pods are spread over its
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use zhengyun_e2e::operator::install_crds;
@@ -132,7 +133,7 @@ async fn write_all(client: &Client, m: Materialized) -> anyhow::Result<()> {
 }
 
 /// One timed run of the floor: how long it took, the CPU seconds of the cluster and of this
-/// client, and the API requests per environment. Its objects are removed afterwards (not timed).
+/// client, and the API requests per environment. Each runs on a fresh cluster ([`fresh_cluster`]).
 struct Floor {
     took: Duration,
     cpu: (f64, f64),
@@ -150,10 +151,9 @@ async fn floor(client: &Client, cluster: u32, run: &str, n: usize) -> anyhow::Re
         cpu_seconds(std::process::id()) - cpu.1,
     );
     let requests = requests_per_env(&before, &api_requests(client).await?, n);
-    let cleaned = cleanup(client, &codes).await?;
-    println!(
-        "  (direct run's {n} namespaces removed in {:.1} s)",
-        cleaned.as_secs_f64()
+    anyhow::ensure!(
+        codes.len() == n.div_ceil(ENVS_PER_BUREAU),
+        "bureaus of the floor"
     );
     Ok(Floor {
         took,
@@ -214,58 +214,31 @@ async fn all_ready(envs: Api<Environment>, codes: &[String], n: usize) -> anyhow
     anyhow::bail!("the watch of environments ended")
 }
 
-/// Removes a run's environments, namespaces and bureaus directly (no operator runs between the
-/// timed runs, so finalizers are dropped here), then waits until the namespace controller has
-/// emptied and removed every namespace: the next run must not share the API server with it.
-/// Returns how long that took.
-async fn cleanup(client: &Client, codes: &[String]) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let envs: Api<Environment> = Api::all(client.clone());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let list = envs.list(&ListParams::default()).await?;
-    let names: Vec<String> = list
-        .items
-        .iter()
-        .filter(|e| codes.contains(&e.spec.bureau))
-        .map(ResourceExt::name_any)
-        .collect();
-    let no_finalizers = json!({"metadata": {"finalizers": null}});
-    stream::iter(names.iter().cloned())
-        .map(|name| {
-            let (envs, namespaces, patch) = (envs.clone(), namespaces.clone(), &no_finalizers);
-            async move {
-                let _ = namespaces.delete(&name, &DeleteParams::background()).await;
-                let _ = envs.delete(&name, &DeleteParams::default()).await;
-                let _ = envs
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                    .await;
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    for code in codes {
-        let _ = Api::<Bureau>::all(client.clone())
-            .delete(code, &DeleteParams::default())
-            .await;
+/// Starts the devcluster afresh (empty etcd, `--fresh`) for the next timed run and installs
+/// the CRDs; returns a client of it and its process id. Every timed run gets an API server of
+/// its own rather than one still deleting what the last run made: the namespace controller
+/// takes minutes per thousand namespaces, which at 10,000 environments would be most of the
+/// benchmark's time, and would run beside the next timed run.
+async fn fresh_cluster() -> anyhow::Result<(Client, u32)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/cluster.sh");
+    let args = std::env::var("DEVCLUSTER_ARGS").unwrap_or_default();
+    let args = if args.split_whitespace().any(|a| a == "--fresh") {
+        args
+    } else {
+        format!("{args} --fresh")
+    };
+    for step in ["down", "up"] {
+        let status = std::process::Command::new(script)
+            .arg(step)
+            .env("DEVCLUSTER_ARGS", &args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("scripts/cluster.sh {step}"))?;
+        anyhow::ensure!(status.success(), "scripts/cluster.sh {step} failed");
     }
-    let ours = |ns: &str| of_run(codes, ns);
-    eventually(
-        "the run's namespaces gone",
-        Duration::from_secs(3600),
-        || async {
-            let left = namespaces
-                .list_metadata(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .filter(|n| ours(&n.name_any()))
-                .count();
-            Ok((left == 0).then_some(()))
-        },
-    )
-    .await?;
-    Ok(start.elapsed())
+    let client = zhengyun_e2e::client().await?;
+    install_crds(&client).await?;
+    Ok((client, cluster_pid().context("the devcluster's pid file")?))
 }
 
 /// Requests the API server has served so far, by verb and resource (with subresource), from
@@ -663,21 +636,16 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .map(|a| a.parse())
         .collect::<Result<_, _>>()?;
-    let sizes = if sizes.is_empty() {
-        vec![200, 1000]
-    } else {
-        sizes
-    };
-    let client = zhengyun_e2e::client().await?;
-    install_crds(&client).await?;
+    let sizes = if sizes.is_empty() { vec![1000] } else { sizes };
     let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/zhengyun").into()
     });
     let largest = sizes.iter().max().copied();
     let mut results = Vec::new();
     for n in sizes {
-        let cluster = cluster_pid().unwrap_or(0);
+        let (client, cluster) = fresh_cluster().await?;
         let floor_before = floor(&client, cluster, "floor-before", n).await?;
+        let (client, cluster) = fresh_cluster().await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -724,8 +692,7 @@ async fn main() -> anyhow::Result<()> {
         drop(child.stdin.take());
         let _ = child.wait();
         let resync_writes = idle_resync_writes(&client, &bin, &codes, n).await?;
-        // Remove what it made (not timed); the floor's second run starts on an API server at rest.
-        cleanup(&client, &codes).await?;
+        let (client, cluster) = fresh_cluster().await?;
         let floor_after = floor(&client, cluster, "floor-after", n).await?;
         let floor_mean = (floor_before.took + floor_after.took) / 2;
         let ratio = took.as_secs_f64() / floor_mean.as_secs_f64();
