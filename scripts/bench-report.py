@@ -38,6 +38,11 @@ def main():
             p = run["with_pods"]
             rows.append((f"  operator peak RSS at {n:,} environments and {p['pods']:,} running pods",
                          f"{p['operator_peak_rss_mib']:.1f} MiB", "≤ 256 MiB" if large else "≤ 64 MiB"))
+            if "seconds_to_running" in p:
+                rows.append((f"  {p['pods']:,} pods from their Deployments' creation to Running",
+                             f"{p['seconds_to_running']:.0f} s", ""))
+            else:
+                rows.append((f"  {p['pods']:,} running pods", f"failed: {p.get('error', 'unknown')}", ""))
         reqs = run.get("api_requests_per_environment")
         if reqs:
             per = " / ".join(f"{sum(reqs[side].values()):.1f}" for side in ("direct_before", "operator", "direct_after"))

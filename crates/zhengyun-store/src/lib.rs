@@ -184,9 +184,21 @@ impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<DB> {
 }
 
 /// The turn to write to the SQLite file of `pool`, shared by every pool of this process on
-/// that file; `None` in memory, where the pool has a single connection anyway.
+/// that file (an in-memory database is known by the unique name the driver gives it); `None`
+/// without a name.
+///
+/// A file is known by its canonical path, so that two spellings of one file share a turn; the
+/// path as configured is remembered too, so that only a pool's first write asks the file system.
 fn write_turn(pool: &sqlx::SqlitePool) -> Option<Arc<tokio::sync::Mutex<()>>> {
-    type Turns = std::collections::HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>;
+    #[derive(Default)]
+    struct Turns {
+        /// By the path as a pool was configured with it.
+        configured: HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>,
+        /// By the canonical path.
+        canonical: HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>,
+    }
+    use std::collections::HashMap;
+    use std::path::PathBuf;
     static TURNS: std::sync::LazyLock<std::sync::Mutex<Turns>> =
         std::sync::LazyLock::new(Default::default);
     let options = pool.connect_options();
@@ -194,11 +206,16 @@ fn write_turn(pool: &sqlx::SqlitePool) -> Option<Arc<tokio::sync::Mutex<()>>> {
     if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
         return None;
     }
-    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
     let mut turns = TURNS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Some(turns.entry(file).or_default().clone())
+    if let Some(turn) = turns.configured.get(file) {
+        return Some(turn.clone());
+    }
+    let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    let turn = turns.canonical.entry(canonical).or_default().clone();
+    turns.configured.insert(file.to_owned(), turn.clone());
+    Some(turn)
 }
 
 impl PoolExt for sqlx::SqlitePool {
@@ -307,5 +324,40 @@ impl Store {
     /// Closes every connection, waiting for queries in flight.
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_turn;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+    fn pool_on(path: &std::path::Path) -> SqlitePool {
+        SqlitePool::connect_lazy_with(SqliteConnectOptions::new().filename(path))
+    }
+
+    #[tokio::test]
+    async fn pools_on_one_file_share_a_write_turn_whatever_the_spelling_and_other_databases_do_not()
+    {
+        let dir = std::env::temp_dir().join(format!("zhengyun-turns-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).expect("temporary directory");
+        for name in ["a.db", "b.db"] {
+            std::fs::write(dir.join(name), b"").expect("file");
+        }
+        let a = write_turn(&pool_on(&dir.join("a.db"))).expect("a file has a turn");
+        let a_again = write_turn(&pool_on(&dir.join("a.db"))).expect("a file has a turn");
+        let a_spelled = write_turn(&pool_on(&dir.join("sub/../a.db"))).expect("a file has a turn");
+        let b = write_turn(&pool_on(&dir.join("b.db"))).expect("a file has a turn");
+        assert!(std::sync::Arc::ptr_eq(&a, &a_again));
+        assert!(std::sync::Arc::ptr_eq(&a, &a_spelled));
+        assert!(!std::sync::Arc::ptr_eq(&a, &b));
+        let memory = SqlitePool::connect_lazy("sqlite::memory:").expect("in-memory options");
+        let other_memory = SqlitePool::connect_lazy("sqlite::memory:").expect("in-memory options");
+        let (m, n) = (write_turn(&memory), write_turn(&other_memory));
+        assert!(!std::sync::Arc::ptr_eq(
+            &m.expect("named"),
+            &n.expect("named")
+        ));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

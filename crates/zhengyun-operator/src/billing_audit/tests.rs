@@ -221,3 +221,105 @@ fn the_manager_is_the_latest_owner_of_the_field_not_of_status_or_other_fields() 
     );
     assert_eq!(field_manager(&ObjectMeta::default(), &["f:spec"]), None);
 }
+
+fn budget(name: &str, uid: &str, amount: &str) -> Seen {
+    seen(
+        "Bureau",
+        name,
+        uid,
+        json!({"monthlyBudget": amount}),
+        "kubectl-patch",
+    )
+}
+
+/// The budget changes in the log, as (object, after).
+async fn budget_entries(store: &Store) -> Vec<(String, Option<Value>)> {
+    let filter = zhengyun_store::AuditFilter {
+        action: Some("bureau.budget".to_owned()),
+        ..Default::default()
+    };
+    store
+        .audit_log(&filter)
+        .await
+        .expect("audit log")
+        .into_iter()
+        .map(|r| (r.entry.object, r.entry.quota_after))
+        .collect()
+}
+
+fn listed(ledger: &mut Ledger<Bureau>, objects: Vec<Seen>) -> bool {
+    ledger.take(watcher::Event::Init);
+    for o in objects {
+        assert!(!ledger.take(watcher::Event::InitApply(o)));
+    }
+    ledger.take(watcher::Event::InitDone)
+}
+
+#[test]
+fn a_list_replaces_what_the_ledger_holds_only_once_it_is_complete() {
+    let mut ledger = Ledger::<Bureau>::new();
+    assert!(listed(&mut ledger, vec![budget("wjw", "u1", "100.00")]));
+    ledger.take(watcher::Event::Init);
+    ledger.take(watcher::Event::InitApply(budget("jyj", "u2", "5.00")));
+    // Half a list says nothing about what is gone.
+    assert_eq!(ledger.current.keys().collect::<Vec<_>>(), ["wjw"]);
+    assert!(ledger.take(watcher::Event::InitDone));
+    assert_eq!(ledger.current.keys().collect::<Vec<_>>(), ["jyj"]);
+    assert!(ledger.full, "after a list every object is compared");
+}
+
+#[tokio::test]
+async fn between_lists_only_the_objects_a_watch_event_touched_are_compared() {
+    let store = Store::connect("sqlite::memory:").await.expect("store");
+    let mut ledger = Ledger::<Bureau>::new();
+    listed(
+        &mut ledger,
+        vec![budget("wjw", "u1", "100.00"), budget("jyj", "u2", "5.00")],
+    );
+    assert!(ledger.sync(&store).await);
+    assert_eq!(
+        budget_entries(&store).await.len(),
+        2,
+        "both budgets recorded after the list"
+    );
+    assert!(!ledger.full);
+
+    // A change the ledger holds without an event for it (as if its event were still queued) is
+    // not compared yet; the event's own object is.
+    ledger
+        .current
+        .insert("jyj".to_owned(), budget("jyj", "u2", "7.00"));
+    ledger.take(watcher::Event::Apply(budget("wjw", "u1", "120.00")));
+    assert!(ledger.sync(&store).await);
+    let entries = budget_entries(&store).await;
+    assert_eq!(entries.len(), 3);
+    assert!(entries.contains(&(
+        "bureaus/wjw".to_owned(),
+        Some(json!({"monthlyBudget": "120.00"}))
+    )));
+    assert!(ledger.touched.is_empty());
+
+    // The next list compares everything again, so the change without an event is recorded.
+    listed(
+        &mut ledger,
+        vec![budget("wjw", "u1", "120.00"), budget("jyj", "u2", "7.00")],
+    );
+    assert!(ledger.sync(&store).await);
+    assert_eq!(budget_entries(&store).await.len(), 4);
+}
+
+#[tokio::test]
+async fn an_object_missing_from_a_new_list_is_forgotten_as_deleted() {
+    let store = Store::connect("sqlite::memory:").await.expect("store");
+    let mut ledger = Ledger::<Bureau>::new();
+    listed(&mut ledger, vec![budget("wjw", "u1", "100.00")]);
+    assert!(ledger.sync(&store).await);
+    listed(&mut ledger, vec![]);
+    assert!(ledger.sync(&store).await);
+    let remembered = store.observed("Bureau").await.expect("observed");
+    assert!(remembered.is_empty(), "{remembered:?}");
+    // A bureau of that name created again with the same budget is a new budget entry.
+    ledger.take(watcher::Event::Apply(budget("wjw", "u3", "100.00")));
+    assert!(ledger.sync(&store).await);
+    assert_eq!(budget_entries(&store).await.len(), 2);
+}

@@ -144,17 +144,13 @@ async fn floor(client: &Client, cluster: u32, run: &str, n: usize) -> anyhow::Re
     let before = api_requests(client).await?;
     let cpu = (cpu_seconds(cluster), cpu_seconds(std::process::id()));
     let sampling = Sampling::start(cluster, run)?;
-    let (took, codes) = direct(client, n).await.context("direct writes")?;
+    let (took, _) = direct(client, n).await.context("direct writes")?;
     drop(sampling);
     let cpu = (
         cpu_seconds(cluster) - cpu.0,
         cpu_seconds(std::process::id()) - cpu.1,
     );
     let requests = requests_per_env(&before, &api_requests(client).await?, n);
-    anyhow::ensure!(
-        codes.len() == n.div_ceil(ENVS_PER_BUREAU),
-        "bureaus of the floor"
-    );
     Ok(Floor {
         took,
         cpu,
@@ -479,6 +475,7 @@ async fn idle_resync_writes(
 async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Result<Duration> {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::{WatchStreamExt, watcher};
     let envs: Vec<String> = Api::<Environment>::all(client.clone())
         .list(&ListParams::default())
         .await?
@@ -516,23 +513,45 @@ async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Res
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    let pods_api: Api<Pod> = Api::all(client.clone());
+    // One watch of running pods, as the operator's own watches see them: polling with LISTs of
+    // tens of thousands of pods would load the API server more than the pods themselves.
     let ours: std::collections::HashSet<&str> = envs.iter().map(String::as_str).collect();
-    eventually(
-        &format!("{total} pods Running"),
-        Duration::from_secs(3600),
-        || async {
-            let running = pods_api
-                .list(&ListParams::default().fields("status.phase=Running"))
-                .await?
-                .items
-                .iter()
-                .filter(|p| p.namespace().is_some_and(|ns| ours.contains(ns.as_str())))
-                .count();
-            Ok((running >= total).then_some(()))
-        },
+    let running_pods = watcher::watcher(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields("status.phase=Running"),
     )
-    .await?;
+    .default_backoff();
+    let mut running = std::collections::HashSet::new();
+    let mut events = std::pin::pin!(running_pods);
+    let counted = tokio::time::timeout(Duration::from_secs(3600), async {
+        while let Some(event) = events.next().await {
+            let (pod, is_running) = match event? {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, true),
+                watcher::Event::Delete(p) => (p, false),
+                watcher::Event::Init | watcher::Event::InitDone => continue,
+            };
+            if !pod.namespace().is_some_and(|ns| ours.contains(ns.as_str())) {
+                continue;
+            }
+            let id = (pod.namespace(), pod.name_any());
+            if is_running {
+                running.insert(id);
+            } else {
+                running.remove(&id);
+            }
+            if running.len() >= total {
+                return anyhow::Ok(());
+            }
+        }
+        anyhow::bail!("the watch of running pods ended")
+    })
+    .await;
+    counted.map_err(|_| {
+        anyhow::anyhow!(
+            "timed out after 1 h with {} of {total} pods Running",
+            running.len()
+        )
+    })??;
     Ok(start.elapsed())
 }
 
@@ -669,20 +688,26 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);
         let with_pods = if pods > 0 && Some(&n) == largest.as_ref() {
-            let running = run_pods(&client, &codes, pods)
-                .await
-                .context("running pods")?;
+            // A failure here is reported with the figures, which the other runs still give.
+            let running = run_pods(&client, &codes, pods).await;
             // Let the operator's watches and the sampler take in the last of them.
             tokio::time::sleep(Duration::from_secs(15)).await;
-            let rss = peak_rss_kib(child.id()).unwrap_or(0);
-            println!(
-                "{pods} running pods over {n} environments (all Running after {:.1} s): operator peak RSS {:.1} MiB",
-                running.as_secs_f64(),
-                rss as f64 / 1024.0
-            );
-            Some(
-                json!({"pods": pods, "operator_peak_rss_mib": rss as f64 / 1024.0, "seconds_to_running": running.as_secs_f64()}),
-            )
+            let rss = peak_rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
+            Some(match running {
+                Ok(running) => {
+                    println!(
+                        "{pods} running pods over {n} environments (all Running after {:.1} s): operator peak RSS {rss:.1} MiB",
+                        running.as_secs_f64(),
+                    );
+                    json!({"pods": pods, "operator_peak_rss_mib": rss, "seconds_to_running": running.as_secs_f64()})
+                }
+                Err(e) => {
+                    println!(
+                        "{pods} running pods over {n} environments: {e:#} (operator peak RSS {rss:.1} MiB)"
+                    );
+                    json!({"pods": pods, "operator_peak_rss_mib": rss, "error": format!("{e:#}")})
+                }
+            })
         } else {
             None
         };
@@ -729,7 +754,14 @@ async fn main() -> anyhow::Result<()> {
             "api_requests_per_environment": {"direct_before": as_json(&floor_before.requests), "operator": as_json(&operator_requests), "direct_after": as_json(&floor_after.requests)},
             "cpu_seconds": {"cluster_direct_before": floor_before.cpu.0, "cluster_direct_after": floor_after.cpu.0, "cluster_operator": operator_cpu.0,
                             "direct_client_before": floor_before.cpu.1, "direct_client_after": floor_after.cpu.1, "operator": operator_cpu.1}}));
+        // Written after every size, so that a later failure keeps what was measured.
+        save(&results)?;
     }
+    Ok(())
+}
+
+/// Writes the figures so far to `target/bench/converge.json`.
+fn save(results: &[serde_json::Value]) -> anyhow::Result<()> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench");
     std::fs::create_dir_all(dir)?;
     std::fs::write(
