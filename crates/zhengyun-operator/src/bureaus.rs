@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::runtime::events::{EventType, Note, Publisher};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::{Api, Client, Resource as _, ResourceExt};
 use zhengyun_model::crd::{
     Bureau, BureauStatus, Environment, EnvironmentPhase, EnvironmentStatus, Time,
@@ -45,7 +45,7 @@ pub(crate) struct Context {
     /// Every write.
     pub applier: Applier,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: Publisher,
     pub bureaus: kube::runtime::reflector::Store<Bureau>,
     pub pools: kube::runtime::reflector::Store<zhengyun_model::crd::CapacityPool>,
     /// Every environment, as the watch last saw it.
@@ -237,7 +237,7 @@ async fn record(
         } else {
             EventType::Warning
         };
-        publish(&ctx.recorder, env, type_, reason, &note).await;
+        publish(&ctx.events, env, type_, reason, &note).await;
     }
     Ok(())
 }
@@ -335,20 +335,19 @@ fn says_the_same(current: &EnvironmentStatus, wanted: &EnvironmentStatus) -> boo
 }
 
 async fn publish(
-    recorder: &Recorder,
+    events: &Publisher,
     env: &Environment,
     type_: EventType,
     reason: Reason,
     note: &str,
 ) {
-    let event = KubeEvent {
+    let event = Note {
         type_,
-        reason: reason.as_str().into(),
-        note: Some(note.into()),
-        action: "Admit".into(),
-        secondary: None,
+        reason: reason.as_str(),
+        note: note.to_owned(),
+        action: "Admit",
     };
-    if let Err(e) = recorder.publish(&event, &env.object_ref(&())).await {
+    if let Err(e) = events.publish(&env.object_ref(&()), event).await {
         tracing::debug!(error = %e, "unable to publish an event");
     }
 }

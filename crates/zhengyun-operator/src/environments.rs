@@ -11,7 +11,6 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -30,6 +29,7 @@ use crate::resources::{
     owned_by,
 };
 use crate::runtime::applier::Applier;
+use crate::runtime::events::{EventType, Note, Publisher};
 use crate::versions::{digest, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
 
@@ -42,7 +42,7 @@ pub(crate) struct Context {
     pub store: zhengyun_store::Store,
     pub metrics: Arc<Metrics>,
     pub catalog: Catalog,
-    pub recorder: Recorder,
+    pub events: Publisher,
     pub bureaus: Store<Bureau>,
     pub pools: Store<CapacityPool>,
     /// Every write, and the decision not to write an unchanged child.
@@ -666,14 +666,13 @@ async fn report_missing_bureau(env: &Environment, ctx: &Context) -> Result<()> {
 
 /// Publishes an Event about `env`; failing to publish one never fails a reconciliation.
 async fn publish(ctx: &Context, env: &Environment, reason: Reason, note: &str) {
-    let event = KubeEvent {
+    let event = Note {
         type_: EventType::Normal,
-        reason: reason.as_str().into(),
-        note: Some(note.into()),
-        action: reason.as_str().into(),
-        secondary: None,
+        reason: reason.as_str(),
+        note: note.to_owned(),
+        action: reason.as_str(),
     };
-    if let Err(e) = ctx.recorder.publish(&event, &env.object_ref(&())).await {
+    if let Err(e) = ctx.events.publish(&env.object_ref(&()), event).await {
         tracing::debug!(error = %e, "unable to publish an event");
     }
 }

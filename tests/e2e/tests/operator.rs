@@ -358,6 +358,42 @@ async fn thirty_environments_against_room_for_ten_admit_exactly_the_ten_oldest_e
                     .is_none()
             );
         }
+        if round == 0 {
+            // `kubectl describe` tells both stories: Admitted then Ready, or QuotaExceeded.
+            let refused = first_waiting(&all);
+            for (name, wanted) in [
+                (
+                    &admitted[0],
+                    &[("Normal", "Admitted"), ("Normal", "Ready")][..],
+                ),
+                (&refused, &[("Warning", "QuotaExceeded")][..]),
+            ] {
+                let about = ListParams::default().fields(&format!("involvedObject.name={name}"));
+                let events: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+                eventually(&format!("the events of {name}"), WAIT, || async {
+                    let seen: Vec<(String, String, String)> = events
+                        .list(&about)
+                        .await?
+                        .items
+                        .into_iter()
+                        .map(|e| {
+                            (
+                                e.type_.unwrap_or_default(),
+                                e.reason.unwrap_or_default(),
+                                e.reporting_component.unwrap_or_default(),
+                            )
+                        })
+                        .collect();
+                    let all_there = wanted.iter().all(|(type_, reason)| {
+                        seen.iter().any(|(t, r, by)| {
+                            t == type_ && r == reason && by == "zhengyun-operator"
+                        })
+                    });
+                    Ok(all_there.then_some(()))
+                })
+                .await?;
+            }
+        }
         // The bureau's status rolls up the ten admitted environments (written just after them).
         eventually("bureau allocation of 10 CPU", WAIT, || async {
             let b = bureaus.get(&code).await?;

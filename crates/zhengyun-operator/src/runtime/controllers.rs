@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Config as WatcherConfig};
 use kube::runtime::{PredicateConfig, WatchStreamExt as _};
@@ -25,6 +24,7 @@ use zhengyun_model::crd::{Bureau, CapacityPool, Environment, RateCard};
 
 use super::OperatorConfig;
 use super::applier::Applier;
+use super::events::Publisher;
 use super::watches::{
     Events, Watched, everything, managed, owner_env, reflected, tee, without_errors,
 };
@@ -40,7 +40,7 @@ pub(super) struct Shared {
     pub store: zhengyun_store::Store,
     pub calendar: Calendar,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: Publisher,
     pub config: ControllerConfig,
 }
 
@@ -52,12 +52,8 @@ impl Shared {
         config: &OperatorConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: MANAGER.into(),
-            instance: None,
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Publisher::new(client.clone(), MANAGER),
             client,
             store,
             calendar,
@@ -193,7 +189,7 @@ fn environment_controller(
         catalog: Catalog {
             registry: config.catalog_registry.clone(),
         },
-        recorder: shared.recorder.clone(),
+        events: shared.events.clone(),
         bureaus: stores.bureaus.clone(),
         pools: stores.pools.clone(),
     });
@@ -214,7 +210,7 @@ fn bureau_controller(
         client: shared.client.clone(),
         applier: Applier::new(shared.client.clone(), Arc::default()),
         metrics: shared.metrics.clone(),
-        recorder: shared.recorder.clone(),
+        events: shared.events.clone(),
         bureaus: stores.bureaus.clone(),
         pools: stores.pools.clone(),
         envs: stores.envs.clone(),

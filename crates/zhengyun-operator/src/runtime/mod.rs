@@ -5,6 +5,7 @@
 
 pub(crate) mod applier;
 mod controllers;
+pub(crate) mod events;
 mod health;
 pub mod lease;
 pub(crate) mod watches;
