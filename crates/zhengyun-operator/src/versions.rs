@@ -7,6 +7,7 @@
 //! status every time usage moves. A converged environment then costs no writes and almost no
 //! calls.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -17,7 +18,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
-type Key = (String, String, String);
+/// A child within its namespace: its kind and name.
+type Key = (Cow<'static, str>, Box<str>);
+
+/// The children of one namespace (`""`: cluster-scoped ones, the namespaces themselves).
+type Children = HashMap<Key, Entry>;
 
 #[derive(Debug, Default)]
 struct Entry {
@@ -26,18 +31,52 @@ struct Entry {
     /// The [`shape`] of that desired object.
     desired_shape: Option<u64>,
     /// The resourceVersion the operator's apply produced.
-    written: Option<String>,
+    written: Option<Version>,
     /// The resourceVersion the watch last saw.
-    seen: Option<String>,
+    seen: Option<Version>,
     /// The [`shape`] of what the watch last saw; `None` once it saw the object deleted.
     seen_shape: Option<u64>,
 }
 
-/// Written and observed versions of every child, by kind, namespace and name, and the last
+/// A resourceVersion as kept: a number when it is the integer [`is_later`] can order (no
+/// allocation; a child has two, and 10,000 environments have 100,000 children), its text
+/// otherwise. Either way it stands for the same text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Version {
+    Number(u64),
+    Text(Box<str>),
+}
+
+impl Version {
+    fn of(rv: Option<String>) -> Option<Self> {
+        rv.map(|text| match text.parse::<u64>() {
+            Ok(n) if comparable(&text) => Self::Number(n),
+            _ => Self::Text(text.into_boxed_str()),
+        })
+    }
+
+    /// Whether `a` is later than `b`, as [`is_later`] says of their texts.
+    fn is_later(a: Option<&Self>, b: Option<&Self>) -> bool {
+        match (a, b) {
+            (Some(Self::Number(a)), Some(Self::Number(b))) => a > b,
+            (Some(Self::Number(_)), None) => true,
+            _ => is_later(a.map(Self::text).as_deref(), b.map(Self::text).as_deref()),
+        }
+    }
+
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            Self::Number(n) => Cow::Owned(n.to_string()),
+            Self::Text(t) => Cow::Borrowed(t),
+        }
+    }
+}
+
+/// Written and observed versions of every child, by namespace, kind and name, and the last
 /// observed status of each environment's namespace and quota (what the operator reports).
 #[derive(Debug, Default)]
 pub struct ChildVersions {
-    entries: Mutex<HashMap<Key, Entry>>,
+    entries: Mutex<HashMap<String, Children>>,
     statuses: Mutex<HashMap<String, Observed>>,
 }
 
@@ -50,11 +89,11 @@ pub struct Observed {
     pub used: Option<BTreeMap<String, Quantity>>,
 }
 
-fn key<K: Resource<DynamicType = ()>>(obj: &K) -> Key {
+/// The namespace of `obj` and its key there.
+fn key<K: Resource<DynamicType = ()>>(obj: &K) -> (String, Key) {
     (
-        K::kind(&()).into_owned(),
         obj.namespace().unwrap_or_default(),
-        obj.name_any(),
+        (K::kind(&()), obj.name_any().into_boxed_str()),
     )
 }
 
@@ -115,7 +154,7 @@ fn shape<K: Serialize>(obj: &K) -> Option<u64> {
 }
 
 impl ChildVersions {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Key, Entry>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Children>) -> T) -> T {
         // A poisoned lock only means another reconciliation panicked mid-update; the map is still
         // a valid cache (the worst case is one extra apply).
         let mut guard = self
@@ -125,14 +164,23 @@ impl ChildVersions {
         f(&mut guard)
     }
 
+    /// The entry of `obj`, made if missing.
+    fn entry<'a, K: Resource<DynamicType = ()>>(
+        m: &'a mut HashMap<String, Children>,
+        obj: &K,
+    ) -> &'a mut Entry {
+        let (namespace, key) = key(obj);
+        m.entry(namespace).or_default().entry(key).or_default()
+    }
+
     /// Records what a watch saw of a child (added or modified). An event older than what is
     /// already known of it (the operator's own apply answered first) says nothing new.
     pub fn observe<K: Resource<DynamicType = ()> + Serialize>(&self, obj: &K) {
-        let seen = obj.resource_version();
+        let seen = Version::of(obj.resource_version());
         let seen_shape = shape(obj);
         self.with(|m| {
-            let e = m.entry(key(obj)).or_default();
-            if !is_later(e.seen.as_deref(), seen.as_deref()) {
+            let e = Self::entry(m, obj);
+            if !Version::is_later(e.seen.as_ref(), seen.as_ref()) {
                 e.seen = seen;
                 e.seen_shape = seen_shape;
             }
@@ -141,10 +189,10 @@ impl ChildVersions {
 
     /// Records that a watch saw a child deleted.
     pub fn observe_deleted<K: Resource<DynamicType = ()>>(&self, obj: &K) {
-        let seen = obj.resource_version();
+        let seen = Version::of(obj.resource_version());
         self.with(|m| {
-            let e = m.entry(key(obj)).or_default();
-            if !is_later(e.seen.as_deref(), seen.as_deref()) {
+            let e = Self::entry(m, obj);
+            if !Version::is_later(e.seen.as_ref(), seen.as_ref()) {
                 e.seen = seen;
                 e.seen_shape = None;
             }
@@ -155,14 +203,17 @@ impl ChildVersions {
     /// is: untouched since, or touched only where the operator declares nothing (its status).
     pub fn unchanged<K: Resource<DynamicType = ()> + Serialize>(&self, desired: &K) -> bool {
         let wanted = digest(desired);
+        let (namespace, key) = key(desired);
         self.with(|m| {
-            m.get(&key(desired)).is_some_and(|e| {
-                wanted.is_some()
-                    && e.desired == wanted
-                    && e.written.is_some()
-                    && (e.written == e.seen
-                        || (e.seen_shape.is_some() && e.seen_shape == e.desired_shape))
-            })
+            m.get(&namespace)
+                .and_then(|c| c.get(&key))
+                .is_some_and(|e| {
+                    wanted.is_some()
+                        && e.desired == wanted
+                        && e.written.is_some()
+                        && (e.written == e.seen
+                            || (e.seen_shape.is_some() && e.seen_shape == e.desired_shape))
+                })
         })
     }
 
@@ -174,10 +225,10 @@ impl ChildVersions {
         let wanted = digest(desired);
         let desired_shape = shape(desired);
         let applied_shape = shape(applied);
-        let written = applied.resource_version();
+        let written = Version::of(applied.resource_version());
         self.with(|m| {
-            let e = m.entry(key(desired)).or_default();
-            if is_later(written.as_deref(), e.seen.as_deref()) {
+            let e = Self::entry(m, desired);
+            if Version::is_later(written.as_ref(), e.seen.as_ref()) {
                 e.seen.clone_from(&written);
                 e.seen_shape = applied_shape;
             }
@@ -192,16 +243,23 @@ impl ChildVersions {
     pub fn present<K: Resource<DynamicType = ()>>(&self, namespace: &str) -> Vec<String> {
         let kind = K::kind(&());
         self.with(|m| {
-            m.iter()
-                .filter(|((k, ns, _), e)| *k == kind && ns == namespace && e.seen_shape.is_some())
-                .map(|((_, _, name), _)| name.clone())
+            m.get(namespace)
+                .into_iter()
+                .flatten()
+                .filter(|((k, _), e)| *k == kind && e.seen_shape.is_some())
+                .map(|((_, name), _)| name.to_string())
                 .collect()
         })
     }
 
     /// Forgets every child in `namespace` (after the environment is gone).
     pub fn forget_namespace(&self, namespace: &str) {
-        self.with(|m| m.retain(|(_, ns, name), _| ns != namespace && name != namespace));
+        self.with(|m| {
+            m.remove(namespace);
+            if let Some(cluster_scoped) = m.get_mut("") {
+                cluster_scoped.retain(|(_, name), _| &**name != namespace);
+            }
+        });
         self.with_statuses(|m| m.remove(namespace));
     }
 
@@ -450,6 +508,53 @@ mod tests {
         assert!(is_later(Some("3"), None));
         assert!(!is_later(Some("x"), None));
         assert!(!is_later(Some("3"), Some("x")));
+    }
+
+    #[test]
+    fn kept_versions_order_as_their_texts_do() {
+        let cases = [
+            "9",
+            "10",
+            "18446744073709551615",
+            "18446744073709551616",
+            "010",
+            "0",
+            "x",
+        ];
+        for a in cases.iter().map(|t| Some(*t)).chain([None]) {
+            for b in cases.iter().map(|t| Some(*t)).chain([None]) {
+                let kept = |t: Option<&str>| Version::of(t.map(str::to_owned));
+                assert_eq!(
+                    Version::is_later(kept(a).as_ref(), kept(b).as_ref()),
+                    is_later(a, b),
+                    "{a:?} later than {b:?}"
+                );
+            }
+        }
+        assert_eq!(Version::of(Some("42".into())), Some(Version::Number(42)));
+        assert_eq!(
+            Version::of(Some("042".into())),
+            Some(Version::Text("042".into()))
+        );
+    }
+
+    #[test]
+    fn forgetting_a_namespace_forgets_its_children_and_the_namespace_itself() {
+        let v = ChildVersions::default();
+        v.observe(&map("5", "a"));
+        let ns = |name: &str| Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: Some("3".into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        v.observe(&ns("wjw-prod"));
+        v.observe(&ns("jyj-dev"));
+        v.forget_namespace("wjw-prod");
+        assert!(v.present::<ConfigMap>("wjw-prod").is_empty());
+        assert_eq!(v.present::<Namespace>(""), ["jyj-dev"]);
     }
 
     #[test]

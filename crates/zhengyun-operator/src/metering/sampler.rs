@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::runtime::reflector::{self, Store as Reflection};
+use kube::runtime::reflector::Store as Reflection;
 use kube::runtime::watcher as watch;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -116,6 +116,7 @@ pub(crate) async fn run(
     config: MeteringConfig,
     calendar: Calendar,
     metrics: Arc<MeteringMetrics>,
+    envs: Reflection<Environment>,
     mut stop: tokio::sync::watch::Receiver<Option<Ending>>,
 ) {
     let clock = config.clock.clock();
@@ -128,15 +129,14 @@ pub(crate) async fn run(
     };
     let (bureaus, bureau_stream) = prices::<Bureau>(&client);
     let (cards, card_stream) = prices::<RateCard>(&client);
-    let (envs, mut env_writer) = reflector::store();
-    sampler.metrics.watch(bureaus.clone(), envs.clone());
+    // The finance metrics read the controllers' cache of Environments; the sampler's own watch
+    // below keeps none, it feeds the tracker.
+    sampler.metrics.watch(bureaus.clone(), envs);
     let env_stream = relisting(
         Api::<Environment>::all(client.clone()),
         SourceClass::Quotas,
-        move |event: Event<Environment>| {
-            let event = event.modify(crate::no_managed_fields);
-            env_writer.apply_watcher_event(&event);
-            Input::Environment(Box::new(event))
+        |event: Event<Environment>| {
+            Input::Environment(Box::new(event.modify(crate::no_managed_fields)))
         },
     );
     let pod_stream = relisting(Api::<Pod>::all(client.clone()), SourceClass::Pods, |e| {

@@ -66,16 +66,17 @@ impl Shared {
     }
 }
 
-/// Runs the three controllers until `graceful` resolves.
+/// Runs the three controllers until `graceful` resolves. `envs` is the term's cache of
+/// Environments with the watch that fills it, which the controllers drive.
 pub(super) async fn run(
     shared: Shared,
     config: &OperatorConfig,
+    (envs, env_stream): (Store<Environment>, Events<Environment>),
     graceful: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let client = &shared.client;
     let (bureaus, bureau_stream) = reflected::<Bureau>(client);
     let (pools, pool_stream) = reflected::<CapacityPool>(client);
-    let (envs, env_stream) = reflected::<Environment>(client);
     // Whether the environment cache holds its first complete LIST. Said by the stream itself: a
     // store's own `wait_until_ready` wakes only one of several waiters, and each controller
     // already waits on its store.

@@ -178,12 +178,16 @@ impl Term<'_> {
             .boxed()
             .shared();
         let graceful = ending.clone().map(drop).shared();
+        // One cache of Environments per term: the controllers keep it, the finance metrics read it.
+        let (envs, env_events) =
+            watches::reflected::<zhengyun_model::crd::Environment>(self.client);
         let sampler = metering::run(
             self.client.clone(),
             self.store.clone(),
             self.config.metering.clone(),
             self.calendar.clone(),
             self.metrics.metering().clone(),
+            envs.clone(),
             once_ended(ending),
         );
         let audit = billing_audit::run(self.client.clone(), self.store.clone(), graceful.clone());
@@ -199,7 +203,7 @@ impl Term<'_> {
             self.config,
             self.metrics.clone(),
         );
-        let controllers = controllers::run(shared, self.config, graceful);
+        let controllers = controllers::run(shared, self.config, (envs, env_events), graceful);
         futures::future::join4(controllers, sampler, audit, costs).await;
         self.metrics.set_leader(false);
         self.metrics.metering().stop_leading();
