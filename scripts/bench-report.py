@@ -51,6 +51,9 @@ def main():
         if cpu:
             rows.append(("  CPU seconds of the cluster: floor before / operator / floor after",
                          f"{cpu['cluster_direct_before']:.1f} / {cpu['cluster_operator']:.1f} / {cpu['cluster_direct_after']:.1f}", ""))
+        if "resync_peak_rss_mib" in run:
+            rows.append((f"  operator peak RSS restarted on the converged cluster ({n:,} environments)",
+                         f"{run['resync_peak_rss_mib']:.1f} MiB", "≤ 256 MiB" if large else ""))
         if "idle_resync_writes" in run:
             rows.append((f"  objects written by an idle resync of {n:,} environments", f"{run['idle_resync_writes']}", "0"))
     thousand = [r["ratio"] for r in converge if r["environments"] == 1000]

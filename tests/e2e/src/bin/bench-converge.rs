@@ -379,9 +379,18 @@ async fn versions(
     Ok(out)
 }
 
-/// Starts the operator under test. Its log goes to `BENCH_OPERATOR_LOG` (a file) when set,
-/// otherwise nowhere.
+/// Where the operators of this benchmark keep their ledgers: SQLite files, as a deployment
+/// would, so that the ledger is not counted in the operator's memory. Removed after each size.
+fn ledgers() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("zhengyun-bench-{}", std::process::id()))
+}
+
+/// Starts the operator under test, on a new ledger. Its log goes to `BENCH_OPERATOR_LOG` (a
+/// file) when set, otherwise nowhere.
 fn start_operator(bin: &str, metrics_port: u16) -> anyhow::Result<std::process::Child> {
+    std::fs::create_dir_all(ledgers())?;
+    let ledger = ledgers().join(format!("{metrics_port}.db"));
+    let database_url = format!("sqlite://{}?mode=rwc", ledger.display());
     let log = match std::env::var_os("BENCH_OPERATOR_LOG") {
         Some(path) => std::process::Stdio::from(
             std::fs::File::create(&path).with_context(|| format!("create {path:?}"))?,
@@ -399,7 +408,7 @@ fn start_operator(bin: &str, metrics_port: u16) -> anyhow::Result<std::process::
             "--operator-addr",
             &format!("127.0.0.1:{metrics_port}"),
             "--database-url",
-            "sqlite::memory:",
+            &database_url,
         ])
         .stdin(std::process::Stdio::piped())
         .stderr(log)
@@ -429,26 +438,67 @@ async fn reconciliations(port: u16) -> anyhow::Result<u64> {
 
 /// Waits until the operator has stopped reconciling environments: no new reconciliation for
 /// three seconds (what converging left in flight, such as the first usage counts, is done).
-async fn quiet(port: u16) -> anyhow::Result<()> {
-    let mut last = reconciliations(port).await?;
+async fn quiet(client: &Client) -> anyhow::Result<()> {
+    let mut last = operator_writes(client).await?;
     let mut still = 0;
     while still < 3 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = reconciliations(port).await?;
+        let now = operator_writes(client).await?;
         still = if now == last { still + 1 } else { 0 };
         last = now;
     }
     Ok(())
 }
 
+/// Writes the API server has served so far to the kinds the operator writes (its Lease aside).
+/// Reconciliations are no sign of work left: a converged environment is looked at again every
+/// few minutes, which at 10,000 environments is several times a second, and writes nothing.
+async fn operator_writes(client: &Client) -> anyhow::Result<f64> {
+    const KINDS: [&str; 15] = [
+        "environments",
+        "environments/status",
+        "bureaus/status",
+        "ratecards/status",
+        "namespaces",
+        "resourcequotas",
+        "limitranges",
+        "networkpolicies",
+        "rolebindings",
+        "serviceaccounts",
+        "services",
+        "deployments",
+        "statefulsets",
+        "poddisruptionbudgets",
+        "events",
+    ];
+    Ok(api_requests(client)
+        .await?
+        .iter()
+        .filter(|(key, _)| {
+            key.split_once(' ').is_some_and(|(verb, kind)| {
+                ["APPLY", "POST", "PUT", "PATCH", "DELETE"].contains(&verb) && KINDS.contains(&kind)
+            })
+        })
+        .map(|(_, n)| n)
+        .sum())
+}
+
+/// What a restart on a converged cluster cost.
+struct Resync {
+    /// Objects whose resourceVersion changed.
+    writes: usize,
+    /// The restarted operator's peak RSS, KiB: it lists everything at once.
+    peak_rss_kib: u64,
+}
+
 /// Restarts the operator on a converged cluster (a full resync: every environment is
 /// reconciled again) and counts the objects whose resourceVersion changed.
-async fn idle_resync_writes(
+async fn idle_resync(
     client: &Client,
     bin: &str,
     codes: &[String],
     n: usize,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Resync> {
     let before = versions(client, codes).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -462,12 +512,17 @@ async fn idle_resync_writes(
     // Let writes of the last reconciliations land before reading again.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = versions(client, codes).await?;
+    let peak_rss_kib = peak_rss_kib(child.id()).unwrap_or(0);
     drop(child.stdin.take());
     let _ = child.wait();
-    Ok(after
+    let writes = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v))
-        .count())
+        .count();
+    Ok(Resync {
+        writes,
+        peak_rss_kib,
+    })
 }
 
 /// Spreads `pods` small running pods over the environments of `codes` (one Deployment per
@@ -713,10 +768,11 @@ async fn main() -> anyhow::Result<()> {
         };
         // Stop the operator once it is idle; a new one resyncs the converged cluster, which must
         // write nothing.
-        quiet(port).await?;
+        quiet(&client).await?;
         drop(child.stdin.take());
         let _ = child.wait();
-        let resync_writes = idle_resync_writes(&client, &bin, &codes, n).await?;
+        let resync = idle_resync(&client, &bin, &codes, n).await?;
+        let resync_rss = resync.peak_rss_kib as f64 / 1024.0;
         let (client, cluster) = fresh_cluster().await?;
         let floor_after = floor(&client, cluster, "floor-after", n).await?;
         let floor_mean = (floor_before.took + floor_after.took) / 2;
@@ -743,19 +799,23 @@ async fn main() -> anyhow::Result<()> {
             floor_after.cpu.1,
             operator_cpu.1
         );
-        println!("idle resync of {n} environments: {resync_writes} objects written");
+        println!(
+            "idle resync of {n} environments: {} objects written; the restarted operator's peak RSS {resync_rss:.1} MiB",
+            resync.writes
+        );
         let as_json = |per_env: &[(String, f64)]| {
             serde_json::Map::from_iter(per_env.iter().map(|(k, v)| (k.clone(), json!(v))))
         };
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor_mean.as_secs_f64(),
             "floor_seconds_before": floor_before.took.as_secs_f64(), "floor_seconds_after": floor_after.took.as_secs_f64(),
-            "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0, "idle_resync_writes": resync_writes,
+            "ratio": ratio, "operator_peak_rss_mib": rss as f64 / 1024.0, "idle_resync_writes": resync.writes, "resync_peak_rss_mib": resync_rss,
             "with_pods": with_pods,
             "api_requests_per_environment": {"direct_before": as_json(&floor_before.requests), "operator": as_json(&operator_requests), "direct_after": as_json(&floor_after.requests)},
             "cpu_seconds": {"cluster_direct_before": floor_before.cpu.0, "cluster_direct_after": floor_after.cpu.0, "cluster_operator": operator_cpu.0,
                             "direct_client_before": floor_before.cpu.1, "direct_client_after": floor_after.cpu.1, "operator": operator_cpu.1}}));
         // Written after every size, so that a later failure keeps what was measured.
         save(&results)?;
+        std::fs::remove_dir_all(ledgers()).ok();
     }
     Ok(())
 }
