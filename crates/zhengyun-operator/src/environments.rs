@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -30,6 +30,7 @@ use crate::resources::{
 };
 use crate::runtime::applier::Applier;
 use crate::runtime::events::{EventType, Note, Publisher};
+use crate::spacing::Spacing;
 use crate::versions::{digest, is_later};
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
 
@@ -48,6 +49,9 @@ pub(crate) struct Context {
     /// Every write, and the decision not to write an unchanged child.
     pub applier: Applier,
     pub reported: Reports,
+    /// When each environment's status was last written: a report that changes only usage
+    /// waits until the last write is [`USAGE_SPACING`] old.
+    pub usage_reports: Spacing,
     /// How long before a dev or test environment expires its owners are told.
     pub expiry_notice: Duration,
 }
@@ -143,6 +147,11 @@ async fn converge(env: &Environment, ctx: &Context) -> Result<Action> {
 
 /// The longest a converged environment waits before it is looked at again.
 const LONGEST_WAIT: Duration = Duration::from_secs(600);
+
+/// How far apart two writes of one environment's status are at least when the later one only
+/// changes usage (see [`Spacing`]). Starting a Deployment's pods changes its quota's count once
+/// per pod; the first change is reported at once and the rest of the burst in one write.
+pub(crate) const USAGE_SPACING: Duration = Duration::from_secs(5);
 
 /// Field manager of the `ExpiresSoon` condition, apart from the phase reports so that neither
 /// write removes the other's condition.
@@ -309,8 +318,8 @@ async fn converge_admitted(env: &Environment, ctx: &Context) -> Result<Option<Du
         return Ok(Some(Duration::from_secs(60)));
     };
     prune_catalog(ctx, env, &keep).await?;
-    report(env, ctx, active, usage).await?;
-    Ok(Some(LONGEST_WAIT))
+    let held_back = report(env, ctx, active, usage).await?;
+    Ok(Some(held_back.unwrap_or(LONGEST_WAIT)))
 }
 
 /// The names of the catalog objects an environment declares, by kind.
@@ -582,17 +591,31 @@ fn namespace_report(
     })
 }
 
+/// Whether `env`'s status already says everything a report would but usage: a report then
+/// changes only usage, and is spaced ([`USAGE_SPACING`]).
+fn says_all_but_usage(env: &Environment, active: bool) -> bool {
+    namespace_report(env, active, None).is_none()
+}
+
 /// Writes [`namespace_report`] unless the status says it already, or this process wrote the same
-/// report at a version the watch cache has not caught up with; publishes an Event on Ready.
+/// report at a version the watch cache has not caught up with; publishes an Event on Ready. A
+/// report that only changes usage is held back while the last write is younger than
+/// [`USAGE_SPACING`]: returns how long it must still wait.
 async fn report(
     env: &Environment,
     ctx: &Context,
     active: bool,
     usage: Option<Quota>,
-) -> Result<()> {
+) -> Result<Option<Duration>> {
     let Some(body) = namespace_report(env, active, usage.as_ref()) else {
-        return Ok(());
+        return Ok(None);
     };
+    let name = env.name_any();
+    if says_all_but_usage(env, active)
+        && let Some(wait) = ctx.usage_reports.wait(&name, Instant::now())
+    {
+        return Ok(Some(wait));
+    }
     let phase = body.phase.unwrap_or(EnvironmentPhase::Admitted);
     let ready = &body.conditions[0];
     // What this report says, times aside (a stale view would stamp a new transition time).
@@ -604,10 +627,11 @@ async fn report(
         (&ready.status, &ready.reason, &ready.message),
     ));
     if said.is_some_and(|said| ctx.reported.already_said(env, said)) {
-        return Ok(());
+        return Ok(None);
     }
-    let action = format!("update status of environment {}", env.name_any());
+    let action = format!("update status of environment {name}");
     let written = ctx.applier.status(MANAGER, env, &body, action).await?;
+    ctx.usage_reports.wrote(&name, Instant::now());
     if let Some(said) = said {
         ctx.reported.said(env, said, written.resource_version());
     }
@@ -621,7 +645,7 @@ async fn report(
         )
         .await;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Confirms with the API server (the cache may not have caught up yet) that there is no bureau.
@@ -801,5 +825,20 @@ mod tests {
         let more = Quota::default().with(QuotaResource::Cpu, "2");
         let report = namespace_report(&env, true, Some(&more)).expect("changed usage");
         assert_eq!(report.usage, Some(more));
+    }
+
+    #[test]
+    fn only_a_report_that_changes_nothing_but_usage_is_spaced() {
+        let mut env = env();
+        assert!(!says_all_but_usage(&env, true), "the first report");
+        let used = Quota::default().with(QuotaResource::Cpu, "1");
+        env.status = namespace_report(&env, false, Some(&used));
+        assert!(says_all_but_usage(&env, false), "usage alone may wait");
+        assert!(!says_all_but_usage(&env, true), "Ready goes at once");
+        env.metadata.generation = Some(2);
+        assert!(
+            !says_all_but_usage(&env, false),
+            "a new generation goes at once"
+        );
     }
 }

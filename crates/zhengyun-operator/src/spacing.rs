@@ -4,7 +4,8 @@
 //! environment admitted or counted. When hundreds arrive at once, writing the rollup after each
 //! would cost the API server one status write of the Bureau per change; spacing the writes keeps
 //! the first one immediate and folds the rest of a burst into one write per interval, which
-//! always carries the latest figures.
+//! always carries the latest figures. An environment's usage, which changes with every pod its
+//! namespace starts or stops, is reported the same way.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -168,7 +168,8 @@ pub struct EnvironmentStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 
-    /// What the environment's pods and volumes currently request.
+    /// What the environment's pods and volumes currently request, as its namespace's
+    /// ResourceQuota counts them. A change is written at most 5 s after the status's last write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<ObservedQuota>")]
     pub usage: Option<Quota>,

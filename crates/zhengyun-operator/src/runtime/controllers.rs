@@ -183,6 +183,7 @@ fn environment_controller(
     let ctx = Arc::new(environments::Context {
         applier: Applier::new(client.clone(), versions),
         reported: environments::Reports::default(),
+        usage_reports: crate::spacing::Spacing::new(environments::USAGE_SPACING),
         expiry_notice: Duration::from_secs(config.expiry_notice_hours.saturating_mul(3600)),
         client: client.clone(),
         store: shared.store.clone(),

@@ -14,8 +14,10 @@
 //! `zhengyun` binary (ZHENGYUN_BIN, default target/release/zhengyun).
 //!
 //! With `BENCH_PODS=P`, after the largest size has converged, P running pods are spread over its
-//! environments (one Deployment each, on the simulated nodes) and the operator's peak memory is
-//! read again once it has seen them all: its pod watch (metering) grows with them.
+//! environments (on the simulated nodes) and the operator's peak memory is read again once a
+//! metering window has closed over them all: its pod watch and the window's intervals grow with
+//! them. That run's operator closes a window every two minutes instead of every hour, so the
+//! benchmark need not wait for the hour to turn; a window's cost is in its pods, not its length.
 //!
 //! With `BENCH_PERF=DIR`, `perf record` samples the devcluster's process during each timed run
 //! (`DIR/floor-before.data`, `DIR/operator.data`, `DIR/floor-after.data`), to compare where
@@ -296,11 +298,11 @@ fn requests_per_env(
     out
 }
 
-fn print_requests(label: &str, per_env: &[(String, f64)]) {
+fn print_requests(label: &str, unit: &str, per_env: &[(String, f64)]) {
     let total: f64 = per_env.iter().map(|(_, v)| v).sum();
     let detail: Vec<String> = per_env.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
     println!(
-        "  {label}: {total:.1} API requests per environment ({})",
+        "  {label}: {total:.1} API requests per {unit} ({})",
         detail.join(", ")
     );
 }
@@ -387,7 +389,11 @@ fn ledgers() -> std::path::PathBuf {
 
 /// Starts the operator under test, on a new ledger. Its log goes to `BENCH_OPERATOR_LOG` (a
 /// file) when set, otherwise nowhere.
-fn start_operator(bin: &str, metrics_port: u16) -> anyhow::Result<std::process::Child> {
+fn start_operator(
+    bin: &str,
+    metrics_port: u16,
+    extra: &[&str],
+) -> anyhow::Result<std::process::Child> {
     std::fs::create_dir_all(ledgers())?;
     let ledger = ledgers().join(format!("{metrics_port}.db"));
     let database_url = format!("sqlite://{}?mode=rwc", ledger.display());
@@ -410,6 +416,7 @@ fn start_operator(bin: &str, metrics_port: u16) -> anyhow::Result<std::process::
             "--database-url",
             &database_url,
         ])
+        .args(extra)
         .stdin(std::process::Stdio::piped())
         .stderr(log)
         .spawn()
@@ -418,6 +425,17 @@ fn start_operator(bin: &str, metrics_port: u16) -> anyhow::Result<std::process::
 
 /// The environment controller's reconciliations so far, from the operator's /metrics.
 async fn reconciliations(port: u16) -> anyhow::Result<u64> {
+    Ok(metric(
+        port,
+        r#"zhengyun_operator_reconciliations_total{controller="environment"}"#,
+    )
+    .await?
+    .map(|v| v as u64)
+    .unwrap_or(0))
+}
+
+/// The value of the operator's metric `series` (name and labels, as `/metrics` writes them).
+async fn metric(port: u16, series: &str) -> anyhow::Result<Option<f64>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
@@ -427,13 +445,8 @@ async fn reconciliations(port: u16) -> anyhow::Result<u64> {
     stream.read_to_string(&mut text).await?;
     Ok(text
         .lines()
-        .find(|l| {
-            l.starts_with(r#"zhengyun_operator_reconciliations_total{controller="environment"}"#)
-        })
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .unwrap_or(0))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok()))
 }
 
 /// Waits until the operator has stopped reconciling environments: no new reconciliation for
@@ -503,7 +516,7 @@ async fn idle_resync(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut child = start_operator(bin, port)?;
+    let mut child = start_operator(bin, port, &[])?;
     let n = n as u64;
     eventually("a full resync", Duration::from_secs(600), || async {
         Ok((reconciliations(port).await.unwrap_or(0) >= n).then_some(()))
@@ -525,10 +538,12 @@ async fn idle_resync(
     })
 }
 
-/// Spreads `pods` small running pods over the environments of `codes` (one Deployment per
-/// environment) and waits until all of them run. Returns how long that took.
+/// Spreads `pods` small running pods over the environments of `codes` and waits until all of
+/// them run. Returns how long that took. The pods are made directly, without a Deployment: the
+/// operator watches pods (metering) but not workloads it did not make, and the Deployment and
+/// ReplicaSet controllers' own writes (about a quarter of the API server's requests per pod)
+/// would only slow the run.
 async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Result<Duration> {
-    use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::Pod;
     use kube::runtime::{WatchStreamExt, watcher};
     let envs: Vec<String> = Api::<Environment>::all(client.clone())
@@ -543,31 +558,46 @@ async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Res
     let per_env = pods.div_ceil(envs.len());
     let total = per_env * envs.len();
     let start = Instant::now();
-    stream::iter(envs.iter().cloned())
-        .map(|ns| {
-            let client = client.clone();
-            async move {
-                let deployment: Deployment = serde_json::from_value(json!({
-                    "metadata": {"name": "load"},
-                    "spec": {"replicas": per_env, "selector": {"matchLabels": {"app": "load"}},
-                        "template": {"metadata": {"labels": {"app": "load"}}, "spec": {
-                            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000,
-                                                "seccompProfile": {"type": "RuntimeDefault"}},
-                            "containers": [{"name": "app", "image": "registry.local/load:1",
-                                "resources": {"requests": {"cpu": "5m", "memory": "8Mi"},
-                                              "limits": {"cpu": "5m", "memory": "8Mi"}},
-                                "securityContext": {"allowPrivilegeEscalation": false,
-                                                    "capabilities": {"drop": ["ALL"]}}}]}}}
-                }))?;
-                Api::<Deployment>::namespaced(client, &ns)
-                    .create(&PostParams::default(), &deployment)
-                    .await?;
-                anyhow::Ok(())
+    stream::iter(
+        envs.iter()
+            .flat_map(|ns| (0..per_env).map(move |i| (ns.clone(), i))),
+    )
+    .map(|(ns, i)| {
+        let client = client.clone();
+        async move {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": format!("load-{i}"), "labels": {"app": "load"}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 1000,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "app", "image": "registry.local/load:1",
+                        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"},
+                                      "limits": {"cpu": "5m", "memory": "8Mi"}},
+                        "securityContext": {"allowPrivilegeEscalation": false,
+                                            "capabilities": {"drop": ["ALL"]}}}]}
+            }))?;
+            let pods = Api::<Pod>::namespaced(client, &ns);
+            // A namespace's default ServiceAccount, which every pod needs, comes from the
+            // service account controller shortly after the namespace: wait for it, as the
+            // ReplicaSet controller would by retrying.
+            let mut tries = 0;
+            loop {
+                match pods.create(&PostParams::default(), &pod).await {
+                    Ok(_) => return anyhow::Ok(()),
+                    Err(kube::Error::Api(e))
+                        if e.code == 403 && e.message.contains("serviceaccount") && tries < 120 =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
+        }
+    })
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<_>>()
+    .await?;
     // One watch of running pods, as the operator's own watches see them: polling with LISTs of
     // tens of thousands of pods would load the API server more than the pods themselves.
     let ours: std::collections::HashSet<&str> = envs.iter().map(String::as_str).collect();
@@ -608,6 +638,32 @@ async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Res
         )
     })??;
     Ok(start.elapsed())
+}
+
+/// The metering window of the run with pods (the operator's default is an hour).
+const WINDOW: Duration = Duration::from_secs(120);
+/// How long that operator waits after a window ends before it closes it.
+const LATENESS: Duration = Duration::from_secs(15);
+
+/// Waits until the metering window that is open now has been closed into the ledger, as the
+/// operator's `zhengyun_metering_checkpoint_timestamp_seconds` says (read once, as a scrape
+/// would, after the window's end and lateness). Returns the window's end, in Unix seconds.
+async fn window_closed(port: u16) -> anyhow::Result<u64> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let end = now.as_secs().div_ceil(WINDOW.as_secs()) * WINDOW.as_secs();
+    let mut checkpoint = 0.0;
+    for _ in 0..12 {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        let due = Duration::from_secs(end) + LATENESS + Duration::from_secs(5);
+        tokio::time::sleep(due.saturating_sub(since_epoch).max(Duration::from_secs(5))).await;
+        checkpoint = metric(port, "zhengyun_metering_checkpoint_timestamp_seconds")
+            .await?
+            .unwrap_or(0.0);
+        if checkpoint >= end as f64 {
+            return Ok(end);
+        }
+    }
+    anyhow::bail!("the checkpoint is at {checkpoint}, the window ended at {end}")
 }
 
 /// `perf record` of one process during one timed run, when `BENCH_PERF` names a directory.
@@ -723,7 +779,20 @@ async fn main() -> anyhow::Result<()> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let mut child = start_operator(&bin, port)?;
+        let pods: usize = std::env::var("BENCH_PODS")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let with_pods = pods > 0 && Some(&n) == largest.as_ref();
+        let period = WINDOW.as_secs().to_string();
+        let lateness = LATENESS.as_secs().to_string();
+        let short_windows = [
+            "--metering-period",
+            period.as_str(),
+            "--metering-lateness",
+            lateness.as_str(),
+        ];
+        let mut child = start_operator(&bin, port, if with_pods { &short_windows } else { &[] })?;
         wait_for_leader(&client).await?;
         let before = api_requests(&client).await?;
         let cpu = (cpu_seconds(cluster), cpu_seconds(child.id()));
@@ -738,23 +807,37 @@ async fn main() -> anyhow::Result<()> {
         );
         let operator_requests = requests_per_env(&before, &api_requests(&client).await?, n);
         let rss = peak_rss_kib(child.id()).unwrap_or(0);
-        let pods: usize = std::env::var("BENCH_PODS")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let with_pods = if pods > 0 && Some(&n) == largest.as_ref() {
+        let with_pods = if with_pods {
+            let before = api_requests(&client).await?;
+            let cpu = (cpu_seconds(cluster), cpu_seconds(child.id()));
             // A failure here is reported with the figures, which the other runs still give.
             let running = run_pods(&client, &codes, pods).await;
-            // Let the operator's watches and the sampler take in the last of them.
-            tokio::time::sleep(Duration::from_secs(15)).await;
+            // Let a metering window close over all of them.
+            let window_end = window_closed(port).await;
+            let cpu = (
+                cpu_seconds(cluster) - cpu.0,
+                cpu_seconds(child.id()) - cpu.1,
+            );
+            let per_pod = requests_per_env(&before, &api_requests(&client).await?, pods);
             let rss = peak_rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
             Some(match running {
                 Ok(running) => {
+                    let closed = match &window_end {
+                        Ok(end) => format!("a metering window closed over them at {end}"),
+                        Err(e) => format!("no metering window closed over them: {e:#}"),
+                    };
                     println!(
-                        "{pods} running pods over {n} environments (all Running after {:.1} s): operator peak RSS {rss:.1} MiB",
+                        "{pods} running pods over {n} environments (all Running after {:.1} s; {closed}): operator peak RSS {rss:.1} MiB",
                         running.as_secs_f64(),
                     );
-                    json!({"pods": pods, "operator_peak_rss_mib": rss, "seconds_to_running": running.as_secs_f64()})
+                    print_requests("starting pods", "pod", &per_pod);
+                    println!(
+                        "  CPU seconds while pods started: cluster {:.1}, operator {:.1}",
+                        cpu.0, cpu.1
+                    );
+                    json!({"pods": pods, "operator_peak_rss_mib": rss, "seconds_to_running": running.as_secs_f64(),
+                           "window_closed": window_end.as_ref().ok(),
+                           "cpu_seconds": {"cluster": cpu.0, "operator": cpu.1}})
                 }
                 Err(e) => {
                     println!(
@@ -787,9 +870,9 @@ async fn main() -> anyhow::Result<()> {
             took.as_secs_f64() / floor_after.took.as_secs_f64(),
             rss as f64 / 1024.0
         );
-        print_requests("direct (before)", &floor_before.requests);
-        print_requests("operator", &operator_requests);
-        print_requests("direct (after)", &floor_after.requests);
+        print_requests("direct (before)", "environment", &floor_before.requests);
+        print_requests("operator", "environment", &operator_requests);
+        print_requests("direct (after)", "environment", &floor_after.requests);
         println!(
             "  CPU seconds: cluster {:.1} and {:.1} (direct, before and after) vs {:.1} (operator); the direct client {:.1} and {:.1}, the operator {:.1}",
             floor_before.cpu.0,
