@@ -11,7 +11,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 
 seconds=${FUZZ_SECONDS:-20}
 args=(--sanitizer none)
 toolchain=()
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+if rustup toolchain list 2>/dev/null | grep '^nightly' >/dev/null; then
   toolchain=(+nightly)
 else
   export RUSTC_BOOTSTRAP=1

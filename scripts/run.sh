@@ -76,7 +76,8 @@ step "Installing a capacity pool, a rate card and the Haidian sample tenants"
   -f manifests/samples/capacitypool.yaml -f manifests/samples/ratecard-2026.yaml >/dev/null
 # Create the sample bureaus that are missing; leave existing ones (and quotas changed since) alone.
 if ! out=$("$KUBECTL" create -f manifests/samples/bureaus-haidian.yaml 2>&1); then
-  if printf '%s\n' "$out" | grep -v -e AlreadyExists -e '^bureau.zhengyun.io/.* created$' | grep -q .; then
+  # `grep … >/dev/null`, not `grep -q`: it reads to the end, so no writer dies of SIGPIPE under pipefail.
+  if printf '%s\n' "$out" | grep -v -e AlreadyExists -e '^bureau.zhengyun.io/.* created$' | grep . >/dev/null; then
     printf '%s\n' "$out" >&2
     die "could not create the sample bureaus"
   fi

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 : "${KUBECONFIG:?run through scripts/with-cluster.sh}"
 VENV=.tools/venv
 VERSION=4.32.5
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$VERSION"; then
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -F "$VERSION" >/dev/null; then
   echo "installing schemathesis $VERSION into $VENV…"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "schemathesis==$VERSION"

@@ -169,7 +169,8 @@ pub struct EnvironmentStatus {
     pub conditions: Vec<Condition>,
 
     /// What the environment's pods and volumes currently request, as its namespace's
-    /// ResourceQuota counts them. A change is written at most 5 s after the status's last write.
+    /// ResourceQuota counts them. A change is written within 5 s (usage alone is written at
+    /// most once every 5 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<ObservedQuota>")]
     pub usage: Option<Quota>,
