@@ -339,6 +339,32 @@ impl<'a> StatementBuilder<'a> {
             lines,
         )
     }
+
+    /// Each bureau's amount as [`StatementBuilder::finish`]'s statement totals it (the sum of
+    /// its lines, each priced and rounded as there), without building the lines: for figures
+    /// that need the bureaus' totals only, at a fraction of a statement's memory.
+    pub fn bureau_amounts(self) -> Result<BTreeMap<String, Decimal>> {
+        let mut amounts: BTreeMap<String, Tally> = BTreeMap::new();
+        for usage in self.environments.values() {
+            for (&(resource, kind, tier), series) in &usage.series {
+                for (period, unit_seconds) in self.periods.iter().zip(series) {
+                    if let (Some(unit_seconds), Some(card)) = (unit_seconds, period.card) {
+                        let price = card.price(tier, resource, kind);
+                        let amount = cost_rounded(*unit_seconds, resource, price, card.rounding())?;
+                        let tally = match amounts.get_mut(&usage.bureau) {
+                            Some(tally) => tally,
+                            None => amounts.entry(usage.bureau.clone()).or_default(),
+                        };
+                        tally.add_amount(amount)?;
+                    }
+                }
+            }
+        }
+        Ok(amounts
+            .into_iter()
+            .map(|(bureau, tally)| (bureau, tally.into_totals().amount))
+            .collect())
+    }
 }
 
 /// A line for `unit_seconds` under `key`, priced at `price` per unit-hour and rounded by
@@ -410,6 +436,14 @@ impl Statement {
             platform: platform.into_totals(),
             gaps: Vec::new(),
         })
+    }
+
+    /// Each bureau's amount (its totals' amount), by bureau code.
+    pub fn bureau_amounts(&self) -> BTreeMap<String, Decimal> {
+        self.bureaus
+            .iter()
+            .map(|b| (b.bureau.clone(), b.totals.amount))
+            .collect()
     }
 
     /// The total of `bureau`, if it has any lines.

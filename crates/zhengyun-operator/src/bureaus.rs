@@ -50,6 +50,8 @@ pub(crate) struct Context {
     pub pools: kube::runtime::reflector::Store<zhengyun_model::crd::CapacityPool>,
     /// Every environment, as the watch last saw it.
     pub envs: kube::runtime::reflector::Store<Environment>,
+    /// The environments of each bureau in `envs`.
+    pub by_bureau: crate::runtime::by_bureau::ByBureau,
     /// Whether `envs` holds the first complete LIST yet.
     pub envs_ready: tokio::sync::watch::Receiver<bool>,
     /// Admission decisions written that the watch may not have delivered yet.
@@ -98,12 +100,7 @@ async fn admit(bureau: &Bureau, ctx: &Context) -> Result<Option<Duration>> {
     {
         return Ok(None); // stopping before it ever was
     }
-    let cached = ctx
-        .envs
-        .state()
-        .into_iter()
-        .filter(|e| of_bureau(e))
-        .collect();
+    let cached = ctx.by_bureau.environments(&name, &ctx.envs);
     let envs = ctx.decided.overlay(cached, of_bureau);
     let limit = bureau
         .spec

@@ -311,17 +311,7 @@ impl Store {
         at: Timestamp,
     ) -> Result<Recorded> {
         check_stream(stream)?;
-        for gap in gaps {
-            if gap.from >= gap.to || gap.to > at {
-                return Err(Error::invalid(
-                    "gap",
-                    format!(
-                        "{}..{} must be a non-empty span ending by the checkpoint {at}",
-                        gap.from, gap.to
-                    ),
-                ));
-            }
-        }
+        check_gaps(gaps, at)?;
         let checkpoint = Move {
             stream,
             expected: Some(expected),
@@ -331,21 +321,57 @@ impl Store {
         self.record(intervals, Some(checkpoint)).await
     }
 
+    /// [`Store::record_window_with_gaps`] for a window given in batches, each stored as it is
+    /// taken from `batches`, all in one transaction: a window's close need not hold every
+    /// interval of the window at once. A conflict in any batch stores nothing of any.
+    pub async fn record_window_in_batches<I, B>(
+        &self,
+        batches: I,
+        gaps: &[Gap],
+        stream: &str,
+        expected: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Recorded>
+    where
+        I: Iterator<Item = B> + Send,
+        B: AsRef<[UsageInterval]> + Send,
+    {
+        check_stream(stream)?;
+        check_gaps(gaps, at)?;
+        let checkpoint = Move {
+            stream,
+            expected: Some(expected),
+            at,
+            gaps,
+        };
+        self.record_batches(batches, Some(checkpoint)).await
+    }
+
     async fn record(
         &self,
         intervals: &[UsageInterval],
         checkpoint: Option<Move<'_>>,
     ) -> Result<Recorded> {
-        const DOING: &str = "recording usage intervals";
-        let mut rows = unique_rows(intervals)?;
-        // In key order, consecutive rows land on neighbouring index pages: faster on SQLite
-        // than the sampler's (hour, meter) order.
-        rows.sort_unstable_by(|a, b| a.interval.key().cmp(b.interval.key()));
-        if rows.is_empty() && checkpoint.is_none() {
+        if intervals.is_empty() && checkpoint.is_none() {
             return Ok(Recorded::default());
         }
-        let duplicates_in_batch = intervals.len() - rows.len();
+        self.record_batches(std::iter::once(intervals), checkpoint)
+            .await
+    }
+
+    async fn record_batches<I, B>(
+        &self,
+        batches: I,
+        checkpoint: Option<Move<'_>>,
+    ) -> Result<Recorded>
+    where
+        I: Iterator<Item = B> + Send,
+        B: AsRef<[UsageInterval]> + Send,
+    {
+        const DOING: &str = "recording usage intervals";
         let recorded_at = now_micros();
+        let mut given = 0u64;
+        let mut duplicates_in_batch = 0u64;
         let new = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(db(DOING))?;
             if let Some(Move { stream, expected: Some(expected), .. }) = &checkpoint {
@@ -364,49 +390,59 @@ impl Store {
                 }
             }
             let mut new = 0;
-            let mut daily = DailySums::default();
+            let mut earliest: Option<i64> = None;
             let per_statement = rows_per_statement(&*tx);
-            for chunk in rows.chunks(per_statement) {
-                let inserted = InsertIntervals::insert_intervals(&mut *tx, chunk, recorded_at)
-                    .await
-                    .map_err(db(DOING))?;
-                if let Inserted::Only(keys) = inserted {
-                    new += u64::try_from(keys.len()).unwrap_or(u64::MAX);
-                    let inserted: HashSet<&str> = keys.iter().map(String::as_str).collect();
-                    for row in chunk.iter().filter(|r| inserted.contains(r.interval.key().as_str())) {
-                        daily.add(row.interval);
-                    }
-                    let mut select = sqlx::QueryBuilder::new(
-                        "SELECT idempotency_key, amount, tier FROM usage_intervals \
-                         WHERE idempotency_key IN (",
-                    );
-                    let mut keys = select.separated(", ");
-                    for row in chunk {
-                        keys.push_bind(row.interval.key().as_str().to_owned());
-                    }
-                    select.push(")");
-                    let stored: Vec<(String, i64, String)> = select
-                        .build_query_as()
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db(DOING))?;
-                    // Dropping `tx` on the error path rolls the whole batch back.
-                    check_stored(chunk, &stored)?;
-                } else {
-                    new += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
-                    for row in chunk {
-                        daily.add(row.interval);
-                    }
-                }
-            }
-            rollup::write(&mut tx, std::mem::take(&mut daily)).await?;
-            if let Some(Move { stream, at, gaps, .. }) = checkpoint {
-                let earliest = rows
+            for batch in batches {
+                let batch = batch.as_ref();
+                let mut rows = unique_rows(batch)?;
+                // In key order, consecutive rows land on neighbouring index pages: faster on
+                // SQLite than the sampler's (hour, meter) order.
+                rows.sort_unstable_by(|a, b| a.interval.key().cmp(b.interval.key()));
+                count_into(&mut duplicates_in_batch, batch.len() - rows.len());
+                count_into(&mut given, rows.len());
+                earliest = rows
                     .iter()
                     .map(|r| r.interval.start().as_second())
-                    .min()
-                    .unwrap_or(at.as_second())
-                    .min(at.as_second());
+                    .chain(earliest)
+                    .min();
+                let mut daily = DailySums::default();
+                for chunk in rows.chunks(per_statement) {
+                    let inserted = InsertIntervals::insert_intervals(&mut *tx, chunk, recorded_at)
+                        .await
+                        .map_err(db(DOING))?;
+                    if let Inserted::Only(keys) = inserted {
+                        new += u64::try_from(keys.len()).unwrap_or(u64::MAX);
+                        let inserted: HashSet<&str> = keys.iter().map(String::as_str).collect();
+                        for row in chunk.iter().filter(|r| inserted.contains(r.interval.key().as_str())) {
+                            daily.add(row.interval);
+                        }
+                        let mut select = sqlx::QueryBuilder::new(
+                            "SELECT idempotency_key, amount, tier FROM usage_intervals \
+                             WHERE idempotency_key IN (",
+                        );
+                        let mut keys = select.separated(", ");
+                        for row in chunk {
+                            keys.push_bind(row.interval.key().as_str().to_owned());
+                        }
+                        select.push(")");
+                        let stored: Vec<(String, i64, String)> = select
+                            .build_query_as()
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db(DOING))?;
+                        // Dropping `tx` on the error path rolls the whole batch back.
+                        check_stored(chunk, &stored)?;
+                    } else {
+                        new += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+                        for row in chunk {
+                            daily.add(row.interval);
+                        }
+                    }
+                }
+                rollup::write(&mut tx, daily).await?;
+            }
+            if let Some(Move { stream, at, gaps, .. }) = checkpoint {
+                let earliest = earliest.unwrap_or(at.as_second()).min(at.as_second());
                 sqlx::query(
                     "INSERT INTO metering_origins (stream, since_s) VALUES ($1, $2) \
                      ON CONFLICT (stream) DO NOTHING",
@@ -442,11 +478,11 @@ impl Store {
             tx.commit().await.map_err(db(DOING))?;
             new
         });
-        let given = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-        let in_batch = u64::try_from(duplicates_in_batch).unwrap_or(u64::MAX);
         Ok(Recorded {
             new,
-            duplicates: given.saturating_sub(new) + in_batch,
+            duplicates: given
+                .saturating_sub(new)
+                .saturating_add(duplicates_in_batch),
         })
     }
 
@@ -523,6 +559,25 @@ impl Store {
         totals.sort_unstable_by(|a, b| a.meter.cmp(&b.meter));
         Ok(totals)
     }
+}
+
+/// Gaps must be non-empty spans that end by the checkpoint `at` they are recorded with.
+fn check_gaps(gaps: &[Gap], at: Timestamp) -> Result<()> {
+    match gaps.iter().find(|gap| gap.from >= gap.to || gap.to > at) {
+        Some(gap) => Err(Error::invalid(
+            "gap",
+            format!(
+                "{}..{} must be a non-empty span ending by the checkpoint {at}",
+                gap.from, gap.to
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Adds `n` to a count, saturating.
+fn count_into(count: &mut u64, n: usize) {
+    *count = count.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
 }
 
 /// The batch without repeated keys; a key repeated with another amount or tier is a conflict.

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::TryStreamExt as _;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -94,6 +95,73 @@ impl Store {
             .await
     }
 
+    /// Each bureau's amount for `month` as [`Store::month_statement`]'s statement totals it
+    /// (the closed statement's once the month is closed), without building the statement's
+    /// lines: the usage is read row by row into a `StatementBuilder`, which prices each line
+    /// and keeps only the sums. What the operator's cost metrics and budget figures need after
+    /// every metering window, at a fraction of a statement's memory.
+    pub async fn month_amounts(
+        &self,
+        month: Month,
+        calendar: &Calendar,
+        schedule: &RateSchedule,
+    ) -> Result<BTreeMap<String, Decimal>> {
+        if let Some(closed) = self.closed_statement(month).await? {
+            return Ok(closed.bureau_amounts());
+        }
+        let mut builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
+        let periods: Vec<TimeRange> = builder.periods().collect();
+        self.feed_sums(&periods, &mut builder).await?;
+        builder.bureau_amounts().map_err(metering)
+    }
+
+    /// The usage of every meter within each of `ranges` (rate periods of `builder`'s month),
+    /// added to `builder` row by row as the database returns them; the rows are those of
+    /// [`Store::sums_over`], before they are merged by meter (the builder adds them up).
+    async fn feed_sums(
+        &self,
+        ranges: &[TimeRange],
+        builder: &mut StatementBuilder<'_>,
+    ) -> Result<()> {
+        const DOING: &str = "summing usage";
+        let (daily, raw) = rollup::queries(self.backend() == crate::Backend::Postgres);
+        let no_bureau: Option<&str> = None;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_snapshot().await.map_err(db(DOING))?;
+            let longest: i64 =
+                sqlx::query_scalar("SELECT longest_s FROM ledger_bounds WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db(DOING))?;
+            for range in ranges {
+                let plan = Plan::of(*range);
+                if let Some((first, end)) = plan.days {
+                    let mut rows = sqlx::query_as::<_, SumRow>(daily)
+                        .bind(first)
+                        .bind(end)
+                        .bind(no_bureau)
+                        .fetch(&mut *tx);
+                    while let Some(row) = rows.try_next().await.map_err(db(DOING))? {
+                        add_row(builder, *range, row)?;
+                    }
+                }
+                for (from, to) in plan.raw.into_iter().flatten() {
+                    let mut rows = sqlx::query_as::<_, SumRow>(raw)
+                        .bind(from)
+                        .bind(to)
+                        .bind(longest)
+                        .bind(no_bureau)
+                        .fetch(&mut *tx);
+                    while let Some(row) = rows.try_next().await.map_err(db(DOING))? {
+                        add_row(builder, *range, row)?;
+                    }
+                }
+            }
+            tx.commit().await.map_err(db(DOING))?;
+        });
+        Ok(())
+    }
+
     /// The statement of `month` as the ledger gives it now, closed or not, with its gaps (see
     /// [`Store::month_gaps`]): what a month is closed with, and what a closed month is compared with to issue adjustments.
     pub async fn computed_statement(
@@ -103,10 +171,6 @@ impl Store {
         schedule: &RateSchedule,
         budgets: &BTreeMap<String, Decimal>,
     ) -> Result<Statement> {
-        let metering = |source| Error::Metering {
-            what: "statement",
-            source: Box::new(source),
-        };
         let mut builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
         let periods: Vec<TimeRange> = builder.periods().collect();
         let sums = self.sums_over(&periods, None).await?;
@@ -270,6 +334,25 @@ impl Store {
         });
         parts.into_iter().map(merge).collect()
     }
+}
+
+/// A statement's error as the store's.
+fn metering(source: zhengyun_metering::Error) -> Error {
+    Error::Metering {
+        what: "statement",
+        source: Box::new(source),
+    }
+}
+
+/// Adds one summed row of `range` to `builder`.
+fn add_row(builder: &mut StatementBuilder<'_>, range: TimeRange, row: SumRow) -> Result<()> {
+    let (bureau, environment, resource, kind, tier, high, low) = row;
+    let unit_seconds = rollup::join(high, low, &format!("the usage of {environment}"))?;
+    let meter = meter_of(bureau, environment, &resource, &kind, &tier)?;
+    builder
+        .add_usage(&meter, range, unit_seconds)
+        .map_err(metering)?;
+    Ok(())
 }
 
 /// Adds up the rows of one range by meter (a meter can come from the rollup and both edges).

@@ -71,6 +71,7 @@ on_both_backends!(
     replayed_intervals_add_nothing_to_the_rollups_or_the_counters,
     usage_counters_and_span_cover_the_whole_ledger,
     a_window_is_written_only_from_the_checkpoint_its_writer_expects,
+    a_window_in_batches_is_stored_whole_or_not_at_all,
     an_observed_change_is_appended_once_and_remembered_with_it,
     gaps_are_recorded_with_their_window_and_shown_until_finance_waives_them,
     gaps_and_waivers_cannot_be_changed,
@@ -2123,6 +2124,17 @@ async fn a_month_statement_from_the_rollups_equals_the_statement_of_the_raw_inte
             })
             .collect();
         assert_eq!(flagged, [("jtj", Some("ok")), ("wjw", Some("exceeded"))]);
+        // The bureaus' amounts alone, without the lines, are the statement's to the fen.
+        let amounts = store
+            .month_amounts(november(), &zone_calendar, &schedule())
+            .await
+            .expect("month amounts");
+        assert_eq!(
+            amounts,
+            statement.bureau_amounts(),
+            "{}",
+            zone_calendar.name()
+        );
     }
 }
 
@@ -2155,6 +2167,11 @@ async fn a_closed_month_statement_is_returned_unchanged_whatever_the_ledger_gets
         .await
         .expect("closed statement");
     assert_eq!(again, open);
+    let amounts = store
+        .month_amounts(november(), &calendar, &schedule())
+        .await
+        .expect("closed amounts");
+    assert_eq!(amounts, open.bureau_amounts());
     // The late usage is in the ledger (for adjustments), just not on the closed statement.
     let month = calendar.month_range(november()).expect("range");
     let usage = store.bureau_usage("wjw", month).await.expect("usage");
@@ -2607,4 +2624,64 @@ async fn intervals_keep_the_uid_of_their_environment(db: &TestDb) {
     stored.sort_by_key(UsageInterval::amount);
     assert_eq!(stored, [old[0].clone(), new[0].clone()]);
     assert_eq!(stored[0].environment_uid(), Some("3c1e0a52-old"));
+}
+
+async fn a_window_in_batches_is_stored_whole_or_not_at_all(db: &TestDb) {
+    let store = &db.store;
+    let month = Calendar::default().month_range(november()).expect("range");
+    let start = ts("2026-11-01T00:00:00Z");
+    let at = ts("2026-11-01T02:00:00Z");
+    let batches = [
+        hourly(&cpu("jtj-dev"), "2026-11-01T01:00:00Z", 1, 20),
+        hourly(&cpu("wjw-prod"), "2026-11-01T00:00:00Z", 2, 1_000),
+        hourly(&cpu("jtj-prod"), "2026-11-01T00:00:00Z", 2, 10),
+    ];
+
+    // A later batch that contradicts what an earlier one stored: nothing of any is kept, and
+    // the checkpoint stays where it was.
+    let mut contradicting = batches.to_vec();
+    contradicting.push(hourly(&cpu("wjw-prod"), "2026-11-01T01:00:00Z", 1, 1_001));
+    let error = store
+        .record_window_in_batches(contradicting.iter(), &[], "usage", None, at)
+        .await
+        .expect_err("conflict");
+    assert_eq!(error.metric_label(), "conflict", "{error}");
+    assert_eq!(store.checkpoint("usage").await.expect("checkpoint"), None);
+    let stored: Vec<UsageInterval> = store
+        .intervals_between(month)
+        .try_collect()
+        .await
+        .expect("intervals");
+    assert!(stored.is_empty(), "{stored:?}");
+
+    // The same window in batches stores every interval and moves the checkpoint with them.
+    let recorded = store
+        .record_window_in_batches(batches.iter(), &[], "usage", None, at)
+        .await
+        .expect("window");
+    assert_eq!((recorded.new, recorded.duplicates), (5, 0));
+    assert_eq!(
+        store.checkpoint("usage").await.expect("checkpoint"),
+        Some(at)
+    );
+    let mut stored: Vec<UsageInterval> = store
+        .intervals_between(month)
+        .try_collect()
+        .await
+        .expect("intervals");
+    let mut expected: Vec<UsageInterval> = batches.concat();
+    stored.sort_by(|a, b| a.key().cmp(b.key()));
+    expected.sort_by(|a, b| a.key().cmp(b.key()));
+    assert_eq!(stored, expected);
+    let totals = store
+        .usage_totals(range("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"), None)
+        .await
+        .expect("totals");
+    let unit_seconds: u128 = totals.iter().map(|t| t.unit_seconds).sum();
+    assert_eq!(unit_seconds, (2 * 1_000 + 2 * 10 + 20) * 3_600);
+    // The ledger begins where the window's earliest interval does, whichever batch held it.
+    assert_eq!(
+        store.ledger_origin("usage").await.expect("origin"),
+        Some(start)
+    );
 }

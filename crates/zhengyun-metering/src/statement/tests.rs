@@ -596,3 +596,26 @@ fn pre_summed_usage_outside_the_month_is_ignored() {
     );
     assert!(builder.finish().expect("statement").lines.is_empty());
 }
+
+#[test]
+fn bureau_amounts_without_lines_equal_the_statements_bureau_totals_to_the_fen() {
+    let calendar = Calendar::default();
+    let ledger = busy_ledger(&calendar);
+    let schedule = schedule();
+    let statement =
+        Statement::build(month("2026-11"), &calendar, &schedule, &ledger).expect("statement");
+    let mut builder =
+        StatementBuilder::new(month("2026-11"), &calendar, &schedule).expect("builder");
+    for interval in &ledger {
+        builder.add(interval).expect("add");
+    }
+    let amounts = builder.bureau_amounts().expect("amounts");
+    assert_eq!(amounts, statement.bureau_amounts());
+    assert_eq!(amounts.len(), 3);
+    // Each bureau's lines were rounded one by one: the amounts are not the rounding of a sum.
+    for (bureau, amount) in &amounts {
+        let lines: Decimal = statement.lines_of(bureau).map(|l| l.amount).sum();
+        assert_eq!(*amount, lines, "{bureau}");
+        assert!(!amount.is_zero(), "{bureau}");
+    }
+}

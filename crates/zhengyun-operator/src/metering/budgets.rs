@@ -17,8 +17,7 @@ use kube::runtime::reflector::Store as Reflection;
 use kube::{Client, ResourceExt};
 use rust_decimal::Decimal;
 use zhengyun_metering::{
-    AdjustmentLine, BudgetStatus, Calendar, Month, Statement, budget_status, forecast_month_end,
-    month_budget,
+    AdjustmentLine, BudgetStatus, Calendar, Month, budget_status, forecast_month_end, month_budget,
 };
 use zhengyun_model::crd::{Bureau, BureauStatus};
 
@@ -52,27 +51,26 @@ pub struct MonthFigures {
     pub bureaus: BTreeMap<String, BureauFigures>,
 }
 
-/// The figures of `statement`'s month for `bureaus` (every bureau known, with or without
-/// usage), given their monthly budgets, the adjustments booked to the month and the instant up
-/// to which the ledger covers it.
+/// The figures of `month` for `bureaus` (every bureau known, with or without usage), from the
+/// month statement's bureau `amounts` (see `Store::month_amounts`), given their monthly
+/// budgets, the adjustments booked to the month and the instant up to which the ledger covers
+/// it.
 pub fn month_figures(
-    statement: &Statement,
+    month: Month,
+    amounts: &BTreeMap<String, Decimal>,
     adjustments: &[AdjustmentLine],
     bureaus: &BTreeSet<String>,
     monthly_budgets: &BTreeMap<String, Decimal>,
     calendar: &Calendar,
     covered_until: Option<Timestamp>,
 ) -> zhengyun_metering::Result<MonthFigures> {
-    let month = statement.month;
     let mut adjusted: BTreeMap<&str, Decimal> = BTreeMap::new();
     for line in adjustments.iter().filter(|l| l.month == month) {
         *adjusted.entry(line.key.meter.bureau()).or_default() += line.amount;
     }
     let mut figures = BTreeMap::new();
     for bureau in bureaus {
-        let usage = statement
-            .bureau(bureau)
-            .map_or(Decimal::ZERO, |b| b.totals.amount);
+        let usage = amounts.get(bureau).copied().unwrap_or(Decimal::ZERO);
         let adjustment = adjusted.get(bureau.as_str()).copied().unwrap_or_default();
         let mut cost_to_date = (usage + adjustment).round_dp(2);
         cost_to_date.rescale(2);
@@ -104,17 +102,19 @@ pub fn month_figures(
     })
 }
 
-/// Computes the current month's figures from its `statement` and hands them to the metrics
-/// (and so to the status writer). Failures are logged; the previous figures stay.
+/// Computes the current month's figures from its statement's bureau `amounts` and hands them
+/// to the metrics (and so to the status writer). Failures are logged; the previous figures
+/// stay.
 pub(crate) async fn report(
     store: &zhengyun_store::Store,
     calendar: &Calendar,
     bureaus: &Reflection<Bureau>,
-    statement: &Statement,
+    month: Month,
+    amounts: &BTreeMap<String, Decimal>,
     monthly: &BTreeMap<String, Decimal>,
     metrics: &MeteringMetrics,
 ) {
-    let adjustments = match store.adjustments(statement.month).await {
+    let adjustments = match store.adjustments(month).await {
         Ok(lines) => lines,
         Err(e) => {
             tracing::warn!(error = %e, "unable to read the month's adjustments");
@@ -132,7 +132,8 @@ pub(crate) async fn report(
     };
     let names = bureaus.state().iter().map(|b| b.name_any()).collect();
     match month_figures(
-        statement,
+        month,
+        amounts,
         &adjustments,
         &names,
         monthly,

@@ -61,6 +61,24 @@ pub struct MeteringMetrics {
     failures: [AtomicU64; STAGES.len()],
 }
 
+/// The unit-seconds of intervals per bureau, resource and kind: what a written window adds to
+/// the usage counters, summed as its batches go by.
+#[derive(Debug, Default)]
+pub struct UsageSums(BTreeMap<(String, Resource, UsageKind), u128>);
+
+impl UsageSums {
+    /// Adds `intervals`.
+    pub fn add(&mut self, intervals: &[UsageInterval]) {
+        for i in intervals {
+            let slot = self
+                .0
+                .entry((i.bureau().to_owned(), i.resource(), i.kind()))
+                .or_default();
+            *slot = slot.saturating_add(i.unit_seconds());
+        }
+    }
+}
+
 const STAGES: [&str; 4] = ["store", "close", "watch", "quantity"];
 
 #[derive(Debug, Default)]
@@ -99,15 +117,12 @@ impl MeteringMetrics {
     }
 
     /// Adds newly written intervals to the counters.
-    pub fn add_usage(&self, intervals: &[UsageInterval], written: u64) {
+    pub fn add_usage(&self, usage: UsageSums, written: u64) {
         self.intervals.fetch_add(written, Ordering::Relaxed);
         self.update(|f| {
-            for i in intervals {
-                let slot = f
-                    .usage
-                    .entry((i.bureau().to_owned(), i.resource(), i.kind()))
-                    .or_default();
-                *slot = slot.saturating_add(i.unit_seconds());
+            for (meter, unit_seconds) in usage.0 {
+                let slot = f.usage.entry(meter).or_default();
+                *slot = slot.saturating_add(unit_seconds);
             }
         });
     }

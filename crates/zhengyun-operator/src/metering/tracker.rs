@@ -126,6 +126,48 @@ pub struct Closed {
     pub problems: Vec<String>,
 }
 
+/// A window's intervals in batches, from [`Tracker::closing`].
+#[derive(Debug)]
+pub struct Closing<'t> {
+    tracker: &'t Tracker,
+    end: i64,
+    calendar: &'t Calendar,
+    batch: usize,
+    meters: std::collections::btree_map::IntoIter<(&'t str, UsageKind), Vec<Piece>>,
+    /// Environments whose usage could not be turned into intervals, and why: complete once the
+    /// iterator is exhausted.
+    pub problems: Vec<String>,
+}
+
+impl Iterator for Closing<'_> {
+    type Item = Vec<UsageInterval>;
+
+    fn next(&mut self) -> Option<Vec<UsageInterval>> {
+        let mut intervals = Vec::new();
+        while intervals.len() < self.batch {
+            let Some(((environment, kind), pieces)) = self.meters.next() else {
+                break;
+            };
+            let Some(info) = self.tracker.environments.get(environment) else {
+                // Pods and claims in namespaces that are not environments are not metered.
+                continue;
+            };
+            if let Err(problem) = self.tracker.close_environment(
+                environment,
+                kind,
+                info,
+                &pieces,
+                self.end,
+                self.calendar,
+                &mut intervals,
+            ) {
+                self.problems.push(problem);
+            }
+        }
+        (!intervals.is_empty()).then_some(intervals)
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Tracker {
@@ -309,36 +351,43 @@ impl Tracker {
         }
     }
 
-    /// The intervals of `[frontier, end)`, split at the local hours and months of `calendar`.
-    /// Changes nothing: call [`Tracker::advance`] once they are stored.
+    /// The intervals of `[frontier, end)`, split at the local hours and months of `calendar`,
+    /// all at once. Changes nothing: call [`Tracker::advance`] once they are stored.
     pub fn close(&self, end: i64, calendar: &Calendar) -> Closed {
-        let mut closed = Closed::default();
-        if end <= self.frontier {
-            return closed;
+        let mut closing = self.closing(end, calendar, usize::MAX);
+        let intervals = closing.by_ref().flatten().collect();
+        Closed {
+            intervals,
+            problems: closing.problems,
         }
+    }
+
+    /// The intervals of [`Tracker::close`], built a batch at a time as the iterator is
+    /// advanced: each batch holds whole environments and, unless one environment alone has
+    /// more, at most about `batch` intervals. What a window's close holds in memory is then one
+    /// batch, not every interval of every environment.
+    pub fn closing<'t>(&'t self, end: i64, calendar: &'t Calendar, batch: usize) -> Closing<'t> {
         let mut by_meter: BTreeMap<(&str, UsageKind), Vec<Piece>> = BTreeMap::new();
-        for segment in self.open.values().chain(&self.ended) {
-            let from = segment.start.max(self.frontier);
-            let to = segment.stop().unwrap_or(end).min(end);
-            if from < to {
-                by_meter
-                    .entry((segment.environment.as_str(), segment.kind))
-                    .or_default()
-                    .push((from, to, segment.amounts));
+        if end > self.frontier {
+            for segment in self.open.values().chain(&self.ended) {
+                let from = segment.start.max(self.frontier);
+                let to = segment.stop().unwrap_or(end).min(end);
+                if from < to {
+                    by_meter
+                        .entry((segment.environment.as_str(), segment.kind))
+                        .or_default()
+                        .push((from, to, segment.amounts));
+                }
             }
         }
-        for ((environment, kind), pieces) in by_meter {
-            let Some(info) = self.environments.get(environment) else {
-                // Pods and claims in namespaces that are not environments are not metered.
-                continue;
-            };
-            if let Err(problem) =
-                self.close_environment(environment, kind, info, &pieces, end, calendar, &mut closed)
-            {
-                closed.problems.push(problem);
-            }
+        Closing {
+            tracker: self,
+            end,
+            calendar,
+            batch: batch.max(1),
+            meters: by_meter.into_iter(),
+            problems: Vec::new(),
         }
-        closed
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -350,7 +399,7 @@ impl Tracker {
         pieces: &[Piece],
         end: i64,
         calendar: &Calendar,
-        closed: &mut Closed,
+        intervals: &mut Vec<UsageInterval>,
     ) -> Result<(), String> {
         let runs = constant_runs(pieces, info, self.frontier, end);
         for (index, resource) in METERED.iter().enumerate() {
@@ -369,7 +418,7 @@ impl Tracker {
                 let split = interval
                     .split_hourly(calendar)
                     .map_err(|e| format!("{environment}: {e}"))?;
-                closed.intervals.extend(split);
+                intervals.extend(split);
             }
         }
         Ok(())

@@ -24,6 +24,7 @@ use zhengyun_model::crd::{Bureau, CapacityPool, Environment, RateCard};
 
 use super::OperatorConfig;
 use super::applier::Applier;
+use super::by_bureau::ByBureau;
 use super::events::Publisher;
 use super::watches::{
     Events, Watched, everything, managed, owner_env, reflected, tee, without_errors,
@@ -81,8 +82,13 @@ pub(super) async fn run(
     // store's own `wait_until_ready` wakes only one of several waiters, and each controller
     // already waits on its store.
     let (envs_listed_tx, envs_listed) = watch::channel(false);
+    let by_bureau = ByBureau::default();
+    let index = by_bureau.clone();
     let env_stream = env_stream
         .inspect(move |event| {
+            if let Ok(event) = event {
+                index.observe(event);
+            }
             if matches!(event, Ok(watcher::Event::InitDone)) {
                 let _ = envs_listed_tx.send(true);
             }
@@ -108,6 +114,7 @@ pub(super) async fn run(
         bureaus,
         pools,
         envs,
+        by_bureau,
     };
     let env_run = environment_controller(&shared, config, &stores, for_envs, graceful.clone());
     let bureau_run =
@@ -121,6 +128,8 @@ struct Stores {
     bureaus: Store<Bureau>,
     pools: Store<CapacityPool>,
     envs: Store<Environment>,
+    /// The environments of each bureau in `envs`.
+    by_bureau: ByBureau,
 }
 
 /// The objects that trigger one controller.
@@ -148,7 +157,7 @@ fn environment_controller(
     triggers: Triggers,
     graceful: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> {
-    let of_bureau = stores.envs.clone();
+    let (of_bureau, by_bureau) = (stores.envs.clone(), stores.by_bureau.clone());
     let every_env = stores.envs.clone();
     let mut ctrl = Controller::for_stream(
         triggers
@@ -158,11 +167,9 @@ fn environment_controller(
     )
     .with_config(shared.config.clone())
     .watches_stream(triggers.bureaus, move |bureau: Bureau| {
-        let name = bureau.name_any();
-        of_bureau
-            .state()
+        by_bureau
+            .environments(&bureau.name_any(), &of_bureau)
             .into_iter()
-            .filter(|e| e.spec.bureau == name)
             .map(|e| ObjectRef::from_obj(&*e))
             .collect::<Vec<_>>()
     })
@@ -216,6 +223,7 @@ fn bureau_controller(
         bureaus: stores.bureaus.clone(),
         pools: stores.pools.clone(),
         envs: stores.envs.clone(),
+        by_bureau: stores.by_bureau.clone(),
         envs_ready: envs_listed,
         decided: crate::recent::RecentWrites::default(),
         rollups: crate::spacing::Spacing::new(bureaus::ROLLUP_SPACING),

@@ -4,6 +4,7 @@
 //! only during a leadership term ([`Term`]).
 
 pub(crate) mod applier;
+pub(crate) mod by_bureau;
 mod controllers;
 pub(crate) mod events;
 mod health;

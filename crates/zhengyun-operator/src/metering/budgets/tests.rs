@@ -1,7 +1,8 @@
 use std::str::FromStr;
 
 use zhengyun_metering::{
-    AdjustmentReason, BudgetLevel, LineKey, Meter, RateCard, RateSchedule, UsageInterval, UsageKind,
+    AdjustmentReason, BudgetLevel, LineKey, Meter, RateCard, RateSchedule, Statement,
+    UsageInterval, UsageKind,
 };
 use zhengyun_model::names::Tier;
 use zhengyun_model::quantity::Resource;
@@ -68,7 +69,8 @@ fn cost_to_date_and_the_level_include_the_months_adjustments_against_its_share_o
     let budgets = BTreeMap::from([("wjw".to_owned(), d("10.00"))]);
     let calendar = Calendar::default();
     let without = month_figures(
-        &statement,
+        statement.month,
+        &statement.bureau_amounts(),
         &[],
         &bureaus,
         &budgets,
@@ -92,7 +94,8 @@ fn cost_to_date_and_the_level_include_the_months_adjustments_against_its_share_o
         credit(Month::new(2026, 10).expect("m"), "-5.00"),
     ];
     let with = month_figures(
-        &statement,
+        statement.month,
+        &statement.bureau_amounts(),
         &adjustments,
         &bureaus,
         &budgets,
@@ -120,7 +123,8 @@ fn there_is_no_forecast_before_the_ledger_covers_the_month() {
     let calendar = Calendar::default();
     for covered in [None, Some(start)] {
         let figures = month_figures(
-            &statement,
+            statement.month,
+            &statement.bureau_amounts(),
             &[],
             &bureaus,
             &BTreeMap::new(),

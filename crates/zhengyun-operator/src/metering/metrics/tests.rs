@@ -67,7 +67,9 @@ pub(crate) fn sample() -> Arc<MeteringMetrics> {
             })
             .collect();
     metrics.restore_usage(Vec::new());
-    metrics.add_usage(&intervals, 2);
+    let mut sums = UsageSums::default();
+    sums.add(&intervals);
+    metrics.add_usage(sums, 2);
     metrics.set_checkpoint(end.as_second());
     let card = RateCard::new("2026-01-01".parse().expect("date"), "CNY")
         .with_prices(Tier::Gold, Resource::Cpu, d("2"), d("2"))
@@ -78,7 +80,8 @@ pub(crate) fn sample() -> Arc<MeteringMetrics> {
         Statement::build(month, &Calendar::default(), &schedule, &intervals).expect("statement");
     let budgets = BTreeMap::from([("wjw".to_owned(), d("10.00"))]);
     let figures = crate::metering::budgets::month_figures(
-        &statement,
+        statement.month,
+        &statement.bureau_amounts(),
         &[],
         &BTreeSet::from(["wjw".to_owned()]),
         &budgets,
@@ -87,11 +90,7 @@ pub(crate) fn sample() -> Arc<MeteringMetrics> {
     )
     .expect("figures");
     metrics.set_month_figures(figures, &budgets);
-    let amounts = statement
-        .bureaus
-        .iter()
-        .map(|b| (b.bureau.clone(), b.totals.amount))
-        .collect();
+    let amounts = statement.bureau_amounts().into_iter().collect();
     let october = Month::new(2026, 10).expect("month");
     let by_month = BTreeMap::from([
         (october, BTreeMap::from([("wjw".to_owned(), d("100.25"))])),

@@ -477,3 +477,54 @@ fn a_pod_past_its_grace_period_and_gone_later_ends_at_its_grace_period() {
         [cpu_row("wjw-prod", Tier::Gold, 0, 40, 4_000)]
     );
 }
+
+#[test]
+fn a_window_closed_in_batches_gives_the_same_intervals_a_few_environments_at_a_time() {
+    let mut t = Tracker::new(T0);
+    let names = [
+        "wjw-dev",
+        "wjw-test",
+        "wjw-staging",
+        "wjw-prod",
+        "jtj-dev",
+        "jtj-test",
+        "jtj-prod",
+    ];
+    for (i, env) in (0..).zip(names) {
+        let bureau = &env[..3];
+        t.set_environment(env, bureau, Tier::Silver, None, T0);
+        // Two hours: each resource's run splits in two intervals.
+        t.observe(
+            Source::Pod(format!("p{i}")),
+            Some(Contribution {
+                environment: env.to_owned(),
+                amounts: amounts(100 + i, 1 << 20),
+                since: Some(T0),
+                until: None,
+            }),
+            T0,
+        );
+    }
+    let utc = Calendar::utc();
+    let whole = t.close(T0 + 7_200, &utc);
+    assert_eq!(whole.intervals.len(), 7 * 2 * 2, "{:?}", whole.problems);
+
+    let mut closing = t.closing(T0 + 7_200, &utc, 6);
+    let batches: Vec<Vec<UsageInterval>> = closing.by_ref().collect();
+    // Whole environments of four intervals each, until a batch holds at least six.
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [8, 8, 8, 4]);
+    assert!(closing.problems.is_empty());
+    let batched = Closed {
+        intervals: batches.into_iter().flatten().collect(),
+        problems: Vec::new(),
+    };
+    assert_eq!(summary(&batched), summary(&whole));
+}
+
+#[test]
+fn an_environment_with_nothing_to_close_yields_no_batch() {
+    let t = tracker();
+    assert_eq!(t.closing(T0 + 60, &Calendar::utc(), 10).count(), 0);
+    assert_eq!(t.closing(T0, &Calendar::utc(), 10).count(), 0);
+}
