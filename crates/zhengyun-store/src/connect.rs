@@ -146,6 +146,13 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
     Ok(Store { pool })
 }
 
+/// What SQLite may allocate in one process, over all its connections, before its page caches
+/// reuse their pages instead of growing (`PRAGMA soft_heap_limit`, process-wide). Each
+/// connection's cache may hold 16 MiB, and a pool keeps up to eight: as the ledger grew, every
+/// connection that had read it kept its own 16 MiB, which at 10,000 environments was most of
+/// what the operator's memory gained at each metering window (docs/performance.md).
+const SQLITE_HEAP_LIMIT: u64 = 32 << 20;
+
 async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<sqlx::SqlitePool> {
     // The URL is not echoed: it could carry credentials in other schemes and is the
     // operator's own input anyway.
@@ -159,7 +166,9 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<sqlx::SqlitePo
         .synchronous(SqliteSynchronous::Full)
         // 16 MiB of page cache per connection instead of 2 MiB, so that the ledger's indexes
         // stay in memory during batch inserts.
-        .pragma("cache_size", "-16384");
+        .pragma("cache_size", "-16384")
+        // ... within a bound on all of SQLite's memory in the process (see SQLITE_HEAP_LIMIT).
+        .pragma("soft_heap_limit", SQLITE_HEAP_LIMIT.to_string());
     if !in_memory {
         connect = connect.journal_mode(SqliteJournalMode::Wal);
     }

@@ -1974,6 +1974,22 @@ async fn start_ups_racing_on_a_new_sqlite_file_all_migrate_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// However much each connection's page cache could hold, what SQLite allocates in the process
+/// is bounded: the bound is process-wide, so any connection reads it.
+#[tokio::test]
+async fn a_sqlite_store_bounds_what_sqlite_may_allocate_in_the_process() {
+    let store = Store::in_memory().await.expect("store");
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect("sqlite::memory:")
+        .await
+        .expect("another connection");
+    let limit: i64 = sqlx::query_scalar("PRAGMA soft_heap_limit")
+        .fetch_one(&mut other)
+        .await
+        .expect("pragma");
+    assert_eq!(limit, 32 << 20);
+    store.close().await;
+}
+
 #[tokio::test]
 async fn a_url_of_another_kind_is_invalid() {
     let err = Store::connect("mysql://root@localhost/zhengyun")

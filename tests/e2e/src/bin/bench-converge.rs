@@ -455,12 +455,15 @@ async fn metric(port: u16, series: &str) -> anyhow::Result<Option<f64>> {
         .and_then(|v| v.trim().parse::<f64>().ok()))
 }
 
-/// Waits until the operator has stopped reconciling environments: no new reconciliation for
-/// three seconds (what converging left in flight, such as the first usage counts, is done).
+/// Waits until the operator has written nothing for [`QUIET`] seconds: longer than it may hold
+/// back an environment's usage report (5 s, `USAGE_SPACING`), so that what converging left in
+/// flight, such as the last usage counts of pods that just started, is written, and a restart
+/// afterwards finds nothing pending.
 async fn quiet(client: &Client) -> anyhow::Result<()> {
+    const QUIET: u32 = 7;
     let mut last = operator_writes(client).await?;
     let mut still = 0;
-    while still < 3 {
+    while still < QUIET {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = operator_writes(client).await?;
         still = if now == last { still + 1 } else { 0 };
