@@ -310,15 +310,8 @@ impl Store {
         expected: Option<Timestamp>,
         at: Timestamp,
     ) -> Result<Recorded> {
-        check_stream(stream)?;
-        check_gaps(gaps, at)?;
-        let checkpoint = Move {
-            stream,
-            expected: Some(expected),
-            at,
-            gaps,
-        };
-        self.record(intervals, Some(checkpoint)).await
+        self.record_window_in_batches(std::iter::once(intervals), gaps, stream, expected, at)
+            .await
     }
 
     /// [`Store::record_window_with_gaps`] for a window given in batches, each stored as it is
