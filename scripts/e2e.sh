@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${KUBECONFIG:?run through scripts/with-cluster.sh}"
-cargo test -p zhengyun-e2e --locked -- --test-threads=8
+# Tests that change the capacity pool, which every environment shares, run alone afterwards.
+cargo test -p zhengyun-e2e --locked -- --test-threads=8 --skip pool_wide::
+cargo test -p zhengyun-e2e --locked --test borrowing -- --test-threads=1
 scripts/check-dates.sh
 SCHEMATHESIS_SEED=${SCHEMATHESIS_SEED:-20261127} scripts/schemathesis.sh
 scripts/check-api-guides.sh

@@ -4,7 +4,8 @@
 //! budgets, but not every pod, service or budget.
 //!
 //! - **Pods** use only their environment's PriorityClass (named by the namespace's annotation
-//!   [`PRIORITY_CLASS_ANNOTATION`], which the operator sets and tenants cannot change) or none;
+//!   [`PRIORITY_CLASS_ANNOTATION`], which the operator sets and tenants cannot change) or none,
+//!   or the burst class while the pool lends (annotation [`BURST_CLASS_ANNOTATION`]);
 //!   they never pick a node (`nodeName`) and tolerate no taint beyond the standard
 //!   not-ready/unreachable ones the API server adds itself.
 //! - **Services** have no `externalIPs` (which would intercept traffic to those addresses for
@@ -31,6 +32,10 @@ pub const BUREAU_LABEL: &str = "zhengyun.io/bureau";
 
 /// Annotation of an environment namespace naming the PriorityClass its pods may use.
 pub const PRIORITY_CLASS_ANNOTATION: &str = "zhengyun.io/priority-class";
+
+/// Annotation of an environment namespace naming the burst PriorityClass, present only while
+/// the capacity pool lends: its pods may then also run as burst.
+pub const BURST_CLASS_ANNOTATION: &str = "zhengyun.io/burst-priority-class";
 
 /// Annotation that lets a `RateCard` be deleted (meant for a card created by mistake before it
 /// takes effect).
@@ -195,10 +200,12 @@ fn tenant_policies() -> Vec<Policy> {
                     format!(
                         "!has(object.spec.priorityClassName) || object.spec.priorityClassName == '' || \
                          (has(namespaceObject.metadata.annotations) && \
-                          '{PRIORITY_CLASS_ANNOTATION}' in namespaceObject.metadata.annotations && \
-                          object.spec.priorityClassName == namespaceObject.metadata.annotations['{PRIORITY_CLASS_ANNOTATION}'])"
+                          (object.spec.priorityClassName == namespaceObject.metadata.annotations[?'{PRIORITY_CLASS_ANNOTATION}'].orValue('') || \
+                           object.spec.priorityClassName == namespaceObject.metadata.annotations[?'{BURST_CLASS_ANNOTATION}'].orValue('')))"
                     ),
-                    "a pod may use only its environment's PriorityClass (the namespace's annotation zhengyun.io/priority-class)",
+                    "a pod may use only its environment's PriorityClass (the namespace's annotation zhengyun.io/priority-class), \
+                     or the burst class (annotation zhengyun.io/burst-priority-class) while the capacity pool lends; \
+                     borrowing is off unless the namespace carries that annotation",
                 ),
                 rule(
                     "request.operation != 'CREATE' || !has(object.spec.nodeName) || object.spec.nodeName == ''",

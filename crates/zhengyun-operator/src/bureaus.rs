@@ -27,7 +27,7 @@ use crate::conditions::{Kind, Observed, Reason, find, has_same};
 use crate::environments::{granted, pool_spec};
 use crate::metrics::Metrics;
 use crate::recent::RecentWrites;
-use crate::resources::QUOTA_NAME;
+use crate::resources::{GUARANTEED_QUOTA_NAME, QUOTA_NAME};
 use crate::runtime::applier::Applier;
 use crate::spacing::Spacing;
 use crate::{ADMISSION_MANAGER, Error, MANAGER, Result};
@@ -182,14 +182,27 @@ async fn shrink_below_usage(
         return Ok(None);
     }
     let ns = env.name_any();
-    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns)
-        .get_opt(QUOTA_NAME)
-        .await
-        .map_err(Error::kube(format!("read ResourceQuota of {ns}")))?;
-    let used = quota
-        .and_then(|q| q.status)
-        .and_then(|s| s.used)
-        .unwrap_or_default();
+    let quotas = Api::<ResourceQuota>::namespaced(client.clone(), &ns);
+    let used_by = |quota: Option<ResourceQuota>| {
+        quota
+            .and_then(|q| q.status)
+            .and_then(|s| s.used)
+            .unwrap_or_default()
+    };
+    let mut used = used_by(
+        quotas
+            .get_opt(QUOTA_NAME)
+            .await
+            .map_err(Error::kube(format!("read ResourceQuota of {ns}")))?,
+    );
+    // CPU and memory as the guaranteed quota counts them: burst pods hold nothing of the
+    // granted quota, and give their room back when it is needed.
+    used.extend(used_by(
+        quotas
+            .get_opt(GUARANTEED_QUOTA_NAME)
+            .await
+            .map_err(Error::kube(format!("read ResourceQuota of {ns}")))?,
+    ));
     // The pool's default object counts are not the environment's to shrink.
     let over: Vec<String> = Resource::ALL
         .iter()

@@ -111,25 +111,31 @@ pub fn tenant_roles() -> Result<Vec<ClusterRole>, serde_json::Error> {
     .collect()
 }
 
-/// One PriorityClass per tier, with the pool's names and values; gold preempts silver preempts
-/// bronze.
+/// One PriorityClass per tier, with the pool's names and values (gold preempts silver preempts
+/// bronze), and the burst class below them all, which never preempts: a burst pod waits for
+/// room and is the first the scheduler takes room from.
 pub fn priority_classes(
     names: &TierPriorityClasses,
     values: &TierPriorityValues,
 ) -> Result<Vec<PriorityClass>, serde_json::Error> {
-    Tier::ALL
-        .iter()
-        .map(|&tier| (names.for_tier(tier), values.for_tier(tier), tier.as_str()))
-        .map(|(name, value, tier)| {
-            serde_json::from_value(json!({
-                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-                "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "zhengyun.io/tier": tier}},
-                "value": value,
-                "globalDefault": false,
-                "description": format!("Zhengyun {tier} tier"),
-            }))
+    let tiers = Tier::ALL.iter().map(|&tier| {
+        json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": names.for_tier(tier), "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "zhengyun.io/tier": tier.as_str()}},
+            "value": values.for_tier(tier),
+            "globalDefault": false,
+            "description": format!("Zhengyun {} tier", tier.as_str()),
         })
-        .collect()
+    });
+    let burst = json!({
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": names.burst, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "zhengyun.io/tier": "burst"}},
+        "value": values.burst,
+        "globalDefault": false,
+        "preemptionPolicy": "Never",
+        "description": "Zhengyun burst: borrowed capacity, given back when its owner needs it",
+    });
+    tiers.chain([burst]).map(serde_json::from_value).collect()
 }
 
 #[cfg(test)]
@@ -169,12 +175,13 @@ mod tests {
     }
 
     #[test]
-    fn tier_classes_take_the_pools_values() {
+    fn tier_and_burst_classes_take_the_pools_values_and_burst_never_preempts() {
         let names = TierPriorityClasses::default();
         let values = TierPriorityValues {
             gold: 900,
             silver: 500,
             bronze: 10,
+            burst: -5,
         };
         let classes = priority_classes(&names, &values).unwrap();
         let got: Vec<(String, i32)> = classes
@@ -191,9 +198,12 @@ mod tests {
             [
                 ("zhengyun-gold".to_owned(), 900),
                 ("zhengyun-silver".to_owned(), 500),
-                ("zhengyun-bronze".to_owned(), 10)
+                ("zhengyun-bronze".to_owned(), 10),
+                ("zhengyun-burst".to_owned(), -5)
             ]
         );
+        let burst = classes.last().unwrap();
+        assert_eq!(burst.preemption_policy.as_deref(), Some("Never"));
     }
 
     #[test]

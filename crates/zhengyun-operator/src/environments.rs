@@ -300,9 +300,11 @@ async fn converge_admitted(env: &Environment, ctx: &Context) -> Result<Option<Du
         .map(|b| (b.spec.admin_groups.clone(), b.spec.viewer_groups.clone()))
         .unwrap_or_default();
     let pool = pool_spec(&ctx.pools)?;
+    let allowance = crate::borrowing::burst_allowance(env, &pool);
     let inputs = Inputs {
         env,
         granted: &granted,
+        allowance: &allowance,
         admin_groups: &admins,
         viewer_groups: &viewers,
         pool: &pool,
@@ -506,6 +508,8 @@ async fn apply_all(
     }));
     tasks.push(Box::pin(applier.child(&desired.limits)));
     tasks.push(Box::pin(applier.child(&desired.other_classes)));
+    tasks.push(Box::pin(applier.child(&desired.guaranteed)));
+    tasks.push(Box::pin(applier.child(&desired.burst)));
     macro_rules! apply_each {
         ($($list:ident),+) => {$(
             for o in &desired.$list {

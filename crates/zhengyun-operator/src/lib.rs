@@ -13,11 +13,13 @@
 
 pub mod admission;
 pub mod billing_audit;
+pub mod borrowing;
 mod bureaus;
 pub mod cluster;
 mod conditions;
 mod environments;
 pub mod expiry;
+mod lending;
 pub mod metering;
 pub mod metrics;
 pub mod rate_cards;

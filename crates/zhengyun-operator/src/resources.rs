@@ -29,8 +29,15 @@ pub const TENANT_VIEWER_ROLE: &str = "zhengyun-tenant-viewer";
 /// Name of the ResourceQuota in each environment namespace.
 pub const QUOTA_NAME: &str = "zhengyun-quota";
 
-/// Name of the ResourceQuota that allows no pods of another PriorityClass than the tier's.
+/// Name of the ResourceQuota that allows no pods of another PriorityClass than the tier's (or
+/// the burst class, which has a quota of its own).
 pub const OTHER_CLASSES_QUOTA_NAME: &str = "zhengyun-other-priority-classes";
+/// Name of the ResourceQuota that holds every pod but burst pods to the granted quota.
+pub const GUARANTEED_QUOTA_NAME: &str = "zhengyun-guaranteed";
+/// Name of the ResourceQuota that holds burst pods to the environment's burst allowance.
+pub const BURST_QUOTA_NAME: &str = "zhengyun-burst";
+/// The resources a burst allowance is given in: what pods request of the nodes.
+pub const BURST_RESOURCES: [Resource; 2] = [Resource::Cpu, Resource::Memory];
 /// Name of the LimitRange in each environment namespace.
 pub const LIMITS_NAME: &str = "zhengyun-defaults";
 
@@ -54,8 +61,13 @@ pub struct Materialized {
     pub namespace: Namespace,
     /// The environment's granted quota.
     pub quota: ResourceQuota,
-    /// No pods of any PriorityClass but the tier's: behind the admission policy, a second line.
+    /// No pods of any PriorityClass but the tier's and burst: behind the admission policy, a
+    /// second line.
     pub other_classes: ResourceQuota,
+    /// Every pod but burst pods within the granted quota.
+    pub guaranteed: ResourceQuota,
+    /// Burst pods within the burst allowance.
+    pub burst: ResourceQuota,
     /// Container defaults.
     pub limits: LimitRange,
     /// Default deny, same bureau, DNS.
@@ -77,6 +89,8 @@ pub struct Inputs<'a> {
     pub env: &'a Environment,
     /// The quota admission granted it.
     pub granted: &'a ResourceAmounts,
+    /// What its burst pods may request now ([`BURST_RESOURCES`]; zero when it may not borrow).
+    pub allowance: &'a ResourceAmounts,
     /// The bureau's admin groups.
     pub admin_groups: &'a [String],
     /// The bureau's viewer groups.
@@ -95,6 +109,8 @@ pub fn materialize(inputs: &Inputs<'_>) -> Result<Materialized, serde_json::Erro
         namespace: builder.namespace()?,
         quota: builder.resource_quota()?,
         other_classes: builder.other_classes_quota()?,
+        guaranteed: builder.guaranteed_quota()?,
+        burst: builder.burst_quota()?,
         limits: builder.limit_range()?,
         policies: builder.network_policies()?,
         bindings: builder.role_bindings()?,
@@ -115,7 +131,7 @@ pub fn namespace_name(env: &Environment) -> String {
     env.metadata.name.clone().unwrap_or_default()
 }
 
-pub use zhengyun_model::policies::PRIORITY_CLASS_ANNOTATION;
+pub use zhengyun_model::policies::{BURST_CLASS_ANNOTATION, PRIORITY_CLASS_ANNOTATION};
 
 /// Whether `ns` is the namespace `env` created: it carries `env`'s owner reference (by uid), which
 /// only the operator sets, when it creates the namespace.
@@ -171,6 +187,22 @@ pub fn owner_reference(env: &Environment) -> OwnerReference {
     }
 }
 
+/// A ResourceQuota's CPU and memory entries for `amounts`: requests, and limits capped at the
+/// same figures so that a pod cannot use more than its share.
+fn compute_hard(amounts: &ResourceAmounts) -> BTreeMap<String, String> {
+    BURST_RESOURCES
+        .into_iter()
+        .flat_map(|resource| {
+            let value = resource.unit().format(amounts.get(resource));
+            let limit = format!("limits.{}", resource.as_str());
+            [
+                (resource.resource_quota_key().to_owned(), value.clone()),
+                (limit, value),
+            ]
+        })
+        .collect()
+}
+
 struct Builder<'a> {
     inputs: &'a Inputs<'a>,
     ns: &'a str,
@@ -224,24 +256,33 @@ impl Builder<'_> {
         // The one PriorityClass its pods may use, for the admission policy that enforces it
         // (an annotation: a class name may be longer than a label value).
         let class = self.tier_class();
+        let mut annotations = BTreeMap::from([(PRIORITY_CLASS_ANNOTATION, class)]);
+        let pool = self.inputs.pool;
+        if pool.borrowing.enabled {
+            annotations.insert(BURST_CLASS_ANNOTATION, &pool.priority_classes.burst);
+        }
         typed(json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {
                 "name": self.ns, "labels": labels,
-                "annotations": {PRIORITY_CLASS_ANNOTATION: class},
+                "annotations": annotations,
                 "ownerReferences": [owner_reference(self.inputs.env)],
             },
         }))
     }
 
+    /// The namespace's whole quota: what it holds of everything, burst pods included. CPU and
+    /// memory are the granted quota plus the burst allowance, which [`Self::guaranteed_quota`]
+    /// and [`Self::burst_quota`] split between the two kinds of pods.
     fn resource_quota(&self) -> Result<ResourceQuota, serde_json::Error> {
         let mut hard = BTreeMap::new();
         let counts = &self.inputs.pool.object_counts;
+        let whole = self.whole();
         for resource in Resource::ALL {
             // Priced resources are always capped (absent means none); object counts at what the
             // environment asks for, or else at the pool's default (never at zero).
             let value = if capped_by_environment(resource, self.inputs.env) {
-                resource.unit().format(self.inputs.granted.get(resource))
+                resource.unit().format(whole.get(resource))
             } else {
                 match resource {
                     Resource::Pods => counts.pods,
@@ -255,24 +296,54 @@ impl Builder<'_> {
         }
         hard.insert("count/secrets".into(), counts.secrets.to_string());
         hard.insert("count/configmaps".into(), counts.configmaps.to_string());
-        // Limits follow requests for CPU and memory, so a tenant cannot burst past its share.
-        hard.insert(
-            "limits.cpu".into(),
-            Resource::Cpu
-                .unit()
-                .format(self.inputs.granted.get(Resource::Cpu)),
-        );
-        hard.insert(
-            "limits.memory".into(),
-            Resource::Memory
-                .unit()
-                .format(self.inputs.granted.get(Resource::Memory)),
-        );
+        hard.extend(compute_hard(&whole));
         hard.insert("services.nodeports".into(), "0".into());
         typed(json!({
             "apiVersion": "v1", "kind": "ResourceQuota",
             "metadata": self.metadata(QUOTA_NAME),
             "spec": {"hard": hard},
+        }))
+    }
+
+    /// The granted quota plus the burst allowance.
+    fn whole(&self) -> ResourceAmounts {
+        let mut whole = *self.inputs.granted;
+        for resource in BURST_RESOURCES {
+            let sum = whole
+                .get(resource)
+                .saturating_add(self.inputs.allowance.get(resource));
+            whole.set(resource, sum);
+        }
+        whole
+    }
+
+    /// Pods of every class but burst (pods naming no class included) within the granted CPU
+    /// and memory.
+    fn guaranteed_quota(&self) -> Result<ResourceQuota, serde_json::Error> {
+        self.compute_quota(GUARANTEED_QUOTA_NAME, "NotIn", self.inputs.granted)
+    }
+
+    /// Burst pods within the allowance (zero: none may start).
+    fn burst_quota(&self) -> Result<ResourceQuota, serde_json::Error> {
+        self.compute_quota(BURST_QUOTA_NAME, "In", self.inputs.allowance)
+    }
+
+    fn compute_quota(
+        &self,
+        name: &str,
+        operator: &str,
+        amounts: &ResourceAmounts,
+    ) -> Result<ResourceQuota, serde_json::Error> {
+        let burst = &self.inputs.pool.priority_classes.burst;
+        typed(json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": self.metadata(name),
+            "spec": {
+                "hard": compute_hard(amounts),
+                "scopeSelector": {"matchExpressions": [
+                    {"scopeName": "PriorityClass", "operator": operator, "values": [burst]},
+                ]},
+            },
         }))
     }
 
@@ -284,10 +355,11 @@ impl Builder<'_> {
             .for_tier(self.inputs.env.spec.tier)
     }
 
-    /// Zero pods of any named PriorityClass but the tier's (a pod naming none is not counted:
-    /// the quota scope `Exists` requires a name).
+    /// Zero pods of any named PriorityClass but the tier's and burst (a pod naming none is not
+    /// counted: the quota scope `Exists` requires a name).
     fn other_classes_quota(&self) -> Result<ResourceQuota, serde_json::Error> {
         let class = self.tier_class();
+        let burst = &self.inputs.pool.priority_classes.burst;
         typed(json!({
             "apiVersion": "v1", "kind": "ResourceQuota",
             "metadata": self.metadata(OTHER_CLASSES_QUOTA_NAME),
@@ -295,7 +367,7 @@ impl Builder<'_> {
                 "hard": {"pods": "0"},
                 "scopeSelector": {"matchExpressions": [
                     {"scopeName": "PriorityClass", "operator": "Exists"},
-                    {"scopeName": "PriorityClass", "operator": "NotIn", "values": [class]},
+                    {"scopeName": "PriorityClass", "operator": "NotIn", "values": [class, burst]},
                 ]},
             },
         }))
@@ -511,6 +583,7 @@ mod tests {
         let inputs = Inputs {
             env: &with_web,
             granted: &granted,
+            allowance: &ResourceAmounts::ZERO,
             admin_groups: &[],
             viewer_groups: &[],
             pool: &pool,
@@ -559,6 +632,7 @@ mod tests {
         let inputs = Inputs {
             env,
             granted: &granted,
+            allowance: &ResourceAmounts::ZERO,
             admin_groups: &[],
             viewer_groups: &[],
             pool: &pool,
@@ -603,6 +677,7 @@ mod tests {
         let inputs = Inputs {
             env: &env,
             granted: &granted,
+            allowance: &ResourceAmounts::ZERO,
             admin_groups: &[],
             viewer_groups: &[],
             pool: &pool,
@@ -622,8 +697,13 @@ mod tests {
             quota["spec"]["scopeSelector"]["matchExpressions"],
             json!([
                 {"scopeName": "PriorityClass", "operator": "Exists"},
-                {"scopeName": "PriorityClass", "operator": "NotIn", "values": ["zhengyun-bronze"]}
+                {"scopeName": "PriorityClass", "operator": "NotIn", "values": ["zhengyun-bronze", "zhengyun-burst"]}
             ])
+        );
+        assert_eq!(
+            m.namespace.annotations().get(BURST_CLASS_ANNOTATION),
+            None,
+            "no burst class while the pool does not lend"
         );
         assert!(
             owned_by(&m.namespace, &env),
@@ -632,5 +712,57 @@ mod tests {
         let mut foreign = m.namespace.clone();
         foreign.metadata.owner_references = None;
         assert!(!owned_by(&foreign, &env));
+    }
+
+    #[test]
+    fn burst_pods_get_the_allowance_and_every_other_pod_the_granted_quota() {
+        let env = environment("silver");
+        let pool: CapacityPoolSpec =
+            serde_json::from_value(json!({"capacity": {}, "borrowing": {"enabled": true}}))
+                .expect("pool");
+        let granted = ResourceAmounts::default()
+            .with(Resource::Cpu, 4_000)
+            .with(Resource::Memory, 8 << 30)
+            .with(Resource::Storage, 100 << 30);
+        let allowance = ResourceAmounts::default()
+            .with(Resource::Cpu, 1_500)
+            .with(Resource::Memory, 2 << 30);
+        let inputs = Inputs {
+            env: &env,
+            granted: &granted,
+            allowance: &allowance,
+            admin_groups: &[],
+            viewer_groups: &[],
+            pool: &pool,
+            catalog: &Catalog {
+                registry: "registry.local/zhengyun".into(),
+            },
+        };
+        let m = materialize(&inputs).expect("materialize");
+        let json = |q: &ResourceQuota| serde_json::to_value(q).expect("json");
+        let (whole, guaranteed, burst) = (json(&m.quota), json(&m.guaranteed), json(&m.burst));
+        assert_eq!(whole["spec"]["hard"]["requests.cpu"], "5500m");
+        assert_eq!(whole["spec"]["hard"]["limits.memory"], "10Gi");
+        assert_eq!(whole["spec"]["hard"]["requests.storage"], "100Gi");
+        assert_eq!(
+            guaranteed["spec"]["hard"],
+            json!({"requests.cpu": "4", "limits.cpu": "4", "requests.memory": "8Gi", "limits.memory": "8Gi"})
+        );
+        assert_eq!(
+            guaranteed["spec"]["scopeSelector"]["matchExpressions"],
+            json!([{"scopeName": "PriorityClass", "operator": "NotIn", "values": ["zhengyun-burst"]}])
+        );
+        assert_eq!(
+            burst["spec"]["hard"],
+            json!({"requests.cpu": "1500m", "limits.cpu": "1500m", "requests.memory": "2Gi", "limits.memory": "2Gi"})
+        );
+        assert_eq!(
+            burst["spec"]["scopeSelector"]["matchExpressions"],
+            json!([{"scopeName": "PriorityClass", "operator": "In", "values": ["zhengyun-burst"]}])
+        );
+        assert_eq!(
+            m.namespace.annotations().get(BURST_CLASS_ANNOTATION),
+            Some(&"zhengyun-burst".to_owned())
+        );
     }
 }

@@ -60,8 +60,13 @@ pub struct CapacityPoolSpec {
     /// among them. A PriorityClass's value never changes once created: to change a value, name
     /// new classes in `priorityClasses` too.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self.gold > self.silver && self.silver > self.bronze").message("priorityValues: gold must be above silver and silver above bronze"))]
+    #[x_kube(validation = Rule::new("self.gold > self.silver && self.silver > self.bronze && self.bronze > self.burst").message("priorityValues: gold must be above silver, silver above bronze and bronze above burst"))]
     pub priority_values: TierPriorityValues,
+
+    /// Whether and how far bureaus at their quota may borrow capacity that others reserved and
+    /// left idle, running pods of the burst PriorityClass that give the room back when needed.
+    #[serde(default)]
+    pub borrowing: Borrowing,
 
     /// Defaults of the LimitRange in every environment namespace.
     #[serde(default)]
@@ -197,6 +202,99 @@ impl Overcommit {
     }
 }
 
+/// The borrowing policy: bureaus at their quota may run burst pods on capacity the pool can
+/// lend (node capacity that no guaranteed pod requests, less a safety margin), up to an
+/// allowance per environment that the operator sets and lowers as that capacity shrinks.
+/// Burst pods are charged at a fraction of the consumption price, and a share of that revenue
+/// is credited to the bureaus whose reserved capacity sat idle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Borrowing {
+    /// Whether burst pods may run at all (default off: pods of the burst class are refused).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The most an environment may borrow, in percent of its own granted quota (default 50).
+    #[serde(default = "Borrowing::default_max_borrow")]
+    #[schemars(range(min = 0, max = 1000), extend("format" = "int32"))]
+    pub max_borrow_percent: u32,
+    /// Price of burst capacity in percent of the consumption price (default 40).
+    #[serde(default = "Borrowing::default_burst_price")]
+    #[schemars(range(min = 0, max = 100), extend("format" = "int32"))]
+    pub burst_price_percent: u32,
+    /// Share of burst revenue credited to the lending bureaus, in percent (default 70); the
+    /// platform keeps the rest.
+    #[serde(default = "Borrowing::default_lender_share")]
+    #[schemars(range(min = 0, max = 100), extend("format" = "int32"))]
+    pub lender_share_percent: u32,
+    /// Seconds a reclaimed burst pod is given to stop (default 30).
+    #[serde(default = "Borrowing::default_grace")]
+    #[schemars(range(min = 0, max = 3600), extend("format" = "int32"))]
+    pub reclaim_grace_seconds: u32,
+    /// Share of node capacity never lent, in percent (default 10).
+    #[serde(default = "Borrowing::default_margin")]
+    #[schemars(range(min = 0, max = 90), extend("format" = "int32"))]
+    pub safety_margin_percent: u32,
+    /// An allowance is raised only when it would grow by at least this percent of its cap
+    /// (default 10), so that allowances do not flap; it is lowered at once.
+    #[serde(default = "Borrowing::default_hysteresis")]
+    #[schemars(range(min = 0, max = 100), extend("format" = "int32"))]
+    pub hysteresis_percent: u32,
+}
+
+impl Borrowing {
+    fn default_max_borrow() -> u32 {
+        50
+    }
+    fn default_burst_price() -> u32 {
+        40
+    }
+    fn default_lender_share() -> u32 {
+        70
+    }
+    fn default_grace() -> u32 {
+        30
+    }
+    fn default_margin() -> u32 {
+        10
+    }
+    fn default_hysteresis() -> u32 {
+        10
+    }
+
+    fn check(&self, path: &str, errors: &mut ValidationErrors) {
+        let fields = [
+            ("maxBorrowPercent", self.max_borrow_percent, 1000),
+            ("burstPricePercent", self.burst_price_percent, 100),
+            ("lenderSharePercent", self.lender_share_percent, 100),
+            ("reclaimGraceSeconds", self.reclaim_grace_seconds, 3600),
+            ("safetyMarginPercent", self.safety_margin_percent, 90),
+            ("hysteresisPercent", self.hysteresis_percent, 100),
+        ];
+        for (field, value, max) in fields {
+            if value > max {
+                errors.push(
+                    field_path(path, field),
+                    format!("must be between 0 and {max}"),
+                );
+            }
+        }
+    }
+}
+
+impl Default for Borrowing {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_borrow_percent: Self::default_max_borrow(),
+            burst_price_percent: Self::default_burst_price(),
+            lender_share_percent: Self::default_lender_share(),
+            reclaim_grace_seconds: Self::default_grace(),
+            safety_margin_percent: Self::default_margin(),
+            hysteresis_percent: Self::default_hysteresis(),
+        }
+    }
+}
+
 /// Name of the PriorityClass for each tier.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TierPriorityClasses {
@@ -212,6 +310,11 @@ pub struct TierPriorityClasses {
     #[serde(default = "default_bronze")]
     #[schemars(length(min = 1, max = 253))]
     pub bronze: String,
+    /// PriorityClass of burst pods: below every tier, and never preempting (default
+    /// `zhengyun-burst`).
+    #[serde(default = "default_burst")]
+    #[schemars(length(min = 1, max = 253))]
+    pub burst: String,
 }
 
 /// The highest value a PriorityClass that is not a system class may have.
@@ -232,6 +335,10 @@ pub struct TierPriorityValues {
     #[serde(default = "default_bronze_value")]
     #[schemars(range(min = 0, max = 1_000_000_000))]
     pub bronze: i32,
+    /// Value of the burst PriorityClass, below bronze (default 100).
+    #[serde(default = "default_burst_value")]
+    #[schemars(range(min = -1_000_000_000, max = 1_000_000_000))]
+    pub burst: i32,
 }
 
 fn default_gold_value() -> i32 {
@@ -246,12 +353,17 @@ fn default_bronze_value() -> i32 {
     1_000
 }
 
+fn default_burst_value() -> i32 {
+    100
+}
+
 impl Default for TierPriorityValues {
     fn default() -> Self {
         Self {
             gold: default_gold_value(),
             silver: default_silver_value(),
             bronze: default_bronze_value(),
+            burst: default_burst_value(),
         }
     }
 }
@@ -276,10 +388,16 @@ impl TierPriorityValues {
                 );
             }
         }
-        if !(self.gold > self.silver && self.silver > self.bronze) {
+        if !(-MAX_PRIORITY_VALUE..=MAX_PRIORITY_VALUE).contains(&self.burst) {
+            errors.push(
+                field_path(path, "burst"),
+                format!("must be from -{MAX_PRIORITY_VALUE} to {MAX_PRIORITY_VALUE}"),
+            );
+        }
+        if !(self.gold > self.silver && self.silver > self.bronze && self.bronze > self.burst) {
             errors.push(
                 path.to_owned(),
-                "gold must be above silver and silver above bronze".to_owned(),
+                "gold must be above silver, silver above bronze and bronze above burst".to_owned(),
             );
         }
     }
@@ -297,12 +415,17 @@ fn default_bronze() -> String {
     "zhengyun-bronze".to_owned()
 }
 
+fn default_burst() -> String {
+    "zhengyun-burst".to_owned()
+}
+
 impl Default for TierPriorityClasses {
     fn default() -> Self {
         Self {
             gold: default_gold(),
             silver: default_silver(),
             bronze: default_bronze(),
+            burst: default_burst(),
         }
     }
 }
@@ -322,6 +445,16 @@ impl TierPriorityClasses {
             errors.check(
                 field_path(path, tier.as_str()),
                 check_dns1123_subdomain(self.for_tier(tier)),
+            );
+        }
+        errors.check(
+            field_path(path, "burst"),
+            check_dns1123_subdomain(&self.burst),
+        );
+        if Tier::ALL.iter().any(|&t| self.for_tier(t) == self.burst) {
+            errors.push(
+                field_path(path, "burst"),
+                "must differ from every tier's PriorityClass".to_owned(),
             );
         }
     }
@@ -455,6 +588,7 @@ impl CapacityPoolSpec {
         self.priority_classes.check(&at("priorityClasses"), errors);
         self.priority_values.check(&at("priorityValues"), errors);
         self.limit_range.check(&at("limitRange"), errors);
+        self.borrowing.check(&at("borrowing"), errors);
     }
 }
 

@@ -188,6 +188,13 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<ObservedQuota>")]
     pub admitted_quota: Option<Quota>,
+
+    /// What the environment's burst pods (PriorityClass `zhengyun-burst`) may request now, on
+    /// top of the admitted quota: set by the operator from what the capacity pool can lend, and
+    /// lowered at once when that shrinks. Absent while the pool does not lend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
+    pub burst_allowance: Option<Quota>,
 }
 
 impl Environment {

@@ -19,9 +19,9 @@ use kube::CustomResourceExt;
 
 pub use bureau::{BUDGET_MAX_SCALE, Bureau, BureauSpec, BureauStatus, MAX_GROUPS};
 pub use capacity_pool::{
-    CapacityPool, CapacityPoolSpec, CapacityPoolStatus, ContainerResources, LimitRangeDefaults,
-    MAX_OVERCOMMIT_PERCENT, MAX_PRIORITY_VALUE, ObjectCounts, Overcommit, POOL_NAME,
-    TierPriorityClasses, TierPriorityValues,
+    Borrowing, CapacityPool, CapacityPoolSpec, CapacityPoolStatus, ContainerResources,
+    LimitRangeDefaults, MAX_OVERCOMMIT_PERCENT, MAX_PRIORITY_VALUE, ObjectCounts, Overcommit,
+    POOL_NAME, TierPriorityClasses, TierPriorityValues,
 };
 pub use environment::{
     CLEANUP_FINALIZER, CatalogService, Environment, EnvironmentPhase, EnvironmentSpec,

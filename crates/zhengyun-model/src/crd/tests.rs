@@ -96,6 +96,7 @@ fn pool() -> CapacityPool {
             priority_values: TierPriorityValues::default(),
             limit_range: LimitRangeDefaults::default(),
             object_counts: Default::default(),
+            borrowing: Default::default(),
         },
     )
 }
@@ -107,6 +108,7 @@ fn tier_priority_values_must_keep_gold_above_silver_above_bronze_and_below_syste
         gold: 10,
         silver: 10,
         bronze: 1,
+        burst: 0,
     };
     let errors = bad.validate().expect_err("equal tiers are refused");
     assert!(
@@ -117,6 +119,7 @@ fn tier_priority_values_must_keep_gold_above_silver_above_bronze_and_below_syste
         gold: 2_000_000_000,
         silver: 10,
         bronze: 1,
+        burst: 0,
     };
     let errors = bad.validate().expect_err("a system-class value is refused");
     assert!(
@@ -125,7 +128,59 @@ fn tier_priority_values_must_keep_gold_above_silver_above_bronze_and_below_syste
     );
     assert!(pool().validate().is_ok());
     let crd = serde_json::to_string(&CapacityPool::crd()).expect("json");
-    assert!(crd.contains("self.gold > self.silver && self.silver > self.bronze"));
+    assert!(crd.contains(
+        "self.gold > self.silver && self.silver > self.bronze && self.bronze > self.burst"
+    ));
+}
+
+#[test]
+fn the_burst_class_must_sit_below_bronze_and_differ_from_every_tier_class() {
+    let mut bad = pool();
+    bad.spec.priority_values.burst = bad.spec.priority_values.bronze;
+    let errors = format!("{:?}", bad.validate().expect_err("burst equal to bronze"));
+    assert!(errors.contains("bronze above burst"), "{errors}");
+    let mut bad = pool();
+    bad.spec.priority_classes.burst = bad.spec.priority_classes.bronze.clone();
+    let errors = format!("{:?}", bad.validate().expect_err("burst named as bronze"));
+    assert!(errors.contains("priorityClasses.burst"), "{errors}");
+}
+
+#[test]
+fn a_borrowing_policy_out_of_range_is_refused_field_by_field() {
+    let mut bad = pool();
+    bad.spec.borrowing.lender_share_percent = 101;
+    bad.spec.borrowing.burst_price_percent = 150;
+    bad.spec.borrowing.safety_margin_percent = 95;
+    let errors = format!("{:?}", bad.validate().expect_err("out of range"));
+    for field in [
+        "borrowing.lenderSharePercent",
+        "borrowing.burstPricePercent",
+        "borrowing.safetyMarginPercent",
+    ] {
+        assert!(errors.contains(field), "{field} in {errors}");
+    }
+    let mut good = pool();
+    good.spec.borrowing.enabled = true;
+    good.spec.borrowing.lender_share_percent = 100;
+    assert!(good.validate().is_ok());
+}
+
+#[test]
+fn a_negative_borrowing_figure_does_not_even_parse_and_the_schema_says_so() {
+    let spec =
+        serde_json::json!({"capacity": {"cpu": "10"}, "borrowing": {"burstPricePercent": -1}});
+    assert!(serde_json::from_value::<CapacityPoolSpec>(spec).is_err());
+    let crd = serde_json::to_value(CapacityPool::crd()).expect("json");
+    let borrowing = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["borrowing"]["properties"];
+    for field in [
+        "maxBorrowPercent",
+        "burstPricePercent",
+        "lenderSharePercent",
+    ] {
+        assert_eq!(borrowing[field]["minimum"], 0.0, "{field}");
+    }
+    assert_eq!(borrowing["lenderSharePercent"]["maximum"], 100.0);
 }
 
 fn prices(cpu: &str) -> ResourcePrices {

@@ -119,8 +119,9 @@ pub(super) async fn run(
     let env_run = environment_controller(&shared, config, &stores, for_envs, graceful.clone());
     let bureau_run =
         bureau_controller(&shared, &stores, envs_listed, for_bureaus, graceful.clone());
-    let card_run = rate_card_controller(&shared, graceful);
-    futures::future::join3(env_run, bureau_run, card_run).await;
+    let card_run = rate_card_controller(&shared, graceful.clone());
+    let lending = crate::lending::run(shared.client.clone(), stores.envs.clone(), graceful);
+    futures::future::join4(env_run, bureau_run, card_run, lending).await;
 }
 
 /// The watch caches the controllers read.
@@ -291,7 +292,9 @@ fn watch_children<K: Watched>(
 fn env_trigger(env: &Environment) -> Option<u64> {
     let mut h = DefaultHasher::new();
     env.metadata.generation.hash(&mut h);
-    serde_json::to_string(&env.status.as_ref().and_then(|s| s.admitted_quota.as_ref()))
+    // The admitted quota and the burst allowance: both set the namespace's quotas.
+    let status = env.status.as_ref();
+    serde_json::to_string(&status.map(|s| (&s.admitted_quota, &s.burst_allowance)))
         .ok()
         .hash(&mut h);
     env.metadata
