@@ -410,7 +410,13 @@ async fn claim_namespace(ctx: &Context, env: &Environment, desired: &Namespace) 
         field_manager: Some(MANAGER.to_owned()),
         ..Default::default()
     };
-    match namespaces.create(&params, desired).await {
+    // A create makes its manager own every field it sets, for good: what may later be taken
+    // away (the burst class, while the pool lends) is left to the apply that follows.
+    let mut created = desired.clone();
+    if let Some(annotations) = created.metadata.annotations.as_mut() {
+        annotations.remove(crate::resources::BURST_CLASS_ANNOTATION);
+    }
+    match namespaces.create(&params, &created).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let ns = namespaces

@@ -335,7 +335,8 @@ pub struct TierPriorityValues {
     #[serde(default = "default_bronze_value")]
     #[schemars(range(min = 0, max = 1_000_000_000))]
     pub bronze: i32,
-    /// Value of the burst PriorityClass, below bronze (default 100).
+    /// Value of the burst PriorityClass, below bronze (default -100: below pods that name no
+    /// class too, which have priority 0, so that any tenant pod can take its room back).
     #[serde(default = "default_burst_value")]
     #[schemars(range(min = -1_000_000_000, max = 1_000_000_000))]
     pub burst: i32,
@@ -354,7 +355,7 @@ fn default_bronze_value() -> i32 {
 }
 
 fn default_burst_value() -> i32 {
-    100
+    -100
 }
 
 impl Default for TierPriorityValues {
