@@ -169,6 +169,8 @@ yes delete statefulsets.apps -n wjw-prod
 yes delete services -n wjw-prod
 no  delete persistentvolumeclaims -n wjw-prod
 yes watch pods
+yes list nodes
+yes delete pods -n wjw-prod
 yes watch persistentvolumeclaims
 no  delete resourcequotas -n wjw-prod
 no  create pods -n wjw-prod
@@ -271,6 +273,11 @@ as "$OPERATOR" deny "delete a namespace it did not make" kubectl delete namespac
 as "$OPERATOR" deny "label a namespace it did not make" \
   kubectl label namespace "$FOREIGN" zhengyun.io/bureau=wjw
 as "$OPERATOR" deny "create a namespace without its mark" kubectl create namespace zhengyun-check-bare
+# Pods: only burst pods, in namespaces it made (reclaim of lent capacity).
+kubectl run probe --image=registry.local/probe:1 --restart=Never -n "$FOREIGN" >/dev/null
+kubectl run probe --image=registry.local/probe:1 --restart=Never -n "$SCRATCH" >/dev/null
+as "$OPERATOR" deny "delete a pod in a namespace it did not make" kubectl delete pod probe -n "$FOREIGN"
+as "$OPERATOR" deny "delete a pod that is not burst" kubectl delete pod probe -n "$SCRATCH"
 as "$OPERATOR" pass "delete a namespace it made" kubectl delete namespace "$SCRATCH"
 tenant_role zhengyun-check-other > "$tmp/other.yaml"
 as "$OPERATOR" deny "write a ClusterRole other than the tenant roles" \

@@ -107,6 +107,53 @@ pub fn burst_part(amounts: &ResourceAmounts) -> ResourceAmounts {
     out
 }
 
+/// A running burst pod, as reclaim sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BurstPod {
+    /// Its name.
+    pub name: String,
+    /// When it was created (seconds since the epoch; ties are broken by name).
+    pub created: i64,
+    /// What it requests.
+    pub requests: ResourceAmounts,
+}
+
+/// The burst pods to evict so that the rest fit `allowance`: the newest first (the ones that
+/// have done the least work), as few as will do.
+pub fn reclaim<'a>(pods: &'a [BurstPod], allowance: &ResourceAmounts) -> Vec<&'a BurstPod> {
+    let mut newest_first: Vec<&BurstPod> = pods.iter().collect();
+    newest_first.sort_by(|a, b| (b.created, &b.name).cmp(&(a.created, &a.name)));
+    let mut held = ResourceAmounts::ZERO;
+    for pod in &newest_first {
+        for resource in BURST_RESOURCES {
+            held.set(
+                resource,
+                held.get(resource)
+                    .saturating_add(pod.requests.get(resource)),
+            );
+        }
+    }
+    let over = |held: &ResourceAmounts| {
+        BURST_RESOURCES
+            .iter()
+            .any(|&r| held.get(r) > allowance.get(r))
+    };
+    let mut evicted = Vec::new();
+    for pod in newest_first {
+        if !over(&held) {
+            break;
+        }
+        for resource in BURST_RESOURCES {
+            held.set(
+                resource,
+                held.get(resource) - pod.requests.get(resource).min(held.get(resource)),
+            );
+        }
+        evicted.push(pod);
+    }
+    evicted
+}
+
 /// The allowance `env`'s burst pods have now: the one in its status while the pool lends,
 /// nothing otherwise (or when the figure does not parse).
 pub fn burst_allowance(env: &Environment, pool: &CapacityPoolSpec) -> ResourceAmounts {
@@ -213,6 +260,54 @@ mod tests {
             4_990,
             "lowered by 10 at once"
         );
+    }
+
+    fn burst_pod(name: &str, created: i64, cpu: u64) -> BurstPod {
+        BurstPod {
+            name: name.to_owned(),
+            created,
+            requests: cpu_mem(cpu, 0),
+        }
+    }
+
+    #[test]
+    fn reclaim_evicts_the_newest_burst_pods_until_the_rest_fit_the_allowance() {
+        let pods = [
+            burst_pod("oldest", 100, 1_000),
+            burst_pod("middle", 200, 1_000),
+            burst_pod("newest", 300, 1_000),
+        ];
+        let names =
+            |evicted: Vec<&BurstPod>| evicted.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert!(reclaim(&pods, &cpu_mem(3_000, 0)).is_empty(), "all fit");
+        assert_eq!(names(reclaim(&pods, &cpu_mem(2_500, 0))), ["newest"]);
+        assert_eq!(
+            names(reclaim(&pods, &cpu_mem(1_000, 0))),
+            ["newest", "middle"]
+        );
+        assert_eq!(
+            names(reclaim(&pods, &ResourceAmounts::ZERO)),
+            ["newest", "middle", "oldest"]
+        );
+    }
+
+    #[test]
+    fn reclaim_counts_memory_as_well_as_cpu() {
+        let pods = [
+            BurstPod {
+                name: "a".into(),
+                created: 1,
+                requests: cpu_mem(100, 4 << 30),
+            },
+            BurstPod {
+                name: "b".into(),
+                created: 2,
+                requests: cpu_mem(100, 1 << 30),
+            },
+        ];
+        let evicted = reclaim(&pods, &cpu_mem(10_000, 4 << 30));
+        assert_eq!(evicted.len(), 1, "one pod over on memory alone");
+        assert_eq!(evicted[0].name, "b");
     }
 
     #[test]

@@ -4,24 +4,34 @@
 //! field manager. The environment controller turns that figure into the namespace's quotas.
 //! When the pool stops lending, every allowance is withdrawn.
 //!
+//! When an allowance falls below what the environment's burst pods hold, the newest of them are
+//! deleted, each with the pool's reclaim grace period, until the rest fit
+//! ([`borrowing::reclaim`]); each is announced by a `BurstReclaimed` Event on its Environment
+//! and counted in `zhengyun_operator_burst_reclaims_total`. The scheduler takes room back
+//! from burst pods on its own too (they have the lowest priority and never preempt).
+//!
 //! It runs every [`LENDING_PERIOD`] of a leadership term, and only reads nodes and pods while
 //! the pool lends.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::FutureExt as _;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::ListParams;
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::reflector::Store;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource as _, ResourceExt};
 use serde::Serialize;
 use zhengyun_model::crd::{CapacityPoolSpec, Environment};
 use zhengyun_model::quantity::{Quota, Resource, ResourceAmounts, Unit, parse};
 
-use crate::borrowing::{self, Borrower};
+use crate::borrowing::{self, Borrower, BurstPod};
 use crate::environments::capacity_pool;
 use crate::metering::observe::pod_requests;
+use crate::metrics::Metrics;
 use crate::runtime::applier::Applier;
+use crate::runtime::events::{EventType, Note, Publisher};
 use crate::{Error, Result};
 
 /// How often allowances are worked out again.
@@ -36,9 +46,16 @@ pub const LENDING_MANAGER: &str = "zhengyun-lending";
 pub(crate) async fn run(
     client: Client,
     envs: Store<Environment>,
+    events: Publisher,
+    metrics: Arc<Metrics>,
     ending: impl std::future::Future<Output = ()> + Send,
 ) {
-    let applier = Applier::new(client.clone(), Default::default());
+    let lender = Lender {
+        client: client.clone(),
+        applier: Applier::new(client, Default::default()),
+        events,
+        metrics,
+    };
     let mut ticks = tokio::time::interval(LENDING_PERIOD);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ending = ending.fuse();
@@ -48,81 +65,182 @@ pub(crate) async fn run(
             () = ending => return,
             _ = ticks.tick().fuse() => {}
         }
-        if let Err(error) = lend_once(&client, &applier, &envs).await {
+        if let Err(error) = lender.lend_once(&envs).await {
             tracing::warn!(%error, "unable to work out burst allowances; they stay as they are");
         }
     }
 }
 
-/// One pass: the allowances of every admitted environment, written where they changed.
-async fn lend_once(client: &Client, applier: &Applier, envs: &Store<Environment>) -> Result<()> {
-    let pool = capacity_pool(client).await?;
-    let envs = envs.state();
-    if !pool.borrowing.enabled {
-        for env in envs.iter().filter(|e| has_allowance(e)) {
-            write(applier, env, None).await?;
-        }
-        return Ok(());
-    }
-    let room = lendable_now(client, &pool).await?;
-    let admitted: Vec<_> = envs
-        .iter()
-        .filter(|e| e.metadata.deletion_timestamp.is_none())
-        .filter_map(|e| Some((e, granted(e)?)))
-        .collect();
-    let borrowers: Vec<Borrower> = admitted
-        .iter()
-        .map(|(env, granted)| Borrower {
-            cap: borrowing::cap(granted, &pool.borrowing),
-            current: current(env, &pool),
-        })
-        .collect();
-    let new = borrowing::allowances(&borrowers, &room, pool.borrowing.hysteresis_percent);
-    for ((env, _), (borrower, allowance)) in admitted.iter().zip(borrowers.iter().zip(&new)) {
-        if !has_allowance(env) || borrower.current != *allowance {
-            write(applier, env, Some(allowance)).await?;
-        }
-    }
-    Ok(())
+/// What one pass needs.
+struct Lender {
+    client: Client,
+    applier: Applier,
+    events: Publisher,
+    metrics: Arc<Metrics>,
 }
 
-/// What the pool can lend now, from the nodes and the pods that are not burst.
-async fn lendable_now(client: &Client, pool: &CapacityPoolSpec) -> Result<ResourceAmounts> {
-    let nodes = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("list nodes".to_owned()))?;
-    let allocatable = nodes
-        .items
-        .iter()
-        .filter(|n| schedulable(n))
-        .fold(ResourceAmounts::ZERO, |sum, n| add(&sum, &allocatable(n)));
-    let pods = Api::<Pod>::all(client.clone())
-        .list(&ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed"))
-        .await
-        .map_err(Error::kube("list pods".to_owned()))?;
-    let burst = &pool.priority_classes.burst;
-    let mut bad = Vec::new();
-    let guaranteed = pods
-        .items
-        .iter()
-        .filter(|p| p.spec.as_ref().and_then(|s| s.priority_class_name.as_ref()) != Some(burst))
-        .fold(ResourceAmounts::ZERO, |sum, pod| {
+/// What the cluster holds now, as lending sees it.
+struct Holdings {
+    /// What the pool can lend.
+    lendable: ResourceAmounts,
+    /// The burst pods not being deleted, by namespace.
+    burst: HashMap<String, Vec<BurstPod>>,
+}
+
+impl Lender {
+    /// One pass: the allowances of every admitted environment, written where they changed, and
+    /// burst pods beyond a lowered allowance reclaimed.
+    async fn lend_once(&self, envs: &Store<Environment>) -> Result<()> {
+        let pool = capacity_pool(&self.client).await?;
+        let envs = envs.state();
+        if !pool.borrowing.enabled {
+            for env in envs.iter().filter(|e| has_allowance(e)) {
+                write(&self.applier, env, None).await?;
+            }
+            return Ok(());
+        }
+        let holdings = self.holdings(&pool).await?;
+        let admitted: Vec<_> = envs
+            .iter()
+            .filter(|e| e.metadata.deletion_timestamp.is_none())
+            .filter_map(|e| Some((e, granted(e)?)))
+            .collect();
+        let borrowers: Vec<Borrower> = admitted
+            .iter()
+            .map(|(env, granted)| Borrower {
+                cap: borrowing::cap(granted, &pool.borrowing),
+                current: borrowing::burst_allowance(env, &pool),
+            })
+            .collect();
+        let new = borrowing::allowances(
+            &borrowers,
+            &holdings.lendable,
+            pool.borrowing.hysteresis_percent,
+        );
+        for ((env, _), (borrower, allowance)) in admitted.iter().zip(borrowers.iter().zip(&new)) {
+            if !has_allowance(env) || borrower.current != *allowance {
+                write(&self.applier, env, Some(allowance)).await?;
+            }
+            let pods = holdings
+                .burst
+                .get(&env.name_any())
+                .map_or(&[][..], Vec::as_slice);
+            for pod in borrowing::reclaim(pods, allowance) {
+                self.evict(env, pod, allowance, &pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a burst pod beyond its environment's allowance, with the grace period.
+    async fn evict(
+        &self,
+        env: &Environment,
+        pod: &BurstPod,
+        allowance: &ResourceAmounts,
+        pool: &CapacityPoolSpec,
+    ) -> Result<()> {
+        let ns = env.name_any();
+        let grace = pool.borrowing.reclaim_grace_seconds;
+        let params = DeleteParams {
+            grace_period_seconds: Some(grace),
+            ..DeleteParams::default()
+        };
+        match Api::<Pod>::namespaced(self.client.clone(), &ns)
+            .delete(&pod.name, &params)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+            Err(e) => {
+                return Err(Error::kube(format!("reclaim burst pod {ns}/{}", pod.name))(
+                    e,
+                ));
+            }
+        }
+        self.metrics.burst_reclaimed();
+        let note = format!(
+            "burst pod {} reclaimed (grace {grace} s): the allowance fell to {} CPU and {} memory \
+             as the pool's lendable capacity shrank",
+            pod.name,
+            Resource::Cpu.unit().format(allowance.get(Resource::Cpu)),
+            Resource::Memory
+                .unit()
+                .format(allowance.get(Resource::Memory)),
+        );
+        tracing::info!(environment = %ns, pod = %pod.name, "{note}");
+        let event = Note {
+            type_: EventType::Normal,
+            reason: "BurstReclaimed",
+            action: "Reclaim",
+            note,
+        };
+        if let Err(e) = self.events.publish(&env.object_ref(&()), event).await {
+            tracing::warn!(error = %e, environment = %ns, "unable to publish a BurstReclaimed Event");
+        }
+        Ok(())
+    }
+
+    /// What the pool can lend now, from the nodes and the pods that are not burst, and the
+    /// burst pods by namespace.
+    async fn holdings(&self, pool: &CapacityPoolSpec) -> Result<Holdings> {
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(Error::kube("list nodes".to_owned()))?;
+        let allocatable = nodes
+            .items
+            .iter()
+            .filter(|n| schedulable(n))
+            .fold(ResourceAmounts::ZERO, |sum, n| add(&sum, &allocatable(n)));
+        let pods = Api::<Pod>::all(self.client.clone())
+            .list(&ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed"))
+            .await
+            .map_err(Error::kube("list pods".to_owned()))?;
+        let class = &pool.priority_classes.burst;
+        let mut bad = Vec::new();
+        let mut guaranteed = ResourceAmounts::ZERO;
+        let mut burst: HashMap<String, Vec<BurstPod>> = HashMap::new();
+        for pod in &pods.items {
             let requests = pod_requests(pod, &mut bad);
             let mut amounts = ResourceAmounts::ZERO;
             for resource in crate::resources::BURST_RESOURCES {
                 amounts.set(resource, requests.get(resource));
             }
-            add(&sum, &amounts)
-        });
-    if !bad.is_empty() {
-        tracing::debug!(?bad, "pod requests that do not parse count as zero");
+            let is_burst = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.priority_class_name.as_ref())
+                == Some(class);
+            if !is_burst {
+                guaranteed = add(&guaranteed, &amounts);
+            } else if pod.metadata.deletion_timestamp.is_none() {
+                burst
+                    .entry(pod.namespace().unwrap_or_default())
+                    .or_default()
+                    .push(BurstPod {
+                        name: pod.name_any(),
+                        created: pod
+                            .metadata
+                            .creation_timestamp
+                            .as_ref()
+                            .map_or(0, |t| t.0.as_second()),
+                        requests: amounts,
+                    });
+            }
+        }
+        if !bad.is_empty() {
+            tracing::debug!(?bad, "pod requests that do not parse count as zero");
+        }
+        Ok(Holdings {
+            lendable: borrowing::lendable(
+                &allocatable,
+                &guaranteed,
+                pool.borrowing.safety_margin_percent,
+            ),
+            burst,
+        })
     }
-    Ok(borrowing::lendable(
-        &allocatable,
-        &guaranteed,
-        pool.borrowing.safety_margin_percent,
-    ))
 }
 
 fn add(a: &ResourceAmounts, b: &ResourceAmounts) -> ResourceAmounts {
@@ -181,10 +299,6 @@ fn has_allowance(env: &Environment) -> bool {
     env.status
         .as_ref()
         .is_some_and(|s| s.burst_allowance.is_some())
-}
-
-fn current(env: &Environment, pool: &CapacityPoolSpec) -> ResourceAmounts {
-    borrowing::burst_allowance(env, pool)
 }
 
 /// The part of the status this loop owns.

@@ -36,6 +36,7 @@ pub struct Metrics {
     failures: Family<FailureLabels, Counter>,
     durations: Family<ControllerLabels, Histogram>,
     leader: Gauge,
+    burst_reclaims: Counter,
 }
 
 impl Default for Metrics {
@@ -50,6 +51,12 @@ impl Default for Metrics {
             Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
         });
         let leader = Gauge::default();
+        let burst_reclaims = Counter::default();
+        registry.register(
+            "burst_reclaims",
+            "Burst pods deleted because their environment's burst allowance fell below what they held",
+            burst_reclaims.clone(),
+        );
         registry.register(
             "reconciliations",
             "Reconciliations started",
@@ -77,6 +84,7 @@ impl Default for Metrics {
             failures,
             durations,
             leader,
+            burst_reclaims,
         }
     }
 }
@@ -104,6 +112,11 @@ impl Metrics {
     /// The finance metrics fed by the metering sampler.
     pub fn metering(&self) -> &Arc<MeteringMetrics> {
         &self.metering
+    }
+
+    /// Counts a burst pod reclaimed by the operator.
+    pub fn burst_reclaimed(&self) {
+        self.burst_reclaims.inc();
     }
 
     /// Records whether this replica leads.

@@ -399,4 +399,96 @@ mod pool_wide {
         }
         Ok(())
     }
+
+    #[tokio::test]
+    async fn burst_pods_above_a_lowered_allowance_are_reclaimed_newest_first_with_an_event()
+    -> anyhow::Result<()> {
+        ensure_operator().await?;
+        let client = client().await?;
+        let policy = |percent: u32| {
+            json!({"enabled": true, "maxBorrowPercent": percent, "safetyMarginPercent": 0,
+                   "hysteresisPercent": 0, "reclaimGraceSeconds": 0})
+        };
+        set_borrowing(&client, Some(policy(100))).await?;
+        let name = admitted_environment(&client, "3", "3Gi").await?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
+        // Whatever the allowance (every environment on the cluster shares what can be lent),
+        // three burst pods fill it once the quota counts it.
+        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &name);
+        let allowance = eventually("a burst quota", WAIT, || async {
+            let hard = quotas
+                .get("zhengyun-burst")
+                .await?
+                .status
+                .and_then(|s| s.hard)
+                .and_then(|h| h.get("requests.cpu").cloned())
+                .and_then(|q| Unit::Millicores.parse(&q.0).ok());
+            Ok(hard.filter(|h| *h >= 300))
+        })
+        .await?;
+        let size = allowance / 3;
+        for i in 0..3 {
+            let batch = pod(
+                &format!("batch-{i}"),
+                Some("zhengyun-burst"),
+                &format!("{size}m"),
+            )?;
+            pods.create(&PostParams::default(), &batch).await?;
+            // A second apart, so that their ages differ.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+        }
+        // The pool now lends each environment at most a third of what it did: the newest pods
+        // go until the rest fit the lowered allowance.
+        set_borrowing(&client, Some(policy(34))).await?;
+        let (lowered, left) = eventually("burst pods reclaimed", WAIT, || async {
+            let Some(lowered) = cpu_allowance(&client, &name)
+                .await?
+                .filter(|a| *a < allowance)
+            else {
+                return Ok(None);
+            };
+            let list = pods.list(&ListParams::default()).await?;
+            let mut left: Vec<String> = list
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .map(ResourceExt::name_any)
+                .collect();
+            left.sort();
+            let fits = left.len() as u64 * size <= lowered;
+            Ok((fits && left.len() < 3).then_some((lowered, left)))
+        })
+        .await?;
+        let oldest_first: Vec<String> = (0..left.len()).map(|i| format!("batch-{i}")).collect();
+        assert_eq!(
+            left, oldest_first,
+            "the oldest stay (allowance {lowered}m, pods of {size}m)"
+        );
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(client.clone(), "default");
+        let reclaimed = eventually("BurstReclaimed Events", WAIT, || async {
+            let list = events.list(&ListParams::default()).await?;
+            let notes: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("BurstReclaimed"))
+                .filter(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())
+                })
+                .filter_map(|e| e.note)
+                .collect();
+            Ok((!notes.is_empty()).then_some(notes))
+        })
+        .await?;
+        assert!(
+            reclaimed.iter().any(|n| n.contains("batch-2")),
+            "{reclaimed:?}"
+        );
+
+        set_borrowing(&client, None).await?;
+        Api::<Environment>::all(client.clone())
+            .delete(&name, &DeleteParams::default())
+            .await?;
+        Ok(())
+    }
 }

@@ -120,7 +120,13 @@ pub(super) async fn run(
     let bureau_run =
         bureau_controller(&shared, &stores, envs_listed, for_bureaus, graceful.clone());
     let card_run = rate_card_controller(&shared, graceful.clone());
-    let lending = crate::lending::run(shared.client.clone(), stores.envs.clone(), graceful);
+    let lending = crate::lending::run(
+        shared.client.clone(),
+        stores.envs.clone(),
+        shared.events.clone(),
+        shared.metrics.clone(),
+        graceful,
+    );
     futures::future::join4(env_run, bureau_run, card_run, lending).await;
 }
 
