@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Service};
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
@@ -25,8 +25,8 @@ use crate::conditions::{Kind, Observed, Reason, Status, find, has_same, says};
 use crate::expiry::Expiry;
 use crate::metrics::Metrics;
 use crate::resources::{
-    Catalog, Inputs, Materialized, capped_by_environment, made_for, materialize, namespace_name,
-    owned_by,
+    BURST_QUOTA_NAME, Catalog, Inputs, Materialized, capped_by_environment, made_for, materialize,
+    namespace_name, owned_by,
 };
 use crate::runtime::applier::Applier;
 use crate::runtime::events::{EventType, Note, Publisher};
@@ -315,7 +315,7 @@ async fn converge_admitted(env: &Environment, ctx: &Context) -> Result<Option<Du
         source,
     })?;
     let keep = CatalogNames::of(&desired);
-    let Some((active, usage)) = apply_all(ctx, env, desired).await? else {
+    let Some((active, usage)) = apply_all(ctx, env, desired, pool.borrowing.enabled).await? else {
         report_conflict(env, ctx).await?;
         return Ok(Some(Duration::from_secs(60)));
     };
@@ -489,6 +489,7 @@ async fn apply_all(
     ctx: &Context,
     env: &Environment,
     desired: Materialized,
+    lends: bool,
 ) -> Result<Option<(bool, Option<Quota>)>> {
     let applier = &ctx.applier;
     let versions = applier.versions();
@@ -514,8 +515,18 @@ async fn apply_all(
     }));
     tasks.push(Box::pin(applier.child(&desired.limits)));
     tasks.push(Box::pin(applier.child(&desired.other_classes)));
-    tasks.push(Box::pin(applier.child(&desired.guaranteed)));
-    tasks.push(Box::pin(applier.child(&desired.burst)));
+    // The guaranteed and burst quotas, once the pool lends: until then the whole quota holds
+    // every pod to the granted quota, and the admission policy refuses burst pods. Once made
+    // they are kept (at a zero allowance when the pool stops lending).
+    let split = lends
+        || versions
+            .present::<ResourceQuota>(&ns)
+            .iter()
+            .any(|name| name == BURST_QUOTA_NAME);
+    if split {
+        tasks.push(Box::pin(applier.child(&desired.guaranteed)));
+        tasks.push(Box::pin(applier.child(&desired.burst)));
+    }
     macro_rules! apply_each {
         ($($list:ident),+) => {$(
             for o in &desired.$list {
