@@ -27,7 +27,7 @@ use zhengyun_model::crd::{CapacityPoolSpec, Environment};
 use zhengyun_model::quantity::{Quota, Resource, ResourceAmounts, Unit, parse};
 
 use crate::borrowing::{self, Borrower, BurstPod};
-use crate::environments::capacity_pool;
+use crate::environments::{capacity_pool, granted};
 use crate::metering::observe::pod_requests;
 use crate::metrics::Metrics;
 use crate::runtime::applier::Applier;
@@ -283,16 +283,6 @@ fn allocatable(node: &Node) -> ResourceAmounts {
         }
     }
     out
-}
-
-/// The quota admission granted `env`, once admitted.
-fn granted(env: &Environment) -> Option<ResourceAmounts> {
-    env.status
-        .as_ref()?
-        .admitted_quota
-        .as_ref()?
-        .observed_amounts()
-        .ok()
 }
 
 fn has_allowance(env: &Environment) -> bool {

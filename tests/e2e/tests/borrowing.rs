@@ -14,22 +14,14 @@ mod pool_wide {
     use kube::{Api, Client, ResourceExt};
     use serde_json::json;
     use zhengyun_e2e::operator::ensure_operator;
-    use zhengyun_e2e::{client, eventually, unique_name};
+    use zhengyun_e2e::tenants::bureau_code;
+    use zhengyun_e2e::{client, eventually};
     use zhengyun_model::crd::{Bureau, CapacityPool, Environment, EnvironmentPhase};
     use zhengyun_model::quantity::{Resource, Unit};
 
     const WAIT: Duration = Duration::from_secs(180);
     /// The field manager of the pool's borrowing policy in these tests.
     const MANAGER: &str = "zhengyun-e2e-borrowing";
-
-    fn code(prefix: &str) -> String {
-        unique_name(prefix)
-            .chars()
-            .take(30)
-            .collect::<String>()
-            .trim_end_matches('-')
-            .to_owned()
-    }
 
     fn pod(name: &str, class: Option<&str>, cpu: &str) -> anyhow::Result<Pod> {
         let resources = json!({"cpu": cpu, "memory": "64Mi"});
@@ -93,7 +85,7 @@ mod pool_wide {
         cpu: &str,
         memory: &str,
     ) -> anyhow::Result<String> {
-        let code = code("e2e-burst");
+        let code = bureau_code("e2e-burst");
         let bureau: Bureau = serde_json::from_value(json!({
             "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau",
             "metadata": {"name": code},
@@ -130,6 +122,20 @@ mod pool_wide {
             .and_then(|s| s.burst_allowance)
             .and_then(|q| q.get(Resource::Cpu).cloned())
             .and_then(|q| Unit::Millicores.parse(q.as_str()).ok()))
+    }
+
+    /// The CPU (millicores) the burst quota of `namespace` counts against, once counted: quota
+    /// admission reads the quota's status, which the quota controller updates after the
+    /// operator has applied the allowance.
+    async fn burst_quota_cpu(client: &Client, namespace: &str) -> anyhow::Result<Option<u64>> {
+        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), namespace);
+        Ok(quotas
+            .get_opt("zhengyun-burst")
+            .await?
+            .and_then(|q| q.status)
+            .and_then(|s| s.hard)
+            .and_then(|h| h.get("requests.cpu").cloned())
+            .and_then(|q| Unit::Millicores.parse(&q.0).ok()))
     }
 
     async fn refusal(pods: &Api<Pod>, pod: &Pod) -> anyhow::Result<String> {
@@ -355,18 +361,10 @@ mod pool_wide {
                 .filter(|a| *a >= 2_000))
         })
         .await?;
-        // Quota admission counts against the quota's status, which the quota controller
-        // updates after the operator has applied the allowance.
-        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &borrower);
         let limit = eventually("the burst quota counting the allowance", WAIT, || async {
-            let hard = quotas
-                .get("zhengyun-burst")
+            Ok(burst_quota_cpu(&client, &borrower)
                 .await?
-                .status
-                .and_then(|s| s.hard)
-                .and_then(|h| h.get("requests.cpu").cloned())
-                .and_then(|q| Unit::Millicores.parse(&q.0).ok());
-            Ok(hard.filter(|h| *h >= 2_000))
+                .filter(|h| *h >= 2_000))
         })
         .await?;
         let burst_pods = (limit.min(allowance) / 1000).min(20);
@@ -414,16 +412,8 @@ mod pool_wide {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
         // Whatever the allowance (every environment on the cluster shares what can be lent),
         // three burst pods fill it once the quota counts it.
-        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &name);
         let allowance = eventually("a burst quota", WAIT, || async {
-            let hard = quotas
-                .get("zhengyun-burst")
-                .await?
-                .status
-                .and_then(|s| s.hard)
-                .and_then(|h| h.get("requests.cpu").cloned())
-                .and_then(|q| Unit::Millicores.parse(&q.0).ok());
-            Ok(hard.filter(|h| *h >= 300))
+            Ok(burst_quota_cpu(&client, &name).await?.filter(|h| *h >= 300))
         })
         .await?;
         let size = allowance / 3;
