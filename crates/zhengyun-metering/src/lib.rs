@@ -14,6 +14,8 @@
 //!   conversion of unit-seconds to money ([`rates::cost`]).
 //! - [`statement`]: monthly [`Statement`]s with lines, totals per environment, bureau and
 //!   platform, and conservation checks.
+//! - [`settlement`]: borrowed capacity settled per window and resource: borrowers charged the
+//!   burst price, lenders credited by largest remainder, the platform keeping the rest.
 //! - [`budget`]: month-to-date spending against a monthly budget (ok / warning / exceeded).
 //! - [`proration`]: a month's share of the budget by its length, and the month-end forecast.
 //! - [`adjustment`]: signed correction lines for closed months, and the amount payable.
@@ -71,6 +73,7 @@ pub mod error;
 pub mod gaps;
 pub mod proration;
 pub mod rates;
+pub mod settlement;
 pub mod statement;
 pub mod status;
 pub mod usage;

@@ -157,8 +157,22 @@ pub fn cost_rounded(
     price: Decimal,
     rounding: Rounding,
 ) -> Result<Decimal> {
+    cost_at_percent(unit_seconds, resource, price, 100, rounding)
+}
+
+/// The money for `unit_seconds` of `resource` at `percent` % of `price` per unit-hour (the
+/// burst price, a share of the consumption price): the exact value, rounded once by `rounding`
+/// to the fen, like [`cost_rounded`], which is this at 100 %.
+pub fn cost_at_percent(
+    unit_seconds: u128,
+    resource: Resource,
+    price: Decimal,
+    percent: u32,
+    rounding: Rounding,
+) -> Result<Decimal> {
     let (mantissa, scale) = price_parts(price).ok_or(Error::UnsupportedPrice { price })?;
-    let per_unit_hour = PriceUnit::of(resource).unit_seconds_per_unit_hour();
+    let mantissa = mantissa * u128::from(percent);
+    let per_unit_hour = PriceUnit::of(resource).unit_seconds_per_unit_hour() * 100;
     // fen = unit_seconds × mantissa × 10^2 / (10^scale × per_unit_hour); keep the divisor small.
     let (multiplier, divisor) = if scale <= MONEY_SCALE {
         let up = 10u128.pow(MONEY_SCALE - scale);
