@@ -131,6 +131,13 @@ pub struct BureauStatusView {
     pub allocated: QuotaBody,
     /// Σ what the environments' namespaces use.
     pub used: QuotaBody,
+    /// Σ the environments' burst allowances: what burst pods may request now, on top of the
+    /// quota (empty while the pool does not lend).
+    #[serde(default)]
+    pub burst_allowance: QuotaBody,
+    /// Σ what the environments' burst pods request now.
+    #[serde(default)]
+    pub burst_used: QuotaBody,
     /// Number of environments.
     pub environments: u32,
     /// Conditions (`OverAllocated`, `OverCapacity`).
@@ -185,6 +192,16 @@ impl From<&Bureau> for BureauView {
                     .map(Into::into)
                     .unwrap_or_default(),
                 used: status.used.as_ref().map(Into::into).unwrap_or_default(),
+                burst_allowance: status
+                    .burst_allowance
+                    .as_ref()
+                    .map(Into::into)
+                    .unwrap_or_default(),
+                burst_used: status
+                    .burst_used
+                    .as_ref()
+                    .map(Into::into)
+                    .unwrap_or_default(),
                 environments: status.environments,
                 conditions: conditions(&status.conditions),
             },

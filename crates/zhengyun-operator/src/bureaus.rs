@@ -20,7 +20,7 @@ use kube::{Api, Client, Resource as _, ResourceExt};
 use zhengyun_model::crd::{
     Bureau, BureauStatus, Environment, EnvironmentPhase, EnvironmentStatus, Time,
 };
-use zhengyun_model::quantity::{Resource, ResourceAmounts, Shortfall};
+use zhengyun_model::quantity::{Quota, Resource, ResourceAmounts, Shortfall};
 
 use crate::admission::{Candidate, Decision, plan};
 use crate::conditions::{Kind, Observed, Reason, find, has_same};
@@ -433,9 +433,25 @@ fn rollup(
         .iter()
         .filter(|e| e.metadata.deletion_timestamp.is_none())
         .count();
+    let burst_sum = |of: fn(&EnvironmentStatus) -> Option<&Quota>| {
+        let figures: Vec<ResourceAmounts> = envs
+            .iter()
+            .filter_map(|e| of(e.status.as_ref()?)?.observed_amounts().ok())
+            .collect();
+        (!figures.is_empty()).then(|| {
+            figures
+                .iter()
+                .fold(ResourceAmounts::ZERO, |total, a| {
+                    total.checked_add(a).unwrap_or(total)
+                })
+                .to_quota()
+        })
+    };
     BureauStatus {
         allocated: Some(allocated.to_quota()),
         used: Some(used.to_quota()),
+        burst_allowance: burst_sum(|s| s.burst_allowance.as_ref()),
+        burst_used: burst_sum(|s| s.burst_usage.as_ref()),
         environments: u32::try_from(count).unwrap_or(u32::MAX),
         observed_generation: bureau.metadata.generation,
         conditions: vec![over_allocated, over_capacity],
@@ -447,6 +463,8 @@ fn rollup(
 fn rolls_up_the_same(current: &BureauStatus, wanted: &BureauStatus) -> bool {
     current.allocated == wanted.allocated
         && current.used == wanted.used
+        && current.burst_allowance == wanted.burst_allowance
+        && current.burst_used == wanted.burst_used
         && current.environments == wanted.environments
         && current.observed_generation == wanted.observed_generation
         && wanted

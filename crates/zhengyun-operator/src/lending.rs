@@ -24,7 +24,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource as _, ResourceExt};
 use serde::Serialize;
 use zhengyun_model::crd::{CapacityPoolSpec, Environment};
-use zhengyun_model::quantity::{Quota, Resource, ResourceAmounts, Unit, parse};
+use zhengyun_model::quantity::{Quantity, Quota, Resource, ResourceAmounts, Unit, parse};
 
 use crate::borrowing::{self, Borrower, BurstPod};
 use crate::environments::{capacity_pool, granted};
@@ -118,14 +118,26 @@ impl Lender {
             pool.borrowing.hysteresis_percent,
         );
         for ((env, _), (borrower, allowance)) in admitted.iter().zip(borrowers.iter().zip(&new)) {
-            if !has_allowance(env) || borrower.current != *allowance {
-                write(&self.applier, env, Some(allowance)).await?;
-            }
             let pods = holdings
                 .burst
                 .get(&env.name_any())
                 .map_or(&[][..], Vec::as_slice);
-            for pod in borrowing::reclaim(pods, allowance) {
+            let reclaimed = borrowing::reclaim(pods, allowance);
+            let usage = pods
+                .iter()
+                .filter(|p| !reclaimed.iter().any(|r| r.name == p.name))
+                .fold(ResourceAmounts::ZERO, |sum, p| add(&sum, &p.requests));
+            let figures = Figures {
+                allowance: *allowance,
+                usage: borrowing::burst_part(&usage),
+            };
+            if !has_allowance(env)
+                || borrower.current != *allowance
+                || written_usage(env) != Some(figures.usage)
+            {
+                write(&self.applier, env, Some(&figures)).await?;
+            }
+            for pod in reclaimed {
                 self.evict(env, pod, allowance, &pool).await?;
             }
         }
@@ -291,22 +303,52 @@ fn has_allowance(env: &Environment) -> bool {
         .is_some_and(|s| s.burst_allowance.is_some())
 }
 
+/// What the loop writes of an environment.
+struct Figures {
+    allowance: ResourceAmounts,
+    usage: ResourceAmounts,
+}
+
+/// The burst usage last written to `env`'s status.
+fn written_usage(env: &Environment) -> Option<ResourceAmounts> {
+    let usage = env.status.as_ref()?.burst_usage.as_ref()?;
+    usage
+        .observed_amounts()
+        .ok()
+        .map(|a| borrowing::burst_part(&a))
+}
+
+/// CPU and memory of `amounts` as a quota (nothing else: burst figures speak of no other
+/// resource).
+fn burst_quota(amounts: &ResourceAmounts) -> Quota {
+    let mut quota = Quota::default();
+    for resource in crate::resources::BURST_RESOURCES {
+        quota.set(
+            resource,
+            Some(Quantity::from_base_units(
+                amounts.get(resource),
+                resource.unit(),
+            )),
+        );
+    }
+    quota
+}
+
 /// The part of the status this loop owns.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AllowanceStatus {
+struct LendingStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     burst_allowance: Option<Quota>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burst_usage: Option<Quota>,
 }
 
-/// Writes `env`'s allowance (`None` withdraws it).
-async fn write(
-    applier: &Applier,
-    env: &Environment,
-    allowance: Option<&ResourceAmounts>,
-) -> Result<()> {
-    let status = AllowanceStatus {
-        burst_allowance: allowance.map(ResourceAmounts::to_quota),
+/// Writes `env`'s allowance and burst usage (`None` withdraws both).
+async fn write(applier: &Applier, env: &Environment, figures: Option<&Figures>) -> Result<()> {
+    let status = LendingStatus {
+        burst_allowance: figures.map(|f| burst_quota(&f.allowance)),
+        burst_usage: figures.map(|f| burst_quota(&f.usage)),
     };
     let action = format!("write the burst allowance of {}", env.name_any());
     applier

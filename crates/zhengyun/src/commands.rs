@@ -672,6 +672,8 @@ struct QuotaRow {
     quota: Option<String>,
     allocated: Option<String>,
     used: Option<String>,
+    burst: Option<String>,
+    burst_used: Option<String>,
 }
 
 /// The rows of `zhengyun quota`: every quota resource the bureau has a quota or an allocation
@@ -684,6 +686,12 @@ fn quota_rows(bureau: &BureauView) -> Vec<QuotaRow> {
             quota: bureau.quota.get(resource).map(str::to_owned),
             allocated: bureau.status.allocated.get(resource).map(str::to_owned),
             used: bureau.status.used.get(resource).map(str::to_owned),
+            burst: bureau
+                .status
+                .burst_allowance
+                .get(resource)
+                .map(str::to_owned),
+            burst_used: bureau.status.burst_used.get(resource).map(str::to_owned),
         })
         .filter(|row| row.quota.is_some() || row.allocated.is_some())
         .collect()
@@ -699,13 +707,28 @@ fn quota(out: Output, raw: &Value, bureau: &BureauView) {
         terminal::line(&bureau.display_name),
         terminal::line(&bureau.name)
     );
+    let rows = quota_rows(bureau);
     let columns: [Column<QuotaRow>; 4] = [
         ("RESOURCE", |r| Some(r.resource.as_str().to_owned())),
         ("QUOTA", |r| r.quota.clone()),
         ("ALLOCATED", |r| r.allocated.clone()),
         ("USED", |r| r.used.clone()),
     ];
-    table(&quota_rows(bureau), &columns);
+    // The burst columns only while the pool lends the bureau something.
+    let lends = rows.iter().any(|r| r.burst.is_some());
+    if lends {
+        let with_burst: [Column<QuotaRow>; 6] = [
+            columns[0],
+            columns[1],
+            columns[2],
+            columns[3],
+            ("BURST ALLOWANCE", |r| r.burst.clone()),
+            ("BURST USED", |r| r.burst_used.clone()),
+        ];
+        table(&rows, &with_burst);
+    } else {
+        table(&rows, &columns);
+    }
 }
 
 fn say(out: Output, body: &Value, message: &str) {
@@ -922,5 +945,34 @@ mod tests {
             .map(|r| r.resource.as_str())
             .collect();
         assert_eq!(shown, ["cpu", "loadbalancers", "services"]);
+        assert!(
+            quota_rows(&bureau).iter().all(|r| r.burst.is_none()),
+            "no burst figures while the pool does not lend"
+        );
+    }
+
+    #[test]
+    fn the_quota_shows_the_burst_allowance_and_what_burst_pods_use_while_the_pool_lends() {
+        let bureau: BureauView = serde_json::from_value(json!({
+            "name": "wjw", "displayName": "卫健委", "kind": "bureau",
+            "quota": {"cpu": "8", "memory": "16Gi"},
+            "adminGroups": [], "viewerGroups": [],
+            "status": {
+                "allocated": {"cpu": "8", "memory": "16Gi"},
+                "used": {"cpu": "9500m"},
+                "burstAllowance": {"cpu": "4", "memory": "8Gi"},
+                "burstUsed": {"cpu": "1500m", "memory": "0"},
+                "environments": 1, "conditions": []
+            },
+            "resourceVersion": "1"
+        }))
+        .expect("a bureau");
+        let rows = quota_rows(&bureau);
+        let cpu = rows
+            .iter()
+            .find(|r| r.resource == Resource::Cpu)
+            .expect("cpu");
+        assert_eq!(cpu.burst.as_deref(), Some("4"));
+        assert_eq!(cpu.burst_used.as_deref(), Some("1500m"));
     }
 }

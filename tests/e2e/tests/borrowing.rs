@@ -202,6 +202,26 @@ mod pool_wide {
             Ok((p.status.and_then(|s| s.phase).as_deref() == Some("Running")).then_some(()))
         })
         .await?;
+        // The bureau's status sums what its environments may borrow and what they borrow.
+        let bureau = name.trim_end_matches("-prod").to_owned();
+        eventually("the bureau's burst figures", WAIT, || async {
+            let status = Api::<Bureau>::all(client.clone())
+                .get(&bureau)
+                .await?
+                .status;
+            let used = status
+                .as_ref()
+                .and_then(|s| s.burst_used.as_ref())
+                .and_then(|q| q.get(Resource::Cpu).cloned())
+                .and_then(|q| Unit::Millicores.parse(q.as_str()).ok());
+            let lent = status
+                .as_ref()
+                .and_then(|s| s.burst_allowance.as_ref())
+                .and_then(|q| q.get(Resource::Cpu).cloned())
+                .and_then(|q| Unit::Millicores.parse(q.as_str()).ok());
+            Ok((used == Some(allowance.div_ceil(2)) && lent.is_some()).then_some(()))
+        })
+        .await?;
         // Beyond the allowance, which never exceeds the cap (500m): refused by the burst quota,
         // or by the whole one (granted + allowance), which it exceeds too; the API server names
         // either.

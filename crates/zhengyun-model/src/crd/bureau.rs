@@ -104,6 +104,17 @@ pub struct BureauStatus {
     #[schemars(with = "Option<ObservedQuota>")]
     pub used: Option<Quota>,
 
+    /// Sum of the burst allowances of this bureau's environments: what its burst pods may
+    /// request now, on top of its quota. Absent while the pool does not lend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
+    pub burst_allowance: Option<Quota>,
+
+    /// Sum of what this bureau's burst pods request now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
+    pub burst_used: Option<Quota>,
+
     /// Number of environments of this bureau.
     #[serde(default)]
     // Kubernetes knows int32, not the uint32 schemars writes for u32.

@@ -195,6 +195,12 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<ObservedQuota>")]
     pub burst_allowance: Option<Quota>,
+
+    /// What the environment's burst pods request now, as the operator last counted them
+    /// (every 10 s while the pool lends). Absent while the pool does not lend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ObservedQuota>")]
+    pub burst_usage: Option<Quota>,
 }
 
 impl Environment {

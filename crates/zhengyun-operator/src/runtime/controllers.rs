@@ -320,9 +320,16 @@ fn bureau_trigger(env: &Environment) -> Option<u64> {
     let mut h = DefaultHasher::new();
     env.metadata.generation.hash(&mut h);
     let status = env.status.as_ref();
-    serde_json::to_string(&status.map(|s| (&s.admitted_quota, &s.usage)))
-        .ok()
-        .hash(&mut h);
+    serde_json::to_string(&status.map(|s| {
+        (
+            &s.admitted_quota,
+            &s.usage,
+            &s.burst_allowance,
+            &s.burst_usage,
+        )
+    }))
+    .ok()
+    .hash(&mut h);
     env.metadata
         .deletion_timestamp
         .as_ref()
