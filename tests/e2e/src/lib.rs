@@ -2,6 +2,7 @@
 //! names so tests share one cluster without colliding, and polling with a deadline.
 
 pub mod api;
+pub mod bench;
 pub mod faults;
 pub mod operator;
 pub mod tenants;

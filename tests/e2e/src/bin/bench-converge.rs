@@ -36,6 +36,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use zhengyun_e2e::bench::{ledgers, start_operator, wait_for_leader};
 use zhengyun_e2e::operator::install_crds;
 use zhengyun_e2e::{eventually, unique_name};
 use zhengyun_model::crd::{Bureau, CapacityPoolSpec, Environment, EnvironmentPhase};
@@ -308,17 +309,6 @@ fn print_requests(label: &str, unit: &str, per_env: &[(String, f64)]) {
     );
 }
 
-/// Waits until the benchmark's operator holds its Lease, so start-up is not timed.
-async fn wait_for_leader(client: &Client) -> anyhow::Result<()> {
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(client.clone(), "kube-system");
-    eventually("the operator to lead", Duration::from_secs(120), || async {
-        let lease = leases.get_opt("zhengyun-bench").await?;
-        Ok(lease.and_then(|l| l.spec?.holder_identity).map(|_| ()))
-    })
-    .await
-}
-
 /// Whether the namespace `ns` belongs to one of the bureaus `codes` of a run.
 fn of_run(codes: &[String], ns: &str) -> bool {
     codes.iter().any(|c| ns.starts_with(&format!("{c}-")))
@@ -382,52 +372,10 @@ async fn versions(
     Ok(out)
 }
 
-/// Where the operators of this benchmark keep their ledgers: SQLite files, as a deployment
-/// would, so that the ledger is not counted in the operator's memory. Removed after each size.
-fn ledgers() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("zhengyun-bench-{}", std::process::id()))
-}
-
 /// From this many environments on, the direct-write floor is measured once, before the operator:
 /// at 10,000 it takes four minutes a run, and the floors before and after the operator differed
 /// by 4 % (241.6 and 232.2 s); below it, before and after, and the ratio is to their mean.
 const ONE_FLOOR_FROM: usize = 5_000;
-
-/// Starts the operator under test, on a new ledger. Its log goes to `BENCH_OPERATOR_LOG` (a
-/// file) when set, otherwise nowhere.
-fn start_operator(
-    bin: &str,
-    metrics_port: u16,
-    extra: &[&str],
-) -> anyhow::Result<std::process::Child> {
-    std::fs::create_dir_all(ledgers())?;
-    let ledger = ledgers().join(format!("{metrics_port}.db"));
-    let database_url = format!("sqlite://{}?mode=rwc", ledger.display());
-    let log = match std::env::var_os("BENCH_OPERATOR_LOG") {
-        Some(path) => std::process::Stdio::from(
-            std::fs::File::create(&path).with_context(|| format!("create {path:?}"))?,
-        ),
-        None => std::process::Stdio::null(),
-    };
-    std::process::Command::new(bin)
-        .args([
-            "operator",
-            "--stop-on-stdin-eof",
-            "--lease-name",
-            "zhengyun-bench",
-            "--lease-seconds",
-            "3",
-            "--operator-addr",
-            &format!("127.0.0.1:{metrics_port}"),
-            "--database-url",
-            &database_url,
-        ])
-        .args(extra)
-        .stdin(std::process::Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("start {bin}"))
-}
 
 /// The environment controller's reconciliations so far, from the operator's /metrics.
 async fn reconciliations(port: u16) -> anyhow::Result<u64> {
