@@ -414,6 +414,8 @@ async fn tenant_pods_keep_their_tier_priority_and_let_the_scheduler_place_them()
             json!({"priorityClassName": "system-node-critical"}),
         ),
         ("gold", json!({"priorityClassName": "zhengyun-gold"})),
+        // Borrowing is off in this suite's pool.
+        ("burst", json!({"priorityClassName": "zhengyun-burst"})),
         ("pinned", json!({"nodeName": node})),
         ("tolerant", json!({"tolerations": [{"operator": "Exists"}]})),
         (
@@ -438,9 +440,11 @@ async fn tenant_pods_keep_their_tier_priority_and_let_the_scheduler_place_them()
         .await?;
     let scope = serde_json::to_value(&second_line.spec)?;
     assert_eq!(scope["hard"], json!({"pods": "0"}));
+    // (the burst class has a quota of its own, and the policy admits it only while the pool
+    // lends)
     assert_eq!(
         scope["scopeSelector"]["matchExpressions"][1]["values"],
-        json!([own_class])
+        json!([own_class, "zhengyun-burst"])
     );
     // Its own class, and the standard tolerations, are fine.
     pods.create(
