@@ -2,7 +2,7 @@
 """Prints the figures of `make bench` as one table and writes them to target/bench/results.json.
 
 Reads what each benchmark wrote to target/bench/: converge.json (bench-converge), api.json
-(bench-api), ledger-ingest-<backend>.json and ledger-month-<backend>.json (the store's examples, on
+(bench-api), borrowing.json (bench-borrowing), ledger-ingest-<backend>.json and ledger-month-<backend>.json (the store's examples, on
 SQLite and on PostgreSQL). A benchmark that
 did not run is shown as missing, never guessed.
 """
@@ -80,6 +80,19 @@ def main():
             rows.append((f"API {kind} at {c} clients: p50 / p99", f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms", target))
             rows.append((f"  same {kind} straight to the API server: p50 / p99", f"{d['p50_ms']:.1f} / {d['p99_ms']:.1f} ms", ""))
             rows.append((f"  ratio of p50s", f"{api[kind]['p50_ratio']:.2f}", ""))
+    borrowing = load("borrowing.json")
+    if borrowing:
+        st, bo = borrowing["static"], borrowing["borrowing"]
+        rows.append(("borrowing: demanded pod-seconds served, static quotas / borrowing",
+                     f"{100 * st['served']:.1f} / {100 * bo['served']:.1f} %", ""))
+        rows.append(("  served with borrowing ÷ served with static quotas", f"{borrowing['served_ratio']:.2f}", "≥ 1.5"))
+        rows.append(("  node CPU utilisation, static quotas / borrowing",
+                     f"{100 * st['utilisation']:.1f} / {100 * bo['utilisation']:.1f} %", ""))
+        rows.append(("  guaranteed pods to Running, static p50 / p99",
+                     f"{st['p50']:.2f} / {st['p99']:.2f} s", ""))
+        rows.append(("  guaranteed pods to Running, borrowing p50 / p99",
+                     f"{bo['p50']:.2f} / {bo['p99']:.2f} s", f"p99 ≤ {2 * st['p99']:.2f} s (2× static + grace 0 s)"))
+        rows.append(("  burst pods reclaimed (scheduler and operator)", f"{bo['reclaimed']}", ""))
     ledger = {}
     for backend in ("sqlite", "postgres"):
         ingest = load(f"ledger-ingest-{backend}.json")
@@ -101,7 +114,7 @@ def main():
             rows.append((f"  {audit['writers']} concurrent writers: p50 / p99 / max",
                          f"{t['p50_ms']:.1f} / {t['p99_ms']:.1f} / {t['max_ms']:.1f} ms", ""))
         ledger[backend] = {"ingest": ingest, "month": month, "audit": audit}
-    missing = [n for n, d in [("converge", converge), ("api", api)] + [(f"{what}-{b}", ledger[b][what]) for b in ledger for what in ("ingest", "month", "audit")] if not d]
+    missing = [n for n, d in [("converge", converge), ("api", api), ("borrowing", borrowing)] + [(f"{what}-{b}", ledger[b][what]) for b in ledger for what in ("ingest", "month", "audit")] if not d]
 
     started = None
     try:
@@ -125,6 +138,7 @@ def main():
         "machine": {"cpus": os.cpu_count(), "system": platform.platform()},
         "converge": converge,
         "api": api,
+        "borrowing": borrowing,
         "ledger": ledger,
         "wall_seconds": wall,
     }
