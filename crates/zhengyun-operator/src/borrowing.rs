@@ -6,14 +6,15 @@
 //!   margin, less what every pod that is not burst requests (pending pods included: a guaranteed
 //!   pod waiting for room takes it back from the lenders' side at once).
 //! - Each environment may borrow at most `maxBorrowPercent` of its granted quota (its **cap**).
-//!   When the caps add up to more than is lendable, every cap is scaled down by the same ratio
-//!   (rounded down), so the allowances never add up to more than is lendable.
+//! - The room is shared out **by demand** ([`allowances`]): each keeps what its burst pods use,
+//!   each gets a small start, the rest goes first to the environments that use their
+//!   allowance, up to their caps, and what they leave to all by their caps. The allowances never add up to more than is lendable.
 //! - **Hysteresis**: an allowance is lowered at once, and raised only when it would grow by at
 //!   least `hysteresisPercent` of its cap, so that allowances do not flap as pods come and go.
 //!   Keeping a lower figure than the target never breaks the sum.
 
 use zhengyun_model::crd::{Borrowing, CapacityPoolSpec, Environment};
-use zhengyun_model::quantity::ResourceAmounts;
+use zhengyun_model::quantity::{Resource, ResourceAmounts};
 
 use crate::resources::BURST_RESOURCES;
 
@@ -47,6 +48,10 @@ pub fn cap(granted: &ResourceAmounts, policy: &Borrowing) -> ResourceAmounts {
     out
 }
 
+/// The share of its cap, in percent, that every environment is given to start borrowing with
+/// before it uses any: the room to start.
+pub const START_PERCENT: u32 = 10;
+
 /// One environment's figures for [`allowances`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Borrower {
@@ -54,11 +59,23 @@ pub struct Borrower {
     pub cap: ResourceAmounts,
     /// Its allowance now (zero if it has none).
     pub current: ResourceAmounts,
+    /// What its burst pods request now.
+    pub used: ResourceAmounts,
 }
 
-/// The new allowance of each borrower, in the same order: each cap scaled so that the sum fits
-/// `lendable`, then held back by hysteresis when it would rise by less than
-/// `hysteresis_percent` of the cap.
+/// The new allowance of each borrower, in the same order, shared out by demand:
+///
+/// 1. each keeps what its burst pods use, up to its cap; if even that does not fit what can be
+///    lent, each keeps the same share of what it uses (the rest is reclaimed);
+/// 2. of what is left, each gets [`START_PERCENT`] of its cap (less if there is not room for
+///    all), so that an environment that borrows nothing yet can start;
+/// 3. then the **hungry** — those using all but less than a start of their allowance — get
+///    what is left, in proportion to what their caps still allow, up to their caps;
+/// 4. what they leave is shared by every environment in proportion to what its cap still
+///    allows, so that a pod larger than a start can begin while there is room.
+///
+/// Then a rise smaller than `hysteresis_percent` of the cap is held back. The allowances never
+/// add up to more than `lendable`.
 pub fn allowances(
     borrowers: &[Borrower],
     lendable: &ResourceAmounts,
@@ -67,17 +84,8 @@ pub fn allowances(
     let mut out = vec![ResourceAmounts::ZERO; borrowers.len()];
     for resource in BURST_RESOURCES {
         let room = u128::from(lendable.get(resource));
-        let wanted: u128 = borrowers
-            .iter()
-            .map(|b| u128::from(b.cap.get(resource)))
-            .sum();
-        for (borrower, allowance) in borrowers.iter().zip(&mut out) {
-            let cap = u128::from(borrower.cap.get(resource));
-            let target = if wanted <= room {
-                cap
-            } else {
-                cap * room / wanted
-            };
+        let targets = targets(borrowers, resource, room);
+        for ((borrower, allowance), target) in borrowers.iter().zip(&mut out).zip(targets) {
             let target = u64::try_from(target).unwrap_or(u64::MAX);
             let current = borrower.current.get(resource);
             let step = percent_of(borrower.cap.get(resource), hysteresis_percent);
@@ -90,6 +98,70 @@ pub fn allowances(
         }
     }
     out
+}
+
+/// The targets of [`allowances`] for one resource, before hysteresis.
+fn targets(borrowers: &[Borrower], resource: Resource, room: u128) -> Vec<u128> {
+    let cap = |b: &Borrower| u128::from(b.cap.get(resource));
+    let start_of = |b: &Borrower| cap(b) * u128::from(START_PERCENT) / 100;
+    let base: Vec<u128> = borrowers
+        .iter()
+        .map(|b| u128::from(b.used.get(resource)).min(cap(b)))
+        .collect();
+    let held: u128 = base.iter().sum();
+    if held >= room {
+        return base
+            .iter()
+            .map(|b| (b * room).checked_div(held).unwrap_or(0))
+            .collect();
+    }
+    let mut left = room - held;
+    let mut start: Vec<u128> = borrowers
+        .iter()
+        .zip(&base)
+        .map(|(b, used)| start_of(b).min(cap(b) - used))
+        .collect();
+    let starts: u128 = start.iter().sum();
+    if starts > left {
+        start.iter_mut().for_each(|s| *s = *s * left / starts);
+    }
+    left -= start.iter().sum::<u128>();
+    let hungry: Vec<u128> = borrowers
+        .iter()
+        .zip(base.iter().zip(&start))
+        .map(|(b, (used, s))| {
+            let current = u128::from(b.current.get(resource));
+            let is_hungry = *used > 0 && used + start_of(b) >= current;
+            if is_hungry { cap(b) - used - s } else { 0 }
+        })
+        .collect();
+    let wanted: u128 = hungry.iter().sum();
+    let mut given: Vec<u128> = base
+        .iter()
+        .zip(&start)
+        .zip(&hungry)
+        .map(|((used, s), h)| {
+            let more = if wanted <= left {
+                *h
+            } else {
+                h * left / wanted
+            };
+            used + s + more
+        })
+        .collect();
+    // What the hungry leave is shared by what the caps still allow, so that a pod larger than
+    // a start can begin while there is room.
+    left = room.saturating_sub(given.iter().sum::<u128>());
+    let open: Vec<u128> = borrowers
+        .iter()
+        .zip(&given)
+        .map(|(b, g)| cap(b) - g)
+        .collect();
+    let still: u128 = open.iter().sum();
+    for (g, o) in given.iter_mut().zip(&open) {
+        *g += if still <= left { *o } else { o * left / still };
+    }
+    given
 }
 
 /// `percent` % of `value`, rounded down.
@@ -169,8 +241,6 @@ pub fn burst_allowance(env: &Environment, pool: &CapacityPoolSpec) -> ResourceAm
 
 #[cfg(test)]
 mod tests {
-    use zhengyun_model::quantity::Resource;
-
     use super::*;
 
     fn cpu_mem(cpu: u64, mem: u64) -> ResourceAmounts {
@@ -179,11 +249,16 @@ mod tests {
             .with(Resource::Memory, mem)
     }
 
-    fn borrower(cap: u64, current: u64) -> Borrower {
+    fn borrower(cap: u64, current: u64, used: u64) -> Borrower {
         Borrower {
             cap: cpu_mem(cap, cap),
             current: cpu_mem(current, current),
+            used: cpu_mem(used, used),
         }
+    }
+
+    fn cpu(allowances: &[ResourceAmounts]) -> Vec<u64> {
+        allowances.iter().map(|a| a.get(Resource::Cpu)).collect()
     }
 
     #[test]
@@ -219,47 +294,115 @@ mod tests {
     }
 
     #[test]
-    fn every_cap_is_granted_when_the_pool_can_lend_them_all() {
+    fn with_room_for_every_cap_every_environment_gets_its_cap() {
         let got = allowances(
-            &[borrower(4_000, 0), borrower(2_000, 0)],
+            &[borrower(4_000, 0, 0), borrower(2_000, 0, 0)],
             &cpu_mem(10_000, 10_000),
-            10,
+            0,
         );
-        assert_eq!(got, [cpu_mem(4_000, 4_000), cpu_mem(2_000, 2_000)]);
+        assert_eq!(cpu(&got), [4_000, 2_000]);
     }
 
     #[test]
-    fn caps_shrink_in_proportion_so_that_allowances_never_add_up_to_more_than_is_lendable() {
-        let borrowers = [borrower(4_000, 0), borrower(2_000, 0), borrower(1_000, 0)];
-        for room in [0, 1, 999, 3_500, 6_999, 7_000] {
-            let got = allowances(&borrowers, &cpu_mem(room, room), 0);
-            let sum: u64 = got.iter().map(|a| a.get(Resource::Cpu)).sum();
-            assert!(sum <= room, "{sum} > {room}");
-            assert!(
-                got.windows(2)
-                    .all(|w| w[0].get(Resource::Cpu) >= w[1].get(Resource::Cpu)),
-                "a larger cap never gets less: {got:?}"
+    fn the_room_goes_first_to_the_environments_that_use_their_allowance() {
+        // The first uses all of its 400 and is hungry; the second uses nothing.
+        let hungry_first = [borrower(4_000, 400, 400), borrower(2_000, 200, 0)];
+        // Room for the hungry one's 400, both starts (400, 200) and 2,000 more: all to it.
+        let got = allowances(&hungry_first, &cpu_mem(3_000, 3_000), 0);
+        assert_eq!(cpu(&got), [2_800, 200]);
+        // Room only for what runs and the starts.
+        let got = allowances(&hungry_first, &cpu_mem(1_000, 1_000), 0);
+        assert_eq!(cpu(&got), [800, 200]);
+        // Room to spare: the hungry one to its cap, the rest to the other.
+        let got = allowances(&hungry_first, &cpu_mem(5_000, 5_000), 0);
+        assert_eq!(cpu(&got), [4_000, 1_000]);
+    }
+
+    #[test]
+    fn without_anyone_hungry_the_room_is_shared_by_the_caps() {
+        let got = allowances(
+            &[borrower(4_000, 0, 0), borrower(2_000, 0, 0)],
+            &cpu_mem(3_000, 3_000),
+            0,
+        );
+        // Starts 400 and 200, then 2,400 by 3,600 : 1,800.
+        assert_eq!(cpu(&got), [2_000, 1_000]);
+    }
+
+    #[test]
+    fn allowances_never_add_up_to_more_than_is_lendable() {
+        let mut seed = 7u64;
+        let mut next = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for _ in 0..2_000 {
+            let borrowers: Vec<Borrower> = (0..5)
+                .map(|_| borrower(next(5_000), next(5_000), next(6_000)))
+                .collect();
+            let room = next(12_000);
+            let got = allowances(
+                &borrowers,
+                &cpu_mem(room, room),
+                u32::try_from(next(20)).unwrap(),
             );
+            let sum: u64 = cpu(&got).iter().sum();
+            // Hysteresis keeps an allowance below its target, never above it.
+            assert!(sum <= room, "{sum} > {room}: {borrowers:?} → {got:?}");
+            for (b, a) in borrowers.iter().zip(&got) {
+                assert!(
+                    a.get(Resource::Cpu) <= b.cap.get(Resource::Cpu),
+                    "{b:?} → {a:?}"
+                );
+            }
         }
-        let got = allowances(&borrowers, &cpu_mem(3_500, 3_500), 0);
-        assert_eq!(got[0].get(Resource::Cpu), 2_000);
-        assert_eq!(got[1].get(Resource::Cpu), 1_000);
-        assert_eq!(got[2].get(Resource::Cpu), 500);
+    }
+
+    #[test]
+    fn when_what_runs_does_not_fit_each_keeps_the_same_share_of_it() {
+        let got = allowances(
+            &[borrower(4_000, 3_000, 3_000), borrower(4_000, 1_000, 1_000)],
+            &cpu_mem(2_000, 2_000),
+            10,
+        );
+        assert_eq!(cpu(&got), [1_500, 500]);
     }
 
     #[test]
     fn an_allowance_falls_at_once_but_rises_only_by_a_step_worth_making() {
-        // Cap 10,000 with a 10 % step: a rise below 1,000 is held back.
-        let held = allowances(&[borrower(10_000, 5_000)], &cpu_mem(5_900, 5_900), 10);
-        assert_eq!(held[0].get(Resource::Cpu), 5_000);
-        let raised = allowances(&[borrower(10_000, 5_000)], &cpu_mem(6_000, 6_000), 10);
-        assert_eq!(raised[0].get(Resource::Cpu), 6_000);
-        let lowered = allowances(&[borrower(10_000, 5_000)], &cpu_mem(4_990, 4_990), 10);
-        assert_eq!(
-            lowered[0].get(Resource::Cpu),
-            4_990,
-            "lowered by 10 at once"
+        // Cap 10,000 with a 10 % step; hungry at 5,000 used of 5,000: a rise below 1,000 is
+        // held back.
+        let held = allowances(
+            &[borrower(10_000, 5_000, 5_000)],
+            &cpu_mem(5_900, 5_900),
+            10,
         );
+        assert_eq!(cpu(&held), [5_000]);
+        let raised = allowances(
+            &[borrower(10_000, 5_000, 5_000)],
+            &cpu_mem(6_000, 6_000),
+            10,
+        );
+        assert_eq!(cpu(&raised), [6_000]);
+        let lowered = allowances(
+            &[borrower(10_000, 5_000, 5_000)],
+            &cpu_mem(4_990, 4_990),
+            10,
+        );
+        assert_eq!(cpu(&lowered), [4_990], "lowered by 10 at once");
+    }
+
+    #[test]
+    fn a_borrower_with_no_cap_gets_nothing() {
+        let got = allowances(
+            &[borrower(0, 0, 0), borrower(1_000, 0, 0)],
+            &cpu_mem(5_000, 5_000),
+            10,
+        );
+        assert!(got[0].is_zero());
+        assert_eq!(got[1].get(Resource::Cpu), 1_000);
     }
 
     fn burst_pod(name: &str, created: i64, cpu: u64) -> BurstPod {
@@ -308,16 +451,5 @@ mod tests {
         let evicted = reclaim(&pods, &cpu_mem(10_000, 4 << 30));
         assert_eq!(evicted.len(), 1, "one pod over on memory alone");
         assert_eq!(evicted[0].name, "b");
-    }
-
-    #[test]
-    fn a_borrower_with_no_cap_gets_nothing() {
-        let got = allowances(
-            &[borrower(0, 0), borrower(1_000, 0)],
-            &cpu_mem(5_000, 5_000),
-            10,
-        );
-        assert!(got[0].is_zero());
-        assert_eq!(got[1].get(Resource::Cpu), 1_000);
     }
 }

@@ -105,11 +105,20 @@ impl Lender {
             .filter(|e| e.metadata.deletion_timestamp.is_none())
             .filter_map(|e| Some((e, granted(e)?)))
             .collect();
+        let burst_pods = |env: &Environment| {
+            holdings
+                .burst
+                .get(&env.name_any())
+                .map_or(&[][..], Vec::as_slice)
+        };
         let borrowers: Vec<Borrower> = admitted
             .iter()
             .map(|(env, granted)| Borrower {
                 cap: borrowing::cap(granted, &pool.borrowing),
                 current: borrowing::burst_allowance(env, &pool),
+                used: burst_pods(env)
+                    .iter()
+                    .fold(ResourceAmounts::ZERO, |sum, p| add(&sum, &p.requests)),
             })
             .collect();
         let new = borrowing::allowances(
@@ -118,10 +127,7 @@ impl Lender {
             pool.borrowing.hysteresis_percent,
         );
         for ((env, _), (borrower, allowance)) in admitted.iter().zip(borrowers.iter().zip(&new)) {
-            let pods = holdings
-                .burst
-                .get(&env.name_any())
-                .map_or(&[][..], Vec::as_slice);
+            let pods = burst_pods(env);
             let reclaimed = borrowing::reclaim(pods, allowance);
             let usage = pods
                 .iter()

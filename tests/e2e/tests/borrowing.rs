@@ -447,9 +447,9 @@ mod pool_wide {
             // A second apart, so that their ages differ.
             tokio::time::sleep(Duration::from_millis(1_100)).await;
         }
-        // The pool now lends each environment at most a third of what it did: the newest pods
-        // go until the rest fit the lowered allowance.
-        set_borrowing(&client, Some(policy(34))).await?;
+        // The pool now lends each environment at most 5 % of its quota, less than its burst pods
+        // hold: the newest go until the rest fit the lowered allowance.
+        set_borrowing(&client, Some(policy(5))).await?;
         let (lowered, left) = eventually("burst pods reclaimed", WAIT, || async {
             let Some(lowered) = cpu_allowance(&client, &name)
                 .await?
