@@ -6,8 +6,11 @@
 //! - Months and rate-card dates are written `="2026-11"`, which spreadsheets keep as text
 //!   instead of turning into a date (other CSV readers see the formula text).
 //! - One row per statement line, then one per adjustment (`kind` = `adjustment (reserved)`…,
-//!   signed `unit_seconds`), then one `total` row per bureau whose amount is what it owes (its
-//!   lines plus its adjustments), then one `platform total` row. `status` is `provisional` or
+//!   signed `unit_seconds`), then one per settled amount of borrowed capacity (`kind` = `burst`
+//!   for a borrower's charge, `lent` for a lender's credit, negative, `platform share` for what
+//!   the platform keeps; `unit_seconds` burst or idle reserved), then one `total` row per bureau
+//!   whose amount is what it owes (its lines, its settled borrowing and its adjustments), then
+//!   one `platform total` row. `status` is `provisional` or
 //!   `closed` on every row, so a printout cannot be mistaken for a final bill.
 
 use std::collections::BTreeMap;
@@ -17,6 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use rust_decimal::Decimal;
+use zhengyun_metering::settlement::Role;
 use zhengyun_metering::{AdjustmentLine, Payable, Statement, StatementStatus};
 
 /// The character set of the CSV.
@@ -153,6 +157,37 @@ pub fn statement_csv(
             plain(statement.currency.clone()),
             plain(adjustment.reference()),
             plain(adjustment.unit_seconds.to_string()),
+            plain(""),
+            plain(""),
+            plain(status),
+        ]);
+    }
+    for line in &statement.settlement {
+        let bureau = line.bureau.as_deref().unwrap_or("");
+        let role = match line.role {
+            Role::Platform => "platform share",
+            role => role.as_str(),
+        };
+        let mut reference = vec![month.clone(), line.role.as_str().to_owned()];
+        reference.extend(line.bureau.clone());
+        reference.extend(line.environment.clone());
+        reference.push(line.resource.as_str().to_owned());
+        rows.push(vec![
+            Cell::Text(month.clone()),
+            plain(bureau),
+            plain(name(bureau)),
+            plain(line.environment.clone().unwrap_or_default()),
+            plain(line.resource.as_str()),
+            plain(role),
+            plain(line.tier.map_or("", |t| t.as_str())),
+            plain(""),
+            plain(line.quantity.to_string()),
+            plain(line.unit.clone()),
+            plain(""),
+            plain(line.amount.to_string()),
+            plain(statement.currency.clone()),
+            plain(reference.join("/")),
+            plain(line.unit_seconds.to_string()),
             plain(""),
             plain(""),
             plain(status),

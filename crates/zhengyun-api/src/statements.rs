@@ -181,6 +181,9 @@ fn only_bureau(statement: &mut Statement, bureau: &str) {
     statement.lines.retain(|l| l.key.meter.bureau() == bureau);
     statement.environments.retain(|e| e.bureau == bureau);
     statement.bureaus.retain(|b| b.bureau == bureau);
+    statement
+        .settlement
+        .retain(|l| l.bureau.as_deref() == Some(bureau));
     statement.platform = statement
         .bureaus
         .first()
@@ -194,7 +197,9 @@ fn only_bureau(statement: &mut Statement, bureau: &str) {
 /// A month's statement: every bureau for platform admins, finance and auditors, the bureau's own
 /// for a bureau role. Lines per bureau, environment, resource and reserved/consumed, each
 /// priced at the rate card's reservation or consumption price and rounded once to the fen by
-/// the card's rule; totals; budget flags; adjustments and the amount payable; and whether the
+/// the card's rule; totals; borrowed capacity settled (`burst` charges, `lent` credits and the
+/// platform's share; a bureau sees its own); budget flags; adjustments and the amount payable
+/// (lines + settlement + adjustments); and whether the
 /// statement is provisional (`coveredUntil`) or closed (`closedAt`, `closedBy`, `seal`).
 #[utoipa::path(get, path = "/api/v1/statements", tag = "statements", params(StatementQuery),
     responses(
@@ -302,6 +307,7 @@ fn statement_view(
         view.display_name = names.get(&total.bureau).cloned();
         if let Some(owed) = by_bureau.get(&total.bureau) {
             view.adjustments_amount = Some(wire(&owed.adjustments)?);
+            view.settlement_amount = Some(wire(&owed.settlement)?);
             view.payable = Some(wire(&owed.payable)?);
         }
         bureaus.push(view);
@@ -318,9 +324,11 @@ fn statement_view(
             amount: wire(&statement.platform.amount)?,
             usage: wire(&statement.platform.usage)?,
             adjustments_amount: wire(&platform.adjustments)?,
+            settlement_amount: wire(&platform.settlement)?,
             payable: wire(&platform.payable)?,
         },
         gaps: wire(&statement.gaps)?,
+        settlement: wire(&statement.settlement)?,
         standing: wire(status)?,
         seal,
         adjustments: wire(&adjustments)?,
@@ -773,13 +781,16 @@ mod tests {
             entry["displayName"] = json!(names.get(&code));
             if let Some(owed) = by_bureau.get(&code) {
                 entry["adjustmentsAmount"] = json!(owed.adjustments);
+                entry["settlementAmount"] = json!(owed.settlement);
                 entry["payable"] = json!(owed.payable);
             }
         }
         body["platform"]["adjustmentsAmount"] = json!(platform.adjustments);
+        body["platform"]["settlementAmount"] = json!(platform.settlement);
         body["platform"]["payable"] = json!(platform.payable);
         body["adjustments"] = serde_json::to_value(adjustments).expect("json");
         body["gaps"] = serde_json::to_value(&statement.gaps).expect("json");
+        body["settlement"] = serde_json::to_value(&statement.settlement).expect("json");
         body
     }
 
@@ -827,6 +838,28 @@ mod tests {
                 "watch lost",
             ),
         ];
+        {
+            use zhengyun_metering::settlement::{Role, SettlementLine};
+            let line = |role, bureau: Option<&str>, environment: Option<&str>, fen| {
+                SettlementLine::new(
+                    role,
+                    bureau.map(str::to_owned),
+                    environment.map(str::to_owned),
+                    environment.map(|_| Tier::Gold),
+                    Resource::Cpu,
+                    3_600_000,
+                    fen,
+                )
+                .expect("settlement line")
+            };
+            statement
+                .set_settlement(vec![
+                    line(Role::Burst, Some("wjw"), Some("wjw-prod"), 120),
+                    line(Role::Lent, Some("jyj"), None, 84),
+                    line(Role::Platform, None, None, 36),
+                ])
+                .expect("balanced");
+        }
         let credit = AdjustmentLine {
             month,
             key: LineKey {

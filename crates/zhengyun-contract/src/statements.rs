@@ -109,7 +109,10 @@ pub struct BureauTotalView {
     /// Sum of its adjustment amounts (signed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjustments_amount: Option<String>,
-    /// `amount` plus `adjustmentsAmount`: what it owes.
+    /// Its settled borrowing: burst charges less lent credits (signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement_amount: Option<String>,
+    /// `amount` plus `settlementAmount` plus `adjustmentsAmount`: what it owes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payable: Option<String>,
 }
@@ -124,8 +127,43 @@ pub struct PlatformTotalView {
     pub usage: Vec<UsageTotalView>,
     /// Sum of every adjustment (signed).
     pub adjustments_amount: String,
-    /// `amount` plus `adjustmentsAmount`.
+    /// The platform's share of burst revenue (for one bureau: its settled borrowing).
+    #[serde(default = "zero_amount")]
+    pub settlement_amount: String,
+    /// `amount` plus `settlementAmount` plus `adjustmentsAmount`.
     pub payable: String,
+}
+
+fn zero_amount() -> String {
+    "0.00".to_owned()
+}
+
+/// One month's settled amount of borrowed capacity for one party and resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SettlementLineView {
+    /// `burst` (a borrower's charge), `lent` (a lender's credit) or `platform` (its share).
+    pub role: String,
+    /// The bureau charged or credited; absent for the platform's share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bureau: Option<String>,
+    /// The borrowing environment of a `burst` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The borrowing environment's tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The resource.
+    pub resource: String,
+    /// Burst unit-seconds (`burst`, `platform`) or idle reserved unit-seconds (`lent`), an
+    /// integer string.
+    pub unit_seconds: String,
+    /// `unitSeconds` in `unit`s, six decimals.
+    pub quantity: String,
+    /// `core-hour`, `GiB-hour`…
+    pub unit: String,
+    /// Whole fen, signed: a charge positive, a credit negative, the platform's share positive.
+    pub amount: String,
 }
 
 /// Finance's acceptance of a month's metering gaps.
@@ -236,6 +274,10 @@ pub struct StatementView {
     pub platform: PlatformTotalView,
     /// The spans of the month the ledger does not measure as they happened.
     pub gaps: Vec<GapView>,
+    /// Borrowed capacity settled over the month's windows: charges, credits and the platform's
+    /// share (a bureau sees its own lines).
+    #[serde(default)]
+    pub settlement: Vec<SettlementLineView>,
     /// Provisional or closed, and since when.
     #[serde(flatten)]
     pub standing: Standing,

@@ -176,51 +176,72 @@ pub fn at_closed_prices(closed: &Statement, recomputed: &Statement) -> Result<Ve
     Ok(lines)
 }
 
-/// What one bureau (or the platform) owes for a month: its lines, its adjustments, and the two
-/// together.
+/// What one bureau (or the platform) owes for a month: its lines, its settled borrowing, its
+/// adjustments, and the three together.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Payable {
     /// Σ line amounts (the statement's total).
     pub lines: Decimal,
+    /// Σ settled amounts: burst charges less lent credits (for the platform, its share).
+    #[serde(default)]
+    pub settlement: Decimal,
     /// Σ adjustment amounts (signed).
     pub adjustments: Decimal,
-    /// `lines + adjustments`: the amount payable.
+    /// `lines + settlement + adjustments`: the amount payable.
     pub payable: Decimal,
 }
 
 impl Payable {
-    fn new(lines: Decimal, adjustments: Decimal) -> Result<Self> {
-        let mut payable = lines.checked_add(adjustments).ok_or_else(overflow)?;
+    fn new(lines: Decimal, settlement: Decimal, adjustments: Decimal) -> Result<Self> {
+        let mut payable = lines
+            .checked_add(settlement)
+            .and_then(|sum| sum.checked_add(adjustments))
+            .ok_or_else(overflow)?;
         payable.rescale(MONEY_SCALE);
         let mut adjustments = adjustments;
         adjustments.rescale(MONEY_SCALE);
+        let mut settlement = settlement;
+        settlement.rescale(MONEY_SCALE);
         Ok(Self {
             lines,
+            settlement,
             adjustments,
             payable,
         })
     }
 }
 
-/// The amount payable per bureau (every bureau with lines or adjustments) and for the platform:
-/// the statement's totals plus the signed `adjustments` issued for the month.
+/// The amount payable per bureau (every bureau with lines, settled borrowing or adjustments)
+/// and for the platform: the statement's totals plus each bureau's settled amount (burst
+/// charges less lent credits; the platform keeps its share) plus the signed `adjustments`
+/// issued for the month.
 pub fn payable(
     statement: &Statement,
     adjustments: &[AdjustmentLine],
 ) -> Result<(BTreeMap<String, Payable>, Payable)> {
-    let mut sums: BTreeMap<String, (Decimal, Decimal)> = statement
+    let mut sums: BTreeMap<String, (Decimal, Decimal, Decimal)> = statement
         .bureaus
         .iter()
-        .map(|b| (b.bureau.clone(), (b.totals.amount, Decimal::ZERO)))
+        .map(|b| {
+            (
+                b.bureau.clone(),
+                (b.totals.amount, Decimal::ZERO, Decimal::ZERO),
+            )
+        })
         .collect();
+    let mut total_settled = Decimal::ZERO;
+    for (bureau, settled) in crate::settlement::bureau_amounts(&statement.settlement)? {
+        sums.entry(bureau).or_default().1 = settled;
+        total_settled = total_settled.checked_add(settled).ok_or_else(overflow)?;
+    }
     let mut total_adjustments = Decimal::ZERO;
     for adjustment in adjustments {
         let entry = sums
             .entry(adjustment.key.meter.bureau().to_owned())
-            .or_insert((Decimal::ZERO, Decimal::ZERO));
-        entry.1 = entry
-            .1
+            .or_default();
+        entry.2 = entry
+            .2
             .checked_add(adjustment.amount)
             .ok_or_else(overflow)?;
         total_adjustments = total_adjustments
@@ -231,12 +252,12 @@ pub fn payable(
     zero.rescale(MONEY_SCALE);
     let bureaus = sums
         .into_iter()
-        .map(|(bureau, (lines, adjustments))| {
+        .map(|(bureau, (lines, settled, adjustments))| {
             let lines = if lines.is_zero() { zero } else { lines };
-            Ok((bureau, Payable::new(lines, adjustments)?))
+            Ok((bureau, Payable::new(lines, settled, adjustments)?))
         })
         .collect::<Result<_>>()?;
-    let platform = Payable::new(statement.platform.amount, total_adjustments)?;
+    let platform = Payable::new(statement.platform.amount, total_settled, total_adjustments)?;
     Ok((bureaus, platform))
 }
 

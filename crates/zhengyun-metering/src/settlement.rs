@@ -17,13 +17,17 @@
 //! So, to the fen: Σ borrower charges = Σ lender credits + the platform's share.
 
 use std::collections::BTreeMap;
+use std::{fmt, str::FromStr};
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive as _;
-use zhengyun_model::quantity::Resource;
+use serde::{Deserialize, Serialize};
+use zhengyun_model::{names::Tier, quantity::Resource};
 
+use crate::calendar::{Calendar, Month};
 use crate::error::{Error, Result};
-use crate::rates::{Rounding, cost_at_percent};
+use crate::rates::{RateCard, Rounding, cost_at_percent};
+use crate::usage::{UsageInterval, UsageKind};
 
 /// What one window of one resource settles to, in fen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -81,6 +85,17 @@ pub fn settle(
         )?;
         charges.insert(bureau.clone(), fen(amount)?);
     }
+    share_revenue(charges, idle, terms.lender_share_percent)
+}
+
+/// Shares the revenue of `charges` (already priced, in fen): `lender_share_percent` % of it,
+/// rounded down, to the bureaus with `idle` unit-seconds by the largest remainder rule, the
+/// rest to the platform.
+pub fn share_revenue(
+    charges: BTreeMap<String, u64>,
+    idle: &BTreeMap<String, u128>,
+    lender_share_percent: u32,
+) -> Result<Settlement> {
     let revenue: u64 = charges.values().sum();
     let lent: BTreeMap<&String, u128> = idle
         .iter()
@@ -90,21 +105,17 @@ pub fn settle(
     let share = if lent.is_empty() {
         0
     } else {
-        revenue * u64::from(terms.lender_share_percent.min(100)) / 100
+        revenue * u64::from(lender_share_percent.min(100)) / 100
     };
-    let credits = largest_remainder(share, &lent)?
+    let credits: BTreeMap<String, u64> = largest_remainder(share, &lent)?
         .into_iter()
         .map(|(b, c)| ((*b).clone(), c))
         .collect();
-    let settlement = Settlement {
+    let paid: u64 = credits.values().sum();
+    Ok(Settlement {
         charges,
         credits,
-        platform: 0,
-    };
-    let paid: u64 = settlement.credits.values().sum();
-    Ok(Settlement {
         platform: revenue - paid,
-        ..settlement
     })
 }
 
@@ -142,6 +153,323 @@ pub fn largest_remainder<'a, K: Ord + 'a>(
     Ok(out)
 }
 
+/// Which side of a settlement a settled amount is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A borrower's charge for its burst usage.
+    Burst,
+    /// A lender's credit for the idle reserved capacity it had.
+    Lent,
+    /// What the platform keeps.
+    Platform,
+}
+
+impl Role {
+    /// Every role, in statement order.
+    pub const ALL: [Role; 3] = [Role::Burst, Role::Lent, Role::Platform];
+
+    /// `burst`, `lent` or `platform`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Burst => "burst",
+            Role::Lent => "lent",
+            Role::Platform => "platform",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+            .ok_or_else(|| {
+                format!("unknown settlement role {text:?}, expected burst, lent or platform")
+            })
+    }
+}
+
+/// One amount settled for one metering window (its part in one month) and resource: what the
+/// ledger stores in the window's transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// The month of the window's part.
+    pub month: Month,
+    /// Charge, credit or the platform's share.
+    pub role: Role,
+    /// The borrowing or lending bureau; empty for the platform.
+    pub bureau: String,
+    /// The borrowing environment; empty for a credit or the platform's share.
+    pub environment: String,
+    /// The borrowing environment's tier, whose consumption price the burst price is a share of.
+    pub tier: Option<Tier>,
+    /// The resource.
+    pub resource: Resource,
+    /// Burst unit-seconds for a charge and the platform's share (all burst), idle reserved
+    /// unit-seconds for a credit.
+    pub unit_seconds: u128,
+    /// The amount in fen: charged, credited or kept.
+    pub amount_fen: u64,
+}
+
+/// The prices and shares a window is settled at: the rate card in force when the window
+/// starts, and the pool's borrowing policy.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowTerms<'a> {
+    /// The rate card: its consumption prices and rounding.
+    pub card: &'a RateCard,
+    /// The burst price in percent of the consumption price (0–100).
+    pub burst_price_percent: u32,
+    /// The lenders' share of burst revenue in percent (0–100).
+    pub lender_share_percent: u32,
+}
+
+/// Collects one metering window's intervals for its settlement, per month and resource: each
+/// borrowing environment's burst unit-seconds, and each bureau's reserved and consumed
+/// unit-seconds, whose difference is what it lent.
+///
+/// A bureau's idle capacity is Σ reserved − Σ consumed over its environments (none below
+/// zero): consumed capacity cannot exceed reserved in an environment, whose quota holds it.
+#[derive(Debug, Default)]
+pub struct WindowSettler {
+    parts: BTreeMap<(Month, Resource), Part>,
+}
+
+#[derive(Debug, Default)]
+struct Part {
+    /// Burst unit-seconds per borrowing environment, with its bureau and tier.
+    burst: BTreeMap<String, (String, Tier, u128)>,
+    /// Reserved and consumed unit-seconds per bureau.
+    held: BTreeMap<String, (u128, u128)>,
+}
+
+impl WindowSettler {
+    /// Counts one interval of the window, in the month `calendar` places it in (intervals
+    /// never straddle a month).
+    pub fn add(&mut self, interval: &UsageInterval, calendar: &Calendar) -> Result<()> {
+        let month = calendar.month_of(interval.start());
+        let part = self.parts.entry((month, interval.resource())).or_default();
+        let unit_seconds = interval.unit_seconds();
+        let overflow = || Error::Overflow {
+            what: "the unit-seconds of a settlement",
+        };
+        match interval.kind() {
+            UsageKind::Burst => {
+                let slot = part
+                    .burst
+                    .entry(interval.environment().to_owned())
+                    .or_insert_with(|| (interval.bureau().to_owned(), interval.tier(), 0));
+                slot.2 = slot.2.checked_add(unit_seconds).ok_or_else(overflow)?;
+            }
+            kind => {
+                let slot = match part.held.get_mut(interval.bureau()) {
+                    Some(slot) => slot,
+                    None => part.held.entry(interval.bureau().to_owned()).or_default(),
+                };
+                let sum = if kind == UsageKind::Reserved {
+                    &mut slot.0
+                } else {
+                    &mut slot.1
+                };
+                *sum = sum.checked_add(unit_seconds).ok_or_else(overflow)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the window held any burst usage (nothing to settle otherwise).
+    pub fn has_burst(&self) -> bool {
+        self.parts.values().any(|p| !p.burst.is_empty())
+    }
+
+    /// Settles every month and resource with burst usage: a charge per borrowing environment
+    /// (priced and rounded once at the burst price of its tier), a credit per lending bureau,
+    /// and the platform's share. Charges = credits + the platform's share, to the fen.
+    pub fn settle(self, terms: &WindowTerms<'_>) -> Result<Vec<Settled>> {
+        let mut out = Vec::new();
+        for ((month, resource), part) in self.parts {
+            if part.burst.is_empty() {
+                continue;
+            }
+            let mut charges = BTreeMap::new();
+            let mut burst_total = 0u128;
+            for (environment, (bureau, tier, unit_seconds)) in &part.burst {
+                let price = terms.card.price(*tier, resource, UsageKind::Consumed);
+                let amount = cost_at_percent(
+                    *unit_seconds,
+                    resource,
+                    price,
+                    terms.burst_price_percent.min(100),
+                    terms.card.rounding(),
+                )?;
+                let amount_fen = fen(amount)?;
+                charges.insert(environment.clone(), amount_fen);
+                burst_total += unit_seconds;
+                out.push(Settled {
+                    month,
+                    role: Role::Burst,
+                    bureau: bureau.clone(),
+                    environment: environment.clone(),
+                    tier: Some(*tier),
+                    resource,
+                    unit_seconds: *unit_seconds,
+                    amount_fen,
+                });
+            }
+            let idle: BTreeMap<String, u128> = part
+                .held
+                .into_iter()
+                .map(|(bureau, (reserved, consumed))| (bureau, reserved.saturating_sub(consumed)))
+                .collect();
+            let settlement = share_revenue(charges, &idle, terms.lender_share_percent)?;
+            for (bureau, amount_fen) in settlement.credits {
+                out.push(Settled {
+                    month,
+                    role: Role::Lent,
+                    unit_seconds: idle[&bureau],
+                    bureau,
+                    environment: String::new(),
+                    tier: None,
+                    resource,
+                    amount_fen,
+                });
+            }
+            out.push(Settled {
+                month,
+                role: Role::Platform,
+                bureau: String::new(),
+                environment: String::new(),
+                tier: None,
+                resource,
+                unit_seconds: burst_total,
+                amount_fen: settlement.platform,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// One month's settled amounts of one party and resource, as a statement shows them: the sum
+/// of its windows' [`Settled`] amounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettlementLine {
+    /// `burst` (a borrower's charge), `lent` (a lender's credit) or `platform` (its share).
+    pub role: Role,
+    /// The bureau charged or credited; absent for the platform's share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bureau: Option<String>,
+    /// The borrowing environment of a `burst` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The borrowing environment's tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// The resource.
+    #[serde(with = "crate::serde_as::resource")]
+    pub resource: Resource,
+    /// Burst unit-seconds (`burst`, `platform`) or idle reserved unit-seconds (`lent`).
+    #[serde(with = "crate::serde_as::u128_string")]
+    pub unit_seconds: u128,
+    /// `unit_seconds` in `unit`s, six decimals, for reading.
+    pub quantity: Decimal,
+    /// `core-hour`, `GiB-hour`…
+    pub unit: String,
+    /// Signed: a charge is positive, a credit negative; the platform's share is positive (what
+    /// it keeps of the charges).
+    pub amount: Decimal,
+}
+
+impl SettlementLine {
+    /// The line for `unit_seconds` and `amount_fen` summed over a month's windows; a credit's
+    /// amount is made negative.
+    pub fn new(
+        role: Role,
+        bureau: Option<String>,
+        environment: Option<String>,
+        tier: Option<Tier>,
+        resource: Resource,
+        unit_seconds: u128,
+        amount_fen: u64,
+    ) -> Result<Self> {
+        let mut amount = Decimal::from(amount_fen) / Decimal::ONE_HUNDRED;
+        if role == Role::Lent {
+            amount = -amount;
+        }
+        amount.rescale(crate::rates::MONEY_SCALE);
+        Ok(Self {
+            role,
+            bureau,
+            environment,
+            tier,
+            resource,
+            unit_seconds,
+            quantity: crate::rates::unit_hours(unit_seconds, resource)?,
+            unit: crate::rates::PriceUnit::of(resource).name.to_owned(),
+            amount,
+        })
+    }
+
+    /// The line's key, for ordering: role, bureau, environment, resource.
+    fn order(&self) -> (Role, Option<&str>, Option<&str>, Resource) {
+        (
+            self.role,
+            self.bureau.as_deref(),
+            self.environment.as_deref(),
+            self.resource,
+        )
+    }
+}
+
+/// Orders `lines` as a statement lists them: charges, credits, the platform's share; then by
+/// bureau, environment and resource.
+pub fn sort_lines(lines: &mut [SettlementLine]) {
+    lines.sort_by(|a, b| a.order().cmp(&b.order()));
+}
+
+/// Each bureau's signed settled amount (charges less credits) in `lines`.
+pub fn bureau_amounts(lines: &[SettlementLine]) -> Result<BTreeMap<String, Decimal>> {
+    let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
+    for line in lines {
+        if let Some(bureau) = &line.bureau {
+            let slot = out.entry(bureau.clone()).or_default();
+            *slot = slot.checked_add(line.amount).ok_or(Error::Overflow {
+                what: "a bureau's settled amount",
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+/// Per resource, Σ charges = Σ credits + the platform's share, to the fen.
+pub fn check_balanced(lines: &[SettlementLine]) -> Result<()> {
+    let mut sums: BTreeMap<Resource, Decimal> = BTreeMap::new();
+    for line in lines {
+        let signed = match line.role {
+            Role::Burst | Role::Lent => line.amount,
+            Role::Platform => -line.amount,
+        };
+        *sums.entry(line.resource).or_default() += signed;
+    }
+    match sums.into_iter().find(|(_, rest)| !rest.is_zero()) {
+        None => Ok(()),
+        Some((resource, rest)) => Err(Error::Unbalanced {
+            scope: format!("settlement of {resource}"),
+            expected: "charges = credits + the platform's share".to_owned(),
+            found: format!("{rest} left over"),
+        }),
+    }
+}
+
 /// A rounded amount in whole fen.
 fn fen(amount: Decimal) -> Result<u64> {
     (amount * Decimal::ONE_HUNDRED)
@@ -154,6 +482,7 @@ fn fen(amount: Decimal) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{JANUARY_PRICES, card, interval, meter};
 
     fn map(items: &[(&str, u128)]) -> BTreeMap<String, u128> {
         items.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
@@ -280,5 +609,196 @@ mod tests {
             |r| cost_at_percent(CORE_HOUR, Resource::Cpu, "0.01".parse().unwrap(), 50, r).unwrap();
         assert_eq!(half(Rounding::HalfUp), "0.01".parse::<Decimal>().unwrap());
         assert_eq!(half(Rounding::HalfEven), Decimal::ZERO);
+    }
+
+    fn cpu(
+        environment: &str,
+        kind: UsageKind,
+        tier: Tier,
+        span: (&str, &str),
+        millicores: u64,
+    ) -> UsageInterval {
+        interval(
+            &meter(environment, Resource::Cpu, kind, tier),
+            span.0,
+            span.1,
+            millicores,
+        )
+    }
+
+    const HOUR: (&str, &str) = ("2026-01-10T02:00:00Z", "2026-01-10T03:00:00Z");
+
+    fn settled(intervals: &[UsageInterval], share: u32) -> Vec<Settled> {
+        let calendar = Calendar::utc();
+        let card = card("2026-01-01", &JANUARY_PRICES);
+        let mut settler = WindowSettler::default();
+        for i in intervals {
+            settler.add(i, &calendar).unwrap();
+        }
+        settler
+            .settle(&WindowTerms {
+                card: &card,
+                burst_price_percent: 40,
+                lender_share_percent: share,
+            })
+            .unwrap()
+    }
+
+    fn amount(rows: &[Settled], role: Role, party: &str) -> Option<u64> {
+        rows.iter()
+            .find(|r| r.role == role && (r.environment == party || r.bureau == party))
+            .map(|r| r.amount_fen)
+    }
+
+    #[test]
+    fn a_window_charges_each_borrowing_environment_at_its_tier_and_credits_the_bureaus_that_left_reserved_capacity_idle()
+     {
+        use UsageKind::{Burst, Consumed, Reserved};
+        let rows = settled(
+            &[
+                // Borrowers: 10 gold cores for the hour (10 × 0.08 × 40 % = 0.32) and 5 bronze
+                // cores for half of it (2.5 × 0.03 × 40 % = 0.03).
+                cpu("wjw-prod", Burst, Tier::Gold, HOUR, 10_000),
+                cpu(
+                    "jyj-test",
+                    Burst,
+                    Tier::Bronze,
+                    ("2026-01-10T02:00:00Z", "2026-01-10T02:30:00Z"),
+                    5_000,
+                ),
+                // wjw used all it reserved: it lent nothing.
+                cpu("wjw-prod", Reserved, Tier::Gold, HOUR, 10_000),
+                cpu("wjw-prod", Consumed, Tier::Gold, HOUR, 10_000),
+                // cgj left 6 core-hours idle, gaj 2 (over two environments).
+                cpu("cgj-prod", Reserved, Tier::Silver, HOUR, 8_000),
+                cpu("cgj-prod", Consumed, Tier::Silver, HOUR, 2_000),
+                cpu("gaj-prod", Reserved, Tier::Gold, HOUR, 3_000),
+                cpu("gaj-prod", Consumed, Tier::Gold, HOUR, 2_000),
+                cpu("gaj-test", Reserved, Tier::Bronze, HOUR, 1_000),
+            ],
+            70,
+        );
+        assert_eq!(amount(&rows, Role::Burst, "wjw-prod"), Some(32));
+        assert_eq!(amount(&rows, Role::Burst, "jyj-test"), Some(3));
+        // 70 % of 35 fen, rounded down: 24, shared 6:2.
+        assert_eq!(amount(&rows, Role::Lent, "cgj"), Some(18));
+        assert_eq!(amount(&rows, Role::Lent, "gaj"), Some(6));
+        assert_eq!(
+            amount(&rows, Role::Lent, "wjw"),
+            None,
+            "a bureau that lent nothing gets nothing"
+        );
+        assert_eq!(amount(&rows, Role::Platform, ""), Some(11));
+        let lent = rows
+            .iter()
+            .find(|r| r.role == Role::Lent && r.bureau == "cgj")
+            .unwrap();
+        assert_eq!(lent.unit_seconds, 6 * CORE_HOUR);
+        assert!(
+            rows.iter().all(|r| r.resource == Resource::Cpu),
+            "no burst memory, no memory rows"
+        );
+    }
+
+    #[test]
+    fn a_window_without_burst_usage_settles_nothing() {
+        use UsageKind::{Consumed, Reserved};
+        let rows = settled(
+            &[
+                cpu("cgj-prod", Reserved, Tier::Silver, HOUR, 8_000),
+                cpu("cgj-prod", Consumed, Tier::Silver, HOUR, 2_000),
+            ],
+            70,
+        );
+        assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn a_window_across_a_month_end_is_settled_in_each_month_and_every_part_balances() {
+        use UsageKind::{Burst, Reserved};
+        let rows = settled(
+            &[
+                cpu(
+                    "wjw-prod",
+                    Burst,
+                    Tier::Gold,
+                    ("2026-01-31T23:00:00Z", "2026-02-01T00:00:00Z"),
+                    10_000,
+                ),
+                cpu(
+                    "wjw-prod",
+                    Burst,
+                    Tier::Gold,
+                    ("2026-02-01T00:00:00Z", "2026-02-01T01:00:00Z"),
+                    10_000,
+                ),
+                cpu(
+                    "cgj-prod",
+                    Reserved,
+                    Tier::Gold,
+                    ("2026-01-31T23:00:00Z", "2026-02-01T00:00:00Z"),
+                    4_000,
+                ),
+            ],
+            50,
+        );
+        let months: std::collections::BTreeSet<String> =
+            rows.iter().map(|r| r.month.to_string()).collect();
+        assert_eq!(
+            months.into_iter().collect::<Vec<_>>(),
+            ["2026-01", "2026-02"]
+        );
+        for month in ["2026-01", "2026-02"] {
+            let of = |role| -> u64 {
+                rows.iter()
+                    .filter(|r| r.month.to_string() == month && r.role == role)
+                    .map(|r| r.amount_fen)
+                    .sum()
+            };
+            assert_eq!(of(Role::Burst), 32, "{month}");
+            assert_eq!(
+                of(Role::Burst),
+                of(Role::Lent) + of(Role::Platform),
+                "{month}"
+            );
+        }
+        // In February nobody had idle reserved capacity: the platform keeps it all.
+        assert!(
+            rows.iter()
+                .all(|r| r.role != Role::Lent || r.month.to_string() == "2026-01")
+        );
+    }
+
+    #[test]
+    fn settlement_lines_sign_credits_and_an_unbalanced_settlement_is_refused() {
+        let line = |role, bureau: Option<&str>, fen| {
+            SettlementLine::new(
+                role,
+                bureau.map(str::to_owned),
+                None,
+                None,
+                Resource::Cpu,
+                CORE_HOUR,
+                fen,
+            )
+            .unwrap()
+        };
+        let lines = vec![
+            line(Role::Burst, Some("wjw"), 120),
+            line(Role::Lent, Some("cgj"), 84),
+            line(Role::Platform, None, 36),
+        ];
+        assert_eq!(lines[1].amount, "-0.84".parse::<Decimal>().unwrap());
+        check_balanced(&lines).unwrap();
+        let amounts = bureau_amounts(&lines).unwrap();
+        assert_eq!(amounts["wjw"], "1.20".parse::<Decimal>().unwrap());
+        assert_eq!(amounts["cgj"], "-0.84".parse::<Decimal>().unwrap());
+        let unbalanced = vec![
+            lines[0].clone(),
+            lines[1].clone(),
+            line(Role::Platform, None, 35),
+        ];
+        let error = check_balanced(&unbalanced).unwrap_err().to_string();
+        assert!(error.contains("settlement of cpu"), "{error}");
     }
 }

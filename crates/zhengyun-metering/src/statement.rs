@@ -31,6 +31,7 @@ use crate::{
     calendar::{Calendar, Month, TimeRange},
     error::{Error, Result},
     rates::{MONEY_SCALE, PriceUnit, RatePeriod, RateSchedule, Rounding, cost_rounded, unit_hours},
+    settlement::{SettlementLine, check_balanced, sort_lines},
     usage::{Meter, UsageInterval, UsageKind},
 };
 
@@ -166,6 +167,12 @@ pub struct Statement {
     /// [`crate::gaps`]); set by the ledger, which knows them, not by the builder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<crate::gaps::Gap>,
+    /// Borrowed capacity settled over the month's windows ([`crate::settlement`]): `burst`
+    /// charges, `lent` credits and the platform's share. Not part of the totals above, which
+    /// price the tariff's lines; [`crate::payable`] adds each bureau's settled amount. Set by
+    /// the ledger, which stores the settlements, not by the builder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settlement: Vec<SettlementLine>,
 }
 
 /// Accumulates usage intervals into one month's statement. Intervals may arrive in any order and
@@ -202,12 +209,13 @@ impl<'a> StatementBuilder<'a> {
         })
     }
 
-    /// Counts the part of `interval` inside the month; returns whether any of it was. Fails if
+    /// Counts the part of `interval` inside the month; returns whether any of it was (never for
+    /// burst usage, which is settled per window, not priced by a line). Fails if
     /// that part falls before the first rate card (nothing is counted then), or a sum overflows
     /// `u128` (after which the builder must be discarded).
     pub fn add(&mut self, interval: &UsageInterval) -> Result<bool> {
         let range = interval.range();
-        if range.intersection(&self.range).is_none() {
+        if interval.kind() == UsageKind::Burst || range.intersection(&self.range).is_none() {
             return Ok(false);
         }
         for period in self.periods.iter().filter(|p| p.card.is_none()) {
@@ -261,7 +269,7 @@ impl<'a> StatementBuilder<'a> {
         range: TimeRange,
         unit_seconds: u128,
     ) -> Result<bool> {
-        if range.intersection(&self.range).is_none() {
+        if meter.kind() == UsageKind::Burst || range.intersection(&self.range).is_none() {
             return Ok(false);
         }
         let Some(slot_no) = self
@@ -435,6 +443,7 @@ impl Statement {
             bureaus,
             platform: platform.into_totals(),
             gaps: Vec::new(),
+            settlement: Vec::new(),
         })
     }
 
@@ -471,12 +480,22 @@ impl Statement {
     }
 
     /// Every conservation check: each line priced by the rule, Σ lines = environment,
-    /// Σ environments = bureau, Σ bureaus = platform — to the unit-second and to the fen.
+    /// Σ environments = bureau, Σ bureaus = platform — to the unit-second and to the fen; and
+    /// the settlement's charges = credits + the platform's share.
     pub fn check_conservation(&self) -> Result<()> {
         self.check_line_prices()?;
         self.check_lines_sum_to_environments()?;
         self.check_environments_sum_to_bureaus()?;
-        self.check_bureaus_sum_to_platform()
+        self.check_bureaus_sum_to_platform()?;
+        check_balanced(&self.settlement)
+    }
+
+    /// Sets the month's settlement lines (in statement order), checking that they balance.
+    pub fn set_settlement(&mut self, mut lines: Vec<SettlementLine>) -> Result<()> {
+        check_balanced(&lines)?;
+        sort_lines(&mut lines);
+        self.settlement = lines;
+        Ok(())
     }
 
     /// Lines are in key order with no key twice, each line's amount is its unit-seconds priced
@@ -555,6 +574,9 @@ impl Statement {
     ) -> Result<()> {
         let mut recount: BTreeMap<(&str, Resource, UsageKind), u128> = BTreeMap::new();
         for interval in intervals {
+            if interval.kind() == UsageKind::Burst {
+                continue;
+            }
             if let Some(overlap) = interval.range().intersection(&self.period) {
                 let unit_seconds = u128::from(interval.amount()) * u128::from(overlap.seconds());
                 let slot = recount

@@ -27,25 +27,32 @@ use crate::{
     error::{Error, Result},
 };
 
-/// Which of the two statement lines a quantity belongs to.
+/// What a quantity measures: the two parts of the tariff, and borrowed capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsageKind {
     /// Admitted quota × time: what the bureau set aside, used or not.
     Reserved,
-    /// Requests of bound, non-terminal pods and requested PVC storage × time.
+    /// Requests of bound, non-terminal pods and requested PVC storage × time (burst pods
+    /// excepted).
     Consumed,
+    /// Requests of bound, non-terminal pods of the burst priority class × time: capacity
+    /// borrowed beyond the quota. Never a statement line of its own: each metering window's
+    /// burst is settled at the burst price when the window is written
+    /// ([`crate::settlement`]), and the statement shows the settled amounts.
+    Burst,
 }
 
 impl UsageKind {
-    /// Both kinds, reserved first.
+    /// The two kinds of the tariff, reserved first: each a statement line.
     pub const ALL: [UsageKind; 2] = [UsageKind::Reserved, UsageKind::Consumed];
 
-    /// `reserved` or `consumed`.
+    /// `reserved`, `consumed` or `burst`.
     pub fn as_str(self) -> &'static str {
         match self {
             UsageKind::Reserved => "reserved",
             UsageKind::Consumed => "consumed",
+            UsageKind::Burst => "burst",
         }
     }
 }
@@ -63,8 +70,9 @@ impl FromStr for UsageKind {
         match text {
             "reserved" => Ok(UsageKind::Reserved),
             "consumed" => Ok(UsageKind::Consumed),
+            "burst" => Ok(UsageKind::Burst),
             _ => Err(format!(
-                "unknown usage kind {text:?}, expected reserved or consumed"
+                "unknown usage kind {text:?}, expected reserved, consumed or burst"
             )),
         }
     }

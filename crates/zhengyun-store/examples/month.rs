@@ -156,7 +156,9 @@ fn hourly(meters: &[Meter], from: Timestamp, hour: i64) -> Result<Vec<UsageInter
             };
             let amount = match meter.kind() {
                 UsageKind::Reserved => base,
-                UsageKind::Consumed => base / 4 + wobble * 37 + u64::try_from(i % 101)?,
+                UsageKind::Consumed | UsageKind::Burst => {
+                    base / 4 + wobble * 37 + u64::try_from(i % 101)?
+                }
             };
             Ok(UsageInterval::new(meter.clone(), from, to, amount)?)
         })

@@ -73,6 +73,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ledger without row numbers",
         include_str!("../migrations/sqlite/0011_ledger_without_row_numbers.sql"),
     ),
+    (
+        12,
+        "burst settlements",
+        include_str!("../migrations/sqlite/0012_burst_settlements.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -129,6 +134,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "ledger without row numbers",
         include_str!("../migrations/postgres/0011_ledger_without_row_numbers.sql"),
+    ),
+    (
+        12,
+        "burst settlements",
+        include_str!("../migrations/postgres/0012_burst_settlements.sql"),
     ),
 ];
 

@@ -25,7 +25,7 @@ use zhengyun_metering::{Gap, Meter, TimeRange, UsageInterval, UsageKind, usage::
 use zhengyun_model::names::Tier;
 
 use crate::{
-    PoolExt, Store,
+    PoolExt, Settle, Store,
     error::{Error, Result, db},
     rollup::{self, DailySums},
     time::{from_micros, now_micros, to_micros},
@@ -279,6 +279,7 @@ impl Store {
             expected: None,
             at,
             gaps: &[],
+            settle: None,
         };
         self.record(intervals, Some(checkpoint)).await
     }
@@ -329,6 +330,44 @@ impl Store {
         I: Iterator<Item = B> + Send,
         B: AsRef<[UsageInterval]> + Send,
     {
+        self.record_window_batches(batches, gaps, stream, expected, at, None)
+            .await
+    }
+
+    /// [`Store::record_window_in_batches`] for a window that may hold burst usage: each batch
+    /// is shown to `settle`, burst intervals are not stored as usage, and what `settle` then
+    /// gives is stored in the same transaction (see [`crate::settlements`]). A window written
+    /// again stores no settlement twice.
+    pub async fn record_settled_window_in_batches<I, B>(
+        &self,
+        batches: I,
+        gaps: &[Gap],
+        stream: &str,
+        expected: Option<Timestamp>,
+        at: Timestamp,
+        settle: &mut dyn Settle,
+    ) -> Result<Recorded>
+    where
+        I: Iterator<Item = B> + Send,
+        B: AsRef<[UsageInterval]> + Send,
+    {
+        self.record_window_batches(batches, gaps, stream, expected, at, Some(settle))
+            .await
+    }
+
+    async fn record_window_batches<'a, I, B>(
+        &self,
+        batches: I,
+        gaps: &'a [Gap],
+        stream: &'a str,
+        expected: Option<Timestamp>,
+        at: Timestamp,
+        settle: Option<&'a mut (dyn Settle + 'a)>,
+    ) -> Result<Recorded>
+    where
+        I: Iterator<Item = B> + Send,
+        B: AsRef<[UsageInterval]> + Send,
+    {
         check_stream(stream)?;
         check_gaps(gaps, at)?;
         let checkpoint = Move {
@@ -336,6 +375,7 @@ impl Store {
             expected: Some(expected),
             at,
             gaps,
+            settle,
         };
         self.record_batches(batches, Some(checkpoint)).await
     }
@@ -355,7 +395,7 @@ impl Store {
     async fn record_batches<I, B>(
         &self,
         batches: I,
-        checkpoint: Option<Move<'_>>,
+        mut checkpoint: Option<Move<'_>>,
     ) -> Result<Recorded>
     where
         I: Iterator<Item = B> + Send,
@@ -365,6 +405,7 @@ impl Store {
         let recorded_at = now_micros();
         let mut given = 0u64;
         let mut duplicates_in_batch = 0u64;
+        let mut settle = checkpoint.as_mut().and_then(|m| m.settle.take());
         let new = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(db(DOING))?;
             if let Some(Move { stream, expected: Some(expected), .. }) = &checkpoint {
@@ -387,7 +428,10 @@ impl Store {
             let per_statement = rows_per_statement(&*tx);
             for batch in batches {
                 let batch = batch.as_ref();
-                let mut rows = unique_rows(batch)?;
+                if let Some(settle) = settle.as_deref_mut() {
+                    settle.observe(batch);
+                }
+                let mut rows = unique_rows(batch, settle.is_some())?;
                 // In key order, consecutive rows land on neighbouring index pages: faster on
                 // SQLite than the sampler's (hour, meter) order.
                 rows.sort_unstable_by(|a, b| a.interval.key().cmp(b.interval.key()));
@@ -433,6 +477,12 @@ impl Store {
                     }
                 }
                 rollup::write(&mut tx, daily).await?;
+            }
+            if let (Some(settle), Some(Move { at, .. })) = (settle, &checkpoint) {
+                let settled = settle
+                    .settled()
+                    .map_err(|reason| Error::invalid("settlement", reason))?;
+                crate::settlements::insert(&mut tx, at.as_second(), &settled, recorded_at).await?;
             }
             if let Some(Move { stream, at, gaps, .. }) = checkpoint {
                 let earliest = earliest.unwrap_or(at.as_second()).min(at.as_second());
@@ -574,10 +624,23 @@ fn count_into(count: &mut u64, n: usize) {
 }
 
 /// The batch without repeated keys; a key repeated with another amount or tier is a conflict.
-fn unique_rows(intervals: &[UsageInterval]) -> Result<Vec<Row<'_>>> {
+fn unique_rows(intervals: &[UsageInterval], settled: bool) -> Result<Vec<Row<'_>>> {
     let mut seen: HashMap<&str, &UsageInterval> = HashMap::with_capacity(intervals.len());
     let mut rows = Vec::with_capacity(intervals.len());
     for interval in intervals {
+        if interval.kind() == UsageKind::Burst {
+            if settled {
+                // Recorded by its window's settlement, never as usage.
+                continue;
+            }
+            return Err(Error::invalid(
+                "kind",
+                format!(
+                    "interval {} is burst usage, which is recorded only with its window's settlement",
+                    interval.key()
+                ),
+            ));
+        }
         let amount = i64::try_from(interval.amount()).map_err(|_| {
             Error::invalid(
                 "amount",
@@ -660,6 +723,8 @@ struct Move<'a> {
     expected: Option<Option<Timestamp>>,
     at: Timestamp,
     gaps: &'a [Gap],
+    /// What settles the window's borrowed capacity, if anything does.
+    settle: Option<&'a mut dyn Settle>,
 }
 
 /// Sets a checkpoint; binds: stream name, instant (µs), time saved (µs).

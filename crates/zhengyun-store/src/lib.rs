@@ -41,6 +41,7 @@ pub mod observed;
 pub mod reports;
 pub mod requests;
 pub mod seals;
+pub mod settlements;
 pub mod statements;
 pub mod tokens;
 
@@ -60,6 +61,7 @@ pub use observed::Observed;
 pub use reports::{ResourceUsage, UsageCounter};
 pub use requests::{ChangeRequest, NewRequest, RequestFilter, RequestKind, RequestState};
 pub use seals::{ClosedStatement, SealVerification, SealedMonth};
+pub use settlements::Settle;
 pub use tokens::{
     BootstrapOutcome, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, NewToken, Principal, Role,
     TokenId, TokenInfo, TokenSecret, secret_digest,

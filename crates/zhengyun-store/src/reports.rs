@@ -96,7 +96,8 @@ impl Store {
     }
 
     /// Each bureau's amount for `month` as [`Store::month_statement`]'s statement totals it
-    /// (the closed statement's once the month is closed), without building the statement's
+    /// (the closed statement's once the month is closed), with its settled borrowing (burst
+    /// charges less lent credits) added, without building the statement's
     /// lines: the usage is read row by row into a `StatementBuilder`, which prices each line
     /// and keeps only the sums. What the operator's cost metrics and budget figures need after
     /// every metering window, at a fraction of a statement's memory.
@@ -107,12 +108,13 @@ impl Store {
         schedule: &RateSchedule,
     ) -> Result<BTreeMap<String, Decimal>> {
         if let Some(closed) = self.closed_statement(month).await? {
-            return Ok(closed.bureau_amounts());
+            return with_settled(closed.bureau_amounts(), &closed.settlement);
         }
         let mut builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
         let periods: Vec<TimeRange> = builder.periods().collect();
         self.feed_sums(&periods, &mut builder).await?;
-        builder.bureau_amounts().map_err(metering)
+        let amounts = builder.bureau_amounts().map_err(metering)?;
+        with_settled(amounts, &self.month_settlement(month).await?)
     }
 
     /// The usage of every meter within each of `ranges` (rate periods of `builder`'s month),
@@ -196,6 +198,9 @@ impl Store {
         statement.gaps = self
             .month_gaps(crate::gaps::USAGE_STREAM, month, statement.period)
             .await?;
+        statement
+            .set_settlement(self.month_settlement(month).await?)
+            .map_err(metering)?;
         Ok(statement)
     }
 
@@ -369,4 +374,19 @@ fn merge(rows: Vec<SumRow>) -> Result<Vec<(MeterColumns, u128)>> {
             .ok_or_else(|| Error::Corrupt(format!("{what} sums beyond 2^128")))?;
     }
     Ok(sums.into_iter().collect())
+}
+
+/// `amounts` with each bureau's settled amount in `settlement` added.
+fn with_settled(
+    mut amounts: BTreeMap<String, Decimal>,
+    settlement: &[zhengyun_metering::settlement::SettlementLine],
+) -> Result<BTreeMap<String, Decimal>> {
+    let settled = zhengyun_metering::settlement::bureau_amounts(settlement).map_err(metering)?;
+    for (bureau, amount) in settled {
+        let slot = amounts.entry(bureau).or_default();
+        *slot = slot.checked_add(amount).ok_or_else(|| {
+            Error::Corrupt("a bureau's amount with its settlement overflows".to_owned())
+        })?;
+    }
+    Ok(amounts)
 }

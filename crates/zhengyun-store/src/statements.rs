@@ -464,5 +464,6 @@ fn header_of(statement: &Statement) -> Statement {
         bureaus: statement.bureaus.clone(),
         platform: statement.platform.clone(),
         gaps: statement.gaps.clone(),
+        settlement: statement.settlement.clone(),
     }
 }

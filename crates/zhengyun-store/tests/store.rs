@@ -78,6 +78,7 @@ on_both_backends!(
     a_gap_beyond_the_checkpoint_it_moves_with_is_refused,
     the_ledger_begins_at_its_first_window_and_earlier_time_is_a_gap,
     intervals_keep_the_uid_of_their_environment,
+    a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_settlement,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2699,5 +2700,123 @@ async fn a_window_in_batches_is_stored_whole_or_not_at_all(db: &TestDb) {
     assert_eq!(
         store.ledger_origin("usage").await.expect("origin"),
         Some(start)
+    );
+}
+
+/// Settles with the fixture schedule's card, a 40 % burst price and a 70 % lenders' share.
+struct FixtureSettle(zhengyun_metering::settlement::WindowSettler, RateSchedule);
+
+impl zhengyun_store::Settle for FixtureSettle {
+    fn observe(&mut self, batch: &[UsageInterval]) {
+        for interval in batch {
+            self.0.add(interval, &Calendar::default()).expect("add");
+        }
+    }
+
+    fn settled(&mut self) -> Result<Vec<zhengyun_metering::settlement::Settled>, String> {
+        let settler = std::mem::take(&mut self.0);
+        let terms = zhengyun_metering::settlement::WindowTerms {
+            card: &self.1.cards()[0],
+            burst_price_percent: 40,
+            lender_share_percent: 70,
+        };
+        settler.settle(&terms).map_err(|e| e.to_string())
+    }
+}
+
+async fn a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_settlement(
+    db: &TestDb,
+) {
+    use zhengyun_metering::settlement::Role as Side;
+    let store = &db.store;
+    let at = ts("2026-11-01T01:00:00Z");
+    let hour = |environment: &str, kind, amount| {
+        hourly(
+            &meter(environment, Resource::Cpu, kind, Tier::Gold),
+            "2026-11-01T00:00:00Z",
+            1,
+            amount,
+        )
+    };
+    // wjw borrows 4 cores for the hour; cgj reserved 8 and used 2.
+    let window = [
+        hour("wjw-prod", UsageKind::Burst, 4_000),
+        hour("cgj-prod", UsageKind::Reserved, 8_000),
+        hour("cgj-prod", UsageKind::Consumed, 2_000),
+    ];
+    let settle = || FixtureSettle(Default::default(), schedule());
+
+    // Burst usage is never stored as an interval without its settlement.
+    let error = store
+        .record_intervals(&window[0])
+        .await
+        .expect_err("burst without a settlement");
+    assert!(error.to_string().contains("kind"), "{error}");
+
+    let recorded = store
+        .record_settled_window_in_batches(window.iter(), &[], "usage", None, at, &mut settle())
+        .await
+        .expect("window");
+    assert_eq!(recorded.new, 2, "the burst interval is not usage");
+    // A writer with a stale checkpoint stores nothing, settlement included.
+    let error = store
+        .record_settled_window_in_batches(window.iter(), &[], "usage", None, at, &mut settle())
+        .await
+        .expect_err("stale checkpoint");
+    assert_eq!(error.metric_label(), "conflict", "{error}");
+
+    let lines = store
+        .month_settlement(november())
+        .await
+        .expect("settlement");
+    let found: Vec<(Side, Option<&str>, String)> = lines
+        .iter()
+        .map(|l| (l.role, l.bureau.as_deref(), l.amount.to_string()))
+        .collect();
+    // 4 core-hours × 0.08 × 40 % = 0.128 → 0.13; 70 % of 13 fen = 9.1 → 9 to cgj; 4 kept.
+    assert_eq!(
+        found,
+        [
+            (Side::Burst, Some("wjw"), "0.13".to_owned()),
+            (Side::Lent, Some("cgj"), "-0.09".to_owned()),
+            (Side::Platform, None, "0.04".to_owned()),
+        ]
+    );
+    assert_eq!(lines[0].environment.as_deref(), Some("wjw-prod"));
+    assert_eq!(lines[1].unit_seconds, 6 * 1000 * 3600);
+
+    let statement = store
+        .computed_statement(
+            november(),
+            &Calendar::default(),
+            &schedule(),
+            &BTreeMap::new(),
+        )
+        .await
+        .expect("statement");
+    assert_eq!(statement.settlement, lines);
+    assert!(
+        statement
+            .lines
+            .iter()
+            .all(|l| l.key.meter.kind() != UsageKind::Burst)
+    );
+    statement.check_conservation().expect("conservation");
+    let (payable, platform) = zhengyun_metering::payable(&statement, &[]).expect("payable");
+    assert_eq!(payable["wjw"].settlement.to_string(), "0.13");
+    assert_eq!(payable["cgj"].settlement.to_string(), "-0.09");
+    assert_eq!(platform.settlement.to_string(), "0.04");
+    assert_eq!(
+        payable["cgj"].payable,
+        payable["cgj"].lines - Decimal::new(9, 2)
+    );
+    let amounts = store
+        .month_amounts(november(), &Calendar::default(), &schedule())
+        .await
+        .expect("amounts");
+    assert_eq!(
+        amounts["wjw"],
+        Decimal::new(13, 2),
+        "wjw reserved and consumed nothing"
     );
 }

@@ -9,7 +9,9 @@ use zhengyun_contract::{
     AuditView, BureauView, CreateEnvironment, CreateToken, Decision, EnvironmentView, IssuedToken,
     Pending, QuotaBody, QuotaIncrease, RequestView, TokenView, UpdateEnvironment, Verification,
     WhoAmI,
-    statements::{BureauTotalView, SealVerificationView, Standing, StatementView},
+    statements::{
+        BureauTotalView, SealVerificationView, SettlementLineView, Standing, StatementView,
+    },
 };
 use zhengyun_model::quantity::Resource;
 
@@ -553,10 +555,11 @@ async fn statement(
         "month {}  currency {currency}  {standing}",
         terminal::line(&statement.month)
     );
-    let columns: [Column<BureauTotalView>; 8] = [
+    let columns: [Column<BureauTotalView>; 9] = [
         ("BUREAU", |b| Some(b.bureau.clone())),
         ("NAME", |b| b.display_name.clone()),
         ("AMOUNT", |b| Some(b.amount.clone())),
+        ("BURST/LENT", |b| b.settlement_amount.clone()),
         ("ADJUSTMENTS", |b| b.adjustments_amount.clone()),
         ("PAYABLE", |b| b.payable.clone()),
         ("BUDGET", |b| b.budget.as_ref().map(|b| b.budget.clone())),
@@ -564,8 +567,21 @@ async fn statement(
         ("LEVEL", |b| b.budget.as_ref().map(|b| b.level.clone())),
     ];
     table(&statement.bureaus, &columns);
+    if !statement.settlement.is_empty() {
+        println!("borrowed capacity settled ({currency}; lent is a credit):");
+        let columns: [Column<SettlementLineView>; 7] = [
+            ("KIND", |l| Some(l.role.clone())),
+            ("BUREAU", |l| l.bureau.clone()),
+            ("ENVIRONMENT", |l| l.environment.clone()),
+            ("RESOURCE", |l| Some(l.resource.clone())),
+            ("QUANTITY", |l| Some(l.quantity.clone())),
+            ("UNIT", |l| Some(l.unit.clone())),
+            ("AMOUNT", |l| Some(l.amount.clone())),
+        ];
+        table(&statement.settlement, &columns);
+    }
     println!(
-        "total {} {currency}, payable with adjustments {} {currency} ({status})",
+        "total {} {currency}, payable with borrowing and adjustments {} {currency} ({status})",
         terminal::line(&statement.platform.amount),
         terminal::line(&statement.platform.payable),
     );

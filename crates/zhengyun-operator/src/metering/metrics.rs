@@ -67,9 +67,10 @@ pub struct MeteringMetrics {
 pub struct UsageSums(BTreeMap<(String, Resource, UsageKind), u128>);
 
 impl UsageSums {
-    /// Adds `intervals`.
+    /// Adds `intervals`, burst usage excepted: the ledger records that only with its
+    /// window's settlement, so a counter of it could not be restored after a restart.
     pub fn add(&mut self, intervals: &[UsageInterval]) {
-        for i in intervals {
+        for i in intervals.iter().filter(|i| i.kind() != UsageKind::Burst) {
             let slot = self
                 .0
                 .entry((i.bureau().to_owned(), i.resource(), i.kind()))

@@ -58,6 +58,7 @@ pub mod tracker;
 pub mod budgets;
 mod metrics;
 mod sampler;
+mod settle;
 mod time;
 
 pub use metrics::MeteringMetrics;

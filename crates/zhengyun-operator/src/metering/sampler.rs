@@ -15,13 +15,14 @@ use kube::{Api, Client, Resource, ResourceExt};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
-use zhengyun_metering::{Calendar, Clock, Gap, GapKind, Month, RateSchedule};
+use zhengyun_metering::{Calendar, Clock, Gap, GapKind, Month, RateSchedule, TimeRange};
 use zhengyun_model::crd::{Bureau, Environment, RateCard};
 use zhengyun_store::Store;
 
 use super::health::{BEYOND_BACKFILL, Health, Outage, gap_of, split_gaps};
 use super::metrics::{MeteringMetrics, UsageSums};
 use super::observe::{claim_consumption, pod_consumption, reserved};
+use super::settle::{PoolTerms, WindowSettle};
 use super::time::{Second, Seconds};
 use super::tracker::{Source, SourceClass, Tracker};
 use super::{MeteringConfig, STREAM};
@@ -134,6 +135,7 @@ pub(crate) async fn run(
     };
     let (bureaus, bureau_stream) = prices::<Bureau>(&client);
     let (cards, card_stream) = prices::<RateCard>(&client);
+    sampler.attach(client.clone(), cards.clone()).await;
     // The finance metrics read the controllers' cache of Environments; the sampler's own watch
     // below keeps none, it feeds the tracker.
     sampler.metrics.watch(bureaus.clone(), envs);
@@ -401,6 +403,10 @@ struct Sampler {
     metrics: Arc<MeteringMetrics>,
     clock: Clock,
     timing: Timing,
+    /// Which pods are burst, and the settlement's shares, as last read from the CapacityPool.
+    terms: PoolTerms,
+    /// Where the pool and rate cards are read, once attached ([`Sampler::attach`]).
+    cluster: Option<(Client, Reflection<RateCard>)>,
 }
 
 impl Sampler {
@@ -439,7 +445,40 @@ impl Sampler {
             metrics,
             clock: config.clock.clock(),
             timing: Timing::of(config),
+            terms: PoolTerms::default(),
+            cluster: None,
         }
+    }
+
+    /// Reads the CapacityPool's terms from `client` (now, before pods are watched, and again
+    /// before each window is written) and prices settlements with `cards`.
+    async fn attach(&mut self, client: Client, cards: Reflection<RateCard>) {
+        self.cluster = Some((client, cards));
+        self.read_terms().await;
+    }
+
+    /// Refreshes the pool's terms; on failure the last ones known stay.
+    async fn read_terms(&mut self) {
+        let Some((client, _)) = &self.cluster else {
+            return;
+        };
+        match crate::environments::capacity_pool(client).await {
+            Ok(pool) => self.terms = PoolTerms::of(&pool),
+            Err(error) => {
+                tracing::warn!(%error, "unable to read the capacity pool; settling at the terms last read");
+            }
+        }
+    }
+
+    /// The rate card in force at `at`, if any: what a window starting then is settled at.
+    fn card_at(&self, at: Timestamp) -> Option<zhengyun_metering::RateCard> {
+        let (_, cards) = self.cluster.as_ref()?;
+        let objects = cards.state();
+        let schedule = RateSchedule::from_objects(objects.iter().map(|c| c.as_ref())).ok()?;
+        let range =
+            TimeRange::new(at, at.checked_add(jiff::SignedDuration::from_secs(1)).ok()?).ok()?;
+        let periods = schedule.periods(range, &self.calendar).ok()?;
+        periods.first()?.card.cloned()
     }
 
     fn now(&self) -> Second {
@@ -456,6 +495,7 @@ impl Sampler {
     fn take(&mut self, input: Input) {
         let now = self.now().get();
         let metrics = &self.metrics;
+        let terms = &self.terms;
         let (tracker, health) = (&mut self.tracker, &mut self.health);
         let outage = match input {
             Input::Environment(event) => on_event(
@@ -488,7 +528,12 @@ impl Sampler {
                 *event,
                 now,
                 |t, pod, gone| {
-                    let source = Source::Pod(pod.metadata.uid.clone()?);
+                    let uid = pod.metadata.uid.clone()?;
+                    let source = if terms.is_burst(pod) {
+                        Source::BurstPod(uid)
+                    } else {
+                        Source::Pod(uid)
+                    };
                     if gone {
                         t.gone(source.clone(), now);
                         return Some(source);
@@ -641,18 +686,25 @@ impl Sampler {
         };
         let (gaps, rest) = split_gaps(&self.owed.gaps, end.get());
         let expected = self.written.and_then(Second::timestamp);
+        self.read_terms().await;
+        let card = self
+            .frontier()
+            .timestamp()
+            .and_then(|start| self.card_at(start));
+        let mut settle = WindowSettle::new(&self.calendar, card.as_ref(), &self.terms);
         let mut closing = self
             .tracker
             .closing(end.get(), &self.calendar, WINDOW_BATCH);
         let mut usage = UsageSums::default();
         let recorded = self
             .store
-            .record_window_in_batches(
+            .record_settled_window_in_batches(
                 closing.by_ref().inspect(|batch| usage.add(batch)),
                 &gaps,
                 STREAM,
                 expected,
                 at,
+                &mut settle,
             )
             .await;
         for problem in &closing.problems {

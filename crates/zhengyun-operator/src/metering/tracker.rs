@@ -40,6 +40,9 @@ pub enum Source {
     Quota(String),
     /// The pod with this UID.
     Pod(String),
+    /// The pod with this UID, of the burst priority class: borrowed capacity, settled per
+    /// window rather than consumed.
+    BurstPod(String),
     /// The volume claim with this UID.
     Claim(String),
 }
@@ -60,13 +63,14 @@ impl Source {
         match self {
             Source::Quota(_) => UsageKind::Reserved,
             Source::Pod(_) | Source::Claim(_) => UsageKind::Consumed,
+            Source::BurstPod(_) => UsageKind::Burst,
         }
     }
 
     fn class(&self) -> SourceClass {
         match self {
             Source::Quota(_) => SourceClass::Quotas,
-            Source::Pod(_) => SourceClass::Pods,
+            Source::Pod(_) | Source::BurstPod(_) => SourceClass::Pods,
             Source::Claim(_) => SourceClass::Claims,
         }
     }

@@ -1,0 +1,147 @@
+//! Settlements of borrowed capacity (see [`zhengyun_metering::settlement`]): stored with the
+//! metering window they settle, in the window's transaction, and summed per month for the
+//! statement.
+//!
+//! Burst usage is recorded only here: a window's burst intervals are shown to its [`Settle`]
+//! and never stored as usage intervals, so the tariff's lines never price them.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt as _;
+use zhengyun_metering::settlement::{Role, Settled, SettlementLine};
+use zhengyun_metering::{Month, UsageInterval, usage::parse_resource};
+use zhengyun_model::names::Tier;
+
+use crate::{
+    Store,
+    error::{Error, Result, db},
+    with_pool,
+};
+
+/// What settles a metering window: shown each batch of the window's intervals (burst ones
+/// included) as the ledger stores it, then asked for the amounts to store with the window.
+pub trait Settle: Send {
+    /// One batch of the window's intervals.
+    fn observe(&mut self, batch: &[UsageInterval]);
+
+    /// The window's settled amounts, once every batch has been shown; an error leaves the
+    /// window unwritten (it is retried).
+    fn settled(&mut self) -> std::result::Result<Vec<Settled>, String>;
+}
+
+/// Inserts `settled` inside `tx`, as part of the window ending at `window_end_s`; a row
+/// already stored for the same window and party (a window written again) is left as it was.
+pub(crate) async fn insert<DB>(
+    tx: &mut crate::WriteTx<DB>,
+    window_end_s: i64,
+    settled: &[Settled],
+    recorded_at: i64,
+) -> Result<()>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    for row in settled {
+        let amount = i64::try_from(row.amount_fen).map_err(|_| {
+            Error::invalid(
+                "amount",
+                format!("{} fen exceeds the ledger's range", row.amount_fen),
+            )
+        })?;
+        sqlx::query::<DB>(
+            "INSERT INTO burst_settlements (month, window_end_s, role, bureau, environment, \
+             tier, resource, unit_seconds, amount_fen, recorded_at_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        )
+        .bind(row.month.to_string())
+        .bind(window_end_s)
+        .bind(row.role.as_str().to_owned())
+        .bind(row.bureau.clone())
+        .bind(row.environment.clone())
+        .bind(row.tier.map_or("", Tier::as_str).to_owned())
+        .bind(row.resource.as_str().to_owned())
+        .bind(row.unit_seconds.to_string())
+        .bind(amount)
+        .bind(recorded_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db("recording a settlement"))?;
+    }
+    Ok(())
+}
+
+type SettledRow = (String, String, String, String, String, String, i64);
+
+impl Store {
+    /// The settlement lines of `month`: each party's windows summed, in statement order.
+    pub async fn month_settlement(&self, month: Month) -> Result<Vec<SettlementLine>> {
+        const DOING: &str = "reading the month's settlements";
+        type Key = (Role, String, String, String, String);
+        let mut sums: BTreeMap<Key, (u128, u64)> = BTreeMap::new();
+        let month_text = month.to_string();
+        with_pool!(self, pool => {
+            let mut rows = sqlx::query_as::<_, SettledRow>(
+                "SELECT role, bureau, environment, tier, resource, unit_seconds, amount_fen \
+                 FROM burst_settlements WHERE month = $1",
+            )
+            .bind(&month_text)
+            .fetch(pool);
+            while let Some((role, bureau, environment, tier, resource, unit_seconds, fen)) =
+                rows.try_next().await.map_err(db(DOING))?
+            {
+                let role = role.parse::<Role>().map_err(corrupt)?;
+                let unit_seconds = unit_seconds
+                    .parse::<u128>()
+                    .map_err(|e| corrupt(format!("unit-seconds {unit_seconds:?}: {e}")))?;
+                let fen = u64::try_from(fen).map_err(|_| corrupt(format!("amount {fen}")))?;
+                let slot = sums
+                    .entry((role, bureau, environment, tier, resource))
+                    .or_default();
+                slot.0 = slot.0.checked_add(unit_seconds).ok_or_else(overflow)?;
+                slot.1 = slot.1.checked_add(fen).ok_or_else(overflow)?;
+            }
+        });
+        let mut lines = Vec::with_capacity(sums.len());
+        for ((role, bureau, environment, tier, resource), (unit_seconds, fen)) in sums {
+            let resource = parse_resource(&resource)
+                .ok_or_else(|| corrupt(format!("resource {resource:?}")))?;
+            let tier = if tier.is_empty() {
+                None
+            } else {
+                Some(
+                    tier.parse::<Tier>()
+                        .map_err(|_| corrupt(format!("tier {tier:?}")))?,
+                )
+            };
+            let some = |text: String| (!text.is_empty()).then_some(text);
+            lines.push(
+                SettlementLine::new(
+                    role,
+                    some(bureau),
+                    some(environment),
+                    tier,
+                    resource,
+                    unit_seconds,
+                    fen,
+                )
+                .map_err(|e| Error::Metering {
+                    what: "settlement line",
+                    source: Box::new(e),
+                })?,
+            );
+        }
+        zhengyun_metering::settlement::sort_lines(&mut lines);
+        Ok(lines)
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("a stored settlement: {what}"))
+}
+
+fn overflow() -> Error {
+    corrupt("a month's sum overflows")
+}
