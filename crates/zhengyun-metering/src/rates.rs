@@ -170,22 +170,42 @@ pub fn cost_at_percent(
     percent: u32,
     rounding: Rounding,
 ) -> Result<Decimal> {
-    let (mantissa, scale) = price_parts(price).ok_or(Error::UnsupportedPrice { price })?;
+    let fen = cost_in_units(
+        unit_seconds,
+        resource,
+        price,
+        percent,
+        MONEY_SCALE,
+        rounding,
+    )?;
+    decimal(fen, MONEY_SCALE, "the cost of a line")
+}
+
+/// [`cost_at_percent`] as a whole number of `10^-scale` currency units (`scale` 2: fen; 8:
+/// millionths of a fen), rounded once by `rounding`.
+pub fn cost_in_units(
+    unit_seconds: u128,
+    resource: Resource,
+    price: Decimal,
+    percent: u32,
+    scale: u32,
+    rounding: Rounding,
+) -> Result<u128> {
+    let (mantissa, price_scale) = price_parts(price).ok_or(Error::UnsupportedPrice { price })?;
     let mantissa = mantissa * u128::from(percent);
     let per_unit_hour = PriceUnit::of(resource).unit_seconds_per_unit_hour() * 100;
-    // fen = unit_seconds × mantissa × 10^2 / (10^scale × per_unit_hour); keep the divisor small.
-    let (multiplier, divisor) = if scale <= MONEY_SCALE {
-        let up = 10u128.pow(MONEY_SCALE - scale);
+    // units = unit_seconds × mantissa × 10^scale / (10^price_scale × per_unit_hour); keep the
+    // divisor small.
+    let (multiplier, divisor) = if price_scale <= scale {
+        let up = 10u128.pow(scale - price_scale);
         (mantissa * up, per_unit_hour)
     } else {
-        let down = 10u64.pow(scale - MONEY_SCALE);
+        let down = 10u64.pow(price_scale - scale);
         (mantissa, per_unit_hour * down)
     };
-    let fen =
-        mul_div_rounded(unit_seconds, multiplier, divisor, rounding).ok_or(Error::Overflow {
-            what: "the cost of a line",
-        })?;
-    decimal(fen, MONEY_SCALE, "the cost of a line")
+    mul_div_rounded(unit_seconds, multiplier, divisor, rounding).ok_or(Error::Overflow {
+        what: "the cost of a line",
+    })
 }
 
 /// `unit_seconds` of `resource` in unit-hours (core-hours, GiB-hours…), rounded half to even to

@@ -1,35 +1,43 @@
-//! Settlement of borrowed capacity, per metering window and resource.
+//! Settlement of borrowed capacity: per metering window and resource when the window is
+//! written, in whole fen per month on the statement.
 //!
-//! - Each **borrower** pays its burst unit-seconds at the burst price (a percentage of the
-//!   consumption price), priced and rounded once per borrower like any statement line
-//!   ([`crate::rates::cost_at_percent`]).
-//! - The **lenders' share** of that revenue (`lender_share_percent` %, rounded down to the fen,
-//!   so that the platform never pays out more than the share) is credited to the bureaus in
-//!   proportion to the reserved-but-unconsumed unit-seconds each had in the same window.
-//!   Credits are whole fen, shared by the **largest remainder** rule: each lender gets the
-//!   floor of its exact share, and the fen left over go one each to the largest fractional
-//!   remainders (ties to the bureau whose code sorts first), so that the credits add up to the
-//!   share exactly and none is more than a fen from its exact value. A bureau that lent nothing
-//!   gets nothing.
-//! - The **platform** keeps the rest: revenue − credits. When nobody had idle reserved capacity
-//!   (burst ran on capacity no bureau reserved), the platform keeps it all.
+//! # Per window ([`WindowSettler`])
 //!
-//! So, to the fen: Σ borrower charges = Σ lender credits + the platform's share.
+//! - Each **borrowing environment** is charged its burst unit-seconds at the burst price (a
+//!   percentage of its tier's consumption price on the rate card in force when the window
+//!   starts), computed exactly and kept in millionths of a fen ([`MICRO_PER_FEN`]): a window
+//!   is short, and rounding each one to the fen would lose or invent up to half a fen per
+//!   window and environment.
+//! - The **lenders' share** of that revenue (`lender_share_percent` %, rounded down) is shared
+//!   among the bureaus in proportion to the reserved-but-unconsumed unit-seconds each had in the
+//!   same window, by the **largest remainder** rule ([`largest_remainder`]): each gets the floor
+//!   of its exact share and the units left over go one each to the largest fractional
+//!   remainders (ties to the bureau whose code sorts first). A bureau that lent nothing gets
+//!   nothing.
+//! - The **platform** keeps the rest. So, per window, to the millionth of a fen: Σ charges =
+//!   Σ credits + the platform's share.
+//!
+//! # Per month ([`month_lines`])
+//!
+//! A statement sums each party's windows and rounds once per line: a borrower's charge half up
+//! to the fen; the lenders' credits to whole fen by the largest remainder rule again, their
+//! total being the month's exact credits rounded down (never more than the charges); the
+//! platform's share is charges − credits. So, to the fen: Σ `burst` lines = Σ `lent` credits
+//! + the `platform` line.
 
 use std::collections::BTreeMap;
 use std::{fmt, str::FromStr};
 
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive as _;
 use serde::{Deserialize, Serialize};
 use zhengyun_model::{names::Tier, quantity::Resource};
 
 use crate::calendar::{Calendar, Month};
 use crate::error::{Error, Result};
-use crate::rates::{RateCard, Rounding, cost_at_percent};
+use crate::rates::{MONEY_SCALE, RateCard, Rounding, cost_in_units};
 use crate::usage::{UsageInterval, UsageKind};
 
-/// What one window of one resource settles to, in fen.
+/// What one window of one resource settles to, in whole units (millionths of a fen per window).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settlement {
     /// Each borrowing bureau's charge.
@@ -52,45 +60,9 @@ impl Settlement {
     }
 }
 
-/// The terms of a settlement: the price and the shares.
-#[derive(Clone, Copy, Debug)]
-pub struct Terms {
-    /// The resource settled.
-    pub resource: Resource,
-    /// Its consumption price per unit-hour.
-    pub price: Decimal,
-    /// The burst price in percent of `price` (0–100).
-    pub burst_price_percent: u32,
-    /// The lenders' share of burst revenue in percent (0–100).
-    pub lender_share_percent: u32,
-    /// How a charge is rounded to the fen.
-    pub rounding: Rounding,
-}
-
-/// Settles one window: `burst` is each borrowing bureau's burst unit-seconds, `idle` each
-/// bureau's reserved-but-unconsumed unit-seconds.
-pub fn settle(
-    burst: &BTreeMap<String, u128>,
-    idle: &BTreeMap<String, u128>,
-    terms: &Terms,
-) -> Result<Settlement> {
-    let mut charges = BTreeMap::new();
-    for (bureau, &unit_seconds) in burst {
-        let amount = cost_at_percent(
-            unit_seconds,
-            terms.resource,
-            terms.price,
-            terms.burst_price_percent.min(100),
-            terms.rounding,
-        )?;
-        charges.insert(bureau.clone(), fen(amount)?);
-    }
-    share_revenue(charges, idle, terms.lender_share_percent)
-}
-
-/// Shares the revenue of `charges` (already priced, in fen): `lender_share_percent` % of it,
-/// rounded down, to the bureaus with `idle` unit-seconds by the largest remainder rule, the
-/// rest to the platform.
+/// Shares the revenue of `charges` (already priced, in any whole unit): `lender_share_percent`
+/// % of it, rounded down, to the bureaus with `idle` unit-seconds by the largest remainder
+/// rule, the rest to the platform.
 pub fn share_revenue(
     charges: BTreeMap<String, u64>,
     idle: &BTreeMap<String, u128>,
@@ -217,9 +189,12 @@ pub struct Settled {
     /// Burst unit-seconds for a charge and the platform's share (all burst), idle reserved
     /// unit-seconds for a credit.
     pub unit_seconds: u128,
-    /// The amount in fen: charged, credited or kept.
-    pub amount_fen: u64,
+    /// The exact amount charged, credited or kept, in millionths of a fen.
+    pub micro_fen: u64,
 }
+
+/// Millionths of a fen in a fen: the unit of a window's settled amounts.
+pub const MICRO_PER_FEN: u64 = 1_000_000;
 
 /// The prices and shares a window is settled at: the rate card in force when the window
 /// starts, and the pool's borrowing policy.
@@ -292,8 +267,8 @@ impl WindowSettler {
     }
 
     /// Settles every month and resource with burst usage: a charge per borrowing environment
-    /// (priced and rounded once at the burst price of its tier), a credit per lending bureau,
-    /// and the platform's share. Charges = credits + the platform's share, to the fen.
+    /// (its exact burst price, in millionths of a fen, rounded half up), a credit per lending
+    /// bureau, and the platform's share. Charges = credits + the platform's share, exactly.
     pub fn settle(self, terms: &WindowTerms<'_>) -> Result<Vec<Settled>> {
         let mut out = Vec::new();
         for ((month, resource), part) in self.parts {
@@ -304,15 +279,18 @@ impl WindowSettler {
             let mut burst_total = 0u128;
             for (environment, (bureau, tier, unit_seconds)) in &part.burst {
                 let price = terms.card.price(*tier, resource, UsageKind::Consumed);
-                let amount = cost_at_percent(
+                let micro = cost_in_units(
                     *unit_seconds,
                     resource,
                     price,
                     terms.burst_price_percent.min(100),
-                    terms.card.rounding(),
+                    MONEY_SCALE + 6,
+                    Rounding::HalfUp,
                 )?;
-                let amount_fen = fen(amount)?;
-                charges.insert(environment.clone(), amount_fen);
+                let micro_fen = u64::try_from(micro).map_err(|_| Error::Overflow {
+                    what: "a burst charge",
+                })?;
+                charges.insert(environment.clone(), micro_fen);
                 burst_total += unit_seconds;
                 out.push(Settled {
                     month,
@@ -322,7 +300,7 @@ impl WindowSettler {
                     tier: Some(*tier),
                     resource,
                     unit_seconds: *unit_seconds,
-                    amount_fen,
+                    micro_fen,
                 });
             }
             let idle: BTreeMap<String, u128> = part
@@ -331,7 +309,7 @@ impl WindowSettler {
                 .map(|(bureau, (reserved, consumed))| (bureau, reserved.saturating_sub(consumed)))
                 .collect();
             let settlement = share_revenue(charges, &idle, terms.lender_share_percent)?;
-            for (bureau, amount_fen) in settlement.credits {
+            for (bureau, micro_fen) in settlement.credits {
                 out.push(Settled {
                     month,
                     role: Role::Lent,
@@ -340,7 +318,7 @@ impl WindowSettler {
                     environment: String::new(),
                     tier: None,
                     resource,
-                    amount_fen,
+                    micro_fen,
                 });
             }
             out.push(Settled {
@@ -351,11 +329,104 @@ impl WindowSettler {
                 tier: None,
                 resource,
                 unit_seconds: burst_total,
-                amount_fen: settlement.platform,
+                micro_fen: settlement.platform,
             });
         }
         Ok(out)
     }
+}
+
+/// One party's settled windows of one month and resource, summed: what the ledger hands
+/// [`month_lines`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonthSum {
+    /// Charge, credit or the platform's share.
+    pub role: Role,
+    /// The bureau; empty for the platform.
+    pub bureau: String,
+    /// The borrowing environment; empty unless `role` is burst.
+    pub environment: String,
+    /// The borrowing environment's tier.
+    pub tier: Option<Tier>,
+    /// The resource.
+    pub resource: Resource,
+    /// Σ unit-seconds.
+    pub unit_seconds: u128,
+    /// Σ millionths of a fen.
+    pub micro_fen: u128,
+}
+
+/// The month's settlement lines from each party's summed windows (see the
+/// [module documentation](self)): charges rounded half up to the fen, credits to whole fen by
+/// the largest remainder rule (their total the exact credits rounded down, and never more than
+/// the charges), the platform's line the difference; per resource, in statement order.
+pub fn month_lines(sums: &[MonthSum]) -> Result<Vec<SettlementLine>> {
+    let per_fen = u128::from(MICRO_PER_FEN);
+    let mut by_resource: BTreeMap<Resource, Vec<&MonthSum>> = BTreeMap::new();
+    for sum in sums {
+        by_resource.entry(sum.resource).or_default().push(sum);
+    }
+    let some = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+    let mut lines = Vec::new();
+    for (resource, sums) in by_resource {
+        let mut charged = 0u64;
+        let mut burst_unit_seconds = 0u128;
+        for sum in sums.iter().filter(|s| s.role == Role::Burst) {
+            let fen = to_u64((sum.micro_fen + per_fen / 2) / per_fen)?;
+            charged = charged
+                .checked_add(fen)
+                .ok_or_else(|| overflow("charges"))?;
+            burst_unit_seconds += sum.unit_seconds;
+            lines.push(SettlementLine::new(
+                Role::Burst,
+                some(&sum.bureau),
+                some(&sum.environment),
+                sum.tier,
+                resource,
+                sum.unit_seconds,
+                fen,
+            )?);
+        }
+        let lenders: BTreeMap<(&str, u128), u128> = sums
+            .iter()
+            .filter(|s| s.role == Role::Lent && s.micro_fen > 0)
+            .map(|s| ((s.bureau.as_str(), s.unit_seconds), s.micro_fen))
+            .collect();
+        let exact: u128 = lenders.values().sum();
+        let total = to_u64(exact / per_fen)?.min(charged);
+        let mut credited = 0u64;
+        for ((bureau, unit_seconds), fen) in largest_remainder(total, &lenders)? {
+            credited += fen;
+            lines.push(SettlementLine::new(
+                Role::Lent,
+                Some((*bureau).to_owned()),
+                None,
+                None,
+                resource,
+                *unit_seconds,
+                fen,
+            )?);
+        }
+        lines.push(SettlementLine::new(
+            Role::Platform,
+            None,
+            None,
+            None,
+            resource,
+            burst_unit_seconds,
+            charged - credited,
+        )?);
+    }
+    sort_lines(&mut lines);
+    Ok(lines)
+}
+
+fn to_u64(value: u128) -> Result<u64> {
+    u64::try_from(value).map_err(|_| overflow("a settled amount"))
+}
+
+fn overflow(what: &'static str) -> Error {
+    Error::Overflow { what }
 }
 
 /// One month's settled amounts of one party and resource, as a statement shows them: the sum
@@ -470,15 +541,6 @@ pub fn check_balanced(lines: &[SettlementLine]) -> Result<()> {
     }
 }
 
-/// A rounded amount in whole fen.
-fn fen(amount: Decimal) -> Result<u64> {
-    (amount * Decimal::ONE_HUNDRED)
-        .to_u64()
-        .ok_or(Error::Overflow {
-            what: "a burst charge",
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,29 +550,22 @@ mod tests {
         items.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
     }
 
-    fn terms(price: &str, burst: u32, share: u32) -> Terms {
-        Terms {
-            resource: Resource::Cpu,
-            price: price.parse().unwrap(),
-            burst_price_percent: burst,
-            lender_share_percent: share,
-            rounding: Rounding::HalfUp,
-        }
+    fn charges(items: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        items.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
     }
 
     /// One core for one hour, in millicore-seconds.
     const CORE_HOUR: u128 = 1000 * 3600;
 
     #[test]
-    fn a_borrower_pays_the_burst_price_and_lenders_get_their_share_by_idle_capacity() {
-        // 10 core-hours at 0.30 × 40 % = 1.20 CNY; 70 % to lenders = 0.84; 3:1 idle.
-        let s = settle(
-            &map(&[("wjw", 10 * CORE_HOUR)]),
+    fn lenders_get_their_share_of_the_revenue_by_idle_capacity_and_the_platform_the_rest() {
+        // 120 units; 70 % to lenders = 84, 3:1 by idle capacity.
+        let s = share_revenue(
+            charges(&[("wjw", 120)]),
             &map(&[("cgj", 3 * CORE_HOUR), ("jyj", CORE_HOUR)]),
-            &terms("0.30", 40, 70),
+            70,
         )
         .unwrap();
-        assert_eq!(s.charges["wjw"], 120);
         assert_eq!(s.credits["cgj"], 63);
         assert_eq!(s.credits["jyj"], 21);
         assert_eq!(s.platform, 36);
@@ -549,17 +604,14 @@ mod tests {
             (seed >> 33) % m
         };
         for _ in 0..500 {
-            let burst = map(&[
-                ("a", u128::from(next(50_000_000))),
-                ("b", u128::from(next(7_000_000))),
-            ]);
+            let burst = charges(&[("a", next(50_000_000)), ("b", next(7_000_000))]);
             let idle = map(&[
                 ("c", u128::from(next(90_000_000))),
                 ("d", u128::from(next(3))),
                 ("e", u128::from(next(40_000_000))),
             ]);
             let share = u32::try_from(next(101)).unwrap();
-            let s = settle(&burst, &idle, &terms("0.123457", 37, share)).unwrap();
+            let s = share_revenue(burst, &idle, share).unwrap();
             assert!(s.balances(), "{s:?}");
             let lent: u128 = idle.values().sum();
             let paid: u64 = s.credits.values().sum();
@@ -580,13 +632,7 @@ mod tests {
 
     #[test]
     fn with_nobody_idle_the_platform_keeps_the_revenue() {
-        let s = settle(
-            &map(&[("wjw", CORE_HOUR)]),
-            &map(&[("cgj", 0)]),
-            &terms("1", 50, 70),
-        )
-        .unwrap();
-        assert_eq!(s.charges["wjw"], 50);
+        let s = share_revenue(charges(&[("wjw", 50)]), &map(&[("cgj", 0)]), 70).unwrap();
         assert!(s.credits.is_empty());
         assert_eq!(s.platform, 50);
     }
@@ -595,6 +641,7 @@ mod tests {
     fn the_burst_price_is_exact_before_it_is_rounded_once() {
         // 1 millicore-second at 0.000001 × 1 %: far below a fen, rounds to zero; 3600 core-hours
         // at 0.000001 × 50 % = 0.0018 → 0.00 (half up rounds 0.18 fen down).
+        use crate::rates::cost_at_percent;
         let tiny = cost_at_percent(
             1,
             Resource::Cpu,
@@ -644,11 +691,14 @@ mod tests {
             .unwrap()
     }
 
+    /// The amount of `party`'s row in `rows`, in millionths of a fen.
     fn amount(rows: &[Settled], role: Role, party: &str) -> Option<u64> {
         rows.iter()
             .find(|r| r.role == role && (r.environment == party || r.bureau == party))
-            .map(|r| r.amount_fen)
+            .map(|r| r.micro_fen)
     }
+
+    const FEN: u64 = MICRO_PER_FEN;
 
     #[test]
     fn a_window_charges_each_borrowing_environment_at_its_tier_and_credits_the_bureaus_that_left_reserved_capacity_idle()
@@ -678,17 +728,17 @@ mod tests {
             ],
             70,
         );
-        assert_eq!(amount(&rows, Role::Burst, "wjw-prod"), Some(32));
-        assert_eq!(amount(&rows, Role::Burst, "jyj-test"), Some(3));
-        // 70 % of 35 fen, rounded down: 24, shared 6:2.
-        assert_eq!(amount(&rows, Role::Lent, "cgj"), Some(18));
-        assert_eq!(amount(&rows, Role::Lent, "gaj"), Some(6));
+        assert_eq!(amount(&rows, Role::Burst, "wjw-prod"), Some(32 * FEN));
+        assert_eq!(amount(&rows, Role::Burst, "jyj-test"), Some(3 * FEN));
+        // 70 % of 35 fen = 24.5 fen, shared 6:2.
+        assert_eq!(amount(&rows, Role::Lent, "cgj"), Some(18_375_000));
+        assert_eq!(amount(&rows, Role::Lent, "gaj"), Some(6_125_000));
         assert_eq!(
             amount(&rows, Role::Lent, "wjw"),
             None,
             "a bureau that lent nothing gets nothing"
         );
-        assert_eq!(amount(&rows, Role::Platform, ""), Some(11));
+        assert_eq!(amount(&rows, Role::Platform, ""), Some(10_500_000));
         let lent = rows
             .iter()
             .find(|r| r.role == Role::Lent && r.bureau == "cgj")
@@ -752,10 +802,10 @@ mod tests {
             let of = |role| -> u64 {
                 rows.iter()
                     .filter(|r| r.month.to_string() == month && r.role == role)
-                    .map(|r| r.amount_fen)
+                    .map(|r| r.micro_fen)
                     .sum()
             };
-            assert_eq!(of(Role::Burst), 32, "{month}");
+            assert_eq!(of(Role::Burst), 32 * FEN, "{month}");
             assert_eq!(
                 of(Role::Burst),
                 of(Role::Lent) + of(Role::Platform),
@@ -800,5 +850,63 @@ mod tests {
         ];
         let error = check_balanced(&unbalanced).unwrap_err().to_string();
         assert!(error.contains("settlement of cpu"), "{error}");
+    }
+
+    fn sum(role: Role, party: &str, micro_fen: u128) -> MonthSum {
+        MonthSum {
+            role,
+            bureau: party.split('-').next().unwrap_or_default().to_owned(),
+            environment: if role == Role::Burst {
+                party.to_owned()
+            } else {
+                String::new()
+            },
+            tier: (role == Role::Burst).then_some(Tier::Gold),
+            resource: Resource::Cpu,
+            unit_seconds: CORE_HOUR,
+            micro_fen,
+        }
+    }
+
+    #[test]
+    fn a_month_rounds_each_charge_once_and_shares_whole_fen_of_credits_so_the_lines_balance() {
+        let lines = month_lines(&[
+            sum(Role::Burst, "wjw-prod", 1_234_567_890),
+            sum(Role::Lent, "cgj", 600_000_000),
+            sum(Role::Lent, "gaj", 263_197_523),
+            sum(Role::Platform, "", 371_370_367),
+        ])
+        .unwrap();
+        let amounts: Vec<(Role, String)> = lines
+            .iter()
+            .map(|l| (l.role, l.amount.to_string()))
+            .collect();
+        // 1234.567890 fen → 12.35; credits 863.197523 fen → 863 fen: 600 and 263; the
+        // platform the rest.
+        assert_eq!(
+            amounts,
+            [
+                (Role::Burst, "12.35".to_owned()),
+                (Role::Lent, "-6.00".to_owned()),
+                (Role::Lent, "-2.63".to_owned()),
+                (Role::Platform, "3.72".to_owned()),
+            ]
+        );
+        check_balanced(&lines).unwrap();
+    }
+
+    #[test]
+    fn credits_never_exceed_the_charges_once_both_are_rounded() {
+        // Three borrowers of 0.4 fen each are charged nothing; 1.2 fen of credits would be one
+        // fen more than was charged.
+        let lines = month_lines(&[
+            sum(Role::Burst, "wjw-prod", 400_000),
+            sum(Role::Burst, "jyj-prod", 400_000),
+            sum(Role::Burst, "gaj-prod", 400_000),
+            sum(Role::Lent, "cgj", 1_200_000),
+        ])
+        .unwrap();
+        check_balanced(&lines).unwrap();
+        assert!(lines.iter().all(|l| l.amount.is_zero()), "{lines:?}");
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use futures::TryStreamExt as _;
-use zhengyun_metering::settlement::{Role, Settled, SettlementLine};
+use zhengyun_metering::settlement::{MonthSum, Role, Settled, SettlementLine, month_lines};
 use zhengyun_metering::{Month, UsageInterval, usage::parse_resource};
 use zhengyun_model::names::Tier;
 
@@ -45,15 +45,18 @@ where
     for<'q> DB::Arguments: sqlx::IntoArguments<DB>,
 {
     for row in settled {
-        let amount = i64::try_from(row.amount_fen).map_err(|_| {
+        let amount = i64::try_from(row.micro_fen).map_err(|_| {
             Error::invalid(
                 "amount",
-                format!("{} fen exceeds the ledger's range", row.amount_fen),
+                format!(
+                    "{} millionths of a fen exceed the ledger's range",
+                    row.micro_fen
+                ),
             )
         })?;
         sqlx::query::<DB>(
             "INSERT INTO burst_settlements (month, window_end_s, role, bureau, environment, \
-             tier, resource, unit_seconds, amount_fen, recorded_at_us) \
+             tier, resource, unit_seconds, micro_fen, recorded_at_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         )
         .bind(row.month.to_string())
@@ -76,36 +79,47 @@ where
 type SettledRow = (String, String, String, String, String, String, i64);
 
 impl Store {
-    /// The settlement lines of `month`: each party's windows summed, in statement order.
+    /// The settlement lines of `month`: each party's windows summed, rounded once per line
+    /// ([`month_lines`]), in statement order.
     pub async fn month_settlement(&self, month: Month) -> Result<Vec<SettlementLine>> {
+        let parts = self.month_settlement_sums(month).await?;
+        month_lines(&parts).map_err(|e| Error::Metering {
+            what: "settlement",
+            source: Box::new(e),
+        })
+    }
+
+    /// Each party's settled windows of `month` summed exactly, before rounding: charges,
+    /// credits and the platform's shares in millionths of a fen.
+    pub async fn month_settlement_sums(&self, month: Month) -> Result<Vec<MonthSum>> {
         const DOING: &str = "reading the month's settlements";
         type Key = (Role, String, String, String, String);
-        let mut sums: BTreeMap<Key, (u128, u64)> = BTreeMap::new();
+        let mut sums: BTreeMap<Key, (u128, u128)> = BTreeMap::new();
         let month_text = month.to_string();
         with_pool!(self, pool => {
             let mut rows = sqlx::query_as::<_, SettledRow>(
-                "SELECT role, bureau, environment, tier, resource, unit_seconds, amount_fen \
+                "SELECT role, bureau, environment, tier, resource, unit_seconds, micro_fen \
                  FROM burst_settlements WHERE month = $1",
             )
             .bind(&month_text)
             .fetch(pool);
-            while let Some((role, bureau, environment, tier, resource, unit_seconds, fen)) =
+            while let Some((role, bureau, environment, tier, resource, unit_seconds, micro)) =
                 rows.try_next().await.map_err(db(DOING))?
             {
                 let role = role.parse::<Role>().map_err(corrupt)?;
                 let unit_seconds = unit_seconds
                     .parse::<u128>()
                     .map_err(|e| corrupt(format!("unit-seconds {unit_seconds:?}: {e}")))?;
-                let fen = u64::try_from(fen).map_err(|_| corrupt(format!("amount {fen}")))?;
+                let micro = u128::try_from(micro).map_err(|_| corrupt(format!("amount {micro}")))?;
                 let slot = sums
                     .entry((role, bureau, environment, tier, resource))
                     .or_default();
                 slot.0 = slot.0.checked_add(unit_seconds).ok_or_else(overflow)?;
-                slot.1 = slot.1.checked_add(fen).ok_or_else(overflow)?;
+                slot.1 = slot.1.checked_add(micro).ok_or_else(overflow)?;
             }
         });
-        let mut lines = Vec::with_capacity(sums.len());
-        for ((role, bureau, environment, tier, resource), (unit_seconds, fen)) in sums {
+        let mut parts = Vec::with_capacity(sums.len());
+        for ((role, bureau, environment, tier, resource), (unit_seconds, micro_fen)) in sums {
             let resource = parse_resource(&resource)
                 .ok_or_else(|| corrupt(format!("resource {resource:?}")))?;
             let tier = if tier.is_empty() {
@@ -116,25 +130,17 @@ impl Store {
                         .map_err(|_| corrupt(format!("tier {tier:?}")))?,
                 )
             };
-            let some = |text: String| (!text.is_empty()).then_some(text);
-            lines.push(
-                SettlementLine::new(
-                    role,
-                    some(bureau),
-                    some(environment),
-                    tier,
-                    resource,
-                    unit_seconds,
-                    fen,
-                )
-                .map_err(|e| Error::Metering {
-                    what: "settlement line",
-                    source: Box::new(e),
-                })?,
-            );
+            parts.push(MonthSum {
+                role,
+                bureau,
+                environment,
+                tier,
+                resource,
+                unit_seconds,
+                micro_fen,
+            });
         }
-        zhengyun_metering::settlement::sort_lines(&mut lines);
-        Ok(lines)
+        Ok(parts)
     }
 }
 

@@ -2773,13 +2773,14 @@ async fn a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_
         .iter()
         .map(|l| (l.role, l.bureau.as_deref(), l.amount.to_string()))
         .collect();
-    // 4 core-hours × 0.08 × 40 % = 0.128 → 0.13; 70 % of 13 fen = 9.1 → 9 to cgj; 4 kept.
+    // 4 core-hours × 0.08 × 40 % = 12.8 fen → 0.13; 70 % of 12.8 fen = 8.96 → 8 fen to cgj
+    // (credits round down); 5 kept.
     assert_eq!(
         found,
         [
             (Side::Burst, Some("wjw"), "0.13".to_owned()),
-            (Side::Lent, Some("cgj"), "-0.09".to_owned()),
-            (Side::Platform, None, "0.04".to_owned()),
+            (Side::Lent, Some("cgj"), "-0.08".to_owned()),
+            (Side::Platform, None, "0.05".to_owned()),
         ]
     );
     assert_eq!(lines[0].environment.as_deref(), Some("wjw-prod"));
@@ -2804,11 +2805,11 @@ async fn a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_
     statement.check_conservation().expect("conservation");
     let (payable, platform) = zhengyun_metering::payable(&statement, &[]).expect("payable");
     assert_eq!(payable["wjw"].settlement.to_string(), "0.13");
-    assert_eq!(payable["cgj"].settlement.to_string(), "-0.09");
-    assert_eq!(platform.settlement.to_string(), "0.04");
+    assert_eq!(payable["cgj"].settlement.to_string(), "-0.08");
+    assert_eq!(platform.settlement.to_string(), "0.05");
     assert_eq!(
         payable["cgj"].payable,
-        payable["cgj"].lines - Decimal::new(9, 2)
+        payable["cgj"].lines - Decimal::new(8, 2)
     );
     let amounts = store
         .month_amounts(november(), &Calendar::default(), &schedule())

@@ -13,8 +13,10 @@ mod pool_wide {
     use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
     use kube::{Api, Client, ResourceExt};
     use serde_json::json;
-    use zhengyun_e2e::operator::ensure_operator;
-    use zhengyun_e2e::tenants::bureau_code;
+    use zhengyun_e2e::operator::{
+        ensure_operator, kill_and_restart_operator, ledger_url, use_operator_args,
+    };
+    use zhengyun_e2e::tenants::{apply_sample_rate_card, bureau_code};
     use zhengyun_e2e::{client, eventually};
     use zhengyun_model::crd::{Bureau, CapacityPool, Environment, EnvironmentPhase};
     use zhengyun_model::quantity::{Resource, Unit};
@@ -22,6 +24,12 @@ mod pool_wide {
     const WAIT: Duration = Duration::from_secs(180);
     /// The field manager of the pool's borrowing policy in these tests.
     const MANAGER: &str = "zhengyun-e2e-borrowing";
+
+    /// The shared operator, closing a metering window every 2 s so that settlements are seen.
+    async fn setup() -> anyhow::Result<()> {
+        use_operator_args(&["--metering-period", "2", "--metering-lateness", "1"]);
+        ensure_operator().await
+    }
 
     fn pod(name: &str, class: Option<&str>, cpu: &str) -> anyhow::Result<Pod> {
         let resources = json!({"cpu": cpu, "memory": "64Mi"});
@@ -149,7 +157,7 @@ mod pool_wide {
     #[tokio::test]
     async fn a_bureau_at_its_quota_runs_burst_pods_within_its_allowance_and_none_once_lending_stops()
     -> anyhow::Result<()> {
-        ensure_operator().await?;
+        setup().await?;
         let client = client().await?;
         set_borrowing(
             &client,
@@ -359,7 +367,7 @@ mod pool_wide {
     #[tokio::test]
     async fn the_scheduler_takes_back_room_from_burst_pods_when_a_lenders_own_pods_need_it()
     -> anyhow::Result<()> {
-        ensure_operator().await?;
+        setup().await?;
         let client = client().await?;
         set_borrowing(
             &client,
@@ -421,7 +429,7 @@ mod pool_wide {
     #[tokio::test]
     async fn burst_pods_above_a_lowered_allowance_are_reclaimed_newest_first_with_an_event()
     -> anyhow::Result<()> {
-        ensure_operator().await?;
+        setup().await?;
         let client = client().await?;
         let policy = |percent: u32| {
             json!({"enabled": true, "maxBorrowPercent": percent, "safetyMarginPercent": 0,
@@ -499,6 +507,180 @@ mod pool_wide {
         Api::<Environment>::all(client.clone())
             .delete(&name, &DeleteParams::default())
             .await?;
+        Ok(())
+    }
+
+    /// The second `pod` was seen scheduled at, by its `PodScheduled` condition, once Running.
+    async fn scheduled_at(pods: &Api<Pod>, name: &str) -> anyhow::Result<i64> {
+        eventually(&format!("{name} running"), WAIT, || async {
+            let pod = pods.get(name).await?;
+            let status = pod.status.unwrap_or_default();
+            if status.phase.as_deref() != Some("Running") {
+                return Ok(None);
+            }
+            Ok(status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "True")
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0.as_second()))
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn burst_usage_is_charged_to_its_borrower_and_credited_to_an_idle_lender_once_across_an_operator_kill()
+    -> anyhow::Result<()> {
+        use zhengyun_metering::settlement::Role;
+        use zhengyun_metering::{Calendar, RateSchedule, TimeRange, UsageKind};
+        use zhengyun_model::crd::RateCard;
+        use zhengyun_model::names::Tier;
+
+        setup().await?;
+        let client = client().await?;
+        apply_sample_rate_card(&client).await?;
+        set_borrowing(
+            &client,
+            Some(
+                json!({"enabled": true, "maxBorrowPercent": 50, "hysteresisPercent": 0,
+                        "burstPricePercent": 40, "lenderSharePercent": 70}),
+            ),
+        )
+        .await?;
+        // The lender reserves 2 cores and runs nothing; the borrower runs one burst pod.
+        let lender = admitted_environment(&client, "2", "1Gi").await?;
+        let borrower = admitted_environment(&client, "1", "1Gi").await?;
+        let allowance = eventually("a burst allowance", WAIT, || async {
+            cpu_allowance(&client, &borrower).await
+        })
+        .await?;
+        let millicores = allowance.div_ceil(2);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &borrower);
+        eventually("the burst pod admitted", WAIT, || async {
+            let burst = pod(
+                "report-0",
+                Some("zhengyun-burst"),
+                &format!("{millicores}m"),
+            )?;
+            match pods.create(&PostParams::default(), &burst).await {
+                Ok(_) => Ok(Some(())),
+                Err(kube::Error::Api(s)) if s.code == 403 => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+        let started = scheduled_at(&pods, "report-0").await?;
+
+        // The operator is killed while the pod runs, mid-window.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        kill_and_restart_operator().await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        pods.delete("report-0", &DeleteParams::default()).await?;
+        eventually("the burst pod gone", WAIT, || async {
+            Ok(pods.get_opt("report-0").await?.is_none().then_some(()))
+        })
+        .await?;
+        let ended = jiff::Timestamp::now().as_second();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let end = jiff::Timestamp::now().as_second();
+
+        let store = zhengyun_store::Store::connect(&ledger_url()).await?;
+        eventually("the ledger written past the burst", WAIT, || async {
+            let checkpoint = store.checkpoint("usage").await?;
+            Ok(checkpoint.filter(|c| c.as_second() >= end).map(|_| ()))
+        })
+        .await?;
+        let calendar = Calendar::default();
+        let months: std::collections::BTreeSet<_> = [started, end]
+            .into_iter()
+            .map(|s| Ok(calendar.month_of(jiff::Timestamp::from_second(s)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let mut sums = Vec::new();
+        for month in &months {
+            sums.extend(store.month_settlement_sums(*month).await?);
+        }
+        let of = |role: Role, party: &str| {
+            sums.iter()
+                .filter(|s| s.role == role && s.resource == Resource::Cpu)
+                .filter(|s| s.environment == party || s.bureau == party)
+                .fold((0u128, 0u128), |(u, m), s| {
+                    (u + s.unit_seconds, m + s.micro_fen)
+                })
+        };
+
+        // The borrower's burst against an independent count: from the pod's scheduling to
+        // the deletion the test saw, within the sampler's boundary error (an end is seen late
+        // by the watch's delay, the test's polling and whole-second truncation: 3 s).
+        let (burst_us, charged) = of(Role::Burst, &borrower);
+        let expected = u128::from(millicores) * u128::try_from(ended - started)?;
+        let tolerance = u128::from(millicores) * 3;
+        assert!(
+            burst_us.abs_diff(expected) <= tolerance,
+            "burst unit-seconds {burst_us}, independently {expected} (± {tolerance}): counted \
+             once across the kill"
+        );
+        // Priced at 40 % of the silver consumption price of the card in force, exactly (each
+        // window to the millionth of a fen).
+        let cards = Api::<RateCard>::all(client.clone())
+            .list(&ListParams::default())
+            .await?;
+        let schedule = RateSchedule::from_objects(cards.items.iter())?;
+        let at = jiff::Timestamp::from_second(started)?;
+        let range = TimeRange::new(at, at + jiff::SignedDuration::from_secs(1))?;
+        let periods = schedule.periods(range, &calendar)?;
+        let card = periods[0].card.expect("a rate card in force");
+        let price = card.price(Tier::Silver, Resource::Cpu, UsageKind::Consumed);
+        let exact = zhengyun_metering::rates::cost_in_units(
+            burst_us,
+            Resource::Cpu,
+            price,
+            40,
+            8,
+            zhengyun_metering::Rounding::HalfUp,
+        )?;
+        let windows = u128::try_from(end - started)? / 2 + 2;
+        assert!(
+            charged.abs_diff(exact) <= windows,
+            "charged {charged} millionths of a fen for {burst_us} millicore-seconds at {price} \
+             × 40 %: {exact} (± one per window)"
+        );
+        // The lender had 2 idle cores while the pod ran: it is credited, and what was charged
+        // is exactly what lenders were credited plus the platform's share.
+        let (idle_us, credited) = of(Role::Lent, lender.trim_end_matches("-prod"));
+        assert!(credited > 0, "the idle lender is credited: {sums:?}");
+        assert!(
+            idle_us >= 2_000 * u128::try_from(ended - started - 3)?,
+            "idle unit-seconds {idle_us}"
+        );
+        let total = |role: Role| {
+            sums.iter()
+                .filter(|s| s.role == role)
+                .map(|s| s.micro_fen)
+                .sum::<u128>()
+        };
+        assert_eq!(
+            total(Role::Burst),
+            total(Role::Lent) + total(Role::Platform),
+            "charges = credits + the platform's share, to the millionth of a fen"
+        );
+        assert!(total(Role::Lent) <= total(Role::Burst) * 70 / 100 + windows);
+
+        // The statement shows both, balanced, and the bureaus' payable amounts include them.
+        for month in &months {
+            let statement = store
+                .computed_statement(*month, &calendar, &schedule, &Default::default())
+                .await?;
+            statement.check_conservation()?;
+        }
+        store.close().await;
+
+        set_borrowing(&client, None).await?;
+        for name in [borrower, lender] {
+            Api::<Environment>::all(client.clone())
+                .delete(&name, &DeleteParams::default())
+                .await?;
+        }
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 -- Borrowed capacity settled per metering window, recorded by the sampler in the transaction that
 -- writes the window (so that a window is settled exactly once, whatever restarts): each borrowing
 -- environment's charge for its burst usage, each lending bureau's credit for the idle reserved
--- capacity it had, and the platform's share, per month part of the window and resource, in fen.
+-- capacity it had, and the platform's share, per month part of the window and resource, in millionths
+-- of a fen (the statement rounds each month's sums once).
 -- Burst usage is recorded here only, never as usage intervals. Append-only.
 CREATE TABLE burst_settlements (
     month          TEXT    NOT NULL,
@@ -13,7 +14,7 @@ CREATE TABLE burst_settlements (
     resource       TEXT    NOT NULL,
     -- Unit-seconds as a decimal string: a month of them can exceed 64 bits.
     unit_seconds   TEXT    NOT NULL,
-    amount_fen     BIGINT  NOT NULL CHECK (amount_fen >= 0),
+    micro_fen      BIGINT  NOT NULL CHECK (micro_fen >= 0),
     recorded_at_us BIGINT  NOT NULL,
     PRIMARY KEY (month, window_end_s, role, bureau, environment, resource)
 );
