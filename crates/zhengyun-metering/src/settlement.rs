@@ -909,4 +909,62 @@ mod tests {
         check_balanced(&lines).unwrap();
         assert!(lines.iter().all(|l| l.amount.is_zero()), "{lines:?}");
     }
+
+    #[test]
+    fn the_finance_guides_worked_example_settles_as_the_guide_says() {
+        use UsageKind::{Burst, Consumed, Reserved};
+        // The sample card's gold CPU: list price 0.12, consumption price 0.06.
+        let card = RateCard::new("2026-01-01".parse().unwrap(), "CNY")
+            .with_prices(
+                Tier::Gold,
+                Resource::Cpu,
+                "0.06".parse().unwrap(),
+                "0.06".parse().unwrap(),
+            )
+            .unwrap();
+        let calendar = Calendar::default();
+        let mut settler = WindowSettler::default();
+        for i in [
+            cpu("wjw-prod", Burst, Tier::Gold, HOUR, 10_000),
+            cpu("cgj-prod", Reserved, Tier::Silver, HOUR, 8_000),
+            cpu("cgj-prod", Consumed, Tier::Silver, HOUR, 2_000),
+            cpu("gaj-prod", Reserved, Tier::Gold, HOUR, 2_000),
+        ] {
+            settler.add(&i, &calendar).unwrap();
+        }
+        let terms = WindowTerms {
+            card: &card,
+            burst_price_percent: 40,
+            lender_share_percent: 70,
+        };
+        let sums: Vec<MonthSum> = settler
+            .settle(&terms)
+            .unwrap()
+            .into_iter()
+            .map(|s| MonthSum {
+                role: s.role,
+                bureau: s.bureau,
+                environment: s.environment,
+                tier: s.tier,
+                resource: s.resource,
+                unit_seconds: s.unit_seconds,
+                micro_fen: u128::from(s.micro_fen),
+            })
+            .collect();
+        let lines: Vec<(Role, Option<String>, String)> = month_lines(&sums)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.role, l.bureau, l.amount.to_string()))
+            .collect();
+        let some = |b: &str| Some(b.to_owned());
+        assert_eq!(
+            lines,
+            [
+                (Role::Burst, some("wjw"), "0.24".to_owned()),
+                (Role::Lent, some("cgj"), "-0.12".to_owned()),
+                (Role::Lent, some("gaj"), "-0.04".to_owned()),
+                (Role::Platform, None, "0.08".to_owned()),
+            ]
+        );
+    }
 }

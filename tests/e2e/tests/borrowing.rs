@@ -666,6 +666,23 @@ mod pool_wide {
         );
         assert!(total(Role::Lent) <= total(Role::Burst) * 70 / 100 + windows);
 
+        // Finance's metrics show both bureaus' settled amounts for the month.
+        let borrower_bureau = borrower.trim_end_matches("-prod").to_owned();
+        let lender_bureau = lender.trim_end_matches("-prod").to_owned();
+        eventually("the settlement in the finance metrics", WAIT, || async {
+            let text = zhengyun_e2e::operator::operator_metrics().await?;
+            let has = |name: &str, bureau: &str| {
+                text.lines()
+                    .any(|l| l.starts_with(&format!("{name}{{bureau=\"{bureau}\"")))
+            };
+            Ok(
+                (has("zhengyun_burst_charges_month_to_date", &borrower_bureau)
+                    && has("zhengyun_lent_credits_month_to_date", &lender_bureau))
+                .then_some(()),
+            )
+        })
+        .await?;
+
         // The statement shows both, balanced, and the bureaus' payable amounts include them.
         for month in &months {
             let statement = store

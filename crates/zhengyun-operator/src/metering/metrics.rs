@@ -9,7 +9,10 @@
 //! | `zhengyun_reserved_resource_seconds_total` | counter | bureau, resource, unit |
 //! | `zhengyun_consumed_resource_seconds_total` | counter | bureau, resource, unit |
 //! | `zhengyun_cost_total` | counter | bureau, currency |
-//! | `zhengyun_cost_month_to_date` | gauge | bureau, currency |
+//! | `zhengyun_cost_month_to_date` | gauge (settled borrowing included) | bureau, currency |
+//! | `zhengyun_burst_charges_month_to_date` | gauge | bureau, currency |
+//! | `zhengyun_lent_credits_month_to_date` | gauge (positive: the credit) | bureau, currency |
+//! | `zhengyun_burst_platform_share_month_to_date` | gauge | currency |
 //! | `zhengyun_budget_monthly` | gauge | bureau, currency |
 //! | `zhengyun_budget_month` | gauge (this month's share of the budget) | bureau, currency |
 //! | `zhengyun_cost_to_date` | gauge (adjustments included) | bureau, currency |
@@ -45,6 +48,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use zhengyun_metering::settlement::{Role, SettlementLine};
 use zhengyun_metering::{BudgetLevel, Month, UsageInterval, UsageKind};
 use zhengyun_model::crd::{Bureau, Environment};
 use zhengyun_model::quantity::{Quota, Resource, Unit};
@@ -82,12 +86,21 @@ impl UsageSums {
 
 const STAGES: [&str; 4] = ["store", "close", "watch", "quantity"];
 
+/// The current month's settled borrowing.
+#[derive(Debug, Default)]
+struct SettledFigures {
+    charges: BTreeMap<String, Decimal>,
+    credits: BTreeMap<String, Decimal>,
+    platform: Decimal,
+}
+
 #[derive(Debug, Default)]
 struct Figures {
     usage: BTreeMap<(String, Resource, UsageKind), u128>,
     currency: String,
     cost_total: BTreeMap<String, Decimal>,
     month_to_date: BTreeMap<String, Decimal>,
+    settled: SettledFigures,
     budgets: BTreeMap<String, (Decimal, Option<Decimal>, BudgetLevel)>,
     month: MonthFigures,
     checkpoint: Option<i64>,
@@ -169,6 +182,20 @@ impl MeteringMetrics {
             }
             f.month_to_date = month_to_date;
         });
+    }
+
+    /// Sets the current month's settled borrowing, from its statement's settlement lines.
+    pub fn set_settled(&self, lines: &[SettlementLine]) {
+        let mut settled = SettledFigures::default();
+        for line in lines {
+            let bureau = line.bureau.clone().unwrap_or_default();
+            match line.role {
+                Role::Burst => *settled.charges.entry(bureau).or_default() += line.amount,
+                Role::Lent => *settled.credits.entry(bureau).or_default() -= line.amount,
+                Role::Platform => settled.platform += line.amount,
+            }
+        }
+        self.update(|f| f.settled = settled);
     }
 
     /// Sets the current month's budget figures; the budget ratio and level follow them
@@ -337,6 +364,32 @@ impl Collector for MeteringMetrics {
             "Charges of the current month so far",
             MetricType::Gauge,
             with_currency(&f.month_to_date),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_burst_charges_month_to_date",
+            "Charges for borrowed (burst) capacity in the current month so far, at the burst price",
+            MetricType::Gauge,
+            with_currency(&f.settled.charges),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_lent_credits_month_to_date",
+            "Credits for reserved capacity lent while idle in the current month so far (positive)",
+            MetricType::Gauge,
+            with_currency(&f.settled.credits),
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_burst_platform_share_month_to_date",
+            "The platform's share of the current month's burst charges so far",
+            MetricType::Gauge,
+            (!f.settled.charges.is_empty()).then(|| {
+                (
+                    [("currency", f.currency.clone())],
+                    money(f.settled.platform),
+                )
+            }),
         )?;
         family(
             &mut encoder,

@@ -910,6 +910,13 @@ impl Books<'_> {
             }
         }
         metrics.set_costs(schedule.currency(), by_month, current);
+        match store.month_settlement(current).await {
+            Ok(lines) => metrics.set_settled(&lines),
+            Err(e) => {
+                tracing::warn!(error = %e, month = %current, "unable to read the month's settlements");
+                metrics.store_failed();
+            }
+        }
     }
 }
 

@@ -97,7 +97,30 @@ pub(crate) fn sample() -> Arc<MeteringMetrics> {
         (month, amounts),
     ]);
     metrics.set_costs("CNY", &by_month, month);
+    metrics.set_settled(&settlement());
     metrics
+}
+
+/// wjw borrowed (1.20 charged), jtj lent (0.84 credited), the platform kept 0.36.
+fn settlement() -> Vec<zhengyun_metering::settlement::SettlementLine> {
+    use zhengyun_metering::settlement::{Role, SettlementLine};
+    let line = |role, bureau: Option<&str>, fen| {
+        SettlementLine::new(
+            role,
+            bureau.map(str::to_owned),
+            None,
+            None,
+            Resource::Cpu,
+            3_600_000,
+            fen,
+        )
+        .expect("line")
+    };
+    vec![
+        line(Role::Burst, Some("wjw"), 120),
+        line(Role::Lent, Some("jtj"), 84),
+        line(Role::Platform, None, 36),
+    ]
 }
 
 #[test]
@@ -143,6 +166,20 @@ fn counters_gauges_and_budgets_show_up_in_base_units() {
         1.5
     );
     assert_eq!(v("zhengyun_metering_intervals_total"), 2.0);
+    // Borrowing settled this month: the borrower's charge, the lender's credit (positive) and
+    // the platform's share.
+    assert_eq!(
+        v(r#"zhengyun_burst_charges_month_to_date{bureau="wjw",currency="CNY"}"#),
+        1.2
+    );
+    assert_eq!(
+        v(r#"zhengyun_lent_credits_month_to_date{bureau="jtj",currency="CNY"}"#),
+        0.84
+    );
+    assert_eq!(
+        v(r#"zhengyun_burst_platform_share_month_to_date{currency="CNY"}"#),
+        0.36
+    );
     assert!(!text.contains("pod="), "no pod-level labels: {text}");
 }
 
