@@ -36,7 +36,7 @@ cargo build -q --locked -p zhengyun
 subcommands=(
   "" api operator dev
   env "env list" "env show" "env request" "env resize" "env delete"
-  quota request-quota statement
+  quota request-quota statement reclaims
   requests "requests list" "requests approve" "requests reject"
   whoami
   token "token create" "token list" "token revoke"

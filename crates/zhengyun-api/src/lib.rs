@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod page;
 pub mod problem;
+pub mod reclaims;
 pub mod reply;
 pub mod requests;
 pub mod retry;
@@ -249,7 +250,8 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(requests::router())
         .merge(tokens::router())
         .merge(audit::router())
-        .merge(statements::router());
+        .merge(statements::router())
+        .merge(reclaims::router());
     (authenticated, health::router())
 }
 

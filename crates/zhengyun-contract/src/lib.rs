@@ -14,6 +14,7 @@ pub mod audit;
 pub mod bureaus;
 pub mod environments;
 pub mod quota;
+pub mod reclaims;
 pub mod requests;
 pub mod statements;
 pub mod tokens;
@@ -24,6 +25,7 @@ pub use bureaus::{
 };
 pub use environments::{CreateEnvironment, EnvironmentView, ServiceBody, UpdateEnvironment};
 pub use quota::QuotaBody;
+pub use reclaims::ReclaimView;
 pub use requests::{Approved, Decision, Pending, RequestView};
 pub use statements::{StatementView, Usage};
 pub use tokens::{CreateToken, IssuedToken, TokenView, WhoAmI};

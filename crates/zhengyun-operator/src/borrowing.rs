@@ -184,6 +184,8 @@ pub fn burst_part(amounts: &ResourceAmounts) -> ResourceAmounts {
 pub struct BurstPod {
     /// Its name.
     pub name: String,
+    /// Its uid.
+    pub uid: String,
     /// When it was created (seconds since the epoch; ties are broken by name).
     pub created: i64,
     /// What it requests.
@@ -408,6 +410,7 @@ mod tests {
     fn burst_pod(name: &str, created: i64, cpu: u64) -> BurstPod {
         BurstPod {
             name: name.to_owned(),
+            uid: format!("uid-{name}"),
             created,
             requests: cpu_mem(cpu, 0),
         }
@@ -438,14 +441,12 @@ mod tests {
     fn reclaim_counts_memory_as_well_as_cpu() {
         let pods = [
             BurstPod {
-                name: "a".into(),
-                created: 1,
                 requests: cpu_mem(100, 4 << 30),
+                ..burst_pod("a", 1, 0)
             },
             BurstPod {
-                name: "b".into(),
-                created: 2,
                 requests: cpu_mem(100, 1 << 30),
+                ..burst_pod("b", 2, 0)
             },
         ];
         let evicted = reclaim(&pods, &cpu_mem(10_000, 4 << 30));

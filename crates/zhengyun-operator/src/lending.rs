@@ -45,12 +45,14 @@ pub const LENDING_MANAGER: &str = "zhengyun-lending";
 /// pool that does not lend.
 pub(crate) async fn run(
     client: Client,
+    ledger: zhengyun_store::Store,
     envs: Store<Environment>,
     events: Publisher,
     metrics: Arc<Metrics>,
     ending: impl std::future::Future<Output = ()> + Send,
 ) {
     let lender = Lender {
+        ledger,
         client: client.clone(),
         applier: Applier::new(client, Default::default()),
         events,
@@ -73,6 +75,8 @@ pub(crate) async fn run(
 
 /// What one pass needs.
 struct Lender {
+    /// Where reclaims are recorded.
+    ledger: zhengyun_store::Store,
     client: Client,
     applier: Applier,
     events: Publisher,
@@ -85,12 +89,16 @@ struct Holdings {
     lendable: ResourceAmounts,
     /// The burst pods not being deleted, by namespace.
     burst: HashMap<String, Vec<BurstPod>>,
+    /// The bureau of the oldest pod that is not burst and waits to be scheduled: whose room
+    /// a reclaim gives back.
+    waiting: Option<String>,
 }
 
 impl Lender {
     /// One pass: the allowances of every admitted environment, written where they changed, and
     /// burst pods beyond a lowered allowance reclaimed.
     async fn lend_once(&self, envs: &Store<Environment>) -> Result<()> {
+        self.name_beneficiaries().await;
         let pool = capacity_pool(&self.client).await?;
         let envs = envs.state();
         if !pool.borrowing.enabled {
@@ -144,19 +152,22 @@ impl Lender {
                 write(&self.applier, env, Some(&figures)).await?;
             }
             for pod in reclaimed {
-                self.evict(env, pod, allowance, &pool).await?;
+                self.evict(env, pod, allowance, &pool, holdings.waiting.as_deref())
+                    .await?;
             }
         }
         Ok(())
     }
 
-    /// Deletes a burst pod beyond its environment's allowance, with the grace period.
+    /// Deletes a burst pod beyond its environment's allowance, with the grace period, and
+    /// records the reclaim (its end is recorded when the metering sampler sees the pod gone).
     async fn evict(
         &self,
         env: &Environment,
         pod: &BurstPod,
         allowance: &ResourceAmounts,
         pool: &CapacityPoolSpec,
+        beneficiary: Option<&str>,
     ) -> Result<()> {
         let ns = env.name_any();
         let grace = pool.borrowing.reclaim_grace_seconds;
@@ -177,6 +188,19 @@ impl Lender {
             }
         }
         self.metrics.burst_reclaimed();
+        let reclaim = zhengyun_store::Reclaim {
+            pod_uid: pod.uid.clone(),
+            namespace: ns.clone(),
+            pod: pod.name.clone(),
+            bureau: env.spec.bureau.clone(),
+            cause: zhengyun_store::ReclaimCause::Allowance,
+            beneficiary: beneficiary.map(str::to_owned),
+            started: jiff::Timestamp::now(),
+            freed: None,
+        };
+        if let Err(error) = self.ledger.record_reclaim(&reclaim).await {
+            tracing::warn!(%error, pod = %pod.name, "unable to record a reclaim");
+        }
         let note = format!(
             "burst pod {} reclaimed (grace {grace} s): the allowance fell to {} CPU and {} memory \
              as the pool's lendable capacity shrank",
@@ -219,6 +243,7 @@ impl Lender {
         let mut bad = Vec::new();
         let mut guaranteed = ResourceAmounts::ZERO;
         let mut burst: HashMap<String, Vec<BurstPod>> = HashMap::new();
+        let mut waiting: Option<(i64, String)> = None;
         for pod in &pods.items {
             let requests = pod_requests(pod, &mut bad);
             let mut amounts = ResourceAmounts::ZERO;
@@ -230,19 +255,32 @@ impl Lender {
                 .as_ref()
                 .and_then(|s| s.priority_class_name.as_ref())
                 == Some(class);
+            let created = pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second());
             if !is_burst {
                 guaranteed = add(&guaranteed, &amounts);
+                let unscheduled = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
+                let bureau = pod
+                    .namespace()
+                    .as_deref()
+                    .and_then(zhengyun_model::names::parse_environment_name)
+                    .map(|(b, _)| b.to_owned());
+                if let Some(bureau) = bureau.filter(|_| unscheduled)
+                    && waiting.as_ref().is_none_or(|(at, _)| created < *at)
+                {
+                    waiting = Some((created, bureau));
+                }
             } else if pod.metadata.deletion_timestamp.is_none() {
                 burst
                     .entry(pod.namespace().unwrap_or_default())
                     .or_default()
                     .push(BurstPod {
                         name: pod.name_any(),
-                        created: pod
-                            .metadata
-                            .creation_timestamp
-                            .as_ref()
-                            .map_or(0, |t| t.0.as_second()),
+                        uid: pod.uid().unwrap_or_default(),
+                        created,
                         requests: amounts,
                     });
             }
@@ -257,7 +295,74 @@ impl Lender {
                 pool.borrowing.safety_margin_percent,
             ),
             burst,
+            waiting: waiting.map(|(_, bureau)| bureau),
         })
+    }
+
+    /// The namespace of the pod a `Preempted` Event names in its message ("Preempted by pod
+    /// <uid> on node <node>"), found among the pods bound to that node; `None` until it is
+    /// bound there.
+    async fn preemptor_namespace(
+        &self,
+        event: &k8s_openapi::api::core::v1::Event,
+    ) -> Option<String> {
+        let message = event.message.as_deref()?;
+        let rest = message.strip_prefix("Preempted by pod ")?;
+        let (uid, node) = rest.split_once(" on node ")?;
+        let pods = Api::<Pod>::all(self.client.clone())
+            .list(&ListParams::default().fields(&format!("spec.nodeName={}", node.trim())))
+            .await
+            .ok()?;
+        pods.items
+            .into_iter()
+            .find(|p| p.metadata.uid.as_deref() == Some(uid.trim()))
+            .and_then(|p| p.metadata.namespace)
+    }
+
+    /// Names the bureau that got the room back for each recent preemption that has none yet:
+    /// the namespace of the pod that preempted it, from the scheduler's `Preempted` Event (its
+    /// related object, or the pod its message names).
+    async fn name_beneficiaries(&self) {
+        let since = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10);
+        let waiting = match self.ledger.reclaims_awaiting_beneficiary(since).await {
+            Ok(waiting) if !waiting.is_empty() => waiting,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "unable to read reclaims");
+                return;
+            }
+        };
+        let events = match Api::<k8s_openapi::api::core::v1::Event>::all(self.client.clone())
+            .list(&ListParams::default().fields("reason=Preempted"))
+            .await
+        {
+            Ok(events) => events.items,
+            Err(error) => {
+                tracing::warn!(%error, "unable to list the scheduler's Preempted Events");
+                return;
+            }
+        };
+        for mut reclaim in waiting {
+            let Some(event) = events
+                .iter()
+                .find(|e| e.involved_object.uid.as_deref() == Some(reclaim.pod_uid.as_str()))
+            else {
+                continue;
+            };
+            let namespace = match event.related.as_ref().and_then(|r| r.namespace.clone()) {
+                Some(namespace) => Some(namespace),
+                None => self.preemptor_namespace(event).await,
+            };
+            let beneficiary = namespace.and_then(|ns| {
+                zhengyun_model::names::parse_environment_name(&ns).map(|(b, _)| b.to_owned())
+            });
+            if beneficiary.is_some() {
+                reclaim.beneficiary = beneficiary;
+                if let Err(error) = self.ledger.record_reclaim(&reclaim).await {
+                    tracing::warn!(%error, pod = %reclaim.pod, "unable to name a reclaim's beneficiary");
+                }
+            }
+        }
     }
 }
 

@@ -78,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "burst settlements",
         include_str!("../migrations/sqlite/0012_burst_settlements.sql"),
     ),
+    (
+        13,
+        "burst reclaims",
+        include_str!("../migrations/sqlite/0013_burst_reclaims.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -139,6 +144,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "burst settlements",
         include_str!("../migrations/postgres/0012_burst_settlements.sql"),
+    ),
+    (
+        13,
+        "burst reclaims",
+        include_str!("../migrations/postgres/0013_burst_reclaims.sql"),
     ),
 ];
 

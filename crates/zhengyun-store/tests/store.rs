@@ -79,6 +79,7 @@ on_both_backends!(
     the_ledger_begins_at_its_first_window_and_earlier_time_is_a_gap,
     intervals_keep_the_uid_of_their_environment,
     a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_settlement,
+    a_reclaim_is_recorded_once_completed_once_and_listed_to_both_bureaus,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2819,5 +2820,84 @@ async fn a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_
         amounts["wjw"],
         Decimal::new(13, 2),
         "wjw reserved and consumed nothing"
+    );
+}
+
+async fn a_reclaim_is_recorded_once_completed_once_and_listed_to_both_bureaus(db: &TestDb) {
+    use zhengyun_store::{Reclaim, ReclaimCause};
+    let store = &db.store;
+    let started = ts("2026-11-05T08:00:00Z");
+    let preempted = Reclaim {
+        pod_uid: "uid-1".to_owned(),
+        namespace: "cgj-prod".to_owned(),
+        pod: "report-0".to_owned(),
+        bureau: "cgj".to_owned(),
+        cause: ReclaimCause::Preempted,
+        beneficiary: None,
+        started,
+        freed: None,
+    };
+    assert!(store.record_reclaim(&preempted).await.expect("record"));
+    assert!(
+        !store.record_reclaim(&preempted).await.expect("again"),
+        "once"
+    );
+    let waiting = store
+        .reclaims_awaiting_beneficiary(started - SignedDuration::from_mins(10))
+        .await
+        .expect("awaiting");
+    assert_eq!(waiting, std::slice::from_ref(&preempted));
+    // Completed once: the first end and the first beneficiary stay.
+    let freed = started + SignedDuration::from_secs(12);
+    assert!(store.reclaim_freed("uid-1", freed).await.expect("freed"));
+    assert!(
+        store
+            .reclaim_freed("uid-1", freed + SignedDuration::from_secs(60))
+            .await
+            .expect("freed again")
+    );
+    let mut named = preempted.clone();
+    named.beneficiary = Some("wjw".to_owned());
+    store.record_reclaim(&named).await.expect("beneficiary");
+    named.beneficiary = Some("jyj".to_owned());
+    store
+        .record_reclaim(&named)
+        .await
+        .expect("another beneficiary");
+    // A pod deleted by its own bureau was never reclaimed.
+    assert!(
+        !store
+            .reclaim_freed("uid-unknown", freed)
+            .await
+            .expect("unknown")
+    );
+
+    let day = (
+        started - SignedDuration::from_hours(1),
+        started + SignedDuration::from_hours(1),
+    );
+    let listed = |bureau: Option<&'static str>| async move {
+        store
+            .list_reclaims(bureau, day.0, day.1)
+            .await
+            .expect("list")
+    };
+    let all = listed(None).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].freed, Some(freed));
+    assert_eq!(all[0].beneficiary.as_deref(), Some("wjw"));
+    assert_eq!(listed(Some("cgj")).await.len(), 1, "the borrower sees it");
+    assert_eq!(
+        listed(Some("wjw")).await.len(),
+        1,
+        "the beneficiary sees it"
+    );
+    assert!(listed(Some("jyj")).await.is_empty());
+    assert!(
+        store
+            .reclaims_awaiting_beneficiary(started - SignedDuration::from_mins(10))
+            .await
+            .expect("awaiting")
+            .is_empty()
     );
 }

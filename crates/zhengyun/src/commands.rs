@@ -7,8 +7,8 @@ use http::Method;
 use serde_json::{Value, json};
 use zhengyun_contract::{
     AuditView, BureauView, CreateEnvironment, CreateToken, Decision, EnvironmentView, IssuedToken,
-    Pending, QuotaBody, QuotaIncrease, RequestView, TokenView, UpdateEnvironment, Verification,
-    WhoAmI,
+    Pending, QuotaBody, QuotaIncrease, ReclaimView, RequestView, TokenView, UpdateEnvironment,
+    Verification, WhoAmI,
     statements::{
         BureauTotalView, SealVerificationView, SettlementLineView, Standing, StatementView,
     },
@@ -227,6 +227,13 @@ pub enum ApiCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// List the burst pods whose room was taken back in a month (this month by default): who
+    /// borrowed, who got the room back, how long it took.
+    Reclaims {
+        /// `YYYY-MM`.
+        #[arg(long)]
+        month: Option<String>,
+    },
     /// List, approve or reject change requests.
     #[command(subcommand)]
     Requests(RequestCommand),
@@ -302,6 +309,7 @@ impl ApiCommand {
             ApiCommand::Statement { month, csv } => {
                 statement(&api, common.bureau, month, csv, out).await
             }
+            ApiCommand::Reclaims { month } => reclaims(&api, common.bureau, month, out).await,
             ApiCommand::Requests(command) => requests(&api, command, out).await,
             ApiCommand::Token(command) => tokens(&api, command, out).await,
             ApiCommand::Audit {
@@ -585,6 +593,43 @@ async fn statement(
         terminal::line(&statement.platform.amount),
         terminal::line(&statement.platform.payable),
     );
+    Ok(())
+}
+
+async fn reclaims(
+    api: &ApiClient,
+    bureau: Option<String>,
+    month: Option<String>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let mut query = Vec::new();
+    if let Some(month) = month {
+        query.push(format!("month={}", segment(&month)));
+    }
+    if let Some(bureau) = bureau {
+        query.push(format!("bureau={}", segment(&bureau)));
+    }
+    let path = if query.is_empty() {
+        "/api/v1/reclaims".to_owned()
+    } else {
+        format!("/api/v1/reclaims?{}", query.join("&"))
+    };
+    let body = api.get_all(&path).await?;
+    if matches!(out, Output::Json) {
+        println!("{}", pretty(&body));
+        return Ok(());
+    }
+    let reclaims: Vec<ReclaimView> = decode(&body)?;
+    let columns: [Column<ReclaimView>; 7] = [
+        ("STARTED", |r| Some(r.started.clone())),
+        ("CAUSE", |r| Some(r.cause.clone())),
+        ("BUREAU", |r| Some(r.bureau.clone())),
+        ("POD", |r| Some(format!("{}/{}", r.namespace, r.pod))),
+        ("ROOM BACK TO", |r| r.beneficiary.clone()),
+        ("SECONDS", |r| r.seconds.map(|s| s.to_string())),
+        ("FREED", |r| r.freed.clone()),
+    ];
+    table(&reclaims, &columns);
     Ok(())
 }
 

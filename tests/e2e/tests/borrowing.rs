@@ -417,6 +417,40 @@ mod pool_wide {
             took.as_secs_f64(),
             burst_pods - survivors
         );
+        // Each preemption is recorded: the borrower, the lender that got the room back (from
+        // the scheduler's Preempted Event) and the time the room took to come back.
+        let borrower_bureau = borrower.trim_end_matches("-prod").to_owned();
+        let lender_bureau = lender.trim_end_matches("-prod").to_owned();
+        let store = zhengyun_store::Store::connect(&ledger_url()).await?;
+        let now = jiff::Timestamp::now();
+        let preempted = eventually("the preemptions recorded", WAIT, || async {
+            let recorded: Vec<zhengyun_store::Reclaim> = store
+                .list_reclaims(
+                    Some(&borrower_bureau),
+                    now - jiff::SignedDuration::from_hours(1),
+                    now + jiff::SignedDuration::from_hours(1),
+                )
+                .await?
+                .into_iter()
+                .filter(|r| r.cause == zhengyun_store::ReclaimCause::Preempted)
+                .collect();
+            let complete = recorded.len() as u64 >= 2
+                && recorded
+                    .iter()
+                    .all(|r| r.freed.is_some() && r.beneficiary.is_some());
+            Ok(complete.then_some(recorded))
+        })
+        .await?;
+        for reclaim in &preempted {
+            assert_eq!(reclaim.bureau, borrower_bureau);
+            assert_eq!(reclaim.namespace, borrower);
+            assert_eq!(reclaim.beneficiary.as_deref(), Some(lender_bureau.as_str()));
+            let seconds = reclaim.freed.expect("freed").as_second() - reclaim.started.as_second();
+            // The pods' grace period is 0 s: the room comes back as soon as the kubelet sees
+            // the deletion.
+            assert!((0..=60).contains(&seconds), "{reclaim:?}");
+        }
+        store.close().await;
 
         set_borrowing(&client, None).await?;
         let envs = Api::<Environment>::all(client.clone());
@@ -502,6 +536,31 @@ mod pool_wide {
             reclaimed.iter().any(|n| n.contains("batch-2")),
             "{reclaimed:?}"
         );
+        // Each is recorded in the ledger, completed once the pod is gone.
+        let bureau = name.trim_end_matches("-prod").to_owned();
+        let store = zhengyun_store::Store::connect(&ledger_url()).await?;
+        let now = jiff::Timestamp::now();
+        let recorded = eventually("the reclaims recorded and completed", WAIT, || async {
+            let recorded = store
+                .list_reclaims(
+                    Some(&bureau),
+                    now - jiff::SignedDuration::from_hours(1),
+                    now + jiff::SignedDuration::from_hours(1),
+                )
+                .await?;
+            let done =
+                recorded.len() == 3 - left.len() && recorded.iter().all(|r| r.freed.is_some());
+            Ok(done.then_some(recorded))
+        })
+        .await?;
+        assert!(recorded.iter().any(|r| r.pod == "batch-2"), "{recorded:?}");
+        assert!(
+            recorded
+                .iter()
+                .all(|r| r.cause == zhengyun_store::ReclaimCause::Allowance),
+            "{recorded:?}"
+        );
+        store.close().await;
 
         set_borrowing(&client, None).await?;
         Api::<Environment>::all(client.clone())

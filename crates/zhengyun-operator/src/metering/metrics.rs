@@ -22,6 +22,7 @@
 //! | `zhengyun_metering_checkpoint_timestamp_seconds` | gauge | |
 //! | `zhengyun_metering_intervals_total` | counter | |
 //! | `zhengyun_metering_failures_total` | counter | stage |
+//! | `zhengyun_burst_preemptions_total` | counter | |
 //!
 //! Units are Prometheus' base units: CPU in cores, memory and storage in bytes, GPUs and
 //! objects as counts (`unit` says which), so resource-seconds are core-seconds, byte-seconds…
@@ -63,6 +64,7 @@ pub struct MeteringMetrics {
     caches: Mutex<Option<(Reflection<Bureau>, Reflection<Environment>)>>,
     intervals: AtomicU64,
     failures: [AtomicU64; STAGES.len()],
+    preemptions: AtomicU64,
 }
 
 /// The unit-seconds of intervals per bureau, resource and kind: what a written window adds to
@@ -245,6 +247,11 @@ impl MeteringMetrics {
     /// Counts an object with a quantity that did not parse.
     pub fn bad_quantity(&self) {
         self.fail("quantity");
+    }
+
+    /// Counts a burst pod the scheduler preempted (a reclaim recorded in the ledger).
+    pub fn burst_preempted(&self) {
+        self.preemptions.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -474,6 +481,16 @@ impl Collector for MeteringMetrics {
             [(
                 [] as [(&str, String); 0],
                 self.intervals.load(Ordering::Relaxed) as f64,
+            )],
+        )?;
+        family(
+            &mut encoder,
+            "zhengyun_burst_preemptions",
+            "Burst pods the scheduler preempted to give their room back, recorded by this process",
+            MetricType::Counter,
+            [(
+                [] as [(&str, String); 0],
+                self.preemptions.load(Ordering::Relaxed) as f64,
             )],
         )?;
         family(

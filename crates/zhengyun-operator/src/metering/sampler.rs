@@ -185,6 +185,7 @@ pub(crate) async fn run(
                 None => break,
             },
             _ = tick.tick() => {
+                sampler.record_reclaims().await;
                 let Some(mut months) = sampler.close_due().await else {
                     continue;
                 };
@@ -407,6 +408,48 @@ struct Sampler {
     terms: PoolTerms,
     /// Where the pool and rate cards are read, once attached ([`Sampler::attach`]).
     cluster: Option<(Client, Reflection<RateCard>)>,
+    /// Burst pods seen gone, for the reclaim records ([`Sampler::record_reclaims`]).
+    gone_burst: Vec<GoneBurst>,
+}
+
+/// A burst pod seen gone: a reclaim ends (or, preempted by the scheduler, is recorded whole).
+#[derive(Debug)]
+struct GoneBurst {
+    uid: String,
+    namespace: String,
+    pod: String,
+    /// When the scheduler preempted it, if it did.
+    preempted_at: Option<i64>,
+    /// When it was seen gone, by the system clock (as the operator's reclaim records are
+    /// started), to the microsecond.
+    seen: Timestamp,
+    /// The same, in the sampler's seconds (for the retries).
+    at: i64,
+    /// Attempts made to complete an operator's reclaim record, which may be written after
+    /// the pod is seen gone.
+    tries: u32,
+}
+
+/// Seconds after a burst pod is gone at which its reclaim record is looked for again (the
+/// operator writes it when it deletes the pod; a pod its bureau deleted has none).
+const RECLAIM_RETRIES: [i64; 4] = [0, 5, 30, 120];
+
+/// When the scheduler preempted `pod`: its `DisruptionTarget` condition's time, with reason
+/// `PreemptionByScheduler`.
+fn preempted_at(pod: &Pod) -> Option<i64> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| {
+            c.type_ == "DisruptionTarget"
+                && c.status == "True"
+                && c.reason.as_deref() == Some("PreemptionByScheduler")
+        })?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0.as_second())
 }
 
 impl Sampler {
@@ -447,7 +490,78 @@ impl Sampler {
             timing: Timing::of(config),
             terms: PoolTerms::default(),
             cluster: None,
+            gone_burst: Vec::new(),
         }
+    }
+
+    /// Writes what the burst pods seen gone tell of reclaims: a preemption whole (its start
+    /// from the pod's condition, its end when it was seen gone), the end of a reclaim the
+    /// operator recorded when it deleted the pod. Failures and records not written yet are
+    /// tried again later, up to [`RECLAIM_RETRIES`].
+    async fn record_reclaims(&mut self) {
+        if self.gone_burst.is_empty() {
+            return;
+        }
+        let now = self.now().get();
+        let mut keep = Vec::new();
+        for mut gone in std::mem::take(&mut self.gone_burst) {
+            let due = RECLAIM_RETRIES.get(gone.tries as usize).copied();
+            match due {
+                None => continue,
+                Some(after) if now < gone.at + after => {
+                    keep.push(gone);
+                    continue;
+                }
+                Some(_) => {}
+            }
+            gone.tries += 1;
+            let at = gone.seen;
+            let done = match gone
+                .preempted_at
+                .and_then(|s| Timestamp::from_second(s).ok())
+            {
+                Some(started) => {
+                    let bureau = zhengyun_model::names::parse_environment_name(&gone.namespace)
+                        .map(|(b, _)| b.to_owned())
+                        .unwrap_or_default();
+                    let reclaim = zhengyun_store::Reclaim {
+                        pod_uid: gone.uid.clone(),
+                        namespace: gone.namespace.clone(),
+                        pod: gone.pod.clone(),
+                        bureau,
+                        cause: zhengyun_store::ReclaimCause::Preempted,
+                        beneficiary: None,
+                        started,
+                        freed: Some(at),
+                    };
+                    match self.store.record_reclaim(&reclaim).await {
+                        Ok(new) => {
+                            if new {
+                                self.metrics.burst_preempted();
+                            }
+                            true
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, pod = %gone.pod, "unable to record a preemption");
+                            self.metrics.store_failed();
+                            false
+                        }
+                    }
+                }
+                None => match self.store.reclaim_freed(&gone.uid, at).await {
+                    Ok(found) => found,
+                    Err(error) => {
+                        tracing::warn!(%error, pod = %gone.pod, "unable to complete a reclaim");
+                        self.metrics.store_failed();
+                        false
+                    }
+                },
+            };
+            if !done {
+                keep.push(gone);
+            }
+        }
+        self.gone_burst = keep;
     }
 
     /// Reads the CapacityPool's terms from `client` (now, before pods are watched, and again
@@ -496,6 +610,7 @@ impl Sampler {
         let now = self.now().get();
         let metrics = &self.metrics;
         let terms = &self.terms;
+        let gone_burst = std::cell::RefCell::new(Vec::new());
         let (tracker, health) = (&mut self.tracker, &mut self.health);
         let outage = match input {
             Input::Environment(event) => on_event(
@@ -530,6 +645,17 @@ impl Sampler {
                 |t, pod, gone| {
                     let uid = pod.metadata.uid.clone()?;
                     let source = if terms.is_burst(pod) {
+                        if gone {
+                            gone_burst.borrow_mut().push(GoneBurst {
+                                uid: uid.clone(),
+                                namespace: pod.namespace().unwrap_or_default(),
+                                pod: pod.name_any(),
+                                preempted_at: preempted_at(pod),
+                                seen: Timestamp::now(),
+                                at: now,
+                                tries: 0,
+                            });
+                        }
                         Source::BurstPod(uid)
                     } else {
                         Source::Pod(uid)
@@ -574,6 +700,7 @@ impl Sampler {
                 None
             }
         };
+        self.gone_burst.extend(gone_burst.into_inner());
         if let Some(outage) = outage {
             self.owe(outage);
         }

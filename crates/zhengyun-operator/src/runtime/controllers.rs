@@ -122,6 +122,7 @@ pub(super) async fn run(
     let card_run = rate_card_controller(&shared, graceful.clone());
     let lending = crate::lending::run(
         shared.client.clone(),
+        shared.store.clone(),
         stores.envs.clone(),
         shared.events.clone(),
         shared.metrics.clone(),
