@@ -539,3 +539,108 @@ async fn a_closed_month_is_sealed_payable_with_its_adjustments_and_never_reprice
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn reclaims_are_listed_to_finance_and_to_each_bureau_it_borrowed_or_got_room_back()
+-> anyhow::Result<()> {
+    use zhengyun_store::{Reclaim, ReclaimCause};
+    let api = Api::start().await?;
+    let (borrower, lender, other) = (
+        bureau_code("e2e-rb"),
+        bureau_code("e2e-rl"),
+        bureau_code("e2e-ro"),
+    );
+    let kube = client().await?;
+    for (code, name) in [
+        (&borrower, "区数据局"),
+        (&lender, "区城市管理委员会"),
+        (&other, "区教育委员会"),
+    ] {
+        create_bureau(
+            &kube,
+            code,
+            json!({"displayName": name, "kind": "bureau", "quota": {"cpu": "4", "memory": "8Gi"}}),
+        )
+        .await?;
+    }
+    let now = zhengyun_e2e::clock().now();
+    let reclaim = |uid: &str, cause, beneficiary: Option<&str>, ago: i64| Reclaim {
+        pod_uid: uid.to_owned(),
+        namespace: format!("{borrower}-prod"),
+        pod: format!("report-{uid}"),
+        bureau: borrower.clone(),
+        cause,
+        beneficiary: beneficiary.map(str::to_owned),
+        started: now - jiff::SignedDuration::from_secs(ago + 30),
+        freed: Some(now - jiff::SignedDuration::from_secs(ago)),
+    };
+    api.store
+        .record_reclaim(&reclaim("u1", ReclaimCause::Preempted, Some(&lender), 60))
+        .await?;
+    api.store
+        .record_reclaim(&reclaim("u2", ReclaimCause::Allowance, None, 0))
+        .await?;
+    let list = |token: String, query: &'static str| {
+        let api = &api;
+        async move {
+            api.call(
+                Method::GET,
+                &format!("/api/v1/reclaims{query}"),
+                Some(&token),
+                None,
+            )
+            .await
+        }
+    };
+    let finance = api.token(Role::Finance, None).await?;
+    let all = list(finance.clone(), "").await?;
+    assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
+    let views: Vec<zhengyun_contract::ReclaimView> = all.decode()?;
+    let ours: Vec<&zhengyun_contract::ReclaimView> =
+        views.iter().filter(|v| v.bureau == borrower).collect();
+    assert_eq!(ours.len(), 2, "{views:?}");
+    assert_eq!(ours[0].pod_uid, "u2", "newest first");
+    assert_eq!(ours[1].seconds, Some(30));
+    assert_eq!(ours[1].beneficiary.as_deref(), Some(lender.as_str()));
+    assert_eq!(ours[1].cause, "preempted");
+
+    // A bureau sees what it borrowed, or what gave room back to it; nothing else.
+    let seen = |token: String| async move {
+        let answer = list(token, "").await?;
+        let views: Vec<zhengyun_contract::ReclaimView> = answer.decode()?;
+        anyhow::Ok(views.into_iter().map(|v| v.pod_uid).collect::<Vec<_>>())
+    };
+    let as_bureau = |code: String| {
+        let api = &api;
+        async move { api.token(Role::BureauViewer, Some(&code)).await }
+    };
+    assert_eq!(
+        seen(as_bureau(borrower.clone()).await?).await?,
+        ["u2", "u1"]
+    );
+    assert_eq!(seen(as_bureau(lender.clone()).await?).await?, ["u1"]);
+    assert!(seen(as_bureau(other.clone()).await?).await?.is_empty());
+    let nosy = list(as_bureau(other).await?, "").await?;
+    assert_eq!(nosy.status, StatusCode::OK);
+
+    // A bad month is a 422 naming the field; another bureau's filter is refused.
+    let bad = list(finance, "?month=2026-13").await?;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        bad.body
+    );
+    assert!(bad.body.to_string().contains("month"), "{:?}", bad.body);
+    let lender_token = as_bureau(lender).await?;
+    let answer = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/reclaims?bureau={borrower}"),
+            Some(&lender_token),
+            None,
+        )
+        .await?;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{:?}", answer.body);
+    Ok(())
+}
