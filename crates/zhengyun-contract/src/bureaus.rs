@@ -138,6 +138,12 @@ pub struct BureauStatusView {
     /// Σ what the environments' burst pods request now.
     #[serde(default)]
     pub burst_used: QuotaBody,
+    /// Charges this month for capacity borrowed as burst (CNY), when it borrowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_charges_this_month: Option<String>,
+    /// Credits this month for reserved capacity lent while idle (CNY), when it lent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lent_credits_this_month: Option<String>,
     /// Number of environments.
     pub environments: u32,
     /// Conditions (`OverAllocated`, `OverCapacity`).
@@ -202,6 +208,8 @@ impl From<&Bureau> for BureauView {
                     .as_ref()
                     .map(Into::into)
                     .unwrap_or_default(),
+                burst_charges_this_month: status.burst_charges_this_month.clone(),
+                lent_credits_this_month: status.lent_credits_this_month.clone(),
                 environments: status.environments,
                 conditions: conditions(&status.conditions),
             },

@@ -790,6 +790,16 @@ fn quota(out: Output, raw: &Value, bureau: &BureauView) {
     } else {
         table(&rows, &columns);
     }
+    let status = &bureau.status;
+    if status.burst_charges_this_month.is_some() || status.lent_credits_this_month.is_some() {
+        let amount =
+            |a: &Option<String>| terminal::line(a.as_deref().unwrap_or("0.00")).into_owned();
+        println!(
+            "this month: borrowed (burst charges) {} CNY, lent (credits) {} CNY",
+            amount(&status.burst_charges_this_month),
+            amount(&status.lent_credits_this_month),
+        );
+    }
 }
 
 fn say(out: Output, body: &Value, message: &str) {

@@ -742,6 +742,27 @@ mod pool_wide {
         })
         .await?;
 
+        // And each Bureau's status says what it borrowed and lent this month.
+        eventually(
+            "the bureaus' settled borrowing in their status",
+            WAIT,
+            || async {
+                let bureaus = Api::<Bureau>::all(client.clone());
+                let borrowed = bureaus
+                    .get(&borrower_bureau)
+                    .await?
+                    .status
+                    .and_then(|s| s.burst_charges_this_month);
+                let lent = bureaus
+                    .get(&lender_bureau)
+                    .await?
+                    .status
+                    .and_then(|s| s.lent_credits_this_month);
+                Ok((borrowed.is_some() && lent.is_some()).then_some(()))
+            },
+        )
+        .await?;
+
         // The statement shows both, balanced, and the bureaus' payable amounts include them.
         for month in &months {
             let statement = store

@@ -136,6 +136,16 @@ pub struct BureauStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_forecast: Option<String>,
 
+    /// Charges so far this month in CNY for capacity borrowed as burst, at the burst price
+    /// (included in `costToDate`). Absent when the bureau borrowed nothing this month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_charges_this_month: Option<String>,
+
+    /// Credits so far this month in CNY for reserved capacity the bureau left idle while
+    /// others borrowed (deducted in `costToDate`). Absent when it lent nothing this month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lent_credits_this_month: Option<String>,
+
     /// Standard conditions, one per `type`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]

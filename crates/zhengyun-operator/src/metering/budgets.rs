@@ -153,6 +153,8 @@ struct CostStatus {
     cost_month: Option<String>,
     cost_to_date: Option<String>,
     cost_forecast: Option<String>,
+    burst_charges_this_month: Option<String>,
+    lent_credits_this_month: Option<String>,
 }
 
 impl CostStatus {
@@ -162,16 +164,25 @@ impl CostStatus {
             cost_month: status.cost_month.clone(),
             cost_to_date: status.cost_to_date.clone(),
             cost_forecast: status.cost_forecast.clone(),
+            burst_charges_this_month: status.burst_charges_this_month.clone(),
+            lent_credits_this_month: status.lent_credits_this_month.clone(),
         }
     }
 }
 
-/// What `status` says of one bureau's figures: the cost fields written to `Bureau.status`.
-fn status_of(month: Month, figures: &BureauFigures) -> CostStatus {
+/// What `status` says of one bureau's figures and settled borrowing: the cost fields written
+/// to `Bureau.status`.
+fn status_of(
+    month: Month,
+    figures: &BureauFigures,
+    (charges, credits): (Option<Decimal>, Option<Decimal>),
+) -> CostStatus {
     CostStatus {
         cost_month: Some(month.to_string()),
         cost_to_date: Some(figures.cost_to_date.to_string()),
         cost_forecast: figures.forecast.map(|f| f.to_string()),
+        burst_charges_this_month: charges.map(|c| c.to_string()),
+        lent_credits_this_month: credits.map(|c| c.to_string()),
     }
 }
 
@@ -207,7 +218,7 @@ pub(crate) async fn write_status(
             let Some(f) = figures.bureaus.get(&name) else {
                 continue;
             };
-            let status = status_of(month, f);
+            let status = status_of(month, f, metrics.settled_of(&name));
             let current = bureau.status.as_ref().map(CostStatus::current);
             if current.as_ref() == Some(&status) {
                 continue;

@@ -216,6 +216,21 @@ impl MeteringMetrics {
     }
 
     /// The current month's budget figures, as last set.
+    /// This month's settled borrowing per bureau: (burst charges, lent credits), each where
+    /// there is one.
+    pub fn settled_of(&self, bureau: &str) -> (Option<Decimal>, Option<Decimal>) {
+        self.figures
+            .read()
+            .map(|f| {
+                (
+                    f.settled.charges.get(bureau).copied(),
+                    f.settled.credits.get(bureau).copied(),
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// The current month's figures per bureau.
     pub fn month_figures(&self) -> MonthFigures {
         self.figures
             .read()

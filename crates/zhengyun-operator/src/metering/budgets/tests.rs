@@ -137,7 +137,7 @@ fn there_is_no_forecast_before_the_ledger_covers_the_month() {
 }
 
 #[test]
-fn the_status_carries_the_month_the_cost_and_the_forecast() {
+fn the_status_carries_the_month_the_cost_the_forecast_and_the_settled_borrowing() {
     let figures = BureauFigures {
         cost_to_date: d("9.00"),
         forecast: Some(d("66.87")),
@@ -145,7 +145,10 @@ fn the_status_carries_the_month_the_cost_and_the_forecast() {
     };
     let month = Month::new(2026, 11).expect("month");
     assert_eq!(
-        serde_json::to_value(status_of(month, &figures)).expect("serializes"),
-        serde_json::json!({"costMonth": "2026-11", "costToDate": "9.00", "costForecast": "66.87"})
+        serde_json::to_value(status_of(month, &figures, (None, None))).expect("serializes"),
+        serde_json::json!({"costMonth": "2026-11", "costToDate": "9.00", "costForecast": "66.87",
+                           "burstChargesThisMonth": null, "lentCreditsThisMonth": null})
     );
+    let lent = status_of(month, &figures, (None, Some(d("0.84"))));
+    assert_eq!(lent.lent_credits_this_month.as_deref(), Some("0.84"));
 }
