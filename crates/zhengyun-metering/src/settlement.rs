@@ -176,6 +176,13 @@ impl FromStr for Role {
 pub struct Settled {
     /// The month of the window's part.
     pub month: Month,
+    /// Who, what and how much.
+    pub share: Share,
+}
+
+/// One party's settled amount of one resource: a window's, or a month's sum of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
     /// Charge, credit or the platform's share.
     pub role: Role,
     /// The borrowing or lending bureau; empty for the platform.
@@ -190,7 +197,7 @@ pub struct Settled {
     /// unit-seconds for a credit.
     pub unit_seconds: u128,
     /// The exact amount charged, credited or kept, in millionths of a fen.
-    pub micro_fen: u64,
+    pub micro_fen: u128,
 }
 
 /// Millionths of a fen in a fen: the unit of a window's settled amounts.
@@ -294,13 +301,15 @@ impl WindowSettler {
                 burst_total += unit_seconds;
                 out.push(Settled {
                     month,
-                    role: Role::Burst,
-                    bureau: bureau.clone(),
-                    environment: environment.clone(),
-                    tier: Some(*tier),
-                    resource,
-                    unit_seconds: *unit_seconds,
-                    micro_fen,
+                    share: Share {
+                        role: Role::Burst,
+                        bureau: bureau.clone(),
+                        environment: environment.clone(),
+                        tier: Some(*tier),
+                        resource,
+                        unit_seconds: *unit_seconds,
+                        micro_fen: u128::from(micro_fen),
+                    },
                 });
             }
             let idle: BTreeMap<String, u128> = part
@@ -312,57 +321,41 @@ impl WindowSettler {
             for (bureau, micro_fen) in settlement.credits {
                 out.push(Settled {
                     month,
-                    role: Role::Lent,
-                    unit_seconds: idle[&bureau],
-                    bureau,
-                    environment: String::new(),
-                    tier: None,
-                    resource,
-                    micro_fen,
+                    share: Share {
+                        role: Role::Lent,
+                        unit_seconds: idle[&bureau],
+                        bureau,
+                        environment: String::new(),
+                        tier: None,
+                        resource,
+                        micro_fen: u128::from(micro_fen),
+                    },
                 });
             }
             out.push(Settled {
                 month,
-                role: Role::Platform,
-                bureau: String::new(),
-                environment: String::new(),
-                tier: None,
-                resource,
-                unit_seconds: burst_total,
-                micro_fen: settlement.platform,
+                share: Share {
+                    role: Role::Platform,
+                    bureau: String::new(),
+                    environment: String::new(),
+                    tier: None,
+                    resource,
+                    unit_seconds: burst_total,
+                    micro_fen: u128::from(settlement.platform),
+                },
             });
         }
         Ok(out)
     }
 }
 
-/// One party's settled windows of one month and resource, summed: what the ledger hands
-/// [`month_lines`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MonthSum {
-    /// Charge, credit or the platform's share.
-    pub role: Role,
-    /// The bureau; empty for the platform.
-    pub bureau: String,
-    /// The borrowing environment; empty unless `role` is burst.
-    pub environment: String,
-    /// The borrowing environment's tier.
-    pub tier: Option<Tier>,
-    /// The resource.
-    pub resource: Resource,
-    /// Σ unit-seconds.
-    pub unit_seconds: u128,
-    /// Σ millionths of a fen.
-    pub micro_fen: u128,
-}
-
-/// The month's settlement lines from each party's summed windows (see the
+/// The month's settlement lines from each party's windows summed ([`Share`]s) (see the
 /// [module documentation](self)): charges rounded half up to the fen, credits to whole fen by
 /// the largest remainder rule (their total the exact credits rounded down, and never more than
 /// the charges), the platform's line the difference; per resource, in statement order.
-pub fn month_lines(sums: &[MonthSum]) -> Result<Vec<SettlementLine>> {
+pub fn month_lines(sums: &[Share]) -> Result<Vec<SettlementLine>> {
     let per_fen = u128::from(MICRO_PER_FEN);
-    let mut by_resource: BTreeMap<Resource, Vec<&MonthSum>> = BTreeMap::new();
+    let mut by_resource: BTreeMap<Resource, Vec<&Share>> = BTreeMap::new();
     for sum in sums {
         by_resource.entry(sum.resource).or_default().push(sum);
     }
@@ -692,13 +685,14 @@ mod tests {
     }
 
     /// The amount of `party`'s row in `rows`, in millionths of a fen.
-    fn amount(rows: &[Settled], role: Role, party: &str) -> Option<u64> {
+    fn amount(rows: &[Settled], role: Role, party: &str) -> Option<u128> {
         rows.iter()
+            .map(|r| &r.share)
             .find(|r| r.role == role && (r.environment == party || r.bureau == party))
             .map(|r| r.micro_fen)
     }
 
-    const FEN: u64 = MICRO_PER_FEN;
+    const FEN: u128 = MICRO_PER_FEN as u128;
 
     #[test]
     fn a_window_charges_each_borrowing_environment_at_its_tier_and_credits_the_bureaus_that_left_reserved_capacity_idle()
@@ -741,11 +735,12 @@ mod tests {
         assert_eq!(amount(&rows, Role::Platform, ""), Some(10_500_000));
         let lent = rows
             .iter()
+            .map(|r| &r.share)
             .find(|r| r.role == Role::Lent && r.bureau == "cgj")
             .unwrap();
         assert_eq!(lent.unit_seconds, 6 * CORE_HOUR);
         assert!(
-            rows.iter().all(|r| r.resource == Resource::Cpu),
+            rows.iter().all(|r| r.share.resource == Resource::Cpu),
             "no burst memory, no memory rows"
         );
     }
@@ -799,10 +794,10 @@ mod tests {
             ["2026-01", "2026-02"]
         );
         for month in ["2026-01", "2026-02"] {
-            let of = |role| -> u64 {
+            let of = |role| -> u128 {
                 rows.iter()
-                    .filter(|r| r.month.to_string() == month && r.role == role)
-                    .map(|r| r.micro_fen)
+                    .filter(|r| r.month.to_string() == month && r.share.role == role)
+                    .map(|r| r.share.micro_fen)
                     .sum()
             };
             assert_eq!(of(Role::Burst), 32 * FEN, "{month}");
@@ -815,7 +810,7 @@ mod tests {
         // In February nobody had idle reserved capacity: the platform keeps it all.
         assert!(
             rows.iter()
-                .all(|r| r.role != Role::Lent || r.month.to_string() == "2026-01")
+                .all(|r| r.share.role != Role::Lent || r.month.to_string() == "2026-01")
         );
     }
 
@@ -852,8 +847,8 @@ mod tests {
         assert!(error.contains("settlement of cpu"), "{error}");
     }
 
-    fn sum(role: Role, party: &str, micro_fen: u128) -> MonthSum {
-        MonthSum {
+    fn sum(role: Role, party: &str, micro_fen: u128) -> Share {
+        Share {
             role,
             bureau: party.split('-').next().unwrap_or_default().to_owned(),
             environment: if role == Role::Burst {
@@ -937,19 +932,11 @@ mod tests {
             burst_price_percent: 40,
             lender_share_percent: 70,
         };
-        let sums: Vec<MonthSum> = settler
+        let sums: Vec<Share> = settler
             .settle(&terms)
             .unwrap()
             .into_iter()
-            .map(|s| MonthSum {
-                role: s.role,
-                bureau: s.bureau,
-                environment: s.environment,
-                tier: s.tier,
-                resource: s.resource,
-                unit_seconds: s.unit_seconds,
-                micro_fen: u128::from(s.micro_fen),
-            })
+            .map(|s| s.share)
             .collect();
         let lines: Vec<(Role, Option<String>, String)> = month_lines(&sums)
             .unwrap()

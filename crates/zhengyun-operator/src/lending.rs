@@ -101,11 +101,15 @@ impl Lender {
         self.name_beneficiaries().await;
         let pool = capacity_pool(&self.client).await?;
         let envs = envs.state();
+        // One environment's failed write does not stop the others': the first failure is
+        // reported once the pass is done.
+        let mut failed: Result<()> = Ok(());
         if !pool.borrowing.enabled {
             for env in envs.iter().filter(|e| has_allowance(e)) {
-                write(&self.applier, env, None).await?;
+                let written = write(&self.applier, env, None).await;
+                failed = failed.and(written);
             }
-            return Ok(());
+            return failed;
         }
         let holdings = self.holdings(&pool).await?;
         let admitted: Vec<_> = envs
@@ -126,7 +130,9 @@ impl Lender {
                 current: borrowing::burst_allowance(env, &pool),
                 used: burst_pods(env)
                     .iter()
-                    .fold(ResourceAmounts::ZERO, |sum, p| add(&sum, &p.requests)),
+                    .fold(ResourceAmounts::ZERO, |sum, p| {
+                        sum.saturating_add(&p.requests)
+                    }),
             })
             .collect();
         let new = borrowing::allowances(
@@ -140,7 +146,9 @@ impl Lender {
             let usage = pods
                 .iter()
                 .filter(|p| !reclaimed.iter().any(|r| r.name == p.name))
-                .fold(ResourceAmounts::ZERO, |sum, p| add(&sum, &p.requests));
+                .fold(ResourceAmounts::ZERO, |sum, p| {
+                    sum.saturating_add(&p.requests)
+                });
             let figures = Figures {
                 allowance: *allowance,
                 usage: borrowing::burst_part(&usage),
@@ -149,14 +157,17 @@ impl Lender {
                 || borrower.current != *allowance
                 || written_usage(env) != Some(figures.usage)
             {
-                write(&self.applier, env, Some(&figures)).await?;
+                let written = write(&self.applier, env, Some(&figures)).await;
+                failed = failed.and(written);
             }
             for pod in reclaimed {
-                self.evict(env, pod, allowance, &pool, holdings.waiting.as_deref())
-                    .await?;
+                let evicted = self
+                    .evict(env, pod, allowance, &pool, holdings.waiting.as_deref())
+                    .await;
+                failed = failed.and(evicted);
             }
         }
-        Ok(())
+        failed
     }
 
     /// Deletes a burst pod beyond its environment's allowance, with the grace period, and
@@ -234,7 +245,9 @@ impl Lender {
             .items
             .iter()
             .filter(|n| schedulable(n))
-            .fold(ResourceAmounts::ZERO, |sum, n| add(&sum, &allocatable(n)));
+            .fold(ResourceAmounts::ZERO, |sum, n| {
+                sum.saturating_add(&allocatable(n))
+            });
         let pods = Api::<Pod>::all(self.client.clone())
             .list(&ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed"))
             .await
@@ -261,7 +274,7 @@ impl Lender {
                 .as_ref()
                 .map_or(0, |t| t.0.as_second());
             if !is_burst {
-                guaranteed = add(&guaranteed, &amounts);
+                guaranteed = guaranteed.saturating_add(&amounts);
                 let unscheduled = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
                 let bureau = pod
                     .namespace()
@@ -364,14 +377,6 @@ impl Lender {
             }
         }
     }
-}
-
-fn add(a: &ResourceAmounts, b: &ResourceAmounts) -> ResourceAmounts {
-    let mut out = *a;
-    for (resource, value) in b.iter() {
-        out.set(resource, a.get(resource).saturating_add(value));
-    }
-    out
 }
 
 /// Whether pods may be scheduled to `node`: Ready and not cordoned.

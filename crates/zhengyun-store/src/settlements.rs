@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use futures::TryStreamExt as _;
-use zhengyun_metering::settlement::{MonthSum, Role, Settled, SettlementLine, month_lines};
+use zhengyun_metering::settlement::{Role, Settled, SettlementLine, Share, month_lines};
 use zhengyun_metering::{Month, UsageInterval, usage::parse_resource};
 use zhengyun_model::names::Tier;
 
@@ -44,7 +44,7 @@ where
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> DB::Arguments: sqlx::IntoArguments<DB>,
 {
-    for row in settled {
+    for Settled { month, share: row } in settled {
         let amount = i64::try_from(row.micro_fen).map_err(|_| {
             Error::invalid(
                 "amount",
@@ -59,7 +59,7 @@ where
              tier, resource, unit_seconds, micro_fen, recorded_at_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         )
-        .bind(row.month.to_string())
+        .bind(month.to_string())
         .bind(window_end_s)
         .bind(row.role.as_str().to_owned())
         .bind(row.bureau.clone())
@@ -91,7 +91,7 @@ impl Store {
 
     /// Each party's settled windows of `month` summed exactly, before rounding: charges,
     /// credits and the platform's shares in millionths of a fen.
-    pub async fn month_settlement_sums(&self, month: Month) -> Result<Vec<MonthSum>> {
+    pub async fn month_settlement_sums(&self, month: Month) -> Result<Vec<Share>> {
         const DOING: &str = "reading the month's settlements";
         type Key = (Role, String, String, String, String);
         let mut sums: BTreeMap<Key, (u128, u128)> = BTreeMap::new();
@@ -130,7 +130,7 @@ impl Store {
                         .map_err(|_| corrupt(format!("tier {tier:?}")))?,
                 )
             };
-            parts.push(MonthSum {
+            parts.push(Share {
                 role,
                 bureau,
                 environment,

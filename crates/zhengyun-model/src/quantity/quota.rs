@@ -290,6 +290,16 @@ impl ResourceAmounts {
         })
     }
 
+    /// The sum, each resource clamped to [`MAX_BASE_UNITS`]: for figures that only report or
+    /// bound, where an impossible overflow should not stop the sum.
+    pub fn saturating_add(&self, other: &Self) -> Self {
+        let mut out = *self;
+        for (resource, value) in other.iter() {
+            out.set(resource, self.get(resource).saturating_add(value));
+        }
+        out
+    }
+
     /// The difference, or `None` if any resource would go below zero.
     pub fn checked_sub(&self, other: &Self) -> Option<Self> {
         self.zip_checked(other, u64::checked_sub)
