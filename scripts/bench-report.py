@@ -93,6 +93,11 @@ def main():
         rows.append(("  guaranteed pods to Running, borrowing p50 / p99",
                      f"{bo['p50']:.2f} / {bo['p99']:.2f} s", f"p99 ≤ {2 * st['p99']:.2f} s (2× static + grace 0 s)"))
         rows.append(("  burst pods reclaimed (scheduler and operator)", f"{bo['reclaimed']}", ""))
+        money = borrowing.get("settled")
+        if money:
+            rows.append(("  settled over the simulated day: burst charges / lent credits / platform",
+                         f"{money['charges']:.2f} / {money['credits']:.2f} / {money['platform']:.2f} CNY",
+                         f"{money['borrowers']} borrowing environments, {money['lenders']} lending bureaus"))
     ledger = {}
     for backend in ("sqlite", "postgres"):
         ingest = load(f"ledger-ingest-{backend}.json")

@@ -449,6 +449,66 @@ async fn capacity_pods(client: &Client) -> anyhow::Result<u64> {
     Ok(millicores / POD_MILLICORES)
 }
 
+/// The money the borrowing day settled, in CNY scaled from the compressed day to simulated
+/// hours (money is linear in unit-seconds).
+struct Money {
+    charges: f64,
+    credits: f64,
+    platform: f64,
+    borrowers: usize,
+    lenders: usize,
+}
+
+/// Waits until the ledger of the operator on `port` covers the day, then sums its settlements
+/// of the months the day touched.
+async fn settled(port: u16, since: jiff::Timestamp, hour: Duration) -> anyhow::Result<Money> {
+    use zhengyun_metering::settlement::Role;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        ledgers().join(format!("{port}.db")).display()
+    );
+    let store = zhengyun_store::Store::connect(&url).await?;
+    let end = jiff::Timestamp::now();
+    eventually("the ledger past the day", Duration::from_secs(120), || async {
+        let checkpoint = store.checkpoint("usage").await?;
+        Ok(checkpoint.filter(|c| *c >= end).map(|_| ()))
+    })
+    .await?;
+    let calendar = zhengyun_metering::Calendar::default();
+    let months: std::collections::BTreeSet<_> =
+        [since, end].iter().map(|t| calendar.month_of(*t)).collect();
+    let mut shares = Vec::new();
+    for month in months {
+        shares.extend(store.month_settlement_sums(month).await?);
+    }
+    store.close().await;
+    let scale = 3600.0 / hour.as_secs_f64().max(1.0);
+    let cny = |role: Role| {
+        shares
+            .iter()
+            .filter(|s| s.role == role)
+            .map(|s| s.micro_fen as f64)
+            .sum::<f64>()
+            / 1e8
+            * scale
+    };
+    let parties = |role: Role| {
+        shares
+            .iter()
+            .filter(|s| s.role == role && s.micro_fen > 0)
+            .map(|s| (s.bureau.as_str(), s.environment.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    Ok(Money {
+        charges: cny(Role::Burst),
+        credits: cny(Role::Lent),
+        platform: cny(Role::Platform),
+        borrowers: parties(Role::Burst),
+        lenders: parties(Role::Lent),
+    })
+}
+
 fn report(label: &str, f: &Figures) {
     println!(
         "  {label}: served {:.1} % of demanded pod-seconds, utilisation {:.1} %, guaranteed pods to Running p50 {:.2} s, p99 {:.2} s ({} pods), {} burst pods reclaimed",
@@ -473,8 +533,14 @@ async fn main() -> anyhow::Result<()> {
     let client = zhengyun_e2e::client().await?;
     install_crds(&client).await?;
     let port = zhengyun_e2e::faults::free_port()?;
-    let mut operator = start_operator(&bin, port, &[])?;
+    // A metering window every 2 s, so that the day's borrowing is settled in the ledger.
+    let mut operator = start_operator(
+        &bin,
+        port,
+        &["--metering-period", "2", "--metering-lateness", "1"],
+    )?;
     wait_for_leader(&client).await?;
+    zhengyun_e2e::tenants::apply_sample_rate_card(&client).await?;
     let tenants = tenants()?;
     let capacity = capacity_pods(&client).await?;
     let quota: u64 = tenants.iter().map(|t| t.quota).sum();
@@ -494,9 +560,15 @@ async fn main() -> anyhow::Result<()> {
     set_borrowing(&client, true).await?;
     // Let the lending loop give every environment its allowance before the day starts.
     tokio::time::sleep(Duration::from_secs(25)).await;
+    let day_started = jiff::Timestamp::now();
     let lent = run(&client, &tenants, true, hour, capacity).await?;
     report("borrowing", &lent);
     clear(&client, &tenants).await?;
+    let money = settled(port, day_started, hour).await?;
+    println!(
+        "  money settled (sample rate card, the pool's default terms), scaled to the simulated day: burst charges {:.2} CNY from {} environments, credits {:.2} CNY to {} lending bureaus, platform {:.2} CNY",
+        money.charges, money.borrowers, money.credits, money.lenders, money.platform
+    );
     let served_ratio = lent.served_share() / fixed.served_share().max(f64::EPSILON);
     let latency_limit = 2.0 * fixed.percentile(0.99);
     println!(
@@ -517,6 +589,9 @@ async fn main() -> anyhow::Result<()> {
                       "p50": lent.percentile(0.5), "p99": lent.percentile(0.99),
                       "reclaimed": lent.burst_reclaimed},
         "served_ratio": served_ratio,
+        "settled": {"charges": money.charges, "credits": money.credits,
+                    "platform": money.platform, "borrowers": money.borrowers,
+                    "lenders": money.lenders},
     });
     std::fs::create_dir_all("target/bench")?;
     std::fs::write(
