@@ -10,7 +10,7 @@
 //! and counted in `zhengyun_operator_burst_reclaims_total`. The scheduler takes room back
 //! from burst pods on its own too (they have the lowest priority and never preempt).
 //!
-//! It runs every [`LENDING_PERIOD`] of a leadership term, and only reads nodes and pods while
+//! It runs every `--lending-period` seconds (10 by default) of a leadership term, and only reads nodes and pods while
 //! the pool lends.
 
 use std::collections::HashMap;
@@ -34,9 +34,6 @@ use crate::runtime::applier::Applier;
 use crate::runtime::events::{EventType, Note, Publisher};
 use crate::{Error, Result};
 
-/// How often allowances are worked out again.
-pub const LENDING_PERIOD: Duration = Duration::from_secs(10);
-
 /// The field manager of `status.burstAllowance`.
 pub const LENDING_MANAGER: &str = "zhengyun-lending";
 
@@ -44,6 +41,7 @@ pub const LENDING_MANAGER: &str = "zhengyun-lending";
 /// (one small object), so that a cache still empty at the start of a term never reads as a
 /// pool that does not lend.
 pub(crate) async fn run(
+    period: Duration,
     client: Client,
     ledger: zhengyun_store::Store,
     envs: Store<Environment>,
@@ -58,7 +56,7 @@ pub(crate) async fn run(
         events,
         metrics,
     };
-    let mut ticks = tokio::time::interval(LENDING_PERIOD);
+    let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ending = ending.fuse();
     futures::pin_mut!(ending);

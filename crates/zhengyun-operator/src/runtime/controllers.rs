@@ -121,6 +121,7 @@ pub(super) async fn run(
         bureau_controller(&shared, &stores, envs_listed, for_bureaus, graceful.clone());
     let card_run = rate_card_controller(&shared, graceful.clone());
     let lending = crate::lending::run(
+        Duration::from_secs(config.lending_period),
         shared.client.clone(),
         shared.store.clone(),
         stores.envs.clone(),

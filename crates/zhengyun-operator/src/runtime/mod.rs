@@ -61,6 +61,11 @@ pub struct OperatorConfig {
     /// `ExpiresSoon` Event and condition.
     #[arg(long, env = "ZHENGYUN_EXPIRY_NOTICE_HOURS", default_value_t = 24)]
     pub expiry_notice_hours: u64,
+    /// Seconds between two passes of the lending loop, which sets burst allowances while the
+    /// capacity pool lends (each pass lists nodes and pods).
+    #[arg(long, env = "ZHENGYUN_LENDING_PERIOD", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lending_period: u64,
     #[command(flatten)]
     pub metering: MeteringConfig,
 }
