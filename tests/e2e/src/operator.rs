@@ -215,9 +215,23 @@ pub async fn operator_metrics() -> anyhow::Result<String> {
     metrics_at(port).await
 }
 
-/// The /metrics text (with the HTTP response head) of a process listening on `port`.
+/// The /metrics text (with the HTTP response head) of a process listening on `port`. A
+/// refused connection is tried again for up to 30 s: the operator a test shares may be
+/// restarting (another test of the binary killed it) and not listening yet.
 pub async fn metrics_at(port: u16) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(stream) => break stream,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
