@@ -48,9 +48,22 @@ pub fn cap(granted: &ResourceAmounts, policy: &Borrowing) -> ResourceAmounts {
     out
 }
 
-/// The share of its cap, in percent, that every environment is given to start borrowing with
-/// before it uses any: the room to start.
+/// The share of its cap, in percent, that an environment at its quota is given to start
+/// borrowing with before it uses any: the room to start.
 pub const START_PERCENT: u32 = 10;
+
+/// How full, in percent of its granted CPU or memory, an environment's own (not burst) pods
+/// must hold it for the environment to count as at its quota, and so be given a start.
+pub const NEAR_QUOTA_PERCENT: u32 = 90;
+
+/// Whether pods requesting `guaranteed` hold an environment granted `granted` at its quota
+/// ([`NEAR_QUOTA_PERCENT`] of its CPU or its memory).
+pub fn at_quota(guaranteed: &ResourceAmounts, granted: &ResourceAmounts) -> bool {
+    BURST_RESOURCES.into_iter().any(|resource| {
+        let granted = granted.get(resource);
+        granted > 0 && guaranteed.get(resource) >= percent_of(granted, NEAR_QUOTA_PERCENT)
+    })
+}
 
 /// One environment's figures for [`allowances`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,14 +74,18 @@ pub struct Borrower {
     pub current: ResourceAmounts,
     /// What its burst pods request now.
     pub used: ResourceAmounts,
+    /// Whether its own pods hold it at its quota ([`at_quota`]): only then, or once it
+    /// borrows, can it need a start.
+    pub at_quota: bool,
 }
 
 /// The new allowance of each borrower, in the same order, shared out by demand:
 ///
 /// 1. each keeps what its burst pods use, up to its cap; if even that does not fit what can be
 ///    lent, each keeps the same share of what it uses (the rest is reclaimed);
-/// 2. of what is left, each gets [`START_PERCENT`] of its cap (less if there is not room for
-///    all), so that an environment that borrows nothing yet can start;
+/// 2. of what is left, each at its quota or borrowing already gets [`START_PERCENT`] of its cap
+///    (less if there is not room for all), so that an environment that borrows nothing yet can
+///    start; one well below its quota cannot need burst capacity and gets no start;
 /// 3. then the **hungry** — those using all but less than a start of their allowance — get
 ///    what is left, in proportion to what their caps still allow, up to their caps;
 /// 4. what they leave is shared by every environment in proportion to what its cap still
@@ -103,7 +120,13 @@ pub fn allowances(
 /// The targets of [`allowances`] for one resource, before hysteresis.
 fn targets(borrowers: &[Borrower], resource: Resource, room: u128) -> Vec<u128> {
     let cap = |b: &Borrower| u128::from(b.cap.get(resource));
-    let start_of = |b: &Borrower| cap(b) * u128::from(START_PERCENT) / 100;
+    let start_of = |b: &Borrower| {
+        if b.at_quota || b.used.get(resource) > 0 {
+            cap(b) * u128::from(START_PERCENT) / 100
+        } else {
+            0
+        }
+    };
     let base: Vec<u128> = borrowers
         .iter()
         .map(|b| u128::from(b.used.get(resource)).min(cap(b)))
@@ -256,7 +279,24 @@ mod tests {
             cap: cpu_mem(cap, cap),
             current: cpu_mem(current, current),
             used: cpu_mem(used, used),
+            at_quota: true,
         }
+    }
+
+    #[test]
+    fn an_environment_well_below_its_quota_gets_no_start_and_leaves_the_room_to_one_at_its_quota() {
+        // Room for 1,500m: the idle one (far below its quota) gets no start, the one at its
+        // quota gets its start and, hungry, the rest.
+        let idle = Borrower {
+            at_quota: false,
+            ..borrower(2_000, 0, 0)
+        };
+        let busy = borrower(2_000, 200, 200);
+        let got = allowances(&[idle, busy], &cpu_mem(1_500, 1_500), 0);
+        assert_eq!(cpu(&got), [0, 1_500]);
+        assert!(at_quota(&cpu_mem(900, 0), &cpu_mem(1_000, 8 << 30)));
+        assert!(!at_quota(&cpu_mem(899, 0), &cpu_mem(1_000, 8 << 30)));
+        assert!(!at_quota(&ResourceAmounts::ZERO, &ResourceAmounts::ZERO));
     }
 
     fn cpu(allowances: &[ResourceAmounts]) -> Vec<u64> {

@@ -90,6 +90,8 @@ struct Holdings {
     /// The bureau of the oldest pod that is not burst and waits to be scheduled: whose room
     /// a reclaim gives back.
     waiting: Option<String>,
+    /// What the pods that are not burst request, by namespace.
+    guaranteed: HashMap<String, ResourceAmounts>,
 }
 
 impl Lender {
@@ -124,6 +126,13 @@ impl Lender {
         let borrowers: Vec<Borrower> = admitted
             .iter()
             .map(|(env, granted)| Borrower {
+                at_quota: borrowing::at_quota(
+                    holdings
+                        .guaranteed
+                        .get(&env.name_any())
+                        .unwrap_or(&ResourceAmounts::ZERO),
+                    granted,
+                ),
                 cap: borrowing::cap(granted, &pool.borrowing),
                 current: borrowing::burst_allowance(env, &pool),
                 used: burst_pods(env)
@@ -255,6 +264,7 @@ impl Lender {
         let mut guaranteed = ResourceAmounts::ZERO;
         let mut burst: HashMap<String, Vec<BurstPod>> = HashMap::new();
         let mut waiting: Option<(i64, String)> = None;
+        let mut by_namespace: HashMap<String, ResourceAmounts> = HashMap::new();
         for pod in &pods.items {
             let requests = pod_requests(pod, &mut bad);
             let mut amounts = ResourceAmounts::ZERO;
@@ -273,6 +283,10 @@ impl Lender {
                 .map_or(0, |t| t.0.as_second());
             if !is_burst {
                 guaranteed = guaranteed.saturating_add(&amounts);
+                let held = by_namespace
+                    .entry(pod.namespace().unwrap_or_default())
+                    .or_default();
+                *held = held.saturating_add(&amounts);
                 let unscheduled = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
                 let bureau = pod
                     .namespace()
@@ -307,6 +321,7 @@ impl Lender {
             ),
             burst,
             waiting: waiting.map(|(_, bureau)| bureau),
+            guaranteed: by_namespace,
         })
     }
 
