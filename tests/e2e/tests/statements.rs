@@ -563,22 +563,28 @@ async fn reclaims_are_listed_to_finance_and_to_each_bureau_it_borrowed_or_got_ro
         )
         .await?;
     }
+    // Both within the API's current month, whatever the clock says (a month may have just
+    // begun): the listing covers one month.
     let now = zhengyun_e2e::clock().now();
-    let reclaim = |uid: &str, cause, beneficiary: Option<&str>, ago: i64| Reclaim {
+    let month_start = Calendar::default()
+        .month_range(Calendar::default().month_of(now))?
+        .start();
+    let base = (now - jiff::SignedDuration::from_secs(90)).max(month_start);
+    let reclaim = |uid: &str, cause, beneficiary: Option<&str>, after: i64| Reclaim {
         pod_uid: uid.to_owned(),
         namespace: format!("{borrower}-prod"),
         pod: format!("report-{uid}"),
         bureau: borrower.clone(),
         cause,
         beneficiary: beneficiary.map(str::to_owned),
-        started: now - jiff::SignedDuration::from_secs(ago + 30),
-        freed: Some(now - jiff::SignedDuration::from_secs(ago)),
+        started: base + jiff::SignedDuration::from_secs(after),
+        freed: Some(base + jiff::SignedDuration::from_secs(after + 30)),
     };
     api.store
-        .record_reclaim(&reclaim("u1", ReclaimCause::Preempted, Some(&lender), 60))
+        .record_reclaim(&reclaim("u1", ReclaimCause::Preempted, Some(&lender), 0))
         .await?;
     api.store
-        .record_reclaim(&reclaim("u2", ReclaimCause::Allowance, None, 0))
+        .record_reclaim(&reclaim("u2", ReclaimCause::Allowance, None, 1))
         .await?;
     let list = |token: String, query: &'static str| {
         let api = &api;
