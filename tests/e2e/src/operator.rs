@@ -99,7 +99,39 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
         )
         .await?;
     }
-    Ok(())
+    rate_card_policy_ready(client).await
+}
+
+/// Waits until the API server's rate-card policy can read its params: right after the policy
+/// or the RateCard CRD is applied, it refuses every RateCard write with "failed to find resource
+/// referenced by paramKind" until its own view of the API catches up. A server-side dry run of
+/// a far-future card tells (any other answer means the policy is working).
+async fn rate_card_policy_ready(client: &Client) -> anyhow::Result<()> {
+    use kube::api::PostParams;
+    let cards: Api<zhengyun_model::crd::RateCard> = Api::all(client.clone());
+    let prices = serde_json::json!({"cpuCoreHour": "1", "memoryGibHour": "0.1",
+                                    "storageGibHour": "0.01", "gpuHour": "10"});
+    let card: zhengyun_model::crd::RateCard = serde_json::from_value(serde_json::json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "RateCard",
+        "metadata": {"name": "e2e-policy-probe"},
+        "spec": {"currency": "CNY", "effectiveFrom": "2999-12-31",
+                 "prices": {"gold": prices, "silver": prices, "bronze": prices}},
+    }))?;
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    eventually(
+        "the rate-card policy reading its params",
+        Duration::from_secs(60),
+        || async {
+            match cards.create(&dry_run, &card).await {
+                Err(kube::Error::Api(status)) if status.message.contains("paramKind") => Ok(None),
+                _ => Ok(Some(())),
+            }
+        },
+    )
+    .await
 }
 
 /// Installs (server-side applies) the tenant ClusterRoles and the tenant admission policies with
