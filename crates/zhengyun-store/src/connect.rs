@@ -83,6 +83,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "burst reclaims",
         include_str!("../migrations/sqlite/0013_burst_reclaims.sql"),
     ),
+    (
+        14,
+        "usage by environment",
+        include_str!("../migrations/sqlite/0014_usage_by_environment.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -149,6 +154,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "burst reclaims",
         include_str!("../migrations/postgres/0013_burst_reclaims.sql"),
+    ),
+    (
+        14,
+        "usage by environment",
+        include_str!("../migrations/postgres/0014_usage_by_environment.sql"),
     ),
 ];
 

@@ -242,7 +242,7 @@ struct Row<'a> {
     amount: i64,
 }
 
-type IntervalRow = (
+pub(crate) type IntervalRow = (
     String,
     String,
     String,
@@ -751,7 +751,7 @@ pub(crate) fn meter_of(
         .map_err(|e| Error::Corrupt(format!("a usage interval of {environment}: {e}")))
 }
 
-fn interval_of(row: IntervalRow) -> Result<UsageInterval> {
+pub(crate) fn interval_of(row: IntervalRow) -> Result<UsageInterval> {
     let (bureau, environment, resource, kind, tier, start, end, amount, uid) = row;
     let what = format!("a usage interval of {environment}");
     let meter = meter_of(bureau, environment, &resource, &kind, &tier)?;

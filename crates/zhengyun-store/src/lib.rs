@@ -34,6 +34,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod evaluation;
 pub mod gaps;
 pub mod intents;
 pub mod ledger;

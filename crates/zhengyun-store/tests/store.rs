@@ -80,6 +80,8 @@ on_both_backends!(
     intervals_keep_the_uid_of_their_environment,
     a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_settlement,
     a_reclaim_is_recorded_once_completed_once_and_listed_to_both_bureaus,
+    efficiency_from_the_rollups_equals_efficiency_of_the_raw_intervals_period_by_period,
+    environment_intervals_are_the_environments_own_overlapping_intervals_oldest_first,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2900,4 +2902,132 @@ async fn a_reclaim_is_recorded_once_completed_once_and_listed_to_both_bureaus(db
             .expect("awaiting")
             .is_empty()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Performance evaluation
+
+/// The sample schedule with a second, dearer card from 6 November (local time), so that ranges
+/// across it have two rate periods.
+fn two_card_schedule() -> RateSchedule {
+    let price = |s: &str| Decimal::from_str_exact(s).expect("price");
+    let mut cards = schedule().cards().to_vec();
+    let mut dear = RateCard::new("2026-11-06".parse().expect("date"), "CNY");
+    for tier in [Tier::Gold, Tier::Silver, Tier::Bronze] {
+        dear = dear
+            .with_prices(tier, Resource::Cpu, price("0.16"), price("0.08"))
+            .and_then(|c| c.with_prices(tier, Resource::Memory, price("0.03"), price("0.01")))
+            .expect("prices");
+    }
+    cards.push(dear);
+    RateSchedule::new(cards).expect("schedule")
+}
+
+async fn efficiency_from_the_rollups_equals_efficiency_of_the_raw_intervals_period_by_period(
+    db: &TestDb,
+) {
+    use zhengyun_metering::efficiency::{EfficiencyBuilder, MeterSum};
+    let store = &db.store;
+    let mut intervals = awkward_usage();
+    // Consumption beside wjw-prod's reservation, so that some of it is not idle.
+    intervals.extend(hourly(
+        &meter("wjw-prod", Resource::Cpu, UsageKind::Consumed, Tier::Gold),
+        "2026-11-01T10:00:00Z",
+        30,
+        600,
+    ));
+    store.record_intervals(&intervals).await.expect("record");
+    let calendar = Calendar::default();
+    let schedule = two_card_schedule();
+    for range in [
+        range("2026-10-31T16:00:00Z", "2026-11-30T16:00:00Z"),
+        range("2026-11-01T12:34:56Z", "2026-11-09T01:02:03Z"),
+    ] {
+        for bureau in [None, Some("wjw"), Some("jtj")] {
+            let mut expected = EfficiencyBuilder::new();
+            for period in schedule.periods(range, &calendar).expect("periods") {
+                let mut sums: BTreeMap<(String, String, Resource, UsageKind, Tier), u128> =
+                    BTreeMap::new();
+                for i in &intervals {
+                    if bureau.is_some_and(|b| b != i.bureau()) {
+                        continue;
+                    }
+                    let within = i.unit_seconds_within(&period.range);
+                    if within > 0 {
+                        *sums
+                            .entry((
+                                i.bureau().to_owned(),
+                                i.environment().to_owned(),
+                                i.resource(),
+                                i.kind(),
+                                i.tier(),
+                            ))
+                            .or_default() += within;
+                    }
+                }
+                expected
+                    .add_period(
+                        period.card,
+                        sums.iter()
+                            .map(|((b, e, resource, kind, tier), us)| MeterSum {
+                                bureau: b,
+                                environment: e,
+                                resource: *resource,
+                                kind: *kind,
+                                tier: *tier,
+                                unit_seconds: *us,
+                            }),
+                    )
+                    .expect("period");
+            }
+            let expected = expected.finish().expect("expected");
+            let found = store
+                .efficiency(range, bureau, &schedule, &calendar)
+                .await
+                .expect("efficiency");
+            assert_eq!(found, expected, "{bureau:?} over {range}");
+            if bureau != Some("jtj") {
+                let prod = &found.environments[&("wjw".to_owned(), "wjw-prod".to_owned())];
+                assert!(prod.idle_cost > Decimal::ZERO, "{prod:?}");
+                assert!(prod.idle_cost < prod.reservation_cost, "{prod:?}");
+            }
+        }
+    }
+    let refused = store
+        .efficiency(
+            range("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"),
+            Some("WJW'; --"),
+            &schedule,
+            &calendar,
+        )
+        .await;
+    assert_eq!(refused.expect_err("invalid").metric_label(), "invalid");
+}
+
+async fn environment_intervals_are_the_environments_own_overlapping_intervals_oldest_first(
+    db: &TestDb,
+) {
+    let store = &db.store;
+    let intervals = awkward_usage();
+    store.record_intervals(&intervals).await.expect("record");
+    let range = range("2026-11-01T05:30:00Z", "2026-11-01T08:00:00Z");
+    let found = store
+        .environment_intervals("wjw-prod", range)
+        .await
+        .expect("intervals");
+    let mut expected: Vec<&UsageInterval> = intervals
+        .iter()
+        .filter(|i| i.environment() == "wjw-prod" && i.range().intersection(&range).is_some())
+        .collect();
+    expected.sort_by_key(|i| (i.start(), i.end()));
+    assert!(!expected.is_empty());
+    let found: Vec<_> = found
+        .iter()
+        .map(|i| (i.key().clone(), i.amount()))
+        .collect();
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|i| (i.key().clone(), i.amount()))
+        .collect();
+    assert_eq!(found, expected);
 }
