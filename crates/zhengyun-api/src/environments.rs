@@ -323,10 +323,23 @@ async fn update_environment(
     caller.require(&WRITERS)?;
     caller.require_bureau(&bureau)?;
     let precondition = if_match(&headers)?;
-    let _guard = state.lock_bureau(&bureau).await;
-    let owner = state.bureau(&bureau).await?;
-    let (state, caller, audit, bureau, name, body) =
-        (&state, &caller, &audit, &bureau, &name, &body);
+    resize(&state, &caller, &audit, &bureau, &name, &body, precondition).await
+}
+
+/// Applies `body` to the environment under the bureau's lock: written when it fits what the
+/// bureau has left (or shrinks), filed as a change request (202) when it grows beyond it.
+/// `precondition` is the resourceVersion the caller last saw, if any.
+pub(crate) async fn resize(
+    state: &AppState,
+    caller: &Caller,
+    audit: &Audit,
+    bureau: &str,
+    name: &str,
+    body: &UpdateEnvironment,
+    precondition: Option<String>,
+) -> ApiResult<OrPending<axum::Json<EnvironmentView>>> {
+    let _guard = state.lock_bureau(bureau).await;
+    let owner = state.bureau(bureau).await?;
     let (owner, precondition) = (&owner, &precondition);
     retry::on_conflict(|_| async move {
         let current = state.environment(bureau, name).await?;
@@ -346,8 +359,8 @@ async fn update_environment(
             no_pending_request(state, bureau, name).await?;
             let request = NewRequest {
                 kind: RequestKind::EnvironmentResize,
-                bureau: bureau.clone(),
-                object: name.clone(),
+                bureau: bureau.to_owned(),
+                object: name.to_owned(),
                 payload: serde_json::to_value(body).unwrap_or_default(),
                 note: format!(
                     "the bureau's remaining quota is too small: {}",

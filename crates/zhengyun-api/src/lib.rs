@@ -21,6 +21,7 @@ pub mod bureaus;
 pub mod cache;
 pub mod context;
 pub mod environments;
+pub mod evaluation;
 pub mod extract;
 pub mod headroom;
 pub mod health;
@@ -251,7 +252,8 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(tokens::router())
         .merge(audit::router())
         .merge(statements::router())
-        .merge(reclaims::router());
+        .merge(reclaims::router())
+        .merge(evaluation::router());
     (authenticated, health::router())
 }
 

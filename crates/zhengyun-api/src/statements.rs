@@ -116,7 +116,7 @@ pub struct UsageQuery {
     pub to: Option<String>,
 }
 
-fn wants_csv(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_csv(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -124,7 +124,7 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 }
 
 /// The rate cards in the cluster as a schedule.
-async fn schedule(state: &AppState) -> ApiResult<RateSchedule> {
+pub(crate) async fn schedule(state: &AppState) -> ApiResult<RateSchedule> {
     schedule_of(state, |_| true).await
 }
 
@@ -156,7 +156,7 @@ async fn schedule_of(
 }
 
 /// Bureau display names and budgets.
-async fn bureaus(
+pub(crate) async fn bureaus(
     state: &AppState,
 ) -> ApiResult<(BTreeMap<String, String>, BTreeMap<String, Decimal>)> {
     let list = state.bureaus().list(&Default::default()).await?;
@@ -586,6 +586,27 @@ async fn adjust_month(
     ))
 }
 
+/// The range `[from, to)` given as RFC 3339 instants; `from` is the start of this month and
+/// `to` now when absent.
+pub(crate) fn range_so_far(
+    state: &AppState,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> ApiResult<TimeRange> {
+    let now = state.clock().now_second();
+    let from = match instant("from", from)? {
+        Some(from) => from,
+        None => state
+            .calendar()
+            .month_range(state.calendar().month_of(now))
+            .map_err(|e| Problem::invalid_field("from", e.to_string()))?
+            .start(),
+    };
+    let to = instant("to", to)?.unwrap_or(now);
+    TimeRange::new(from, to)
+        .map_err(|e| Problem::invalid_field("to", format!("must be after from: {e}")))
+}
+
 /// An instant given as RFC 3339, to the second (the ledger's resolution; fractions are cut).
 fn instant(field: &str, text: Option<&str>) -> ApiResult<Option<jiff::Timestamp>> {
     Ok(crate::extract::instant(field, text)?.map(whole_second))
@@ -615,18 +636,8 @@ async fn get_usage(
     caller.require(&READERS)?;
     caller.require_bureau(&bureau)?;
     state.read_bureau(&bureau).await?;
-    let now = state.clock().now_second();
-    let from = match instant("from", query.from.as_deref())? {
-        Some(from) => from,
-        None => state
-            .calendar()
-            .month_range(state.calendar().month_of(now))
-            .map_err(|e| Problem::invalid_field("from", e.to_string()))?
-            .start(),
-    };
-    let to = instant("to", query.to.as_deref())?.unwrap_or(now);
-    let range = TimeRange::new(from, to)
-        .map_err(|e| Problem::invalid_field("to", format!("must be after from: {e}")))?;
+    let range = range_so_far(&state, query.from.as_deref(), query.to.as_deref())?;
+    let (from, to) = (range.start(), range.end());
     let usage = state.store().bureau_usage(&bureau, range).await?;
     let rows: Vec<UsageRow> = usage
         .iter()

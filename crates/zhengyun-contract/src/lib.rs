@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod bureaus;
 pub mod environments;
+pub mod evaluation;
 pub mod quota;
 pub mod reclaims;
 pub mod requests;
@@ -24,6 +25,7 @@ pub use bureaus::{
     BureauStatusView, BureauView, ConditionView, CreateBureau, QuotaIncrease, UpdateBureau,
 };
 pub use environments::{CreateEnvironment, EnvironmentView, ServiceBody, UpdateEnvironment};
+pub use evaluation::{EfficiencyReport, RightSizingView};
 pub use quota::QuotaBody;
 pub use reclaims::ReclaimView;
 pub use requests::{Approved, Decision, Pending, RequestView};

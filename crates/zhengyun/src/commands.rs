@@ -7,8 +7,11 @@ use http::Method;
 use serde_json::{Value, json};
 use zhengyun_contract::{
     AuditView, BureauView, CreateEnvironment, CreateToken, Decision, EnvironmentView, IssuedToken,
-    Pending, QuotaBody, QuotaIncrease, ReclaimView, RequestView, TokenView, UpdateEnvironment,
-    Verification, WhoAmI,
+    Pending, QuotaBody, QuotaIncrease, ReclaimView, RequestView, RightSizingView, TokenView,
+    UpdateEnvironment, Verification, WhoAmI,
+    evaluation::{
+        BureauEfficiencyView, EfficiencyReport, ResourceEfficiencyView, ResourceRecommendation,
+    },
     statements::{
         BureauTotalView, SealVerificationView, SettlementLineView, Standing, StatementView,
     },
@@ -143,6 +146,16 @@ pub enum EnvCommand {
         /// Environment name.
         name: String,
     },
+    /// Show the quota an environment's last 30 days of consumption call for, and what it would
+    /// save a month; `--apply` resizes the environment to it.
+    Rightsize {
+        /// Environment name.
+        name: String,
+        /// Resize the environment to the recommendation (a change request when it grows
+        /// beyond what the bureau has left).
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 /// Commands on change requests.
@@ -234,6 +247,25 @@ pub enum ApiCommand {
         #[arg(long)]
         month: Option<String>,
     },
+    /// Show efficiency and idle cost over a range (this month so far by default): reserved
+    /// against consumed, and what the idle reservations cost, with the bureaus ranked by it.
+    Efficiency {
+        /// `YYYY-MM`: that whole month.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        month: Option<String>,
+        /// From this instant (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// To this instant (RFC 3339), exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        /// Show each environment's resources too.
+        #[arg(long)]
+        environments: bool,
+        /// Print CSV instead (one row per environment and resource).
+        #[arg(long)]
+        csv: bool,
+    },
     /// List, approve or reject change requests.
     #[command(subcommand)]
     Requests(RequestCommand),
@@ -310,6 +342,29 @@ impl ApiCommand {
                 statement(&api, common.bureau, month, csv, out).await
             }
             ApiCommand::Reclaims { month } => reclaims(&api, common.bureau, month, out).await,
+            ApiCommand::Efficiency {
+                month,
+                from,
+                to,
+                environments,
+                csv,
+            } => {
+                let mut query = Vec::new();
+                for (key, value) in [("month", month), ("from", from), ("to", to)] {
+                    if let Some(value) = value {
+                        query.push(format!("{key}={}", segment(&value)));
+                    }
+                }
+                if let Some(bureau) = common.bureau {
+                    query.push(format!("bureau={}", segment(&bureau)));
+                }
+                let path = if query.is_empty() {
+                    "/api/v1/efficiency".to_owned()
+                } else {
+                    format!("/api/v1/efficiency?{}", query.join("&"))
+                };
+                efficiency(&api, &path, environments, csv, out).await
+            }
             ApiCommand::Requests(command) => requests(&api, command, out).await,
             ApiCommand::Token(command) => tokens(&api, command, out).await,
             ApiCommand::Audit {
@@ -496,6 +551,29 @@ async fn env(
             };
             say(out, &answer.body, &message);
         }
+        EnvCommand::Rightsize { name, apply } => {
+            let path = format!("{base}/{}/rightsizing", segment(&name));
+            let answer = api.get(&path).await?;
+            let view: RightSizingView = answer.decode()?;
+            if !apply {
+                if matches!(out, Output::Json) {
+                    println!("{}", pretty(&answer.body));
+                } else {
+                    rightsizing(&view);
+                }
+                return Ok(());
+            }
+            let answer = api.send_json(Method::POST, &path, &json!({})).await?;
+            let message = match answer.status {
+                http::StatusCode::ACCEPTED => answer.decode::<Pending>()?.message,
+                _ => format!(
+                    "environment {name} resized to its recommendation, saving {} {} a month",
+                    terminal::line(&view.monthly_saving),
+                    terminal::line(&view.currency)
+                ),
+            };
+            say(out, &answer.body, &message);
+        }
         EnvCommand::Delete { name } => {
             let answer = api.delete(&format!("{base}/{}", segment(&name))).await?;
             say(
@@ -593,6 +671,91 @@ async fn statement(
         terminal::line(&statement.platform.amount),
         terminal::line(&statement.platform.payable),
     );
+    Ok(())
+}
+
+/// Prints a right-sizing recommendation as a table.
+fn rightsizing(view: &RightSizingView) {
+    println!(
+        "{}: p{} of consumption over {} .. {}, plus {} %",
+        terminal::line(&view.environment),
+        view.percentile,
+        terminal::line(&view.from),
+        terminal::line(&view.to),
+        view.margin_percent
+    );
+    let columns: [Column<ResourceRecommendation>; 7] = [
+        ("RESOURCE", |r| Some(r.resource.clone())),
+        ("QUOTA", |r| Some(r.current.clone())),
+        ("USED (P95)", |r| r.percentile_used.clone()),
+        ("PEAK", |r| r.peak.clone()),
+        ("RECOMMENDED", |r| r.recommended.clone()),
+        ("SAVING/MONTH", |r| r.monthly_saving.clone()),
+        ("NOTE", |r| r.reason.clone()),
+    ];
+    table(&view.resources, &columns);
+    println!(
+        "saving {} {} a month; apply with `zhengyun env rightsize {} --apply`",
+        terminal::line(&view.monthly_saving),
+        terminal::line(&view.currency),
+        terminal::line(&view.environment)
+    );
+}
+
+async fn efficiency(
+    api: &ApiClient,
+    path: &str,
+    environments: bool,
+    csv: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    if csv {
+        let answer = api.get_as(path, "text/csv").await?;
+        print!("{}", terminal::lines(&String::from_utf8_lossy(&answer.raw)));
+        return Ok(());
+    }
+    let answer = api.get(path).await?;
+    if matches!(out, Output::Json) {
+        println!("{}", pretty(&answer.body));
+        return Ok(());
+    }
+    let report: EfficiencyReport = answer.decode()?;
+    let currency = terminal::line(&report.currency);
+    println!(
+        "{} .. {}  currency {currency}",
+        terminal::line(&report.from),
+        terminal::line(&report.to)
+    );
+    let columns: [Column<BureauEfficiencyView>; 5] = [
+        ("RANK", |b| Some(b.rank.to_string())),
+        ("BUREAU", |b| Some(b.bureau.clone())),
+        ("RESERVED COST", |b| Some(b.reservation_cost.clone())),
+        ("IDLE COST", |b| Some(b.idle_cost.clone())),
+        ("EFFICIENCY", |b| b.efficiency.clone()),
+    ];
+    table(&report.bureaus, &columns);
+    if environments {
+        let rows: Vec<(String, ResourceEfficiencyView)> = report
+            .environments
+            .iter()
+            .flat_map(|e| {
+                e.resources
+                    .iter()
+                    .map(|r| (e.environment.clone(), r.clone()))
+            })
+            .collect();
+        let columns: [Column<(String, ResourceEfficiencyView)>; 8] = [
+            ("ENVIRONMENT", |(e, _)| Some(e.clone())),
+            ("RESOURCE", |(_, r)| Some(r.resource.clone())),
+            ("UNIT", |(_, r)| Some(r.unit.clone())),
+            ("RESERVED", |(_, r)| Some(r.reserved_unit_hours.clone())),
+            ("CONSUMED", |(_, r)| Some(r.consumed_unit_hours.clone())),
+            ("EFFICIENCY", |(_, r)| r.efficiency.clone()),
+            ("RESERVED COST", |(_, r)| Some(r.reservation_cost.clone())),
+            ("IDLE COST", |(_, r)| Some(r.idle_cost.clone())),
+        ];
+        table(&rows, &columns);
+    }
     Ok(())
 }
 
