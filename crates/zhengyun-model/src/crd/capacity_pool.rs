@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Condition;
+use super::{Condition, ServiceLevels};
 use crate::{
     names::Tier,
     quantity::{
@@ -77,6 +77,13 @@ pub struct CapacityPoolSpec {
     /// `persistentvolumeclaims` in its own quota gets that instead.
     #[serde(default)]
     pub object_counts: ObjectCounts,
+
+    /// The availability each tier promises, the credits a month below it earns on the bill,
+    /// and the announced maintenance windows (default: gold 99.95 %, silver 99.9 %, bronze
+    /// 99.5 %, each crediting 10 % of the month's charges below its objective, 25 % below 99 %
+    /// and 100 % below 95 %).
+    #[serde(default)]
+    pub service_levels: ServiceLevels,
 }
 
 /// Most objects of each kind in one environment namespace (its ResourceQuota's counts).
@@ -590,6 +597,7 @@ impl CapacityPoolSpec {
         self.priority_values.check(&at("priorityValues"), errors);
         self.limit_range.check(&at("limitRange"), errors);
         self.borrowing.check(&at("borrowing"), errors);
+        self.service_levels.check(&at("serviceLevels"), errors);
     }
 }
 

@@ -9,6 +9,7 @@ mod bureau;
 mod capacity_pool;
 mod environment;
 mod rate_card;
+mod service_levels;
 
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,9 @@ pub use environment::{
 };
 pub use rate_card::{
     PRICE_MAX_SCALE, RateCard, RateCardSpec, RateCardStatus, ResourcePrices, TierPrices,
+};
+pub use service_levels::{
+    CreditStep, HUNDRED_PERCENT, MaintenanceWindow, ServiceLevels, TierServiceLevel, parse_percent,
 };
 
 /// API group of every Zhengyun resource.

@@ -97,6 +97,7 @@ fn pool() -> CapacityPool {
             limit_range: LimitRangeDefaults::default(),
             object_counts: Default::default(),
             borrowing: Default::default(),
+            service_levels: Default::default(),
         },
     )
 }
@@ -478,7 +479,7 @@ fn every_cel_rule_compiles_and_stays_within_the_cost_budget() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         rules_in(&kcel::compile_schema(&schema_of(&name)), &mut rules);
     }
-    assert_eq!(rules.len(), 24, "{rules:?}");
+    assert_eq!(rules.len(), 40, "{rules:?}");
     let over: Vec<_> = rules.iter().filter(|(_, over)| *over).collect();
     assert!(over.is_empty(), "{over:?}");
 }
@@ -948,3 +949,55 @@ fn environment_names_are_bureau_purpose_and_an_optional_suffix(
 
 mod names_and_text;
 mod quantity_language;
+
+// ---------------------------------------------------------------- service levels
+
+#[rstest]
+#[case::objective_above_100(
+    |p: &mut CapacityPool| p.spec.service_levels.gold.objective = "100.5".into(),
+    "spec.serviceLevels.gold.objective",
+    "objective must be a percentage above 0 and at most 100"
+)]
+#[case::credits_not_monotonic(
+    |p: &mut CapacityPool| p.spec.service_levels.silver.credits[1].credit_percent = 5,
+    "spec.serviceLevels.silver.credits",
+    "credits must be monotonic"
+)]
+#[case::two_steps_at_one_level(
+    |p: &mut CapacityPool| p.spec.service_levels.bronze.credits[2].below = "99".into(),
+    "spec.serviceLevels.bronze.credits",
+    "credit steps must have different levels"
+)]
+#[case::step_above_the_objective(
+    |p: &mut CapacityPool| p.spec.service_levels.gold.credits[0].below = "99.99".into(),
+    "spec.serviceLevels.gold.credits[0].below",
+    "every credit step must apply below a level at or under the objective"
+)]
+fn bad_service_levels_are_refused_by_both_validations(
+    #[case] spoil: fn(&mut CapacityPool),
+    #[case] field: &str,
+    #[case] message: &str,
+) {
+    let mut pool = pool();
+    spoil(&mut pool);
+    assert_rejected_twice(&pool, field, message);
+}
+
+#[test]
+fn a_maintenance_window_that_ends_before_it_starts_is_refused_by_both_validations() {
+    let mut pool = pool();
+    let at = |s: &str| Time(s.parse().expect("time"));
+    pool.spec
+        .service_levels
+        .maintenance_windows
+        .push(crate::crd::MaintenanceWindow {
+            start: at("2026-12-05T02:00:00Z"),
+            end: at("2026-12-05T01:00:00Z"),
+            reason: "数据库升级".into(),
+        });
+    assert_rejected_twice(
+        &pool,
+        "spec.serviceLevels.maintenanceWindows[0].end",
+        "a maintenance window must end after it starts",
+    );
+}
