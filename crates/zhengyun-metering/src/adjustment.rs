@@ -186,6 +186,9 @@ pub struct Payable {
     /// Σ settled amounts: burst charges less lent credits (for the platform, its share).
     #[serde(default)]
     pub settlement: Decimal,
+    /// Σ service credits (negative).
+    #[serde(default)]
+    pub service_credits: Decimal,
     /// Σ adjustment amounts (signed).
     pub adjustments: Decimal,
     /// `lines + settlement + adjustments`: the amount payable.
@@ -193,11 +196,19 @@ pub struct Payable {
 }
 
 impl Payable {
-    fn new(lines: Decimal, settlement: Decimal, adjustments: Decimal) -> Result<Self> {
+    fn new(
+        lines: Decimal,
+        settlement: Decimal,
+        service_credits: Decimal,
+        adjustments: Decimal,
+    ) -> Result<Self> {
         let mut payable = lines
             .checked_add(settlement)
+            .and_then(|sum| sum.checked_add(service_credits))
             .and_then(|sum| sum.checked_add(adjustments))
             .ok_or_else(overflow)?;
+        let mut service_credits = service_credits;
+        service_credits.rescale(MONEY_SCALE);
         payable.rescale(MONEY_SCALE);
         let mut adjustments = adjustments;
         adjustments.rescale(MONEY_SCALE);
@@ -206,6 +217,7 @@ impl Payable {
         Ok(Self {
             lines,
             settlement,
+            service_credits,
             adjustments,
             payable,
         })
@@ -220,13 +232,13 @@ pub fn payable(
     statement: &Statement,
     adjustments: &[AdjustmentLine],
 ) -> Result<(BTreeMap<String, Payable>, Payable)> {
-    let mut sums: BTreeMap<String, (Decimal, Decimal, Decimal)> = statement
+    let mut sums: BTreeMap<String, (Decimal, Decimal, Decimal, Decimal)> = statement
         .bureaus
         .iter()
         .map(|b| {
             (
                 b.bureau.clone(),
-                (b.totals.amount, Decimal::ZERO, Decimal::ZERO),
+                (b.totals.amount, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
             )
         })
         .collect();
@@ -234,6 +246,11 @@ pub fn payable(
     for (bureau, settled) in crate::settlement::bureau_amounts(&statement.settlement)? {
         sums.entry(bureau).or_default().1 = settled;
         total_settled = total_settled.checked_add(settled).ok_or_else(overflow)?;
+    }
+    let mut total_credits = Decimal::ZERO;
+    for (bureau, credits) in crate::availability::bureau_credits(&statement.service_credits)? {
+        sums.entry(bureau).or_default().3 = credits;
+        total_credits = total_credits.checked_add(credits).ok_or_else(overflow)?;
     }
     let mut total_adjustments = Decimal::ZERO;
     for adjustment in adjustments {
@@ -252,12 +269,17 @@ pub fn payable(
     zero.rescale(MONEY_SCALE);
     let bureaus = sums
         .into_iter()
-        .map(|(bureau, (lines, settled, adjustments))| {
+        .map(|(bureau, (lines, settled, adjustments, credits))| {
             let lines = if lines.is_zero() { zero } else { lines };
-            Ok((bureau, Payable::new(lines, settled, adjustments)?))
+            Ok((bureau, Payable::new(lines, settled, credits, adjustments)?))
         })
         .collect::<Result<_>>()?;
-    let platform = Payable::new(statement.platform.amount, total_settled, total_adjustments)?;
+    let platform = Payable::new(
+        statement.platform.amount,
+        total_settled,
+        total_credits,
+        total_adjustments,
+    )?;
     Ok((bureaus, platform))
 }
 

@@ -65,6 +65,7 @@
 //! closed + adjustments = recomputed.
 
 pub mod adjustment;
+pub mod availability;
 pub mod budget;
 pub mod calendar;
 pub mod clock;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use zhengyun_model::{names::Tier, quantity::Resource};
 
 use crate::{
+    availability::{ServiceCreditLine, credit_amount},
     budget::{BudgetStatus, budget_status},
     calendar::{Calendar, Month, TimeRange},
     error::{Error, Result},
@@ -173,6 +174,11 @@ pub struct Statement {
     /// the ledger, which stores the settlements, not by the builder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settlement: Vec<SettlementLine>,
+    /// Credits for environments whose measured availability fell below their tier's objective
+    /// ([`crate::availability`]), negative. Not part of the totals above; [`crate::payable`]
+    /// adds them. Set by the ledger, which stores the measured slices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_credits: Vec<ServiceCreditLine>,
 }
 
 /// Accumulates usage intervals into one month's statement. Intervals may arrive in any order and
@@ -352,26 +358,38 @@ impl<'a> StatementBuilder<'a> {
     /// its lines, each priced and rounded as there), without building the lines: for figures
     /// that need the bureaus' totals only, at a fraction of a statement's memory.
     pub fn bureau_amounts(self) -> Result<BTreeMap<String, Decimal>> {
-        let mut amounts: BTreeMap<String, Tally> = BTreeMap::new();
-        for usage in self.environments.values() {
+        Ok(self.amounts()?.0)
+    }
+
+    /// Each bureau's and each environment's amount, as [`StatementBuilder::bureau_amounts`].
+    #[allow(clippy::type_complexity)]
+    pub fn amounts(self) -> Result<(BTreeMap<String, Decimal>, BTreeMap<String, Decimal>)> {
+        let mut bureaus: BTreeMap<String, Tally> = BTreeMap::new();
+        let mut environments: BTreeMap<String, Decimal> = BTreeMap::new();
+        for (environment, usage) in &self.environments {
+            let mut tally = Tally::default();
             for (&(resource, kind, tier), series) in &usage.series {
                 for (period, unit_seconds) in self.periods.iter().zip(series) {
                     if let (Some(unit_seconds), Some(card)) = (unit_seconds, period.card) {
                         let price = card.price(tier, resource, kind);
                         let amount = cost_rounded(*unit_seconds, resource, price, card.rounding())?;
-                        let tally = match amounts.get_mut(&usage.bureau) {
-                            Some(tally) => tally,
-                            None => amounts.entry(usage.bureau.clone()).or_default(),
-                        };
                         tally.add_amount(amount)?;
                     }
                 }
             }
+            let totals = tally.into_totals();
+            let bureau = match bureaus.get_mut(&usage.bureau) {
+                Some(bureau) => bureau,
+                None => bureaus.entry(usage.bureau.clone()).or_default(),
+            };
+            bureau.add_amount(totals.amount)?;
+            environments.insert(environment.clone(), totals.amount);
         }
-        Ok(amounts
+        let bureaus = bureaus
             .into_iter()
             .map(|(bureau, tally)| (bureau, tally.into_totals().amount))
-            .collect())
+            .collect();
+        Ok((bureaus, environments))
     }
 }
 
@@ -444,6 +462,7 @@ impl Statement {
             platform: platform.into_totals(),
             gaps: Vec::new(),
             settlement: Vec::new(),
+            service_credits: Vec::new(),
         })
     }
 
@@ -496,6 +515,36 @@ impl Statement {
         sort_lines(&mut lines);
         self.settlement = lines;
         Ok(())
+    }
+
+    /// Sets the month's service credits, checking that each is its percentage of its
+    /// environment's amount on this statement.
+    pub fn set_service_credits(&mut self, lines: Vec<ServiceCreditLine>) -> Result<()> {
+        for line in &lines {
+            let charged = self
+                .environments
+                .iter()
+                .find(|e| e.environment == line.environment)
+                .map_or(Decimal::ZERO, |e| e.totals.amount);
+            let expected = credit_amount(charged, line.credit_percent)?;
+            if line.charges != charged || line.amount != expected {
+                return Err(Error::Unbalanced {
+                    scope: format!("the service credit of {}", line.environment),
+                    expected: format!("{expected} ({}% of {charged})", line.credit_percent),
+                    found: format!("{} of {}", line.amount, line.charges),
+                });
+            }
+        }
+        self.service_credits = lines;
+        Ok(())
+    }
+
+    /// Each environment's amount on this statement, by environment name.
+    pub fn environment_amounts(&self) -> BTreeMap<String, Decimal> {
+        self.environments
+            .iter()
+            .map(|e| (e.environment.clone(), e.totals.amount))
+            .collect()
     }
 
     /// Lines are in key order with no key twice, each line's amount is its unit-seconds priced

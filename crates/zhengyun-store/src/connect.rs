@@ -88,6 +88,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage by environment",
         include_str!("../migrations/sqlite/0014_usage_by_environment.sql"),
     ),
+    (
+        15,
+        "availability",
+        include_str!("../migrations/sqlite/0015_availability.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -159,6 +164,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "usage by environment",
         include_str!("../migrations/postgres/0014_usage_by_environment.sql"),
+    ),
+    (
+        15,
+        "availability",
+        include_str!("../migrations/postgres/0015_availability.sql"),
     ),
 ];
 

@@ -33,6 +33,7 @@
 //! tables.
 
 pub mod audit;
+pub mod availability;
 pub mod error;
 pub mod evaluation;
 pub mod gaps;

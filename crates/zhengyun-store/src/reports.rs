@@ -108,13 +108,17 @@ impl Store {
         schedule: &RateSchedule,
     ) -> Result<BTreeMap<String, Decimal>> {
         if let Some(closed) = self.closed_statement(month).await? {
-            return with_settled(closed.bureau_amounts(), &closed.settlement);
+            let amounts = with_settled(closed.bureau_amounts(), &closed.settlement)?;
+            return with_credits(amounts, &closed.service_credits);
         }
         let mut builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
         let periods: Vec<TimeRange> = builder.periods().collect();
+        let range = calendar.month_range(month).map_err(metering)?;
         self.feed_sums(&periods, &mut builder).await?;
-        let amounts = builder.bureau_amounts().map_err(metering)?;
-        with_settled(amounts, &self.month_settlement(month).await?)
+        let (amounts, environments) = builder.amounts().map_err(metering)?;
+        let amounts = with_settled(amounts, &self.month_settlement(month).await?)?;
+        let credits = self.month_service_credits(range, &environments).await?;
+        with_credits(amounts, &credits)
     }
 
     /// The usage of every meter within each of `ranges` (rate periods of `builder`'s month),
@@ -201,6 +205,10 @@ impl Store {
         statement
             .set_settlement(self.month_settlement(month).await?)
             .map_err(metering)?;
+        let credits = self
+            .month_service_credits(statement.period, &statement.environment_amounts())
+            .await?;
+        statement.set_service_credits(credits).map_err(metering)?;
         Ok(statement)
     }
 
@@ -386,6 +394,21 @@ fn with_settled(
         let slot = amounts.entry(bureau).or_default();
         *slot = slot.checked_add(amount).ok_or_else(|| {
             Error::Corrupt("a bureau's amount with its settlement overflows".to_owned())
+        })?;
+    }
+    Ok(amounts)
+}
+
+/// `amounts` with each bureau's service credits added.
+fn with_credits(
+    mut amounts: BTreeMap<String, Decimal>,
+    credits: &[zhengyun_metering::availability::ServiceCreditLine],
+) -> Result<BTreeMap<String, Decimal>> {
+    let credited = zhengyun_metering::availability::bureau_credits(credits).map_err(metering)?;
+    for (bureau, credit) in credited {
+        let slot = amounts.entry(bureau).or_default();
+        *slot = slot.checked_add(credit).ok_or_else(|| {
+            Error::Corrupt("a bureau's amount with its service credits overflows".to_owned())
         })?;
     }
     Ok(amounts)

@@ -465,5 +465,6 @@ fn header_of(statement: &Statement) -> Statement {
         platform: statement.platform.clone(),
         gaps: statement.gaps.clone(),
         settlement: statement.settlement.clone(),
+        service_credits: statement.service_credits.clone(),
     }
 }

@@ -82,6 +82,9 @@ on_both_backends!(
     a_reclaim_is_recorded_once_completed_once_and_listed_to_both_bureaus,
     efficiency_from_the_rollups_equals_efficiency_of_the_raw_intervals_period_by_period,
     environment_intervals_are_the_environments_own_overlapping_intervals_oldest_first,
+    availability_minutes_are_recorded_once_from_the_checkpoint_their_writer_expects,
+    a_months_measures_count_measured_minutes_of_each_presence_and_its_counted_slices,
+    a_month_below_its_objective_is_credited_on_the_statement_and_in_the_amounts,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -3030,4 +3033,234 @@ async fn environment_intervals_are_the_environments_own_overlapping_intervals_ol
         .map(|i| (i.key().clone(), i.amount()))
         .collect();
     assert_eq!(found, expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Availability
+
+fn presence(environment: &str, tier: Tier) -> zhengyun_store::availability::Presence {
+    let (bureau, _) = zhengyun_model::names::parse_environment_name(environment).expect("name");
+    zhengyun_store::availability::Presence {
+        environment: environment.to_owned(),
+        bureau: bureau.to_owned(),
+        tier,
+    }
+}
+
+fn bad_slice(
+    environment: &str,
+    minute: Timestamp,
+    counted: bool,
+) -> zhengyun_store::availability::Slice {
+    zhengyun_store::availability::Slice {
+        of: presence(environment, Tier::Gold),
+        minute,
+        counted,
+        cause: if counted { "node-not-ready" } else { "rollout" }.to_owned(),
+        detail: "deployment web: 0 of 2 available".to_owned(),
+    }
+}
+
+/// `count` minutes from `start`, the first opening `opened`, each with `slices(minute)`.
+fn minutes(
+    start: &str,
+    count: i64,
+    opened: &[zhengyun_store::availability::Presence],
+    slices: impl Fn(i64, Timestamp) -> Vec<zhengyun_store::availability::Slice>,
+) -> Vec<zhengyun_store::availability::MeasuredMinute> {
+    let start = ts(start);
+    (0..count)
+        .map(|i| {
+            let minute = start + SignedDuration::from_mins(i);
+            zhengyun_store::availability::MeasuredMinute {
+                minute,
+                maintenance: false,
+                opened: if i == 0 { opened.to_vec() } else { Vec::new() },
+                closed: Vec::new(),
+                slices: slices(i, minute),
+            }
+        })
+        .collect()
+}
+
+async fn availability_minutes_are_recorded_once_from_the_checkpoint_their_writer_expects(
+    db: &TestDb,
+) {
+    let store = &db.store;
+    let first = minutes(
+        "2026-11-10T00:00:00Z",
+        3,
+        &[presence("wjw-prod", Tier::Gold)],
+        |i, m| {
+            if i == 1 {
+                vec![bad_slice("wjw-prod", m, true)]
+            } else {
+                Vec::new()
+            }
+        },
+    );
+    let after = ts("2026-11-10T00:03:00Z");
+    store
+        .record_availability(None, &first, after)
+        .await
+        .expect("first minutes");
+    // A writer that thinks the stream has not started is refused, and records nothing.
+    let again = store.record_availability(None, &first, after).await;
+    assert_eq!(again.expect_err("stale").metric_label(), "conflict");
+    assert_eq!(
+        store
+            .checkpoint(zhengyun_store::availability::AVAILABILITY_STREAM)
+            .await
+            .expect("checkpoint"),
+        Some(after)
+    );
+    // A minute off the minute is refused.
+    let crooked = minutes("2026-11-10T00:03:30Z", 1, &[], |_, _| Vec::new());
+    let refused = store
+        .record_availability(Some(after), &crooked, ts("2026-11-10T00:05:00Z"))
+        .await;
+    assert_eq!(refused.expect_err("crooked").metric_label(), "invalid");
+    let range = range("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    let slices = store
+        .availability_slices(range, Some("wjw-prod"), None, 100)
+        .await
+        .expect("slices");
+    assert_eq!(slices.len(), 1);
+    assert_eq!(slices[0].minute, ts("2026-11-10T00:01:00Z"));
+    assert!(slices[0].counted);
+    let open = store.open_presence().await.expect("open");
+    assert_eq!(open, vec![presence("wjw-prod", Tier::Gold)]);
+}
+
+async fn a_months_measures_count_measured_minutes_of_each_presence_and_its_counted_slices(
+    db: &TestDb,
+) {
+    let store = &db.store;
+    // Ten minutes: wjw-prod measured throughout, 2 counted slices and 1 tenant slice;
+    // jtj-test from minute 4, closed at minute 8 (4 minutes); minute 6 is maintenance.
+    let mut batch = minutes(
+        "2026-11-10T00:00:00Z",
+        10,
+        &[presence("wjw-prod", Tier::Gold)],
+        |i, m| match i {
+            2 | 3 => vec![bad_slice("wjw-prod", m, true)],
+            5 => vec![bad_slice("wjw-prod", m, false)],
+            _ => Vec::new(),
+        },
+    );
+    batch[4].opened.push(presence("jtj-test", Tier::Silver));
+    batch[8].closed.push("jtj-test".to_owned());
+    batch[6].maintenance = true;
+    store
+        .record_availability(None, &batch, ts("2026-11-10T00:10:00Z"))
+        .await
+        .expect("record");
+    let month = range("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    let measures = store.month_measures(month).await.expect("measures");
+    let got: Vec<(&str, Tier, u64, u64)> = measures
+        .iter()
+        .map(|m| {
+            (
+                m.environment.as_str(),
+                m.tier,
+                m.measured_minutes,
+                m.bad_minutes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("jtj-test", Tier::Silver, 3, 0),
+            ("wjw-prod", Tier::Gold, 9, 2)
+        ]
+    );
+    // Outside the range, nothing.
+    let october = range("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z");
+    let none = store.month_measures(october).await.expect("october");
+    assert!(none.iter().all(|m| m.measured_minutes == 0), "{none:?}");
+}
+
+async fn a_month_below_its_objective_is_credited_on_the_statement_and_in_the_amounts(db: &TestDb) {
+    let store = &db.store;
+    let calendar = Calendar::default();
+    store
+        .record_intervals(&november_usage())
+        .await
+        .expect("usage");
+    let levels = zhengyun_model::crd::ServiceLevels::default();
+    store
+        .record_service_levels(ts("2026-10-01T00:00:00Z"), &levels)
+        .await
+        .expect("levels");
+    // Recording the same terms again adds nothing; the terms in force are read back.
+    store
+        .record_service_levels(ts("2026-10-02T00:00:00Z"), &levels)
+        .await
+        .expect("same levels");
+    assert_eq!(
+        store
+            .service_levels_at(ts("2026-11-30T00:00:00Z"))
+            .await
+            .expect("read"),
+        Some(levels)
+    );
+    // 100 measured minutes of wjw-prod (gold), 1 bad: 99 %, below 99.95 % (10 %) but not
+    // below 99 % (25 %).
+    let batch = minutes(
+        "2026-11-10T00:00:00Z",
+        100,
+        &[presence("wjw-prod", Tier::Gold)],
+        |i, m| {
+            if i == 50 {
+                vec![bad_slice("wjw-prod", m, true)]
+            } else {
+                Vec::new()
+            }
+        },
+    );
+    store
+        .record_availability(None, &batch, ts("2026-11-10T01:40:00Z"))
+        .await
+        .expect("minutes");
+    let statement = store
+        .month_statement(november(), &calendar, &schedule(), &BTreeMap::new())
+        .await
+        .expect("statement");
+    assert_eq!(
+        statement.service_credits.len(),
+        1,
+        "{:?}",
+        statement.service_credits
+    );
+    let credit = &statement.service_credits[0];
+    let charged = statement.environment_amounts()["wjw-prod"];
+    assert_eq!(credit.charges, charged);
+    assert_eq!(credit.credit_percent, 10);
+    assert_eq!(credit.availability, Decimal::new(99_000, 3));
+    assert_eq!(
+        credit.amount,
+        -(charged / Decimal::from(10))
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+    );
+    let (bureaus, _) = zhengyun_metering::payable(&statement, &[]).expect("payable");
+    assert_eq!(bureaus["wjw"].service_credits, credit.amount);
+    let amounts = store
+        .month_amounts(november(), &calendar, &schedule())
+        .await
+        .expect("amounts");
+    assert_eq!(
+        amounts["wjw"],
+        statement.bureau_amounts()["wjw"] + credit.amount
+    );
+    // Closed, the credit is sealed with the statement and read back as it was.
+    store
+        .close_statement(november(), &statement)
+        .await
+        .expect("close");
+    let closed = store
+        .month_statement(november(), &calendar, &schedule(), &BTreeMap::new())
+        .await
+        .expect("closed");
+    assert_eq!(closed.service_credits, statement.service_credits);
 }
