@@ -12,6 +12,7 @@
 //!   `Applier` every write goes through; [`metrics`]: the operator's metrics.
 
 pub mod admission;
+mod availability;
 pub mod billing_audit;
 pub mod borrowing;
 mod bureaus;
@@ -26,6 +27,7 @@ pub mod rate_cards;
 mod recent;
 pub mod resources;
 pub mod runtime;
+pub mod service_levels;
 mod spacing;
 mod versions;
 

@@ -22,6 +22,18 @@ struct ControllerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvironmentLabels {
+    bureau: String,
+    environment: String,
+    tier: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabels {
+    tier: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     controller: &'static str,
     error: &'static str,
@@ -37,6 +49,9 @@ pub struct Metrics {
     durations: Family<ControllerLabels, Histogram>,
     leader: Gauge,
     burst_reclaims: Counter,
+    measured_minutes: Family<EnvironmentLabels, Counter>,
+    bad_minutes: Family<EnvironmentLabels, Counter>,
+    objectives: Family<TierLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -44,6 +59,24 @@ impl Default for Metrics {
         let mut root = Registry::default();
         let metering = Arc::new(MeteringMetrics::default());
         root.register_collector(Box::new(metering.clone()));
+        let measured_minutes = Family::<EnvironmentLabels, Counter>::default();
+        let bad_minutes = Family::<EnvironmentLabels, Counter>::default();
+        let objectives = Family::<TierLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        root.register(
+            "zhengyun_availability_minutes",
+            "Minutes whose availability was measured, per environment (maintenance windows excluded)",
+            measured_minutes.clone(),
+        );
+        root.register(
+            "zhengyun_availability_bad_minutes",
+            "Measured minutes an environment was unavailable through the platform's fault",
+            bad_minutes.clone(),
+        );
+        root.register(
+            "zhengyun_availability_objective_ratio",
+            "The availability objective of each tier, as a ratio (0.9995 for 99.95 %)",
+            objectives.clone(),
+        );
         let registry = root.sub_registry_with_prefix("zhengyun_operator");
         let reconciliations = Family::<ControllerLabels, Counter>::default();
         let failures = Family::<FailureLabels, Counter>::default();
@@ -85,6 +118,9 @@ impl Default for Metrics {
             durations,
             leader,
             burst_reclaims,
+            measured_minutes,
+            bad_minutes,
+            objectives,
         }
     }
 }
@@ -117,6 +153,29 @@ impl Metrics {
     /// Counts a burst pod reclaimed by the operator.
     pub fn burst_reclaimed(&self) {
         self.burst_reclaims.inc();
+    }
+
+    /// Counts a measured minute of an environment, and whether it was bad.
+    pub fn availability_minute(&self, of: &zhengyun_store::availability::Presence, bad: bool) {
+        let labels = EnvironmentLabels {
+            bureau: of.bureau.clone(),
+            environment: of.environment.clone(),
+            tier: of.tier.as_str(),
+        };
+        self.measured_minutes.get_or_create(&labels).inc();
+        let counter = self.bad_minutes.get_or_create(&labels);
+        if bad {
+            counter.inc();
+        }
+    }
+
+    /// Sets a tier's objective, given in thousandths of a percent.
+    pub fn availability_objective(&self, tier: zhengyun_model::names::Tier, thousandths: u32) {
+        self.objectives
+            .get_or_create(&TierLabels {
+                tier: tier.as_str(),
+            })
+            .set(f64::from(thousandths) / 100_000.0);
     }
 
     /// Records whether this replica leads.

@@ -127,9 +127,17 @@ pub(super) async fn run(
         stores.envs.clone(),
         shared.events.clone(),
         shared.metrics.clone(),
+        graceful.clone(),
+    );
+    let availability = crate::availability::run(
+        shared.client.clone(),
+        shared.store.clone(),
+        stores.envs.clone(),
+        shared.metrics.clone(),
+        config.metering.clock.clock(),
         graceful,
     );
-    futures::future::join4(env_run, bureau_run, card_run, lending).await;
+    futures::future::join5(env_run, bureau_run, card_run, lending, availability).await;
 }
 
 /// The watch caches the controllers read.
