@@ -35,7 +35,7 @@ cargo build -q --locked -p zhengyun
 # check below fails if `zhengyun --help` or a group's help names one that is missing.
 subcommands=(
   "" api operator dev
-  env "env list" "env show" "env request" "env resize" "env delete" "env rightsize"
+  env "env list" "env show" "env request" "env resize" "env delete" "env rightsize" "env availability"
   quota request-quota statement reclaims efficiency
   requests "requests list" "requests approve" "requests reject"
   whoami

@@ -17,6 +17,7 @@
 //! - Every error is `application/problem+json` ([`problem::Problem`]).
 
 pub mod audit;
+pub mod availability;
 pub mod bureaus;
 pub mod cache;
 pub mod context;
@@ -253,7 +254,8 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(audit::router())
         .merge(statements::router())
         .merge(reclaims::router())
-        .merge(evaluation::router());
+        .merge(evaluation::router())
+        .merge(availability::router());
     (authenticated, health::router())
 }
 

@@ -193,6 +193,29 @@ pub fn statement_csv(
             plain(status),
         ]);
     }
+    for credit in &statement.service_credits {
+        rows.push(vec![
+            Cell::Text(month.clone()),
+            plain(credit.bureau.clone()),
+            plain(name(&credit.bureau)),
+            plain(credit.environment.clone()),
+            plain(""),
+            plain("sla credit"),
+            plain(credit.tier.as_str()),
+            plain(""),
+            // Availability against the objective, and the credit's share of the charges.
+            plain(credit.availability.to_string()),
+            plain(format!("% available (objective {})", credit.objective)),
+            plain(format!("{}% of {}", credit.credit_percent, credit.charges)),
+            plain(credit.amount.to_string()),
+            plain(statement.currency.clone()),
+            plain(format!("{month}/sla/{}", credit.environment)),
+            plain(""),
+            plain(""),
+            plain(""),
+            plain(status),
+        ]);
+    }
     let (bureaus, platform) = payable;
     for (bureau, owed) in bureaus {
         rows.push(total_row(

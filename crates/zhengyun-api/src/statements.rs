@@ -184,6 +184,7 @@ fn only_bureau(statement: &mut Statement, bureau: &str) {
     statement
         .settlement
         .retain(|l| l.bureau.as_deref() == Some(bureau));
+    statement.service_credits.retain(|l| l.bureau == bureau);
     statement.platform = statement
         .bureaus
         .first()
@@ -308,6 +309,7 @@ fn statement_view(
         if let Some(owed) = by_bureau.get(&total.bureau) {
             view.adjustments_amount = Some(wire(&owed.adjustments)?);
             view.settlement_amount = Some(wire(&owed.settlement)?);
+            view.service_credits_amount = Some(wire(&owed.service_credits)?);
             view.payable = Some(wire(&owed.payable)?);
         }
         bureaus.push(view);
@@ -325,10 +327,12 @@ fn statement_view(
             usage: wire(&statement.platform.usage)?,
             adjustments_amount: wire(&platform.adjustments)?,
             settlement_amount: wire(&platform.settlement)?,
+            service_credits_amount: wire(&platform.service_credits)?,
             payable: wire(&platform.payable)?,
         },
         gaps: wire(&statement.gaps)?,
         settlement: wire(&statement.settlement)?,
+        service_credits: wire(&statement.service_credits)?,
         standing: wire(status)?,
         seal,
         adjustments: wire(&adjustments)?,
@@ -793,15 +797,18 @@ mod tests {
             if let Some(owed) = by_bureau.get(&code) {
                 entry["adjustmentsAmount"] = json!(owed.adjustments);
                 entry["settlementAmount"] = json!(owed.settlement);
+                entry["serviceCreditsAmount"] = json!(owed.service_credits);
                 entry["payable"] = json!(owed.payable);
             }
         }
         body["platform"]["adjustmentsAmount"] = json!(platform.adjustments);
         body["platform"]["settlementAmount"] = json!(platform.settlement);
+        body["platform"]["serviceCreditsAmount"] = json!(platform.service_credits);
         body["platform"]["payable"] = json!(platform.payable);
         body["adjustments"] = serde_json::to_value(adjustments).expect("json");
         body["gaps"] = serde_json::to_value(&statement.gaps).expect("json");
         body["settlement"] = serde_json::to_value(&statement.settlement).expect("json");
+        body["serviceCredits"] = serde_json::to_value(&statement.service_credits).expect("json");
         body
     }
 
@@ -870,6 +877,22 @@ mod tests {
                     line(Role::Platform, None, None, 36),
                 ])
                 .expect("balanced");
+            use zhengyun_metering::availability::{ServiceCreditLine, credit_amount};
+            let charges = statement.environment_amounts()["wjw-prod"];
+            statement
+                .set_service_credits(vec![ServiceCreditLine {
+                    bureau: "wjw".to_owned(),
+                    environment: "wjw-prod".to_owned(),
+                    tier: Tier::Gold,
+                    objective: "99.95".to_owned(),
+                    availability: d("99.930"),
+                    measured_minutes: 43_200,
+                    bad_minutes: 30,
+                    credit_percent: 10,
+                    charges,
+                    amount: credit_amount(charges, 10).expect("credit"),
+                }])
+                .expect("credits");
         }
         let credit = AdjustmentLine {
             month,

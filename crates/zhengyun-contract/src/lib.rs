@@ -11,6 +11,7 @@
 //! custom resources), never on the store, the cluster client or the HTTP server.
 
 pub mod audit;
+pub mod availability;
 pub mod bureaus;
 pub mod environments;
 pub mod evaluation;
@@ -21,6 +22,7 @@ pub mod statements;
 pub mod tokens;
 
 pub use audit::{AuditHeadView, AuditView, Verification};
+pub use availability::{AvailabilityView, SliceView};
 pub use bureaus::{
     BureauStatusView, BureauView, ConditionView, CreateBureau, QuotaIncrease, UpdateBureau,
 };

@@ -112,7 +112,11 @@ pub struct BureauTotalView {
     /// Its settled borrowing: burst charges less lent credits (signed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settlement_amount: Option<String>,
-    /// `amount` plus `settlementAmount` plus `adjustmentsAmount`: what it owes.
+    /// Its service credits for environments below their objective (negative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_credits_amount: Option<String>,
+    /// `amount` plus `settlementAmount` plus `serviceCreditsAmount` plus `adjustmentsAmount`:
+    /// what it owes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payable: Option<String>,
 }
@@ -130,7 +134,10 @@ pub struct PlatformTotalView {
     /// The platform's share of burst revenue (for one bureau: its settled borrowing).
     #[serde(default = "zero_amount")]
     pub settlement_amount: String,
-    /// `amount` plus `settlementAmount` plus `adjustmentsAmount`.
+    /// Every service credit (negative).
+    #[serde(default = "zero_amount")]
+    pub service_credits_amount: String,
+    /// `amount` plus `settlementAmount` plus `serviceCreditsAmount` plus `adjustmentsAmount`.
     pub payable: String,
 }
 
@@ -163,6 +170,32 @@ pub struct SettlementLineView {
     /// `core-hour`, `GiB-hour`…
     pub unit: String,
     /// Whole fen, signed: a charge positive, a credit negative, the platform's share positive.
+    pub amount: String,
+}
+
+/// A credit for an environment whose month fell below its tier's availability objective.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceCreditView {
+    /// The bureau credited.
+    pub bureau: String,
+    /// The environment.
+    pub environment: String,
+    /// Its tier.
+    pub tier: String,
+    /// The tier's objective in percent (`"99.95"`).
+    pub objective: String,
+    /// The month's measured availability in percent, three decimals truncated.
+    pub availability: String,
+    /// Minutes measured (maintenance windows excluded).
+    pub measured_minutes: u64,
+    /// Minutes the platform made it unavailable.
+    pub bad_minutes: u64,
+    /// The credit in percent of the environment's charges.
+    pub credit_percent: u32,
+    /// The environment's charges on the statement.
+    pub charges: String,
+    /// The credit, negative, to the fen.
     pub amount: String,
 }
 
@@ -278,6 +311,10 @@ pub struct StatementView {
     /// share (a bureau sees its own lines).
     #[serde(default)]
     pub settlement: Vec<SettlementLineView>,
+    /// Credits for environments whose measured availability fell below their tier's objective
+    /// (a bureau sees its own).
+    #[serde(default)]
+    pub service_credits: Vec<ServiceCreditView>,
     /// Provisional or closed, and since when.
     #[serde(flatten)]
     pub standing: Standing,

@@ -6,14 +6,15 @@ use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Value, json};
 use zhengyun_contract::{
-    AuditView, BureauView, CreateEnvironment, CreateToken, Decision, EnvironmentView, IssuedToken,
-    Pending, QuotaBody, QuotaIncrease, ReclaimView, RequestView, RightSizingView, TokenView,
-    UpdateEnvironment, Verification, WhoAmI,
+    AuditView, AvailabilityView, BureauView, CreateEnvironment, CreateToken, Decision,
+    EnvironmentView, IssuedToken, Pending, QuotaBody, QuotaIncrease, ReclaimView, RequestView,
+    RightSizingView, SliceView, TokenView, UpdateEnvironment, Verification, WhoAmI,
     evaluation::{
         BureauEfficiencyView, EfficiencyReport, ResourceEfficiencyView, ResourceRecommendation,
     },
     statements::{
-        BureauTotalView, SealVerificationView, SettlementLineView, Standing, StatementView,
+        BureauTotalView, SealVerificationView, ServiceCreditView, SettlementLineView, Standing,
+        StatementView,
     },
 };
 use zhengyun_model::quantity::Resource;
@@ -145,6 +146,15 @@ pub enum EnvCommand {
     Delete {
         /// Environment name.
         name: String,
+    },
+    /// Show an environment's measured availability this month (or `--month`), the credit it
+    /// earns so far, and every minute it was unavailable with the cause.
+    Availability {
+        /// Environment name.
+        name: String,
+        /// `YYYY-MM`.
+        #[arg(long)]
+        month: Option<String>,
     },
     /// Show the quota an environment's last 30 days of consumption call for, and what it would
     /// save a month; `--apply` resizes the environment to it.
@@ -551,6 +561,35 @@ async fn env(
             };
             say(out, &answer.body, &message);
         }
+        EnvCommand::Availability { name, month } => {
+            let mut path = format!("{base}/{}/availability", segment(&name));
+            if let Some(month) = month {
+                path = format!("{path}?month={}", segment(&month));
+            }
+            let answer = api.get(&path).await?;
+            if matches!(out, Output::Json) {
+                println!("{}", pretty(&answer.body));
+                return Ok(());
+            }
+            let view: AvailabilityView = answer.decode()?;
+            println!(
+                "{} {}: {} of {} minutes bad, availability {} % (objective {} %), credit {} %",
+                terminal::line(&view.environment),
+                terminal::line(&view.month),
+                view.bad_minutes,
+                view.measured_minutes,
+                cell(view.availability.clone()),
+                cell(view.objective.clone()),
+                view.credit_percent
+            );
+            let columns: [Column<SliceView>; 4] = [
+                ("MINUTE", |s| Some(s.minute.clone())),
+                ("COUNTED", |s| Some(s.counted.to_string())),
+                ("CAUSE", |s| Some(s.cause.clone())),
+                ("DETAIL", |s| Some(s.detail.clone())),
+            ];
+            table(&view.slices, &columns);
+        }
         EnvCommand::Rightsize { name, apply } => {
             let path = format!("{base}/{}/rightsizing", segment(&name));
             let answer = api.get(&path).await?;
@@ -641,11 +680,12 @@ async fn statement(
         "month {}  currency {currency}  {standing}",
         terminal::line(&statement.month)
     );
-    let columns: [Column<BureauTotalView>; 9] = [
+    let columns: [Column<BureauTotalView>; 10] = [
         ("BUREAU", |b| Some(b.bureau.clone())),
         ("NAME", |b| b.display_name.clone()),
         ("AMOUNT", |b| Some(b.amount.clone())),
         ("BURST/LENT", |b| b.settlement_amount.clone()),
+        ("SLA CREDIT", |b| b.service_credits_amount.clone()),
         ("ADJUSTMENTS", |b| b.adjustments_amount.clone()),
         ("PAYABLE", |b| b.payable.clone()),
         ("BUDGET", |b| b.budget.as_ref().map(|b| b.budget.clone())),
@@ -666,8 +706,25 @@ async fn statement(
         ];
         table(&statement.settlement, &columns);
     }
+    if !statement.service_credits.is_empty() {
+        println!("service credits ({currency}; an environment below its tier's objective):");
+        let columns: [Column<ServiceCreditView>; 7] = [
+            ("BUREAU", |c| Some(c.bureau.clone())),
+            ("ENVIRONMENT", |c| Some(c.environment.clone())),
+            ("OBJECTIVE %", |c| Some(c.objective.clone())),
+            ("AVAILABILITY %", |c| Some(c.availability.clone())),
+            ("BAD MINUTES", |c| {
+                Some(format!("{} of {}", c.bad_minutes, c.measured_minutes))
+            }),
+            ("CREDIT", |c| {
+                Some(format!("{}% of {}", c.credit_percent, c.charges))
+            }),
+            ("AMOUNT", |c| Some(c.amount.clone())),
+        ];
+        table(&statement.service_credits, &columns);
+    }
     println!(
-        "total {} {currency}, payable with borrowing and adjustments {} {currency} ({status})",
+        "total {} {currency}, payable with borrowing, credits and adjustments {} {currency} ({status})",
         terminal::line(&statement.platform.amount),
         terminal::line(&statement.platform.payable),
     );
