@@ -2,7 +2,7 @@
 # Checks helm/zhengyun and manifests/deploy/ against the cluster in KUBECONFIG (run it through
 # scripts/with-cluster.sh; it expects a cluster without a Zhengyun installation):
 #  1. `helm lint --strict` with the default values and with every optional part turned on; the
-#     budget alert rules checked and unit-tested with promtool;
+#     budget and availability alert rules checked and unit-tested with promtool;
 #  2. server-side dry-runs of the chart (defaults, and production-like values) and of
 #     manifests/deploy/, in a namespace enforcing Pod Security "restricted", without warnings;
 #  3. least privilege: applies the chart's service accounts and roles for real, asks the API
@@ -59,7 +59,7 @@ monitors=$(helm template "$RELEASE" "$CHART" -n "$NS" --set serviceMonitor.enabl
 monitors=$(helm template "$RELEASE" "$CHART" -n "$NS" | grep -c '^kind: ServiceMonitor' || true)
 [ "$monitors" = 0 ] && ok || fail "ServiceMonitors are rendered although serviceMonitor.enabled is false"
 
-step "budget alert rules (promtool)"
+step "budget and availability alert rules (promtool)"
 rules=$(helm template "$RELEASE" "$CHART" -n "$NS" --set prometheusRule.enabled=true | grep -c '^kind: PrometheusRule' || true)
 [ "$rules" = 1 ] && ok || fail "prometheusRule.enabled=true renders $rules PrometheusRules, expected 1"
 rules=$(helm template "$RELEASE" "$CHART" -n "$NS" | grep -c '^kind: PrometheusRule' || true)
@@ -71,6 +71,8 @@ diff -q "$tmp/rendered-rules.yaml" helm/zhengyun/files/budget-alerts.yaml >/dev/
   && ok || fail "the rendered PrometheusRule's spec differs from helm/zhengyun/files/budget-alerts.yaml"
 promtool check rules "$tmp/rendered-rules.yaml" >/dev/null && ok || fail "promtool check rules on the rendered PrometheusRule"
 promtool test rules tests/alerts/budget-alerts.test.yaml && ok || fail "promtool test rules tests/alerts/budget-alerts.test.yaml"
+promtool test rules tests/alerts/availability-alerts.test.yaml && ok \
+  || fail "promtool test rules tests/alerts/availability-alerts.test.yaml"
 
 step "the release namespace, enforcing Pod Security \"restricted\""
 for ns in "$NS" "$SCRATCH"; do

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # Tests that change the capacity pool, which every environment shares, run alone afterwards.
 cargo test -p zhengyun-e2e --locked -- --test-threads=8 --skip pool_wide::
 cargo test -p zhengyun-e2e --locked --test borrowing -- --test-threads=1
+cargo test -p zhengyun-e2e --locked --test availability -- --test-threads=1
 scripts/check-dates.sh
 SCHEMATHESIS_SEED=${SCHEMATHESIS_SEED:-20261127} scripts/schemathesis.sh
 scripts/check-api-guides.sh

@@ -36,7 +36,7 @@ cargo build -q --locked -p zhengyun
 subcommands=(
   "" api operator dev
   env "env list" "env show" "env request" "env resize" "env delete" "env rightsize" "env availability"
-  quota request-quota statement reclaims efficiency
+  quota request-quota statement reclaims efficiency evaluation
   requests "requests list" "requests approve" "requests reject"
   whoami
   token "token create" "token list" "token revoke"

@@ -11,25 +11,18 @@ use zhengyun_metering::{
     availability::{availability_percent, credit_percent},
 };
 use zhengyun_model::crd::ServiceLevels;
-use zhengyun_store::{Role, availability::AVAILABILITY_STREAM};
+use zhengyun_store::availability::AVAILABILITY_STREAM;
 
 use crate::{
     context::Caller,
     extract::{Path, Query},
     problem::{ApiResult, Problem},
     state::AppState,
+    statements::READERS,
 };
 
 /// Most slices an answer lists.
 const MAX_SLICES: usize = 1000;
-
-const READERS: [Role; 5] = [
-    Role::PlatformAdmin,
-    Role::Finance,
-    Role::Auditor,
-    Role::BureauAdmin,
-    Role::BureauViewer,
-];
 
 /// The availability routes.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -5,17 +5,19 @@ use axum::{extract::State, http::HeaderMap};
 use jiff::SignedDuration;
 use rust_decimal::Decimal;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+
 use zhengyun_contract::{
-    EnvironmentView, QuotaBody, RightSizingView, UpdateEnvironment,
+    AnnualEvaluation, EnvironmentView, QuotaBody, RightSizingView, UpdateEnvironment,
     evaluation::{
         BureauEfficiencyView, EfficiencyReport, EnvironmentEfficiencyView, ResourceEfficiencyView,
         ResourceRecommendation,
     },
 };
 use zhengyun_metering::{
-    PriceUnit, TimeRange, UsageKind,
+    Month, PriceUnit, TimeRange, UsageKind,
     efficiency::Efficiency,
     rightsizing::{
         self, MARGIN_PERCENT, MIN_HISTORY_DAYS, PERCENTILE, RIGHT_SIZED, Span, WINDOW_DAYS,
@@ -23,7 +25,6 @@ use zhengyun_metering::{
     unit_hours,
 };
 use zhengyun_model::{crd::Environment, quantity::Quantity};
-use zhengyun_store::Role;
 
 use crate::{
     context::{Audit, Caller},
@@ -32,23 +33,17 @@ use crate::{
     problem::{ApiResult, Problem},
     reply::{JsonOrCsv, OrPending},
     state::AppState,
-    statement_csv::{Charset, csv_cell, download},
-    statements::{range_so_far, schedule, wants_csv},
+    statement_csv::{Charset, csv_table, download},
+    statements::{READERS, bureaus, range_so_far, schedule, wants_csv},
 };
 
-/// Who reads evaluations: bureau roles only their own bureau's.
-const READERS: [Role; 5] = [
-    Role::PlatformAdmin,
-    Role::Finance,
-    Role::Auditor,
-    Role::BureauAdmin,
-    Role::BureauViewer,
-];
+mod annual;
 
 /// The evaluation routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_efficiency))
+        .routes(routes!(get_evaluation))
         .routes(routes!(get_rightsizing, apply_rightsizing))
 }
 
@@ -236,12 +231,7 @@ fn efficiency_csv(report: &EfficiencyReport) -> String {
             ]);
         }
     }
-    rows.iter()
-        .map(|row| {
-            let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
-            format!("{}\r\n", cells.join(","))
-        })
-        .collect()
+    csv_table(&rows)
 }
 
 /// The quota an environment's last 30 days of consumption call for: per resource (CPU, memory,
@@ -444,4 +434,119 @@ fn days(seconds: u64) -> String {
     Decimal::new(i64::try_from(hundredths).unwrap_or(i64::MAX), 2)
         .normalize()
         .to_string()
+}
+
+/// Which year and bureaus to evaluate.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EvaluationQuery {
+    /// The year (platform time zone); this year if absent.
+    #[param(example = 2026, minimum = 2000, maximum = 9998)]
+    pub year: Option<i16>,
+    /// Only this bureau (bureau roles always get only their own).
+    pub bureau: Option<String>,
+}
+
+/// The annual performance evaluation (绩效评估), per bureau and for the district: what each
+/// bureau owed month by month against its budget, the cost of its reservations and of their
+/// idle part with its efficiency, each environment's availability against its tier's
+/// objective, the service credits received, what it paid for borrowed capacity and was
+/// credited for lending, and the bureaus ranked by idle cost. The running year covers its
+/// months so far. JSON, or CSV with `Accept: text/csv`.
+#[utoipa::path(get, path = "/api/v1/evaluation", tag = "statements", params(EvaluationQuery),
+    responses(
+        (status = 200, description = "The evaluation (JSON), or CSV with `Accept: text/csv`",
+            body = AnnualEvaluation),
+        (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_evaluation(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(query): Query<EvaluationQuery>,
+) -> ApiResult<JsonOrCsv<AnnualEvaluation>> {
+    caller.require(&READERS)?;
+    if let Some(bureau) = &query.bureau {
+        caller.require_bureau(bureau)?;
+        state.read_bureau(bureau).await?;
+    }
+    let only = caller.bureau().map(str::to_owned).or(query.bureau.clone());
+    let calendar = state.calendar();
+    let now = state.clock().now_second();
+    let this_year = calendar.month_of(now).year();
+    let year = query.year.unwrap_or(this_year);
+    let invalid = |message: String| Problem::invalid_field("year", message);
+    if !(2000..=9998).contains(&year) {
+        return Err(invalid("must be between 2000 and 9998".to_owned()));
+    }
+    if year > this_year {
+        return Err(invalid(format!("{year} has not begun (it is {this_year})")));
+    }
+    let first = Month::new(year, 1).map_err(|e| invalid(e.to_string()))?;
+    let next_year = Month::new(year + 1, 1).map_err(|e| invalid(e.to_string()))?;
+    let start = calendar
+        .month_range(first)
+        .map_err(|e| invalid(e.to_string()))?
+        .start();
+    let end = calendar
+        .month_range(next_year)
+        .map_err(|e| invalid(e.to_string()))?
+        .start()
+        .min(now);
+    let range = TimeRange::new(start, end).map_err(|e| invalid(e.to_string()))?;
+    let schedule = schedule(&state).await?;
+    let (names, budgets) = bureaus(&state).await?;
+    let mut year_of = annual::Year::new(only.as_deref());
+    let mut month = first;
+    while month <= calendar.month_of(end - SignedDuration::from_secs(1)) {
+        let statement = state
+            .store()
+            .month_statement(month, calendar, &schedule, &BTreeMap::new())
+            .await?;
+        let adjustments = state.store().adjustments(month).await?;
+        let (owed, _) = zhengyun_metering::payable(&statement, &adjustments)
+            .map_err(|e| Problem::conflict(format!("unable to add up {month}: {e}")))?;
+        let month_budgets = budgets
+            .iter()
+            .map(|(bureau, &monthly)| {
+                zhengyun_metering::month_budget(monthly, month, calendar)
+                    .map(|b| (bureau.clone(), b))
+                    .map_err(|e| Problem::conflict(format!("the budget of {bureau}: {e}")))
+            })
+            .collect::<ApiResult<BTreeMap<_, _>>>()?;
+        year_of.add_month(month, &statement, &owed, &month_budgets)?;
+        let range = calendar
+            .month_range(month)
+            .map_err(|e| invalid(e.to_string()))?;
+        year_of.add_measures(state.store().month_measures(range).await?);
+        month = month.next().map_err(|e| invalid(e.to_string()))?;
+    }
+    let efficiency = state
+        .store()
+        .efficiency(range, only.as_deref(), &schedule, calendar)
+        .await?;
+    let levels = state
+        .store()
+        .service_levels_at(end - SignedDuration::from_secs(1))
+        .await?
+        .unwrap_or_default();
+    let report = year_of.finish(
+        year,
+        range,
+        schedule.currency(),
+        &efficiency,
+        &levels,
+        &names,
+    )?;
+    if wants_csv(&headers) {
+        let name = only.as_deref().unwrap_or("district");
+        return Ok(JsonOrCsv::Csv(download(
+            &format!("zhengyun-evaluation-{year}-{name}.csv"),
+            &annual::csv(&report),
+            Charset::Utf8,
+        )));
+    }
+    Ok(JsonOrCsv::Json(report))
 }

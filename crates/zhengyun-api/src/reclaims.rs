@@ -7,7 +7,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_contract::ReclaimView;
 use zhengyun_metering::Month;
-use zhengyun_store::{Reclaim, Role};
+use zhengyun_store::Reclaim;
 
 use crate::{
     context::Caller,
@@ -15,6 +15,7 @@ use crate::{
     page::{Page, page},
     problem::{ApiResult, Problem},
     state::AppState,
+    statements::READERS,
 };
 
 /// The reclaim routes.
@@ -39,14 +40,6 @@ pub struct ReclaimQuery {
     /// Start after the reclaim of this pod uid: the `x-next-after` header of the previous page.
     pub after: Option<String>,
 }
-
-const READERS: [Role; 5] = [
-    Role::PlatformAdmin,
-    Role::Finance,
-    Role::Auditor,
-    Role::BureauAdmin,
-    Role::BureauViewer,
-];
 
 /// Reclaims of borrowed capacity started in a month, newest first (at most 1000 a month):
 /// every one for platform admins, finance and auditors; for a bureau role, those its bureau

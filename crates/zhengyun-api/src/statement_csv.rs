@@ -327,6 +327,16 @@ impl IntoResponse for CsvDownload {
     }
 }
 
+/// Rows of cells as CSV (CRLF line ends), each cell as [`csv_cell`] writes it.
+pub fn csv_table(rows: &[Vec<String>]) -> String {
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
+            format!("{}\r\n", cells.join(","))
+        })
+        .collect()
+}
+
 /// A CSV field, quoted when needed, and defused when a spreadsheet would read it as a formula.
 pub fn csv_cell(cell: &str) -> String {
     let defused = if cell.starts_with(['=', '+', '@'])

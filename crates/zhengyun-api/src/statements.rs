@@ -35,17 +35,12 @@ use crate::{
     problem::{ApiResult, Problem},
     reply::JsonOrCsv,
     state::AppState,
-    statement_csv::{Charset, CsvOptions, csv_cell, download, statement_csv},
+    statement_csv::{Charset, CsvOptions, csv_table, download, statement_csv},
 };
 
-/// Who reads statements and usage: bureau roles only their own bureau's.
-const READERS: [Role; 5] = [
-    Role::PlatformAdmin,
-    Role::Finance,
-    Role::Auditor,
-    Role::BureauAdmin,
-    Role::BureauViewer,
-];
+/// Who reads statements, usage, availability, reclaims and evaluations: every role, bureau
+/// roles only their own bureau's.
+pub(crate) const READERS: [Role; 5] = Role::ALL;
 
 /// Who verifies the seals of closed statements.
 const VERIFIERS: [Role; 3] = [Role::PlatformAdmin, Role::Finance, Role::Auditor];
@@ -685,13 +680,7 @@ async fn get_usage(
                 to.to_string(),
             ]);
         }
-        let text: String = table
-            .iter()
-            .map(|row| {
-                let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
-                format!("{}\r\n", cells.join(","))
-            })
-            .collect();
+        let text = csv_table(&table);
         return Ok(JsonOrCsv::Csv(download(
             &format!("zhengyun-usage-{bureau}.csv"),
             &text,

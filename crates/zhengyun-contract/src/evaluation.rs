@@ -140,3 +140,120 @@ pub struct ResourceRecommendation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// The annual performance evaluation (`GET /api/v1/evaluation`): per bureau and for the
+/// district, what was spent against budget month by month, how much of the reserved capacity
+/// was used, availability against the objectives with the credits received, borrowed and lent
+/// capacity, and the ranking by idle cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnnualEvaluation {
+    /// The year.
+    pub year: i16,
+    /// The currency of every amount.
+    pub currency: String,
+    /// From (RFC 3339): the year's start.
+    pub from: String,
+    /// To (RFC 3339): the year's end, or now for the running year.
+    pub to: String,
+    /// The bureaus, from the largest idle cost to the smallest.
+    pub bureaus: Vec<BureauEvaluation>,
+    /// The district: every bureau shown added up.
+    pub district: DistrictEvaluation,
+}
+
+/// One bureau's year.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BureauEvaluation {
+    /// The bureau's code.
+    pub bureau: String,
+    /// Its official name; absent for a bureau no longer in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Its rank by idle cost (1: the most money reserved and left idle).
+    pub idle_rank: usize,
+    /// What it owed each month (statement lines, borrowing, credits and adjustments) against
+    /// the month's budget.
+    pub months: Vec<MonthSpend>,
+    /// What it owed over the year.
+    pub spent: String,
+    /// Its budget over the months shown, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// What its reservations cost over the year.
+    pub reservation_cost: String,
+    /// What the idle part of them cost.
+    pub idle_cost: String,
+    /// `1 − idle ÷ reservation cost`, four decimals truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efficiency: Option<String>,
+    /// Its environments' availability over the year against their objectives.
+    pub environments: Vec<EnvironmentAvailability>,
+    /// Service credits received (negative).
+    pub service_credits: String,
+    /// What it paid for borrowed (burst) capacity.
+    pub burst_charges: String,
+    /// What it was credited for capacity it lent (negative).
+    pub lent_credits: String,
+}
+
+/// One month of a bureau's spending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MonthSpend {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// What it owed.
+    pub spent: String,
+    /// The month's share of its budget, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// `ok`, `warning` (from 80 %) or `exceeded` (from 100 %), when it has a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+/// One environment's availability over the year.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvironmentAvailability {
+    /// The environment.
+    pub environment: String,
+    /// Its tier (at the end of the year's measured time).
+    pub tier: String,
+    /// The tier's objective in percent.
+    pub objective: String,
+    /// Its availability in percent, three decimals truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<String>,
+    /// Minutes measured.
+    pub measured_minutes: u64,
+    /// Minutes the platform made it unavailable.
+    pub bad_minutes: u64,
+    /// Whether the year met the objective.
+    pub met: bool,
+}
+
+/// The district's year: every bureau shown added up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DistrictEvaluation {
+    /// What the bureaus owed.
+    pub spent: String,
+    /// Their budgets (of the bureaus that have one).
+    pub budget: String,
+    /// What the reservations cost.
+    pub reservation_cost: String,
+    /// What the idle part cost.
+    pub idle_cost: String,
+    /// `1 − idle ÷ reservation cost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efficiency: Option<String>,
+    /// Service credits (negative).
+    pub service_credits: String,
+    /// Burst charges.
+    pub burst_charges: String,
+    /// Lent credits (negative).
+    pub lent_credits: String,
+}

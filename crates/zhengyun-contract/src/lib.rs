@@ -27,7 +27,7 @@ pub use bureaus::{
     BureauStatusView, BureauView, ConditionView, CreateBureau, QuotaIncrease, UpdateBureau,
 };
 pub use environments::{CreateEnvironment, EnvironmentView, ServiceBody, UpdateEnvironment};
-pub use evaluation::{EfficiencyReport, RightSizingView};
+pub use evaluation::{AnnualEvaluation, EfficiencyReport, RightSizingView};
 pub use quota::QuotaBody;
 pub use reclaims::ReclaimView;
 pub use requests::{Approved, Decision, Pending, RequestView};

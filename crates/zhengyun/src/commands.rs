@@ -10,7 +10,8 @@ use zhengyun_contract::{
     EnvironmentView, IssuedToken, Pending, QuotaBody, QuotaIncrease, ReclaimView, RequestView,
     RightSizingView, SliceView, TokenView, UpdateEnvironment, Verification, WhoAmI,
     evaluation::{
-        BureauEfficiencyView, EfficiencyReport, ResourceEfficiencyView, ResourceRecommendation,
+        AnnualEvaluation, BureauEfficiencyView, BureauEvaluation, EfficiencyReport,
+        ResourceEfficiencyView, ResourceRecommendation,
     },
     statements::{
         BureauTotalView, SealVerificationView, ServiceCreditView, SettlementLineView, Standing,
@@ -276,6 +277,18 @@ pub enum ApiCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// Show the annual performance evaluation (this year by default): spending against budget
+    /// by month, efficiency and idle cost, availability against objectives with the credits
+    /// received, borrowed and lent capacity, and the bureaus ranked by idle cost.
+    Evaluation {
+        /// The year.
+        #[arg(long)]
+        year: Option<i16>,
+        /// Print CSV instead (a row per bureau and month, per bureau for the year, and the
+        /// district's).
+        #[arg(long)]
+        csv: bool,
+    },
     /// List, approve or reject change requests.
     #[command(subcommand)]
     Requests(RequestCommand),
@@ -374,6 +387,21 @@ impl ApiCommand {
                     format!("/api/v1/efficiency?{}", query.join("&"))
                 };
                 efficiency(&api, &path, environments, csv, out).await
+            }
+            ApiCommand::Evaluation { year, csv } => {
+                let mut query = Vec::new();
+                if let Some(year) = year {
+                    query.push(format!("year={year}"));
+                }
+                if let Some(bureau) = common.bureau {
+                    query.push(format!("bureau={}", segment(&bureau)));
+                }
+                let path = if query.is_empty() {
+                    "/api/v1/evaluation".to_owned()
+                } else {
+                    format!("/api/v1/evaluation?{}", query.join("&"))
+                };
+                evaluation(&api, &path, csv, out).await
             }
             ApiCommand::Requests(command) => requests(&api, command, out).await,
             ApiCommand::Token(command) => tokens(&api, command, out).await,
@@ -766,16 +794,9 @@ async fn efficiency(
     csv: bool,
     out: Output,
 ) -> anyhow::Result<()> {
-    if csv {
-        let answer = api.get_as(path, "text/csv").await?;
-        print!("{}", terminal::lines(&String::from_utf8_lossy(&answer.raw)));
+    let Some(answer) = report_or_print(api, path, csv, out).await? else {
         return Ok(());
-    }
-    let answer = api.get(path).await?;
-    if matches!(out, Output::Json) {
-        println!("{}", pretty(&answer.body));
-        return Ok(());
-    }
+    };
     let report: EfficiencyReport = answer.decode()?;
     let currency = terminal::line(&report.currency);
     println!(
@@ -813,6 +834,72 @@ async fn efficiency(
         ];
         table(&rows, &columns);
     }
+    Ok(())
+}
+
+/// `GET path` of a report: printed at once as CSV (`csv`) or JSON (`-o json`), or returned to be
+/// printed as tables.
+async fn report_or_print(
+    api: &ApiClient,
+    path: &str,
+    csv: bool,
+    out: Output,
+) -> anyhow::Result<Option<crate::client::Answer>> {
+    if csv {
+        let answer = api.get_as(path, "text/csv").await?;
+        print!("{}", terminal::lines(&String::from_utf8_lossy(&answer.raw)));
+        return Ok(None);
+    }
+    let answer = api.get(path).await?;
+    if matches!(out, Output::Json) {
+        println!("{}", pretty(&answer.body));
+        return Ok(None);
+    }
+    Ok(Some(answer))
+}
+
+async fn evaluation(api: &ApiClient, path: &str, csv: bool, out: Output) -> anyhow::Result<()> {
+    let Some(answer) = report_or_print(api, path, csv, out).await? else {
+        return Ok(());
+    };
+    let report: AnnualEvaluation = answer.decode()?;
+    let currency = terminal::line(&report.currency);
+    println!(
+        "{} ({} .. {})  currency {currency}",
+        report.year,
+        terminal::line(&report.from),
+        terminal::line(&report.to)
+    );
+    let columns: [Column<BureauEvaluation>; 10] = [
+        ("IDLE RANK", |b| Some(b.idle_rank.to_string())),
+        ("BUREAU", |b| Some(b.bureau.clone())),
+        ("NAME", |b| b.display_name.clone()),
+        ("SPENT", |b| Some(b.spent.clone())),
+        ("BUDGET", |b| b.budget.clone()),
+        ("IDLE COST", |b| Some(b.idle_cost.clone())),
+        ("EFFICIENCY", |b| b.efficiency.clone()),
+        ("BELOW OBJECTIVE", |b| {
+            let below = b.environments.iter().filter(|e| !e.met).count();
+            Some(format!("{below} of {}", b.environments.len()))
+        }),
+        ("SLA CREDITS", |b| Some(b.service_credits.clone())),
+        ("BURST/LENT", |b| {
+            Some(format!("{}/{}", b.burst_charges, b.lent_credits))
+        }),
+    ];
+    table(&report.bureaus, &columns);
+    let d = &report.district;
+    println!(
+        "district: spent {} of {} budgeted, idle {} of {} reserved ({}), credits {}, burst {}, lent {}",
+        terminal::line(&d.spent),
+        terminal::line(&d.budget),
+        terminal::line(&d.idle_cost),
+        terminal::line(&d.reservation_cost),
+        cell(d.efficiency.clone()),
+        terminal::line(&d.service_credits),
+        terminal::line(&d.burst_charges),
+        terminal::line(&d.lent_credits),
+    );
     Ok(())
 }
 

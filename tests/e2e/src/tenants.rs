@@ -67,3 +67,21 @@ pub async fn create_ready_environment(
     })
     .await
 }
+
+/// Makes sure the capacity pool exists: the sample `manifests/samples/capacitypool.yaml`, applied
+/// when there is none (tests that change the pool apply their fields over it).
+pub async fn ensure_capacity_pool(kube: &Client) -> anyhow::Result<()> {
+    let pools: Api<zhengyun_model::crd::CapacityPool> = Api::all(kube.clone());
+    if pools.get_opt("default").await?.is_none() {
+        let sample: serde_json::Value =
+            serde_yaml::from_str(include_str!("../../../manifests/samples/capacitypool.yaml"))?;
+        pools
+            .patch(
+                "default",
+                &PatchParams::apply("zhengyun-e2e").force(),
+                &Patch::Apply(&sample),
+            )
+            .await?;
+    }
+    Ok(())
+}

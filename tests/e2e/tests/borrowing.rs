@@ -55,21 +55,8 @@ mod pool_wide {
         client: &Client,
         policy: Option<serde_json::Value>,
     ) -> anyhow::Result<()> {
+        zhengyun_e2e::tenants::ensure_capacity_pool(client).await?;
         let pools: Api<CapacityPool> = Api::all(client.clone());
-        if pools.get_opt("default").await?.is_none() {
-            let sample = std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../manifests/samples/capacitypool.yaml"
-            ))?;
-            let sample: serde_json::Value = serde_yaml::from_str(&sample)?;
-            pools
-                .patch(
-                    "default",
-                    &PatchParams::apply("zhengyun-e2e").force(),
-                    &Patch::Apply(&sample),
-                )
-                .await?;
-        }
         let mut body = json!({
             "apiVersion": "zhengyun.io/v1alpha1", "kind": "CapacityPool",
             "metadata": {"name": "default"},

@@ -54,6 +54,64 @@ fn base_units(quantity: &str, resource: Resource) -> anyhow::Result<u64> {
     Ok(Quantity::new(quantity).parse(resource.unit())?)
 }
 
+/// Two bureaus of the test's own on an API with a ledger of its own.
+struct Two {
+    api: Api,
+    /// Reserved 4 gold cores and used 1.
+    busy: String,
+    /// Reserved 2 gold cores and used none.
+    idle: String,
+    start: Timestamp,
+    end: Timestamp,
+}
+
+/// Two new bureaus (with `budget` a month, if given), and their usage over ten hours ending
+/// two days ago: the busy bureau owes 2.40 to hold 4 gold cores (0.06 a core-hour) and 0.60 to
+/// use one, the idle one 1.20 to hold 2 and uses none.
+async fn two_bureaus(kube: &kube::Client, budget: Option<&str>) -> anyhow::Result<Two> {
+    apply_sample_rate_card(kube).await?;
+    let busy = bureau_code("czj");
+    let idle = bureau_code("jyj");
+    for (code, name) in [(&busy, "区财政局"), (&idle, "区教育局")] {
+        let mut spec = json!({"displayName": name, "kind": "bureau", "quota": {"cpu": "8"}});
+        if let Some(budget) = budget {
+            spec["monthlyBudget"] = json!(budget);
+        }
+        create_bureau(kube, code, spec).await?;
+    }
+    let api = Api::start().await?;
+    let end = clock().now_second() - HOUR * 48;
+    let start = end - HOUR * 10;
+    let mut usage = Vec::new();
+    for (code, reserved, consumed) in [(&busy, 4000, 1000), (&idle, 2000, 0)] {
+        let env = format!("{code}-prod");
+        usage.extend(hourly(
+            &meter(code, &env, Resource::Cpu, UsageKind::Reserved)?,
+            end,
+            10,
+            "uid",
+            |_| reserved,
+        )?);
+        if consumed > 0 {
+            usage.extend(hourly(
+                &meter(code, &env, Resource::Cpu, UsageKind::Consumed)?,
+                end,
+                10,
+                "uid",
+                |_| consumed,
+            )?);
+        }
+    }
+    api.store.record_intervals(&usage).await?;
+    Ok(Two {
+        api,
+        busy,
+        idle,
+        start,
+        end,
+    })
+}
+
 #[tokio::test]
 async fn right_sizing_recommends_the_hand_computed_quota_and_a_bureau_applies_it_in_one_call()
 -> anyhow::Result<()> {
@@ -246,43 +304,13 @@ async fn right_sizing_recommends_the_hand_computed_quota_and_a_bureau_applies_it
 async fn efficiency_ranks_bureaus_by_idle_cost_and_a_bureau_sees_only_its_own() -> anyhow::Result<()>
 {
     let kube = client().await?;
-    apply_sample_rate_card(&kube).await?;
-    let busy = bureau_code("czj");
-    let idle = bureau_code("jyj");
-    for (code, name) in [(&busy, "区财政局"), (&idle, "区教育局")] {
-        create_bureau(
-            &kube,
-            code,
-            json!({"displayName": name, "kind": "bureau", "quota": {"cpu": "8"}}),
-        )
-        .await?;
-    }
-    // Ten hours ending two days ago: the busy bureau reserves 4 gold cores and uses 1; the
-    // other reserves 2 and uses none.
-    let api = Api::start().await?;
-    let end = clock().now_second() - HOUR * 48;
-    let start = end - HOUR * 10;
-    let mut usage = Vec::new();
-    for (code, reserved, consumed) in [(&busy, 4000, 1000), (&idle, 2000, 0)] {
-        let env = format!("{code}-prod");
-        usage.extend(hourly(
-            &meter(code, &env, Resource::Cpu, UsageKind::Reserved)?,
-            end,
-            10,
-            "uid",
-            |_| reserved,
-        )?);
-        if consumed > 0 {
-            usage.extend(hourly(
-                &meter(code, &env, Resource::Cpu, UsageKind::Consumed)?,
-                end,
-                10,
-                "uid",
-                |_| consumed,
-            )?);
-        }
-    }
-    api.store.record_intervals(&usage).await?;
+    let Two {
+        api,
+        busy,
+        idle,
+        start,
+        end,
+    } = two_bureaus(&kube, None).await?;
     let finance = api.token(Role::Finance, None).await?;
     let query = format!("from={start}&to={end}");
     let answer = api
@@ -379,6 +407,157 @@ async fn efficiency_ranks_bureaus_by_idle_cost_and_a_bureau_sees_only_its_own() 
         StatusCode::UNPROCESSABLE_ENTITY,
         "{}",
         both.body
+    );
+
+    let bureaus: KubeApi<Bureau> = KubeApi::all(kube);
+    for code in [&busy, &idle] {
+        bureaus.delete(code, &Default::default()).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_annual_evaluation_adds_up_spending_credits_and_idle_cost_and_ranks_the_bureaus()
+-> anyhow::Result<()> {
+    use zhengyun_contract::AnnualEvaluation;
+    use zhengyun_store::availability::{MeasuredMinute, Presence, Slice};
+    let kube = client().await?;
+    let Two {
+        api,
+        busy,
+        idle,
+        start,
+        end,
+    } = two_bureaus(&kube, Some("100.00")).await?;
+    let year = zhengyun_metering::Calendar::default()
+        .month_of(end - SignedDuration::from_secs(1))
+        .year();
+    // Ten measured minutes of the busy bureau's environment, one lost to a node: 90 %, below
+    // gold's 95 % step, so its month is credited 100 % of its 3.00.
+    let busy_env = format!("{busy}-prod");
+    let presence = Presence {
+        environment: busy_env.clone(),
+        bureau: busy.clone(),
+        tier: Tier::Gold,
+    };
+    let first = Timestamp::from_second(start.as_second().div_euclid(60) * 60)?;
+    let minutes: Vec<MeasuredMinute> = (0..10)
+        .map(|i| {
+            let minute = first + SignedDuration::from_mins(i);
+            MeasuredMinute {
+                minute,
+                maintenance: false,
+                opened: if i == 0 {
+                    vec![presence.clone()]
+                } else {
+                    Vec::new()
+                },
+                closed: Vec::new(),
+                slices: if i == 4 {
+                    vec![Slice {
+                        of: presence.clone(),
+                        minute,
+                        counted: true,
+                        cause: "node-not-ready".to_owned(),
+                        detail: "deployment web: 0 of 2 available".to_owned(),
+                    }]
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+        .collect();
+    api.store
+        .record_service_levels(first, &zhengyun_model::crd::ServiceLevels::default())
+        .await?;
+    api.store
+        .record_availability(None, &minutes, first + SignedDuration::from_mins(10))
+        .await?;
+
+    let finance = api.token(Role::Finance, None).await?;
+    let path = format!("/api/v1/evaluation?year={year}");
+    let answer = api.call(Method::GET, &path, Some(&finance), None).await?;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let report: AnnualEvaluation = answer.decode()?;
+    let of = |code: &str| {
+        report
+            .bureaus
+            .iter()
+            .find(|b| b.bureau == code)
+            .cloned()
+            .expect("the bureau in the report")
+    };
+    let (b, i) = (of(&busy), of(&idle));
+    assert_eq!((b.idle_rank, i.idle_rank), (1, 2));
+    assert_eq!(b.display_name.as_deref(), Some("区财政局"));
+    // 3.00 of charges credited in full; the other owes its 1.20.
+    assert_eq!(
+        (b.spent.as_str(), b.service_credits.as_str()),
+        ("0.00", "-3.00")
+    );
+    assert_eq!(i.spent, "1.20");
+    assert_eq!(
+        (b.idle_cost.as_str(), b.efficiency.as_deref()),
+        ("1.80", Some("0.25"))
+    );
+    let month = zhengyun_metering::Calendar::default()
+        .month_of(end - SignedDuration::from_secs(1))
+        .to_string();
+    let spent_in = |e: &zhengyun_contract::evaluation::BureauEvaluation| {
+        e.months
+            .iter()
+            .find(|m| m.month == month)
+            .map(|m| (m.spent.clone(), m.level.clone()))
+    };
+    assert_eq!(
+        spent_in(&i),
+        Some(("1.20".to_owned(), Some("ok".to_owned())))
+    );
+    let availability = &b.environments[0];
+    assert_eq!(availability.environment, busy_env);
+    assert_eq!(availability.availability.as_deref(), Some("90.000"));
+    assert!(!availability.met);
+
+    // A bureau sees itself only; CSV has its months, its year and the district.
+    let own = api.token(Role::BureauViewer, Some(&idle)).await?;
+    let mine: AnnualEvaluation = api
+        .call(Method::GET, &path, Some(&own), None)
+        .await?
+        .decode()?;
+    assert_eq!(mine.bureaus.len(), 1);
+    assert_eq!(mine.bureaus[0].bureau, idle);
+    assert_eq!(mine.district.spent, "1.20");
+    let (status, csv) = api
+        .raw(Method::GET, &path, &own, &[("accept", "text/csv")])
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert!(lines[0].starts_with("year,period,bureau"), "{csv}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{year},{year},{idle},区教育局,"))),
+        "{csv}"
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.contains(",district,全区,")),
+        "{csv}"
+    );
+
+    // A year that has not begun is refused.
+    let ahead = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/evaluation?year={}", year + 2),
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(
+        ahead.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        ahead.body
     );
 
     let bureaus: KubeApi<Bureau> = KubeApi::all(kube);

@@ -209,6 +209,18 @@ fn exported() -> BTreeMap<String, std::collections::BTreeSet<String>> {
     registry.register_collector(Box::new(sample()));
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).expect("encode");
+    // The operator's own availability metrics, with one minute measured.
+    let operator = crate::metrics::Metrics::default();
+    operator.availability_minute(
+        &zhengyun_store::availability::Presence {
+            environment: "wjw-prod".to_owned(),
+            bureau: "wjw".to_owned(),
+            tier: zhengyun_model::names::Tier::Gold,
+        },
+        true,
+    );
+    operator.availability_objective(zhengyun_model::names::Tier::Gold, 99_950);
+    text.push_str(&operator.render_prometheus());
     let mut metrics: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for line in text
         .lines()
