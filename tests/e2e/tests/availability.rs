@@ -435,4 +435,55 @@ mod pool_wide {
         }
         Ok(())
     }
+
+    #[tokio::test]
+    async fn service_levels_above_100_percent_or_with_a_credit_table_that_is_not_monotonic_are_refused()
+    -> anyhow::Result<()> {
+        let kube = client().await?;
+        ensure_operator().await?;
+        zhengyun_e2e::tenants::ensure_capacity_pool(&kube).await?;
+        let pools: Api<CapacityPool> = Api::all(kube.clone());
+        let dry_run = PatchParams {
+            dry_run: true,
+            ..PatchParams::apply(MANAGER).force()
+        };
+        let refused = |levels: serde_json::Value| {
+            let pools = pools.clone();
+            let dry_run = dry_run.clone();
+            async move {
+                let body = json!({
+                    "apiVersion": "zhengyun.io/v1alpha1", "kind": "CapacityPool",
+                    "metadata": {"name": "default"},
+                    "spec": {"serviceLevels": levels},
+                });
+                match pools.patch("default", &dry_run, &Patch::Apply(&body)).await {
+                    Err(kube::Error::Api(status)) => Ok(status.message),
+                    other => anyhow::bail!("accepted: {other:?}"),
+                }
+            }
+        };
+        let above = refused(json!({"gold": {"objective": "100.5", "credits": []}})).await?;
+        assert!(
+            above.contains("objective must be a percentage above 0 and at most 100"),
+            "{above}"
+        );
+        let not_monotonic = refused(json!({"silver": {"objective": "99.9", "credits": [
+            {"below": "99.9", "creditPercent": 25}, {"below": "99", "creditPercent": 10}]}}))
+        .await?;
+        assert!(
+            not_monotonic.contains("credits must be monotonic"),
+            "{not_monotonic}"
+        );
+        let backwards = refused(json!({"maintenanceWindows": [
+            {"start": "2026-12-05T02:00:00Z", "end": "2026-12-05T01:00:00Z"}]}))
+        .await?;
+        assert!(
+            backwards.contains("must end after it starts"),
+            "{backwards}"
+        );
+        // The pool is untouched: dry runs change nothing.
+        let pool = pools.get("default").await?;
+        assert_ne!(pool.spec.service_levels.gold.objective, "100.5");
+        Ok(())
+    }
 }
