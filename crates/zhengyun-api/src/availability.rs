@@ -77,11 +77,7 @@ async fn get_availability(
         .month_range(month)
         .map_err(|e| Problem::invalid_field("month", e.to_string()))?;
     let store = state.store();
-    let measure = store
-        .month_measures(range)
-        .await?
-        .into_iter()
-        .find(|m| m.environment == environment);
+    let measure = store.month_measures(range, Some(&environment)).await?.pop();
     let at = now.min(range.end() - jiff::SignedDuration::from_secs(1));
     let levels = store
         .service_levels_at(at)

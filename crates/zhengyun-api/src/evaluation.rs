@@ -142,41 +142,42 @@ fn report(
             efficiency: ratio(total.efficiency),
         })
         .collect();
-    let mut environments: Vec<EnvironmentEfficiencyView> = efficiency
-        .environments
-        .iter()
-        .map(|((bureau, environment), total)| EnvironmentEfficiencyView {
-            bureau: bureau.clone(),
-            environment: environment.clone(),
-            reservation_cost: total.reservation_cost.to_string(),
-            idle_cost: total.idle_cost.to_string(),
-            efficiency: ratio(total.efficiency),
-            resources: Vec::new(),
-        })
-        .collect();
+    // Lines come sorted by bureau and environment, as the environments do: group them once.
+    let mut resources: BTreeMap<(&str, &str), Vec<ResourceEfficiencyView>> = BTreeMap::new();
     for line in &efficiency.lines {
         let hours = |unit_seconds| {
             unit_hours(unit_seconds, line.resource)
                 .map(|h| h.to_string())
                 .map_err(|e| Problem::internal(&e))
         };
-        let view = ResourceEfficiencyView {
-            resource: line.resource.as_str().to_owned(),
-            unit: PriceUnit::of(line.resource).name.to_owned(),
-            reserved_unit_hours: hours(line.reserved_unit_seconds)?,
-            consumed_unit_hours: hours(line.consumed_unit_seconds)?,
-            idle_unit_hours: hours(line.idle_unit_seconds)?,
-            efficiency: ratio(line.efficiency),
-            reservation_cost: line.reservation_cost.to_string(),
-            idle_cost: line.idle_cost.to_string(),
-        };
-        if let Some(env) = environments
-            .iter_mut()
-            .find(|e| e.bureau == line.bureau && e.environment == line.environment)
-        {
-            env.resources.push(view);
-        }
+        resources
+            .entry((line.bureau.as_str(), line.environment.as_str()))
+            .or_default()
+            .push(ResourceEfficiencyView {
+                resource: line.resource.as_str().to_owned(),
+                unit: PriceUnit::of(line.resource).name.to_owned(),
+                reserved_unit_hours: hours(line.reserved_unit_seconds)?,
+                consumed_unit_hours: hours(line.consumed_unit_seconds)?,
+                idle_unit_hours: hours(line.idle_unit_seconds)?,
+                efficiency: ratio(line.efficiency),
+                reservation_cost: line.reservation_cost.to_string(),
+                idle_cost: line.idle_cost.to_string(),
+            });
     }
+    let environments = efficiency
+        .environments
+        .iter()
+        .map(|((bureau, environment), total)| EnvironmentEfficiencyView {
+            resources: resources
+                .remove(&(bureau.as_str(), environment.as_str()))
+                .unwrap_or_default(),
+            bureau: bureau.clone(),
+            environment: environment.clone(),
+            reservation_cost: total.reservation_cost.to_string(),
+            idle_cost: total.idle_cost.to_string(),
+            efficiency: ratio(total.efficiency),
+        })
+        .collect();
     Ok(EfficiencyReport {
         from: range.start().to_string(),
         to: range.end().to_string(),
@@ -205,12 +206,15 @@ fn efficiency_csv(report: &EfficiencyReport) -> String {
         "to",
     ];
     let mut rows = vec![header.map(str::to_owned).to_vec()];
+    let ranks: BTreeMap<&str, usize> = report
+        .bureaus
+        .iter()
+        .map(|b| (b.bureau.as_str(), b.rank))
+        .collect();
     for env in &report.environments {
-        let rank = report
-            .bureaus
-            .iter()
-            .find(|b| b.bureau == env.bureau)
-            .map(|b| b.rank.to_string())
+        let rank = ranks
+            .get(env.bureau.as_str())
+            .map(usize::to_string)
             .unwrap_or_default();
         for r in &env.resources {
             rows.push(vec![
@@ -520,7 +524,7 @@ async fn get_evaluation(
         let range = calendar
             .month_range(month)
             .map_err(|e| invalid(e.to_string()))?;
-        year_of.add_measures(state.store().month_measures(range).await?);
+        year_of.add_measures(state.store().month_measures(range, None).await?);
         month = month.next().map_err(|e| invalid(e.to_string()))?;
     }
     let efficiency = state

@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::Serialize;
 use zhengyun_model::{names::Tier, quantity::Resource};
 
 use crate::{
@@ -33,15 +32,13 @@ use crate::{
 const EXACT_SCALE: u32 = MONEY_SCALE + 6;
 
 /// One environment's use of one resource over the evaluated period.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EfficiencyLine {
     /// The bureau.
     pub bureau: String,
     /// The environment.
     pub environment: String,
     /// The resource.
-    #[serde(skip)]
     pub resource: Resource,
     /// Unit-seconds reserved (the admitted quota × time).
     pub reserved_unit_seconds: u128,
@@ -58,8 +55,7 @@ pub struct EfficiencyLine {
 }
 
 /// The totals of an environment or a bureau.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EfficiencyTotal {
     /// What the reservations cost, to the fen (the sum of the lines).
     pub reservation_cost: Decimal,
@@ -253,15 +249,8 @@ fn checked(a: u128, b: u128) -> Result<u128> {
 
 /// Millionths of a fen to the fen, half to even.
 fn to_fen(exact: u128) -> Result<Decimal> {
-    let micro = u128::from(MICRO_PER_FEN);
-    let (fen, rest) = (exact / micro, exact % micro);
-    let fen = match (rest * 2).cmp(&micro) {
-        std::cmp::Ordering::Less => fen,
-        std::cmp::Ordering::Greater => fen + 1,
-        std::cmp::Ordering::Equal => fen + (fen % 2),
-    };
-    i128::try_from(fen)
-        .ok()
+    crate::wide::mul_div_rounded(exact, 1, MICRO_PER_FEN, Rounding::HalfEven)
+        .and_then(|fen| i128::try_from(fen).ok())
         .and_then(|fen| Decimal::try_from_i128_with_scale(fen, MONEY_SCALE).ok())
         .ok_or(Error::Overflow {
             what: "an idle cost",

@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use serde::Serialize;
 use zhengyun_model::quantity::Resource;
 
 use crate::{
@@ -80,8 +79,7 @@ pub struct Span {
 }
 
 /// A resource's consumed history, summarised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct History {
     /// Seconds with a reservation of the resource within the window.
     pub covered_seconds: u64,

@@ -15,7 +15,8 @@
 //!   lost readiness (their `Ready` condition's transition time); one that was when the
 //!   checkpoint was written stayed so until its pods became Ready again. An outage that began
 //!   and ended wholly while no operator ran is not seen. Minutes are written with the checkpoint
-//!   they follow, so none is recorded twice or lost.
+//!   they follow, so none is recorded twice or lost; a minute the ledger refuses (it is away)
+//!   is reconstructed the same way once it is back.
 //!
 //! It runs with the controllers during a leadership term.
 
@@ -131,7 +132,8 @@ pub(crate) async fn run(
             }
         }
         if started {
-            monitor.sample().await;
+            // A minute the ledger refused is not skipped: resuming reconstructs it.
+            started = monitor.sample().await;
         }
     }
 }
@@ -233,15 +235,15 @@ impl Monitor {
         Duration::try_from(sample.duration_since(now)).unwrap_or(Duration::ZERO)
     }
 
-    /// Judges the minute whose middle is now and records it.
-    async fn sample(&mut self) {
+    /// Judges the minute whose middle is now and records it; false when the ledger refused it.
+    async fn sample(&mut self) -> bool {
         let now = self.clock.now().as_second();
         let minute_s = (now - SAMPLE_OFFSET).div_euclid(MINUTE) * MINUTE;
         let Ok(minute) = Timestamp::from_second(minute_s) else {
-            return;
+            return true;
         };
         if self.checkpoint.is_some_and(|c| minute < c) {
-            return;
+            return true;
         }
         let mut measured = MeasuredMinute {
             minute,
@@ -281,7 +283,7 @@ impl Monitor {
             }
         }
         let to = minute + SignedDuration::from_secs(MINUTE);
-        self.write(vec![measured], to).await;
+        self.write(vec![measured], to).await
     }
 
     /// Reads the capacity pool (three tries), remembering its service levels; `None` when
@@ -495,11 +497,10 @@ impl Monitor {
             minutes = minutes.len(),
             "reconstructed the availability minutes missed"
         );
-        if first > from {
-            // Minutes beyond reconstruction stay unmeasured: move the checkpoint past them.
-            self.write(Vec::new(), first).await;
-        }
-        self.write(minutes, upto).await;
+        // Minutes beyond reconstruction stay unmeasured: the checkpoint moves past them first.
+        let written = (first == from || self.write(Vec::new(), first).await)
+            && self.write(minutes, upto).await;
+        anyhow::ensure!(written, "the ledger refused the reconstructed minutes");
         Ok(())
     }
 
@@ -515,10 +516,10 @@ impl Monitor {
             .max()
     }
 
-    /// Writes `minutes` and moves the checkpoint to `to`. A checkpoint another writer moved
-    /// is read again; a failed write is logged and the minutes are lost to this term only if
-    /// the ledger stays away (the next term reconstructs them).
-    async fn write(&mut self, minutes: Vec<MeasuredMinute>, to: Timestamp) {
+    /// Writes `minutes` and moves the checkpoint to `to`; false when the ledger refused them
+    /// (it is away, or another writer moved the checkpoint), and the caller resumes from the
+    /// checkpoint the ledger holds, reconstructing what was refused.
+    async fn write(&mut self, minutes: Vec<MeasuredMinute>, to: Timestamp) -> bool {
         let written = self
             .ledger
             .record_availability(self.checkpoint, &minutes, to)
@@ -539,12 +540,11 @@ impl Monitor {
                         Err(error) => tracing::warn!(%error, "unable to record the service levels"),
                     }
                 }
+                true
             }
             Err(error) => {
-                tracing::warn!(%error, "unable to record availability; reading the checkpoint again");
-                if let Ok(checkpoint) = self.ledger.checkpoint(AVAILABILITY_STREAM).await {
-                    self.checkpoint = checkpoint;
-                }
+                tracing::warn!(%error, "unable to record availability; resuming from the ledger's checkpoint");
+                false
             }
         }
     }

@@ -228,9 +228,13 @@ impl Store {
         rows.into_iter().map(slice_of).collect()
     }
 
-    /// Each environment's measured and bad minutes within `range` (a month), with its bureau
-    /// and its tier at the end of its measured time there.
-    pub async fn month_measures(&self, range: TimeRange) -> Result<Vec<MonthMeasure>> {
+    /// Each environment's (or only `environment`'s) measured and bad minutes within `range` (a
+    /// month), with its bureau and its tier at the end of its measured time there.
+    pub async fn month_measures(
+        &self,
+        range: TimeRange,
+        environment: Option<&str>,
+    ) -> Result<Vec<MonthMeasure>> {
         const DOING: &str = "reading a month's availability";
         let (start, end) = (range.start().as_second(), range.end().as_second());
         let (minutes, spans, bad) = with_pool!(self, pool => {
@@ -246,19 +250,23 @@ impl Store {
             .map_err(db(DOING))?;
             let spans: Vec<(String, i64, String, String, Option<i64>)> = sqlx::query_as(
                 "SELECT environment, from_s, bureau, tier, to_s FROM availability_presence \
-                 WHERE from_s < $2 AND (to_s IS NULL OR to_s > $1) ORDER BY environment, from_s",
+                 WHERE from_s < $2 AND (to_s IS NULL OR to_s > $1) \
+                   AND ($3 IS NULL OR environment = $3) ORDER BY environment, from_s",
             )
             .bind(start)
             .bind(end)
+            .bind(environment)
             .fetch_all(&mut *tx)
             .await
             .map_err(db(DOING))?;
             let bad: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT environment, COUNT(*) FROM availability_slices \
-                 WHERE minute_s >= $1 AND minute_s < $2 AND counted = 1 GROUP BY environment",
+                 WHERE minute_s >= $1 AND minute_s < $2 AND counted = 1 \
+                   AND ($3 IS NULL OR environment = $3) GROUP BY environment",
             )
             .bind(start)
             .bind(end)
+            .bind(environment)
             .fetch_all(&mut *tx)
             .await
             .map_err(db(DOING))?;
@@ -343,10 +351,25 @@ impl Store {
     ) -> Result<Vec<ServiceCreditLine>> {
         let last_second = Timestamp::from_second(range.end().as_second() - 1)
             .map_err(|e| Error::Corrupt(e.to_string()))?;
+        // Without a counted slice no month is below any objective: the month's minutes and
+        // presences (read after every metering window) need not be read.
+        let counted: Option<i64> = with_pool!(self, pool =>
+            sqlx::query_scalar(
+                "SELECT minute_s FROM availability_slices \
+                 WHERE minute_s >= $1 AND minute_s < $2 AND counted = 1 LIMIT 1",
+            )
+            .bind(range.start().as_second())
+            .bind(range.end().as_second())
+            .fetch_optional(pool)
+            .await)
+        .map_err(db("looking for unavailable minutes"))?;
+        if counted.is_none() {
+            return Ok(Vec::new());
+        }
         let Some(levels) = self.service_levels_at(last_second).await? else {
             return Ok(Vec::new());
         };
-        let measures = self.month_measures(range).await?;
+        let measures = self.month_measures(range, None).await?;
         credit_lines(&measures, &levels, charges).map_err(|source| Error::Metering {
             what: "service credits",
             source: Box::new(source),

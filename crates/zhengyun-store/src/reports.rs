@@ -97,7 +97,7 @@ impl Store {
 
     /// Each bureau's amount for `month` as [`Store::month_statement`]'s statement totals it
     /// (the closed statement's once the month is closed), with its settled borrowing (burst
-    /// charges less lent credits) added, without building the statement's
+    /// charges less lent credits) and its service credits added, without building the statement's
     /// lines: the usage is read row by row into a `StatementBuilder`, which prices each line
     /// and keeps only the sums. What the operator's cost metrics and budget figures need after
     /// every metering window, at a fraction of a statement's memory.
@@ -108,17 +108,20 @@ impl Store {
         schedule: &RateSchedule,
     ) -> Result<BTreeMap<String, Decimal>> {
         if let Some(closed) = self.closed_statement(month).await? {
-            let amounts = with_settled(closed.bureau_amounts(), &closed.settlement)?;
-            return with_credits(amounts, &closed.service_credits);
+            return with_settled_and_credited(
+                closed.bureau_amounts(),
+                &closed.settlement,
+                &closed.service_credits,
+            );
         }
         let mut builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
         let periods: Vec<TimeRange> = builder.periods().collect();
         let range = calendar.month_range(month).map_err(metering)?;
         self.feed_sums(&periods, &mut builder).await?;
         let (amounts, environments) = builder.amounts().map_err(metering)?;
-        let amounts = with_settled(amounts, &self.month_settlement(month).await?)?;
+        let settlement = self.month_settlement(month).await?;
         let credits = self.month_service_credits(range, &environments).await?;
-        with_credits(amounts, &credits)
+        with_settled_and_credited(amounts, &settlement, &credits)
     }
 
     /// The usage of every meter within each of `ranges` (rate periods of `builder`'s month),
@@ -384,32 +387,33 @@ fn merge(rows: Vec<SumRow>) -> Result<Vec<(MeterColumns, u128)>> {
     Ok(sums.into_iter().collect())
 }
 
-/// `amounts` with each bureau's settled amount in `settlement` added.
-fn with_settled(
+/// `amounts` with each bureau's `added` amount (its settled borrowing, its service credits)
+/// added.
+fn plus(
     mut amounts: BTreeMap<String, Decimal>,
-    settlement: &[zhengyun_metering::settlement::SettlementLine],
+    added: BTreeMap<String, Decimal>,
+    what: &str,
 ) -> Result<BTreeMap<String, Decimal>> {
-    let settled = zhengyun_metering::settlement::bureau_amounts(settlement).map_err(metering)?;
-    for (bureau, amount) in settled {
+    for (bureau, amount) in added {
         let slot = amounts.entry(bureau).or_default();
         *slot = slot.checked_add(amount).ok_or_else(|| {
-            Error::Corrupt("a bureau's amount with its settlement overflows".to_owned())
+            Error::Corrupt(format!("a bureau's amount with its {what} overflows"))
         })?;
     }
     Ok(amounts)
 }
 
-/// `amounts` with each bureau's service credits added.
-fn with_credits(
-    mut amounts: BTreeMap<String, Decimal>,
+/// `amounts` with each bureau's settled borrowing and service credits added.
+fn with_settled_and_credited(
+    amounts: BTreeMap<String, Decimal>,
+    settlement: &[zhengyun_metering::settlement::SettlementLine],
     credits: &[zhengyun_metering::availability::ServiceCreditLine],
 ) -> Result<BTreeMap<String, Decimal>> {
+    let settled = zhengyun_metering::settlement::bureau_amounts(settlement).map_err(metering)?;
     let credited = zhengyun_metering::availability::bureau_credits(credits).map_err(metering)?;
-    for (bureau, credit) in credited {
-        let slot = amounts.entry(bureau).or_default();
-        *slot = slot.checked_add(credit).ok_or_else(|| {
-            Error::Corrupt("a bureau's amount with its service credits overflows".to_owned())
-        })?;
-    }
-    Ok(amounts)
+    plus(
+        plus(amounts, settled, "settlement")?,
+        credited,
+        "service credits",
+    )
 }

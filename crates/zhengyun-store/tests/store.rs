@@ -3156,7 +3156,7 @@ async fn a_months_measures_count_measured_minutes_of_each_presence_and_its_count
         .await
         .expect("record");
     let month = range("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
-    let measures = store.month_measures(month).await.expect("measures");
+    let measures = store.month_measures(month, None).await.expect("measures");
     let got: Vec<(&str, Tier, u64, u64)> = measures
         .iter()
         .map(|m| {
@@ -3175,10 +3175,16 @@ async fn a_months_measures_count_measured_minutes_of_each_presence_and_its_count
             ("wjw-prod", Tier::Gold, 9, 2)
         ]
     );
+    // One environment alone, the same.
+    let one = store
+        .month_measures(month, Some("jtj-test"))
+        .await
+        .expect("one");
+    assert_eq!(one, measures[..1].to_vec());
     // Outside the range, nothing.
     let october = range("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z");
-    let none = store.month_measures(october).await.expect("october");
-    assert!(none.iter().all(|m| m.measured_minutes == 0), "{none:?}");
+    let none = store.month_measures(october, None).await.expect("october");
+    assert_eq!(none, Vec::new());
 }
 
 async fn a_month_below_its_objective_is_credited_on_the_statement_and_in_the_amounts(db: &TestDb) {

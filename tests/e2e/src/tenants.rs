@@ -85,3 +85,29 @@ pub async fn ensure_capacity_pool(kube: &Client) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Applies `spec` (fields of the pool's spec, or none) to the capacity pool as `manager`, after
+/// making sure the pool exists: the manager's fields are set, and those it held before and
+/// `spec` leaves out go back to their defaults.
+pub async fn apply_pool_spec(
+    kube: &Client,
+    manager: &str,
+    spec: Option<Value>,
+) -> anyhow::Result<()> {
+    ensure_capacity_pool(kube).await?;
+    let mut body = json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "CapacityPool",
+        "metadata": {"name": "default"},
+    });
+    if let Some(spec) = spec {
+        body["spec"] = spec;
+    }
+    Api::<zhengyun_model::crd::CapacityPool>::all(kube.clone())
+        .patch(
+            "default",
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(())
+}

@@ -191,24 +191,11 @@ mod pool_wide {
         client: &Client,
         window: Option<(Timestamp, Timestamp)>,
     ) -> anyhow::Result<()> {
-        zhengyun_e2e::tenants::ensure_capacity_pool(client).await?;
-        let pools: Api<CapacityPool> = Api::all(client.clone());
-        let mut body = json!({
-            "apiVersion": "zhengyun.io/v1alpha1", "kind": "CapacityPool",
-            "metadata": {"name": "default"},
+        let spec = window.map(|(start, end)| {
+            json!({"serviceLevels": {"maintenanceWindows": [
+                {"start": start.to_string(), "end": end.to_string(), "reason": "数据库升级（测试）"}]}})
         });
-        if let Some((start, end)) = window {
-            body["spec"] = json!({"serviceLevels": {"maintenanceWindows": [
-                {"start": start.to_string(), "end": end.to_string(), "reason": "数据库升级（测试）"}]}});
-        }
-        pools
-            .patch(
-                "default",
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-        Ok(())
+        zhengyun_e2e::tenants::apply_pool_spec(client, MANAGER, spec).await
     }
 
     async fn availability(

@@ -10,7 +10,7 @@ mod pool_wide {
     use std::time::Duration;
 
     use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ResourceQuota};
-    use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+    use kube::api::{DeleteParams, ListParams, PostParams};
     use kube::{Api, Client, ResourceExt};
     use serde_json::json;
     use zhengyun_e2e::operator::{
@@ -18,7 +18,7 @@ mod pool_wide {
     };
     use zhengyun_e2e::tenants::{apply_sample_rate_card, bureau_code};
     use zhengyun_e2e::{client, eventually};
-    use zhengyun_model::crd::{Bureau, CapacityPool, Environment, EnvironmentPhase};
+    use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase};
     use zhengyun_model::quantity::{Resource, Unit};
 
     const WAIT: Duration = Duration::from_secs(180);
@@ -55,23 +55,8 @@ mod pool_wide {
         client: &Client,
         policy: Option<serde_json::Value>,
     ) -> anyhow::Result<()> {
-        zhengyun_e2e::tenants::ensure_capacity_pool(client).await?;
-        let pools: Api<CapacityPool> = Api::all(client.clone());
-        let mut body = json!({
-            "apiVersion": "zhengyun.io/v1alpha1", "kind": "CapacityPool",
-            "metadata": {"name": "default"},
-        });
-        if let Some(policy) = policy {
-            body["spec"] = json!({"borrowing": policy});
-        }
-        pools
-            .patch(
-                "default",
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-        Ok(())
+        let spec = policy.map(|policy| json!({"borrowing": policy}));
+        zhengyun_e2e::tenants::apply_pool_spec(client, MANAGER, spec).await
     }
 
     /// An admitted environment of a new bureau, granted `cpu` and 1Gi; returns its name.
