@@ -46,6 +46,7 @@ production=(
   --set-json 'networkPolicy.database.to=[{"ipBlock":{"cidr":"10.20.0.0/16"}}]'
   --set-json 'networkPolicy.apiFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"ingress"}}}]'
   --set image.tag=0.1.0-test --set image.pullPolicy=Always
+  --set api.kubeconfigs.server=https://k8s.haidian.gov.cn:6443 --set api.kubeconfigs.lifetime=4h
 )
 
 step "helm lint"
@@ -115,6 +116,7 @@ kubectl wait --for condition=established --timeout=60s \
 helm template "$RELEASE" "$CHART" -n "$NS" \
   --show-only templates/serviceaccounts.yaml --show-only templates/rbac-operator.yaml \
   --show-only templates/rbac-api.yaml --show-only templates/operator-scope.yaml \
+  --show-only templates/api-scope.yaml \
   --show-only templates/tenant-policies.yaml > "$tmp/rbac.yaml"
 kubectl apply --server-side -f "$tmp/rbac.yaml" >/dev/null
 # A namespace as the operator makes it (its label), and one it did not make.
@@ -125,6 +127,12 @@ kubectl create namespace "$FOREIGN" >/dev/null
 for _ in $(seq 1 60); do
   if ! kubectl create rolebinding probe --clusterrole=zhengyun-tenant-admin --group=g -n "$FOREIGN" \
     --as="$OPERATOR" --dry-run=server >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+# And the api-scope policy: a Secret of any other kind is refused once it is loaded.
+for _ in $(seq 1 60); do
+  if ! kubectl create secret generic probe --from-literal=a=b -n "$SCRATCH" \
+    --as="$API" --dry-run=server >/dev/null 2>&1; then break; fi
   sleep 0.5
 done
 
@@ -163,6 +171,8 @@ yes patch resourcequotas -n wjw-prod
 yes patch limitranges -n wjw-prod
 yes patch networkpolicies.networking.k8s.io -n wjw-prod
 yes patch rolebindings.rbac.authorization.k8s.io -n wjw-prod
+yes patch serviceaccounts -n wjw-prod
+no  create serviceaccounts --subresource=token -n wjw-prod
 yes patch deployments.apps -n wjw-prod
 yes patch statefulsets.apps -n wjw-prod
 yes patch services -n wjw-prod
@@ -231,6 +241,13 @@ no  list resourcequotas
 no  patch resourcequotas -n wjw-prod
 no  patch limitranges -n wjw-prod
 no  create rolebindings.rbac.authorization.k8s.io -n wjw-prod
+yes create secrets -n wjw-prod
+yes delete secrets -n wjw-prod
+no  get secrets -n wjw-prod
+no  list secrets
+no  update secrets -n wjw-prod
+yes create serviceaccounts --subresource=token -n wjw-prod
+no  create serviceaccounts -n wjw-prod
 no  get secrets -n zhengyun-system
 no  create leases.coordination.k8s.io -n zhengyun-system
 no  list pods
@@ -288,6 +305,44 @@ as "$API" deny "bind a tenant role" \
   kubectl create rolebinding zhengyun-tenant-admin --clusterrole=zhengyun-tenant-admin --group=wjw-admins -n "$SCRATCH"
 as "$API" deny "create a namespace" kubectl create namespace zhengyun-check-api
 as "$API" deny "create a ResourceQuota" kubectl create quota check --hard=cpu=1000 -n "$SCRATCH"
+# Beyond RBAC, the api-scope admission policy: kubeconfig Secrets and tokens in namespaces the
+# operator made, only.
+cat > "$tmp/binding.yaml" <<EOF
+apiVersion: v1
+kind: Secret
+type: zhengyun.io/kubeconfig-binding
+metadata:
+  name: zhengyun-kubeconfig-check
+  labels: {zhengyun.io/kubeconfig: 0123456789abcdef}
+EOF
+as "$API" pass "create a kubeconfig Secret in a namespace the operator made" \
+  kubectl create -f "$tmp/binding.yaml" -n "$SCRATCH"
+as "$API" deny "create a kubeconfig Secret in a namespace the operator did not make" \
+  kubectl create -f "$tmp/binding.yaml" -n "$FOREIGN"
+as "$API" deny "create a Secret of another kind" \
+  kubectl create secret generic check --from-literal=a=b -n "$SCRATCH"
+kubectl create secret generic check-other --from-literal=a=b -n "$SCRATCH" >/dev/null
+as "$API" deny "delete a Secret that is no kubeconfig's" kubectl delete secret check-other -n "$SCRATCH"
+# Tokens are not stored, so these requests are made for real (a token request has no dry run).
+kubectl create -f "$tmp/binding.yaml" -n "$SCRATCH" >/dev/null
+kubectl create serviceaccount zhengyun-kubeconfig-admin -n "$SCRATCH" >/dev/null
+# token_as pass|deny WHAT ARGS…: asks for a token as the API.
+token_as() {
+  local want=$1 what=$2
+  shift 2
+  if kubectl create token "$@" --as="$API" -n "$SCRATCH" >"$tmp/out" 2>&1; then
+    [ "$want" = pass ] && ok || fail "the API was allowed to $what"
+  else
+    if [ "$want" = deny ] && grep -qi forbidden "$tmp/out"; then ok
+    else cat "$tmp/out" >&2; fail "the API could not $what"; fi
+  fi
+}
+token_as pass "ask for a kubeconfig account's token bound to its Secret" \
+  zhengyun-kubeconfig-admin --bound-object-kind Secret --bound-object-name zhengyun-kubeconfig-check
+token_as deny "ask for a kubeconfig account's token bound to nothing" zhengyun-kubeconfig-admin
+token_as deny "ask for another account's token" \
+  default --bound-object-kind Secret --bound-object-name zhengyun-kubeconfig-check
+as "$API" pass "delete a kubeconfig Secret" kubectl delete secret zhengyun-kubeconfig-check -n "$SCRATCH"
 
 # The API itself, running as the chart's API service account, through its everyday calls: any
 # permission the chart forgot shows as an error status.

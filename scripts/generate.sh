@@ -36,6 +36,7 @@ cargo build -q --locked -p zhengyun
 subcommands=(
   "" api operator dev
   env "env list" "env show" "env request" "env resize" "env delete" "env rightsize" "env availability"
+  "env kubeconfig" "env kubeconfigs" "env revoke-kubeconfig"
   quota request-quota statement reclaims efficiency evaluation
   requests "requests list" "requests approve" "requests reject"
   whoami

@@ -26,6 +26,7 @@ pub mod evaluation;
 pub mod extract;
 pub mod headroom;
 pub mod health;
+pub mod kubeconfigs;
 pub mod limit;
 pub mod metrics;
 pub mod middleware;
@@ -103,6 +104,8 @@ pub struct ApiConfig {
     pub token_max_lifetime_days: u16,
     #[command(flatten)]
     pub limits: state::TenantLimits,
+    #[command(flatten)]
+    pub kubeconfigs: kubeconfigs::KubeconfigArgs,
 }
 
 impl ApiConfig {
@@ -255,7 +258,8 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(statements::router())
         .merge(reclaims::router())
         .merge(evaluation::router())
-        .merge(availability::router());
+        .merge(availability::router())
+        .merge(kubeconfigs::router());
     (authenticated, health::router())
 }
 
@@ -416,9 +420,11 @@ pub async fn serve(
         state.store().clone(),
         STALE_INTENT_SWEEP,
     ));
+    let kubeconfig_sweeper = tokio::spawn(kubeconfigs::remove_due_kubeconfigs(state.clone()));
     let served = serve_on(listener, &config.connections, state, shutdown).await;
     publisher.abort();
     sweeper.abort();
+    kubeconfig_sweeper.abort();
     served
 }
 

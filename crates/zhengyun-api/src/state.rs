@@ -99,6 +99,7 @@ struct Inner {
     changes: tokio_util::task::TaskTracker,
     cache: Arc<std::sync::OnceLock<ClusterCache>>,
     token_cache: Arc<crate::token_cache::TokenCache>,
+    kubeconfigs: crate::kubeconfigs::KubeconfigPolicy,
 }
 
 /// How much of the platform's bookkeeping one bureau may take, so that no bureau exhausts it
@@ -213,6 +214,7 @@ impl AppState {
             changes: tokio_util::task::TaskTracker::new(),
             cache: Arc::default(),
             token_cache: Arc::default(),
+            kubeconfigs: crate::kubeconfigs::KubeconfigPolicy::default(),
         }))
     }
 
@@ -233,6 +235,20 @@ impl AppState {
             None => tracing::warn!("tenant limits set on a shared state are ignored"),
         }
         self
+    }
+
+    /// This state issuing kubeconfigs by `policy`. Call it right after construction.
+    pub fn with_kubeconfig_policy(mut self, policy: crate::kubeconfigs::KubeconfigPolicy) -> Self {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => inner.kubeconfigs = policy,
+            None => tracing::warn!("a kubeconfig policy set on a shared state is ignored"),
+        }
+        self
+    }
+
+    /// Where issued kubeconfigs point and how long they live.
+    pub fn kubeconfig_policy(&self) -> &crate::kubeconfigs::KubeconfigPolicy {
+        &self.0.kubeconfigs
     }
 
     /// The mutating calls being carried out. Each runs to completion (and to its audit entry)
@@ -260,6 +276,7 @@ impl AppState {
             changes,
             cache,
             token_cache,
+            kubeconfigs,
             ..
         } = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
@@ -276,6 +293,7 @@ impl AppState {
             changes: shared.changes.clone(),
             cache: shared.cache.clone(),
             token_cache: shared.token_cache.clone(),
+            kubeconfigs: shared.kubeconfigs.clone(),
         });
         change(&mut tokens, &mut bureau_lookup);
         Self(Arc::new(Inner {
@@ -293,6 +311,7 @@ impl AppState {
             changes,
             cache,
             token_cache,
+            kubeconfigs,
         }))
     }
 

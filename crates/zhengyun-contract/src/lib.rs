@@ -15,6 +15,7 @@ pub mod availability;
 pub mod bureaus;
 pub mod environments;
 pub mod evaluation;
+pub mod kubeconfigs;
 pub mod quota;
 pub mod reclaims;
 pub mod requests;
@@ -28,6 +29,7 @@ pub use bureaus::{
 };
 pub use environments::{CreateEnvironment, EnvironmentView, ServiceBody, UpdateEnvironment};
 pub use evaluation::{AnnualEvaluation, EfficiencyReport, RightSizingView};
+pub use kubeconfigs::{IssueKubeconfig, IssuedKubeconfig, KubeconfigView};
 pub use quota::QuotaBody;
 pub use reclaims::ReclaimView;
 pub use requests::{Approved, Decision, Pending, RequestView};

@@ -30,6 +30,18 @@ use serde_json::{Value, json};
 /// Label of every environment namespace: the bureau it belongs to.
 pub const BUREAU_LABEL: &str = "zhengyun.io/bureau";
 
+/// ServiceAccount the operator keeps in each environment namespace, bound to the tenant-admin
+/// role: the identity of the kubeconfigs issued to the bureau's admins.
+pub const KUBECONFIG_ADMIN_ACCOUNT: &str = "zhengyun-kubeconfig-admin";
+
+/// ServiceAccount the operator keeps in each environment namespace, bound to the tenant-viewer
+/// role: the identity of the kubeconfigs issued to the bureau's viewers.
+pub const KUBECONFIG_VIEWER_ACCOUNT: &str = "zhengyun-kubeconfig-viewer";
+
+/// Label of the Secret each issued kubeconfig's token is bound to (its value is the
+/// kubeconfig's id): deleting the Secret revokes the token.
+pub const KUBECONFIG_LABEL: &str = "zhengyun.io/kubeconfig";
+
 /// Annotation of an environment namespace naming the PriorityClass its pods may use.
 pub const PRIORITY_CLASS_ANNOTATION: &str = "zhengyun.io/priority-class";
 

@@ -534,7 +534,7 @@ async fn apply_all(
             }
         )+};
     }
-    apply_each!(policies);
+    apply_each!(policies, accounts);
     // No binding grants anyone the namespace before its quota, limits and policies are in.
     try_join_all(std::mem::take(&mut tasks)).await?;
     apply_each!(bindings, services, deployments, stateful_sets);

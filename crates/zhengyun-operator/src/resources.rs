@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -26,6 +26,12 @@ pub const MANAGED_BY: &str = "zhengyun";
 pub const TENANT_ADMIN_ROLE: &str = "zhengyun-tenant-admin";
 /// ClusterRole bound to a bureau's viewer groups in each of its namespaces.
 pub const TENANT_VIEWER_ROLE: &str = "zhengyun-tenant-viewer";
+/// ServiceAccount in each environment namespace, bound to [`TENANT_ADMIN_ROLE`]: the identity of
+/// the kubeconfigs the API issues to the bureau's admins.
+pub const KUBECONFIG_ADMIN_ACCOUNT: &str = zhengyun_model::policies::KUBECONFIG_ADMIN_ACCOUNT;
+/// ServiceAccount in each environment namespace, bound to [`TENANT_VIEWER_ROLE`]: the identity
+/// of the kubeconfigs the API issues to the bureau's viewers.
+pub const KUBECONFIG_VIEWER_ACCOUNT: &str = zhengyun_model::policies::KUBECONFIG_VIEWER_ACCOUNT;
 /// Name of the ResourceQuota in each environment namespace.
 pub const QUOTA_NAME: &str = "zhengyun-quota";
 
@@ -72,7 +78,10 @@ pub struct Materialized {
     pub limits: LimitRange,
     /// Default deny, same bureau, DNS.
     pub policies: Vec<NetworkPolicy>,
-    /// The bureau's groups bound to the tenant roles.
+    /// The identities of issued kubeconfigs ([`KUBECONFIG_ADMIN_ACCOUNT`],
+    /// [`KUBECONFIG_VIEWER_ACCOUNT`]); no token of theirs is mounted anywhere.
+    pub accounts: Vec<ServiceAccount>,
+    /// The bureau's groups, and the kubeconfig accounts, bound to the tenant roles.
     pub bindings: Vec<RoleBinding>,
     /// Catalog web workloads.
     pub deployments: Vec<Deployment>,
@@ -113,6 +122,7 @@ pub fn materialize(inputs: &Inputs<'_>) -> Result<Materialized, serde_json::Erro
         burst: builder.burst_quota()?,
         limits: builder.limit_range()?,
         policies: builder.network_policies()?,
+        accounts: builder.accounts()?,
         bindings: builder.role_bindings()?,
         ..Materialized::default()
     };
@@ -426,12 +436,26 @@ impl Builder<'_> {
             .collect()
     }
 
+    fn accounts(&self) -> Result<Vec<ServiceAccount>, serde_json::Error> {
+        [KUBECONFIG_ADMIN_ACCOUNT, KUBECONFIG_VIEWER_ACCOUNT]
+            .into_iter()
+            .map(|name| {
+                typed(json!({
+                    "apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": self.metadata(name),
+                    "automountServiceAccountToken": false,
+                }))
+            })
+            .collect()
+    }
+
     fn role_bindings(&self) -> Result<Vec<RoleBinding>, serde_json::Error> {
-        let binding = |name: &str, role: &str, groups: &[String]| {
-            let subjects: Vec<Value> = groups
+        let binding = |name: &str, role: &str, groups: &[String], account: &str| {
+            let mut subjects: Vec<Value> = groups
                 .iter()
                 .map(|g| json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g}))
                 .collect();
+            subjects.push(json!({"kind": "ServiceAccount", "name": account, "namespace": self.ns}));
             typed::<RoleBinding>(json!({
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                 "metadata": self.metadata(name),
@@ -444,11 +468,13 @@ impl Builder<'_> {
                 "zhengyun-admins",
                 TENANT_ADMIN_ROLE,
                 self.inputs.admin_groups,
+                KUBECONFIG_ADMIN_ACCOUNT,
             )?,
             binding(
                 "zhengyun-viewers",
                 TENANT_VIEWER_ROLE,
                 self.inputs.viewer_groups,
+                KUBECONFIG_VIEWER_ACCOUNT,
             )?,
         ])
     }

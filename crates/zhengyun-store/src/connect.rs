@@ -93,6 +93,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "availability",
         include_str!("../migrations/sqlite/0015_availability.sql"),
     ),
+    (
+        16,
+        "kubeconfigs",
+        include_str!("../migrations/sqlite/0016_kubeconfigs.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -169,6 +174,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "availability",
         include_str!("../migrations/postgres/0015_availability.sql"),
+    ),
+    (
+        16,
+        "kubeconfigs",
+        include_str!("../migrations/postgres/0016_kubeconfigs.sql"),
     ),
 ];
 

@@ -85,6 +85,7 @@ on_both_backends!(
     availability_minutes_are_recorded_once_from_the_checkpoint_their_writer_expects,
     a_months_measures_count_measured_minutes_of_each_presence_and_its_counted_slices,
     a_month_below_its_objective_is_credited_on_the_statement_and_in_the_amounts,
+    a_kubeconfig_is_due_for_removal_once_expired_or_revoked_and_only_until_removed,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -3269,4 +3270,132 @@ async fn a_month_below_its_objective_is_credited_on_the_statement_and_in_the_amo
         .await
         .expect("closed");
     assert_eq!(closed.service_credits, statement.service_credits);
+}
+
+async fn a_kubeconfig_is_due_for_removal_once_expired_or_revoked_and_only_until_removed(
+    db: &TestDb,
+) {
+    let store = &db.store;
+    use zhengyun_store::NewKubeconfig;
+    let issue =
+        |environment: &'static str, issued: &'static str, expires: &'static str| NewKubeconfig {
+            bureau: "wjw",
+            environment,
+            namespace: environment,
+            account: "zhengyun-kubeconfig-admin",
+            issued_to: "token 0123456789abcdef",
+            issued_at: ts(issued),
+            expires_at: ts(expires),
+        };
+    let short = store
+        .record_kubeconfig(&issue(
+            "wjw-dev",
+            "2026-11-10T08:00:00Z",
+            "2026-11-10T09:00:00Z",
+        ))
+        .await
+        .expect("short");
+    let long = store
+        .record_kubeconfig(&issue(
+            "wjw-dev",
+            "2026-11-10T08:30:00Z",
+            "2026-11-10T16:30:00Z",
+        ))
+        .await
+        .expect("long");
+    let other = store
+        .record_kubeconfig(&issue(
+            "wjw-prod",
+            "2026-11-10T08:00:00Z",
+            "2026-11-10T16:00:00Z",
+        ))
+        .await
+        .expect("other");
+    assert_eq!(short.secret, format!("zhengyun-kubeconfig-{}", short.id));
+    assert_ne!(short.id, long.id);
+    // An expiry not after the issue is refused.
+    assert!(
+        store
+            .record_kubeconfig(&issue(
+                "wjw-dev",
+                "2026-11-10T08:00:00Z",
+                "2026-11-10T08:00:00Z"
+            ))
+            .await
+            .is_err()
+    );
+    // Listed per environment, newest first.
+    let listed = store.kubeconfigs_of("wjw", "wjw-dev").await.expect("list");
+    assert_eq!(
+        listed.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        [long.id.as_str(), short.id.as_str()]
+    );
+    let ids =
+        |due: Vec<zhengyun_store::Kubeconfig>| due.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    // Before any expiry nothing is due; at its expiry the short one is.
+    assert!(
+        ids(store
+            .kubeconfigs_to_remove(ts("2026-11-10T08:59:59Z"), 10)
+            .await
+            .expect("due"))
+        .is_empty()
+    );
+    assert_eq!(
+        ids(store
+            .kubeconfigs_to_remove(ts("2026-11-10T09:00:00Z"), 10)
+            .await
+            .expect("due")),
+        [short.id.as_str()]
+    );
+    // A revoked one is due at once; revoking twice keeps the first time.
+    let revoked = store
+        .revoke_kubeconfig("wjw", "wjw-prod", &other.id, ts("2026-11-10T09:10:00Z"))
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.revoked_at, Some(ts("2026-11-10T09:10:00Z")));
+    let again = store
+        .revoke_kubeconfig("wjw", "wjw-prod", &other.id, ts("2026-11-10T09:20:00Z"))
+        .await
+        .expect("revoke again");
+    assert_eq!(again.revoked_at, Some(ts("2026-11-10T09:10:00Z")));
+    // Another environment's id is not found through this one.
+    assert!(
+        store
+            .revoke_kubeconfig("wjw", "wjw-dev", &other.id, ts("2026-11-10T09:20:00Z"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        ids(store
+            .kubeconfigs_to_remove(ts("2026-11-10T09:30:00Z"), 10)
+            .await
+            .expect("due")),
+        [short.id.as_str(), other.id.as_str()]
+    );
+    // The limit takes the longest overdue first.
+    assert_eq!(
+        ids(store
+            .kubeconfigs_to_remove(ts("2026-11-10T09:30:00Z"), 1)
+            .await
+            .expect("due")),
+        [short.id.as_str()]
+    );
+    // Once removed, never due again.
+    store
+        .kubeconfig_removed(&short.id, ts("2026-11-10T09:31:00Z"))
+        .await
+        .expect("removed");
+    store
+        .kubeconfig_removed(&other.id, ts("2026-11-10T09:31:00Z"))
+        .await
+        .expect("removed");
+    assert_eq!(
+        ids(store
+            .kubeconfigs_to_remove(ts("2026-11-11T00:00:00Z"), 10)
+            .await
+            .expect("due")),
+        [long.id.as_str()]
+    );
+    let listed = store.kubeconfigs_of("wjw", "wjw-dev").await.expect("list");
+    assert_eq!(listed[1].removed_at, Some(ts("2026-11-10T09:31:00Z")));
 }

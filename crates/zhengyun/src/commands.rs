@@ -7,8 +7,9 @@ use http::Method;
 use serde_json::{Value, json};
 use zhengyun_contract::{
     AuditView, AvailabilityView, BureauView, CreateEnvironment, CreateToken, Decision,
-    EnvironmentView, IssuedToken, Pending, QuotaBody, QuotaIncrease, ReclaimView, RequestView,
-    RightSizingView, SliceView, TokenView, UpdateEnvironment, Verification, WhoAmI,
+    EnvironmentView, IssueKubeconfig, IssuedKubeconfig, IssuedToken, KubeconfigView, Pending,
+    QuotaBody, QuotaIncrease, ReclaimView, RequestView, RightSizingView, SliceView, TokenView,
+    UpdateEnvironment, Verification, WhoAmI,
     evaluation::{
         AnnualEvaluation, BureauEfficiencyView, BureauEvaluation, EfficiencyReport,
         ResourceEfficiencyView, ResourceRecommendation,
@@ -156,6 +157,29 @@ pub enum EnvCommand {
         /// `YYYY-MM`.
         #[arg(long)]
         month: Option<String>,
+    },
+    /// Print a kubeconfig for the environment's namespace (tenant-admin for a bureau admin,
+    /// tenant-viewer for a viewer) that works for `--ttl`: `zhengyun env kubeconfig wjw-dev
+    /// --ttl 2h > wjw-dev.kubeconfig`.
+    Kubeconfig {
+        /// Environment name.
+        name: String,
+        /// How long it works: `30m`, `2h`, `8h` (8 hours by default, 24 at most, never past
+        /// your own token).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// List the kubeconfigs issued for an environment (never their tokens).
+    Kubeconfigs {
+        /// Environment name.
+        name: String,
+    },
+    /// Revoke a kubeconfig issued for an environment: it stops working within seconds.
+    RevokeKubeconfig {
+        /// Environment name.
+        name: String,
+        /// The kubeconfig's id (`zhengyun env kubeconfigs NAME`).
+        id: String,
     },
     /// Show the quota an environment's last 30 days of consumption call for, and what it would
     /// save a month; `--apply` resizes the environment to it.
@@ -617,6 +641,50 @@ async fn env(
                 ("DETAIL", |s| Some(s.detail.clone())),
             ];
             table(&view.slices, &columns);
+        }
+        EnvCommand::Kubeconfig { name, ttl } => {
+            let path = format!("{base}/{}/kubeconfig", segment(&name));
+            let answer = api
+                .send_json(Method::POST, &path, &IssueKubeconfig { ttl })
+                .await?;
+            if matches!(out, Output::Json) {
+                println!("{}", pretty(&answer.body));
+                return Ok(());
+            }
+            let issued: IssuedKubeconfig = answer.decode()?;
+            // The file on standard output, what it is on standard error: redirecting the first
+            // to a file gives a kubeconfig and nothing else.
+            print!("{}", issued.kubeconfig);
+            eprintln!(
+                "kubeconfig {} for namespace {} ({} access), valid until {}",
+                terminal::line(&issued.id),
+                terminal::line(&issued.namespace),
+                terminal::line(&issued.access),
+                terminal::line(&issued.expires_at)
+            );
+        }
+        EnvCommand::Kubeconfigs { name } => {
+            let path = format!("{base}/{}/kubeconfigs", segment(&name));
+            let answer = api.get(&path).await?;
+            let issued: Vec<KubeconfigView> = answer.decode()?;
+            let columns: [Column<KubeconfigView>; 6] = [
+                ("ID", |k| Some(k.id.clone())),
+                ("ACCESS", |k| Some(k.access.clone())),
+                ("STATE", |k| Some(k.state.clone())),
+                ("ISSUED TO", |k| Some(k.issued_to.clone())),
+                ("ISSUED", |k| Some(k.issued_at.clone())),
+                ("EXPIRES", |k| Some(k.expires_at.clone())),
+            ];
+            show(out, &answer.body, &issued, &columns);
+        }
+        EnvCommand::RevokeKubeconfig { name, id } => {
+            let path = format!("{base}/{}/kubeconfigs/{}", segment(&name), segment(&id));
+            let answer = api.delete(&path).await?;
+            say(
+                out,
+                &answer.body,
+                &format!("kubeconfig {id} of {name} revoked; it stops working within seconds"),
+            );
         }
         EnvCommand::Rightsize { name, apply } => {
             let path = format!("{base}/{}/rightsizing", segment(&name));

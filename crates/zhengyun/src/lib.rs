@@ -129,9 +129,7 @@ impl Cli {
                 init_logging(self.log_format);
                 runtime()?.block_on(async {
                     let store = zhengyun_store::Store::connect(&database.database_url).await?;
-                    let state = api_state(store, &zone.time_zone, clock.clock())
-                        .await?
-                        .with_limits(api.limits);
+                    let state = api_state(store, &api, &zone.time_zone, clock.clock()).await?;
                     zhengyun_api::serve(&api, state, shutdown_signal(process.stop_on_stdin_eof))
                         .await?;
                     Ok(())
@@ -148,11 +146,11 @@ impl Cli {
                         zhengyun_store::Store::connect(&operator.database.database_url).await?;
                     let state = api_state(
                         store.clone(),
+                        &api,
                         &operator.metering.zone.time_zone,
                         operator.metering.clock.clock(),
                     )
-                    .await?
-                    .with_limits(api.limits);
+                    .await?;
                     let client = kube::Client::try_default().await?;
                     let (stop, _) = tokio::sync::watch::channel(false);
                     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -189,9 +187,11 @@ impl Cli {
 }
 
 /// Connects the store and a cluster client with timeouts that suit an API: a request that
-/// cannot reach the cluster fails in seconds with a 503 rather than hanging.
+/// cannot reach the cluster fails in seconds with a 503 rather than hanging. The tenant limits
+/// and the kubeconfig policy come from `api`.
 async fn api_state(
     store: zhengyun_store::Store,
+    api: &zhengyun_api::ApiConfig,
     time_zone: &str,
     clock: zhengyun_metering::Clock,
 ) -> anyhow::Result<zhengyun_api::AppState> {
@@ -204,10 +204,16 @@ async fn api_state(
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(15));
     config.write_timeout = Some(std::time::Duration::from_secs(15));
+    let kubeconfigs = api
+        .kubeconfigs
+        .policy(&config)
+        .map_err(|e| anyhow::anyhow!("invalid kubeconfig settings: {e}"))?;
     let client = kube::Client::try_from(config)?;
-    Ok(zhengyun_api::AppState::with_time(
-        store, client, calendar, clock,
-    ))
+    Ok(
+        zhengyun_api::AppState::with_time(store, client, calendar, clock)
+            .with_limits(api.limits)
+            .with_kubeconfig_policy(kubeconfigs),
+    )
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

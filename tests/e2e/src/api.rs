@@ -77,6 +77,7 @@ impl Api {
         let admin = format!("e2e-platform-admin-{}", crate::unique_name("token"));
         store.bootstrap_admin(&admin).await?;
         let client = crate::client().await?;
+        let cluster = kube::Config::infer().await?;
         // Every call here comes from one (absent) address, and the authorization matrix makes
         // many failed ones on purpose; the limit itself is the handler tests' concern.
         let state = AppState::with_time(
@@ -89,8 +90,14 @@ impl Api {
             max_failures: u32::MAX,
             ..AuthLimit::default()
         }))
-        .with_limits(limits);
+        .with_limits(limits)
+        .with_kubeconfig_policy(zhengyun_api::kubeconfigs::KubeconfigPolicy::for_cluster(
+            &cluster,
+        ));
         state.start_cache();
+        tokio::spawn(zhengyun_api::kubeconfigs::remove_due_kubeconfigs(
+            state.clone(),
+        ));
         Ok(Self {
             app: app(state.clone()),
             state,

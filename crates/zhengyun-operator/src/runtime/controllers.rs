@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use futures::channel::mpsc;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -201,6 +201,7 @@ fn environment_controller(
     ctrl = watch_children::<LimitRange>(ctrl, client, &versions, |_, _| {});
     ctrl = watch_children::<NetworkPolicy>(ctrl, client, &versions, |_, _| {});
     ctrl = watch_children::<RoleBinding>(ctrl, client, &versions, |_, _| {});
+    ctrl = watch_children::<ServiceAccount>(ctrl, client, &versions, |_, _| {});
     ctrl = watch_children::<Service>(ctrl, client, &versions, |_, _| {});
     ctrl = watch_children::<Deployment>(ctrl, client, &versions, |_, _| {});
     ctrl = watch_children::<StatefulSet>(ctrl, client, &versions, |_, _| {});
