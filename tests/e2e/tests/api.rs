@@ -985,6 +985,30 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
             &[],
             [401, 401, 200, 403, 403, 403, 200, 403],
         ),
+        // Kubeconfigs: only the bureau's own staff are issued one (an over-long ttl is refused
+        // before the environment is looked at); the list is theirs, platform admins' and
+        // auditors'; a bureau admin or a platform admin revokes.
+        (
+            Method::POST,
+            format!("/api/v1/bureaus/{b}/environments/{env}/kubeconfig"),
+            Some(json!({"ttl": "25h"})),
+            &[],
+            [401, 401, 403, 422, 403, 422, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/bureaus/{b}/environments/{env}/kubeconfigs"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 403, 200],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/bureaus/{b}/environments/{env}/kubeconfigs/0000000000000000"),
+            None,
+            &[],
+            [401, 401, 404, 404, 403, 403, 403, 403],
+        ),
     ];
     let mut mismatches = Vec::new();
     for (method, path, body, headers, expected) in &table {
