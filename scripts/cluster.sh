@@ -8,6 +8,36 @@ DIR=${DEVCLUSTER_DIR:-.devcluster}
 BIN=tests/devcluster/bin/devcluster
 LOG="$DIR/devcluster.log"
 
+IDP_DIR=${IDP_DIR:-.devcluster/idp}
+
+# The API server's structured authentication for the development identity provider
+# (scripts/idp.sh), when it has started: its tokens (audience zhengyun) sign in as
+# oidc:<subject>, and its groups zhengyun:<bureau>:bureau-admin and …:bureau-viewer become the
+# groups the bureaus' adminGroups and viewerGroups name by convention, <bureau>-admins and
+# <bureau>-viewers. Prints the flag to pass, or nothing.
+authentication_config() {
+  [ -s "$IDP_DIR/issuer" ] && [ -s "$IDP_DIR/ca.crt" ] || return 0
+  local file="$DIR/authentication.yaml"
+  {
+    echo "apiVersion: apiserver.config.k8s.io/v1"
+    echo "kind: AuthenticationConfiguration"
+    echo "jwt:"
+    echo "  - issuer:"
+    echo "      url: $(cat "$IDP_DIR/issuer")"
+    echo "      audiences: [zhengyun]"
+    echo "      certificateAuthority: |"
+    sed 's/^/        /' "$IDP_DIR/ca.crt"
+    echo "    claimMappings:"
+    echo "      username: {claim: sub, prefix: 'oidc:'}"
+    echo "      groups:"
+    echo "        expression: >-"
+    echo "          claims.?groups.orValue([]).filter(g, g.matches('^zhengyun:[a-z0-9-]+:bureau-(admin|viewer)\$'))"
+    echo "          .map(g, g.split(':')[1] + (g.endsWith(':bureau-admin') ? '-admins' : '-viewers'))"
+  } > "$file.tmp"
+  mv "$file.tmp" "$file"
+  echo "--authentication-config=$file"
+}
+
 running_pid() {
   [ -f "$DIR/pid" ] || return 1
   local pid
@@ -27,7 +57,10 @@ up() {
   # Emptied here, not only by the redirection below: that happens in the background, and until
   # it does the previous run's "ready" would end the wait at once.
   : >"$LOG"
-  setsid "$BIN" --dir "$DIR" --nodes "${DEVCLUSTER_NODES:-3}" ${DEVCLUSTER_ARGS:-} >"$LOG" 2>&1 < /dev/null &
+  local authentication
+  authentication=$(authentication_config)
+  # shellcheck disable=SC2086
+  setsid "$BIN" --dir "$DIR" --nodes "${DEVCLUSTER_NODES:-3}" ${DEVCLUSTER_ARGS:-} $authentication >"$LOG" 2>&1 < /dev/null &
   local pid=$!
   while ! grep -qx ready "$LOG" 2>/dev/null; do
     if ! kill -0 "$pid" 2>/dev/null; then

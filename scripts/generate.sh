@@ -37,6 +37,7 @@ subcommands=(
   "" api operator dev
   env "env list" "env show" "env request" "env resize" "env delete" "env rightsize" "env availability"
   "env kubeconfig" "env kubeconfigs" "env revoke-kubeconfig"
+  login logout credential
   quota request-quota statement reclaims efficiency evaluation
   requests "requests list" "requests approve" "requests reject"
   whoami

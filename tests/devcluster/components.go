@@ -43,7 +43,7 @@ func parseNamed(name string, sets cliflag.NamedFlagSets, args []string) error {
 
 // runAPIServer serves the Kubernetes API on listener until ctx ends. It returns once the server
 // has stopped (or failed to start).
-func runAPIServer(ctx context.Context, p pki, etcd string, listener net.Listener) error {
+func runAPIServer(ctx context.Context, p pki, etcd string, listener net.Listener, authnConf string) error {
 	s := apiserveroptions.NewServerRunOptions()
 	args := []string{
 		"--etcd-servers=" + etcd,
@@ -63,6 +63,9 @@ func runAPIServer(ctx context.Context, p pki, etcd string, listener net.Listener
 		// The API server's only address is loopback, which the "kubernetes" Service's
 		// Endpoints may not carry; nothing inside the cluster needs to reach it.
 		"--endpoint-reconciler-type=none",
+	}
+	if authnConf != "" {
+		args = append(args, "--authentication-config="+authnConf)
 	}
 	if err := parseNamed("kube-apiserver", s.Flags(), args); err != nil {
 		return err

@@ -34,6 +34,7 @@ type options struct {
 	nodePods   int
 	fresh      bool
 	verbose    bool
+	authnConf  string
 }
 
 func parseOptions(args []string) (options, nodeShape, error) {
@@ -47,6 +48,7 @@ func parseOptions(args []string) (options, nodeShape, error) {
 	fs.IntVar(&o.nodePods, "node-pods", 110, "maximum pods on each simulated node")
 	fs.BoolVar(&o.fresh, "fresh", false, "delete the etcd data of earlier runs before starting")
 	fs.BoolVar(&o.verbose, "verbose", false, "show the control plane's own logs")
+	fs.StringVar(&o.authnConf, "authentication-config", "", "structured authentication configuration of the API server (an identity provider's JWTs); reloaded when the file changes")
 	if err := fs.Parse(args); err != nil {
 		return o, nodeShape{}, err
 	}
@@ -71,6 +73,11 @@ func parseOptions(args []string) (options, nodeShape, error) {
 	}
 	if o.dir, err = filepath.Abs(o.dir); err != nil {
 		return o, shape, err
+	}
+	if o.authnConf != "" {
+		if o.authnConf, err = filepath.Abs(o.authnConf); err != nil {
+			return o, shape, err
+		}
 	}
 	return o, shape, nil
 }
@@ -139,7 +146,9 @@ func run(o options, shape nodeShape) error {
 	defer etcd.Close()
 
 	failed := make(chan error, 4)
-	go func() { failed <- named("kube-apiserver", runAPIServer(ctx, st.pki(), etcdURL(p), listener)) }()
+	go func() {
+		failed <- named("kube-apiserver", runAPIServer(ctx, st.pki(), etcdURL(p), listener, o.authnConf))
+	}()
 	client, err := waitForAPI(ctx, st.kubeconfig(), failed)
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ pub mod availability;
 pub mod bureaus;
 pub mod cache;
 pub mod context;
+pub mod downloads;
 pub mod environments;
 pub mod evaluation;
 pub mod extract;
@@ -30,15 +31,18 @@ pub mod kubeconfigs;
 pub mod limit;
 pub mod metrics;
 pub mod middleware;
+pub mod oidc;
 pub mod page;
 pub mod problem;
 pub mod reclaims;
 pub mod reply;
 pub mod requests;
 pub mod retry;
+pub mod sign_in;
 pub mod state;
 pub mod statement_csv;
 pub mod statements;
+pub mod tls;
 pub mod token_cache;
 pub mod tokens;
 pub mod views;
@@ -106,6 +110,28 @@ pub struct ApiConfig {
     pub limits: state::TenantLimits,
     #[command(flatten)]
     pub kubeconfigs: kubeconfigs::KubeconfigArgs,
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
+    /// A YAML file naming the identity providers whose OpenID Connect tokens the API accepts
+    /// next to its own tokens, and how their claims name a role and a bureau (see
+    /// docs/operators.md, "Sign-in with the district's identity provider").
+    #[arg(long, env = "ZHENGYUN_OIDC_CONFIG")]
+    pub oidc_config: Option<std::path::PathBuf>,
+    /// A directory of further command-line builds to offer at `/downloads` (files named
+    /// `zhengyun-<os>-<arch>[.exe]`), besides the running binary itself.
+    #[arg(long, env = "ZHENGYUN_DOWNLOADS_DIR")]
+    pub downloads_dir: Option<std::path::PathBuf>,
+}
+
+impl ApiConfig {
+    /// The identity providers of `--oidc-config`, if any; or why the file does not do.
+    pub fn oidc(&self) -> Result<Option<oidc::Oidc>, String> {
+        let Some(path) = &self.oidc_config else {
+            return Ok(None);
+        };
+        let config = oidc::config::OidcConfig::load(path)?;
+        oidc::Oidc::new(&config).map(Some)
+    }
 }
 
 impl ApiConfig {
@@ -260,7 +286,12 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(evaluation::router())
         .merge(availability::router())
         .merge(kubeconfigs::router());
-    (authenticated, health::router())
+    (
+        authenticated,
+        health::router()
+            .merge(sign_in::router())
+            .merge(downloads::router()),
+    )
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers.
@@ -402,6 +433,16 @@ pub async fn serve(
         .token_policy()
         .map_err(|e| ServeError::new("invalid token lifetimes".into(), std::io::Error::other(e)))?;
     let state = state.with_token_policy(policy);
+    let tls = config.tls.load().map_err(|e| {
+        ServeError::new("unusable TLS certificate".into(), std::io::Error::other(e))
+    })?;
+    let acceptor = tls
+        .as_ref()
+        .map(tls::Reloading::acceptor)
+        .transpose()
+        .map_err(|e| {
+            ServeError::new("unusable TLS certificate".into(), std::io::Error::other(e))
+        })?;
     bootstrap(config.bootstrap_token.as_deref(), state.store(), policy).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -409,7 +450,8 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::new("unable to read the listening address".into(), e))?;
-    tracing::info!(addr = %local, "API listening");
+    tracing::info!(addr = %local, tls = acceptor.is_some(), "API listening");
+    let reloader = tls.map(|tls| tokio::spawn(tls.watch()));
     let state = state.with_auth_limiter(limit::FailedAuthLimiter::new(config.auth_limit.limit()));
     state.start_cache();
     let publisher = tokio::spawn(publish_audit_heads(
@@ -421,7 +463,10 @@ pub async fn serve(
         STALE_INTENT_SWEEP,
     ));
     let kubeconfig_sweeper = tokio::spawn(kubeconfigs::remove_due_kubeconfigs(state.clone()));
-    let served = serve_on(listener, &config.connections, state, shutdown).await;
+    let served = serve_tls_on(listener, &config.connections, state, shutdown, acceptor).await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     publisher.abort();
     sweeper.abort();
     kubeconfig_sweeper.abort();
@@ -490,6 +535,18 @@ pub async fn serve_on(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_tls_on(listener, limits, state, shutdown, None).await
+}
+
+/// [`serve_on`], over TLS with `tls` when given: the handshake must complete within the
+/// header read timeout, like the request head after it.
+pub async fn serve_tls_on(
+    listener: tokio::net::TcpListener,
+    limits: &ConnectionLimits,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), ServeError> {
     use hyper_util::{
         rt::{TokioIo, TokioTimer},
         server::graceful::GracefulShutdown,
@@ -532,11 +589,30 @@ pub async fn serve_on(
                 request
             },
         );
-        let connection = graceful
-            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        let service = TowerToHyperService::new(service);
+        let Some(acceptor) = tls.clone() else {
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%peer, %error, "connection closed with an error");
+                }
+                drop(permit);
+            });
+            continue;
+        };
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection closed with an error");
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    if let Err(error) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, %error, "connection closed with an error");
+                    }
+                }
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
             drop(permit);
         });

@@ -294,10 +294,20 @@ async fn caller(state: &AppState, authorization: Option<HeaderValue>) -> Result<
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= 512)
+        .filter(|s| !s.is_empty() && s.len() <= crate::oidc::MAX_TOKEN_LEN)
         .ok_or_else(|| {
             Problem::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
+    if let Some(oidc) = state.oidc()
+        && crate::oidc::looks_like_jwt(secret)
+    {
+        return signed_in(state, oidc, secret).await;
+    }
+    if secret.len() > 512 {
+        return Err(Problem::unauthorized(
+            "the token is unknown, revoked or expired",
+        ));
+    }
     let digest = zhengyun_store::secret_digest(secret);
     let cached =
         state
@@ -344,6 +354,58 @@ async fn caller(state: &AppState, authorization: Option<HeaderValue>) -> Result<
             Some(_) => {}
         }
     }
+    Ok(Caller(principal))
+}
+
+/// The caller an identity provider's token names: verified, mapped to a role, and for a bureau
+/// role checked against the bureau's existence (403 when it does not exist: the identity is
+/// valid, it just has nothing here). Verified callers are remembered like tokens, never past the
+/// token's expiry.
+async fn signed_in(
+    state: &AppState,
+    oidc: &crate::oidc::Oidc,
+    token: &str,
+) -> Result<Caller, Problem> {
+    use crate::oidc::Refusal;
+    let digest = zhengyun_store::secret_digest(token);
+    let now = std::time::Instant::now();
+    if let Some(principal) = state
+        .token_cache()
+        .get(&digest, now, jiff::Timestamp::now())
+    {
+        return Ok(Caller(principal));
+    }
+    let verified = oidc.verify(token).await.map_err(|refusal| match refusal {
+        Refusal::Unauthenticated(m) => Problem::unauthorized(m),
+        Refusal::Forbidden(m) => Problem::forbidden(m),
+        Refusal::Unavailable(m) => Problem::unavailable(m),
+    })?;
+    let mapped = verified.mapped;
+    let mut bureau_uid = None;
+    if let Some(bureau) = mapped.bureau.as_deref() {
+        if zhengyun_model::names::check_bureau_code(bureau).is_err() {
+            return Err(Problem::forbidden(format!(
+                "your identity names the bureau {bureau:?}, which is no bureau code"
+            )));
+        }
+        match state.bureau_uid(bureau, None).await? {
+            Some(uid) => bureau_uid = Some(uid),
+            None => {
+                return Err(Problem::forbidden(format!(
+                    "your identity names the bureau {bureau:?}, which does not exist here"
+                )));
+            }
+        }
+    }
+    let principal = zhengyun_store::Principal {
+        token: zhengyun_store::TokenId::signed_in(&mapped.subject, &verified.issuer_host),
+        role: mapped.role,
+        bureau: mapped.bureau,
+        bureau_uid,
+        description: mapped.name,
+        expires_at: verified.expires_at,
+    };
+    state.token_cache().put(digest, principal.clone(), now);
     Ok(Caller(principal))
 }
 

@@ -100,6 +100,8 @@ struct Inner {
     cache: Arc<std::sync::OnceLock<ClusterCache>>,
     token_cache: Arc<crate::token_cache::TokenCache>,
     kubeconfigs: crate::kubeconfigs::KubeconfigPolicy,
+    oidc: Option<crate::oidc::Oidc>,
+    downloads: Arc<crate::downloads::Downloads>,
 }
 
 /// How much of the platform's bookkeeping one bureau may take, so that no bureau exhausts it
@@ -215,6 +217,8 @@ impl AppState {
             cache: Arc::default(),
             token_cache: Arc::default(),
             kubeconfigs: crate::kubeconfigs::KubeconfigPolicy::default(),
+            oidc: None,
+            downloads: crate::downloads::Downloads::new(None),
         }))
     }
 
@@ -244,6 +248,36 @@ impl AppState {
             None => tracing::warn!("a kubeconfig policy set on a shared state is ignored"),
         }
         self
+    }
+
+    /// This state accepting the tokens of `oidc`'s identity providers too. Call it right after
+    /// construction.
+    pub fn with_oidc(mut self, oidc: Option<crate::oidc::Oidc>) -> Self {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => inner.oidc = oidc,
+            None => tracing::warn!("identity providers set on a shared state are ignored"),
+        }
+        self
+    }
+
+    /// This state offering the command-line builds of `dir` besides the running binary. Call it
+    /// right after construction.
+    pub fn with_downloads_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => inner.downloads = crate::downloads::Downloads::new(dir),
+            None => tracing::warn!("a downloads directory set on a shared state is ignored"),
+        }
+        self
+    }
+
+    /// The command-line builds offered for download.
+    pub fn downloads(&self) -> &crate::downloads::Downloads {
+        &self.0.downloads
+    }
+
+    /// The identity providers whose tokens are accepted, if any.
+    pub fn oidc(&self) -> Option<&crate::oidc::Oidc> {
+        self.0.oidc.as_ref()
     }
 
     /// Where issued kubeconfigs point and how long they live.
@@ -277,6 +311,8 @@ impl AppState {
             cache,
             token_cache,
             kubeconfigs,
+            oidc,
+            downloads,
             ..
         } = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
@@ -294,6 +330,8 @@ impl AppState {
             cache: shared.cache.clone(),
             token_cache: shared.token_cache.clone(),
             kubeconfigs: shared.kubeconfigs.clone(),
+            oidc: shared.oidc.clone(),
+            downloads: shared.downloads.clone(),
         });
         change(&mut tokens, &mut bureau_lookup);
         Self(Arc::new(Inner {
@@ -312,6 +350,8 @@ impl AppState {
             cache,
             token_cache,
             kubeconfigs,
+            oidc,
+            downloads,
         }))
     }
 

@@ -34,7 +34,7 @@ pub use quota::QuotaBody;
 pub use reclaims::ReclaimView;
 pub use requests::{Approved, Decision, Pending, RequestView};
 pub use statements::{StatementView, Usage};
-pub use tokens::{CreateToken, IssuedToken, TokenView, WhoAmI};
+pub use tokens::{CreateToken, IssuedToken, SignInProvider, TokenView, WhoAmI};
 
 /// The header naming the `after` of the next page of a list (`GET /api/v1/audit`,
 /// `/api/v1/tokens`, `/api/v1/requests`, the bureaus and environments).

@@ -79,3 +79,16 @@ pub struct WhoAmI {
     /// RFC 3339: when the token expires.
     pub expires_at: String,
 }
+
+/// An identity provider callers may sign in with (`zhengyun login`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInProvider {
+    /// The issuer URL: its discovery document is `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The client id to sign in as.
+    pub client_id: String,
+    /// What to call it (统一身份认证).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}

@@ -124,6 +124,17 @@ impl TokenId {
         Self(BOOTSTRAP_ID.to_owned())
     }
 
+    /// The name of a person signed in through an identity provider rather than with a token:
+    /// `<subject>@<issuer host>`. Never parsed from text: no stored token has such an id.
+    pub fn signed_in(subject: &str, issuer_host: &str) -> Self {
+        Self(format!("{subject}@{issuer_host}"))
+    }
+
+    /// Whether this names a person signed in through an identity provider.
+    pub fn is_signed_in(&self) -> bool {
+        self.0.contains('@')
+    }
+
     fn is_generated(text: &str) -> bool {
         text.len() == ID_BYTES * 2
             && text
@@ -204,13 +215,19 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The principal as an auditor reads it: `token 3f2a… (bureau-admin wjw: "卫健委 CI")`.
+    /// The principal as an auditor reads it: `token 3f2a… (bureau-admin wjw: "卫健委 CI")`, or
+    /// for a person signed in, `user zhangwei@sso.haidian.gov.cn (bureau-admin wjw: "张伟")`.
     pub fn label(&self) -> String {
         let scope = match &self.bureau {
             Some(bureau) => format!("{} {bureau}", self.role),
             None => self.role.to_string(),
         };
-        format!("token {} ({scope}: {:?})", self.token, self.description)
+        let kind = if self.token.is_signed_in() {
+            "user"
+        } else {
+            "token"
+        };
+        format!("{kind} {} ({scope}: {:?})", self.token, self.description)
     }
 }
 

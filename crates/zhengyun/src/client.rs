@@ -1,5 +1,6 @@
-//! A small HTTP client for the API, for the CLI: JSON in and out, bearer token, TLS with the
-//! system's roots, and problem+json answers turned into readable errors.
+//! A small HTTP client for the API, for the CLI: JSON in and out, bearer token (given, or the
+//! signed-in session's), TLS with the system's roots and any `--ca-file`, the usual proxy
+//! variables, and problem+json answers turned into readable errors.
 
 use std::time::Duration;
 
@@ -7,15 +8,11 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::terminal;
+use crate::{http::HttpsClient, terminal};
 
 /// Where the API is and who is calling.
 #[derive(Clone, Debug, clap::Args)]
@@ -28,9 +25,26 @@ pub struct Connection {
         global = true
     )]
     pub api_url: String,
-    /// Bearer token (a bureau admin's for everyday work).
+    /// Bearer token (a bureau admin's for everyday work); without one, the session of
+    /// `zhengyun login`.
     #[arg(long, env = "ZHENGYUN_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM file of certificates to trust besides the system's, for the API and the identity
+    /// provider (a private CA). Repeat the flag, or separate files with commas.
+    #[arg(long, env = "ZHENGYUN_CA_FILE", global = true, value_delimiter = ',')]
+    pub ca_file: Vec<std::path::PathBuf>,
+}
+
+impl Connection {
+    /// The base URL without a trailing slash.
+    pub fn base(&self) -> String {
+        self.api_url.trim_end_matches('/').to_owned()
+    }
+
+    /// An HTTPS client for this connection's roots and proxies.
+    pub fn http(&self) -> anyhow::Result<HttpsClient<Full<Bytes>>> {
+        crate::http::client(&self.ca_file)
+    }
 }
 
 /// A connected API client.
@@ -38,7 +52,7 @@ pub struct Connection {
 pub struct ApiClient {
     base: String,
     token: String,
-    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: HttpsClient<Full<Bytes>>,
 }
 
 /// An answer that is not an error.
@@ -74,23 +88,23 @@ pub fn decode<T: DeserializeOwned>(body: &Value) -> anyhow::Result<T> {
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ApiClient {
-    /// A client for `connection`; fails if no token is given.
-    pub fn new(connection: &Connection) -> anyhow::Result<Self> {
-        let Some(token) = connection.token.clone() else {
-            bail!("no token: pass --token or set ZHENGYUN_TOKEN");
+    /// A client for `connection`, with its token or the signed-in session's; fails without
+    /// either.
+    pub async fn connect(connection: &Connection) -> anyhow::Result<Self> {
+        let http = connection.http()?;
+        let base = connection.base();
+        let token = match connection.token.clone() {
+            Some(token) => token,
+            None => crate::login::session_token(&http, &base)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "no token: run `zhengyun login`, or pass --token or set ZHENGYUN_TOKEN \
+                     (no signed-in session for {base})"
+                    )
+                })?,
         };
-        let provider = rustls::crypto::ring::default_provider();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-            .context("unable to load the system's TLS roots")?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Self {
-            base: connection.api_url.trim_end_matches('/').to_owned(),
-            token,
-            http: Client::builder(TokioExecutor::new()).build(https),
-        })
+        Ok(Self { base, token, http })
     }
 
     /// `GET path`.

@@ -318,6 +318,22 @@ pub enum ApiCommand {
     Requests(RequestCommand),
     /// Show who the token belongs to.
     Whoami,
+    /// Sign in with the district's identity provider: prints an address to open in a browser
+    /// (or, with `--device`, a code to enter on any device) and keeps the session for the
+    /// commands that follow, for this API.
+    Login {
+        /// The identity provider's issuer URL, when the API accepts more than one.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Sign in with a code entered on another device, for machines without a browser.
+        #[arg(long)]
+        device: bool,
+    },
+    /// Forget the signed-in session.
+    Logout,
+    /// Print the signed-in session's token as a kubectl credential (an `ExecCredential`), for
+    /// a kubeconfig's `exec` user: `kubectl` then uses the same sign-in.
+    Credential,
     /// Issue, list and revoke API tokens (platform admin).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -350,9 +366,26 @@ pub enum AuditCommand {
 impl ApiCommand {
     /// Runs the command and prints its answer.
     pub async fn run(self, common: Common) -> anyhow::Result<()> {
-        let api = ApiClient::new(&common.connection)?;
         let out = common.output;
         match self {
+            ApiCommand::Login { issuer, device } => {
+                return sign_in(&common.connection, issuer.as_deref(), device, out).await;
+            }
+            ApiCommand::Logout => {
+                let had = crate::login::forget_session()?;
+                say(
+                    out,
+                    &json!({"signedOut": had}),
+                    if had { "signed out" } else { "not signed in" },
+                );
+                return Ok(());
+            }
+            ApiCommand::Credential => return credential(&common.connection).await,
+            _ => {}
+        }
+        let api = ApiClient::connect(&common.connection).await?;
+        match self {
+            ApiCommand::Login { .. } | ApiCommand::Logout | ApiCommand::Credential => Ok(()),
             ApiCommand::Whoami => {
                 let answer = api.get("/api/v1/whoami").await?;
                 let me: WhoAmI = answer.decode()?;
@@ -718,6 +751,70 @@ async fn env(
             );
         }
     }
+    Ok(())
+}
+
+/// `zhengyun login`: signs in and says as whom.
+async fn sign_in(
+    connection: &Connection,
+    issuer: Option<&str>,
+    device: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    let http = connection.http()?;
+    let flow = if device {
+        crate::login::Flow::Device
+    } else {
+        crate::login::Flow::Browser
+    };
+    let session = crate::login::login(&http, &connection.base(), issuer, flow).await?;
+    let signed_in = Connection {
+        token: Some(session.id_token.clone()),
+        ..connection.clone()
+    };
+    let me: WhoAmI = ApiClient::connect(&signed_in)
+        .await?
+        .get("/api/v1/whoami")
+        .await?
+        .decode()?;
+    let scope = me
+        .bureau
+        .as_deref()
+        .map(|b| format!(" of {b}"))
+        .unwrap_or_default();
+    say(
+        out,
+        &serde_json::to_value(&me)?,
+        &format!(
+            "signed in as {} ({}{scope}) until {}",
+            terminal::line(&me.token),
+            terminal::line(&me.role),
+            terminal::line(&me.expires_at)
+        ),
+    );
+    Ok(())
+}
+
+/// `zhengyun credential`: the session's token as a `client.authentication.k8s.io/v1`
+/// ExecCredential.
+async fn credential(connection: &Connection) -> anyhow::Result<()> {
+    let http = connection.http()?;
+    let base = connection.base();
+    let token = crate::login::session_token(&http, &base)
+        .await?
+        .with_context(|| format!("not signed in to {base}: run `zhengyun login`"))?;
+    let session = crate::login::load_session()?.context("not signed in: run `zhengyun login`")?;
+    let expires = jiff::Timestamp::from_second(session.expires_at)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    println!(
+        "{}",
+        json!({
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"token": token, "expirationTimestamp": expires},
+        })
+    );
     Ok(())
 }
 

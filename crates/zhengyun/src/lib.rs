@@ -3,6 +3,8 @@
 
 mod client;
 mod commands;
+mod http;
+mod login;
 mod terminal;
 
 use std::process::ExitCode;
@@ -208,11 +210,16 @@ async fn api_state(
         .kubeconfigs
         .policy(&config)
         .map_err(|e| anyhow::anyhow!("invalid kubeconfig settings: {e}"))?;
+    let oidc = api
+        .oidc()
+        .map_err(|e| anyhow::anyhow!("invalid sign-in settings: {e}"))?;
     let client = kube::Client::try_from(config)?;
     Ok(
         zhengyun_api::AppState::with_time(store, client, calendar, clock)
             .with_limits(api.limits)
-            .with_kubeconfig_policy(kubeconfigs),
+            .with_kubeconfig_policy(kubeconfigs)
+            .with_oidc(oidc)
+            .with_downloads_dir(api.downloads_dir.clone()),
     )
 }
 
