@@ -95,6 +95,7 @@ async fn create_bureau(
             monthly_budget: body.monthly_budget,
             admin_groups: body.admin_groups,
             viewer_groups: body.viewer_groups,
+            domains: body.domains,
         },
     );
     bureau

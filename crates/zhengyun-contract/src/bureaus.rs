@@ -66,6 +66,10 @@ pub struct CreateBureau {
     /// Identity-provider groups that may only look.
     #[serde(default)]
     pub viewer_groups: Vec<String>,
+    /// Domains the bureau may publish under besides `<bureau>.<the platform's domain>`.
+    #[serde(default)]
+    #[schema(example = json!(["wjw.bj.gov.cn"]))]
+    pub domains: Vec<String>,
 }
 
 /// Changes to a bureau; absent fields stay as they are.
@@ -87,6 +91,9 @@ pub struct UpdateBureau {
     /// New viewer groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer_groups: Option<Vec<String>>,
+    /// New domains of its own to publish under (replaces the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domains: Option<Vec<String>>,
 }
 
 impl UpdateBureau {
@@ -106,6 +113,9 @@ impl UpdateBureau {
         }
         if let Some(groups) = &self.viewer_groups {
             spec.viewer_groups = groups.clone();
+        }
+        if let Some(domains) = &self.domains {
+            spec.domains = domains.clone();
         }
     }
 }
@@ -172,6 +182,9 @@ pub struct BureauView {
     pub admin_groups: Vec<String>,
     /// Viewer groups.
     pub viewer_groups: Vec<String>,
+    /// Domains of its own to publish under.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
     /// As the operator reports it.
     pub status: BureauStatusView,
     /// For `If-Match`.
@@ -191,6 +204,7 @@ impl From<&Bureau> for BureauView {
             monthly_budget: spec.monthly_budget.clone(),
             admin_groups: spec.admin_groups.clone(),
             viewer_groups: spec.viewer_groups.clone(),
+            domains: spec.domains.clone(),
             status: BureauStatusView {
                 allocated: status
                     .allocated

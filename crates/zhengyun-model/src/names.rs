@@ -42,6 +42,11 @@ pub const GROUP_NAME_MAX_LEN: usize = 256;
 /// Pattern of a DNS-1123 label (lowercase letters, digits and `-`, alphanumeric at both ends).
 pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
+/// A DNS name of at least two labels in lower case, no wildcard: a domain a bureau may publish
+/// under (`haidian.gov.cn`, `wjw.example.cn`).
+pub const DOMAIN_PATTERN: &str =
+    r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
 /// A bureau code with a purpose as a segment, as an RE2 pattern for CEL's `matches` (kept equal
 /// to [`Purpose::ALL`] by a test).
 pub const PURPOSE_SEGMENT_PATTERN: &str = "(^|-)(dev|test|staging|prod)(-|$)";

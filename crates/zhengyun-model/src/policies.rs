@@ -42,6 +42,10 @@ pub const KUBECONFIG_VIEWER_ACCOUNT: &str = "zhengyun-kubeconfig-viewer";
 /// kubeconfig's id): deleting the Secret revokes the token.
 pub const KUBECONFIG_LABEL: &str = "zhengyun.io/kubeconfig";
 
+/// Annotation of an environment namespace listing, comma-separated, the domains its Ingresses
+/// and Gateway API routes may name (each domain and any name below it).
+pub const HOSTNAMES_ANNOTATION: &str = "zhengyun.io/hostnames";
+
 /// Annotation of an environment namespace naming the PriorityClass its pods may use.
 pub const PRIORITY_CLASS_ANNOTATION: &str = "zhengyun.io/priority-class";
 
@@ -149,7 +153,7 @@ fn rule(expression: impl Into<String>, message: &'static str) -> Rule {
 struct Policy {
     name: &'static str,
     group: &'static str,
-    resources: &'static str,
+    resources: &'static [&'static str],
     rules: Vec<Rule>,
 }
 
@@ -174,7 +178,7 @@ impl Policy {
                     "namespaceSelector": tenant_namespaces(),
                     "resourceRules": [{
                         "apiGroups": [self.group], "apiVersions": ["*"],
-                        "operations": ["CREATE", "UPDATE"], "resources": [self.resources],
+                        "operations": ["CREATE", "UPDATE"], "resources": self.resources,
                     }],
                 },
                 "validations": validations,
@@ -206,7 +210,7 @@ fn tenant_policies() -> Vec<Policy> {
         Policy {
             name: "zhengyun-tenant-pods",
             group: "",
-            resources: "pods",
+            resources: &["pods"],
             rules: vec![
                 rule(
                     format!(
@@ -234,7 +238,7 @@ fn tenant_policies() -> Vec<Policy> {
         Policy {
             name: "zhengyun-tenant-services",
             group: "",
-            resources: "services",
+            resources: &["services"],
             rules: vec![
                 rule(
                     "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
@@ -249,7 +253,7 @@ fn tenant_policies() -> Vec<Policy> {
         Policy {
             name: "zhengyun-tenant-disruption-budgets",
             group: "policy",
-            resources: "poddisruptionbudgets",
+            resources: &["poddisruptionbudgets"],
             rules: vec![
                 rule(
                     "!has(object.spec.minAvailable)",
@@ -264,7 +268,64 @@ fn tenant_policies() -> Vec<Policy> {
                 ),
             ],
         },
+        Policy {
+            name: "zhengyun-tenant-ingresses",
+            group: "networking.k8s.io",
+            resources: &["ingresses"],
+            rules: vec![
+                rule(
+                    "!has(object.spec.defaultBackend)",
+                    "an Ingress may not take every hostname (spec.defaultBackend): name its hosts in its rules",
+                ),
+                rule(
+                    "!has(object.spec.rules) || object.spec.rules.all(r, has(r.host) && r.host != '')",
+                    "every rule of an Ingress must name its host",
+                ),
+                rule(
+                    format!(
+                        "(!has(object.spec.rules) || object.spec.rules.all(r, !has(r.host) || {})) && \
+                         (!has(object.spec.tls) || object.spec.tls.all(t, !has(t.hosts) || t.hosts.all(h, {})))",
+                        published("r.host"),
+                        published("h")
+                    ),
+                    HOSTNAMES_MESSAGE,
+                ),
+            ],
+        },
+        Policy {
+            name: "zhengyun-tenant-routes",
+            group: "gateway.networking.k8s.io",
+            resources: &["httproutes", "grpcroutes", "tlsroutes"],
+            rules: vec![
+                rule(
+                    "has(object.spec.hostnames) && size(object.spec.hostnames) > 0",
+                    "a route must name its hostnames (spec.hostnames): without them it takes every hostname of its gateway",
+                ),
+                rule(
+                    format!(
+                        "!has(object.spec.hostnames) || object.spec.hostnames.all(h, {})",
+                        published("h")
+                    ),
+                    HOSTNAMES_MESSAGE,
+                ),
+            ],
+        },
     ]
+}
+
+/// Why a hostname is refused.
+const HOSTNAMES_MESSAGE: &str = "a bureau may publish only hostnames under its own domains: \
+    <bureau>.<the platform's domain> and the domains granted to it, listed in its namespaces' \
+    zhengyun.io/hostnames annotation";
+
+/// A CEL expression: whether hostname `host` (a wildcard `*.x` counts as `x`) is one of the
+/// namespace's published domains or a name below one.
+fn published(host: &str) -> String {
+    format!(
+        "namespaceObject.metadata.?annotations.orValue({{}})[?'{HOSTNAMES_ANNOTATION}'].orValue('')\
+         .split(',').exists(d, d != '' && ((({host}).startsWith('*.') ? ({host}).substring(2) : ({host})) == d || \
+         (({host}).startsWith('*.') ? ({host}).substring(2) : ({host})).endsWith('.' + d)))"
+    )
 }
 
 fn typed<K: serde::de::DeserializeOwned>(value: Value) -> K {
@@ -368,6 +429,10 @@ mod tests {
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
+                "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",

@@ -296,10 +296,17 @@ async fn converge_admitted(env: &Environment, ctx: &Context) -> Result<Option<Du
             .map_err(Error::kube(format!("read bureau {}", env.spec.bureau)))?
             .map(Arc::new),
     };
-    let (admins, viewers) = bureau
-        .map(|b| (b.spec.admin_groups.clone(), b.spec.viewer_groups.clone()))
+    let (admins, viewers, domains) = bureau
+        .map(|b| {
+            (
+                b.spec.admin_groups.clone(),
+                b.spec.viewer_groups.clone(),
+                b.spec.domains.clone(),
+            )
+        })
         .unwrap_or_default();
     let pool = pool_spec(&ctx.pools)?;
+    let hostnames = crate::resources::hostnames(&env.spec.bureau, &pool, &domains);
     let allowance = crate::borrowing::burst_allowance(env, &pool);
     let inputs = Inputs {
         env,
@@ -307,6 +314,7 @@ async fn converge_admitted(env: &Environment, ctx: &Context) -> Result<Option<Du
         allowance: &allowance,
         admin_groups: &admins,
         viewer_groups: &viewers,
+        hostnames: &hostnames,
         pool: &pool,
         catalog: &ctx.catalog,
     };

@@ -32,6 +32,8 @@ pub const KUBECONFIG_ADMIN_ACCOUNT: &str = zhengyun_model::policies::KUBECONFIG_
 /// ServiceAccount in each environment namespace, bound to [`TENANT_VIEWER_ROLE`]: the identity
 /// of the kubeconfigs the API issues to the bureau's viewers.
 pub const KUBECONFIG_VIEWER_ACCOUNT: &str = zhengyun_model::policies::KUBECONFIG_VIEWER_ACCOUNT;
+/// Annotation of an environment namespace listing the domains its Ingresses and routes may name.
+pub const HOSTNAMES_ANNOTATION: &str = zhengyun_model::policies::HOSTNAMES_ANNOTATION;
 /// Name of the ResourceQuota in each environment namespace.
 pub const QUOTA_NAME: &str = "zhengyun-quota";
 
@@ -104,6 +106,8 @@ pub struct Inputs<'a> {
     pub admin_groups: &'a [String],
     /// The bureau's viewer groups.
     pub viewer_groups: &'a [String],
+    /// The domains the bureau may publish under (see [`hostnames`]).
+    pub hostnames: &'a [String],
     /// The capacity pool's defaults (built-in defaults when there is no pool).
     pub pool: &'a CapacityPoolSpec,
     /// Catalog images.
@@ -134,6 +138,23 @@ pub fn materialize(inputs: &Inputs<'_>) -> Result<Materialized, serde_json::Erro
         out.services.push(builder.service(service)?);
     }
     Ok(out)
+}
+
+/// The domains bureau `bureau` may publish under: `<bureau>.<the pool's domain>`, then the
+/// bureau's own domains.
+pub fn hostnames(bureau: &str, pool: &CapacityPoolSpec, own: &[String]) -> Vec<String> {
+    let mut domains: Vec<String> = pool
+        .publishing
+        .domain
+        .iter()
+        .map(|domain| format!("{bureau}.{domain}"))
+        .collect();
+    for domain in own {
+        if !domains.contains(domain) {
+            domains.push(domain.clone());
+        }
+    }
+    domains
 }
 
 /// The namespace of an environment: its own name, `<bureau>-<purpose>`.
@@ -271,6 +292,10 @@ impl Builder<'_> {
         if pool.borrowing.enabled {
             annotations.insert(BURST_CLASS_ANNOTATION, &pool.priority_classes.burst);
         }
+        // The domains its Ingresses and routes may name, for the admission policy that holds
+        // them to those (comma-separated; empty: none).
+        let hostnames = self.inputs.hostnames.join(",");
+        annotations.insert(HOSTNAMES_ANNOTATION, &hostnames);
         typed(json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {
@@ -410,6 +435,19 @@ impl Builder<'_> {
                     "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
                     "ingress": [{"from": same_bureau}],
                     "egress": [{"to": same_bureau}],
+                },
+            }),
+            // Traffic from the pool's ingress controller, when the pool names its namespace (no
+            // source otherwise: the policy stays, allowing nothing, so that unsetting the
+            // namespace takes the permission back).
+            json!({
+                "metadata": self.metadata("zhengyun-allow-ingress-controller"),
+                "spec": {
+                    "podSelector": {}, "policyTypes": ["Ingress"],
+                    "ingress": match &self.inputs.pool.publishing.controller_namespace {
+                        Some(controller) => json!([{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": controller}}}]}]),
+                        None => json!([]),
+                    },
                 },
             }),
             json!({
@@ -611,6 +649,7 @@ mod tests {
             granted: &granted,
             allowance: &ResourceAmounts::ZERO,
             admin_groups: &[],
+            hostnames: &[],
             viewer_groups: &[],
             pool: &pool,
             catalog: &catalog,
@@ -660,6 +699,7 @@ mod tests {
             granted: &granted,
             allowance: &ResourceAmounts::ZERO,
             admin_groups: &[],
+            hostnames: &[],
             viewer_groups: &[],
             pool: &pool,
             catalog: &Catalog {
@@ -705,6 +745,7 @@ mod tests {
             granted: &granted,
             allowance: &ResourceAmounts::ZERO,
             admin_groups: &[],
+            hostnames: &[],
             viewer_groups: &[],
             pool: &pool,
             catalog: &Catalog {
@@ -758,6 +799,7 @@ mod tests {
             granted: &granted,
             allowance: &allowance,
             admin_groups: &[],
+            hostnames: &[],
             viewer_groups: &[],
             pool: &pool,
             catalog: &Catalog {

@@ -36,6 +36,7 @@ async fn onboard(api: &Api, code: &str, cpu: &str) -> anyhow::Result<()> {
         monthly_budget: None,
         admin_groups: vec![format!("{code}-admins")],
         viewer_groups: Vec::new(),
+        domains: Vec::new(),
     };
     let answer = api
         .call(

@@ -88,6 +88,14 @@ pub struct BureauSpec {
     #[x_kube(merge_strategy = ListMerge::Set)]
     #[x_kube(validation = Rule::new("self.all(g, !g.startsWith('system:'))").message("viewerGroups must not contain Kubernetes system groups (system:…)"))]
     pub viewer_groups: Vec<String>,
+
+    /// Domains this bureau may publish applications under besides `<bureau>.<the pool's
+    /// domain>` (its Ingresses and routes may name these and any name below them), granted by a
+    /// platform admin: `wjw.bj.gov.cn`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 3, max = 253), regex(pattern = names::DOMAIN_PATTERN)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub domains: Vec<String>,
 }
 
 /// What the operator observed about a bureau.

@@ -84,6 +84,28 @@ pub struct CapacityPoolSpec {
     /// and 100 % below 95 %).
     #[serde(default)]
     pub service_levels: ServiceLevels,
+
+    /// How tenants publish applications: the domain each bureau's hostnames live under, and
+    /// the namespace of the ingress controller whose traffic may reach tenant pods.
+    #[serde(default)]
+    pub publishing: Publishing,
+}
+
+/// How tenants publish applications through the cluster's ingress controller (or gateway).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Publishing {
+    /// The platform's domain: bureau `wjw` may publish `wjw.<domain>` and any name below it
+    /// (`portal.wjw.apps.haidian.gov.cn`). Without it, and without domains of its own
+    /// (`Bureau.spec.domains`), a bureau may publish no hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 200), regex(pattern = crate::names::DOMAIN_PATTERN))]
+    pub domain: Option<String>,
+    /// The namespace of the ingress controller (or gateway) that tenants' Ingresses and routes
+    /// go through: its pods may reach tenant pods despite the default-deny network policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = crate::names::DNS1123_LABEL_PATTERN))]
+    pub controller_namespace: Option<String>,
 }
 
 /// Most objects of each kind in one environment namespace (its ResourceQuota's counts).

@@ -40,6 +40,7 @@ fn bureau(code: &str, display_name: &str, kind: BureauKind, parent: Option<&str>
             monthly_budget: Some("12000.00".into()),
             admin_groups: vec![format!("{code}-admins")],
             viewer_groups: vec![format!("{code}-viewers")],
+            domains: Vec::new(),
         },
     )
 }
@@ -98,6 +99,7 @@ fn pool() -> CapacityPool {
             object_counts: Default::default(),
             borrowing: Default::default(),
             service_levels: Default::default(),
+            publishing: Default::default(),
         },
     )
 }

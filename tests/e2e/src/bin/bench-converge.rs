@@ -97,7 +97,7 @@ async fn direct(client: &Client, n: usize) -> anyhow::Result<(Duration, Vec<Stri
                 let env = envs.create(&PostParams::default(), &env_object(&code, i)?).await?;
                 let granted = env.spec.quota.to_amounts().map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 let groups = vec![format!("{code}-admins")];
-                let inputs = Inputs { env: &env, granted: &granted, allowance: &zhengyun_model::quantity::ResourceAmounts::ZERO, admin_groups: &groups, viewer_groups: &[], pool: &pool, catalog: &catalog };
+                let inputs = Inputs { env: &env, granted: &granted, allowance: &zhengyun_model::quantity::ResourceAmounts::ZERO, admin_groups: &groups, viewer_groups: &[], hostnames: &[], pool: &pool, catalog: &catalog };
                 write_all(&client, materialize(&inputs)?).await?;
                 let status = json!({"apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
                     "status": {"phase": "Ready", "namespace": env.name_any(), "admittedQuota": env.spec.quota}});

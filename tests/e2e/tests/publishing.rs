@@ -1,0 +1,134 @@
+//! Publishing an application: a bureau's Ingresses and Gateway API routes may name only
+//! hostnames under its own domains (`<bureau>.<the pool's domain>` and those granted to it),
+//! and traffic from the pool's ingress controller reaches its pods.
+
+use std::time::Duration;
+
+use k8s_openapi::api::{
+    core::v1::Namespace,
+    networking::v1::{Ingress, NetworkPolicy},
+};
+use kube::{
+    Api,
+    api::{PostParams, ResourceExt},
+};
+use serde_json::json;
+use zhengyun_e2e::{
+    client, eventually,
+    operator::ensure_operator,
+    tenants::{apply_pool_spec, bureau_code, create_bureau, create_ready_environment},
+};
+
+const DOMAIN: &str = "apps.haidian.gov.cn";
+
+fn ingress(name: &str, hosts: &[&str]) -> anyhow::Result<Ingress> {
+    let rules: Vec<_> = hosts
+        .iter()
+        .map(|host| {
+            json!({"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "portal", "port": {"number": 80}}}}]}})
+        })
+        .collect();
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name},
+        "spec": {"ingressClassName": "nginx", "rules": rules},
+    }))?)
+}
+
+#[tokio::test]
+async fn a_bureau_publishes_hostnames_under_its_own_domains_only() -> anyhow::Result<()> {
+    ensure_operator().await?;
+    let kube = client().await?;
+    apply_pool_spec(
+        &kube,
+        "zhengyun-e2e-publishing",
+        Some(json!({"publishing": {"domain": DOMAIN, "controllerNamespace": "ingress-nginx"}})),
+    )
+    .await?;
+    let (home, other) = (bureau_code("pubw"), bureau_code("pubr"));
+    let granted = format!("{home}.bj.gov.cn");
+    create_bureau(
+        &kube,
+        &home,
+        json!({"displayName": "区卫生健康委员会", "kind": "bureau",
+               "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"},
+               "domains": [granted]}),
+    )
+    .await?;
+    let ns = format!("{home}-prod");
+    create_ready_environment(
+        &kube,
+        &ns,
+        json!({"bureau": home, "purpose": "prod", "tier": "silver",
+               "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}),
+    )
+    .await?;
+    let own = format!("{home}.{DOMAIN}");
+    let namespaces: Api<Namespace> = Api::all(kube.clone());
+    eventually(
+        "the namespace to list its hostnames",
+        Duration::from_secs(60),
+        || async {
+            let annotations = namespaces.get(&ns).await?.annotations().clone();
+            let listed = annotations
+                .get("zhengyun.io/hostnames")
+                .cloned()
+                .unwrap_or_default();
+            Ok((listed == format!("{own},{granted}")).then_some(()))
+        },
+    )
+    .await?;
+
+    let ingresses: Api<Ingress> = Api::namespaced(kube.clone(), &ns);
+    let create = |name: &str, hosts: &[&str]| {
+        let ingresses = ingresses.clone();
+        let made = ingress(name, hosts);
+        async move {
+            ingresses
+                .create(&PostParams::default(), &made?)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
+    // Its own names, the granted domain and a wildcard below its own name are accepted.
+    create("portal", &[&format!("portal.{own}")]).await?;
+    create("granted", &[&granted, &format!("*.{own}")]).await?;
+    // Another bureau's name, a name that only ends like its domain, a bare IP and a rule
+    // without a host are refused, and nothing is stored.
+    for (name, hosts) in [
+        ("other", vec![format!("portal.{other}.{DOMAIN}")]),
+        ("lookalike", vec![format!("evil{home}.bj.gov.cn")]),
+        (
+            "mixed",
+            vec![format!("portal.{own}"), format!("portal.{other}.{DOMAIN}")],
+        ),
+        ("address", vec!["10.20.30.40".to_owned()]),
+        ("anyhost", vec![String::new()]),
+    ] {
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let refused = create(name, &hosts).await;
+        let error = refused.expect_err(name).to_string();
+        assert!(
+            error.contains("own domains")
+                || error.contains("not an IP")
+                || error.contains("must name its host"),
+            "{name}: {error}"
+        );
+        assert!(
+            ingresses.get_opt(name).await?.is_none(),
+            "{name} was stored"
+        );
+    }
+
+    // Traffic from the ingress controller's namespace may reach the pods.
+    let policy = Api::<NetworkPolicy>::namespaced(kube.clone(), &ns)
+        .get("zhengyun-allow-ingress-controller")
+        .await?;
+    let from = serde_json::to_value(&policy.spec)?["ingress"][0]["from"][0].clone();
+    assert_eq!(
+        from["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "ingress-nginx"
+    );
+    Ok(())
+}
