@@ -31,7 +31,7 @@ authentication_config() {
     echo "      username: {claim: sub, prefix: 'oidc:'}"
     echo "      groups:"
     echo "        expression: >-"
-    echo "          claims.?groups.orValue([]).filter(g, g.matches('^zhengyun:[a-z0-9-]+:bureau-(admin|viewer)\$'))"
+    echo "          (has(claims.groups) ? dyn(claims.groups) : dyn([])).filter(g, g.matches('^zhengyun:[a-z0-9-]+:bureau-(admin|viewer)\$'))"
     echo "          .map(g, g.split(':')[1] + (g.endsWith(':bureau-admin') ? '-admins' : '-viewers'))"
   } > "$file.tmp"
   mv "$file.tmp" "$file"

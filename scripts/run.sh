@@ -23,6 +23,7 @@ step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'make run: %s\n' "$*" >&2; exit 1; }
 
 started_cluster=0
+started_idp=0
 dev_pid=
 cleanup() {
   trap - EXIT INT TERM
@@ -35,11 +36,33 @@ cleanup() {
     step "Stopping the devcluster"
     scripts/cluster.sh down || true
   fi
+  if [ "$started_idp" = 1 ]; then
+    step "Stopping the identity provider"
+    scripts/idp.sh down || true
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$RUN_DIR"
+# The development identity provider first: a devcluster started after it trusts its tokens.
+export IDP_DIR=${IDP_DIR:-$ROOT/.devcluster/idp}
+step "Starting the development identity provider (sign-in as the sample tenants' staff)"
+if ! scripts/idp.sh status >/dev/null 2>&1; then
+  scripts/idp.sh up
+  started_idp=1
+else
+  echo "already running: $(scripts/idp.sh url)"
+fi
+IDP_URL=$(scripts/idp.sh url)
+IDP_CA=$(scripts/idp.sh ca)
+cat > "$RUN_DIR/oidc.yaml" <<EOF
+issuers:
+  - issuer: $IDP_URL
+    audiences: [zhengyun]
+    displayName: 海淀区统一身份认证（开发）
+    caFile: $IDP_CA
+EOF
 if [ "${ZHENGYUN_USE_EXISTING_CLUSTER:-}" = 1 ]; then
   : "${KUBECONFIG:?ZHENGYUN_USE_EXISTING_CLUSTER=1 needs KUBECONFIG}"
   step "Using the existing cluster in $KUBECONFIG"
@@ -100,6 +123,7 @@ ZHENGYUN_BOOTSTRAP_TOKEN=$ADMIN_TOKEN \
 ZHENGYUN_DATABASE_URL="sqlite://$RUN_DIR/zhengyun.db?mode=rwc" \
 ZHENGYUN_API_ADDR=$API_ADDR \
 ZHENGYUN_OPERATOR_ADDR=$OPERATOR_ADDR \
+ZHENGYUN_OIDC_CONFIG=$RUN_DIR/oidc.yaml \
   "$BIN" dev > "$RUN_DIR/zhengyun-dev.log" 2>&1 &
 dev_pid=$!
 for _ in $(seq 1 120); do
@@ -122,6 +146,7 @@ export ZHENGYUN_ADMIN_TOKEN=$ADMIN_TOKEN
 export ZHENGYUN_BUREAU=$BUREAU
 export ZHENGYUN_BUREAU_TOKEN=$BUREAU_TOKEN
 export KUBECONFIG=$KUBECONFIG
+export ZHENGYUN_CA_FILE=$IDP_CA
 EOF
 chmod 600 "$RUN_DIR/run.env"
 
@@ -140,6 +165,14 @@ In another shell (the same values are in $RUN_DIR/run.env):
   $BIN env request dev --cpu 2 --memory 4Gi
   $BIN env list
   $BIN statement
+
+Or sign in as a person, with the development identity provider ($IDP_URL):
+  source $RUN_DIR/run.env; unset ZHENGYUN_TOKEN
+  $BIN login --device        # open the address it prints; user zhangwei (张伟, 卫健委 admin),
+                             # password zhengyun-dev; lina is 卫健委's viewer, liuyang a platform
+                             # admin, chenjing finance, zhaolei an auditor (tests/devidp/users.yaml)
+  $BIN whoami
+  $BIN env kubeconfig $BUREAU-dev --ttl 2h > $BUREAU-dev.kubeconfig   # kubectl in one namespace
 
 Press Ctrl-C to stop.
 EOF

@@ -93,7 +93,14 @@ impl Api {
         .with_limits(limits)
         .with_kubeconfig_policy(zhengyun_api::kubeconfigs::KubeconfigPolicy::for_cluster(
             &cluster,
-        ));
+        ))
+        // Sign-in with the development identity provider, when it runs.
+        .with_oidc(
+            crate::idp::Idp::running()
+                .map(|idp| zhengyun_api::oidc::Oidc::new(&idp.oidc_config()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+        );
         state.start_cache();
         tokio::spawn(zhengyun_api::kubeconfigs::remove_due_kubeconfigs(
             state.clone(),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bench;
 pub mod faults;
+pub mod idp;
 pub mod operator;
 pub mod tenants;
 

@@ -151,13 +151,13 @@ impl IssuerKeys {
             None if keys.len() == 1 => keys.values().next().cloned(),
             None => None,
         };
-        let (fresh, found, may_refresh) = {
+        let (fresh, found, may_refresh, seen) = {
             let cached = self.cached();
             let fresh = cached.fetched.is_some_and(|at| at.elapsed() < MAX_KEY_AGE);
             let may_refresh = cached
                 .unknown_refresh
                 .is_none_or(|at| at.elapsed() >= MIN_UNKNOWN_KEY_REFRESH);
-            (fresh, pick(&cached.keys), may_refresh)
+            (fresh, pick(&cached.keys), may_refresh, cached.fetched)
         };
         match (fresh, found) {
             (true, Some(key)) => return Ok(key),
@@ -165,13 +165,10 @@ impl IssuerKeys {
             _ => {}
         }
         let _one_fetch = self.fetching.lock().await;
-        // Another caller may have fetched while this one waited.
+        // Another caller may have fetched while this one waited: its keys answer.
         {
             let cached = self.cached();
-            if cached
-                .fetched
-                .is_some_and(|at| at.elapsed() < MIN_UNKNOWN_KEY_REFRESH)
-            {
+            if cached.fetched != seen && cached.fetched.is_some() {
                 return pick(&cached.keys).ok_or(KeyError::UnknownKey);
             }
         }

@@ -1,0 +1,161 @@
+//! The development identity provider the devcluster trusts (`scripts/idp.sh`, started by
+//! `scripts/with-cluster.sh`): where it is, and its test hooks (minting tokens of chosen
+//! properties, adding users, rotating keys, approving a device sign-in), called with `curl`.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::Context as _;
+use serde_json::Value;
+use zhengyun_api::oidc::config::{ClaimRules, IssuerConfig, OidcConfig};
+
+/// The running provider.
+#[derive(Clone, Debug)]
+pub struct Idp {
+    /// Its issuer URL.
+    pub issuer: String,
+    /// The CA its certificate is signed by.
+    pub ca: PathBuf,
+}
+
+impl Idp {
+    /// The provider in `IDP_DIR` (`.devcluster/idp` by default), if it is running.
+    pub fn running() -> Option<Self> {
+        let dir = std::env::var_os("IDP_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::faults::root().join(".devcluster/idp"));
+        let issuer = std::fs::read_to_string(dir.join("issuer")).ok()?;
+        Some(Self {
+            issuer: issuer.trim().to_owned(),
+            ca: dir.join("ca.crt"),
+        })
+    }
+
+    /// The provider, or an error saying how to start it.
+    pub fn require() -> anyhow::Result<Self> {
+        Self::running().context(
+            "the development identity provider is not running: run the tests through \
+             scripts/with-cluster.sh, which starts it (scripts/idp.sh up) before the devcluster",
+        )
+    }
+
+    /// The API's configuration trusting it (audience `zhengyun`).
+    pub fn oidc_config(&self) -> OidcConfig {
+        OidcConfig {
+            issuers: vec![IssuerConfig {
+                issuer: self.issuer.clone(),
+                audiences: vec!["zhengyun".to_owned()],
+                client_id: None,
+                display_name: Some("海淀区统一身份认证（测试）".to_owned()),
+                ca_file: Some(self.ca.clone()),
+                claims: ClaimRules::default(),
+            }],
+        }
+    }
+
+    fn curl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail-with-body", "--cacert"])
+            .arg(&self.ca)
+            .args(args)
+            .output()
+            .context("curl")?;
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(
+            out.status.success(),
+            "curl {args:?}: {body}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(body)
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<String> {
+        self.curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body.to_string(),
+            &format!("{}{path}", self.issuer),
+        ])
+    }
+
+    /// A token with exactly the properties of `request` (`sub`, `name`, `groups`, and any of
+    /// `aud`, `issuer`, `expiresIn`, `notBeforeIn`, `signer`).
+    pub fn mint(&self, request: &Value) -> anyhow::Result<String> {
+        let answer: Value = serde_json::from_str(&self.post_json("/admin/mint", request)?)?;
+        answer["token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no token minted")
+    }
+
+    /// Adds (or replaces) a user who can sign in with `password`.
+    pub fn add_user(
+        &self,
+        username: &str,
+        password: &str,
+        name: &str,
+        groups: &[&str],
+    ) -> anyhow::Result<()> {
+        self.post_json(
+            "/admin/users",
+            &serde_json::json!({
+                "username": username, "password": password, "name": name,
+                "email": format!("{username}@haidian.example.gov.cn"), "groups": groups,
+            }),
+        )
+        .map(drop)
+    }
+
+    /// A new signing key signs from now on.
+    pub fn rotate(&self) -> anyhow::Result<String> {
+        let answer: Value = serde_json::from_str(&self.post_json("/admin/rotate", &Value::Null)?)?;
+        Ok(answer["kid"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Approves the device sign-in of `user_code` as `username`.
+    pub fn approve_device(
+        &self,
+        user_code: &str,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<()> {
+        self.curl(&[
+            "--data-urlencode",
+            &format!("user_code={user_code}"),
+            "--data-urlencode",
+            &format!("username={username}"),
+            "--data-urlencode",
+            &format!("password={password}"),
+            "--data-urlencode",
+            "action=approve",
+            &format!("{}/device", self.issuer),
+        ])
+        .map(drop)
+    }
+
+    /// Signs in at the authorization address `url` (the sign-in form's own fields, with the
+    /// user's credentials) and returns where the provider redirects the browser.
+    pub fn sign_in_at(&self, url: &str, username: &str, password: &str) -> anyhow::Result<String> {
+        let (_, query) = url
+            .split_once('?')
+            .context("no query in the sign-in address")?;
+        let mut args: Vec<String> = Vec::new();
+        for pair in query.split('&') {
+            args.push("--data".to_owned());
+            args.push(pair.to_owned());
+        }
+        for (key, value) in [("username", username), ("password", password)] {
+            args.push("--data-urlencode".to_owned());
+            args.push(format!("{key}={value}"));
+        }
+        args.extend([
+            "-o".to_owned(),
+            "/dev/null".to_owned(),
+            "-w".to_owned(),
+            "%{redirect_url}".to_owned(),
+            format!("{}/authorize", self.issuer),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.curl(&args)
+    }
+}
