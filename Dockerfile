@@ -8,6 +8,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock clippy.toml ./
 COPY crates crates
 COPY tests/e2e tests/e2e
+COPY tests/devidp tests/devidp
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p zhengyun \

@@ -47,6 +47,10 @@ production=(
   --set-json 'networkPolicy.apiFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"ingress"}}}]'
   --set image.tag=0.1.0-test --set image.pullPolicy=Always
   --set api.kubeconfigs.server=https://k8s.haidian.gov.cn:6443 --set api.kubeconfigs.lifetime=4h
+  --set api.tls.secretName=zhengyun-api-tls
+  --set-json 'api.oidc.issuers=[{"issuer":"https://sso.haidian.gov.cn","audiences":["zhengyun"],"displayName":"海淀区统一身份认证"}]'
+  --set-json 'api.oidc.to=[{"ipBlock":{"cidr":"10.30.0.0/16"}}]'
+  --set api.ingress.enabled=true --set api.ingress.className=nginx --set api.ingress.tlsSecretName=zhengyun-web-tls
 )
 
 step "helm lint"
