@@ -2,7 +2,11 @@
 //! `scripts/with-cluster.sh`): where it is, and its test hooks (minting tokens of chosen
 //! properties, adding users, rotating keys, approving a device sign-in), called with `curl`.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
 
 use anyhow::Context as _;
 use serde_json::Value;
@@ -157,5 +161,55 @@ impl Idp {
         ]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.curl(&args)
+    }
+}
+
+/// Starts `command` (a `zhengyun login`) and returns it with what `wanted` picks from the first
+/// line of its standard error it picks anything from.
+pub fn start_login(
+    mut command: Command,
+    wanted: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<(Child, String)> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut said = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line?;
+        said.push_str(&line);
+        said.push('\n');
+        if let Some(found) = wanted(&line) {
+            return Ok((child, found));
+        }
+    }
+    let _ = child.kill();
+    anyhow::bail!("zhengyun login said nothing usable: {said}")
+}
+
+/// Waits for a `zhengyun login` to end; its standard output when it succeeded.
+pub fn finish_login(child: Child) -> anyhow::Result<String> {
+    let out = child.wait_with_output()?;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(out.status.success(), "zhengyun login failed: {said}");
+    Ok(said)
+}
+
+impl Idp {
+    /// Runs `command` (a `zhengyun login --device`), approves the code it prints as `username`,
+    /// and returns what it said once signed in. Blocks: call it off the async runtime.
+    pub fn device_login(
+        &self,
+        command: Command,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<String> {
+        let (child, code) = start_login(command, |line| {
+            line.split_once("enter the code ")
+                .map(|(_, code)| code.trim().to_owned())
+        })?;
+        self.approve_device(&code, username, password)?;
+        finish_login(child)
     }
 }

@@ -98,6 +98,35 @@ fn make_run_prints_a_working_url_and_tokens_and_stops_cleanly_on_ctrl_c() -> any
         "{me}"
     );
 
+    // The sign-in it prints works: 张伟 signs in by the device flow as 卫健委's admin.
+    assert!(
+        lines.iter().any(|l| l.contains("login --device"))
+            && lines.iter().any(|l| l.contains("zhangwei")),
+        "no sign-in printed:\n{}",
+        lines.join("\n")
+    );
+    let idp = zhengyun_e2e::idp::Idp::require()?;
+    let config = run_dir.join("session");
+    let login = || {
+        let mut command = Command::new(&zhengyun);
+        command
+            .env("ZHENGYUN_API_URL", &url)
+            .env("ZHENGYUN_CONFIG_DIR", &config)
+            .env("ZHENGYUN_CA_FILE", &idp.ca)
+            .env_remove("ZHENGYUN_TOKEN");
+        command
+    };
+    let mut command = login();
+    command.args(["login", "--device"]);
+    let signed_in = idp.device_login(command, "zhangwei", "zhengyun-dev")?;
+    assert!(signed_in.contains("bureau-admin of wjw"), "{signed_in}");
+    let mut command = login();
+    let me = command.args(["whoami", "-o", "json"]).output()?;
+    assert!(
+        String::from_utf8_lossy(&me.stdout).contains("\"wjw\""),
+        "{me:?}"
+    );
+
     let env = std::fs::read_to_string(run_dir.join("run.env"))?;
     for expected in [
         format!("ZHENGYUN_API_URL={url}"),

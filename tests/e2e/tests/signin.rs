@@ -4,11 +4,7 @@
 //! with nothing here 403; a rotated key is accepted at once; the CLI signs in by the device flow
 //! and by PKCE through a loopback redirect.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Command, Stdio},
-};
+use std::{path::PathBuf, process::Command};
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -16,7 +12,7 @@ use zhengyun_e2e::{
     api::Api,
     client,
     faults::binary,
-    idp::Idp,
+    idp::{Idp, finish_login, start_login},
     tenants::{bureau_code, create_bureau, create_ready_environment},
 };
 
@@ -331,40 +327,6 @@ fn cli(url: &str, config: &std::path::Path, ca: &std::path::Path, args: &[&str])
     command
 }
 
-/// Starts `zhengyun login <args>` and returns it with the first line of its standard error
-/// that `wanted` picks something from.
-fn start_login(
-    mut command: Command,
-    wanted: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<(std::process::Child, String)> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
-    let mut said = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line?;
-        said.push_str(&line);
-        said.push('\n');
-        if let Some(found) = wanted(&line) {
-            return Ok((child, found));
-        }
-    }
-    let _ = child.kill();
-    anyhow::bail!("zhengyun login said nothing usable: {said}")
-}
-
-fn finish(child: std::process::Child) -> anyhow::Result<String> {
-    let out = child.wait_with_output()?;
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    anyhow::ensure!(out.status.success(), "zhengyun login failed: {said}");
-    Ok(said)
-}
-
 // Several workers: the test blocks on the CLI while the API it calls is served in-process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cli_signs_in_by_the_device_flow_and_by_a_loopback_redirect_and_uses_the_session()
@@ -391,7 +353,7 @@ async fn the_cli_signs_in_by_the_device_flow_and_by_a_loopback_redirect_and_uses
         },
     )?;
     idp.approve_device(&code, &user, "zhengyun-dev")?;
-    let signed_in = tokio::task::spawn_blocking(move || finish(child)).await??;
+    let signed_in = tokio::task::spawn_blocking(move || finish_login(child)).await??;
     assert!(signed_in.contains("bureau-admin"), "{signed_in}");
     let me = cli(&url, &config, &idp.ca, &["whoami", "-o", "json"]).output()?;
     let me: Value = serde_json::from_slice(&me.stdout)?;
@@ -429,7 +391,7 @@ async fn the_cli_signs_in_by_the_device_flow_and_by_a_loopback_redirect_and_uses
     assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
     let landed = Command::new("curl").args(["-sS", &redirect]).output()?;
     assert!(String::from_utf8_lossy(&landed.stdout).contains("登录成功"));
-    let signed_in = tokio::task::spawn_blocking(move || finish(child)).await??;
+    let signed_in = tokio::task::spawn_blocking(move || finish_login(child)).await??;
     assert!(signed_in.contains(&home), "{signed_in}");
     let me = cli(&url, &config, &idp.ca, &["whoami", "-o", "json"]).output()?;
     assert!(
