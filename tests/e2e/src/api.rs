@@ -37,6 +37,16 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Asserts that this is a problem+json answer of status `want`; `what` names the call.
+    pub fn assert_problem(&self, want: StatusCode, what: &str) {
+        assert_eq!(self.status, want, "{what}: {}", self.body);
+        assert!(
+            self.body["detail"].is_string(),
+            "{what}: no problem+json detail in {}",
+            self.body
+        );
+    }
+
     /// The body as the contract's type `T` (`zhengyun_contract`).
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
         serde_json::from_value(self.body.clone()).map_err(|e| {

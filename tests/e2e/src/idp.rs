@@ -165,7 +165,8 @@ impl Idp {
 }
 
 /// Starts `command` (a `zhengyun login`) and returns it with what `wanted` picks from the first
-/// line of its standard error it picks anything from.
+/// line of its standard error it picks anything from. The rest of its standard error is read
+/// on (and echoed) until it exits, so that it never writes to a closed pipe.
 pub fn start_login(
     mut command: Command,
     wanted: impl Fn(&str) -> Option<String>,
@@ -175,14 +176,20 @@ pub fn start_login(
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().context("no stderr")?;
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("zhengyun login: {line}");
+            let _ = lines.send(line);
+        }
+    });
     let mut said = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line?;
-        said.push_str(&line);
-        said.push('\n');
+    while let Ok(line) = received.recv_timeout(std::time::Duration::from_secs(60)) {
         if let Some(found) = wanted(&line) {
             return Ok((child, found));
         }
+        said.push_str(&line);
+        said.push('\n');
     }
     let _ = child.kill();
     anyhow::bail!("zhengyun login said nothing usable: {said}")

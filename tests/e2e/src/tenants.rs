@@ -68,6 +68,34 @@ pub async fn create_ready_environment(
     .await
 }
 
+/// A bureau of a code made from `prefix`, with 4 cores, 8Gi and 10Gi, whose admins and viewers
+/// are the groups `<code>-admins` and `<code>-viewers`, and its Ready bronze `dev` environment of
+/// 2 cores: `(code, environment)`.
+pub async fn bureau_with_dev_environment(
+    kube: &Client,
+    prefix: &str,
+) -> anyhow::Result<(String, String)> {
+    let code = bureau_code(prefix);
+    create_bureau(
+        kube,
+        &code,
+        json!({"displayName": "区卫生健康委员会", "kind": "bureau",
+               "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"},
+               "adminGroups": [format!("{code}-admins")],
+               "viewerGroups": [format!("{code}-viewers")]}),
+    )
+    .await?;
+    let env = format!("{code}-dev");
+    create_ready_environment(
+        kube,
+        &env,
+        json!({"bureau": code, "purpose": "dev", "tier": "bronze",
+               "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}),
+    )
+    .await?;
+    Ok((code, env))
+}
+
 /// Makes sure the capacity pool exists: the sample `manifests/samples/capacitypool.yaml`, applied
 /// when there is none (tests that change the pool apply their fields over it).
 pub async fn ensure_capacity_pool(kube: &Client) -> anyhow::Result<()> {

@@ -8,11 +8,7 @@ use axum::http::{Method, StatusCode};
 use kube::{Api as KubeApi, api::DeleteParams};
 use serde_json::{Value, json};
 use zhengyun_contract::{IssuedKubeconfig, KubeconfigView};
-use zhengyun_e2e::{
-    api::Api,
-    client, eventually,
-    tenants::{bureau_code, create_bureau, create_ready_environment},
-};
+use zhengyun_e2e::{api::Api, client, eventually, tenants::bureau_with_dev_environment};
 use zhengyun_model::crd::Environment;
 use zhengyun_store::Role;
 
@@ -145,28 +141,10 @@ async fn issue(
 /// Two bureaus with a Ready dev environment each, `(code, environment)`.
 async fn two_bureaus(prefix: &str) -> anyhow::Result<[(String, String); 2]> {
     let kube = client().await?;
-    let mut out = Vec::new();
-    for side in ["a", "b"] {
-        let code = bureau_code(&format!("{prefix}{side}"));
-        create_bureau(
-            &kube,
-            &code,
-            json!({"displayName": "区卫生健康委员会", "kind": "bureau",
-                   "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"}}),
-        )
-        .await?;
-        let env = format!("{code}-dev");
-        create_ready_environment(
-            &kube,
-            &env,
-            json!({"bureau": code, "purpose": "dev", "tier": "bronze",
-                   "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}),
-        )
-        .await?;
-        out.push((code, env));
-    }
-    let [a, b]: [(String, String); 2] = out.try_into().map_err(|_| anyhow::anyhow!("two"))?;
-    Ok([a, b])
+    Ok([
+        bureau_with_dev_environment(&kube, &format!("{prefix}a")).await?,
+        bureau_with_dev_environment(&kube, &format!("{prefix}b")).await?,
+    ])
 }
 
 #[tokio::test]
@@ -325,15 +303,9 @@ async fn kubeconfigs_are_refused_to_other_roles_and_bureaus_and_for_bad_lifetime
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     ] {
-        let answer = api
-            .call(Method::POST, &path, Some(token), Some(&body))
-            .await?;
-        assert_eq!(answer.status, want, "{body}: {}", answer.body);
-        assert!(
-            answer.body["detail"].is_string(),
-            "problem+json: {}",
-            answer.body
-        );
+        api.call(Method::POST, &path, Some(token), Some(&body))
+            .await?
+            .assert_problem(want, &body.to_string());
     }
     let missing = api
         .call(

@@ -13,32 +13,13 @@ use zhengyun_e2e::{
     client,
     faults::binary,
     idp::{Idp, finish_login, start_login},
-    tenants::{bureau_code, create_bureau, create_ready_environment},
+    tenants::bureau_with_dev_environment,
 };
 
-/// A bureau `code` whose admins are `<code>-admins` (the group the API server maps
-/// `zhengyun:<code>:bureau-admin` to), with a Ready dev environment.
+/// A bureau with a Ready dev environment (`<code>-admins` is the group the API server maps
+/// `zhengyun:<code>:bureau-admin` to).
 async fn bureau_with_environment(prefix: &str) -> anyhow::Result<(String, String)> {
-    let kube = client().await?;
-    let code = bureau_code(prefix);
-    create_bureau(
-        &kube,
-        &code,
-        json!({"displayName": "区人力资源和社会保障局", "kind": "bureau",
-               "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"},
-               "adminGroups": [format!("{code}-admins")],
-               "viewerGroups": [format!("{code}-viewers")]}),
-    )
-    .await?;
-    let env = format!("{code}-dev");
-    create_ready_environment(
-        &kube,
-        &env,
-        json!({"bureau": code, "purpose": "dev", "tier": "bronze",
-               "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}),
-    )
-    .await?;
-    Ok((code, env))
+    bureau_with_dev_environment(&client().await?, prefix).await
 }
 
 fn admin_of(code: &str, name: &str) -> Value {
@@ -250,15 +231,9 @@ async fn tokens_that_do_not_verify_are_401_and_identities_with_no_role_here_are_
         ),
     ] {
         let token = idp.mint(&request)?;
-        let answer = api
-            .call(Method::GET, "/api/v1/whoami", Some(&token), None)
-            .await?;
-        assert_eq!(answer.status, want, "{what}: {}", answer.body);
-        assert!(
-            answer.body["detail"].is_string(),
-            "{what}: problem+json {}",
-            answer.body
-        );
+        api.call(Method::GET, "/api/v1/whoami", Some(&token), None)
+            .await?
+            .assert_problem(want, what);
     }
     // A malformed token looking like a JWT is 401 too, never a 500.
     let answer = api
