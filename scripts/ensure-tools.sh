@@ -32,3 +32,16 @@ if ! command -v promtool >/dev/null; then
     exit 1
   fi
 fi
+# Headless Chromium and its ChromeDriver (Debian's chromium and chromium-driver) drive the
+# console's browser tests; fonts-noto-cjk draws its Chinese (without it, empty boxes).
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -i "Noto Sans CJK" >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Chromium, ChromeDriver and the Noto CJK fonts (Debian's packages)…"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-noto-cjk >/dev/null
+  else
+    echo "Chromium, ChromeDriver and CJK fonts are required for the console's tests (as root: apt-get install chromium chromium-driver fonts-noto-cjk)" >&2
+    exit 1
+  fi
+fi

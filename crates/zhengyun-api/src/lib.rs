@@ -20,6 +20,7 @@ pub mod audit;
 pub mod availability;
 pub mod bureaus;
 pub mod cache;
+pub mod console;
 pub mod context;
 pub mod downloads;
 pub mod environments;
@@ -386,10 +387,13 @@ pub fn app(state: AppState) -> Router {
         state.clone(),
         middleware::authenticate,
     ));
+    // The console calls the same routes, in the process, as the signed-in person.
+    let internal = api.clone().with_state(state.clone());
     let spec = openapi_json();
     Router::new()
         .merge(api)
         .merge(health)
+        .merge(console::router(internal))
         .route(
             "/api/v1/openapi.json",
             get(move || async move {
@@ -451,6 +455,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| ServeError::new("unable to read the listening address".into(), e))?;
     tracing::info!(addr = %local, tls = acceptor.is_some(), "API listening");
+    state.note_serving_tls(acceptor.is_some());
     let reloader = tls.map(|tls| tokio::spawn(tls.watch()));
     let state = state.with_auth_limiter(limit::FailedAuthLimiter::new(config.auth_limit.limit()));
     state.start_cache();

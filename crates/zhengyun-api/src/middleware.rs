@@ -101,11 +101,15 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 
 /// Authenticates the bearer token and, for mutating methods, makes sure what happens is in the
 /// audit log whatever the answer (see the module documentation).
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // The console's in-process calls come authenticated by its session.
+    if let Some(signed_in) = request
+        .extensions()
+        .get::<crate::console::SignedIn>()
+        .cloned()
+    {
+        return proceed(state, request, next, signed_in.0).await;
+    }
     let limiter = state.auth_limiter();
     let client = limiter.client(request.extensions().get(), request.headers());
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
@@ -119,7 +123,7 @@ pub async fn authenticate(
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_seconds(wait)));
         return response;
     }
-    let caller = match caller(&state, authorization.clone()).await {
+    let caller = match authenticated(&state, authorization.clone()).await {
         Ok(caller) => {
             if let Some(presented) = presented {
                 limiter.succeed(presented);
@@ -136,6 +140,11 @@ pub async fn authenticate(
             return problem.into_response();
         }
     };
+    proceed(state, request, next, caller).await
+}
+
+/// Serves `request` as `caller`, a change with its audit entry (see the module documentation).
+async fn proceed(state: AppState, mut request: Request, next: Next, caller: Caller) -> Response {
     request.extensions_mut().insert(caller.clone());
     if !mutates(request.method()) {
         return next.run(request).await;
@@ -280,7 +289,11 @@ fn mutates(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-async fn caller(state: &AppState, authorization: Option<HeaderValue>) -> Result<Caller, Problem> {
+/// The caller an `Authorization` header names: an API token, or an identity provider's token.
+pub(crate) async fn authenticated(
+    state: &AppState,
+    authorization: Option<HeaderValue>,
+) -> Result<Caller, Problem> {
     let Some(value) = authorization else {
         return Err(Problem::unauthorized(
             "a bearer token is required: `Authorization: Bearer <token>`",

@@ -95,7 +95,79 @@ fn unverified_claims(token: &str) -> Option<Value> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
+/// Where a browser signs in with an issuer, and as whom.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// The authorization endpoint.
+    pub authorization: String,
+    /// The token endpoint.
+    pub token: String,
+    /// The client id to sign in as.
+    pub client_id: String,
+}
+
 impl Oidc {
+    fn issuer(&self, index: usize) -> Result<&Issuer, String> {
+        self.0
+            .get(index)
+            .ok_or_else(|| format!("no identity provider {index}"))
+    }
+
+    /// The sign-in endpoints of the `index`th issuer, from its discovery document.
+    pub async fn endpoints(&self, index: usize) -> Result<Endpoints, String> {
+        let issuer = self.issuer(index)?;
+        let discovery = issuer.keys.discovery().await.map_err(|e| e.to_string())?;
+        match (discovery.authorization_endpoint, discovery.token_endpoint) {
+            (Some(authorization), Some(token)) => Ok(Endpoints {
+                authorization,
+                token,
+                client_id: issuer.config.client_id().to_owned(),
+            }),
+            _ => Err(format!(
+                "{} offers no browser sign-in (no authorization or token endpoint)",
+                issuer.config.issuer
+            )),
+        }
+    }
+
+    /// Trades an authorization `code` (with its PKCE `verifier`) for the ID token at the
+    /// `index`th issuer.
+    pub async fn exchange_code(
+        &self,
+        index: usize,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<String, String> {
+        let endpoints = self.endpoints(index).await?;
+        let issuer = self.issuer(index)?;
+        let (status, answer) = issuer
+            .keys
+            .post_form(
+                &endpoints.token,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", redirect_uri),
+                    ("client_id", &endpoints.client_id),
+                    ("code_verifier", verifier),
+                ],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!(
+                "the identity provider refused the sign-in: {} {}",
+                answer["error"].as_str().unwrap_or_default(),
+                answer["error_description"].as_str().unwrap_or_default()
+            ));
+        }
+        answer["id_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "the identity provider gave no ID token".to_owned())
+    }
+
     /// The verifier of `config`'s issuers; fails if one's CA file cannot be read.
     pub fn new(config: &OidcConfig) -> Result<Self, String> {
         let issuers = config

@@ -102,6 +102,7 @@ struct Inner {
     kubeconfigs: crate::kubeconfigs::KubeconfigPolicy,
     oidc: Option<crate::oidc::Oidc>,
     downloads: Arc<crate::downloads::Downloads>,
+    serving_tls: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How much of the platform's bookkeeping one bureau may take, so that no bureau exhausts it
@@ -219,6 +220,7 @@ impl AppState {
             kubeconfigs: crate::kubeconfigs::KubeconfigPolicy::default(),
             oidc: None,
             downloads: crate::downloads::Downloads::new(None),
+            serving_tls: Arc::default(),
         }))
     }
 
@@ -270,6 +272,20 @@ impl AppState {
         self
     }
 
+    /// Records whether the API serves TLS itself (the console's cookies are then `Secure`).
+    pub fn note_serving_tls(&self, tls: bool) {
+        self.0
+            .serving_tls
+            .store(tls, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the API serves TLS itself.
+    pub fn serves_tls(&self) -> bool {
+        self.0
+            .serving_tls
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The command-line builds offered for download.
     pub fn downloads(&self) -> &crate::downloads::Downloads {
         &self.0.downloads
@@ -313,6 +329,7 @@ impl AppState {
             kubeconfigs,
             oidc,
             downloads,
+            serving_tls,
             ..
         } = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
@@ -332,6 +349,7 @@ impl AppState {
             kubeconfigs: shared.kubeconfigs.clone(),
             oidc: shared.oidc.clone(),
             downloads: shared.downloads.clone(),
+            serving_tls: shared.serving_tls.clone(),
         });
         change(&mut tokens, &mut bureau_lookup);
         Self(Arc::new(Inner {
@@ -352,6 +370,7 @@ impl AppState {
             kubeconfigs,
             oidc,
             downloads,
+            serving_tls,
         }))
     }
 

@@ -98,6 +98,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "kubeconfigs",
         include_str!("../migrations/sqlite/0016_kubeconfigs.sql"),
     ),
+    (
+        17,
+        "console sessions",
+        include_str!("../migrations/sqlite/0017_console_sessions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -179,6 +184,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "kubeconfigs",
         include_str!("../migrations/postgres/0016_kubeconfigs.sql"),
+    ),
+    (
+        17,
+        "console sessions",
+        include_str!("../migrations/postgres/0017_console_sessions.sql"),
     ),
 ];
 

@@ -34,6 +34,7 @@
 
 pub mod audit;
 pub mod availability;
+pub mod console_sessions;
 pub mod error;
 pub mod evaluation;
 pub mod gaps;
@@ -57,6 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
+pub use console_sessions::ConsoleSession;
 pub use error::{Error, Result};
 pub use gaps::Waived;
 pub use intents::{AuditIntent, IN_PROGRESS, UNKNOWN_OUTCOME};

@@ -86,6 +86,7 @@ on_both_backends!(
     a_months_measures_count_measured_minutes_of_each_presence_and_its_counted_slices,
     a_month_below_its_objective_is_credited_on_the_statement_and_in_the_amounts,
     a_kubeconfig_is_due_for_removal_once_expired_or_revoked_and_only_until_removed,
+    a_console_session_names_its_principal_until_it_ends_or_is_closed,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -3398,4 +3399,69 @@ async fn a_kubeconfig_is_due_for_removal_once_expired_or_revoked_and_only_until_
     );
     let listed = store.kubeconfigs_of("wjw", "wjw-dev").await.expect("list");
     assert_eq!(listed[1].removed_at, Some(ts("2026-11-10T09:31:00Z")));
+}
+
+async fn a_console_session_names_its_principal_until_it_ends_or_is_closed(db: &TestDb) {
+    let store = &db.store;
+    let principal = zhengyun_store::Principal {
+        token: TokenId::signed_in("zhangwei", "sso.haidian.gov.cn"),
+        role: Role::BureauAdmin,
+        bureau: Some("wjw".to_owned()),
+        bureau_uid: Some("uid-1".to_owned()),
+        description: "张伟".to_owned(),
+        expires_at: ts("2026-11-10T16:00:00Z"),
+    };
+    let (cookie, opened) = store
+        .open_console_session(
+            &principal,
+            ts("2026-11-10T08:00:00Z"),
+            ts("2026-11-10T16:00:00Z"),
+        )
+        .await
+        .expect("open");
+    let found = store
+        .console_session(&cookie, ts("2026-11-10T09:00:00Z"))
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(found, opened);
+    assert_eq!(found.principal, principal);
+    // Another cookie, or the same one after the end, finds nothing.
+    assert!(
+        store
+            .console_session("not-a-session", ts("2026-11-10T09:00:00Z"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .console_session(&cookie, ts("2026-11-10T16:00:00Z"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    // An expiry not after the start is refused.
+    assert!(
+        store
+            .open_console_session(
+                &principal,
+                ts("2026-11-10T16:00:00Z"),
+                ts("2026-11-10T16:00:00Z")
+            )
+            .await
+            .is_err()
+    );
+    // Closed, it is gone.
+    store
+        .close_console_session(&cookie, ts("2026-11-10T09:00:00Z"))
+        .await
+        .expect("close");
+    assert!(
+        store
+            .console_session(&cookie, ts("2026-11-10T09:00:00Z"))
+            .await
+            .expect("read")
+            .is_none()
+    );
 }

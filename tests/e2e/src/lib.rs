@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod browser;
 pub mod faults;
 pub mod idp;
 pub mod operator;

@@ -9,7 +9,7 @@ use std::{
 };
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -77,7 +77,7 @@ struct Cached {
 /// The keys of one issuer.
 pub struct IssuerKeys {
     issuer: String,
-    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     cached: RwLock<Cached>,
     fetching: tokio::sync::Mutex<()>,
 }
@@ -90,10 +90,19 @@ impl std::fmt::Debug for IssuerKeys {
     }
 }
 
-#[derive(Deserialize)]
-struct Discovery {
-    issuer: String,
-    jwks_uri: String,
+/// The parts of a discovery document the API uses.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Discovery {
+    /// The issuer.
+    pub issuer: String,
+    /// Where the keys are.
+    pub jwks_uri: String,
+    /// Where a browser signs in.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    /// Where a code is traded for tokens.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
 }
 
 impl IssuerKeys {
@@ -192,7 +201,8 @@ impl IssuerKeys {
         }
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, Key>, KeyError> {
+    /// The issuer's discovery document, checked to name this issuer.
+    pub async fn discovery(&self) -> Result<Discovery, KeyError> {
         let unreachable = |detail: String| KeyError::Unreachable {
             issuer: self.issuer.clone(),
             detail,
@@ -209,6 +219,49 @@ impl IssuerKeys {
                 discovery.issuer
             )));
         }
+        Ok(discovery)
+    }
+
+    /// POSTs the form `fields` to `url` of the provider; its JSON answer and status.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<(axum::http::StatusCode, serde_json::Value), KeyError> {
+        let unreachable = |detail: String| KeyError::Unreachable {
+            issuer: self.issuer.clone(),
+            detail,
+        };
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let request = axum::http::Request::post(url)
+            .header(
+                axum::http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(axum::http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(form)))
+            .map_err(|e| unreachable(format!("{url}: {e}")))?;
+        let answer = tokio::time::timeout(FETCH_TIMEOUT, self.http.request(request))
+            .await
+            .map_err(|_| unreachable(format!("{url}: no answer in {FETCH_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(format!("{url}: {e}")))?;
+        let status = answer.status();
+        let body = Limited::new(answer.into_body(), MAX_DOCUMENT)
+            .collect()
+            .await
+            .map_err(|e| unreachable(format!("{url}: {e}")))?
+            .to_bytes();
+        Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, Key>, KeyError> {
+        let unreachable = |detail: String| KeyError::Unreachable {
+            issuer: self.issuer.clone(),
+            detail,
+        };
+        let discovery = self.discovery().await?;
         let set: JwkSet = serde_json::from_slice(&self.get(&discovery.jwks_uri).await?)
             .map_err(|e| unreachable(format!("its key set: {e}")))?;
         let mut keys = HashMap::new();

@@ -1,0 +1,150 @@
+//! The console's words, in Chinese (the default) and English, from `i18n/zh-CN.json` and
+//! `i18n/en.json`. A key missing in either file, or used in the code and missing in both, fails
+//! a test; at run time a missing key shows as itself rather than failing the page.
+
+use std::{collections::HashMap, sync::OnceLock};
+
+/// A language of the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// 简体中文.
+    #[default]
+    Zh,
+    /// English.
+    En,
+}
+
+/// The cookie remembering the language.
+pub const LANG_COOKIE: &str = "zy_lang";
+
+const ZH: &str = include_str!("i18n/zh-CN.json");
+const EN: &str = include_str!("i18n/en.json");
+
+fn table(lang: Lang) -> &'static HashMap<String, String> {
+    static TABLES: OnceLock<[HashMap<String, String>; 2]> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        let parse = |text: &str| serde_json::from_str(text).unwrap_or_default();
+        [parse(ZH), parse(EN)]
+    });
+    match lang {
+        Lang::Zh => &tables[0],
+        Lang::En => &tables[1],
+    }
+}
+
+impl Lang {
+    /// `zh-CN` or `en`, for `<html lang>` and the cookie.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// The language a cookie or query value names; Chinese for anything else.
+    pub fn parse(text: &str) -> Self {
+        if text.eq_ignore_ascii_case("en") {
+            Lang::En
+        } else {
+            Lang::Zh
+        }
+    }
+
+    /// The other language (for the switch).
+    pub fn other(self) -> Self {
+        match self {
+            Lang::Zh => Lang::En,
+            Lang::En => Lang::Zh,
+        }
+    }
+
+    /// The words of `key`.
+    pub fn t(self, key: &str) -> String {
+        table(self)
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_owned())
+    }
+
+    /// The words of `key` with each `{name}` replaced by its value.
+    pub fn tf(self, key: &str, values: &[(&str, &str)]) -> String {
+        let mut text = self.t(key);
+        for (name, value) in values {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn keys(text: &str) -> BTreeSet<String> {
+        let table: HashMap<String, String> = serde_json::from_str(text).expect("translation JSON");
+        table.into_keys().collect()
+    }
+
+    #[test]
+    fn both_languages_have_every_key_and_no_empty_words() {
+        let (zh, en) = (keys(ZH), keys(EN));
+        let only_zh: Vec<_> = zh.difference(&en).collect();
+        let only_en: Vec<_> = en.difference(&zh).collect();
+        assert!(
+            only_zh.is_empty() && only_en.is_empty(),
+            "zh only {only_zh:?}, en only {only_en:?}"
+        );
+        for lang in [Lang::Zh, Lang::En] {
+            for key in &zh {
+                assert!(
+                    !lang.t(key).trim().is_empty(),
+                    "{key} is empty in {}",
+                    lang.code()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_the_console_uses_is_translated() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("layout.rs"),
+            include_str!("pages/sign_in.rs"),
+            include_str!("pages/bureau.rs"),
+            include_str!("pages/finance.rs"),
+            include_str!("pages/audit.rs"),
+            include_str!("pages/admin.rs"),
+        ];
+        let known = keys(ZH);
+        let mut missing = Vec::new();
+        for source in sources {
+            // Keys are written as `.t("…")` and `.tf("…"`.
+            for part in source
+                .split(".t(\"")
+                .skip(1)
+                .chain(source.split(".tf(\"").skip(1))
+            {
+                let key = part.split('"').next().unwrap_or_default();
+                if !key.is_empty() && !key.ends_with('.') && !known.contains(key) {
+                    missing.push(key.to_owned());
+                }
+            }
+        }
+        assert!(missing.is_empty(), "keys without words: {missing:?}");
+    }
+
+    #[test]
+    fn a_value_fills_its_placeholder_and_chinese_is_the_default() {
+        assert_eq!(Lang::default(), Lang::Zh);
+        assert_eq!(Lang::parse("EN"), Lang::En);
+        assert_eq!(Lang::parse("fr"), Lang::Zh);
+        assert_eq!(
+            Lang::En.tf("sign_in.with", &[("name", "SSO")]),
+            "Sign in with SSO"
+        );
+        assert_eq!(Lang::Zh.t("no.such.key"), "no.such.key");
+    }
+}

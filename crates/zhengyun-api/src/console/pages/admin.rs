@@ -1,0 +1,236 @@
+//! Platform admins' pages: the approvals queue, and the bureaus (onboarding one, with its quota
+//! and budget).
+
+use axum::{
+    Form,
+    extract::Path,
+    http::{Method, StatusCode},
+    response::Response,
+};
+use maud::html;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::console::{
+    Visitor,
+    layout::{csrf_field, frame, notice, respond},
+    pages::segment,
+};
+
+/// `GET /console/admin/requests`: the change requests waiting for a decision.
+pub async fn requests(visitor: Visitor) -> Response {
+    render_requests(&visitor, None).await
+}
+
+async fn render_requests(
+    visitor: &Visitor,
+    outcome: Option<(StatusCode, Result<String, String>)>,
+) -> Response {
+    let lang = visitor.lang;
+    let pending = match visitor.read("/api/v1/requests?state=pending").await {
+        Ok(pending) => pending,
+        Err(response) => return response,
+    };
+    let pending = pending.as_array().cloned().unwrap_or_default();
+    let status = outcome.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
+    respond(
+        status,
+        frame(
+            visitor,
+            &lang.t("nav.approvals"),
+            html! {
+                @if let Some((_, outcome)) = &outcome { (notice(outcome)) }
+                @if pending.is_empty() { p.muted { (lang.t("requests.none")) } }
+                @else { div.table-wrap { table {
+                    thead { tr {
+                        th scope="col" { (lang.t("requests.created")) } th scope="col" { (lang.t("requests.bureau")) }
+                        th scope="col" { (lang.t("requests.kind")) } th scope="col" { (lang.t("requests.reason")) }
+                        th scope="col" { (lang.t("env.actions")) }
+                    } }
+                    tbody { @for request in &pending {
+                        @let id = request["id"].as_str().unwrap_or_default();
+                        tr {
+                            td { (request["requestedAt"].as_str().unwrap_or_default()) }
+                            td { (request["bureau"].as_str().unwrap_or_default()) }
+                            td { (request["kind"].as_str().unwrap_or_default()) " " (request["object"].as_str().unwrap_or_default()) }
+                            td { (request["note"].as_str().unwrap_or_default()) }
+                            td {
+                                form.inline method="post" action={ "/console/admin/requests/" (id) "/approve" } {
+                                    (csrf_field(visitor))
+                                    button type="submit" { (lang.t("requests.approve")) }
+                                }
+                                " "
+                                form.inline method="post" action={ "/console/admin/requests/" (id) "/reject" } {
+                                    (csrf_field(visitor))
+                                    label { (lang.t("requests.reason")) " " input type="text" name="reason" size="16"; }
+                                    button.danger type="submit" { (lang.t("requests.reject")) }
+                                }
+                            }
+                        }
+                    } }
+                } } }
+            },
+        ),
+    )
+}
+
+/// A decision.
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /console/admin/requests/{id}/{approve|reject}`.
+pub async fn decide(
+    visitor: Visitor,
+    Path((id, decision)): Path<(String, String)>,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+        return refused;
+    }
+    let decision = if decision == "approve" {
+        "approve"
+    } else {
+        "reject"
+    };
+    let body = if form.reason.trim().is_empty() {
+        json!({})
+    } else {
+        json!({"reason": form.reason.trim()})
+    };
+    let path = format!("/api/v1/requests/{}/{decision}", segment(&id));
+    let reply = match visitor.api(Method::POST, &path, Some(&body)).await {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    let outcome = if reply.status.is_success() {
+        let state = reply.body["state"]
+            .as_str()
+            .or(reply.body["request"]["state"].as_str())
+            .unwrap_or(decision);
+        Ok(visitor
+            .lang
+            .tf("requests.decided", &[("id", &id), ("state", state)]))
+    } else {
+        Err(reply.detail())
+    };
+    render_requests(&visitor, Some((reply.status, outcome))).await
+}
+
+/// `GET /console/admin/bureaus`.
+pub async fn bureaus(visitor: Visitor) -> Response {
+    render_bureaus(&visitor, None).await
+}
+
+async fn render_bureaus(
+    visitor: &Visitor,
+    outcome: Option<(StatusCode, Result<String, String>)>,
+) -> Response {
+    let lang = visitor.lang;
+    let list = match visitor.read("/api/v1/bureaus").await {
+        Ok(list) => list,
+        Err(response) => return response,
+    };
+    let list = list.as_array().cloned().unwrap_or_default();
+    let status = outcome.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
+    let cell = |b: &Value, r: &str| b["quota"][r].as_str().unwrap_or("").to_owned();
+    respond(
+        status,
+        frame(
+            visitor,
+            &lang.t("admin.bureaus"),
+            html! {
+                @if let Some((_, outcome)) = &outcome { (notice(outcome)) }
+                h2 { (lang.t("admin.create")) }
+                form method="post" action="/console/admin/bureaus" {
+                    (csrf_field(visitor))
+                    fieldset {
+                        label { (lang.t("admin.code")) " " input type="text" name="name" size="10" required placeholder="tjj"; }
+                        label { (lang.t("admin.name")) " " input type="text" name="display_name" size="18" required placeholder="区统计局"; }
+                        label { (lang.t("admin.kind")) " " select name="kind" {
+                            @for kind in ["bureau", "town", "community"] { option value=(kind) { (lang.t(&format!("kind.{kind}"))) } }
+                        } }
+                        label { (lang.t("resource.cpu")) " " input type="text" name="cpu" size="5" placeholder="16"; }
+                        label { (lang.t("resource.memory")) " " input type="text" name="memory" size="6" placeholder="64Gi"; }
+                        label { (lang.t("resource.storage")) " " input type="text" name="storage" size="6" placeholder="512Gi"; }
+                        label { (lang.t("finance.budget")) " " input type="text" name="monthly_budget" size="8" placeholder="8000.00"; }
+                        button type="submit" { (lang.t("admin.save")) }
+                    }
+                }
+                div.table-wrap { table {
+                    thead { tr {
+                        th scope="col" { (lang.t("admin.code")) } th scope="col" { (lang.t("admin.name")) }
+                        th.num scope="col" { (lang.t("resource.cpu")) } th.num scope="col" { (lang.t("resource.memory")) }
+                        th.num scope="col" { (lang.t("resource.storage")) } th.num scope="col" { (lang.t("finance.budget")) }
+                    } }
+                    tbody { @for bureau in &list { tr {
+                        td { a href={ "/console/bureaus/" (bureau["name"].as_str().unwrap_or_default()) } { (bureau["name"].as_str().unwrap_or_default()) } }
+                        td { (bureau["displayName"].as_str().unwrap_or_default()) }
+                        td.num { (cell(bureau, "cpu")) } td.num { (cell(bureau, "memory")) } td.num { (cell(bureau, "storage")) }
+                        td.num { (bureau["monthlyBudget"].as_str().unwrap_or("")) }
+                    } } }
+                } }
+            },
+        ),
+    )
+}
+
+/// The onboarding form.
+#[derive(Deserialize)]
+pub struct BureauForm {
+    csrf: Option<String>,
+    name: String,
+    display_name: String,
+    kind: String,
+    #[serde(default)]
+    cpu: String,
+    #[serde(default)]
+    memory: String,
+    #[serde(default)]
+    storage: String,
+    #[serde(default)]
+    monthly_budget: String,
+}
+
+/// `POST /console/admin/bureaus`: onboards a bureau.
+pub async fn create_bureau(visitor: Visitor, Form(form): Form<BureauForm>) -> Response {
+    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+        return refused;
+    }
+    let mut quota = serde_json::Map::new();
+    for (key, value) in [
+        ("cpu", &form.cpu),
+        ("memory", &form.memory),
+        ("storage", &form.storage),
+    ] {
+        if !value.trim().is_empty() {
+            quota.insert(key.to_owned(), json!(value.trim()));
+        }
+    }
+    let mut body = json!({
+        "name": form.name.trim(), "displayName": form.display_name.trim(), "kind": form.kind,
+        "quota": quota, "adminGroups": [format!("{}-admins", form.name.trim())],
+        "viewerGroups": [format!("{}-viewers", form.name.trim())],
+    });
+    if !form.monthly_budget.trim().is_empty() {
+        body["monthlyBudget"] = json!(form.monthly_budget.trim());
+    }
+    let reply = match visitor
+        .api(Method::POST, "/api/v1/bureaus", Some(&body))
+        .await
+    {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    let outcome = if reply.status.is_success() {
+        Ok(visitor
+            .lang
+            .tf("admin.created", &[("name", form.display_name.trim())]))
+    } else {
+        Err(reply.detail())
+    };
+    render_bureaus(&visitor, Some((reply.status, outcome))).await
+}

@@ -1,0 +1,354 @@
+//! A bureau's page, for its staff (and platform admins): quota against what is allocated and
+//! used, the environments with their state in plain words, requests, deletion, kubeconfigs, the
+//! change requests and the month's statement.
+
+use axum::{
+    Form,
+    extract::Path,
+    http::{Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zhengyun_store::Role;
+
+use crate::console::{
+    Visitor,
+    i18n::Lang,
+    layout::{csrf_field, frame, notice, respond},
+    svg,
+};
+
+const RESOURCES: [&str; 3] = ["cpu", "memory", "storage"];
+
+/// `GET /console/bureaus/{bureau}`.
+pub async fn page_of(
+    visitor: &Visitor,
+    bureau: &str,
+    outcome: Option<(StatusCode, Result<String, String>)>,
+) -> Response {
+    match render(visitor, bureau, outcome.as_ref().map(|(_, o)| o)).await {
+        Ok(markup) => respond(outcome.map_or(StatusCode::OK, |(status, _)| status), markup),
+        Err(response) => response,
+    }
+}
+
+/// `GET /console/bureaus/{bureau}`.
+pub async fn page(visitor: Visitor, Path(bureau): Path<String>) -> Response {
+    page_of(&visitor, &bureau, None).await
+}
+
+fn phase_words(lang: Lang, phase: &str) -> String {
+    let key = format!("phase.{phase}");
+    let words = lang.t(&key);
+    if words == key {
+        lang.t("phase.unknown")
+    } else {
+        words
+    }
+}
+
+fn words_or(lang: Lang, key: &str, fallback: &str) -> String {
+    let words = lang.t(key);
+    if words == key {
+        fallback.to_owned()
+    } else {
+        words
+    }
+}
+
+async fn render(
+    visitor: &Visitor,
+    bureau: &str,
+    outcome: Option<&Result<String, String>>,
+) -> Result<Markup, Response> {
+    let lang = visitor.lang;
+    let role = visitor.principal()?.role;
+    let seg = crate::console::pages::segment(bureau);
+    let view = visitor.read(&format!("/api/v1/bureaus/{seg}")).await?;
+    let environments = visitor
+        .read(&format!("/api/v1/bureaus/{seg}/environments"))
+        .await?;
+    let requests = visitor
+        .read(&format!("/api/v1/requests?bureau={seg}&state=all"))
+        .await
+        .unwrap_or(Value::Array(Vec::new()));
+    let statement = visitor
+        .read(&format!("/api/v1/statements?bureau={seg}"))
+        .await
+        .ok();
+    let name = view["displayName"].as_str().unwrap_or(bureau).to_owned();
+    let may_change = matches!(role, Role::BureauAdmin | Role::PlatformAdmin);
+    let may_kubeconfig = matches!(role, Role::BureauAdmin | Role::BureauViewer);
+    let envs = environments.as_array().cloned().unwrap_or_default();
+    let costs: Vec<(String, f64)> = statement
+        .as_ref()
+        .and_then(|s| s["environments"].as_array())
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["environment"].as_str().unwrap_or_default().to_owned(),
+                e["amount"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(0.0),
+            )
+        })
+        .collect();
+    let total = statement
+        .as_ref()
+        .and_then(|s| s["bureaus"].as_array())
+        .and_then(|b| b.first())
+        .and_then(|b| b["amount"].as_str())
+        .unwrap_or("0.00")
+        .to_owned();
+    let content = html! {
+        @if let Some(outcome) = outcome { (notice(outcome)) }
+        h2 { (lang.t("quota.title")) }
+        div.table-wrap { table.gauges {
+            thead { tr {
+                th scope="col" { (lang.t("quota.resource")) }
+                th scope="col" { (lang.t("quota.allocated")) " / " (lang.t("quota.used")) }
+                th.num scope="col" { (lang.t("quota.quota")) }
+                th.num scope="col" { (lang.t("quota.allocated")) }
+                th.num scope="col" { (lang.t("quota.used")) }
+            } }
+            tbody { @for resource in RESOURCES {
+                @let quota = view["quota"][resource].as_str().unwrap_or("0");
+                @let allocated = view["status"]["allocated"][resource].as_str().unwrap_or("0");
+                @let used = view["status"]["used"][resource].as_str().unwrap_or("0");
+                @let label = lang.t(&format!("resource.{resource}"));
+                tr {
+                    th scope="row" { (label) }
+                    td { (svg::gauge(&label, svg::amount(quota).unwrap_or(0.0), svg::amount(allocated).unwrap_or(0.0), svg::amount(used).unwrap_or(0.0))) }
+                    td.num { (quota) } td.num { (allocated) } td.num { (used) }
+                }
+            } }
+        } }
+        h2 { (lang.t("env.title")) }
+        @if envs.is_empty() { p.muted { (lang.t("env.none")) } }
+        @else { div.table-wrap { table {
+            thead { tr {
+                th scope="col" { (lang.t("env.name")) } th scope="col" { (lang.t("env.purpose")) }
+                th scope="col" { (lang.t("env.tier")) } th scope="col" { (lang.t("env.phase")) }
+                th.num scope="col" { (lang.t("resource.cpu")) } th.num scope="col" { (lang.t("resource.memory")) }
+                th scope="col" { (lang.t("env.conditions")) } th scope="col" { (lang.t("env.actions")) }
+            } }
+            tbody { @for env in &envs {
+                @let env_name = env["name"].as_str().unwrap_or_default();
+                tr {
+                    td { (env_name) }
+                    td { (words_or(lang, &format!("purpose.{}", env["purpose"].as_str().unwrap_or_default()), env["purpose"].as_str().unwrap_or_default())) }
+                    td { (words_or(lang, &format!("tier.{}", env["tier"].as_str().unwrap_or_default()), env["tier"].as_str().unwrap_or_default())) }
+                    td { (phase_words(lang, env["phase"].as_str().unwrap_or_default())) }
+                    td.num { (env["quota"]["cpu"].as_str().unwrap_or("")) }
+                    td.num { (env["quota"]["memory"].as_str().unwrap_or("")) }
+                    td { ul { @for condition in env["conditions"].as_array().into_iter().flatten() {
+                        li { (condition["type"].as_str().unwrap_or_default()) ": " (condition["message"].as_str().unwrap_or_default()) }
+                    } } }
+                    td {
+                        @if may_kubeconfig {
+                            form.inline method="post" action={ "/console/bureaus/" (bureau) "/environments/" (env_name) "/kubeconfig" } {
+                                (csrf_field(visitor))
+                                label { (lang.t("env.ttl")) " "
+                                    select name="ttl" { option value="1h" { "1h" } option value="2h" { "2h" } option value="8h" selected { "8h" } }
+                                }
+                                button type="submit" { (lang.t("env.kubeconfig")) }
+                            }
+                        }
+                        @if may_change {
+                            form.inline method="post" action={ "/console/bureaus/" (bureau) "/environments/" (env_name) "/delete" } {
+                                (csrf_field(visitor))
+                                label { input type="checkbox" name="confirm" value="yes" required; " " (lang.t("env.delete_confirm")) }
+                                button.danger type="submit" { (lang.t("env.delete")) }
+                            }
+                        }
+                    }
+                }
+            } }
+        } } }
+        @if may_change {
+            h2 { (lang.t("request.title")) }
+            form method="post" action={ "/console/bureaus/" (bureau) "/environments" } {
+                (csrf_field(visitor))
+                fieldset {
+                    label { (lang.t("env.purpose")) " " select name="purpose" {
+                        @for purpose in ["dev", "test", "staging", "prod"] { option value=(purpose) { (lang.t(&format!("purpose.{purpose}"))) } }
+                    } }
+                    label { (lang.t("env.tier")) " " select name="tier" {
+                        @for tier in ["silver", "gold", "bronze"] { option value=(tier) { (lang.t(&format!("tier.{tier}"))) } }
+                    } }
+                    label { (lang.t("resource.cpu")) " " input type="text" name="cpu" size="6" required placeholder="2"; }
+                    label { (lang.t("resource.memory")) " " input type="text" name="memory" size="6" required placeholder="4Gi"; }
+                    label { (lang.t("resource.storage")) " " input type="text" name="storage" size="6" placeholder="20Gi"; }
+                    button type="submit" { (lang.t("request.submit")) }
+                }
+            }
+        }
+        h2 { (lang.t("requests.title")) }
+        @let requests = requests.as_array().cloned().unwrap_or_default();
+        @if requests.is_empty() { p.muted { (lang.t("requests.none")) } }
+        @else { div.table-wrap { table {
+            thead { tr { th { (lang.t("requests.created")) } th { (lang.t("requests.kind")) } th { (lang.t("requests.state")) } th { (lang.t("requests.reason")) } } }
+            tbody { @for request in &requests { tr {
+                td { (request["requestedAt"].as_str().unwrap_or_default()) }
+                td { (request["kind"].as_str().unwrap_or_default()) " " (request["object"].as_str().unwrap_or_default()) }
+                td { (request["state"].as_str().unwrap_or_default()) }
+                td { (request["note"].as_str().unwrap_or_default()) }
+            } } }
+        } } }
+        h2 { (lang.t("statement.title")) " · " (lang.t("statement.total")) " " (total) " " (lang.t("finance.currency")) }
+        @if !costs.is_empty() { (svg::bars(&lang.t("statement.by_environment"), &costs, &lang.t("finance.currency"))) }
+    };
+    Ok(frame(visitor, &name, content))
+}
+
+/// The environment request form.
+#[derive(Deserialize)]
+pub struct RequestForm {
+    csrf: Option<String>,
+    purpose: String,
+    tier: String,
+    cpu: String,
+    memory: String,
+    #[serde(default)]
+    storage: String,
+}
+
+/// `POST /console/bureaus/{bureau}/environments`: requests an environment; created at once or
+/// sent for approval, as the API decides.
+pub async fn request(
+    visitor: Visitor,
+    Path(bureau): Path<String>,
+    Form(form): Form<RequestForm>,
+) -> Response {
+    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+        return refused;
+    }
+    let lang = visitor.lang;
+    let mut quota = serde_json::Map::new();
+    for (key, value) in [
+        ("cpu", &form.cpu),
+        ("memory", &form.memory),
+        ("storage", &form.storage),
+    ] {
+        if !value.trim().is_empty() {
+            quota.insert(key.to_owned(), json!(value.trim()));
+        }
+    }
+    let body = json!({"purpose": form.purpose, "tier": form.tier, "quota": quota});
+    let path = format!(
+        "/api/v1/bureaus/{}/environments",
+        crate::console::pages::segment(&bureau)
+    );
+    let reply = match visitor.api(Method::POST, &path, Some(&body)).await {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    let outcome = match reply.status {
+        StatusCode::CREATED => Ok(lang.tf(
+            "request.created",
+            &[("name", reply.body["name"].as_str().unwrap_or_default())],
+        )),
+        StatusCode::ACCEPTED => Ok(lang.tf(
+            "request.pending",
+            &[("detail", reply.body["message"].as_str().unwrap_or_default())],
+        )),
+        _ => Err(lang.tf("request.refused", &[("detail", &reply.detail())])),
+    };
+    page_of(&visitor, &bureau, Some((reply.status, outcome))).await
+}
+
+/// A form with a confirmation.
+#[derive(Deserialize)]
+pub struct Confirmed {
+    csrf: Option<String>,
+    confirm: Option<String>,
+}
+
+/// `POST …/environments/{environment}/delete`: deletes an environment once confirmed.
+pub async fn delete(
+    visitor: Visitor,
+    Path((bureau, environment)): Path<(String, String)>,
+    Form(form): Form<Confirmed>,
+) -> Response {
+    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+        return refused;
+    }
+    if form.confirm.as_deref() != Some("yes") {
+        let outcome = Err(visitor.lang.t("env.delete_confirm"));
+        return page_of(
+            &visitor,
+            &bureau,
+            Some((StatusCode::UNPROCESSABLE_ENTITY, outcome)),
+        )
+        .await;
+    }
+    let seg = crate::console::pages::segment;
+    let path = format!(
+        "/api/v1/bureaus/{}/environments/{}",
+        seg(&bureau),
+        seg(&environment)
+    );
+    let reply = match visitor.api(Method::DELETE, &path, None).await {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    let outcome = if reply.status.is_success() {
+        Ok(format!("{environment}: {}", reply.status))
+    } else {
+        Err(reply.detail())
+    };
+    page_of(&visitor, &bureau, Some((reply.status, outcome))).await
+}
+
+/// The kubeconfig form.
+#[derive(Deserialize)]
+pub struct KubeconfigForm {
+    csrf: Option<String>,
+    ttl: Option<String>,
+}
+
+/// `POST …/environments/{environment}/kubeconfig`: the kubeconfig, as a file to save.
+pub async fn kubeconfig(
+    visitor: Visitor,
+    Path((bureau, environment)): Path<(String, String)>,
+    Form(form): Form<KubeconfigForm>,
+) -> Response {
+    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+        return refused;
+    }
+    let seg = crate::console::pages::segment;
+    let path = format!(
+        "/api/v1/bureaus/{}/environments/{}/kubeconfig",
+        seg(&bureau),
+        seg(&environment)
+    );
+    let body = json!({"ttl": form.ttl.filter(|t| !t.is_empty())});
+    let reply = match visitor.api(Method::POST, &path, Some(&body)).await {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    if reply.status != StatusCode::CREATED {
+        let detail = reply.detail();
+        return page_of(&visitor, &bureau, Some((reply.status, Err(detail)))).await;
+    }
+    let file = reply.body["kubeconfig"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let disposition = format!("attachment; filename=\"{environment}.kubeconfig\"");
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/yaml; charset=utf-8".to_owned(),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        file,
+    )
+        .into_response()
+}

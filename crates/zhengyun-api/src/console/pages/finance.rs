@@ -1,0 +1,225 @@
+//! Finance's page: a month's cost by bureau (sortable, charted), reserved against consumed,
+//! budgets with their 80 % and 100 % flags, whether the month is provisional or closed, the
+//! CSV, and closing an ended month.
+
+use axum::{
+    Form,
+    extract::Query,
+    http::{Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::console::{
+    Visitor,
+    layout::{csrf_field, frame, notice, respond},
+    pages::segment,
+    svg,
+};
+
+/// The month (and order) asked for.
+#[derive(Deserialize, Default)]
+pub struct MonthQuery {
+    month: Option<String>,
+    sort: Option<String>,
+}
+
+fn amount(value: &Value) -> f64 {
+    value.as_str().and_then(|a| a.parse().ok()).unwrap_or(0.0)
+}
+
+/// Reserved and consumed amounts of `bureau` in `statement`'s lines.
+fn by_kind(statement: &Value, bureau: &str) -> (f64, f64) {
+    let mut reserved = 0.0;
+    let mut consumed = 0.0;
+    for line in statement["lines"].as_array().into_iter().flatten() {
+        if line["bureau"] != bureau {
+            continue;
+        }
+        match line["kind"].as_str() {
+            Some("reserved") => reserved += amount(&line["amount"]),
+            Some("consumed") => consumed += amount(&line["amount"]),
+            _ => {}
+        }
+    }
+    (reserved, consumed)
+}
+
+/// `GET /console/finance?month=YYYY-MM&sort=amount|name`.
+pub async fn page(visitor: Visitor, Query(query): Query<MonthQuery>) -> Response {
+    render(&visitor, &query, None).await
+}
+
+async fn render(
+    visitor: &Visitor,
+    query: &MonthQuery,
+    outcome: Option<(StatusCode, Result<String, String>)>,
+) -> Response {
+    match content(visitor, query, outcome.as_ref().map(|(_, o)| o)).await {
+        Ok(markup) => respond(outcome.map_or(StatusCode::OK, |(s, _)| s), markup),
+        Err(response) => response,
+    }
+}
+
+async fn content(
+    visitor: &Visitor,
+    query: &MonthQuery,
+    outcome: Option<&Result<String, String>>,
+) -> Result<Markup, Response> {
+    let lang = visitor.lang;
+    let path = match &query.month {
+        Some(month) if !month.is_empty() => format!("/api/v1/statements?month={}", segment(month)),
+        _ => "/api/v1/statements".to_owned(),
+    };
+    let statement = visitor.read(&path).await?;
+    let month = statement["month"].as_str().unwrap_or_default().to_owned();
+    let mut bureaus = statement["bureaus"].as_array().cloned().unwrap_or_default();
+    match query.sort.as_deref() {
+        Some("name") => bureaus.sort_by(|a, b| a["bureau"].as_str().cmp(&b["bureau"].as_str())),
+        _ => bureaus.sort_by(|a, b| amount(&b["amount"]).total_cmp(&amount(&a["amount"]))),
+    }
+    let closed = statement["standing"]["status"] == "closed";
+    let seal = statement["seal"].as_str().unwrap_or_default();
+    let currency = lang.t("finance.currency");
+    let chart: Vec<(String, f64)> = bureaus
+        .iter()
+        .take(15)
+        .map(|b| {
+            (
+                b["displayName"]
+                    .as_str()
+                    .or(b["bureau"].as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                amount(&b["amount"]),
+            )
+        })
+        .collect();
+    let csv = format!("/console/finance/statement.csv?month={}", segment(&month));
+    Ok(frame(
+        visitor,
+        &format!("{} · {month}", lang.t("finance.title")),
+        html! {
+            @if let Some(outcome) = outcome { (notice(outcome)) }
+            form method="get" action="/console/finance" {
+                label { (lang.t("finance.month")) " " input type="month" name="month" value=(month); }
+                button type="submit" { (lang.t("finance.show")) }
+            }
+            p {
+                (lang.t("finance.state")) ": "
+                @if closed { (lang.tf("finance.closed", &[("seal", &seal.chars().take(12).collect::<String>())])) }
+                @else { (lang.t("finance.provisional")) }
+                " · " a href=(csv) download { (lang.t("finance.csv")) }
+            }
+            @if !chart.is_empty() { (svg::bars(&lang.t("finance.chart"), &chart, &currency)) }
+            div.table-wrap { table {
+                thead { tr {
+                    th scope="col" { a href={ "/console/finance?month=" (month) "&sort=name" } { (lang.t("finance.bureau")) } }
+                    th.num scope="col" { a href={ "/console/finance?month=" (month) "&sort=amount" } { (lang.t("finance.amount")) } }
+                    th.num scope="col" { (lang.t("finance.reserved")) }
+                    th.num scope="col" { (lang.t("finance.consumed")) }
+                    th.num scope="col" { (lang.t("finance.payable")) }
+                    th scope="col" { (lang.t("finance.budget")) }
+                } }
+                tbody { @for bureau in &bureaus {
+                    @let code = bureau["bureau"].as_str().unwrap_or_default();
+                    @let (reserved, consumed) = by_kind(&statement, code);
+                    tr {
+                        td { (bureau["displayName"].as_str().unwrap_or(code)) " " span.muted { (code) } }
+                        td.num { (bureau["amount"].as_str().unwrap_or_default()) }
+                        td.num { (format!("{reserved:.2}")) }
+                        td.num { (format!("{consumed:.2}")) }
+                        td.num { (bureau["payable"].as_str().or(bureau["amount"].as_str()).unwrap_or_default()) }
+                        td {
+                            @if let Some(budget) = bureau["budget"].as_object() {
+                                (budget.get("spent").and_then(Value::as_str).unwrap_or_default()) " / "
+                                (budget.get("budget").and_then(Value::as_str).unwrap_or_default())
+                                @match budget.get("level").and_then(Value::as_str) {
+                                    Some("warning") => { " " span.flag-warning { (lang.t("finance.budget_warn")) } }
+                                    Some("exceeded") => { " " span.flag-exceeded { (lang.t("finance.budget_over")) } }
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                } }
+            } }
+            @if !closed {
+                h2 { (lang.t("finance.close")) }
+                form method="post" action="/console/finance/close" {
+                    (csrf_field(visitor))
+                    input type="hidden" name="month" value=(month);
+                    label { input type="checkbox" name="confirm" value="yes" required; " " (lang.t("finance.close_confirm")) }
+                    button.danger type="submit" { (lang.t("finance.close")) }
+                }
+            }
+        },
+    ))
+}
+
+/// `GET /console/finance/statement.csv?month=`: the API's CSV, as a download.
+pub async fn csv(visitor: Visitor, Query(query): Query<MonthQuery>) -> Response {
+    let month = query.month.unwrap_or_default();
+    let path = format!("/api/v1/statements?month={}", segment(&month));
+    let reply = match visitor.api_as(Method::GET, &path, None, "text/csv").await {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    if !reply.status.is_success() {
+        return crate::console::layout::problem_page(&visitor, &reply);
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"zhengyun-{month}.csv\""),
+            ),
+        ],
+        reply.raw,
+    )
+        .into_response()
+}
+
+/// The closing form.
+#[derive(Deserialize)]
+pub struct CloseForm {
+    csrf: Option<String>,
+    month: String,
+    confirm: Option<String>,
+}
+
+/// `POST /console/finance/close`: closes an ended month once confirmed.
+pub async fn close(visitor: Visitor, Form(form): Form<CloseForm>) -> Response {
+    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+        return refused;
+    }
+    let query = MonthQuery {
+        month: Some(form.month.clone()),
+        sort: None,
+    };
+    if form.confirm.as_deref() != Some("yes") {
+        let outcome = Err(visitor.lang.t("finance.close_confirm"));
+        return render(
+            &visitor,
+            &query,
+            Some((StatusCode::UNPROCESSABLE_ENTITY, outcome)),
+        )
+        .await;
+    }
+    let path = format!("/api/v1/statements/{}/close", segment(&form.month));
+    let reply = match visitor.api(Method::POST, &path, None).await {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    let outcome = if reply.status.is_success() {
+        Ok(visitor
+            .lang
+            .tf("finance.closed_now", &[("month", &form.month)]))
+    } else {
+        Err(reply.detail())
+    };
+    render(&visitor, &query, Some((reply.status, outcome))).await
+}

@@ -1,0 +1,225 @@
+//! The web console in a real browser (headless Chromium over WebDriver) against the API on the
+//! devcluster: a bureau admin signs in, requests an environment that fits and one that does not,
+//! sees them, downloads a kubeconfig, and is refused another bureau's page; a platform admin
+//! approves the pending request; finance opens the month, downloads the CSV and closes a past
+//! month; an auditor verifies the chain. A form posted without its CSRF token is refused.
+//! Screenshots of each page go to target/console-screenshots/.
+
+use std::{path::PathBuf, time::Duration};
+
+use axum::http::{Method, StatusCode};
+use kube::Api as KubeApi;
+use serde_json::json;
+use zhengyun_e2e::{
+    api::Api,
+    browser::Browser,
+    client, eventually,
+    tenants::{apply_sample_rate_card, bureau_code, create_bureau},
+};
+use zhengyun_model::crd::{Environment, EnvironmentPhase};
+use zhengyun_store::Role;
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots")
+}
+
+async fn sign_in(browser: &Browser, base: &str, token: &str) -> anyhow::Result<()> {
+    browser.clear_cookies().await?;
+    browser.open(&format!("{base}/console/sign-in")).await?;
+    browser.fill("input[name=token]", token).await?;
+    browser
+        .click("form[action='/console/sign-in'] button")
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> anyhow::Result<()> {
+    let kube = client().await?;
+    apply_sample_rate_card(&kube).await?;
+    let api = Api::start().await?;
+    let base = format!("http://{}", api.listen().await?);
+    let (code, other) = (bureau_code("conw"), bureau_code("conr"));
+    for bureau in [&code, &other] {
+        create_bureau(
+            &kube,
+            bureau,
+            json!({"displayName": "区卫生健康委员会", "kind": "bureau",
+                   "quota": {"cpu": "4", "memory": "8Gi", "storage": "20Gi"},
+                   "monthlyBudget": "1000.00"}),
+        )
+        .await?;
+    }
+    let admin = api.token(Role::BureauAdmin, Some(&code)).await?;
+    let finance = api.token(Role::Finance, None).await?;
+    let auditor = api.token(Role::Auditor, None).await?;
+    let browser = Browser::start().await?;
+    let shots = screenshots();
+
+    // A bureau admin signs in and lands on the bureau's page, in Chinese.
+    sign_in(&browser, &base, &admin).await?;
+    assert!(
+        browser
+            .url()
+            .await?
+            .ends_with(&format!("/console/bureaus/{code}"))
+    );
+    assert!(browser.text("h1").await?.contains("区卫生健康委员会"));
+    let html = browser.source().await?;
+    assert!(
+        html.contains("lang=\"zh-CN\"") && html.contains("配额"),
+        "not in Chinese"
+    );
+
+    // An environment that fits is created; one that does not goes for approval.
+    for (purpose, cpu, expect) in [("dev", "1", "已创建"), ("prod", "50", "审批")] {
+        browser.fill("input[name=cpu]", cpu).await?;
+        browser.fill("input[name=memory]", "1Gi").await?;
+        browser
+            .click(&format!("select[name=purpose] option[value={purpose}]"))
+            .await?;
+        browser
+            .click("form[action$='/environments'] button")
+            .await?;
+        let notice = browser.text(".notice").await?;
+        assert!(notice.contains(expect), "{purpose}: {notice}");
+    }
+    browser.screenshot(&shots.join("bureau.png")).await?;
+    let env = format!("{code}-dev");
+    assert!(browser.source().await?.contains(&env));
+
+    // Once Ready, its kubeconfig downloads as a file.
+    let envs: KubeApi<Environment> = KubeApi::all(kube.clone());
+    eventually(
+        &format!("{env} Ready"),
+        Duration::from_secs(180),
+        || async {
+            let env = envs.get(&env).await?;
+            Ok((env.status.and_then(|s| s.phase) == Some(EnvironmentPhase::Ready)).then_some(()))
+        },
+    )
+    .await?;
+    browser
+        .open(&format!("{base}/console/bureaus/{code}"))
+        .await?;
+    browser
+        .click(&format!(
+            "form[action$='/environments/{env}/kubeconfig'] button"
+        ))
+        .await?;
+    let kubeconfig = browser.downloaded(".kubeconfig").await?;
+    assert!(
+        kubeconfig.contains(&format!("current-context: {env}")),
+        "{kubeconfig}"
+    );
+
+    // Another bureau's page is refused.
+    browser
+        .open(&format!("{base}/console/bureaus/{other}"))
+        .await?;
+    assert!(browser.source().await?.contains("无权访问"));
+
+    // A form posted without its CSRF token is refused, and nothing is requested.
+    let session = browser
+        .cookie("zy_session")
+        .await?
+        .expect("a session cookie");
+    let forged = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-b"])
+        .arg(format!("zy_session={session}"))
+        .args(["--data", "purpose=test&tier=silver&cpu=1&memory=1Gi"])
+        .arg(format!("{base}/console/bureaus/{code}/environments"))
+        .output()?;
+    assert_eq!(String::from_utf8_lossy(&forged.stdout), "403");
+    assert!(envs.get_opt(&format!("{code}-test")).await?.is_none());
+
+    // English, when asked for, and remembered.
+    browser.click("a[hreflang=en]").await?;
+    assert!(browser.source().await?.contains("Environments"));
+    browser.click("a[hreflang=zh-CN]").await?;
+
+    // A platform admin approves the pending request.
+    sign_in(&browser, &base, &api.admin).await?;
+    assert!(browser.url().await?.ends_with("/console/admin/requests"));
+    assert!(browser.source().await?.contains(&code));
+    browser.screenshot(&shots.join("approvals.png")).await?;
+    browser.click("form[action$='/approve'] button").await?;
+    let notice = browser.text(".notice").await?;
+    assert!(notice.contains("approved"), "{notice}");
+
+    // Finance opens the month, downloads its CSV, and closes the month that ended (its
+    // metering gap waived: this test's ledger begins now).
+    let ended = zhengyun_e2e::running_month().previous()?;
+    api.store
+        .record_window(&[], "usage", None, jiff::Timestamp::now())
+        .await?;
+    let waived = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/statements/{ended}/gaps/waive"),
+            Some(&finance),
+            Some(&json!({"reason": "控制台测试：本账本自今日起"})),
+        )
+        .await?;
+    assert_eq!(waived.status, StatusCode::OK, "{}", waived.body);
+    sign_in(&browser, &base, &finance).await?;
+    assert!(browser.url().await?.ends_with("/console/finance"));
+    browser.screenshot(&shots.join("finance.png")).await?;
+    browser.click("a[download]").await?;
+    let csv = browser.downloaded(".csv").await?;
+    assert!(csv.lines().count() >= 1, "{csv}");
+    browser
+        .open(&format!("{base}/console/finance?month={ended}"))
+        .await?;
+    browser.click("input[name=confirm]").await?;
+    browser
+        .click("form[action='/console/finance/close'] button")
+        .await?;
+    let notice = browser.text(".notice").await?;
+    assert!(notice.contains("已结账"), "{notice}");
+    assert!(browser.source().await?.contains("已结账（封存"));
+
+    // An auditor verifies the chain.
+    sign_in(&browser, &base, &auditor).await?;
+    assert!(browser.url().await?.ends_with("/console/audit"));
+    browser
+        .click("form[action='/console/audit/verify'] button")
+        .await?;
+    let notice = browser.text(".notice").await?;
+    assert!(notice.contains("哈希链完整"), "{notice}");
+    browser.screenshot(&shots.join("audit.png")).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn console_pages_carry_a_strict_policy_and_a_stranger_is_sent_to_sign_in()
+-> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let base = format!("http://{}", api.listen().await?);
+    let head = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null"])
+        .arg(format!("{base}/console/finance"))
+        .output()?;
+    let head = String::from_utf8_lossy(&head.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 303"), "{head}");
+    assert!(head.contains("location: /console/sign-in"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'self'; script-src 'self'"),
+        "{head}"
+    );
+    let page = std::process::Command::new("curl")
+        .args(["-s"])
+        .arg(format!("{base}/console/sign-in"))
+        .output()?;
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(!page.contains("<script>"), "an inline script: {page}");
+    assert!(page.contains("/console/assets/htmx-2.0.11.min.js"));
+    // A sign-in posted without the nonce this browser was given is refused.
+    let forged = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--data"])
+        .arg(format!("token={}&nonce=guess", api.admin))
+        .arg(format!("{base}/console/sign-in"))
+        .output()?;
+    assert_eq!(String::from_utf8_lossy(&forged.stdout), "403");
+    Ok(())
+}
