@@ -23,6 +23,24 @@ fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots")
 }
 
+/// The page's notice, or the page itself in the error.
+async fn notice_of(browser: &Browser) -> anyhow::Result<String> {
+    let found = eventually("a notice", Duration::from_secs(15), || async {
+        Ok(browser.text(".notice").await.ok())
+    })
+    .await;
+    match found {
+        Ok(text) => Ok(text),
+        Err(error) => {
+            let page = browser.source().await.unwrap_or_default();
+            anyhow::bail!(
+                "{error}; the page at {}: {page}",
+                browser.url().await.unwrap_or_default()
+            )
+        }
+    }
+}
+
 async fn sign_in(browser: &Browser, base: &str, token: &str) -> anyhow::Result<()> {
     browser.clear_cookies().await?;
     browser.open(&format!("{base}/console/sign-in")).await?;
@@ -30,6 +48,23 @@ async fn sign_in(browser: &Browser, base: &str, token: &str) -> anyhow::Result<(
     browser
         .click("form[action='/console/sign-in'] button")
         .await?;
+    Ok(())
+}
+
+/// Asserts that the browser shows a page whose address ends with `path`.
+/// A form's submission navigates after the click returns: the address is waited for.
+async fn at(browser: &Browser, path: &str) -> anyhow::Result<()> {
+    let reached = eventually(
+        &format!("the page …{path}"),
+        Duration::from_secs(15),
+        || async { Ok(browser.url().await?.ends_with(path).then_some(())) },
+    )
+    .await;
+    if reached.is_err() {
+        let url = browser.url().await?;
+        let page = browser.source().await.unwrap_or_default();
+        anyhow::bail!("at {url}, not …{path}: {page}");
+    }
     Ok(())
 }
 
@@ -81,7 +116,7 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         browser
             .click("form[action$='/environments'] button")
             .await?;
-        let notice = browser.text(".notice").await?;
+        let notice = notice_of(&browser).await?;
         assert!(notice.contains(expect), "{purpose}: {notice}");
     }
     browser.screenshot(&shots.join("bureau.png")).await?;
@@ -140,11 +175,11 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
 
     // A platform admin approves the pending request.
     sign_in(&browser, &base, &api.admin).await?;
-    assert!(browser.url().await?.ends_with("/console/admin/requests"));
+    at(&browser, "/console/admin/requests").await?;
     assert!(browser.source().await?.contains(&code));
     browser.screenshot(&shots.join("approvals.png")).await?;
     browser.click("form[action$='/approve'] button").await?;
-    let notice = browser.text(".notice").await?;
+    let notice = notice_of(&browser).await?;
     assert!(notice.contains("approved"), "{notice}");
 
     // Finance opens the month, downloads its CSV, and closes the month that ended (its
@@ -163,7 +198,7 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         .await?;
     assert_eq!(waived.status, StatusCode::OK, "{}", waived.body);
     sign_in(&browser, &base, &finance).await?;
-    assert!(browser.url().await?.ends_with("/console/finance"));
+    at(&browser, "/console/finance").await?;
     browser.screenshot(&shots.join("finance.png")).await?;
     browser.click("a[download]").await?;
     let csv = browser.downloaded(".csv").await?;
@@ -175,23 +210,42 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     browser
         .click("form[action='/console/finance/close'] button")
         .await?;
-    let notice = browser.text(".notice").await?;
+    let notice = notice_of(&browser).await?;
     assert!(notice.contains("已结账"), "{notice}");
-    assert!(browser.source().await?.contains("已结账（封存"));
+    let closed_page = format!("{base}/console/finance?month={ended}");
+    let shown = eventually(
+        "the month shown closed",
+        Duration::from_secs(30),
+        || async {
+            browser.open(&closed_page).await?;
+            Ok(browser
+                .source()
+                .await?
+                .contains("已结账（封存")
+                .then_some(()))
+        },
+    )
+    .await;
+    if shown.is_err() {
+        let page = browser.source().await?;
+        let state = page.split("<p>").nth(1).unwrap_or_default();
+        anyhow::bail!("{closed_page} does not show the month closed: {state}");
+    }
 
     // An auditor verifies the chain.
     sign_in(&browser, &base, &auditor).await?;
-    assert!(browser.url().await?.ends_with("/console/audit"));
+    at(&browser, "/console/audit").await?;
     browser
         .click("form[action='/console/audit/verify'] button")
         .await?;
-    let notice = browser.text(".notice").await?;
+    let notice = notice_of(&browser).await?;
     assert!(notice.contains("哈希链完整"), "{notice}");
     browser.screenshot(&shots.join("audit.png")).await?;
     Ok(())
 }
 
-#[tokio::test]
+// Several workers: curl blocks while the console it calls is served in-process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_pages_carry_a_strict_policy_and_a_stranger_is_sent_to_sign_in()
 -> anyhow::Result<()> {
     let api = Api::start().await?;

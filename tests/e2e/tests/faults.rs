@@ -850,6 +850,7 @@ async fn assert_materialised(
         names_of(
             [
                 "zhengyun-allow-dns",
+                "zhengyun-allow-ingress-controller",
                 "zhengyun-allow-same-bureau",
                 "zhengyun-default-deny"
             ]

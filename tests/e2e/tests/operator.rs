@@ -221,6 +221,7 @@ async fn the_haidian_sample_tenants_are_onboarded_with_every_object_in_place() -
             policy_names,
             [
                 "zhengyun-allow-dns",
+                "zhengyun-allow-ingress-controller",
                 "zhengyun-allow-same-bureau",
                 "zhengyun-default-deny"
             ]

@@ -18,6 +18,13 @@
 //! no inline script; every asset is embedded in the binary. Pages read without JavaScript;
 //! htmx only spares reloads.
 
+// A refusal here is the page the browser gets: a `Response`, built once per request on the way
+// out; boxing it would only add an allocation.
+#![allow(
+    clippy::result_large_err,
+    reason = "a refusal is the response itself, returned once per request"
+)]
+
 pub mod i18n;
 mod layout;
 mod pages;

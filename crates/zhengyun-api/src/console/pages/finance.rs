@@ -80,7 +80,7 @@ async fn content(
         Some("name") => bureaus.sort_by(|a, b| a["bureau"].as_str().cmp(&b["bureau"].as_str())),
         _ => bureaus.sort_by(|a, b| amount(&b["amount"]).total_cmp(&amount(&a["amount"]))),
     }
-    let closed = statement["standing"]["status"] == "closed";
+    let closed = statement["status"] == "closed";
     let seal = statement["seal"].as_str().unwrap_or_default();
     let currency = lang.t("finance.currency");
     let chart: Vec<(String, f64)> = bureaus
