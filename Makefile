@@ -102,10 +102,11 @@ BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_NODES=6 DEVCLUSTER_
 bench: devcluster
 	@mkdir -p target/bench && date +%s > target/bench/started
 	$(CARGO) build --release --locked -p zhengyun
-	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api --bin bench-borrowing
+	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api --bin bench-borrowing --bin bench-console
 	BENCH_PODS=$(BENCH_PODS) $(BENCH_CLUSTER) target/release/bench-converge $(BENCH_SIZES)
 	$(BENCH_CLUSTER) target/release/bench-api
 	$(BENCH_CLUSTER) target/release/bench-borrowing
+	$(BENCH_CLUSTER) target/release/bench-console
 	$(CARGO) build --release --locked -p zhengyun-store --example ingest --example month --example audit
 	target/release/examples/ingest
 	target/release/examples/month

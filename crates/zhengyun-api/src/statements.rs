@@ -154,10 +154,12 @@ async fn schedule_of(
 pub(crate) async fn bureaus(
     state: &AppState,
 ) -> ApiResult<(BTreeMap<String, String>, BTreeMap<String, Decimal>)> {
-    let list = state.bureaus().list(&Default::default()).await?;
+    // From the watch cache once it is synced: a statement's names and budgets need not cost
+    // the API server a list of every bureau.
+    let list = state.read_bureaus().await?;
     let mut names = BTreeMap::new();
     let mut budgets = BTreeMap::new();
-    for bureau in &list.items {
+    for bureau in &list {
         let code = bureau.metadata.name.clone().unwrap_or_default();
         if let Some(budget) = bureau_budget(bureau) {
             budgets.insert(code.clone(), budget);

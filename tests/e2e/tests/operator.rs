@@ -236,7 +236,14 @@ async fn the_haidian_sample_tenants_are_onboarded_with_every_object_in_place() -
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(subjects, [format!("{code}-admins")]);
+        // The bureau's admin group, and the account its issued kubeconfigs stand for.
+        assert_eq!(
+            subjects,
+            [
+                format!("{code}-admins"),
+                "zhengyun-kubeconfig-admin".to_owned()
+            ]
+        );
     }
     let env_names: Vec<String> = names.into_iter().map(|(_, n, _)| n).collect();
     delete_and_wait(&client, &env_names).await
