@@ -23,11 +23,20 @@ fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots")
 }
 
-/// The page's notice, or the page itself in the error.
-async fn notice_of(browser: &Browser) -> anyhow::Result<String> {
-    let found = eventually("a notice", Duration::from_secs(15), || async {
-        Ok(browser.text(".notice").await.ok())
-    })
+/// Waits for the page's notice to say `expected` (a form's answer replaces the page after the
+/// click returns); the notice, or the page itself in the error.
+async fn notice_saying(browser: &Browser, expected: &str) -> anyhow::Result<String> {
+    let found = eventually(
+        &format!("a notice saying {expected}"),
+        Duration::from_secs(15),
+        || async {
+            Ok(browser
+                .text(".notice")
+                .await
+                .ok()
+                .filter(|text| text.contains(expected)))
+        },
+    )
     .await;
     match found {
         Ok(text) => Ok(text),
@@ -108,16 +117,19 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
 
     // An environment that fits is created; one that does not goes for approval.
     for (purpose, cpu, expect) in [("dev", "1", "已创建"), ("prod", "50", "审批")] {
-        browser.fill("input[name=cpu]", cpu).await?;
-        browser.fill("input[name=memory]", "1Gi").await?;
+        browser
+            .fill("form[action$='/environments'] input[name=cpu]", cpu)
+            .await?;
+        browser
+            .fill("form[action$='/environments'] input[name=memory]", "1Gi")
+            .await?;
         browser
             .click(&format!("select[name=purpose] option[value={purpose}]"))
             .await?;
         browser
             .click("form[action$='/environments'] button")
             .await?;
-        let notice = notice_of(&browser).await?;
-        assert!(notice.contains(expect), "{purpose}: {notice}");
+        notice_saying(&browser, expect).await?;
     }
     browser.screenshot(&shots.join("bureau.png")).await?;
     let env = format!("{code}-dev");
@@ -147,6 +159,14 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         kubeconfig.contains(&format!("current-context: {env}")),
         "{kubeconfig}"
     );
+
+    // It is resized from its row.
+    let resize = format!("form[action$='/environments/{env}/resize']");
+    browser
+        .fill(&format!("{resize} input[name=cpu]"), "2")
+        .await?;
+    browser.click(&format!("{resize} button")).await?;
+    notice_saying(&browser, "配额已调整").await?;
 
     // Another bureau's page is refused.
     browser
@@ -179,8 +199,7 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     assert!(browser.source().await?.contains(&code));
     browser.screenshot(&shots.join("approvals.png")).await?;
     browser.click("form[action$='/approve'] button").await?;
-    let notice = notice_of(&browser).await?;
-    assert!(notice.contains("approved"), "{notice}");
+    notice_saying(&browser, "approved").await?;
 
     // Finance opens the month, downloads its CSV, and closes the month that ended (its
     // metering gap waived: this test's ledger begins now).
@@ -210,8 +229,7 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     browser
         .click("form[action='/console/finance/close'] button")
         .await?;
-    let notice = notice_of(&browser).await?;
-    assert!(notice.contains("已结账"), "{notice}");
+    notice_saying(&browser, "已结账").await?;
     let closed_page = format!("{base}/console/finance?month={ended}");
     let shown = eventually(
         "the month shown closed",
@@ -238,8 +256,15 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     browser
         .click("form[action='/console/audit/verify'] button")
         .await?;
-    let notice = notice_of(&browser).await?;
-    assert!(notice.contains("哈希链完整"), "{notice}");
+    notice_saying(&browser, "哈希链完整").await?;
+    // The month finance closed is listed with its seal.
+    assert!(
+        browser
+            .source()
+            .await?
+            .contains(&format!("<td>{ended}</td>")),
+        "the sealed month is not listed"
+    );
     browser.screenshot(&shots.join("audit.png")).await?;
     Ok(())
 }

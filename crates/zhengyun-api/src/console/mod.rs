@@ -89,6 +89,10 @@ pub fn router(internal: Router) -> Router<AppState> {
             post(bureau::delete),
         )
         .route(
+            "/console/bureaus/{bureau}/environments/{environment}/resize",
+            post(bureau::resize),
+        )
+        .route(
             "/console/bureaus/{bureau}/environments/{environment}/kubeconfig",
             post(bureau::kubeconfig),
         )

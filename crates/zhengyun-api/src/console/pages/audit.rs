@@ -60,6 +60,14 @@ async fn render(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let entries = reply.body.as_array().cloned().unwrap_or_default();
+    // The sealed months, each with its seal (their verification is the button's).
+    let sealed = visitor
+        .api(axum::http::Method::GET, "/api/v1/statements/verify", None)
+        .await
+        .ok()
+        .filter(|reply| reply.status.is_success())
+        .and_then(|reply| reply.body["sealed"].as_array().cloned())
+        .unwrap_or_default();
     let next_link = next.map(|after| {
         let mut link = format!("/console/audit?after={}", segment(&after));
         for (key, value) in [("action", &filter.action), ("bureau", &filter.bureau)] {
@@ -107,6 +115,14 @@ async fn render(
                     } } }
                 } }
                 @if let Some(link) = next_link { p { a href=(link) { (lang.t("audit.next")) } } }
+                h2 { (lang.t("audit.sealed")) }
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { (lang.t("audit.month")) } th scope="col" { (lang.t("audit.seal")) } } }
+                    tbody { @for month in &sealed { tr {
+                        td { (month["month"].as_str().unwrap_or_default()) }
+                        td { code { (month["seal"].as_str().unwrap_or_default()) } }
+                    } } }
+                } }
             },
         ),
     )

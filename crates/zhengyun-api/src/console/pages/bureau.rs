@@ -159,6 +159,12 @@ async fn render(
                             }
                         }
                         @if may_change {
+                            form.inline method="post" action={ "/console/bureaus/" (bureau) "/environments/" (env_name) "/resize" } {
+                                (csrf_field(visitor))
+                                label { (lang.t("resource.cpu")) " " input type="text" name="cpu" size="4" value=(env["quota"]["cpu"].as_str().unwrap_or("")); }
+                                label { (lang.t("resource.memory")) " " input type="text" name="memory" size="5" value=(env["quota"]["memory"].as_str().unwrap_or("")); }
+                                button type="submit" { (lang.t("env.resize")) }
+                            }
                             form.inline method="post" action={ "/console/bureaus/" (bureau) "/environments/" (env_name) "/delete" } {
                                 (csrf_field(visitor))
                                 label { input type="checkbox" name="confirm" value="yes" required; " " (lang.t("env.delete_confirm")) }
@@ -351,4 +357,59 @@ pub async fn kubeconfig(
         file,
     )
         .into_response()
+}
+
+/// The resize form: new totals of the resources given (the others keep theirs).
+#[derive(Deserialize)]
+pub struct ResizeForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    cpu: String,
+    #[serde(default)]
+    memory: String,
+}
+
+/// `POST …/environments/{environment}/resize`: changes its quota at once, or files a change
+/// request when it grows beyond what the bureau has left, as the API decides.
+pub async fn resize(
+    visitor: Visitor,
+    Path((bureau, environment)): Path<(String, String)>,
+    Form(form): Form<ResizeForm>,
+) -> Response {
+    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+        return refused;
+    }
+    let lang = visitor.lang;
+    let seg = crate::console::pages::segment;
+    let path = format!(
+        "/api/v1/bureaus/{}/environments/{}",
+        seg(&bureau),
+        seg(&environment)
+    );
+    let current = match visitor.read(&path).await {
+        Ok(current) => current,
+        Err(response) => return response,
+    };
+    let mut quota = current["quota"].as_object().cloned().unwrap_or_default();
+    for (key, value) in [("cpu", &form.cpu), ("memory", &form.memory)] {
+        if !value.trim().is_empty() {
+            quota.insert(key.to_owned(), json!(value.trim()));
+        }
+    }
+    let reply = match visitor
+        .api(Method::PATCH, &path, Some(&json!({"quota": quota})))
+        .await
+    {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    let outcome = match reply.status {
+        StatusCode::ACCEPTED => Ok(lang.tf(
+            "request.pending",
+            &[("detail", reply.body["message"].as_str().unwrap_or_default())],
+        )),
+        status if status.is_success() => Ok(lang.tf("env.resized", &[("name", &environment)])),
+        _ => Err(lang.tf("request.refused", &[("detail", &reply.detail())])),
+    };
+    page_of(&visitor, &bureau, Some((reply.status, outcome))).await
 }
