@@ -154,6 +154,7 @@ cat <<EOF
 
 Zhengyun is running.
   API                    $API_URL   (OpenAPI: $API_URL/api/v1/openapi.json)
+  console                $API_URL/console   (sign in with a token below, or the identity provider)
   platform-admin token   $ADMIN_TOKEN
   bureau                 $BUREAU ($("$KUBECTL" get bureau "$BUREAU" -o jsonpath='{.spec.displayName}'))
   bureau-admin token     $BUREAU_TOKEN
