@@ -55,8 +55,12 @@ impl Browser {
             driver_path.display()
         );
         let port = crate::faults::free_port()?;
+        // A process group of its own: dropping the browser ends the driver and every Chromium
+        // process it started.
+        use std::os::unix::process::CommandExt;
         let driver = Command::new(&driver_path)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -266,7 +270,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Ending the driver ends its browsers.
+        // The whole group: the driver and the browsers it started, which outlive it otherwise.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
