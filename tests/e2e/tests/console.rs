@@ -133,7 +133,13 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     }
     browser.screenshot(&shots.join("bureau.png")).await?;
     let env = format!("{code}-dev");
-    assert!(browser.source().await?.contains(&env));
+    let page = browser.source().await?;
+    assert!(page.contains(&env));
+    // The request that went for approval is listed among the bureau's change requests.
+    assert!(
+        page.contains(&format!("{code}-prod")) && !page.contains("没有变更申请"),
+        "the pending request is not listed"
+    );
 
     // Once Ready, its kubeconfig downloads as a file.
     let envs: KubeApi<Environment> = KubeApi::all(kube.clone());

@@ -200,16 +200,11 @@ pub async fn create_bureau(visitor: Visitor, Form(form): Form<BureauForm>) -> Re
     if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
         return refused;
     }
-    let mut quota = serde_json::Map::new();
-    for (key, value) in [
+    let quota = crate::console::pages::quota_of(&[
         ("cpu", &form.cpu),
         ("memory", &form.memory),
         ("storage", &form.storage),
-    ] {
-        if !value.trim().is_empty() {
-            quota.insert(key.to_owned(), json!(value.trim()));
-        }
-    }
+    ]);
     let mut body = json!({
         "name": form.name.trim(), "displayName": form.display_name.trim(), "kind": form.kind,
         "quota": quota, "adminGroups": [format!("{}-admins", form.name.trim())],

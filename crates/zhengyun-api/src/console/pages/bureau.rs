@@ -10,7 +10,7 @@ use axum::{
 };
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use zhengyun_store::Role;
 
 use crate::console::{
@@ -70,10 +70,10 @@ async fn render(
     let environments = visitor
         .read(&format!("/api/v1/bureaus/{seg}/environments"))
         .await?;
+    // Every state: the API filters by state only when asked to.
     let requests = visitor
-        .read(&format!("/api/v1/requests?bureau={seg}&state=all"))
-        .await
-        .unwrap_or(Value::Array(Vec::new()));
+        .read(&format!("/api/v1/requests?bureau={seg}"))
+        .await?;
     let statement = visitor
         .read(&format!("/api/v1/statements?bureau={seg}"))
         .await
@@ -234,16 +234,11 @@ pub async fn request(
         return refused;
     }
     let lang = visitor.lang;
-    let mut quota = serde_json::Map::new();
-    for (key, value) in [
+    let quota = crate::console::pages::quota_of(&[
         ("cpu", &form.cpu),
         ("memory", &form.memory),
         ("storage", &form.storage),
-    ] {
-        if !value.trim().is_empty() {
-            quota.insert(key.to_owned(), json!(value.trim()));
-        }
-    }
+    ]);
     let body = json!({"purpose": form.purpose, "tier": form.tier, "quota": quota});
     let path = format!(
         "/api/v1/bureaus/{}/environments",

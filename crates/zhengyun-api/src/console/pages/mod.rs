@@ -10,3 +10,12 @@ pub mod sign_in;
 pub fn segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+/// A quota body from a form's `(resource, amount)` fields, leaving out the empty ones.
+pub fn quota_of(fields: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .map(|(key, value)| ((*key).to_owned(), serde_json::json!(value.trim())))
+        .collect()
+}

@@ -145,14 +145,20 @@ pub async fn with_token(
         let detail = visitor.lang.t("error.csrf");
         return render(&visitor, &state, Some(&detail), StatusCode::FORBIDDEN);
     }
-    let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {}", form.token.trim())) else {
-        return render(&visitor, &state, Some("?"), StatusCode::UNAUTHORIZED);
+    with_bearer(&state, &visitor, form.token.trim()).await
+}
+
+/// Signs in as whoever `token` (an API token or an identity provider's ID token) names, by the
+/// API's own authentication; the sign-in page with the refusal otherwise.
+async fn with_bearer(state: &AppState, visitor: &Visitor, token: &str) -> Response {
+    let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+        return render(visitor, state, Some("?"), StatusCode::UNAUTHORIZED);
     };
-    match crate::middleware::authenticated(&state, Some(bearer)).await {
-        Ok(caller) => open(&state, &visitor, caller).await,
+    match crate::middleware::authenticated(state, Some(bearer)).await {
+        Ok(caller) => open(state, visitor, caller).await,
         Err(problem) => {
             let detail = problem.detail().to_owned();
-            render(&visitor, &state, Some(&detail), problem.status())
+            render(visitor, state, Some(&detail), problem.status())
         }
     }
 }
@@ -270,16 +276,7 @@ pub async fn callback(
         Ok(token) => token,
         Err(error) => return render(&visitor, &state, Some(&error), StatusCode::UNAUTHORIZED),
     };
-    let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {id_token}")) else {
-        return render(&visitor, &state, Some("?"), StatusCode::UNAUTHORIZED);
-    };
-    match crate::middleware::authenticated(&state, Some(bearer)).await {
-        Ok(caller) => open(&state, &visitor, caller).await,
-        Err(problem) => {
-            let detail = problem.detail().to_owned();
-            render(&visitor, &state, Some(&detail), problem.status())
-        }
-    }
+    with_bearer(&state, &visitor, &id_token).await
 }
 
 #[derive(Deserialize)]
