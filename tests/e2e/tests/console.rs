@@ -102,12 +102,7 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
 
     // A bureau admin signs in and lands on the bureau's page, in Chinese.
     sign_in(&browser, &base, &admin).await?;
-    assert!(
-        browser
-            .url()
-            .await?
-            .ends_with(&format!("/console/bureaus/{code}"))
-    );
+    at(&browser, &format!("/console/bureaus/{code}")).await?;
     assert!(browser.text("h1").await?.contains("区卫生健康委员会"));
     let html = browser.source().await?;
     assert!(
