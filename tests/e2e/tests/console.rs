@@ -191,7 +191,14 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
 
     // English, when asked for, and remembered.
     browser.click("a[hreflang=en]").await?;
-    assert!(browser.source().await?.contains("Environments"));
+    eventually("the page in English", Duration::from_secs(15), || async {
+        Ok(browser
+            .source()
+            .await?
+            .contains("Environments")
+            .then_some(()))
+    })
+    .await?;
     browser.click("a[hreflang=zh-CN]").await?;
 
     // A platform admin approves the pending request.
