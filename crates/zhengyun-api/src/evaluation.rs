@@ -10,10 +10,11 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use zhengyun_contract::{
-    AnnualEvaluation, EnvironmentView, QuotaBody, RightSizingView, UpdateEnvironment,
+    AnnualEvaluation, DailyCostsView, EnvironmentView, QuotaBody, RightSizingView,
+    UpdateEnvironment,
     evaluation::{
-        BureauEfficiencyView, EfficiencyReport, EnvironmentEfficiencyView, ResourceEfficiencyView,
-        ResourceRecommendation,
+        BureauEfficiencyView, DayCostView, EfficiencyReport, EnvironmentEfficiencyView,
+        ResourceEfficiencyView, ResourceRecommendation,
     },
 };
 use zhengyun_metering::{
@@ -43,6 +44,7 @@ mod annual;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_efficiency))
+        .routes(routes!(get_daily_costs))
         .routes(routes!(get_evaluation))
         .routes(routes!(get_rightsizing, apply_rightsizing))
 }
@@ -87,7 +89,12 @@ async fn get_efficiency(
         state.read_bureau(bureau).await?;
     }
     let bureau = caller.bureau().map(str::to_owned).or(query.bureau.clone());
-    let range = report_range(&state, &query)?;
+    let range = report_range(
+        &state,
+        query.month.as_deref(),
+        query.from.as_deref(),
+        query.to.as_deref(),
+    )?;
     let schedule = schedule(&state).await?;
     let efficiency = state
         .store()
@@ -105,11 +112,113 @@ async fn get_efficiency(
     Ok(JsonOrCsv::Json(report))
 }
 
+/// Which days.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CostsQuery {
+    /// `YYYY-MM`: that whole month (platform time zone); not with `from`/`to`.
+    #[param(example = "2026-11", pattern = r"^[0-9]{4}-[0-9]{2}$")]
+    pub month: Option<String>,
+    /// From this instant (RFC 3339); the start of this month if absent.
+    pub from: Option<String>,
+    /// To this instant (RFC 3339), exclusive; now if absent.
+    pub to: Option<String>,
+}
+
+/// The longest range priced day by day.
+const MAX_COST_DAYS: u64 = 366;
+
+/// What a bureau's reservations and consumption cost on each day of a range (this month so far
+/// by default), each day priced as its statement prices it and rounded to the fen on its own.
+/// Borrowed capacity is settled per month, on the statement, and is not spread over days.
+#[utoipa::path(get, path = "/api/v1/bureaus/{bureau}/costs", tag = "statements",
+    params(("bureau" = String, Path, description = "Bureau code"), CostsQuery),
+    responses(
+        (status = 200, description = "The days (JSON), or CSV with `Accept: text/csv`",
+            body = DailyCostsView),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_daily_costs(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(bureau): Path<String>,
+    Query(query): Query<CostsQuery>,
+) -> ApiResult<JsonOrCsv<DailyCostsView>> {
+    caller.require(&READERS)?;
+    caller.require_bureau(&bureau)?;
+    state.read_bureau(&bureau).await?;
+    let range = report_range(
+        &state,
+        query.month.as_deref(),
+        query.from.as_deref(),
+        query.to.as_deref(),
+    )?;
+    if range.seconds() > MAX_COST_DAYS * 86_400 {
+        return Err(Problem::invalid_field(
+            "to",
+            format!("a range of at most {MAX_COST_DAYS} days"),
+        ));
+    }
+    let schedule = schedule(&state).await?;
+    let days = state
+        .store()
+        .daily_costs(range, &bureau, &schedule, state.calendar())
+        .await?;
+    let view = DailyCostsView {
+        bureau,
+        from: range.start().to_string(),
+        to: range.end().to_string(),
+        currency: schedule.currency().to_owned(),
+        days: days
+            .iter()
+            .map(|day| DayCostView {
+                date: day.date.to_string(),
+                reserved: day.reserved.to_string(),
+                consumed: day.consumed.to_string(),
+                amount: day.amount().to_string(),
+            })
+            .collect(),
+    };
+    if wants_csv(&headers) {
+        let mut table = vec![
+            [
+                "bureau", "date", "reserved", "consumed", "amount", "currency",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
+        for day in &view.days {
+            table.push(vec![
+                view.bureau.clone(),
+                day.date.clone(),
+                day.reserved.clone(),
+                day.consumed.clone(),
+                day.amount.clone(),
+                view.currency.clone(),
+            ]);
+        }
+        return Ok(JsonOrCsv::Csv(download(
+            &format!("zhengyun-costs-{}.csv", view.bureau),
+            &csv_table(&table),
+            Charset::Utf8,
+        )));
+    }
+    Ok(JsonOrCsv::Json(view))
+}
+
 /// The range a query names: a month, or `from`/`to` (this month so far by default).
-fn report_range(state: &AppState, query: &EfficiencyQuery) -> ApiResult<TimeRange> {
+fn report_range(
+    state: &AppState,
+    month: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> ApiResult<TimeRange> {
     let calendar = state.calendar();
-    if let Some(month) = &query.month {
-        if query.from.is_some() || query.to.is_some() {
+    if let Some(month) = month {
+        if from.is_some() || to.is_some() {
             return Err(Problem::invalid_field(
                 "month",
                 "give either a month or from/to, not both",
@@ -122,7 +231,7 @@ fn report_range(state: &AppState, query: &EfficiencyQuery) -> ApiResult<TimeRang
             .month_range(month)
             .map_err(|e| Problem::invalid_field("month", e.to_string()));
     }
-    range_so_far(state, query.from.as_deref(), query.to.as_deref())
+    range_so_far(state, from, to)
 }
 
 fn report(

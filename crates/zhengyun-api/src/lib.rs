@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod oidc;
 pub mod page;
+pub mod pool;
 pub mod problem;
 pub mod reclaims;
 pub mod reply;
@@ -284,6 +285,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(audit::router())
         .merge(statements::router())
         .merge(reclaims::router())
+        .merge(pool::router())
         .merge(evaluation::router())
         .merge(availability::router())
         .merge(kubeconfigs::router());

@@ -23,6 +23,39 @@ pub struct EfficiencyReport {
     pub environments: Vec<EnvironmentEfficiencyView>,
 }
 
+/// What a bureau's reservations and consumption cost day by day
+/// (`GET /api/v1/bureaus/{bureau}/costs`). Each day is rounded to the fen on its own, so the
+/// days of a month may differ from its statement by a few fen; the statement is what is owed.
+/// Borrowed capacity is settled per month and is not spread over days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DailyCostsView {
+    /// The bureau.
+    pub bureau: String,
+    /// From (RFC 3339).
+    pub from: String,
+    /// To, exclusive (RFC 3339).
+    pub to: String,
+    /// The currency of the amounts.
+    pub currency: String,
+    /// Every day the range touches, in order (platform time zone).
+    pub days: Vec<DayCostView>,
+}
+
+/// What one day cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DayCostView {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// The reservation charge (decimal string).
+    pub reserved: String,
+    /// The consumption charge (decimal string).
+    pub consumed: String,
+    /// Both (decimal string).
+    pub amount: String,
+}
+
 /// One bureau's efficiency and idle cost, with its rank by idle cost.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -16,6 +16,7 @@ pub mod bureaus;
 pub mod environments;
 pub mod evaluation;
 pub mod kubeconfigs;
+pub mod pool;
 pub mod quota;
 pub mod reclaims;
 pub mod requests;
@@ -28,8 +29,9 @@ pub use bureaus::{
     BureauStatusView, BureauView, ConditionView, CreateBureau, QuotaIncrease, UpdateBureau,
 };
 pub use environments::{CreateEnvironment, EnvironmentView, ServiceBody, UpdateEnvironment};
-pub use evaluation::{AnnualEvaluation, EfficiencyReport, RightSizingView};
+pub use evaluation::{AnnualEvaluation, DailyCostsView, EfficiencyReport, RightSizingView};
 pub use kubeconfigs::{IssueKubeconfig, IssuedKubeconfig, KubeconfigView};
+pub use pool::PoolView;
 pub use quota::QuotaBody;
 pub use reclaims::ReclaimView;
 pub use requests::{Approved, Decision, Pending, RequestView};

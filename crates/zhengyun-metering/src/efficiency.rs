@@ -29,7 +29,7 @@ use crate::{
 };
 
 /// Decimal places of the exact amounts a line adds up: millionths of a fen.
-const EXACT_SCALE: u32 = MONEY_SCALE + 6;
+pub(crate) const EXACT_SCALE: u32 = MONEY_SCALE + 6;
 
 /// One environment's use of one resource over the evaluated period.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,8 +208,8 @@ impl EfficiencyBuilder {
         let mut efficiency = Efficiency::default();
         for ((bureau, environment, resource), exact) in self.lines {
             let line = EfficiencyLine {
-                reservation_cost: to_fen(exact.reservation_cost)?,
-                idle_cost: to_fen(exact.idle_cost)?,
+                reservation_cost: micro_to_fen(exact.reservation_cost, "a reservation cost")?,
+                idle_cost: micro_to_fen(exact.idle_cost, "an idle cost")?,
                 efficiency: ratio_of(exact.consumed.min(exact.reserved), exact.reserved),
                 reserved_unit_seconds: exact.reserved,
                 consumed_unit_seconds: exact.consumed,
@@ -247,14 +247,12 @@ fn checked(a: u128, b: u128) -> Result<u128> {
     })
 }
 
-/// Millionths of a fen to the fen, half to even.
-fn to_fen(exact: u128) -> Result<Decimal> {
+/// Millionths of a fen to the fen, half to even; `what` names the amount if it overflows.
+pub(crate) fn micro_to_fen(exact: u128, what: &'static str) -> Result<Decimal> {
     crate::wide::mul_div_rounded(exact, 1, MICRO_PER_FEN, Rounding::HalfEven)
         .and_then(|fen| i128::try_from(fen).ok())
         .and_then(|fen| Decimal::try_from_i128_with_scale(fen, MONEY_SCALE).ok())
-        .ok_or(Error::Overflow {
-            what: "an idle cost",
-        })
+        .ok_or(Error::Overflow { what })
 }
 
 /// `part ÷ whole` (`part ≤ whole`) truncated to four decimals, `None` when `whole` is zero;

@@ -70,6 +70,7 @@ pub mod budget;
 pub mod calendar;
 pub mod clock;
 pub mod closing;
+pub mod daily;
 pub mod efficiency;
 pub mod error;
 pub mod gaps;

@@ -3,7 +3,8 @@
 
 use futures::TryStreamExt as _;
 use zhengyun_metering::{
-    Calendar, RateSchedule, TimeRange, UsageInterval,
+    Calendar, Meter, RateSchedule, TimeRange, UsageInterval,
+    daily::{DailyCosts, DayCost},
     efficiency::{Efficiency, EfficiencyBuilder, MeterSum},
 };
 use zhengyun_model::names::check_bureau_code;
@@ -12,6 +13,7 @@ use crate::{
     Store,
     error::{Error, Result, db},
     ledger::{IntervalRow, interval_of, meter_of},
+    rollup::MeterColumns,
     with_pool,
 };
 
@@ -42,31 +44,56 @@ impl Store {
         let sums = self.sums_over(&ranges, bureau).await?;
         let mut builder = EfficiencyBuilder::new();
         for (period, rows) in periods.iter().zip(sums) {
-            let meters = rows
-                .into_iter()
-                .map(|(columns, unit_seconds)| {
-                    let (bureau, environment, resource, kind, tier) = columns;
-                    Ok((
-                        meter_of(bureau, environment, &resource, &kind, &tier)?,
-                        unit_seconds,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let meters = meters_of(rows)?;
             builder
-                .add_period(
-                    period.card,
-                    meters.iter().map(|(meter, unit_seconds)| MeterSum {
-                        bureau: meter.bureau(),
-                        environment: meter.environment(),
-                        resource: meter.resource(),
-                        kind: meter.kind(),
-                        tier: meter.tier(),
-                        unit_seconds: *unit_seconds,
-                    }),
-                )
+                .add_period(period.card, meter_sums(&meters))
                 .map_err(metering)?;
         }
         builder.finish().map_err(metering)
+    }
+
+    /// What `bureau`'s reservations and consumption cost on each day (in `calendar`) that
+    /// `range` touches, each part of a day priced by the card `schedule` has in force in it. See
+    /// [`zhengyun_metering::daily`].
+    pub async fn daily_costs(
+        &self,
+        range: TimeRange,
+        bureau: &str,
+        schedule: &RateSchedule,
+        calendar: &Calendar,
+    ) -> Result<Vec<DayCost>> {
+        check_bureau_code(bureau).map_err(|reason| Error::invalid("bureau", reason))?;
+        let metering = |source| Error::Metering {
+            what: "costs by day",
+            source: Box::new(source),
+        };
+        let mut pieces = Vec::new();
+        let mut date = calendar.date_of(range.start());
+        loop {
+            let start = calendar.start_of_day(date).map_err(metering)?;
+            if start >= range.end() {
+                break;
+            }
+            let next = date
+                .tomorrow()
+                .map_err(|e| Error::invalid("range", e.to_string()))?;
+            let end = calendar.start_of_day(next).map_err(metering)?;
+            let day =
+                TimeRange::new(start.max(range.start()), end.min(range.end())).map_err(metering)?;
+            for period in schedule.periods(day, calendar).map_err(metering)? {
+                pieces.push((date, period));
+            }
+            date = next;
+        }
+        let ranges: Vec<TimeRange> = pieces.iter().map(|(_, p)| p.range).collect();
+        let sums = self.sums_over(&ranges, Some(bureau)).await?;
+        let mut days = DailyCosts::new();
+        for ((date, period), rows) in pieces.iter().zip(sums) {
+            let meters = meters_of(rows)?;
+            days.add(*date, period.card, meter_sums(&meters))
+                .map_err(metering)?;
+        }
+        days.finish().map_err(metering)
     }
 
     /// Every interval of `environment` (by name) overlapping `range`, whole, oldest first:
@@ -93,4 +120,29 @@ impl Store {
         intervals.sort_by_key(|i| (i.start(), i.end()));
         Ok(intervals)
     }
+}
+
+/// The ledger's sums of one range as meters.
+fn meters_of(rows: Vec<(MeterColumns, u128)>) -> Result<Vec<(Meter, u128)>> {
+    rows.into_iter()
+        .map(|(columns, unit_seconds)| {
+            let (bureau, environment, resource, kind, tier) = columns;
+            Ok((
+                meter_of(bureau, environment, &resource, &kind, &tier)?,
+                unit_seconds,
+            ))
+        })
+        .collect()
+}
+
+/// Meters with their sums, as the metering builders take them.
+fn meter_sums(meters: &[(Meter, u128)]) -> impl Iterator<Item = MeterSum<'_>> {
+    meters.iter().map(|(meter, unit_seconds)| MeterSum {
+        bureau: meter.bureau(),
+        environment: meter.environment(),
+        resource: meter.resource(),
+        kind: meter.kind(),
+        tier: meter.tier(),
+        unit_seconds: *unit_seconds,
+    })
 }

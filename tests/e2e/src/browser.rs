@@ -215,6 +215,33 @@ impl Browser {
             .to_owned())
     }
 
+    /// Presses Tab in the focused element (the page, at first): focus moves to the next
+    /// element a keyboard reaches.
+    pub async fn press_tab(&self) -> anyhow::Result<()> {
+        self.command(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": "\u{E004}"},
+                {"type": "keyUp", "value": "\u{E004}"},
+            ]}]}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The focused element's HTML (`<a class="skip" href="#main">…</a>`).
+    pub async fn focused(&self) -> anyhow::Result<String> {
+        let html = self
+            .command(
+                "POST",
+                "/execute/sync",
+                json!({"script": "return document.activeElement.outerHTML", "args": []}),
+            )
+            .await?;
+        Ok(html.as_str().unwrap_or_default().to_owned())
+    }
+
     /// The value of cookie `name`, if set.
     pub async fn cookie(&self, name: &str) -> anyhow::Result<Option<String>> {
         let cookies = self.command("GET", "/cookie", Value::Null).await?;

@@ -753,6 +753,7 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
             &kube::api::Patch::Apply(&sample),
         )
         .await?;
+    zhengyun_e2e::tenants::ensure_capacity_pool(&client().await?).await?;
     let revoked = api.token(Role::PlatformAdmin, None).await?;
     let revoked_id: zhengyun_store::TokenId = revoked.split('_').nth(1).expect("id").parse()?;
     api.store.revoke_token(&revoked_id).await?;
@@ -950,6 +951,21 @@ async fn the_authorization_matrix_holds_for_every_endpoint_and_role() -> anyhow:
             None,
             &[],
             [401, 401, 200, 200, 403, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/bureaus/{b}/costs"),
+            None,
+            &[],
+            [401, 401, 200, 200, 403, 200, 200, 200],
+        ),
+        // The pool: platform roles only.
+        (
+            Method::GET,
+            "/api/v1/pool".into(),
+            None,
+            &[],
+            [401, 401, 200, 403, 403, 403, 200, 200],
         ),
         (
             Method::GET,
@@ -1239,4 +1255,46 @@ async fn a_caller_sees_each_of_its_changes_in_its_next_read_from_the_watch_cache
             .any(|b| b.name == bureau && b.display_name == shown.display_name)
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn the_pool_shows_what_the_bureaus_hold_of_what_may_be_allocated() -> anyhow::Result<()> {
+    use zhengyun_model::quantity::{Quantity, Resource};
+    let kube = client().await?;
+    zhengyun_e2e::tenants::ensure_capacity_pool(&kube).await?;
+    let api = Api::start().await?;
+    let (first, second) = (unique_name("plk"), unique_name("plm"));
+    onboard(&api, &first, "4").await?;
+    onboard(&api, &second, "4").await?;
+    let answer = api
+        .call(Method::GET, "/api/v1/pool", Some(&api.admin), None)
+        .await?;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let pool: zhengyun_contract::PoolView = answer.decode()?;
+    let spec = KubeApi::<zhengyun_model::crd::CapacityPool>::all(kube)
+        .get("default")
+        .await?
+        .spec;
+    assert_eq!(pool.capacity, QuotaBody::from(&spec.capacity));
+    let effective = spec
+        .effective_capacity()
+        .map_err(|(r, e)| anyhow::anyhow!("{r}: {e}"))?;
+    let cores = |text: &Option<String>| -> anyhow::Result<u64> {
+        Ok(Quantity::new(text.as_deref().unwrap_or("0")).parse(Resource::Cpu.unit())?)
+    };
+    assert_eq!(cores(&pool.allocatable.cpu)?, effective.get(Resource::Cpu));
+    // The two bureaus of this test are among those holding the allocation.
+    assert!(pool.bureaus >= 2, "{pool:?}");
+    assert!(cores(&pool.allocated.cpu)? >= 8_000, "{pool:?}");
+    assert_eq!(
+        cores(&pool.unallocated.cpu)?,
+        cores(&pool.allocatable.cpu)?.saturating_sub(cores(&pool.allocated.cpu)?)
+    );
+    // Bureau staff do not see the pool.
+    let staff = api.token(Role::BureauAdmin, Some(&first)).await?;
+    api.call(Method::GET, "/api/v1/pool", Some(&staff), None)
+        .await?
+        .assert_problem(StatusCode::FORBIDDEN, "the pool as bureau staff");
+    cleanup(&first).await?;
+    cleanup(&second).await
 }

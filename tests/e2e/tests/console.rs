@@ -16,7 +16,7 @@ use zhengyun_e2e::{
     client, eventually,
     tenants::{apply_sample_rate_card, bureau_code, create_bureau},
 };
-use zhengyun_model::crd::{Environment, EnvironmentPhase};
+use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase};
 use zhengyun_store::Role;
 
 fn screenshots() -> PathBuf {
@@ -110,6 +110,21 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         "not in Chinese"
     );
 
+    // The keyboard reaches the skip link first and then the request form's button.
+    browser.press_tab().await?;
+    let first = browser.focused().await?;
+    assert!(first.contains("class=\"skip\""), "first focus: {first}");
+    let mut reached = false;
+    for _ in 0..80 {
+        browser.press_tab().await?;
+        let focused = browser.focused().await?;
+        if focused.starts_with("<button") && focused.ends_with(">申请</button>") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the request form's button");
+
     // An environment that fits is created; one that does not goes for approval.
     for (purpose, cpu, expect) in [("dev", "1", "已创建"), ("prod", "50", "审批")] {
         browser
@@ -168,6 +183,14 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         .await?;
     browser.click(&format!("{resize} button")).await?;
     notice_saying(&browser, "配额已调整").await?;
+    // This month's cost is charted by day.
+    assert!(browser.source().await?.contains("本月按日费用"));
+    // A refusal of the API is explained in Chinese.
+    browser
+        .fill(&format!("{resize} input[name=cpu]"), "许多")
+        .await?;
+    browser.click(&format!("{resize} button")).await?;
+    notice_saying(&browser, "输入有误").await?;
 
     // Another bureau's page is refused.
     browser
@@ -207,7 +230,27 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     assert!(browser.source().await?.contains(&code));
     browser.screenshot(&shots.join("approvals.png")).await?;
     browser.click("form[action$='/approve'] button").await?;
-    notice_saying(&browser, "approved").await?;
+    notice_saying(&browser, "已批准").await?;
+
+    // The admin sees the pool against the allocations, and changes the bureau's budget.
+    browser
+        .open(&format!("{base}/console/admin/bureaus"))
+        .await?;
+    assert!(browser.source().await?.contains("资源池容量与分配"));
+    browser
+        .fill(
+            &format!("input[form=edit-{code}][name=monthly_budget]"),
+            "1200.00",
+        )
+        .await?;
+    browser.click(&format!("form#edit-{code} button")).await?;
+    notice_saying(&browser, "已更新").await?;
+    browser.screenshot(&shots.join("bureaus.png")).await?;
+    let bureaus: KubeApi<Bureau> = KubeApi::all(kube.clone());
+    assert_eq!(
+        bureaus.get(&code).await?.spec.monthly_budget.as_deref(),
+        Some("1200.00")
+    );
 
     // Finance opens the month, downloads its CSV, and closes the month that ended (its
     // metering gap waived: this test's ledger begins now).
@@ -257,6 +300,21 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         let state = page.split("<p>").nth(1).unwrap_or_default();
         anyhow::bail!("{closed_page} does not show the month closed: {state}");
     }
+    // The closed month takes signed adjustments, once confirmed with a reason: this test's
+    // ledger has not changed since, so there is nothing to adjust.
+    browser
+        .fill(
+            "form[action='/console/finance/adjust'] input[name=note]",
+            "复核：账本无变化",
+        )
+        .await?;
+    browser
+        .click("form[action='/console/finance/adjust'] input[name=confirm]")
+        .await?;
+    browser
+        .click("form[action='/console/finance/adjust'] button")
+        .await?;
+    notice_saying(&browser, "无需调整").await?;
 
     // An auditor verifies the chain.
     sign_in(&browser, &base, &auditor).await?;

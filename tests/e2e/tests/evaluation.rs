@@ -8,8 +8,11 @@
 use axum::http::{Method, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use kube::Api as KubeApi;
+use rust_decimal::Decimal;
 use serde_json::json;
-use zhengyun_contract::{EfficiencyReport, RightSizingView};
+use zhengyun_contract::{
+    DailyCostsView, EfficiencyReport, RightSizingView, evaluation::DayCostView,
+};
 use zhengyun_e2e::api::Api;
 use zhengyun_e2e::tenants::{
     apply_sample_rate_card, bureau_code, create_bureau, create_ready_environment,
@@ -408,6 +411,104 @@ async fn efficiency_ranks_bureaus_by_idle_cost_and_a_bureau_sees_only_its_own() 
         "{}",
         both.body
     );
+
+    let bureaus: KubeApi<Bureau> = KubeApi::all(kube);
+    for code in [&busy, &idle] {
+        bureaus.delete(code, &Default::default()).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn costs_by_day_price_each_day_as_the_statement_does_and_a_bureau_sees_only_its_own()
+-> anyhow::Result<()> {
+    let kube = client().await?;
+    let Two {
+        api,
+        busy,
+        idle,
+        start,
+        end,
+    } = two_bureaus(&kube, None).await?;
+    let finance = api.token(Role::Finance, None).await?;
+    let query = format!("from={start}&to={end}");
+    let answer = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/bureaus/{busy}/costs?{query}"),
+            Some(&finance),
+            None,
+        )
+        .await?;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let costs: DailyCostsView = answer.decode()?;
+    // Ten hours may straddle midnight: one or two days, in order, adding up to the hand
+    // figures (4 cores held at 0.06 = 0.24 an hour, 1 used at 0.06 = 0.06 an hour).
+    assert!(matches!(costs.days.len(), 1 | 2), "{costs:?}");
+    assert!(costs.days.windows(2).all(|w| w[0].date < w[1].date));
+    let sum = |part: fn(&DayCostView) -> &str| -> anyhow::Result<Decimal> {
+        costs
+            .days
+            .iter()
+            .map(|d| Ok(part(d).parse::<Decimal>()?))
+            .sum()
+    };
+    assert_eq!(sum(|d| &d.reserved)?, Decimal::new(240, 2));
+    assert_eq!(sum(|d| &d.consumed)?, Decimal::new(60, 2));
+    assert_eq!(sum(|d| &d.amount)?, Decimal::new(300, 2));
+    // Every hour of a day costs four times as much to hold as to use.
+    for day in &costs.days {
+        let reserved: Decimal = day.reserved.parse()?;
+        let consumed: Decimal = day.consumed.parse()?;
+        assert_eq!(reserved, consumed * Decimal::from(4), "{day:?}");
+    }
+
+    // A bureau sees its own days and is refused another's; a range over a year is refused.
+    let own = api.token(Role::BureauViewer, Some(&idle)).await?;
+    let mine = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/bureaus/{idle}/costs?{query}"),
+            Some(&own),
+            None,
+        )
+        .await?;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let other = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/bureaus/{busy}/costs?{query}"),
+            Some(&own),
+            None,
+        )
+        .await?;
+    other.assert_problem(StatusCode::FORBIDDEN, "another bureau's days");
+    let long = api
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/bureaus/{busy}/costs?from={}&to={end}",
+                end - SignedDuration::from_hours(24 * 400)
+            ),
+            Some(&finance),
+            None,
+        )
+        .await?;
+    long.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "400 days");
+
+    // CSV: a header and a row per day.
+    let (status, csv) = api
+        .raw(
+            Method::GET,
+            &format!("/api/v1/bureaus/{busy}/costs?{query}"),
+            &finance,
+            &[("accept", "text/csv")],
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines[0], "bureau,date,reserved,consumed,amount,currency");
+    assert_eq!(lines.len(), costs.days.len() + 1, "{csv}");
 
     let bureaus: KubeApi<Bureau> = KubeApi::all(kube);
     for code in [&busy, &idle] {

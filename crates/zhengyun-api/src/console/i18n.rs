@@ -66,6 +66,15 @@ impl Lang {
             .unwrap_or_else(|| key.to_owned())
     }
 
+    /// The words for `value` of the API's vocabulary `group` (a request's state, an
+    /// environment's phase…), or `value` itself when it has none.
+    pub fn word(self, group: &str, value: &str) -> String {
+        table(self)
+            .get(&format!("{group}.{value}"))
+            .cloned()
+            .unwrap_or_else(|| value.to_owned())
+    }
+
     /// The words of `key` with each `{name}` replaced by its value.
     pub fn tf(self, key: &str, values: &[(&str, &str)]) -> String {
         let mut text = self.t(key);
@@ -134,6 +143,25 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "keys without words: {missing:?}");
+    }
+
+    #[test]
+    fn every_state_and_kind_of_a_request_has_words() {
+        let known = keys(ZH);
+        for (group, values) in [
+            ("request_state", &["pending", "approved", "rejected"][..]),
+            (
+                "request_kind",
+                &["environment-create", "environment-resize", "bureau-quota"][..],
+            ),
+        ] {
+            for value in values {
+                let key = format!("{group}.{value}");
+                assert!(known.contains(&key), "{key} has no words");
+            }
+        }
+        assert_eq!(Lang::Zh.word("request_state", "approved"), "已批准");
+        assert_eq!(Lang::Zh.word("request_state", "unheard-of"), "unheard-of");
     }
 
     #[test]

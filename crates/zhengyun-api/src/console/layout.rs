@@ -126,14 +126,7 @@ pub fn message_page(visitor: &Visitor, status: StatusCode, text: &str) -> Respon
 
 /// The page for an API refusal: its status and its detail.
 pub fn problem_page(visitor: &Visitor, reply: &Reply) -> Response {
-    let text = if reply.status == StatusCode::FORBIDDEN {
-        visitor
-            .lang
-            .tf("error.forbidden", &[("detail", &reply.detail())])
-    } else {
-        reply.detail()
-    };
-    message_page(visitor, reply.status, &text)
+    message_page(visitor, reply.status, &reply.detail(visitor.lang))
 }
 
 /// A notice above a page's content: `Ok` for news, `Err` for a refusal.
@@ -147,4 +140,78 @@ pub fn notice(outcome: &Result<String, String>) -> Markup {
 /// The hidden form field of the session's CSRF token.
 pub fn csrf_field(visitor: &Visitor) -> Markup {
     html! { input type="hidden" name="csrf" value=(visitor.csrf()); }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CSS;
+
+    /// The colour the stylesheet names `name` (`--ink`) or writes (`#fff`), as sRGB.
+    fn colour(name: &str) -> [f64; 3] {
+        let hex = if let Some(var) = name.strip_prefix("--") {
+            let at = CSS.find(&format!("--{var}:")).expect("a declared colour");
+            CSS[at..]
+                .split(':')
+                .nth(1)
+                .and_then(|v| v.split(';').next())
+                .expect("a value")
+                .trim()
+                .to_owned()
+        } else {
+            name.to_owned()
+        };
+        let hex = hex.trim_start_matches('#');
+        let hex: String = if hex.len() == 3 {
+            hex.chars().flat_map(|c| [c, c]).collect()
+        } else {
+            hex.to_owned()
+        };
+        let channel =
+            |i: usize| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")) / 255.0;
+        [channel(0), channel(2), channel(4)]
+    }
+
+    /// WCAG 2 relative luminance.
+    fn luminance([r, g, b]: [f64; 3]) -> f64 {
+        let linear = |c: f64| {
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+    }
+
+    fn contrast(a: &str, b: &str) -> f64 {
+        let (la, lb) = (luminance(colour(a)), luminance(colour(b)));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    #[test]
+    fn every_text_colour_meets_wcag_aa_on_its_background() {
+        // (text, background) as the stylesheet pairs them.
+        let pairs = [
+            ("--ink", "#fff"),
+            ("--ink", "--bg"),
+            ("--muted", "#fff"),
+            ("--muted", "--bg"),
+            ("--accent", "#fff"),
+            ("#fff", "--accent"),
+            ("#fff", "--bad"),
+            ("--warn", "#fff"),
+            ("--bad", "#fff"),
+            ("--ink", "#eef8f0"),
+            ("--ink", "#fdecea"),
+        ];
+        let poor: Vec<String> = pairs
+            .iter()
+            .map(|(text, background)| (text, background, contrast(text, background)))
+            .filter(|(_, _, ratio)| *ratio < 4.5)
+            .map(|(t, b, ratio)| format!("{t} on {b}: {ratio:.2}"))
+            .collect();
+        assert!(poor.is_empty(), "below 4.5:1: {poor:?}");
+        // The arithmetic itself: black on white is 21:1.
+        assert!((contrast("#000", "#fff") - 21.0).abs() < 1e-9);
+    }
 }

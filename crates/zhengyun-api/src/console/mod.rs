@@ -99,6 +99,7 @@ pub fn router(internal: Router) -> Router<AppState> {
         .route("/console/finance", get(finance::page))
         .route("/console/finance/statement.csv", get(finance::csv))
         .route("/console/finance/close", post(finance::close))
+        .route("/console/finance/adjust", post(finance::adjust))
         .route("/console/audit", get(audit::page))
         .route("/console/audit/verify", post(audit::verify))
         .route("/console/admin/requests", get(admin::requests))
@@ -110,6 +111,7 @@ pub fn router(internal: Router) -> Router<AppState> {
             "/console/admin/bureaus",
             get(admin::bureaus).post(admin::create_bureau),
         )
+        .route("/console/admin/bureaus/{bureau}", post(admin::edit_bureau))
         .layer(Extension(InternalApi(internal)))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -237,12 +239,29 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The problem's detail, or the status when it has none.
-    pub fn detail(&self) -> String {
-        self.body["detail"]
+    /// The refusal in `lang`: what the status means, in words, then the API's detail (which
+    /// names the values concerned, in English) and the fields it found wrong.
+    pub fn detail(&self, lang: Lang) -> String {
+        let headline = match self.status.as_u16() {
+            code @ (400 | 401 | 403 | 404 | 409 | 412 | 413 | 422 | 429 | 503) => {
+                lang.t(&format!("problem.{code}"))
+            }
+            _ => lang.t("problem.other"),
+        };
+        let mut detail = self.body["detail"]
             .as_str()
             .map(str::to_owned)
-            .unwrap_or_else(|| self.status.to_string())
+            .unwrap_or_else(|| self.status.to_string());
+        let fields: Vec<&str> = self.body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        if !fields.is_empty() && !fields.iter().all(|f| detail.contains(f)) {
+            detail = format!("{detail} ({})", fields.join(", "));
+        }
+        format!("{headline}{}{detail}", lang.t("problem.separator"))
     }
 }
 
@@ -298,11 +317,38 @@ impl Visitor {
         body: Option<&Value>,
         accept: &str,
     ) -> Result<Reply, Response> {
+        self.call(method, path, body, accept, None).await
+    }
+
+    /// Calls `method path` with `body` as JSON, on the condition (`If-Match`) that the object
+    /// is still at resourceVersion `version`, when given.
+    pub async fn api_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        version: Option<&str>,
+    ) -> Result<Reply, Response> {
+        self.call(method, path, body, "application/json", version)
+            .await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        accept: &str,
+        version: Option<&str>,
+    ) -> Result<Reply, Response> {
         let principal = self.principal()?.clone();
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(header::ACCEPT, accept);
+        if let Some(version) = version {
+            request = request.header(header::IF_MATCH, format!("\"{version}\""));
+        }
         let payload = match body {
             Some(body) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");

@@ -24,6 +24,62 @@ pub fn bars(title: &str, items: &[(String, f64)], unit: &str) -> Markup {
     }
 }
 
+/// One column of [`columns`]: its label and its two stacked parts.
+#[derive(Clone, Debug)]
+pub struct Column {
+    /// Under the column (a day of the month).
+    pub label: String,
+    /// The lower part (the reservation charge).
+    pub lower: f64,
+    /// The upper part (the consumption charge).
+    pub upper: f64,
+}
+
+/// Vertical columns of two stacked parts, scaled to the tallest, each with a tooltip giving
+/// its parts; `legend` names the two parts.
+pub fn columns(title: &str, items: &[Column], legend: [&str; 2], unit: &str) -> Markup {
+    let max = items
+        .iter()
+        .map(|c| c.lower + c.upper)
+        .fold(0.0_f64, f64::max);
+    let (left, plot_height, step) = (56.0, 160.0, 20.0);
+    let width = left + step * items.len().max(1) as f64 + 8.0;
+    let scale = |v: f64| {
+        if max > 0.0 {
+            plot_height * v / max
+        } else {
+            0.0
+        }
+    };
+    let base = plot_height + 10.0;
+    html! {
+        svg.chart.columns role="img" aria-label=(title) viewBox={ "0 0 " (width) " " (base + 44.0) }
+            xmlns="http://www.w3.org/2000/svg" {
+            title { (title) }
+            text x=(left - 6.0) y="16" text-anchor="end" { (format!("{max:.2}")) }
+            text x=(left - 6.0) y=(base) text-anchor="end" { "0" }
+            line.axis x1=(left) y1=(base) x2=(width) y2=(base) {}
+            @for (i, column) in items.iter().enumerate() {
+                @let x = left + step * i as f64 + 3.0;
+                @let (low, high) = (scale(column.lower), scale(column.upper));
+                g {
+                    title { (column.label) ": " (legend[0]) " " (format!("{:.2}", column.lower)) ", "
+                        (legend[1]) " " (format!("{:.2}", column.upper)) " " (unit) }
+                    rect.lower x=(x) y=(format!("{:.1}", base - low)) width="14" height=(format!("{low:.1}")) {}
+                    rect.upper x=(x) y=(format!("{:.1}", base - low - high)) width="14" height=(format!("{high:.1}")) {}
+                }
+                @if i % 5 == 0 || i + 1 == items.len() {
+                    text x=(x + 7.0) y=(base + 16.0) text-anchor="middle" { (column.label) }
+                }
+            }
+            rect.lower x=(left) y=(base + 28.0) width="12" height="10" {}
+            text x=(left + 16.0) y=(base + 37.0) { (legend[0]) }
+            rect.upper x=(left + 120.0) y=(base + 28.0) width="12" height="10" {}
+            text x=(left + 136.0) y=(base + 37.0) { (legend[1]) }
+        }
+    }
+}
+
 /// A gauge of `used` and `allocated` against `quota` (the same unit): two stacked bars.
 pub fn gauge(label: &str, quota: f64, allocated: f64, used: f64) -> Markup {
     let share = |v: f64| {
@@ -79,6 +135,32 @@ mod tests {
         assert_eq!(amount("512Mi"), Some(0.5));
         assert_eq!(amount("2Ti"), Some(2048.0));
         assert_eq!(amount("lots"), None);
+    }
+
+    #[test]
+    fn columns_stack_their_parts_against_the_tallest() {
+        let day = |label: &str, lower, upper| Column {
+            label: label.to_owned(),
+            lower,
+            upper,
+        };
+        let svg = columns(
+            "按日费用",
+            &[day("1", 60.0, 20.0), day("2", 30.0, 10.0)],
+            ["预留", "使用"],
+            "元",
+        )
+        .into_string();
+        // The tallest (80) fills the 160 points of the plot; the other is half as tall.
+        assert!(
+            svg.contains("height=\"120.0\"") && svg.contains("height=\"40.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("height=\"60.0\"") && svg.contains("height=\"20.0\""),
+            "{svg}"
+        );
+        assert!(svg.contains("1: 预留 60.00, 使用 20.00 元"), "{svg}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::console::{
     Visitor,
     layout::{csrf_field, frame, notice, respond},
     pages::segment,
+    svg,
 };
 
 /// `GET /console/admin/requests`: the change requests waiting for a decision.
@@ -52,7 +53,7 @@ async fn render_requests(
                         tr {
                             td { (request["requestedAt"].as_str().unwrap_or_default()) }
                             td { (request["bureau"].as_str().unwrap_or_default()) }
-                            td { (request["kind"].as_str().unwrap_or_default()) " " (request["object"].as_str().unwrap_or_default()) }
+                            td { (lang.word("request_kind", request["kind"].as_str().unwrap_or_default())) " " (request["object"].as_str().unwrap_or_default()) }
                             td { (request["note"].as_str().unwrap_or_default()) }
                             td {
                                 form.inline method="post" action={ "/console/admin/requests/" (id) "/approve" } {
@@ -111,11 +112,12 @@ pub async fn decide(
             .as_str()
             .or(reply.body["request"]["state"].as_str())
             .unwrap_or(decision);
+        let state = visitor.lang.word("request_state", state);
         Ok(visitor
             .lang
-            .tf("requests.decided", &[("id", &id), ("state", state)]))
+            .tf("requests.decided", &[("id", &id), ("state", &state)]))
     } else {
-        Err(reply.detail())
+        Err(reply.detail(visitor.lang))
     };
     render_requests(&visitor, Some((reply.status, outcome))).await
 }
@@ -135,6 +137,8 @@ async fn render_bureaus(
         Err(response) => return response,
     };
     let list = list.as_array().cloned().unwrap_or_default();
+    // The pool is shown when it can be read (there may be none yet).
+    let pool = visitor.read("/api/v1/pool").await.ok();
     let status = outcome.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     let cell = |b: &Value, r: &str| b["quota"][r].as_str().unwrap_or("").to_owned();
     respond(
@@ -144,6 +148,7 @@ async fn render_bureaus(
             &lang.t("admin.bureaus"),
             html! {
                 @if let Some((_, outcome)) = &outcome { (notice(outcome)) }
+                @if let Some(pool) = &pool { (pool_table(visitor, pool)) }
                 h2 { (lang.t("admin.create")) }
                 form method="post" action="/console/admin/bureaus" {
                     (csrf_field(visitor))
@@ -165,26 +170,36 @@ async fn render_bureaus(
                         th scope="col" { (lang.t("admin.code")) } th scope="col" { (lang.t("admin.name")) }
                         th.num scope="col" { (lang.t("resource.cpu")) } th.num scope="col" { (lang.t("resource.memory")) }
                         th.num scope="col" { (lang.t("resource.storage")) } th.num scope="col" { (lang.t("finance.budget")) }
+                        th scope="col" { (lang.t("admin.edit")) }
                     } }
-                    tbody { @for bureau in &list { tr {
-                        td { a href={ "/console/bureaus/" (bureau["name"].as_str().unwrap_or_default()) } { (bureau["name"].as_str().unwrap_or_default()) } }
-                        td { (bureau["displayName"].as_str().unwrap_or_default()) }
-                        td.num { (cell(bureau, "cpu")) } td.num { (cell(bureau, "memory")) } td.num { (cell(bureau, "storage")) }
-                        td.num { (bureau["monthlyBudget"].as_str().unwrap_or("")) }
-                    } } }
+                    tbody { @for bureau in &list {
+                        @let code = bureau["name"].as_str().unwrap_or_default();
+                        @let form_id = format!("edit-{code}");
+                        tr {
+                            td { a href={ "/console/bureaus/" (code) } { (code) } }
+                            td { (bureau["displayName"].as_str().unwrap_or_default()) }
+                            @for resource in ["cpu", "memory", "storage"] {
+                                td.num { input form=(form_id) type="text" name=(resource) size="6" value=(cell(bureau, resource))
+                                    aria-label={ (bureau["displayName"].as_str().unwrap_or(code)) " " (lang.t(&format!("resource.{resource}"))) }; }
+                            }
+                            td.num { input form=(form_id) type="text" name="monthly_budget" size="9" value=(bureau["monthlyBudget"].as_str().unwrap_or(""))
+                                aria-label={ (bureau["displayName"].as_str().unwrap_or(code)) " " (lang.t("finance.budget")) }; }
+                            td { form.inline id=(form_id) method="post" action={ "/console/admin/bureaus/" (segment(code)) } {
+                                (csrf_field(visitor))
+                                input type="hidden" name="version" value=(bureau["resourceVersion"].as_str().unwrap_or(""));
+                                button type="submit" { (lang.t("admin.save")) }
+                            } }
+                        }
+                    } }
                 } }
             },
         ),
     )
 }
 
-/// The onboarding form.
+/// A bureau's quota and monthly budget as a form gives them.
 #[derive(Deserialize)]
-pub struct BureauForm {
-    csrf: Option<String>,
-    name: String,
-    display_name: String,
-    kind: String,
+pub struct Allotment {
     #[serde(default)]
     cpu: String,
     #[serde(default)]
@@ -195,24 +210,47 @@ pub struct BureauForm {
     monthly_budget: String,
 }
 
+impl Allotment {
+    /// Sets `quota` (the resources given, when any is) and `monthlyBudget` (when given) on
+    /// `body`.
+    fn fill(&self, body: &mut Value) {
+        let quota = crate::console::pages::quota_of(&[
+            ("cpu", &self.cpu),
+            ("memory", &self.memory),
+            ("storage", &self.storage),
+        ]);
+        if !quota.is_empty() {
+            body["quota"] = Value::Object(quota);
+        }
+        let budget = self.monthly_budget.trim();
+        if !budget.is_empty() {
+            body["monthlyBudget"] = json!(budget);
+        }
+    }
+}
+
+/// The onboarding form.
+#[derive(Deserialize)]
+pub struct BureauForm {
+    csrf: Option<String>,
+    name: String,
+    display_name: String,
+    kind: String,
+    #[serde(flatten)]
+    allotment: Allotment,
+}
+
 /// `POST /console/admin/bureaus`: onboards a bureau.
 pub async fn create_bureau(visitor: Visitor, Form(form): Form<BureauForm>) -> Response {
     if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
         return refused;
     }
-    let quota = crate::console::pages::quota_of(&[
-        ("cpu", &form.cpu),
-        ("memory", &form.memory),
-        ("storage", &form.storage),
-    ]);
     let mut body = json!({
         "name": form.name.trim(), "displayName": form.display_name.trim(), "kind": form.kind,
-        "quota": quota, "adminGroups": [format!("{}-admins", form.name.trim())],
+        "adminGroups": [format!("{}-admins", form.name.trim())],
         "viewerGroups": [format!("{}-viewers", form.name.trim())],
     });
-    if !form.monthly_budget.trim().is_empty() {
-        body["monthlyBudget"] = json!(form.monthly_budget.trim());
-    }
+    form.allotment.fill(&mut body);
     let reply = match visitor
         .api(Method::POST, "/api/v1/bureaus", Some(&body))
         .await
@@ -225,7 +263,79 @@ pub async fn create_bureau(visitor: Visitor, Form(form): Form<BureauForm>) -> Re
             .lang
             .tf("admin.created", &[("name", form.display_name.trim())]))
     } else {
-        Err(reply.detail())
+        Err(reply.detail(visitor.lang))
+    };
+    render_bureaus(&visitor, Some((reply.status, outcome))).await
+}
+
+/// The pool against the bureaus' quotas: a gauge per resource of what is allocated of what may
+/// be.
+fn pool_table(visitor: &Visitor, pool: &Value) -> maud::Markup {
+    let lang = visitor.lang;
+    html! {
+        h2 { (lang.t("pool.title")) }
+        div.table-wrap { table.gauges {
+            thead { tr {
+                th scope="col" { (lang.t("quota.resource")) }
+                th scope="col" { (lang.t("pool.allocated")) " / " (lang.t("pool.allocatable")) }
+                th.num scope="col" { (lang.t("pool.capacity")) }
+                th.num scope="col" { (lang.t("pool.allocatable")) }
+                th.num scope="col" { (lang.t("pool.allocated")) }
+                th.num scope="col" { (lang.t("pool.unallocated")) }
+            } }
+            tbody { @for resource in ["cpu", "memory", "storage"] {
+                @let label = lang.t(&format!("resource.{resource}"));
+                @let value = |part: &str| pool[part][resource].as_str().unwrap_or("0").to_owned();
+                @let (allocatable, allocated) = (value("allocatable"), value("allocated"));
+                @let share = |q: &str| svg::amount(q).unwrap_or(0.0);
+                tr {
+                    th scope="row" { (label) }
+                    td { (svg::gauge(&label, share(&allocatable), share(&allocated), 0.0)) }
+                    td.num { (value("capacity")) } td.num { (allocatable) }
+                    td.num { (allocated) } td.num { (value("unallocated")) }
+                }
+            } }
+        } }
+        p.muted { (lang.tf("pool.summary", &[("bureaus", &pool["bureaus"].to_string())]))
+            " · " @if pool["borrowing"] == true { (lang.t("pool.borrowing_on")) } @else { (lang.t("pool.borrowing_off")) } }
+    }
+}
+
+/// The edit form of a bureau's quota and budget.
+#[derive(Deserialize)]
+pub struct EditForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    version: String,
+    #[serde(flatten)]
+    allotment: Allotment,
+}
+
+/// `POST /console/admin/bureaus/{bureau}`: changes a bureau's quota and budget, refused when
+/// the bureau changed since the page was read (the API's `If-Match`).
+pub async fn edit_bureau(
+    visitor: Visitor,
+    Path(bureau): Path<String>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+        return refused;
+    }
+    let mut body = json!({});
+    form.allotment.fill(&mut body);
+    let path = format!("/api/v1/bureaus/{}", segment(&bureau));
+    let version = (!form.version.is_empty()).then_some(form.version.as_str());
+    let reply = match visitor
+        .api_with(Method::PATCH, &path, Some(&body), version)
+        .await
+    {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    let outcome = if reply.status.is_success() {
+        Ok(visitor.lang.tf("admin.updated", &[("name", &bureau)]))
+    } else {
+        Err(reply.detail(visitor.lang))
     };
     render_bureaus(&visitor, Some((reply.status, outcome))).await
 }

@@ -82,19 +82,25 @@ async fn render(
     let may_change = matches!(role, Role::BureauAdmin | Role::PlatformAdmin);
     let may_kubeconfig = matches!(role, Role::BureauAdmin | Role::BureauViewer);
     let envs = environments.as_array().cloned().unwrap_or_default();
-    let costs: Vec<(String, f64)> = statement
+    // This month so far, day by day; the chart is left out if the costs cannot be read.
+    let days = visitor
+        .read(&format!("/api/v1/bureaus/{seg}/costs"))
+        .await
+        .ok();
+    let columns: Vec<svg::Column> = days
         .as_ref()
-        .and_then(|s| s["environments"].as_array())
+        .and_then(|d| d["days"].as_array())
         .into_iter()
         .flatten()
-        .map(|e| {
-            (
-                e["environment"].as_str().unwrap_or_default().to_owned(),
-                e["amount"]
-                    .as_str()
-                    .and_then(|a| a.parse().ok())
-                    .unwrap_or(0.0),
-            )
+        .map(|day| svg::Column {
+            label: day["date"]
+                .as_str()
+                .and_then(|d| d.rsplit('-').next())
+                .unwrap_or_default()
+                .trim_start_matches('0')
+                .to_owned(),
+            lower: number(&day["reserved"]),
+            upper: number(&day["consumed"]),
         })
         .collect();
     let total = statement
@@ -200,13 +206,16 @@ async fn render(
             thead { tr { th { (lang.t("requests.created")) } th { (lang.t("requests.kind")) } th { (lang.t("requests.state")) } th { (lang.t("requests.reason")) } } }
             tbody { @for request in &requests { tr {
                 td { (request["requestedAt"].as_str().unwrap_or_default()) }
-                td { (request["kind"].as_str().unwrap_or_default()) " " (request["object"].as_str().unwrap_or_default()) }
-                td { (request["state"].as_str().unwrap_or_default()) }
+                td { (lang.word("request_kind", request["kind"].as_str().unwrap_or_default())) " " (request["object"].as_str().unwrap_or_default()) }
+                td { (lang.word("request_state", request["state"].as_str().unwrap_or_default())) }
                 td { (request["note"].as_str().unwrap_or_default()) }
             } } }
         } } }
         h2 { (lang.t("statement.title")) " · " (lang.t("statement.total")) " " (total) " " (lang.t("finance.currency")) }
-        @if !costs.is_empty() { (svg::bars(&lang.t("statement.by_environment"), &costs, &lang.t("finance.currency"))) }
+        @if !columns.is_empty() {
+            (svg::columns(&lang.t("statement.by_day"), &columns,
+                [&lang.t("finance.reserved"), &lang.t("finance.consumed")], &lang.t("finance.currency")))
+        }
     };
     Ok(frame(visitor, &name, content))
 }
@@ -257,7 +266,10 @@ pub async fn request(
             "request.pending",
             &[("detail", reply.body["message"].as_str().unwrap_or_default())],
         )),
-        _ => Err(lang.tf("request.refused", &[("detail", &reply.detail())])),
+        _ => Err(lang.tf(
+            "request.refused",
+            &[("detail", &reply.detail(visitor.lang))],
+        )),
     };
     page_of(&visitor, &bureau, Some((reply.status, outcome))).await
 }
@@ -300,7 +312,7 @@ pub async fn delete(
     let outcome = if reply.status.is_success() {
         Ok(format!("{environment}: {}", reply.status))
     } else {
-        Err(reply.detail())
+        Err(reply.detail(visitor.lang))
     };
     page_of(&visitor, &bureau, Some((reply.status, outcome))).await
 }
@@ -333,7 +345,7 @@ pub async fn kubeconfig(
         Err(response) => return response,
     };
     if reply.status != StatusCode::CREATED {
-        let detail = reply.detail();
+        let detail = reply.detail(visitor.lang);
         return page_of(&visitor, &bureau, Some((reply.status, Err(detail)))).await;
     }
     let file = reply.body["kubeconfig"]
@@ -404,7 +416,15 @@ pub async fn resize(
             &[("detail", reply.body["message"].as_str().unwrap_or_default())],
         )),
         status if status.is_success() => Ok(lang.tf("env.resized", &[("name", &environment)])),
-        _ => Err(lang.tf("request.refused", &[("detail", &reply.detail())])),
+        _ => Err(lang.tf(
+            "request.refused",
+            &[("detail", &reply.detail(visitor.lang))],
+        )),
     };
     page_of(&visitor, &bureau, Some((reply.status, outcome))).await
+}
+
+/// A decimal string of the API as a number for a chart; zero when it is not one.
+fn number(value: &serde_json::Value) -> f64 {
+    value.as_str().and_then(|a| a.parse().ok()).unwrap_or(0.0)
 }

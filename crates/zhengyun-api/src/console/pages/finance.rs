@@ -47,6 +47,18 @@ fn by_kind(statement: &Value, bureau: &str) -> (f64, f64) {
     (reserved, consumed)
 }
 
+/// What `bureau` was charged for borrowing (`burst`) and credited for lending (`lent`) in
+/// `statement`'s settlement, and what the platform kept.
+fn settled(statement: &Value, bureau: Option<&str>, role: &str) -> f64 {
+    statement["settlement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|line| line["role"] == role && bureau.is_none_or(|b| line["bureau"] == b))
+        .map(|line| amount(&line["amount"]))
+        .sum()
+}
+
 /// `GET /console/finance?month=YYYY-MM&sort=amount|name`.
 pub async fn page(visitor: Visitor, Query(query): Query<MonthQuery>) -> Response {
     render(&visitor, &query, None).await
@@ -120,6 +132,10 @@ async fn content(
                     th.num scope="col" { a href={ "/console/finance?month=" (month) "&sort=amount" } { (lang.t("finance.amount")) } }
                     th.num scope="col" { (lang.t("finance.reserved")) }
                     th.num scope="col" { (lang.t("finance.consumed")) }
+                    th.num scope="col" { (lang.t("finance.burst")) }
+                    th.num scope="col" { (lang.t("finance.lent")) }
+                    th.num scope="col" { (lang.t("finance.credits")) }
+                    th.num scope="col" { (lang.t("finance.adjustments")) }
                     th.num scope="col" { (lang.t("finance.payable")) }
                     th scope="col" { (lang.t("finance.budget")) }
                 } }
@@ -131,6 +147,10 @@ async fn content(
                         td.num { (bureau["amount"].as_str().unwrap_or_default()) }
                         td.num { (format!("{reserved:.2}")) }
                         td.num { (format!("{consumed:.2}")) }
+                        td.num { (format!("{:.2}", settled(&statement, Some(code), "burst"))) }
+                        td.num { (format!("{:.2}", settled(&statement, Some(code), "lent"))) }
+                        td.num { (bureau["serviceCreditsAmount"].as_str().unwrap_or("0.00")) }
+                        td.num { (bureau["adjustmentsAmount"].as_str().unwrap_or("0.00")) }
                         td.num { (bureau["payable"].as_str().or(bureau["amount"].as_str()).unwrap_or_default()) }
                         td {
                             @if let Some(budget) = bureau["budget"].as_object() {
@@ -146,6 +166,21 @@ async fn content(
                     }
                 } }
             } }
+            @let platform_share = settled(&statement, None, "platform");
+            @if platform_share != 0.0 {
+                p.muted { (lang.tf("finance.platform_share", &[("amount", &format!("{platform_share:.2}"))])) }
+            }
+            @if closed {
+                h2 { (lang.t("finance.adjust")) }
+                p.muted { (lang.t("finance.adjust_help")) }
+                form method="post" action="/console/finance/adjust" {
+                    (csrf_field(visitor))
+                    input type="hidden" name="month" value=(month);
+                    label { (lang.t("finance.adjust_note")) " " input type="text" name="note" size="30" required; }
+                    label { input type="checkbox" name="confirm" value="yes" required; " " (lang.t("finance.adjust_confirm")) }
+                    button type="submit" { (lang.t("finance.adjust")) }
+                }
+            }
             @if !closed {
                 h2 { (lang.t("finance.close")) }
                 form method="post" action="/console/finance/close" {
@@ -193,33 +228,102 @@ pub struct CloseForm {
 
 /// `POST /console/finance/close`: closes an ended month once confirmed.
 pub async fn close(visitor: Visitor, Form(form): Form<CloseForm>) -> Response {
-    if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
+    let path = format!("/api/v1/statements/{}/close", segment(&form.month));
+    let action = MonthAction {
+        csrf: form.csrf.as_deref(),
+        month: &form.month,
+        confirmed: form.confirm.as_deref() == Some("yes"),
+        unconfirmed: "finance.close_confirm",
+        path,
+    };
+    act(&visitor, action, |_| ("finance.closed_now", String::new())).await
+}
+
+/// The adjustments form.
+#[derive(Deserialize)]
+pub struct AdjustForm {
+    csrf: Option<String>,
+    month: String,
+    #[serde(default)]
+    note: String,
+    confirm: Option<String>,
+}
+
+/// `POST /console/finance/adjust`: issues the signed adjustment lines of a closed month, once
+/// confirmed, with the reason given.
+pub async fn adjust(visitor: Visitor, Form(form): Form<AdjustForm>) -> Response {
+    let note = form.note.trim();
+    let path = format!(
+        "/api/v1/statements/{}/adjustments?note={}",
+        segment(&form.month),
+        segment(note)
+    );
+    let action = MonthAction {
+        csrf: form.csrf.as_deref(),
+        month: &form.month,
+        confirmed: form.confirm.as_deref() == Some("yes") && !note.is_empty(),
+        unconfirmed: "finance.adjust_confirm",
+        path,
+    };
+    act(&visitor, action, |body| {
+        let count = body["adjustments"].as_array().map_or(0, Vec::len);
+        let key = if count == 0 {
+            "finance.nothing_to_adjust"
+        } else {
+            "finance.adjusted"
+        };
+        (key, count.to_string())
+    })
+    .await
+}
+
+/// A confirmed `POST` on a month, from a form.
+struct MonthAction<'a> {
+    csrf: Option<&'a str>,
+    month: &'a str,
+    /// Whether the form was confirmed (and complete).
+    confirmed: bool,
+    /// The words asking for confirmation, shown when it was not.
+    unconfirmed: &'static str,
+    /// The API's route.
+    path: String,
+}
+
+/// Does `action` once its CSRF token and confirmation are checked, and shows the month again
+/// with the outcome: `news` gives the key of the words for the API's answer, and the `{count}`
+/// they may show.
+async fn act(
+    visitor: &Visitor,
+    action: MonthAction<'_>,
+    news: impl FnOnce(&Value) -> (&'static str, String),
+) -> Response {
+    if let Err(refused) = visitor.check_csrf(action.csrf) {
         return refused;
     }
     let query = MonthQuery {
-        month: Some(form.month.clone()),
+        month: Some(action.month.to_owned()),
         sort: None,
     };
-    if form.confirm.as_deref() != Some("yes") {
-        let outcome = Err(visitor.lang.t("finance.close_confirm"));
+    if !action.confirmed {
+        let outcome = Err(visitor.lang.t(action.unconfirmed));
         return render(
-            &visitor,
+            visitor,
             &query,
             Some((StatusCode::UNPROCESSABLE_ENTITY, outcome)),
         )
         .await;
     }
-    let path = format!("/api/v1/statements/{}/close", segment(&form.month));
-    let reply = match visitor.api(Method::POST, &path, None).await {
+    let reply = match visitor.api(Method::POST, &action.path, None).await {
         Ok(reply) => reply,
         Err(response) => return response,
     };
     let outcome = if reply.status.is_success() {
+        let (key, count) = news(&reply.body);
         Ok(visitor
             .lang
-            .tf("finance.closed_now", &[("month", &form.month)]))
+            .tf(key, &[("month", action.month), ("count", &count)]))
     } else {
-        Err(reply.detail())
+        Err(reply.detail(visitor.lang))
     };
-    render(&visitor, &query, Some((reply.status, outcome))).await
+    render(visitor, &query, Some((reply.status, outcome))).await
 }
