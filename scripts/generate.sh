@@ -38,7 +38,7 @@ subcommands=(
   env "env list" "env show" "env request" "env resize" "env delete" "env rightsize" "env availability"
   "env kubeconfig" "env kubeconfigs" "env revoke-kubeconfig"
   login logout credential
-  quota request-quota statement reclaims efficiency evaluation
+  quota request-quota statement reclaims costs efficiency evaluation pool
   requests "requests list" "requests approve" "requests reject"
   whoami
   token "token create" "token list" "token revoke"

@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 use zhengyun_contract::{
     AuditView, AvailabilityView, BureauView, CreateEnvironment, CreateToken, Decision,
     EnvironmentView, IssueKubeconfig, IssuedKubeconfig, IssuedToken, KubeconfigView, Pending,
-    QuotaBody, QuotaIncrease, ReclaimView, RequestView, RightSizingView, SliceView, TokenView,
-    UpdateEnvironment, Verification, WhoAmI,
+    PoolView, QuotaBody, QuotaIncrease, ReclaimView, RequestView, RightSizingView, SliceView,
+    TokenView, UpdateEnvironment, Verification, WhoAmI,
     evaluation::{
-        AnnualEvaluation, BureauEfficiencyView, BureauEvaluation, EfficiencyReport,
-        ResourceEfficiencyView, ResourceRecommendation,
+        AnnualEvaluation, BureauEfficiencyView, BureauEvaluation, DailyCostsView, DayCostView,
+        EfficiencyReport, ResourceEfficiencyView, ResourceRecommendation,
     },
     statements::{
         BureauTotalView, SealVerificationView, ServiceCreditView, SettlementLineView, Standing,
@@ -301,6 +301,26 @@ pub enum ApiCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// Show what the bureau's reservations and consumption cost day by day (this month so far
+    /// by default). Each day is rounded on its own; the month's statement is what is owed.
+    Costs {
+        /// `YYYY-MM`: that whole month.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        month: Option<String>,
+        /// From this instant (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// To this instant (RFC 3339), exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print CSV instead (one row per day).
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Show the capacity pool against the bureaus' quotas: capacity, what quotas may add up to
+    /// (with overcommit), what is allocated and what is left (platform admins, finance,
+    /// auditors).
+    Pool,
     /// Show the annual performance evaluation (this year by default): spending against budget
     /// by month, efficiency and idle cost, availability against objectives with the credits
     /// received, borrowed and lent capacity, and the bureaus ranked by idle cost.
@@ -444,6 +464,29 @@ impl ApiCommand {
                     format!("/api/v1/efficiency?{}", query.join("&"))
                 };
                 efficiency(&api, &path, environments, csv, out).await
+            }
+            ApiCommand::Costs {
+                month,
+                from,
+                to,
+                csv,
+            } => {
+                let bureau = bureau_of(&api, common.bureau).await?;
+                let query: Vec<String> = [("month", month), ("from", from), ("to", to)]
+                    .into_iter()
+                    .filter_map(|(key, value)| Some(format!("{key}={}", segment(&value?))))
+                    .collect();
+                let mut path = format!("/api/v1/bureaus/{}/costs", segment(&bureau));
+                if !query.is_empty() {
+                    path = format!("{path}?{}", query.join("&"));
+                }
+                costs(&api, &path, csv, out).await
+            }
+            ApiCommand::Pool => {
+                let answer = api.get("/api/v1/pool").await?;
+                let pool: PoolView = answer.decode()?;
+                say(out, &answer.body, &pool_report(&pool));
+                Ok(())
             }
             ApiCommand::Evaluation { year, csv } => {
                 let mut query = Vec::new();
@@ -837,8 +880,7 @@ async fn statement(
         path = format!("{path}?{}", query.join("&"));
     }
     if csv {
-        let answer = api.get_as(&path, "text/csv").await?;
-        print!("{}", terminal::lines(&String::from_utf8_lossy(&answer.raw)));
+        print_csv(&api.get_as(&path, "text/csv").await?.raw);
         return Ok(());
     }
     let answer = api.get(&path).await?;
@@ -1002,6 +1044,68 @@ async fn efficiency(
     Ok(())
 }
 
+async fn costs(api: &ApiClient, path: &str, csv: bool, out: Output) -> anyhow::Result<()> {
+    let Some(answer) = report_or_print(api, path, csv, out).await? else {
+        return Ok(());
+    };
+    let costs: DailyCostsView = answer.decode()?;
+    println!(
+        "{}  {} .. {}  currency {}",
+        terminal::line(&costs.bureau),
+        terminal::line(&costs.from),
+        terminal::line(&costs.to),
+        terminal::line(&costs.currency)
+    );
+    let columns: [Column<DayCostView>; 4] = [
+        ("DATE", |d| Some(d.date.clone())),
+        ("RESERVED", |d| Some(d.reserved.clone())),
+        ("CONSUMED", |d| Some(d.consumed.clone())),
+        ("AMOUNT", |d| Some(d.amount.clone())),
+    ];
+    table(&costs.days, &columns);
+    Ok(())
+}
+
+/// The pool as a table of resources: capacity, allocatable, allocated, unallocated.
+fn pool_report(pool: &PoolView) -> String {
+    let cell = |quota: &QuotaBody, resource: Resource| {
+        terminal::line(quota.get(resource).unwrap_or("-")).into_owned()
+    };
+    let mut text = format!(
+        "{:<24} {:>12} {:>12} {:>12} {:>12}\n",
+        "RESOURCE", "CAPACITY", "ALLOCATABLE", "ALLOCATED", "UNALLOCATED"
+    );
+    for resource in Resource::ALL {
+        if pool.capacity.get(resource).is_none() && pool.allocated.get(resource).is_none() {
+            continue;
+        }
+        text.push_str(&format!(
+            "{:<24} {:>12} {:>12} {:>12} {:>12}\n",
+            resource.as_str(),
+            cell(&pool.capacity, resource),
+            cell(&pool.allocatable, resource),
+            cell(&pool.allocated, resource),
+            cell(&pool.unallocated, resource),
+        ));
+    }
+    text.push_str(&format!(
+        "{} bureaus hold quota; borrowing {}",
+        pool.bureaus,
+        if pool.borrowing { "on" } else { "off" }
+    ));
+    text
+}
+
+/// Prints the API's CSV: its byte order mark (which spreadsheets read the encoding from) as it
+/// is, and every hiding character after it escaped.
+fn print_csv(raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw);
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => print!("\u{feff}{}", terminal::lines(rest)),
+        None => print!("{}", terminal::lines(&text)),
+    }
+}
+
 /// `GET path` of a report: printed at once as CSV (`csv`) or JSON (`-o json`), or returned to be
 /// printed as tables.
 async fn report_or_print(
@@ -1011,8 +1115,7 @@ async fn report_or_print(
     out: Output,
 ) -> anyhow::Result<Option<crate::client::Answer>> {
     if csv {
-        let answer = api.get_as(path, "text/csv").await?;
-        print!("{}", terminal::lines(&String::from_utf8_lossy(&answer.raw)));
+        print_csv(&api.get_as(path, "text/csv").await?.raw);
         return Ok(None);
     }
     let answer = api.get(path).await?;

@@ -123,6 +123,9 @@ async fn bureau_staff_request_list_resize_and_delete_environments_with_the_cli()
 -> anyhow::Result<()> {
     ensure_operator().await?;
     let kube = client().await?;
+    // Costs are priced by a rate card and the pool is shown against its bureaus.
+    zhengyun_e2e::tenants::apply_sample_rate_card(&kube).await?;
+    zhengyun_e2e::tenants::ensure_capacity_pool(&kube).await?;
     let bureau = unique_name("rsj");
     let onboard: Bureau = serde_json::from_value(json!({
         "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau", "metadata": {"name": bureau},
@@ -217,6 +220,28 @@ async fn bureau_staff_request_list_resize_and_delete_environments_with_the_cli()
             .any(|l| l.starts_with("cpu") && l.contains('4')),
         "{quota}"
     );
+
+    // This month's costs by day, as a table and as CSV; the pool is for platform roles.
+    let costs = api.ok(&token, &["costs"])?;
+    assert!(
+        costs
+            .lines()
+            .any(|l| l.starts_with("DATE") && l.contains("AMOUNT")),
+        "{costs}"
+    );
+    let csv = api.ok(&token, &["costs", "--csv"])?;
+    assert!(
+        csv.trim_start_matches('\u{feff}')
+            .starts_with("bureau,date,reserved,consumed,amount,currency"),
+        "{csv}"
+    );
+    let pool = api.ok(&api.admin, &["pool"])?;
+    assert!(
+        pool.lines().any(|l| l.starts_with("cpu")) && pool.contains("bureaus hold quota"),
+        "{pool}"
+    );
+    let hidden = api.run(&token, &["pool"])?;
+    assert!(String::from_utf8_lossy(&hidden.stderr).contains("403"));
 
     let refused = api.run(&token, &["env", "request", "qa", "--cpu", "1"])?;
     assert!(!refused.status.success());
