@@ -4,7 +4,9 @@
 //! Two reflectors (kube-runtime watches kept in memory) hold every Bureau and Environment. The
 //! read endpoints (`GET` of bureaus and environments) answer from them instead of asking the
 //! API server each time; the writes do not: they read, decide and write against the API server
-//! with their preconditions and conflict retries, as before.
+//! with their preconditions and conflict retries, as before. A third holds the RateCards, which
+//! price the reports (statements, costs, efficiency); closing a month and issuing adjustments
+//! read the cards from the API server itself.
 //!
 //! **Read your writes.** A write made here (create, replace, delete) records what it wrote: the
 //! object's name and the resourceVersion the API server returned, or that it is gone. A read
@@ -39,7 +41,7 @@ use kube::{
     },
 };
 use tokio::sync::watch;
-use zhengyun_model::crd::{Bureau, Environment};
+use zhengyun_model::crd::{Bureau, Environment, RateCard};
 
 /// The longest a read waits for the watch to deliver the caller's own write before it reads
 /// the API server instead.
@@ -176,9 +178,12 @@ pub struct ClusterCache(Arc<Shared>);
 struct Shared {
     bureaus: Store<Bureau>,
     environments: Store<Environment>,
+    rate_cards: Store<RateCard>,
     ledger: Mutex<Ledger>,
     bureaus_listed: AtomicBool,
     environments_listed: AtomicBool,
+    rate_cards_listed: AtomicBool,
+    rate_cards_failing: AtomicBool,
     /// Whether the watch's last attempt failed: the cache may then be missing changes (the
     /// API server is away, or the watch is being re-established), and reads go to the API
     /// server, which answers for itself (503 while it is away), until the watch delivers again.
@@ -201,13 +206,17 @@ impl ClusterCache {
     pub fn start(client: kube::Client) -> Self {
         let (bureaus, bureau_writer) = reflector::store();
         let (environments, environment_writer) = reflector::store();
+        let (rate_cards, rate_card_writer) = reflector::store();
         let (changes, _) = watch::channel(0);
         let cache = Self(Arc::new(Shared {
             bureaus,
             environments,
+            rate_cards,
             ledger: Mutex::new(Ledger::default()),
             bureaus_listed: AtomicBool::new(false),
             environments_listed: AtomicBool::new(false),
+            rate_cards_listed: AtomicBool::new(false),
+            rate_cards_failing: AtomicBool::new(false),
             bureaus_failing: AtomicBool::new(false),
             environments_failing: AtomicBool::new(false),
             changes,
@@ -218,11 +227,52 @@ impl ClusterCache {
             Kind::Bureau,
         ));
         tokio::spawn(cache.clone().watch(
-            Api::<Environment>::all(client),
+            Api::<Environment>::all(client.clone()),
             environment_writer,
             Kind::Environment,
         ));
+        tokio::spawn(
+            cache
+                .clone()
+                .mirror(Api::<RateCard>::all(client), rate_card_writer),
+        );
         cache
+    }
+
+    /// Keeps `writer`'s store a mirror of every object of `api`, for objects this process
+    /// never writes: no read-your-writes bookkeeping, only whether it listed and still
+    /// delivers.
+    async fn mirror<K>(self, api: Api<K>, mut writer: reflector::store::Writer<K>)
+    where
+        K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
+        K: serde::de::DeserializeOwned,
+    {
+        let events = watcher(api, watcher::Config::default()).default_backoff();
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => {
+                    self.0.rate_cards_failing.store(false, Ordering::Release);
+                    writer.apply_watcher_event(&event);
+                    if matches!(event, watcher::Event::InitDone) {
+                        self.0.rate_cards_listed.store(true, Ordering::Release);
+                    }
+                }
+                Err(error) => {
+                    if !self.0.rate_cards_failing.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(%error, "the API's watch of rate cards failed; they are read from the API server until it delivers again");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every rate card, when the watch has listed them and still delivers; `None`: ask the API
+    /// server.
+    pub fn rate_cards(&self) -> Option<Vec<Arc<RateCard>>> {
+        (self.0.rate_cards_listed.load(Ordering::Acquire)
+            && !self.0.rate_cards_failing.load(Ordering::Acquire))
+        .then(|| self.0.rate_cards.state())
     }
 
     async fn watch<K>(self, api: Api<K>, mut writer: reflector::store::Writer<K>, kind: Kind)

@@ -25,7 +25,7 @@ use crate::{
     problem::{ApiResult, InvalidField, Problem},
     reply::{Created, OrPending},
     retry::{self, Attempt},
-    state::{AppState, write_params},
+    state::{AppState, dry_run_params, write_params},
     views::{
         CreateEnvironment, EnvironmentView, Pending, UpdateEnvironment, quota_json, request_view,
     },
@@ -266,6 +266,12 @@ async fn create_environment(
     let room = Headroom::new(&owner.spec.quota, &environments, None)?;
     let short = room.shortfall(&headroom::wanted(&env.spec.quota)?);
     if !short.is_empty() {
+        // A request the cluster would refuse (its admission policies) is refused now, not at
+        // its approval.
+        state
+            .create_environment(&env, &dry_run_params())
+            .await
+            .map_err(|e| already_exists(e, "environment", &name))?;
         let mut payload = body.clone();
         payload.name = Some(name.clone());
         let request = NewRequest {
@@ -357,6 +363,15 @@ pub(crate) async fn resize(
         let short = room.shortfall(&headroom::wanted(&updated.spec.quota)?);
         if !short.is_empty() && grows(&current.spec.quota, &updated.spec.quota)? {
             no_pending_request(state, bureau, name).await?;
+            // A change the cluster would refuse is refused now, not at its approval.
+            let checked = state
+                .replace_environment(name, &updated, &dry_run_params())
+                .await;
+            if let Attempt::Conflict(error) =
+                retry::written::<_, Problem>(checked, precondition.is_none())?
+            {
+                return Ok(Attempt::Conflict(error));
+            }
             let request = NewRequest {
                 kind: RequestKind::EnvironmentResize,
                 bureau: bureau.to_owned(),

@@ -511,6 +511,12 @@ impl AppState {
         self.0.cache.get()
     }
 
+    /// Every rate card from the watch cache, when it holds them (see
+    /// [`ClusterCache::rate_cards`]).
+    pub fn cached_rate_cards(&self) -> Option<Vec<Arc<zhengyun_model::crd::RateCard>>> {
+        self.cache()?.rate_cards()
+    }
+
     /// The cache, when it can answer a read of `scope` now (see [`ClusterCache::settled`]).
     async fn cache_for(&self, scope: Scope<'_>) -> Option<&ClusterCache> {
         let cache = self.cache()?;

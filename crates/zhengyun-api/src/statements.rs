@@ -118,9 +118,30 @@ pub(crate) fn wants_csv(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/csv"))
 }
 
-/// The rate cards in the cluster as a schedule.
+/// The rate cards in the cluster as a schedule, for a report: from the watch cache once it has
+/// listed them (a card applied a moment ago may price the next report), else from the API
+/// server.
 pub(crate) async fn schedule(state: &AppState) -> ApiResult<RateSchedule> {
+    // A cache that cannot make a schedule (no card seen yet, say) defers to the API server,
+    // whose answer, error or not, stands.
+    let cached = state
+        .cached_rate_cards()
+        .and_then(|cards| RateSchedule::from_objects(cards.iter().map(|card| &**card)).ok());
+    match cached {
+        Some(schedule) => Ok(schedule),
+        None => schedule_of(state, |_| true).await,
+    }
+}
+
+/// The rate cards as the API server has them now, for what is sealed (closing a month).
+async fn current_schedule(state: &AppState) -> ApiResult<RateSchedule> {
     schedule_of(state, |_| true).await
+}
+
+fn not_a_schedule(error: zhengyun_metering::Error) -> Problem {
+    Problem::conflict(format!(
+        "the rate cards in the cluster do not make a schedule: {error}"
+    ))
 }
 
 /// The rate schedule as it stood at `at`: cards created later are left out. Creation times
@@ -143,11 +164,7 @@ async fn schedule_of(
     let cards = kube::Api::<RateCard>::all(state.client())
         .list(&Default::default())
         .await?;
-    RateSchedule::from_objects(cards.items.iter().filter(|card| keep(card))).map_err(|e| {
-        Problem::conflict(format!(
-            "the rate cards in the cluster do not make a schedule: {e}"
-        ))
-    })
+    RateSchedule::from_objects(cards.items.iter().filter(|card| keep(card))).map_err(not_a_schedule)
 }
 
 /// Bureau display names and budgets.
@@ -399,7 +416,7 @@ async fn close_month(
         .month_gaps(LEDGER_STREAM, month, range)
         .await?;
     zhengyun_metering::check_gaps(month, &gaps).map_err(|e| Problem::conflict(e.to_string()))?;
-    let schedule = schedule(&state).await?;
+    let schedule = current_schedule(&state).await?;
     let (_, budgets) = bureaus(&state).await?;
     let statement = state
         .store()

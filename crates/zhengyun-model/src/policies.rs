@@ -115,6 +115,65 @@ fn rate_card_policy() -> Value {
     })
 }
 
+/// The name of the policy (and binding) holding environments to their tier's prerequisites.
+pub const SERVICE_LEVEL_POLICY: &str = "zhengyun-service-levels";
+
+/// The policy holding each environment to its tier's structural prerequisites (the capacity
+/// pool's `serviceLevels.<tier>.minReplicas`, its param): every web service runs at least that
+/// many replicas. Checked on create, and on an update that changes the spec, so that an
+/// environment created before the pool raised its minimum can still be deleted, relabelled or
+/// have its status written.
+fn service_level_policy() -> Value {
+    let minimum = format!(
+        "params.spec.?serviceLevels[?object.spec.tier].?minReplicas.orValue(\
+         object.spec.tier == 'gold' ? {gold} : 1)",
+        gold = crate::crd::GOLD_MIN_REPLICAS
+    );
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": SERVICE_LEVEL_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+        "spec": {
+            "failurePolicy": "Fail",
+            "paramKind": {"apiVersion": "zhengyun.io/v1alpha1", "kind": "CapacityPool"},
+            "matchConstraints": {
+                "resourceRules": [{
+                    "apiGroups": ["zhengyun.io"], "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["environments"],
+                }],
+            },
+            "variables": [{"name": "minimum", "expression": minimum}],
+            "validations": [{
+                "expression": "(request.operation == 'UPDATE' && oldObject.spec == object.spec) || \
+                               !has(object.spec.services) || \
+                               object.spec.services.all(s, s.kind != 'web' || \
+                                 (has(s.replicas) ? s.replicas : 1) >= variables.minimum)",
+                "messageExpression": "'a ' + object.spec.tier + ' environment runs each web service with at least ' + \
+                                      string(variables.minimum) + ' replicas (the capacity pool\\'s serviceLevels.' + \
+                                      object.spec.tier + '.minReplicas); fewer in: ' + \
+                                      object.spec.services.filter(s, s.kind == 'web' && \
+                                        (has(s.replicas) ? s.replicas : 1) < variables.minimum).map(s, s.name).join(', ')",
+                "reason": "Invalid",
+            }],
+        },
+    })
+}
+
+/// Its binding: the capacity pool `default` is the param; without a pool, the defaults are
+/// not checked here (the operator admits nothing without a pool's capacity anyway).
+fn service_level_binding() -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": SERVICE_LEVEL_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+        "spec": {
+            "policyName": SERVICE_LEVEL_POLICY,
+            "validationActions": ["Deny"],
+            "paramRef": {"name": crate::crd::POOL_NAME, "parameterNotFoundAction": "Allow"},
+        },
+    })
+}
+
 /// Its binding: every existing `RateCard` is a param; with none yet, the first card is let in.
 fn rate_card_binding() -> Value {
     json!({
@@ -341,7 +400,7 @@ pub fn admission_policies() -> Vec<ValidatingAdmissionPolicy> {
     tenant_policies()
         .iter()
         .map(|p| typed(p.policy()))
-        .chain([typed(rate_card_policy())])
+        .chain([typed(rate_card_policy()), typed(service_level_policy())])
         .collect()
 }
 
@@ -355,7 +414,7 @@ pub fn admission_policy_bindings() -> Vec<ValidatingAdmissionPolicyBinding> {
     tenant_policies()
         .iter()
         .map(|p| typed(p.binding()))
-        .chain([typed(rate_card_binding())])
+        .chain([typed(rate_card_binding()), typed(service_level_binding())])
         .collect()
 }
 
@@ -390,8 +449,8 @@ mod tests {
         assert_eq!(policies.len(), bindings.len());
         for (policy, binding) in policies.iter().zip(&bindings) {
             let spec = &binding.spec;
-            if spec.policy_name == RATE_CARD_POLICY {
-                let param = spec.param_ref.as_ref().expect("every rate card is a param");
+            if spec.policy_name == RATE_CARD_POLICY || spec.policy_name == SERVICE_LEVEL_POLICY {
+                let param = spec.param_ref.as_ref().expect("a param");
                 assert_eq!(param.parameter_not_found_action.as_deref(), Some("Allow"));
                 continue;
             }
@@ -431,6 +490,8 @@ mod tests {
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",

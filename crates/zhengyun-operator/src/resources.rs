@@ -558,13 +558,24 @@ impl Builder<'_> {
 
     fn web(&self, service: &CatalogService) -> Result<Deployment, serde_json::Error> {
         let image = service.image.clone().unwrap_or_default();
+        let mut template = self.pod_template(service, &image, 8080, None);
+        let tier = self.inputs.env.spec.tier;
+        if self.inputs.pool.service_levels.spread_over_nodes(tier) {
+            // The tier's objective assumes a node lost takes at most its share of the replicas.
+            template["spec"]["topologySpreadConstraints"] = json!([{
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": service.name}},
+            }]);
+        }
         typed(json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": self.metadata(&service.name),
             "spec": {
                 "replicas": service.replicas.unwrap_or(1),
                 "selector": {"matchLabels": {"app.kubernetes.io/name": service.name}},
-                "template": self.pod_template(service, &image, 8080, None),
+                "template": template,
             },
         }))
     }
@@ -631,6 +642,52 @@ mod tests {
         .expect("environment")
     }
 
+    /// What `env` materializes into under `pool`, with nothing granted or lent and no groups.
+    fn materialized(env: &Environment, pool: &CapacityPoolSpec) -> Materialized {
+        let catalog = Catalog {
+            registry: "registry.local/zhengyun".into(),
+        };
+        let inputs = Inputs {
+            env,
+            granted: &ResourceAmounts::ZERO,
+            allowance: &ResourceAmounts::ZERO,
+            admin_groups: &[],
+            hostnames: &[],
+            viewer_groups: &[],
+            pool,
+            catalog: &catalog,
+        };
+        materialize(&inputs).expect("materialize")
+    }
+
+    #[test]
+    fn gold_web_services_are_spread_over_nodes_and_other_tiers_are_not_unless_the_pool_says_so() {
+        let spread = |tier: &str, pool: serde_json::Value| {
+            let mut env = environment(tier);
+            env.spec.services = serde_json::from_value(json!([
+                {"name": "web", "kind": "web", "image": "registry.local/web:1", "replicas": 2},
+            ]))
+            .expect("services");
+            let pool: CapacityPoolSpec = serde_json::from_value(pool).expect("pool");
+            let m = materialized(&env, &pool);
+            let spec = m.deployments[0]
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .expect("a pod spec")
+                .clone();
+            spec.topology_spread_constraints.unwrap_or_default()
+        };
+        let gold = spread("gold", json!({"capacity": {}}));
+        assert_eq!(gold.len(), 1);
+        assert_eq!(gold[0].topology_key, "kubernetes.io/hostname");
+        assert_eq!(gold[0].max_skew, 1);
+        assert_eq!(gold[0].when_unsatisfiable, "DoNotSchedule");
+        assert!(spread("silver", json!({"capacity": {}})).is_empty());
+        let asked = json!({"capacity": {}, "serviceLevels": {"silver": {"objective": "99.9", "spreadOverNodes": true}}});
+        assert_eq!(spread("silver", asked).len(), 1);
+    }
+
     #[test]
     fn only_objects_with_the_labels_and_the_owner_of_the_environment_count_as_made_for_it() {
         let env = environment("silver");
@@ -640,21 +697,7 @@ mod tests {
             json!([{"name": "web", "kind": "web", "image": "registry.local/web:1"}]),
         )
         .expect("services");
-        let granted = ResourceAmounts::default();
-        let catalog = Catalog {
-            registry: "registry.local/zhengyun".into(),
-        };
-        let inputs = Inputs {
-            env: &with_web,
-            granted: &granted,
-            allowance: &ResourceAmounts::ZERO,
-            admin_groups: &[],
-            hostnames: &[],
-            viewer_groups: &[],
-            pool: &pool,
-            catalog: &catalog,
-        };
-        let m = materialize(&inputs).expect("materialize");
+        let m = materialized(&with_web, &pool);
         let web = &m.deployments[0];
         assert!(made_for(web, &env));
         assert!(made_for(&m.services[0], &env));

@@ -215,6 +215,30 @@ impl Browser {
             .to_owned())
     }
 
+    /// Sets the window to `width` × `height` CSS pixels.
+    pub async fn resize(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        self.command(
+            "POST",
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// How much wider the page is than the window, in CSS pixels (0 when it fits and only its
+    /// tables scroll within themselves).
+    pub async fn overflow(&self) -> anyhow::Result<i64> {
+        let excess = self
+            .command(
+                "POST",
+                "/execute/sync",
+                json!({"script": "return document.documentElement.scrollWidth - document.documentElement.clientWidth", "args": []}),
+            )
+            .await?;
+        Ok(excess.as_i64().unwrap_or_default())
+    }
+
     /// Presses Tab in the focused element (the page, at first): focus moves to the next
     /// element a keyboard reaches.
     pub async fn press_tab(&self) -> anyhow::Result<()> {

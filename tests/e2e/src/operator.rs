@@ -99,7 +99,41 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
         )
         .await?;
     }
-    rate_card_policy_ready(client).await
+    rate_card_policy_ready(client).await?;
+    service_level_policy_ready(client).await
+}
+
+/// Waits until the API server's service-level policy can read its param (the capacity pool):
+/// until then it refuses Environment writes with "failed to find resource referenced by
+/// paramKind", as the rate-card policy does. A server-side dry run of an Environment tells.
+async fn service_level_policy_ready(client: &Client) -> anyhow::Result<()> {
+    let envs: Api<zhengyun_model::crd::Environment> = Api::all(client.clone());
+    let env: zhengyun_model::crd::Environment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "e2e-policy-probe-dev"},
+        "spec": {"bureau": "e2e-policy-probe", "purpose": "dev",
+                 "quota": {"cpu": "1", "memory": "1Gi"}},
+    }))?;
+    params_readable("the service-level policy reading its param", &envs, &env).await
+}
+
+/// Waits until a server-side dry run of creating `probe` is no longer refused for a policy's
+/// params the API server cannot find yet.
+async fn params_readable<K>(what: &str, api: &Api<K>, probe: &K) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let dry_run = kube::api::PostParams {
+        dry_run: true,
+        ..kube::api::PostParams::default()
+    };
+    eventually(what, Duration::from_secs(60), || async {
+        match api.create(&dry_run, probe).await {
+            Err(kube::Error::Api(status)) if status.message.contains("paramKind") => Ok(None),
+            _ => Ok(Some(())),
+        }
+    })
+    .await
 }
 
 /// Waits until the API server's rate-card policy can read its params: right after the policy
@@ -107,7 +141,6 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
 /// referenced by paramKind" until its own view of the API catches up. A server-side dry run of
 /// a far-future card tells (any other answer means the policy is working).
 async fn rate_card_policy_ready(client: &Client) -> anyhow::Result<()> {
-    use kube::api::PostParams;
     let cards: Api<zhengyun_model::crd::RateCard> = Api::all(client.clone());
     let prices = serde_json::json!({"cpuCoreHour": "1", "memoryGibHour": "0.1",
                                     "storageGibHour": "0.01", "gpuHour": "10"});
@@ -117,21 +150,7 @@ async fn rate_card_policy_ready(client: &Client) -> anyhow::Result<()> {
         "spec": {"currency": "CNY", "effectiveFrom": "2999-12-31",
                  "prices": {"gold": prices, "silver": prices, "bronze": prices}},
     }))?;
-    let dry_run = PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    };
-    eventually(
-        "the rate-card policy reading its params",
-        Duration::from_secs(60),
-        || async {
-            match cards.create(&dry_run, &card).await {
-                Err(kube::Error::Api(status)) if status.message.contains("paramKind") => Ok(None),
-                _ => Ok(Some(())),
-            }
-        },
-    )
-    .await
+    params_readable("the rate-card policy reading its params", &cards, &card).await
 }
 
 /// Installs (server-side applies) the tenant ClusterRoles and the tenant admission policies with

@@ -139,3 +139,35 @@ pub async fn apply_pool_spec(
         .await?;
     Ok(())
 }
+
+/// Makes sure the capacity pool exists and waits until the API server holds environments to
+/// its service levels: right after the policy is installed (or the pool created) a write may
+/// pass unchecked for a moment. A server-side dry run of a gold environment with a single web
+/// replica tells.
+pub async fn service_levels_in_force(kube: &Client) -> anyhow::Result<()> {
+    ensure_capacity_pool(kube).await?;
+    let envs: Api<zhengyun_model::crd::Environment> = Api::all(kube.clone());
+    let probe: zhengyun_model::crd::Environment = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "e2e-probe-prod"},
+        "spec": {"bureau": "e2e-probe", "purpose": "prod", "tier": "gold",
+                 "quota": {"cpu": "1", "memory": "1Gi"},
+                 "services": [{"name": "probe", "kind": "web", "replicas": 1,
+                               "image": "registry.local/probe:1"}]},
+    }))?;
+    let dry_run = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    crate::eventually(
+        "the service-level policy in force",
+        std::time::Duration::from_secs(60),
+        || async {
+            Ok(match envs.create(&dry_run, &probe).await {
+                Err(kube::Error::Api(status)) if status.message.contains("minReplicas") => Some(()),
+                _ => None,
+            })
+        },
+    )
+    .await
+}

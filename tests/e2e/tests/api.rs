@@ -1298,3 +1298,123 @@ async fn the_pool_shows_what_the_bureaus_hold_of_what_may_be_allocated() -> anyh
     cleanup(&first).await?;
     cleanup(&second).await
 }
+
+#[tokio::test]
+async fn a_gold_environment_runs_each_web_service_at_least_twice_spread_over_nodes()
+-> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let kube = client().await?;
+    let api = Api::start().await?;
+    zhengyun_e2e::tenants::service_levels_in_force(&kube).await?;
+    let bureau = unique_name("slj");
+    onboard(&api, &bureau, "4").await?;
+    let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
+    let path = format!("/api/v1/bureaus/{bureau}/environments");
+    let body = |purpose: &str, tier: &str, cpu: &str, replicas: u32| {
+        json!({"purpose": purpose, "tier": tier, "quota": {"cpu": cpu, "memory": "2Gi"},
+               "services": [{"name": "portal", "kind": "web", "replicas": replicas,
+                             "image": "registry.local/portal:1"}]})
+    };
+
+    // One replica of a gold web service is refused, naming it, whether the environment fits
+    // the quota or would go for approval; nothing is created or filed.
+    for cpu in ["1", "40"] {
+        let refused = api
+            .call(
+                Method::POST,
+                &path,
+                Some(&token),
+                Some(&body("prod", "gold", cpu, 1)),
+            )
+            .await?;
+        refused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "one gold replica");
+        let detail = refused.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("at least 2 replicas") && detail.contains("portal"),
+            "{detail}"
+        );
+    }
+    let envs: KubeApi<Environment> = KubeApi::all(kube.clone());
+    assert!(envs.get_opt(&format!("{bureau}-prod")).await?.is_none());
+    let pending = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/requests?bureau={bureau}"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(
+        pending.body.as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        pending.body
+    );
+    // The same through the cluster itself (kubectl): the admission policy refuses it.
+    let direct: Environment = serde_json::from_value(json!({
+        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+        "metadata": {"name": format!("{bureau}-prod")},
+        "spec": {"bureau": bureau, "purpose": "prod", "tier": "gold",
+                 "quota": {"cpu": "1", "memory": "2Gi"},
+                 "services": [{"name": "portal", "kind": "web", "replicas": 1,
+                               "image": "registry.local/portal:1"}]},
+    }))?;
+    let error = envs
+        .create(&kube::api::PostParams::default(), &direct)
+        .await
+        .expect_err("refused by the admission policy");
+    assert!(error.to_string().contains("minReplicas"), "{error}");
+
+    // Silver runs one; gold runs two, spread over nodes.
+    let silver = api
+        .call(
+            Method::POST,
+            &path,
+            Some(&token),
+            Some(&body("test", "silver", "1", 1)),
+        )
+        .await?;
+    assert_eq!(silver.status, StatusCode::CREATED, "{}", silver.body);
+    let gold = api
+        .call(
+            Method::POST,
+            &path,
+            Some(&token),
+            Some(&body("prod", "gold", "2", 2)),
+        )
+        .await?;
+    assert_eq!(gold.status, StatusCode::CREATED, "{}", gold.body);
+    let name = format!("{bureau}-prod");
+    wait_for_phase(&api, &token, &bureau, &name, "Ready").await?;
+    let deployments: KubeApi<Deployment> = KubeApi::namespaced(kube.clone(), &name);
+    let portal = eventually("the portal Deployment", WAIT, || async {
+        Ok(deployments.get_opt("portal").await?)
+    })
+    .await?;
+    let spread = portal
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.topology_spread_constraints)
+        .unwrap_or_default();
+    assert_eq!(spread.len(), 1, "{spread:?}");
+    assert_eq!(spread[0].topology_key, "kubernetes.io/hostname");
+    assert_eq!(spread[0].when_unsatisfiable, "DoNotSchedule");
+
+    // Scaling the gold service down to one replica is refused too.
+    let down = api
+        .call(
+            Method::PATCH,
+            &format!("{path}/{name}"),
+            Some(&token),
+            Some(
+                &json!({"services": [{"name": "portal", "kind": "web", "replicas": 1,
+                                        "image": "registry.local/portal:1"}]}),
+            ),
+        )
+        .await?;
+    down.assert_problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "scaling gold to one replica",
+    );
+    cleanup(&bureau).await
+}

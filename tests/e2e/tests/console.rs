@@ -192,6 +192,19 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     browser.click(&format!("{resize} button")).await?;
     notice_saying(&browser, "输入有误").await?;
 
+    // The page fits a laptop's 1366×768 and a phone's 390×844 without scrolling sideways
+    // (wide tables scroll within themselves).
+    for (width, height, shot) in [(1366, 768, "bureau.png"), (390, 844, "bureau-phone.png")] {
+        browser.resize(width, height).await?;
+        browser
+            .open(&format!("{base}/console/bureaus/{code}"))
+            .await?;
+        let overflow = browser.overflow().await?;
+        assert!(overflow <= 0, "{overflow} px too wide at {width}×{height}");
+        browser.screenshot(&shots.join(shot)).await?;
+    }
+    browser.resize(1366, 768).await?;
+
     // Another bureau's page is refused.
     browser
         .open(&format!("{base}/console/bureaus/{other}"))

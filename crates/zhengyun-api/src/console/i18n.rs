@@ -146,13 +146,48 @@ mod tests {
     }
 
     #[test]
-    fn every_state_and_kind_of_a_request_has_words() {
+    fn every_state_and_kind_of_a_request_and_every_environment_condition_has_words() {
         let known = keys(ZH);
         for (group, values) in [
             ("request_state", &["pending", "approved", "rejected"][..]),
             (
                 "request_kind",
                 &["environment-create", "environment-resize", "bureau-quota"][..],
+            ),
+        ] {
+            for value in values {
+                let key = format!("{group}.{value}");
+                assert!(known.contains(&key), "{key} has no words");
+            }
+        }
+        // An environment's conditions, as the operator writes them.
+        for (group, values) in [
+            (
+                "condition",
+                &[
+                    "Admitted",
+                    "Ready",
+                    "ResizeBlocked",
+                    "QuotaShrinkBlocked",
+                    "ExpiresSoon",
+                ][..],
+            ),
+            (
+                "reason",
+                &[
+                    "Admitted",
+                    "QuotaExceeded",
+                    "BelowUsage",
+                    "BureauNotFound",
+                    "Released",
+                    "NamespaceReady",
+                    "NamespaceNotActive",
+                    "NamespaceConflict",
+                    "Terminating",
+                    "ExpiresSoon",
+                    "QuotaLowered",
+                    "Ready",
+                ][..],
             ),
         ] {
             for value in values {

@@ -317,38 +317,11 @@ impl Visitor {
         body: Option<&Value>,
         accept: &str,
     ) -> Result<Reply, Response> {
-        self.call(method, path, body, accept, None).await
-    }
-
-    /// Calls `method path` with `body` as JSON, on the condition (`If-Match`) that the object
-    /// is still at resourceVersion `version`, when given.
-    pub async fn api_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        version: Option<&str>,
-    ) -> Result<Reply, Response> {
-        self.call(method, path, body, "application/json", version)
-            .await
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        accept: &str,
-        version: Option<&str>,
-    ) -> Result<Reply, Response> {
         let principal = self.principal()?.clone();
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(header::ACCEPT, accept);
-        if let Some(version) = version {
-            request = request.header(header::IF_MATCH, format!("\"{version}\""));
-        }
         let payload = match body {
             Some(body) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");

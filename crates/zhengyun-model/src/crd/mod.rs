@@ -32,7 +32,8 @@ pub use rate_card::{
     PRICE_MAX_SCALE, RateCard, RateCardSpec, RateCardStatus, ResourcePrices, TierPrices,
 };
 pub use service_levels::{
-    CreditStep, HUNDRED_PERCENT, MaintenanceWindow, ServiceLevels, TierServiceLevel, parse_percent,
+    CreditStep, GOLD_MIN_REPLICAS, HUNDRED_PERCENT, MaintenanceWindow, ServiceLevels,
+    TierServiceLevel, parse_percent,
 };
 
 /// API group of every Zhengyun resource.

@@ -20,6 +20,10 @@ pub const MAX_CREDIT_STEPS: usize = 10;
 /// Most maintenance windows the pool announces at once.
 pub const MAX_MAINTENANCE_WINDOWS: usize = 100;
 
+/// The fewest replicas of a gold environment's web service unless the pool says otherwise: one
+/// replica can be lost to a node while the other serves.
+pub const GOLD_MIN_REPLICAS: u32 = 2;
+
 /// 100 % in thousandths of a percent.
 pub const HUNDRED_PERCENT: u32 = 100_000;
 
@@ -63,6 +67,24 @@ impl ServiceLevels {
             Tier::Silver => &self.silver,
             Tier::Bronze => &self.bronze,
         }
+    }
+
+    /// The fewest replicas a web service of a `tier` environment may run: the tier's
+    /// `minReplicas`, or [`GOLD_MIN_REPLICAS`] for gold and 1 for the others.
+    pub fn min_replicas(&self, tier: Tier) -> u32 {
+        self.of(tier).min_replicas.unwrap_or(if tier == Tier::Gold {
+            GOLD_MIN_REPLICAS
+        } else {
+            1
+        })
+    }
+
+    /// Whether the replicas of a `tier` environment's web services are spread over nodes: the
+    /// tier's `spreadOverNodes`, or gold only.
+    pub fn spread_over_nodes(&self, tier: Tier) -> bool {
+        self.of(tier)
+            .spread_over_nodes
+            .unwrap_or(tier == Tier::Gold)
     }
 
     /// Whether the instant `at` (seconds since the epoch) falls in an announced window.
@@ -117,6 +139,17 @@ pub struct TierServiceLevel {
     #[serde(default)]
     #[schemars(length(max = 10))]
     pub credits: Vec<CreditStep>,
+    /// A structural prerequisite of the objective: the fewest replicas each web service of an
+    /// environment of this tier runs (1–20), checked at admission when the environment is
+    /// created or its services or tier change. Absent: 2 for gold, 1 for silver and bronze.
+    /// Postgres services run one replica whatever the tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 20), extend("format" = "int32"))]
+    pub min_replicas: Option<u32>,
+    /// Whether the replicas of each web service are spread over nodes (no node runs two more
+    /// of them than another). Absent: gold only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_over_nodes: Option<bool>,
 }
 
 /// One step of a credit table.
@@ -156,6 +189,8 @@ impl TierServiceLevel {
         Self {
             objective: objective.to_owned(),
             credits: vec![step(objective, 10), step("99", 25), step("95", 100)],
+            min_replicas: None,
+            spread_over_nodes: None,
         }
     }
 
@@ -189,6 +224,12 @@ impl TierServiceLevel {
     }
 
     fn check(&self, path: &str, errors: &mut ValidationErrors) {
+        if self.min_replicas.is_some_and(|n| !(1..=20).contains(&n)) {
+            errors.push(
+                field_path(path, "minReplicas"),
+                "must be between 1 and 20".to_owned(),
+            );
+        }
         let objective = match parse_percent(&self.objective) {
             Some(o) if o > 0 => o,
             _ => {

@@ -131,6 +131,9 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(30);
     let kube = zhengyun_e2e::client().await?;
     install_crds(&kube).await?;
+    // Statements and costs are priced by the sample rate card; the pool is the sample's.
+    zhengyun_e2e::tenants::apply_sample_rate_card(&kube).await?;
+    zhengyun_e2e::tenants::ensure_capacity_pool(&kube).await?;
     // The 71 sample tenants (created or left as they are).
     let bureaus: kube::Api<Bureau> = kube::Api::all(kube.clone());
     let samples = include_str!("../../../../manifests/samples/bureaus-haidian.yaml");

@@ -186,7 +186,7 @@ async fn render_bureaus(
                                 aria-label={ (bureau["displayName"].as_str().unwrap_or(code)) " " (lang.t("finance.budget")) }; }
                             td { form.inline id=(form_id) method="post" action={ "/console/admin/bureaus/" (segment(code)) } {
                                 (csrf_field(visitor))
-                                input type="hidden" name="version" value=(bureau["resourceVersion"].as_str().unwrap_or(""));
+                                input type="hidden" name="shown" value=(shown(bureau));
                                 button type="submit" { (lang.t("admin.save")) }
                             } }
                         }
@@ -301,18 +301,34 @@ fn pool_table(visitor: &Visitor, pool: &Value) -> maud::Markup {
     }
 }
 
+/// The quota and budget of `bureau` (the API's view) as the edit form shows them, in one
+/// string: what an edit is checked against.
+fn shown(bureau: &Value) -> String {
+    let quota = |r: &str| bureau["quota"][r].as_str().unwrap_or("").to_owned();
+    [
+        quota("cpu"),
+        quota("memory"),
+        quota("storage"),
+        bureau["monthlyBudget"].as_str().unwrap_or("").to_owned(),
+    ]
+    .join("|")
+}
+
 /// The edit form of a bureau's quota and budget.
 #[derive(Deserialize)]
 pub struct EditForm {
     csrf: Option<String>,
+    /// The values the form showed (see [`shown`]).
     #[serde(default)]
-    version: String,
+    shown: String,
     #[serde(flatten)]
     allotment: Allotment,
 }
 
 /// `POST /console/admin/bureaus/{bureau}`: changes a bureau's quota and budget, refused when
-/// the bureau changed since the page was read (the API's `If-Match`).
+/// someone changed them since the page showed them. (Not the API's `If-Match` on the
+/// resourceVersion: the operator writes each bureau's status every few seconds, which would
+/// refuse nearly every edit of a busy bureau.)
 pub async fn edit_bureau(
     visitor: Visitor,
     Path(bureau): Path<String>,
@@ -321,14 +337,18 @@ pub async fn edit_bureau(
     if let Err(refused) = visitor.check_csrf(form.csrf.as_deref()) {
         return refused;
     }
+    let path = format!("/api/v1/bureaus/{}", segment(&bureau));
+    let current = match visitor.read(&path).await {
+        Ok(current) => current,
+        Err(response) => return response,
+    };
+    if shown(&current) != form.shown {
+        let outcome = Err(visitor.lang.t("problem.412"));
+        return render_bureaus(&visitor, Some((StatusCode::CONFLICT, outcome))).await;
+    }
     let mut body = json!({});
     form.allotment.fill(&mut body);
-    let path = format!("/api/v1/bureaus/{}", segment(&bureau));
-    let version = (!form.version.is_empty()).then_some(form.version.as_str());
-    let reply = match visitor
-        .api_with(Method::PATCH, &path, Some(&body), version)
-        .await
-    {
+    let reply = match visitor.api(Method::PATCH, &path, Some(&body)).await {
         Ok(reply) => reply,
         Err(response) => return response,
     };

@@ -49,15 +49,6 @@ fn phase_words(lang: Lang, phase: &str) -> String {
     }
 }
 
-fn words_or(lang: Lang, key: &str, fallback: &str) -> String {
-    let words = lang.t(key);
-    if words == key {
-        fallback.to_owned()
-    } else {
-        words
-    }
-}
-
 async fn render(
     visitor: &Visitor,
     bureau: &str,
@@ -66,27 +57,30 @@ async fn render(
     let lang = visitor.lang;
     let role = visitor.principal()?.role;
     let seg = crate::console::pages::segment(bureau);
-    let view = visitor.read(&format!("/api/v1/bureaus/{seg}")).await?;
-    let environments = visitor
-        .read(&format!("/api/v1/bureaus/{seg}/environments"))
-        .await?;
-    // Every state: the API filters by state only when asked to.
-    let requests = visitor
-        .read(&format!("/api/v1/requests?bureau={seg}"))
-        .await?;
-    let statement = visitor
-        .read(&format!("/api/v1/statements?bureau={seg}"))
-        .await
-        .ok();
+    // The page's five reads are independent: made at once, the page costs the slowest.
+    let paths = [
+        format!("/api/v1/bureaus/{seg}"),
+        format!("/api/v1/bureaus/{seg}/environments"),
+        // Every state: the API filters by state only when asked to.
+        format!("/api/v1/requests?bureau={seg}"),
+        format!("/api/v1/statements?bureau={seg}"),
+        // This month so far, day by day.
+        format!("/api/v1/bureaus/{seg}/costs"),
+    ];
+    let (view, environments, requests, statement, days) = tokio::join!(
+        visitor.read(&paths[0]),
+        visitor.read(&paths[1]),
+        visitor.read(&paths[2]),
+        visitor.read(&paths[3]),
+        visitor.read(&paths[4]),
+    );
+    let (view, environments, requests) = (view?, environments?, requests?);
+    // The statement and the chart are left out when they cannot be read (no rate card yet).
+    let (statement, days) = (statement.ok(), days.ok());
     let name = view["displayName"].as_str().unwrap_or(bureau).to_owned();
     let may_change = matches!(role, Role::BureauAdmin | Role::PlatformAdmin);
     let may_kubeconfig = matches!(role, Role::BureauAdmin | Role::BureauViewer);
     let envs = environments.as_array().cloned().unwrap_or_default();
-    // This month so far, day by day; the chart is left out if the costs cannot be read.
-    let days = visitor
-        .read(&format!("/api/v1/bureaus/{seg}/costs"))
-        .await
-        .ok();
     let columns: Vec<svg::Column> = days
         .as_ref()
         .and_then(|d| d["days"].as_array())
@@ -146,13 +140,20 @@ async fn render(
                 @let env_name = env["name"].as_str().unwrap_or_default();
                 tr {
                     td { (env_name) }
-                    td { (words_or(lang, &format!("purpose.{}", env["purpose"].as_str().unwrap_or_default()), env["purpose"].as_str().unwrap_or_default())) }
-                    td { (words_or(lang, &format!("tier.{}", env["tier"].as_str().unwrap_or_default()), env["tier"].as_str().unwrap_or_default())) }
+                    td { (lang.word("purpose", env["purpose"].as_str().unwrap_or_default())) }
+                    td { (lang.word("tier", env["tier"].as_str().unwrap_or_default())) }
                     td { (phase_words(lang, env["phase"].as_str().unwrap_or_default())) }
                     td.num { (env["quota"]["cpu"].as_str().unwrap_or("")) }
                     td.num { (env["quota"]["memory"].as_str().unwrap_or("")) }
                     td { ul { @for condition in env["conditions"].as_array().into_iter().flatten() {
-                        li { (condition["type"].as_str().unwrap_or_default()) ": " (condition["message"].as_str().unwrap_or_default()) }
+                        @let message = condition["message"].as_str().unwrap_or_default();
+                        li title=(message) {
+                            (lang.word("condition", condition["type"].as_str().unwrap_or_default())) (lang.t("problem.separator"))
+                            @match lang {
+                                Lang::Zh => (lang.word("reason", condition["reason"].as_str().unwrap_or_default())),
+                                Lang::En => (message),
+                            }
+                        }
                     } } }
                     td {
                         @if may_kubeconfig {
