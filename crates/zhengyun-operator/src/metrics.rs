@@ -63,13 +63,13 @@ impl Default for Metrics {
         let bad_minutes = Family::<EnvironmentLabels, Counter>::default();
         let objectives = Family::<TierLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         root.register(
-            "zhengyun_availability_minutes",
-            "Minutes whose availability was measured, per environment (maintenance windows excluded)",
+            "zhengyun_availability_slices",
+            "One-minute slices whose availability was measured, per environment (maintenance windows excluded)",
             measured_minutes.clone(),
         );
         root.register(
-            "zhengyun_availability_bad_minutes",
-            "Measured minutes an environment was unavailable through the platform's fault",
+            "zhengyun_availability_bad_slices",
+            "Measured one-minute slices an environment was unavailable through the platform's fault",
             bad_minutes.clone(),
         );
         root.register(

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod faults;
 pub mod idp;
 pub mod operator;
+pub mod process;
 pub mod tenants;
 
 use std::future::Future;

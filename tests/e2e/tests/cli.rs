@@ -1,122 +1,17 @@
 //! The `zhengyun` CLI against a real `zhengyun api` process (over HTTP, with a SQLite file) on
 //! the devcluster: what bureau IT staff type instead of curl.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kube::Api as KubeApi;
 use kube::api::PostParams;
 use serde_json::{Value, json};
-use zhengyun_e2e::{client, eventually, operator::ensure_operator, unique_name};
+use zhengyun_e2e::{
+    client, eventually, operator::ensure_operator, process::ServerProcess, unique_name,
+};
 use zhengyun_model::crd::{Bureau, Environment};
 
 const WAIT: Duration = Duration::from_secs(180);
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/zhengyun")
-}
-
-/// A `zhengyun api` process; closing its stdin stops it gracefully.
-struct ApiProcess {
-    child: Child,
-    url: String,
-    admin: String,
-    /// Reads the process's log as it is written (so the pipe never fills); returns all of it.
-    log: JoinHandle<String>,
-}
-
-impl ApiProcess {
-    /// Starts the API on a port the system picks (no other process can take it between picking
-    /// and listening) and returns once its log says where it listens, or fails with that log.
-    fn start() -> anyhow::Result<Self> {
-        let db = std::env::temp_dir().join(format!("{}.db", unique_name("zhengyun-cli")));
-        // The API refuses bootstrap tokens shorter than 32 characters; a unique name alone can
-        // be 26, depending on the process id.
-        let admin = format!("cli-e2e-admin-token-{}-0123456789abcdef", unique_name("t"));
-        let mut child = Command::new(binary())
-            .args(["api", "--stop-on-stdin-eof", "--log-format", "json"])
-            .env("ZHENGYUN_API_ADDR", "127.0.0.1:0")
-            .env(
-                "ZHENGYUN_DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", db.display()),
-            )
-            .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (listening, addr) = mpsc::channel();
-        let log = std::thread::spawn(move || {
-            let mut log = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = listening_address(&line) {
-                    let _ = listening.send(at);
-                }
-                log.push_str(&line);
-                log.push('\n');
-            }
-            log
-        });
-        match addr.recv_timeout(WAIT) {
-            Ok(at) => Ok(Self {
-                child,
-                url: format!("http://{at}"),
-                admin,
-                log,
-            }),
-            Err(waited) => {
-                let _ = child.kill();
-                let status = child.wait()?;
-                let log = log.join().unwrap_or_default();
-                anyhow::bail!("the API never said where it listens ({waited}; {status}):\n{log}")
-            }
-        }
-    }
-
-    fn run(&self, token: &str, args: &[&str]) -> anyhow::Result<Output> {
-        Ok(Command::new(binary())
-            .args(args)
-            .env("ZHENGYUN_API_URL", &self.url)
-            .env("ZHENGYUN_TOKEN", token)
-            .env_remove("ZHENGYUN_BUREAU")
-            .output()?)
-    }
-
-    fn ok(&self, token: &str, args: &[&str]) -> anyhow::Result<String> {
-        let output = self.run(token, args)?;
-        anyhow::ensure!(
-            output.status.success(),
-            "zhengyun {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(String::from_utf8(output.stdout)?)
-    }
-
-    /// Stops the process by closing its stdin and returns its log.
-    fn stop(mut self) -> anyhow::Result<(bool, String)> {
-        drop(self.child.stdin.take());
-        let status = self.child.wait()?;
-        let log = self
-            .log
-            .join()
-            .map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
-        Ok((status.success(), log))
-    }
-}
-
-/// The address in the API's `API listening` log line (JSON), if `line` is that line.
-fn listening_address(line: &str) -> Option<String> {
-    let entry: Value = serde_json::from_str(line).ok()?;
-    let fields = entry.get("fields")?;
-    (fields.get("message")?.as_str()? == "API listening")
-        .then(|| fields.get("addr")?.as_str().map(str::to_owned))
-        .flatten()
-}
 
 #[tokio::test]
 async fn bureau_staff_request_list_resize_and_delete_environments_with_the_cli()
@@ -136,7 +31,7 @@ async fn bureau_staff_request_list_resize_and_delete_environments_with_the_cli()
         .create(&PostParams::default(), &onboard)
         .await?;
 
-    let api = ApiProcess::start()?;
+    let api = ServerProcess::start(&["api"])?;
     let url = api.url.clone();
     eventually("the API ready", WAIT, || {
         let api = &api;

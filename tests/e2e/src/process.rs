@@ -1,0 +1,133 @@
+//! A `zhengyun api` or `zhengyun dev` process on a port the system picks, with a SQLite file
+//! of its own and a bootstrap admin token: what staff and their browsers reach over HTTP.
+//! Closing its stdin stops it gracefully.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::unique_name;
+
+/// How long a process has to say where it listens.
+const START: Duration = Duration::from_secs(180);
+
+/// The `zhengyun` binary the tests built.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/zhengyun")
+}
+
+/// A running `zhengyun` server process.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The bootstrap platform admin's token.
+    pub admin: String,
+    /// Its database (`sqlite://…`), which the test may open too.
+    pub database_url: String,
+    /// Reads the process's log as it is written (so the pipe never fills); returns all of it.
+    log: JoinHandle<String>,
+}
+
+impl ServerProcess {
+    /// Starts `zhengyun <args>` (`api`, or `dev` with its flags) on a port the system picks (no
+    /// other process can take it between picking and listening), and returns once its log
+    /// says where it listens, or fails with that log.
+    pub fn start(args: &[&str]) -> anyhow::Result<Self> {
+        let db = std::env::temp_dir().join(format!("{}.db", unique_name("zhengyun-server")));
+        let database_url = format!("sqlite://{}?mode=rwc", db.display());
+        // The API refuses bootstrap tokens shorter than 32 characters; a unique name alone can
+        // be 26, depending on the process id.
+        let admin = format!(
+            "e2e-server-admin-token-{}-0123456789abcdef",
+            unique_name("t")
+        );
+        let mut child = Command::new(binary())
+            .args(args)
+            .args(["--stop-on-stdin-eof", "--log-format", "json"])
+            .env("ZHENGYUN_API_ADDR", "127.0.0.1:0")
+            .env("ZHENGYUN_DATABASE_URL", &database_url)
+            .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (listening, addr) = mpsc::channel();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = listening_address(&line) {
+                    let _ = listening.send(at);
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            log
+        });
+        match addr.recv_timeout(START) {
+            Ok(at) => Ok(Self {
+                child,
+                url: format!("http://{at}"),
+                admin,
+                database_url,
+                log,
+            }),
+            Err(waited) => {
+                let _ = child.kill();
+                let status = child.wait()?;
+                let log = log.join().unwrap_or_default();
+                anyhow::bail!(
+                    "zhengyun {args:?} never said where it listens ({waited}; {status}):\n{log}"
+                )
+            }
+        }
+    }
+
+    /// Runs the CLI against this server with `token`.
+    pub fn run(&self, token: &str, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(Command::new(binary())
+            .args(args)
+            .env("ZHENGYUN_API_URL", &self.url)
+            .env("ZHENGYUN_TOKEN", token)
+            .env_remove("ZHENGYUN_BUREAU")
+            .output()?)
+    }
+
+    /// Runs the CLI and returns what it printed, or fails with what it said on stderr.
+    pub fn ok(&self, token: &str, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.run(token, args)?;
+        anyhow::ensure!(
+            output.status.success(),
+            "zhengyun {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?)
+    }
+
+    /// Stops the process by closing its stdin; whether it stopped cleanly, and its log.
+    pub fn stop(mut self) -> anyhow::Result<(bool, String)> {
+        drop(self.child.stdin.take());
+        let status = self.child.wait()?;
+        let log = self
+            .log
+            .join()
+            .map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
+        Ok((status.success(), log))
+    }
+}
+
+/// The address in the API's `API listening` log line (JSON), if `line` is that line.
+fn listening_address(line: &str) -> Option<String> {
+    let entry: Value = serde_json::from_str(line).ok()?;
+    let fields = entry.get("fields")?;
+    (fields.get("message")?.as_str()? == "API listening")
+        .then(|| fields.get("addr")?.as_str().map(str::to_owned))
+        .flatten()
+}
