@@ -205,6 +205,15 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     }
     browser.resize(1366, 768).await?;
 
+    // The year's evaluation opens for the bureau's staff, who see no other bureau (this test's
+    // ledger has nothing for the year yet).
+    browser.open(&format!("{base}/console/evaluation")).await?;
+    let evaluation = browser.source().await?;
+    assert!(
+        evaluation.contains("各单位绩效") && !evaluation.contains(&other),
+        "{evaluation}"
+    );
+
     // Another bureau's page is refused.
     browser
         .open(&format!("{base}/console/bureaus/{other}"))
@@ -328,6 +337,15 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         .click("form[action='/console/finance/adjust'] button")
         .await?;
     notice_saying(&browser, "无需调整").await?;
+
+    // Finance sees every bureau ranked by idle cost, with the district's totals.
+    browser.open(&format!("{base}/console/evaluation")).await?;
+    let ranking = browser.source().await?;
+    assert!(
+        ranking.contains("各单位绩效") && ranking.contains("全区合计") && ranking.contains(&code),
+        "{ranking}"
+    );
+    browser.screenshot(&shots.join("evaluation.png")).await?;
 
     // An auditor verifies the chain.
     sign_in(&browser, &base, &auditor).await?;

@@ -124,6 +124,7 @@ mod tests {
             include_str!("pages/sign_in.rs"),
             include_str!("pages/bureau.rs"),
             include_str!("pages/finance.rs"),
+            include_str!("pages/evaluation.rs"),
             include_str!("pages/audit.rs"),
             include_str!("pages/admin.rs"),
         ];

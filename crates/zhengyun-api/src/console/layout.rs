@@ -75,6 +75,7 @@ pub fn frame(visitor: &Visitor, title: &str, content: Markup) -> Markup {
                                         li { a href="/console/audit" { (lang.t("nav.audit")) } }
                                     }
                                 }
+                                li { a href="/console/evaluation" { (lang.t("nav.evaluation")) } }
                             }
                         }
                     }

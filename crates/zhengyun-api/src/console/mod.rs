@@ -66,7 +66,7 @@ pub struct SignedIn(pub Caller);
 
 /// The console's routes; `internal` is the API it calls.
 pub fn router(internal: Router) -> Router<AppState> {
-    use pages::{admin, audit, bureau, finance, sign_in};
+    use pages::{admin, audit, bureau, evaluation, finance, sign_in};
     Router::new()
         .route("/console", get(home))
         .route("/console/", get(home))
@@ -100,6 +100,8 @@ pub fn router(internal: Router) -> Router<AppState> {
         .route("/console/finance/statement.csv", get(finance::csv))
         .route("/console/finance/close", post(finance::close))
         .route("/console/finance/adjust", post(finance::adjust))
+        .route("/console/evaluation", get(evaluation::page))
+        .route("/console/evaluation.csv", get(evaluation::csv))
         .route("/console/audit", get(audit::page))
         .route("/console/audit/verify", post(audit::verify))
         .route("/console/admin/requests", get(admin::requests))

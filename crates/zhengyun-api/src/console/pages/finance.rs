@@ -5,8 +5,8 @@
 use axum::{
     Form,
     extract::Query,
-    http::{Method, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{Method, StatusCode},
+    response::Response,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::console::{
     Visitor,
     layout::{csrf_field, frame, notice, respond},
-    pages::segment,
+    pages::{csv_download, segment},
     svg,
 };
 
@@ -198,24 +198,7 @@ async fn content(
 pub async fn csv(visitor: Visitor, Query(query): Query<MonthQuery>) -> Response {
     let month = query.month.unwrap_or_default();
     let path = format!("/api/v1/statements?month={}", segment(&month));
-    let reply = match visitor.api_as(Method::GET, &path, None, "text/csv").await {
-        Ok(reply) => reply,
-        Err(response) => return response,
-    };
-    if !reply.status.is_success() {
-        return crate::console::layout::problem_page(&visitor, &reply);
-    }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"zhengyun-{month}.csv\""),
-            ),
-        ],
-        reply.raw,
-    )
-        .into_response()
+    csv_download(&visitor, &path, &format!("zhengyun-{month}.csv")).await
 }
 
 /// The closing form.
