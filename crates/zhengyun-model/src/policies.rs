@@ -123,6 +123,12 @@ pub const SERVICE_LEVEL_POLICY: &str = "zhengyun-service-levels";
 /// many replicas. Checked on create, and on an update that changes the spec, so that an
 /// environment created before the pool raised its minimum can still be deleted, relabelled or
 /// have its status written.
+///
+/// Its failure policy is `Ignore`: for some seconds after the API server starts (or the policy
+/// is installed) it cannot read its param ("failed to find resource referenced by paramKind"),
+/// and with `Fail` every Environment write would be refused meanwhile. A service-level
+/// prerequisite is not worth refusing every environment for; a refusal it does evaluate still
+/// refuses.
 fn service_level_policy() -> Value {
     let minimum = format!(
         "params.spec.?serviceLevels[?object.spec.tier].?minReplicas.orValue(\
@@ -134,7 +140,7 @@ fn service_level_policy() -> Value {
         "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": SERVICE_LEVEL_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
         "spec": {
-            "failurePolicy": "Fail",
+            "failurePolicy": "Ignore",
             "paramKind": {"apiVersion": "zhengyun.io/v1alpha1", "kind": "CapacityPool"},
             "matchConstraints": {
                 "resourceRules": [{

@@ -99,22 +99,7 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
         )
         .await?;
     }
-    rate_card_policy_ready(client).await?;
-    service_level_policy_ready(client).await
-}
-
-/// Waits until the API server's service-level policy can read its param (the capacity pool):
-/// until then it refuses Environment writes with "failed to find resource referenced by
-/// paramKind", as the rate-card policy does. A server-side dry run of an Environment tells.
-async fn service_level_policy_ready(client: &Client) -> anyhow::Result<()> {
-    let envs: Api<zhengyun_model::crd::Environment> = Api::all(client.clone());
-    let env: zhengyun_model::crd::Environment = serde_json::from_value(serde_json::json!({
-        "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
-        "metadata": {"name": "e2e-policy-probe-dev"},
-        "spec": {"bureau": "e2e-policy-probe", "purpose": "dev",
-                 "quota": {"cpu": "1", "memory": "1Gi"}},
-    }))?;
-    params_readable("the service-level policy reading its param", &envs, &env).await
+    rate_card_policy_ready(client).await
 }
 
 /// Waits until a server-side dry run of creating `probe` is no longer refused for a policy's
