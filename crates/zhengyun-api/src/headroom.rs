@@ -9,7 +9,7 @@
 
 use zhengyun_model::{
     crd::Environment,
-    quantity::{Quantity, Quota, Resource, ResourceAmounts, Shortfall},
+    quantity::{Quantity, QuantityError, Quota, Resource, ResourceAmounts, Shortfall},
 };
 
 use crate::problem::Problem;
@@ -21,12 +21,18 @@ pub struct Headroom {
     committed: ResourceAmounts,
 }
 
-fn amounts(quota: &Quota, what: &str) -> Result<ResourceAmounts, Problem> {
-    quota.to_amounts().map_err(|(resource, error)| {
+/// `quota` parsed; a quantity that does not parse is 409, naming `what` holds it.
+pub(crate) fn amounts(quota: &Quota, what: &str) -> Result<ResourceAmounts, Problem> {
+    quota.to_amounts().map_err(unusable(what))
+}
+
+/// The 409 of a quantity in the cluster that does not parse, held by `what`.
+pub(crate) fn unusable(what: &str) -> impl FnOnce((Resource, QuantityError)) -> Problem + '_ {
+    move |(resource, error)| {
         Problem::conflict(format!(
             "{what} has an unusable {resource} quantity ({error}); fix it with kubectl first"
         ))
-    })
+    }
 }
 
 impl Headroom {

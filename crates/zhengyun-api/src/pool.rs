@@ -6,12 +6,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_contract::{PoolView, QuotaBody};
 use zhengyun_model::{
     crd::{CapacityPool, POOL_NAME},
-    quantity::{Resource, ResourceAmounts},
+    quantity::ResourceAmounts,
 };
 use zhengyun_store::Role;
 
 use crate::{
     context::Caller,
+    headroom::{amounts, unusable},
     problem::{ApiResult, Problem},
     state::AppState,
 };
@@ -36,24 +37,14 @@ async fn get_pool(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
         .get_opt(POOL_NAME)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no CapacityPool {POOL_NAME:?}")))?;
-    let unusable = |what: &str, (resource, error): (Resource, _)| {
-        Problem::conflict(format!(
-            "{what} has an unusable {resource} quantity ({error}); fix it with kubectl first"
-        ))
-    };
     let allocatable = pool
         .spec
         .effective_capacity()
-        .map_err(|e| unusable("the capacity pool", e))?;
+        .map_err(unusable("the capacity pool"))?;
     let bureaus = state.read_bureaus().await?;
     let mut allocated = ResourceAmounts::ZERO;
     for bureau in &bureaus {
-        let quota = bureau
-            .spec
-            .quota
-            .to_amounts()
-            .map_err(|e| unusable("a bureau", e))?;
-        allocated = allocated.saturating_add(&quota);
+        allocated = allocated.saturating_add(&amounts(&bureau.spec.quota, "a bureau")?);
     }
     let mut unallocated = ResourceAmounts::ZERO;
     for (resource, value) in allocatable.iter() {

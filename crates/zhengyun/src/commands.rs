@@ -285,15 +285,8 @@ pub enum ApiCommand {
     /// Show efficiency and idle cost over a range (this month so far by default): reserved
     /// against consumed, and what the idle reservations cost, with the bureaus ranked by it.
     Efficiency {
-        /// `YYYY-MM`: that whole month.
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        month: Option<String>,
-        /// From this instant (RFC 3339).
-        #[arg(long)]
-        from: Option<String>,
-        /// To this instant (RFC 3339), exclusive.
-        #[arg(long)]
-        to: Option<String>,
+        #[command(flatten)]
+        range: RangeArgs,
         /// Show each environment's resources too.
         #[arg(long)]
         environments: bool,
@@ -304,15 +297,8 @@ pub enum ApiCommand {
     /// Show what the bureau's reservations and consumption cost day by day (this month so far
     /// by default). Each day is rounded on its own; the month's statement is what is owed.
     Costs {
-        /// `YYYY-MM`: that whole month.
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        month: Option<String>,
-        /// From this instant (RFC 3339).
-        #[arg(long)]
-        from: Option<String>,
-        /// To this instant (RFC 3339), exclusive.
-        #[arg(long)]
-        to: Option<String>,
+        #[command(flatten)]
+        range: RangeArgs,
         /// Print CSV instead (one row per day).
         #[arg(long)]
         csv: bool,
@@ -443,18 +429,11 @@ impl ApiCommand {
             }
             ApiCommand::Reclaims { month } => reclaims(&api, common.bureau, month, out).await,
             ApiCommand::Efficiency {
-                month,
-                from,
-                to,
+                range,
                 environments,
                 csv,
             } => {
-                let mut query = Vec::new();
-                for (key, value) in [("month", month), ("from", from), ("to", to)] {
-                    if let Some(value) = value {
-                        query.push(format!("{key}={}", segment(&value)));
-                    }
-                }
+                let mut query = range.query();
                 if let Some(bureau) = common.bureau {
                     query.push(format!("bureau={}", segment(&bureau)));
                 }
@@ -465,17 +444,9 @@ impl ApiCommand {
                 };
                 efficiency(&api, &path, environments, csv, out).await
             }
-            ApiCommand::Costs {
-                month,
-                from,
-                to,
-                csv,
-            } => {
+            ApiCommand::Costs { range, csv } => {
                 let bureau = bureau_of(&api, common.bureau).await?;
-                let query: Vec<String> = [("month", month), ("from", from), ("to", to)]
-                    .into_iter()
-                    .filter_map(|(key, value)| Some(format!("{key}={}", segment(&value?))))
-                    .collect();
+                let query = range.query();
                 let mut path = format!("/api/v1/bureaus/{}/costs", segment(&bureau));
                 if !query.is_empty() {
                     path = format!("{path}?{}", query.join("&"));
@@ -1103,6 +1074,30 @@ fn print_csv(raw: &[u8]) {
     match text.strip_prefix('\u{feff}') {
         Some(rest) => print!("\u{feff}{}", terminal::lines(rest)),
         None => print!("{}", terminal::lines(&text)),
+    }
+}
+
+/// A report's range: a month, or from/to (this month so far when none is given).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RangeArgs {
+    /// `YYYY-MM`: that whole month.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    month: Option<String>,
+    /// From this instant (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// To this instant (RFC 3339), exclusive.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+impl RangeArgs {
+    /// The query parameters the range gives, escaped.
+    fn query(self) -> Vec<String> {
+        [("month", self.month), ("from", self.from), ("to", self.to)]
+            .into_iter()
+            .filter_map(|(key, value)| Some(format!("{key}={}", segment(&value?))))
+            .collect()
     }
 }
 

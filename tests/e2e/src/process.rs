@@ -29,8 +29,6 @@ pub struct ServerProcess {
     pub url: String,
     /// The bootstrap platform admin's token.
     pub admin: String,
-    /// Its database (`sqlite://…`), which the test may open too.
-    pub database_url: String,
     /// Reads the process's log as it is written (so the pipe never fills); returns all of it.
     log: JoinHandle<String>,
 }
@@ -76,7 +74,6 @@ impl ServerProcess {
                 child,
                 url: format!("http://{at}"),
                 admin,
-                database_url,
                 log,
             }),
             Err(waited) => {
