@@ -247,7 +247,7 @@ impl ClusterCache {
         K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
         K: serde::de::DeserializeOwned,
     {
-        let events = watcher(api, watcher::Config::default()).default_backoff();
+        let events = watcher(api, watch_config()).default_backoff();
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
             match event {
@@ -280,7 +280,7 @@ impl ClusterCache {
         K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
         K: serde::de::DeserializeOwned,
     {
-        let events = watcher(api, watcher::Config::default()).default_backoff();
+        let events = watcher(api, watch_config()).default_backoff();
         let mut events = std::pin::pin!(events);
         let failing = match kind {
             Kind::Bureau => &self.0.bureaus_failing,
@@ -424,6 +424,17 @@ impl ClusterCache {
             .environments
             .state_filter(|env| env.spec.bureau == bureau)
     }
+}
+
+/// How long the API server keeps each watch open before ending it, in seconds. The API's client
+/// gives up on a response that sends nothing for 15 s (so that a request to an unreachable
+/// cluster fails fast); a watch of kinds that rarely change can be silent far longer. The server
+/// ends each watch before that, and the watch resumes from where it was, with no list: a watch
+/// that failed would send reads to the API server until its next event.
+pub const WATCH_SECONDS: u32 = 10;
+
+fn watch_config() -> watcher::Config {
+    watcher::Config::default().timeout(WATCH_SECONDS)
 }
 
 #[cfg(test)]

@@ -625,7 +625,17 @@ pub async fn serve_tls_on(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Idle connections close at once; requests in progress get a while to be answered. A
+    // connection still open after that is dropped: a stuck client must not keep the process up.
+    if tokio::time::timeout(CONNECTIONS_DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            waited = ?CONNECTIONS_DRAIN,
+            "connections still open at shutdown are dropped"
+        );
+    }
     // Changes whose callers left are carried out to their audit entries before stopping.
     changes.close();
     if tokio::time::timeout(CHANGES_DRAIN, changes.wait())
@@ -640,6 +650,9 @@ pub async fn serve_tls_on(
     }
     Ok(())
 }
+
+/// How long shutting down waits for the requests in progress to be answered.
+const CONNECTIONS_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long shutting down waits for changes still being carried out.
 const CHANGES_DRAIN: std::time::Duration = std::time::Duration::from_secs(60);

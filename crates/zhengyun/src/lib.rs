@@ -158,9 +158,19 @@ impl Cli {
                     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                         let _ = rx.wait_for(|stop| *stop).await;
                     };
-                    let operator_task =
-                        zhengyun_operator::run(client, operator, stopped(stop.subscribe()));
-                    let api_task = zhengyun_api::serve(&api, state, stopped(stop.subscribe()));
+                    let operator_task = async {
+                        let result =
+                            zhengyun_operator::run(client, operator, stopped(stop.subscribe()))
+                                .await;
+                        tracing::info!("the operator stopped");
+                        result
+                    };
+                    let api_task = async {
+                        let result =
+                            zhengyun_api::serve(&api, state, stopped(stop.subscribe())).await;
+                        tracing::info!("the API stopped");
+                        result
+                    };
                     let signal = async {
                         shutdown_signal(process.stop_on_stdin_eof).await;
                         let _ = stop.send(true);
@@ -204,7 +214,9 @@ async fn api_state(
         .map_err(|e| anyhow::anyhow!("unknown time zone {time_zone:?}: {e}"))?;
     let mut config = kube::Config::infer().await?;
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    // Longer than the API server keeps the API's watches open (they would fail when quiet).
     config.read_timeout = Some(std::time::Duration::from_secs(15));
+    const { assert!(zhengyun_api::cache::WATCH_SECONDS < 15) };
     config.write_timeout = Some(std::time::Duration::from_secs(15));
     let kubeconfigs = api
         .kubeconfigs

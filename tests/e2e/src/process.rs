@@ -16,6 +16,10 @@ use crate::unique_name;
 /// How long a process has to say where it listens.
 const START: Duration = Duration::from_secs(180);
 
+/// How long a process has to stop once its stdin is closed: its API's connections get 10 s to
+/// finish and its operator a few more to write its last metering window.
+const STOP: Duration = Duration::from_secs(60);
+
 /// The `zhengyun` binary the tests built.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/zhengyun")
@@ -29,6 +33,8 @@ pub struct ServerProcess {
     pub url: String,
     /// The bootstrap platform admin's token.
     pub admin: String,
+    /// Its database (`sqlite://…`), which the test may open too.
+    pub database_url: String,
     /// Reads the process's log as it is written (so the pipe never fills); returns all of it.
     log: JoinHandle<String>,
 }
@@ -74,6 +80,7 @@ impl ServerProcess {
                 child,
                 url: format!("http://{at}"),
                 admin,
+                database_url,
                 log,
             }),
             Err(waited) => {
@@ -108,15 +115,32 @@ impl ServerProcess {
         Ok(String::from_utf8(output.stdout)?)
     }
 
-    /// Stops the process by closing its stdin; whether it stopped cleanly, and its log.
+    /// Stops the process by closing its stdin; whether it stopped cleanly, and its log. A
+    /// process still running [`STOP`] later is killed, and that is an error with its log.
     pub fn stop(mut self) -> anyhow::Result<(bool, String)> {
         drop(self.child.stdin.take());
-        let status = self.child.wait()?;
+        let deadline = std::time::Instant::now() + STOP;
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if status.is_none() {
+            self.child.kill()?;
+            self.child.wait()?;
+        }
         let log = self
             .log
             .join()
             .map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
-        Ok((status.success(), log))
+        match status {
+            Some(status) => Ok((status.success(), log)),
+            None => anyhow::bail!("still running {STOP:?} after its stdin closed; killed:\n{log}"),
+        }
     }
 }
 

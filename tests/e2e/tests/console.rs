@@ -1,5 +1,5 @@
-//! The web console in a real browser (headless Chromium over WebDriver) against the API on the
-//! devcluster: a bureau admin signs in, requests an environment that fits and one that does not,
+//! The web console in a real browser (headless Chromium over WebDriver) against a running
+//! `zhengyun dev` (API and operator in one process) on the devcluster: a bureau admin signs in, requests an environment that fits and one that does not,
 //! sees them, downloads a kubeconfig, and is refused another bureau's page; a platform admin
 //! approves the pending request; finance opens the month, downloads the CSV and closes a past
 //! month; an auditor verifies the chain. A form posted without its CSRF token is refused.
@@ -7,17 +7,17 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use axum::http::{Method, StatusCode};
 use kube::Api as KubeApi;
 use serde_json::json;
 use zhengyun_e2e::{
-    api::Api,
     browser::Browser,
     client, eventually,
-    tenants::{apply_sample_rate_card, bureau_code, create_bureau},
+    operator::install_crds,
+    process::ServerProcess,
+    tenants::{apply_sample_rate_card, bureau_code, create_bureau, ensure_capacity_pool},
 };
 use zhengyun_model::crd::{Bureau, Environment, EnvironmentPhase};
-use zhengyun_store::Role;
+use zhengyun_store::{Role, Store};
 
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots")
@@ -77,12 +77,41 @@ async fn at(browser: &Browser, path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issues a token straight in the server's database.
+async fn token(store: &Store, role: Role, bureau: Option<&str>) -> anyhow::Result<String> {
+    let (_, secret) = store.create_token(role, bureau, "e2e").await?;
+    Ok(secret.expose().to_owned())
+}
+
+/// `curl`'s status code for `args` (the response body is discarded).
+fn curl_status(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(args)
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> anyhow::Result<()> {
     let kube = client().await?;
+    install_crds(&kube).await?;
+    ensure_capacity_pool(&kube).await?;
     apply_sample_rate_card(&kube).await?;
-    let api = Api::start().await?;
-    let base = format!("http://{}", api.listen().await?);
+    // `zhengyun dev` is this test binary's operator: it campaigns for the Lease the end-to-end
+    // operators share, which the previous test binary's operator released when it stopped.
+    let dev = ServerProcess::start(&[
+        "dev",
+        "--lease-name",
+        "zhengyun-e2e",
+        "--lease-seconds",
+        "3",
+        "--operator-addr",
+        "127.0.0.1:0",
+    ])?;
+    let started = std::time::Instant::now();
+    let base = dev.url.clone();
+    let store = Store::connect(&dev.database_url).await?;
     let (code, other) = (bureau_code("conw"), bureau_code("conr"));
     for bureau in [&code, &other] {
         create_bureau(
@@ -94,9 +123,9 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         )
         .await?;
     }
-    let admin = api.token(Role::BureauAdmin, Some(&code)).await?;
-    let finance = api.token(Role::Finance, None).await?;
-    let auditor = api.token(Role::Auditor, None).await?;
+    let admin = token(&store, Role::BureauAdmin, Some(&code)).await?;
+    let finance = token(&store, Role::Finance, None).await?;
+    let auditor = token(&store, Role::Auditor, None).await?;
     let browser = Browser::start().await?;
     let shots = screenshots();
 
@@ -225,13 +254,14 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         .cookie("zy_session")
         .await?
         .expect("a session cookie");
-    let forged = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-b"])
-        .arg(format!("zy_session={session}"))
-        .args(["--data", "purpose=test&tier=silver&cpu=1&memory=1Gi"])
-        .arg(format!("{base}/console/bureaus/{code}/environments"))
-        .output()?;
-    assert_eq!(String::from_utf8_lossy(&forged.stdout), "403");
+    let forged = curl_status(&[
+        "-b",
+        &format!("zy_session={session}"),
+        "--data",
+        "purpose=test&tier=silver&cpu=1&memory=1Gi",
+        &format!("{base}/console/bureaus/{code}/environments"),
+    ])?;
+    assert_eq!(forged, "403");
     assert!(envs.get_opt(&format!("{code}-test")).await?.is_none());
 
     // English, when asked for, and remembered.
@@ -247,7 +277,7 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     browser.click("a[hreflang=zh-CN]").await?;
 
     // A platform admin approves the pending request.
-    sign_in(&browser, &base, &api.admin).await?;
+    sign_in(&browser, &base, &dev.admin).await?;
     at(&browser, "/console/admin/requests").await?;
     assert!(browser.source().await?.contains(&code));
     browser.screenshot(&shots.join("approvals.png")).await?;
@@ -275,20 +305,20 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     );
 
     // Finance opens the month, downloads its CSV, and closes the month that ended (its
-    // metering gap waived: this test's ledger begins now).
+    // metering gap waived: the server's ledger began when it started).
     let ended = zhengyun_e2e::running_month().previous()?;
-    api.store
-        .record_window(&[], "usage", None, jiff::Timestamp::now())
-        .await?;
-    let waived = api
-        .call(
-            Method::POST,
-            &format!("/api/v1/statements/{ended}/gaps/waive"),
-            Some(&finance),
-            Some(&json!({"reason": "控制台测试：本账本自今日起"})),
-        )
-        .await?;
-    assert_eq!(waived.status, StatusCode::OK, "{}", waived.body);
+    let waived = curl_status(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {finance}"),
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &json!({"reason": "控制台测试：本账本自今日起"}).to_string(),
+        &format!("{base}/api/v1/statements/{ended}/gaps/waive"),
+    ])?;
+    assert_eq!(waived, "200");
     sign_in(&browser, &base, &finance).await?;
     at(&browser, "/console/finance").await?;
     browser.screenshot(&shots.join("finance.png")).await?;
@@ -363,15 +393,30 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         "the sealed month is not listed"
     );
     browser.screenshot(&shots.join("audit.png")).await?;
+
+    // The process stops when asked, its API's watches never having failed. Its client gives up
+    // on a response silent for 15 s, and rate cards rarely change: the server must end each
+    // watch before that. The process has run for at least 20 s by then.
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(started.elapsed())).await;
+    drop(browser);
+    store.close().await;
+    let (clean, log) = dev.stop()?;
+    assert!(clean, "zhengyun dev did not stop cleanly:\n{log}");
+    assert!(
+        log.contains("the operator stopped") && log.contains("the API stopped"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("watch failed") && !log.contains("watch of rate cards failed"),
+        "{log}"
+    );
     Ok(())
 }
 
-// Several workers: curl blocks while the console it calls is served in-process.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_pages_carry_a_strict_policy_and_a_stranger_is_sent_to_sign_in()
--> anyhow::Result<()> {
-    let api = Api::start().await?;
-    let base = format!("http://{}", api.listen().await?);
+#[test]
+fn console_pages_carry_a_strict_policy_and_a_stranger_is_sent_to_sign_in() -> anyhow::Result<()> {
+    let api = ServerProcess::start(&["api"])?;
+    let base = api.url.clone();
     let head = std::process::Command::new("curl")
         .args(["-s", "-D", "-", "-o", "/dev/null"])
         .arg(format!("{base}/console/finance"))
@@ -391,11 +436,13 @@ async fn console_pages_carry_a_strict_policy_and_a_stranger_is_sent_to_sign_in()
     assert!(!page.contains("<script>"), "an inline script: {page}");
     assert!(page.contains("/console/assets/htmx-2.0.11.min.js"));
     // A sign-in posted without the nonce this browser was given is refused.
-    let forged = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--data"])
-        .arg(format!("token={}&nonce=guess", api.admin))
-        .arg(format!("{base}/console/sign-in"))
-        .output()?;
-    assert_eq!(String::from_utf8_lossy(&forged.stdout), "403");
+    let forged = curl_status(&[
+        "--data",
+        &format!("token={}&nonce=guess", api.admin),
+        &format!("{base}/console/sign-in"),
+    ])?;
+    assert_eq!(forged, "403");
+    let (clean, log) = api.stop()?;
+    assert!(clean, "zhengyun api did not stop cleanly:\n{log}");
     Ok(())
 }
