@@ -49,6 +49,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     PoolExt, Store,
     error::{Error, Result, db},
+    group_commit::{Write, Written},
     intents::Settle,
     time::{from_micros, to_micros},
     tokens::Role,
@@ -506,24 +507,19 @@ impl Store {
     ) -> Result<Option<AuditRecord>> {
         let entry = &entry.bounded();
         check_entry(entry)?;
-        const DOING: &str = "appending to the audit log";
-        let (stored, prev_hash, hash) = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
-            if let Some((intent, settle)) = settling {
-                let deleted = sqlx::query("DELETE FROM audit_intents WHERE id = $1")
-                    .bind(intent)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(DOING))?
-                    .rows_affected();
-                if deleted == 0 && settle == Settle::OnlyIfOpen {
-                    return Ok(None);
-                }
-            }
-            let appended = append_in!(pool, tx, entry, DOING);
-            tx.commit().await.map_err(db(DOING))?;
-            appended
-        });
+        let written = self
+            .audit_write(Write::Append {
+                entry: Box::new(entry.clone()),
+                settling: settling.map(|(intent, settle)| (intent.to_owned(), settle)),
+            })
+            .await?;
+        let Written::Appended(appended) = written else {
+            return Err(Error::Corrupt("an append was answered as an intent".into()));
+        };
+        let Some(appended) = appended else {
+            return Ok(None);
+        };
+        let (stored, prev_hash, hash) = *appended;
         Ok(Some(AuditRecord {
             seq: seq_of(stored.seq),
             entry: stored.into_entry()?,

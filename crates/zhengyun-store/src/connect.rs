@@ -203,7 +203,10 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
             "expected sqlite://PATH?mode=rwc, sqlite::memory: or postgres://…",
         ));
     };
-    Ok(Store { pool })
+    Ok(Store {
+        pool,
+        audit: Default::default(),
+    })
 }
 
 /// What SQLite may allocate in one process, over all its connections, before its page caches

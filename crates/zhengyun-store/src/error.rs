@@ -95,6 +95,30 @@ impl Error {
         }
     }
 
+    /// An error of the same kind and message, for each of several callers that one cause
+    /// failed (a batch of writes).
+    pub(crate) fn same_kind(&self) -> Self {
+        let copy = |source: &sqlx::Error| sqlx::Error::Protocol(source.to_string());
+        match self {
+            Error::Unavailable { doing, source } => Error::Unavailable {
+                doing,
+                source: copy(source),
+            },
+            Error::Database { doing, source } => Error::Database {
+                doing,
+                source: copy(source),
+            },
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::NotFound(m) => Error::NotFound(m.clone()),
+            Error::Invalid { field, reason } => Error::Invalid {
+                field,
+                reason: reason.clone(),
+            },
+            Error::Corrupt(m) => Error::Corrupt(m.clone()),
+            other => Error::Corrupt(other.to_string()),
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             field,

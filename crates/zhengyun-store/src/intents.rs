@@ -13,9 +13,10 @@
 use jiff::Timestamp;
 
 use crate::{
-    PoolExt as _, Store,
+    Store,
     audit::{AuditEntry, AuditRecord},
     error::{Error, Result, db},
+    group_commit::Write,
     time::to_micros,
     with_pool,
 };
@@ -53,23 +54,16 @@ impl Store {
     /// like any write, when the database cannot be written; the caller must then not make
     /// the change.
     pub async fn open_audit_intent(&self, entry: &AuditEntry) -> Result<AuditIntent> {
-        const DOING: &str = "opening an audit intent";
         let entry = entry.bounded();
         let text = serde_json::to_string(&entry)
             .map_err(|e| Error::invalid("audit entry", e.to_string()))?;
         let id = uuid::Uuid::new_v4().to_string();
-        with_pool!(self, pool => {
-            // A transaction of its own, to take this process's turn to write (see `WriteTx`).
-            let mut tx = pool.begin_write().await.map_err(db(DOING))?;
-            sqlx::query("INSERT INTO audit_intents (id, opened_us, entry) VALUES ($1, $2, $3)")
-                .bind(&id)
-                .bind(to_micros(entry.at))
-                .bind(&text)
-                .execute(&mut *tx)
-                .await
-                .map_err(db(DOING))?;
-            tx.commit().await.map_err(db(DOING))?;
-        });
+        self.audit_write(Write::Open {
+            id: id.clone(),
+            opened_us: to_micros(entry.at),
+            entry: text,
+        })
+        .await?;
         Ok(AuditIntent(id))
     }
 

@@ -51,6 +51,7 @@ pub mod statements;
 pub mod tokens;
 
 mod connect;
+mod group_commit;
 mod rollup;
 mod time;
 
@@ -122,6 +123,8 @@ impl Default for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Audit writes waiting to be committed together ([`group_commit`]).
+    audit: std::sync::Arc<group_commit::AuditQueue>,
 }
 
 #[derive(Clone, Debug)]

@@ -42,6 +42,7 @@ on_both_backends!(
     a_head_moved_back_below_the_published_one_is_named_and_not_published,
     a_rewritten_chain_that_no_longer_holds_the_published_head_is_named,
     fifty_concurrent_appends_make_one_unbroken_chain,
+    fifty_concurrent_changes_each_get_their_own_entry_and_settle_their_own_intent,
     an_audit_intent_is_settled_by_the_append_of_its_outcome,
     stale_intents_are_appended_once_with_an_unknown_outcome_however_many_sweep,
     an_outcome_recorded_after_a_sweep_follows_the_unknown_entry,
@@ -1065,6 +1066,39 @@ async fn fifty_concurrent_appends_make_one_unbroken_chain(db: &TestDb) {
     assert_eq!(
         db.store.audit_head().await.expect("head").hash,
         all[49].hash
+    );
+}
+
+async fn fifty_concurrent_changes_each_get_their_own_entry_and_settle_their_own_intent(
+    db: &TestDb,
+) {
+    // Concurrent audit writes are committed in batches: each caller still gets back the entry
+    // it appended, and its intent is the one settled.
+    let tasks: Vec<_> = (1..=50)
+        .map(|n| {
+            let store = db.store.clone();
+            tokio::spawn(async move {
+                let mut attempt = entry(n, "wjw", "environment.create");
+                attempt.result = zhengyun_store::IN_PROGRESS.to_owned();
+                let intent = store.open_audit_intent(&attempt).await?;
+                tokio::task::yield_now().await;
+                let outcome = entry(n, "wjw", "environment.create");
+                store.append_audit_settling(&outcome, &intent).await
+            })
+        })
+        .collect();
+    let mut seqs = BTreeSet::new();
+    for (n, task) in (1..=50).zip(tasks) {
+        let record = task.await.expect("task").expect("change");
+        assert_eq!(record.entry.request_id, format!("req-{n}"));
+        assert_eq!(record.entry.result, "ok");
+        assert!(seqs.insert(record.seq), "seq {} given twice", record.seq);
+    }
+    assert_eq!(seqs, (1..=50).collect());
+    assert_eq!(db.store.open_audit_intents().await.expect("count"), 0);
+    assert_eq!(
+        db.store.verify_audit().await.expect("verify"),
+        ChainStatus::Intact { entries: 50 }
     );
 }
 
