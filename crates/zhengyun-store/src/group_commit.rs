@@ -61,7 +61,7 @@ struct Queued {
 #[derive(Default)]
 pub(crate) struct AuditQueue {
     queued: Mutex<Vec<Queued>>,
-    turn: tokio::sync::Mutex<()>,
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for AuditQueue {
@@ -83,25 +83,30 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Queued { write, reply });
-        let turn = queue.turn.lock().await;
+        let turn = queue.turn.clone().lock_owned().await;
         match answer.try_recv() {
             Ok(done) => return done,
-            // A writer took this write and stopped before answering (its caller went away).
+            // The writer that took this write stopped before answering (it panicked).
             Err(oneshot::error::TryRecvError::Closed) => return Err(lost()),
             Err(oneshot::error::TryRecvError::Empty) => {}
         }
         let batch =
             std::mem::take(&mut *queue.queued.lock().unwrap_or_else(PoisonError::into_inner));
-        let writes: Vec<&Write> = batch.iter().map(|q| &q.write).collect();
-        let mut results = self.write_batch(&writes).await;
-        drop(turn);
-        for (i, queued) in batch.into_iter().enumerate() {
-            let result = match &mut results {
-                Ok(done) => Ok(std::mem::replace(&mut done[i], Written::Opened)),
-                Err(error) => Err(error.same_kind()),
-            };
-            let _ = queued.reply.send(result);
-        }
+        // Written by a task of its own: a caller that goes away while its batch is written
+        // cancels nothing, and every write in the batch is answered with what happened to it.
+        let store = self.clone();
+        tokio::spawn(async move {
+            let writes: Vec<&Write> = batch.iter().map(|q| &q.write).collect();
+            let mut results = store.write_batch(&writes).await;
+            drop(turn);
+            for (i, queued) in batch.into_iter().enumerate() {
+                let result = match &mut results {
+                    Ok(done) => Ok(std::mem::replace(&mut done[i], Written::Opened)),
+                    Err(error) => Err(error.same_kind()),
+                };
+                let _ = queued.reply.send(result);
+            }
+        });
         answer.await.unwrap_or_else(|_| Err(lost()))
     }
 
@@ -148,7 +153,7 @@ impl Store {
     }
 }
 
-/// The error of a write whose batch's writer stopped before answering.
+/// The error of a write whose batch's writer stopped before answering (it panicked).
 fn lost() -> Error {
     Error::Unavailable {
         doing: DOING,
