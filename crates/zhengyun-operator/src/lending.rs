@@ -37,6 +37,9 @@ use crate::{Error, Result};
 /// The field manager of `status.burstAllowance`.
 pub const LENDING_MANAGER: &str = "zhengyun-lending";
 
+/// How many pods one page of the lending loop's list of every pod holds.
+const PODS_PAGE: u32 = 500;
+
 /// Runs the loop until `ending` resolves. The pool is read from the API server on each pass
 /// (one small object), so that a cache still empty at the start of a term never reads as a
 /// pool that does not lend.
@@ -255,74 +258,25 @@ impl Lender {
             .fold(ResourceAmounts::ZERO, |sum, n| {
                 sum.saturating_add(&allocatable(n))
             });
-        let pods = Api::<Pod>::all(self.client.clone())
-            .list(&ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed"))
-            .await
-            .map_err(Error::kube("list pods".to_owned()))?;
-        let class = &pool.priority_classes.burst;
-        let mut bad = Vec::new();
-        let mut guaranteed = ResourceAmounts::ZERO;
-        let mut burst: HashMap<String, Vec<BurstPod>> = HashMap::new();
-        let mut waiting: Option<(i64, String)> = None;
-        let mut by_namespace: HashMap<String, ResourceAmounts> = HashMap::new();
-        for pod in &pods.items {
-            let requests = pod_requests(pod, &mut bad);
-            let mut amounts = ResourceAmounts::ZERO;
-            for resource in crate::resources::BURST_RESOURCES {
-                amounts.set(resource, requests.get(resource));
-            }
-            let is_burst = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.priority_class_name.as_ref())
-                == Some(class);
-            let created = pod
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(0, |t| t.0.as_second());
-            if !is_burst {
-                guaranteed = guaranteed.saturating_add(&amounts);
-                let held = by_namespace
-                    .entry(pod.namespace().unwrap_or_default())
-                    .or_default();
-                *held = held.saturating_add(&amounts);
-                let unscheduled = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
-                let bureau = pod
-                    .namespace()
-                    .as_deref()
-                    .and_then(zhengyun_model::names::parse_environment_name)
-                    .map(|(b, _)| b.to_owned());
-                if let Some(bureau) = bureau.filter(|_| unscheduled)
-                    && waiting.as_ref().is_none_or(|(at, _)| created < *at)
-                {
-                    waiting = Some((created, bureau));
-                }
-            } else if pod.metadata.deletion_timestamp.is_none() {
-                burst
-                    .entry(pod.namespace().unwrap_or_default())
-                    .or_default()
-                    .push(BurstPod {
-                        name: pod.name_any(),
-                        uid: pod.uid().unwrap_or_default(),
-                        created,
-                        requests: amounts,
-                    });
+        // Every pod of the cluster, a page at a time: what is kept of each is its figures, so
+        // that a pass does not hold the cluster's pods (tens of thousands) in memory at once.
+        let pods = Api::<Pod>::all(self.client.clone());
+        let mut params = ListParams::default()
+            .fields("status.phase!=Succeeded,status.phase!=Failed")
+            .limit(PODS_PAGE);
+        let mut tally = Tally::new(&pool.priority_classes.burst);
+        loop {
+            let page = pods
+                .list(&params)
+                .await
+                .map_err(Error::kube("list pods".to_owned()))?;
+            page.items.iter().for_each(|pod| tally.count(pod));
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
             }
         }
-        if !bad.is_empty() {
-            tracing::debug!(?bad, "pod requests that do not parse count as zero");
-        }
-        Ok(Holdings {
-            lendable: borrowing::lendable(
-                &allocatable,
-                &guaranteed,
-                pool.borrowing.safety_margin_percent,
-            ),
-            burst,
-            waiting: waiting.map(|(_, bureau)| bureau),
-            guaranteed: by_namespace,
-        })
+        Ok(tally.holdings(&allocatable, pool.borrowing.safety_margin_percent))
     }
 
     /// The namespace of the pod a `Preempted` Event names in its message ("Preempted by pod
@@ -388,6 +342,100 @@ impl Lender {
                     tracing::warn!(%error, pod = %reclaim.pod, "unable to name a reclaim's beneficiary");
                 }
             }
+        }
+    }
+}
+
+/// What lending keeps of the pods it counts, one at a time.
+struct Tally<'a> {
+    /// The burst PriorityClass.
+    class: &'a str,
+    /// What pods that are not burst request, in all.
+    guaranteed: ResourceAmounts,
+    /// The same, by namespace.
+    by_namespace: HashMap<String, ResourceAmounts>,
+    /// The burst pods not being deleted, by namespace.
+    burst: HashMap<String, Vec<BurstPod>>,
+    /// The oldest pod that is not burst and waits to be scheduled: when it was created, and
+    /// its bureau.
+    waiting: Option<(i64, String)>,
+    /// Requests that did not parse (counted as zero).
+    bad: Vec<String>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(class: &'a str) -> Self {
+        Self {
+            class,
+            guaranteed: ResourceAmounts::ZERO,
+            by_namespace: HashMap::new(),
+            burst: HashMap::new(),
+            waiting: None,
+            bad: Vec::new(),
+        }
+    }
+
+    /// Counts `pod`.
+    fn count(&mut self, pod: &Pod) {
+        let requests = pod_requests(pod, &mut self.bad);
+        let mut amounts = ResourceAmounts::ZERO;
+        for resource in crate::resources::BURST_RESOURCES {
+            amounts.set(resource, requests.get(resource));
+        }
+        let is_burst = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.priority_class_name.as_deref())
+            == Some(self.class);
+        let created = pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_second());
+        if is_burst {
+            if pod.metadata.deletion_timestamp.is_none() {
+                self.burst
+                    .entry(pod.namespace().unwrap_or_default())
+                    .or_default()
+                    .push(BurstPod {
+                        name: pod.name_any(),
+                        uid: pod.uid().unwrap_or_default(),
+                        created,
+                        requests: amounts,
+                    });
+            }
+            return;
+        }
+        self.guaranteed = self.guaranteed.saturating_add(&amounts);
+        let held = self
+            .by_namespace
+            .entry(pod.namespace().unwrap_or_default())
+            .or_default();
+        *held = held.saturating_add(&amounts);
+        let unscheduled = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
+        let bureau = pod
+            .namespace()
+            .as_deref()
+            .and_then(zhengyun_model::names::parse_environment_name)
+            .map(|(b, _)| b.to_owned());
+        if let Some(bureau) = bureau.filter(|_| unscheduled)
+            && self.waiting.as_ref().is_none_or(|(at, _)| created < *at)
+        {
+            self.waiting = Some((created, bureau));
+        }
+    }
+
+    /// What the counted pods leave the pool to lend, on nodes of `allocatable` less
+    /// `margin_percent` of it.
+    fn holdings(self, allocatable: &ResourceAmounts, margin_percent: u32) -> Holdings {
+        if !self.bad.is_empty() {
+            tracing::debug!(bad = ?self.bad, "pod requests that do not parse count as zero");
+        }
+        Holdings {
+            lendable: borrowing::lendable(allocatable, &self.guaranteed, margin_percent),
+            burst: self.burst,
+            waiting: self.waiting.map(|(_, bureau)| bureau),
+            guaranteed: self.by_namespace,
         }
     }
 }
@@ -484,4 +532,52 @@ async fn write(applier: &Applier, env: &Environment, figures: Option<&Figures>) 
         .status(LENDING_MANAGER, env, &status, action)
         .await
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(namespace: &str, name: &str, class: &str, created: &str, node: Option<&str>) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{name}"),
+                         "creationTimestamp": created},
+            "spec": {"priorityClassName": class, "nodeName": node,
+                     "containers": [{"name": "app",
+                                     "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}}]},
+        }))
+        .expect("pod")
+    }
+
+    fn cpu(amounts: &ResourceAmounts) -> u64 {
+        amounts.get(Resource::Cpu)
+    }
+
+    #[test]
+    fn lending_counts_guaranteed_pods_against_the_nodes_and_lists_live_burst_pods() {
+        let mut tally = Tally::new("zhengyun-burst");
+        let at = "2026-12-01T08:00:00Z";
+        tally.count(&pod("wjw-dev", "web-1", "zhengyun-silver", at, Some("n1")));
+        tally.count(&pod("wjw-dev", "report-1", "zhengyun-burst", at, Some("n1")));
+        let mut leaving = pod("wjw-dev", "report-2", "zhengyun-burst", at, Some("n2"));
+        leaving.metadata.deletion_timestamp = leaving.metadata.creation_timestamp.clone();
+        tally.count(&leaving);
+        tally.count(&pod("rsj-prod", "api-1", "zhengyun-gold", "2026-12-01T09:00:00Z", None));
+        tally.count(&pod("rsj-prod", "api-0", "zhengyun-gold", "2026-12-01T07:00:00Z", None));
+        let mut allocatable = ResourceAmounts::ZERO;
+        allocatable.set(Resource::Cpu, 10_000);
+        allocatable.set(Resource::Memory, 64 << 30);
+        let holdings = tally.holdings(&allocatable, 10);
+        // 10 cores less 10 % less three guaranteed pods of 500m.
+        assert_eq!(cpu(&holdings.lendable), 7_500);
+        assert_eq!(cpu(&holdings.guaranteed["wjw-dev"]), 500);
+        assert_eq!(cpu(&holdings.guaranteed["rsj-prod"]), 1_000);
+        let burst: Vec<&str> = holdings.burst["wjw-dev"]
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(burst, ["report-1"], "a burst pod being deleted is not listed");
+        // The oldest unscheduled guaranteed pod names the bureau that waits for room.
+        assert_eq!(holdings.waiting.as_deref(), Some("rsj"));
+    }
 }
