@@ -603,12 +603,18 @@ impl AppState {
 
     /// Bureau `name` for a read endpoint: from the watch cache when it holds this process's
     /// writes (see [`crate::cache`]), else from the API server. 404 if there is none.
+    ///
+    /// A bureau the cache does not hold is looked for on the API server before answering 404:
+    /// one made moments ago by someone else (`kubectl`, another replica) may not have reached
+    /// the watch yet, and a 404 for a bureau that exists would send its staff away.
     pub async fn read_bureau(&self, name: &str) -> Result<Arc<Bureau>, Problem> {
         valid_bureau(name)?;
-        match self.cache_for(Scope::Bureau(name)).await {
-            Some(cache) => cache
-                .bureau(name)
-                .ok_or_else(|| Problem::not_found(format!("bureau {name:?} not found"))),
+        let cached = match self.cache_for(Scope::Bureau(name)).await {
+            Some(cache) => cache.bureau(name),
+            None => None,
+        };
+        match cached {
+            Some(bureau) => Ok(bureau),
             None => self.bureau(name).await.map(Arc::new),
         }
     }
@@ -652,11 +658,14 @@ impl AppState {
         name: &str,
     ) -> Result<Arc<Environment>, Problem> {
         valid_environment(bureau, name)?;
-        match self.cache_for(Scope::Environment(name)).await {
-            Some(cache) => cache
-                .environment(name)
-                .filter(|env| env.spec.bureau == bureau)
-                .ok_or_else(|| environment_not_found(bureau, name)),
+        // As for a bureau, one the cache does not hold is looked for on the API server.
+        let cached = match self.cache_for(Scope::Environment(name)).await {
+            Some(cache) => cache.environment(name),
+            None => None,
+        };
+        match cached {
+            Some(env) if env.spec.bureau == bureau => Ok(env),
+            Some(_) => Err(environment_not_found(bureau, name)),
             None => self.environment(bureau, name).await.map(Arc::new),
         }
     }

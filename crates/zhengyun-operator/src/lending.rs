@@ -558,12 +558,30 @@ mod tests {
         let mut tally = Tally::new("zhengyun-burst");
         let at = "2026-12-01T08:00:00Z";
         tally.count(&pod("wjw-dev", "web-1", "zhengyun-silver", at, Some("n1")));
-        tally.count(&pod("wjw-dev", "report-1", "zhengyun-burst", at, Some("n1")));
+        tally.count(&pod(
+            "wjw-dev",
+            "report-1",
+            "zhengyun-burst",
+            at,
+            Some("n1"),
+        ));
         let mut leaving = pod("wjw-dev", "report-2", "zhengyun-burst", at, Some("n2"));
         leaving.metadata.deletion_timestamp = leaving.metadata.creation_timestamp.clone();
         tally.count(&leaving);
-        tally.count(&pod("rsj-prod", "api-1", "zhengyun-gold", "2026-12-01T09:00:00Z", None));
-        tally.count(&pod("rsj-prod", "api-0", "zhengyun-gold", "2026-12-01T07:00:00Z", None));
+        tally.count(&pod(
+            "rsj-prod",
+            "api-1",
+            "zhengyun-gold",
+            "2026-12-01T09:00:00Z",
+            None,
+        ));
+        tally.count(&pod(
+            "rsj-prod",
+            "api-0",
+            "zhengyun-gold",
+            "2026-12-01T07:00:00Z",
+            None,
+        ));
         let mut allocatable = ResourceAmounts::ZERO;
         allocatable.set(Resource::Cpu, 10_000);
         allocatable.set(Resource::Memory, 64 << 30);
@@ -576,7 +594,11 @@ mod tests {
             .iter()
             .map(|p| p.name.as_str())
             .collect();
-        assert_eq!(burst, ["report-1"], "a burst pod being deleted is not listed");
+        assert_eq!(
+            burst,
+            ["report-1"],
+            "a burst pod being deleted is not listed"
+        );
         // The oldest unscheduled guaranteed pod names the bureau that waits for room.
         assert_eq!(holdings.waiting.as_deref(), Some("rsj"));
     }

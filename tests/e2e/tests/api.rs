@@ -1128,6 +1128,51 @@ async fn a_bureau_at_its_environment_or_pending_request_cap_is_refused_with_409(
 }
 
 #[tokio::test]
+async fn a_bureau_made_with_kubectl_moments_ago_is_found_not_404_while_the_watch_catches_up()
+-> anyhow::Result<()> {
+    let api = Api::start().await?;
+    eventually("the watch cache syncs", WAIT, || async {
+        let ready = api.call(Method::GET, "/readyz", None, None).await?;
+        Ok((ready.status == StatusCode::OK).then_some(()))
+    })
+    .await?;
+    // Made straight in the cluster, not through this API: its watch learns of it a moment later.
+    let bureaus: KubeApi<Bureau> = KubeApi::all(client().await?);
+    for round in 0..5 {
+        let bureau = unique_name(&format!("kct{round}"));
+        zhengyun_e2e::tenants::create_bureau(
+            &client().await?,
+            &bureau,
+            json!({"displayName": "区城市管理委员会", "kind": "bureau",
+                   "quota": {"cpu": "4", "memory": "8Gi"}}),
+        )
+        .await?;
+        let shown = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/bureaus/{bureau}"),
+                Some(&api.admin),
+                None,
+            )
+            .await?;
+        assert_eq!(shown.status, StatusCode::OK, "{:?}", shown.body);
+        let listed = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/bureaus/{bureau}/environments"),
+                Some(&api.admin),
+                None,
+            )
+            .await?;
+        assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+        bureaus
+            .delete(&bureau, &kube::api::DeleteParams::default())
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_caller_sees_each_of_its_changes_in_its_next_read_from_the_watch_cache()
 -> anyhow::Result<()> {
     let api = Api::start().await?;
