@@ -21,6 +21,11 @@
 //!
 //! Until both watches have listed once, reads go to the API server; `/readyz` answers 503
 //! meanwhile, so that a load balancer sends no reads to a replica whose cache is still empty.
+//!
+//! **Misses.** A bureau or environment read by name that the cache does not hold is looked for
+//! on the API server before the answer is 404: one made moments ago by someone else (`kubectl`,
+//! the operator, another replica) may not have reached the watch yet. Lists answer from the
+//! cache as it stands.
 
 use std::{
     collections::{HashMap, VecDeque},
