@@ -1,5 +1,6 @@
 //! What the benchmark binaries share: the operator under test, started as a deployment would
-//! run it (its own Lease, a SQLite ledger in a file), and the wait for it to lead.
+//! run it (its own Lease, a SQLite ledger in a file), and the wait for it to lead; the API
+//! under test, a `zhengyun api` process.
 
 use std::time::Duration;
 
@@ -59,4 +60,59 @@ pub async fn wait_for_leader(client: &Client) -> anyhow::Result<()> {
         Ok(lease.and_then(|l| l.spec?.holder_identity).map(|_| ()))
     })
     .await
+}
+
+/// A `zhengyun api` process under test, stopped when dropped.
+#[derive(Debug)]
+pub struct ApiServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Its bootstrap platform admin's token.
+    pub admin: String,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `zhengyun api` (`ZHENGYUN_BIN`, default `target/release/zhengyun`) on a free port
+/// with a SQLite database of its own and a bootstrap admin token. Its warnings and errors go to
+/// `target/bench/<name>-server.log`, so that a failed run can be read.
+pub fn start_api(name: &str) -> anyhow::Result<ApiServer> {
+    let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| "target/release/zhengyun".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let db = std::env::temp_dir().join(format!("{}.db", crate::unique_name(name)));
+    // The API refuses bootstrap tokens shorter than 32 characters; a unique name alone can be
+    // short, depending on the process id.
+    let admin = format!(
+        "{name}-admin-{}-0123456789abcdef",
+        crate::unique_name("token")
+    );
+    std::fs::create_dir_all("target/bench")?;
+    let log_path = format!("target/bench/{name}-server.log");
+    let log = std::fs::File::create(&log_path).with_context(|| format!("create {log_path}"))?;
+    let child = std::process::Command::new(&bin)
+        .args(["api", "--log-format", "json"])
+        .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "ZHENGYUN_DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", db.display()),
+        )
+        .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin)
+        .env("ZHENGYUN_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {bin}"))?;
+    Ok(ApiServer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        admin,
+    })
 }

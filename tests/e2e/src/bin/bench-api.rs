@@ -10,8 +10,6 @@
 //! Usage: `bench-api [clients] [reads-per-client] [writes-per-client]` (default 50 40 10). Needs
 //! KUBECONFIG and ZHENGYUN_BIN (default target/release/zhengyun).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -29,46 +27,6 @@ use zhengyun_e2e::unique_name;
 use zhengyun_model::crd::{Bureau, Environment};
 
 type Http = HttpClient<HttpConnector, Full<Bytes>>;
-
-struct Server {
-    child: Child,
-    url: String,
-    admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> anyhow::Result<Server> {
-    let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| "target/release/zhengyun".into());
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let db = std::env::temp_dir().join(format!("{}.db", unique_name("bench-api")));
-    // The API refuses bootstrap tokens shorter than 32 characters; a unique name alone can be
-    // short, depending on the process id.
-    let admin = format!("bench-api-admin-{}-0123456789abcdef", unique_name("token"));
-    let child = Command::new(&bin)
-        .args(["api", "--log-format", "json"])
-        .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "ZHENGYUN_DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", db.display()),
-        )
-        .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin)
-        .env("ZHENGYUN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {bin}"))?;
-    Ok(Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        admin,
-    })
-}
 
 async fn call(
     http: &Http,
@@ -173,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
 
     let kube = zhengyun_e2e::client().await?;
     install_crds(&kube).await?;
-    let server = start_server()?;
+    let server = zhengyun_e2e::bench::start_api("bench-api")?;
     let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
     // Ready: the database and the cluster answer and the API's watch cache has synced.
     for _ in 0..120 {

@@ -11,8 +11,6 @@
 //! Usage: `bench-console [rounds]` (default 30). Needs KUBECONFIG and ZHENGYUN_BIN (default
 //! target/release/zhengyun).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -25,19 +23,9 @@ use hyper_util::rt::TokioExecutor;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use zhengyun_e2e::operator::install_crds;
-use zhengyun_e2e::unique_name;
 use zhengyun_model::crd::Bureau;
 
 type Http = HttpClient<HttpConnector, Full<Bytes>>;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn send(
     http: &Http,
@@ -153,29 +141,9 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         codes.push(name);
     }
-    let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| "target/release/zhengyun".into());
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let db = std::env::temp_dir().join(format!("{}.db", unique_name("bench-console")));
-    let admin = format!(
-        "bench-console-admin-{}-0123456789abcdef",
-        unique_name("token")
-    );
-    let _server = Server(
-        Command::new(&bin)
-            .args(["api", "--log-format", "json"])
-            .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "ZHENGYUN_DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", db.display()),
-            )
-            .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin)
-            .env("ZHENGYUN_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {bin}"))?,
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let server = zhengyun_e2e::bench::start_api("bench-console")?;
+    let admin = server.admin.clone();
+    let base = server.url.clone();
     let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
     let started = Instant::now();
     while send(
