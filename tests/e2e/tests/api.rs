@@ -1127,15 +1127,22 @@ async fn a_bureau_at_its_environment_or_pending_request_cap_is_refused_with_409(
     cleanup(&bureau).await
 }
 
-#[tokio::test]
-async fn a_bureau_made_with_kubectl_moments_ago_is_found_not_404_while_the_watch_catches_up()
--> anyhow::Result<()> {
+/// An API whose watch cache has synced: reads are served from it from then on, which
+/// `/readyz` waits for.
+async fn api_with_synced_cache() -> anyhow::Result<Api> {
     let api = Api::start().await?;
     eventually("the watch cache syncs", WAIT, || async {
         let ready = api.call(Method::GET, "/readyz", None, None).await?;
         Ok((ready.status == StatusCode::OK).then_some(()))
     })
     .await?;
+    Ok(api)
+}
+
+#[tokio::test]
+async fn a_bureau_made_with_kubectl_moments_ago_is_found_not_404_while_the_watch_catches_up()
+-> anyhow::Result<()> {
+    let api = api_with_synced_cache().await?;
     // Made straight in the cluster, not through this API: its watch learns of it a moment later.
     let bureaus: KubeApi<Bureau> = KubeApi::all(client().await?);
     for round in 0..5 {
@@ -1175,13 +1182,7 @@ async fn a_bureau_made_with_kubectl_moments_ago_is_found_not_404_while_the_watch
 #[tokio::test]
 async fn a_caller_sees_each_of_its_changes_in_its_next_read_from_the_watch_cache()
 -> anyhow::Result<()> {
-    let api = Api::start().await?;
-    // Reads are served from the cache once it has synced, which `/readyz` waits for.
-    eventually("the watch cache syncs", WAIT, || async {
-        let ready = api.call(Method::GET, "/readyz", None, None).await?;
-        Ok((ready.status == StatusCode::OK).then_some(()))
-    })
-    .await?;
+    let api = api_with_synced_cache().await?;
     let bureau = unique_name("ryw");
     onboard(&api, &bureau, "8").await?;
     let token = api.token(Role::BureauAdmin, Some(&bureau)).await?;
