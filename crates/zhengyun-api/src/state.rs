@@ -609,10 +609,10 @@ impl AppState {
     /// the watch yet, and a 404 for a bureau that exists would send its staff away.
     pub async fn read_bureau(&self, name: &str) -> Result<Arc<Bureau>, Problem> {
         valid_bureau(name)?;
-        let cached = match self.cache_for(Scope::Bureau(name)).await {
-            Some(cache) => cache.bureau(name),
-            None => None,
-        };
+        let cached = self
+            .cache_for(Scope::Bureau(name))
+            .await
+            .and_then(|cache| cache.bureau(name));
         match cached {
             Some(bureau) => Ok(bureau),
             None => self.bureau(name).await.map(Arc::new),
@@ -659,10 +659,10 @@ impl AppState {
     ) -> Result<Arc<Environment>, Problem> {
         valid_environment(bureau, name)?;
         // As for a bureau, one the cache does not hold is looked for on the API server.
-        let cached = match self.cache_for(Scope::Environment(name)).await {
-            Some(cache) => cache.environment(name),
-            None => None,
-        };
+        let cached = self
+            .cache_for(Scope::Environment(name))
+            .await
+            .and_then(|cache| cache.environment(name));
         match cached {
             Some(env) if env.spec.bureau == bureau => Ok(env),
             Some(_) => Err(environment_not_found(bureau, name)),

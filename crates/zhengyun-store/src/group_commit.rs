@@ -97,14 +97,19 @@ impl Store {
         let store = self.clone();
         tokio::spawn(async move {
             let writes: Vec<&Write> = batch.iter().map(|q| &q.write).collect();
-            let mut results = store.write_batch(&writes).await;
+            let results = store.write_batch(&writes).await;
             drop(turn);
-            for (i, queued) in batch.into_iter().enumerate() {
-                let result = match &mut results {
-                    Ok(done) => Ok(std::mem::replace(&mut done[i], Written::Opened)),
-                    Err(error) => Err(error.same_kind()),
-                };
-                let _ = queued.reply.send(result);
+            match results {
+                Ok(done) => {
+                    for (queued, written) in batch.into_iter().zip(done) {
+                        let _ = queued.reply.send(Ok(written));
+                    }
+                }
+                Err(error) => {
+                    for queued in batch {
+                        let _ = queued.reply.send(Err(error.same_kind()));
+                    }
+                }
             }
         });
         answer.await.unwrap_or_else(|_| Err(lost()))

@@ -215,9 +215,11 @@ async fn api_state(
     let mut config = kube::Config::infer().await?;
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     // Longer than the API server keeps the API's watches open (they would fail when quiet).
-    config.read_timeout = Some(std::time::Duration::from_secs(15));
-    const { assert!(zhengyun_api::cache::WATCH_SECONDS < 15) };
-    config.write_timeout = Some(std::time::Duration::from_secs(15));
+    const IO_TIMEOUT_SECONDS: u32 = 15;
+    const { assert!(zhengyun_api::cache::WATCH_SECONDS < IO_TIMEOUT_SECONDS) };
+    let io_timeout = std::time::Duration::from_secs(IO_TIMEOUT_SECONDS.into());
+    config.read_timeout = Some(io_timeout);
+    config.write_timeout = Some(io_timeout);
     let kubeconfigs = api
         .kubeconfigs
         .policy(&config)
