@@ -100,6 +100,9 @@ impl Inserted {
 trait InsertIntervals {
     /// Rows per statement.
     const ROWS: usize;
+    /// Whether a statement's text depends on its number of rows (see
+    /// [`crate::statement_chunks`]).
+    const TEXT_PER_LENGTH: bool;
 
     async fn insert_intervals(
         &mut self,
@@ -110,6 +113,7 @@ trait InsertIntervals {
 
 impl InsertIntervals for sqlx::SqliteConnection {
     const ROWS: usize = ROWS_PER_STATEMENT;
+    const TEXT_PER_LENGTH: bool = true;
 
     /// One multi-row `VALUES` list, returning the keys it inserted.
     async fn insert_intervals(
@@ -195,6 +199,7 @@ impl InsertIntervals for sqlx::PgConnection {
     /// Arrays have no parameter limit, and each statement is a round trip: a whole batch of the
     /// sampler's (or the bench's) goes in at once.
     const ROWS: usize = ROWS_PER_ARRAY_STATEMENT;
+    const TEXT_PER_LENGTH: bool = false;
 
     /// The chunk as arrays, first without returning anything: when every row is new, as an
     /// hour's intervals are, the count says so, and sending back every key would cost about a
@@ -231,9 +236,10 @@ impl InsertIntervals for sqlx::PgConnection {
 /// Rows per statement where rows go in as arrays (PostgreSQL).
 pub const ROWS_PER_ARRAY_STATEMENT: usize = 50_000;
 
-/// The rows per statement of the connection `_connection` is.
-fn rows_per_statement<C: InsertIntervals>(_connection: &C) -> usize {
-    C::ROWS
+/// The rows per statement of the connection `_connection` is, and whether its statement's text
+/// depends on their number.
+fn rows_per_statement<C: InsertIntervals>(_connection: &C) -> (usize, bool) {
+    (C::ROWS, C::TEXT_PER_LENGTH)
 }
 
 /// An interval as bound: `amount` already checked to fit a `BIGINT`.
@@ -425,7 +431,7 @@ impl Store {
             }
             let mut new = 0;
             let mut earliest: Option<i64> = None;
-            let per_statement = rows_per_statement(&*tx);
+            let (per_statement, text_per_length) = rows_per_statement(&*tx);
             for batch in batches {
                 let batch = batch.as_ref();
                 if let Some(settle) = settle.as_deref_mut() {
@@ -443,7 +449,7 @@ impl Store {
                     .chain(earliest)
                     .min();
                 let mut daily = DailySums::default();
-                for chunk in rows.chunks(per_statement) {
+                for chunk in crate::statement_chunks(&rows, per_statement, text_per_length) {
                     let inserted = InsertIntervals::insert_intervals(&mut *tx, chunk, recorded_at)
                         .await
                         .map_err(db(DOING))?;

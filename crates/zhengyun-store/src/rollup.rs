@@ -169,7 +169,7 @@ pub(crate) trait UpsertDaily {
 impl UpsertDaily for sqlx::SqliteConnection {
     /// Multi-row `VALUES` lists of [`ROWS_PER_UPSERT`] rows.
     async fn upsert_daily(&mut self, rows: &[(i64, MeterColumns, i64, i64)]) -> sqlx::Result<()> {
-        for chunk in rows.chunks(ROWS_PER_UPSERT) {
+        for chunk in crate::statement_chunks(rows, ROWS_PER_UPSERT, true) {
             let mut upsert = sqlx::QueryBuilder::new(UPSERT_DAILY);
             upsert.push_values(chunk, |mut values, (day, meter, high, low)| {
                 values

@@ -112,8 +112,8 @@ impl Store {
             if inserted == 0 {
                 return Err(Error::Conflict(format!("the statement of {month} is already closed")));
             }
-            for (chunk_no, chunk) in lines.chunks(ROWS_PER_STATEMENT).enumerate() {
-                let first = chunk_no * ROWS_PER_STATEMENT;
+            let mut first = 0;
+            for chunk in crate::statement_chunks(&lines, ROWS_PER_STATEMENT, true) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO closed_statement_lines \
                      (month, line_no, reference, bureau, environment, amount, line) ",
@@ -129,6 +129,7 @@ impl Store {
                         .push_bind(line.json.clone());
                 });
                 insert.build().execute(&mut *tx).await.map_err(db(DOING))?;
+                first += chunk.len();
             }
             let previous: Option<String> = sqlx::query_scalar(pool.dialect(
                 "SELECT seal FROM statement_seals ORDER BY seq DESC LIMIT 1",
@@ -394,7 +395,7 @@ impl Store {
                      recompute them"
                 )));
             }
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            for chunk in crate::statement_chunks(&rows, ROWS_PER_STATEMENT, true) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO statement_adjustments \
                      (month, issued_at_us, reference, bureau, environment, reason, amount, line) ",
