@@ -437,17 +437,19 @@ impl Builder<'_> {
                     "egress": [{"to": same_bureau}],
                 },
             }),
-            // Traffic from the pool's ingress controller, when the pool names its namespace (no
-            // source otherwise: the policy stays, allowing nothing, so that unsetting the
-            // namespace takes the permission back).
+            // Traffic from the pool's ingress controller, when the pool names its namespace.
+            // Otherwise the policy stays with no rule, allowing nothing, so that unsetting the
+            // namespace takes the permission back. No rule is no `ingress` field, not an empty
+            // one: the API server stores an empty list as none, so an apply of `[]` never
+            // matched what it stored and wrote the policy again at every restart.
             json!({
                 "metadata": self.metadata("zhengyun-allow-ingress-controller"),
-                "spec": {
-                    "podSelector": {}, "policyTypes": ["Ingress"],
-                    "ingress": match &self.inputs.pool.publishing.controller_namespace {
-                        Some(controller) => json!([{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": controller}}}]}]),
-                        None => json!([]),
-                    },
+                "spec": match &self.inputs.pool.publishing.controller_namespace {
+                    Some(controller) => json!({
+                        "podSelector": {}, "policyTypes": ["Ingress"],
+                        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": controller}}}]}],
+                    }),
+                    None => json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
                 },
             }),
             json!({
@@ -658,6 +660,32 @@ mod tests {
             catalog: &catalog,
         };
         materialize(&inputs).expect("materialize")
+    }
+
+    #[test]
+    fn the_ingress_controller_policy_has_no_ingress_field_without_a_controller_namespace() {
+        let policy = |pool: serde_json::Value| {
+            let pool: CapacityPoolSpec = serde_json::from_value(pool).expect("pool");
+            let m = materialized(&environment("silver"), &pool);
+            let policy = m
+                .policies
+                .iter()
+                .find(|p| p.name_any() == "zhengyun-allow-ingress-controller")
+                .expect("the policy")
+                .clone();
+            serde_json::to_value(policy.spec).expect("json")
+        };
+        // The API server stores an empty list as no field; applying `[]` would never match it.
+        let closed = policy(json!({"capacity": {}}));
+        assert_eq!(closed["policyTypes"], json!(["Ingress"]));
+        assert!(closed.get("ingress").is_none(), "{closed}");
+        let open =
+            policy(json!({"capacity": {}, "publishing": {"controllerNamespace": "ingress-nginx"}}));
+        let from = &open["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"];
+        assert_eq!(
+            from["kubernetes.io/metadata.name"], "ingress-nginx",
+            "{open}"
+        );
     }
 
     #[test]

@@ -15,19 +15,37 @@ pub fn ledgers() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("zhengyun-bench-{}", std::process::id()))
 }
 
-/// Starts the operator under test, on a new ledger. Its log goes to `BENCH_OPERATOR_LOG` (a
-/// file) when set, otherwise nowhere.
+/// The SQLite ledger of the operator first started with `metrics_port`, in [`ledgers`].
+pub fn ledger_of(metrics_port: u16) -> std::path::PathBuf {
+    ledgers().join(format!("{metrics_port}.db"))
+}
+
+/// Starts the operator under test, on a new ledger ([`ledger_of`] its port). Its log goes to
+/// `BENCH_OPERATOR_LOG` (a file) when set, otherwise nowhere.
 pub fn start_operator(
     bin: &str,
     metrics_port: u16,
     extra: &[&str],
 ) -> anyhow::Result<std::process::Child> {
+    start_operator_on(bin, metrics_port, &ledger_of(metrics_port), extra)
+}
+
+/// [`start_operator`] on the ledger `ledger`: a restart keeps the ledger it had.
+pub fn start_operator_on(
+    bin: &str,
+    metrics_port: u16,
+    ledger: &std::path::Path,
+    extra: &[&str],
+) -> anyhow::Result<std::process::Child> {
     std::fs::create_dir_all(ledgers())?;
-    let ledger = ledgers().join(format!("{metrics_port}.db"));
     let database_url = format!("sqlite://{}?mode=rwc", ledger.display());
     let log = match std::env::var_os("BENCH_OPERATOR_LOG") {
         Some(path) => std::process::Stdio::from(
-            std::fs::File::create(&path).with_context(|| format!("create {path:?}"))?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("open {path:?}"))?,
         ),
         None => std::process::Stdio::null(),
     };

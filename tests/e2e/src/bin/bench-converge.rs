@@ -25,7 +25,7 @@
 //! the cluster's CPU goes in each (`perf report -i … --no-children --sort symbol`), and the
 //! operator's own process during its run (`DIR/operator-process.data`).
 //!
-//! With `BENCH_OPERATOR_LOG=FILE`, the operator's log is written to FILE (its level from
+//! With `BENCH_OPERATOR_LOG=FILE`, the operators' logs are appended to FILE (their level from
 //! `ZHENGYUN_LOG`, e.g. `info,kube_client=debug` to see every request).
 
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use zhengyun_e2e::bench::{ledgers, start_operator, wait_for_leader};
+use zhengyun_e2e::bench::{ledger_of, ledgers, start_operator, start_operator_on, wait_for_leader};
 use zhengyun_e2e::operator::install_crds;
 use zhengyun_e2e::{eventually, unique_name};
 use zhengyun_model::crd::{Bureau, CapacityPoolSpec, Environment, EnvironmentPhase};
@@ -129,6 +129,9 @@ async fn write_all(client: &Client, m: Materialized) -> anyhow::Result<()> {
     put!(k8s_openapi::api::core::v1::LimitRange, m.limits);
     for p in m.policies {
         put!(k8s_openapi::api::networking::v1::NetworkPolicy, p);
+    }
+    for a in m.accounts {
+        put!(k8s_openapi::api::core::v1::ServiceAccount, a);
     }
     for b in m.bindings {
         put!(k8s_openapi::api::rbac::v1::RoleBinding, b);
@@ -321,7 +324,7 @@ async fn versions(
     client: &Client,
     codes: &[String],
 ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+    use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, ServiceAccount};
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     use k8s_openapi::api::rbac::v1::RoleBinding;
     let mut out = std::collections::BTreeMap::new();
@@ -369,6 +372,7 @@ async fn versions(
     collect!(LimitRange, "limitrange", true);
     collect!(NetworkPolicy, "networkpolicy", true);
     collect!(RoleBinding, "rolebinding", true);
+    collect!(ServiceAccount, "serviceaccount", true);
     Ok(out)
 }
 
@@ -457,15 +461,20 @@ async fn operator_writes(client: &Client) -> anyhow::Result<f64> {
 struct Resync {
     /// Objects whose resourceVersion changed.
     writes: usize,
+    /// The same by kind (`env`, `bureau`, `namespace`, …).
+    writes_by_kind: std::collections::BTreeMap<String, usize>,
     /// The restarted operator's peak RSS, KiB: it lists everything at once.
     peak_rss_kib: u64,
 }
 
-/// Restarts the operator on a converged cluster (a full resync: every environment is
-/// reconciled again) and counts the objects whose resourceVersion changed.
+/// Restarts the operator on a converged cluster, with the ledger `ledger` and the flags `extra`
+/// it ran with (a full resync: every environment is reconciled again), and counts the objects
+/// whose resourceVersion changed.
 async fn idle_resync(
     client: &Client,
     bin: &str,
+    ledger: &std::path::Path,
+    extra: &[&str],
     codes: &[String],
     n: usize,
 ) -> anyhow::Result<Resync> {
@@ -473,7 +482,7 @@ async fn idle_resync(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut child = start_operator(bin, port, &[])?;
+    let mut child = start_operator_on(bin, port, ledger, extra)?;
     let n = n as u64;
     eventually("a full resync", Duration::from_secs(600), || async {
         Ok((reconciliations(port).await.unwrap_or(0) >= n).then_some(()))
@@ -485,12 +494,14 @@ async fn idle_resync(
     let peak_rss_kib = peak_rss_kib(child.id()).unwrap_or(0);
     drop(child.stdin.take());
     let _ = child.wait();
-    let writes = after
-        .iter()
-        .filter(|(k, v)| before.get(*k) != Some(*v))
-        .count();
+    let mut writes_by_kind = std::collections::BTreeMap::new();
+    for (key, _) in after.iter().filter(|(k, v)| before.get(*k) != Some(*v)) {
+        let kind = key.split('/').next().unwrap_or_default().to_owned();
+        *writes_by_kind.entry(kind).or_insert(0) += 1;
+    }
     Ok(Resync {
-        writes,
+        writes: writes_by_kind.values().sum(),
+        writes_by_kind,
         peak_rss_kib,
     })
 }
@@ -749,7 +760,8 @@ async fn main() -> anyhow::Result<()> {
             "--metering-lateness",
             lateness.as_str(),
         ];
-        let mut child = start_operator(&bin, port, if with_pods { &short_windows } else { &[] })?;
+        let extra: &[&str] = if with_pods { &short_windows } else { &[] };
+        let mut child = start_operator(&bin, port, extra)?;
         wait_for_leader(&client).await?;
         let before = api_requests(&client).await?;
         let cpu = (cpu_seconds(cluster), cpu_seconds(child.id()));
@@ -811,7 +823,8 @@ async fn main() -> anyhow::Result<()> {
         quiet(&client).await?;
         drop(child.stdin.take());
         let _ = child.wait();
-        let resync = idle_resync(&client, &bin, &codes, n).await?;
+        // As a deployment restarts: the same ledger, the same flags.
+        let resync = idle_resync(&client, &bin, &ledger_of(port), extra, &codes, n).await?;
         let resync_rss = resync.peak_rss_kib as f64 / 1024.0;
         let floor_after = if n < ONE_FLOOR_FROM {
             let (client, cluster) = fresh_cluster().await?;
@@ -857,15 +870,25 @@ async fn main() -> anyhow::Result<()> {
             operator_cpu.1
         );
         println!(
-            "idle resync of {n} environments: {} objects written; the restarted operator's peak RSS {resync_rss:.1} MiB",
-            resync.writes
+            "idle resync of {n} environments: {} objects written{}; the restarted operator's peak RSS {resync_rss:.1} MiB",
+            resync.writes,
+            if resync.writes == 0 {
+                String::new()
+            } else {
+                let kinds: Vec<String> = resync
+                    .writes_by_kind
+                    .iter()
+                    .map(|(kind, count)| format!("{kind} {count}"))
+                    .collect();
+                format!(" ({})", kinds.join(", "))
+            }
         );
         let as_json = |per_env: &[(String, f64)]| {
             serde_json::Map::from_iter(per_env.iter().map(|(k, v)| (k.clone(), json!(v))))
         };
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor_mean.as_secs_f64(),
             "floor_seconds_before": floor_before.took.as_secs_f64(), "floor_seconds_after": floor_after.as_ref().map(|a| a.took.as_secs_f64()),
-            "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes, "resync_peak_rss_mib": resync_rss,
+            "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes, "idle_resync_writes_by_kind": resync.writes_by_kind, "resync_peak_rss_mib": resync_rss,
             "with_pods": with_pods,
             "api_requests_per_environment": {"direct_before": as_json(&floor_before.requests), "operator": as_json(&operator_requests),
                                              "direct_after": floor_after.as_ref().map(|a| as_json(&a.requests))},
