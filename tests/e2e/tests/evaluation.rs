@@ -453,14 +453,35 @@ async fn costs_by_day_price_each_day_as_the_statement_does_and_a_bureau_sees_onl
             .map(|d| Ok(part(d).parse::<Decimal>()?))
             .sum()
     };
-    assert_eq!(sum(|d| &d.reserved)?, Decimal::new(240, 2));
-    assert_eq!(sum(|d| &d.consumed)?, Decimal::new(60, 2));
-    assert_eq!(sum(|d| &d.amount)?, Decimal::new(300, 2));
+    // Each day is rounded to the fen on its own, so where midnight splits the hours the days
+    // may add up to a fen more or less than the whole (documented: the statement is what is
+    // owed), and a day's reservation to up to two fen off four times its consumption.
+    let fen = Decimal::new(1, 2);
+    let slack = if costs.days.len() == 1 {
+        Decimal::ZERO
+    } else {
+        fen
+    };
+    for (part, whole) in [
+        (sum(|d| &d.reserved)?, Decimal::new(240, 2)),
+        (sum(|d| &d.consumed)?, Decimal::new(60, 2)),
+        (sum(|d| &d.amount)?, Decimal::new(300, 2)),
+    ] {
+        assert!(
+            (part - whole).abs() <= slack,
+            "{part} for {whole}: {costs:?}"
+        );
+    }
     // Every hour of a day costs four times as much to hold as to use.
     for day in &costs.days {
         let reserved: Decimal = day.reserved.parse()?;
         let consumed: Decimal = day.consumed.parse()?;
-        assert_eq!(reserved, consumed * Decimal::from(4), "{day:?}");
+        let amount: Decimal = day.amount.parse()?;
+        assert!(
+            (reserved - consumed * Decimal::from(4)).abs() <= fen * Decimal::from(2),
+            "{day:?}"
+        );
+        assert_eq!(amount, reserved + consumed, "{day:?}");
     }
 
     // A bureau sees its own days and is refused another's; a range over a year is refused.
