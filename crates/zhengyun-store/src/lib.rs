@@ -373,6 +373,9 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::write_turn;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
     #[test]
     fn statement_chunks_are_full_then_powers_of_two_where_the_text_depends_on_the_length() {
         let rows: Vec<usize> = (0..2_999).collect();
@@ -399,9 +402,6 @@ mod tests {
         }
         assert_eq!(seen.len(), 11, "{seen:?}");
     }
-
-    use super::write_turn;
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
     fn pool_on(path: &std::path::Path) -> SqlitePool {
         SqlitePool::connect_lazy_with(SqliteConnectOptions::new().filename(path))

@@ -20,8 +20,9 @@ pub fn ledger_of(metrics_port: u16) -> std::path::PathBuf {
     ledgers().join(format!("{metrics_port}.db"))
 }
 
-/// Starts the operator under test, on a new ledger ([`ledger_of`] its port). Its log goes to
-/// `BENCH_OPERATOR_LOG` (a file) when set, otherwise nowhere.
+/// Starts the operator under test on the ledger of its port ([`ledger_of`]), new unless an
+/// operator ran on that port before. Its log is appended to `BENCH_OPERATOR_LOG` (a file) when
+/// set, otherwise goes nowhere.
 pub fn start_operator(
     bin: &str,
     metrics_port: u16,

@@ -318,8 +318,8 @@ fn of_run(codes: &[String], ns: &str) -> bool {
 }
 
 /// resourceVersions of everything the operator owns for the benchmark's environments: the
-/// Environments, their Namespaces, and every ResourceQuota, LimitRange, NetworkPolicy and
-/// RoleBinding in those namespaces. Read with one cluster-wide LIST per kind.
+/// Environments, their Namespaces, and every ResourceQuota, LimitRange, NetworkPolicy,
+/// RoleBinding and ServiceAccount in those namespaces. Read with one cluster-wide LIST per kind.
 async fn versions(
     client: &Client,
     codes: &[String],
@@ -459,12 +459,17 @@ async fn operator_writes(client: &Client) -> anyhow::Result<f64> {
 
 /// What a restart on a converged cluster cost.
 struct Resync {
-    /// Objects whose resourceVersion changed.
-    writes: usize,
-    /// The same by kind (`env`, `bureau`, `namespace`, …).
+    /// Objects whose resourceVersion changed, by kind (`env`, `bureau`, `namespace`, …).
     writes_by_kind: std::collections::BTreeMap<String, usize>,
     /// The restarted operator's peak RSS, KiB: it lists everything at once.
     peak_rss_kib: u64,
+}
+
+impl Resync {
+    /// Objects whose resourceVersion changed.
+    fn writes(&self) -> usize {
+        self.writes_by_kind.values().sum()
+    }
 }
 
 /// Restarts the operator on a converged cluster, with the ledger `ledger` and the flags `extra`
@@ -500,7 +505,6 @@ async fn idle_resync(
         *writes_by_kind.entry(kind).or_insert(0) += 1;
     }
     Ok(Resync {
-        writes: writes_by_kind.values().sum(),
         writes_by_kind,
         peak_rss_kib,
     })
@@ -871,8 +875,8 @@ async fn main() -> anyhow::Result<()> {
         );
         println!(
             "idle resync of {n} environments: {} objects written{}; the restarted operator's peak RSS {resync_rss:.1} MiB",
-            resync.writes,
-            if resync.writes == 0 {
+            resync.writes(),
+            if resync.writes_by_kind.is_empty() {
                 String::new()
             } else {
                 let kinds: Vec<String> = resync
@@ -888,7 +892,7 @@ async fn main() -> anyhow::Result<()> {
         };
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor_mean.as_secs_f64(),
             "floor_seconds_before": floor_before.took.as_secs_f64(), "floor_seconds_after": floor_after.as_ref().map(|a| a.took.as_secs_f64()),
-            "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes, "idle_resync_writes_by_kind": resync.writes_by_kind, "resync_peak_rss_mib": resync_rss,
+            "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes(), "idle_resync_writes_by_kind": resync.writes_by_kind, "resync_peak_rss_mib": resync_rss,
             "with_pods": with_pods,
             "api_requests_per_environment": {"direct_before": as_json(&floor_before.requests), "operator": as_json(&operator_requests),
                                              "direct_after": floor_after.as_ref().map(|a| as_json(&a.requests))},
