@@ -8,10 +8,12 @@
 //! - Each environment may borrow at most `maxBorrowPercent` of its granted quota (its **cap**).
 //! - The room is shared out **by demand** ([`allowances`]): each keeps what its burst pods use,
 //!   each gets a small start, the rest goes first to the environments that use their
-//!   allowance, up to their caps, and what they leave to all by their caps. The allowances never add up to more than is lendable.
+//!   allowance, up to their caps, and what they leave to all by their caps, in whole pods. The
+//!   allowances never add up to more than is lendable.
 //! - **Hysteresis**: an allowance is lowered at once, and raised only when it would grow by at
-//!   least `hysteresisPercent` of its cap, so that allowances do not flap as pods come and go.
-//!   Keeping a lower figure than the target never breaks the sum.
+//!   least `hysteresisPercent` of its cap, or by the one pod a full allowance lacks, so that
+//!   allowances do not flap as pods come and go. Keeping a lower figure than the target never
+//!   breaks the sum.
 
 use zhengyun_model::crd::{Borrowing, CapacityPoolSpec, Environment};
 use zhengyun_model::quantity::{Resource, ResourceAmounts};
@@ -77,22 +79,30 @@ pub struct Borrower {
     /// Whether its own pods hold it at its quota ([`at_quota`]): only then, or once it
     /// borrows, can it need a start.
     pub at_quota: bool,
+    /// The most one of its pods (its own or burst) requests of each resource: the unit its
+    /// allowance is handed out in, as a share that is not a whole pod's worth cannot admit
+    /// one more pod and would only hold room back from the others. Zero where it has no pods.
+    pub pod: ResourceAmounts,
 }
 
 /// The new allowance of each borrower, in the same order, shared out by demand:
 ///
 /// 1. each keeps what its burst pods use, up to its cap; if even that does not fit what can be
-///    lent, each keeps the same share of what it uses (the rest is reclaimed);
-/// 2. of what is left, each at its quota or borrowing already gets [`START_PERCENT`] of its cap
-///    (less if there is not room for all), so that an environment that borrows nothing yet can
-///    start; one well below its quota cannot need burst capacity and gets no start;
+///    lent, those that borrow the largest share of their caps give back first
+///    ([`level_down`]; the rest is reclaimed);
+/// 2. of what is left, each at its quota or borrowing already gets a **start** of
+///    [`START_PERCENT`] of its cap, and at least one pod's worth (fewer starts if there is not
+///    room for all), so that an environment that borrows nothing yet can start; one well below
+///    its quota cannot need burst capacity and gets no start;
 /// 3. then the **hungry** — those using all but less than a start of their allowance — get
 ///    what is left, in proportion to what their caps still allow, up to their caps;
 /// 4. what they leave is shared by every environment in proportion to what its cap still
 ///    allows, so that a pod larger than a start can begin while there is room.
 ///
-/// Then a rise smaller than `hysteresis_percent` of the cap is held back. The allowances never
-/// add up to more than `lendable`.
+/// Shares in steps 2 to 4 are whole pods of the environment ([`Borrower::pod`]; [`share`]).
+/// Then a rise smaller than `hysteresis_percent` of the cap is held back, unless the
+/// environment has no room left for one more pod and the rise gives it that room. The
+/// allowances never add up to more than `lendable`.
 pub fn allowances(
     borrowers: &[Borrower],
     lendable: &ResourceAmounts,
@@ -105,7 +115,12 @@ pub fn allowances(
         for ((borrower, allowance), target) in borrowers.iter().zip(&mut out).zip(targets) {
             let target = u64::try_from(target).unwrap_or(u64::MAX);
             let current = borrower.current.get(resource);
-            let step = percent_of(borrower.cap.get(resource), hysteresis_percent);
+            let pod = borrower.pod.get(resource);
+            let mut step = percent_of(borrower.cap.get(resource), hysteresis_percent);
+            if borrower.used.get(resource).saturating_add(pod) > current {
+                // Full: a rise that lets one more pod in is worth making.
+                step = step.min(pod);
+            }
             let new = if target <= current || target - current >= step.max(1) {
                 target
             } else {
@@ -120,9 +135,13 @@ pub fn allowances(
 /// The targets of [`allowances`] for one resource, before hysteresis.
 fn targets(borrowers: &[Borrower], resource: Resource, room: u128) -> Vec<u128> {
     let cap = |b: &Borrower| u128::from(b.cap.get(resource));
+    let units: Vec<u128> = borrowers
+        .iter()
+        .map(|b| u128::from(b.pod.get(resource)).max(1))
+        .collect();
     let start_of = |b: &Borrower| {
         if b.at_quota || b.used.get(resource) > 0 {
-            cap(b) * u128::from(START_PERCENT) / 100
+            (cap(b) * u128::from(START_PERCENT) / 100).max(u128::from(b.pod.get(resource)))
         } else {
             0
         }
@@ -133,21 +152,15 @@ fn targets(borrowers: &[Borrower], resource: Resource, room: u128) -> Vec<u128> 
         .collect();
     let held: u128 = base.iter().sum();
     if held >= room {
-        return base
-            .iter()
-            .map(|b| (b * room).checked_div(held).unwrap_or(0))
-            .collect();
+        return level_down(borrowers, resource, &base, room);
     }
     let mut left = room - held;
-    let mut start: Vec<u128> = borrowers
+    let starts: Vec<u128> = borrowers
         .iter()
         .zip(&base)
         .map(|(b, used)| start_of(b).min(cap(b) - used))
         .collect();
-    let starts: u128 = start.iter().sum();
-    if starts > left {
-        start.iter_mut().for_each(|s| *s = *s * left / starts);
-    }
+    let start = share(&starts, left, &units);
     left -= start.iter().sum::<u128>();
     let hungry: Vec<u128> = borrowers
         .iter()
@@ -158,19 +171,12 @@ fn targets(borrowers: &[Borrower], resource: Resource, room: u128) -> Vec<u128> 
             if is_hungry { cap(b) - used - s } else { 0 }
         })
         .collect();
-    let wanted: u128 = hungry.iter().sum();
+    let more = share(&hungry, left, &units);
     let mut given: Vec<u128> = base
         .iter()
         .zip(&start)
-        .zip(&hungry)
-        .map(|((used, s), h)| {
-            let more = if wanted <= left {
-                *h
-            } else {
-                h * left / wanted
-            };
-            used + s + more
-        })
+        .zip(&more)
+        .map(|((used, s), m)| used + s + m)
         .collect();
     // What the hungry leave is shared by what the caps still allow, so that a pod larger than
     // a start can begin while there is room.
@@ -180,11 +186,71 @@ fn targets(borrowers: &[Borrower], resource: Resource, room: u128) -> Vec<u128> 
         .zip(&given)
         .map(|(b, g)| cap(b) - g)
         .collect();
-    let still: u128 = open.iter().sum();
-    for (g, o) in given.iter_mut().zip(&open) {
-        *g += if still <= left { *o } else { o * left / still };
+    for (g, o) in given.iter_mut().zip(share(&open, left, &units)) {
+        *g += o;
     }
     given
+}
+
+/// Shares `room` among `wants` in proportion to them, each in whole multiples of its own
+/// `units` (a unit of one where none is known) and never more than it wants; the units that
+/// rounding down leaves over go to the largest remainders first (the earliest on a tie) while
+/// they fit. Everyone gets all it wants when that fits.
+fn share(wants: &[u128], room: u128, units: &[u128]) -> Vec<u128> {
+    let wanted: u128 = wants.iter().sum();
+    if wanted <= room {
+        return wants.to_vec();
+    }
+    // Exact shares are `want × room / wanted`; compared in units of `1 / wanted`.
+    let exact: Vec<u128> = wants.iter().map(|w| w * room).collect();
+    let mut out: Vec<u128> = exact
+        .iter()
+        .zip(units)
+        .map(|(e, u)| e / wanted / u * u)
+        .collect();
+    let mut left = room - out.iter().sum::<u128>();
+    let mut order: Vec<usize> = (0..wants.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(exact[i] - out[i] * wanted));
+    for i in order {
+        let unit = units[i];
+        if exact[i] > out[i] * wanted && unit <= left && out[i] + unit <= wants[i] {
+            out[i] += unit;
+            left -= unit;
+        }
+    }
+    out
+}
+
+/// What each keeps of `held` (what its burst pods use, within its cap) when it does not all
+/// fit `room`: those that borrow the largest share of their caps give back first, down to a
+/// common share of their caps, and the others keep what they use. So a small shortfall is
+/// reclaimed from the few heaviest borrowers, a pod or two, rather than a pod from every
+/// environment that borrows.
+fn level_down(borrowers: &[Borrower], resource: Resource, held: &[u128], room: u128) -> Vec<u128> {
+    let cap = |i: usize| u128::from(borrowers[i].cap.get(resource));
+    // Heaviest first: by the share of its cap it uses (held / cap, compared crosswise).
+    let mut order: Vec<usize> = (0..held.len()).filter(|&i| held[i] > 0).collect();
+    order.sort_by(|&a, &b| (held[b] * cap(a)).cmp(&(held[a] * cap(b))));
+    let mut rest: u128 = held.iter().sum();
+    let mut caps = 0u128;
+    // The level is the share `room_left / caps` of the caps of the `k` heaviest, the smallest
+    // `k` for which it does not fall below the next one's share.
+    for (k, &i) in order.iter().enumerate() {
+        rest -= held[i];
+        caps += cap(i);
+        let left = room.saturating_sub(rest);
+        let next_reaches = order
+            .get(k + 1)
+            .is_none_or(|&j| held[j] * caps <= left * cap(j));
+        if next_reaches {
+            let mut out = held.to_vec();
+            for &i in &order[..=k] {
+                out[i] = (cap(i) * left).checked_div(caps).unwrap_or(0).min(held[i]);
+            }
+            return out;
+        }
+    }
+    vec![0; held.len()]
 }
 
 /// `percent` % of `value`, rounded down.
@@ -280,6 +346,7 @@ mod tests {
             current: cpu_mem(current, current),
             used: cpu_mem(used, used),
             at_quota: true,
+            pod: ResourceAmounts::ZERO,
         }
     }
 
@@ -403,13 +470,36 @@ mod tests {
     }
 
     #[test]
-    fn when_what_runs_does_not_fit_each_keeps_the_same_share_of_it() {
+    fn when_what_runs_does_not_fit_the_heaviest_borrowers_give_back_first() {
+        // 3,500 of 4,000, 3,000 of 4,000 and 1,000 of 4,000 in room for 6,500: the first
+        // comes down to the second's share and both to 2,750, the third keeps its 1,000.
         let got = allowances(
-            &[borrower(4_000, 3_000, 3_000), borrower(4_000, 1_000, 1_000)],
-            &cpu_mem(2_000, 2_000),
+            &[
+                borrower(4_000, 3_500, 3_500),
+                borrower(4_000, 3_000, 3_000),
+                borrower(4_000, 1_000, 1_000),
+            ],
+            &cpu_mem(6_500, 6_500),
             10,
         );
-        assert_eq!(cpu(&got), [1_500, 500]);
+        assert_eq!(cpu(&got), [2_750, 2_750, 1_000]);
+        // A shortfall smaller than the gap between the two heaviest is taken from the first.
+        let got = allowances(
+            &[borrower(4_000, 3_500, 3_500), borrower(4_000, 3_000, 3_000)],
+            &cpu_mem(6_000, 6_000),
+            10,
+        );
+        assert_eq!(cpu(&got), [3_000, 3_000]);
+        // Shares of different caps: 3,000 of 4,000 (75 %) gives back before 1,000 of 2,000.
+        let got = allowances(
+            &[borrower(4_000, 3_000, 3_000), borrower(2_000, 1_000, 1_000)],
+            &cpu_mem(3_500, 3_500),
+            10,
+        );
+        assert_eq!(cpu(&got), [2_500, 1_000]);
+        // Nothing to lend: nothing kept.
+        let got = allowances(&[borrower(4_000, 3_000, 3_000)], &cpu_mem(0, 0), 10);
+        assert_eq!(cpu(&got), [0]);
     }
 
     #[test]
@@ -434,6 +524,57 @@ mod tests {
             10,
         );
         assert_eq!(cpu(&lowered), [4_990], "lowered by 10 at once");
+    }
+
+    /// A borrower whose pods request 500m and 256Mi each.
+    fn with_pods_of_500m(b: Borrower) -> Borrower {
+        Borrower {
+            pod: cpu_mem(500, 256 << 20),
+            ..b
+        }
+    }
+
+    #[test]
+    fn a_start_is_at_least_one_pod_and_scarce_starts_are_whole_pods() {
+        // Caps of 4,000m: a start of 10 % (400m) would not admit one 500m pod.
+        let small = with_pods_of_500m(borrower(4_000, 0, 0));
+        let got = allowances(std::slice::from_ref(&small), &cpu_mem(500, 500), 0);
+        assert_eq!(cpu(&got), [500]);
+        // Room for two starts among three: two get a whole pod, the third none, rather than
+        // each a third of the room that admits nothing.
+        let got = allowances(
+            &[small.clone(), small.clone(), small],
+            &cpu_mem(1_000, 1_000),
+            0,
+        );
+        assert_eq!(cpu(&got), [500, 500, 0]);
+    }
+
+    #[test]
+    fn shares_are_whole_pods_with_the_units_left_over_to_the_largest_remainders() {
+        // Wants 3,000, 2,000 and 1,000 of 2,600 in units of 500: exact shares 1,300, 867 and
+        // 433; rounded down 1,000, 500 and 0; the 1,100 left gives a pod to the largest
+        // remainders, 433 and 367, then none fits the 100 left.
+        assert_eq!(
+            share(&[3_000, 2_000, 1_000], 2_600, &[500, 500, 500]),
+            [1_000, 1_000, 500]
+        );
+        // All that is wanted fits: all is given, whatever the units.
+        assert_eq!(share(&[700, 300], 1_000, &[500, 500]), [700, 300]);
+        // Without a known pod (a unit of one) the room is shared to the last unit.
+        assert_eq!(share(&[1, 1, 1], 2, &[1, 1, 1]), [1, 1, 0]);
+    }
+
+    #[test]
+    fn a_full_allowance_rises_by_one_pod_even_below_the_hysteresis_step() {
+        // Cap 10,000 with a 20 % step (2,000): 2,000 used of 2,000, room for 500 more. Full,
+        // so the rise of one pod is made; with room for a pod still, it is held back.
+        let full = with_pods_of_500m(borrower(10_000, 2_000, 2_000));
+        let got = allowances(std::slice::from_ref(&full), &cpu_mem(2_500, 1 << 40), 20);
+        assert_eq!(cpu(&got), [2_500]);
+        let roomy = with_pods_of_500m(borrower(10_000, 2_000, 1_500));
+        let got = allowances(&[roomy], &cpu_mem(2_500, 1 << 40), 20);
+        assert_eq!(cpu(&got), [2_000]);
     }
 
     #[test]

@@ -95,6 +95,8 @@ struct Holdings {
     waiting: Option<String>,
     /// What the pods that are not burst request, by namespace.
     guaranteed: HashMap<String, ResourceAmounts>,
+    /// The most one pod requests of each resource, by namespace ([`Borrower::pod`]).
+    largest: HashMap<String, ResourceAmounts>,
 }
 
 impl Lender {
@@ -143,6 +145,11 @@ impl Lender {
                     .fold(ResourceAmounts::ZERO, |sum, p| {
                         sum.saturating_add(&p.requests)
                     }),
+                pod: holdings
+                    .largest
+                    .get(&env.name_any())
+                    .copied()
+                    .unwrap_or(ResourceAmounts::ZERO),
             })
             .collect();
         let new = borrowing::allowances(
@@ -356,6 +363,8 @@ struct Tally<'a> {
     by_namespace: HashMap<String, ResourceAmounts>,
     /// The burst pods not being deleted, by namespace.
     burst: HashMap<String, Vec<BurstPod>>,
+    /// The most one pod requests of each resource, by namespace.
+    largest: HashMap<String, ResourceAmounts>,
     /// The oldest pod that is not burst and waits to be scheduled: when it was created, and
     /// its bureau.
     waiting: Option<(i64, String)>,
@@ -370,6 +379,7 @@ impl<'a> Tally<'a> {
             guaranteed: ResourceAmounts::ZERO,
             by_namespace: HashMap::new(),
             burst: HashMap::new(),
+            largest: HashMap::new(),
             waiting: None,
             bad: Vec::new(),
         }
@@ -392,6 +402,13 @@ impl<'a> Tally<'a> {
             .creation_timestamp
             .as_ref()
             .map_or(0, |t| t.0.as_second());
+        let largest = self
+            .largest
+            .entry(pod.namespace().unwrap_or_default())
+            .or_default();
+        for (resource, amount) in amounts.iter() {
+            largest.set(resource, largest.get(resource).max(amount));
+        }
         if is_burst {
             if pod.metadata.deletion_timestamp.is_none() {
                 self.burst
@@ -436,6 +453,7 @@ impl<'a> Tally<'a> {
             burst: self.burst,
             waiting: self.waiting.map(|(_, bureau)| bureau),
             guaranteed: self.by_namespace,
+            largest: self.largest,
         }
     }
 }
