@@ -320,6 +320,10 @@ fn of_run(codes: &[String], ns: &str) -> bool {
 /// resourceVersions of everything the operator owns for the benchmark's environments: the
 /// Environments, their Namespaces, and every ResourceQuota, LimitRange, NetworkPolicy,
 /// RoleBinding and ServiceAccount in those namespaces. Read with one cluster-wide LIST per kind.
+/// A ResourceQuota is compared by what the operator writes of it (its spec, labels,
+/// annotations and owners) instead: the quota controller writes its status whenever a pod in
+/// the namespace comes or goes, which changes its resourceVersion without any write of the
+/// operator's.
 async fn versions(
     client: &Client,
     codes: &[String],
@@ -368,7 +372,22 @@ async fn versions(
         };
     }
     collect!(Namespace, "namespace", false);
-    collect!(ResourceQuota, "resourcequota", true);
+    for quota in Api::<ResourceQuota>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+    {
+        let ns = quota.namespace().unwrap_or_default();
+        if ours(&ns) {
+            let written = serde_json::to_string(&(
+                &quota.spec,
+                &quota.metadata.labels,
+                &quota.metadata.annotations,
+                &quota.metadata.owner_references,
+            ))?;
+            out.insert(format!("resourcequota/{ns}/{}", quota.name_any()), written);
+        }
+    }
     collect!(LimitRange, "limitrange", true);
     collect!(NetworkPolicy, "networkpolicy", true);
     collect!(RoleBinding, "rolebinding", true);
@@ -474,7 +493,7 @@ impl Resync {
 
 /// Restarts the operator on a converged cluster, with the ledger `ledger` and the flags `extra`
 /// it ran with (a full resync: every environment is reconciled again), and counts the objects
-/// whose resourceVersion changed.
+/// the operator wrote ([`versions`]).
 async fn idle_resync(
     client: &Client,
     bin: &str,
