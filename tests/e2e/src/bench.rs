@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use kube::{Api, Client};
 
 use crate::eventually;
+use crate::process::{Launch, ServerProcess};
 
 /// Where the operators of this benchmark keep their ledgers: SQLite files, as a deployment
 /// would, so that the ledger is not counted in the operator's memory. Removed after each size.
@@ -81,57 +82,40 @@ pub async fn wait_for_leader(client: &Client) -> anyhow::Result<()> {
     .await
 }
 
-/// A `zhengyun api` process under test, stopped when dropped.
-#[derive(Debug)]
-pub struct ApiServer {
-    child: std::process::Child,
-    /// `http://127.0.0.1:<port>`.
-    pub url: String,
-    /// Its bootstrap platform admin's token.
-    pub admin: String,
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `zhengyun api` (`ZHENGYUN_BIN`, default `target/release/zhengyun`) on a free port
-/// with a SQLite database of its own and a bootstrap admin token. Its warnings and errors go to
-/// `target/bench/<name>-server.log`, so that a failed run can be read.
-pub fn start_api(name: &str) -> anyhow::Result<ApiServer> {
+/// Starts `zhengyun api` (`ZHENGYUN_BIN`, default `target/release/zhengyun`) as the tests start
+/// theirs ([`ServerProcess::launch`]: a port the system picks, a bootstrap admin token), on
+/// `database_url` or a new SQLite file. Only its warnings, errors and start-up lines are logged,
+/// to `target/bench/<name>-server.log`, so that a failed run can be read without a log line per
+/// request weighing on what is measured. It stops when dropped (its stdin closes).
+pub fn start_api(name: &str, database_url: Option<String>) -> anyhow::Result<ServerProcess> {
     let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| "target/release/zhengyun".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let db = std::env::temp_dir().join(format!("{}.db", crate::unique_name(name)));
-    // The API refuses bootstrap tokens shorter than 32 characters; a unique name alone can be
-    // short, depending on the process id.
-    let admin = format!(
-        "{name}-admin-{}-0123456789abcdef",
-        crate::unique_name("token")
-    );
     std::fs::create_dir_all("target/bench")?;
-    let log_path = format!("target/bench/{name}-server.log");
-    let log = std::fs::File::create(&log_path).with_context(|| format!("create {log_path}"))?;
-    let child = std::process::Command::new(&bin)
-        .args(["api", "--log-format", "json"])
-        .env("ZHENGYUN_API_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "ZHENGYUN_DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", db.display()),
-        )
-        .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin)
-        .env("ZHENGYUN_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {bin}"))?;
-    Ok(ApiServer {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        admin,
+    ServerProcess::launch(&Launch {
+        log_filter: Some("warn,zhengyun_api=info,zhengyun_api::middleware=warn"),
+        log_file: Some(format!("target/bench/{name}-server.log").into()),
+        database_url,
+        ..Launch::new(bin.into(), &["api"])
     })
+}
+
+/// Waits until the API at `url` answers `/readyz` with 200: its database and the cluster answer
+/// and its watch cache has synced, which listening alone does not say.
+pub async fn wait_ready(url: &str) -> anyhow::Result<()> {
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client as HttpClient;
+    use hyper_util::rt::TokioExecutor;
+    let http: HttpClient<_, Full<bytes::Bytes>> =
+        HttpClient::builder(TokioExecutor::new()).build_http();
+    let readyz: http::Uri = format!("{url}/readyz").parse()?;
+    eventually("the API to be ready", Duration::from_secs(120), || {
+        let (http, readyz) = (http.clone(), readyz.clone());
+        async move {
+            let ready = http
+                .get(readyz)
+                .await
+                .is_ok_and(|answer| answer.status() == http::StatusCode::OK);
+            Ok(ready.then_some(()))
+        }
+    })
+    .await
 }

@@ -39,36 +39,93 @@ pub struct ServerProcess {
     log: JoinHandle<String>,
 }
 
+/// What [`ServerProcess::launch`] starts: a binary with its arguments, where its log goes, and
+/// its database.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    /// The `zhengyun` binary.
+    pub binary: PathBuf,
+    /// Its subcommand and flags (`api`, or `dev` with its flags).
+    pub args: &'a [&'a str],
+    /// `ZHENGYUN_LOG` for the process; its default (info) when `None`. The filter must let the
+    /// API's `API listening` line through (target `zhengyun_api`, info).
+    pub log_filter: Option<&'a str>,
+    /// A file that receives a copy of the log as it is written.
+    pub log_file: Option<PathBuf>,
+    /// Its database; a new SQLite file in the temporary directory when `None`.
+    pub database_url: Option<String>,
+}
+
+impl<'a> Launch<'a> {
+    /// `binary` with `args`, the default log level, the log kept in memory only and a new
+    /// SQLite database.
+    pub fn new(binary: PathBuf, args: &'a [&'a str]) -> Self {
+        Self {
+            binary,
+            args,
+            log_filter: None,
+            log_file: None,
+            database_url: None,
+        }
+    }
+}
+
 impl ServerProcess {
-    /// Starts `zhengyun <args>` (`api`, or `dev` with its flags) on a port the system picks (no
-    /// other process can take it between picking and listening), and returns once its log
-    /// says where it listens, or fails with that log.
+    /// Starts `zhengyun <args>` (`api`, or `dev` with its flags), the debug build the tests
+    /// built, as [`ServerProcess::launch`] does.
     pub fn start(args: &[&str]) -> anyhow::Result<Self> {
-        let db = std::env::temp_dir().join(format!("{}.db", unique_name("zhengyun-server")));
-        let database_url = format!("sqlite://{}?mode=rwc", db.display());
+        Self::launch(&Launch::new(binary(), args))
+    }
+
+    /// Starts what `launch` describes on a port the system picks (no other process can take it
+    /// between picking and listening), and returns once its log says where it listens, or fails
+    /// with that log.
+    pub fn launch(launch: &Launch<'_>) -> anyhow::Result<Self> {
+        let args = launch.args;
+        let database_url = launch.database_url.clone().unwrap_or_else(|| {
+            let db = std::env::temp_dir().join(format!("{}.db", unique_name("zhengyun-server")));
+            format!("sqlite://{}?mode=rwc", db.display())
+        });
         // The API refuses bootstrap tokens shorter than 32 characters; a unique name alone can
         // be 26, depending on the process id.
         let admin = format!(
             "e2e-server-admin-token-{}-0123456789abcdef",
             unique_name("t")
         );
-        let mut child = Command::new(binary())
+        let mut command = Command::new(&launch.binary);
+        command
             .args(args)
             .args(["--stop-on-stdin-eof", "--log-format", "json"])
             .env("ZHENGYUN_API_ADDR", "127.0.0.1:0")
             .env("ZHENGYUN_DATABASE_URL", &database_url)
-            .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin)
+            .env("ZHENGYUN_BOOTSTRAP_TOKEN", &admin);
+        if let Some(filter) = launch.log_filter {
+            command.env("ZHENGYUN_LOG", filter);
+        }
+        let mut copy = match &launch.log_file {
+            Some(path) => Some(
+                std::fs::File::create(path)
+                    .map_err(|e| anyhow::anyhow!("create {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()?;
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("start {}: {e}", launch.binary.display()))?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let (listening, addr) = mpsc::channel();
         let log = std::thread::spawn(move || {
+            use std::io::Write as _;
             let mut log = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = listening_address(&line) {
                     let _ = listening.send(at);
+                }
+                if let Some(file) = copy.as_mut() {
+                    let _ = writeln!(file, "{line}");
                 }
                 log.push_str(&line);
                 log.push('\n');

@@ -10,7 +10,7 @@
 //! Usage: `bench-api [clients] [reads-per-client] [writes-per-client]` (default 50 40 10). Needs
 //! KUBECONFIG and ZHENGYUN_BIN (default target/release/zhengyun).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -131,23 +131,9 @@ async fn main() -> anyhow::Result<()> {
 
     let kube = zhengyun_e2e::client().await?;
     install_crds(&kube).await?;
-    let server = zhengyun_e2e::bench::start_api("bench-api")?;
+    let server = zhengyun_e2e::bench::start_api("bench-api", None)?;
+    zhengyun_e2e::bench::wait_ready(&server.url).await?;
     let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
-    // Ready: the database and the cluster answer and the API's watch cache has synced.
-    for _ in 0..120 {
-        let ready = call(
-            &http,
-            Method::GET,
-            &format!("{}/readyz", server.url),
-            "",
-            None,
-        )
-        .await;
-        if ready.is_ok_and(|(status, _)| status == StatusCode::OK) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 
     let prefix = unique_name("bapi").replace('-', "");
     let bureaus: Vec<String> = (0..clients).map(|i| format!("{prefix}x{i}")).collect();
