@@ -18,11 +18,14 @@ use crate::{
 
 const READERS: [Role; 2] = [Role::PlatformAdmin, Role::Auditor];
 
+/// Entries in a page when the caller does not say.
+const DEFAULT_LIMIT: u32 = 100;
+
 /// The most bytes of JSON one page of the audit log holds; a page stops before the entry that
 /// would pass it (but always holds one entry).
 pub const MAX_PAGE_BYTES: usize = 1 << 20;
 
-/// The header naming the `after` of the next page when [`MAX_PAGE_BYTES`] cut a page short.
+/// The header naming the `after` of the next page whenever entries follow the page.
 pub const NEXT_AFTER_HEADER: &str = zhengyun_contract::NEXT_AFTER_HEADER;
 
 /// The audit routes.
@@ -86,12 +89,14 @@ pub struct AuditQuery {
 }
 
 /// Audit entries in chain order, filtered and paged (auditor, platform admin). A page holds
-/// at most `limit` entries and 1 MiB of JSON; when the size cut it short, the `x-next-after`
-/// header gives the `after` of the next page.
+/// at most `limit` entries and 1 MiB of JSON; whenever more entries match after it (the page
+/// is full, or the size cut it short), the `x-next-after` header gives the `after` of the next
+/// page. A page without the header is the last.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = [AuditView], headers(("x-next-after" = u64,
-            description = "Present when the page was cut at 1 MiB: pass it as `after` for the \
-                rest"))),
+            description = "Present whenever more entries match after this page (it holds \
+                `limit` entries, or was cut at 1 MiB): pass it as `after` for the next page; \
+                absent on the last page"))),
         (status = 403, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -115,16 +120,26 @@ async fn list_audit(
     {
         return Err(Problem::invalid_field("after", "must be a sequence number"));
     }
-    let filter = AuditFilter {
+    let mut filter = AuditFilter {
         bureau: query.bureau,
         action: query.action,
         principal: query.principal,
         from: instant("from", query.from.as_deref())?,
         to: instant("to", query.to.as_deref())?,
         after: query.after,
-        limit: query.limit.unwrap_or(0),
+        limit: query.limit.unwrap_or(DEFAULT_LIMIT),
     };
     let records = state.store().audit_log(&filter).await?;
+    // A full page may be followed by more: one entry more is read to know.
+    let full = records.len() >= usize::try_from(filter.limit).unwrap_or(usize::MAX);
+    let more = match records.last() {
+        Some(last) if full => {
+            filter.after = Some(last.seq);
+            filter.limit = 1;
+            !state.store().audit_log(&filter).await?.is_empty()
+        }
+        _ => false,
+    };
     let views: Vec<AuditView> = records
         .into_iter()
         .map(|r| AuditView {
@@ -144,7 +159,8 @@ async fn list_audit(
             hash: r.hash,
         })
         .collect();
-    let (items, next_after) = within_bytes(views, MAX_PAGE_BYTES);
+    let (items, cut_after) = within_bytes(views, MAX_PAGE_BYTES);
+    let next_after = cut_after.or_else(|| more.then(|| items.last().map(|v| v.seq)).flatten());
     Ok(Page {
         items,
         next: next_after.map(|after| after.to_string()),

@@ -576,6 +576,67 @@ async fn an_audit_page_stops_before_one_mebibyte_and_names_where_the_next_begins
 }
 
 #[tokio::test]
+async fn a_full_audit_page_names_the_next_one_and_the_last_page_names_none() {
+    let h = harness().await;
+    for n in 0..120 {
+        h.store
+            .append_audit(&zhengyun_store::AuditEntry {
+                at: jiff::Timestamp::from_second(1_790_000_000 + n).expect("instant"),
+                principal: "0123456789abcdef".to_owned(),
+                principal_label: None,
+                role: Some(Role::BureauViewer),
+                bureau: Some(if n % 2 == 0 { "wjw" } else { "jyj" }.to_owned()),
+                action: "environment.create".to_owned(),
+                object: format!("environments/e{n}"),
+                quota_before: None,
+                quota_after: None,
+                result: "201 Created".to_owned(),
+                request_id: format!("req-{n}"),
+            })
+            .await
+            .expect("append");
+    }
+    for (filter, expected) in [("", 120_usize), ("&bureau=wjw", 60)] {
+        let mut seen = Vec::new();
+        let mut pages = Vec::new();
+        let mut uri = format!("/api/v1/audit?limit=50{filter}");
+        loop {
+            let (status, page, headers) = h
+                .call(request(Method::GET, &uri, Some(&h.admin), None))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let entries = page.as_array().expect("entries");
+            pages.push(entries.len());
+            seen.extend(entries.iter().map(|e| e["seq"].as_u64().expect("seq")));
+            match headers.get("x-next-after").and_then(|v| v.to_str().ok()) {
+                Some(next) => {
+                    assert_eq!(next, seen.last().expect("seq").to_string());
+                    uri = format!("/api/v1/audit?limit=50{filter}&after={next}");
+                }
+                None => break,
+            }
+            assert!(pages.len() < 10, "paging does not end");
+        }
+        assert_eq!(seen.len(), expected, "{filter}");
+        seen.dedup();
+        assert_eq!(seen.len(), expected, "an entry came twice ({filter})");
+        assert_eq!(pages.first(), Some(&50));
+        assert!(*pages.last().expect("a page") < 50 || expected % 50 == 0);
+    }
+    // A page that ends exactly with the last entry names no next page.
+    let (_, page, headers) = h
+        .call(request(
+            Method::GET,
+            "/api/v1/audit?limit=20&after=100",
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_eq!(page.as_array().map(Vec::len), Some(20));
+    assert!(headers.get("x-next-after").is_none());
+}
+
+#[tokio::test]
 async fn tokens_are_issued_once_listed_without_secrets_and_revoked() {
     let h = harness().await;
     let (status, issued, headers) = h

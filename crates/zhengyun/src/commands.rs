@@ -511,7 +511,7 @@ impl ApiCommand {
                     .get(&format!("/api/v1/audit?{}", query.join("&")))
                     .await?;
                 if let Some(next) = &answer.next {
-                    // A page cut short by its size in bytes: say where the next one starts.
+                    // More entries match after this page: say where the next one starts.
                     eprintln!("more entries follow: repeat with --after {next}");
                 }
                 let entries: Vec<AuditView> = answer.decode()?;
