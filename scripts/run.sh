@@ -173,7 +173,8 @@ Or sign in as a person, with the development identity provider ($IDP_URL):
                              # password zhengyun-dev; lina is 卫健委's viewer, liuyang a platform
                              # admin, chenjing finance, zhaolei an auditor (tests/devidp/users.yaml)
   $BIN whoami
-  $BIN env kubeconfig $BUREAU-dev --ttl 2h > $BUREAU-dev.kubeconfig   # kubectl in one namespace
+  $BIN env kubeconfig $BUREAU-dev > $BUREAU-dev.kubeconfig   # kubectl in one namespace, until
+                             # the sign-in ends (an hour here): a kubeconfig never outlives it
 
 Press Ctrl-C to stop.
 EOF

@@ -227,10 +227,28 @@ fn lifetime(
     }
     if asked > left {
         return Err(invalid(format!(
-            "{text}: longer than your own token, which expires at {caller_expires}"
+            "{text}: longer than your own token, which expires at {caller_expires}, in {}; \
+             a kubeconfig never outlives the sign-in or token it is asked with: ask for at most \
+             that, or leave ttl out to get the longest allowed",
+            whole_minutes(left)
         )));
     }
     Ok(asked)
+}
+
+/// `left` for a person to read: whole minutes, rounded down (`59m`, `7h 59m`), or the seconds
+/// under a minute.
+fn whole_minutes(left: SignedDuration) -> String {
+    let seconds = left.as_secs().max(0);
+    if seconds < 60 {
+        return format!("{seconds}s");
+    }
+    let (hours, minutes) = (seconds / 3600, seconds % 3600 / 60);
+    match (hours, minutes) {
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h {m}m"),
+    }
 }
 
 /// The kubeconfig file: one cluster, one user with the token, one context in the namespace.
@@ -596,6 +614,37 @@ mod tests {
         let problem = lifetime(Some("4h"), &policy, now, ts("2026-11-10T10:00:00Z"))
             .expect_err("beyond the caller");
         assert_eq!(problem.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn a_ttl_beyond_the_callers_sign_in_is_refused_saying_how_long_the_sign_in_still_lives() {
+        let policy = KubeconfigPolicy::default();
+        let now = ts("2026-11-10T08:00:00Z");
+        // A person signed in by SSO a minute ago: the provider's hour, less that minute.
+        let signed_in = ts("2026-11-10T08:59:00.5Z");
+        let problem = lifetime(Some("2h"), &policy, now, signed_in).expect_err("2h");
+        assert_eq!(problem.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let said = &problem.detail;
+        assert!(
+            said.contains("expires at 2026-11-10T08:59:00.5Z, in 59m"),
+            "{said}"
+        );
+        assert!(said.contains("never outlives"), "{said}");
+        assert_eq!(
+            lifetime(Some("59m"), &policy, now, signed_in).expect("59m"),
+            SignedDuration::from_mins(59)
+        );
+        // Left out, the ttl is what is left of the sign-in.
+        assert_eq!(
+            lifetime(None, &policy, now, signed_in).expect("default"),
+            SignedDuration::from_millis(59 * 60 * 1000 + 500)
+        );
+        assert_eq!(
+            whole_minutes(SignedDuration::from_secs(7 * 3600 + 59 * 60 + 59)),
+            "7h 59m"
+        );
+        assert_eq!(whole_minutes(SignedDuration::from_hours(2)), "2h");
+        assert_eq!(whole_minutes(SignedDuration::from_secs(42)), "42s");
     }
 
     #[test]

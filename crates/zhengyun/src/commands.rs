@@ -159,13 +159,14 @@ pub enum EnvCommand {
         month: Option<String>,
     },
     /// Print a kubeconfig for the environment's namespace (tenant-admin for a bureau admin,
-    /// tenant-viewer for a viewer) that works for `--ttl`: `zhengyun env kubeconfig wjw-dev
-    /// --ttl 2h > wjw-dev.kubeconfig`.
+    /// tenant-viewer for a viewer) that works for `--ttl`: `zhengyun env kubeconfig wjw-dev >
+    /// wjw-dev.kubeconfig`.
     Kubeconfig {
         /// Environment name.
         name: String,
-        /// How long it works: `30m`, `2h`, `8h` (8 hours by default, 24 at most, never past
-        /// your own token).
+        /// How long it works: `30m`, `2h`, `8h` (the platform's default, 8 hours unless it
+        /// chose another, cut to what is left of your sign-in or token; at most the platform's
+        /// maximum, 24 hours unless it chose another, and never past your sign-in or token).
         #[arg(long)]
         ttl: Option<String>,
     },

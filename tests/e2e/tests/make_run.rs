@@ -127,6 +127,82 @@ fn make_run_prints_a_working_url_and_tokens_and_stops_cleanly_on_ctrl_c() -> any
         "{me:?}"
     );
 
+    // The kubeconfig step it prints works for 张伟 signed in: its ttl, if any, is within the
+    // provider's token (an hour), and run as printed it gives a kubeconfig.
+    let printed = |what: &str| -> anyhow::Result<Vec<String>> {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(what))
+            .ok_or_else(|| anyhow::anyhow!("no {what:?} printed:\n{}", lines.join("\n")))?;
+        let command = line.split('#').next().unwrap_or_default();
+        Ok(command
+            .split_whitespace()
+            .take_while(|word| *word != ">")
+            .map(str::to_owned)
+            .collect())
+    };
+    let kubeconfig_step = printed(" env kubeconfig ")?;
+    if let Some(at) = kubeconfig_step.iter().position(|w| w == "--ttl") {
+        let ttl: jiff::SignedDuration = kubeconfig_step
+            .get(at + 1)
+            .map(String::as_str)
+            .unwrap_or_default()
+            .parse()?;
+        assert!(
+            ttl <= jiff::SignedDuration::from_hours(1),
+            "the printed kubeconfig outlives the provider's token: {kubeconfig_step:?}"
+        );
+    }
+    let request_step = printed(" env request dev ")?;
+    let run_printed = |step: &[String], token: Option<&str>| -> anyhow::Result<String> {
+        let mut command = login();
+        command.args(&step[1..]);
+        if let Some(token) = token {
+            command.env("ZHENGYUN_TOKEN", token);
+        }
+        let out = command.output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{step:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let requested = run_printed(&request_step, Some(&bureau_token));
+    let ready = || -> anyhow::Result<bool> {
+        let listed = run_printed(
+            &["zhengyun".to_owned(), "env".to_owned(), "list".to_owned()],
+            Some(&bureau_token),
+        )?;
+        Ok(listed
+            .lines()
+            .any(|l| l.starts_with("wjw-dev ") && l.contains("Ready")))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !ready()? {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "wjw-dev never became Ready ({requested:?})"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let issued = run_printed(&kubeconfig_step, None)?;
+    assert!(
+        issued.contains("current-context: wjw-dev"),
+        "the printed kubeconfig step gave: {issued}"
+    );
+    if requested.is_ok() {
+        run_printed(
+            &[
+                "zhengyun".to_owned(),
+                "env".to_owned(),
+                "delete".to_owned(),
+                "wjw-dev".to_owned(),
+            ],
+            Some(&bureau_token),
+        )?;
+    }
+
     let env = std::fs::read_to_string(run_dir.join("run.env"))?;
     for expected in [
         format!("ZHENGYUN_API_URL={url}"),
