@@ -102,12 +102,16 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 /// Authenticates the bearer token and, for mutating methods, makes sure what happens is in the
 /// audit log whatever the answer (see the module documentation).
 pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // The console's in-process calls come authenticated by its session.
+    // The console's in-process calls come authenticated by its session, whose sign-in must
+    // still hold.
     if let Some(signed_in) = request
         .extensions()
         .get::<crate::console::SignedIn>()
         .cloned()
     {
+        if let Err(problem) = still_signed_in(&state, &signed_in.0.0).await {
+            return problem.into_response();
+        }
         return proceed(state, request, next, signed_in.0).await;
     }
     let limiter = state.auth_limiter();
@@ -340,34 +344,77 @@ pub(crate) async fn authenticated(
             principal
         }
     };
-    if let Some(bureau) = principal.bureau.as_deref() {
-        // A bureau token reaches its bureau only while that bureau exists, and only the one it
-        // was issued for: `kubectl delete bureau` and a re-created bureau of the same code
-        // included.
-        match state
-            .bureau_uid(bureau, principal.bureau_uid.as_deref())
-            .await?
+    bureau_still_there(state, &principal).await?;
+    Ok(Caller(principal))
+}
+
+/// Refuses (401) a principal of a bureau role whose bureau is gone, or is another one now.
+async fn bureau_still_there(
+    state: &AppState,
+    principal: &zhengyun_store::Principal,
+) -> Result<(), Problem> {
+    let Some(bureau) = principal.bureau.as_deref() else {
+        return Ok(());
+    };
+    // A bureau token reaches its bureau only while that bureau exists, and only the one it
+    // was issued for: `kubectl delete bureau` and a re-created bureau of the same code
+    // included.
+    match state
+        .bureau_uid(bureau, principal.bureau_uid.as_deref())
+        .await?
+    {
+        None => Err(Problem::unauthorized(format!(
+            "the token's bureau {bureau:?} no longer exists"
+        ))),
+        Some(uid)
+            if principal
+                .bureau_uid
+                .as_ref()
+                .is_some_and(|issued| *issued != uid) =>
         {
-            None => {
-                return Err(Problem::unauthorized(format!(
-                    "the token's bureau {bureau:?} no longer exists"
-                )));
-            }
-            Some(uid)
-                if principal
-                    .bureau_uid
-                    .as_ref()
-                    .is_some_and(|issued| *issued != uid) =>
-            {
-                return Err(Problem::unauthorized(format!(
-                    "the token's bureau {bureau:?} was deleted; the bureau of that code now is \
-                     another one"
-                )));
-            }
-            Some(_) => {}
+            Err(Problem::unauthorized(format!(
+                "the token's bureau {bureau:?} was deleted; the bureau of that code now is \
+                 another one"
+            )))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether the sign-in behind a console session still holds, as a call with its token would
+/// be authenticated: the token or identity provider's token has not expired, an API token is
+/// not revoked (checked like a token, at most [`crate::token_cache::TOKEN_CACHE_TTL`] late
+/// when revoked by another replica, at once when revoked here), and a bureau role's bureau is
+/// still the one signed in to. 401 otherwise: the session ends.
+pub(crate) async fn still_signed_in(
+    state: &AppState,
+    principal: &zhengyun_store::Principal,
+) -> Result<(), Problem> {
+    let today = jiff::Timestamp::now();
+    if principal.expires_at <= today {
+        return Err(Problem::unauthorized(
+            "the sign-in behind this session has expired",
+        ));
+    }
+    if !principal.token.is_signed_in() {
+        // Remembered under a key no secret can have: the digest of the id with a prefix.
+        let key =
+            zhengyun_store::secret_digest(&format!("console-session-token:{}", principal.token));
+        let now = std::time::Instant::now();
+        if state.token_cache().get(&key, now, today).is_none() {
+            let Some(current) = state
+                .store()
+                .token_in_force(&principal.token, today)
+                .await?
+            else {
+                return Err(Problem::unauthorized(
+                    "the token this session was opened with is revoked or expired",
+                ));
+            };
+            state.token_cache().put(key, current, now);
         }
     }
-    Ok(Caller(principal))
+    bureau_still_there(state, principal).await
 }
 
 /// The caller an identity provider's token names: verified, mapped to a role, and for a bureau

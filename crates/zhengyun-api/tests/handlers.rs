@@ -1417,3 +1417,162 @@ async fn a_token_revoked_here_stops_at_once_and_one_revoked_elsewhere_within_a_s
     let (status, body, headers) = h.call(whoami(&elsewhere)).await;
     assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
 }
+
+/// Opens a console session for `principal` as the sign-in would, and returns its cookie.
+async fn console_session(h: &Harness, principal: &zhengyun_store::Principal) -> String {
+    let now = jiff::Timestamp::now();
+    let (cookie, _) = h
+        .store
+        .open_console_session(principal, now, now + jiff::SignedDuration::from_hours(8))
+        .await
+        .expect("session");
+    cookie
+}
+
+/// `GET path` of the console with the session `cookie`.
+fn console_get(path: &str, cookie: &str) -> Request<Body> {
+    Request::builder()
+        .uri(path)
+        .header(header::COOKIE, format!("zy_session={cookie}"))
+        .body(Body::empty())
+        .expect("request")
+}
+
+fn sent_to_sign_in(status: StatusCode, headers: &header::HeaderMap) -> bool {
+    status.is_redirection()
+        && headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) == Some("/console/sign-in")
+}
+
+#[tokio::test]
+async fn a_console_session_ends_when_its_token_is_revoked_here_at_once_and_elsewhere_within_a_second()
+ {
+    let h = harness().await;
+    let principal_of = |secret: String| {
+        let store = h.store.clone();
+        async move {
+            store
+                .authenticate(&secret)
+                .await
+                .expect("authenticate")
+                .expect("a principal")
+        }
+    };
+
+    // Revoked through the API: the session's next page sends the browser to sign in.
+    let here = principal_of(h.token(Role::Auditor, None).await).await;
+    let cookie = console_session(&h, &here).await;
+    let (status, _, headers) = h.call(console_get("/console/audit", &cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{headers:?}");
+    let (status, body, _) = h
+        .call(request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", here.token),
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _, headers) = h.call(console_get("/console/audit", &cookie)).await;
+    assert!(sent_to_sign_in(status, &headers), "{status} {headers:?}");
+    // The session is gone, not only refused.
+    assert!(
+        h.store
+            .console_session(&cookie, jiff::Timestamp::now())
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    // Revoked in the database by another replica: ended within a second.
+    let elsewhere = principal_of(h.token(Role::Auditor, None).await).await;
+    let cookie = console_session(&h, &elsewhere).await;
+    let (status, _, _) = h.call(console_get("/console/audit", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    h.store
+        .revoke_token(&elsewhere.token)
+        .await
+        .expect("revoke");
+    tokio::time::sleep(zhengyun_api::token_cache::TOKEN_CACHE_TTL).await;
+    let (status, _, headers) = h.call(console_get("/console/audit", &cookie)).await;
+    assert!(sent_to_sign_in(status, &headers), "{status} {headers:?}");
+}
+
+#[tokio::test]
+async fn a_console_session_ends_with_its_bureau_and_never_outlives_the_identity_providers_token() {
+    let h = harness().await;
+    let (_, secret) = h
+        .store
+        .issue_token(&NewToken {
+            role: Role::BureauAdmin,
+            bureau: Some("mzj"),
+            bureau_uid: Some("uid-mzj"),
+            description: "民政局",
+            expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24),
+        })
+        .await
+        .expect("issue");
+    let principal = h
+        .store
+        .authenticate(secret.expose())
+        .await
+        .expect("authenticate")
+        .expect("a principal");
+    let cookie = console_session(&h, &principal).await;
+    h.bureaus
+        .lock()
+        .expect("bureaus")
+        .insert("mzj".into(), None);
+    let (status, _, headers) = h.call(console_get("/console/bureaus/mzj", &cookie)).await;
+    assert!(sent_to_sign_in(status, &headers), "{status} {headers:?}");
+
+    // A person signed in through an identity provider whose token expires in a second: the
+    // session, even one kept longer by mistake, ends with it.
+    let person = zhengyun_store::Principal {
+        token: TokenId::signed_in("zhangwei", "sso.haidian.gov.cn"),
+        role: Role::Auditor,
+        bureau: None,
+        bureau_uid: None,
+        description: "张伟".to_owned(),
+        expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1),
+    };
+    let cookie = console_session(&h, &person).await;
+    let (status, _, _) = h.call(console_get("/console/audit", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _, headers) = h.call(console_get("/console/audit", &cookie)).await;
+    assert!(sent_to_sign_in(status, &headers), "{status} {headers:?}");
+}
+
+#[tokio::test]
+async fn the_consoles_in_process_calls_are_refused_once_the_sign_in_behind_them_is_revoked() {
+    let h = harness().await;
+    let secret = h.token(Role::Auditor, None).await;
+    let principal = h
+        .store
+        .authenticate(&secret)
+        .await
+        .expect("authenticate")
+        .expect("a principal");
+    let in_process = |principal: &zhengyun_store::Principal| {
+        let mut request = request(Method::GET, "/api/v1/whoami", None, None);
+        request
+            .extensions_mut()
+            .insert(zhengyun_api::console::SignedIn(
+                zhengyun_api::context::Caller(principal.clone()),
+            ));
+        request
+    };
+    let (status, body, _) = h.call(in_process(&principal)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = h
+        .call(request(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", principal.token),
+            Some(&h.admin),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body, headers) = h.call(in_process(&principal)).await;
+    assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
+}

@@ -455,6 +455,35 @@ impl Store {
         Ok(principal.filter(|p| p.expires_at > now))
     }
 
+    /// The principal of token `id` while it is in force at `now` (issued, not revoked, not
+    /// expired), found by its id alone: for a session opened with the token, which keeps no
+    /// secret, to end when the token does.
+    pub async fn token_in_force(&self, id: &TokenId, now: Timestamp) -> Result<Option<Principal>> {
+        let row: Option<TokenRow> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT id, secret_sha256, role, bureau, bureau_uid, description, expires_at_us, \
+             revoked_at_us FROM api_tokens WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await)
+        .map_err(db("reading a token"))?;
+        let Some((id, _, role, bureau, bureau_uid, description, expires, revoked_at)) = row else {
+            return Ok(None);
+        };
+        if revoked_at.is_some() {
+            return Ok(None);
+        }
+        let principal = Principal {
+            token: TokenId(id),
+            role: stored_role(&role)?,
+            bureau,
+            bureau_uid,
+            description,
+            expires_at: from_micros(expires, "a token")?,
+        };
+        Ok((principal.expires_at > now).then_some(principal))
+    }
+
     async fn match_token(&self, id: &str, presented: &[u8; 32]) -> Result<Option<Principal>> {
         let row: Option<TokenRow> = with_pool!(self, pool => sqlx::query_as(
             "SELECT id, secret_sha256, role, bureau, bureau_uid, description, expires_at_us, \

@@ -88,6 +88,7 @@ on_both_backends!(
     a_month_below_its_objective_is_credited_on_the_statement_and_in_the_amounts,
     a_kubeconfig_is_due_for_removal_once_expired_or_revoked_and_only_until_removed,
     a_console_session_names_its_principal_until_it_ends_or_is_closed,
+    a_token_is_in_force_by_its_id_until_revoked_or_expired,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -3496,6 +3497,58 @@ async fn a_console_session_names_its_principal_until_it_ends_or_is_closed(db: &T
     assert!(
         store
             .console_session(&cookie, ts("2026-11-10T09:00:00Z"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+async fn a_token_is_in_force_by_its_id_until_revoked_or_expired(db: &TestDb) {
+    let store = &db.store;
+    let (id, _) = store
+        .issue_token_at(
+            &NewToken {
+                role: Role::BureauAdmin,
+                bureau: Some("wjw"),
+                bureau_uid: Some("uid-1"),
+                description: "卫健委 CI",
+                expires_at: ts("2026-12-10T08:00:00Z"),
+            },
+            ts("2026-11-10T08:00:00Z"),
+        )
+        .await
+        .expect("issue");
+    let found = store
+        .token_in_force(&id, ts("2026-11-10T09:00:00Z"))
+        .await
+        .expect("read")
+        .expect("in force");
+    assert_eq!(found.token, id);
+    assert_eq!(found.role, Role::BureauAdmin);
+    assert_eq!(found.bureau.as_deref(), Some("wjw"));
+    assert_eq!(found.bureau_uid.as_deref(), Some("uid-1"));
+    // Expired at its expiry, unknown ids are in force nowhere, revoked is revoked.
+    assert!(
+        store
+            .token_in_force(&id, ts("2026-12-10T08:00:00Z"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .token_in_force(
+                &"0123456789abcdef".parse().expect("id"),
+                ts("2026-11-10T09:00:00Z")
+            )
+            .await
+            .expect("read")
+            .is_none()
+    );
+    store.revoke_token(&id).await.expect("revoke");
+    assert!(
+        store
+            .token_in_force(&id, ts("2026-11-10T09:00:00Z"))
             .await
             .expect("read")
             .is_none()

@@ -7,7 +7,9 @@
 //! process ([`Visitor::api`]), as the signed-in person, through the same authentication
 //! layer, role checks, validation and audit log as a call from the CLI. The person is the
 //! [`Principal`] their API token or identity provider named when they signed in, kept in the
-//! database with the session ([`zhengyun_store::ConsoleSession`]); no token is kept.
+//! database with the session ([`zhengyun_store::ConsoleSession`]); no token is kept. Every
+//! request checks that sign-in again (`middleware::still_signed_in`): a revoked or expired token,
+//! an identity provider's token past its `exp`, or a deleted bureau ends the session.
 //!
 //! # What a browser is held to
 //!
@@ -209,7 +211,7 @@ impl FromRequestParts<AppState> for Visitor {
             .get::<InternalApi>()
             .map(|i| i.0.clone())
             .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
-        let session = match cookie(&parts.headers, SESSION_COOKIE) {
+        let mut session = match cookie(&parts.headers, SESSION_COOKIE) {
             Some(value) => state
                 .store()
                 .console_session(value, Timestamp::now())
@@ -217,6 +219,22 @@ impl FromRequestParts<AppState> for Visitor {
                 .map_err(|e| crate::problem::Problem::from(e).into_response())?,
             None => None,
         };
+        // A session ends with the sign-in behind it: a revoked or expired token, a deleted
+        // bureau. Anything else (the database or cluster away) is the page's answer.
+        if let (Some(open), Some(value)) = (&session, cookie(&parts.headers, SESSION_COOKIE)) {
+            match crate::middleware::still_signed_in(state, &open.principal).await {
+                Ok(()) => {}
+                Err(problem) if problem.status() == StatusCode::UNAUTHORIZED => {
+                    state
+                        .store()
+                        .close_console_session(value, Timestamp::now())
+                        .await
+                        .map_err(|e| crate::problem::Problem::from(e).into_response())?;
+                    session = None;
+                }
+                Err(problem) => return Err(problem.into_response()),
+            }
+        }
         Ok(Self {
             lang,
             session,
