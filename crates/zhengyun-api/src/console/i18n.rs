@@ -200,6 +200,162 @@ mod tests {
         assert_eq!(Lang::Zh.word("request_state", "unheard-of"), "unheard-of");
     }
 
+    /// The values a CRD's schema allows for its property `name` (the first such property, at
+    /// any depth), as the derive wrote them from the enum's variants.
+    fn allowed(kind: &str, name: &str) -> Vec<String> {
+        fn find<'a>(value: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+            let object = value.as_object()?;
+            if let Some(values) = object
+                .get("properties")
+                .and_then(|p| p.get(name))
+                .and_then(|p| p.get("enum"))
+            {
+                return Some(values);
+            }
+            object.values().find_map(|v| match v {
+                serde_json::Value::Array(items) => items.iter().find_map(|i| find(i, name)),
+                other => find(other, name),
+            })
+        }
+        let crd = zhengyun_model::crds()
+            .into_iter()
+            .find(|crd| crd.spec.names.kind == kind)
+            .expect("a CRD of that kind");
+        let schema = serde_json::to_value(crd).expect("CRD as JSON");
+        let values: Vec<String> = find(&schema, name)
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        assert!(!values.is_empty(), "{kind} has no values for {name}");
+        values
+    }
+
+    #[test]
+    fn every_value_of_the_vocabularies_shown_by_its_key_has_words_in_both_languages() {
+        let mut wanted: Vec<String> = Vec::new();
+        let group = |group: &str, values: Vec<String>| {
+            values
+                .into_iter()
+                .map(|v| format!("{group}.{v}"))
+                .collect::<Vec<_>>()
+        };
+        wanted.extend(group("phase", allowed("Environment", "phase")));
+        wanted.extend(group("purpose", allowed("Environment", "purpose")));
+        wanted.extend(group("tier", allowed("Environment", "tier")));
+        wanted.extend(group("kind", allowed("Bureau", "kind")));
+        wanted.extend(group(
+            "resource",
+            zhengyun_model::quantity::Resource::ALL
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+        ));
+        wanted.extend(group(
+            "role",
+            zhengyun_store::Role::ALL
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+        ));
+        wanted.extend(group(
+            "problem",
+            crate::console::WORDED_STATUSES
+                .iter()
+                .map(u16::to_string)
+                .collect(),
+        ));
+        assert!(wanted.contains(&"phase.QuotaExceeded".to_owned()));
+        let (zh, en) = (keys(ZH), keys(EN));
+        let missing: Vec<String> = wanted
+            .iter()
+            .flat_map(|key| {
+                [("zh-CN", &zh), ("en", &en)]
+                    .into_iter()
+                    .filter(|(_, table)| !table.contains(key))
+                    .map(move |(lang, _)| format!("{key} ({lang})"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "without words: {missing:?}");
+    }
+
+    /// Every console source file.
+    const SOURCES: [&str; 9] = [
+        include_str!("mod.rs"),
+        include_str!("i18n.rs"),
+        include_str!("layout.rs"),
+        include_str!("pages/sign_in.rs"),
+        include_str!("pages/bureau.rs"),
+        include_str!("pages/finance.rs"),
+        include_str!("pages/evaluation.rs"),
+        include_str!("pages/audit.rs"),
+        include_str!("pages/admin.rs"),
+    ];
+
+    /// The groups whose keys are made at run time from the API's values.
+    const BUILT: [&str; 11] = [
+        "phase",
+        "purpose",
+        "tier",
+        "kind",
+        "resource",
+        "role",
+        "problem",
+        "condition",
+        "reason",
+        "request_state",
+        "request_kind",
+    ];
+
+    /// Every text between quotes (and some between them) that has the form of a key.
+    fn written_keys() -> BTreeSet<String> {
+        SOURCES
+            .iter()
+            .flat_map(|source| source.split('"'))
+            .filter(|piece| {
+                piece.split_once('.').is_some_and(|(group, name)| {
+                    !group.is_empty()
+                        && !name.is_empty()
+                        && group.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                })
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_key_written_anywhere_in_the_console_has_words_and_every_word_is_used() {
+        let known = keys(ZH);
+        let groups: BTreeSet<&str> = known
+            .iter()
+            .filter_map(|k| k.split_once('.').map(|(g, _)| g))
+            .collect();
+        let written = written_keys();
+        // Keys handed around as values (to `act`, as a confirmation) are written as text too.
+        let missing: Vec<&String> = written
+            .iter()
+            .filter(|key| {
+                key.split_once('.')
+                    .is_some_and(|(group, _)| groups.contains(group))
+            })
+            .filter(|key| !known.contains(*key))
+            .collect();
+        assert!(missing.is_empty(), "keys without words: {missing:?}");
+        let unused: Vec<&String> = known
+            .iter()
+            .filter(|key| !written.contains(*key))
+            .filter(|key| {
+                key.split_once('.')
+                    .is_none_or(|(group, _)| !BUILT.contains(&group))
+            })
+            .collect();
+        assert!(unused.is_empty(), "words no page shows: {unused:?}");
+    }
+
     #[test]
     fn a_value_fills_its_placeholder_and_chinese_is_the_default() {
         assert_eq!(Lang::default(), Lang::Zh);

@@ -82,7 +82,7 @@ pub fn frame(visitor: &Visitor, title: &str, content: Markup) -> Markup {
                     div.account {
                         a href={ "/console/lang/" (lang.other().code()) } hreflang=(lang.other().code()) { (lang.t("nav.language")) }
                         @if let Some(principal) = principal {
-                            span.who { (lang.t("nav.signed_in_as")) " " (principal.description) " (" (principal.role) ")" }
+                            span.who { (lang.t("nav.signed_in_as")) " " (principal.description) " (" (lang.word("role", principal.role.as_str())) ")" }
                             form method="post" action="/console/sign-out" {
                                 input type="hidden" name="csrf" value=(visitor.csrf());
                                 button type="submit" { (lang.t("nav.sign_out")) }

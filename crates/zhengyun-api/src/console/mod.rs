@@ -245,6 +245,10 @@ impl FromRequestParts<AppState> for Visitor {
     }
 }
 
+/// The statuses of a refusal that have words of their own (`problem.{code}`); the others are
+/// `problem.other`.
+pub const WORDED_STATUSES: [u16; 10] = [400, 401, 403, 404, 409, 412, 413, 422, 429, 503];
+
 /// The answer of an in-process call.
 #[derive(Debug)]
 pub struct Reply {
@@ -262,11 +266,11 @@ impl Reply {
     /// The refusal in `lang`: what the status means, in words, then the API's detail (which
     /// names the values concerned, in English) and the fields it found wrong.
     pub fn detail(&self, lang: Lang) -> String {
-        let headline = match self.status.as_u16() {
-            code @ (400 | 401 | 403 | 404 | 409 | 412 | 413 | 422 | 429 | 503) => {
-                lang.t(&format!("problem.{code}"))
-            }
-            _ => lang.t("problem.other"),
+        let code = self.status.as_u16();
+        let headline = if WORDED_STATUSES.contains(&code) {
+            lang.t(&format!("problem.{code}"))
+        } else {
+            lang.t("problem.other")
         };
         let mut detail = self.body["detail"]
             .as_str()

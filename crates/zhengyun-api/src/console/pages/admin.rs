@@ -156,7 +156,7 @@ async fn render_bureaus(
                         label { (lang.t("admin.code")) " " input type="text" name="name" size="10" required placeholder="tjj"; }
                         label { (lang.t("admin.name")) " " input type="text" name="display_name" size="18" required placeholder="区统计局"; }
                         label { (lang.t("admin.kind")) " " select name="kind" {
-                            @for kind in ["bureau", "town", "community"] { option value=(kind) { (lang.t(&format!("kind.{kind}"))) } }
+                            @for kind in zhengyun_model::names::BureauKind::ALL { option value=(kind.as_str()) { (lang.word("kind", kind.as_str())) } }
                         } }
                         label { (lang.t("resource.cpu")) " " input type="text" name="cpu" size="5" placeholder="16"; }
                         label { (lang.t("resource.memory")) " " input type="text" name="memory" size="6" placeholder="64Gi"; }

@@ -311,7 +311,7 @@ pub async fn delete(
         Err(response) => return response,
     };
     let outcome = if reply.status.is_success() {
-        Ok(format!("{environment}: {}", reply.status))
+        Ok(visitor.lang.tf("env.deleting", &[("name", &environment)]))
     } else {
         Err(reply.detail(visitor.lang))
     };

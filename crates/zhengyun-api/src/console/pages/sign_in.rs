@@ -152,7 +152,8 @@ pub async fn with_token(
 /// API's own authentication; the sign-in page with the refusal otherwise.
 async fn with_bearer(state: &AppState, visitor: &Visitor, token: &str) -> Response {
     let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}")) else {
-        return render(visitor, state, Some("?"), StatusCode::UNAUTHORIZED);
+        let detail = visitor.lang.t("sign_in.bad_token");
+        return render(visitor, state, Some(&detail), StatusCode::UNAUTHORIZED);
     };
     match crate::middleware::authenticated(state, Some(bearer)).await {
         Ok(caller) => open(state, visitor, caller).await,
@@ -186,12 +187,8 @@ pub async fn start_oidc(
     Query(provider): Query<Provider>,
 ) -> Response {
     let Some(oidc) = state.oidc() else {
-        return render(
-            &visitor,
-            &state,
-            Some("no identity provider"),
-            StatusCode::NOT_FOUND,
-        );
+        let detail = visitor.lang.t("sign_in.no_provider");
+        return render(&visitor, &state, Some(&detail), StatusCode::NOT_FOUND);
     };
     let endpoints = match oidc.endpoints(provider.issuer).await {
         Ok(endpoints) => endpoints,
@@ -267,7 +264,8 @@ pub async fn callback(
     }
     let (Some(oidc), Ok(index), Some(code)) = (state.oidc(), index.parse::<usize>(), answer.code)
     else {
-        return render(&visitor, &state, Some("?"), StatusCode::BAD_REQUEST);
+        let detail = visitor.lang.t("sign_in.bad_callback");
+        return render(&visitor, &state, Some(&detail), StatusCode::BAD_REQUEST);
     };
     let id_token = match oidc
         .exchange_code(index, &code, &callback_uri(&visitor, &headers), verifier)
