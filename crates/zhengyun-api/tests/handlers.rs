@@ -1576,3 +1576,52 @@ async fn the_consoles_in_process_calls_are_refused_once_the_sign_in_behind_them_
     let (status, body, headers) = h.call(in_process(&principal)).await;
     assert_problem(status, &body, &headers, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_approvals_queue_shows_who_asked_and_the_quota_asked_for() {
+    let h = harness().await;
+    let (asker, _) = h
+        .store
+        .create_token(Role::BureauAdmin, Some("wjw"), "张伟")
+        .await
+        .expect("token");
+    h.store
+        .create_request(&zhengyun_store::NewRequest {
+            kind: zhengyun_store::RequestKind::EnvironmentCreate,
+            bureau: "wjw".to_owned(),
+            object: "wjw-dev".to_owned(),
+            payload: json!({"name": "wjw-dev", "purpose": "dev", "tier": "gold",
+                "quota": {"cpu": "4", "memory": "8Gi"}}),
+            note: "beyond the bureau's remaining quota".to_owned(),
+            requested_by: asker.to_string(),
+        })
+        .await
+        .expect("request");
+    let admin = h
+        .store
+        .authenticate(&h.admin)
+        .await
+        .expect("authenticate")
+        .expect("the admin");
+    let cookie = console_session(&h, &admin).await;
+    let response = h
+        .app
+        .clone()
+        .oneshot(console_get("/console/admin/requests", &cookie))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("UTF-8");
+    for shown in ["张伟", "CPU", "8Gi", "开发", "金牌"] {
+        assert!(page.contains(shown), "{shown} is not on the page");
+    }
+}

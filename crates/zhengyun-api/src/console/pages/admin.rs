@@ -33,6 +33,13 @@ async fn render_requests(
         Err(response) => return response,
     };
     let pending = pending.as_array().cloned().unwrap_or_default();
+    // Names for codes and token ids; the codes and ids themselves when they cannot be read.
+    let (bureaus, tokens) = tokio::join!(
+        visitor.read("/api/v1/bureaus?limit=1000"),
+        visitor.read("/api/v1/tokens?limit=1000"),
+    );
+    let names = names_by(&bureaus.unwrap_or_default(), "name", "displayName");
+    let requesters = names_by(&tokens.unwrap_or_default(), "id", "description");
     let status = outcome.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
     respond(
         status,
@@ -45,15 +52,21 @@ async fn render_requests(
                 @else { div.table-wrap { table {
                     thead { tr {
                         th scope="col" { (lang.t("requests.created")) } th scope="col" { (lang.t("requests.bureau")) }
-                        th scope="col" { (lang.t("requests.kind")) } th scope="col" { (lang.t("requests.reason")) }
+                        th scope="col" { (lang.t("requests.by")) }
+                        th scope="col" { (lang.t("requests.kind")) } th scope="col" { (lang.t("requests.asked")) }
+                        th scope="col" { (lang.t("requests.reason")) }
                         th scope="col" { (lang.t("env.actions")) }
                     } }
                     tbody { @for request in &pending {
                         @let id = request["id"].as_str().unwrap_or_default();
                         tr {
                             td { (request["requestedAt"].as_str().unwrap_or_default()) }
-                            td { (request["bureau"].as_str().unwrap_or_default()) }
+                            @let code = request["bureau"].as_str().unwrap_or_default();
+                            @let by = request["requestedBy"].as_str().unwrap_or_default();
+                            td { (names.get(code).map_or(code, String::as_str)) " " span.muted { (code) } }
+                            td { @if let Some(name) = requesters.get(by) { (name) " " span.muted { (by) } } @else { (by) } }
                             td { (lang.word("request_kind", request["kind"].as_str().unwrap_or_default())) " " (request["object"].as_str().unwrap_or_default()) }
+                            td { (asked(lang, &request["payload"])) }
                             td { (request["note"].as_str().unwrap_or_default()) }
                             td {
                                 form.inline method="post" action={ "/console/admin/requests/" (id) "/approve" } {
@@ -73,6 +86,48 @@ async fn render_requests(
             },
         ),
     )
+}
+
+/// `key` → `value` of each item of a JSON list (a bureau's code to its name, a token's id to
+/// its description).
+fn names_by(list: &Value, key: &str, value: &str) -> std::collections::HashMap<String, String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| {
+            Some((
+                item[key].as_str()?.to_owned(),
+                item[value].as_str().filter(|v| !v.is_empty())?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// What a change request asks for, in words: the environment's purpose and tier when it names
+/// them, and each resource with the total asked (a quota is the payload itself, or its `quota`).
+pub(crate) fn asked(lang: crate::console::i18n::Lang, payload: &Value) -> String {
+    let quota = payload
+        .get("quota")
+        .and_then(Value::as_object)
+        .or_else(|| payload.as_object().filter(|p| !p.contains_key("purpose")));
+    let mut parts: Vec<String> = Vec::new();
+    for (group, field) in [("purpose", "purpose"), ("tier", "tier")] {
+        if let Some(value) = payload.get(field).and_then(Value::as_str) {
+            parts.push(lang.word(group, value));
+        }
+    }
+    for resource in zhengyun_model::quantity::Resource::ALL {
+        if let Some(amount) = quota
+            .and_then(|q| q.get(resource.as_str()))
+            .and_then(Value::as_str)
+        {
+            parts.push(format!(
+                "{} {amount}",
+                lang.word("resource", resource.as_str())
+            ));
+        }
+    }
+    parts.join(" · ")
 }
 
 /// A decision.
@@ -358,4 +413,42 @@ pub async fn edit_bureau(
         Err(reply.detail(visitor.lang))
     };
     render_bureaus(&visitor, Some((reply.status, outcome))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::console::i18n::Lang;
+
+    #[test]
+    fn a_request_shows_the_quota_it_asks_for_whatever_its_kind() {
+        let create = json!({"name": "wjw-dev", "purpose": "dev", "tier": "gold",
+            "quota": {"cpu": "4", "memory": "8Gi"}});
+        assert_eq!(
+            asked(Lang::En, &create),
+            "dev · gold · CPU (cores) 4 · Memory 8Gi"
+        );
+        let resize = json!({"quota": {"memory": "16Gi"}});
+        assert_eq!(asked(Lang::En, &resize), "Memory 16Gi");
+        let bureau_quota = json!({"cpu": "64", "storage": "2Ti"});
+        assert_eq!(
+            asked(Lang::En, &bureau_quota),
+            "CPU (cores) 64 · Storage 2Ti"
+        );
+        assert_eq!(asked(Lang::En, &json!(null)), "");
+    }
+
+    #[test]
+    fn codes_and_ids_are_named_from_their_lists_and_blank_names_are_left_out() {
+        let list = json!([{"name": "wjw", "displayName": "区卫生健康委员会"},
+            {"name": "jw", "displayName": ""}, {"displayName": "x"}]);
+        let names = names_by(&list, "name", "displayName");
+        assert_eq!(
+            names.get("wjw").map(String::as_str),
+            Some("区卫生健康委员会")
+        );
+        assert_eq!(names.len(), 1);
+    }
 }

@@ -204,12 +204,18 @@ async fn render(
         @let requests = requests.as_array().cloned().unwrap_or_default();
         @if requests.is_empty() { p.muted { (lang.t("requests.none")) } }
         @else { div.table-wrap { table {
-            thead { tr { th { (lang.t("requests.created")) } th { (lang.t("requests.kind")) } th { (lang.t("requests.state")) } th { (lang.t("requests.reason")) } } }
+            thead { tr {
+                th scope="col" { (lang.t("requests.created")) } th scope="col" { (lang.t("requests.kind")) }
+                th scope="col" { (lang.t("requests.asked")) } th scope="col" { (lang.t("requests.state")) }
+                th scope="col" { (lang.t("requests.reason")) } th scope="col" { (lang.t("requests.decision")) }
+            } }
             tbody { @for request in &requests { tr {
                 td { (request["requestedAt"].as_str().unwrap_or_default()) }
                 td { (lang.word("request_kind", request["kind"].as_str().unwrap_or_default())) " " (request["object"].as_str().unwrap_or_default()) }
+                td { (crate::console::pages::admin::asked(lang, &request["payload"])) }
                 td { (lang.word("request_state", request["state"].as_str().unwrap_or_default())) }
                 td { (request["note"].as_str().unwrap_or_default()) }
+                td { (request["decisionReason"].as_str().unwrap_or_default()) }
             } } }
         } } }
         h2 { (lang.t("statement.title")) " · " (lang.t("statement.total")) " " (total) " " (lang.t("finance.currency")) }
