@@ -304,23 +304,17 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
         Some("1200.00")
     );
 
-    // Finance opens the month, downloads its CSV, and closes the month that ended (its
-    // metering gap waived: the server's ledger began when it started).
+    // Finance opens the month, downloads its CSV, and closes the month that ended once its
+    // metering gap is waived on the page (the server's ledger began when it started). The
+    // running month cannot be closed yet.
     let ended = zhengyun_e2e::running_month().previous()?;
-    let waived = curl_status(&[
-        "-X",
-        "POST",
-        "-H",
-        &format!("Authorization: Bearer {finance}"),
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        &json!({"reason": "控制台测试：本账本自今日起"}).to_string(),
-        &format!("{base}/api/v1/statements/{ended}/gaps/waive"),
-    ])?;
-    assert_eq!(waived, "200");
     sign_in(&browser, &base, &finance).await?;
     at(&browser, "/console/finance").await?;
+    let running = browser.source().await?;
+    assert!(
+        !running.contains("action=\"/console/finance/close\"") && running.contains("本月尚未结束"),
+        "the running month offers to close: {running}"
+    );
     browser.screenshot(&shots.join("finance.png")).await?;
     browser.click("a[download]").await?;
     let csv = browser.downloaded(".csv").await?;
@@ -328,7 +322,24 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     browser
         .open(&format!("{base}/console/finance?month={ended}"))
         .await?;
-    browser.click("input[name=confirm]").await?;
+    assert!(browser.source().await?.contains("未豁免"));
+    browser
+        .fill(
+            "form[action='/console/finance/waive'] input[name=reason]",
+            "控制台测试：本账本自今日起",
+        )
+        .await?;
+    browser
+        .click("form[action='/console/finance/waive'] input[name=confirm]")
+        .await?;
+    browser
+        .click("form[action='/console/finance/waive'] button")
+        .await?;
+    notice_saying(&browser, "已豁免").await?;
+    browser.screenshot(&shots.join("finance-gaps.png")).await?;
+    browser
+        .click("form[action='/console/finance/close'] input[name=confirm]")
+        .await?;
     browser
         .click("form[action='/console/finance/close'] button")
         .await?;

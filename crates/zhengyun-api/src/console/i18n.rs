@@ -266,6 +266,20 @@ mod tests {
                 .map(u16::to_string)
                 .collect(),
         ));
+        {
+            use zhengyun_metering::GapKind;
+            let kinds = [GapKind::Unmetered, GapKind::Reconstructed];
+            // A new kind of gap stops this match compiling until it is listed above.
+            for kind in kinds {
+                match kind {
+                    GapKind::Unmetered | GapKind::Reconstructed => {}
+                }
+            }
+            wanted.extend(group(
+                "gap_kind",
+                kinds.iter().map(|k| k.as_str().to_owned()).collect(),
+            ));
+        }
         assert!(wanted.contains(&"phase.QuotaExceeded".to_owned()));
         let (zh, en) = (keys(ZH), keys(EN));
         let missing: Vec<String> = wanted
@@ -294,7 +308,8 @@ mod tests {
     ];
 
     /// The groups whose keys are made at run time from the API's values.
-    const BUILT: [&str; 11] = [
+    const BUILT: [&str; 12] = [
+        "gap_kind",
         "phase",
         "purpose",
         "tier",

@@ -102,6 +102,7 @@ pub fn router(internal: Router) -> Router<AppState> {
         .route("/console/finance/statement.csv", get(finance::csv))
         .route("/console/finance/close", post(finance::close))
         .route("/console/finance/adjust", post(finance::adjust))
+        .route("/console/finance/waive", post(finance::waive))
         .route("/console/evaluation", get(evaluation::page))
         .route("/console/evaluation.csv", get(evaluation::csv))
         .route("/console/audit", get(audit::page))
