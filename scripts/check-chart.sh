@@ -257,6 +257,43 @@ no  create leases.coordination.k8s.io -n zhengyun-system
 no  list pods
 EOF
 
+# What the tenant roles grant in a namespace they are bound in: a bureau's admins write their
+# workloads and Gateway API routes, never the platform's Gateways, quotas or RBAC; its viewers
+# read. Asked as SubjectAccessReviews, which need no CRD installed (the Gateway API's may not be).
+kubectl create rolebinding check-tenant-admin --clusterrole=zhengyun-tenant-admin \
+  --group=check-admins -n "$SCRATCH" >/dev/null
+kubectl create rolebinding check-tenant-viewer --clusterrole=zhengyun-tenant-viewer \
+  --group=check-viewers -n "$SCRATCH" >/dev/null
+while read -r group want verb resource api_group; do
+  [ "$api_group" = core ] && api_group=
+  allowed=$(kubectl create -o jsonpath='{.status.allowed}' -f - 2>/dev/null <<EOF || true
+apiVersion: authorization.k8s.io/v1
+kind: SubjectAccessReview
+spec:
+  user: check-someone
+  groups: [check-$group]
+  resourceAttributes: {namespace: $SCRATCH, verb: $verb, group: "$api_group", resource: $resource}
+EOF
+  )
+  got=no
+  [ "$allowed" = true ] && got=yes
+  [ "$got" = "$want" ] && ok || fail "$group of a bureau: $verb $resource.$api_group: $got, expected $want"
+done <<'EOF'
+admins  yes create deployments      apps
+admins  yes create ingresses        networking.k8s.io
+admins  yes create httproutes       gateway.networking.k8s.io
+admins  yes patch  grpcroutes       gateway.networking.k8s.io
+admins  yes delete tlsroutes        gateway.networking.k8s.io
+admins  no  create gateways         gateway.networking.k8s.io
+admins  no  create gatewayclasses   gateway.networking.k8s.io
+admins  no  create referencegrants  gateway.networking.k8s.io
+admins  no  patch  resourcequotas   core
+admins  no  create rolebindings     rbac.authorization.k8s.io
+viewers yes list   httproutes       gateway.networking.k8s.io
+viewers no  create httproutes       gateway.networking.k8s.io
+viewers no  get    secrets          core
+EOF
+
 # as WHO pass|deny WHAT COMMAND…: runs a server-side dry-run write as WHO. These reach RBAC's
 # escalation checks, which `can-i` does not: binding a role needs `bind` on it or every
 # permission in it; writing a role needs `escalate` on it or every permission in it.

@@ -44,7 +44,16 @@ const ADMIN_RULES: &[(&str, &[&str])] = &[
     ("autoscaling", &["horizontalpodautoscalers"]),
     ("policy", &["poddisruptionbudgets"]),
     ("networking.k8s.io", &["ingresses"]),
+    (GATEWAY_API_GROUP, TENANT_ROUTES),
 ];
+
+/// The Gateway API group: tenants publish through the platform's Gateways with routes of their
+/// own; the Gateways, GatewayClasses and ReferenceGrants stay the platform's.
+const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+
+/// The Gateway API routes a tenant may write (the kinds the admission policy
+/// `zhengyun-tenant-routes` holds to the bureau's hostnames).
+const TENANT_ROUTES: &[&str] = &["httproutes", "grpcroutes", "tlsroutes"];
 
 /// What everyone bound to a namespace may read (viewers and admins).
 const READ_RULES: &[(&str, &[&str])] = &[
@@ -68,6 +77,7 @@ const READ_RULES: &[(&str, &[&str])] = &[
     ("autoscaling", &["horizontalpodautoscalers"]),
     ("policy", &["poddisruptionbudgets"]),
     ("networking.k8s.io", &["ingresses", "networkpolicies"]),
+    (GATEWAY_API_GROUP, TENANT_ROUTES),
     ("events.k8s.io", &["events"]),
 ];
 
@@ -204,6 +214,58 @@ mod tests {
         );
         let burst = classes.last().unwrap();
         assert_eq!(burst.preemption_policy.as_deref(), Some("Never"));
+    }
+
+    /// The verbs `role` grants on `resource` of `group`.
+    fn verbs_on(role: &ClusterRole, group: &str, resource: &str) -> Vec<String> {
+        role.rules
+            .iter()
+            .flatten()
+            .filter(|r| r.api_groups.iter().flatten().any(|g| g == group))
+            .filter(|r| r.resources.iter().flatten().any(|x| x == resource))
+            .flat_map(|r| r.verbs.clone())
+            .collect()
+    }
+
+    #[test]
+    fn admins_write_and_viewers_read_the_routes_the_policy_checks_but_never_gateways() {
+        let roles = tenant_roles().unwrap();
+        let role = |name: &str| {
+            roles
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(name))
+                .unwrap()
+        };
+        let (admin, viewer) = (role(TENANT_ADMIN_ROLE), role(TENANT_VIEWER_ROLE));
+        let policy = zhengyun_model::policies::admission_policies()
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some("zhengyun-tenant-routes"))
+            .expect("the routes policy");
+        let checked: Vec<String> = policy
+            .spec
+            .iter()
+            .flat_map(|s| s.match_constraints.iter())
+            .flat_map(|m| m.resource_rules.iter().flatten())
+            .flat_map(|r| r.resources.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(checked, TENANT_ROUTES);
+        for route in TENANT_ROUTES {
+            let verbs = verbs_on(admin, GATEWAY_API_GROUP, route);
+            for verb in ["create", "update", "patch", "delete", "get", "list"] {
+                assert!(verbs.iter().any(|v| v == verb), "admin {verb} {route}");
+            }
+            let verbs = verbs_on(viewer, GATEWAY_API_GROUP, route);
+            assert_eq!(verbs, READ_VERBS, "viewer on {route}");
+        }
+        for platform in ["gateways", "gatewayclasses", "referencegrants", "*"] {
+            for role in [admin, viewer] {
+                assert!(
+                    verbs_on(role, GATEWAY_API_GROUP, platform).is_empty(),
+                    "{platform} granted to {:?}",
+                    role.metadata.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod api;
 pub mod bench;
 pub mod browser;
 pub mod faults;
+pub mod gateway_api;
 pub mod idp;
 pub mod operator;
 pub mod process;

@@ -9,12 +9,13 @@ use k8s_openapi::api::{
     networking::v1::{Ingress, NetworkPolicy},
 };
 use kube::{
-    Api,
-    api::{PostParams, ResourceExt},
+    Api, Client, Config,
+    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams, ResourceExt},
 };
 use serde_json::json;
 use zhengyun_e2e::{
     client, eventually,
+    gateway_api::install_crd,
     operator::ensure_operator,
     tenants::{apply_pool_spec, bureau_code, create_bureau, create_ready_environment},
 };
@@ -130,5 +131,138 @@ async fn a_bureau_publishes_hostnames_under_its_own_domains_only() -> anyhow::Re
         from["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
         "ingress-nginx"
     );
+    Ok(())
+}
+
+/// A client acting as a member of `group`, as a bureau's staff reach the cluster.
+async fn member_of(group: &str) -> anyhow::Result<Client> {
+    let mut config = Config::infer().await?;
+    config.auth_info.impersonate = Some(format!("someone-of-{group}"));
+    config.auth_info.impersonate_groups = Some(vec![group.to_owned()]);
+    Ok(Client::try_from(config)?)
+}
+
+fn http_route(name: &str, hostnames: &[&str]) -> anyhow::Result<DynamicObject> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "public", "namespace": "ingress-nginx"}],
+            "hostnames": hostnames,
+            "rules": [{"backendRefs": [{"name": "portal", "port": 80}]}],
+        },
+    }))?)
+}
+
+#[tokio::test]
+async fn a_bureau_admin_routes_its_own_hostnames_through_the_gateway_api_and_no_other_bureaus()
+-> anyhow::Result<()> {
+    ensure_operator().await?;
+    let kube = client().await?;
+    install_crd(&kube, "httproutes").await?;
+    apply_pool_spec(
+        &kube,
+        "zhengyun-e2e-publishing",
+        Some(json!({"publishing": {"domain": DOMAIN, "controllerNamespace": "ingress-nginx"}})),
+    )
+    .await?;
+    let (home, other) = (bureau_code("rtew"), bureau_code("rter"));
+    let (admins, viewers) = (format!("{home}-admins"), format!("{home}-viewers"));
+    create_bureau(
+        &kube,
+        &home,
+        json!({"displayName": "区卫生健康委员会", "kind": "bureau",
+               "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"},
+               "adminGroups": [admins], "viewerGroups": [viewers]}),
+    )
+    .await?;
+    let ns = format!("{home}-prod");
+    create_ready_environment(
+        &kube,
+        &ns,
+        json!({"bureau": home, "purpose": "prod", "tier": "silver",
+               "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}),
+    )
+    .await?;
+    let own = format!("{home}.{DOMAIN}");
+    let namespaces: Api<Namespace> = Api::all(kube.clone());
+    eventually(
+        "the namespace to list its hostnames",
+        Duration::from_secs(60),
+        || async {
+            let listed = namespaces
+                .get(&ns)
+                .await?
+                .annotations()
+                .get("zhengyun.io/hostnames")
+                .cloned()
+                .unwrap_or_default();
+            Ok((listed == own).then_some(()))
+        },
+    )
+    .await?;
+
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        "HTTPRoute",
+    ));
+    let routes_as =
+        |client: Client| -> Api<DynamicObject> { Api::namespaced_with(client, &ns, &resource) };
+    let (admin, viewer) = (
+        routes_as(member_of(&admins).await?),
+        routes_as(member_of(&viewers).await?),
+    );
+    // The bureau's admin (its tenant-admin RoleBinding) routes a name under its own domain;
+    // RoleBindings and the new CRD take a moment to be seen by the authorizer.
+    let portal = format!("portal.{own}");
+    eventually(
+        "the bureau admin to create its route",
+        Duration::from_secs(60),
+        || async {
+            Ok(admin
+                .create(&PostParams::default(), &http_route("portal", &[&portal])?)
+                .await
+                .ok())
+        },
+    )
+    .await?;
+    // Another bureau's name, alone or beside its own, and a route without hostnames are
+    // refused by the admission policy, and nothing is stored.
+    for (name, hostnames) in [
+        ("other", vec![format!("portal.{other}.{DOMAIN}")]),
+        (
+            "mixed",
+            vec![portal.clone(), format!("portal.{other}.{DOMAIN}")],
+        ),
+        ("anyhost", vec![]),
+    ] {
+        let hostnames: Vec<&str> = hostnames.iter().map(String::as_str).collect();
+        let refused = admin
+            .create(&PostParams::default(), &http_route(name, &hostnames)?)
+            .await;
+        let error = refused.expect_err(name).to_string();
+        assert!(
+            error.contains("own domains") || error.contains("must name its hostnames"),
+            "{name}: {error}"
+        );
+        assert!(admin.get_opt(name).await?.is_none(), "{name} was stored");
+    }
+    // The viewer reads the routes and writes none.
+    let seen = viewer.list(&ListParams::default()).await?;
+    assert_eq!(
+        seen.items.iter().map(|r| r.name_any()).collect::<Vec<_>>(),
+        ["portal"]
+    );
+    match viewer
+        .create(
+            &PostParams::default(),
+            &http_route("viewer", &[&format!("viewer.{own}")])?,
+        )
+        .await
+    {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("a viewer created a route: {other:?}"),
+    }
     Ok(())
 }
