@@ -1625,3 +1625,48 @@ async fn the_approvals_queue_shows_who_asked_and_the_quota_asked_for() {
         assert!(page.contains(shown), "{shown} is not on the page");
     }
 }
+
+/// The console's page at `path` for the session `cookie`: its status and HTML.
+async fn console_page(h: &Harness, path: &str, cookie: &str) -> (StatusCode, String) {
+    let response = h
+        .app
+        .clone()
+        .oneshot(console_get(path, cookie))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
+}
+
+#[tokio::test]
+async fn a_statement_that_cannot_be_read_is_explained_under_the_month_selector() {
+    let h = harness().await;
+    let secret = h.token(Role::Finance, None).await;
+    let finance = h
+        .store
+        .authenticate(&secret)
+        .await
+        .expect("authenticate")
+        .expect("finance");
+    let cookie = console_session(&h, &finance).await;
+    // No month of that name: 422, the page and its selector still there.
+    let (status, page) = console_page(&h, "/console/finance?month=2026-13", &cookie).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(
+        page.contains("name=\"month\"") && page.contains("输入有误"),
+        "{page}"
+    );
+    // The cluster's rate cards out of reach: 503, explained in the page.
+    let (status, page) = console_page(&h, "/console/finance?month=2026-11", &cookie).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert!(
+        page.contains("name=\"month\"") && page.contains("value=\"2026-11\""),
+        "{page}"
+    );
+}
