@@ -4,9 +4,9 @@
 
 use axum::{
     Form,
-    extract::Path,
+    extract::{Path, Query},
     http::{Method, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -34,9 +34,58 @@ pub async fn page_of(
     }
 }
 
-/// `GET /console/bureaus/{bureau}`.
-pub async fn page(visitor: Visitor, Path(bureau): Path<String>) -> Response {
-    page_of(&visitor, &bureau, None).await
+/// What a form of the page did, named in the address the browser is sent to afterwards
+/// (post/redirect/get: reloading the page repeats nothing). Only these fixed outcomes, with
+/// a name that is an environment's, are shown: an address cannot put words of its own on the
+/// page.
+#[derive(Deserialize, Default)]
+pub struct Done {
+    done: Option<String>,
+    name: Option<String>,
+}
+
+impl Done {
+    /// The address of `bureau`'s page saying that `done` happened to environment `name`.
+    fn link(bureau: &str, done: &str, name: &str) -> String {
+        let seg = crate::console::pages::segment;
+        format!(
+            "/console/bureaus/{}?done={done}&name={}",
+            seg(bureau),
+            seg(name)
+        )
+    }
+
+    /// The news this address names, in `lang`; nothing for anything else.
+    fn notice(&self, lang: Lang) -> Option<String> {
+        let name = self.name.as_deref().unwrap_or_default();
+        zhengyun_model::names::parse_environment_name(name)?;
+        let key = match self.done.as_deref()? {
+            "created" => "request.created",
+            "pending" => "request.filed",
+            "resized" => "env.resized",
+            "resize-pending" => "request.filed",
+            "deleting" => "env.deleting",
+            _ => return None,
+        };
+        Some(lang.tf(key, &[("name", name)]))
+    }
+}
+
+/// `GET /console/bureaus/{bureau}`, with the news of the form just sent, if any.
+pub async fn page(
+    visitor: Visitor,
+    Path(bureau): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let outcome = done
+        .notice(visitor.lang)
+        .map(|news| (StatusCode::OK, Ok(news)));
+    page_of(&visitor, &bureau, outcome).await
+}
+
+/// After a form that succeeded: to the page, saying so (303, post/redirect/get).
+fn see_page(bureau: &str, done: &str, name: &str) -> Response {
+    Redirect::to(&Done::link(bureau, done, name)).into_response()
 }
 
 fn phase_words(lang: Lang, phase: &str) -> String {
@@ -71,12 +120,15 @@ async fn render(
         visitor.read(&paths[0]),
         visitor.read(&paths[1]),
         visitor.read(&paths[2]),
-        visitor.read(&paths[3]),
+        visitor.api(Method::GET, &paths[3], None),
         visitor.read(&paths[4]),
     );
     let (view, environments, requests) = (view?, environments?, requests?);
-    // The statement and the chart are left out when they cannot be read (no rate card yet).
-    let (statement, days) = (statement.ok(), days.ok());
+    // The statement and the chart are left out when they cannot be read (no rate card yet),
+    // and the page says why instead of a total.
+    let statement = statement?;
+    let (total, statement_refusal) = statement_total(lang, &statement);
+    let days = days.ok();
     let name = view["displayName"].as_str().unwrap_or(bureau).to_owned();
     let may_change = matches!(role, Role::BureauAdmin | Role::PlatformAdmin);
     let may_kubeconfig = matches!(role, Role::BureauAdmin | Role::BureauViewer);
@@ -97,13 +149,6 @@ async fn render(
             upper: number(&day["consumed"]),
         })
         .collect();
-    let total = statement
-        .as_ref()
-        .and_then(|s| s["bureaus"].as_array())
-        .and_then(|b| b.first())
-        .and_then(|b| b["amount"].as_str())
-        .unwrap_or("0.00")
-        .to_owned();
     let content = html! {
         @if let Some(outcome) = outcome { (notice(outcome)) }
         h2 { (lang.t("quota.title")) }
@@ -218,7 +263,12 @@ async fn render(
                 td { (request["decisionReason"].as_str().unwrap_or_default()) }
             } } }
         } } }
-        h2 { (lang.t("statement.title")) " · " (lang.t("statement.total")) " " (total) " " (lang.t("finance.currency")) }
+        @if let Some(total) = &total {
+            h2 { (lang.t("statement.title")) " · " (lang.t("statement.total")) " " (total) " " (lang.t("finance.currency")) }
+        } @else {
+            h2 { (lang.t("statement.title")) }
+        }
+        @if let Some(refusal) = &statement_refusal { p.notice.error role="status" { (refusal) } }
         @if !columns.is_empty() {
             (svg::columns(&lang.t("statement.by_day"), &columns,
                 [&lang.t("finance.reserved"), &lang.t("finance.consumed")], &lang.t("finance.currency")))
@@ -264,21 +314,25 @@ pub async fn request(
         Ok(reply) => reply,
         Err(response) => return response,
     };
-    let outcome = match reply.status {
-        StatusCode::CREATED => Ok(lang.tf(
-            "request.created",
-            &[("name", reply.body["name"].as_str().unwrap_or_default())],
-        )),
-        StatusCode::ACCEPTED => Ok(lang.tf(
-            "request.pending",
-            &[("detail", reply.body["message"].as_str().unwrap_or_default())],
-        )),
-        _ => Err(lang.tf(
-            "request.refused",
-            &[("detail", &reply.detail(visitor.lang))],
-        )),
-    };
-    page_of(&visitor, &bureau, Some((reply.status, outcome))).await
+    match reply.status {
+        StatusCode::CREATED => see_page(
+            &bureau,
+            "created",
+            reply.body["name"].as_str().unwrap_or_default(),
+        ),
+        StatusCode::ACCEPTED => see_page(
+            &bureau,
+            "pending",
+            reply.body["request"]["object"].as_str().unwrap_or_default(),
+        ),
+        _ => {
+            let outcome = Err(lang.tf(
+                "request.refused",
+                &[("detail", &reply.detail(visitor.lang))],
+            ));
+            page_of(&visitor, &bureau, Some((reply.status, outcome))).await
+        }
+    }
 }
 
 /// A form with a confirmation.
@@ -316,11 +370,10 @@ pub async fn delete(
         Ok(reply) => reply,
         Err(response) => return response,
     };
-    let outcome = if reply.status.is_success() {
-        Ok(visitor.lang.tf("env.deleting", &[("name", &environment)]))
-    } else {
-        Err(reply.detail(visitor.lang))
-    };
+    if reply.status.is_success() {
+        return see_page(&bureau, "deleting", &environment);
+    }
+    let outcome = Err(reply.detail(visitor.lang));
     page_of(&visitor, &bureau, Some((reply.status, outcome))).await
 }
 
@@ -417,21 +470,95 @@ pub async fn resize(
         Ok(reply) => reply,
         Err(response) => return response,
     };
-    let outcome = match reply.status {
-        StatusCode::ACCEPTED => Ok(lang.tf(
-            "request.pending",
-            &[("detail", reply.body["message"].as_str().unwrap_or_default())],
-        )),
-        status if status.is_success() => Ok(lang.tf("env.resized", &[("name", &environment)])),
-        _ => Err(lang.tf(
-            "request.refused",
-            &[("detail", &reply.detail(visitor.lang))],
-        )),
-    };
-    page_of(&visitor, &bureau, Some((reply.status, outcome))).await
+    match reply.status {
+        StatusCode::ACCEPTED => see_page(&bureau, "resize-pending", &environment),
+        status if status.is_success() => see_page(&bureau, "resized", &environment),
+        _ => {
+            let outcome = Err(lang.tf(
+                "request.refused",
+                &[("detail", &reply.detail(visitor.lang))],
+            ));
+            page_of(&visitor, &bureau, Some((reply.status, outcome))).await
+        }
+    }
+}
+
+/// The month's total of the bureau's statement, or, when it cannot be read, why not.
+fn statement_total(lang: Lang, reply: &crate::console::Reply) -> (Option<String>, Option<String>) {
+    if !reply.status.is_success() {
+        let why = lang.tf("statement.unavailable", &[("detail", &reply.detail(lang))]);
+        return (None, Some(why));
+    }
+    let total = reply.body["bureaus"]
+        .as_array()
+        .and_then(|b| b.first())
+        .and_then(|b| b["amount"].as_str())
+        .unwrap_or("0.00")
+        .to_owned();
+    (Some(total), None)
 }
 
 /// A decimal string of the API as a number for a chart; zero when it is not one.
 fn number(value: &serde_json::Value) -> f64 {
     value.as_str().and_then(|a| a.parse().ok()).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+    use serde_json::json;
+
+    use super::*;
+    use crate::console::Reply;
+
+    fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
+        Reply {
+            status,
+            raw: body.to_string().into(),
+            body,
+            headers: HeaderMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_statement_that_cannot_be_read_says_why_instead_of_a_zero_total() {
+        let refused = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"detail": "no rate card is in force"}),
+        );
+        let (total, why) = statement_total(Lang::En, &refused);
+        assert_eq!(total, None);
+        let why = why.expect("a reason");
+        assert!(why.contains("no rate card is in force"), "{why}");
+        let read = reply(StatusCode::OK, json!({"bureaus": [{"amount": "12.34"}]}));
+        assert_eq!(
+            statement_total(Lang::En, &read),
+            (Some("12.34".to_owned()), None)
+        );
+        let empty = reply(StatusCode::OK, json!({"bureaus": []}));
+        assert_eq!(statement_total(Lang::En, &empty).0.as_deref(), Some("0.00"));
+    }
+
+    #[test]
+    fn a_form_that_succeeded_sends_the_browser_to_the_page_naming_only_a_known_outcome() {
+        let link = Done::link("wjw", "created", "wjw-dev");
+        assert_eq!(link, "/console/bureaus/wjw?done=created&name=wjw-dev");
+        let done = |done: &str, name: &str| Done {
+            done: Some(done.to_owned()),
+            name: Some(name.to_owned()),
+        };
+        assert_eq!(
+            done("created", "wjw-dev").notice(Lang::En).as_deref(),
+            Some("Environment wjw-dev was created; its namespace is being prepared.")
+        );
+        assert!(
+            done("deleting", "wjw-dev")
+                .notice(Lang::Zh)
+                .is_some_and(|n| n.contains("正在删除"))
+        );
+        // Words an address makes up are not shown.
+        assert_eq!(done("hacked", "wjw-dev").notice(Lang::En), None);
+        assert_eq!(done("created", "Call 12345 now").notice(Lang::En), None);
+        assert_eq!(Done::default().notice(Lang::En), None);
+    }
 }
