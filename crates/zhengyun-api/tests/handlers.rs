@@ -1670,3 +1670,111 @@ async fn a_statement_that_cannot_be_read_is_explained_under_the_month_selector()
         "{page}"
     );
 }
+
+/// The `Set-Cookie` values of `headers`.
+fn set_cookies(headers: &header::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_language_a_person_chooses_is_theirs_again_at_their_next_sign_in_and_not_the_next_persons()
+ {
+    let h = harness().await;
+    let secret = h.token(Role::Finance, None).await;
+    let finance = h
+        .store
+        .authenticate(&secret)
+        .await
+        .expect("authenticate")
+        .expect("finance");
+    let cookie = console_session(&h, &finance).await;
+    let (status, _, _) = h.call(console_get("/console/lang/en", &cookie)).await;
+    assert!(status.is_redirection());
+    assert_eq!(
+        h.store
+            .console_language(finance.token.as_str())
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("en")
+    );
+
+    // Signing out forgets it in the browser.
+    let session = h
+        .store
+        .console_session(&cookie, jiff::Timestamp::now())
+        .await
+        .expect("read")
+        .expect("a session");
+    let (status, _, headers) = h
+        .call(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/console/sign-out")
+                .header(header::COOKIE, format!("zy_session={cookie}; zy_lang=en"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("csrf={}", session.csrf)))
+                .expect("request"),
+        )
+        .await;
+    assert!(status.is_redirection(), "{status}");
+    assert!(
+        set_cookies(&headers)
+            .iter()
+            .any(|c| c.starts_with("zy_lang=;") && c.contains("Max-Age=0")),
+        "{headers:?}"
+    );
+
+    // Signing in again, on a browser without the cookie, brings it back.
+    let (_, _, headers) = h
+        .call(request(Method::GET, "/console/sign-in", None, None))
+        .await;
+    let nonce = set_cookies(&headers)
+        .iter()
+        .find_map(|c| {
+            c.strip_prefix("zy_sign_in=")
+                .and_then(|rest| rest.split(';').next())
+                .map(str::to_owned)
+        })
+        .expect("a sign-in nonce");
+    let (status, _, headers) = h
+        .call(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/console/sign-in")
+                .header(header::COOKIE, format!("zy_sign_in={nonce}"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("token={secret}&nonce={nonce}")))
+                .expect("request"),
+        )
+        .await;
+    assert!(status.is_redirection(), "{status}");
+    let cookies = set_cookies(&headers);
+    assert!(
+        cookies.iter().any(|c| c.starts_with("zy_lang=en;")),
+        "{cookies:?}"
+    );
+    // Someone who never chose keeps the browser's language.
+    let other = h.token(Role::Auditor, None).await;
+    let (_, _, headers) = h
+        .call(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/console/sign-in")
+                .header(header::COOKIE, format!("zy_sign_in={nonce}"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("token={other}&nonce={nonce}")))
+                .expect("request"),
+        )
+        .await;
+    assert!(
+        !set_cookies(&headers)
+            .iter()
+            .any(|c| c.starts_with("zy_lang=")),
+        "{headers:?}"
+    );
+}

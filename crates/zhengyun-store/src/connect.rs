@@ -103,6 +103,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console sessions",
         include_str!("../migrations/sqlite/0017_console_sessions.sql"),
     ),
+    (
+        18,
+        "console languages",
+        include_str!("../migrations/sqlite/0018_console_languages.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -189,6 +194,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "console sessions",
         include_str!("../migrations/postgres/0017_console_sessions.sql"),
+    ),
+    (
+        18,
+        "console languages",
+        include_str!("../migrations/postgres/0018_console_languages.sql"),
     ),
 ];
 

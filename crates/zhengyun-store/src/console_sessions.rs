@@ -130,6 +130,46 @@ impl Store {
         }))
     }
 
+    /// Remembers `lang` (a language code, at most 16 characters) as the console language of
+    /// the principal named `principal` (a token id or `<subject>@<issuer host>`).
+    pub async fn set_console_language(
+        &self,
+        principal: &str,
+        lang: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        if lang.is_empty() || lang.len() > 16 {
+            return Err(Error::invalid(
+                "lang",
+                "a language code of 1 to 16 characters",
+            ));
+        }
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO console_languages (principal, lang, updated_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (principal) DO UPDATE SET lang = excluded.lang, \
+             updated_us = excluded.updated_us",
+        )
+        .bind(principal)
+        .bind(lang)
+        .bind(to_micros(now))
+        .execute(pool)
+        .await
+        .map(|_| ()))
+        .map_err(db("remembering a console language"))?;
+        Ok(())
+    }
+
+    /// The console language the principal named `principal` chose last, if any.
+    pub async fn console_language(&self, principal: &str) -> Result<Option<String>> {
+        with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT lang FROM console_languages WHERE principal = $1",
+        )
+        .bind(principal)
+        .fetch_optional(pool)
+        .await)
+        .map_err(db("reading a console language"))
+    }
+
     /// Ends the session `cookie` names (signing out), and every session that ended before
     /// `now`.
     pub async fn close_console_session(&self, cookie: &str, now: Timestamp) -> Result<()> {

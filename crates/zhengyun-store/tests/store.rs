@@ -89,6 +89,7 @@ on_both_backends!(
     a_kubeconfig_is_due_for_removal_once_expired_or_revoked_and_only_until_removed,
     a_console_session_names_its_principal_until_it_ends_or_is_closed,
     a_token_is_in_force_by_its_id_until_revoked_or_expired,
+    a_console_language_is_remembered_per_principal_and_the_last_choice_wins,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -3552,5 +3553,53 @@ async fn a_token_is_in_force_by_its_id_until_revoked_or_expired(db: &TestDb) {
             .await
             .expect("read")
             .is_none()
+    );
+}
+
+async fn a_console_language_is_remembered_per_principal_and_the_last_choice_wins(db: &TestDb) {
+    let store = &db.store;
+    let person = "zhangwei@sso.haidian.gov.cn";
+    assert_eq!(store.console_language(person).await.expect("read"), None);
+    store
+        .set_console_language(person, "en", ts("2026-11-10T08:00:00Z"))
+        .await
+        .expect("set");
+    store
+        .set_console_language("0123456789abcdef", "zh-CN", ts("2026-11-10T08:00:00Z"))
+        .await
+        .expect("set");
+    assert_eq!(
+        store
+            .console_language(person)
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("en")
+    );
+    store
+        .set_console_language(person, "zh-CN", ts("2026-11-10T09:00:00Z"))
+        .await
+        .expect("set again");
+    assert_eq!(
+        store
+            .console_language(person)
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("zh-CN")
+    );
+    assert_eq!(
+        store
+            .console_language("0123456789abcdef")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("zh-CN")
+    );
+    assert!(
+        store
+            .set_console_language(person, "", ts("2026-11-10T09:00:00Z"))
+            .await
+            .is_err()
     );
 }

@@ -264,16 +264,29 @@ async fn staff_finance_admins_and_auditors_do_their_work_in_the_console() -> any
     assert_eq!(forged, "403");
     assert!(envs.get_opt(&format!("{code}-test")).await?.is_none());
 
-    // English, when asked for, and remembered.
+    // English, when asked for, and remembered as this person's: signed out (the sign-in page
+    // is in Chinese again) and in again, on a browser without cookies, the page is in English.
+    let in_english = || async {
+        eventually("the page in English", Duration::from_secs(15), || async {
+            Ok(browser
+                .source()
+                .await?
+                .contains("Environments")
+                .then_some(()))
+        })
+        .await
+    };
     browser.click("a[hreflang=en]").await?;
-    eventually("the page in English", Duration::from_secs(15), || async {
-        Ok(browser
-            .source()
-            .await?
-            .contains("Environments")
-            .then_some(()))
-    })
-    .await?;
+    in_english().await?;
+    browser
+        .click("form[action='/console/sign-out'] button")
+        .await?;
+    at(&browser, "/console/sign-in").await?;
+    assert!(browser.source().await?.contains("lang=\"zh-CN\""));
+    browser.screenshot(&shots.join("sign-in.png")).await?;
+    sign_in(&browser, &base, &admin).await?;
+    at(&browser, &format!("/console/bureaus/{code}")).await?;
+    in_english().await?;
     browser.click("a[hreflang=zh-CN]").await?;
 
     // A platform admin approves the pending request.

@@ -54,6 +54,9 @@ pub const SESSION_COOKIE: &str = "zy_session";
 /// The longest a console session lives (never past the sign-in behind it).
 pub const MAX_SESSION: jiff::SignedDuration = jiff::SignedDuration::from_hours(8);
 
+/// How long a browser keeps the language cookie: a year (until sign-out for a person signed in).
+pub const LANG_SECONDS: i64 = 365 * 24 * 3600;
+
 /// The largest answer of an in-process call read.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
@@ -425,20 +428,35 @@ struct Back {
     back: Option<String>,
 }
 
-/// `/console/lang/{lang}`: remembers the language and goes back.
+/// `/console/lang/{lang}`: remembers the language, in the browser and, for a person signed
+/// in, as theirs (applied at their next sign-in, on any browser), and goes back.
 async fn set_language(
+    visitor: Visitor,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(lang): Path<String>,
     axum::extract::Query(back): axum::extract::Query<Back>,
 ) -> Response {
     let lang = Lang::parse(&lang);
+    if let Some(session) = &visitor.session
+        && let Err(error) = state
+            .store()
+            .set_console_language(
+                session.principal.token.as_str(),
+                lang.code(),
+                Timestamp::now(),
+            )
+            .await
+    {
+        // The browser still remembers it; the next sign-in elsewhere will not.
+        tracing::warn!(error = %crate::problem::ErrorChain(&error), "unable to remember a console language");
+    }
     let mut response = Redirect::to(console_path(back.back.as_deref())).into_response();
-    // Not HttpOnly-sensitive, but kept like the others; a year.
+    // Not HttpOnly-sensitive, but kept like the others.
     let value = set_cookie(
         LANG_COOKIE,
         lang.code(),
-        365 * 24 * 3600,
+        LANG_SECONDS,
         over_tls(&state, &headers),
     );
     if let Ok(value) = HeaderValue::from_str(&value) {

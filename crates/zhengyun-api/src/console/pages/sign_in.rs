@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     console::{
-        MAX_SESSION, SESSION_COOKIE, Visitor, cookie,
+        LANG_SECONDS, MAX_SESSION, SESSION_COOKIE, Visitor, cookie,
+        i18n::{LANG_COOKIE, Lang},
         layout::{frame, respond},
         over_tls, set_cookie,
     },
@@ -115,6 +116,15 @@ async fn open(state: &AppState, visitor: &Visitor, caller: crate::context::Calle
         .checked_add(MAX_SESSION)
         .map(|max| max.min(caller.0.expires_at))
         .unwrap_or(caller.0.expires_at);
+    // The language the person chose before, on whatever browser, is theirs again.
+    let chosen = match state
+        .store()
+        .console_language(caller.0.token.as_str())
+        .await
+    {
+        Ok(chosen) => chosen,
+        Err(error) => return crate::problem::Problem::from(error).into_response(),
+    };
     match state
         .store()
         .open_console_session(&caller.0, now, until)
@@ -122,10 +132,17 @@ async fn open(state: &AppState, visitor: &Visitor, caller: crate::context::Calle
     {
         Ok((cookie, _)) => {
             let seconds = until.duration_since(now).as_secs().max(1);
-            let response = with_cookie(
+            let mut response = with_cookie(
                 Redirect::to("/console").into_response(),
                 &set_cookie(SESSION_COOKIE, &cookie, seconds, visitor.secure),
             );
+            if let Some(chosen) = chosen {
+                let lang = Lang::parse(&chosen);
+                response = with_cookie(
+                    response,
+                    &set_cookie(LANG_COOKIE, lang.code(), LANG_SECONDS, visitor.secure),
+                );
+            }
             with_cookie(response, &set_cookie(SIGN_IN_COOKIE, "", 0, visitor.secure))
         }
         Err(error) => crate::problem::Problem::from(error).into_response(),
@@ -300,8 +317,12 @@ pub async fn sign_out(
     {
         return crate::problem::Problem::from(error).into_response();
     }
-    with_cookie(
+    // The browser forgets the person's language with them: the next one starts in Chinese,
+    // and this one gets theirs back at sign-in.
+    let secure = over_tls(&state, &headers);
+    let response = with_cookie(
         Redirect::to("/console/sign-in").into_response(),
-        &set_cookie(SESSION_COOKIE, "", 0, over_tls(&state, &headers)),
-    )
+        &set_cookie(SESSION_COOKIE, "", 0, secure),
+    );
+    with_cookie(response, &set_cookie(LANG_COOKIE, "", 0, secure))
 }
