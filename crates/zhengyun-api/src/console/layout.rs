@@ -215,4 +215,88 @@ mod tests {
         // The arithmetic itself: black on white is 21:1.
         assert!((contrast("#000", "#fff") - 21.0).abs() < 1e-9);
     }
+
+    #[test]
+    fn focus_rings_and_chart_and_gauge_bars_stand_out_at_least_three_to_one() {
+        // (graphic, what it sits on or touches), as the stylesheet and the charts pair them.
+        let pairs = [
+            // The focus ring, on the page and on the header.
+            ("--focus", "#fff"),
+            ("--focus", "--bg"),
+            ("--focus", "#eef8f0"),
+            ("--focus", "#fdecea"),
+            ("--focus-on-accent", "--accent"),
+            // A gauge: its edge on the page, the allocated bar on the track, the used bar on
+            // the allocated one and on the track.
+            ("--gauge-edge", "#fff"),
+            ("--gauge-edge", "--bg"),
+            ("--gauge-allocated", "--gauge-track"),
+            ("--gauge-used", "--gauge-allocated"),
+            ("--gauge-used", "--gauge-track"),
+            // A chart's bars on the page.
+            ("--accent", "#fff"),
+            ("--chart-upper", "#fff"),
+        ];
+        let poor: Vec<String> = pairs
+            .iter()
+            .map(|(graphic, background)| (graphic, background, contrast(graphic, background)))
+            .filter(|(_, _, ratio)| *ratio < 3.0)
+            .map(|(g, b, ratio)| format!("{g} on {b}: {ratio:.2}"))
+            .collect();
+        assert!(poor.is_empty(), "below 3:1: {poor:?}");
+        // The ring and the bars use these colours, not others written in place.
+        for rule in [
+            "outline: 3px solid var(--focus)",
+            "outline-color: var(--focus-on-accent)",
+            ".allocated { fill: var(--gauge-allocated)",
+            ".used { fill: var(--gauge-used)",
+            "rect.upper { fill: var(--chart-upper)",
+        ] {
+            assert!(CSS.contains(rule), "the stylesheet lacks {rule}");
+        }
+    }
+
+    /// maud's header cells (`th … {` on one line) in `source` that have no `scope`.
+    fn cells_without_scope(source: &str) -> Vec<String> {
+        source
+            .match_indices("th")
+            .filter(|(at, _)| {
+                source[..*at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_whitespace)
+                    && matches!(source[at + 2..].chars().next(), Some(' ' | '.'))
+            })
+            .filter_map(|(at, _)| source[at..].split_once('{').map(|(head, _)| head))
+            .filter(|head| !head.contains('\n') && !head.contains("scope="))
+            .map(|head| head.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_table_header_cell_says_what_it_heads() {
+        assert_eq!(
+            cells_without_scope("tr { th { \"a\" } th.num scope=\"col\" { \"b\" } }"),
+            ["th"]
+        );
+        let sources = [
+            include_str!("layout.rs"),
+            include_str!("pages/admin.rs"),
+            include_str!("pages/audit.rs"),
+            include_str!("pages/bureau.rs"),
+            include_str!("pages/evaluation.rs"),
+            include_str!("pages/finance.rs"),
+            include_str!("pages/sign_in.rs"),
+        ];
+        // Each file's own code, not its tests.
+        let without: Vec<String> = sources
+            .iter()
+            .filter_map(|s| s.split("#[cfg(test)]").next())
+            .flat_map(cells_without_scope)
+            .collect();
+        assert!(
+            without.is_empty(),
+            "header cells without scope: {without:?}"
+        );
+    }
 }
