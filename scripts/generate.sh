@@ -10,6 +10,8 @@
 # - docs/configuration.md           the configuration reference, from `zhengyun … --help` of every
 #                                   subcommand, and the environment variables no flag stands for
 # - manifests/samples/bureaus-haidian.yaml  the Haidian sample tenants as Bureau objects
+# - tests/devidp/users.yaml         the development identity provider's users: an admin and a
+#                                   viewer of every sample tenant (scripts/devidp-users.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 check=0
@@ -28,6 +30,7 @@ cargo run -q --locked -p zhengyun -- policies > "$tmp/policies.yaml"
 } > "$tmp/chart-policies.yaml"
 cargo run -q --locked -p zhengyun -- openapi > "$tmp/openapi.json"
 python3 scripts/tenants-to-bureaus.py data/tenants-haidian.yaml > "$tmp/bureaus-haidian.yaml"
+python3 scripts/devidp-users.py data/tenants-haidian.yaml > "$tmp/devidp-users.yaml"
 # The configuration reference, from the binary's own help, in an empty environment so that no
 # ZHENGYUN_* variable of this shell shows up as a value.
 cargo build -q --locked -p zhengyun
@@ -106,6 +109,7 @@ outputs=(
   "$tmp/openapi.json:openapi/openapi.json"
   "$tmp/configuration.md:docs/configuration.md"
   "$tmp/bureaus-haidian.yaml:manifests/samples/bureaus-haidian.yaml"
+  "$tmp/devidp-users.yaml:tests/devidp/users.yaml"
 )
 drift=0
 for pair in "${outputs[@]}"; do

@@ -171,7 +171,8 @@ Or sign in as a person, with the development identity provider ($IDP_URL):
   source $RUN_DIR/run.env; unset ZHENGYUN_TOKEN
   $BIN login --device        # open the address it prints; user zhangwei (张伟, 卫健委 admin),
                              # password zhengyun-dev; lina is 卫健委's viewer, liuyang a platform
-                             # admin, chenjing finance, zhaolei an auditor (tests/devidp/users.yaml)
+                             # admin, chenjing finance, zhaolei an auditor; every sample
+                             # tenant has an admin and a viewer in tests/devidp/users.yaml
   $BIN whoami
   $BIN env kubeconfig $BUREAU-dev > $BUREAU-dev.kubeconfig   # kubectl in one namespace, until
                              # the sign-in ends (an hour here): a kubeconfig never outlives it

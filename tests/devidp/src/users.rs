@@ -164,4 +164,54 @@ mod tests {
         assert_eq!(groups("zhaolei"), Some(vec!["zhengyun:auditor".into()]));
         assert!(directory.authenticate("liuyang", "zhengyun-dev").is_some());
     }
+
+    #[test]
+    fn every_sample_tenant_has_one_admin_and_one_viewer_of_different_names() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("users.yaml")).expect("users.yaml");
+        let file: UsersFile = serde_yaml::from_str(&text).expect("users.yaml parses");
+        let tenants = std::fs::read_to_string(root.join("../../data/tenants-haidian.yaml"))
+            .expect("the tenants file");
+        let codes: Vec<&str> = tenants
+            .lines()
+            .filter(|line| line.trim_start().starts_with("- {"))
+            .filter_map(|line| line.split("code: ").nth(1))
+            .filter_map(|rest| rest.split(',').next())
+            .map(str::trim)
+            .collect();
+        assert_eq!(codes.len(), 71, "the sample tenants");
+        let mut usernames: Vec<&str> = file.users.iter().map(|u| u.username.as_str()).collect();
+        usernames.sort_unstable();
+        usernames.dedup();
+        assert_eq!(usernames.len(), file.users.len(), "a username twice");
+        for code in &codes {
+            let holders = |role: &str| -> Vec<&User> {
+                let group = format!("zhengyun:{code}:{role}");
+                file.users
+                    .iter()
+                    .filter(|u| u.groups.contains(&group))
+                    .collect()
+            };
+            let (admins, viewers) = (holders("bureau-admin"), holders("bureau-viewer"));
+            assert_eq!(
+                (admins.len(), viewers.len()),
+                (1, 1),
+                "{code}: scripts/devidp-users.py writes users.yaml (scripts/generate.sh)"
+            );
+            assert_ne!(admins[0].name, viewers[0].name, "{code}");
+            assert!(admins[0].name.chars().all(|c| !c.is_ascii()), "{code}");
+        }
+        // Nobody belongs to a bureau that is not a sample tenant.
+        for user in &file.users {
+            for group in &user.groups {
+                if let Some(code) = group
+                    .split(':')
+                    .nth(1)
+                    .filter(|_| group.split(':').count() == 3)
+                {
+                    assert!(codes.contains(&code), "{}: {group}", user.username);
+                }
+            }
+        }
+    }
 }
