@@ -8,7 +8,7 @@ use axum::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 use zhengyun_model::{
     Validate,
-    crd::{Bureau, BureauSpec},
+    crd::{Bureau, BureauSpec, CapacityPool, POOL_NAME},
     names::BureauKind,
     quantity::Quota,
 };
@@ -101,6 +101,7 @@ async fn create_bureau(
     bureau
         .validate()
         .map_err(|e| Problem::from_validation(&e))?;
+    check_granted_domains(&state, &body.name, &bureau.spec).await?;
     audit.quotas(None, Some(quota_json(&quota)));
     let created = state
         .create_bureau(&bureau)
@@ -110,6 +111,24 @@ async fn create_bureau(
         location: format!("/api/v1/bureaus/{}", body.name),
         body: BureauView::from(&created),
     })
+}
+
+/// 422 naming each domain granted to bureau `code` that the platform's domain (the capacity
+/// pool's `publishing.domain`) rules out: the platform's domain itself, one above it, or a
+/// name under another bureau's `<other>.<domain>`. Nothing to check without domains, a pool or
+/// a platform domain.
+async fn check_granted_domains(state: &AppState, code: &str, spec: &BureauSpec) -> ApiResult<()> {
+    if spec.domains.is_empty() {
+        return Ok(());
+    }
+    let pool = kube::Api::<CapacityPool>::all(state.client())
+        .get_opt(POOL_NAME)
+        .await?;
+    let Some(platform) = pool.and_then(|p| p.spec.publishing.domain) else {
+        return Ok(());
+    };
+    spec.check_granted_domains(code, &platform)
+        .map_err(|e| Problem::from_validation(&e))
 }
 
 /// Turns the cluster's 409 on create into "already exists".
@@ -195,10 +214,14 @@ async fn update_bureau(
             current.metadata.resource_version.as_deref(),
         )?;
         let before = quota_json(&current.spec.quota);
+        let domains_before = current.spec.domains.clone();
         body.apply_to(&mut current.spec);
         current
             .validate()
             .map_err(|e| Problem::from_validation(&e))?;
+        if current.spec.domains != domains_before {
+            check_granted_domains(state, bureau, &current.spec).await?;
+        }
         audit.quotas(Some(before), Some(quota_json(&current.spec.quota)));
         let environments = state.environments_of(bureau).await?;
         let over = headroom::below_admitted(&current.spec.quota, &environments)?;

@@ -66,7 +66,9 @@ pub struct CreateBureau {
     /// Identity-provider groups that may only look.
     #[serde(default)]
     pub viewer_groups: Vec<String>,
-    /// Domains the bureau may publish under besides `<bureau>.<the platform's domain>`.
+    /// Domains the bureau may publish under besides `<bureau>.<the platform's domain>`; never
+    /// the platform's domain, one above it, or a name under another bureau's
+    /// `<bureau>.<the platform's domain>` (422).
     #[serde(default)]
     #[schema(example = json!(["wjw.bj.gov.cn"]))]
     pub domains: Vec<String>,
@@ -91,7 +93,8 @@ pub struct UpdateBureau {
     /// New viewer groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer_groups: Option<Vec<String>>,
-    /// New domains of its own to publish under (replaces the list).
+    /// New domains of its own to publish under (replaces the list), under the same rule as
+    /// at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domains: Option<Vec<String>>,
 }

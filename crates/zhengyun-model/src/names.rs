@@ -116,6 +116,62 @@ pub fn check_bureau_code(code: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Most characters of a domain name.
+pub const DOMAIN_MAX_LEN: usize = 253;
+
+/// Checks a domain name of [`DOMAIN_PATTERN`]: two or more DNS-1123 labels of at most 63
+/// characters, lowercase, joined by dots, at most [`DOMAIN_MAX_LEN`] characters in all.
+pub fn check_domain(domain: &str) -> Result<(), String> {
+    if domain.len() > DOMAIN_MAX_LEN {
+        return Err(format!(
+            "{domain:?} is longer than {DOMAIN_MAX_LEN} characters"
+        ));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return Err(format!(
+            "{domain:?} is not a domain: at least two labels joined by dots, such as wjw.bj.gov.cn"
+        ));
+    }
+    for label in labels {
+        check_dns1123_label(label, DNS1123_LABEL_MAX_LEN)
+            .map_err(|why| format!("{domain:?} is not a domain: label {label:?} {why}"))?;
+    }
+    Ok(())
+}
+
+/// Whether `name` is `domain` or a name below it (`portal.wjw.x` is below `wjw.x`).
+pub fn is_within(name: &str, domain: &str) -> bool {
+    name == domain
+        || name
+            .strip_suffix(domain)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+/// Checks a domain granted to bureau `code` against the platform's domain `platform`: it may
+/// not be the platform's domain, nor a domain above it (which holds every bureau's names), nor
+/// lie below the platform's domain anywhere but under the bureau's own `<code>.<platform>`
+/// (every `<x>.<platform>` is bureau `x`'s, existing or to come).
+pub fn check_granted_domain(code: &str, domain: &str, platform: &str) -> Result<(), String> {
+    if domain == platform {
+        return Err(format!(
+            "{domain:?} is the platform's domain, under which every bureau has its own name"
+        ));
+    }
+    if is_within(platform, domain) {
+        return Err(format!(
+            "{domain:?} is above the platform's domain {platform:?}: it would hold every bureau's names"
+        ));
+    }
+    let own = format!("{code}.{platform}");
+    if is_within(domain, platform) && !is_within(domain, &own) {
+        return Err(format!(
+            "{domain:?} lies under the platform's domain outside {own:?}: names under              <bureau>.{platform} are each bureau's own"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a catalog service name: a DNS-1035 label of at most [`SERVICE_NAME_MAX_LEN`] characters.
 pub fn check_service_name(name: &str) -> Result<(), String> {
     check_dns1035_label(name, SERVICE_NAME_MAX_LEN)
@@ -381,6 +437,59 @@ pub enum BureauKind {
 }
 
 lowercase_enum!(BureauKind { Bureau => "bureau", Town => "town", Community => "community", Agency => "agency" });
+
+#[cfg(test)]
+mod domain_tests {
+    use super::*;
+
+    #[test]
+    fn a_granted_domain_is_refused_at_above_or_under_anothers_name_below_the_platforms_domain() {
+        let platform = "apps.haidian.gov.cn";
+        for ok in [
+            "wjw.bj.gov.cn",
+            "wjw.apps.haidian.gov.cn",
+            "portal.wjw.apps.haidian.gov.cn",
+            "xapps.haidian.gov.cn",
+            "gov.com",
+        ] {
+            assert_eq!(check_granted_domain("wjw", ok, platform), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("apps.haidian.gov.cn", "is the platform's domain"),
+            ("haidian.gov.cn", "above the platform's domain"),
+            ("gov.cn", "above the platform's domain"),
+            (
+                "rsj.apps.haidian.gov.cn",
+                "outside \"wjw.apps.haidian.gov.cn\"",
+            ),
+            ("portal.rsj.apps.haidian.gov.cn", "outside"),
+            ("wjw-2.apps.haidian.gov.cn", "outside"),
+        ] {
+            let said = check_granted_domain("wjw", bad, platform).expect_err(bad);
+            assert!(said.contains(why), "{bad}: {said}");
+        }
+    }
+
+    #[test]
+    fn a_domain_is_two_or_more_lowercase_labels() {
+        for ok in ["wjw.bj.gov.cn", "a.b", "x-1.y"] {
+            assert_eq!(check_domain(ok), Ok(()), "{ok}");
+        }
+        let long = format!("{}.cn", "a".repeat(252));
+        for bad in [
+            "wjw",
+            "WJW.gov.cn",
+            "-a.b",
+            "a..b",
+            "a.b.",
+            "*.a.b",
+            "",
+            &long,
+        ] {
+            assert!(check_domain(bad).is_err(), "{bad}");
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

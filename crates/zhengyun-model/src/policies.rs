@@ -19,6 +19,10 @@
 //! and a card is not deleted (its prices priced months already shown) unless it carries the
 //! annotation [`ALLOW_DELETION_ANNOTATION`] `"true"`.
 //!
+//! And one over `Bureau`s, with the capacity pool as its param, that keeps the domains granted
+//! to a bureau (`spec.domains`) off the platform's domain, the domains above it and other
+//! bureaus' names under it ([`BUREAU_DOMAINS_POLICY`]).
+//!
 //! Shipped as `zhengyun policies` (and in `manifests/crds/policies.yaml` and the chart).
 
 use k8s_openapi::api::admissionregistration::v1::{
@@ -174,6 +178,74 @@ fn service_level_binding() -> Value {
         "metadata": {"name": SERVICE_LEVEL_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
         "spec": {
             "policyName": SERVICE_LEVEL_POLICY,
+            "validationActions": ["Deny"],
+            "paramRef": {"name": crate::crd::POOL_NAME, "parameterNotFoundAction": "Allow"},
+        },
+    })
+}
+
+/// The name of the policy (and binding) keeping bureaus' granted domains off the platform's.
+pub const BUREAU_DOMAINS_POLICY: &str = "zhengyun-bureau-domains";
+
+/// The policy holding `Bureau.spec.domains` to [`crate::names::check_granted_domain`] against
+/// the capacity pool's `publishing.domain` (its param): no granted domain is the platform's
+/// domain, one above it, or a name under the platform's domain outside the bureau's own
+/// `<bureau>.<domain>`. Checked on create, and on an update that changes the domains, so that
+/// a bureau granted a domain before the pool's domain changed can still be edited otherwise.
+///
+/// Its failure policy is `Ignore`, as [`SERVICE_LEVEL_POLICY`]'s and for the same reason: for
+/// some seconds after the API server starts it cannot read its param, and every Bureau write
+/// would be refused meanwhile. Only platform admins write Bureaus: the rule keeps their
+/// mistakes out, and the API applies it too.
+fn bureau_domains_policy() -> Value {
+    let allowed = "d != variables.platform && !variables.platform.endsWith('.' + d) && \
+                   (!d.endsWith('.' + variables.platform) || d == variables.own || \
+                    d.endsWith('.' + variables.own))";
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": BUREAU_DOMAINS_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+        "spec": {
+            "failurePolicy": "Ignore",
+            "paramKind": {"apiVersion": "zhengyun.io/v1alpha1", "kind": "CapacityPool"},
+            "matchConstraints": {
+                "resourceRules": [{
+                    "apiGroups": ["zhengyun.io"], "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["bureaus"],
+                }],
+            },
+            "variables": [
+                {"name": "platform", "expression": "params.spec.?publishing.?domain.orValue('')"},
+                {"name": "own", "expression": "object.metadata.name + '.' + variables.platform"},
+                {"name": "domains", "expression": "object.spec.?domains.orValue([])"},
+            ],
+            "validations": [{
+                "expression": format!(
+                    "variables.platform == '' || \
+                     (request.operation == 'UPDATE' && oldObject.spec.?domains.orValue([]) == variables.domains) || \
+                     variables.domains.all(d, {allowed})"
+                ),
+                "messageExpression": format!(
+                    "'spec.domains may not grant the platform\\'s domain ' + variables.platform + \
+                     ', a domain above it, or a name under another bureau\\'s <bureau>.' + variables.platform + \
+                     ' (its own is ' + variables.own + '): ' + \
+                     variables.domains.filter(d, !({allowed})).join(', ')"
+                ),
+                "reason": "Invalid",
+            }],
+        },
+    })
+}
+
+/// Its binding: the capacity pool `default` is the param; without a pool there is no
+/// platform domain to keep granted domains off.
+fn bureau_domains_binding() -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": BUREAU_DOMAINS_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+        "spec": {
+            "policyName": BUREAU_DOMAINS_POLICY,
             "validationActions": ["Deny"],
             "paramRef": {"name": crate::crd::POOL_NAME, "parameterNotFoundAction": "Allow"},
         },
@@ -406,12 +478,17 @@ pub fn admission_policies() -> Vec<ValidatingAdmissionPolicy> {
     tenant_policies()
         .iter()
         .map(|p| typed(p.policy()))
-        .chain([typed(rate_card_policy()), typed(service_level_policy())])
+        .chain([
+            typed(rate_card_policy()),
+            typed(service_level_policy()),
+            typed(bureau_domains_policy()),
+        ])
         .collect()
 }
 
 /// The bindings of [`admission_policies`]: every namespace with a bureau label for the tenant
-/// policies; every existing `RateCard` as a param for the rate-card one.
+/// policies; every existing `RateCard` as a param for the rate-card one; the capacity pool for
+/// the service-level and bureau-domain ones.
 ///
 /// # Panics
 ///
@@ -420,7 +497,11 @@ pub fn admission_policy_bindings() -> Vec<ValidatingAdmissionPolicyBinding> {
     tenant_policies()
         .iter()
         .map(|p| typed(p.binding()))
-        .chain([typed(rate_card_binding()), typed(service_level_binding())])
+        .chain([
+            typed(rate_card_binding()),
+            typed(service_level_binding()),
+            typed(bureau_domains_binding()),
+        ])
         .collect()
 }
 
@@ -455,7 +536,13 @@ mod tests {
         assert_eq!(policies.len(), bindings.len());
         for (policy, binding) in policies.iter().zip(&bindings) {
             let spec = &binding.spec;
-            if spec.policy_name == RATE_CARD_POLICY || spec.policy_name == SERVICE_LEVEL_POLICY {
+            if [
+                RATE_CARD_POLICY,
+                SERVICE_LEVEL_POLICY,
+                BUREAU_DOMAINS_POLICY,
+            ]
+            .contains(&spec.policy_name.as_str())
+            {
                 let param = spec.param_ref.as_ref().expect("a param");
                 assert_eq!(param.parameter_not_found_action.as_deref(), Some("Allow"));
                 continue;
@@ -497,6 +584,8 @@ mod tests {
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",
                 "ValidatingAdmissionPolicyBinding",

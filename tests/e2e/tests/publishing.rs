@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::http::{Method, StatusCode};
 use k8s_openapi::api::{
     core::v1::Namespace,
     networking::v1::{Ingress, NetworkPolicy},
@@ -14,11 +15,13 @@ use kube::{
 };
 use serde_json::json;
 use zhengyun_e2e::{
+    api::Api as ZhengyunApi,
     client, eventually,
     gateway_api::install_crd,
     operator::ensure_operator,
     tenants::{apply_pool_spec, bureau_code, create_bureau, create_ready_environment},
 };
+use zhengyun_model::crd::Bureau;
 
 const DOMAIN: &str = "apps.haidian.gov.cn";
 
@@ -264,5 +267,123 @@ async fn a_bureau_admin_routes_its_own_hostnames_through_the_gateway_api_and_no_
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
         other => panic!("a viewer created a route: {other:?}"),
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bureau_is_never_granted_the_platforms_domain_one_above_it_or_another_bureaus_names()
+-> anyhow::Result<()> {
+    let api = ZhengyunApi::start().await?;
+    let kube = client().await?;
+    apply_pool_spec(
+        &kube,
+        "zhengyun-e2e-publishing",
+        Some(json!({"publishing": {"domain": DOMAIN, "controllerNamespace": "ingress-nginx"}})),
+    )
+    .await?;
+    let (home, other, third) = (
+        bureau_code("domw"),
+        bureau_code("domr"),
+        bureau_code("domt"),
+    );
+    let refused = [
+        DOMAIN.to_owned(),
+        "haidian.gov.cn".to_owned(),
+        format!("{other}.{DOMAIN}"),
+        format!("portal.{other}.{DOMAIN}"),
+    ];
+    let spec = |domains: &[String]| {
+        json!({"displayName": "区卫生健康委员会", "kind": "bureau",
+               "quota": {"cpu": "1", "memory": "1Gi"}, "domains": domains})
+    };
+
+    // Through the API: 422 naming the field, for a new bureau and for a change of one.
+    for domain in &refused {
+        let mut body = spec(&[format!("{home}.bj.gov.cn"), domain.clone()]);
+        body["name"] = json!(home);
+        let answer = api
+            .call(
+                Method::POST,
+                "/api/v1/bureaus",
+                Some(&api.admin),
+                Some(&body),
+            )
+            .await?;
+        answer.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, domain);
+        assert_eq!(
+            answer.body["errors"][0]["field"], "domains[1]",
+            "{}",
+            answer.body
+        );
+    }
+    let mut body = spec(&[
+        format!("{home}.bj.gov.cn"),
+        format!("portal.{home}.{DOMAIN}"),
+    ]);
+    body["name"] = json!(home);
+    let created = api
+        .call(
+            Method::POST,
+            "/api/v1/bureaus",
+            Some(&api.admin),
+            Some(&body),
+        )
+        .await?;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    for domain in &refused {
+        api.call(
+            Method::PATCH,
+            &format!("/api/v1/bureaus/{home}"),
+            Some(&api.admin),
+            Some(&json!({"domains": [domain]})),
+        )
+        .await?
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, domain);
+    }
+
+    // Through kubectl: the admission policy, with the pool as its param, refuses the same for
+    // a third bureau (tried as dry runs, so that nothing is stored while the API server loads the policy).
+    let bureaus: Api<Bureau> = Api::all(kube.clone());
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let bureau = |domains: &[String]| -> anyhow::Result<Bureau> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "zhengyun.io/v1alpha1", "kind": "Bureau",
+            "metadata": {"name": third}, "spec": spec(domains),
+        }))?)
+    };
+    for domain in &refused {
+        let said = eventually(
+            &format!("the admission policy to refuse {domain}"),
+            Duration::from_secs(60),
+            || async {
+                match bureaus
+                    .create(&dry_run, &bureau(std::slice::from_ref(domain))?)
+                    .await
+                {
+                    Ok(_) => Ok(None),
+                    Err(kube::Error::Api(status)) => Ok(Some(status.message)),
+                    Err(other) => Err(other.into()),
+                }
+            },
+        )
+        .await?;
+        assert!(
+            said.contains("spec.domains may not grant") && said.contains(domain.as_str()),
+            "{domain}: {said}"
+        );
+    }
+    // Its own name and a domain outside the platform's are let in.
+    bureaus
+        .create(
+            &dry_run,
+            &bureau(&[
+                format!("api.{third}.{DOMAIN}"),
+                format!("{third}.bj.gov.cn"),
+            ])?,
+        )
+        .await?;
     Ok(())
 }

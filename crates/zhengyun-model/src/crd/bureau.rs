@@ -180,8 +180,45 @@ impl BureauSpec {
         }
         check_groups(&self.admin_groups, &at("adminGroups"), errors);
         check_groups(&self.viewer_groups, &at("viewerGroups"), errors);
+        self.check_domains(&at("domains"), errors);
+    }
+
+    fn check_domains(&self, path: &str, errors: &mut ValidationErrors) {
+        if self.domains.len() > MAX_DOMAINS {
+            errors.push(path, format!("must list at most {MAX_DOMAINS} domains"));
+        }
+        for (i, domain) in self.domains.iter().enumerate() {
+            let item = format!("{path}[{i}]");
+            errors.check(item.clone(), names::check_domain(domain));
+            if self.domains[..i].contains(domain) {
+                errors.push(item, format!("duplicate domain {domain:?}"));
+            }
+        }
+    }
+
+    /// Checks the granted `domains` of bureau `code` against the platform's domain (the
+    /// capacity pool's `publishing.domain`), with [`names::check_granted_domain`]: never the
+    /// platform's domain, a domain above it, or a name under another bureau's
+    /// `<other>.<platform>`. The admission policy `zhengyun-bureau-domains` holds the same rule
+    /// for `kubectl`.
+    pub fn check_granted_domains(
+        &self,
+        code: &str,
+        platform: &str,
+    ) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        for (i, domain) in self.domains.iter().enumerate() {
+            errors.check(
+                format!("spec.domains[{i}]"),
+                names::check_granted_domain(code, domain, platform),
+            );
+        }
+        errors.into_result()
     }
 }
+
+/// Most domains in `domains`.
+pub const MAX_DOMAINS: usize = 16;
 
 fn check_groups(groups: &[String], path: &str, errors: &mut ValidationErrors) {
     if groups.len() > MAX_GROUPS {
