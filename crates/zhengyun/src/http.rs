@@ -103,3 +103,97 @@ where
         .wrap_connector(connector);
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    fn connector(proxies: Matcher) -> Connector {
+        let mut direct = HttpConnector::new();
+        direct.enforce_http(false);
+        Connector {
+            direct,
+            proxies: Arc::new(proxies),
+        }
+    }
+
+    /// A proxy taking one `CONNECT`: it answers 200 and returns the request's head and the first
+    /// five bytes sent through the tunnel.
+    async fn one_tunnel(listener: TcpListener) -> (String, Vec<u8>) {
+        let (mut socket, _) = listener.accept().await.expect("a connection");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            socket
+                .read_exact(&mut byte)
+                .await
+                .expect("the request head");
+            head.push(byte[0]);
+        }
+        socket
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .expect("the answer");
+        let mut sent = vec![0u8; 5];
+        socket.read_exact(&mut sent).await.expect("the tunnel");
+        (String::from_utf8_lossy(&head).into_owned(), sent)
+    }
+
+    #[tokio::test]
+    async fn an_https_api_is_reached_through_the_proxy_by_connect_with_the_proxys_credentials() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let proxy = tokio::spawn(one_tunnel(listener));
+        let mut connector = connector(
+            Matcher::builder()
+                .https(format!("http://staff:s3cret@127.0.0.1:{port}"))
+                .build(),
+        );
+        let stream = connector
+            .call(Uri::from_static("https://zhengyun.haidian.gov.cn:8443/"))
+            .await
+            .expect("a tunnel");
+        stream
+            .into_inner()
+            .write_all(b"hello")
+            .await
+            .expect("through the tunnel");
+        let (head, sent) = proxy.await.expect("the proxy");
+        assert!(
+            head.starts_with("CONNECT zhengyun.haidian.gov.cn:8443 HTTP/1.1\r\n"),
+            "{head}"
+        );
+        // staff:s3cret
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("proxy-authorization: basic c3rhzmy6cznjcmv0\r\n"),
+            "{head}"
+        );
+        assert_eq!(sent, b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_destination_named_in_no_proxy_is_reached_directly() {
+        let destination = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = destination.local_addr().expect("addr").port();
+        // Nothing listens on the proxy's port: going through it would fail.
+        let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let nowhere = unused.local_addr().expect("addr").port();
+        drop(unused);
+        let mut connector = connector(
+            Matcher::builder()
+                .all(format!("http://127.0.0.1:{nowhere}"))
+                .no("127.0.0.1")
+                .build(),
+        );
+        let uri: Uri = format!("https://127.0.0.1:{port}/").parse().expect("uri");
+        let (connected, accepted) = tokio::join!(connector.call(uri), destination.accept());
+        connected.expect("a direct connection");
+        accepted.expect("the destination saw it");
+    }
+}

@@ -34,12 +34,22 @@ pub struct Answer {
     pub status: StatusCode,
     /// The body.
     pub body: Value,
+    /// The `Content-Type` (empty when there is none).
+    pub content_type: String,
 }
 
 impl Answer {
-    /// Asserts that this is a problem+json answer of status `want`; `what` names the call.
+    /// Asserts that this is a problem+json answer of status `want` (its `Content-Type`
+    /// `application/problem+json`, its body with a `detail`); `what` names the call.
     pub fn assert_problem(&self, want: StatusCode, what: &str) {
         assert_eq!(self.status, want, "{what}: {}", self.body);
+        assert_eq!(
+            self.content_type.split(';').next().map(str::trim),
+            Some("application/problem+json"),
+            "{what}: the Content-Type of {}",
+            self.body
+        );
+        assert_eq!(self.body["status"], want.as_u16(), "{what}: {}", self.body);
         assert!(
             self.body["detail"].is_string(),
             "{what}: no problem+json detail in {}",
@@ -270,8 +280,18 @@ impl Api {
         };
         let response = self.app.clone().oneshot(request).await?;
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let bytes = response.into_body().collect().await?.to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            content_type,
+        })
     }
 }

@@ -175,6 +175,90 @@ async fn a_signed_in_bureau_admin_reaches_its_bureau_through_the_api_and_kubectl
 }
 
 #[tokio::test]
+async fn a_signed_in_bureau_viewer_reads_its_namespace_with_kubectl_and_writes_nothing_there_or_through_the_api()
+-> anyhow::Result<()> {
+    let idp = Idp::require()?;
+    let api = Api::start().await?;
+    let (home, home_env) = bureau_with_environment("oidcv").await?;
+    // 李娜, 卫健委's viewer in the sample users, here of this test's own bureau.
+    let token = idp.mint(&json!({"sub": format!("lina-{home}"), "name": "李娜",
+        "groups": [format!("zhengyun:{home}:bureau-viewer")]}))?;
+
+    let me = api
+        .call(Method::GET, "/api/v1/whoami", Some(&token), None)
+        .await?;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(
+        (me.body["role"].as_str(), me.body["bureau"].as_str()),
+        (Some("bureau-viewer"), Some(home.as_str()))
+    );
+    let listed = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/bureaus/{home}/environments"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+
+    // kubectl with her token: she reads in the bureau's namespace and writes nothing there.
+    let (ok, said) = kubectl_with(&token, &["get", "configmaps,deployments", "-n", &home_env])?;
+    assert!(ok, "a viewer reading her namespace: {said}");
+    let (ok, said) = kubectl_with(
+        &token,
+        &[
+            "create",
+            "configmap",
+            "notes",
+            "--from-literal=a=b",
+            "-n",
+            &home_env,
+        ],
+    )?;
+    assert!(
+        !ok && said.to_lowercase().contains("forbidden"),
+        "a viewer wrote a ConfigMap: {said}"
+    );
+    let (_, said) = kubectl_with(
+        &token,
+        &[
+            "auth",
+            "can-i",
+            "create",
+            "deployments.apps",
+            "-n",
+            &home_env,
+        ],
+    )?;
+    assert_eq!(said.lines().next().map(str::trim), Some("no"), "{said}");
+
+    // Through the API every write is 403.
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("/api/v1/bureaus/{home}/environments"),
+            Some(json!({"purpose": "test", "quota": {"cpu": "1", "memory": "1Gi"}})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/bureaus/{home}/environments/{home_env}"),
+            Some(json!({"quota": {"cpu": "1", "memory": "1Gi"}})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/bureaus/{home}/environments/{home_env}"),
+            None,
+        ),
+    ] {
+        api.call(method.clone(), &path, Some(&token), body.as_ref())
+            .await?
+            .assert_problem(StatusCode::FORBIDDEN, &format!("{method} {path}"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn tokens_that_do_not_verify_are_401_and_identities_with_no_role_here_are_403()
 -> anyhow::Result<()> {
     let idp = Idp::require()?;
