@@ -86,7 +86,7 @@ fn render(
             @for (index, name) in &providers {
                 p { a.button href={ "/console/sign-in/oidc?issuer=" (index) } { (lang.tf("sign_in.with", &[("name", name)])) } }
             }
-            h2 { (lang.t("sign_in.token")) }
+            h2 { @if providers.is_empty() { (lang.t("sign_in.token_only")) } @else { (lang.t("sign_in.token")) } }
             form method="post" action="/console/sign-in" {
                 input type="hidden" name="nonce" value=(nonce);
                 label { (lang.t("sign_in.token_label")) " "
