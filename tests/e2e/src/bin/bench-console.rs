@@ -116,7 +116,8 @@ fn assets_of(page: &[u8]) -> Vec<String> {
     found
 }
 
-/// The size of every asset the measured pages link to, as a first visit loads it.
+/// The size on the wire of every asset the measured pages link to, as a first visit loads it
+/// (the browser taking gzip).
 async fn asset_bytes(
     http: &Http,
     base: &str,
@@ -128,10 +129,17 @@ async fn asset_bytes(
             if sizes.contains_key(&asset) {
                 continue;
             }
-            let (status, _, body) =
-                send(http, Method::GET, &format!("{base}{asset}"), "", None, None).await?;
-            anyhow::ensure!(status == StatusCode::OK, "{asset}: {status}");
-            sizes.insert(asset, body.len());
+            // As a browser asks: compressed where the server offers it.
+            let request = Request::get(format!("{base}{asset}"))
+                .header(header::ACCEPT_ENCODING, "gzip, deflate, br, zstd")
+                .body(Full::new(Bytes::new()))?;
+            let answer = http.request(request).await?;
+            anyhow::ensure!(
+                answer.status() == StatusCode::OK,
+                "{asset}: {}",
+                answer.status()
+            );
+            sizes.insert(asset, answer.into_body().collect().await?.to_bytes().len());
         }
     }
     Ok(sizes)
