@@ -65,6 +65,18 @@ impl Harness {
         secret.expose().to_owned()
     }
 
+    /// A platform-wide token of `role` and the principal it signs in as.
+    async fn principal(&self, role: Role) -> (String, zhengyun_store::Principal) {
+        let secret = self.token(role, None).await;
+        let principal = self
+            .store
+            .authenticate(&secret)
+            .await
+            .expect("authenticate")
+            .expect("a principal");
+        (secret, principal)
+    }
+
     async fn call(&self, request: Request<Body>) -> (StatusCode, Value, header::HeaderMap) {
         let response = self.app.clone().oneshot(request).await.expect("infallible");
         let status = response.status();
@@ -1429,6 +1441,18 @@ async fn console_session(h: &Harness, principal: &zhengyun_store::Principal) -> 
     cookie
 }
 
+/// The console's sign-in form posted with the API token `secret` and the sign-in `nonce` (its
+/// cookie and its field).
+fn token_sign_in(secret: &str, nonce: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/console/sign-in")
+        .header(header::COOKIE, format!("zy_sign_in={nonce}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={secret}&nonce={nonce}")))
+        .expect("request")
+}
+
 /// `GET path` of the console with the session `cookie`.
 fn console_get(path: &str, cookie: &str) -> Request<Body> {
     Request::builder()
@@ -1546,13 +1570,7 @@ async fn a_console_session_ends_with_its_bureau_and_never_outlives_the_identity_
 #[tokio::test]
 async fn the_consoles_in_process_calls_are_refused_once_the_sign_in_behind_them_is_revoked() {
     let h = harness().await;
-    let secret = h.token(Role::Auditor, None).await;
-    let principal = h
-        .store
-        .authenticate(&secret)
-        .await
-        .expect("authenticate")
-        .expect("a principal");
+    let (_, principal) = h.principal(Role::Auditor).await;
     let in_process = |principal: &zhengyun_store::Principal| {
         let mut request = request(Method::GET, "/api/v1/whoami", None, None);
         request
@@ -1647,13 +1665,7 @@ async fn console_page(h: &Harness, path: &str, cookie: &str) -> (StatusCode, Str
 #[tokio::test]
 async fn a_statement_that_cannot_be_read_is_explained_under_the_month_selector() {
     let h = harness().await;
-    let secret = h.token(Role::Finance, None).await;
-    let finance = h
-        .store
-        .authenticate(&secret)
-        .await
-        .expect("authenticate")
-        .expect("finance");
+    let (_, finance) = h.principal(Role::Finance).await;
     let cookie = console_session(&h, &finance).await;
     // No month of that name: 422, the page and its selector still there.
     let (status, page) = console_page(&h, "/console/finance?month=2026-13", &cookie).await;
@@ -1684,13 +1696,7 @@ fn set_cookies(headers: &header::HeaderMap) -> Vec<String> {
 async fn the_language_a_person_chooses_is_theirs_again_at_their_next_sign_in_and_not_the_next_persons()
  {
     let h = harness().await;
-    let secret = h.token(Role::Finance, None).await;
-    let finance = h
-        .store
-        .authenticate(&secret)
-        .await
-        .expect("authenticate")
-        .expect("finance");
+    let (secret, finance) = h.principal(Role::Finance).await;
     let cookie = console_session(&h, &finance).await;
     let (status, _, _) = h.call(console_get("/console/lang/en", &cookie)).await;
     assert!(status.is_redirection());
@@ -1741,17 +1747,7 @@ async fn the_language_a_person_chooses_is_theirs_again_at_their_next_sign_in_and
                 .map(str::to_owned)
         })
         .expect("a sign-in nonce");
-    let (status, _, headers) = h
-        .call(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/console/sign-in")
-                .header(header::COOKIE, format!("zy_sign_in={nonce}"))
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(format!("token={secret}&nonce={nonce}")))
-                .expect("request"),
-        )
-        .await;
+    let (status, _, headers) = h.call(token_sign_in(&secret, &nonce)).await;
     assert!(status.is_redirection(), "{status}");
     let cookies = set_cookies(&headers);
     assert!(
@@ -1760,17 +1756,7 @@ async fn the_language_a_person_chooses_is_theirs_again_at_their_next_sign_in_and
     );
     // Someone who never chose keeps the browser's language.
     let other = h.token(Role::Auditor, None).await;
-    let (_, _, headers) = h
-        .call(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/console/sign-in")
-                .header(header::COOKIE, format!("zy_sign_in={nonce}"))
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(format!("token={other}&nonce={nonce}")))
-                .expect("request"),
-        )
-        .await;
+    let (_, _, headers) = h.call(token_sign_in(&other, &nonce)).await;
     assert!(
         !set_cookies(&headers)
             .iter()

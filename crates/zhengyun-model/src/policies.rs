@@ -169,15 +169,17 @@ fn service_level_policy() -> Value {
     })
 }
 
-/// Its binding: the capacity pool `default` is the param; without a pool, the defaults are
-/// not checked here (the operator admits nothing without a pool's capacity anyway).
-fn service_level_binding() -> Value {
+/// The binding of `policy` with the capacity pool `default` as its param. Without a pool the
+/// policy lets everything in: there are no service-level minimums to hold environments to and
+/// no platform domain to keep granted domains off (and the operator admits nothing without a
+/// pool's capacity anyway).
+fn pool_param_binding(policy: &str) -> Value {
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": SERVICE_LEVEL_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
+        "metadata": {"name": policy, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
         "spec": {
-            "policyName": SERVICE_LEVEL_POLICY,
+            "policyName": policy,
             "validationActions": ["Deny"],
             "paramRef": {"name": crate::crd::POOL_NAME, "parameterNotFoundAction": "Allow"},
         },
@@ -233,21 +235,6 @@ fn bureau_domains_policy() -> Value {
                 ),
                 "reason": "Invalid",
             }],
-        },
-    })
-}
-
-/// Its binding: the capacity pool `default` is the param; without a pool there is no
-/// platform domain to keep granted domains off.
-fn bureau_domains_binding() -> Value {
-    json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": BUREAU_DOMAINS_POLICY, "labels": {"app.kubernetes.io/part-of": "zhengyun"}},
-        "spec": {
-            "policyName": BUREAU_DOMAINS_POLICY,
-            "validationActions": ["Deny"],
-            "paramRef": {"name": crate::crd::POOL_NAME, "parameterNotFoundAction": "Allow"},
         },
     })
 }
@@ -499,8 +486,8 @@ pub fn admission_policy_bindings() -> Vec<ValidatingAdmissionPolicyBinding> {
         .map(|p| typed(p.binding()))
         .chain([
             typed(rate_card_binding()),
-            typed(service_level_binding()),
-            typed(bureau_domains_binding()),
+            typed(pool_param_binding(SERVICE_LEVEL_POLICY)),
+            typed(pool_param_binding(BUREAU_DOMAINS_POLICY)),
         ])
         .collect()
 }

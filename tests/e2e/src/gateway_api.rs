@@ -4,7 +4,7 @@
 //! They are never deleted: a CRD is cluster-wide, and other tests running at the same time
 //! might be using it.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{path::PathBuf, process::Command};
 
 use anyhow::Context as _;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -66,20 +66,5 @@ pub async fn install_crd(kube: &Client, plural: &str) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("installing {name}"))?;
-    crate::eventually(
-        &format!("{name} to be established"),
-        Duration::from_secs(60),
-        || async {
-            let established = crds
-                .get(&name)
-                .await?
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            Ok(established.then_some(()))
-        },
-    )
-    .await
+    crate::operator::established(kube, &name).await
 }

@@ -82,24 +82,30 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     }
     install_policies(client).await?;
     for crd in zhengyun_model::crds() {
-        let name = crd.name_any();
-        eventually(
-            &format!("CRD {name} established"),
-            Duration::from_secs(60),
-            || async {
-                let crd = api.get(&name).await?;
-                let established = crd
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                Ok(established.then_some(()))
-            },
-        )
-        .await?;
+        established(client, &crd.name_any()).await?;
     }
     rate_card_policy_ready(client).await
+}
+
+/// Waits until the CRD `name` is established: its kind is served.
+pub async fn established(client: &Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    eventually(
+        &format!("CRD {name} established"),
+        Duration::from_secs(60),
+        || async {
+            let established = api
+                .get(name)
+                .await?
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            Ok(established.then_some(()))
+        },
+    )
+    .await
 }
 
 /// Waits until a server-side dry run of creating `probe` is no longer refused for a policy's

@@ -40,47 +40,66 @@ fn ingress(name: &str, hosts: &[&str]) -> anyhow::Result<Ingress> {
     }))?)
 }
 
-#[tokio::test]
-async fn a_bureau_publishes_hostnames_under_its_own_domains_only() -> anyhow::Result<()> {
-    ensure_operator().await?;
-    let kube = client().await?;
+/// Publishing switched on in the pool (its domain and ingress controller namespace), then the
+/// bureau `home` (区卫生健康委员会, with `spec` added to a small quota) and a Ready `prod`
+/// environment of it, whose namespace lists `hostnames`: returns that namespace.
+async fn publishing_bureau(
+    kube: &Client,
+    home: &str,
+    spec: serde_json::Value,
+    hostnames: &str,
+) -> anyhow::Result<String> {
     apply_pool_spec(
-        &kube,
+        kube,
         "zhengyun-e2e-publishing",
         Some(json!({"publishing": {"domain": DOMAIN, "controllerNamespace": "ingress-nginx"}})),
     )
     .await?;
-    let (home, other) = (bureau_code("pubw"), bureau_code("pubr"));
-    let granted = format!("{home}.bj.gov.cn");
-    create_bureau(
-        &kube,
-        &home,
-        json!({"displayName": "区卫生健康委员会", "kind": "bureau",
-               "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"},
-               "domains": [granted]}),
-    )
-    .await?;
+    let mut bureau = json!({"displayName": "区卫生健康委员会", "kind": "bureau",
+                            "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"}});
+    if let (Some(bureau), Some(extra)) = (bureau.as_object_mut(), spec.as_object()) {
+        bureau.extend(extra.clone());
+    }
+    create_bureau(kube, home, bureau).await?;
     let ns = format!("{home}-prod");
     create_ready_environment(
-        &kube,
+        kube,
         &ns,
         json!({"bureau": home, "purpose": "prod", "tier": "silver",
                "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}),
     )
     .await?;
-    let own = format!("{home}.{DOMAIN}");
     let namespaces: Api<Namespace> = Api::all(kube.clone());
     eventually(
         "the namespace to list its hostnames",
         Duration::from_secs(60),
         || async {
-            let annotations = namespaces.get(&ns).await?.annotations().clone();
-            let listed = annotations
+            let listed = namespaces
+                .get(&ns)
+                .await?
+                .annotations()
                 .get("zhengyun.io/hostnames")
                 .cloned()
                 .unwrap_or_default();
-            Ok((listed == format!("{own},{granted}")).then_some(()))
+            Ok((listed == hostnames).then_some(()))
         },
+    )
+    .await?;
+    Ok(ns)
+}
+
+#[tokio::test]
+async fn a_bureau_publishes_hostnames_under_its_own_domains_only() -> anyhow::Result<()> {
+    ensure_operator().await?;
+    let kube = client().await?;
+    let (home, other) = (bureau_code("pubw"), bureau_code("pubr"));
+    let granted = format!("{home}.bj.gov.cn");
+    let own = format!("{home}.{DOMAIN}");
+    let ns = publishing_bureau(
+        &kube,
+        &home,
+        json!({"domains": [granted]}),
+        &format!("{own},{granted}"),
     )
     .await?;
 
@@ -163,45 +182,14 @@ async fn a_bureau_admin_routes_its_own_hostnames_through_the_gateway_api_and_no_
     ensure_operator().await?;
     let kube = client().await?;
     install_crd(&kube, "httproutes").await?;
-    apply_pool_spec(
-        &kube,
-        "zhengyun-e2e-publishing",
-        Some(json!({"publishing": {"domain": DOMAIN, "controllerNamespace": "ingress-nginx"}})),
-    )
-    .await?;
     let (home, other) = (bureau_code("rtew"), bureau_code("rter"));
     let (admins, viewers) = (format!("{home}-admins"), format!("{home}-viewers"));
-    create_bureau(
+    let own = format!("{home}.{DOMAIN}");
+    let ns = publishing_bureau(
         &kube,
         &home,
-        json!({"displayName": "区卫生健康委员会", "kind": "bureau",
-               "quota": {"cpu": "4", "memory": "8Gi", "storage": "10Gi"},
-               "adminGroups": [admins], "viewerGroups": [viewers]}),
-    )
-    .await?;
-    let ns = format!("{home}-prod");
-    create_ready_environment(
-        &kube,
-        &ns,
-        json!({"bureau": home, "purpose": "prod", "tier": "silver",
-               "quota": {"cpu": "2", "memory": "4Gi", "storage": "5Gi"}}),
-    )
-    .await?;
-    let own = format!("{home}.{DOMAIN}");
-    let namespaces: Api<Namespace> = Api::all(kube.clone());
-    eventually(
-        "the namespace to list its hostnames",
-        Duration::from_secs(60),
-        || async {
-            let listed = namespaces
-                .get(&ns)
-                .await?
-                .annotations()
-                .get("zhengyun.io/hostnames")
-                .cloned()
-                .unwrap_or_default();
-            Ok((listed == own).then_some(()))
-        },
+        json!({"adminGroups": [admins], "viewerGroups": [viewers]}),
+        &own,
     )
     .await?;
 
