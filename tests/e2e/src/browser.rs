@@ -35,6 +35,49 @@ impl std::fmt::Debug for Browser {
     }
 }
 
+/// How [`Browser::start_with`] sets up its Chromium.
+#[derive(Clone, Debug)]
+pub struct BrowserOptions {
+    /// Whether pages may run JavaScript (Chromium's content setting; on by default).
+    pub javascript: bool,
+    /// A server certificate (PEM) whose key Chromium accepts though no root it knows signed
+    /// it: a development server's, whose CA the system does not trust (none by default).
+    pub accepted_certificate: Option<PathBuf>,
+}
+
+impl Default for BrowserOptions {
+    fn default() -> Self {
+        Self {
+            javascript: true,
+            accepted_certificate: None,
+        }
+    }
+}
+
+/// The base64 SHA-256 of the certificate's public key (its SubjectPublicKeyInfo), as
+/// Chromium's `--ignore-certificate-errors-spki-list` takes it; read with `openssl`.
+fn spki_hash(certificate: &Path) -> anyhow::Result<String> {
+    use sha2::Digest as _;
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(certificate)
+        .output()
+        .context("openssl x509")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openssl x509 -pubkey {}: {}",
+        certificate.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = String::from_utf8(out.stdout)?;
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body.trim())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(der)))
+}
+
 fn program(variable: &str, default: &str) -> PathBuf {
     std::env::var_os(variable)
         .map(PathBuf::from)
@@ -45,6 +88,12 @@ impl Browser {
     /// Starts ChromeDriver (`CHROMEDRIVER`, `/usr/bin/chromedriver`) and a headless Chromium
     /// (`CHROMIUM`, `/usr/bin/chromium`) at 1366×768, downloading into a fresh directory.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(BrowserOptions::default()).await
+    }
+
+    /// Starts ChromeDriver and a headless Chromium as [`Browser::start`] does, set up as
+    /// `options` say.
+    pub async fn start_with(options: BrowserOptions) -> anyhow::Result<Self> {
         let driver_path = program("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = program("CHROMIUM", "/usr/bin/chromium");
         anyhow::ensure!(
@@ -88,17 +137,38 @@ impl Browser {
             },
         )
         .await?;
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1366,768".to_owned(),
+            "--lang=zh-CN".to_owned(),
+            format!("--user-data-dir={}", profile.join("profile").display()),
+        ];
+        if let Some(certificate) = &options.accepted_certificate {
+            // Only this key is let through (honoured with a --user-data-dir), not every
+            // certificate as --ignore-certificate-errors would.
+            args.push(format!(
+                "--ignore-certificate-errors-spki-list={}",
+                spki_hash(certificate)?
+            ));
+        }
+        let mut prefs = json!({"download.default_directory": browser.downloads,
+                               "download.prompt_for_download": false});
+        if !options.javascript {
+            // 2 blocks: no page script runs (WebDriver's own scripts still do).
+            prefs["profile.managed_default_content_settings.javascript"] = json!(2);
+            prefs["profile.default_content_setting_values.javascript"] = json!(2);
+        }
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-quic", "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--window-size=1366,768",
-                         "--lang=zh-CN", format!("--user-data-dir={}", profile.join("profile").display())],
-                "prefs": {"download.default_directory": browser.downloads,
-                          "download.prompt_for_download": false},
-            },
+            "goog:chromeOptions": {"binary": chromium, "args": args, "prefs": prefs},
         }}});
         let session = browser.call("POST", "/session", Some(capabilities)).await?;
         browser.session = session["sessionId"]
@@ -237,6 +307,16 @@ impl Browser {
             )
             .await?;
         Ok(excess.as_i64().unwrap_or_default())
+    }
+
+    /// What `script` (a function body, `return …`) returns in the page.
+    pub async fn execute(&self, script: &str) -> anyhow::Result<Value> {
+        self.command(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
     }
 
     /// Presses Tab in the focused element (the page, at first): focus moves to the next

@@ -19,6 +19,8 @@ pub struct Idp {
     pub issuer: String,
     /// The CA its certificate is signed by.
     pub ca: PathBuf,
+    /// Its serving certificate (PEM).
+    pub certificate: PathBuf,
 }
 
 impl Idp {
@@ -31,6 +33,7 @@ impl Idp {
         Some(Self {
             issuer: issuer.trim().to_owned(),
             ca: dir.join("ca.crt"),
+            certificate: dir.join("tls.crt"),
         })
     }
 

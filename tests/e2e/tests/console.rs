@@ -4,14 +4,18 @@
 //! approves the pending request; finance opens the month, downloads the CSV and closes a past
 //! month; an auditor verifies the chain. A form posted without its CSRF token is refused.
 //! Screenshots of each page go to target/console-screenshots/.
+//! Against a `zhengyun api`: a bureau admin signs in at the development identity provider's
+//! own form in the browser (a wrong password opens no session); staff read their pages with
+//! JavaScript turned off; every page a role opens forbids inline scripts.
 
 use std::{path::PathBuf, time::Duration};
 
 use kube::Api as KubeApi;
 use serde_json::json;
 use zhengyun_e2e::{
-    browser::Browser,
+    browser::{Browser, BrowserOptions},
     client, eventually,
+    idp::Idp,
     operator::install_crds,
     process::ServerProcess,
     tenants::{apply_sample_rate_card, bureau_code, create_bureau, ensure_capacity_pool},
@@ -469,4 +473,275 @@ fn console_pages_carry_a_strict_policy_and_a_stranger_is_sent_to_sign_in() -> an
     let (clean, log) = api.stop()?;
     assert!(clean, "zhengyun api did not stop cleanly:\n{log}");
     Ok(())
+}
+
+/// A `zhengyun api` on the devcluster trusting the development identity provider as the
+/// console's, with one bureau of this test's own (`prefix…`) named 区卫生健康委员会.
+async fn api_with_a_bureau(
+    prefix: &str,
+    idp: Option<&Idp>,
+) -> anyhow::Result<(ServerProcess, Store, String)> {
+    let kube = client().await?;
+    install_crds(&kube).await?;
+    ensure_capacity_pool(&kube).await?;
+    apply_sample_rate_card(&kube).await?;
+    let code = bureau_code(prefix);
+    create_bureau(
+        &kube,
+        &code,
+        json!({"displayName": "区卫生健康委员会", "kind": "bureau",
+               "quota": {"cpu": "4", "memory": "8Gi", "storage": "20Gi"},
+               "monthlyBudget": "1000.00"}),
+    )
+    .await?;
+    let api = match idp {
+        Some(idp) => {
+            let config = std::env::temp_dir().join(zhengyun_e2e::unique_name("zhengyun-oidc"));
+            std::fs::write(
+                &config,
+                format!(
+                    "issuers:\n  - issuer: {}\n    audiences: [zhengyun]\n    displayName: 海淀区统一身份认证（测试）\n    caFile: {}\n",
+                    idp.issuer,
+                    idp.ca.display()
+                ),
+            )?;
+            let api = ServerProcess::start(&["api", "--oidc-config", &config.to_string_lossy()]);
+            // Read once, at start.
+            let _ = std::fs::remove_file(&config);
+            api?
+        }
+        None => ServerProcess::start(&["api"])?,
+    };
+    let store = Store::connect(&api.database_url).await?;
+    Ok((api, store, code))
+}
+
+/// Stops `api`, which must stop cleanly.
+async fn stop(api: ServerProcess, store: Store) -> anyhow::Result<()> {
+    store.close().await;
+    let (clean, log) = api.stop()?;
+    assert!(clean, "zhengyun api did not stop cleanly:\n{log}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bureau_admin_signs_in_at_the_identity_provider_in_the_browser_and_a_wrong_password_opens_no_session()
+-> anyhow::Result<()> {
+    let idp = Idp::require()?;
+    let (api, store, code) = api_with_a_bureau("conoidc", Some(&idp)).await?;
+    let base = api.url.clone();
+    // 王芳, an admin of this test's own bureau (the sample users' bureaus may not exist here).
+    let user = format!("wangfang-{code}");
+    idp.add_user(
+        &user,
+        "zhengyun-dev",
+        "王芳",
+        &[&format!("zhengyun:{code}:bureau-admin")],
+    )?;
+    // The provider's certificate is signed by the development CA, which the system does not
+    // trust: the browser accepts that certificate's key, and only it. The API checks the
+    // provider's certificate against the CA itself.
+    let browser = Browser::start_with(BrowserOptions {
+        accepted_certificate: Some(idp.certificate.clone()),
+        ..BrowserOptions::default()
+    })
+    .await?;
+    let at_provider = || async {
+        let reached = eventually(
+            "the provider's sign-in form",
+            Duration::from_secs(15),
+            || async {
+                Ok((browser.url().await?.starts_with(&idp.issuer)
+                    && browser.source().await?.contains("name=\"password\""))
+                .then_some(()))
+            },
+        )
+        .await;
+        if reached.is_err() {
+            let url = browser.url().await?;
+            let page = browser.source().await.unwrap_or_default();
+            anyhow::bail!("at {url}, not the provider's sign-in form: {page}");
+        }
+        Ok(())
+    };
+
+    // A wrong password stays on the provider's page, saying so, and opens no session.
+    browser.open(&format!("{base}/console/sign-in")).await?;
+    browser
+        .click("a[href='/console/sign-in/oidc?issuer=0']")
+        .await?;
+    at_provider().await?;
+    browser.fill("input[name=username]", &user).await?;
+    browser
+        .fill("input[name=password]", "wrong-password")
+        .await?;
+    browser.click("form[action='/authorize'] button").await?;
+    let refused = eventually(
+        "the provider's refusal",
+        Duration::from_secs(15),
+        || async { Ok(browser.text(".error").await.ok()) },
+    )
+    .await?;
+    assert!(!refused.is_empty());
+    assert!(browser.url().await?.starts_with(&idp.issuer));
+    browser
+        .open(&format!("{base}/console/bureaus/{code}"))
+        .await?;
+    at(&browser, "/console/sign-in").await?;
+    assert_eq!(browser.cookie("zy_session").await?, None);
+
+    // The right one: back at the console's callback and on to the bureau's page, signed in as
+    // the person.
+    browser
+        .click("a[href='/console/sign-in/oidc?issuer=0']")
+        .await?;
+    at_provider().await?;
+    browser.fill("input[name=username]", &user).await?;
+    browser.fill("input[name=password]", "zhengyun-dev").await?;
+    browser.click("form[action='/authorize'] button").await?;
+    at(&browser, &format!("/console/bureaus/{code}")).await?;
+    assert!(browser.text("h1").await?.contains("区卫生健康委员会"));
+    let who = browser.text(".who").await?;
+    assert!(who.contains("王芳"), "signed in as {who}");
+    assert!(browser.cookie("zy_session").await?.is_some());
+
+    drop(browser);
+    stop(api, store).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_read_the_bureau_finance_and_audit_pages_with_javascript_turned_off()
+-> anyhow::Result<()> {
+    let (api, store, code) = api_with_a_bureau("connojs", None).await?;
+    let base = api.url.clone();
+    let admin = token(&store, Role::BureauAdmin, Some(&code)).await?;
+    let finance = token(&store, Role::Finance, None).await?;
+    let auditor = token(&store, Role::Auditor, None).await?;
+    let browser = Browser::start_with(BrowserOptions {
+        javascript: false,
+        ..BrowserOptions::default()
+    })
+    .await?;
+
+    // The sign-in form is a plain form post; the bureau's page shows its quota.
+    sign_in(&browser, &base, &admin).await?;
+    at(&browser, &format!("/console/bureaus/{code}")).await?;
+    // No page script ran: htmx, which the page loads, never defined itself.
+    let htmx = browser.execute("return typeof htmx").await?;
+    assert_eq!(htmx, "undefined", "the page's scripts ran");
+    assert!(browser.text("h1").await?.contains("区卫生健康委员会"));
+    let page = browser.source().await?;
+    assert!(page.contains("配额") && page.contains("<table"), "{page}");
+
+    // Finance reads the month.
+    sign_in(&browser, &base, &finance).await?;
+    at(&browser, "/console/finance").await?;
+    let page = browser.source().await?;
+    assert!(
+        browser.text("h1").await?.contains("财务") && page.contains("<table"),
+        "{page}"
+    );
+
+    // An auditor reads the log.
+    sign_in(&browser, &base, &auditor).await?;
+    at(&browser, "/console/audit").await?;
+    let page = browser.source().await?;
+    assert!(
+        browser.text("h1").await?.contains("审计日志")
+            && page.contains("<table")
+            && page.contains("action=\"/console/audit/verify\""),
+        "{page}"
+    );
+
+    drop(browser);
+    stop(api, store).await
+}
+
+/// The status and the `Content-Security-Policy` of `GET url`, with the session `cookie`.
+fn status_and_policy(url: &str, cookie: Option<&str>) -> anyhow::Result<(String, String)> {
+    let mut command = std::process::Command::new("curl");
+    command.args(["-s", "-D", "-", "-o", "/dev/null"]);
+    if let Some(cookie) = cookie {
+        command.args(["-b", &format!("zy_session={cookie}")]);
+    }
+    let head = command.arg(url).output()?;
+    let head = String::from_utf8_lossy(&head.stdout).into_owned();
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let policy = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-security-policy")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    Ok((status, policy))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_console_page_a_role_opens_forbids_inline_scripts() -> anyhow::Result<()> {
+    let (api, store, code) = api_with_a_bureau("concsp", None).await?;
+    let base = api.url.clone();
+    let browser = Browser::start().await?;
+    let mut sessions = Vec::new();
+    for (role, bureau) in [
+        (Role::BureauAdmin, Some(code.as_str())),
+        (Role::Finance, None),
+        (Role::Auditor, None),
+    ] {
+        sessions.push(token(&store, role, bureau).await?);
+    }
+    sessions.push(api.admin.clone());
+    let mut cookies = Vec::new();
+    for token in &sessions {
+        sign_in(&browser, &base, token).await?;
+        let cookie = eventually("a session", Duration::from_secs(15), || async {
+            browser.cookie("zy_session").await
+        })
+        .await?;
+        cookies.push(cookie);
+    }
+    let [admin, finance, auditor, platform] = &cookies[..] else {
+        unreachable!()
+    };
+    let bureau_page = format!("/console/bureaus/{code}");
+    for (path, cookie) in [
+        (bureau_page.as_str(), Some(admin)),
+        ("/console/evaluation", Some(admin)),
+        ("/console/finance", Some(finance)),
+        ("/console/evaluation", Some(finance)),
+        ("/console/audit", Some(auditor)),
+        ("/console/finance", Some(auditor)),
+        ("/console/admin/bureaus", Some(platform)),
+        ("/console/admin/requests", Some(platform)),
+        ("/console/sign-in", None),
+    ] {
+        let (status, policy) =
+            status_and_policy(&format!("{base}{path}"), cookie.map(String::as_str))?;
+        assert_eq!(status, "200", "{path}");
+        let scripts = policy
+            .split(';')
+            .map(str::trim)
+            .find(|directive| directive.starts_with("script-src "))
+            .or_else(|| {
+                policy
+                    .split(';')
+                    .map(str::trim)
+                    .find(|directive| directive.starts_with("default-src "))
+            });
+        let scripts = scripts.unwrap_or_else(|| panic!("{path}: no script source in {policy:?}"));
+        assert!(
+            !scripts.contains("'unsafe-inline'") && !scripts.contains("'unsafe-eval'"),
+            "{path}: {policy}"
+        );
+        assert!(scripts.contains("'self'"), "{path}: {policy}");
+    }
+
+    drop(browser);
+    stop(api, store).await
 }
