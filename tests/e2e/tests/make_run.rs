@@ -23,12 +23,35 @@ fn value_after<'a>(lines: &'a [String], label: &str) -> Option<&'a str> {
         .and_then(|rest| rest.split_whitespace().next())
 }
 
+/// Leaves out of `command`'s environment what `cargo test` sets for this test (the package's
+/// name, its manifest directory, …), so that the `cargo build` inside `make run` sees what it
+/// sees when typed at a shell. Some build scripts (ring's, for one) are run again when those
+/// variables change, and every crate above them is then compiled again, twice: once here and
+/// once more by the next `cargo test`.
+fn as_typed_at_a_shell(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo_test = name == "CARGO"
+            || name == "CARGO_CRATE_NAME"
+            || name == "CARGO_PRIMARY_PACKAGE"
+            || name == "CARGO_TARGET_TMPDIR"
+            || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || name.starts_with("CARGO_BIN_");
+        if set_by_cargo_test {
+            command.env_remove(name);
+        }
+    }
+}
+
 #[test]
 fn make_run_prints_a_working_url_and_tokens_and_stops_cleanly_on_ctrl_c() -> anyhow::Result<()> {
     let kubeconfig = std::env::var("KUBECONFIG")?;
     let run_dir = std::env::temp_dir().join(zhengyun_e2e::unique_name("zhengyun-run"));
     let (api_port, operator_port) = (free_port()?, free_port()?);
-    let mut child = Command::new(root().join("scripts/run.sh"))
+    let mut run = Command::new(root().join("scripts/run.sh"));
+    as_typed_at_a_shell(&mut run);
+    let mut child = run
         .env("ZHENGYUN_USE_EXISTING_CLUSTER", "1")
         .env("ZHENGYUN_INSTALL_SAMPLES", "1")
         .env("KUBECONFIG", &kubeconfig)
