@@ -65,6 +65,55 @@ impl Harness {
         secret.expose().to_owned()
     }
 
+    /// Appends the `n`th audit entry of a test: a bureau viewer of `bureau` creating `object`,
+    /// answered `result`, `n` seconds after a fixed instant.
+    async fn append_audit(&self, n: i64, bureau: &str, object: String, result: String) {
+        self.store
+            .append_audit(&zhengyun_store::AuditEntry {
+                at: jiff::Timestamp::from_second(1_790_000_000 + n).expect("instant"),
+                principal: "0123456789abcdef".to_owned(),
+                principal_label: None,
+                role: Some(Role::BureauViewer),
+                bureau: Some(bureau.to_owned()),
+                action: "environment.create".to_owned(),
+                object,
+                quota_before: None,
+                quota_after: None,
+                result,
+                request_id: format!("req-{n}"),
+            })
+            .await
+            .expect("append");
+    }
+
+    /// Every page of `GET /api/v1/audit?<query>` as the admin, following `x-next-after`, which
+    /// must name the last entry of the page it comes with; fails past ten pages.
+    async fn audit_pages(&self, query: &str) -> Vec<Value> {
+        let mut pages: Vec<Value> = Vec::new();
+        let mut uri = format!("/api/v1/audit?{query}");
+        loop {
+            let (status, page, headers) = self
+                .call(request(Method::GET, &uri, Some(&self.admin), None))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let last = page
+                .as_array()
+                .expect("entries")
+                .last()
+                .map(|e| e["seq"].as_u64().expect("seq"));
+            pages.push(page);
+            match headers.get("x-next-after").and_then(|v| v.to_str().ok()) {
+                Some(next) => {
+                    assert_eq!(Some(next.to_owned()), last.map(|seq| seq.to_string()));
+                    uri = format!("/api/v1/audit?{query}&after={next}");
+                }
+                None => break,
+            }
+            assert!(pages.len() < 10, "paging does not end");
+        }
+        pages
+    }
+
     /// A platform-wide token of `role` and the principal it signs in as.
     async fn principal(&self, role: Role) -> (String, zhengyun_store::Principal) {
         let secret = self.token(role, None).await;
@@ -544,91 +593,52 @@ async fn a_refused_call_with_a_200_kb_name_is_audited_in_bounded_form() {
 async fn an_audit_page_stops_before_one_mebibyte_and_names_where_the_next_begins() {
     let h = harness().await;
     for n in 0..1000 {
-        h.store
-            .append_audit(&zhengyun_store::AuditEntry {
-                at: jiff::Timestamp::from_second(1_790_000_000 + n).expect("instant"),
-                principal: "0123456789abcdef".to_owned(),
-                principal_label: None,
-                role: Some(Role::BureauViewer),
-                bureau: Some("wjw".to_owned()),
-                action: "environment.create".to_owned(),
-                object: format!("environments/{}", "卫".repeat(2_000)),
-                quota_before: None,
-                quota_after: None,
-                result: format!("403 Forbidden: {}", "审".repeat(2_000)),
-                request_id: format!("req-{n}"),
-            })
-            .await
-            .expect("append");
+        h.append_audit(
+            n,
+            "wjw",
+            format!("environments/{}", "卫".repeat(2_000)),
+            format!("403 Forbidden: {}", "审".repeat(2_000)),
+        )
+        .await;
     }
-    let mut seen = Vec::new();
-    let mut uri = "/api/v1/audit?limit=1000".to_owned();
-    let mut pages = 0;
-    loop {
-        pages += 1;
-        let (status, page, headers) = h
-            .call(request(Method::GET, &uri, Some(&h.admin), None))
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(serde_json::to_vec(&page).expect("json").len() <= 1 << 20);
-        let entries = page.as_array().expect("entries");
-        assert!(!entries.is_empty());
-        seen.extend(entries.iter().map(|e| e["seq"].as_u64().expect("seq")));
-        match headers.get("x-next-after").and_then(|v| v.to_str().ok()) {
-            Some(next) => {
-                assert_eq!(next, seen.last().expect("seq").to_string());
-                uri = format!("/api/v1/audit?limit=1000&after={next}");
-            }
-            None => break,
-        }
-        assert!(pages < 10, "paging does not end");
+    let pages = h.audit_pages("limit=1000").await;
+    for page in &pages {
+        assert!(serde_json::to_vec(page).expect("json").len() <= 1 << 20);
+        assert!(!page.as_array().expect("entries").is_empty());
     }
-    assert!(pages > 1, "one page held everything");
-    assert_eq!(seen, (1..=1000).collect::<Vec<u64>>());
+    assert!(pages.len() > 1, "one page held everything");
+    assert_eq!(seqs(&pages), (1..=1000).collect::<Vec<u64>>());
+}
+
+/// The audit sequence numbers of `pages`, in order.
+fn seqs(pages: &[Value]) -> Vec<u64> {
+    pages
+        .iter()
+        .flat_map(|page| page.as_array().expect("entries"))
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect()
 }
 
 #[tokio::test]
 async fn a_full_audit_page_names_the_next_one_and_the_last_page_names_none() {
     let h = harness().await;
     for n in 0..120 {
-        h.store
-            .append_audit(&zhengyun_store::AuditEntry {
-                at: jiff::Timestamp::from_second(1_790_000_000 + n).expect("instant"),
-                principal: "0123456789abcdef".to_owned(),
-                principal_label: None,
-                role: Some(Role::BureauViewer),
-                bureau: Some(if n % 2 == 0 { "wjw" } else { "jyj" }.to_owned()),
-                action: "environment.create".to_owned(),
-                object: format!("environments/e{n}"),
-                quota_before: None,
-                quota_after: None,
-                result: "201 Created".to_owned(),
-                request_id: format!("req-{n}"),
-            })
-            .await
-            .expect("append");
+        let bureau = if n % 2 == 0 { "wjw" } else { "jyj" };
+        h.append_audit(
+            n,
+            bureau,
+            format!("environments/e{n}"),
+            "201 Created".to_owned(),
+        )
+        .await;
     }
     for (filter, expected) in [("", 120_usize), ("&bureau=wjw", 60)] {
-        let mut seen = Vec::new();
-        let mut pages = Vec::new();
-        let mut uri = format!("/api/v1/audit?limit=50{filter}");
-        loop {
-            let (status, page, headers) = h
-                .call(request(Method::GET, &uri, Some(&h.admin), None))
-                .await;
-            assert_eq!(status, StatusCode::OK, "{page}");
-            let entries = page.as_array().expect("entries");
-            pages.push(entries.len());
-            seen.extend(entries.iter().map(|e| e["seq"].as_u64().expect("seq")));
-            match headers.get("x-next-after").and_then(|v| v.to_str().ok()) {
-                Some(next) => {
-                    assert_eq!(next, seen.last().expect("seq").to_string());
-                    uri = format!("/api/v1/audit?limit=50{filter}&after={next}");
-                }
-                None => break,
-            }
-            assert!(pages.len() < 10, "paging does not end");
-        }
+        let walked = h.audit_pages(&format!("limit=50{filter}")).await;
+        let pages: Vec<usize> = walked
+            .iter()
+            .map(|page| page.as_array().expect("entries").len())
+            .collect();
+        let mut seen = seqs(&walked);
         assert_eq!(seen.len(), expected, "{filter}");
         seen.dedup();
         assert_eq!(seen.len(), expected, "an entry came twice ({filter})");

@@ -459,19 +459,37 @@ impl Store {
     /// expired), found by its id alone: for a session opened with the token, which keeps no
     /// secret, to end when the token does.
     pub async fn token_in_force(&self, id: &TokenId, now: Timestamp) -> Result<Option<Principal>> {
+        let Some((_, principal)) = self.token_by_id(id.as_str()).await? else {
+            return Ok(None);
+        };
+        Ok(principal.filter(|p| p.expires_at > now))
+    }
+
+    async fn match_token(&self, id: &str, presented: &[u8; 32]) -> Result<Option<Principal>> {
+        let Some((stored, principal)) = self.token_by_id(id).await? else {
+            return Ok(None);
+        };
+        let matches: bool = stored.as_slice().ct_eq(presented.as_slice()).into();
+        Ok(principal.filter(|_| matches))
+    }
+
+    /// Token `id`'s stored secret hash and, unless it was revoked, its principal (expired or
+    /// not); `None` when no such token was issued.
+    async fn token_by_id(&self, id: &str) -> Result<Option<(Vec<u8>, Option<Principal>)>> {
         let row: Option<TokenRow> = with_pool!(self, pool => sqlx::query_as(
             "SELECT id, secret_sha256, role, bureau, bureau_uid, description, expires_at_us, \
              revoked_at_us FROM api_tokens WHERE id = $1",
         )
-        .bind(id.as_str())
+        .bind(id)
         .fetch_optional(pool)
         .await)
         .map_err(db("reading a token"))?;
-        let Some((id, _, role, bureau, bureau_uid, description, expires, revoked_at)) = row else {
+        let Some((id, stored, role, bureau, bureau_uid, description, expires, revoked_at)) = row
+        else {
             return Ok(None);
         };
         if revoked_at.is_some() {
-            return Ok(None);
+            return Ok(Some((stored, None)));
         }
         let principal = Principal {
             token: TokenId(id),
@@ -481,34 +499,7 @@ impl Store {
             description,
             expires_at: from_micros(expires, "a token")?,
         };
-        Ok((principal.expires_at > now).then_some(principal))
-    }
-
-    async fn match_token(&self, id: &str, presented: &[u8; 32]) -> Result<Option<Principal>> {
-        let row: Option<TokenRow> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT id, secret_sha256, role, bureau, bureau_uid, description, expires_at_us, \
-             revoked_at_us FROM api_tokens WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await)
-        .map_err(db("authenticating a token"))?;
-        let Some((id, stored, role, bureau, bureau_uid, description, expires, revoked_at)) = row
-        else {
-            return Ok(None);
-        };
-        let matches: bool = stored.as_slice().ct_eq(presented.as_slice()).into();
-        if !matches || revoked_at.is_some() {
-            return Ok(None);
-        }
-        Ok(Some(Principal {
-            token: TokenId(id),
-            role: stored_role(&role)?,
-            bureau,
-            bureau_uid,
-            description,
-            expires_at: from_micros(expires, "a token")?,
-        }))
+        Ok(Some((stored, Some(principal))))
     }
 
     /// Revokes every token of `bureau` not yet revoked, as when the bureau is deleted; returns

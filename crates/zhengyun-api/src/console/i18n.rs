@@ -118,19 +118,10 @@ mod tests {
 
     #[test]
     fn every_key_the_console_uses_is_translated() {
-        let sources = [
-            include_str!("mod.rs"),
-            include_str!("layout.rs"),
-            include_str!("pages/sign_in.rs"),
-            include_str!("pages/bureau.rs"),
-            include_str!("pages/finance.rs"),
-            include_str!("pages/evaluation.rs"),
-            include_str!("pages/audit.rs"),
-            include_str!("pages/admin.rs"),
-        ];
         let known = keys(ZH);
         let mut missing = Vec::new();
-        for source in sources {
+        // This file's own tests look up a key that does not exist on purpose.
+        for source in &SOURCES[1..] {
             // Keys are written as `.t("…")` and `.tf("…"`.
             for part in source
                 .split(".t(\"")
@@ -294,10 +285,10 @@ mod tests {
         assert!(missing.is_empty(), "without words: {missing:?}");
     }
 
-    /// Every console source file.
+    /// Every console source file, this one first.
     const SOURCES: [&str; 9] = [
-        include_str!("mod.rs"),
         include_str!("i18n.rs"),
+        include_str!("mod.rs"),
         include_str!("layout.rs"),
         include_str!("pages/sign_in.rs"),
         include_str!("pages/bureau.rs"),
