@@ -2,7 +2,7 @@
 """Prints the figures of `make bench` as one table and writes them to target/bench/results.json.
 
 Reads what each benchmark wrote to target/bench/: converge.json (bench-converge), api.json
-(bench-api), borrowing.json (bench-borrowing), ledger-ingest-<backend>.json and ledger-month-<backend>.json (the store's examples, on
+(bench-api), borrowing.json (bench-borrowing), console.json (bench-console), ledger-ingest-<backend>.json and ledger-month-<backend>.json (the store's examples, on
 SQLite and on PostgreSQL). A benchmark that
 did not run is shown as missing, never guessed.
 """
@@ -98,6 +98,18 @@ def main():
             rows.append(("  settled over the simulated day: burst charges / lent credits / platform",
                          f"{money['charges']:.2f} / {money['credits']:.2f} / {money['platform']:.2f} CNY",
                          f"{money['borrowers']} borrowing environments, {money['lenders']} lending bureaus"))
+    console = load("console.json")
+    if console:
+        phases = [("paced", "paced"), ("pacedWithCloses", "paced, closes every 2 s"),
+                  ("steady", "back to back"), ("withCloses", "back to back, closes every 2 s")]
+        shown = [(k, n) for k, n in phases if k in console]
+        for page in ("bureau", "finance", "evaluation", "audit", "bureaus", "approvals", "sign-in"):
+            figures = [console[k][page] for k, _ in shown if page in console[k]]
+            if len(figures) != len(shown):
+                continue
+            rows.append((f"console {page} page, 20 sessions: p99 " + " / ".join(n for _, n in shown),
+                         " / ".join(f"{f['p99_ms']:.1f}" for f in figures) + " ms", "paced ≤ 50 ms"))
+            rows.append(("  first visit with stylesheet and script", f"{figures[0]['first_load_bytes'] / 1024:.1f} KB", "< 100 KB"))
     ledger = {}
     for backend in ("sqlite", "postgres"):
         ingest = load(f"ledger-ingest-{backend}.json")
@@ -119,7 +131,7 @@ def main():
             rows.append((f"  {audit['writers']} concurrent writers: p50 / p99 / max",
                          f"{t['p50_ms']:.1f} / {t['p99_ms']:.1f} / {t['max_ms']:.1f} ms", ""))
         ledger[backend] = {"ingest": ingest, "month": month, "audit": audit}
-    missing = [n for n, d in [("converge", converge), ("api", api), ("borrowing", borrowing)] + [(f"{what}-{b}", ledger[b][what]) for b in ledger for what in ("ingest", "month", "audit")] if not d]
+    missing = [n for n, d in [("converge", converge), ("api", api), ("borrowing", borrowing), ("console", console)] + [(f"{what}-{b}", ledger[b][what]) for b in ledger for what in ("ingest", "month", "audit")] if not d]
 
     started = None
     try:
@@ -144,6 +156,7 @@ def main():
         "converge": converge,
         "api": api,
         "borrowing": borrowing,
+        "console": console,
         "ledger": ledger,
         "wall_seconds": wall,
     }

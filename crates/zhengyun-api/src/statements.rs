@@ -190,25 +190,6 @@ fn bureau_budget(bureau: &Bureau) -> Option<Decimal> {
     bureau.spec.monthly_budget.as_deref()?.parse().ok()
 }
 
-/// Keeps only `bureau`'s part of a statement; its totals become the statement's total.
-fn only_bureau(statement: &mut Statement, bureau: &str) {
-    statement.lines.retain(|l| l.key.meter.bureau() == bureau);
-    statement.environments.retain(|e| e.bureau == bureau);
-    statement.bureaus.retain(|b| b.bureau == bureau);
-    statement
-        .settlement
-        .retain(|l| l.bureau.as_deref() == Some(bureau));
-    statement.service_credits.retain(|l| l.bureau == bureau);
-    statement.platform = statement
-        .bureaus
-        .first()
-        .map(|b| b.totals.clone())
-        .unwrap_or_else(|| zhengyun_metering::Totals {
-            amount: Decimal::ZERO,
-            usage: Vec::new(),
-        });
-}
-
 /// A month's statement: every bureau for platform admins, finance and auditors, the bureau's own
 /// for a bureau role. Lines per bureau, environment, resource and reserved/consumed, each
 /// priced at the rate card's reservation or consumption price and rounded once to the fen by
@@ -257,7 +238,13 @@ async fn get_statement(
             let covered_until = state.store().checkpoint(LEDGER_STREAM).await?;
             let statement = state
                 .store()
-                .computed_statement(month, state.calendar(), &schedule, &budgets)
+                .computed_statement(
+                    month,
+                    state.calendar(),
+                    &schedule,
+                    &budgets,
+                    bureau.as_deref(),
+                )
                 .await?;
             (
                 statement,
@@ -268,7 +255,7 @@ async fn get_statement(
     };
     let adjustments = state.store().adjustments(month).await?;
     if let Some(bureau) = &bureau {
-        only_bureau(&mut statement, bureau);
+        statement.keep_bureau(bureau);
     }
     let adjustments: Vec<_> = adjustments
         .into_iter()
@@ -420,7 +407,7 @@ async fn close_month(
     let (_, budgets) = bureaus(&state).await?;
     let statement = state
         .store()
-        .computed_statement(month, state.calendar(), &schedule, &budgets)
+        .computed_statement(month, state.calendar(), &schedule, &budgets, None)
         .await?;
     let seal = state
         .store()
@@ -567,7 +554,7 @@ async fn adjust_month(
     let (_, budgets) = bureaus(&state).await?;
     let now = state
         .store()
-        .computed_statement(month, state.calendar(), &schedule, &budgets)
+        .computed_statement(month, state.calendar(), &schedule, &budgets, None)
         .await?;
     let mut lines = zhengyun_metering::adjustments(&closed, &issued, &now).map_err(|e| {
         Problem::conflict(format!(

@@ -539,6 +539,26 @@ impl Statement {
         Ok(())
     }
 
+    /// Keeps only `bureau`'s part: its lines, environments, totals, settlement and service
+    /// credits; its totals become the statement's `platform` totals (zero without usage). The
+    /// month's gaps, which are the platform's, stay.
+    pub fn keep_bureau(&mut self, bureau: &str) {
+        self.lines.retain(|l| l.key.meter.bureau() == bureau);
+        self.environments.retain(|e| e.bureau == bureau);
+        self.bureaus.retain(|b| b.bureau == bureau);
+        self.settlement
+            .retain(|l| l.bureau.as_deref() == Some(bureau));
+        self.service_credits.retain(|l| l.bureau == bureau);
+        self.platform = self
+            .bureaus
+            .first()
+            .map(|b| b.totals.clone())
+            .unwrap_or_else(|| Totals {
+                amount: Decimal::ZERO,
+                usage: Vec::new(),
+            });
+    }
+
     /// Each environment's amount on this statement, by environment name.
     pub fn environment_amounts(&self) -> BTreeMap<String, Decimal> {
         self.environments

@@ -108,6 +108,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console languages",
         include_str!("../migrations/sqlite/0018_console_languages.sql"),
     ),
+    (
+        19,
+        "ledger revision",
+        include_str!("../migrations/sqlite/0019_ledger_revision.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -200,6 +205,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console languages",
         include_str!("../migrations/postgres/0018_console_languages.sql"),
     ),
+    (
+        19,
+        "ledger revision",
+        include_str!("../migrations/postgres/0019_ledger_revision.sql"),
+    ),
 ];
 
 pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
@@ -216,6 +226,7 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
     Ok(Store {
         pool,
         audit: Default::default(),
+        sums: Default::default(),
     })
 }
 

@@ -53,6 +53,7 @@ pub mod tokens;
 mod connect;
 mod group_commit;
 mod rollup;
+mod sums_cache;
 mod time;
 
 use std::sync::Arc;
@@ -125,6 +126,8 @@ pub struct Store {
     pool: Pool,
     /// Audit writes waiting to be committed together ([`group_commit`]).
     audit: std::sync::Arc<group_commit::AuditQueue>,
+    /// Usage sums read at the ledger's current revision ([`sums_cache`]).
+    sums: std::sync::Arc<sums_cache::SumsCache>,
 }
 
 #[derive(Clone, Debug)]

@@ -20,6 +20,7 @@ use crate::{
     error::{Error, Result, db},
     ledger::meter_of,
     rollup::{self, DAY, MeterColumns, Plan, SumRow},
+    sums_cache::Sums,
     with_pool,
 };
 
@@ -91,7 +92,7 @@ impl Store {
         if let Some(closed) = self.closed_statement(month).await? {
             return Ok(closed);
         }
-        self.computed_statement(month, calendar, schedule, budgets)
+        self.computed_statement(month, calendar, schedule, budgets, None)
             .await
     }
 
@@ -172,17 +173,27 @@ impl Store {
     }
 
     /// The statement of `month` as the ledger gives it now, closed or not, with its gaps (see
-    /// [`Store::month_gaps`]): what a month is closed with, and what a closed month is compared with to issue adjustments.
+    /// [`Store::month_gaps`]): what a month is closed with, and what a closed month is compared
+    /// with to issue adjustments.
+    ///
+    /// With `bureau`, only that bureau's part: its lines, environments and totals (which are
+    /// the statement's total), its settlement and its service credits, line for line what the
+    /// whole district's statement has for it. Only its usage is read and priced; the
+    /// settlement is checked to balance over every party before it is cut to the bureau.
     pub async fn computed_statement(
         &self,
         month: Month,
         calendar: &Calendar,
         schedule: &RateSchedule,
         budgets: &BTreeMap<String, Decimal>,
+        bureau: Option<&str>,
     ) -> Result<Statement> {
+        if let Some(bureau) = bureau {
+            check_bureau_code(bureau).map_err(|reason| Error::invalid("bureau", reason))?;
+        }
         let mut builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
         let periods: Vec<TimeRange> = builder.periods().collect();
-        let sums = self.sums_over(&periods, None).await?;
+        let sums = self.sums_over(&periods, bureau).await?;
         for (period, rows) in periods.iter().zip(sums) {
             for (columns, unit_seconds) in rows {
                 let (bureau, environment, resource, kind, tier) = columns;
@@ -212,6 +223,9 @@ impl Store {
             .month_service_credits(statement.period, &statement.environment_amounts())
             .await?;
         statement.set_service_credits(credits).map_err(metering)?;
+        if let Some(bureau) = bureau {
+            statement.keep_bureau(bureau);
+        }
         Ok(statement)
     }
 
@@ -301,21 +315,28 @@ impl Store {
     }
 
     /// Unit-seconds per meter within each of `ranges` (optionally of one bureau), read in one
-    /// snapshot: the rollup for whole days, the raw intervals for the edges.
+    /// snapshot: the rollup for whole days, the raw intervals for the edges; or, when the same
+    /// sums were read at the ledger's revision in that snapshot, kept from then
+    /// ([`crate::sums_cache`]).
     pub(crate) async fn sums_over(
         &self,
         ranges: &[TimeRange],
         bureau: Option<&str>,
-    ) -> Result<Vec<Vec<(MeterColumns, u128)>>> {
+    ) -> Result<Sums> {
         const DOING: &str = "summing usage";
         let (daily, raw) = rollup::queries(self.backend() == crate::Backend::Postgres);
-        let parts: Vec<Vec<SumRow>> = with_pool!(self, pool => {
+        let (revision, parts): (i64, Vec<Vec<SumRow>>) = with_pool!(self, pool => {
             let mut tx = pool.begin_snapshot().await.map_err(db(DOING))?;
-            let longest: i64 =
-                sqlx::query_scalar("SELECT longest_s FROM ledger_bounds WHERE id = 1")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db(DOING))?;
+            let (longest, revision): (i64, i64) = sqlx::query_as(
+                "SELECT longest_s, revision FROM ledger_bounds WHERE id = 1",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(DOING))?;
+            if let Some(kept) = self.sums.get(revision, ranges, bureau) {
+                tx.commit().await.map_err(db(DOING))?;
+                return Ok(kept);
+            }
             let mut parts = Vec::with_capacity(ranges.len());
             for range in ranges {
                 let plan = Plan::of(*range);
@@ -346,9 +367,11 @@ impl Store {
                 parts.push(rows);
             }
             tx.commit().await.map_err(db(DOING))?;
-            parts
+            (revision, parts)
         });
-        parts.into_iter().map(merge).collect()
+        let sums = parts.into_iter().map(merge).collect::<Result<Sums>>()?;
+        self.sums.put(revision, ranges, bureau, &sums);
+        Ok(sums)
     }
 }
 

@@ -133,8 +133,12 @@ const ON_CONFLICT_ADD: &str = " ON CONFLICT (day_s, bureau, environment, resourc
      us_low = (usage_daily.us_low + excluded.us_low) & 4294967295";
 const RAISE_LONGEST: &str =
     "UPDATE ledger_bounds SET longest_s = $1 WHERE id = 1 AND longest_s < $1";
+/// `$1` is now in microseconds: see [`crate::sums_cache`] for why the revision follows the clock.
+const NEXT_REVISION: &str = "UPDATE ledger_bounds \
+     SET revision = CASE WHEN revision >= $1 THEN revision + 1 ELSE $1 END WHERE id = 1";
 
-/// Adds `sums` to the rollup inside `tx`, and raises the longest-interval bound if needed.
+/// Adds `sums` to the rollup inside `tx`, raises the longest-interval bound if needed, and
+/// moves the ledger's revision when anything was added (see [`crate::sums_cache`]).
 pub(crate) async fn write<DB>(tx: &mut crate::WriteTx<DB>, sums: DailySums) -> Result<()>
 where
     DB: sqlx::Database,
@@ -151,9 +155,15 @@ where
         .upsert_daily(&rows)
         .await
         .map_err(crate::error::db(DOING))?;
+    // Every interval is at least a second long, so `longest > 0` exactly when one was added.
     if longest > 0 {
         sqlx::query::<DB>(RAISE_LONGEST)
             .bind(longest)
+            .execute(&mut **tx)
+            .await
+            .map_err(crate::error::db(DOING))?;
+        sqlx::query::<DB>(NEXT_REVISION)
+            .bind(crate::time::now_micros())
             .execute(&mut **tx)
             .await
             .map_err(crate::error::db(DOING))?;

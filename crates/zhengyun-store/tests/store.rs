@@ -90,6 +90,8 @@ on_both_backends!(
     a_console_session_names_its_principal_until_it_ends_or_is_closed,
     a_token_is_in_force_by_its_id_until_revoked_or_expired,
     a_console_language_is_remembered_per_principal_and_the_last_choice_wins,
+    a_bureaus_statement_is_its_part_of_the_districts_line_for_line,
+    sums_read_again_include_usage_another_process_added_and_a_restored_ledger,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2504,7 +2506,7 @@ async fn gaps_are_recorded_with_their_window_and_shown_until_finance_waives_them
         .expect("month gaps");
     assert_eq!(shown, std::slice::from_ref(&gap));
     let statement = store
-        .computed_statement(november(), &calendar, &schedule(), &BTreeMap::new())
+        .computed_statement(november(), &calendar, &schedule(), &BTreeMap::new(), None)
         .await
         .expect("statement");
     assert_eq!(statement.gaps, std::slice::from_ref(&gap));
@@ -2838,6 +2840,7 @@ async fn a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_
             &Calendar::default(),
             &schedule(),
             &BTreeMap::new(),
+            None,
         )
         .await
         .expect("statement");
@@ -3101,6 +3104,26 @@ fn bad_slice(
     }
 }
 
+/// 100 measured minutes of wjw-prod (gold) from 2026-11-10T00:00Z, the 51st bad (counted).
+async fn record_a_bad_minute_in_a_hundred_of_wjw_prod(store: &Store) {
+    let batch = minutes(
+        "2026-11-10T00:00:00Z",
+        100,
+        &[presence("wjw-prod", Tier::Gold)],
+        |i, m| {
+            if i == 50 {
+                vec![bad_slice("wjw-prod", m, true)]
+            } else {
+                Vec::new()
+            }
+        },
+    );
+    store
+        .record_availability(None, &batch, ts("2026-11-10T01:40:00Z"))
+        .await
+        .expect("minutes");
+}
+
 /// `count` minutes from `start`, the first opening `opened`, each with `slices(minute)`.
 fn minutes(
     start: &str,
@@ -3253,22 +3276,7 @@ async fn a_month_below_its_objective_is_credited_on_the_statement_and_in_the_amo
     );
     // 100 measured minutes of wjw-prod (gold), 1 bad: 99 %, below 99.95 % (10 %) but not
     // below 99 % (25 %).
-    let batch = minutes(
-        "2026-11-10T00:00:00Z",
-        100,
-        &[presence("wjw-prod", Tier::Gold)],
-        |i, m| {
-            if i == 50 {
-                vec![bad_slice("wjw-prod", m, true)]
-            } else {
-                Vec::new()
-            }
-        },
-    );
-    store
-        .record_availability(None, &batch, ts("2026-11-10T01:40:00Z"))
-        .await
-        .expect("minutes");
+    record_a_bad_minute_in_a_hundred_of_wjw_prod(store).await;
     let statement = store
         .month_statement(november(), &calendar, &schedule(), &BTreeMap::new())
         .await
@@ -3601,5 +3609,163 @@ async fn a_console_language_is_remembered_per_principal_and_the_last_choice_wins
             .set_console_language(person, "", ts("2026-11-10T09:00:00Z"))
             .await
             .is_err()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A bureau's statement, and sums kept between reads
+
+async fn a_bureaus_statement_is_its_part_of_the_districts_line_for_line(db: &TestDb) {
+    let store = &db.store;
+    let calendar = Calendar::default();
+    store
+        .record_intervals(&november_usage())
+        .await
+        .expect("usage");
+    // wjw borrows 4 cores for an hour from cgj, settled with the window.
+    let hour = |environment: &str, kind, amount| {
+        hourly(
+            &meter(environment, Resource::Cpu, kind, Tier::Gold),
+            "2026-11-01T00:00:00Z",
+            1,
+            amount,
+        )
+    };
+    let window = [
+        hour("wjw-prod", UsageKind::Burst, 4_000),
+        hour("cgj-prod", UsageKind::Reserved, 8_000),
+        hour("cgj-prod", UsageKind::Consumed, 2_000),
+    ];
+    store
+        .record_settled_window_in_batches(
+            window.iter(),
+            &[],
+            "usage",
+            None,
+            ts("2026-11-01T01:00:00Z"),
+            &mut FixtureSettle(Default::default(), schedule()),
+        )
+        .await
+        .expect("window");
+    // wjw-prod misses its objective: a service credit.
+    store
+        .record_service_levels(
+            ts("2026-10-01T00:00:00Z"),
+            &zhengyun_model::crd::ServiceLevels::default(),
+        )
+        .await
+        .expect("levels");
+    record_a_bad_minute_in_a_hundred_of_wjw_prod(store).await;
+    let budgets = BTreeMap::from([
+        ("wjw".to_owned(), Decimal::new(100, 2)),
+        ("jtj".to_owned(), Decimal::new(1_000_000, 2)),
+    ]);
+    let district = store
+        .computed_statement(november(), &calendar, &schedule(), &budgets, None)
+        .await
+        .expect("district");
+    assert_eq!(district.bureaus.len(), 3, "{:?}", district.bureaus);
+    assert_eq!(
+        district.settlement.len(),
+        3,
+        "burst, lent and the platform's share"
+    );
+    assert_eq!(district.service_credits.len(), 1);
+    let (payable, _) = zhengyun_metering::payable(&district, &[]).expect("payable");
+    // "gaj" has no usage at all: an empty statement, totals zero.
+    for bureau in ["wjw", "cgj", "jtj", "gaj"] {
+        let own = store
+            .computed_statement(november(), &calendar, &schedule(), &budgets, Some(bureau))
+            .await
+            .expect("the bureau's statement");
+        let mut expected = district.clone();
+        expected.keep_bureau(bureau);
+        assert_eq!(own, expected, "{bureau}");
+        let (own_payable, _) = zhengyun_metering::payable(&own, &[]).expect("payable");
+        assert_eq!(own_payable.get(bureau), payable.get(bureau), "{bureau}");
+    }
+    let error = store
+        .computed_statement(november(), &calendar, &schedule(), &budgets, Some("WJW!"))
+        .await
+        .expect_err("an invalid bureau code");
+    assert_eq!(error.metric_label(), "invalid", "{error}");
+}
+
+async fn sums_read_again_include_usage_another_process_added_and_a_restored_ledger(db: &TestDb) {
+    let store = &db.store;
+    let calendar = Calendar::default();
+    store
+        .record_intervals(&november_usage())
+        .await
+        .expect("usage");
+    let statement = |store: &Store| {
+        let store = store.clone();
+        async move {
+            store
+                .computed_statement(
+                    november(),
+                    &Calendar::default(),
+                    &schedule(),
+                    &BTreeMap::new(),
+                    Some("wjw"),
+                )
+                .await
+                .expect("statement")
+                .platform
+                .amount
+        }
+    };
+    let before = statement(store).await;
+    assert_eq!(statement(store).await, before, "read twice, unchanged");
+    let year = range("2026-01-01T00:00:00Z", "2026-12-01T00:00:00Z");
+    let costs = store
+        .daily_costs(year, "wjw", &schedule(), &calendar)
+        .await
+        .expect("costs");
+
+    // Another process (the operator's sampler) records an hour more of wjw-prod.
+    let sampler = db.second_store().await;
+    sampler
+        .record_intervals(&hourly(&cpu("wjw-prod"), "2026-11-05T00:00:00Z", 1, 1_000))
+        .await
+        .expect("an hour more");
+    sampler.close().await;
+    let after = statement(store).await;
+    assert!(after > before, "{after} after {before}");
+    assert_eq!(
+        after,
+        statement_of(
+            &[
+                november_usage(),
+                hourly(&cpu("wjw-prod"), "2026-11-05T00:00:00Z", 1, 1_000)
+            ]
+            .concat()
+        )
+        .bureau_amounts()["wjw"]
+    );
+    let costs_after = store
+        .daily_costs(year, "wjw", &schedule(), &calendar)
+        .await
+        .expect("costs");
+    assert_ne!(costs_after, costs, "the day of the new hour costs more");
+
+    // A backup from before that hour is restored under the running store: the usage and the
+    // revision go back. Sums read at the later revision are not given for the earlier one.
+    db.raw(
+        "DELETE FROM usage_intervals WHERE start_s = 1793836800 AND amount = 1000; \
+         DELETE FROM usage_daily WHERE day_s = 1793808000 \
+           AND environment = 'wjw-prod' AND kind = 'reserved'; \
+         UPDATE ledger_bounds SET revision = 1 WHERE id = 1",
+        "DELETE FROM usage_intervals WHERE start_s = 1793836800 AND amount = 1000; \
+         DELETE FROM usage_daily WHERE day_s = 1793808000 \
+           AND environment = 'wjw-prod' AND kind = 'reserved'; \
+         UPDATE ledger_bounds SET revision = 1 WHERE id = 1",
+    )
+    .await
+    .expect("restore");
+    assert_eq!(
+        statement(store).await,
+        before,
+        "the restored ledger is read"
     );
 }

@@ -71,6 +71,11 @@ impl<'a> Launch<'a> {
 }
 
 impl ServerProcess {
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `zhengyun <args>` (`api`, or `dev` with its flags), the debug build the tests
     /// built, as [`ServerProcess::launch`] does.
     pub fn start(args: &[&str]) -> anyhow::Result<Self> {

@@ -738,7 +738,7 @@ mod pool_wide {
         // The statement shows both, balanced, and the bureaus' payable amounts include them.
         for month in &months {
             let statement = store
-                .computed_statement(*month, &calendar, &schedule, &Default::default())
+                .computed_statement(*month, &calendar, &schedule, &Default::default(), None)
                 .await?;
             statement.check_conservation()?;
         }

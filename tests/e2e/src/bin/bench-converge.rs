@@ -36,7 +36,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use zhengyun_e2e::bench::{ledger_of, ledgers, start_operator, start_operator_on, wait_for_leader};
+use zhengyun_e2e::bench::{
+    cpu_seconds, ledger_of, ledgers, start_operator, start_operator_on, wait_for_leader,
+};
 use zhengyun_e2e::operator::install_crds;
 use zhengyun_e2e::{eventually, unique_name};
 use zhengyun_model::crd::{Bureau, CapacityPoolSpec, Environment, EnvironmentPhase};
@@ -712,39 +714,6 @@ impl Drop for Sampling {
             let _ = child.wait();
         }
     }
-}
-
-/// CPU seconds (user and system) spent so far by a process and everything it started.
-fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = 100.0; // USER_HZ on Linux
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    // (pid, parent, user + system ticks) of every process, from /proc/<pid>/stat.
-    let procs: Vec<(u32, u32, u64)> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let parent = fields.get(1)?.parse().ok()?;
-            let used: u64 =
-                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-            Some((p, parent, used))
-        })
-        .collect();
-    let mut tree = vec![pid];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
-        i += 1;
-    }
-    procs
-        .iter()
-        .filter(|p| tree.contains(&p.0))
-        .map(|p| p.2)
-        .sum::<u64>() as f64
-        / ticks
 }
 
 /// The devcluster's process (its directory's `pid` file), to account its CPU.

@@ -2,6 +2,8 @@
 //! consumed, budgets with their 80 % and 100 % flags, whether the month is provisional or
 //! closed, the CSV, the month's metering gaps and their waiver, and closing an ended month.
 
+use std::collections::HashMap;
+
 use axum::{
     Form,
     extract::{Query, State},
@@ -10,6 +12,7 @@ use axum::{
 };
 use jiff::Timestamp;
 use maud::{Markup, html};
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -37,21 +40,27 @@ fn amount(value: &Value) -> f64 {
     value.as_str().and_then(|a| a.parse().ok()).unwrap_or(0.0)
 }
 
-/// Reserved and consumed amounts of `bureau` in `statement`'s lines.
-fn by_kind(statement: &Value, bureau: &str) -> (f64, f64) {
-    let mut reserved = 0.0;
-    let mut consumed = 0.0;
+/// Each bureau's reserved and consumed amounts in `statement`'s lines, summed exactly, in one
+/// pass over the lines.
+fn by_kind(statement: &Value) -> HashMap<&str, (Decimal, Decimal)> {
+    let mut sums: HashMap<&str, (Decimal, Decimal)> = HashMap::new();
     for line in statement["lines"].as_array().into_iter().flatten() {
-        if line["bureau"] != bureau {
+        let (Some(bureau), Some(amount)) = (
+            line["bureau"].as_str(),
+            line["amount"]
+                .as_str()
+                .and_then(|a| a.parse::<Decimal>().ok()),
+        ) else {
             continue;
-        }
+        };
+        let slot = sums.entry(bureau).or_default();
         match line["kind"].as_str() {
-            Some("reserved") => reserved += amount(&line["amount"]),
-            Some("consumed") => consumed += amount(&line["amount"]),
+            Some("reserved") => slot.0 += amount,
+            Some("consumed") => slot.1 += amount,
             _ => {}
         }
     }
-    (reserved, consumed)
+    sums
 }
 
 /// What `bureau` was charged for borrowing (`burst`) and credited for lending (`lent`) in
@@ -200,6 +209,7 @@ async fn content(
         lang.t("finance.chart")
     };
     let csv = format!("/console/finance/statement.csv?month={}", segment(&month));
+    let kinds = by_kind(&statement);
     let markup = frame(
         visitor,
         &format!("{} · {month}", lang.t("finance.title")),
@@ -229,7 +239,7 @@ async fn content(
                 } }
                 tbody { @for bureau in &bureaus {
                     @let code = bureau["bureau"].as_str().unwrap_or_default();
-                    @let (reserved, consumed) = by_kind(&statement, code);
+                    @let (reserved, consumed) = kinds.get(code).copied().unwrap_or_default();
                     tr {
                         th scope="row" { (name_of(bureau)) " " span.muted { (code) } }
                         td.num { (bureau["amount"].as_str().unwrap_or_default()) }
