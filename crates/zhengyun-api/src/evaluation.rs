@@ -612,30 +612,13 @@ async fn get_evaluation(
     let schedule = schedule(&state).await?;
     let (names, budgets) = bureaus(&state).await?;
     let mut year_of = annual::Year::new(only.as_deref());
-    let mut months = Vec::new();
     let mut month = first;
     while month <= calendar.month_of(end - SignedDuration::from_secs(1)) {
-        months.push(month);
-        month = month.next().map_err(|e| invalid(e.to_string()))?;
-    }
-    // Each month's reads are many small queries; the months are read side by side, on the
-    // store's pool, and added up in order.
-    let no_budgets = BTreeMap::new();
-    let read = months.iter().map(|&month| {
-        let (store, schedule, no_budgets) = (state.store(), &schedule, &no_budgets);
-        async move {
-            let range = calendar
-                .month_range(month)
-                .map_err(|e| invalid(e.to_string()))?;
-            let (statement, adjustments, measures) = futures::try_join!(
-                store.month_statement(month, calendar, schedule, no_budgets),
-                store.adjustments(month),
-                store.month_measures(range, None),
-            )?;
-            Ok::<_, Problem>((month, statement, adjustments, measures))
-        }
-    });
-    for (month, statement, adjustments, measures) in futures::future::try_join_all(read).await? {
+        let statement = state
+            .store()
+            .month_statement(month, calendar, &schedule, &BTreeMap::new())
+            .await?;
+        let adjustments = state.store().adjustments(month).await?;
         let (owed, _) = zhengyun_metering::payable(&statement, &adjustments)
             .map_err(|e| Problem::conflict(format!("unable to add up {month}: {e}")))?;
         let month_budgets = budgets
@@ -647,7 +630,11 @@ async fn get_evaluation(
             })
             .collect::<ApiResult<BTreeMap<_, _>>>()?;
         year_of.add_month(month, &statement, &owed, &month_budgets)?;
-        year_of.add_measures(measures);
+        let range = calendar
+            .month_range(month)
+            .map_err(|e| invalid(e.to_string()))?;
+        year_of.add_measures(state.store().month_measures(range, None).await?);
+        month = month.next().map_err(|e| invalid(e.to_string()))?;
     }
     let efficiency = state
         .store()
