@@ -2752,6 +2752,24 @@ async fn a_window_in_batches_is_stored_whole_or_not_at_all(db: &TestDb) {
 }
 
 /// Settles with the fixture schedule's card, a 40 % burst price and a 70 % lenders' share.
+/// The hour from 2026-11-01T00:00Z in which wjw borrows 4 cores (burst) while cgj reserved 8
+/// and used 2: one interval list per meter.
+fn borrowing_window() -> [Vec<UsageInterval>; 3] {
+    let hour = |environment: &str, kind, amount| {
+        hourly(
+            &meter(environment, Resource::Cpu, kind, Tier::Gold),
+            "2026-11-01T00:00:00Z",
+            1,
+            amount,
+        )
+    };
+    [
+        hour("wjw-prod", UsageKind::Burst, 4_000),
+        hour("cgj-prod", UsageKind::Reserved, 8_000),
+        hour("cgj-prod", UsageKind::Consumed, 2_000),
+    ]
+}
+
 struct FixtureSettle(zhengyun_metering::settlement::WindowSettler, RateSchedule);
 
 impl zhengyun_store::Settle for FixtureSettle {
@@ -2778,20 +2796,7 @@ async fn a_window_is_settled_in_its_own_transaction_and_the_statement_shows_the_
     use zhengyun_metering::settlement::Role as Side;
     let store = &db.store;
     let at = ts("2026-11-01T01:00:00Z");
-    let hour = |environment: &str, kind, amount| {
-        hourly(
-            &meter(environment, Resource::Cpu, kind, Tier::Gold),
-            "2026-11-01T00:00:00Z",
-            1,
-            amount,
-        )
-    };
-    // wjw borrows 4 cores for the hour; cgj reserved 8 and used 2.
-    let window = [
-        hour("wjw-prod", UsageKind::Burst, 4_000),
-        hour("cgj-prod", UsageKind::Reserved, 8_000),
-        hour("cgj-prod", UsageKind::Consumed, 2_000),
-    ];
+    let window = borrowing_window();
     let settle = || FixtureSettle(Default::default(), schedule());
 
     // Burst usage is never stored as an interval without its settlement.
@@ -3623,19 +3628,7 @@ async fn a_bureaus_statement_is_its_part_of_the_districts_line_for_line(db: &Tes
         .await
         .expect("usage");
     // wjw borrows 4 cores for an hour from cgj, settled with the window.
-    let hour = |environment: &str, kind, amount| {
-        hourly(
-            &meter(environment, Resource::Cpu, kind, Tier::Gold),
-            "2026-11-01T00:00:00Z",
-            1,
-            amount,
-        )
-    };
-    let window = [
-        hour("wjw-prod", UsageKind::Burst, 4_000),
-        hour("cgj-prod", UsageKind::Reserved, 8_000),
-        hour("cgj-prod", UsageKind::Consumed, 2_000),
-    ];
+    let window = borrowing_window();
     store
         .record_settled_window_in_batches(
             window.iter(),
