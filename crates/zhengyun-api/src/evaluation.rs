@@ -612,14 +612,14 @@ async fn get_evaluation(
     let schedule = schedule(&state).await?;
     let (names, budgets) = bureaus(&state).await?;
     let mut year_of = annual::Year::new(only.as_deref());
-    let mut month = first;
-    while month <= calendar.month_of(end - SignedDuration::from_secs(1)) {
-        let statement = state
-            .store()
-            .month_statement(month, calendar, &schedule, &BTreeMap::new())
-            .await?;
-        let adjustments = state.store().adjustments(month).await?;
-        let (owed, _) = zhengyun_metering::payable(&statement, &adjustments)
+    let last = calendar.month_of(end - SignedDuration::from_secs(1));
+    let accounts = state
+        .store()
+        .month_accounts(first, last, calendar, &schedule, only.as_deref())
+        .await?;
+    for account in &accounts {
+        let (statement, month) = (&account.statement, account.statement.month);
+        let (owed, _) = zhengyun_metering::payable(statement, &account.adjustments)
             .map_err(|e| Problem::conflict(format!("unable to add up {month}: {e}")))?;
         let month_budgets = budgets
             .iter()
@@ -629,13 +629,9 @@ async fn get_evaluation(
                     .map_err(|e| Problem::conflict(format!("the budget of {bureau}: {e}")))
             })
             .collect::<ApiResult<BTreeMap<_, _>>>()?;
-        year_of.add_month(month, &statement, &owed, &month_budgets)?;
-        let range = calendar
-            .month_range(month)
-            .map_err(|e| invalid(e.to_string()))?;
-        year_of.add_measures(state.store().month_measures(range, None).await?);
-        month = month.next().map_err(|e| invalid(e.to_string()))?;
+        year_of.add_month(month, statement, &owed, &month_budgets)?;
     }
+    year_of.add_measures(state.store().month_measures(range, None).await?);
     let efficiency = state
         .store()
         .efficiency(range, only.as_deref(), &schedule, calendar)

@@ -349,10 +349,49 @@ impl Store {
         range: TimeRange,
         charges: &BTreeMap<String, Decimal>,
     ) -> Result<Vec<ServiceCreditLine>> {
-        let last_second = Timestamp::from_second(range.end().as_second() - 1)
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
         // Without a counted slice no month is below any objective: the month's minutes and
         // presences (read after every metering window) need not be read.
+        if !self.any_counted(range).await? {
+            return Ok(Vec::new());
+        }
+        let last_second = Timestamp::from_second(range.end().as_second() - 1)
+            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let Some(levels) = self.service_levels_at(last_second).await? else {
+            return Ok(Vec::new());
+        };
+        let measures = self.month_measures(range, None).await?;
+        credit_lines(&measures, &levels, charges).map_err(|source| Error::Metering {
+            what: "service credits",
+            source: Box::new(source),
+        })
+    }
+
+    /// [`Store::month_service_credits`] of each month (its range and charges, oldest first),
+    /// with a single query for all of them when none of their minutes was counted unavailable,
+    /// as in most months.
+    pub(crate) async fn months_service_credits(
+        &self,
+        months: &[(TimeRange, BTreeMap<String, Decimal>)],
+    ) -> Result<Vec<Vec<ServiceCreditLine>>> {
+        let (Some((first, _)), Some((last, _))) = (months.first(), months.last()) else {
+            return Ok(Vec::new());
+        };
+        let span = TimeRange::new(first.start(), last.end())
+            .map_err(|e| Error::Corrupt(format!("the months' span: {e}")))?;
+        let mut credits = Vec::with_capacity(months.len());
+        let counted = self.any_counted(span).await?;
+        for (range, charges) in months {
+            credits.push(if counted {
+                self.month_service_credits(*range, charges).await?
+            } else {
+                Vec::new()
+            });
+        }
+        Ok(credits)
+    }
+
+    /// Whether any minute within `range` was counted against an environment's availability.
+    async fn any_counted(&self, range: TimeRange) -> Result<bool> {
         let counted: Option<i64> = with_pool!(self, pool =>
             sqlx::query_scalar(
                 "SELECT minute_s FROM availability_slices \
@@ -363,17 +402,7 @@ impl Store {
             .fetch_optional(pool)
             .await)
         .map_err(db("looking for unavailable minutes"))?;
-        if counted.is_none() {
-            return Ok(Vec::new());
-        }
-        let Some(levels) = self.service_levels_at(last_second).await? else {
-            return Ok(Vec::new());
-        };
-        let measures = self.month_measures(range, None).await?;
-        credit_lines(&measures, &levels, charges).map_err(|source| Error::Metering {
-            what: "service credits",
-            source: Box::new(source),
-        })
+        Ok(counted.is_some())
     }
 }
 

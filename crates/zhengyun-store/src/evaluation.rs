@@ -1,9 +1,12 @@
-//! What performance evaluation reads from the ledger: efficiency and idle cost over any range,
-//! and one environment's intervals for right-sizing.
+//! What performance evaluation reads from the ledger: a year's statements and adjustments read
+//! together, efficiency and idle cost over any range, and one environment's intervals for
+//! right-sizing.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::TryStreamExt as _;
 use zhengyun_metering::{
-    Calendar, Meter, RateSchedule, TimeRange, UsageInterval,
+    AdjustmentLine, Calendar, Meter, Month, RateSchedule, Statement, TimeRange, UsageInterval,
     daily::{DailyCosts, DayCost},
     efficiency::{Efficiency, EfficiencyBuilder, MeterSum},
 };
@@ -21,7 +24,82 @@ const ENVIRONMENT_INTERVALS: &str = "SELECT bureau, environment, resource, kind,
      end_s, amount, environment_uid FROM usage_intervals \
      WHERE environment = $1 AND end_s > $2 AND start_s < $3";
 
+/// One month as the annual evaluation adds it up: its statement and its adjustments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonthAccount {
+    /// The month's statement: the closed one once the month is closed, else as the ledger
+    /// gives it now.
+    pub statement: Statement,
+    /// The adjustments issued for the month, in the order they were issued.
+    pub adjustments: Vec<AdjustmentLine>,
+}
+
 impl Store {
+    /// Each month from `first` through `last` (none if `last` is earlier), oldest first: its statement as
+    /// [`Store::month_statement`] gives it without budgets (with `bureau`, only that bureau's
+    /// part, as [`Statement::keep_bureau`] cuts it) and its [`Store::adjustments`].
+    ///
+    /// The months are read together: the usage of the open ones in one snapshot, and the
+    /// closed months, gaps, settlements, service credits and adjustments of all of them in a
+    /// query or three each, where reading them month by month takes a dozen queries a month.
+    pub async fn month_accounts(
+        &self,
+        first: Month,
+        last: Month,
+        calendar: &Calendar,
+        schedule: &RateSchedule,
+        bureau: Option<&str>,
+    ) -> Result<Vec<MonthAccount>> {
+        if first > last {
+            return Ok(Vec::new());
+        }
+        let mut months = vec![first];
+        let mut month = first;
+        while month < last {
+            month = month.next().map_err(|e| Error::Metering {
+                what: "months",
+                source: Box::new(e),
+            })?;
+            months.push(month);
+        }
+        let closed: BTreeSet<Month> = self
+            .closed_months_between(first, last)
+            .await?
+            .into_iter()
+            .collect();
+        let open: Vec<Month> = months
+            .iter()
+            .copied()
+            .filter(|m| !closed.contains(m))
+            .collect();
+        let mut computed = self
+            .computed_statements(&open, calendar, schedule, &BTreeMap::new(), bureau)
+            .await?
+            .into_iter();
+        let mut adjustments = self.months_adjustments(first, last).await?;
+        let mut accounts = Vec::with_capacity(months.len());
+        for month in months {
+            let statement = if closed.contains(&month) {
+                let mut statement = self.closed_statement(month).await?.ok_or_else(|| {
+                    Error::Corrupt(format!("the closed statement of {month} went missing"))
+                })?;
+                if let Some(bureau) = bureau {
+                    statement.keep_bureau(bureau);
+                }
+                statement
+            } else {
+                computed.next().ok_or_else(|| {
+                    Error::Corrupt(format!("no statement was computed for {month}"))
+                })?
+            };
+            accounts.push(MonthAccount {
+                statement,
+                adjustments: adjustments.remove(&month).unwrap_or_default(),
+            });
+        }
+        Ok(accounts)
+    }
+
     /// Efficiency and idle cost within `range` (of one bureau, or of all), each rate period
     /// priced by the card `schedule` has in force in it (read in `calendar`). See
     /// [`zhengyun_metering::efficiency`].

@@ -3,6 +3,8 @@
 //! Gaps and waivers are append-only: a waiver is a new row that covers the gaps recorded so
 //! far, never a change to a gap.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde::Serialize;
 use zhengyun_metering::{Gap, GapKind, Month, TimeRange, Waiver, month_gaps};
@@ -32,7 +34,7 @@ pub struct Waived {
 }
 
 type GapRow = (i64, i64, i64, String, String);
-type WaiverRow = (i64, String, String, i64);
+type WaiverRow = (String, i64, String, String, i64);
 
 impl Store {
     /// Where the ledger of sampler stream `stream` begins: time before it was never metered.
@@ -67,22 +69,47 @@ impl Store {
         month: Month,
         range: TimeRange,
     ) -> Result<Vec<Gap>> {
+        let mut gaps = self.months_gaps(stream, &[(month, range)]).await?;
+        Ok(gaps.pop().unwrap_or_default())
+    }
+
+    /// [`Store::month_gaps`] of each of `months` (each with its range, in order), read in three
+    /// queries for all of them: where the ledger begins, the months' waivers and the gaps
+    /// recorded over their whole span.
+    pub(crate) async fn months_gaps(
+        &self,
+        stream: &str,
+        months: &[(Month, TimeRange)],
+    ) -> Result<Vec<Vec<Gap>>> {
+        let (Some((first, first_range)), Some((last, last_range))) =
+            (months.first(), months.last())
+        else {
+            return Ok(Vec::new());
+        };
         let origin = self.ledger_origin(stream).await?;
-        let waivers = self.waivers(month).await?;
-        let recorded: Vec<Gap> = self
-            .gap_rows(stream, range)
-            .await?
-            .into_iter()
-            .map(|(seq, mut gap)| {
-                gap.waived = waivers
-                    .iter()
-                    .find(|(through, _)| *through >= seq)
-                    .map(|(_, w)| w.clone());
-                gap
-            })
-            .collect();
-        let head = waivers.first().map(|(_, w)| w);
-        Ok(month_gaps(&range, origin, &recorded, head))
+        let mut waivers = self.waivers(*first, *last).await?;
+        let span = TimeRange::new(first_range.start(), last_range.end())
+            .map_err(|e| Error::Corrupt(format!("the months {first} to {last}: {e}")))?;
+        let rows = self.gap_rows(stream, span).await?;
+        let mut gaps = Vec::with_capacity(months.len());
+        for (month, range) in months {
+            let waivers = waivers.remove(month).unwrap_or_default();
+            let recorded: Vec<Gap> = rows
+                .iter()
+                .filter(|(_, gap)| gap.to > range.start() && gap.from < range.end())
+                .map(|(seq, gap)| {
+                    let mut gap = gap.clone();
+                    gap.waived = waivers
+                        .iter()
+                        .find(|(through, _)| through >= seq)
+                        .map(|(_, w)| w.clone());
+                    gap
+                })
+                .collect();
+            let head = waivers.first().map(|(_, w)| w);
+            gaps.push(month_gaps(range, origin, &recorded, head));
+        }
+        Ok(gaps)
     }
 
     /// Records finance's waiver of every gap of `month` recorded so far (and the part of it
@@ -169,22 +196,34 @@ impl Store {
             .collect()
     }
 
-    /// The waivers of `month`, oldest first, with the last gap each covers.
-    async fn waivers(&self, month: Month) -> Result<Vec<(i64, Waiver)>> {
+    /// The waivers of each month from `first` through `last`, oldest first, with the last gap
+    /// each covers.
+    async fn waivers(
+        &self,
+        first: Month,
+        last: Month,
+    ) -> Result<BTreeMap<Month, Vec<(i64, Waiver)>>> {
         let rows: Vec<WaiverRow> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT through_seq, waived_by, reason, waived_at_us FROM metering_gap_waivers \
-             WHERE month = $1 ORDER BY seq",
+            "SELECT month, through_seq, waived_by, reason, waived_at_us \
+             FROM metering_gap_waivers WHERE month >= $1 AND month <= $2 ORDER BY seq",
         )
-        .bind(month.to_string())
+        .bind(first.to_string())
+        .bind(last.to_string())
         .fetch_all(pool)
         .await)
         .map_err(db("reading gap waivers"))?;
-        rows.into_iter()
-            .map(|(through, by, reason, at)| {
-                let at = from_micros(at, "a gap waiver")?;
-                Ok((through, Waiver { by, at, reason }))
-            })
-            .collect()
+        let mut waivers: BTreeMap<Month, Vec<(i64, Waiver)>> = BTreeMap::new();
+        for (month, through, by, reason, at) in rows {
+            let month: Month = month
+                .parse()
+                .map_err(|e| Error::Corrupt(format!("a gap waiver of the month {month:?}: {e}")))?;
+            let at = from_micros(at, "a gap waiver")?;
+            waivers
+                .entry(month)
+                .or_default()
+                .push((through, Waiver { by, at, reason }));
+        }
+        Ok(waivers)
     }
 }
 

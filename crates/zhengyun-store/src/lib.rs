@@ -62,6 +62,7 @@ use std::time::Duration;
 pub use audit::{AuditEntry, AuditFilter, AuditHead, AuditRecord, ChainStatus};
 pub use console_sessions::ConsoleSession;
 pub use error::{Error, Result};
+pub use evaluation::MonthAccount;
 pub use gaps::Waived;
 pub use intents::{AuditIntent, IN_PROGRESS, UNKNOWN_OUTCOME};
 pub use kubeconfigs::{Kubeconfig, NewKubeconfig};

@@ -188,45 +188,82 @@ impl Store {
         budgets: &BTreeMap<String, Decimal>,
         bureau: Option<&str>,
     ) -> Result<Statement> {
+        self.computed_statements(&[month], calendar, schedule, budgets, bureau)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Corrupt(format!("no statement was computed for {month}")))
+    }
+
+    /// [`Store::computed_statement`] of each of `months` (oldest first), read together: the
+    /// usage of every month in one snapshot, and the gaps, settlements and service credits of
+    /// all of them in a query or three each, however many months there are.
+    pub(crate) async fn computed_statements(
+        &self,
+        months: &[Month],
+        calendar: &Calendar,
+        schedule: &RateSchedule,
+        budgets: &BTreeMap<String, Decimal>,
+        bureau: Option<&str>,
+    ) -> Result<Vec<Statement>> {
         if let Some(bureau) = bureau {
             check_bureau_code(bureau).map_err(|reason| Error::invalid("bureau", reason))?;
         }
-        let mut builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
-        let periods: Vec<TimeRange> = builder.periods().collect();
-        let sums = self.sums_over(&periods, bureau).await?;
-        for (period, rows) in periods.iter().zip(sums) {
-            for (columns, unit_seconds) in rows {
-                let (bureau, environment, resource, kind, tier) = columns;
-                let meter = meter_of(bureau, environment, &resource, &kind, &tier)?;
-                builder
-                    .add_usage(&meter, *period, unit_seconds)
-                    .map_err(metering)?;
+        let (Some(&first), Some(&last)) = (months.first(), months.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut builders = Vec::with_capacity(months.len());
+        let mut periods: Vec<TimeRange> = Vec::new();
+        for &month in months {
+            let builder = StatementBuilder::new(month, calendar, schedule).map_err(metering)?;
+            let own: Vec<TimeRange> = builder.periods().collect();
+            builders.push((builder, own.len()));
+            periods.extend(own);
+        }
+        let mut sums = periods.iter().zip(self.sums_over(&periods, bureau).await?);
+        let mut statements = Vec::with_capacity(months.len());
+        for (mut builder, count) in builders {
+            for (period, rows) in sums.by_ref().take(count) {
+                for (columns, unit_seconds) in rows {
+                    let (bureau, environment, resource, kind, tier) = columns;
+                    let meter = meter_of(bureau, environment, &resource, &kind, &tier)?;
+                    builder
+                        .add_usage(&meter, *period, unit_seconds)
+                        .map_err(metering)?;
+                }
+            }
+            let mut statement = builder.finish().map_err(metering)?;
+            // Monthly budgets are for an average month; each month is flagged against its share.
+            let budgets = budgets
+                .iter()
+                .map(|(bureau, &monthly)| {
+                    let budget =
+                        month_budget(monthly, statement.month, calendar).map_err(metering)?;
+                    Ok((bureau.clone(), budget))
+                })
+                .collect::<Result<BTreeMap<_, _>>>()?;
+            statement.flag_budgets(&budgets).map_err(metering)?;
+            statements.push(statement);
+        }
+        let ranges: Vec<(Month, TimeRange)> =
+            statements.iter().map(|s| (s.month, s.period)).collect();
+        let gaps = self.months_gaps(crate::gaps::USAGE_STREAM, &ranges).await?;
+        let mut settlements = self.months_settlements(first, last).await?;
+        let charges: Vec<(TimeRange, BTreeMap<String, Decimal>)> = statements
+            .iter()
+            .map(|s| (s.period, s.environment_amounts()))
+            .collect();
+        let credits = self.months_service_credits(&charges).await?;
+        for ((statement, gaps), credits) in statements.iter_mut().zip(gaps).zip(credits) {
+            statement.gaps = gaps;
+            statement
+                .set_settlement(settlements.remove(&statement.month).unwrap_or_default())
+                .map_err(metering)?;
+            statement.set_service_credits(credits).map_err(metering)?;
+            if let Some(bureau) = bureau {
+                statement.keep_bureau(bureau);
             }
         }
-        let mut statement = builder.finish().map_err(metering)?;
-        // Monthly budgets are for an average month; each month is flagged against its share.
-        let budgets = budgets
-            .iter()
-            .map(|(bureau, &monthly)| {
-                let budget = month_budget(monthly, month, calendar).map_err(metering)?;
-                Ok((bureau.clone(), budget))
-            })
-            .collect::<Result<BTreeMap<_, _>>>()?;
-        statement.flag_budgets(&budgets).map_err(metering)?;
-        statement.gaps = self
-            .month_gaps(crate::gaps::USAGE_STREAM, month, statement.period)
-            .await?;
-        statement
-            .set_settlement(self.month_settlement(month).await?)
-            .map_err(metering)?;
-        let credits = self
-            .month_service_credits(statement.period, &statement.environment_amounts())
-            .await?;
-        statement.set_service_credits(credits).map_err(metering)?;
-        if let Some(bureau) = bureau {
-            statement.keep_bureau(bureau);
-        }
-        Ok(statement)
+        Ok(statements)
     }
 
     /// The unit-seconds of `bureau` within `range`, per environment, resource and kind (tiers

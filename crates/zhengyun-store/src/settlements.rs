@@ -76,50 +76,80 @@ where
     Ok(())
 }
 
-type SettledRow = (String, String, String, String, String, String, i64);
+type SettledRow = (String, String, String, String, String, String, String, i64);
 
 impl Store {
     /// The settlement lines of `month`: each party's windows summed, rounded once per line
     /// ([`month_lines`]), in statement order.
     pub async fn month_settlement(&self, month: Month) -> Result<Vec<SettlementLine>> {
-        let parts = self.month_settlement_sums(month).await?;
-        month_lines(&parts).map_err(|e| Error::Metering {
-            what: "settlement",
-            source: Box::new(e),
-        })
+        let mut lines = self.months_settlements(month, month).await?;
+        Ok(lines.remove(&month).unwrap_or_default())
+    }
+
+    /// [`Store::month_settlement`] of each month from `first` through `last` that has one, read
+    /// in one query.
+    pub(crate) async fn months_settlements(
+        &self,
+        first: Month,
+        last: Month,
+    ) -> Result<BTreeMap<Month, Vec<SettlementLine>>> {
+        let mut lines = BTreeMap::new();
+        for (month, parts) in self.settlement_sums(first, last).await? {
+            let month_lines = month_lines(&parts).map_err(|e| Error::Metering {
+                what: "settlement",
+                source: Box::new(e),
+            })?;
+            lines.insert(month, month_lines);
+        }
+        Ok(lines)
     }
 
     /// Each party's settled windows of `month` summed exactly, before rounding: charges,
     /// credits and the platform's shares in millionths of a fen.
     pub async fn month_settlement_sums(&self, month: Month) -> Result<Vec<Share>> {
-        const DOING: &str = "reading the month's settlements";
-        type Key = (Role, String, String, String, String);
+        let mut sums = self.settlement_sums(month, month).await?;
+        Ok(sums.remove(&month).unwrap_or_default())
+    }
+
+    /// [`Store::month_settlement_sums`] of each month from `first` through `last` that has
+    /// settled windows.
+    async fn settlement_sums(
+        &self,
+        first: Month,
+        last: Month,
+    ) -> Result<BTreeMap<Month, Vec<Share>>> {
+        const DOING: &str = "reading the months' settlements";
+        type Key = (Month, Role, String, String, String, String);
         let mut sums: BTreeMap<Key, (u128, u128)> = BTreeMap::new();
-        let month_text = month.to_string();
         with_pool!(self, pool => {
             let mut rows = sqlx::query_as::<_, SettledRow>(
-                "SELECT role, bureau, environment, tier, resource, unit_seconds, micro_fen \
-                 FROM burst_settlements WHERE month = $1",
+                "SELECT month, role, bureau, environment, tier, resource, unit_seconds, micro_fen \
+                 FROM burst_settlements WHERE month >= $1 AND month <= $2",
             )
-            .bind(&month_text)
+            .bind(first.to_string())
+            .bind(last.to_string())
             .fetch(pool);
-            while let Some((role, bureau, environment, tier, resource, unit_seconds, micro)) =
+            while let Some((month, role, bureau, environment, tier, resource, unit_seconds, micro)) =
                 rows.try_next().await.map_err(db(DOING))?
             {
+                let month = month
+                    .parse::<Month>()
+                    .map_err(|e| corrupt(format!("month {month:?}: {e}")))?;
                 let role = role.parse::<Role>().map_err(corrupt)?;
                 let unit_seconds = unit_seconds
                     .parse::<u128>()
                     .map_err(|e| corrupt(format!("unit-seconds {unit_seconds:?}: {e}")))?;
                 let micro = u128::try_from(micro).map_err(|_| corrupt(format!("amount {micro}")))?;
                 let slot = sums
-                    .entry((role, bureau, environment, tier, resource))
+                    .entry((month, role, bureau, environment, tier, resource))
                     .or_default();
                 slot.0 = slot.0.checked_add(unit_seconds).ok_or_else(overflow)?;
                 slot.1 = slot.1.checked_add(micro).ok_or_else(overflow)?;
             }
         });
-        let mut parts = Vec::with_capacity(sums.len());
-        for ((role, bureau, environment, tier, resource), (unit_seconds, micro_fen)) in sums {
+        let mut parts: BTreeMap<Month, Vec<Share>> = BTreeMap::new();
+        for ((month, role, bureau, environment, tier, resource), (unit_seconds, micro_fen)) in sums
+        {
             let resource = parse_resource(&resource)
                 .ok_or_else(|| corrupt(format!("resource {resource:?}")))?;
             let tier = if tier.is_empty() {
@@ -130,7 +160,7 @@ impl Store {
                         .map_err(|_| corrupt(format!("tier {tier:?}")))?,
                 )
             };
-            parts.push(Share {
+            parts.entry(month).or_default().push(Share {
                 role,
                 bureau,
                 environment,

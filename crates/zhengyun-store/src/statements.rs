@@ -10,6 +10,8 @@
 //! This module has no function that updates or deletes; the schema refuses `UPDATE` and
 //! `DELETE` on these tables as well.
 
+use std::collections::BTreeMap;
+
 use zhengyun_metering::{AdjustmentLine, AdjustmentReason, Month, Statement};
 
 use crate::{
@@ -326,13 +328,25 @@ impl Store {
                 .fetch_all(pool)
                 .await)
         .map_err(db("listing closed statements"))?;
-        months
-            .iter()
-            .map(|m| {
-                m.parse()
-                    .map_err(|_| Error::Corrupt(format!("a closed statement has month {m:?}")))
-            })
-            .collect()
+        parse_months(&months)
+    }
+
+    /// The months from `first` through `last` with a closed statement, oldest first.
+    pub(crate) async fn closed_months_between(
+        &self,
+        first: Month,
+        last: Month,
+    ) -> Result<Vec<Month>> {
+        let months: Vec<String> = with_pool!(self, pool =>
+            sqlx::query_scalar(
+                "SELECT month FROM closed_statements WHERE month >= $1 AND month <= $2 ORDER BY month",
+            )
+            .bind(first.to_string())
+            .bind(last.to_string())
+            .fetch_all(pool)
+            .await)
+        .map_err(db("listing closed statements"))?;
+        parse_months(&months)
     }
 
     /// Issues adjustment `lines` (computed by `zhengyun_metering::adjustments`) for the closed
@@ -420,16 +434,47 @@ impl Store {
 
     /// The adjustments issued for `month`, in the order they were issued.
     pub async fn adjustments(&self, month: Month) -> Result<Vec<AdjustmentLine>> {
-        let lines: Vec<String> = with_pool!(self, pool => sqlx::query_scalar(
-            "SELECT line FROM statement_adjustments WHERE month = $1 ORDER BY seq",
+        let mut lines = self.months_adjustments(month, month).await?;
+        Ok(lines.remove(&month).unwrap_or_default())
+    }
+
+    /// [`Store::adjustments`] of each month from `first` through `last` that has any, read in
+    /// one query.
+    pub(crate) async fn months_adjustments(
+        &self,
+        first: Month,
+        last: Month,
+    ) -> Result<BTreeMap<Month, Vec<AdjustmentLine>>> {
+        let rows: Vec<(String, String)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT month, line FROM statement_adjustments \
+             WHERE month >= $1 AND month <= $2 ORDER BY month, seq",
         )
-        .bind(month.to_string())
+        .bind(first.to_string())
+        .bind(last.to_string())
         .fetch_all(pool)
         .await)
         .map_err(db("reading adjustments"))?;
-        let what = format!("an adjustment of {month}");
-        lines.iter().map(|line| from_json(line, &what)).collect()
+        let mut lines: BTreeMap<Month, Vec<AdjustmentLine>> = BTreeMap::new();
+        for (month, line) in rows {
+            let month: Month = month
+                .parse()
+                .map_err(|_| Error::Corrupt(format!("an adjustment has month {month:?}")))?;
+            let line = from_json(&line, &format!("an adjustment of {month}"))?;
+            lines.entry(month).or_default().push(line);
+        }
+        Ok(lines)
     }
+}
+
+/// The months of closed statements, as stored.
+fn parse_months(months: &[String]) -> Result<Vec<Month>> {
+    months
+        .iter()
+        .map(|m| {
+            m.parse()
+                .map_err(|_| Error::Corrupt(format!("a closed statement has month {m:?}")))
+        })
+        .collect()
 }
 
 /// A closed month as stored: header, closing instant, lines, and its seal row

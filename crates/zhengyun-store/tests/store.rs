@@ -92,6 +92,7 @@ on_both_backends!(
     a_console_language_is_remembered_per_principal_and_the_last_choice_wins,
     a_bureaus_statement_is_its_part_of_the_districts_line_for_line,
     sums_read_again_include_usage_another_process_added_and_a_restored_ledger,
+    a_years_accounts_read_together_are_its_months_read_one_by_one,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -3620,27 +3621,25 @@ async fn a_console_language_is_remembered_per_principal_and_the_last_choice_wins
 // ---------------------------------------------------------------------------------------------
 // A bureau's statement, and sums kept between reads
 
-async fn a_bureaus_statement_is_its_part_of_the_districts_line_for_line(db: &TestDb) {
-    let store = &db.store;
-    let calendar = Calendar::default();
+/// November's usage; wjw borrowing 4 cores for an hour from cgj, settled with the window that
+/// ends at the instant returned; and wjw-prod missing its objective, which earns a service credit.
+async fn record_november_with_borrowing_and_a_service_credit(store: &Store) -> Timestamp {
     store
         .record_intervals(&november_usage())
         .await
         .expect("usage");
-    // wjw borrows 4 cores for an hour from cgj, settled with the window.
-    let window = borrowing_window();
+    let settled_at = ts("2026-11-01T01:00:00Z");
     store
         .record_settled_window_in_batches(
-            window.iter(),
+            borrowing_window().iter(),
             &[],
             "usage",
             None,
-            ts("2026-11-01T01:00:00Z"),
+            settled_at,
             &mut FixtureSettle(Default::default(), schedule()),
         )
         .await
         .expect("window");
-    // wjw-prod misses its objective: a service credit.
     store
         .record_service_levels(
             ts("2026-10-01T00:00:00Z"),
@@ -3649,6 +3648,13 @@ async fn a_bureaus_statement_is_its_part_of_the_districts_line_for_line(db: &Tes
         .await
         .expect("levels");
     record_a_bad_minute_in_a_hundred_of_wjw_prod(store).await;
+    settled_at
+}
+
+async fn a_bureaus_statement_is_its_part_of_the_districts_line_for_line(db: &TestDb) {
+    let store = &db.store;
+    let calendar = Calendar::default();
+    record_november_with_borrowing_and_a_service_credit(store).await;
     let budgets = BTreeMap::from([
         ("wjw".to_owned(), Decimal::new(100, 2)),
         ("jtj".to_owned(), Decimal::new(1_000_000, 2)),
@@ -3682,6 +3688,110 @@ async fn a_bureaus_statement_is_its_part_of_the_districts_line_for_line(db: &Tes
         .await
         .expect_err("an invalid bureau code");
     assert_eq!(error.metric_label(), "invalid", "{error}");
+}
+
+async fn a_years_accounts_read_together_are_its_months_read_one_by_one(db: &TestDb) {
+    let store = &db.store;
+    let calendar = Calendar::default();
+    let none = BTreeMap::new();
+    let month = |m| Month::new(2026, m).expect("month");
+    // October: usage, closed, then usage found late and corrected by adjustments.
+    store
+        .record_intervals(&hourly(&cpu("jtj-test"), "2026-10-05T00:00:00Z", 10, 500))
+        .await
+        .expect("october");
+    let closed = store
+        .computed_statement(month(10), &calendar, &schedule(), &none, None)
+        .await
+        .expect("october's statement");
+    store
+        .close_statement(month(10), &closed)
+        .await
+        .expect("close october");
+    store
+        .record_intervals(&hourly(&cpu("wjw-prod"), "2026-10-06T00:00:00Z", 5, 700))
+        .await
+        .expect("late usage");
+    let recomputed = store
+        .computed_statement(month(10), &calendar, &schedule(), &none, None)
+        .await
+        .expect("october again");
+    let corrections = adjustments(&closed, &[], &recomputed).expect("adjustments");
+    assert!(!corrections.is_empty());
+    store
+        .add_adjustments(month(10), 0, &corrections)
+        .await
+        .expect("adjust october");
+    // November: usage, borrowing settled, a service credit and a waived gap.
+    let settled_at = record_november_with_borrowing_and_a_service_credit(store).await;
+    let gap = outage("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z");
+    store
+        .record_window_with_gaps(
+            &[],
+            std::slice::from_ref(&gap),
+            "usage",
+            Some(settled_at),
+            ts("2026-11-27T00:00:00Z"),
+        )
+        .await
+        .expect("a gap");
+    let november_range = calendar.month_range(month(11)).expect("range");
+    store
+        .waive_gaps("usage", month(11), november_range, "finance", "estimated")
+        .await
+        .expect("waive");
+    // December: two hours so far.
+    store
+        .record_intervals(&hourly(&cpu("cgj-prod"), "2026-12-01T00:00:00Z", 2, 100))
+        .await
+        .expect("december");
+
+    let months = [month(9), month(10), month(11), month(12)];
+    for bureau in [None, Some("wjw"), Some("cgj"), Some("jtj"), Some("gaj")] {
+        let accounts = store
+            .month_accounts(month(9), month(12), &calendar, &schedule(), bureau)
+            .await
+            .expect("accounts");
+        assert_eq!(accounts.len(), months.len(), "{bureau:?}");
+        for (account, month) in accounts.iter().zip(months) {
+            let mut statement = store
+                .month_statement(month, &calendar, &schedule(), &none)
+                .await
+                .expect("statement");
+            if let Some(bureau) = bureau {
+                statement.keep_bureau(bureau);
+            }
+            assert_eq!(account.statement, statement, "{month}, {bureau:?}");
+            let issued = store.adjustments(month).await.expect("adjustments");
+            assert_eq!(account.adjustments, issued, "{month}, {bureau:?}");
+        }
+    }
+    // The fixture has what the comparison is about.
+    let district = store
+        .month_accounts(month(9), month(12), &calendar, &schedule(), None)
+        .await
+        .expect("district");
+    assert_eq!(district[1].statement, closed, "october as it was closed");
+    assert_eq!(district[1].adjustments, corrections);
+    let november = &district[2].statement;
+    assert_eq!(november.settlement.len(), 3);
+    assert_eq!(november.service_credits.len(), 1);
+    assert!(
+        november
+            .gaps
+            .iter()
+            .any(|g| g.from == gap.from && g.waived.is_some()),
+        "{:?}",
+        november.gaps
+    );
+    assert_eq!(district[3].statement.bureaus.len(), 1, "cgj in december");
+    assert!(
+        store
+            .month_accounts(month(12), month(11), &calendar, &schedule(), None)
+            .await
+            .expect("no months")
+            .is_empty()
+    );
 }
 
 async fn sums_read_again_include_usage_another_process_added_and_a_restored_ledger(db: &TestDb) {

@@ -117,7 +117,7 @@ impl Year {
         Ok(())
     }
 
-    /// Adds a month's availability measures.
+    /// Adds availability measures (the year's, or one month's at a time).
     pub(super) fn add_measures(&mut self, measures: Vec<MonthMeasure>) {
         for measure in measures {
             if !self.shown(&measure.bureau) {
