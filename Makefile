@@ -92,7 +92,8 @@ postgres-down:
 	@scripts/postgres.sh down
 
 ## bench: performance figures (release build); BENCH_SIZES overrides the environment counts
-# Five runs at 1,000 environments (the ratio's spread) and one at 10,000 across 1,000 bureaus.
+# Five runs at 1,000 environments (the ratio's spread; a floor between each two) and one at 10,000
+# across 1,000 bureaus.
 BENCH_SIZES ?= 1000 1000 1000 1000 1000 10000
 # Running pods spread over the largest size's environments, for the operator's memory with pods.
 BENCH_PODS ?= 30000
@@ -102,11 +103,11 @@ BENCH_CLUSTER := DEVCLUSTER_DIR=.devcluster/bench DEVCLUSTER_NODES=6 DEVCLUSTER_
 bench: devcluster
 	@mkdir -p target/bench && date +%s > target/bench/started
 	$(CARGO) build --release --locked -p zhengyun
-	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench-converge --bin bench-api --bin bench-borrowing --bin bench-console
-	BENCH_PODS=$(BENCH_PODS) $(BENCH_CLUSTER) target/release/bench-converge $(BENCH_SIZES)
-	$(BENCH_CLUSTER) target/release/bench-api
-	$(BENCH_CLUSTER) target/release/bench-borrowing
-	$(BENCH_CLUSTER) target/release/bench-console
+	$(CARGO) build --release --locked -p zhengyun-e2e --bin bench
+	BENCH_PODS=$(BENCH_PODS) $(BENCH_CLUSTER) target/release/bench converge $(BENCH_SIZES)
+	$(BENCH_CLUSTER) target/release/bench api
+	$(BENCH_CLUSTER) target/release/bench borrowing
+	$(BENCH_CLUSTER) target/release/bench console
 	$(CARGO) build --release --locked -p zhengyun-store --example ingest --example month --example audit
 	target/release/examples/ingest
 	target/release/examples/month

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Prints the figures of `make bench` as one table and writes them to target/bench/results.json.
 
-Reads what each benchmark wrote to target/bench/: converge.json (bench-converge), api.json
-(bench-api), borrowing.json (bench-borrowing), console.json (bench-console), ledger-ingest-<backend>.json and ledger-month-<backend>.json (the store's examples, on
+Reads what each benchmark wrote to target/bench/: converge.json (bench converge), api.json
+(bench api), borrowing.json (bench borrowing), console.json (bench console), ledger-ingest-<backend>.json and ledger-month-<backend>.json (the store's examples, on
 SQLite and on PostgreSQL). A benchmark that
 did not run is shown as missing, never guessed.
 """

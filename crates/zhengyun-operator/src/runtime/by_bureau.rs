@@ -4,7 +4,7 @@
 //! Filtering the whole cache for them costs a pass over every Environment each time: at 10,000
 //! environments across 1,000 bureaus that pass (copying the cache's entries, comparing bureau
 //! names) was about a tenth of the operator's CPU while converging (a `perf` profile of
-//! `bench-converge 10000`). The index below is kept from the same watch events as the cache,
+//! `bench converge 10000`). The index below is kept from the same watch events as the cache,
 //! after the cache has applied each one, so that whatever a controller is woken by is in both.
 
 use std::collections::{BTreeSet, HashMap};

@@ -7,7 +7,7 @@
 //! environments that fit its bureau's quota, then deletes them. Prints p50 / p99 / max and
 //! throughput, and writes target/bench/api.json.
 //!
-//! Usage: `bench-api [clients] [reads-per-client] [writes-per-client]` (default 50 40 10). Needs
+//! Usage: `bench api [clients] [reads-per-client] [writes-per-client]` (default 50 40 10). Needs
 //! KUBECONFIG and ZHENGYUN_BIN (default target/release/zhengyun).
 
 use std::time::Instant;
@@ -118,10 +118,10 @@ fn env_object(bureau: &str, name: &str) -> anyhow::Result<Environment> {
     }))?)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+/// Runs the benchmark with `args` (those after its name).
+pub async fn main(args: &[String]) -> anyhow::Result<()> {
+    let args: Vec<usize> = args
+        .iter()
         .map(|a| a.parse())
         .collect::<Result<_, _>>()
         .context("arguments: [clients] [reads-per-client] [writes-per-client]")?;

@@ -34,7 +34,7 @@
 //! the benchmark deletes itself as its demand falls are not counted as reclaimed. Targets: borrowing serves at least 1.5× what static quotas serve, and the
 //! guaranteed pods' p99 stays within 2× the static run's p99 plus the grace period.
 //!
-//! Usage: `bench-borrowing`. Needs KUBECONFIG (a fresh devcluster: `make bench` gives it six
+//! Usage: `bench borrowing`. Needs KUBECONFIG (a fresh devcluster: `make bench` gives it six
 //! nodes of 64 cores) and a built `zhengyun` (ZHENGYUN_BIN, default target/release/zhengyun).
 
 use std::collections::{BTreeMap, HashMap};
@@ -621,8 +621,12 @@ fn report(label: &str, f: &Figures) {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs the benchmark with `args` (those after its name).
+pub async fn main(args: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.is_empty(),
+        "bench borrowing takes no arguments (BENCH_HOUR_SECONDS sets the simulated hour)"
+    );
     let hour = Duration::from_secs(
         std::env::var("BENCH_HOUR_SECONDS")
             .ok()

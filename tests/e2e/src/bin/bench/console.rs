@@ -23,7 +23,7 @@
 //! a second for a minute (far more often than a person reads a page), the closes still going
 //! on; its times are the render time the console's target is about.
 //!
-//! Usage: `bench-console [rounds [page]]` (default 100 rounds; with a page, only that page's
+//! Usage: `bench console [rounds [page]]` (default 100 rounds; with a page, only that page's
 //! sessions load, to look at one page alone). Needs KUBECONFIG and ZHENGYUN_BIN (default
 //! target/release/zhengyun).
 
@@ -277,13 +277,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(100);
+/// Runs the benchmark with `args` (those after its name).
+pub async fn main(args: &[String]) -> anyhow::Result<()> {
+    let rounds: usize = args.first().map(|a| a.parse()).transpose()?.unwrap_or(100);
     let kube = zhengyun_e2e::client().await?;
     install_crds(&kube).await?;
     // Statements and costs are priced by the sample rate card; the pool is the sample's.
@@ -291,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
     zhengyun_e2e::tenants::ensure_capacity_pool(&kube).await?;
     // The 71 sample tenants (created or left as they are).
     let bureaus: kube::Api<Bureau> = kube::Api::all(kube.clone());
-    let samples = include_str!("../../../../manifests/samples/bureaus-haidian.yaml");
+    let samples = include_str!("../../../../../manifests/samples/bureaus-haidian.yaml");
     let mut codes = Vec::new();
     for document in samples
         .split("\n---")
@@ -371,8 +367,8 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(sessions.len() == 20, "{} sessions", sessions.len());
-    // `bench-console ROUNDS PAGE` loads only PAGE's sessions: to look at one page alone.
-    if let Some(only) = std::env::args().nth(2) {
+    // `bench console ROUNDS PAGE` loads only PAGE's sessions: to look at one page alone.
+    if let Some(only) = args.get(1) {
         sessions.retain(|(page, _, _)| *page == only);
     }
     let mut signed_in = Vec::new();

@@ -3,14 +3,17 @@
 //! kind of API server in the same run, and the operator's peak memory. Below 5,000
 //! environments the floor runs twice, before and after the operator, and the ratio is against
 //! the mean of the two, which halves the floor's run-to-run noise; from 5,000 on it runs once,
-//! before (see [`ONE_FLOOR_FROM`]). Each timed run starts a fresh devcluster (empty etcd, the
-//! same flags), so that none shares its API server with what another made.
+//! before (see [`ONE_FLOOR_FROM`]). Runs of one size in a row share the floor between them:
+//! `converge 1000 1000 1000` times floor, operator, floor, operator, floor, operator, floor, so
+//! that every operator run has a floor just before and just after it. Each timed run starts a
+//! fresh devcluster (empty etcd, the same flags), so that none shares its API server with what
+//! another made.
 //!
 //! Both sides create each Environment as the control-plane API does, with the cleanup finalizer
 //! already in place (an Environment made with `kubectl` gets it from the operator, one PATCH
 //! more).
 //!
-//! Usage: `bench-converge [N ...]` (default 1000). Needs KUBECONFIG, the devcluster of
+//! Usage: `bench converge [N ...]` (default 1000). Needs KUBECONFIG, the devcluster of
 //! `DEVCLUSTER_DIR` (restarted between runs with `scripts/cluster.sh`), and a built
 //! `zhengyun` binary (ZHENGYUN_BIN, default target/release/zhengyun).
 //!
@@ -143,6 +146,7 @@ async fn write_all(client: &Client, m: Materialized) -> anyhow::Result<()> {
 
 /// One timed run of the floor: how long it took, the CPU seconds of the cluster and of this
 /// client, and the API requests per environment. Each runs on a fresh cluster ([`fresh_cluster`]).
+#[derive(Clone)]
 struct Floor {
     took: Duration,
     cpu: (f64, f64),
@@ -734,21 +738,26 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse())
-        .collect::<Result<_, _>>()?;
+/// Runs the benchmark with `args` (those after its name).
+pub async fn main(args: &[String]) -> anyhow::Result<()> {
+    let sizes: Vec<usize> = args.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
     let sizes = if sizes.is_empty() { vec![1000] } else { sizes };
     let bin = std::env::var("ZHENGYUN_BIN").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/zhengyun").into()
     });
     let largest = sizes.iter().max().copied();
     let mut results = Vec::new();
+    // The floor measured after a run, which is also the floor before the next run of the same
+    // size: each operator run still has a floor just before and just after it.
+    let mut last_floor: Option<(usize, Floor)> = None;
     for n in sizes {
-        let (client, cluster) = fresh_cluster().await?;
-        let floor_before = floor(&client, cluster, "floor-before", n).await?;
+        let (floor_before, shared) = match last_floor.take() {
+            Some((size, floor)) if size == n => (floor, true),
+            _ => {
+                let (client, cluster) = fresh_cluster().await?;
+                (floor(&client, cluster, "floor-before", n).await?, false)
+            }
+        };
         let (client, cluster) = fresh_cluster().await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -838,6 +847,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             None
         };
+        last_floor = floor_after.clone().map(|after| (n, after));
         let floor_mean = match &floor_after {
             Some(after) => (floor_before.took + after.took) / 2,
             None => floor_before.took,
@@ -894,6 +904,7 @@ async fn main() -> anyhow::Result<()> {
         };
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor_mean.as_secs_f64(),
             "floor_seconds_before": floor_before.took.as_secs_f64(), "floor_seconds_after": floor_after.as_ref().map(|a| a.took.as_secs_f64()),
+            "floor_before_is_the_last_runs_floor_after": shared,
             "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes(), "idle_resync_writes_by_kind": resync.writes_by_kind, "resync_peak_rss_mib": resync_rss,
             "with_pods": with_pods,
             "api_requests_per_environment": {"direct_before": as_json(&floor_before.requests), "operator": as_json(&operator_requests),
