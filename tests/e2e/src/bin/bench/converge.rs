@@ -24,9 +24,10 @@
 //! benchmark need not wait for the hour to turn; a window's cost is in its pods, not its length.
 //!
 //! With `BENCH_PERF=DIR`, `perf record` samples the devcluster's process during each timed run
-//! (`DIR/floor-before.data`, `DIR/operator.data`, `DIR/floor-after.data`), to compare where
-//! the cluster's CPU goes in each (`perf report -i … --no-children --sort symbol`), and the
-//! operator's own process during its run (`DIR/operator-process.data`).
+//! (`DIR/floor-before.data`, `DIR/operator.data`, `DIR/floor-after.data`, and `DIR/pods.data`
+//! while the pods start), to compare where the cluster's CPU goes in each (`perf report -i …
+//! --no-children --sort symbol`), and the operator's own process during its run
+//! (`DIR/operator-process.data`).
 //!
 //! With `BENCH_OPERATOR_LOG=FILE`, the operators' logs are appended to FILE (their level from
 //! `ZHENGYUN_LOG`, e.g. `info,kube_client=debug` to see every request).
@@ -554,31 +555,19 @@ async fn run_pods(client: &Client, codes: &[String], pods: usize) -> anyhow::Res
     anyhow::ensure!(!envs.is_empty(), "no environments to run pods in");
     let per_env = pods.div_ceil(envs.len());
     let total = per_env * envs.len();
-    // Each pod is bound to a simulated node as it is made, in turn: what is measured is the
-    // operator with running pods, and the scheduler's binding and event (two of the API
-    // server's requests per pod) would only lengthen the run.
-    let nodes: Vec<String> = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .map(|n| n.name_any())
-        .collect();
-    anyhow::ensure!(!nodes.is_empty(), "no nodes to run pods on");
-    let nodes = &nodes;
     let start = Instant::now();
+    // The scheduler places each pod, as it places a tenant's: admission refuses a tenant pod
+    // that names its node.
     stream::iter(
         envs.iter()
-            .flat_map(|ns| (0..per_env).map(move |i| (ns.clone(), i)))
-            .enumerate(),
+            .flat_map(|ns| (0..per_env).map(move |i| (ns.clone(), i))),
     )
-    .map(|(k, (ns, i))| {
+    .map(|(ns, i)| {
         let client = client.clone();
         async move {
             let pod: Pod = serde_json::from_value(json!({
                 "metadata": {"name": format!("load-{i}"), "labels": {"app": "load"}},
                 "spec": {
-                    "nodeName": nodes[k % nodes.len()],
                     "securityContext": {"runAsNonRoot": true, "runAsUser": 1000,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{"name": "app", "image": "registry.local/load:1",
@@ -794,8 +783,10 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
         let with_pods = if with_pods {
             let before = api_requests(&client).await?;
             let cpu = (cpu_seconds(cluster), cpu_seconds(child.id()));
+            let sampling = Sampling::start(cluster, "pods")?;
             // A failure here is reported with the figures, which the other runs still give.
             let running = run_pods(&client, &codes, pods).await;
+            drop(sampling);
             // Let a metering window close over all of them.
             let window_end = window_closed(port).await;
             let cpu = (
