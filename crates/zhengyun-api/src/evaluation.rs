@@ -632,9 +632,21 @@ async fn get_evaluation(
         year_of.add_month(month, statement, &owed, &month_budgets)?;
     }
     year_of.add_measures(state.store().month_measures(range, None).await?);
+    // Over whole months, as the statements: usage is recorded only for metering windows that
+    // have ended, so the rest of the running month adds nothing, and the sums are the same
+    // ranges each time, kept between metering closes (a range ending now would be new at every
+    // request and read the ledger again).
+    let months = TimeRange::new(
+        start,
+        calendar
+            .month_range(last)
+            .map_err(|e| invalid(e.to_string()))?
+            .end(),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
     let efficiency = state
         .store()
-        .efficiency(range, only.as_deref(), &schedule, calendar)
+        .efficiency(months, only.as_deref(), &schedule, calendar)
         .await?;
     let levels = state
         .store()
