@@ -334,7 +334,7 @@ fn of_run(codes: &[String], ns: &str) -> bool {
 async fn versions(
     client: &Client,
     codes: &[String],
-) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+) -> anyhow::Result<std::collections::BTreeMap<String, Seen>> {
     use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, ServiceAccount};
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -344,17 +344,11 @@ async fn versions(
         .list(&ListParams::default())
         .await?;
     for env in envs.items.iter().filter(|e| codes.contains(&e.spec.bureau)) {
-        out.insert(
-            format!("env/{}", env.name_any()),
-            env.resource_version().unwrap_or_default(),
-        );
+        out.insert(format!("env/{}", env.name_any()), Seen::of(env)?);
     }
     for code in codes {
         if let Some(bureau) = Api::<Bureau>::all(client.clone()).get_opt(code).await? {
-            out.insert(
-                format!("bureau/{code}"),
-                bureau.resource_version().unwrap_or_default(),
-            );
+            out.insert(format!("bureau/{code}"), Seen::of(&bureau)?);
         }
     }
     macro_rules! collect {
@@ -372,7 +366,7 @@ async fn versions(
                 if ours(&ns) {
                     out.insert(
                         format!("{}/{ns}/{}", $label, obj.name_any()),
-                        obj.resource_version().unwrap_or_default(),
+                        Seen::version(obj.resource_version().unwrap_or_default()),
                     );
                 }
             }
@@ -392,7 +386,10 @@ async fn versions(
                 &quota.metadata.annotations,
                 &quota.metadata.owner_references,
             ))?;
-            out.insert(format!("resourcequota/{ns}/{}", quota.name_any()), written);
+            out.insert(
+                format!("resourcequota/{ns}/{}", quota.name_any()),
+                Seen::version(written),
+            );
         }
     }
     collect!(LimitRange, "limitrange", true);
@@ -400,6 +397,89 @@ async fn versions(
     collect!(RoleBinding, "rolebinding", true);
     collect!(ServiceAccount, "serviceaccount", true);
     Ok(out)
+}
+
+/// What [`versions`] keeps of one object: its version, and for Environments and Bureaus their
+/// status and who last wrote what, so that a write can be explained.
+#[derive(Clone, Debug, PartialEq)]
+struct Seen {
+    /// The resourceVersion, or for a ResourceQuota what the operator writes of it.
+    version: String,
+    /// The status, for Environments and Bureaus.
+    status: Option<serde_json::Value>,
+    /// `manager (operation, subresource) at time` of each managedFields entry.
+    managers: Vec<String>,
+}
+
+impl Seen {
+    fn version(version: String) -> Self {
+        Self {
+            version,
+            status: None,
+            managers: Vec::new(),
+        }
+    }
+
+    fn of<K>(obj: &K) -> anyhow::Result<Self>
+    where
+        K: kube::Resource + serde::Serialize,
+    {
+        let value = serde_json::to_value(obj)?;
+        let managers = obj
+            .meta()
+            .managed_fields
+            .iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{} ({} {}) at {}",
+                    m.manager.as_deref().unwrap_or("?"),
+                    m.operation.as_deref().unwrap_or("?"),
+                    m.subresource.as_deref().unwrap_or("main"),
+                    m.time.as_ref().map(|t| t.0.to_string()).unwrap_or_default()
+                )
+            })
+            .collect();
+        Ok(Self {
+            version: obj.meta().resource_version.clone().unwrap_or_default(),
+            status: value.get("status").cloned(),
+            managers,
+        })
+    }
+
+    /// What changed from `before` to `self`: the status fields that differ, each as
+    /// `field: before → after`, and the managedFields entries that are new.
+    fn changes_from(&self, before: &Seen) -> String {
+        let field = |s: &Option<serde_json::Value>, k: &str| {
+            s.as_ref()
+                .and_then(|s| s.get(k))
+                .map_or("-".to_owned(), |v| v.to_string())
+        };
+        let keys: std::collections::BTreeSet<&String> = [&before.status, &self.status]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_object())
+            .flat_map(|o| o.keys())
+            .collect();
+        let mut out: Vec<String> = keys
+            .into_iter()
+            .filter(|k| field(&before.status, k) != field(&self.status, k))
+            .map(|k| {
+                format!(
+                    "status.{k}: {} → {}",
+                    field(&before.status, k),
+                    field(&self.status, k)
+                )
+            })
+            .collect();
+        out.extend(
+            self.managers
+                .iter()
+                .filter(|m| !before.managers.contains(m))
+                .map(|m| format!("written by {m}")),
+        );
+        out.join("; ")
+    }
 }
 
 /// From this many environments on, the direct-write floor is measured once, before the operator:
@@ -483,10 +563,15 @@ async fn operator_writes(client: &Client) -> anyhow::Result<f64> {
         .sum())
 }
 
+/// How many of the objects an idle resync wrote it describes.
+const EXPLAINED: usize = 20;
+
 /// What a restart on a converged cluster cost.
 struct Resync {
     /// Objects whose resourceVersion changed, by kind (`env`, `bureau`, `namespace`, …).
     writes_by_kind: std::collections::BTreeMap<String, usize>,
+    /// The first [`EXPLAINED`] of those objects, each with what changed in it.
+    written: Vec<String>,
     /// The restarted operator's peak RSS, KiB: it lists everything at once.
     peak_rss_kib: u64,
 }
@@ -526,12 +611,22 @@ async fn idle_resync(
     drop(child.stdin.take());
     let _ = child.wait();
     let mut writes_by_kind = std::collections::BTreeMap::new();
-    for (key, _) in after.iter().filter(|(k, v)| before.get(*k) != Some(*v)) {
+    let mut written = Vec::new();
+    for (key, seen) in &after {
+        let was = before.get(key);
+        if was.map(|w| &w.version) == Some(&seen.version) {
+            continue;
+        }
         let kind = key.split('/').next().unwrap_or_default().to_owned();
         *writes_by_kind.entry(kind).or_insert(0) += 1;
+        if written.len() < EXPLAINED {
+            let what = was.map_or("new".to_owned(), |was| seen.changes_from(was));
+            written.push(format!("{key}: {what}"));
+        }
     }
     Ok(Resync {
         writes_by_kind,
+        written,
         peak_rss_kib,
     })
 }
@@ -890,13 +985,16 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
                 format!(" ({})", kinds.join(", "))
             }
         );
+        for written in &resync.written {
+            println!("  written: {written}");
+        }
         let as_json = |per_env: &[(String, f64)]| {
             serde_json::Map::from_iter(per_env.iter().map(|(k, v)| (k.clone(), json!(v))))
         };
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor_mean.as_secs_f64(),
             "floor_seconds_before": floor_before.took.as_secs_f64(), "floor_seconds_after": floor_after.as_ref().map(|a| a.took.as_secs_f64()),
             "floor_before_is_the_last_runs_floor_after": shared,
-            "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes(), "idle_resync_writes_by_kind": resync.writes_by_kind, "resync_peak_rss_mib": resync_rss,
+            "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes(), "idle_resync_writes_by_kind": resync.writes_by_kind, "idle_resync_written": resync.written, "resync_peak_rss_mib": resync_rss,
             "with_pods": with_pods,
             "api_requests_per_environment": {"direct_before": as_json(&floor_before.requests), "operator": as_json(&operator_requests),
                                              "direct_after": floor_after.as_ref().map(|a| as_json(&a.requests))},
