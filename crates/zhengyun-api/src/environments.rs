@@ -251,8 +251,14 @@ async fn create_environment(
     audit.note(|n| n.object = Some(format!("environments/{name}")));
     audit.quotas(None, Some(quota_json(&env.spec.quota)));
     let _guard = state.lock_bureau(&bureau).await;
-    let owner = state.bureau(&bureau).await?;
-    let environments = state.environments_of(&bureau).await?;
+    // Read together, checked in turn as if read one after another: each read is a round trip
+    // to the API server or the store, and a write waits for all three.
+    let (owner, environments, not_pending) = tokio::join!(
+        state.bureau(&bureau),
+        state.environments_of(&bureau),
+        no_pending_request(&state, &bureau, &name),
+    );
+    let (owner, environments) = (owner?, environments?);
     if environments
         .iter()
         .any(|e| e.metadata.name.as_deref() == Some(&name))
@@ -262,7 +268,7 @@ async fn create_environment(
         )));
     }
     state.limits().room_for_environment(environments.len())?;
-    no_pending_request(&state, &bureau, &name).await?;
+    not_pending?;
     let room = Headroom::new(&owner.spec.quota, &environments, None)?;
     let short = room.shortfall(&headroom::wanted(&env.spec.quota)?);
     if !short.is_empty() {
@@ -348,7 +354,12 @@ pub(crate) async fn resize(
     let owner = state.bureau(bureau).await?;
     let (owner, precondition) = (&owner, &precondition);
     retry::on_conflict(|_| async move {
-        let current = state.environment(bureau, name).await?;
+        // Read together (see `create_environment`); the environment is checked first.
+        let (current, environments) = tokio::join!(
+            state.environment(bureau, name),
+            state.environments_of(bureau)
+        );
+        let current = current?;
         check_precondition(
             precondition.as_deref(),
             current.metadata.resource_version.as_deref(),
@@ -358,8 +369,7 @@ pub(crate) async fn resize(
             Some(quota_json(&current.spec.quota)),
             Some(quota_json(&updated.spec.quota)),
         );
-        let environments = state.environments_of(bureau).await?;
-        let room = Headroom::new(&owner.spec.quota, &environments, Some(name))?;
+        let room = Headroom::new(&owner.spec.quota, &environments?, Some(name))?;
         let short = room.shortfall(&headroom::wanted(&updated.spec.quota)?);
         if !short.is_empty() && grows(&current.spec.quota, &updated.spec.quota)? {
             no_pending_request(state, bureau, name).await?;

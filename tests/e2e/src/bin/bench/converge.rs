@@ -401,7 +401,7 @@ async fn versions(
 
 /// What [`versions`] keeps of one object: its version, and for Environments and Bureaus their
 /// status and who last wrote what, so that a write can be explained.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 struct Seen {
     /// The resourceVersion, or for a ResourceQuota what the operator writes of it.
     version: String,
@@ -500,6 +500,15 @@ async fn reconciliations(port: u16) -> anyhow::Result<u64> {
 
 /// The value of the operator's metric `series` (name and labels, as `/metrics` writes them).
 async fn metric(port: u16, series: &str) -> anyhow::Result<Option<f64>> {
+    Ok(scrape(port)
+        .await?
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok()))
+}
+
+/// The operator's `/metrics` answer, headers included.
+async fn scrape(port: u16) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
@@ -507,10 +516,7 @@ async fn metric(port: u16, series: &str) -> anyhow::Result<Option<f64>> {
         .await?;
     let mut text = String::new();
     stream.read_to_string(&mut text).await?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse::<f64>().ok()))
+    Ok(text)
 }
 
 /// Waits until the operator has written nothing for [`QUIET`] seconds: longer than it may hold
@@ -890,6 +896,10 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
             );
             let per_pod = requests_per(&before, &api_requests(&client).await?, pods);
             let rss = peak_rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
+            // What a scrape renders at this size, held whole while it is written.
+            let metrics_mib = scrape(port)
+                .await
+                .map_or(0.0, |t| t.len() as f64 / 1048576.0);
             Some(match running {
                 Ok(running) => {
                     let closed = match &window_end {
@@ -905,8 +915,9 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
                         "  CPU seconds while pods started: cluster {:.1}, operator {:.1}",
                         cpu.0, cpu.1
                     );
+                    println!("  the operator's /metrics after that window: {metrics_mib:.1} MiB");
                     json!({"pods": pods, "operator_peak_rss_mib": rss, "seconds_to_running": running.as_secs_f64(),
-                           "window_closed": window_end.as_ref().ok(),
+                           "window_closed": window_end.as_ref().ok(), "metrics_mib": metrics_mib,
                            "cpu_seconds": {"cluster": cpu.0, "operator": cpu.1}})
                 }
                 Err(e) => {
