@@ -251,14 +251,8 @@ async fn create_environment(
     audit.note(|n| n.object = Some(format!("environments/{name}")));
     audit.quotas(None, Some(quota_json(&env.spec.quota)));
     let _guard = state.lock_bureau(&bureau).await;
-    // Read together, checked in turn as if read one after another: each read is a round trip
-    // to the API server or the store, and a write waits for all three.
-    let (owner, environments, not_pending) = tokio::join!(
-        state.bureau(&bureau),
-        state.environments_of(&bureau),
-        no_pending_request(&state, &bureau, &name),
-    );
-    let (owner, environments) = (owner?, environments?);
+    let owner = state.bureau(&bureau).await?;
+    let environments = state.environments_of(&bureau).await?;
     if environments
         .iter()
         .any(|e| e.metadata.name.as_deref() == Some(&name))
@@ -268,7 +262,7 @@ async fn create_environment(
         )));
     }
     state.limits().room_for_environment(environments.len())?;
-    not_pending?;
+    no_pending_request(&state, &bureau, &name).await?;
     let room = Headroom::new(&owner.spec.quota, &environments, None)?;
     let short = room.shortfall(&headroom::wanted(&env.spec.quota)?);
     if !short.is_empty() {
@@ -354,12 +348,7 @@ pub(crate) async fn resize(
     let owner = state.bureau(bureau).await?;
     let (owner, precondition) = (&owner, &precondition);
     retry::on_conflict(|_| async move {
-        // Read together (see `create_environment`); the environment is checked first.
-        let (current, environments) = tokio::join!(
-            state.environment(bureau, name),
-            state.environments_of(bureau)
-        );
-        let current = current?;
+        let current = state.environment(bureau, name).await?;
         check_precondition(
             precondition.as_deref(),
             current.metadata.resource_version.as_deref(),
@@ -369,7 +358,8 @@ pub(crate) async fn resize(
             Some(quota_json(&current.spec.quota)),
             Some(quota_json(&updated.spec.quota)),
         );
-        let room = Headroom::new(&owner.spec.quota, &environments?, Some(name))?;
+        let environments = state.environments_of(bureau).await?;
+        let room = Headroom::new(&owner.spec.quota, &environments, Some(name))?;
         let short = room.shortfall(&headroom::wanted(&updated.spec.quota)?);
         if !short.is_empty() && grows(&current.spec.quota, &updated.spec.quota)? {
             no_pending_request(state, bureau, name).await?;
