@@ -899,7 +899,8 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
             // What a scrape renders at this size, held whole while it is written.
             let metrics_mib = scrape(port)
                 .await
-                .map_or(0.0, |t| t.len() as f64 / 1048576.0);
+                .map(|t| t.len() as f64 / 1048576.0)
+                .map_err(|e| format!("{e:#}"));
             Some(match running {
                 Ok(running) => {
                     let closed = match &window_end {
@@ -915,9 +916,14 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
                         "  CPU seconds while pods started: cluster {:.1}, operator {:.1}",
                         cpu.0, cpu.1
                     );
-                    println!("  the operator's /metrics after that window: {metrics_mib:.1} MiB");
+                    match &metrics_mib {
+                        Ok(mib) => {
+                            println!("  the operator's /metrics after that window: {mib:.1} MiB")
+                        }
+                        Err(e) => println!("  the operator's /metrics after that window: {e}"),
+                    }
                     json!({"pods": pods, "operator_peak_rss_mib": rss, "seconds_to_running": running.as_secs_f64(),
-                           "window_closed": window_end.as_ref().ok(), "metrics_mib": metrics_mib,
+                           "window_closed": window_end.as_ref().ok(), "metrics_mib": metrics_mib.as_ref().ok(),
                            "cpu_seconds": {"cluster": cpu.0, "operator": cpu.1}})
                 }
                 Err(e) => {
