@@ -522,7 +522,9 @@ async fn scrape(port: u16) -> anyhow::Result<String> {
 /// Waits until the operator has written nothing for [`QUIET`] seconds: longer than it may hold
 /// back an environment's usage report (5 s, `USAGE_SPACING`), so that what converging left in
 /// flight, such as the last usage counts of pods that just started, is written, and a restart
-/// afterwards finds nothing pending.
+/// afterwards finds nothing pending. The quota controller's writes of quota usage count as
+/// well: each is an environment's usage to report, and after 30,000 pods started the controller
+/// may still be counting some of them.
 async fn quiet(client: &Client) -> anyhow::Result<()> {
     const QUIET: u32 = 7;
     let mut last = operator_writes(client).await?;
@@ -536,17 +538,19 @@ async fn quiet(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the API server has served so far to the kinds the operator writes (its Lease aside).
+/// Writes the API server has served so far to the kinds the operator writes (its Lease aside),
+/// and to quotas' usage, which the operator reports.
 /// Reconciliations are no sign of work left: a converged environment is looked at again every
 /// few minutes, which at 10,000 environments is several times a second, and writes nothing.
 async fn operator_writes(client: &Client) -> anyhow::Result<f64> {
-    const KINDS: [&str; 15] = [
+    const KINDS: [&str; 16] = [
         "environments",
         "environments/status",
         "bureaus/status",
         "ratecards/status",
         "namespaces",
         "resourcequotas",
+        "resourcequotas/status",
         "limitranges",
         "networkpolicies",
         "rolebindings",
@@ -895,12 +899,13 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
                 cpu_seconds(child.id()) - cpu.1,
             );
             let per_pod = requests_per(&before, &api_requests(&client).await?, pods);
-            let rss = peak_rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
-            // What a scrape renders at this size, held whole while it is written.
+            // What a scrape renders at this size, held whole while it is written. The peak is
+            // read after it: a scraper may come while the window's close is still resident.
             let metrics_mib = scrape(port)
                 .await
                 .map(|t| t.len() as f64 / 1048576.0)
                 .map_err(|e| format!("{e:#}"));
+            let rss = peak_rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
             Some(match running {
                 Ok(running) => {
                     let closed = match &window_end {
