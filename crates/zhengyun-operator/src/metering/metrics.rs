@@ -313,8 +313,9 @@ fn admitted(env: &Environment) -> Option<(&Quota, Option<&Quota>)> {
 }
 
 /// Each resource set in `quota`, as gauge samples labelled with `bureau` and `environment`.
-/// The labels borrow their values: a scrape at 10,000 environments encodes some 100,000 of
-/// these, and copying each label into a `String` of its own held tens of megabytes while it did.
+/// The labels borrow their values: a scrape encodes one sample per resource of every environment
+/// in two families, and each sample copied its four labels into `String`s of their own, all
+/// held until the family was written.
 fn quota_samples<'a>(
     quota: &'a Quota,
     bureau: &'a str,

@@ -527,11 +527,11 @@ async fn scrape(port: u16) -> anyhow::Result<String> {
 /// may still be counting some of them.
 async fn quiet(client: &Client) -> anyhow::Result<()> {
     const QUIET: u32 = 7;
-    let mut last = operator_writes(client).await?;
+    let mut last = writes_awaited(client).await?;
     let mut still = 0;
     while still < QUIET {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = operator_writes(client).await?;
+        let now = writes_awaited(client).await?;
         still = if now == last { still + 1 } else { 0 };
         last = now;
     }
@@ -542,7 +542,7 @@ async fn quiet(client: &Client) -> anyhow::Result<()> {
 /// and to quotas' usage, which the operator reports.
 /// Reconciliations are no sign of work left: a converged environment is looked at again every
 /// few minutes, which at 10,000 environments is several times a second, and writes nothing.
-async fn operator_writes(client: &Client) -> anyhow::Result<f64> {
+async fn writes_awaited(client: &Client) -> anyhow::Result<f64> {
     const KINDS: [&str; 16] = [
         "environments",
         "environments/status",
