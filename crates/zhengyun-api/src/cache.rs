@@ -3,8 +3,10 @@
 //!
 //! Two reflectors (kube-runtime watches kept in memory) hold every Bureau and Environment. The
 //! read endpoints (`GET` of bureaus and environments) answer from them instead of asking the
-//! API server each time; the writes do not: they read, decide and write against the API server
-//! with their preconditions and conflict retries, as before. A third holds the RateCards, which
+//! API server each time, and so does an environment's creation, whose check of the bureau's
+//! room only shapes the early answer (the operator admits; docs/architecture.md, invariant 1)
+//! and whose name is made unique by the API server itself. The other writes read, decide and
+//! write against the API server with their preconditions and conflict retries. A third holds the RateCards, which
 //! price the reports (statements, costs, efficiency); closing a month and issuing adjustments
 //! read the cards from the API server itself.
 //!

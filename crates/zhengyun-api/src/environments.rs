@@ -251,8 +251,10 @@ async fn create_environment(
     audit.note(|n| n.object = Some(format!("environments/{name}")));
     audit.quotas(None, Some(quota_json(&env.spec.quota)));
     let _guard = state.lock_bureau(&bureau).await;
-    let owner = state.bureau(&bureau).await?;
-    let environments = state.environments_of(&bureau).await?;
+    // From the watch cache, which holds this process's own writes (the lock orders them):
+    // the check below only shapes the early answer; the operator admits.
+    let owner = state.read_bureau(&bureau).await?;
+    let environments = state.read_environments_of(&bureau).await?;
     if environments
         .iter()
         .any(|e| e.metadata.name.as_deref() == Some(&name))
@@ -263,7 +265,11 @@ async fn create_environment(
     }
     state.limits().room_for_environment(environments.len())?;
     no_pending_request(&state, &bureau, &name).await?;
-    let room = Headroom::new(&owner.spec.quota, &environments, None)?;
+    let room = Headroom::new(
+        &owner.spec.quota,
+        environments.iter().map(AsRef::as_ref),
+        None,
+    )?;
     let short = room.shortfall(&headroom::wanted(&env.spec.quota)?);
     if !short.is_empty() {
         // A request the cluster would refuse (its admission policies) is refused now, not at

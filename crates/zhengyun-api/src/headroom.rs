@@ -38,13 +38,13 @@ pub(crate) fn unusable(what: &str) -> impl FnOnce((Resource, QuantityError)) -> 
 impl Headroom {
     /// The headroom of a bureau with quota `limit` whose environments are `environments`,
     /// leaving out the environment named `except` (the one being resized).
-    pub fn new(
+    pub fn new<'a>(
         limit: &Quota,
-        environments: &[Environment],
+        environments: impl IntoIterator<Item = &'a Environment>,
         except: Option<&str>,
     ) -> Result<Self, Problem> {
         let requested = environments
-            .iter()
+            .into_iter()
             .filter(|env| env.metadata.name.as_deref() != except)
             .map(|env| (env, &env.spec.quota));
         Ok(Self {
