@@ -9,6 +9,7 @@
 mod pool_wide {
     use std::time::Duration;
 
+    use anyhow::Context as _;
     use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ResourceQuota};
     use kube::api::{DeleteParams, ListParams, PostParams};
     use kube::{Api, Client, ResourceExt};
@@ -395,14 +396,21 @@ mod pool_wide {
         let lender_bureau = lender.trim_end_matches("-prod").to_owned();
         let store = zhengyun_store::Store::connect(&ledger_url()).await?;
         let now = jiff::Timestamp::now();
+        // What the last look found, for the failure's message.
+        let last_seen = std::sync::Mutex::new(Vec::new());
         let preempted = eventually("the preemptions recorded", WAIT, || async {
-            let recorded: Vec<zhengyun_store::Reclaim> = store
+            let reclaims = store
                 .list_reclaims(
                     Some(&borrower_bureau),
                     now - jiff::SignedDuration::from_hours(1),
                     now + jiff::SignedDuration::from_hours(1),
                 )
-                .await?
+                .await?;
+            last_seen
+                .lock()
+                .expect("not poisoned")
+                .clone_from(&reclaims);
+            let recorded: Vec<zhengyun_store::Reclaim> = reclaims
                 .into_iter()
                 .filter(|r| r.cause == zhengyun_store::ReclaimCause::Preempted)
                 .collect();
@@ -412,7 +420,13 @@ mod pool_wide {
                     .all(|r| r.freed.is_some() && r.beneficiary.is_some());
             Ok(complete.then_some(recorded))
         })
-        .await?;
+        .await
+        .with_context(|| {
+            format!(
+                "the borrower's reclaims at the last look: {:?}",
+                last_seen.lock().expect("not poisoned")
+            )
+        })?;
         for reclaim in &preempted {
             assert_eq!(reclaim.bureau, borrower_bureau);
             assert_eq!(reclaim.namespace, borrower);
