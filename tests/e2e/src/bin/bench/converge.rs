@@ -330,15 +330,13 @@ fn of_run(codes: &[String], ns: &str) -> bool {
 /// A ResourceQuota is compared by what the operator writes of it (its spec, labels,
 /// annotations and owners) instead: the quota controller writes its status whenever a pod in
 /// the namespace comes or goes, which changes its resourceVersion without any write of the
-/// operator's.
-async fn versions(
-    client: &Client,
-    codes: &[String],
-) -> anyhow::Result<std::collections::BTreeMap<String, Seen>> {
+/// operator's. What the quota controller counted is kept apart, per namespace.
+async fn versions(client: &Client, codes: &[String]) -> anyhow::Result<Versions> {
     use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, ServiceAccount};
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     use k8s_openapi::api::rbac::v1::RoleBinding;
     let mut out = std::collections::BTreeMap::new();
+    let mut quota_usage = std::collections::BTreeMap::new();
     let ours = |ns: &str| of_run(codes, ns);
     let envs = Api::<Environment>::all(client.clone())
         .list(&ListParams::default())
@@ -390,13 +388,42 @@ async fn versions(
                 format!("resourcequota/{ns}/{}", quota.name_any()),
                 Seen::version(written),
             );
+            let used = serde_json::to_string(&quota.status.as_ref().map(|s| &s.used))?;
+            quota_usage
+                .entry(ns)
+                .or_insert_with(String::new)
+                .push_str(&used);
         }
     }
     collect!(LimitRange, "limitrange", true);
     collect!(NetworkPolicy, "networkpolicy", true);
     collect!(RoleBinding, "rolebinding", true);
     collect!(ServiceAccount, "serviceaccount", true);
-    Ok(out)
+    Ok(Versions {
+        objects: out,
+        quota_usage,
+    })
+}
+
+/// What [`versions`] read.
+struct Versions {
+    /// The objects the operator owns, by `kind/name` (`kind/namespace/name` in a namespace).
+    objects: std::collections::BTreeMap<String, Seen>,
+    /// Each namespace's quota usage as the quota controller last wrote it (its quotas'
+    /// `status.used`, in order).
+    quota_usage: std::collections::BTreeMap<String, String>,
+}
+
+impl Versions {
+    /// The namespaces whose quota usage the quota controller changed between `before` and
+    /// `self`.
+    fn recounted_since(&self, before: &Versions) -> std::collections::BTreeSet<String> {
+        self.quota_usage
+            .iter()
+            .filter(|(ns, used)| before.quota_usage.get(*ns) != Some(*used))
+            .map(|(ns, _)| ns.clone())
+            .collect()
+    }
 }
 
 /// What [`versions`] keeps of one object: its version, and for Environments and Bureaus their
@@ -582,6 +609,12 @@ struct Resync {
     writes_by_kind: std::collections::BTreeMap<String, usize>,
     /// The first [`EXPLAINED`] of those objects, each with what changed in it.
     written: Vec<String>,
+    /// Of those objects, the Environments and Bureaus written after the quota controller
+    /// changed the usage it counts in their namespaces (a Bureau: in any of its
+    /// environments') during the resync: usage the operator reported, not a needless write.
+    after_recount: usize,
+    /// Namespaces of the run whose quota usage the quota controller changed during the resync.
+    recounted: usize,
     /// The restarted operator's peak RSS, KiB: it lists everything at once.
     peak_rss_kib: u64,
 }
@@ -617,26 +650,44 @@ async fn idle_resync(
     // Let writes of the last reconciliations land before reading again.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = versions(client, codes).await?;
+    let recounted = after.recounted_since(&before);
     let peak_rss_kib = peak_rss_kib(child.id()).unwrap_or(0);
     drop(child.stdin.take());
     let _ = child.wait();
     let mut writes_by_kind = std::collections::BTreeMap::new();
     let mut written = Vec::new();
-    for (key, seen) in &after {
-        let was = before.get(key);
+    let mut after_recount = 0;
+    for (key, seen) in &after.objects {
+        let was = before.objects.get(key);
         if was.map(|w| &w.version) == Some(&seen.version) {
             continue;
         }
-        let kind = key.split('/').next().unwrap_or_default().to_owned();
-        *writes_by_kind.entry(kind).or_insert(0) += 1;
+        let (kind, name) = key.split_once('/').unwrap_or_default();
+        *writes_by_kind.entry(kind.to_owned()).or_insert(0) += 1;
+        // An Environment's namespace bears its name; a Bureau's environments, its code.
+        let followed = match kind {
+            "env" => recounted.contains(name),
+            "bureau" => recounted
+                .iter()
+                .any(|ns| ns.starts_with(&format!("{name}-"))),
+            _ => false,
+        };
+        after_recount += usize::from(followed);
         if written.len() < EXPLAINED {
             let what = was.map_or("new".to_owned(), |was| seen.changes_from(was));
-            written.push(format!("{key}: {what}"));
+            let why = if followed {
+                " (its quota usage recounted meanwhile)"
+            } else {
+                ""
+            };
+            written.push(format!("{key}: {what}{why}"));
         }
     }
     Ok(Resync {
         writes_by_kind,
         written,
+        after_recount,
+        recounted: recounted.len(),
         peak_rss_kib,
     })
 }
@@ -994,7 +1045,7 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
             operator_cpu.1
         );
         println!(
-            "idle resync of {n} environments: {} objects written{}; the restarted operator's peak RSS {resync_rss:.1} MiB",
+            "idle resync of {n} environments: {} objects written{}, {} of them after the quota controller recounted their usage ({} namespaces recounted during the resync); the restarted operator's peak RSS {resync_rss:.1} MiB",
             resync.writes(),
             if resync.writes_by_kind.is_empty() {
                 String::new()
@@ -1005,7 +1056,9 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
                     .map(|(kind, count)| format!("{kind} {count}"))
                     .collect();
                 format!(" ({})", kinds.join(", "))
-            }
+            },
+            resync.after_recount,
+            resync.recounted
         );
         for written in &resync.written {
             println!("  written: {written}");
@@ -1016,7 +1069,7 @@ pub async fn main(args: &[String]) -> anyhow::Result<()> {
         results.push(json!({"environments": n, "operator_seconds": took.as_secs_f64(), "floor_seconds": floor_mean.as_secs_f64(),
             "floor_seconds_before": floor_before.took.as_secs_f64(), "floor_seconds_after": floor_after.as_ref().map(|a| a.took.as_secs_f64()),
             "floor_before_is_the_last_runs_floor_after": shared,
-            "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes(), "idle_resync_writes_by_kind": resync.writes_by_kind, "idle_resync_written": resync.written, "resync_peak_rss_mib": resync_rss,
+            "ratio": ratio, "operator_peak_rss_mib": rss_mib, "idle_resync_writes": resync.writes(), "idle_resync_writes_by_kind": resync.writes_by_kind, "idle_resync_written": resync.written, "idle_resync_writes_after_recount": resync.after_recount, "idle_resync_namespaces_recounted": resync.recounted, "resync_peak_rss_mib": resync_rss,
             "with_pods": with_pods,
             "api_requests_per_environment": {"direct_before": as_json(&floor_before.requests), "operator": as_json(&operator_requests),
                                              "direct_after": floor_after.as_ref().map(|a| as_json(&a.requests))},
