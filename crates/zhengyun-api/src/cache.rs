@@ -6,9 +6,9 @@
 //! API server each time, and so does an environment's creation, whose check of the bureau's
 //! room only shapes the early answer (the operator admits; docs/architecture.md, invariant 1)
 //! and whose name is made unique by the API server itself. The other writes read, decide and
-//! write against the API server with their preconditions and conflict retries. A third holds the RateCards, which
-//! price the reports (statements, costs, efficiency); closing a month and issuing adjustments
-//! read the cards from the API server itself.
+//! write against the API server with their preconditions and conflict retries. A third
+//! reflector holds the RateCards, which price the reports (statements, costs, efficiency);
+//! closing a month and issuing adjustments read the cards from the API server itself.
 //!
 //! **Read your writes.** A write made here (create, replace, delete) records what it wrote: the
 //! object's name and the resourceVersion the API server returned, or that it is gone. A read
