@@ -38,7 +38,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use kube::runtime::reflector::Store as Reflection;
 use prometheus_client::collector::Collector;
@@ -50,7 +50,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use zhengyun_metering::settlement::{Role, SettlementLine};
 use zhengyun_metering::{BudgetLevel, Month, UsageInterval, UsageKind};
-use zhengyun_model::crd::{Bureau, Environment};
+use zhengyun_model::crd::{Bureau, Environment, EnvironmentStatus};
 use zhengyun_model::quantity::{Quota, Resource, Unit};
 use zhengyun_store::UsageCounter;
 
@@ -306,35 +306,52 @@ fn family<V: EncodeLabelValue, const N: usize>(
     Ok(())
 }
 
-/// An environment's admitted quota, and its usage once it has one (none before admission).
-fn admitted(env: &Environment) -> Option<(&Quota, Option<&Quota>)> {
-    let status = env.status.as_ref()?;
-    Some((status.admitted_quota.as_ref()?, status.usage.as_ref()))
-}
+/// A quota family's samples: `bureau`, `environment`, `resource` and `unit` labels, borrowed.
+type QuotaSample<'a> = ([(&'static str, &'a str); 4], f64);
 
 /// Each resource set in `quota`, as gauge samples labelled with `bureau` and `environment`.
-/// The labels borrow their values: a scrape encodes one sample per resource of every environment
-/// in two families, and each sample copied its four labels into `String`s of their own, all
-/// held until the family was written.
+/// The labels borrow their values from the caches' objects: a scrape writes a sample per
+/// resource of every environment in two families, and owned labels would all be held until
+/// their family was written.
 fn quota_samples<'a>(
     quota: &'a Quota,
     bureau: &'a str,
     environment: &'a str,
-) -> impl Iterator<Item = ([(&'static str, &'a str); 4], f64)> + 'a {
+) -> impl Iterator<Item = QuotaSample<'a>> + 'a {
     // Reporting, not deciding: any quota Kubernetes' grammar reads is shown.
     let amounts = quota.observed_amounts().ok();
-    Resource::ALL.into_iter().filter_map(move |resource| {
-        let amounts = amounts.as_ref()?;
-        quota.get(resource)?;
-        Some((
-            [
-                ("bureau", bureau),
-                ("environment", environment),
-                ("resource", resource.as_str()),
-                ("unit", unit_of(resource).0),
-            ],
-            value(u128::from(amounts.get(resource)), resource),
-        ))
+    amounts.into_iter().flat_map(move |amounts| {
+        Resource::ALL
+            .into_iter()
+            .filter(move |resource| quota.get(*resource).is_some())
+            .map(move |resource| {
+                (
+                    [
+                        ("bureau", bureau),
+                        ("environment", environment),
+                        ("resource", resource.as_str()),
+                        ("unit", unit_of(resource).0),
+                    ],
+                    value(u128::from(amounts.get(resource)), resource),
+                )
+            })
+    })
+}
+
+/// The samples of the quota `pick` chooses from the status of each admitted environment of
+/// `envs` (an environment not admitted yet has none).
+fn environment_samples<'a>(
+    envs: &'a [Arc<Environment>],
+    pick: fn(&EnvironmentStatus) -> Option<&Quota>,
+) -> impl Iterator<Item = QuotaSample<'a>> + 'a {
+    envs.iter().flat_map(move |env| {
+        let name = env.metadata.name.as_deref().unwrap_or_default();
+        env.status
+            .as_ref()
+            .filter(|status| status.admitted_quota.is_some())
+            .and_then(pick)
+            .into_iter()
+            .flat_map(move |quota| quota_samples(quota, &env.spec.bureau, name))
     })
 }
 
@@ -554,25 +571,14 @@ impl MeteringMetrics {
             "zhengyun_quota_admitted",
             "The quota admitted to an environment",
             MetricType::Gauge,
-            envs.iter().flat_map(|env| {
-                let name = env.metadata.name.as_deref().unwrap_or_default();
-                admitted(env)
-                    .into_iter()
-                    .flat_map(move |(quota, _)| quota_samples(quota, &env.spec.bureau, name))
-            }),
+            environment_samples(&envs, |status| status.admitted_quota.as_ref()),
         )?;
         family(
             encoder,
             "zhengyun_quota_used",
             "What an environment's pods and volume claims request (its ResourceQuota's used)",
             MetricType::Gauge,
-            envs.iter().flat_map(|env| {
-                let name = env.metadata.name.as_deref().unwrap_or_default();
-                admitted(env)
-                    .and_then(|(_, usage)| usage)
-                    .into_iter()
-                    .flat_map(move |usage| quota_samples(usage, &env.spec.bureau, name))
-            }),
+            environment_samples(&envs, |status| status.usage.as_ref()),
         )
     }
 }

@@ -493,3 +493,40 @@ fn the_cost_counter_never_goes_down() {
     metrics.set_costs("CNY", &more, november);
     assert_eq!(value(&render(&metrics), series), Some(120.0));
 }
+
+#[test]
+fn an_environment_not_admitted_yet_has_no_quota_samples_even_with_usage() {
+    let metrics = Arc::new(MeteringMetrics::default());
+    let (bureaus, _) = reflector::store::<Bureau>();
+    let (envs, mut env_writer) = reflector::store::<Environment>();
+    for (name, status) in [
+        (
+            "wjw-prod",
+            json!({"admittedQuota": {"cpu": "4"}, "usage": {"cpu": "1"}}),
+        ),
+        ("wjw-dev", json!({"usage": {"cpu": "500m"}})),
+    ] {
+        let env: Environment = serde_json::from_value(json!({
+            "apiVersion": "zhengyun.io/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {"bureau": "wjw", "purpose": "prod", "quota": {"cpu": "4"}},
+            "status": status,
+        }))
+        .expect("environment");
+        env_writer.apply_watcher_event(&Event::Apply(env));
+    }
+    metrics.watch(bureaus, envs);
+    let text = render(&metrics);
+    let series = |family: &str, env: &str| {
+        format!(r#"{family}{{bureau="wjw",environment="{env}",resource="cpu",unit="core"}}"#)
+    };
+    assert_eq!(
+        value(&text, &series("zhengyun_quota_admitted", "wjw-prod")),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(&text, &series("zhengyun_quota_used", "wjw-prod")),
+        Some(1.0)
+    );
+    assert!(!text.contains(r#"environment="wjw-dev""#), "{text}");
+}

@@ -321,7 +321,13 @@ fn print_requests(label: &str, unit: &str, per_env: &[(String, f64)]) {
 
 /// Whether the namespace `ns` belongs to one of the bureaus `codes` of a run.
 fn of_run(codes: &[String], ns: &str) -> bool {
-    codes.iter().any(|c| ns.starts_with(&format!("{c}-")))
+    codes.iter().any(|c| of_bureau(c, ns))
+}
+
+/// Whether namespace `ns` is one of bureau `code`'s environments (`<code>-<purpose>`).
+fn of_bureau(code: &str, ns: &str) -> bool {
+    ns.strip_prefix(code)
+        .is_some_and(|rest| rest.starts_with('-'))
 }
 
 /// resourceVersions of everything the operator owns for the benchmark's environments: the
@@ -667,9 +673,7 @@ async fn idle_resync(
         // An Environment's namespace bears its name; a Bureau's environments, its code.
         let followed = match kind {
             "env" => recounted.contains(name),
-            "bureau" => recounted
-                .iter()
-                .any(|ns| ns.starts_with(&format!("{name}-"))),
+            "bureau" => recounted.iter().any(|ns| of_bureau(name, ns)),
             _ => false,
         };
         after_recount += usize::from(followed);
