@@ -9,9 +9,10 @@
 //! hour as the sampler's hourly close writes them: 8.64 million intervals for 1,000 bureaus.
 //! Then computes the month's statement (every bureau, environment and line, priced by a rate
 //! change on the 15th, budgets flagged) three times, each on a newly opened store so that no
-//! sum is kept from the last, and checks its conservation.
+//! sum is kept from the last, and checks its conservation. Then reads one environment's
+//! intervals of the month three times, as right-sizing reads its last 30 days.
 //!
-//! Prints the ingest rate and the statement times, and writes them to
+//! Prints the ingest rate, the statement times and the environment's read times, and writes them to
 //! `target/bench/ledger-month-<backend>.json`. The default database is a new SQLite file in the temporary
 //! directory, removed afterwards.
 
@@ -90,6 +91,26 @@ async fn main() -> Result<(), Failure> {
         times.len()
     );
 
+    // Right-sizing's read: one environment's intervals of the last 30 days, here the month.
+    let environment = format!("{}-prod", code(bureaus / 2));
+    let mut read_times = Vec::new();
+    let mut read = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        read = store
+            .environment_intervals(&environment, range)
+            .await?
+            .len();
+        read_times.push(started.elapsed().as_secs_f64());
+    }
+    let read_best = read_times.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "one environment's month ({environment}, as right-sizing reads it): {read} intervals in {:.1} ms (first), {:.1} ms (best of {})",
+        read_times[0] * 1e3,
+        read_best * 1e3,
+        read_times.len()
+    );
+
     let figures = serde_json::json!({
         "backend": backend,
         "bureaus": bureaus,
@@ -100,6 +121,9 @@ async fn main() -> Result<(), Failure> {
         "statementLines": lines,
         "statementSecondsFirst": times[0],
         "statementSecondsBest": best,
+        "environmentIntervals": read,
+        "environmentReadSecondsFirst": read_times[0],
+        "environmentReadSecondsBest": read_best,
     });
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     std::fs::create_dir_all(&dir)?;

@@ -113,6 +113,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ledger revision",
         include_str!("../migrations/sqlite/0019_ledger_revision.sql"),
     ),
+    (
+        20,
+        "usage by hour and environment",
+        include_str!("../migrations/sqlite/0020_usage_by_hour_and_environment.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -209,6 +214,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "ledger revision",
         include_str!("../migrations/postgres/0019_ledger_revision.sql"),
+    ),
+    (
+        20,
+        "usage by hour and environment",
+        include_str!("../migrations/postgres/0020_usage_by_hour_and_environment.sql"),
     ),
 ];
 
