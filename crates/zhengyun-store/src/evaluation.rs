@@ -13,27 +13,22 @@ use zhengyun_metering::{
 use zhengyun_model::names::check_bureau_code;
 
 use crate::{
-    PoolExt, Store,
+    Store,
     error::{Error, Result, db},
     ledger::{IntervalRow, interval_of, meter_of},
     rollup::MeterColumns,
     with_pool,
 };
 
-/// One environment's intervals overlapping `[$2, $3)`, on PostgreSQL by its index by
-/// environment.
-const ENVIRONMENT_INTERVALS: &str = "SELECT bureau, environment, resource, kind, tier, start_s, \
-     end_s, amount, environment_uid FROM usage_intervals \
-     WHERE environment = $1 AND end_s > $2 AND start_s < $3";
-
-/// The same on SQLite, whose index is by the hour an interval ends in first (migration 0020):
-/// one look per hour from the range's start to the last hour in which an interval that starts
-/// before the range's end may end (`ledger_bounds.longest_s` after it), 720 looks for 30 days.
-/// The hour must be written as the index writes it, `end_s / 3600`.
-const ENVIRONMENT_INTERVALS_BY_HOUR: &str = "WITH RECURSIVE hours(hour) AS ( \
-       SELECT CAST($2 AS INTEGER) / 3600 \
+/// One environment's intervals overlapping `[$2, $3)`, found on the index by the hour an
+/// interval ends in first (migration 0020): one look per hour from the range's start to the
+/// last hour in which an interval that starts before the range's end may end
+/// (`ledger_bounds.longest_s` after it), 720 looks for 30 days. The hour must be written as the
+/// index writes it, `end_s / 3600`.
+const ENVIRONMENT_INTERVALS: &str = "WITH RECURSIVE hours(hour) AS ( \
+       SELECT CAST($2 AS BIGINT) / 3600 \
        UNION ALL SELECT hour + 1 FROM hours \
-       WHERE hour < (CAST($3 AS INTEGER) + (SELECT longest_s FROM ledger_bounds WHERE id = 1)) / 3600) \
+       WHERE hour < (CAST($3 AS BIGINT) + (SELECT longest_s FROM ledger_bounds WHERE id = 1)) / 3600) \
      SELECT i.bureau, i.environment, i.resource, i.kind, i.tier, i.start_s, i.end_s, i.amount, \
        i.environment_uid FROM hours CROSS JOIN usage_intervals AS i \
      WHERE i.end_s / 3600 = hours.hour AND i.environment = $1 AND i.end_s > $2 AND i.start_s < $3";
@@ -189,7 +184,7 @@ impl Store {
     }
 
     /// Every interval of `environment` (by name) overlapping `range`, whole, oldest first:
-    /// what right-sizing reads. On SQLite this costs an index look per hour of the range.
+    /// what right-sizing reads. This costs an index look per hour of the range.
     pub async fn environment_intervals(
         &self,
         environment: &str,
@@ -198,8 +193,7 @@ impl Store {
         const DOING: &str = "reading an environment's usage";
         let (from, to) = (range.start().as_second(), range.end().as_second());
         let mut intervals = with_pool!(self, pool => {
-            let query = pool.dialect(ENVIRONMENT_INTERVALS_BY_HOUR, ENVIRONMENT_INTERVALS);
-            let mut rows = sqlx::query_as::<_, IntervalRow>(query)
+            let mut rows = sqlx::query_as::<_, IntervalRow>(ENVIRONMENT_INTERVALS)
                 .bind(environment)
                 .bind(from)
                 .bind(to)

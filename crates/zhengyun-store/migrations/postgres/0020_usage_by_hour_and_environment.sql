@@ -1,6 +1,7 @@
--- SQLite's ledger finds one environment's intervals hour by hour from this migration on
--- (migrations/sqlite/0020_usage_by_hour_and_environment.sql), since its index by environment
--- made each window's transaction rewrite a page per environment. PostgreSQL keeps its index by
--- environment (migration 0014): nothing changes here, and the two backends keep the same
--- migration numbers.
-SELECT 1;
+-- One environment's intervals over a range are found hour by hour, as on SQLite (see
+-- migrations/sqlite/0020_usage_by_hour_and_environment.sql): keyed by environment first, an
+-- hour's intervals of every environment landed on as many index pages as there are
+-- environments; keyed by the hour they end in first, they land together at the index's end.
+DROP INDEX usage_intervals_by_environment;
+CREATE INDEX usage_intervals_by_hour_and_environment
+    ON usage_intervals ((end_s / 3600), environment, end_s);
