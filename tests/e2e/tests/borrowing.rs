@@ -390,8 +390,9 @@ mod pool_wide {
             took.as_secs_f64(),
             burst_pods - survivors
         );
-        // Each preemption is recorded: the borrower, the lender that got the room back (from
-        // the scheduler's Preempted Event) and the time the room took to come back.
+        // Each preemption is recorded with the borrower and the time the room took to come
+        // back, and at least the two the lender's pods needed name the lender as the bureau
+        // that got the room back (from the scheduler's Preempted Event).
         let borrower_bureau = borrower.trim_end_matches("-prod").to_owned();
         let lender_bureau = lender.trim_end_matches("-prod").to_owned();
         let store = zhengyun_store::Store::connect(&ledger_url()).await?;
@@ -414,10 +415,11 @@ mod pool_wide {
                 .into_iter()
                 .filter(|r| r.cause == zhengyun_store::ReclaimCause::Preempted)
                 .collect();
-            let complete = recorded.len() as u64 >= 2
-                && recorded
-                    .iter()
-                    .all(|r| r.freed.is_some() && r.beneficiary.is_some());
+            let for_lender = recorded
+                .iter()
+                .filter(|r| r.beneficiary.as_deref() == Some(lender_bureau.as_str()))
+                .count();
+            let complete = for_lender >= 2 && recorded.iter().all(|r| r.freed.is_some());
             Ok(complete.then_some(recorded))
         })
         .await
@@ -430,7 +432,12 @@ mod pool_wide {
         for reclaim in &preempted {
             assert_eq!(reclaim.bureau, borrower_bureau);
             assert_eq!(reclaim.namespace, borrower);
-            assert_eq!(reclaim.beneficiary.as_deref(), Some(lender_bureau.as_str()));
+            // The suite's other tests share the pool and run meanwhile: a pod of theirs that
+            // came between the count of free cores and the lender's pods may have taken a
+            // third burst pod's room, and be named (or not yet) after its own bureau.
+            if reclaim.beneficiary.as_deref() != Some(lender_bureau.as_str()) {
+                println!("a preemption beyond the lender's two: {reclaim:?}");
+            }
             let seconds = reclaim.freed.expect("freed").as_second() - reclaim.started.as_second();
             // The pods' grace period is 0 s: the room comes back as soon as the kubelet sees
             // the deletion.
