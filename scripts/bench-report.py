@@ -123,6 +123,9 @@ def main():
             rows.append((f"month statement ({backend}), {month['bureaus']:,} bureaus × {month['environments'] // month['bureaus']} environments, hourly",
                          f"{month['statementSecondsBest']:.3f} s (first {month['statementSecondsFirst']:.3f} s)", "≤ 1 s"))
             rows.append(("  intervals in that month", f"{month['intervals']:,}", ""))
+            if "environmentReadSecondsBest" in month:
+                rows.append((f"one environment's month as right-sizing reads it ({backend}), {month['environmentIntervals']:,} intervals",
+                             f"{month['environmentReadSecondsBest'] * 1e3:.1f} ms (first {month['environmentReadSecondsFirst'] * 1e3:.1f} ms)", ""))
         audit = load(f"audit-{backend}.json")
         if audit:
             a, t = audit["alone"], audit["together"]
