@@ -84,7 +84,7 @@ async fn main() -> Result<(), Failure> {
         statement.check_conservation()?;
         lines = statement.lines.len();
     }
-    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let best = fastest(&times);
     println!(
         "month statement: {lines} lines for {bureaus} bureaus in {:.3} s (first), {best:.3} s (best of {})",
         times[0],
@@ -103,7 +103,7 @@ async fn main() -> Result<(), Failure> {
             .len();
         read_times.push(started.elapsed().as_secs_f64());
     }
-    let read_best = read_times.iter().copied().fold(f64::INFINITY, f64::min);
+    let read_best = fastest(&read_times);
     println!(
         "one environment's month ({environment}, as right-sizing reads it): {read} intervals in {:.1} ms (first), {:.1} ms (best of {})",
         read_times[0] * 1e3,
@@ -140,6 +140,11 @@ async fn main() -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The shortest of `times`.
+fn fastest(times: &[f64]) -> f64 {
+    times.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
 fn code(bureau: usize) -> String {

@@ -434,9 +434,8 @@ mod pool_wide {
             assert_eq!(reclaim.namespace, borrower);
             // A third preemption may come: the suite's other tests share the pool and run
             // meanwhile, and a pod of theirs that came between the count of free cores and the
-            // lender's pods may take a burst pod's room. And the scheduler writes no Preempted
-            // Event, which names the pod that got the room, for a victim it marked and then
-            // found deleted already (by the operator's reclaim above a lowered allowance).
+            // lender's pods may take a burst pod's room. Its record names the bureau of that
+            // pod, or none while the scheduler's Preempted Event that names it is not found.
             if reclaim.beneficiary.as_deref() != Some(lender_bureau.as_str()) {
                 println!("a preemption beyond the lender's two: {reclaim:?}");
             }

@@ -46,6 +46,7 @@ use zhengyun_e2e::bench::{
 use zhengyun_e2e::operator::install_crds;
 use zhengyun_e2e::{eventually, unique_name};
 use zhengyun_model::crd::{Bureau, CapacityPoolSpec, Environment, EnvironmentPhase};
+use zhengyun_model::names::environment_belongs_to;
 use zhengyun_operator::resources::{Catalog, Inputs, Materialized, materialize};
 
 const CONCURRENCY: usize = 16;
@@ -319,15 +320,10 @@ fn print_requests(label: &str, unit: &str, per_env: &[(String, f64)]) {
     );
 }
 
-/// Whether the namespace `ns` belongs to one of the bureaus `codes` of a run.
+/// Whether the namespace `ns` (an environment's name) belongs to one of the bureaus `codes` of
+/// a run.
 fn of_run(codes: &[String], ns: &str) -> bool {
-    codes.iter().any(|c| of_bureau(c, ns))
-}
-
-/// Whether namespace `ns` is one of bureau `code`'s environments (`<code>-<purpose>`).
-fn of_bureau(code: &str, ns: &str) -> bool {
-    ns.strip_prefix(code)
-        .is_some_and(|rest| rest.starts_with('-'))
+    codes.iter().any(|c| environment_belongs_to(ns, c))
 }
 
 /// resourceVersions of everything the operator owns for the benchmark's environments: the
@@ -673,7 +669,7 @@ async fn idle_resync(
         // An Environment's namespace bears its name; a Bureau's environments, its code.
         let followed = match kind {
             "env" => recounted.contains(name),
-            "bureau" => recounted.iter().any(|ns| of_bureau(name, ns)),
+            "bureau" => recounted.iter().any(|ns| environment_belongs_to(ns, name)),
             _ => false,
         };
         after_recount += usize::from(followed);
