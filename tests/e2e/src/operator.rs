@@ -258,28 +258,40 @@ pub async fn operator_metrics() -> anyhow::Result<String> {
 }
 
 /// The /metrics text (with the HTTP response head) of a process listening on `port`. A
-/// refused connection is tried again for up to 30 s: the operator a test shares may be
-/// restarting (another test of the binary killed it) and not listening yet.
+/// refused connection, or one cut before the answer ended, is tried again for up to 30 s: the
+/// operator a test shares may be restarting (another test of the binary killed it), not
+/// listening yet or killed while it answered.
 pub async fn metrics_at(port: u16) -> anyhow::Result<String> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionRefused, ConnectionReset, UnexpectedEof};
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut stream = loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(stream) => break stream,
+    loop {
+        match scrape_once(port).await {
+            Ok(body) => return Ok(body),
             Err(e)
-                if e.kind() == std::io::ErrorKind::ConnectionRefused
-                    && tokio::time::Instant::now() < deadline =>
+                if matches!(
+                    e.kind(),
+                    ConnectionRefused | ConnectionReset | BrokenPipe | UnexpectedEof
+                ) && tokio::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => return Err(e.into()),
         }
-    };
+    }
+}
+
+/// One GET of /metrics on `port`, read to its end.
+async fn scrape_once(port: u16) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await?;
     let mut body = String::new();
     stream.read_to_string(&mut body).await?;
+    if body.is_empty() {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(body)
 }
 
